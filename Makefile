@@ -1,0 +1,92 @@
+# cke build. `make` builds the kernel library, the cke CLI and the tests;
+# `make SAN=1` does the same with ASan+UBSan into build-san/.
+# No -ffast-math anywhere: these numbers are compared against references.
+
+CC      ?= cc
+SAN     ?= 0
+ifeq ($(SAN),1)
+BUILD   ?= build-san
+OPT     ?= -O1 -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+else
+BUILD   ?= build
+OPT     ?= -O2
+endif
+
+WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wpointer-arith \
+           -Wformat=2 -Wundef -Werror
+CFLAGS  := -std=c11 -D_POSIX_C_SOURCE=200809L -g $(OPT) -fPIC -fopenmp $(WARN) -Iinclude -Isrc
+LDFLAGS := $(OPT) -fopenmp
+LDLIBS  := -lm
+
+# Per-ISA flags: only the files of that ISA's folder get them (dispatch picks at run time).
+AVX2_FLAGS   := -mavx2 -mfma -mf16c
+AVX512_FLAGS := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx2 -mfma -mf16c
+
+KSRC_GEN    := $(wildcard src/kernels/*.c)
+KSRC_REF    := $(wildcard src/kernels/ref/*.c)
+KSRC_AVX2   := $(wildcard src/kernels/avx2/*.c)
+KSRC_AVX512 := $(wildcard src/kernels/avx512/*.c)
+KSRC        := $(KSRC_GEN) $(KSRC_REF) $(KSRC_AVX2) $(KSRC_AVX512)
+KOBJ        := $(KSRC:%.c=$(BUILD)/%.o)
+
+# Everything of cke that is not a kernel: formats, tokenizer, IR, planner, codegen, runtime.
+CORE_SRC := $(wildcard src/formats/*.c src/tokenizer/*.c src/ir/*.c src/plan/*.c src/codegen/*.c src/runtime/*.c)
+CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/%.o)
+LIBCORE  := $(BUILD)/libcke.a
+CORE_LIBS := -lcjson -lpcre2-8
+
+CLI_SRC := $(wildcard src/cli/*.c)
+CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)
+
+TEST_SRC := $(wildcard tests/kernels/*.c)
+TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
+
+BENCH_SRC := $(wildcard bench/*.c)
+BENCH_OBJ := $(BENCH_SRC:%.c=$(BUILD)/%.o)
+
+LIBK := $(BUILD)/libckekernels.a
+
+.PHONY: all test bench clean
+all: $(LIBK) $(BUILD)/cke $(BUILD)/test_kernels
+
+$(BUILD)/src/kernels/avx2/%.o: CFLAGS += $(AVX2_FLAGS)
+$(BUILD)/src/kernels/avx512/%.o: CFLAGS += $(AVX512_FLAGS)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(LIBK): $(KOBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(LIBCORE): $(CORE_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/cke: $(CLI_OBJ) $(LIBCORE) $(LIBK)
+	$(CC) $(LDFLAGS) -o $@ $^ $(CORE_LIBS) $(LDLIBS)
+
+$(BUILD)/test_kernels: $(TEST_OBJ) $(LIBK)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# The benchmark links OpenBLAS to compare against it side by side (not part of cke itself).
+$(BUILD)/bench_kernels: $(BENCH_OBJ) $(LIBK)
+	$(CC) $(LDFLAGS) -o $@ $^ -lopenblas $(LDLIBS)
+
+bench: $(BUILD)/bench_kernels
+	$(BUILD)/bench_kernels
+
+test:
+	./tests/run.sh
+
+clean:
+	rm -rf build build-san
+
+# Further test programs and tools add themselves here (one .mk per area, e.g. mk/formats.mk):
+# each appends its binaries to ALL_EXTRA.
+ALL_EXTRA :=
+-include $(wildcard mk/*.mk)
+all: $(ALL_EXTRA)
+
+-include $(KOBJ:.o=.d) $(CORE_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d) $(BENCH_OBJ:.o=.d)

@@ -1,0 +1,203 @@
+/* cke kernel library: fp32 transformer ops, forward and backward.
+ *
+ * Conventions (every kernel follows them; see docs/ARCHITECTURE.md):
+ *  - Row-major float32. Outputs first, then inputs, then dimensions, then parameters.
+ *  - Every pointer carries a shape comment; dimensions are int64_t.
+ *  - Backward kernels ACCUMULATE (+=) into every gradient they write (dX, dW, db ...):
+ *    a value used twice (residual stream, tied embeddings) just gets two calls, and
+ *    gradient accumulation over micro-batches is free. Callers zero gradients.
+ *    The one exception is the fused cross-entropy, which writes dlogits (it may alias logits).
+ *  - Kernels are pure: no allocation, no globals, no I/O. Scratch comes from the caller
+ *    (`ws`, sized by the matching *_ws_size function), i.e. from the memory plan.
+ *  - Threading: kernels that take `nth` open their own OpenMP parallel region with exactly
+ *    nth threads and a static partition of the work (docs/ARCHITECTURE.md, "Threading").
+ *    Every output element is produced by one thread in a fixed order, so results are
+ *    bitwise identical for a given thread count (and, for most kernels, for any count).
+ *  - Each kernel exists as a scalar `_ref` (the spec) and as SIMD variants per ISA; the
+ *    active variant is picked once from CPUID (cke_kernels_init) through one dispatch table.
+ *    CKE_ISA=ref|avx2|avx512 forces a level.
+ */
+#ifndef CKE_KERNELS_H
+#define CKE_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum {
+    CKE_ISA_REF = 0,   /* portable scalar C: the specification */
+    CKE_ISA_AVX2 = 1,  /* AVX2 + FMA */
+    CKE_ISA_AVX512 = 2,/* AVX-512 F/BW/VL (+ FMA) */
+    CKE_ISA_COUNT
+} cke_isa;
+
+typedef enum {
+    CKE_ROPE_INTERLEAVED = 0, /* pairs (2i, 2i+1): llama2.c, GGUF llama */
+    CKE_ROPE_HALVES = 1       /* pairs (i, i + rot/2): HF / GPT-NeoX */
+} cke_rope_layout;
+
+typedef enum {
+    CKE_GELU_ERF = 0,  /* exact: x * 0.5 * (1 + erf(x / sqrt 2)) */
+    CKE_GELU_TANH = 1  /* GPT-2 "gelu_new": 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) */
+} cke_gelu_kind;
+
+/* Causal self-attention over one sequence, grouped-query heads.
+ * Query row t (0 <= t < T) sits at absolute position p = Tk - T + t and sees key j iff
+ * j <= p and (window == 0 || j > p - window). Query head h reads kv head h / (n_head / n_kv_head). */
+typedef struct {
+    int64_t T;          /* query rows */
+    int64_t Tk;         /* key/value rows (past + T); Tk >= T */
+    int64_t n_head;     /* query heads */
+    int64_t n_kv_head;  /* key/value heads; divides n_head */
+    int64_t head_dim;
+    float scale;        /* logit scale, usually 1/sqrt(head_dim) */
+    int64_t window;     /* sliding window in positions; 0 = unlimited */
+    float softcap;      /* 0 = none; else logits s -> softcap * tanh(s / softcap) (Gemma 2) */
+} cke_attn_shape;
+
+/* GEMM operand transposition. C[M,N] = alpha * op(A)[M,K] . op(B)[K,N] + beta * C
+ *  op(A) = A   (A stored [M, lda>=K])   or A^T (A stored [K, lda>=M])
+ *  op(B) = B   (B stored [K, ldb>=N])   or B^T (B stored [N, ldb>=K]): the linear-layer form */
+typedef enum { CKE_NOTRANS = 0, CKE_TRANS = 1 } cke_trans;
+
+/* One entry per kernel; one table per ISA. Docs for each slot sit next to the _ref. */
+typedef struct cke_ktable {
+    const char *name;
+
+    /* ---- GEMM (src/kernels/ref/gemm.c, src/kernels/gemm.c driver) ---- */
+    void (*gemm)(float *C /* [M, ldc] */, const float *A, const float *B,
+                 int64_t M, int64_t N, int64_t K, int64_t lda, int64_t ldb, int64_t ldc,
+                 cke_trans ta, cke_trans tb, float alpha, float beta, void *ws, int nth);
+
+    /* ---- embedding (ref/embed.c) ---- */
+    void (*embed_fwd)(float *out /* [T,D] */, const int32_t *tok /* [T] */,
+                      const float *table /* [V,D] */, int64_t T, int64_t D);
+    void (*embed_bwd)(float *dtable /* [V,D] += */, const float *dout /* [T,D] */,
+                      const int32_t *tok /* [T] */, int64_t T, int64_t D);
+    void (*posemb_fwd)(float *x /* [T,D] += pos[pos0+t] */, const float *pos /* [P,D] */,
+                       int64_t pos0, int64_t T, int64_t D);
+    void (*posemb_bwd)(float *dpos /* [P,D] += */, const float *dx /* [T,D] */,
+                       int64_t pos0, int64_t T, int64_t D);
+
+    /* ---- norms (ref/norm.c) ---- */
+    void (*rmsnorm_fwd)(float *out /* [T,D] */, float *rstd /* [T] or NULL */,
+                        const float *x /* [T,D] */, const float *w /* [D] */,
+                        int64_t T, int64_t D, float eps, float w_offset /* 0, or 1 for (1+w) */);
+    void (*rmsnorm_bwd)(float *dx /* [T,D] += */, float *dw /* [D] += */,
+                        const float *dout /* [T,D] */, const float *x /* [T,D] */,
+                        const float *w /* [D] */, const float *rstd /* [T] */,
+                        int64_t T, int64_t D, float w_offset);
+    void (*layernorm_fwd)(float *out /* [T,D] */, float *mean /* [T] or NULL */,
+                          float *rstd /* [T] or NULL */, const float *x /* [T,D] */,
+                          const float *w /* [D] */, const float *b /* [D] or NULL */,
+                          int64_t T, int64_t D, float eps);
+    void (*layernorm_bwd)(float *dx /* [T,D] += */, float *dw /* [D] += */,
+                          float *db /* [D] += or NULL */, const float *dout /* [T,D] */,
+                          const float *x /* [T,D] */, const float *w /* [D] */,
+                          const float *mean /* [T] */, const float *rstd /* [T] */,
+                          int64_t T, int64_t D);
+
+    /* ---- RoPE (ref/rope.c); cs = cke_rope_table output, indexed by position ---- */
+    void (*rope_fwd)(float *out /* [T,H,hd], may alias in */, const float *in /* [T,H,hd] */,
+                     const float *cs /* [P, rot/2, 2] (cos, sin) */, const int32_t *pos /* [T] */,
+                     int64_t T, int64_t H, int64_t hd, int64_t rot, cke_rope_layout layout);
+    void (*rope_bwd)(float *din /* [T,H,hd] += */, const float *dout /* [T,H,hd] */,
+                     const float *cs, const int32_t *pos /* [T] */,
+                     int64_t T, int64_t H, int64_t hd, int64_t rot, cke_rope_layout layout);
+
+    /* ---- softmax, activations, elementwise (ref/act.c) ---- */
+    void (*softmax_fwd)(float *out /* [R,C] */, const float *in /* [R,C] */, int64_t R, int64_t C,
+                        int64_t causal_pos0 /* <0: no mask; else row r sees cols <= pos0 + r */);
+    void (*softmax_bwd)(float *din /* [R,C] += */, const float *dout /* [R,C] */,
+                        const float *out /* [R,C] */, int64_t R, int64_t C);
+    void (*silu_fwd)(float *out /* [n] */, const float *in /* [n] */, int64_t n);
+    void (*silu_bwd)(float *din /* [n] += */, const float *dout, const float *in, int64_t n);
+    void (*gelu_fwd)(float *out /* [n] */, const float *in /* [n] */, int64_t n, cke_gelu_kind k);
+    void (*gelu_bwd)(float *din /* [n] += */, const float *dout, const float *in, int64_t n,
+                     cke_gelu_kind k);
+    void (*swiglu_fwd)(float *out /* [n] = silu(gate) * up */, const float *gate /* [n] */,
+                       const float *up /* [n] */, int64_t n);
+    void (*swiglu_bwd)(float *dgate /* [n] += */, float *dup /* [n] += */, const float *dout,
+                       const float *gate, const float *up, int64_t n);
+    void (*geglu_fwd)(float *out /* [n] = gelu(gate) * up */, const float *gate, const float *up,
+                      int64_t n, cke_gelu_kind k);
+    void (*geglu_bwd)(float *dgate /* [n] += */, float *dup /* [n] += */, const float *dout,
+                      const float *gate, const float *up, int64_t n, cke_gelu_kind k);
+    void (*add_fwd)(float *out /* [n] = a + b, may alias */, const float *a, const float *b, int64_t n);
+    void (*axpy)(float *y /* [n] += a * x */, float a, const float *x /* [n] */, int64_t n);
+    void (*scale_fwd)(float *out /* [n] = s * in, may alias */, const float *in, float s, int64_t n);
+
+    /* ---- attention (ref/attn.c) ---- */
+    void (*attn_fwd)(float *out /* [T, n_head, hd] */, float *lse /* [n_head, T] or NULL */,
+                     const float *q /* [T, n_head, hd] */, const float *k /* [Tk, n_kv_head, hd] */,
+                     const float *v /* [Tk, n_kv_head, hd] */, const cke_attn_shape *s,
+                     void *ws, int nth);
+    void (*attn_bwd)(float *dq /* [T, n_head, hd] += */, float *dk /* [Tk, n_kv_head, hd] += */,
+                     float *dv /* [Tk, n_kv_head, hd] += */, const float *dout /* [T, n_head, hd] */,
+                     const float *q, const float *k, const float *v,
+                     const float *out /* [T, n_head, hd] */, const float *lse /* [n_head, T] */,
+                     const cke_attn_shape *s, void *ws, int nth);
+
+    /* ---- loss and optimizer (ref/loss.c, ref/optim.c) ---- */
+    /* Softmax + cross-entropy fused: loss[t] = logsumexp(logits[t]) - logits[t][y_t] (0 where
+     * y_t == ignore_index); dlogits[t] = dscale * (softmax(logits[t]) - onehot(y_t)) (0 rows for
+     * ignored). dlogits is WRITTEN (not accumulated) and may alias logits; NULL skips it. */
+    void (*xent_fwd_bwd)(float *loss /* [T] */, float *dlogits /* [T,V] or NULL */,
+                         const float *logits /* [T,V] */, const int32_t *y /* [T] */,
+                         int64_t T, int64_t V, int32_t ignore_index, float dscale, int nth);
+    /* AdamW with bias correction (step >= 1) and decoupled weight decay:
+     * p -= lr * (mhat / (sqrt(vhat) + eps) + wd * p) */
+    void (*adamw)(float *p /* [n] */, float *m /* [n] */, float *v /* [n] */,
+                  const float *g /* [n] */, int64_t n, float lr, float beta1, float beta2,
+                  float eps, float wd, int64_t step, float grad_scale /* g is used as g*scale */);
+    double (*sumsq)(const float *x /* [n] */, int64_t n); /* sum of squares, for clipping */
+} cke_ktable;
+
+/* ---- dispatch (src/kernels/dispatch.c) ---- */
+/* Picks the best supported ISA (or CKE_ISA from the environment). Returns 0, or -1 when CKE_ISA
+ * names an unknown or unsupported level (then the best supported one stays active). Idempotent. */
+int cke_kernels_init(void);
+const cke_ktable *cke_k(void);                  /* the active table (inits on first use) */
+cke_isa cke_isa_active(void);
+int cke_isa_supported(cke_isa isa);             /* by this CPU and this build */
+const cke_ktable *cke_ktable_for(cke_isa isa);  /* NULL when unsupported */
+const char *cke_isa_name(cke_isa isa);
+int cke_isa_parse(const char *s, cke_isa *out); /* "ref" | "avx2" | "avx512" -> 0, else -1 */
+
+/* ---- workspace sizes (bytes) for kernels that take ws; same for every ISA ---- */
+size_t cke_gemm_ws_size(int64_t M, int64_t N, int64_t K, int nth);
+size_t cke_attn_ws_size(const cke_attn_shape *s, int nth);       /* forward */
+size_t cke_attn_bwd_ws_size(const cke_attn_shape *s, int nth);
+
+/* ---- composite ops built on the table (src/kernels/linear.c) ---- */
+/* Y[M,N] = X[M,K] . W[N,K]^T (+ b[N]) */
+void cke_linear_fwd(const cke_ktable *kt, float *Y /* [M,N] */, const float *X /* [M,K] */,
+                    const float *W /* [N,K] */, const float *b /* [N] or NULL */,
+                    int64_t M, int64_t K, int64_t N, void *ws, int nth);
+/* dX += dY . W ; dW += dY^T . X ; db += sum_rows dY. Any of dX, dW, db may be NULL. */
+void cke_linear_bwd(const cke_ktable *kt, float *dX /* [M,K] += */, float *dW /* [N,K] += */,
+                    float *db /* [N] += */, const float *dY /* [M,N] */, const float *X /* [M,K] */,
+                    const float *W /* [N,K] */, int64_t M, int64_t K, int64_t N, void *ws, int nth);
+/* Batched GEMM for attention-style products: for each b < batch,
+ * C + b*sc = alpha op(A + b*sa) op(B + b*sb) + beta C; batches split across threads. */
+void cke_gemm_batched(const cke_ktable *kt, float *C, const float *A, const float *B,
+                      int64_t batch, int64_t sc, int64_t sa, int64_t sb,
+                      int64_t M, int64_t N, int64_t K, int64_t lda, int64_t ldb, int64_t ldc,
+                      cke_trans ta, cke_trans tb, float alpha, float beta, void *ws, int nth);
+size_t cke_gemm_batched_ws_size(int64_t M, int64_t N, int64_t K, int nth);
+
+/* RoPE tables (not kernels: called once at load). Computed the way the references do (llama2.c
+ * and HF both work in float32), so positions match them bit for bit up to the cos/sin rounding:
+ *   freq[i] = 1.0f / powf((float)theta, (float)(2i) / (float)rot),  i < rot/2
+ *   a = (float)p * freq[i] (float product);  cs[p][i] = ((float)cos(a), (float)sin(a)) */
+void cke_rope_freqs(float *freq /* [rot/2] */, int64_t rot, double theta);
+void cke_rope_table(float *cs /* [P, rot/2, 2] */, const float *freq /* [rot/2] */,
+                    int64_t P, int64_t rot);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,29 @@
+/* cke command line. Only this layer exits; the library returns status codes. */
+#include "cke/kernels.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static int usage(void) {
+    fprintf(stderr,
+            "usage: cke <command> [args]\n"
+            "  cke isa            print the kernel ISA levels this CPU supports and the active one\n");
+    return 2;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) return usage();
+    if (!strcmp(argv[1], "isa")) {
+        if (cke_kernels_init() != 0) {
+            fprintf(stderr, "cke: CKE_ISA names an unknown or unsupported level\n");
+            return 1;
+        }
+        for (int i = 0; i < CKE_ISA_COUNT; i++)
+            printf("%-7s %s%s\n", cke_isa_name((cke_isa)i),
+                   cke_isa_supported((cke_isa)i) ? "supported" : "not supported",
+                   cke_isa_active() == (cke_isa)i ? " (active)" : "");
+        return 0;
+    }
+    fprintf(stderr, "cke: unknown command '%s'\n", argv[1]);
+    return usage();
+}

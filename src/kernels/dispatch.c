@@ -1,0 +1,80 @@
+/* Kernel dispatch: one table per ISA, one chosen once at start-up from CPUID.
+ * CKE_ISA=ref|avx2|avx512 forces a level so every path runs on one machine. */
+#include "cke/kernels.h"
+#include "kdecl.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const cke_ktable *const tables[CKE_ISA_COUNT] = {
+    [CKE_ISA_REF] = &cke_ktable_ref,
+    [CKE_ISA_AVX2] = &cke_ktable_avx2,
+    [CKE_ISA_AVX512] = &cke_ktable_avx512,
+};
+
+static const char *const isa_names[CKE_ISA_COUNT] = {
+    [CKE_ISA_REF] = "ref",
+    [CKE_ISA_AVX2] = "avx2",
+    [CKE_ISA_AVX512] = "avx512",
+};
+
+/* The one piece of mutable global state in the kernel library: which table is active.
+ * Written by cke_kernels_init (idempotent, same answer every time), read by cke_k(). */
+static const cke_ktable *active;
+static cke_isa active_isa;
+
+int cke_isa_supported(cke_isa isa) {
+    switch (isa) {
+    case CKE_ISA_REF: return 1;
+    case CKE_ISA_AVX2:
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    case CKE_ISA_AVX512:
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+               __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx2") &&
+               __builtin_cpu_supports("fma");
+    default: return 0;
+    }
+}
+
+const char *cke_isa_name(cke_isa isa) {
+    return (isa >= 0 && isa < CKE_ISA_COUNT) ? isa_names[isa] : "?";
+}
+
+int cke_isa_parse(const char *s, cke_isa *out) {
+    for (int i = 0; i < CKE_ISA_COUNT; i++)
+        if (s && strcmp(s, isa_names[i]) == 0) { *out = (cke_isa)i; return 0; }
+    return -1;
+}
+
+const cke_ktable *cke_ktable_for(cke_isa isa) {
+    if (isa < 0 || isa >= CKE_ISA_COUNT || !cke_isa_supported(isa)) return NULL;
+    return tables[isa];
+}
+
+int cke_kernels_init(void) {
+    cke_isa best = CKE_ISA_REF;
+    for (int i = CKE_ISA_COUNT - 1; i > 0; i--)
+        if (cke_isa_supported((cke_isa)i)) { best = (cke_isa)i; break; }
+    int rc = 0;
+    const char *env = getenv("CKE_ISA");
+    if (env && *env) {
+        cke_isa want;
+        if (cke_isa_parse(env, &want) == 0 && cke_isa_supported(want)) best = want;
+        else rc = -1;
+    }
+    active_isa = best;
+    active = tables[best];
+    return rc;
+}
+
+const cke_ktable *cke_k(void) {
+    if (!active) cke_kernels_init();
+    return active;
+}
+
+cke_isa cke_isa_active(void) {
+    if (!active) cke_kernels_init();
+    return active_isa;
+}

@@ -1,0 +1,6 @@
+/* Tests of the rope family: simd vs _ref sweeps, finite-difference gradients, PyTorch parity. */
+#include "harness.h"
+
+const test_op tests_rope[] = {
+    {0},
+};

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# The whole test suite: the README's test command, and what .ci/run runs.
+#   1. installs what the tests need on a fresh Debian 12 (apt-get, only when missing)
+#   2. builds everything with strict warnings
+#   3. writes PyTorch fixtures with Debian's torch (/usr/bin/python3), no network
+#   4. runs every op test on every ISA this CPU has, then the whole suite again under ASan+UBSan
+# Ends with "N passed, N failed"; exits non-zero when anything failed.
+set -u
+cd "$(dirname "$0")/.."
+
+NEED="build-essential python3-torch python3-numpy libopenblas-dev libcjson-dev libpcre2-dev"
+missing=""
+for p in $NEED; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
+if [ -n "$missing" ]; then
+    echo "installing:$missing"
+    if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+    $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null \
+        || { echo "apt-get install failed"; echo "0 passed, 1 failed"; exit 1; }
+fi
+
+JOBS=${JOBS:-2}
+total_pass=0
+total_fail=0
+logdir=build/test-logs
+mkdir -p "$logdir"
+
+# run NAME CMD...: runs a test binary, adds its "N passed, N failed" line to the totals.
+# A binary that crashes or prints no summary counts as one failure.
+run() {
+    local name=$1; shift
+    local log="$logdir/$name.log"
+    echo "== $name: $*"
+    "$@" >"$log" 2>&1
+    local rc=$?
+    grep -E '^(FAIL|SKIP)' "$log" | head -50
+    grep -E '^ +FAIL' "$log" | head -20
+    local line
+    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -1)
+    if [ -z "$line" ]; then
+        echo "   $name: no summary (exit $rc); last lines:"; tail -20 "$log"
+        total_fail=$((total_fail + 1)); return
+    fi
+    local p f
+    p=$(echo "$line" | awk '{print $1}'); f=$(echo "$line" | awk '{print $3}')
+    if [ "$rc" != 0 ] && [ "$f" = 0 ]; then f=1; echo "   $name: exit $rc"; fi
+    echo "   $line"
+    total_pass=$((total_pass + p)); total_fail=$((total_fail + f))
+}
+
+if ! make -j"$JOBS" all >"$logdir/build.log" 2>&1; then
+    tail -40 "$logdir/build.log"; echo "build failed"; echo "0 passed, 1 failed"; exit 1
+fi
+if ! /usr/bin/python3 tests/torch/gen_fixtures.py build/fixtures.bin >"$logdir/fixtures.log" 2>&1; then
+    tail -30 "$logdir/fixtures.log"; echo "fixture generation failed"; total_fail=$((total_fail + 1))
+fi
+
+run kernels ./build/test_kernels --fixtures build/fixtures.bin
+
+# The same suite under ASan+UBSan (smaller sweeps: sanitized code is ~10x slower).
+if make -j"$JOBS" SAN=1 all >"$logdir/build-san.log" 2>&1; then
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+        run kernels-san ./build-san/test_kernels --quick --fixtures build/fixtures.bin
+else
+    tail -40 "$logdir/build-san.log"; echo "sanitizer build failed"; total_fail=$((total_fail + 1))
+fi
+
+echo "$total_pass passed, $total_fail failed"
+[ "$total_fail" = 0 ]
