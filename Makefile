@@ -13,7 +13,7 @@ OPT     ?= -O2
 endif
 
 WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wpointer-arith \
-           -Wformat=2 -Wundef -Werror
+           -Wformat=2 -Wundef -Werror -Wno-format-truncation
 CFLAGS  := -std=c11 -D_POSIX_C_SOURCE=200809L -g $(OPT) -fPIC -fopenmp $(WARN) -Iinclude -Isrc
 LDFLAGS := $(OPT) -fopenmp
 LDLIBS  := -lm
@@ -30,10 +30,10 @@ KSRC        := $(KSRC_GEN) $(KSRC_REF) $(KSRC_AVX2) $(KSRC_AVX512)
 KOBJ        := $(KSRC:%.c=$(BUILD)/%.o)
 
 # Everything of cke that is not a kernel: formats, tokenizer, IR, planner, codegen, runtime.
-CORE_SRC := $(wildcard src/util/*.c src/formats/*.c src/tokenizer/*.c src/ir/*.c src/plan/*.c src/codegen/*.c src/runtime/*.c)
+CORE_SRC := $(wildcard src/util/*.c src/formats/*.c src/tokenizer/*.c src/ir/*.c src/plan/*.c src/codegen/*.c src/runtime/*.c src/driver/*.c)
 CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/%.o)
 LIBCORE  := $(BUILD)/libcke.a
-CORE_LIBS := -lcjson -lpcre2-8
+CORE_LIBS := -lcjson -lpcre2-8 -ldl -lutf8proc
 
 CLI_SRC := $(wildcard src/cli/*.c)
 CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)
@@ -41,7 +41,7 @@ CLI_OBJ := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC := $(wildcard tests/kernels/*.c)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 
-BENCH_SRC := $(wildcard bench/*.c)
+BENCH_SRC := $(filter-out bench/bench_tokenizer.c,$(wildcard bench/*.c))
 BENCH_OBJ := $(BENCH_SRC:%.c=$(BUILD)/%.o)
 
 LIBK := $(BUILD)/libckekernels.a

@@ -8,7 +8,7 @@
 set -u
 cd "$(dirname "$0")/.."
 
-NEED="build-essential python3-torch python3-numpy libopenblas-dev libcjson-dev libpcre2-dev"
+NEED="build-essential python3-torch python3-numpy libopenblas-dev libcjson-dev libpcre2-dev libutf8proc-dev"
 missing=""
 for p in $NEED; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then

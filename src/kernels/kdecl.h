@@ -9,17 +9,170 @@ extern const cke_ktable cke_ktable_avx2;
 extern const cke_ktable cke_ktable_avx512;
 
 /* ==== gemm ==== */
+void cke_gemm_ref(float *C /* [M, ldc] */, const float *A, const float *B, int64_t M, int64_t N,
+                  int64_t K, int64_t lda, int64_t ldb, int64_t ldc, cke_trans ta, cke_trans tb,
+                  float alpha, float beta, void *ws, int nth);
+void cke_gemm_avx2(float *C, const float *A, const float *B, int64_t M, int64_t N, int64_t K,
+                   int64_t lda, int64_t ldb, int64_t ldc, cke_trans ta, cke_trans tb, float alpha,
+                   float beta, void *ws, int nth);
+void cke_gemm_avx512(float *C, const float *A, const float *B, int64_t M, int64_t N, int64_t K,
+                     int64_t lda, int64_t ldb, int64_t ldc, cke_trans ta, cke_trans tb,
+                     float alpha, float beta, void *ws, int nth);
+
+/* Per-ISA pieces of the blocked GEMM; the ISA-independent driver (src/kernels/gemm.c) runs the
+ * loops, threads and workspace. Limits the driver's ws size relies on: MR <= 16, NR <= 64,
+ * KC <= 384, MC <= 16 * 16, NC <= 1024. */
+typedef struct {
+    int MR, NR;          /* register tile */
+    int64_t KC, MC, NC;  /* cache blocks: KC x NR B sliver in L1, KC x NC packed B block in L2 */
+    int64_t SMALL_M;     /* M <= SMALL_M with tb == CKE_TRANS: unpacked dot-product path */
+    /* dst[ceil(mc/MR)][kc][MR] <- op(A)[i0 .. i0+mc, k0 .. k0+kc]; A already offset to (i0, k0)
+     * of op(A); rows past mc in the last panel are zero. */
+    void (*pack_a)(float *dst, const float *A, int64_t lda, cke_trans ta, int64_t mc, int64_t kc);
+    /* dst[ceil(nc/NR)][kc][NR] <- op(B)[k0 .. k0+kc, j0 .. j0+nc]; columns past nc are zero. */
+    void (*pack_b)(float *dst, const float *B, int64_t ldb, cke_trans tb, int64_t kc, int64_t nc);
+    /* C[mr, nr] = alpha * a.b + beta * C (beta == 0: C not read); a [kc][MR], b [kc][NR];
+     * every element sums its kc products in k order whatever mr, nr are. */
+    void (*ukr)(float *C, int64_t ldc, const float *a, const float *b, int64_t kc, int mr, int nr,
+                float alpha, float beta);
+    /* Rows m < M of C[:, n0 .. n1) = alpha * X[m] . W[n] + beta * C (beta == 0: C not read);
+     * X [M, ldx], W [N, ldw] rows contiguous along K. The M == 1 path is bandwidth bound. */
+    void (*small_t)(float *C, int64_t ldc, const float *X, int64_t ldx, const float *W,
+                    int64_t ldw, int64_t M, int64_t n0, int64_t n1, int64_t K, float alpha,
+                    float beta);
+} cke_gemm_isa;
+void cke_gemm_drive(const cke_gemm_isa *g, float *C, const float *A, const float *B, int64_t M,
+                    int64_t N, int64_t K, int64_t lda, int64_t ldb, int64_t ldc, cke_trans ta,
+                    cke_trans tb, float alpha, float beta, void *ws, int nth);
+
 
 /* ==== embed ==== */
+void cke_embed_fwd_ref(float *out, const int32_t *tok, const float *table, int64_t T, int64_t D);
+void cke_embed_bwd_ref(float *dtable, const float *dout, const int32_t *tok, int64_t T, int64_t D);
+void cke_posemb_fwd_ref(float *x, const float *pos, int64_t pos0, int64_t T, int64_t D);
+void cke_posemb_bwd_ref(float *dpos, const float *dx, int64_t pos0, int64_t T, int64_t D);
+/* no SIMD embed variants: row memcpy/add already runs at memory speed */
 
 /* ==== norm ==== */
+void cke_rmsnorm_fwd_ref(float *out, float *rstd, const float *x, const float *w, int64_t T,
+                        int64_t D, float eps, float w_offset);
+void cke_rmsnorm_bwd_ref(float *dx, float *dw, const float *dout, const float *x, const float *w,
+                        const float *rstd, int64_t T, int64_t D, float w_offset);
+void cke_layernorm_fwd_ref(float *out, float *mean, float *rstd, const float *x, const float *w,
+                          const float *b, int64_t T, int64_t D, float eps);
+void cke_layernorm_bwd_ref(float *dx, float *dw, float *db, const float *dout, const float *x,
+                          const float *w, const float *mean, const float *rstd, int64_t T, int64_t D);
+void cke_rmsnorm_fwd_avx2(float *out, float *rstd, const float *x, const float *w, int64_t T,
+                        int64_t D, float eps, float w_offset);
+void cke_rmsnorm_bwd_avx2(float *dx, float *dw, const float *dout, const float *x, const float *w,
+                        const float *rstd, int64_t T, int64_t D, float w_offset);
+void cke_layernorm_fwd_avx2(float *out, float *mean, float *rstd, const float *x, const float *w,
+                          const float *b, int64_t T, int64_t D, float eps);
+void cke_layernorm_bwd_avx2(float *dx, float *dw, float *db, const float *dout, const float *x,
+                          const float *w, const float *mean, const float *rstd, int64_t T, int64_t D);
+void cke_rmsnorm_fwd_avx512(float *out, float *rstd, const float *x, const float *w, int64_t T,
+                        int64_t D, float eps, float w_offset);
+void cke_rmsnorm_bwd_avx512(float *dx, float *dw, const float *dout, const float *x, const float *w,
+                        const float *rstd, int64_t T, int64_t D, float w_offset);
+void cke_layernorm_fwd_avx512(float *out, float *mean, float *rstd, const float *x, const float *w,
+                          const float *b, int64_t T, int64_t D, float eps);
+void cke_layernorm_bwd_avx512(float *dx, float *dw, float *db, const float *dout, const float *x,
+                          const float *w, const float *mean, const float *rstd, int64_t T, int64_t D);
 
 /* ==== rope ==== */
+void cke_rope_fwd_ref(float *out, const float *in, const float *cs, const int32_t *pos, int64_t T,
+                     int64_t H, int64_t hd, int64_t rot, cke_rope_layout layout);
+void cke_rope_bwd_ref(float *din, const float *dout, const float *cs, const int32_t *pos, int64_t T,
+                     int64_t H, int64_t hd, int64_t rot, cke_rope_layout layout);
+void cke_rope_fwd_avx2(float *out, const float *in, const float *cs, const int32_t *pos, int64_t T,
+                     int64_t H, int64_t hd, int64_t rot, cke_rope_layout layout);
+void cke_rope_bwd_avx2(float *din, const float *dout, const float *cs, const int32_t *pos, int64_t T,
+                     int64_t H, int64_t hd, int64_t rot, cke_rope_layout layout);
+void cke_rope_fwd_avx512(float *out, const float *in, const float *cs, const int32_t *pos, int64_t T,
+                     int64_t H, int64_t hd, int64_t rot, cke_rope_layout layout);
+void cke_rope_bwd_avx512(float *din, const float *dout, const float *cs, const int32_t *pos, int64_t T,
+                     int64_t H, int64_t hd, int64_t rot, cke_rope_layout layout);
+/* cke_rope_freqs / cke_rope_table (kernels.h) live in src/kernels/rope_table.c */
 
 /* ==== act (softmax, activations, elementwise) ==== */
+void cke_softmax_fwd_ref(float *out, const float *in, int64_t R, int64_t C, int64_t causal_pos0);
+void cke_softmax_bwd_ref(float *din, const float *dout, const float *out, int64_t R, int64_t C);
+void cke_silu_fwd_ref(float *out, const float *in, int64_t n);
+void cke_silu_bwd_ref(float *din, const float *dout, const float *in, int64_t n);
+void cke_gelu_fwd_ref(float *out, const float *in, int64_t n, cke_gelu_kind k);
+void cke_gelu_bwd_ref(float *din, const float *dout, const float *in, int64_t n, cke_gelu_kind k);
+void cke_swiglu_fwd_ref(float *out, const float *gate, const float *up, int64_t n);
+void cke_swiglu_bwd_ref(float *dgate, float *dup, const float *dout, const float *gate,
+                       const float *up, int64_t n);
+void cke_geglu_fwd_ref(float *out, const float *gate, const float *up, int64_t n, cke_gelu_kind k);
+void cke_geglu_bwd_ref(float *dgate, float *dup, const float *dout, const float *gate,
+                      const float *up, int64_t n, cke_gelu_kind k);
+void cke_add_fwd_ref(float *out, const float *a, const float *b, int64_t n);
+void cke_axpy_ref(float *y, float a, const float *x, int64_t n);
+void cke_scale_fwd_ref(float *out, const float *in, float s, int64_t n);
+void cke_softmax_fwd_avx2(float *out, const float *in, int64_t R, int64_t C, int64_t causal_pos0);
+void cke_softmax_bwd_avx2(float *din, const float *dout, const float *out, int64_t R, int64_t C);
+void cke_silu_fwd_avx2(float *out, const float *in, int64_t n);
+void cke_silu_bwd_avx2(float *din, const float *dout, const float *in, int64_t n);
+void cke_gelu_fwd_avx2(float *out, const float *in, int64_t n, cke_gelu_kind k);
+void cke_gelu_bwd_avx2(float *din, const float *dout, const float *in, int64_t n, cke_gelu_kind k);
+void cke_swiglu_fwd_avx2(float *out, const float *gate, const float *up, int64_t n);
+void cke_swiglu_bwd_avx2(float *dgate, float *dup, const float *dout, const float *gate,
+                       const float *up, int64_t n);
+void cke_geglu_fwd_avx2(float *out, const float *gate, const float *up, int64_t n, cke_gelu_kind k);
+void cke_geglu_bwd_avx2(float *dgate, float *dup, const float *dout, const float *gate,
+                      const float *up, int64_t n, cke_gelu_kind k);
+void cke_add_fwd_avx2(float *out, const float *a, const float *b, int64_t n);
+void cke_axpy_avx2(float *y, float a, const float *x, int64_t n);
+void cke_scale_fwd_avx2(float *out, const float *in, float s, int64_t n);
+void cke_softmax_fwd_avx512(float *out, const float *in, int64_t R, int64_t C, int64_t causal_pos0);
+void cke_softmax_bwd_avx512(float *din, const float *dout, const float *out, int64_t R, int64_t C);
+void cke_silu_fwd_avx512(float *out, const float *in, int64_t n);
+void cke_silu_bwd_avx512(float *din, const float *dout, const float *in, int64_t n);
+void cke_gelu_fwd_avx512(float *out, const float *in, int64_t n, cke_gelu_kind k);
+void cke_gelu_bwd_avx512(float *din, const float *dout, const float *in, int64_t n, cke_gelu_kind k);
+void cke_swiglu_fwd_avx512(float *out, const float *gate, const float *up, int64_t n);
+void cke_swiglu_bwd_avx512(float *dgate, float *dup, const float *dout, const float *gate,
+                       const float *up, int64_t n);
+void cke_geglu_fwd_avx512(float *out, const float *gate, const float *up, int64_t n, cke_gelu_kind k);
+void cke_geglu_bwd_avx512(float *dgate, float *dup, const float *dout, const float *gate,
+                      const float *up, int64_t n, cke_gelu_kind k);
+void cke_add_fwd_avx512(float *out, const float *a, const float *b, int64_t n);
+void cke_axpy_avx512(float *y, float a, const float *x, int64_t n);
+void cke_scale_fwd_avx512(float *out, const float *in, float s, int64_t n);
 
 /* ==== attn ==== */
+void cke_attn_fwd_ref(float *out, float *lse, const float *q, const float *k, const float *v,
+                    const cke_attn_shape *s, void *ws, int nth);
+void cke_attn_bwd_ref(float *dq, float *dk, float *dv, const float *dout, const float *q,
+                    const float *k, const float *v, const float *out, const float *lse,
+                    const cke_attn_shape *s, void *ws, int nth);
+void cke_attn_fwd_avx2(float *out, float *lse, const float *q, const float *k, const float *v,
+                    const cke_attn_shape *s, void *ws, int nth);
+void cke_attn_bwd_avx2(float *dq, float *dk, float *dv, const float *dout, const float *q,
+                    const float *k, const float *v, const float *out, const float *lse,
+                    const cke_attn_shape *s, void *ws, int nth);
+void cke_attn_fwd_avx512(float *out, float *lse, const float *q, const float *k, const float *v,
+                    const cke_attn_shape *s, void *ws, int nth);
+void cke_attn_bwd_avx512(float *dq, float *dk, float *dv, const float *dout, const float *q,
+                    const float *k, const float *v, const float *out, const float *lse,
+                    const cke_attn_shape *s, void *ws, int nth);
 
 /* ==== loss / optim ==== */
+void cke_xent_fwd_bwd_ref(float *loss, float *dlogits, const float *logits, const int32_t *y,
+                        int64_t T, int64_t V, int32_t ignore_index, float dscale, int nth);
+void cke_adamw_ref(float *p, float *m, float *v, const float *g, int64_t n, float lr, float beta1,
+                 float beta2, float eps, float wd, int64_t step, float grad_scale);
+double cke_sumsq_ref(const float *x, int64_t n);
+void cke_xent_fwd_bwd_avx2(float *loss, float *dlogits, const float *logits, const int32_t *y,
+                        int64_t T, int64_t V, int32_t ignore_index, float dscale, int nth);
+void cke_adamw_avx2(float *p, float *m, float *v, const float *g, int64_t n, float lr, float beta1,
+                 float beta2, float eps, float wd, int64_t step, float grad_scale);
+double cke_sumsq_avx2(const float *x, int64_t n);
+void cke_xent_fwd_bwd_avx512(float *loss, float *dlogits, const float *logits, const int32_t *y,
+                        int64_t T, int64_t V, int32_t ignore_index, float dscale, int nth);
+void cke_adamw_avx512(float *p, float *m, float *v, const float *g, int64_t n, float lr, float beta1,
+                 float beta2, float eps, float wd, int64_t step, float grad_scale);
+double cke_sumsq_avx512(const float *x, int64_t n);
 
 #endif

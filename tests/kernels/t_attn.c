@@ -1,6 +1,380 @@
-/* Tests of the attn family: simd vs _ref sweeps, finite-difference gradients, PyTorch parity. */
+/* Tests of the attn family: simd vs _ref sweeps, finite-difference gradients, PyTorch parity.
+ * Every entry checks the forward (out, lse) and the backward (dq, dk, dv, accumulated onto
+ * non-zero gradients) at nth = 1 and 2; the SIMD kernels must give bitwise identical results
+ * for both thread counts (static partition, one owner per output element, shape-only split). */
 #include "harness.h"
 
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* fwd out: both sides are float online/offline softmax with different summation orders and
+ * exp approximations (vmath ~2 ulp): a few ulp of O(1) values. */
+static const tol_t TOL_OUT = {1e-10, 2e-6, 1e-4};
+/* lse: log of a sum of O(Tk) terms, a few ulp of max + log(sum) */
+static const tol_t TOL_LSE = {1e-12, 1e-5, 1e-5};
+/* grads: sums over Tk (dk/dv: over T * rep) rows of products with cancellation in dp - D */
+static const tol_t TOL_GRAD = {1e-9, 1e-4, 1e-3};
+/* same as TOL_GRAD with softcap: tanh (vmath ~3 ulp) enters twice, and 1 - tanh^2 amplifies */
+static const tol_t TOL_GRAD_CAP = {1e-8, 2e-4, 2e-3};
+
+typedef struct {
+    int64_t T, Tk, H, KV, hd, window;
+    float softcap, qscale; /* qscale: input magnitude, so that softcap actually bends logits */
+} acase;
+
+static cke_attn_shape mkshape(const acase *c) {
+    cke_attn_shape s = {c->T, c->Tk, c->H, c->KV, c->hd, 1.0f / sqrtf((float)c->hd), c->window,
+                        c->softcap};
+    return s;
+}
+
+static void fwd(const cke_ktable *kt, float *out, float *lse, const float *q, const float *k,
+                const float *v, const cke_attn_shape *s, int nth) {
+    void *ws = talloc(cke_attn_ws_size(s, nth));
+    kt->attn_fwd(out, lse, q, k, v, s, ws, nth);
+    free(ws);
+}
+
+static void bwd(const cke_ktable *kt, float *dq, float *dk, float *dv, const float *dout,
+                const float *q, const float *k, const float *v, const float *out, const float *lse,
+                const cke_attn_shape *s, int nth) {
+    void *ws = talloc(cke_attn_bwd_ws_size(s, nth));
+    kt->attn_bwd(dq, dk, dv, dout, q, k, v, out, lse, s, ws, nth);
+    free(ws);
+}
+
+static int same_bits(const char *what, const float *a, const float *b, int64_t n) {
+    if (memcmp(a, b, (size_t)n * sizeof(float)) == 0) return 0;
+    printf("    FAIL %s: nth=1 and nth=2 differ bitwise\n", what);
+    return 1;
+}
+
+/* One case: kt vs ref, fwd and bwd, nth 1 and 2. */
+static int check_case(const cke_ktable *kt, const cke_ktable *ref, const acase *c, uint64_t seed) {
+    cke_attn_shape s = mkshape(c);
+    const int64_t nq = c->T * c->H * c->hd, nk = c->Tk * c->KV * c->hd, nl = c->H * c->T;
+    trng r = {seed};
+    float *q = tallocf(nq), *k = tallocf(nk), *v = tallocf(nk), *dout = tallocf(nq);
+    tfill_normal(&r, q, nq, c->qscale);
+    tfill_normal(&r, k, nk, 1.0f);
+    tfill_normal(&r, v, nk, 1.0f);
+    tfill_normal(&r, dout, nq, 1.0f);
+    float *g0q = tallocf(nq), *g0k = tallocf(nk), *g0v = tallocf(nk); /* non-zero: += check */
+    tfill_normal(&r, g0q, nq, 0.1f);
+    tfill_normal(&r, g0k, nk, 0.1f);
+    tfill_normal(&r, g0v, nk, 0.1f);
+
+    float *ro = tallocf(nq), *rl = tallocf(nl);
+    fwd(ref, ro, rl, q, k, v, &s, 1);
+    float *rdq = tcopyf(g0q, nq), *rdk = tcopyf(g0k, nk), *rdv = tcopyf(g0v, nk);
+    bwd(ref, rdq, rdk, rdv, dout, q, k, v, ro, rl, &s, 1);
+
+    char what[200];
+    int fails = 0;
+    const tol_t tg = c->softcap != 0 ? TOL_GRAD_CAP : TOL_GRAD;
+    float *o[2], *l[2], *dq[2], *dk[2], *dv[2];
+    for (int i = 0; i < 2; i++) {
+        int nth = i + 1;
+        o[i] = tallocf(nq);
+        l[i] = tallocf(nl);
+        dq[i] = tcopyf(g0q, nq);
+        dk[i] = tcopyf(g0k, nk);
+        dv[i] = tcopyf(g0v, nk);
+        fwd(kt, o[i], l[i], q, k, v, &s, nth);
+        bwd(kt, dq[i], dk[i], dv[i], dout, q, k, v, ro, rl, &s, nth);
+        snprintf(what, sizeof what, "T=%lld Tk=%lld H=%lld KV=%lld hd=%lld win=%lld cap=%g nth=%d",
+                 (long long)c->T, (long long)c->Tk, (long long)c->H, (long long)c->KV,
+                 (long long)c->hd, (long long)c->window, c->softcap, nth);
+        char w2[260];
+        snprintf(w2, sizeof w2, "out %s", what);
+        fails += tcheck(w2, o[i], ro, nq, TOL_OUT);
+        snprintf(w2, sizeof w2, "lse %s", what);
+        fails += tcheck(w2, l[i], rl, nl, TOL_LSE);
+        snprintf(w2, sizeof w2, "dq %s", what);
+        fails += tcheck(w2, dq[i], rdq, nq, tg);
+        snprintf(w2, sizeof w2, "dk %s", what);
+        fails += tcheck(w2, dk[i], rdk, nk, tg);
+        snprintf(w2, sizeof w2, "dv %s", what);
+        fails += tcheck(w2, dv[i], rdv, nk, tg);
+    }
+    fails += same_bits("out", o[0], o[1], nq) + same_bits("lse", l[0], l[1], nl) +
+             same_bits("dq", dq[0], dq[1], nq) + same_bits("dk", dk[0], dk[1], nk) +
+             same_bits("dv", dv[0], dv[1], nk);
+    float *on = tallocf(nq); /* lse == NULL: same output */
+    fwd(kt, on, NULL, q, k, v, &s, 2);
+    fails += same_bits("out (lse NULL)", on, o[0], nq);
+    free(on);
+    if (fails) printf("    (case %s)\n", what);
+    for (int i = 0; i < 2; i++) { free(o[i]); free(l[i]); free(dq[i]); free(dk[i]); free(dv[i]); }
+    free(q); free(k); free(v); free(dout); free(g0q); free(g0k); free(g0v);
+    free(ro); free(rl); free(rdq); free(rdk); free(rdv);
+    return fails;
+}
+
+static const int64_t Ts[] = {1, 3, 17, 33, 127};
+static const int64_t hds[] = {1, 3, 8, 17, 64, 128};
+
+/* plain causal MHA, T == Tk */
+static int simd_attn(const cke_ktable *kt, const cke_ktable *ref) {
+    int fails = 0;
+    for (int a = 0; a < 5; a++)
+        for (int b = 0; b < 6; b++) {
+            if (tquick && (Ts[a] > 33 || hds[b] > 64)) continue;
+            acase c = {Ts[a], Ts[a], 2, 2, hds[b], 0, 0, 1};
+            fails += check_case(kt, ref, &c, 100 + (uint64_t)(a * 10 + b));
+        }
+    return fails;
+}
+
+/* grouped-query heads: rep 2, 3, 4, 8 and multi-query (one kv head) */
+static int simd_attn_gqa(const cke_ktable *kt, const cke_ktable *ref) {
+    static const int64_t hk[][2] = {{4, 2}, {6, 2}, {8, 2}, {8, 1}, {32, 4}};
+    static const int64_t hd2[] = {3, 17, 64};
+    int fails = 0;
+    for (int h = 0; h < 5; h++)
+        for (int a = 0; a < 5; a++)
+            for (int b = 0; b < 3; b++) {
+                if (tquick && (Ts[a] > 33 || (hk[h][0] > 8 && Ts[a] > 17))) continue;
+                if (hk[h][0] >= 32 && Ts[a] > 33) continue; /* the ref is slow there */
+                acase c = {Ts[a], Ts[a], hk[h][0], hk[h][1], hd2[b], 0, 0, 1};
+                fails += check_case(kt, ref, &c, 200 + (uint64_t)(h * 100 + a * 10 + b));
+            }
+    return fails;
+}
+
+/* sliding window, incl. window 1 (only the diagonal) and windows crossing key blocks */
+static int simd_attn_window(const cke_ktable *kt, const cke_ktable *ref) {
+    static const int64_t wins[] = {1, 5, 16, 70};
+    int fails = 0;
+    for (int w = 0; w < 4; w++)
+        for (int a = 0; a < 5; a++) {
+            if (tquick && Ts[a] > 33) continue;
+            acase c = {Ts[a], Ts[a], 4, 2, 17, wins[w], 0, 1};
+            fails += check_case(kt, ref, &c, 300 + (uint64_t)(w * 10 + a));
+            acase c2 = {Ts[a], Ts[a] + 90, 8, 2, 64, wins[w], 0, 1}; /* with past */
+            fails += check_case(kt, ref, &c2, 350 + (uint64_t)(w * 10 + a));
+        }
+    return fails;
+}
+
+/* Gemma-2 style logit softcap with large logits (qscale 4) so that tanh saturates */
+static int simd_attn_softcap(const cke_ktable *kt, const cke_ktable *ref) {
+    static const float caps[] = {2.0f, 50.0f};
+    int fails = 0;
+    for (int cp = 0; cp < 2; cp++)
+        for (int a = 0; a < 5; a++) {
+            if (tquick && Ts[a] > 33) continue;
+            acase c = {Ts[a], Ts[a], 4, 2, 64, 0, caps[cp], 4.0f};
+            fails += check_case(kt, ref, &c, 400 + (uint64_t)(cp * 10 + a));
+            acase c2 = {Ts[a], Ts[a] + 5, 4, 4, 17, 9, caps[cp], 4.0f};
+            fails += check_case(kt, ref, &c2, 450 + (uint64_t)(cp * 10 + a));
+        }
+    return fails;
+}
+
+/* decode: one query row against the KV cache; Tk across the block (64) and split (512) edges */
+static int simd_attn_decode(const cke_ktable *kt, const cke_ktable *ref) {
+    static const int64_t Tks[] = {1, 2, 63, 64, 65, 511, 513, 1000, 1025};
+    static const int64_t hk[][3] = {{8, 2, 64}, {4, 4, 17}, {32, 4, 128}, {16, 1, 64}, {4, 2, 256}};
+    int fails = 0;
+    for (int h = 0; h < 5; h++)
+        for (int a = 0; a < 9; a++) {
+            if (tquick && Tks[a] > 513) continue;
+            acase c = {1, Tks[a], hk[h][0], hk[h][1], hk[h][2], 0, 0, 1};
+            fails += check_case(kt, ref, &c, 500 + (uint64_t)(h * 10 + a));
+            if (h == 0) {
+                acase cw = {1, Tks[a], 8, 2, 64, 100, 0, 1};
+                fails += check_case(kt, ref, &cw, 590 + (uint64_t)a);
+            }
+        }
+    return fails;
+}
+
+/* chunked prefill: T < Tk, the chunk's rows sit after `past` cached positions */
+static int simd_attn_chunk(const cke_ktable *kt, const cke_ktable *ref) {
+    static const int64_t pasts[] = {1, 5, 64, 100};
+    int fails = 0;
+    for (int p = 0; p < 4; p++)
+        for (int a = 1; a < 5; a++) {
+            if (tquick && Ts[a] > 33) continue;
+            acase c = {Ts[a], Ts[a] + pasts[p], 6, 3, 17, 0, 0, 1};
+            fails += check_case(kt, ref, &c, 600 + (uint64_t)(p * 10 + a));
+            acase c2 = {Ts[a], Ts[a] + pasts[p], 8, 2, 64, 0, 0, 1};
+            fails += check_case(kt, ref, &c2, 650 + (uint64_t)(p * 10 + a));
+            acase c3 = {Ts[a], Ts[a] + pasts[p], 2, 1, p % 2 ? 256 : 200, 0, 0, 1}; /* widest heads */
+            fails += check_case(kt, ref, &c3, 690 + (uint64_t)(p * 10 + a));
+        }
+    return fails;
+}
+
+/* ---- grad mode: the ref backward against central differences of a double forward ---- */
+
+static double fwd_loss_d(const acase *c, const double *q, const double *k, const double *v,
+                         const double *R) {
+    const int64_t T = c->T, Tk = c->Tk, H = c->H, KV = c->KV, hd = c->hd, rep = H / KV;
+    const double scale = 1.0 / sqrt((double)hd);
+    double L = 0, *sc = malloc((size_t)Tk * sizeof(double));
+    for (int64_t h = 0; h < H; h++)
+        for (int64_t t = 0; t < T; t++) {
+            int64_t p = Tk - T + t, g = h / rep;
+            int64_t lo = (c->window > 0 && p - c->window + 1 > 0) ? p - c->window + 1 : 0;
+            double m = -INFINITY, sum = 0;
+            for (int64_t j = lo; j <= p; j++) {
+                double d = 0;
+                for (int64_t i = 0; i < hd; i++) d += q[(t * H + h) * hd + i] * k[(j * KV + g) * hd + i];
+                d *= scale;
+                if (c->softcap != 0) d = c->softcap * tanh(d / c->softcap);
+                sc[j] = d;
+                m = d > m ? d : m;
+            }
+            for (int64_t j = lo; j <= p; j++) sum += (sc[j] = exp(sc[j] - m));
+            for (int64_t i = 0; i < hd; i++) {
+                double o = 0;
+                for (int64_t j = lo; j <= p; j++) o += sc[j] * v[(j * KV + g) * hd + i];
+                L += o / sum * R[(t * H + h) * hd + i];
+            }
+        }
+    free(sc);
+    return L;
+}
+
+static int grad_case(const cke_ktable *ref, const acase *c, uint64_t seed) {
+    cke_attn_shape s = mkshape(c);
+    const int64_t nq = c->T * c->H * c->hd, nk = c->Tk * c->KV * c->hd;
+    const int64_t n[3] = {nq, nk, nk};
+    trng r = {seed};
+    float *x[3], *R = tallocf(nq), *o = tallocf(nq), *lse = tallocf(c->H * c->T), *gx[3];
+    double *xd[3], *Rd = malloc((size_t)nq * sizeof(double));
+    for (int a = 0; a < 3; a++) {
+        x[a] = tallocf(n[a]);
+        tfill_normal(&r, x[a], n[a], a == 0 ? c->qscale : 1.0f);
+        gx[a] = tallocf(n[a]);
+        xd[a] = malloc((size_t)n[a] * sizeof(double));
+        for (int64_t i = 0; i < n[a]; i++) xd[a][i] = x[a][i];
+    }
+    tfill_normal(&r, R, nq, 1.0f);
+    for (int64_t i = 0; i < nq; i++) Rd[i] = R[i];
+    fwd(ref, o, lse, x[0], x[1], x[2], &s, 1);
+    bwd(ref, gx[0], gx[1], gx[2], R, x[0], x[1], x[2], o, lse, &s, 1);
+    int fails = 0;
+    static const char *nm[3] = {"dq", "dk", "dv"};
+    /* FD in double (step 1e-4, error ~1e-8) vs the float ref backward: float rounding of the
+     * forward/backward (~1e-6 relative) dominates */
+    const tol_t tol = {1e-9, 2e-5, 1e-4};
+    for (int a = 0; a < 3; a++) {
+        double *fd = malloc((size_t)n[a] * sizeof(double)), *gd = malloc((size_t)n[a] * sizeof(double));
+        for (int64_t i = 0; i < n[a]; i++) {
+            double keep = xd[a][i], h = 1e-4;
+            xd[a][i] = keep + h;
+            double lp = fwd_loss_d(c, xd[0], xd[1], xd[2], Rd);
+            xd[a][i] = keep - h;
+            double lm = fwd_loss_d(c, xd[0], xd[1], xd[2], Rd);
+            xd[a][i] = keep;
+            fd[i] = (lp - lm) / (2 * h);
+            gd[i] = gx[a][i];
+        }
+        char what[160];
+        snprintf(what, sizeof what, "%s T=%lld Tk=%lld H=%lld KV=%lld hd=%lld win=%lld cap=%g", nm[a],
+                 (long long)c->T, (long long)c->Tk, (long long)c->H, (long long)c->KV, (long long)c->hd,
+                 (long long)c->window, c->softcap);
+        fails += tcheck_d(what, gd, fd, n[a], tol);
+        free(fd);
+        free(gd);
+    }
+    for (int a = 0; a < 3; a++) { free(x[a]); free(gx[a]); free(xd[a]); }
+    free(R); free(Rd); free(o); free(lse);
+    return fails;
+}
+
+static int grad_attn(const cke_ktable *ref) {
+    acase c1 = {5, 5, 2, 2, 3, 0, 0, 1}, c2 = {4, 7, 2, 2, 3, 0, 0, 1};
+    return grad_case(ref, &c1, 11) + grad_case(ref, &c2, 12);
+}
+static int grad_attn_gqa(const cke_ktable *ref) {
+    acase c = {5, 5, 4, 2, 3, 0, 0, 1}, c2 = {3, 6, 3, 1, 4, 0, 0, 1};
+    return grad_case(ref, &c, 21) + grad_case(ref, &c2, 22);
+}
+static int grad_attn_window(const cke_ktable *ref) {
+    acase c = {6, 8, 4, 2, 3, 3, 0, 1}, c2 = {5, 5, 2, 1, 2, 1, 0, 1};
+    return grad_case(ref, &c, 31) + grad_case(ref, &c2, 32);
+}
+static int grad_attn_softcap(const cke_ktable *ref) {
+    acase c = {5, 6, 4, 2, 3, 0, 1.5f, 2.0f}, c2 = {4, 4, 2, 2, 5, 2, 3.0f, 3.0f};
+    return grad_case(ref, &c, 41) + grad_case(ref, &c2, 42);
+}
+static int grad_attn_decode(const cke_ktable *ref) {
+    acase c = {1, 9, 4, 2, 3, 0, 0, 1};
+    return grad_case(ref, &c, 51);
+}
+static int grad_attn_chunk(const cke_ktable *ref) {
+    acase c = {3, 8, 4, 2, 4, 0, 0, 1};
+    return grad_case(ref, &c, 61);
+}
+
+/* ---- torch mode: fixtures from tests/torch/fx_attn.py, case "attn.<name>" ---- */
+static int torch_case(const cke_ktable *kt, const fx_file *fx, const char *name) {
+    char nm[128];
+#define FXN(x) (snprintf(nm, sizeof nm, "attn.%s." x, name), nm)
+    cke_attn_shape s = {fx_scalar_i(fx, FXN("T"), -1), fx_scalar_i(fx, FXN("Tk"), -1),
+                        fx_scalar_i(fx, FXN("H"), -1), fx_scalar_i(fx, FXN("KV"), -1),
+                        fx_scalar_i(fx, FXN("hd"), -1), (float)fx_scalar_f(fx, FXN("scale"), 0),
+                        fx_scalar_i(fx, FXN("window"), 0), (float)fx_scalar_f(fx, FXN("softcap"), 0)};
+    if (s.T <= 0 || s.Tk <= 0 || s.n_head <= 0 || s.n_kv_head <= 0 || s.head_dim <= 0) {
+        printf("    attn.%s: shape scalars missing (regenerate fixtures?)\n", name);
+        return 1;
+    }
+    const int64_t nq = s.T * s.n_head * s.head_dim, nk = s.Tk * s.n_kv_head * s.head_dim;
+    const int64_t nl = s.n_head * s.T;
+    const float *q = fx_f32(fx, FXN("q"), nq), *k = fx_f32(fx, FXN("k"), nk);
+    const float *v = fx_f32(fx, FXN("v"), nk), *dout = fx_f32(fx, FXN("dout"), nq);
+    const float *wo = fx_f32(fx, FXN("out"), nq), *wl = fx_f32(fx, FXN("lse"), nl);
+    const float *wdq = fx_f32(fx, FXN("dq"), nq), *wdk = fx_f32(fx, FXN("dk"), nk);
+    const float *wdv = fx_f32(fx, FXN("dv"), nk);
+#undef FXN
+    if (!q || !k || !v || !dout || !wo || !wl || !wdq || !wdk || !wdv) return 1;
+    float *o = tallocf(nq), *l = tallocf(nl), *dq = tallocf(nq), *dk = tallocf(nk), *dv = tallocf(nk);
+    fwd(kt, o, l, q, k, v, &s, 2);
+    bwd(kt, dq, dk, dv, dout, q, k, v, o, l, &s, 2);
+    int fails = 0;
+    char what[160];
+    /* float kernels vs float64 torch: float rounding only */
+    const tol_t to = {1e-10, 1e-5, 1e-4}, tl = {1e-12, 1e-5, 1e-5}, tg = {1e-9, 1e-4, 1e-3};
+    snprintf(what, sizeof what, "attn.%s out", name);
+    fails += tcheck(what, o, wo, nq, to);
+    snprintf(what, sizeof what, "attn.%s lse", name);
+    fails += tcheck(what, l, wl, nl, tl);
+    snprintf(what, sizeof what, "attn.%s dq", name);
+    fails += tcheck(what, dq, wdq, nq, tg);
+    snprintf(what, sizeof what, "attn.%s dk", name);
+    fails += tcheck(what, dk, wdk, nk, tg);
+    snprintf(what, sizeof what, "attn.%s dv", name);
+    fails += tcheck(what, dv, wdv, nk, tg);
+    free(o); free(l); free(dq); free(dk); free(dv);
+    return fails;
+}
+
+static int torch_attn(const cke_ktable *kt, const fx_file *fx) { return torch_case(kt, fx, "basic"); }
+static int torch_attn_gqa(const cke_ktable *kt, const fx_file *fx) { return torch_case(kt, fx, "gqa"); }
+static int torch_attn_window(const cke_ktable *kt, const fx_file *fx) {
+    return torch_case(kt, fx, "window");
+}
+static int torch_attn_softcap(const cke_ktable *kt, const fx_file *fx) {
+    return torch_case(kt, fx, "softcap");
+}
+static int torch_attn_decode(const cke_ktable *kt, const fx_file *fx) {
+    return torch_case(kt, fx, "decode");
+}
+static int torch_attn_chunk(const cke_ktable *kt, const fx_file *fx) {
+    return torch_case(kt, fx, "chunk");
+}
+
 const test_op tests_attn[] = {
+    {"attn", simd_attn, grad_attn, torch_attn},
+    {"attn_gqa", simd_attn_gqa, grad_attn_gqa, torch_attn_gqa},
+    {"attn_window", simd_attn_window, grad_attn_window, torch_attn_window},
+    {"attn_softcap", simd_attn_softcap, grad_attn_softcap, torch_attn_softcap},
+    {"attn_decode", simd_attn_decode, grad_attn_decode, torch_attn_decode},
+    {"attn_chunk", simd_attn_chunk, grad_attn_chunk, torch_attn_chunk},
     {0},
 };

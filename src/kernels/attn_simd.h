@@ -1,0 +1,488 @@
+/* SIMD attention forward/backward, written once over the vector layer of one ISA.
+ * Included by avx2/attn.c and avx512/attn.c after their attn_vec.h (VL, vf, vld, vexp, ISA_FN,
+ * tile sizes ...), so each instance compiles with its own folder's -m flags.
+ *
+ * Structure (see attn_plan.h for the blocking):
+ *   scores   S[M, BK]  = Q[M, hd] . Kt[hd, BK]      (ka: K block packed transposed and pre-scaled,
+ *                                                    vectors run along keys, no horizontal sums)
+ *   output   acc[M,hd] += P[M, BK] . V[BK, hd]      (kb: vectors run along hd)
+ * Forward: online softmax over key blocks, never more than M x BK scores live.
+ * Backward (FlashAttention-2 recompute, two passes so that nothing is shared between threads):
+ *   pass 1, items (kv head, key block): owns its dk/dv rows; loops over the query rows that see
+ *           the block (all query heads of the group), recomputes P and dS, dv += P^T dO,
+ *           dk += dS^T Q.
+ *   pass 2, items (kv head, query block): owns its dq rows; loops over its key blocks,
+ *           recomputes P and dS, dq += dS K.
+ * This costs one extra Q.K^T and dO.V^T product (7 instead of 5 matmuls) but needs no atomics and
+ * no per-thread dq partials, and every output element is summed by one thread in a fixed order,
+ * independent of nth: results are bitwise identical for any thread count. */
+#include "attn_plan.h"
+
+#include <math.h>
+#include <omp.h>
+#include <stdint.h>
+#include <string.h>
+
+#define AI static inline __attribute__((always_inline))
+
+/* ---- S[r, cols] = sum_d A[r][d] * Bt[d, cols]: an mr x nv tile of vectors at (r0, v0) ---- */
+AI void ka_tile(float *S /* [M, BK] */, const float *const *A /* [M] rows [hd] */,
+                const float *Bt /* [hd, BK] */, int64_t r0, int64_t v0, const int mr, const int nv,
+                int64_t hd) {
+    vf acc[KA_MR][KA_NV];
+#pragma GCC unroll 8
+    for (int i = 0; i < mr; i++)
+#pragma GCC unroll 8
+        for (int v = 0; v < nv; v++) acc[i][v] = vzero();
+    const float *a[KA_MR];
+#pragma GCC unroll 8
+    for (int i = 0; i < mr; i++) a[i] = A[r0 + i];
+    const float *bp = Bt + v0 * VL;
+    for (int64_t d = 0; d < hd; d++, bp += ATT_BK) {
+        vf b[KA_NV];
+#pragma GCC unroll 8
+        for (int v = 0; v < nv; v++) b[v] = vld(bp + v * VL);
+#pragma GCC unroll 8
+        for (int i = 0; i < mr; i++) {
+            vf x = vset1(a[i][d]);
+#pragma GCC unroll 8
+            for (int v = 0; v < nv; v++) acc[i][v] = vfma(x, b[v], acc[i][v]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < mr; i++)
+#pragma GCC unroll 8
+        for (int v = 0; v < nv; v++) vst(S + (r0 + i) * ATT_BK + (v0 + v) * VL, acc[i][v]);
+}
+
+/* S[M, 0:ncols rounded up to VL] = A . Bt */
+static void ka(float *S /* [M, BK] */, const float *const *A /* [M] rows [hd] */,
+               const float *Bt /* [hd, BK] */, int64_t M, int64_t ncols, int64_t hd) {
+    int64_t nv = (ncols + VL - 1) / VL, r = 0;
+    for (; r + KA_MR <= M; r += KA_MR) {
+        int64_t v = 0;
+        for (; v + KA_NV <= nv; v += KA_NV) ka_tile(S, A, Bt, r, v, KA_MR, KA_NV, hd);
+        for (; v < nv; v++) ka_tile(S, A, Bt, r, v, KA_MR, 1, hd);
+    }
+    for (; r < M; r++) {
+        int64_t v = 0;
+        for (; v + KA_NV <= nv; v += KA_NV) ka_tile(S, A, Bt, r, v, 1, KA_NV, hd);
+        for (; v < nv; v++) ka_tile(S, A, Bt, r, v, 1, 1, hd);
+    }
+}
+
+/* ---- C[r][hd cols] += sum_c P[r*prs + c*pcs] * B[c][hd cols]: mr rows x nv vectors at (r0, v0);
+ * with nv == 1 the vector is loaded/stored under mask mk (the hd tail) ---- */
+AI void kb_tile(float *const *C /* [rows] [hd] */, const float *P, int64_t prs, int64_t pcs,
+                const float *const *B /* [nk] rows [hd] */, int64_t r0, int64_t v0, const int mr,
+                const int nv, int masked, vmk mk, int64_t nk) {
+    vf acc[KB_MR][KB_NV];
+#pragma GCC unroll 8
+    for (int i = 0; i < mr; i++)
+#pragma GCC unroll 8
+        for (int v = 0; v < nv; v++)
+            acc[i][v] = masked ? vldm(C[r0 + i] + (v0 + v) * VL, mk) : vld(C[r0 + i] + (v0 + v) * VL);
+    const float *pr = P + r0 * prs;
+    for (int64_t c = 0; c < nk; c++, pr += pcs) {
+        const float *b0 = B[c] + v0 * VL;
+        vf b[KB_NV];
+#pragma GCC unroll 8
+        for (int v = 0; v < nv; v++) b[v] = masked ? vldm(b0 + v * VL, mk) : vld(b0 + v * VL);
+#pragma GCC unroll 8
+        for (int i = 0; i < mr; i++) {
+            vf x = vset1(pr[i * prs]);
+#pragma GCC unroll 8
+            for (int v = 0; v < nv; v++) acc[i][v] = vfma(x, b[v], acc[i][v]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < mr; i++)
+#pragma GCC unroll 8
+        for (int v = 0; v < nv; v++) {
+            if (masked) vstm(C[r0 + i] + (v0 + v) * VL, mk, acc[i][v]);
+            else vst(C[r0 + i] + (v0 + v) * VL, acc[i][v]);
+        }
+}
+
+static void kb(float *const *C /* [rows] [hd] */, const float *P, int64_t prs, int64_t pcs,
+               const float *const *B /* [nk] [hd] */, int64_t rows, int64_t nk, int64_t hd) {
+    int64_t nfull = hd / VL, tail = hd - nfull * VL;
+    vmk mt = vmk_n(tail);
+    int64_t r = 0;
+    for (; r + KB_MR <= rows; r += KB_MR) {
+        int64_t v = 0;
+        for (; v + KB_NV <= nfull; v += KB_NV) kb_tile(C, P, prs, pcs, B, r, v, KB_MR, KB_NV, 0, mt, nk);
+        for (; v < nfull; v++) kb_tile(C, P, prs, pcs, B, r, v, KB_MR, 1, 0, mt, nk);
+        if (tail) kb_tile(C, P, prs, pcs, B, r, nfull, KB_MR, 1, 1, mt, nk);
+    }
+    for (; r < rows; r++) {
+        int64_t v = 0;
+        for (; v + KB_NV <= nfull; v += KB_NV) kb_tile(C, P, prs, pcs, B, r, v, 1, KB_NV, 0, mt, nk);
+        for (; v < nfull; v++) kb_tile(C, P, prs, pcs, B, r, v, 1, 1, 0, mt, nk);
+        if (tail) kb_tile(C, P, prs, pcs, B, r, nfull, 1, 1, 1, mt, nk);
+    }
+}
+
+/* 8x8 transpose of 256-bit rows (AVX; both ISA folders have it), scaled. */
+static inline void tr8x8(float *dst /* 8 rows, stride ld */, int64_t ld, const float *const *src,
+                         int64_t d0, __m256 sc) {
+    __m256 r0 = _mm256_loadu_ps(src[0] + d0), r1 = _mm256_loadu_ps(src[1] + d0);
+    __m256 r2 = _mm256_loadu_ps(src[2] + d0), r3 = _mm256_loadu_ps(src[3] + d0);
+    __m256 r4 = _mm256_loadu_ps(src[4] + d0), r5 = _mm256_loadu_ps(src[5] + d0);
+    __m256 r6 = _mm256_loadu_ps(src[6] + d0), r7 = _mm256_loadu_ps(src[7] + d0);
+    __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+    __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+    __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+    __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    _mm256_storeu_ps(dst + 0 * ld, _mm256_mul_ps(sc, _mm256_permute2f128_ps(u0, u4, 0x20)));
+    _mm256_storeu_ps(dst + 1 * ld, _mm256_mul_ps(sc, _mm256_permute2f128_ps(u1, u5, 0x20)));
+    _mm256_storeu_ps(dst + 2 * ld, _mm256_mul_ps(sc, _mm256_permute2f128_ps(u2, u6, 0x20)));
+    _mm256_storeu_ps(dst + 3 * ld, _mm256_mul_ps(sc, _mm256_permute2f128_ps(u3, u7, 0x20)));
+    _mm256_storeu_ps(dst + 4 * ld, _mm256_mul_ps(sc, _mm256_permute2f128_ps(u0, u4, 0x31)));
+    _mm256_storeu_ps(dst + 5 * ld, _mm256_mul_ps(sc, _mm256_permute2f128_ps(u1, u5, 0x31)));
+    _mm256_storeu_ps(dst + 6 * ld, _mm256_mul_ps(sc, _mm256_permute2f128_ps(u2, u6, 0x31)));
+    _mm256_storeu_ps(dst + 7 * ld, _mm256_mul_ps(sc, _mm256_permute2f128_ps(u3, u7, 0x31)));
+}
+
+/* Kt[d, jj] = scale * rows[jj][d] (jj < nk), zero columns up to the next multiple of VL.
+ * 8x8 register transposes; scalar edges. The pack is half the work of a decode step. */
+static void pack_t(float *Kt /* [hd, BK] */, const float *const *rows /* [nk] [hd] */, int64_t nk,
+                   int64_t hd, float scale) {
+    int64_t ncp = (nk + VL - 1) / VL * VL, j8 = nk / 8 * 8, d8 = hd / 8 * 8;
+    __m256 sc = _mm256_set1_ps(scale);
+    for (int64_t jj = 0; jj < j8; jj += 8) {
+        for (int64_t d = 0; d < d8; d += 8) tr8x8(Kt + d * ATT_BK + jj, ATT_BK, rows + jj, d, sc);
+        for (int64_t i = jj; i < jj + 8; i++)
+            for (int64_t d = d8; d < hd; d++) Kt[d * ATT_BK + i] = scale * rows[i][d];
+    }
+    for (int64_t jj = j8; jj < nk; jj++) {
+        const float *r = rows[jj];
+        for (int64_t d = 0; d < hd; d++) Kt[d * ATT_BK + jj] = scale * r[d];
+    }
+    for (int64_t d = 0; d < hd; d++)
+        for (int64_t jj = nk; jj < ncp; jj++) Kt[d * ATT_BK + jj] = 0;
+}
+
+/* Visible columns [*a, *b) of key block [j0, j0 + nk) for the row at position p. */
+static inline void vis_cols(const cke_attn_shape *s, int64_t p, int64_t j0, int64_t nk, int64_t *a,
+                            int64_t *b) {
+    int64_t lo = s->window > 0 ? p - s->window + 1 - j0 : 0;
+    int64_t hi = p + 1 - j0;
+    *a = lo > 0 ? lo : 0;
+    *b = hi < nk ? hi : nk;
+}
+
+/* Per-thread scratch carved from ws (layout of attn_plan.per_thread). */
+typedef struct {
+    float *Kt, *Vt, *S, *S2, *acc, *mrow, *lrow;
+    const float **arow, **brow, **krow, **vrow; /* [M], [M], [BK], [BK] */
+    float **crow, **drow, **erow;                 /* [M], [BK], [BK] */
+} attn_scr;
+
+static attn_scr scr_carve(unsigned char *base, const attn_plan *p, int64_t hd) {
+    attn_scr c;
+    size_t f = sizeof(float), m = (size_t)p->m, o = 0;
+    c.Kt = (float *)(base + o); o += attn_al64((size_t)hd * ATT_BK * f);
+    c.Vt = (float *)(base + o); o += attn_al64((size_t)hd * ATT_BK * f);
+    c.S = (float *)(base + o); o += attn_al64(m * ATT_BK * f);
+    c.S2 = (float *)(base + o); o += attn_al64(m * ATT_BK * f);
+    c.acc = (float *)(base + o); o += attn_al64(m * (size_t)p->hdp * f);
+    c.mrow = (float *)(base + o); o += attn_al64(m * f);
+    c.lrow = (float *)(base + o); o += attn_al64(m * f);
+    void **pp = (void **)(base + o);
+    c.arow = (const float **)pp; pp += m;
+    c.brow = (const float **)pp; pp += m;
+    c.crow = (float **)pp; pp += m;
+    c.krow = (const float **)pp; pp += ATT_BK;
+    c.vrow = (const float **)pp; pp += ATT_BK;
+    c.drow = (float **)pp; pp += ATT_BK;
+    c.erow = (float **)pp;
+    return c;
+}
+
+static unsigned char *ws_base(void *ws) {
+    return (unsigned char *)(((uintptr_t)ws + 63) & ~(uintptr_t)63);
+}
+
+/* One forward item: rows of query block qb of kv head g against keys of split sp. Writes out/lse
+ * directly, or (split case) the partial acc/max/sum into its slot of the shared area. */
+static void fwd_item(float *out, float *lse, const float *q, const float *k, const float *v,
+                     const cke_attn_shape *s, const attn_plan *pl, attn_scr *c, float *part,
+                     int64_t g, int64_t qb, int64_t sp) {
+    const int64_t T = s->T, H = s->n_head, KV = s->n_kv_head, hd = s->head_dim, rep = pl->rep;
+    const int64_t off = s->Tk - T, t0 = qb * pl->bq;
+    const int64_t nt = (t0 + pl->bq <= T ? pl->bq : T - t0), M = nt * rep;
+    float *acc = c->acc, *mrow = c->mrow, *lrow = c->lrow;
+    if (pl->nsplit > 1) { /* partial slot: acc [M, hdp], max [M], sum [M] */
+        float *slot = part + (g * pl->nsplit + sp) * pl->m * (pl->hdp + 2);
+        acc = slot;
+        mrow = slot + pl->m * pl->hdp;
+        lrow = mrow + pl->m;
+    }
+    for (int64_t r = 0; r < M; r++) {
+        int64_t t = t0 + r / rep, h = g * rep + r % rep;
+        c->arow[r] = q + (t * H + h) * hd;
+        c->crow[r] = acc + r * pl->hdp;
+        mrow[r] = -INFINITY;
+        lrow[r] = 0;
+    }
+    memset(acc, 0, (size_t)(M * pl->hdp) * sizeof(float));
+    int64_t pfirst = off + t0, hi = off + t0 + nt; /* keys [lo, hi) */
+    int64_t lo = (s->window > 0 && pfirst - s->window + 1 > 0) ? pfirst - s->window + 1 : 0;
+    if (pl->nsplit > 1) {
+        if (lo < sp * ATT_KSPLIT) lo = sp * ATT_KSPLIT;
+        if (hi > (sp + 1) * ATT_KSPLIT) hi = (sp + 1) * ATT_KSPLIT;
+    }
+    const float cap = s->softcap, rcap = cap != 0.0f ? 1.0f / cap : 0.0f;
+    for (int64_t j0 = lo; j0 < hi; j0 += ATT_BK) {
+        int64_t nk = hi - j0 < ATT_BK ? hi - j0 : ATT_BK, nv = (nk + VL - 1) / VL;
+        for (int64_t jj = 0; jj < nk; jj++) {
+            c->krow[jj] = k + ((j0 + jj) * KV + g) * hd;
+            c->vrow[jj] = v + ((j0 + jj) * KV + g) * hd;
+        }
+        pack_t(c->Kt, c->krow, nk, hd, s->scale);
+        ka(c->S, c->arow, c->Kt, M, nk, hd);
+        for (int64_t r = 0; r < M; r++) {
+            float *sr = c->S + r * ATT_BK;
+            int64_t a, b;
+            vis_cols(s, off + t0 + r / rep, j0, nk, &a, &b);
+            if (b <= a) { /* row sees nothing here: zero probabilities, state unchanged */
+                for (int64_t vi = 0; vi < nv; vi++) vst(sr + vi * VL, vzero());
+                continue;
+            }
+            int full = a == 0 && b == nv * VL;
+            vf mx = vset1(-INFINITY);
+            for (int64_t vi = 0; vi < nv; vi++) {
+                vf x = vld(sr + vi * VL);
+                if (cap != 0.0f) x = vmul(vset1(cap), vtanh(vmul(x, vset1(rcap))));
+                if (!full) x = vsel(vmk_range(vi * VL, a, b), vset1(-INFINITY), x);
+                vst(sr + vi * VL, x);
+                mx = vmax(mx, x);
+            }
+            float mnew = vhmax(mx);
+            if (mnew < mrow[r]) mnew = mrow[r];
+            float corr = expf(mrow[r] - mnew); /* 0 on the first visible block (mrow = -inf) */
+            vf sum = vzero(), mv = vset1(mnew);
+            for (int64_t vi = 0; vi < nv; vi++) {
+                vf e = vexp(vsub(vld(sr + vi * VL), mv));
+                if (!full) e = vsel(vmk_range(vi * VL, a, b), vzero(), e);
+                vst(sr + vi * VL, e);
+                sum = vadd(sum, e);
+            }
+            lrow[r] = lrow[r] * corr + vhsum(sum);
+            mrow[r] = mnew;
+            if (corr != 1.0f) {
+                float *ar = c->crow[r];
+                vf cv = vset1(corr);
+                for (int64_t d = 0; d < pl->hdp; d += VL) vst(ar + d, vmul(vld(ar + d), cv));
+            }
+        }
+        kb(c->crow, c->S, ATT_BK, 1, c->vrow, M, nk, hd);
+    }
+    if (pl->nsplit > 1) return;
+    int64_t nfull = hd / VL * VL;
+    vmk mt = vmk_n(hd - nfull);
+    for (int64_t r = 0; r < M; r++) {
+        int64_t t = t0 + r / rep, h = g * rep + r % rep;
+        float *o = out + (t * H + h) * hd;
+        const float *ar = c->crow[r];
+        vf inv = vset1(1.0f / lrow[r]);
+        for (int64_t d = 0; d < nfull; d += VL) vst(o + d, vmul(vld(ar + d), inv));
+        if (nfull < hd) vstm(o + nfull, mt, vmul(vld(ar + nfull), inv));
+        if (lse) lse[h * T + t] = mrow[r] + logf(lrow[r]);
+    }
+}
+
+/* Split case: combine the partials of kv head g, row r, in split order. */
+static void fwd_merge(float *out, float *lse, const cke_attn_shape *s, const attn_plan *pl,
+                      const float *part, int64_t g, int64_t r) {
+    const int64_t T = s->T, H = s->n_head, hd = s->head_dim, rep = pl->rep;
+    const int64_t slot = pl->m * (pl->hdp + 2);
+    const float *base = part + g * pl->nsplit * slot;
+    float mx = -INFINITY;
+    for (int64_t sp = 0; sp < pl->nsplit; sp++) {
+        const float *ms = base + sp * slot + pl->m * pl->hdp;
+        if (ms[pl->m + r] > 0 && ms[r] > mx) mx = ms[r];
+    }
+    int64_t t = r / rep, h = g * rep + r % rep; /* one query block: t0 = 0 */
+    float *o = out + (t * H + h) * hd;
+    int64_t nfull = hd / VL * VL;
+    vmk mt = vmk_n(hd - nfull);
+    float L = 0;
+    for (int64_t sp = 0; sp < pl->nsplit; sp++) {
+        const float *ms = base + sp * slot + pl->m * pl->hdp;
+        if (ms[pl->m + r] > 0) L += expf(ms[r] - mx) * ms[pl->m + r];
+    }
+    for (int64_t d = 0; d < pl->hdp; d += VL) {
+        vf a = vzero();
+        for (int64_t sp = 0; sp < pl->nsplit; sp++) {
+            const float *sl = base + sp * slot, *ms = sl + pl->m * pl->hdp;
+            if (!(ms[pl->m + r] > 0)) continue;
+            a = vfma(vset1(expf(ms[r] - mx)), vld(sl + r * pl->hdp + d), a);
+        }
+        vf res = vmul(a, vset1(1.0f / L));
+        if (d + VL <= nfull) vst(o + d, res);
+        else if (d < hd) vstm(o + d, mt, res);
+    }
+    if (lse) lse[h * T + t] = mx + logf(L);
+}
+
+void ISA_FN(cke_attn_fwd)(float *out /* [T, n_head, hd] */, float *lse /* [n_head, T] or NULL */,
+                          const float *q /* [T, n_head, hd] */, const float *k /* [Tk, n_kv_head, hd] */,
+                          const float *v /* [Tk, n_kv_head, hd] */, const cke_attn_shape *s, void *ws,
+                          int nth) {
+    if (nth < 1) nth = 1;
+    const attn_plan pl = attn_make_plan(s, 0);
+    unsigned char *base = ws_base(ws);
+    float *part = (float *)base;
+    const int64_t KV = s->n_kv_head, nitem = pl.nqb * KV * pl.nsplit;
+#pragma omp parallel num_threads(nth) if (nth > 1)
+    {
+        attn_scr c = scr_carve(base + pl.shared + (size_t)omp_get_thread_num() * pl.per_thread, &pl,
+                               s->head_dim);
+        /* cyclic over (query block, kv head, split): neighbours cost about the same, so the
+         * causal growth of work along query blocks is spread evenly */
+#pragma omp for schedule(static, 1)
+        for (int64_t it = 0; it < nitem; it++) {
+            int64_t sp = it % pl.nsplit, g = (it / pl.nsplit) % KV, qb = it / (pl.nsplit * KV);
+            fwd_item(out, lse, q, k, v, s, &pl, &c, part, g, qb, sp);
+        }
+        if (pl.nsplit > 1) {
+#pragma omp for schedule(static)
+            for (int64_t gr = 0; gr < KV * pl.m; gr++) fwd_merge(out, lse, s, &pl, part, gr / pl.m, gr % pl.m);
+        }
+    }
+}
+
+/* Recomputed probabilities and score gradients of rows [M] against key block [j0, j0+nk):
+ * in: S = scale q.k (ka), S2 = dout.v (ka), mrow = lse, lrow = D; out: S = P, S2 = scale * dS
+ * (with the softcap derivative). Invisible and padding columns get 0 in both. */
+static void bwd_scores(attn_scr *c, const cke_attn_shape *s, int64_t M, int64_t rep, int64_t p0,
+                       int64_t j0, int64_t nk) {
+    const int64_t nv = (nk + VL - 1) / VL;
+    const float cap = s->softcap, rcap = cap != 0.0f ? 1.0f / cap : 0.0f;
+    for (int64_t r = 0; r < M; r++) {
+        float *sr = c->S + r * ATT_BK, *dr = c->S2 + r * ATT_BK;
+        int64_t a, b;
+        vis_cols(s, p0 + r / rep, j0, nk, &a, &b);
+        if (b <= a) {
+            for (int64_t vi = 0; vi < nv; vi++) { vst(sr + vi * VL, vzero()); vst(dr + vi * VL, vzero()); }
+            continue;
+        }
+        int full = a == 0 && b == nv * VL;
+        vf l = vset1(c->mrow[r]), D = vset1(c->lrow[r]), sc = vset1(s->scale);
+        for (int64_t vi = 0; vi < nv; vi++) {
+            vf x = vld(sr + vi * VL), th = vzero();
+            if (cap != 0.0f) {
+                th = vtanh(vmul(x, vset1(rcap)));
+                x = vmul(vset1(cap), th);
+            }
+            vf p = vexp(vsub(x, l));
+            if (!full) p = vsel(vmk_range(vi * VL, a, b), vzero(), p);
+            vf ds = vmul(p, vsub(vld(dr + vi * VL), D));
+            if (cap != 0.0f) ds = vmul(ds, vsub(vset1(1.0f), vmul(th, th)));
+            vst(sr + vi * VL, p);
+            vst(dr + vi * VL, vmul(ds, sc));
+        }
+    }
+}
+
+/* Rows of query rows [tb, tb + nt) x the rep heads of g: pointers and per-row lse / D. */
+static void bwd_rows(attn_scr *c, const float *q, const float *dout, const float *lse, const float *D,
+                     const cke_attn_shape *s, int64_t rep, int64_t g, int64_t tb, int64_t nt) {
+    const int64_t T = s->T, H = s->n_head, hd = s->head_dim;
+    for (int64_t r = 0; r < nt * rep; r++) {
+        int64_t t = tb + r / rep, h = g * rep + r % rep;
+        c->arow[r] = q + (t * H + h) * hd;
+        c->brow[r] = dout + (t * H + h) * hd;
+        c->mrow[r] = lse[h * T + t];
+        c->lrow[r] = D[h * T + t];
+    }
+}
+
+void ISA_FN(cke_attn_bwd)(float *dq /* [T, n_head, hd] += */, float *dk /* [Tk, n_kv_head, hd] += */,
+                          float *dv /* [Tk, n_kv_head, hd] += */, const float *dout /* [T, n_head, hd] */,
+                          const float *q /* [T, n_head, hd] */, const float *k /* [Tk, n_kv_head, hd] */,
+                          const float *v /* [Tk, n_kv_head, hd] */, const float *out /* [T, n_head, hd] */,
+                          const float *lse /* [n_head, T] */, const cke_attn_shape *s, void *ws, int nth) {
+    if (nth < 1) nth = 1;
+    const attn_plan pl = attn_make_plan(s, 1);
+    unsigned char *base = ws_base(ws);
+    float *D = (float *)base; /* [n_head, T] */
+    const int64_t T = s->T, Tk = s->Tk, H = s->n_head, KV = s->n_kv_head, hd = s->head_dim;
+    const int64_t rep = pl.rep, off = Tk - T, nkb = (Tk + ATT_BK - 1) / ATT_BK;
+    const int64_t nfull = hd / VL * VL;
+#pragma omp parallel num_threads(nth) if (nth > 1)
+    {
+        attn_scr c = scr_carve(base + pl.shared + (size_t)omp_get_thread_num() * pl.per_thread, &pl, hd);
+        vmk mt = vmk_n(hd - nfull);
+#pragma omp for schedule(static)
+        for (int64_t ht = 0; ht < H * T; ht++) {
+            int64_t h = ht / T, t = ht % T;
+            const float *a = dout + (t * H + h) * hd, *b = out + (t * H + h) * hd;
+            vf acc = vzero();
+            for (int64_t d = 0; d < nfull; d += VL) acc = vfma(vld(a + d), vld(b + d), acc);
+            if (nfull < hd) acc = vfma(vldm(a + nfull, mt), vldm(b + nfull, mt), acc);
+            D[ht] = vhsum(acc);
+        }
+        /* pass 1: dk, dv of key block kb of kv head g (items cyclic, late key blocks are cheap) */
+#pragma omp for schedule(static, 1)
+        for (int64_t it = 0; it < nkb * KV; it++) {
+            int64_t g = it % KV, j0 = (it / KV) * ATT_BK, nk = Tk - j0 < ATT_BK ? Tk - j0 : ATT_BK;
+            for (int64_t jj = 0; jj < nk; jj++) {
+                c.krow[jj] = k + ((j0 + jj) * KV + g) * hd;
+                c.vrow[jj] = v + ((j0 + jj) * KV + g) * hd;
+                c.drow[jj] = dk + ((j0 + jj) * KV + g) * hd;
+            }
+            pack_t(c.Kt, c.krow, nk, hd, s->scale);
+            pack_t(c.Vt, c.vrow, nk, hd, 1.0f);
+            for (int64_t jj = 0; jj < nk; jj++) c.erow[jj] = dv + ((j0 + jj) * KV + g) * hd;
+            /* query rows that see some key of the block: p >= j0, p < j0 + nk - 1 + window */
+            int64_t tlo = j0 - off > 0 ? j0 - off : 0, thi = T;
+            if (s->window > 0 && j0 + nk - 1 + s->window - off < thi) thi = j0 + nk - 1 + s->window - off;
+            for (int64_t tb = tlo; tb < thi; tb += pl.bq) {
+                int64_t nt = thi - tb < pl.bq ? thi - tb : pl.bq, M = nt * rep;
+                bwd_rows(&c, q, dout, lse, D, s, rep, g, tb, nt);
+                ka(c.S, c.arow, c.Kt, M, nk, hd);
+                ka(c.S2, c.brow, c.Vt, M, nk, hd);
+                bwd_scores(&c, s, M, rep, off + tb, j0, nk);
+                kb(c.erow, c.S, 1, ATT_BK, c.brow, nk, M, hd);  /* dv += P^T dout */
+                kb(c.drow, c.S2, 1, ATT_BK, c.arow, nk, M, hd); /* dk += dS^T q */
+            }
+        }
+        /* pass 2: dq of query block qb, heads of kv head g */
+#pragma omp for schedule(static, 1)
+        for (int64_t it = 0; it < pl.nqb * KV; it++) {
+            int64_t g = it % KV, tb = (it / KV) * pl.bq, nt = T - tb < pl.bq ? T - tb : pl.bq, M = nt * rep;
+            bwd_rows(&c, q, dout, lse, D, s, rep, g, tb, nt);
+            for (int64_t r = 0; r < M; r++) c.crow[r] = c.acc + r * pl.hdp;
+            memset(c.acc, 0, (size_t)(M * pl.hdp) * sizeof(float));
+            int64_t pfirst = off + tb, hi = off + tb + nt;
+            int64_t lo = (s->window > 0 && pfirst - s->window + 1 > 0) ? pfirst - s->window + 1 : 0;
+            for (int64_t j0 = lo; j0 < hi; j0 += ATT_BK) {
+                int64_t nk = hi - j0 < ATT_BK ? hi - j0 : ATT_BK;
+                for (int64_t jj = 0; jj < nk; jj++) {
+                    c.krow[jj] = k + ((j0 + jj) * KV + g) * hd;
+                    c.vrow[jj] = v + ((j0 + jj) * KV + g) * hd;
+                }
+                pack_t(c.Kt, c.krow, nk, hd, s->scale);
+                pack_t(c.Vt, c.vrow, nk, hd, 1.0f);
+                ka(c.S, c.arow, c.Kt, M, nk, hd);
+                ka(c.S2, c.brow, c.Vt, M, nk, hd);
+                bwd_scores(&c, s, M, rep, off + tb, j0, nk);
+                kb(c.crow, c.S2, ATT_BK, 1, c.krow, M, nk, hd); /* dq += dS k */
+            }
+            for (int64_t r = 0; r < M; r++) {
+                int64_t t = tb + r / rep, h = g * rep + r % rep;
+                float *o = dq + (t * H + h) * hd;
+                const float *ar = c.acc + r * pl.hdp;
+                for (int64_t d = 0; d < nfull; d += VL) vst(o + d, vadd(vld(o + d), vld(ar + d)));
+                if (nfull < hd) vstm(o + nfull, mt, vadd(vldm(o + nfull, mt), vld(ar + nfull)));
+            }
+        }
+    }
+}

@@ -1,0 +1,172 @@
+/* AVX2 + FMA GEMM pieces for the driver in src/kernels/gemm.c (blocking and threading are there).
+ * Microkernel 6 x 16: 12 ymm accumulators + 2 B vectors + 1 broadcast = 15 of 16 registers;
+ * per k step 12 FMAs against 2 loads + 6 broadcasts (two FMA pipes stay busy). */
+#include "../gemm_pack.h"
+#include "../kdecl.h"
+
+#include <immintrin.h>
+
+enum { MR = 6, NR = 16 };
+
+static void pack_a(float *dst, const float *A, int64_t lda, cke_trans ta, int64_t mc, int64_t kc) {
+    gemm_pack_panels(dst, MR, A, lda, ta == CKE_NOTRANS, mc, kc);
+}
+static void pack_b(float *dst, const float *B, int64_t ldb, cke_trans tb, int64_t kc, int64_t nc) {
+    gemm_pack_panels(dst, NR, B, ldb, tb == CKE_TRANS, nc, kc);
+}
+
+/* lane mask for the first n (0..8) lanes */
+static inline __m256i lanes(int n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+static inline __attribute__((always_inline)) void ukr_rows(const int mr, float *C, int64_t ldc,
+                                                           const float *a, const float *b,
+                                                           int64_t kc, int nr, float alpha,
+                                                           float beta) {
+    __m256 c0[MR], c1[MR];
+#pragma GCC unroll 6
+    for (int i = 0; i < MR; i++) { c0[i] = _mm256_setzero_ps(); c1[i] = _mm256_setzero_ps(); }
+#pragma GCC unroll 6
+    for (int i = 0; i < MR; i++)
+        if (i < mr) _mm_prefetch((const char *)(C + i * ldc), _MM_HINT_T0);
+    for (int64_t k = 0; k < kc; k++) {
+        __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+#pragma GCC unroll 6
+        for (int i = 0; i < MR; i++) {
+            if (i < mr) {
+                __m256 ai = _mm256_broadcast_ss(a + i);
+                c0[i] = _mm256_fmadd_ps(ai, b0, c0[i]);
+                c1[i] = _mm256_fmadd_ps(ai, b1, c1[i]);
+            }
+        }
+        a += MR;
+        b += NR;
+    }
+    __m256i m0 = lanes(nr >= 8 ? 8 : nr), m1 = lanes(nr >= 16 ? 8 : nr > 8 ? nr - 8 : 0);
+    __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+#pragma GCC unroll 6
+    for (int i = 0; i < MR; i++) {
+        if (i < mr) {
+            float *cr = C + i * ldc;
+            __m256 x0, x1;
+            if (beta == 0.0f) { /* overwrite: C is not read */
+                x0 = _mm256_mul_ps(va, c0[i]);
+                x1 = _mm256_mul_ps(va, c1[i]);
+            } else {
+                x0 = _mm256_fmadd_ps(va, c0[i], _mm256_mul_ps(vb, _mm256_maskload_ps(cr, m0)));
+                x1 = _mm256_fmadd_ps(va, c1[i], _mm256_mul_ps(vb, _mm256_maskload_ps(cr + 8, m1)));
+            }
+            _mm256_maskstore_ps(cr, m0, x0);
+            _mm256_maskstore_ps(cr + 8, m1, x1);
+        }
+    }
+}
+
+static void ukr(float *C /* [mr, ldc] */, int64_t ldc, const float *a /* [kc][MR] */,
+                const float *b /* [kc][NR] */, int64_t kc, int mr, int nr, float alpha, float beta) {
+    switch (mr) {
+#define UK(r) case r: ukr_rows(r, C, ldc, a, b, kc, nr, alpha, beta); break;
+        UK(6) UK(5) UK(4) UK(3) UK(2) UK(1)
+#undef UK
+    default: break;
+    }
+}
+
+static inline float hsum8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* Small-M dot products (see avx512/gemm.c): MM * NW accumulators + NW + 1 <= 16 registers. */
+static inline __attribute__((always_inline)) void dot_tile(const int MM, const int NW, float *C,
+                                                           int64_t ldc, const float *X,
+                                                           int64_t ldx, const float *W,
+                                                           int64_t ldw, int64_t n, int64_t K,
+                                                           float alpha, float beta) {
+    __m256 acc[6][4];
+#pragma GCC unroll 6
+    for (int m = 0; m < 6; m++)
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++) acc[m][j] = _mm256_setzero_ps();
+    const float *w0 = W + n * ldw;
+    int64_t k = 0;
+    for (; k + 8 <= K; k += 8) {
+        __m256 wv[4];
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++)
+            if (j < NW) wv[j] = _mm256_loadu_ps(w0 + j * ldw + k);
+#pragma GCC unroll 6
+        for (int m = 0; m < 6; m++) {
+            if (m < MM) {
+                __m256 x = _mm256_loadu_ps(X + m * ldx + k);
+#pragma GCC unroll 4
+                for (int j = 0; j < 4; j++)
+                    if (j < NW) acc[m][j] = _mm256_fmadd_ps(x, wv[j], acc[m][j]);
+            }
+        }
+    }
+    if (k < K) {
+        __m256i mk = lanes((int)(K - k));
+        __m256 wv[4];
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++)
+            if (j < NW) wv[j] = _mm256_maskload_ps(w0 + j * ldw + k, mk);
+#pragma GCC unroll 6
+        for (int m = 0; m < 6; m++) {
+            if (m < MM) {
+                __m256 x = _mm256_maskload_ps(X + m * ldx + k, mk);
+#pragma GCC unroll 4
+                for (int j = 0; j < 4; j++)
+                    if (j < NW) acc[m][j] = _mm256_fmadd_ps(x, wv[j], acc[m][j]);
+            }
+        }
+    }
+#pragma GCC unroll 6
+    for (int m = 0; m < 6; m++) {
+        if (m < MM) {
+#pragma GCC unroll 4
+            for (int j = 0; j < 4; j++) {
+                if (j < NW) {
+                    float s = alpha * hsum8(acc[m][j]);
+                    float *c = C + m * ldc + n + j;
+                    *c = beta == 0.0f ? s : s + beta * *c;
+                }
+            }
+        }
+    }
+}
+
+#define DOT_RANGE(MM, NW)                                                                        \
+    do {                                                                                         \
+        int64_t n = n0;                                                                          \
+        for (; n + (NW) <= n1; n += (NW)) dot_tile(MM, NW, C, ldc, X, ldx, W, ldw, n, K, alpha, beta); \
+        for (; n < n1; n++) dot_tile(MM, 1, C, ldc, X, ldx, W, ldw, n, K, alpha, beta);           \
+    } while (0)
+
+static void small_t(float *C /* [M, ldc] */, int64_t ldc, const float *X /* [M, ldx] */,
+                    int64_t ldx, const float *W /* [N, ldw] */, int64_t ldw, int64_t M, int64_t n0,
+                    int64_t n1, int64_t K, float alpha, float beta) {
+    switch (M) {
+    case 1: DOT_RANGE(1, 4); break;
+    case 2: DOT_RANGE(2, 4); break;
+    case 3: DOT_RANGE(3, 3); break;
+    case 4: DOT_RANGE(4, 2); break;
+    case 5: DOT_RANGE(5, 2); break;
+    case 6: DOT_RANGE(6, 2); break;
+    default: break;
+    }
+}
+
+static const cke_gemm_isa gemm_avx2 = {
+    .MR = MR, .NR = NR, .KC = 256, .MC = MR * 32, .NC = 512, .SMALL_M = 6,
+    .pack_a = pack_a, .pack_b = pack_b, .ukr = ukr, .small_t = small_t,
+};
+
+void cke_gemm_avx2(float *C /* [M, ldc] */, const float *A, const float *B, int64_t M, int64_t N,
+                   int64_t K, int64_t lda, int64_t ldb, int64_t ldc, cke_trans ta, cke_trans tb,
+                   float alpha, float beta, void *ws, int nth) {
+    cke_gemm_drive(&gemm_avx2, C, A, B, M, N, K, lda, ldb, ldc, ta, tb, alpha, beta, ws, nth);
+}

@@ -1,0 +1,5 @@
+/* Causal GQA attention forward/backward, avx512 instance of the shared template attn_simd.h
+ * (blocked online softmax; design, threading and determinism notes there). */
+#include "../kdecl.h"
+#include "attn_vec.h"
+#include "../attn_simd.h"

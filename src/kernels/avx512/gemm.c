@@ -1,0 +1,168 @@
+/* AVX-512 GEMM pieces for the driver in src/kernels/gemm.c (blocking and threading are there).
+ * Microkernel 14 x 32: 28 zmm accumulators + 2 B vectors, A broadcast from memory; per k step
+ * 28 FMAs against 2 vector loads + 14 broadcasts, so Zen 4's one-512-bit-FMA-per-cycle is the
+ * limit, not the load ports. 14 rows also keep the KC x 14 A sliver (14 KiB at KC = 256) in L1. */
+#include "../gemm_pack.h"
+#include "../kdecl.h"
+
+#include <immintrin.h>
+
+enum { MR = 14, NR = 32 };
+
+static void pack_a(float *dst, const float *A, int64_t lda, cke_trans ta, int64_t mc, int64_t kc) {
+    gemm_pack_panels(dst, MR, A, lda, ta == CKE_NOTRANS, mc, kc);
+}
+static void pack_b(float *dst, const float *B, int64_t ldb, cke_trans tb, int64_t kc, int64_t nc) {
+    gemm_pack_panels(dst, NR, B, ldb, tb == CKE_TRANS, nc, kc);
+}
+
+/* mr is a literal at every call site: the row loops unroll and acc stays in registers. */
+static inline __attribute__((always_inline)) void ukr_rows(const int mr, float *C, int64_t ldc,
+                                                           const float *a, const float *b,
+                                                           int64_t kc, int nr, float alpha,
+                                                           float beta) {
+    __m512 c0[MR], c1[MR];
+#pragma GCC unroll 14
+    for (int i = 0; i < MR; i++) { c0[i] = _mm512_setzero_ps(); c1[i] = _mm512_setzero_ps(); }
+#pragma GCC unroll 14
+    for (int i = 0; i < MR; i++)
+        if (i < mr) _mm_prefetch((const char *)(C + i * ldc), _MM_HINT_T0);
+    for (int64_t k = 0; k < kc; k++) {
+        __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+#pragma GCC unroll 14
+        for (int i = 0; i < MR; i++) {
+            if (i < mr) {
+                __m512 ai = _mm512_set1_ps(a[i]);
+                c0[i] = _mm512_fmadd_ps(ai, b0, c0[i]);
+                c1[i] = _mm512_fmadd_ps(ai, b1, c1[i]);
+            }
+        }
+        a += MR;
+        b += NR;
+    }
+    __mmask16 m0 = nr >= 16 ? 0xffff : (__mmask16)((1u << nr) - 1);
+    __mmask16 m1 = nr >= 32 ? 0xffff : nr > 16 ? (__mmask16)((1u << (nr - 16)) - 1) : 0;
+    __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+#pragma GCC unroll 14
+    for (int i = 0; i < MR; i++) {
+        if (i < mr) {
+            float *cr = C + i * ldc;
+            __m512 x0, x1;
+            if (beta == 0.0f) { /* overwrite: C is not read */
+                x0 = _mm512_mul_ps(va, c0[i]);
+                x1 = _mm512_mul_ps(va, c1[i]);
+            } else {
+                x0 = _mm512_fmadd_ps(va, c0[i], _mm512_mul_ps(vb, _mm512_maskz_loadu_ps(m0, cr)));
+                x1 = _mm512_fmadd_ps(va, c1[i], _mm512_mul_ps(vb, _mm512_maskz_loadu_ps(m1, cr + 16)));
+            }
+            _mm512_mask_storeu_ps(cr, m0, x0);
+            _mm512_mask_storeu_ps(cr + 16, m1, x1);
+        }
+    }
+}
+
+static void ukr(float *C /* [mr, ldc] */, int64_t ldc, const float *a /* [kc][MR] */,
+                const float *b /* [kc][NR] */, int64_t kc, int mr, int nr, float alpha, float beta) {
+    switch (mr) {
+#define UK(r) case r: ukr_rows(r, C, ldc, a, b, kc, nr, alpha, beta); break;
+        UK(14) UK(13) UK(12) UK(11) UK(10) UK(9) UK(8) UK(7) UK(6) UK(5) UK(4) UK(3) UK(2) UK(1)
+#undef UK
+    default: break;
+    }
+}
+
+/* Small-M dot products: MM rows of X against NW rows of W at a time, vectorized along K with a
+ * masked tail; MM * NW accumulators + NW W vectors fit the 32 registers. Every output is one
+ * zmm accumulator reduced the same way, whatever MM, NW or thread, so it is deterministic. */
+static inline __attribute__((always_inline)) void dot_tile(const int MM, const int NW, float *C,
+                                                           int64_t ldc, const float *X,
+                                                           int64_t ldx, const float *W,
+                                                           int64_t ldw, int64_t n, int64_t K,
+                                                           float alpha, float beta) {
+    __m512 acc[8][8];
+#pragma GCC unroll 8
+    for (int m = 0; m < 8; m++)
+#pragma GCC unroll 8
+        for (int j = 0; j < 8; j++) acc[m][j] = _mm512_setzero_ps();
+    const float *w0 = W + n * ldw;
+    int64_t k = 0;
+    for (; k + 16 <= K; k += 16) {
+        __m512 wv[8];
+#pragma GCC unroll 8
+        for (int j = 0; j < 8; j++)
+            if (j < NW) wv[j] = _mm512_loadu_ps(w0 + j * ldw + k);
+#pragma GCC unroll 8
+        for (int m = 0; m < 8; m++) {
+            if (m < MM) {
+                __m512 x = _mm512_loadu_ps(X + m * ldx + k);
+#pragma GCC unroll 8
+                for (int j = 0; j < 8; j++)
+                    if (j < NW) acc[m][j] = _mm512_fmadd_ps(x, wv[j], acc[m][j]);
+            }
+        }
+    }
+    if (k < K) {
+        __mmask16 mk = (__mmask16)((1u << (K - k)) - 1);
+        __m512 wv[8];
+#pragma GCC unroll 8
+        for (int j = 0; j < 8; j++)
+            if (j < NW) wv[j] = _mm512_maskz_loadu_ps(mk, w0 + j * ldw + k);
+#pragma GCC unroll 8
+        for (int m = 0; m < 8; m++) {
+            if (m < MM) {
+                __m512 x = _mm512_maskz_loadu_ps(mk, X + m * ldx + k);
+#pragma GCC unroll 8
+                for (int j = 0; j < 8; j++)
+                    if (j < NW) acc[m][j] = _mm512_fmadd_ps(x, wv[j], acc[m][j]);
+            }
+        }
+    }
+#pragma GCC unroll 8
+    for (int m = 0; m < 8; m++) {
+        if (m < MM) {
+#pragma GCC unroll 8
+            for (int j = 0; j < 8; j++) {
+                if (j < NW) {
+                    float s = alpha * _mm512_reduce_add_ps(acc[m][j]);
+                    float *c = C + m * ldc + n + j;
+                    *c = beta == 0.0f ? s : s + beta * *c;
+                }
+            }
+        }
+    }
+}
+
+/* Columns [n0, n1) for MM rows: full NW groups, then single rows. */
+#define DOT_RANGE(MM, NW)                                                                        \
+    do {                                                                                         \
+        int64_t n = n0;                                                                          \
+        for (; n + (NW) <= n1; n += (NW)) dot_tile(MM, NW, C, ldc, X, ldx, W, ldw, n, K, alpha, beta); \
+        for (; n < n1; n++) dot_tile(MM, 1, C, ldc, X, ldx, W, ldw, n, K, alpha, beta);           \
+    } while (0)
+
+static void small_t(float *C /* [M, ldc] */, int64_t ldc, const float *X /* [M, ldx] */,
+                    int64_t ldx, const float *W /* [N, ldw] */, int64_t ldw, int64_t M, int64_t n0,
+                    int64_t n1, int64_t K, float alpha, float beta) {
+    switch (M) {
+    case 1: DOT_RANGE(1, 8); break;
+    case 2: DOT_RANGE(2, 8); break;
+    case 3: DOT_RANGE(3, 6); break;
+    case 4: DOT_RANGE(4, 5); break;
+    case 5: DOT_RANGE(5, 4); break;
+    case 6: DOT_RANGE(6, 4); break;
+    case 7: DOT_RANGE(7, 3); break;
+    case 8: DOT_RANGE(8, 3); break;
+    default: break;
+    }
+}
+
+static const cke_gemm_isa gemm_avx512 = {
+    .MR = MR, .NR = NR, .KC = 256, .MC = MR * 16, .NC = 512, .SMALL_M = 8,
+    .pack_a = pack_a, .pack_b = pack_b, .ukr = ukr, .small_t = small_t,
+};
+
+void cke_gemm_avx512(float *C /* [M, ldc] */, const float *A, const float *B, int64_t M, int64_t N,
+                     int64_t K, int64_t lda, int64_t ldb, int64_t ldc, cke_trans ta, cke_trans tb,
+                     float alpha, float beta, void *ws, int nth) {
+    cke_gemm_drive(&gemm_avx512, C, A, B, M, N, K, lda, ldb, ldc, ta, tb, alpha, beta, ws, nth);
+}

@@ -1,0 +1,4 @@
+/* AdamW and sum of squares, avx512 instance of the shared template optim_simd.h. */
+#include "../kdecl.h"
+#include "attn_vec.h"
+#include "../optim_simd.h"

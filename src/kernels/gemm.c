@@ -1,0 +1,170 @@
+/* The blocked, packed, multithreaded GEMM driver (ISA-independent; compiled without -m flags).
+ * C[M,N] = alpha * op(A)[M,K] . op(B)[K,N] + beta * C. The ISA files supply a cke_gemm_isa
+ * descriptor (kdecl.h): register tile MR x NR, cache blocks KC/MC/NC, packing routines, the
+ * microkernel and the small-M dot-product path.
+ *
+ * Blocking (BLIS-style, loop order chosen for a 32K L1 / 1M private L2):
+ *   for jc in N step NC            B block KC x NC is packed once and stays in L2
+ *     for pc in K step KC          KC is balanced (K split into equal blocks <= KC)
+ *       pack B[pc:, jc:] -> [NC/NR][KC][NR] panels
+ *       for ic in M step MC        pack A[ic:, pc:] -> [MC/MR][KC][MR] panels
+ *         for ir in MC step MR     the MR x KC A sliver stays in L1 ...
+ *           for jr in NC step NR   ... while B slivers stream from L2 through it
+ *             microkernel: MR x NR tile, kc rank-1 updates in registers, then
+ *             C = alpha * acc + beta' * C with beta' = beta on the first K block, else 1.
+ *   Edges: A/B panels are zero-padded; the microkernel stores only mr x nr (masked).
+ *
+ * Small M (M <= SMALL_M, tb == CKE_TRANS: decode / GEMV, Y = X . W^T): nothing is packed. W rows
+ * stream from memory once, each dotted with all M rows of X (vectorized along K), so the path
+ * runs at memory bandwidth. Threads split N.
+ *
+ * Threading: one `omp parallel num_threads(nth)` region (none when one thread does the work).
+ * The output is cut into a tm x tn grid of rectangles aligned to MR/NR (tm * tn = threads, chosen
+ * to minimise per-thread work + packing); each thread runs the whole blocked loop nest on its own
+ * rectangle with its own slice of ws, so there is no barrier and no shared write.
+ * Determinism: every C element is summed by one thread in the same order (k ascending inside a
+ * KC block, blocks in order, fixed KC for a given K), and each element's arithmetic does not
+ * depend on which tile or lane holds it, so results are bitwise identical for every nth.
+ * (They differ between the small-M and blocked paths, i.e. depend on M, as any BLAS does.) */
+#include "kdecl.h"
+
+#include <omp.h>
+#include <string.h>
+
+/* Upper limits of every ISA descriptor (checked against kdecl.h's comment); ws sizes use them
+ * so one size fits every ISA. */
+enum { WS_MR = 16, WS_NR = 64, WS_KC = 384, WS_MC = 256, WS_NC = 1024, WS_SMALL_M = 16 };
+
+static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+static int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+static int64_t rup(int64_t a, int64_t b) { return cdiv(a, b) * b; }
+
+/* Per-thread packing floats: A block (<= min(M, MC) rows rounded up to MR) and B block. */
+static int64_t ws_floats_a(int64_t M, int64_t kc, int64_t MC, int64_t MR) {
+    return rup(rup(min64(M, MC), MR) * kc, 16);
+}
+static int64_t ws_floats_b(int64_t N, int64_t kc, int64_t NC, int64_t NR) {
+    return rup(rup(min64(N, NC), NR) * kc, 16);
+}
+
+size_t cke_gemm_ws_size(int64_t M, int64_t N, int64_t K, int nth) {
+    if (nth < 1) nth = 1;
+    if (M < 1) M = 1;
+    if (N < 1) N = 1;
+    if (K < 1) K = 1;
+    int64_t kc = min64(K, WS_KC);
+    /* rup(min(M, MC), MR) <= min(M, WS_MC) + WS_MR for any MR <= WS_MR, likewise for N */
+    int64_t per = rup((min64(M, WS_MC) + WS_MR) * kc, 16) + rup((min64(N, WS_NC) + WS_NR) * kc, 16);
+    int64_t small = rup(min64(M, WS_SMALL_M) * K, 16); /* op(A) copy for the small-M path */
+    int64_t fl = (int64_t)nth * per > small ? (int64_t)nth * per : small;
+    return (size_t)fl * sizeof(float) + 64;
+}
+
+/* C[M,N] *= beta (beta == 0: zero it without reading) — the K == 0 case. */
+static void scale_c(float *C, int64_t M, int64_t N, int64_t ldc, float beta) {
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t j = 0; j < N; j++) C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
+}
+
+/* One thread's rectangle C[m0:m1, n0:n1]: the full blocked loop nest. */
+static void gemm_rect(const cke_gemm_isa *g, float *C /* [M, ldc] */, const float *A,
+                      const float *B, int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K,
+                      int64_t kcb, int64_t lda, int64_t ldb, int64_t ldc, cke_trans ta,
+                      cke_trans tb, float alpha, float beta, float *pa /* A block */,
+                      float *pb /* B block */) {
+    const int64_t MR = g->MR, NR = g->NR, MC = g->MC, NC = g->NC;
+    for (int64_t jc = n0; jc < n1; jc += NC) {
+        int64_t nc = min64(NC, n1 - jc);
+        for (int64_t pc = 0; pc < K; pc += kcb) {
+            int64_t kc = min64(kcb, K - pc);
+            g->pack_b(pb, tb ? B + jc * ldb + pc : B + pc * ldb + jc, ldb, tb, kc, nc);
+            float bet = pc == 0 ? beta : 1.0f;
+            for (int64_t ic = m0; ic < m1; ic += MC) {
+                int64_t mc = min64(MC, m1 - ic);
+                g->pack_a(pa, ta ? A + pc * lda + ic : A + ic * lda + pc, lda, ta, mc, kc);
+                for (int64_t ir = 0; ir < mc; ir += MR) {
+                    int mr = (int)min64(MR, mc - ir);
+                    for (int64_t jr = 0; jr < nc; jr += NR) {
+                        int nr = (int)min64(NR, nc - jr);
+                        g->ukr(C + (ic + ir) * ldc + jc + jr, ldc, pa + ir * kc, pb + jr * kc, kc,
+                               mr, nr, alpha, bet);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* Part p of `parts` of np panels of width w, clipped to n: [*lo, *hi). */
+static void split(int64_t np, int64_t w, int64_t n, int parts, int p, int64_t *lo, int64_t *hi) {
+    *lo = min64(np * p / parts * w, n);
+    *hi = min64(np * (p + 1) / parts * w, n);
+}
+
+void cke_gemm_drive(const cke_gemm_isa *g, float *C /* [M, ldc] */,
+                    const float *A /* [M, lda] or [K, lda] (ta) */,
+                    const float *B /* [K, ldb] or [N, ldb] (tb) */, int64_t M, int64_t N,
+                    int64_t K, int64_t lda, int64_t ldb, int64_t ldc, cke_trans ta, cke_trans tb,
+                    float alpha, float beta, void *ws, int nth) {
+    if (M <= 0 || N <= 0) return;
+    if (nth < 1) nth = 1;
+    if (K <= 0) { scale_c(C, M, N, ldc, beta); return; }
+    float *w = (float *)(((uintptr_t)ws + 63) & ~(uintptr_t)63);
+
+    if (tb == CKE_TRANS && M <= g->SMALL_M && g->small_t) {
+        const float *X = A; /* [M, ldx] */
+        int64_t ldx = lda;
+        if (ta == CKE_TRANS) { /* rows of op(A) must be contiguous along K */
+            for (int64_t i = 0; i < M; i++)
+                for (int64_t k = 0; k < K; k++) w[i * K + k] = A[k * lda + i];
+            X = w;
+            ldx = K;
+        }
+        /* threads split N in chunks of 16 W rows; tiny N runs on one thread */
+        int64_t np = cdiv(N, 16);
+        int nt = (int)min64(nth, np);
+        if (N * K < 32768) nt = 1; /* a parallel region costs more than the work */
+        if (nt <= 1) { g->small_t(C, ldc, X, ldx, B, ldb, M, 0, N, K, alpha, beta); return; }
+#pragma omp parallel num_threads(nt)
+        {
+            int64_t lo, hi;
+            split(np, 16, N, nt, omp_get_thread_num(), &lo, &hi);
+            if (hi > lo) g->small_t(C, ldc, X, ldx, B, ldb, M, lo, hi, K, alpha, beta);
+        }
+        return;
+    }
+
+    /* balanced K blocks: a function of K only, so the summation order is fixed */
+    int64_t kcb = cdiv(K, cdiv(K, g->KC));
+    int64_t npm = cdiv(M, g->MR), npn = cdiv(N, g->NR);
+    /* thread grid: minimise per-thread tile work (MACs / 16) + packing (elements per k) */
+    int tm = 1, tn = 1;
+    if (nth > 1 && (double)M * N * K >= 262144.0) {
+        double best = -1;
+        for (int d = 1; d <= nth; d++) {
+            if (nth % d) continue;
+            int a = nth / d, b = d; /* a row parts x b column parts */
+            if (a > npm || b > npn) continue;
+            double mt = (double)cdiv(npm, a) * g->MR, ntc = (double)cdiv(npn, b) * g->NR;
+            double cost = mt * ntc / 16.0 + (mt * cdiv(N, g->NC) + ntc) * 2.0;
+            if (best < 0 || cost <= best) { best = cost; tm = a; tn = b; }
+        }
+    }
+    int64_t wa = ws_floats_a(M, kcb, g->MC, g->MR), wb = ws_floats_b(N, kcb, g->NC, g->NR);
+    int nt = tm * tn;
+    if (nt <= 1) {
+        gemm_rect(g, C, A, B, 0, M, 0, N, K, kcb, lda, ldb, ldc, ta, tb, alpha, beta, w, w + wa);
+        return;
+    }
+#pragma omp parallel num_threads(nt)
+    {
+        int t = omp_get_thread_num();
+        int64_t m0, m1, n0, n1;
+        split(npm, g->MR, M, tm, t / tn, &m0, &m1);
+        split(npn, g->NR, N, tn, t % tn, &n0, &n1);
+        float *pa = w + (int64_t)t * (wa + wb);
+        if (m1 > m0 && n1 > n0)
+            gemm_rect(g, C, A, B, m0, m1, n0, n1, K, kcb, lda, ldb, ldc, ta, tb, alpha, beta, pa,
+                      pa + wa);
+    }
+}

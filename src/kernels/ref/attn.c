@@ -1,0 +1,115 @@
+/* Causal grouped-query attention, scalar reference (the spec). Semantics: cke_attn_shape.
+ *   logit  s_tj = scale * q_t . k_j, then s -> softcap * tanh(s / softcap) when softcap != 0
+ *   row t (position p = Tk - T + t) sees key j iff j <= p and (window <= 0 || j > p - window)
+ *   out_t  = sum_j softmax_j(s_t) v_j,   lse[h, t] = log sum_j exp(s_tj)   (visible j only)
+ * Every row sees at least key j = p, so softmax is always defined. */
+#include "../kdecl.h"
+
+#include <math.h>
+#include <omp.h>
+
+/* Visible key range [lo, hi] (inclusive) of query row t. */
+static inline void vis(const cke_attn_shape *s, int64_t t, int64_t *lo, int64_t *hi) {
+    int64_t p = s->Tk - s->T + t;
+    *hi = p;
+    *lo = (s->window > 0 && p - s->window + 1 > 0) ? p - s->window + 1 : 0;
+}
+
+static inline float logit(const cke_attn_shape *s, const float *q /* [hd] */, const float *k /* [hd] */) {
+    float d = 0;
+    for (int64_t i = 0; i < s->head_dim; i++) d += q[i] * k[i];
+    d *= s->scale;
+    if (s->softcap != 0.0f) d = s->softcap * tanhf(d / s->softcap);
+    return d;
+}
+
+/* Parallel over (head, row); ws holds one row of Tk scores per thread (cke_attn_ws_size). */
+void cke_attn_fwd_ref(float *out /* [T, n_head, hd] */, float *lse /* [n_head, T] or NULL */,
+                      const float *q /* [T, n_head, hd] */, const float *k /* [Tk, n_kv_head, hd] */,
+                      const float *v /* [Tk, n_kv_head, hd] */, const cke_attn_shape *s, void *ws,
+                      int nth) {
+    const int64_t T = s->T, H = s->n_head, KV = s->n_kv_head, hd = s->head_dim;
+    const int64_t rep = H / KV;
+    if (nth < 1) nth = 1;
+#pragma omp parallel num_threads(nth) if (nth > 1)
+    {
+        int tid = omp_get_thread_num();
+        float *sc = (float *)ws + (int64_t)tid * s->Tk; /* [Tk] scores of this thread's row */
+#pragma omp for schedule(static)
+        for (int64_t ht = 0; ht < H * T; ht++) {
+            int64_t h = ht / T, t = ht % T, g = h / rep, lo, hi;
+            vis(s, t, &lo, &hi);
+            const float *qr = q + (t * H + h) * hd; /* [hd] */
+            float m = -INFINITY;
+            for (int64_t j = lo; j <= hi; j++) {
+                sc[j] = logit(s, qr, k + (j * KV + g) * hd);
+                m = sc[j] > m ? sc[j] : m;
+            }
+            float sum = 0;
+            for (int64_t j = lo; j <= hi; j++) {
+                sc[j] = expf(sc[j] - m);
+                sum += sc[j];
+            }
+            float *o = out + (t * H + h) * hd; /* [hd] */
+            for (int64_t i = 0; i < hd; i++) o[i] = 0;
+            for (int64_t j = lo; j <= hi; j++) {
+                const float *vr = v + (j * KV + g) * hd;
+                for (int64_t i = 0; i < hd; i++) o[i] += sc[j] * vr[i];
+            }
+            float inv = 1.0f / sum;
+            for (int64_t i = 0; i < hd; i++) o[i] *= inv;
+            if (lse) lse[h * T + t] = m + logf(sum);
+        }
+    }
+}
+
+/* Backward, FlashAttention-2 style: p_tj = exp(s_tj - lse_t) recomputed from q, k and lse;
+ *   D_t = dout_t . out_t,  ds_tj = p_tj (dout_t . v_j - D_t) * (1 - tanh^2 when softcapped)
+ *   dq_t += scale sum_j ds_tj k_j,  dk_j += scale sum_t ds_tj q_t,  dv_j += sum_t p_tj dout_t
+ * Parallel over kv heads: a kv head's dk/dv rows, and dq of the query heads that read it,
+ * are all written by one thread in a fixed order, so the result is the same for any nth.
+ * ws is unused. */
+void cke_attn_bwd_ref(float *dq /* [T, n_head, hd] += */, float *dk /* [Tk, n_kv_head, hd] += */,
+                      float *dv /* [Tk, n_kv_head, hd] += */, const float *dout /* [T, n_head, hd] */,
+                      const float *q /* [T, n_head, hd] */, const float *k /* [Tk, n_kv_head, hd] */,
+                      const float *v /* [Tk, n_kv_head, hd] */, const float *out /* [T, n_head, hd] */,
+                      const float *lse /* [n_head, T] */, const cke_attn_shape *s, void *ws, int nth) {
+    (void)ws;
+    const int64_t T = s->T, H = s->n_head, KV = s->n_kv_head, hd = s->head_dim;
+    const int64_t rep = H / KV;
+    if (nth < 1) nth = 1;
+#pragma omp parallel for schedule(static) num_threads(nth) if (nth > 1)
+    for (int64_t g = 0; g < KV; g++) {
+        for (int64_t h = g * rep; h < (g + 1) * rep; h++) {
+            for (int64_t t = 0; t < T; t++) {
+                int64_t lo, hi;
+                vis(s, t, &lo, &hi);
+                const float *qr = q + (t * H + h) * hd, *dor = dout + (t * H + h) * hd; /* [hd] */
+                const float *orow = out + (t * H + h) * hd;                              /* [hd] */
+                float *dqr = dq + (t * H + h) * hd;                                       /* [hd] */
+                float D = 0;
+                for (int64_t i = 0; i < hd; i++) D += dor[i] * orow[i];
+                float l = lse[h * T + t];
+                for (int64_t j = lo; j <= hi; j++) {
+                    const float *kr = k + (j * KV + g) * hd, *vr = v + (j * KV + g) * hd;
+                    float *dkr = dk + (j * KV + g) * hd, *dvr = dv + (j * KV + g) * hd;
+                    float sl = logit(s, qr, kr);
+                    float p = expf(sl - l);
+                    float dp = 0;
+                    for (int64_t i = 0; i < hd; i++) dp += dor[i] * vr[i];
+                    float ds = p * (dp - D);
+                    if (s->softcap != 0.0f) {
+                        float th = sl / s->softcap;
+                        ds *= 1.0f - th * th;
+                    }
+                    ds *= s->scale;
+                    for (int64_t i = 0; i < hd; i++) {
+                        dqr[i] += ds * kr[i];
+                        dkr[i] += ds * qr[i];
+                        dvr[i] += p * dor[i];
+                    }
+                }
+            }
+        }
+    }
+}
