@@ -55,11 +55,14 @@ if ! /usr/bin/python3 tests/torch/gen_fixtures.py build/fixtures.bin >"$logdir/f
 fi
 
 run kernels ./build/test_kernels --fixtures build/fixtures.bin
+run formats ./build/test_formats
 
 # The same suite under ASan+UBSan (smaller sweeps: sanitized code is ~10x slower).
 if make -j"$JOBS" SAN=1 all >"$logdir/build-san.log" 2>&1; then
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
         run kernels-san ./build-san/test_kernels --quick --fixtures build/fixtures.bin
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+        run formats-san ./build-san/test_formats
 else
     tail -40 "$logdir/build-san.log"; echo "sanitizer build failed"; total_fail=$((total_fail + 1))
 fi

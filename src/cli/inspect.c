@@ -1,0 +1,68 @@
+/* cke inspect: family, hyperparameters, tokenizer summary, every tensor. */
+#include "cli/inspect.h"
+
+#include "formats/model.h"
+
+#include <stdio.h>
+
+static const char *yn(bool b) { return b ? "yes" : "no"; }
+
+int cke_cli_inspect(int argc, char **argv) {
+    if (argc != 2) {
+        fprintf(stderr, "usage: cke inspect FILE.gguf|FILE.bin|HF_DIR\n");
+        return 2;
+    }
+    cke_model *m;
+    cke_err err = {0};
+    cke_status s = cke_model_open(argv[1], &m, &err);
+    if (s) {
+        fprintf(stderr, "cke: %s: %s\n", cke_status_name(s), err.msg);
+        return 1;
+    }
+    const cke_hparams *h = &m->hp;
+    static const char *const acts[] = {"silu", "gelu_tanh", "gelu"};
+    static const char *const scal[] = {"none", "linear", "llama3", "freqs-tensor"};
+    printf("model:       %s\n", m->path);
+    printf("source:      %s (%d file%s)\n", cke_model_source_name(m->source), m->n_files, m->n_files == 1 ? "" : "s");
+    printf("family:      %s\n", cke_arch_name(m->arch));
+    printf("dim %lld  layers %lld  heads %lld  kv_heads %lld  head_dim %lld  ffn %lld  vocab %lld  ctx %lld\n",
+           (long long)h->dim, (long long)h->n_layers, (long long)h->n_heads, (long long)h->n_kv_heads,
+           (long long)h->head_dim, (long long)h->ffn_dim, (long long)h->vocab, (long long)h->ctx_len);
+    printf("norm %s eps %g%s  act %s%s  tied_output %s  biases qkv/o/ffn/norm %s/%s/%s/%s\n",
+           h->norm == CKE_NORM_RMS ? "rms" : "layer", h->norm_eps, h->norm_add_one ? " (1+w)" : "",
+           acts[h->act], h->gated_ffn ? " (gated)" : "", yn(h->tied_output), yn(h->attn_qkv_bias),
+           yn(h->attn_o_bias), yn(h->ffn_bias), yn(h->norm_bias));
+    if (h->learned_pos) printf("positions:   learned (pos_embd)\n");
+    else
+        printf("rope:        theta %g  dims %lld  layout %s  scaling %s", h->rope.theta, (long long)h->rope.dims,
+               h->rope.layout == CKE_ROPE_INTERLEAVED ? "interleaved" : "halves", scal[h->rope.scaling]);
+    if (!h->learned_pos && h->rope.scaling == CKE_ROPE_SCALING_LINEAR) printf(" factor %g", h->rope.factor);
+    if (!h->learned_pos && h->rope.scaling == CKE_ROPE_SCALING_LLAMA3)
+        printf(" factor %g low %g high %g orig_ctx %lld", h->rope.factor, h->rope.low_freq_factor,
+               h->rope.high_freq_factor, (long long)h->rope.orig_ctx);
+    if (!h->learned_pos) printf("\n");
+    if (h->qk_norm || h->post_norms || h->embd_scale != 1 || h->attn_softcap || h->final_softcap || h->sliding_window)
+        printf("extras:      qk_norm %s  post_norms %s  embd_scale %g  attn_scale %g  softcap %g/%g  window %lld\n",
+               yn(h->qk_norm), yn(h->post_norms), h->embd_scale, h->attn_scale, h->attn_softcap, h->final_softcap,
+               (long long)h->sliding_window);
+    printf("tokenizer:   %s", cke_tok_source_name(m->tok.source));
+    if (m->tok.path) printf("  %s", m->tok.path);
+    if (m->tok.model) printf("  model %s", m->tok.model);
+    if (m->tok.n_tokens >= 0) printf("  %lld tokens", (long long)m->tok.n_tokens);
+    if (m->tok.file_bytes >= 0) printf("  (%lld-byte file)", (long long)m->tok.file_bytes);
+    printf("\n");
+    printf("tensors:     %lld  params %lld\n", (long long)m->n_tensors, (long long)cke_model_n_params(m));
+    for (int64_t i = 0; i < m->n_tensors; i++) {
+        const cke_model_tensor *t = &m->tensors[i];
+        char shape[96];
+        int n = snprintf(shape, sizeof shape, "[");
+        for (int d = 0; d < t->ndim; d++)
+            n += snprintf(shape + n, sizeof shape - (size_t)n, "%s%lld", d ? ", " : "", (long long)t->shape[d]);
+        snprintf(shape + n, sizeof shape - (size_t)n, "]");
+        printf("  %-22s %-5s %-16s off %10llu  %10lld B%s  %s\n", t->name, cke_dtype_name(t->dtype), shape,
+               (unsigned long long)t->file_offset, (long long)t->nbytes, t->owned ? " (transposed copy)" : "",
+               t->src_name);
+    }
+    cke_model_close(m);
+    return 0;
+}

@@ -1,0 +1,148 @@
+/* One normalized model description, whatever file it came from.
+ *
+ * cke_model_open(path) takes a GGUF file, a llama2.c checkpoint (.bin, legacy v0 or v1 "ak42"
+ * fp32), or a Hugging Face directory (config.json + model.safetensors or a sharded
+ * model.safetensors.index.json). Weights stay in the read-only maps (zero copy) unless noted.
+ *
+ * Canonical tensor names (one scheme for every family; biases add "_b"):
+ *   tok_embd [vocab, dim]           pos_embd [ctx, dim] (learned positions, GPT-2)
+ *   l<i>.attn_norm [dim] (+ l<i>.attn_norm_b for LayerNorm)
+ *   l<i>.attn_q [n_heads*head_dim, dim]   l<i>.attn_k / l<i>.attn_v [n_kv_heads*head_dim, dim]
+ *   l<i>.attn_q_b / _k_b / _v_b           l<i>.attn_o [dim, n_heads*head_dim] (+ l<i>.attn_o_b)
+ *   l<i>.attn_q_norm / l<i>.attn_k_norm [head_dim] (Qwen3, Gemma3-style QK-norm)
+ *   l<i>.post_attn_norm [dim] (Gemma2: norm of the attention output before the residual add)
+ *   l<i>.ffn_norm [dim] (+ _b)   l<i>.ffn_gate / l<i>.ffn_up [ffn, dim] (+ _b)
+ *   l<i>.ffn_down [dim, ffn] (+ _b)        l<i>.post_ffn_norm [dim] (Gemma2)
+ *   output_norm [dim] (+ output_norm_b)    output [vocab, dim] (absent when tied_output)
+ *   rope_freqs [head_dim/2] (GGUF Llama 3: per-frequency divisors precomputed by llama.cpp)
+ * Shapes are row-major, outermost first: a matrix is [out, in] and y = W x.
+ *
+ * Normalizations and why:
+ *  - Q/K row order for RoPE is NOT permuted: GGUF llama and llama2.c store rows for
+ *    interleaved-pair RoPE, HF (and GGUF qwen2/qwen3/gemma*, which llama.cpp runs as NEOX)
+ *    for split-halves RoPE. hp.rope.layout records which; the rope kernel takes both layouts,
+ *    so weights stay zero-copy in the map.
+ *  - GPT-2 HF Conv1D weights are stored [in, out] with Q|K|V fused: they are transposed into
+ *    memory the model owns and split into attn_q/k/v (row slices), so every matrix is [out, in]
+ *    and no consumer branches on the family. (GGUF GPT-2 is already [out, in]; it is only split.)
+ *  - Gemma RMSNorm multiplies by (1 + w). HF stores w, llama.cpp's GGUF stores 1 + w:
+ *    hp.norm_add_one says whether the runtime must add 1.
+ *  - Gemma scales embeddings by sqrt(dim): hp.embd_scale (1 for other families). */
+#ifndef CKE_FORMATS_MODEL_H
+#define CKE_FORMATS_MODEL_H
+
+#include "cke/kernels.h" /* cke_rope_layout */
+#include "cke/status.h"
+#include "formats/dtype.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef enum {
+    CKE_ARCH_LLAMA = 0, /* also SmolLM, TinyLlama, llama2.c checkpoints */
+    CKE_ARCH_MISTRAL,
+    CKE_ARCH_QWEN2,
+    CKE_ARCH_QWEN3,
+    CKE_ARCH_GEMMA,
+    CKE_ARCH_GEMMA2,
+    CKE_ARCH_GPT2,
+    CKE_ARCH_COUNT
+} cke_arch;
+const char *cke_arch_name(cke_arch a);
+
+typedef enum { CKE_SRC_GGUF = 0, CKE_SRC_HF, CKE_SRC_LLAMA2C } cke_model_source;
+const char *cke_model_source_name(cke_model_source s);
+
+typedef enum { CKE_NORM_RMS = 0, CKE_NORM_LAYER } cke_norm_kind;
+typedef enum { CKE_ACT_SILU = 0, CKE_ACT_GELU_TANH, CKE_ACT_GELU } cke_act;
+typedef enum {
+    CKE_ROPE_SCALING_NONE = 0,
+    CKE_ROPE_SCALING_LINEAR, /* positions / factor */
+    CKE_ROPE_SCALING_LLAMA3, /* factor, low/high_freq_factor, orig_ctx */
+    CKE_ROPE_SCALING_FREQS   /* the rope_freqs tensor holds per-frequency divisors (GGUF) */
+} cke_rope_scaling;
+
+typedef struct {
+    int64_t dim, n_layers, n_heads, n_kv_heads, head_dim, ffn_dim, vocab, ctx_len;
+    double norm_eps;
+    cke_norm_kind norm;
+    bool norm_add_one;   /* Gemma HF: RMSNorm weight is (1 + w) */
+    cke_act act;
+    bool gated_ffn;      /* down(act(gate x) * up x) vs down(act(up x)) */
+    bool tied_output;    /* logits use tok_embd; no "output" tensor */
+    bool attn_qkv_bias, attn_o_bias, ffn_bias, norm_bias;
+    bool qk_norm;        /* RMSNorm over head_dim of q and k (Qwen3) */
+    bool post_norms;     /* Gemma2 post_attn_norm / post_ffn_norm */
+    bool learned_pos;    /* GPT-2 pos_embd instead of RoPE */
+    double embd_scale;   /* multiply embeddings by this (Gemma: sqrt(dim)) */
+    double attn_scale;   /* softmax scale: 1/sqrt(head_dim) unless the family says otherwise */
+    double attn_softcap, final_softcap; /* 0 = none (Gemma2) */
+    int64_t sliding_window;             /* 0 = none */
+    struct {
+        double theta;
+        int64_t dims;    /* rotated dims per head (<= head_dim) */
+        cke_rope_layout layout;
+        cke_rope_scaling scaling;
+        double factor, low_freq_factor, high_freq_factor;
+        int64_t orig_ctx;
+    } rope;
+} cke_hparams;
+
+typedef enum {
+    CKE_TOK_NONE = 0,
+    CKE_TOK_GGUF,          /* tokenizer.ggml.* metadata of the GGUF itself (path = the GGUF) */
+    CKE_TOK_LLAMA2C_BIN,   /* llama2.c tokenizer.bin / tok<vocab>.bin next to the checkpoint */
+    CKE_TOK_HF_JSON        /* tokenizer.json in the HF directory */
+} cke_tok_source;
+const char *cke_tok_source_name(cke_tok_source s);
+
+typedef struct {
+    cke_tok_source source;
+    const char *path;      /* NULL when none was found */
+    const char *model;     /* GGUF tokenizer.ggml.model ("llama", "gpt2" ...), else NULL */
+    int64_t n_tokens;      /* GGUF: entries in tokenizer.ggml.tokens; else -1 (unknown) */
+    int64_t file_bytes;    /* size of path, -1 if none */
+} cke_tok_info;
+
+typedef struct {
+    const char *name;      /* canonical */
+    const char *src_name;  /* as in the file ("blk.0.attn_q.weight", "model.layers.0...") */
+    cke_dtype dtype;
+    int ndim;
+    int64_t shape[4];      /* outermost first */
+    int64_t nbytes;
+    const void *data;      /* into a map, or into memory the model owns (owned = true) */
+    int file;              /* index into cke_model.files; -1 when owned */
+    uint64_t file_offset;  /* byte offset in that file (of the source tensor when owned) */
+    bool owned;
+} cke_model_tensor;
+
+typedef struct cke_model_priv cke_model_priv;
+
+typedef struct {
+    cke_arch arch;
+    cke_model_source source;
+    const char *path;
+    cke_hparams hp;
+    cke_tok_info tok;
+    int64_t n_tensors;
+    cke_model_tensor *tensors;  /* file order (GGUF/safetensors) or llama2.c order */
+    int n_files;
+    const char *const *files;   /* the weight files */
+    cke_model_priv *priv;
+} cke_model;
+
+/* CKE_ERR_UNSUPPORTED names an unknown architecture/model_type, rope scaling type or tensor;
+ * CKE_ERR_MISSING / CKE_ERR_SHAPE name a required tensor that is absent or mis-shaped. */
+cke_status cke_model_open(const char *path, cke_model **out, cke_err *err);
+void cke_model_close(cke_model *m);
+
+const cke_model_tensor *cke_model_find(const cke_model *m, const char *name);
+/* Layer tensor "l<layer>.<what>", or NULL. */
+const cke_model_tensor *cke_model_layer(const cke_model *m, int64_t layer, const char *what);
+int64_t cke_model_n_params(const cke_model *m); /* sum of elements of all tensors */
+int64_t cke_model_tensor_numel(const cke_model_tensor *t);
+/* All elements as float (F32/F16/BF16/F64 tensors); dst holds numel floats. */
+cke_status cke_model_tensor_to_f32(const cke_model_tensor *t, float *dst, cke_err *err);
+
+#endif

@@ -1,0 +1,202 @@
+/* GGUF -> normalized model: llama.cpp metadata keys and tensor names. */
+#include "formats/model_priv.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+static const struct {
+    const char *gguf;
+    cke_arch arch;
+    cke_rope_layout rope; /* llama.cpp runs llama with NORM (interleaved) rope, the others NEOX */
+} archs[] = {
+    {"llama", CKE_ARCH_LLAMA, CKE_ROPE_INTERLEAVED},  {"mistral", CKE_ARCH_MISTRAL, CKE_ROPE_INTERLEAVED},
+    {"qwen2", CKE_ARCH_QWEN2, CKE_ROPE_HALVES},       {"qwen3", CKE_ARCH_QWEN3, CKE_ROPE_HALVES},
+    {"gemma", CKE_ARCH_GEMMA, CKE_ROPE_HALVES},       {"gemma2", CKE_ARCH_GEMMA2, CKE_ROPE_HALVES},
+    {"gpt2", CKE_ARCH_GPT2, CKE_ROPE_INTERLEAVED},
+};
+
+/* blk.N.<gguf suffix> -> l<N>.<canonical> */
+static const struct { const char *gguf, *canon; } layer_names[] = {
+    {"attn_norm.weight", "attn_norm"},   {"attn_norm.bias", "attn_norm_b"},
+    {"attn_q.weight", "attn_q"},         {"attn_q.bias", "attn_q_b"},
+    {"attn_k.weight", "attn_k"},         {"attn_k.bias", "attn_k_b"},
+    {"attn_v.weight", "attn_v"},         {"attn_v.bias", "attn_v_b"},
+    {"attn_output.weight", "attn_o"},    {"attn_output.bias", "attn_o_b"},
+    {"attn_q_norm.weight", "attn_q_norm"}, {"attn_k_norm.weight", "attn_k_norm"},
+    {"post_attention_norm.weight", "post_attn_norm"},
+    {"ffn_norm.weight", "ffn_norm"},     {"ffn_norm.bias", "ffn_norm_b"},
+    {"ffn_gate.weight", "ffn_gate"},     {"ffn_up.weight", "ffn_up"},   {"ffn_up.bias", "ffn_up_b"},
+    {"ffn_down.weight", "ffn_down"},     {"ffn_down.bias", "ffn_down_b"},
+    {"post_ffw_norm.weight", "post_ffn_norm"},
+};
+static const struct { const char *gguf, *canon; } global_names[] = {
+    {"token_embd.weight", "tok_embd"}, {"position_embd.weight", "pos_embd"},
+    {"output_norm.weight", "output_norm"}, {"output_norm.bias", "output_norm_b"},
+    {"output.weight", "output"}, {"rope_freqs.weight", "rope_freqs"},
+};
+
+static cke_status get_int(const cke_gguf *g, const char *arch, const char *key, bool required, int64_t *v,
+                          cke_err *err) {
+    char k[128];
+    snprintf(k, sizeof k, "%s.%s", arch, key);
+    cke_status s = cke_gguf_get_i64(g, k, v);
+    if (s == CKE_ERR_MISSING && !required) return CKE_OK;
+    if (s == CKE_ERR_MISSING) return cke_fail(err, CKE_ERR_MISSING, "GGUF key '%s' is missing", k);
+    if (s == CKE_ERR_FORMAT) {
+        const cke_gguf_kv *kv = cke_gguf_find_kv(g, k);
+        if (kv && kv->val.type == CKE_GGUF_ARR)
+            return cke_fail(err, CKE_ERR_UNSUPPORTED, "GGUF key '%s' is per-layer (array)", k);
+        return cke_fail(err, CKE_ERR_FORMAT, "GGUF key '%s' is not an integer", k);
+    }
+    if (s) return cke_fail(err, s, "GGUF key '%s' is out of range", k);
+    return CKE_OK;
+}
+
+static cke_status get_float(const cke_gguf *g, const char *arch, const char *key, double *v, cke_err *err) {
+    char k[128];
+    snprintf(k, sizeof k, "%s.%s", arch, key);
+    cke_status s = cke_gguf_get_f64(g, k, v);
+    if (s == CKE_ERR_MISSING) return CKE_OK;
+    if (s) return cke_fail(err, CKE_ERR_FORMAT, "GGUF key '%s' is not a number", k);
+    return CKE_OK;
+}
+
+static cke_status add_gguf_tensor(cke_model *m, const char *name, const cke_gguf_tensor *t, cke_err *err) {
+    int64_t shape[4];
+    for (int i = 0; i < t->ndim; i++) shape[i] = t->ne[t->ndim - 1 - i];
+    return cke_model_add(m, name, t->name, t->type, t->ndim, shape, t->data, t->nbytes, 0, t->file_offset, false, err);
+}
+
+cke_status cke_model_load_gguf(cke_model *m, cke_err *err) {
+    cke_gguf *g = m->priv->gguf;
+    const char *an;
+    size_t al;
+    if (cke_gguf_get_str(g, "general.architecture", &an, &al) != CKE_OK)
+        return cke_fail(err, CKE_ERR_MISSING, "%s: no general.architecture string", m->path);
+    char arch[64];
+    snprintf(arch, sizeof arch, "%.*s", (int)(al < 63 ? al : 63), an);
+    size_t ai = 0;
+    while (ai < sizeof archs / sizeof *archs && strcmp(archs[ai].gguf, arch)) ai++;
+    if (ai == sizeof archs / sizeof *archs)
+        return cke_fail(err, CKE_ERR_UNSUPPORTED, "%s: GGUF architecture '%s' is not supported", m->path, arch);
+    m->arch = archs[ai].arch;
+    const char **f = cke_arena_calloc(&m->priv->arena, 1, sizeof *f);
+    if (!f) return cke_fail(err, CKE_ERR_NOMEM, "out of memory");
+    f[0] = m->path;
+    m->files = f;
+    m->n_files = 1;
+
+    cke_hparams *h = &m->hp;
+    TRY(get_int(g, arch, "embedding_length", true, &h->dim, err));
+    TRY(get_int(g, arch, "block_count", true, &h->n_layers, err));
+    TRY(get_int(g, arch, "attention.head_count", true, &h->n_heads, err));
+    TRY(get_int(g, arch, "attention.head_count_kv", false, &h->n_kv_heads, err));
+    TRY(get_int(g, arch, "attention.key_length", false, &h->head_dim, err));
+    TRY(get_int(g, arch, "feed_forward_length", true, &h->ffn_dim, err));
+    TRY(get_int(g, arch, "context_length", false, &h->ctx_len, err));
+    TRY(get_int(g, arch, "vocab_size", false, &h->vocab, err));
+    TRY(get_int(g, arch, "rope.dimension_count", false, &h->rope.dims, err));
+    TRY(get_int(g, arch, "attention.sliding_window", false, &h->sliding_window, err));
+    h->rope.theta = 10000;
+    TRY(get_float(g, arch, "rope.freq_base", &h->rope.theta, err));
+    h->norm_eps = 1e-5;
+    TRY(get_float(g, arch, "attention.layer_norm_rms_epsilon", &h->norm_eps, err));
+    TRY(get_float(g, arch, "attention.layer_norm_epsilon", &h->norm_eps, err));
+    TRY(get_float(g, arch, "attn_logit_softcapping", &h->attn_softcap, err));
+    TRY(get_float(g, arch, "final_logit_softcapping", &h->final_softcap, err));
+    h->rope.layout = archs[ai].rope;
+    char key[128];
+    snprintf(key, sizeof key, "%s.rope.scaling.type", arch);
+    const char *st;
+    size_t sl;
+    if (cke_gguf_get_str(g, key, &st, &sl) == CKE_OK && !(sl == 4 && !memcmp(st, "none", 4))) {
+        if (sl == 6 && !memcmp(st, "linear", 6)) {
+            h->rope.scaling = CKE_ROPE_SCALING_LINEAR;
+            TRY(get_float(g, arch, "rope.scaling.factor", &h->rope.factor, err));
+        } else {
+            return cke_fail(err, CKE_ERR_UNSUPPORTED, "%s: rope scaling type '%.*s' is not supported", m->path,
+                            (int)(sl < 64 ? sl : 64), st);
+        }
+    }
+
+    switch (m->arch) {
+    case CKE_ARCH_GPT2:
+        h->norm = CKE_NORM_LAYER; h->act = CKE_ACT_GELU_TANH; h->learned_pos = true;
+        h->attn_qkv_bias = h->attn_o_bias = h->ffn_bias = h->norm_bias = true;
+        h->rope.dims = 0;
+        break;
+    case CKE_ARCH_GEMMA: case CKE_ARCH_GEMMA2:
+        h->act = CKE_ACT_GELU_TANH; h->gated_ffn = true; h->embd_scale = sqrt((double)h->dim);
+        h->post_norms = m->arch == CKE_ARCH_GEMMA2;
+        break;
+    default:
+        h->act = CKE_ACT_SILU; h->gated_ffn = true;
+        h->attn_qkv_bias = m->arch == CKE_ARCH_QWEN2;
+        h->qk_norm = m->arch == CKE_ARCH_QWEN3;
+        break;
+    }
+
+    int64_t nt = cke_gguf_n_tensors(g);
+    if (nt == 0) return cke_fail(err, CKE_ERR_MISSING, "%s: GGUF has no tensors (a vocab-only file?)", m->path);
+    for (int64_t i = 0; i < nt; i++) {
+        const cke_gguf_tensor *t = cke_gguf_tensor_at(g, i);
+        char canon[96];
+        const char *cn = NULL;
+        long long l;
+        int pos = 0;
+        if (sscanf(t->name, "blk.%lld.%n", &l, &pos) == 1 && pos > 0) {
+            const char *suf = t->name + pos;
+            if (!strcmp(suf, "attn_qkv.weight") || !strcmp(suf, "attn_qkv.bias")) {
+                /* fused Q|K|V rows (GPT-2): split into row slices, zero copy */
+                int64_t shape[4];
+                for (int d = 0; d < t->ndim; d++) shape[d] = t->ne[t->ndim - 1 - d];
+                TRY(cke_model_add(m, "tmp.qkv", t->name, t->type, t->ndim, shape, t->data, t->nbytes, 0,
+                                  t->file_offset, false, err));
+                cke_model_tensor src = m->tensors[--m->n_tensors];
+                int64_t q = h->dim, kv = h->n_kv_heads ? h->n_kv_heads * (h->dim / h->n_heads) : h->dim;
+                if (src.shape[0] != q + 2 * kv)
+                    return cke_fail(err, CKE_ERR_SHAPE, "%s: '%s' has %lld rows, expected %lld", m->path, t->name,
+                                    (long long)src.shape[0], (long long)(q + 2 * kv));
+                bool bias = strstr(suf, ".bias") != NULL;
+                const char *nm[3] = {"attn_q", "attn_k", "attn_v"};
+                int64_t r0[3] = {0, q, q + kv}, nr[3] = {q, kv, kv};
+                for (int k = 0; k < 3; k++) {
+                    snprintf(canon, sizeof canon, "l%lld.%s%s", l, nm[k], bias ? "_b" : "");
+                    TRY(cke_model_add_rows(m, canon, &src, r0[k], nr[k], err));
+                }
+                continue;
+            }
+            for (size_t k = 0; k < sizeof layer_names / sizeof *layer_names; k++)
+                if (!strcmp(suf, layer_names[k].gguf)) {
+                    snprintf(canon, sizeof canon, "l%lld.%s", l, layer_names[k].canon);
+                    cn = canon;
+                }
+        } else {
+            for (size_t k = 0; k < sizeof global_names / sizeof *global_names; k++)
+                if (!strcmp(t->name, global_names[k].gguf)) cn = global_names[k].canon;
+        }
+        if (!cn) return cke_fail(err, CKE_ERR_UNSUPPORTED, "%s: tensor '%s' is not supported", m->path, t->name);
+        TRY(add_gguf_tensor(m, cn, t, err));
+        if (!strcmp(cn, "rope_freqs")) h->rope.scaling = CKE_ROPE_SCALING_FREQS;
+    }
+    const cke_gguf_tensor *emb = cke_gguf_find_tensor(g, "token_embd.weight");
+    if (!h->vocab && emb && emb->ndim == 2) h->vocab = emb->ne[1];
+    h->tied_output = cke_gguf_find_tensor(g, "output.weight") == NULL;
+
+    m->tok.n_tokens = -1;
+    uint64_t n;
+    if (cke_gguf_get_arr(g, "tokenizer.ggml.tokens", NULL, &n) == CKE_OK) {
+        m->tok.source = CKE_TOK_GGUF;
+        m->tok.path = m->path;
+        m->tok.n_tokens = (int64_t)n;
+        size_t fs;
+        cke_gguf_file_data(g, &fs);
+        m->tok.file_bytes = (int64_t)fs;
+        const char *tm;
+        size_t tl;
+        if (cke_gguf_get_str(g, "tokenizer.ggml.model", &tm, &tl) == CKE_OK)
+            m->tok.model = cke_arena_strndup(&m->priv->arena, tm, tl);
+    }
+    return CKE_OK;
+}

@@ -1,0 +1,305 @@
+/* Hugging Face directory (config.json + safetensors) -> normalized model. */
+#include "formats/model_priv.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static const struct { const char *type; cke_arch arch; } model_types[] = {
+    {"llama", CKE_ARCH_LLAMA}, {"mistral", CKE_ARCH_MISTRAL}, {"qwen2", CKE_ARCH_QWEN2},
+    {"qwen3", CKE_ARCH_QWEN3}, {"gemma", CKE_ARCH_GEMMA},     {"gemma2", CKE_ARCH_GEMMA2},
+    {"gpt2", CKE_ARCH_GPT2},
+};
+
+static bool jint(const cJSON *o, const char *k, int64_t *v) {
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, k);
+    if (!cJSON_IsNumber(j) || !(fabs(j->valuedouble) < 9e15) || floor(j->valuedouble) != j->valuedouble) return false;
+    *v = (int64_t)j->valuedouble;
+    return true;
+}
+static bool jnum(const cJSON *o, const char *k, double *v) {
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, k);
+    if (!cJSON_IsNumber(j)) return false;
+    *v = j->valuedouble;
+    return true;
+}
+static bool jbool(const cJSON *o, const char *k, bool *v) {
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, k);
+    if (!cJSON_IsBool(j)) return false;
+    *v = cJSON_IsTrue(j);
+    return true;
+}
+static const char *jstr(const cJSON *o, const char *k) {
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsString(j) ? j->valuestring : NULL;
+}
+
+static cke_status parse_act(const char *a, cke_act *act, cke_err *err) {
+    if (!a || !strcmp(a, "silu") || !strcmp(a, "swish")) *act = CKE_ACT_SILU;
+    else if (!strcmp(a, "gelu_new") || !strcmp(a, "gelu_pytorch_tanh") || !strcmp(a, "gelu_fast"))
+        *act = CKE_ACT_GELU_TANH;
+    else if (!strcmp(a, "gelu")) *act = CKE_ACT_GELU;
+    else return cke_fail(err, CKE_ERR_UNSUPPORTED, "activation '%s' is not supported", a);
+    return CKE_OK;
+}
+
+static cke_status parse_cfg(const cJSON *c, cke_arch *arch, cke_hparams *h, cke_err *err) {
+    const char *mt = jstr(c, "model_type");
+    if (!mt) return cke_fail(err, CKE_ERR_MISSING, "config.json has no model_type");
+    size_t i = 0;
+    while (i < sizeof model_types / sizeof *model_types && strcmp(model_types[i].type, mt)) i++;
+    if (i == sizeof model_types / sizeof *model_types)
+        return cke_fail(err, CKE_ERR_UNSUPPORTED, "model_type '%s' is not supported", mt);
+    *arch = model_types[i].arch;
+    memset(h, 0, sizeof *h);
+    h->rope.layout = CKE_ROPE_HALVES;
+    if (*arch == CKE_ARCH_GPT2) {
+        if (!jint(c, "n_embd", &h->dim) || !jint(c, "n_layer", &h->n_layers) || !jint(c, "n_head", &h->n_heads) ||
+            !jint(c, "vocab_size", &h->vocab))
+            return cke_fail(err, CKE_ERR_MISSING, "gpt2 config.json needs n_embd, n_layer, n_head, vocab_size");
+        if (!jint(c, "n_inner", &h->ffn_dim)) h->ffn_dim = 4 * h->dim;
+        if (!jint(c, "n_positions", &h->ctx_len)) jint(c, "n_ctx", &h->ctx_len);
+        h->norm_eps = 1e-5;
+        jnum(c, "layer_norm_epsilon", &h->norm_eps);
+        const char *a = jstr(c, "activation_function");
+        TRY(parse_act(a ? a : "gelu_new", &h->act, err));
+        h->norm = CKE_NORM_LAYER;
+        h->learned_pos = h->tied_output = true;
+        h->attn_qkv_bias = h->attn_o_bias = h->ffn_bias = h->norm_bias = true;
+        h->n_kv_heads = h->n_heads;
+        bool b;
+        if (jbool(c, "scale_attn_by_inverse_layer_idx", &b) && b)
+            return cke_fail(err, CKE_ERR_UNSUPPORTED, "gpt2 scale_attn_by_inverse_layer_idx");
+        if (jbool(c, "scale_attn_weights", &b) && !b)
+            return cke_fail(err, CKE_ERR_UNSUPPORTED, "gpt2 scale_attn_weights=false");
+        return CKE_OK;
+    }
+    if (!jint(c, "hidden_size", &h->dim) || !jint(c, "num_hidden_layers", &h->n_layers) ||
+        !jint(c, "num_attention_heads", &h->n_heads) || !jint(c, "intermediate_size", &h->ffn_dim) ||
+        !jint(c, "vocab_size", &h->vocab))
+        return cke_fail(err, CKE_ERR_MISSING, "config.json needs hidden_size, num_hidden_layers, "
+                        "num_attention_heads, intermediate_size, vocab_size");
+    if (!jint(c, "num_key_value_heads", &h->n_kv_heads)) h->n_kv_heads = h->n_heads;
+    if (!jint(c, "head_dim", &h->head_dim) && h->n_heads) h->head_dim = h->dim / h->n_heads;
+    jint(c, "max_position_embeddings", &h->ctx_len);
+    h->norm_eps = 1e-6;
+    jnum(c, "rms_norm_eps", &h->norm_eps);
+    h->rope.theta = 10000;
+    jnum(c, "rope_theta", &h->rope.theta);
+    h->norm = CKE_NORM_RMS;
+    h->gated_ffn = true;
+    h->tied_output = *arch == CKE_ARCH_GEMMA || *arch == CKE_ARCH_GEMMA2; /* HF defaults per family */
+    jbool(c, "tie_word_embeddings", &h->tied_output);
+    const char *a = jstr(c, "hidden_activation");
+    if (!a) a = jstr(c, "hidden_act");
+    if (*arch == CKE_ARCH_GEMMA || *arch == CKE_ARCH_GEMMA2) {
+        /* Gemma's reference code uses tanh-gelu whatever hidden_act says */
+        h->act = CKE_ACT_GELU_TANH;
+        h->norm_add_one = true;
+        h->embd_scale = sqrt((double)h->dim);
+    } else {
+        TRY(parse_act(a, &h->act, err));
+    }
+    bool ab = *arch == CKE_ARCH_QWEN2, mb = false;
+    jbool(c, "attention_bias", &ab);
+    jbool(c, "mlp_bias", &mb);
+    h->attn_qkv_bias = ab;
+    h->attn_o_bias = ab && *arch != CKE_ARCH_QWEN2; /* Qwen2: q/k/v biases only */
+    h->ffn_bias = mb;
+    h->qk_norm = *arch == CKE_ARCH_QWEN3;
+    if (*arch == CKE_ARCH_GEMMA2) {
+        h->post_norms = true;
+        jnum(c, "attn_logit_softcapping", &h->attn_softcap);
+        jnum(c, "final_logit_softcapping", &h->final_softcap);
+        double q;
+        if (jnum(c, "query_pre_attn_scalar", &q) && q > 0) h->attn_scale = 1.0 / sqrt(q);
+    }
+    bool use_sw = true;
+    jbool(c, "use_sliding_window", &use_sw);
+    if (use_sw) jint(c, "sliding_window", &h->sliding_window);
+    if (h->sliding_window < 0) h->sliding_window = 0;
+
+    const cJSON *rs = cJSON_GetObjectItemCaseSensitive(c, "rope_scaling");
+    if (rs && !cJSON_IsNull(rs)) {
+        const char *t = jstr(rs, "rope_type");
+        if (!t) t = jstr(rs, "type");
+        if (!t) return cke_fail(err, CKE_ERR_FORMAT, "rope_scaling has no rope_type");
+        if (!strcmp(t, "default")) {
+        } else if (!strcmp(t, "linear")) {
+            h->rope.scaling = CKE_ROPE_SCALING_LINEAR;
+            if (!jnum(rs, "factor", &h->rope.factor)) return cke_fail(err, CKE_ERR_MISSING, "rope_scaling.factor");
+        } else if (!strcmp(t, "llama3")) {
+            h->rope.scaling = CKE_ROPE_SCALING_LLAMA3;
+            if (!jnum(rs, "factor", &h->rope.factor) || !jnum(rs, "low_freq_factor", &h->rope.low_freq_factor) ||
+                !jnum(rs, "high_freq_factor", &h->rope.high_freq_factor) ||
+                !jint(rs, "original_max_position_embeddings", &h->rope.orig_ctx))
+                return cke_fail(err, CKE_ERR_MISSING, "llama3 rope_scaling needs factor, low_freq_factor, "
+                                "high_freq_factor, original_max_position_embeddings");
+        } else {
+            return cke_fail(err, CKE_ERR_UNSUPPORTED, "rope_scaling type '%s' is not supported", t);
+        }
+    }
+    return CKE_OK;
+}
+
+cke_status cke_model_parse_hf_config(const char *json, size_t len, cke_arch *arch, cke_hparams *hp, cke_err *err) {
+    cJSON *c = cJSON_ParseWithLength(json, len);
+    if (!cJSON_IsObject(c)) {
+        cJSON_Delete(c);
+        return cke_fail(err, CKE_ERR_FORMAT, "config.json is not a JSON object");
+    }
+    cke_status s = parse_cfg(c, arch, hp, err);
+    cJSON_Delete(c);
+    return s;
+}
+
+/* HF tensor name -> canonical; *conv: stored [in, out] (GPT-2 Conv1D); *fused: c_attn (Q|K|V).
+ * Returns false for names to skip (non-weight buffers), sets cn = NULL for unknown names. */
+static bool map_name(cke_arch arch, const char *name, char *cn, size_t cap, bool *conv, bool *fused, bool *known) {
+    *conv = *fused = false;
+    *known = true;
+    long long l;
+    int pos = 0;
+    if (arch == CKE_ARCH_GPT2) {
+        if (!strncmp(name, "transformer.", 12)) name += 12;
+        static const struct { const char *hf, *c; bool conv, fused; } g[] = {
+            {"ln_1.weight", "attn_norm", 0, 0}, {"ln_1.bias", "attn_norm_b", 0, 0},
+            {"attn.c_attn.weight", "attn_qkv", 1, 1}, {"attn.c_attn.bias", "attn_qkv_b", 0, 1},
+            {"attn.c_proj.weight", "attn_o", 1, 0}, {"attn.c_proj.bias", "attn_o_b", 0, 0},
+            {"ln_2.weight", "ffn_norm", 0, 0}, {"ln_2.bias", "ffn_norm_b", 0, 0},
+            {"mlp.c_fc.weight", "ffn_up", 1, 0}, {"mlp.c_fc.bias", "ffn_up_b", 0, 0},
+            {"mlp.c_proj.weight", "ffn_down", 1, 0}, {"mlp.c_proj.bias", "ffn_down_b", 0, 0},
+        };
+        static const struct { const char *hf, *c; } top[] = {
+            {"wte.weight", "tok_embd"}, {"wpe.weight", "pos_embd"}, {"ln_f.weight", "output_norm"},
+            {"ln_f.bias", "output_norm_b"}, {"lm_head.weight", "output"},
+        };
+        if (sscanf(name, "h.%lld.%n", &l, &pos) == 1 && pos > 0) {
+            const char *suf = name + pos;
+            if (!strcmp(suf, "attn.bias") || !strcmp(suf, "attn.masked_bias")) return false; /* mask buffers */
+            for (size_t k = 0; k < sizeof g / sizeof *g; k++)
+                if (!strcmp(suf, g[k].hf)) {
+                    snprintf(cn, cap, "l%lld.%s", l, g[k].c);
+                    *conv = g[k].conv;
+                    *fused = g[k].fused;
+                    return true;
+                }
+        } else {
+            for (size_t k = 0; k < sizeof top / sizeof *top; k++)
+                if (!strcmp(name, top[k].hf)) { snprintf(cn, cap, "%s", top[k].c); return true; }
+        }
+        *known = false;
+        return true;
+    }
+    bool g2 = arch == CKE_ARCH_GEMMA2;
+    const struct { const char *hf, *c; } lay[] = {
+        {"input_layernorm.weight", "attn_norm"},
+        {"self_attn.q_proj.weight", "attn_q"}, {"self_attn.q_proj.bias", "attn_q_b"},
+        {"self_attn.k_proj.weight", "attn_k"}, {"self_attn.k_proj.bias", "attn_k_b"},
+        {"self_attn.v_proj.weight", "attn_v"}, {"self_attn.v_proj.bias", "attn_v_b"},
+        {"self_attn.o_proj.weight", "attn_o"}, {"self_attn.o_proj.bias", "attn_o_b"},
+        {"self_attn.q_norm.weight", "attn_q_norm"}, {"self_attn.k_norm.weight", "attn_k_norm"},
+        /* Gemma2 renames: post_attention_layernorm is the post-attention norm there */
+        {"post_attention_layernorm.weight", g2 ? "post_attn_norm" : "ffn_norm"},
+        {"pre_feedforward_layernorm.weight", "ffn_norm"},
+        {"post_feedforward_layernorm.weight", "post_ffn_norm"},
+        {"mlp.gate_proj.weight", "ffn_gate"}, {"mlp.gate_proj.bias", "ffn_gate_b"},
+        {"mlp.up_proj.weight", "ffn_up"}, {"mlp.up_proj.bias", "ffn_up_b"},
+        {"mlp.down_proj.weight", "ffn_down"}, {"mlp.down_proj.bias", "ffn_down_b"},
+    };
+    if (sscanf(name, "model.layers.%lld.%n", &l, &pos) == 1 && pos > 0) {
+        const char *suf = name + pos;
+        if (!strcmp(suf, "self_attn.rotary_emb.inv_freq")) return false;
+        for (size_t k = 0; k < sizeof lay / sizeof *lay; k++)
+            if (!strcmp(suf, lay[k].hf)) { snprintf(cn, cap, "l%lld.%s", l, lay[k].c); return true; }
+    } else if (!strcmp(name, "model.embed_tokens.weight")) { snprintf(cn, cap, "tok_embd"); return true; }
+    else if (!strcmp(name, "model.norm.weight")) { snprintf(cn, cap, "output_norm"); return true; }
+    else if (!strcmp(name, "lm_head.weight")) { snprintf(cn, cap, "output"); return true; }
+    *known = false;
+    return true;
+}
+
+/* [rows, cols] -> owned [cols, rows] copy. */
+static cke_status transpose(cke_model *m, const cke_safetensors_tensor *t, const char *cn, cke_err *err) {
+    const cke_dtype_traits *tr = cke_dtype_traits_of(t->dtype);
+    if (t->ndim != 2 || tr->blck != 1)
+        return cke_fail(err, CKE_ERR_SHAPE, "Conv1D tensor '%s' must be a 2-D plain-typed matrix", t->name);
+    int64_t r = t->shape[0], c = t->shape[1], es = tr->type_size;
+    uint8_t *dst = cke_arena_alloc(&m->priv->arena, (size_t)t->nbytes);
+    if (!dst && t->nbytes) return cke_fail(err, CKE_ERR_NOMEM, "out of memory transposing '%s'", t->name);
+    const uint8_t *src = t->data;
+    for (int64_t i = 0; i < r; i++)
+        for (int64_t j = 0; j < c; j++) memcpy(dst + (j * r + i) * es, src + (i * c + j) * es, (size_t)es);
+    int64_t shape[2] = {c, r};
+    return cke_model_add(m, cn, t->name, t->dtype, 2, shape, dst, t->nbytes, t->shard, t->file_offset, true, err);
+}
+
+cke_status cke_model_load_hf(cke_model *m, const char *dir, cke_err *err) {
+    cke_model_priv *p = m->priv;
+    char *cfg = cke_arena_alloc(&p->arena, strlen(dir) + 32);
+    if (!cfg) return cke_fail(err, CKE_ERR_NOMEM, "out of memory");
+    sprintf(cfg, "%s/config.json", dir);
+    cke_map cm;
+    TRY(cke_map_open(cfg, &cm, err));
+    cke_status s = cke_model_parse_hf_config((const char *)cm.data, cm.size, &m->arch, &m->hp, err);
+    cke_map_close(&cm);
+    if (s) {
+        char tmp[sizeof err->msg];
+        if (err) { snprintf(tmp, sizeof tmp, "%s", err->msg); cke_fail(err, s, "%s: %s", cfg, tmp); }
+        return s;
+    }
+    TRY(cke_safetensors_open(dir, &p->st, err));
+    m->n_files = cke_safetensors_n_shards(p->st);
+    const char **files = cke_arena_calloc(&p->arena, (size_t)m->n_files, sizeof *files);
+    if (!files) return cke_fail(err, CKE_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < m->n_files; i++) files[i] = cke_safetensors_shard_path(p->st, i);
+    m->files = files;
+
+    int64_t n = cke_safetensors_n_tensors(p->st);
+    for (int64_t i = 0; i < n; i++) {
+        const cke_safetensors_tensor *t = cke_safetensors_tensor_at(p->st, i);
+        char cn[128];
+        bool conv, fused, known;
+        if (!map_name(m->arch, t->name, cn, sizeof cn, &conv, &fused, &known)) continue;
+        if (!known) return cke_fail(err, CKE_ERR_UNSUPPORTED, "%s: tensor '%s' is not supported", dir, t->name);
+        if (t->ndim > 4) return cke_fail(err, CKE_ERR_SHAPE, "%s: tensor '%s' has %d dims", dir, t->name, t->ndim);
+        if (!strcmp(cn, "output")) m->hp.tied_output = false;
+        if (conv) {
+            TRY(transpose(m, t, cn, err));
+        } else {
+            TRY(cke_model_add(m, cn, t->name, t->dtype, t->ndim, t->shape, t->data, t->nbytes, t->shard,
+                              t->file_offset, false, err));
+        }
+        if (fused) {
+            /* split the (now [out, in]) Q|K|V rows into attn_q/k/v (+ _b) slices */
+            cke_model_tensor src = m->tensors[--m->n_tensors];
+            int64_t d = m->hp.dim;
+            if (src.shape[0] != 3 * d)
+                return cke_fail(err, CKE_ERR_SHAPE, "%s: '%s' has %lld fused rows, expected %lld", dir, t->name,
+                                (long long)src.shape[0], (long long)(3 * d));
+            bool bias = strstr(cn, "_b") != NULL;
+            long long l;
+            sscanf(cn, "l%lld.", &l);
+            const char *nm[3] = {"attn_q", "attn_k", "attn_v"};
+            for (int k = 0; k < 3; k++) {
+                char nn[96];
+                snprintf(nn, sizeof nn, "l%lld.%s%s", l, nm[k], bias ? "_b" : "");
+                TRY(cke_model_add_rows(m, nn, &src, k * d, d, err));
+            }
+        }
+    }
+    /* tokenizer.json next to the weights */
+    char *tj = cke_arena_alloc(&p->arena, strlen(dir) + 32);
+    if (!tj) return cke_fail(err, CKE_ERR_NOMEM, "out of memory");
+    sprintf(tj, "%s/tokenizer.json", dir);
+    struct stat sb;
+    if (stat(tj, &sb) == 0) {
+        m->tok.source = CKE_TOK_HF_JSON;
+        m->tok.path = tj;
+        m->tok.file_bytes = sb.st_size;
+    }
+    return CKE_OK;
+}
