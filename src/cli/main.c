@@ -1,6 +1,7 @@
 /* cke command line. Only this layer exits; the library returns status codes. */
 #include "cke/kernels.h"
 #include "cli/inspect.h"
+#include "cli/tokenize.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -9,13 +10,15 @@ static int usage(void) {
     fprintf(stderr,
             "usage: cke <command> [args]\n"
             "  cke isa            print the kernel ISA levels this CPU supports and the active one\n"
-            "  cke inspect PATH   print a model (GGUF, llama2.c .bin, HF dir): family, hparams, tensors\n");
+            "  cke inspect PATH   print a model (GGUF, llama2.c .bin, HF dir): family, hparams, tensors\n"
+            "  cke tokenize MODEL TEXT    print the token ids of TEXT (--decode ID... prints the text)\n");
     return 2;
 }
 
 int main(int argc, char **argv) {
     if (argc < 2) return usage();
     if (!strcmp(argv[1], "inspect")) return cke_cli_inspect(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "tokenize")) return cke_cli_tokenize(argc - 1, argv + 1);
     if (!strcmp(argv[1], "isa")) {
         if (cke_kernels_init() != 0) {
             fprintf(stderr, "cke: CKE_ISA names an unknown or unsupported level\n");
