@@ -57,6 +57,7 @@ fi
 run kernels ./build/test_kernels --fixtures build/fixtures.bin
 run formats ./build/test_formats
 run tokenizer ./build/test_tokenizer
+run compiler ./build/test_compiler
 
 # The same suite under ASan+UBSan (smaller sweeps: sanitized code is ~10x slower).
 if make -j"$JOBS" SAN=1 all >"$logdir/build-san.log" 2>&1; then
@@ -66,6 +67,9 @@ if make -j"$JOBS" SAN=1 all >"$logdir/build-san.log" 2>&1; then
         run formats-san ./build-san/test_formats
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
         run tokenizer-san ./build-san/test_tokenizer
+    # compiled models link build-san's (sanitized) kernel library, so they are checked too
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+        run compiler-san ./build-san/test_compiler
 else
     tail -40 "$logdir/build-san.log"; echo "sanitizer build failed"; total_fail=$((total_fail + 1))
 fi

@@ -1,6 +1,7 @@
 /* cke command line. Only this layer exits; the library returns status codes. */
 #include "cke/kernels.h"
 #include "cli/inspect.h"
+#include "cli/run.h"
 #include "cli/tokenize.h"
 
 #include <stdio.h>
@@ -10,6 +11,9 @@ static int usage(void) {
     fprintf(stderr,
             "usage: cke <command> [args]\n"
             "  cke isa            print the kernel ISA levels this CPU supports and the active one\n"
+            "  cke compile MODEL -o DIR   compile a model (GGUF, HF dir, llama2.c .bin) into DIR\n"
+            "  cke run DIR|MODEL -p PROMPT -n N   generate text (--temp 0: greedy)\n"
+            "  cke parity DIR REF.trace   first IR value that diverges from a reference trace\n"
             "  cke inspect PATH   print a model (GGUF, llama2.c .bin, HF dir): family, hparams, tensors\n"
             "  cke tokenize MODEL TEXT    print the token ids of TEXT (--decode ID... prints the text)\n");
     return 2;
@@ -17,6 +21,9 @@ static int usage(void) {
 
 int main(int argc, char **argv) {
     if (argc < 2) return usage();
+    if (!strcmp(argv[1], "compile")) return cke_cli_compile(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "run")) return cke_cli_run(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "parity")) return cke_cli_parity(argc - 1, argv + 1);
     if (!strcmp(argv[1], "inspect")) return cke_cli_inspect(argc - 1, argv + 1);
     if (!strcmp(argv[1], "tokenize")) return cke_cli_tokenize(argc - 1, argv + 1);
     if (!strcmp(argv[1], "isa")) {

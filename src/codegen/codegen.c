@@ -1,0 +1,544 @@
+#include "codegen/codegen.h"
+
+#include "cke/kernels.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+/* ------------------------------------------------------------------ naming */
+
+/* C identifier for an IR value inside a forward function (its template name). */
+static void cname(char *out, size_t n, const cke_value *v) {
+    static const char *const reserved[] = {"m", "kt", "A", "T", "l", "pos", "tok", "pos0", "kc", "vc", "s",
+                                           "int", "float", "char", "double", "long", "short", "if", "for", "do",
+                                           "while", "return", "const", "static", "auto", "case", "default"};
+    size_t j = 0;
+    for (const char *c = v->layer >= 0 ? v->base : v->name; *c && j + 2 < n; c++)
+        out[j++] = ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '_') ? *c : '_';
+    out[j] = 0;
+    for (size_t r = 0; r < sizeof reserved / sizeof reserved[0]; r++)
+        if (!strcmp(out, reserved[r])) { out[j++] = '_'; out[j] = 0; }
+}
+
+/* Constant name of a weight: globals W_<name>, per-layer arrays W_<base>[l]. */
+static void wname(char *out, size_t n, const cke_ir *ir, int vi, const char *layer_var) {
+    const cke_value *v = &ir->v[vi];
+    if (v->tied_to >= 0) v = &ir->v[v->tied_to];
+    char b[CKE_IR_NAME];
+    cname(b, sizeof b, v);
+    if (v->layer >= 0) snprintf(out, n, "W_%s[%s]", b, layer_var);
+    else snprintf(out, n, "W_%s", b);
+}
+
+static void shape_c(char *out, size_t n, const cke_value *v, const char *rows) {
+    size_t o = (size_t)snprintf(out, n, "[");
+    for (int d = 0; d < v->ndim && o < n; d++) {
+        if (d == 0 && v->dims[0] == CKE_DIM_T) o += (size_t)snprintf(out + o, n - o, "%s", rows);
+        else o += (size_t)snprintf(out + o, n - o, "%s%lld", d ? "," : "", (long long)v->dims[d]);
+    }
+    if (o < n) snprintf(out + o, n - o, "]");
+}
+
+/* A float as a C literal that round-trips: "1e-05f", "0.0f", "0.353553385f". */
+static const char *flit(char *buf, size_t n, float x) {
+    snprintf(buf, n, "%.9g", (double)x);
+    if (!strpbrk(buf, ".eEn")) strncat(buf, ".0", n - strlen(buf) - 1);
+    strncat(buf, "f", n - strlen(buf) - 1);
+    return buf;
+}
+
+static int64_t cols_of(const cke_value *v) {
+    int64_t c = 1;
+    for (int d = 1; d < v->ndim; d++) c *= v->dims[d];
+    return c;
+}
+
+/* ------------------------------------------------------------------ emit */
+
+typedef struct {
+    const cke_plan *p;
+    const cke_mode_plan *m;
+    FILE *f;
+    char pre;  /* 'P' or 'D' */
+} emit_ctx;
+
+/* rows expression of a buffer: "T" when it has the mode's token rows, else the literal */
+static const char *rows_expr(const emit_ctx *e, int vi, char *buf, size_t n) {
+    int b = e->m->buf_of[vi];
+    int64_t r = b >= 0 ? e->m->bufs[b].rows : 1;
+    if (b >= 0 && r == e->m->T && e->m->T > 1) return "T";
+    if (!strcmp(e->m->mode, "decode") && r == 1) return "T";
+    snprintf(buf, n, "%lld", (long long)r);
+    return buf;
+}
+
+static void emit_node(emit_ctx *e, const cke_node *n, const char *ind) {
+    const cke_ir *ir = e->p->ir;
+    FILE *f = e->f;
+    const cke_value *o = &ir->v[n->out];
+    char on[CKE_IR_NAME], in0[CKE_IR_NAME], in1[CKE_IR_NAME], wn[96], wb[96];
+    char rb[32], so[64], s0[64], s1[64], fa[32], fb[32];
+    const char *R = rows_expr(e, n->out, rb, sizeof rb);
+    cname(on, sizeof on, o);
+    const cke_value *x = &ir->v[n->in[0]];
+    cname(in0, sizeof in0, x);
+    shape_c(so, sizeof so, o, R);
+    char rb0[32];
+    shape_c(s0, sizeof s0, x, x->kind == CKE_V_INPUT ? "T" : rows_expr(e, n->in[0], rb0, sizeof rb0));
+    const char *lv = n->section == CKE_SEC_LAYER ? "l" : "0";
+    int64_t C = cols_of(o);
+    switch (n->op) {
+    case CKE_OP_EMBED:
+        wname(wn, sizeof wn, ir, n->in[1], lv);
+        shape_c(s1, sizeof s1, &ir->v[n->in[1]], "");
+        fprintf(f, "%s/* embed: %s%s = %s%s[tokens%s] */\n", ind, on, so, ir->v[n->in[1]].name, s1, s0);
+        fprintf(f, "%skt->embed_fwd(%s, tok, WT(%s), %s, %lld);\n", ind, on, wn, R, (long long)C);
+        break;
+    case CKE_OP_RMSNORM:
+        wname(wn, sizeof wn, ir, n->in[1], lv);
+        fprintf(f, "%s/* rmsnorm: %s%s = rmsnorm(%s%s) * %s(%s[%lld]), eps %g */\n", ind, on, so, in0, s0,
+                n->a.w_offset != 0 ? "1 + " : "", ir->v[n->in[1]].base, (long long)C, (double)n->a.eps);
+        fprintf(f, "%skt->rmsnorm_fwd(%s, NULL, %s, WT(%s), %s, %lld, %s, %s);\n", ind, on, in0, wn, R, (long long)C,
+                flit(fa, sizeof fa, n->a.eps), flit(fb, sizeof fb, n->a.w_offset));
+        break;
+    case CKE_OP_LAYERNORM:
+        wname(wn, sizeof wn, ir, n->in[1], lv);
+        if (n->n_in > 2) wname(wb, sizeof wb, ir, n->in[2], lv);
+        fprintf(f, "%s/* layernorm: %s%s = layernorm(%s%s), eps %g */\n", ind, on, so, in0, s0, (double)n->a.eps);
+        fprintf(f, "%skt->layernorm_fwd(%s, NULL, NULL, %s, WT(%s), %s%s%s, %s, %lld, %s);\n", ind, on, in0, wn,
+                n->n_in > 2 ? "WT(" : "NULL", n->n_in > 2 ? wb : "", n->n_in > 2 ? ")" : "", R, (long long)C,
+                flit(fa, sizeof fa, n->a.eps));
+        break;
+    case CKE_OP_LINEAR: {
+        const cke_value *w = &ir->v[n->in[1]];
+        wname(wn, sizeof wn, ir, n->in[1], lv);
+        if (n->n_in > 2) wname(wb, sizeof wb, ir, n->in[2], lv);
+        fprintf(f, "%s/* linear: %s%s = %s%s . %s[%lld,%lld]^T%s */\n", ind, on, so, in0, s0, w->base,
+                (long long)w->dims[0], (long long)w->dims[1], n->n_in > 2 ? " + bias" : "");
+        fprintf(f, "%scke_linear_fwd(kt, %s, %s, WT(%s), %s%s%s, %s, %lld, %lld, m->scratch, NTH((int64_t)%s * %lld));\n", ind, on, in0, wn,
+                n->n_in > 2 ? "WT(" : "NULL", n->n_in > 2 ? wb : "", n->n_in > 2 ? ")" : "", R, (long long)w->dims[1],
+                (long long)w->dims[0], R, (long long)(w->dims[0] * w->dims[1]));
+        break;
+    }
+    case CKE_OP_ROPE:
+        fprintf(f, "%s/* rope: %s%s = rope(%s%s), %lld heads x %lld, %lld dims rotated, theta %g, %s */\n", ind, on, so, in0,
+                s0, (long long)n->a.n_head, (long long)n->a.head_dim, (long long)n->a.rot, (double)n->a.theta,
+                n->a.rope_layout ? "split halves" : "interleaved pairs");
+        fprintf(f, "%skt->rope_fwd(%s, %s, m->rope_cs, pos, %s, %lld, %lld, %lld, %s);\n", ind, on, in0, R,
+                (long long)n->a.n_head, (long long)n->a.head_dim, (long long)n->a.rot,
+                n->a.rope_layout ? "CKE_ROPE_HALVES" : "CKE_ROPE_INTERLEAVED");
+        break;
+    case CKE_OP_ATTENTION: {
+        char kn[CKE_IR_NAME], vn[CKE_IR_NAME];
+        cname(kn, sizeof kn, &ir->v[n->in[1]]);
+        cname(vn, sizeof vn, &ir->v[n->in[2]]);
+        fprintf(f, "%s/* attention: %s%s = softmax(%s %s^T * %g, causal%s) %s; %lld q heads, %lld kv heads x %lld;\n"
+                   "%s   this step's K/V rows go to the cache at pos0.., queries attend to cache rows 0..pos0+T */\n",
+                ind, on, so, in0, kn, (double)n->a.scale, n->a.window ? ", sliding window" : "", vn, (long long)n->a.n_head,
+                (long long)n->a.n_kv_head, (long long)n->a.head_dim, ind);
+        fprintf(f, "%smemcpy(kc + pos0 * KV_DIM, %s, (size_t)%s * KV_DIM * sizeof(float));\n", ind, kn, R);
+        fprintf(f, "%smemcpy(vc + pos0 * KV_DIM, %s, (size_t)%s * KV_DIM * sizeof(float));\n", ind, vn, R);
+        fprintf(f, "%s{\n%s    const cke_attn_shape s = {.T = %s, .Tk = pos0 + %s, .n_head = %lld, .n_kv_head = %lld, .head_dim = %lld,\n"
+                   "%s                             .scale = %s, .window = %lld, .softcap = %s};\n"
+                   "%s    kt->attn_fwd(%s, NULL, %s, kc, vc, &s, m->scratch, NTH((int64_t)%s * (pos0 + %s) * %lld));\n%s}\n",
+                ind, ind, R, R, (long long)n->a.n_head, (long long)n->a.n_kv_head, (long long)n->a.head_dim, ind,
+                flit(fa, sizeof fa, n->a.scale), (long long)n->a.window, flit(fb, sizeof fb, n->a.softcap), ind, on, in0, R, R,
+                (long long)(n->a.n_head * n->a.head_dim), ind);
+        break;
+    }
+    case CKE_OP_ADD:
+        cname(in1, sizeof in1, &ir->v[n->in[1]]);
+        fprintf(f, "%s/* add: %s%s = %s + %s */\n", ind, on, so, in0, in1);
+        fprintf(f, "%skt->add_fwd(%s, %s, %s, (int64_t)%s * %lld);\n", ind, on, in0, in1, R, (long long)C);
+        break;
+    case CKE_OP_SCALE:
+        fprintf(f, "%s/* scale: %s%s = %s * %g */\n", ind, on, so, in0, (double)n->a.scale);
+        fprintf(f, "%skt->scale_fwd(%s, %s, %s, (int64_t)%s * %lld);\n", ind, on, in0, flit(fa, sizeof fa, n->a.scale), R,
+                (long long)C);
+        break;
+    case CKE_OP_SWIGLU:
+    case CKE_OP_GEGLU:
+        cname(in1, sizeof in1, &ir->v[n->in[1]]);
+        if (n->op == CKE_OP_SWIGLU) {
+            fprintf(f, "%s/* swiglu: %s%s = silu(%s) * %s */\n", ind, on, so, in0, in1);
+            fprintf(f, "%skt->swiglu_fwd(%s, %s, %s, (int64_t)%s * %lld);\n", ind, on, in0, in1, R, (long long)C);
+        } else {
+            fprintf(f, "%s/* geglu: %s%s = gelu(%s) * %s */\n", ind, on, so, in0, in1);
+            fprintf(f, "%skt->geglu_fwd(%s, %s, %s, (int64_t)%s * %lld, %s);\n", ind, on, in0, in1, R, (long long)C,
+                    n->a.gelu ? "CKE_GELU_TANH" : "CKE_GELU_ERF");
+        }
+        break;
+    case CKE_OP_GELU:
+        fprintf(f, "%s/* gelu: %s%s = gelu(%s) */\n", ind, on, so, in0);
+        fprintf(f, "%skt->gelu_fwd(%s, %s, (int64_t)%s * %lld, %s);\n", ind, on, in0, R, (long long)C,
+                n->a.gelu ? "CKE_GELU_TANH" : "CKE_GELU_ERF");
+        break;
+    case CKE_OP_SILU:
+        fprintf(f, "%s/* silu: %s%s = silu(%s) */\n", ind, on, so, in0);
+        fprintf(f, "%skt->silu_fwd(%s, %s, (int64_t)%s * %lld);\n", ind, on, in0, R, (long long)C);
+        break;
+    case CKE_OP_POSEMB:
+        wname(wn, sizeof wn, ir, n->in[1], lv);
+        fprintf(f, "%s/* posemb: %s%s = %s + %s[pos0..] */\n", ind, on, so, in0, ir->v[n->in[1]].name);
+        fprintf(f, "%sif (%s != %s) memcpy(%s, %s, (size_t)%s * %lld * sizeof(float));\n", ind, on, in0, on, in0, R, (long long)C);
+        fprintf(f, "%skt->posemb_fwd(%s, WT(%s), pos0, %s, %lld);\n", ind, on, wn, R, (long long)C);
+        break;
+    case CKE_OP_LAST_ROW:
+        fprintf(f, "%s/* last_row: %s%s = %s[T-1] (only the last position's logits are needed) */\n", ind, on, so, in0);
+        fprintf(f, "%smemmove(%s, %s + (T - 1) * %lld, %lld * sizeof(float));\n", ind, on, in0, (long long)C, (long long)C);
+        break;
+    case CKE_OP_COUNT:
+        break;
+    }
+    char rb2[32];
+    const char *R2 = rows_expr(e, n->out, rb2, sizeof rb2);
+    fprintf(f, "%sTRACE(\"%s\", %s, %s, %s, %lld);\n", ind, o->layer >= 0 ? o->base : o->name,
+            n->section == CKE_SEC_LAYER ? "l" : "-1", on, R2, (long long)C);
+}
+
+static void emit_mode(emit_ctx *e) {
+    const cke_ir *ir = e->p->ir;
+    const cke_mode_plan *m = e->m;
+    FILE *f = e->f;
+    char c[CKE_IR_NAME], s[64], rb[32];
+    fprintf(f, "/* ---- %s: T <= %lld rows; activations %zu bytes planned (%zu without reuse) ---- */\n", m->mode,
+            (long long)m->T, m->arena_bytes, m->sum_bytes);
+    for (int b = 0; b < m->n_bufs; b++) {
+        if (m->bufs[b].alias_of >= 0) continue; /* a carry-out is its carry-in's buffer, same name */
+        const cke_value *v = &ir->v[m->bufs[b].value];
+        cname(c, sizeof c, v);
+        char r[32];
+        snprintf(r, sizeof r, "%lld", (long long)m->bufs[b].rows);
+        shape_c(s, sizeof s, v, r);
+        fprintf(f, "#define %c_%-16s %10zuu /* %-14s %s%s */\n", e->pre, c, m->bufs[b].offset, s,
+                m->bufs[b].pinned ? "carried" : "lifetime", m->bufs[b].pinned ? " across layers" : "");
+    }
+    fprintf(f, "#define %c_ARENA  %zuu\n#define %c_SCRATCH %zuu\n\n", e->pre, m->arena_bytes, e->pre, m->scratch_bytes);
+
+    fprintf(f, "static void forward_%s(ckm_model *m, const int32_t *tok /* [T] */, int64_t T) {\n", m->mode);
+    fprintf(f, "    const cke_ktable *kt = m->kt;\n    char *A = m->arena;\n    const int64_t pos0 = m->pos;\n");
+    fprintf(f, "    int32_t *pos = m->posbuf; /* [T] absolute positions, for rope */\n");
+    fprintf(f, "    for (int64_t t = 0; t < T; t++) pos[t] = (int32_t)(pos0 + t);\n");
+    for (int b = 0; b < m->n_bufs; b++) {
+        if (m->bufs[b].alias_of >= 0) continue;
+        const cke_value *v = &ir->v[m->bufs[b].value];
+        cname(c, sizeof c, v);
+        shape_c(s, sizeof s, v, rows_expr(e, m->bufs[b].value, rb, sizeof rb));
+        fprintf(f, "    float *%s = (float *)(A + %c_%s); /* %s */\n", c, e->pre, c, s);
+    }
+    fprintf(f, "\n");
+    int in_loop = 0;
+    for (int i = 0; i < m->n_sched; i++) {
+        const cke_node *n = &m->sched[i];
+        if (n->section == CKE_SEC_LAYER && !in_loop) {
+            fprintf(f, "    for (int l = 0; l < N_LAYER; l++) {\n");
+            fprintf(f, "        float *kc = m->kv + (size_t)l * CTX * KV_DIM;                 /* [CTX, KV_DIM] */\n");
+            fprintf(f, "        float *vc = m->kv + ((size_t)N_LAYER + l) * CTX * KV_DIM;     /* [CTX, KV_DIM] */\n");
+            fprintf(f, "        (void)kc; (void)vc;\n");
+            in_loop = 1;
+        } else if (n->section != CKE_SEC_LAYER && in_loop) {
+            fprintf(f, "    }\n");
+            in_loop = 0;
+        }
+        emit_node(e, n, in_loop ? "        " : "    ");
+    }
+    if (in_loop) fprintf(f, "    }\n");
+    const cke_value *lg = &ir->v[m->sched[m->n_sched - 1].out];
+    cname(c, sizeof c, lg);
+    fprintf(f, "    m->last_logits = %s;\n}\n\n", c);
+}
+
+cke_status cke_codegen_emit(const cke_plan *p, const cke_codegen_opts *o, FILE *f, cke_err *err) {
+    const cke_ir *ir = p->ir;
+    double vocab = 0;
+    for (int i = 0; i < ir->nv; i++)
+        if (!strcmp(ir->v[i].name, "logits")) vocab = (double)ir->v[i].dims[1];
+    if (vocab <= 0) return cke_fail(err, CKE_ERR_FORMAT, "codegen: the graph has no [T, vocab] value named 'logits'");
+    /* RoPE parameters: all rope nodes must agree (one cos/sin table) */
+    int64_t rot = 0;
+    float theta = 0;
+    for (int i = 0; i < ir->nn; i++)
+        if (ir->n[i].op == CKE_OP_ROPE) {
+            if (rot && (rot != ir->n[i].a.rot || theta != ir->n[i].a.theta))
+                return cke_fail(err, CKE_ERR_UNSUPPORTED, "codegen: rope nodes with different rot/theta");
+            rot = ir->n[i].a.rot;
+            theta = ir->n[i].a.theta;
+        }
+
+    fprintf(f, "/* %s: model.c generated by cke from %s with the %s template (%s).\n"
+               " * Do not edit: recompile the model. Every name is an IR value (see ir.json); every offset\n"
+               " * is in layout.json and memory_map.txt. */\n",
+            o->model_name, o->source_desc, ir->family, ir->template_path);
+    fprintf(f, "#include \"cke/kernels.h\"\n#include \"cke/model_abi.h\"\n\n#include <fcntl.h>\n#include <stdio.h>\n"
+               "#include <stdlib.h>\n#include <string.h>\n#include <sys/mman.h>\n#include <sys/stat.h>\n#include <unistd.h>\n\n");
+    fprintf(f, "/* ---- hyperparameters ---- */\n");
+    for (int i = 0; i < ir->n_hp; i++) fprintf(f, "/* %-12s = %.9g */\n", ir->hp[i].name, ir->hp[i].value);
+    fprintf(f, "#define N_LAYER %d\n#define VOCAB %lld\n#define CTX %lld\n#define KV_DIM %lld\n#define PREFILL_T %lld\n",
+            ir->n_layer, (long long)vocab, (long long)p->ctx, (long long)p->kv_dim, (long long)p->prefill.T);
+    fprintf(f, "#define ROPE_DIM %lld\n#define ROPE_THETA %.9g\n", (long long)rot, (double)theta);
+    fprintf(f, "#define MAX_THREADS %d\n#define LAYOUT_HASH 0x%016llxull\n", p->max_threads,
+            (unsigned long long)cke_plan_layout_hash(p));
+    fprintf(f, "#define WEIGHTS_HEADER %zuu\n#define WEIGHTS_BYTES %zuu\n#define KV_BYTES %zuu\n\n", p->weights_header,
+            p->weights_bytes, p->kv_bytes);
+
+    /* weights: globals as constants, per-layer tensors as arrays over layers */
+    fprintf(f, "/* ---- weights: byte offsets into weights.bin's payload, in the order the forward pass reads them ---- */\n");
+    char c[CKE_IR_NAME], s[64];
+    for (int i = 0; i < p->nw; i++) {
+        const cke_value *v = &ir->v[p->w[i].value];
+        if (v->layer >= 0) continue;
+        cname(c, sizeof c, v);
+        shape_c(s, sizeof s, v, "");
+        fprintf(f, "#define W_%-14s %10zuu /* %s f32 */\n", c, p->w[i].offset, s);
+    }
+    for (int i = 0; i < p->nw; i++) {
+        const cke_value *v = &ir->v[p->w[i].value];
+        if (v->layer != 0) continue;
+        cname(c, sizeof c, v);
+        shape_c(s, sizeof s, v, "");
+        fprintf(f, "static const size_t W_%s[N_LAYER] = { /* %s f32 */\n   ", c, s);
+        for (int l = 0; l < ir->n_layer; l++) {
+            char nm[CKE_IR_NAME];
+            snprintf(nm, sizeof nm, "l%d.%s", l, v->base);
+            int vi = cke_ir_find(ir, nm);
+            size_t off = 0;
+            for (int k = 0; k < p->nw; k++)
+                if (p->w[k].value == vi) off = p->w[k].offset;
+            fprintf(f, " %zu%s", off, l + 1 < ir->n_layer ? "," : "");
+            if (l % 8 == 7 && l + 1 < ir->n_layer) fprintf(f, "\n   ");
+        }
+        fprintf(f, "};\n");
+    }
+    /* a weight tied to another (output -> tok_embd) reads its bytes: no constant of its own */
+    fprintf(f, "\n#define WT(off) ((const float *)(m->w + (off)))\n");
+    fprintf(f, "/* Threads for an op doing `work` multiply-adds: below ~64K a parallel region costs more than it saves. */\n"
+               "#define NTH(work) ((work) >= 65536 ? m->nth : 1)\n");
+    fprintf(f, "#define TRACE(name, layer, p, rows, cols) \\\n"
+               "    do { if (m->trace) m->trace(m->trace_ud, name, layer, pos0 + T - (rows), p, rows, cols); } while (0)\n\n");
+
+    fprintf(f, "struct ckm_model {\n"
+               "    const cke_ktable *kt;  /* kernels of this CPU (or CKE_ISA) */\n"
+               "    int nth;               /* threads, <= MAX_THREADS (the scratch is planned for that many) */\n"
+               "    void *map;             /* weights.bin mapping */\n"
+               "    size_t map_len;\n"
+               "    const char *w;         /* weights payload */\n"
+               "    char *arena;           /* activations: max of the modes' arenas */\n"
+               "    char *scratch;         /* kernel workspace */\n"
+               "    float *kv;             /* [2][N_LAYER][CTX][KV_DIM]: K then V */\n"
+               "    float *rope_cs;        /* [CTX][ROPE_DIM/2][2] cos, sin */\n"
+               "    int32_t *posbuf;       /* [PREFILL_T] */\n"
+               "    const float *last_logits; /* [VOCAB] */\n"
+               "    int64_t pos;\n"
+               "    ckm_trace_fn trace;\n"
+               "    void *trace_ud;\n"
+               "    char err[256];\n"
+               "};\n\n");
+
+    emit_ctx e = {.p = p, .m = &p->prefill, .f = f, .pre = 'P'};
+    emit_mode(&e);
+    e.m = &p->decode;
+    e.pre = 'D';
+    emit_mode(&e);
+
+    fputs(
+        "/* ---- runtime: load, run, free ---- */\n"
+        "#define ARENA_BYTES (P_ARENA > D_ARENA ? P_ARENA : D_ARENA)\n"
+        "#define SCRATCH_BYTES (P_SCRATCH > D_SCRATCH ? P_SCRATCH : D_SCRATCH)\n\n"
+        "/* Large buffers come from anonymous mappings with transparent huge pages requested:\n"
+        " * with 4 KiB pages one core reads only about 60% of the bandwidth it gets with 2 MiB pages. */\n"
+        "static void *big_alloc(size_t n) {\n"
+        "    if (n == 0) n = 64;\n"
+        "    void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);\n"
+        "    if (p == MAP_FAILED) return NULL;\n"
+        "    madvise(p, n, MADV_HUGEPAGE);\n"
+        "    return p;\n"
+        "}\n"
+        "static void big_free(void *p, size_t n) { if (p) munmap(p, n ? n : 64); }\n\n"
+        "static void model_free(ckm_model *m) {\n"
+        "    if (!m) return;\n"
+        "    if (m->map) munmap(m->map, m->map_len);\n"
+        "    big_free(m->arena, ARENA_BYTES);\n"
+        "    big_free(m->scratch, SCRATCH_BYTES);\n"
+        "    big_free(m->kv, KV_BYTES);\n"
+        "    free(m->rope_cs);\n"
+        "    free(m->posbuf);\n"
+        "    free(m);\n"
+        "}\n\n"
+        "static ckm_model *model_open(const char *path, int nthreads, char *err, size_t errlen) {\n"
+        "    ckm_model *m = calloc(1, sizeof *m);\n"
+        "    if (!m) { snprintf(err, errlen, \"out of memory\"); return NULL; }\n"
+        "    cke_kernels_init();\n"
+        "    m->kt = cke_k();\n"
+        "    m->nth = nthreads < 1 ? 1 : nthreads > MAX_THREADS ? MAX_THREADS : nthreads;\n"
+        "    int fd = open(path, O_RDONLY);\n"
+        "    if (fd < 0) { snprintf(err, errlen, \"cannot open weights %s\", path); model_free(m); return NULL; }\n"
+        "    struct stat st;\n"
+        "    if (fstat(fd, &st) != 0 || (size_t)st.st_size != WEIGHTS_HEADER + WEIGHTS_BYTES) {\n"
+        "        snprintf(err, errlen, \"weights %s: %lld bytes, this model needs %zu (truncated or not this model's file)\",\n"
+        "                 path, (long long)st.st_size, (size_t)(WEIGHTS_HEADER + WEIGHTS_BYTES));\n"
+        "        close(fd); model_free(m); return NULL;\n"
+        "    }\n"
+        "    m->map_len = (size_t)st.st_size;\n"
+        "    void *map = mmap(NULL, m->map_len, PROT_READ, MAP_PRIVATE, fd, 0);\n"
+        "    close(fd);\n"
+        "    if (map == MAP_FAILED) { snprintf(err, errlen, \"cannot map %s\", path); model_free(m); return NULL; }\n"
+        "    m->map = map;\n"
+        "    madvise(map, m->map_len, MADV_WILLNEED);\n"
+        "    const unsigned char *h = map;\n"
+        "    uint64_t hash;\n"
+        "    memcpy(&hash, h + 8, 8);\n"
+        "    if (memcmp(h, \"CKEWGT01\", 8) != 0 || hash != LAYOUT_HASH) {\n"
+        "        snprintf(err, errlen, \"weights %s: not a cke weights file for this model (layout hash differs)\", path);\n"
+        "        model_free(m); return NULL;\n"
+        "    }\n"
+        "    m->w = (const char *)map + WEIGHTS_HEADER;\n"
+        "    m->arena = big_alloc(ARENA_BYTES);\n"
+        "    m->scratch = big_alloc(SCRATCH_BYTES);\n"
+        "    m->kv = big_alloc(KV_BYTES);\n"
+        "    m->rope_cs = malloc(sizeof(float) * (size_t)CTX * (ROPE_DIM > 0 ? ROPE_DIM : 2));\n"
+        "    m->posbuf = malloc(sizeof(int32_t) * PREFILL_T);\n"
+        "    if (!m->arena || !m->scratch || !m->kv || !m->rope_cs || !m->posbuf) {\n"
+        "        snprintf(err, errlen, \"out of memory\"); model_free(m); return NULL;\n"
+        "    }\n"
+        "    if (ROPE_DIM > 0) {\n"
+        "        float freq[ROPE_DIM > 0 ? ROPE_DIM / 2 : 1];\n"
+        "        cke_rope_freqs(freq, ROPE_DIM, ROPE_THETA);\n"
+        "        cke_rope_table(m->rope_cs, freq, CTX, ROPE_DIM);\n"
+        "    }\n"
+        "    return m;\n"
+        "}\n\n"
+        "static int check_tokens(ckm_model *m, const int32_t *tok, int64_t n) {\n"
+        "    if (n < 0 || m->pos + n > CTX) {\n"
+        "        snprintf(m->err, sizeof m->err, \"%lld tokens at position %lld exceed the context of %d\", (long long)n,\n"
+        "                 (long long)m->pos, CTX);\n"
+        "        return -1;\n"
+        "    }\n"
+        "    for (int64_t i = 0; i < n; i++)\n"
+        "        if (tok[i] < 0 || tok[i] >= VOCAB) {\n"
+        "            snprintf(m->err, sizeof m->err, \"token id %d out of range [0, %d)\", tok[i], VOCAB);\n"
+        "            return -1;\n"
+        "        }\n"
+        "    return 0;\n"
+        "}\n\n"
+        "static int model_prefill(ckm_model *m, const int32_t *tok, int64_t n) {\n"
+        "    if (check_tokens(m, tok, n)) return -1;\n"
+        "    for (int64_t i = 0; i < n;) {\n"
+        "        int64_t t = n - i < PREFILL_T ? n - i : PREFILL_T;\n"
+        "        if (t == 1) forward_decode(m, tok + i, 1);\n"
+        "        else forward_prefill(m, tok + i, t);\n"
+        "        m->pos += t;\n"
+        "        i += t;\n"
+        "    }\n"
+        "    return 0;\n"
+        "}\n\n"
+        "static int model_decode(ckm_model *m, int32_t token) {\n"
+        "    if (check_tokens(m, &token, 1)) return -1;\n"
+        "    forward_decode(m, &token, 1);\n"
+        "    m->pos += 1;\n"
+        "    return 0;\n"
+        "}\n\n"
+        "static const float *model_logits(const ckm_model *m) { return m->last_logits; }\n"
+        "static int64_t model_pos(const ckm_model *m) { return m->pos; }\n"
+        "static void model_reset(ckm_model *m) { m->pos = 0; m->last_logits = NULL; }\n"
+        "static void model_set_trace(ckm_model *m, ckm_trace_fn fn, void *ud) { m->trace = fn; m->trace_ud = ud; }\n"
+        "static const char *model_last_error(const ckm_model *m) { return m->err; }\n\n",
+        f);
+    fprintf(f,
+            "static const ckm_api api = {\n"
+            "    .abi_version = CKM_ABI_VERSION,\n"
+            "    .family = \"%s\",\n"
+            "    .model_name = \"%s\",\n"
+            "    .vocab = VOCAB,\n"
+            "    .ctx = CTX,\n"
+            "    .prefill_chunk = PREFILL_T,\n"
+            "    .layout_hash = LAYOUT_HASH,\n"
+            "    .open = model_open,\n"
+            "    .free = model_free,\n"
+            "    .prefill = model_prefill,\n"
+            "    .decode = model_decode,\n"
+            "    .logits = model_logits,\n"
+            "    .pos = model_pos,\n"
+            "    .reset = model_reset,\n"
+            "    .set_trace = model_set_trace,\n"
+            "    .last_error = model_last_error,\n"
+            "};\n\n"
+            "const ckm_api *ckm_api_get(void) { return &api; }\n",
+            ir->family, o->model_name);
+    if (ferror(f)) return cke_fail(err, CKE_ERR_IO, "codegen: write error");
+    return CKE_OK;
+}
+
+/* ------------------------------------------------------------------ weights.bin */
+
+cke_status cke_weights_write(const cke_plan *p, const char *path, cke_weight_fetch fetch, void *ud, cke_err *err) {
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "wb");
+    if (!f) return cke_fail(err, CKE_ERR_IO, "cannot write %s", tmp);
+    unsigned char *hdr = calloc(1, p->weights_header);
+    if (!hdr) { fclose(f); return cke_fail(err, CKE_ERR_NOMEM, "out of memory"); }
+    uint64_t hash = cke_plan_layout_hash(p), bytes = p->weights_bytes, hb = p->weights_header;
+    uint32_t nt = (uint32_t)p->nw;
+    memcpy(hdr, "CKEWGT01", 8);
+    memcpy(hdr + 8, &hash, 8);
+    memcpy(hdr + 16, &bytes, 8);
+    memcpy(hdr + 24, &hb, 8);
+    memcpy(hdr + 32, &nt, 4);
+    cke_status st = CKE_OK;
+    if (fwrite(hdr, 1, p->weights_header, f) != p->weights_header) st = cke_fail(err, CKE_ERR_IO, "write error on %s", tmp);
+    free(hdr);
+    size_t at = 0;
+    static const unsigned char zeros[CKE_ALIGN];
+    for (int i = 0; !st && i < p->nw; i++) {
+        const cke_value *v = &p->ir->v[p->w[i].value];
+        while (!st && at < p->w[i].offset) {
+            size_t z = p->w[i].offset - at < sizeof zeros ? p->w[i].offset - at : sizeof zeros;
+            if (fwrite(zeros, 1, z, f) != z) st = cke_fail(err, CKE_ERR_IO, "write error on %s", tmp);
+            at += z;
+        }
+        int64_t numel = cke_value_numel(v, 1);
+        float *buf = malloc((size_t)numel * sizeof(float));
+        if (!buf) { st = cke_fail(err, CKE_ERR_NOMEM, "out of memory for tensor %s", v->name); break; }
+        st = fetch(ud, v->name, buf, numel, err);
+        if (!st && fwrite(buf, sizeof(float), (size_t)numel, f) != (size_t)numel)
+            st = cke_fail(err, CKE_ERR_IO, "write error on %s", tmp);
+        at += (size_t)numel * sizeof(float);
+        free(buf);
+    }
+    while (!st && at < p->weights_bytes) {
+        size_t z = p->weights_bytes - at < sizeof zeros ? p->weights_bytes - at : sizeof zeros;
+        if (fwrite(zeros, 1, z, f) != z) st = cke_fail(err, CKE_ERR_IO, "write error on %s", tmp);
+        at += z;
+    }
+    if (fclose(f) != 0 && !st) st = cke_fail(err, CKE_ERR_IO, "error closing %s", tmp);
+    if (!st && rename(tmp, path) != 0) st = cke_fail(err, CKE_ERR_IO, "cannot rename %s to %s", tmp, path);
+    if (st) remove(tmp);
+    return st;
+}
+
+/* ------------------------------------------------------------------ compile */
+
+cke_status cke_codegen_compile(const char *c_path, const char *so_path, const char *include_dir, const char *libk,
+                               const char *log_path, cke_err *err) {
+    const char *cc = getenv("CC");
+    if (!cc || !*cc) cc = "cc";
+    char tmp_so[4096];
+    snprintf(tmp_so, sizeof tmp_so, "%s.tmp", so_path);
+    char cmd[16384];
+    /* -O2, no fast-math: the numbers are compared with references. The kernels come in statically,
+     * so the .so needs only libc, libm and libgomp. */
+    int n = snprintf(cmd, sizeof cmd,
+                     "'%s' -std=c11 -D_DEFAULT_SOURCE -O2 -fPIC -shared -fopenmp -Wall -I'%s' -o '%s' '%s' '%s' -lm "
+                     "> '%s' 2>&1",
+                     cc, include_dir, tmp_so, c_path, libk, log_path);
+    if (n < 0 || (size_t)n >= sizeof cmd) return cke_fail(err, CKE_ERR_ARG, "compile: paths too long");
+    int rc = system(cmd);
+    if (rc == -1 || !WIFEXITED(rc) || WEXITSTATUS(rc) != 0) {
+        remove(tmp_so);
+        return cke_fail(err, CKE_ERR_IO, "compiling %s failed (see %s)", c_path, log_path);
+    }
+    if (rename(tmp_so, so_path) != 0) return cke_fail(err, CKE_ERR_IO, "cannot rename %s: %s", tmp_so, strerror(errno));
+    return CKE_OK;
+}

@@ -1,0 +1,36 @@
+/* The compiler driver: model file -> model directory.
+ *
+ *   model (GGUF | HF dir | llama2.c .bin) --formats--> cke_model
+ *     + src/templates/<family>.json --ir--> IR --plan--> lowered modes + memory plan
+ *     --codegen--> model.c, weights.bin --cc--> model.so
+ *
+ * The directory holds everything needed to run the model and to read what was built:
+ *   model.so  weights.bin  model.c  ir.json  layout.json  memory_map.txt  build.log
+ *   tokenizer.{bin,json,gguf}  cke-model.txt (what was compiled from what) */
+#ifndef CKE_DRIVER_COMPILE_H
+#define CKE_DRIVER_COMPILE_H
+
+#include "cke/status.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    const char *out_dir;
+    const char *tokenizer;     /* llama2.c: the tokenizer.bin; NULL to look beside the model */
+    const char *templates_dir; /* where <family>.json live */
+    const char *include_dir;   /* cke headers for compiling model.c */
+    const char *libk;          /* libckekernels.a */
+    int64_t ctx;               /* KV cache positions; 0 = the model's context (capped at 4096) */
+    int64_t prefill_chunk;     /* 0 = 512 (or ctx if smaller) */
+    int max_threads;           /* workspace planned for this many threads; 0 = 16 */
+    int quiet;
+} cke_compile_opts;
+
+cke_status cke_compile(const char *model_path, const cke_compile_opts *o, cke_err *err);
+
+/* Finds cke's own resources relative to the running executable (build/cke -> the repo):
+ * include/, src/templates/, build/libckekernels.a. CKE_HOME overrides the root. */
+cke_status cke_locate_resources(char *include_dir, char *templates_dir, char *libk, size_t n, cke_err *err);
+
+#endif

@@ -1,0 +1,588 @@
+/* IR construction from a family template (JSON, parsed with cJSON) and a model source.
+ *
+ * Template format (src/templates/llama.json is the reference):
+ *   "family":        name
+ *   "hparams":       hyperparameters the template reads; every one must be provided
+ *   "defaults":      optional values for hyperparameters a model may omit
+ *   "inputs":        {"tokens": ["T"]}
+ *   "weights":       global tensors: name -> shape, or {"shape": [...], "tied_to": "other",
+ *                    "optional": true}
+ *   "layer_weights": per-layer tensors (model names "l<i>.<name>"), same forms
+ *   "prologue", "layer", "epilogue": lists of nodes ["out", "op", "in"..., {attrs}]
+ * Inside "layer", a name not yet defined in this layer means the previous layer's value (or the
+ * prologue's), so ["x", "add", "h", "ffn_out"] continues the residual stream. An input written
+ * "name?" is optional: dropped when the model lacks that weight (biases). Shapes and attributes
+ * are numbers or expressions over hyperparameters: "n_head*head_dim". */
+#include "ir/ir.h"
+
+#include <cjson/cJSON.h>
+#include <ctype.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------- expressions */
+
+typedef struct {
+    const char *s;
+    const cke_ir *ir;
+    int bad;
+    char what[96];
+} expr_ctx;
+
+static double expr_sum(expr_ctx *c);
+
+static void expr_ws(expr_ctx *c) {
+    while (isspace((unsigned char)*c->s)) c->s++;
+}
+
+static double expr_atom(expr_ctx *c) {
+    expr_ws(c);
+    if (*c->s == '(') {
+        c->s++;
+        double v = expr_sum(c);
+        expr_ws(c);
+        if (*c->s != ')') { c->bad = 1; snprintf(c->what, sizeof c->what, "missing ')'"); return 0; }
+        c->s++;
+        return v;
+    }
+    if (*c->s == '-') { c->s++; return -expr_atom(c); }
+    if (isdigit((unsigned char)*c->s) || *c->s == '.') {
+        char *end;
+        double v = strtod(c->s, &end);
+        c->s = end;
+        return v;
+    }
+    if (isalpha((unsigned char)*c->s) || *c->s == '_') {
+        char id[CKE_IR_NAME];
+        size_t n = 0;
+        while ((isalnum((unsigned char)*c->s) || *c->s == '_') && n + 1 < sizeof id) id[n++] = *c->s++;
+        id[n] = 0;
+        if (!strcmp(id, "sqrt")) return sqrt(expr_atom(c));
+        double v;
+        if (cke_ir_hparam(c->ir, id, &v) != 0) {
+            c->bad = 1;
+            snprintf(c->what, sizeof c->what, "unknown hyperparameter '%s'", id);
+            return 0;
+        }
+        return v;
+    }
+    c->bad = 1;
+    snprintf(c->what, sizeof c->what, "unexpected '%c'", *c->s ? *c->s : '?');
+    return 0;
+}
+
+static double expr_prod(expr_ctx *c) {
+    double v = expr_atom(c);
+    for (;;) {
+        expr_ws(c);
+        if (*c->s == '*') { c->s++; v *= expr_atom(c); }
+        else if (*c->s == '/') { c->s++; v /= expr_atom(c); }
+        else return v;
+    }
+}
+
+static double expr_sum(expr_ctx *c) {
+    double v = expr_prod(c);
+    for (;;) {
+        expr_ws(c);
+        if (*c->s == '+') { c->s++; v += expr_prod(c); }
+        else if (*c->s == '-') { c->s++; v -= expr_prod(c); }
+        else return v;
+    }
+}
+
+/* A JSON number or an expression string -> value. */
+static cke_status eval_json(const cke_ir *ir, const cJSON *j, double *out, const char *ctx, cke_err *err) {
+    if (cJSON_IsNumber(j)) { *out = j->valuedouble; return CKE_OK; }
+    if (cJSON_IsBool(j)) { *out = cJSON_IsTrue(j) ? 1 : 0; return CKE_OK; }
+    if (!cJSON_IsString(j))
+        return cke_fail(err, CKE_ERR_FORMAT, "template: %s: expected a number or an expression", ctx);
+    expr_ctx c = {.s = j->valuestring, .ir = ir};
+    double v = expr_sum(&c);
+    expr_ws(&c);
+    if (!c.bad && *c.s) { c.bad = 1; snprintf(c.what, sizeof c.what, "trailing '%s'", c.s); }
+    if (c.bad)
+        return cke_fail(err, CKE_ERR_FORMAT, "template: %s: '%s': %s", ctx, j->valuestring, c.what);
+    *out = v;
+    return CKE_OK;
+}
+
+/* ---------------------------------------------------------------- graph building */
+
+int cke_ir_hparam(const cke_ir *ir, const char *name, double *v) {
+    for (int i = 0; i < ir->n_hp; i++)
+        if (!strcmp(ir->hp[i].name, name)) { *v = ir->hp[i].value; return 0; }
+    return -1;
+}
+
+int cke_ir_find(const cke_ir *ir, const char *name) {
+    for (int i = ir->nv - 1; i >= 0; i--)
+        if (!strcmp(ir->v[i].name, name)) return i;
+    return -1;
+}
+
+int64_t cke_value_numel(const cke_value *v, int64_t T) {
+    int64_t n = 1;
+    for (int d = 0; d < v->ndim; d++) n *= v->dims[d] == CKE_DIM_T ? T : v->dims[d];
+    return n;
+}
+
+static int grow(void **p, int *cap, int need, size_t elem) {
+    if (need <= *cap) return 0;
+    int nc = *cap ? *cap * 2 : 64;
+    while (nc < need) nc *= 2;
+    void *q = realloc(*p, (size_t)nc * elem);
+    if (!q) return -1;
+    memset((char *)q + (size_t)*cap * elem, 0, (size_t)(nc - *cap) * elem);
+    *p = q;
+    *cap = nc;
+    return 0;
+}
+
+static int add_value(cke_ir *ir, const char *name, const char *base, int layer, cke_vkind kind) {
+    if (grow((void **)&ir->v, &ir->cap_v, ir->nv + 1, sizeof(cke_value))) return -1;
+    cke_value *v = &ir->v[ir->nv];
+    memset(v, 0, sizeof *v);
+    snprintf(v->name, sizeof v->name, "%s", name);
+    snprintf(v->base, sizeof v->base, "%s", base);
+    v->layer = layer;
+    v->kind = kind;
+    v->producer = -1;
+    v->tied_to = -1;
+    return ir->nv++;
+}
+
+static void fmt_shape(char *buf, size_t n, const cke_value *v) {
+    size_t o = (size_t)snprintf(buf, n, "[");
+    for (int d = 0; d < v->ndim && o < n; d++) {
+        if (v->dims[d] == CKE_DIM_T) o += (size_t)snprintf(buf + o, n - o, "%sT", d ? "," : "");
+        else o += (size_t)snprintf(buf + o, n - o, "%s%lld", d ? "," : "", (long long)v->dims[d]);
+    }
+    if (o < n) snprintf(buf + o, n - o, "]");
+}
+
+/* Declares the weights of one "weights" object (layer < 0: globals). */
+static cke_status declare_weights(cke_ir *ir, const cJSON *obj, int layer, const cke_ir_source *src,
+                                  cke_err *err) {
+    const cJSON *w;
+    cJSON_ArrayForEach(w, obj) {
+        const char *base = w->string;
+        const cJSON *shape = w, *tied = NULL;
+        int optional = 0;
+        if (cJSON_IsObject(w)) {
+            shape = cJSON_GetObjectItemCaseSensitive(w, "shape");
+            tied = cJSON_GetObjectItemCaseSensitive(w, "tied_to");
+            optional = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(w, "optional"));
+        }
+        if (!cJSON_IsArray(shape) || cJSON_GetArraySize(shape) < 1 || cJSON_GetArraySize(shape) > 4)
+            return cke_fail(err, CKE_ERR_FORMAT, "template: weight '%s': shape must be a list of 1..4 dims", base);
+        char name[CKE_IR_NAME];
+        if (layer >= 0) snprintf(name, sizeof name, "l%d.%s", layer, base);
+        else snprintf(name, sizeof name, "%s", base);
+        int64_t want[4] = {0};
+        int nd = 0;
+        const cJSON *d;
+        cJSON_ArrayForEach(d, shape) {
+            double x;
+            char ctx[96];
+            snprintf(ctx, sizeof ctx, "shape of weight '%s'", base);
+            cke_status st = eval_json(ir, d, &x, ctx, err);
+            if (st) return st;
+            if (x < 1 || x != floor(x))
+                return cke_fail(err, CKE_ERR_SHAPE, "weight '%s': dimension %d evaluates to %g", name, nd, x);
+            want[nd++] = (int64_t)x;
+        }
+        int have_nd = 0;
+        int64_t have[4] = {0};
+        int present = src->tensor(src->ud, name, &have_nd, have) == 0;
+        int vi = -1;
+        if (present) {
+            int same = have_nd == nd;
+            for (int i = 0; same && i < nd; i++) same = have[i] == want[i];
+            if (!same) {
+                char a[64] = "[", b[64] = "[";
+                for (int i = 0; i < have_nd; i++) snprintf(a + strlen(a), sizeof a - strlen(a), "%s%lld", i ? "," : "", (long long)have[i]);
+                for (int i = 0; i < nd; i++) snprintf(b + strlen(b), sizeof b - strlen(b), "%s%lld", i ? "," : "", (long long)want[i]);
+                return cke_fail(err, CKE_ERR_SHAPE, "tensor '%s' has shape %s], the %s template needs %s]", name, a,
+                                ir->family, b);
+            }
+            vi = add_value(ir, name, base, layer, CKE_V_WEIGHT);
+        } else if (tied && cJSON_IsString(tied)) {
+            int t = cke_ir_find(ir, tied->valuestring);
+            if (t < 0 || ir->v[t].kind != CKE_V_WEIGHT)
+                return cke_fail(err, CKE_ERR_MISSING, "tensor '%s' is missing and '%s' it may be tied to is too", name,
+                                tied->valuestring);
+            int same = ir->v[t].ndim == nd;
+            for (int i = 0; same && i < nd; i++) same = ir->v[t].dims[i] == want[i];
+            if (!same)
+                return cke_fail(err, CKE_ERR_SHAPE, "tensor '%s' would be tied to '%s', whose shape differs", name,
+                                tied->valuestring);
+            vi = add_value(ir, name, base, layer, CKE_V_WEIGHT);
+            if (vi >= 0) ir->v[vi].tied_to = t;
+        } else if (optional) {
+            continue;
+        } else {
+            return cke_fail(err, CKE_ERR_MISSING, "the %s template needs tensor '%s', which the model does not have",
+                            ir->family, name);
+        }
+        if (vi < 0) return cke_fail(err, CKE_ERR_NOMEM, "out of memory");
+        cke_value *v = &ir->v[vi];
+        v->ndim = nd;
+        memcpy(v->dims, want, sizeof want);
+        v->dtype = CKE_IR_F32;
+    }
+    return CKE_OK;
+}
+
+/* Resolves an input name inside a section: this layer's value first, then earlier layers'
+ * (the latest definition), then globals. */
+static int resolve(const cke_ir *ir, const char *base, int layer) {
+    char name[CKE_IR_NAME];
+    for (int l = layer; l >= 0; l--) {
+        snprintf(name, sizeof name, "l%d.%s", l, base);
+        int i = cke_ir_find(ir, name);
+        if (i >= 0) return i;
+    }
+    return cke_ir_find(ir, base);
+}
+
+static const struct {
+    const char *key;
+    size_t off;
+    int is_int;
+} attr_fields[] = {
+    {"eps", offsetof(cke_attrs, eps), 0},         {"w_offset", offsetof(cke_attrs, w_offset), 0},
+    {"scale", offsetof(cke_attrs, scale), 0},     {"softcap", offsetof(cke_attrs, softcap), 0},
+    {"theta", offsetof(cke_attrs, theta), 0},     {"n_head", offsetof(cke_attrs, n_head), 1},
+    {"n_kv_head", offsetof(cke_attrs, n_kv_head), 1}, {"head_dim", offsetof(cke_attrs, head_dim), 1},
+    {"rot", offsetof(cke_attrs, rot), 1},         {"window", offsetof(cke_attrs, window), 1},
+    {"rope_layout", offsetof(cke_attrs, rope_layout), 2}, {"gelu", offsetof(cke_attrs, gelu), 2},
+};
+
+static cke_status parse_attrs(cke_ir *ir, const cJSON *obj, cke_attrs *a, const char *where, cke_err *err) {
+    const cJSON *it;
+    cJSON_ArrayForEach(it, obj) {
+        size_t k = 0;
+        for (; k < sizeof attr_fields / sizeof attr_fields[0]; k++)
+            if (!strcmp(attr_fields[k].key, it->string)) break;
+        if (k == sizeof attr_fields / sizeof attr_fields[0])
+            return cke_fail(err, CKE_ERR_FORMAT, "template: %s: unknown attribute '%s'", where, it->string);
+        double x;
+        char ctx[128];
+        snprintf(ctx, sizeof ctx, "%s attribute '%s'", where, it->string);
+        if (attr_fields[k].is_int == 2 && cJSON_IsString(it)) {
+            const char *s = it->valuestring;
+            int e = -1;
+            if (!strcmp(s, "interleaved") || !strcmp(s, "erf")) e = 0;
+            else if (!strcmp(s, "halves") || !strcmp(s, "tanh")) e = 1;
+            if (e >= 0) { *(int *)((char *)a + attr_fields[k].off) = e; continue; }
+        }
+        cke_status st = eval_json(ir, it, &x, ctx, err);
+        if (st) return st;
+        if (attr_fields[k].is_int == 1) *(int64_t *)((char *)a + attr_fields[k].off) = (int64_t)llround(x);
+        else if (attr_fields[k].is_int == 2) *(int *)((char *)a + attr_fields[k].off) = (int)llround(x);
+        else *(float *)((char *)a + attr_fields[k].off) = (float)x;
+    }
+    return CKE_OK;
+}
+
+#define SHAPE_FAIL(...) return cke_fail(err, CKE_ERR_SHAPE, __VA_ARGS__)
+
+/* Shape rule of each op: checks inputs, fills the output's shape. */
+static cke_status infer_shape(cke_ir *ir, cke_node *n, cke_err *err) {
+    cke_value *o = &ir->v[n->out];
+    const cke_value *x = &ir->v[n->in[0]];
+    const cke_value *w = n->n_in > 1 ? &ir->v[n->in[1]] : NULL;
+    const char *on = o->name, *opn = cke_op_names[n->op];
+    char s0[64], s1[64];
+    fmt_shape(s0, sizeof s0, x);
+    if (w) fmt_shape(s1, sizeof s1, w);
+    o->dtype = CKE_IR_F32;
+    switch (n->op) {
+    case CKE_OP_EMBED:
+        if (x->dtype != CKE_IR_I32 || x->ndim != 1 || w->ndim != 2)
+            SHAPE_FAIL("%s: embed needs token ids [T] and a table [V,D], got %s and %s", on, s0, s1);
+        o->ndim = 2, o->dims[0] = x->dims[0], o->dims[1] = w->dims[1];
+        return CKE_OK;
+    case CKE_OP_LINEAR:
+        if (x->ndim != 2 || w->ndim != 2 || x->dims[1] != w->dims[1])
+            SHAPE_FAIL("%s: linear needs x [T,K] and W [N,K], got %s and %s", on, s0, s1);
+        if (n->n_in == 3 && (ir->v[n->in[2]].ndim != 1 || ir->v[n->in[2]].dims[0] != w->dims[0]))
+            SHAPE_FAIL("%s: linear bias must be [%lld]", on, (long long)w->dims[0]);
+        o->ndim = 2, o->dims[0] = x->dims[0], o->dims[1] = w->dims[0];
+        return CKE_OK;
+    case CKE_OP_RMSNORM:
+    case CKE_OP_LAYERNORM:
+        if (x->ndim != 2 || w->ndim != 1 || w->dims[0] != x->dims[1])
+            SHAPE_FAIL("%s: %s needs x [T,D] and w [D], got %s and %s", on, opn, s0, s1);
+        if (n->n_in == 3 && (ir->v[n->in[2]].ndim != 1 || ir->v[n->in[2]].dims[0] != x->dims[1]))
+            SHAPE_FAIL("%s: layernorm bias must be [%lld]", on, (long long)x->dims[1]);
+        break;
+    case CKE_OP_POSEMB:
+        if (x->ndim != 2 || w->ndim != 2 || w->dims[1] != x->dims[1])
+            SHAPE_FAIL("%s: posemb needs x [T,D] and a table [P,D], got %s and %s", on, s0, s1);
+        break;
+    case CKE_OP_ROPE:
+        if (x->ndim != 2 || n->a.n_head < 1 || n->a.head_dim < 1 || x->dims[1] != n->a.n_head * n->a.head_dim)
+            SHAPE_FAIL("%s: rope over %lld heads of %lld needs x [T,%lld], got %s", on, (long long)n->a.n_head,
+                       (long long)n->a.head_dim, (long long)(n->a.n_head * n->a.head_dim), s0);
+        if (n->a.rot < 2 || n->a.rot > n->a.head_dim || n->a.rot % 2)
+            SHAPE_FAIL("%s: rope rotates %lld dims of %lld-dim heads (must be even, 2..head_dim)", on,
+                       (long long)n->a.rot, (long long)n->a.head_dim);
+        break;
+    case CKE_OP_ATTENTION: {
+        const cke_value *k = &ir->v[n->in[1]], *v = &ir->v[n->in[2]];
+        int64_t hq = n->a.n_head, hk = n->a.n_kv_head, hd = n->a.head_dim;
+        if (hq < 1 || hk < 1 || hd < 1 || hq % hk)
+            SHAPE_FAIL("%s: attention with %lld query heads and %lld kv heads (must divide)", on, (long long)hq,
+                       (long long)hk);
+        if (x->ndim != 2 || x->dims[1] != hq * hd || k->ndim != 2 || k->dims[1] != hk * hd || v->ndim != 2 ||
+            v->dims[1] != hk * hd)
+            SHAPE_FAIL("%s: attention needs q [T,%lld], k and v [T,%lld]", on, (long long)(hq * hd),
+                       (long long)(hk * hd));
+        if (n->a.scale == 0) n->a.scale = (float)(1.0 / sqrt((double)hd));
+        break;
+    }
+    case CKE_OP_ADD:
+    case CKE_OP_SWIGLU:
+    case CKE_OP_GEGLU:
+        if (x->ndim != w->ndim || memcmp(x->dims, w->dims, sizeof(int64_t) * (size_t)x->ndim))
+            SHAPE_FAIL("%s: %s needs equal shapes, got %s and %s", on, opn, s0, s1);
+        break;
+    case CKE_OP_SCALE:
+    case CKE_OP_GELU:
+    case CKE_OP_SILU:
+        break;
+    case CKE_OP_LAST_ROW:
+        o->ndim = 2, o->dims[0] = 1, o->dims[1] = x->dims[1];
+        return CKE_OK;
+    case CKE_OP_COUNT:
+        break;
+    }
+    o->ndim = x->ndim;
+    memcpy(o->dims, x->dims, sizeof o->dims);
+    return CKE_OK;
+}
+
+static cke_status add_nodes(cke_ir *ir, const cJSON *list, cke_section sec, int layer, cke_err *err) {
+    /* the epilogue sees the last layer's values */
+    int search_from = sec == CKE_SEC_EPILOGUE ? ir->n_layer - 1 : layer;
+    const cJSON *nd;
+    int idx = 0;
+    cJSON_ArrayForEach(nd, list) {
+        idx++;
+        int cnt = cJSON_GetArraySize(nd);
+        const cJSON *jo = cJSON_GetArrayItem(nd, 0), *jop = cJSON_GetArrayItem(nd, 1);
+        if (!cJSON_IsArray(nd) || cnt < 3 || !cJSON_IsString(jo) || !cJSON_IsString(jop))
+            return cke_fail(err, CKE_ERR_FORMAT, "template: node %d of a section: expected [\"out\", \"op\", inputs...]", idx);
+        cke_node n;
+        memset(&n, 0, sizeof n);
+        char where[96];
+        snprintf(where, sizeof where, "node '%s'", jo->valuestring);
+        if (cke_op_parse(jop->valuestring, &n.op))
+            return cke_fail(err, CKE_ERR_UNSUPPORTED, "template: %s: unknown op '%s'", where, jop->valuestring);
+        n.section = sec;
+        n.layer = layer;
+        for (int i = 2; i < cnt; i++) {
+            const cJSON *a = cJSON_GetArrayItem(nd, i);
+            if (cJSON_IsObject(a)) {
+                cke_status st = parse_attrs(ir, a, &n.a, where, err);
+                if (st) return st;
+                continue;
+            }
+            if (!cJSON_IsString(a)) return cke_fail(err, CKE_ERR_FORMAT, "template: %s: inputs are names", where);
+            char nm[CKE_IR_NAME];
+            snprintf(nm, sizeof nm, "%s", a->valuestring);
+            size_t L = strlen(nm);
+            int opt = L > 0 && nm[L - 1] == '?';
+            if (opt) nm[L - 1] = 0;
+            int vi = resolve(ir, nm, search_from);
+            if (vi < 0) {
+                if (opt) continue;
+                return cke_fail(err, CKE_ERR_FORMAT, "template: %s%s%d: input '%s' is not defined before it", where,
+                                layer >= 0 ? " in layer " : "", layer >= 0 ? layer : 0, nm);
+            }
+            if (n.n_in >= 4) return cke_fail(err, CKE_ERR_FORMAT, "template: %s: too many inputs", where);
+            n.in[n.n_in++] = vi;
+        }
+        const cke_op_info *oi = &cke_op_table[n.op];
+        if (n.n_in < oi->n_in_min || n.n_in > oi->n_in_max)
+            return cke_fail(err, CKE_ERR_FORMAT, "template: %s: op %s takes %d..%d inputs, got %d", where,
+                            cke_op_names[n.op], oi->n_in_min, oi->n_in_max, n.n_in);
+        char name[CKE_IR_NAME];
+        if (layer >= 0) snprintf(name, sizeof name, "l%d.%s", layer, jo->valuestring);
+        else snprintf(name, sizeof name, "%s", jo->valuestring);
+        int existing = cke_ir_find(ir, name);
+        if (existing >= 0)
+            return cke_fail(err, CKE_ERR_FORMAT, "template: value '%s' is defined twice (values are SSA)", name);
+        int ov = add_value(ir, name, jo->valuestring, layer, CKE_V_ACT);
+        if (ov < 0 || grow((void **)&ir->n, &ir->cap_n, ir->nn + 1, sizeof(cke_node)))
+            return cke_fail(err, CKE_ERR_NOMEM, "out of memory");
+        n.out = ov;
+        for (int i = 0; i < n.n_in; i++) ir->v[n.in[i]].used++;
+        ir->v[ov].producer = ir->nn;
+        cke_status st = infer_shape(ir, &n, err);
+        if (st) return st;
+        ir->n[ir->nn++] = n;
+    }
+    return CKE_OK;
+}
+
+static cke_status read_file(const char *path, char **out, cke_err *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return cke_fail(err, CKE_ERR_IO, "cannot open template %s", path);
+    if (fseek(f, 0, SEEK_END) != 0) { fclose(f); return cke_fail(err, CKE_ERR_IO, "cannot read %s", path); }
+    long n = ftell(f);
+    if (n < 0 || n > (1 << 24)) { fclose(f); return cke_fail(err, CKE_ERR_FORMAT, "template %s: bad size", path); }
+    rewind(f);
+    char *b = malloc((size_t)n + 1);
+    if (!b) { fclose(f); return cke_fail(err, CKE_ERR_NOMEM, "out of memory"); }
+    size_t got = fread(b, 1, (size_t)n, f);
+    fclose(f);
+    if (got != (size_t)n) { free(b); return cke_fail(err, CKE_ERR_IO, "short read on %s", path); }
+    b[n] = 0;
+    *out = b;
+    return CKE_OK;
+}
+
+static cke_status build(cke_ir *ir, const cJSON *root, const cke_ir_source *src, cke_err *err) {
+    const cJSON *fam = cJSON_GetObjectItemCaseSensitive(root, "family");
+    if (!cJSON_IsString(fam)) return cke_fail(err, CKE_ERR_FORMAT, "template: missing \"family\"");
+    snprintf(ir->family, sizeof ir->family, "%s", fam->valuestring);
+
+    /* hyperparameters: every one the template names must come from the model or a default */
+    const cJSON *hps = cJSON_GetObjectItemCaseSensitive(root, "hparams");
+    const cJSON *defs = cJSON_GetObjectItemCaseSensitive(root, "defaults");
+    int nh = cJSON_GetArraySize(hps);
+    ir->hp = calloc((size_t)nh + 1, sizeof(cke_hparam));
+    if (!ir->hp) return cke_fail(err, CKE_ERR_NOMEM, "out of memory");
+    const cJSON *h;
+    cJSON_ArrayForEach(h, hps) {
+        if (!cJSON_IsString(h)) return cke_fail(err, CKE_ERR_FORMAT, "template: hparams are names");
+        double v;
+        if (src->hparam(src->ud, h->valuestring, &v) != 0) {
+            const cJSON *d = cJSON_GetObjectItemCaseSensitive(defs, h->valuestring);
+            if (!d) return cke_fail(err, CKE_ERR_MISSING, "the %s template needs hyperparameter '%s', which the model does not give",
+                                    ir->family, h->valuestring);
+            cke_status st = eval_json(ir, d, &v, h->valuestring, err);
+            if (st) return st;
+        }
+        snprintf(ir->hp[ir->n_hp].name, sizeof ir->hp[0].name, "%s", h->valuestring);
+        ir->hp[ir->n_hp++].value = v;
+    }
+    double nl;
+    if (cke_ir_hparam(ir, "n_layer", &nl) != 0 || nl < 1 || nl > 4096 || nl != floor(nl))
+        return cke_fail(err, CKE_ERR_FORMAT, "template/model: n_layer must be given and in 1..4096");
+    ir->n_layer = (int)nl;
+
+    /* inputs */
+    const cJSON *in;
+    cJSON_ArrayForEach(in, cJSON_GetObjectItemCaseSensitive(root, "inputs")) {
+        int vi = add_value(ir, in->string, in->string, -1, CKE_V_INPUT);
+        if (vi < 0) return cke_fail(err, CKE_ERR_NOMEM, "out of memory");
+        ir->v[vi].dtype = CKE_IR_I32;
+        ir->v[vi].ndim = 1;
+        ir->v[vi].dims[0] = CKE_DIM_T;
+    }
+
+    cke_status st = declare_weights(ir, cJSON_GetObjectItemCaseSensitive(root, "weights"), -1, src, err);
+    if (st) return st;
+    const cJSON *lw = cJSON_GetObjectItemCaseSensitive(root, "layer_weights");
+    for (int l = 0; l < ir->n_layer; l++)
+        if ((st = declare_weights(ir, lw, l, src, err))) return st;
+
+    if ((st = add_nodes(ir, cJSON_GetObjectItemCaseSensitive(root, "prologue"), CKE_SEC_PROLOGUE, -1, err)))
+        return st;
+    for (int l = 0; l < ir->n_layer; l++)
+        if ((st = add_nodes(ir, cJSON_GetObjectItemCaseSensitive(root, "layer"), CKE_SEC_LAYER, l, err)))
+            return st;
+    if ((st = add_nodes(ir, cJSON_GetObjectItemCaseSensitive(root, "epilogue"), CKE_SEC_EPILOGUE, -1, err)))
+        return st;
+    if (ir->nn == 0 || ir->v[ir->n[ir->nn - 1].out].ndim != 2)
+        return cke_fail(err, CKE_ERR_FORMAT, "template: the graph must end in logits [T, vocab]");
+
+    /* every tensor the model has must be consumed by the graph */
+    for (int i = 0; i < ir->nv; i++)
+        if (ir->v[i].kind == CKE_V_WEIGHT && ir->v[i].tied_to < 0 && ir->v[i].used == 0) {
+            /* a weight another one is tied to counts as used through it */
+            int via = 0;
+            for (int j = 0; j < ir->nv; j++) via |= ir->v[j].tied_to == i && ir->v[j].used;
+            if (!via)
+                return cke_fail(err, CKE_ERR_FORMAT, "tensor '%s' is declared by the %s template but no op reads it",
+                                ir->v[i].name, ir->family);
+        }
+    int64_t nt = src->tensor_count(src->ud);
+    for (int64_t i = 0; i < nt; i++) {
+        const char *tn = src->tensor_name(src->ud, i);
+        int vi = cke_ir_find(ir, tn);
+        if (vi < 0 || ir->v[vi].kind != CKE_V_WEIGHT)
+            return cke_fail(err, CKE_ERR_FORMAT, "model tensor '%s' is not consumed by the %s template", tn, ir->family);
+    }
+    return CKE_OK;
+}
+
+cke_status cke_ir_build(cke_ir **out, const char *template_path, const cke_ir_source *src, cke_err *err) {
+    *out = NULL;
+    char *text = NULL;
+    cke_status st = read_file(template_path, &text, err);
+    if (st) return st;
+    cJSON *root = cJSON_Parse(text);
+    free(text);
+    if (!root) return cke_fail(err, CKE_ERR_FORMAT, "template %s is not valid JSON", template_path);
+    cke_ir *ir = calloc(1, sizeof *ir);
+    if (!ir) { cJSON_Delete(root); return cke_fail(err, CKE_ERR_NOMEM, "out of memory"); }
+    snprintf(ir->template_path, sizeof ir->template_path, "%s", template_path);
+    st = build(ir, root, src, err);
+    cJSON_Delete(root);
+    if (st) { cke_ir_free(ir); return st; }
+    *out = ir;
+    return CKE_OK;
+}
+
+void cke_ir_free(cke_ir *ir) {
+    if (!ir) return;
+    free(ir->hp);
+    free(ir->v);
+    free(ir->n);
+    free(ir);
+}
+
+/* ---------------------------------------------------------------- ir.json */
+
+static const char *kind_name(cke_vkind k) {
+    return k == CKE_V_INPUT ? "input" : k == CKE_V_WEIGHT ? "weight" : "act";
+}
+static const char *sec_name(cke_section s) {
+    return s == CKE_SEC_PROLOGUE ? "prologue" : s == CKE_SEC_LAYER ? "layer" : "epilogue";
+}
+
+cke_status cke_ir_write_json(const cke_ir *ir, const char *path, cke_err *err) {
+    FILE *f = fopen(path, "w");
+    if (!f) return cke_fail(err, CKE_ERR_IO, "cannot write %s", path);
+    fprintf(f, "{\n  \"family\": \"%s\",\n  \"n_layer\": %d,\n  \"hparams\": {", ir->family, ir->n_layer);
+    for (int i = 0; i < ir->n_hp; i++)
+        fprintf(f, "%s\n    \"%s\": %.9g", i ? "," : "", ir->hp[i].name, ir->hp[i].value);
+    fprintf(f, "\n  },\n  \"values\": [");
+    for (int i = 0; i < ir->nv; i++) {
+        const cke_value *v = &ir->v[i];
+        char s[64];
+        fmt_shape(s, sizeof s, v);
+        fprintf(f, "%s\n    {\"name\": \"%s\", \"layer\": %d, \"kind\": \"%s\", \"dtype\": \"%s\", \"shape\": \"%s\"",
+                i ? "," : "", v->name, v->layer, kind_name(v->kind), v->dtype == CKE_IR_I32 ? "i32" : "f32", s);
+        if (v->tied_to >= 0) fprintf(f, ", \"tied_to\": \"%s\"", ir->v[v->tied_to].name);
+        fprintf(f, "}");
+    }
+    fprintf(f, "\n  ],\n  \"nodes\": [");
+    for (int i = 0; i < ir->nn; i++) {
+        const cke_node *n = &ir->n[i];
+        fprintf(f, "%s\n    {\"op\": \"%s\", \"section\": \"%s\", \"layer\": %d, \"out\": \"%s\", \"in\": [", i ? "," : "",
+                cke_op_names[n->op], sec_name(n->section), n->layer, ir->v[n->out].name);
+        for (int j = 0; j < n->n_in; j++) fprintf(f, "%s\"%s\"", j ? ", " : "", ir->v[n->in[j]].name);
+        fprintf(f, "]}");
+    }
+    fprintf(f, "\n  ]\n}\n");
+    if (fclose(f) != 0) return cke_fail(err, CKE_ERR_IO, "error writing %s", path);
+    return CKE_OK;
+}

@@ -1,0 +1,118 @@
+/* The IR: a graph of named values, each produced by one op of ops.h, with shapes checked.
+ *
+ * Built from a family template (src/templates/<family>.json) and a model's hyperparameters and
+ * tensors (through cke_ir_source, so the IR never cares which file format a model came from).
+ * Every value has a name and a layer: weights "l3.attn_q", activations "l3.q", globals "x".
+ * The graph is the full-sequence forward (the training semantics: logits at every position);
+ * lowering (lower.c) derives the inference modes from it, and later the training mode.
+ *
+ * The graph is stored unrolled, node by node, with each node tagged by section: prologue,
+ * layer body (one copy per layer, tagged with its layer) and epilogue. Layers are uniform by
+ * construction (one template body), which the code generator turns back into a loop. */
+#ifndef CKE_IR_H
+#define CKE_IR_H
+
+#include "cke/status.h"
+#include "ir/ops.h"
+
+#include <stdint.h>
+
+#define CKE_IR_NAME 64
+#define CKE_DIM_T (-1) /* the token dimension: fixed by each lowered mode */
+
+typedef enum {
+    CKE_V_INPUT,  /* token ids fed by the caller */
+    CKE_V_WEIGHT, /* a model tensor (or one tied to another) */
+    CKE_V_ACT     /* an activation produced by a node */
+} cke_vkind;
+
+typedef enum { CKE_IR_F32 = 0, CKE_IR_I32 = 1 } cke_ir_dtype;
+
+typedef enum { CKE_SEC_PROLOGUE = 0, CKE_SEC_LAYER = 1, CKE_SEC_EPILOGUE = 2 } cke_section;
+
+typedef struct {
+    char name[CKE_IR_NAME]; /* "l3.q", "tok_embd", "x" */
+    char base[CKE_IR_NAME]; /* the template's name: "q" */
+    int layer;              /* -1 outside the layer loop */
+    cke_vkind kind;
+    cke_ir_dtype dtype;
+    int ndim;
+    int64_t dims[4]; /* row-major, outermost first; dims[0] may be CKE_DIM_T */
+    int producer;    /* node index, -1 for inputs and weights */
+    int tied_to;     /* weights: index of the weight whose bytes this one uses, else -1 */
+    int used;        /* number of node inputs that read it */
+} cke_value;
+
+/* Op attributes: one bag with named fields; each op documents which it reads (ops.h). */
+typedef struct {
+    float eps;        /* norms */
+    float w_offset;   /* rmsnorm: 0, or 1 for (1 + w) */
+    float scale;      /* attention logit scale; scale op factor */
+    float softcap;    /* attention logit soft-cap, 0 = none */
+    float theta;      /* rope base */
+    int64_t n_head;   /* rope: heads of this tensor; attention: query heads */
+    int64_t n_kv_head;/* attention */
+    int64_t head_dim;
+    int64_t rot;      /* rope: rotated dims per head */
+    int64_t window;   /* attention: sliding window, 0 = none */
+    int rope_layout;  /* cke_rope_layout */
+    int gelu;         /* cke_gelu_kind */
+} cke_attrs;
+
+typedef struct {
+    cke_op op;
+    cke_section section;
+    int layer;
+    int out;   /* value index */
+    int in[4]; /* value indices */
+    int n_in;
+    cke_attrs a;
+} cke_node;
+
+typedef struct {
+    char name[CKE_IR_NAME];
+    double value;
+} cke_hparam;
+
+typedef struct {
+    char family[32];
+    char template_path[256];
+    int n_layer;
+    cke_hparam *hp;
+    int n_hp;
+    cke_value *v;
+    int nv, cap_v;
+    cke_node *n;
+    int nn, cap_n;
+} cke_ir;
+
+/* Where the IR builder gets a model's facts. Tensor names are canonical (see src/formats):
+ * globals by their template name ("tok_embd"), per-layer ones as "l<i>.<name>" ("l3.attn_q"). */
+typedef struct {
+    void *ud;
+    /* 0 and *v set when the model has this hyperparameter, else -1 */
+    int (*hparam)(void *ud, const char *name, double *v);
+    /* 0 with the shape when the model has this tensor, else -1 */
+    int (*tensor)(void *ud, const char *name, int *ndim, int64_t dims[4]);
+    /* the i-th tensor name of the model (i < count), for the "every tensor is consumed" check */
+    int64_t (*tensor_count)(void *ud);
+    const char *(*tensor_name)(void *ud, int64_t i);
+} cke_ir_source;
+
+/* Builds the IR of a model from the template file. Errors name the tensor/key/op at fault:
+ * a weight the template needs that the model lacks, a shape that disagrees, a model tensor the
+ * template never consumes, an unknown op or hyperparameter. */
+cke_status cke_ir_build(cke_ir **out, const char *template_path, const cke_ir_source *src,
+                        cke_err *err);
+void cke_ir_free(cke_ir *ir);
+
+int cke_ir_find(const cke_ir *ir, const char *name); /* value index or -1 */
+int cke_ir_hparam(const cke_ir *ir, const char *name, double *v);
+
+/* Writes the graph as JSON (ir.json): hyperparameters, values, nodes. Deterministic. */
+cke_status cke_ir_write_json(const cke_ir *ir, const char *path, cke_err *err);
+
+/* Number of elements of a value for a given T (the token dimension). */
+int64_t cke_value_numel(const cke_value *v, int64_t T);
+
+#endif

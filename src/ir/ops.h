@@ -1,0 +1,41 @@
+/* The IR's op set: one enum, each entry with its one-line meaning (in the style of Lua's
+ * lopcodes.h). Shapes use T for the token dimension, which each lowered mode fixes.
+ * Per-op properties (name, inputs, shape rule, kernel) live in the table in ops.c. */
+#ifndef CKE_IR_OPS_H
+#define CKE_IR_OPS_H
+
+/*        enum           name          meaning */
+#define CKE_OPS(X)                                                                                   \
+    X(EMBED,     "embed",     "out[T,D] = table[V,D][tokens[T]]")                                    \
+    X(POSEMB,    "posemb",    "out[T,D] = x[T,D] + pos_table[P,D][pos0 + t]")                        \
+    X(RMSNORM,   "rmsnorm",   "out[T,D] = x / sqrt(mean(x^2) + eps) * (w_offset + w[D])")           \
+    X(LAYERNORM, "layernorm", "out[T,D] = (x - mean) / sqrt(var + eps) * w[D] + b[D]")               \
+    X(LINEAR,    "linear",    "out[T,N] = x[T,K] . W[N,K]^T (+ b[N])")                               \
+    X(ROPE,      "rope",      "out[T,H*hd] = x rotated by position (pairs per rope_layout, rot dims)")\
+    X(ATTENTION, "attention", "out[T,Hq*hd] = causal softmax(q k^T * scale) v; GQA; window; softcap")\
+    X(ADD,       "add",       "out = a + b (same shape)")                                            \
+    X(SCALE,     "scale",     "out = x * scalar")                                                    \
+    X(SWIGLU,    "swiglu",    "out[T,F] = silu(gate[T,F]) * up[T,F]")                                \
+    X(GEGLU,     "geglu",     "out[T,F] = gelu(gate[T,F]) * up[T,F]")                                \
+    X(GELU,      "gelu",      "out = gelu(x)")                                                       \
+    X(SILU,      "silu",      "out = silu(x)")                                                       \
+    X(LAST_ROW,  "last_row",  "out[1,D] = x[T-1,D] (inference: only the last position's logits)")
+
+typedef enum {
+#define CKE_OP_ENUM(e, n, d) CKE_OP_##e,
+    CKE_OPS(CKE_OP_ENUM)
+#undef CKE_OP_ENUM
+    CKE_OP_COUNT
+} cke_op;
+
+typedef struct {
+    int n_in_min, n_in_max; /* value inputs (weights included) */
+    int rowwise;            /* each output row depends only on the same input row (T-agnostic) */
+} cke_op_info;
+
+extern const cke_op_info cke_op_table[CKE_OP_COUNT];
+extern const char *const cke_op_names[CKE_OP_COUNT];
+extern const char *const cke_op_meanings[CKE_OP_COUNT];
+int cke_op_parse(const char *name, cke_op *out);
+
+#endif

@@ -1,0 +1,399 @@
+#include "plan/plan.h"
+
+#include "cke/kernels.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static size_t align_up(size_t x) { return (x + CKE_ALIGN - 1) / CKE_ALIGN * CKE_ALIGN; }
+
+/* The layer-0 counterpart of a value of another layer ("l4.x" -> "l0.x"), or itself. */
+static int to_layer0(const cke_ir *ir, int vi) {
+    const cke_value *v = &ir->v[vi];
+    if (v->layer <= 0) return vi;
+    char name[CKE_IR_NAME];
+    snprintf(name, sizeof name, "l0.%s", v->base);
+    int j = cke_ir_find(ir, name);
+    return j >= 0 ? j : vi;
+}
+
+/* The value holding only the last row of vi, created once (inference lowering). */
+static int last_row_value(cke_ir *ir, int vi, cke_err *err) {
+    char name[CKE_IR_NAME];
+    snprintf(name, sizeof name, "%s_last", ir->v[vi].base);
+    int j = cke_ir_find(ir, name);
+    if (j >= 0) return j;
+    if (ir->nv + 1 > ir->cap_v) {
+        int nc = ir->cap_v ? ir->cap_v * 2 : 64;
+        cke_value *nv = realloc(ir->v, (size_t)nc * sizeof *nv);
+        if (!nv) { cke_fail(err, CKE_ERR_NOMEM, "out of memory"); return -1; }
+        ir->v = nv;
+        ir->cap_v = nc;
+    }
+    cke_value *v = &ir->v[ir->nv];
+    *v = ir->v[vi];
+    snprintf(v->name, sizeof v->name, "%s", name);
+    snprintf(v->base, sizeof v->base, "%s", name);
+    v->layer = -1;
+    v->dims[0] = 1;
+    v->producer = -1;
+    v->used = 0;
+    return ir->nv++;
+}
+
+static cke_status lower_mode(cke_plan *p, cke_mode_plan *m, const char *mode, int64_t T, int nth, cke_err *err) {
+    cke_ir *ir = p->ir;
+    snprintf(m->mode, sizeof m->mode, "%s", mode);
+    m->T = T;
+    m->nth_planned = nth;
+    m->sched = calloc((size_t)ir->nn + 8, sizeof(cke_node));
+    if (!m->sched) return cke_fail(err, CKE_ERR_NOMEM, "out of memory");
+
+    /* 1. schedule: prologue, layer 0, epilogue (with last_row where it reads T rows) */
+    for (int i = 0; i < ir->nn; i++) {
+        const cke_node *n = &ir->n[i];
+        if (n->section == CKE_SEC_LAYER && n->layer != 0) continue;
+        cke_node c = *n;
+        if (n->section == CKE_SEC_EPILOGUE) {
+            for (int k = 0; k < c.n_in; k++) {
+                int vi = to_layer0(ir, c.in[k]);
+                const cke_value *v = &ir->v[vi];
+                if (v->kind == CKE_V_ACT && v->ndim == 2 && v->dims[0] == CKE_DIM_T && v->producer >= 0 &&
+                    ir->n[v->producer].section != CKE_SEC_EPILOGUE) {
+                    int lv = last_row_value(ir, vi, err);
+                    if (lv < 0) return err ? err->code : CKE_ERR_NOMEM;
+                    int have = 0;
+                    for (int s = 0; s < m->n_sched; s++) have |= m->sched[s].out == lv;
+                    if (!have) {
+                        cke_node lr;
+                        memset(&lr, 0, sizeof lr);
+                        lr.op = CKE_OP_LAST_ROW;
+                        lr.section = CKE_SEC_EPILOGUE;
+                        lr.layer = -1;
+                        lr.out = lv;
+                        lr.in[0] = vi;
+                        lr.n_in = 1;
+                        m->sched[m->n_sched++] = lr;
+                    }
+                    vi = lv;
+                }
+                c.in[k] = vi;
+            }
+        }
+        m->sched[m->n_sched++] = c;
+    }
+
+    /* 2. rows of every value in this mode */
+    int nv = ir->nv;
+    int64_t *rows = calloc((size_t)nv, sizeof(int64_t));
+    m->buf_of = malloc((size_t)nv * sizeof(int));
+    m->bufs = calloc((size_t)m->n_sched + 8, sizeof(cke_buf));
+    if (!rows || !m->buf_of || !m->bufs) { free(rows); return cke_fail(err, CKE_ERR_NOMEM, "out of memory"); }
+    for (int i = 0; i < nv; i++) m->buf_of[i] = -1;
+    for (int s = 0; s < m->n_sched; s++) {
+        const cke_node *n = &m->sched[s];
+        const cke_value *o = &ir->v[n->out];
+        int64_t r = o->dims[0] == CKE_DIM_T ? T : o->dims[0];
+        if (n->op == CKE_OP_LAST_ROW) r = 1;
+        else if (n->section == CKE_SEC_EPILOGUE && ir->v[n->in[0]].kind == CKE_V_ACT) r = rows[n->in[0]];
+        rows[n->out] = r;
+    }
+
+    /* 3. buffers and lifetimes; carries pinned and shared */
+    for (int s = 0; s < m->n_sched; s++) {
+        const cke_node *n = &m->sched[s];
+        cke_buf *b = &m->bufs[m->n_bufs];
+        const cke_value *o = &ir->v[n->out];
+        b->value = n->out;
+        b->rows = rows[n->out];
+        int64_t cols = 1;
+        for (int d = 1; d < o->ndim; d++) cols *= o->dims[d];
+        b->size = align_up((size_t)(b->rows * cols) * sizeof(float));
+        b->first = b->last = s;
+        b->alias_of = -1;
+        m->buf_of[n->out] = m->n_bufs++;
+    }
+    for (int s = 0; s < m->n_sched; s++) {
+        const cke_node *n = &m->sched[s];
+        for (int k = 0; k < n->n_in; k++) {
+            int bi = m->buf_of[n->in[k]];
+            if (bi >= 0 && m->bufs[bi].last < s) m->bufs[bi].last = s;
+            /* a value from outside the body read inside it lives through the whole loop */
+            if (bi >= 0 && n->section == CKE_SEC_LAYER && ir->v[n->in[k]].layer < 0) m->bufs[bi].pinned = 1;
+        }
+    }
+    /* carries: a layer-0 value whose name the body also reads from before the first layer (the
+     * residual stream "x") is the carry-out of that carry-in; the two share one buffer. */
+    for (int b = 0; b < m->n_bufs; b++) {
+        const cke_value *v = &ir->v[m->bufs[b].value];
+        if (v->layer != 0) continue;
+        for (int s = 0; s < m->n_sched && m->bufs[b].alias_of < 0; s++) {
+            const cke_node *q = &m->sched[s];
+            if (q->section != CKE_SEC_LAYER) continue;
+            for (int j = 0; j < q->n_in; j++) {
+                const cke_value *u = &ir->v[q->in[j]];
+                if (u->kind == CKE_V_ACT && u->layer < 0 && !strcmp(u->base, v->base)) {
+                    int in_b = m->buf_of[q->in[j]];
+                    m->bufs[in_b].pinned = 1;
+                    m->bufs[b].pinned = 1;
+                    m->bufs[b].alias_of = in_b;
+                    break;
+                }
+            }
+        }
+    }
+    /* the loop reuses layer 0's buffers: layer 1 may read only carried values of layer 0 */
+    for (int i = 0; i < ir->nn; i++) {
+        const cke_node *n = &ir->n[i];
+        if (n->section != CKE_SEC_LAYER || n->layer != 1) continue;
+        for (int k = 0; k < n->n_in; k++) {
+            const cke_value *v = &ir->v[n->in[k]];
+            int bi = m->buf_of[n->in[k]];
+            if (v->kind == CKE_V_ACT && v->layer == 0 && (bi < 0 || m->bufs[bi].alias_of < 0)) {
+                free(rows);
+                return cke_fail(err, CKE_ERR_UNSUPPORTED,
+                                "%s: layer 1 reads '%s' of layer 0, which is not a value carried from layer to layer "
+                                "(the body must read '%s' from before the first layer too)",
+                                ir->family, v->name, v->base);
+            }
+        }
+    }
+    for (int b = 0; b < m->n_bufs; b++)
+        if (m->bufs[b].pinned) m->bufs[b].last = m->n_sched;
+
+    /* 4. placement: biggest first, lowest offset free over the buffer's lifetime */
+    int *order = malloc((size_t)m->n_bufs * sizeof(int));
+    int *placed = calloc((size_t)m->n_bufs, sizeof(int));
+    if (!order || !placed) { free(rows); free(order); free(placed); return cke_fail(err, CKE_ERR_NOMEM, "out of memory"); }
+    int no = 0;
+    for (int b = 0; b < m->n_bufs; b++) {
+        m->sum_bytes += m->bufs[b].alias_of >= 0 ? 0 : m->bufs[b].size;
+        if (m->bufs[b].alias_of < 0) order[no++] = b;
+    }
+    /* insertion sort: stable, deterministic, n is small */
+    for (int i = 1; i < no; i++) {
+        int x = order[i], j = i - 1;
+        while (j >= 0 && m->bufs[order[j]].size < m->bufs[x].size) { order[j + 1] = order[j]; j--; }
+        order[j + 1] = x;
+    }
+    for (int oi = 0; oi < no; oi++) {
+        cke_buf *b = &m->bufs[order[oi]];
+        size_t off = 0;
+        for (int again = 1; again;) {
+            again = 0;
+            for (int pj = 0; pj < oi; pj++) {
+                const cke_buf *c = &m->bufs[order[pj]];
+                int live = !(c->last < b->first || b->last < c->first);
+                if (live && off < c->offset + c->size && c->offset < off + b->size) {
+                    off = c->offset + c->size;
+                    again = 1;
+                }
+            }
+        }
+        b->offset = off;
+        placed[order[oi]] = 1;
+        if (off + b->size > m->arena_bytes) m->arena_bytes = off + b->size;
+    }
+    for (int b = 0; b < m->n_bufs; b++)
+        if (m->bufs[b].alias_of >= 0) m->bufs[b].offset = m->bufs[m->bufs[b].alias_of].offset;
+    free(order);
+    free(placed);
+
+    /* 5. scratch: the largest kernel workspace of the schedule */
+    for (int s = 0; s < m->n_sched; s++) {
+        const cke_node *n = &m->sched[s];
+        size_t ws = 0;
+        if (n->op == CKE_OP_LINEAR) {
+            const cke_value *w = &ir->v[n->in[1]];
+            ws = cke_gemm_ws_size(rows[n->out], w->dims[0], w->dims[1], nth);
+        } else if (n->op == CKE_OP_ATTENTION) {
+            cke_attn_shape as = {.T = rows[n->out], .Tk = p->ctx, .n_head = n->a.n_head, .n_kv_head = n->a.n_kv_head,
+                                 .head_dim = n->a.head_dim, .scale = n->a.scale, .window = n->a.window,
+                                 .softcap = n->a.softcap};
+            ws = cke_attn_ws_size(&as, nth);
+        }
+        if (align_up(ws) > m->scratch_bytes) m->scratch_bytes = align_up(ws);
+    }
+    free(rows);
+    return CKE_OK;
+}
+
+static cke_status plan_weights(cke_plan *p, cke_err *err) {
+    cke_ir *ir = p->ir;
+    p->w = calloc((size_t)ir->nv, sizeof(cke_wslot));
+    if (!p->w) return cke_fail(err, CKE_ERR_NOMEM, "out of memory");
+    char *seen = calloc((size_t)ir->nv, 1);
+    if (!seen) return cke_fail(err, CKE_ERR_NOMEM, "out of memory");
+    p->weights_header = 4096;
+    size_t off = 0;
+    /* planned order: first use in the graph, so a forward pass streams the file front to back */
+    for (int i = 0; i < ir->nn; i++)
+        for (int k = 0; k < ir->n[i].n_in; k++) {
+            int vi = ir->n[i].in[k];
+            const cke_value *v = &ir->v[vi];
+            if (v->kind != CKE_V_WEIGHT) continue;
+            if (v->tied_to >= 0) vi = v->tied_to;
+            if (seen[vi]) continue;
+            seen[vi] = 1;
+            cke_wslot *s = &p->w[p->nw++];
+            s->value = vi;
+            s->offset = off;
+            s->size = (size_t)cke_value_numel(&ir->v[vi], 1) * sizeof(float);
+            off = align_up(off + s->size);
+        }
+    free(seen);
+    p->weights_bytes = off;
+    return CKE_OK;
+}
+
+cke_status cke_plan_new(cke_plan **out, cke_ir *ir, int64_t ctx, int64_t prefill_chunk, int nth_max, cke_err *err) {
+    *out = NULL;
+    if (ctx < 1 || prefill_chunk < 1 || nth_max < 1)
+        return cke_fail(err, CKE_ERR_ARG, "plan: ctx, prefill chunk and threads must be >= 1");
+    if (prefill_chunk > ctx) prefill_chunk = ctx;
+    cke_plan *p = calloc(1, sizeof *p);
+    if (!p) return cke_fail(err, CKE_ERR_NOMEM, "out of memory");
+    p->ir = ir;
+    p->ctx = ctx;
+    p->max_threads = nth_max;
+    for (int i = 0; i < ir->nn; i++)
+        if (ir->n[i].op == CKE_OP_ATTENTION) {
+            int64_t kd = ir->n[i].a.n_kv_head * ir->n[i].a.head_dim;
+            if (p->kv_dim && p->kv_dim != kd) {
+                cke_plan_free(p);
+                return cke_fail(err, CKE_ERR_UNSUPPORTED, "plan: attention layers with different kv widths");
+            }
+            p->kv_dim = kd;
+        }
+    p->kv_bytes = align_up((size_t)ir->n_layer * (size_t)ctx * (size_t)p->kv_dim * sizeof(float)) * 2;
+    cke_status st = plan_weights(p, err);
+    if (!st) st = lower_mode(p, &p->prefill, "prefill", prefill_chunk, nth_max, err);
+    if (!st) st = lower_mode(p, &p->decode, "decode", 1, nth_max, err);
+    if (st) { cke_plan_free(p); return st; }
+    *out = p;
+    return CKE_OK;
+}
+
+static void mode_free(cke_mode_plan *m) {
+    free(m->sched);
+    free(m->bufs);
+    free(m->buf_of);
+}
+
+void cke_plan_free(cke_plan *p) {
+    if (!p) return;
+    mode_free(&p->prefill);
+    mode_free(&p->decode);
+    free(p->w);
+    free(p);
+}
+
+uint64_t cke_plan_layout_hash(const cke_plan *p) {
+    uint64_t h = 1469598103934665603ull;
+#define MIX(ptr, n)                                                                                \
+    do {                                                                                           \
+        const unsigned char *q_ = (const unsigned char *)(ptr);                                    \
+        for (size_t i_ = 0; i_ < (size_t)(n); i_++) h = (h ^ q_[i_]) * 1099511628211ull;          \
+    } while (0)
+    for (int i = 0; i < p->nw; i++) {
+        const cke_value *v = &p->ir->v[p->w[i].value];
+        MIX(v->name, strlen(v->name));
+        MIX(v->dims, sizeof v->dims[0] * (size_t)v->ndim);
+        MIX(&p->w[i].offset, sizeof p->w[i].offset);
+        MIX(&p->w[i].size, sizeof p->w[i].size);
+    }
+#undef MIX
+    return h;
+}
+
+static void shape_str(char *buf, size_t n, const cke_value *v, int64_t rows) {
+    size_t o = (size_t)snprintf(buf, n, "[");
+    for (int d = 0; d < v->ndim && o < n; d++)
+        o += (size_t)snprintf(buf + o, n - o, "%s%lld", d ? "," : "", (long long)(d == 0 && v->dims[0] == CKE_DIM_T ? rows : v->dims[d]));
+    if (o < n) snprintf(buf + o, n - o, "]");
+}
+
+cke_status cke_plan_write_layout(const cke_plan *p, const char *path, cke_err *err) {
+    FILE *f = fopen(path, "w");
+    if (!f) return cke_fail(err, CKE_ERR_IO, "cannot write %s", path);
+    const cke_ir *ir = p->ir;
+    fprintf(f, "{\n  \"alignment\": %d,\n  \"layout_hash\": \"%016llx\",\n", CKE_ALIGN,
+            (unsigned long long)cke_plan_layout_hash(p));
+    fprintf(f, "  \"weights\": {\"file\": \"weights.bin\", \"header_bytes\": %zu, \"bytes\": %zu, \"tensors\": [",
+            p->weights_header, p->weights_bytes);
+    for (int i = 0; i < p->nw; i++) {
+        const cke_value *v = &ir->v[p->w[i].value];
+        char s[64];
+        shape_str(s, sizeof s, v, 1);
+        fprintf(f, "%s\n    {\"name\": \"%s\", \"layer\": %d, \"dtype\": \"f32\", \"shape\": \"%s\", \"offset\": %zu, \"size\": %zu}",
+                i ? "," : "", v->name, v->layer, s, p->w[i].offset, p->w[i].size);
+    }
+    fprintf(f, "\n  ]},\n  \"kv_cache\": {\"n_layer\": %d, \"ctx\": %lld, \"kv_dim\": %lld, \"bytes\": %zu},\n", ir->n_layer,
+            (long long)p->ctx, (long long)p->kv_dim, p->kv_bytes);
+    const cke_mode_plan *ms[2] = {&p->prefill, &p->decode};
+    fprintf(f, "  \"modes\": [");
+    for (int mi = 0; mi < 2; mi++) {
+        const cke_mode_plan *m = ms[mi];
+        fprintf(f, "%s\n    {\"mode\": \"%s\", \"T\": %lld, \"arena_bytes\": %zu, \"sum_of_buffers\": %zu, \"scratch_bytes\": %zu, \"threads\": %d, \"buffers\": [",
+                mi ? "," : "", m->mode, (long long)m->T, m->arena_bytes, m->sum_bytes, m->scratch_bytes, m->nth_planned);
+        for (int b = 0; b < m->n_bufs; b++) {
+            const cke_buf *bf = &m->bufs[b];
+            const cke_value *v = &ir->v[bf->value];
+            char s[64];
+            shape_str(s, sizeof s, v, bf->rows);
+            fprintf(f, "%s\n      {\"name\": \"%s\", \"region\": \"activations\", \"offset\": %zu, \"size\": %zu, \"shape\": \"%s\", \"first\": %d, \"last\": %d%s%s%s}",
+                    b ? "," : "", v->name, bf->offset, bf->size, s, bf->first, bf->last, bf->pinned ? ", \"pinned\": true" : "",
+                    bf->alias_of >= 0 ? ", \"shares\": \"" : "", bf->alias_of >= 0 ? ir->v[m->bufs[bf->alias_of].value].name : "");
+            if (bf->alias_of >= 0) fprintf(f, "\"");
+        }
+        fprintf(f, "\n    ]}");
+    }
+    fprintf(f, "\n  ]\n}\n");
+    if (fclose(f) != 0) return cke_fail(err, CKE_ERR_IO, "error writing %s", path);
+    return CKE_OK;
+}
+
+static void human(char *buf, size_t n, size_t bytes) {
+    if (bytes >= (1u << 30)) snprintf(buf, n, "%.2f GiB", (double)bytes / (1u << 30));
+    else if (bytes >= (1u << 20)) snprintf(buf, n, "%.2f MiB", (double)bytes / (1u << 20));
+    else if (bytes >= 1024) snprintf(buf, n, "%.1f KiB", (double)bytes / 1024);
+    else snprintf(buf, n, "%zu B", bytes);
+}
+
+cke_status cke_plan_write_map(const cke_plan *p, const char *path, cke_err *err) {
+    FILE *f = fopen(path, "w");
+    if (!f) return cke_fail(err, CKE_ERR_IO, "cannot write %s", path);
+    const cke_ir *ir = p->ir;
+    char a[32], b[32], c[32];
+    human(a, sizeof a, p->weights_bytes);
+    fprintf(f, "cke memory map: %s, %d layers\n\n", ir->family, ir->n_layer);
+    fprintf(f, "weights   %12zu bytes (%s) in weights.bin after a %zu-byte header, %d tensors\n", p->weights_bytes, a,
+            p->weights_header, p->nw);
+    human(a, sizeof a, p->kv_bytes);
+    fprintf(f, "kv cache  %12zu bytes (%s): K and V, %d layers x %lld positions x %lld\n", p->kv_bytes, a, ir->n_layer,
+            (long long)p->ctx, (long long)p->kv_dim);
+    const cke_mode_plan *ms[2] = {&p->prefill, &p->decode};
+    for (int mi = 0; mi < 2; mi++) {
+        const cke_mode_plan *m = ms[mi];
+        human(a, sizeof a, m->arena_bytes);
+        human(b, sizeof b, m->sum_bytes);
+        human(c, sizeof c, m->scratch_bytes);
+        fprintf(f, "\n%s (T = %lld): activations %zu bytes (%s) planned vs %zu (%s) without reuse: %.1f%% saved; "
+                   "scratch %s for %d threads\n",
+                m->mode, (long long)m->T, m->arena_bytes, a, m->sum_bytes, b,
+                m->sum_bytes ? 100.0 * (1.0 - (double)m->arena_bytes / (double)m->sum_bytes) : 0.0, c, m->nth_planned);
+        fprintf(f, "  %-18s %10s %10s %-14s %s\n", "value", "offset", "size", "shape", "lifetime (schedule steps)");
+        for (int bi = 0; bi < m->n_bufs; bi++) {
+            const cke_buf *bf = &m->bufs[bi];
+            const cke_value *v = &ir->v[bf->value];
+            char s[64];
+            shape_str(s, sizeof s, v, bf->rows);
+            fprintf(f, "  %-18s %10zu %10zu %-14s %3d..%-3d%s%s%s\n", v->layer == 0 ? v->base : v->name, bf->offset, bf->size, s,
+                    bf->first, bf->last, bf->pinned ? " pinned" : "", bf->alias_of >= 0 ? " shares " : "",
+                    bf->alias_of >= 0 ? ir->v[m->bufs[bf->alias_of].value].name : "");
+        }
+    }
+    if (fclose(f) != 0) return cke_fail(err, CKE_ERR_IO, "error writing %s", path);
+    return CKE_OK;
+}

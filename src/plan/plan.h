@@ -1,0 +1,83 @@
+/* Lowering and memory planning.
+ *
+ * An inference mode (prefill: T = chunk tokens; decode: T = 1) is lowered from the IR into a
+ * schedule: the prologue, ONE copy of the layer body (layer 0's nodes; the generated code loops
+ * it over the layers with per-layer weights and KV cache), and the epilogue. Inference needs only
+ * the last position's logits, so the lowering inserts a last_row node where the epilogue reads
+ * the residual stream and the epilogue runs on one row.
+ *
+ * The planner places every activation of the schedule in one arena with liveness reuse: two
+ * values share bytes when their lifetimes (first write .. last read in the schedule) do not
+ * overlap. Values carried from one layer to the next (the residual stream) are pinned for the
+ * whole schedule, and the carried-in and carried-out value share one buffer, so the loop works.
+ * Everything is 64-byte aligned; every size is a compile-time constant.
+ *
+ * Regions: weights (file, planned order of first use), activations (per mode), KV cache
+ * (n_layer x ctx x kv_dim, K and V), scratch (kernel workspaces, the max over the schedule). */
+#ifndef CKE_PLAN_H
+#define CKE_PLAN_H
+
+#include "cke/status.h"
+#include "ir/ir.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CKE_ALIGN 64
+
+typedef struct {
+    int value;        /* IR value index */
+    int64_t rows;     /* token rows in this mode (T, or 1 after last_row) */
+    size_t size;      /* bytes */
+    size_t offset;    /* in the activation arena */
+    int first, last;  /* schedule positions: written at first, last read at last */
+    int pinned;       /* carried across layers: live for the whole schedule */
+    int alias_of;     /* carry-out shares the carry-in's buffer: its buffer index, else -1 */
+} cke_buf;
+
+typedef struct {
+    char mode[16];    /* "prefill" / "decode" */
+    int64_t T;        /* rows of a T-dim value */
+    cke_node *sched;  /* lowered nodes: in/out are IR value indices */
+    int n_sched;
+    cke_buf *bufs;
+    int n_bufs;
+    int *buf_of;      /* IR value index -> buffer index, -1 when not an activation of this mode */
+    size_t arena_bytes;   /* planned */
+    size_t sum_bytes;     /* sum of all buffers: what no reuse would take */
+    size_t scratch_bytes; /* kernel workspace */
+    int nth_planned;      /* threads the scratch is sized for */
+} cke_mode_plan;
+
+typedef struct {
+    int value;        /* IR weight value (its own bytes; tied ones point at their target) */
+    size_t offset;    /* in weights.bin */
+    size_t size;
+} cke_wslot;
+
+typedef struct {
+    cke_ir *ir;       /* not owned */
+    int64_t ctx;      /* KV cache positions */
+    int64_t kv_dim;   /* n_kv_head * head_dim per layer */
+    size_t kv_bytes;  /* K and V for all layers */
+    cke_wslot *w;
+    int nw;
+    size_t weights_bytes;  /* payload after the header */
+    size_t weights_header; /* bytes of header before the first tensor */
+    cke_mode_plan prefill, decode;
+    int max_threads;
+} cke_plan;
+
+/* Lowers both inference modes and plans memory. nth_max sizes the kernel workspaces. */
+cke_status cke_plan_new(cke_plan **out, cke_ir *ir, int64_t ctx, int64_t prefill_chunk, int nth_max,
+                        cke_err *err);
+void cke_plan_free(cke_plan *p);
+
+/* layout.json: every buffer with region, offset, size, shape, lifetime. */
+cke_status cke_plan_write_layout(const cke_plan *p, const char *path, cke_err *err);
+/* memory_map.txt: a human-readable map with the reuse achieved. */
+cke_status cke_plan_write_map(const cke_plan *p, const char *path, cke_err *err);
+/* A hash of everything that fixes the weights file's layout (names, shapes, offsets). */
+uint64_t cke_plan_layout_hash(const cke_plan *p);
+
+#endif

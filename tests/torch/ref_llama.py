@@ -1,0 +1,177 @@
+#!/usr/bin/python3
+"""PyTorch reference of the llama template family (test-only; Debian's torch, no network).
+
+Writes a random-initialized Llama-style model in Hugging Face layout (config.json +
+model.safetensors, written by hand: the format is an 8-byte header length, a JSON header and the
+raw tensors), and the reference logits at every position of a fixed token sequence, computed in
+float64 by an independent forward written from the HF modeling code's definition (RMSNorm,
+split-halves RoPE on HF's row order, grouped-query attention, SwiGLU).
+
+usage: ref_llama.py OUT_DIR VARIANT [drop=HF_NAME | shape=HF_NAME | perturb=HF_NAME | model_type=NAME]
+       VARIANT: gqa | mha_tied | bias. The optional edit breaks the model on purpose (bad-input tests).
+Outputs OUT_DIR/{config.json, model.safetensors, ref.bin, ref.trace}; ref.bin = int32 n_tok,
+int32 vocab, int32 ids[n_tok], float32 logits[n_tok][vocab]. ref.trace holds every intermediate value
+under its IR name (the names of src/templates/llama.json), for `cke parity`: "CKETRC01", int32
+n_tok, int32 ids[n_tok], int32 n_rec, then per record int32 name_len, name, int32 layer,
+int64 pos0, int64 rows, int64 cols, float32 data[rows][cols].
+"""
+import json
+import os
+import struct
+import sys
+
+import torch
+
+VARIANTS = {
+    # name: (dim, layers, heads, kv_heads, ffn, vocab, tied, qkv_bias, theta)
+    "gqa": (48, 3, 6, 2, 80, 97, False, False, 10000.0),
+    "mha_tied": (32, 2, 4, 4, 64, 61, True, False, 500000.0),
+    "bias": (40, 2, 4, 2, 72, 53, False, True, 1000000.0),  # Qwen2-style QKV bias on the llama graph
+}
+
+
+def save_safetensors(path, tensors):
+    header, blobs, off = {}, [], 0
+    for name, t in tensors.items():
+        b = t.detach().to(torch.float32).contiguous().numpy().tobytes()
+        header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [off, off + len(b)]}
+        blobs.append(b)
+        off += len(b)
+    h = json.dumps(header).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)))
+        f.write(h)
+        for b in blobs:
+            f.write(b)
+
+
+def rmsnorm(x, w, eps):
+    return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * w
+
+
+def rotate_half(x):
+    h = x.shape[-1] // 2
+    return torch.cat((-x[..., h:], x[..., :h]), dim=-1)
+
+
+def main():
+    out, variant = sys.argv[1], sys.argv[2]
+    dim, L, H, KV, F, V, tied, bias, theta = VARIANTS[variant]
+    hd = dim // H
+    eps = 1e-5
+    g = torch.Generator().manual_seed(7)
+    os.makedirs(out, exist_ok=True)
+
+    def rnd(*shape, s=0.2):
+        return torch.randn(*shape, generator=g, dtype=torch.float32) * s
+
+    W = {"model.embed_tokens.weight": rnd(V, dim, s=1.0), "model.norm.weight": 1 + rnd(dim, s=0.1)}
+    for i in range(L):
+        p = f"model.layers.{i}."
+        W[p + "input_layernorm.weight"] = 1 + rnd(dim, s=0.1)
+        W[p + "post_attention_layernorm.weight"] = 1 + rnd(dim, s=0.1)
+        W[p + "self_attn.q_proj.weight"] = rnd(H * hd, dim)
+        W[p + "self_attn.k_proj.weight"] = rnd(KV * hd, dim)
+        W[p + "self_attn.v_proj.weight"] = rnd(KV * hd, dim)
+        W[p + "self_attn.o_proj.weight"] = rnd(dim, H * hd)
+        if bias:
+            W[p + "self_attn.q_proj.bias"] = rnd(H * hd, s=0.1)
+            W[p + "self_attn.k_proj.bias"] = rnd(KV * hd, s=0.1)
+            W[p + "self_attn.v_proj.bias"] = rnd(KV * hd, s=0.1)
+        W[p + "mlp.gate_proj.weight"] = rnd(F, dim)
+        W[p + "mlp.up_proj.weight"] = rnd(F, dim)
+        W[p + "mlp.down_proj.weight"] = rnd(dim, F)
+    if not tied:
+        W["lm_head.weight"] = rnd(V, dim)
+    edit = sys.argv[3] if len(sys.argv) > 3 else ""
+    saved = dict(W)
+    if edit.startswith("drop="):
+        del saved[edit[5:]]
+    elif edit.startswith("perturb="):  # the file's tensor differs from the one the reference uses
+        saved[edit[8:]] = saved[edit[8:]] * 1.01
+    elif edit.startswith("shape="):
+        saved[edit[6:]] = saved[edit[6:]][:-1]
+    save_safetensors(os.path.join(out, "model.safetensors"), saved)
+    cfg = {
+        "architectures": ["Qwen2ForCausalLM" if bias else "LlamaForCausalLM"],
+        "model_type": "qwen2" if bias else "llama",
+        "hidden_size": dim, "intermediate_size": F, "num_attention_heads": H,
+        "num_key_value_heads": KV, "num_hidden_layers": L, "rms_norm_eps": eps,
+        "rope_theta": theta, "vocab_size": V, "max_position_embeddings": 256,
+        "tie_word_embeddings": tied, "hidden_act": "silu", "torch_dtype": "float32",
+    }
+    if edit.startswith("model_type="):
+        cfg["model_type"] = edit[11:]
+        cfg["architectures"] = [edit[11:]]
+    with open(os.path.join(out, "config.json"), "w") as f:
+        json.dump(cfg, f, indent=1)
+
+    ids = torch.tensor([(7 * i + 3) % V for i in range(23)])
+    trace = []
+
+    def tr(name, layer, t):
+        trace.append((name, layer, t.reshape(t.shape[0], -1).to(torch.float32).contiguous()))
+
+    T = len(ids)
+    D = {k: v.to(torch.float64) for k, v in W.items()}
+    x = D["model.embed_tokens.weight"][ids]
+    tr("x", -1, x)
+    inv = 1.0 / (theta ** (torch.arange(0, hd, 2, dtype=torch.float32) / hd))  # float32 as HF
+    ang = (torch.arange(T, dtype=torch.float32)[:, None] * inv[None, :]).to(torch.float64)
+    emb = torch.cat((ang, ang), dim=-1)
+    cos, sin = emb.cos(), emb.sin()
+    mask = torch.full((T, T), float("-inf"), dtype=torch.float64).triu(1)
+    for i in range(L):
+        p = f"model.layers.{i}."
+        n = rmsnorm(x, D[p + "input_layernorm.weight"], eps)
+        tr("attn_in", i, n)
+        q = n @ D[p + "self_attn.q_proj.weight"].T
+        k = n @ D[p + "self_attn.k_proj.weight"].T
+        v = n @ D[p + "self_attn.v_proj.weight"].T
+        if bias:
+            q = q + D[p + "self_attn.q_proj.bias"]
+            k = k + D[p + "self_attn.k_proj.bias"]
+            v = v + D[p + "self_attn.v_proj.bias"]
+        tr("q", i, q), tr("k", i, k), tr("v", i, v)
+        q = q.view(T, H, hd).transpose(0, 1)
+        k = k.view(T, KV, hd).transpose(0, 1)
+        v = v.view(T, KV, hd).transpose(0, 1)
+        q = q * cos + rotate_half(q) * sin
+        k = k * cos + rotate_half(k) * sin
+        tr("q_rope", i, q.transpose(0, 1)), tr("k_rope", i, k.transpose(0, 1))
+        k = k.repeat_interleave(H // KV, dim=0)
+        v = v.repeat_interleave(H // KV, dim=0)
+        att = torch.softmax(q @ k.transpose(1, 2) / hd ** 0.5 + mask, dim=-1) @ v
+        att = att.transpose(0, 1).reshape(T, H * hd)
+        ao = att @ D[p + "self_attn.o_proj.weight"].T
+        tr("attn", i, att), tr("attn_out", i, ao)
+        x = x + ao
+        tr("h", i, x)
+        n = rmsnorm(x, D[p + "post_attention_layernorm.weight"], eps)
+        gt, up = n @ D[p + "mlp.gate_proj.weight"].T, n @ D[p + "mlp.up_proj.weight"].T
+        a = torch.nn.functional.silu(gt) * up
+        fo = a @ D[p + "mlp.down_proj.weight"].T
+        tr("ffn_in", i, n), tr("gate", i, gt), tr("up", i, up), tr("act", i, a), tr("ffn_out", i, fo)
+        x = x + fo
+        tr("x", i, x)
+    x = rmsnorm(x, D["model.norm.weight"], eps)
+    logits = x @ (D["model.embed_tokens.weight"] if tied else D["lm_head.weight"]).T
+    tr("out_norm", -1, x), tr("logits", -1, logits)
+    with open(os.path.join(out, "ref.trace"), "wb") as f:
+        f.write(b"CKETRC01")
+        f.write(struct.pack("<i", T))
+        f.write(ids.to(torch.int32).numpy().tobytes())
+        f.write(struct.pack("<i", len(trace)))
+        for name, layer, t in trace:
+            nb = name.encode()
+            f.write(struct.pack("<i", len(nb)) + nb + struct.pack("<iqqq", layer, 0, t.shape[0], t.shape[1]))
+            f.write(t.numpy().tobytes())
+    with open(os.path.join(out, "ref.bin"), "wb") as f:
+        f.write(struct.pack("<ii", T, V))
+        f.write(ids.to(torch.int32).numpy().tobytes())
+        f.write(logits.to(torch.float32).numpy().tobytes())
+
+
+if __name__ == "__main__":
+    main()
