@@ -30,7 +30,7 @@ KSRC        := $(KSRC_GEN) $(KSRC_REF) $(KSRC_AVX2) $(KSRC_AVX512)
 KOBJ        := $(KSRC:%.c=$(BUILD)/%.o)
 
 # Everything of cke that is not a kernel: formats, tokenizer, IR, planner, codegen, runtime.
-CORE_SRC := $(wildcard src/util/*.c src/formats/*.c src/tokenizer/*.c src/ir/*.c src/plan/*.c src/codegen/*.c src/runtime/*.c src/driver/*.c)
+CORE_SRC := $(wildcard src/util/*.c src/formats/*.c src/tokenizer/*.c src/ir/*.c src/plan/*.c src/codegen/*.c src/runtime/*.c src/driver/*.c src/train/*.c)
 CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/%.o)
 LIBCORE  := $(BUILD)/libcke.a
 CORE_LIBS := -lcjson -lpcre2-8 -ldl -lutf8proc
@@ -51,6 +51,8 @@ all: $(LIBK) $(BUILD)/cke $(BUILD)/test_kernels
 
 $(BUILD)/src/kernels/avx2/%.o: CFLAGS += $(AVX2_FLAGS)
 $(BUILD)/src/kernels/avx512/%.o: CFLAGS += $(AVX512_FLAGS)
+# quantized dot products use VNNI (vpdpbusd); dispatch.c requires it for the avx512 level
+$(BUILD)/src/kernels/avx512/quant.o: CFLAGS += -mavx512vnni
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -86,6 +88,8 @@ clean:
 # Further test programs and tools add themselves here (one .mk per area, e.g. mk/formats.mk):
 # each appends its binaries to ALL_EXTRA.
 ALL_EXTRA :=
+# what the end-to-end test programs (compiler, families, train) share
+TCOMMON_OBJ := $(BUILD)/tests/common/tcommon.o
 -include $(wildcard mk/*.mk)
 all: $(ALL_EXTRA)
 

@@ -1,6 +1,6 @@
 /* bench_kernels: cke kernels against the machine's limits and OpenBLAS, measured in one run.
  *   bench_kernels [--quick]
- * 1. Machine limits: FP32 FMA peak (register-only FMA loop, many independent accumulators) and
+ * 1. Machine limits (machine.c, shared with `cke bench`): FP32 FMA peak (register-only FMA loop, many independent accumulators) and
  *    memory read bandwidth (1 GiB huge-page-advised buffer, SIMD reads), at 1 and 2 threads.
  * 2. Linear-layer GEMM Y[M,N] = X[M,K] . W[N,K]^T: cke (active ISA) vs OpenBLAS cblas_sgemm
  *    (RowMajor, NoTrans, Trans) at the same thread count; GEMV (M = 1) also as GB/s of W read.
@@ -8,15 +8,13 @@
  * Timing: warmup, then best of N (the box is shared and noisy). CKE_ISA picks the table. */
 #define _GNU_SOURCE
 #include "cke/kernels.h"
+#include "machine.h"
 
 #include <cblas.h>
-#include <immintrin.h>
 #include <math.h>
-#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <time.h>
 
 void openblas_set_num_threads(int num_threads); /* from OpenBLAS (not in every cblas.h) */
@@ -24,19 +22,12 @@ void openblas_set_num_threads(int num_threads); /* from OpenBLAS (not in every c
 static int quick;
 static const char *only; /* --only SUBSTR: run the GEMM/GEMV cases whose name contains it */
 
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
+static double now(void) { return cke_now(); }
 
-/* 2 MiB-aligned, huge-page-advised, touched (so page faults are not timed). */
+/* cke_hp_alloc or exit: a benchmark cannot go on without its buffers. */
 static void *hp_alloc(size_t bytes) {
-    size_t al = (size_t)2 << 20, sz = (bytes + al - 1) / al * al;
-    void *p = aligned_alloc(al, sz);
+    void *p = cke_hp_alloc(bytes);
     if (!p) { fprintf(stderr, "bench: out of memory (%zu bytes)\n", bytes); exit(2); }
-    madvise(p, sz, MADV_HUGEPAGE);
-    memset(p, 0, sz);
     return p;
 }
 
@@ -46,103 +37,6 @@ static void fill(float *x, int64_t n, unsigned seed) {
         s = s * 1664525u + 1013904223u;
         x[i] = (float)((s >> 8) & 0xffff) / 65536.0f - 0.5f;
     }
-}
-
-/* ---- machine limits ---- */
-
-/* 24 independent FMA chains per thread: covers 2 pipes x 4-cycle latency many times over. */
-__attribute__((target("avx512f"))) static double fma_loop512(int64_t iters) {
-    __m512 a[24], m = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-7f);
-#pragma GCC unroll 24
-    for (int i = 0; i < 24; i++) a[i] = _mm512_set1_ps((float)i);
-    for (int64_t t = 0; t < iters; t++) {
-#pragma GCC unroll 24
-        for (int i = 0; i < 24; i++) a[i] = _mm512_fmadd_ps(a[i], m, c);
-    }
-    __m512 s = a[0];
-    for (int i = 1; i < 24; i++) s = _mm512_add_ps(s, a[i]);
-    return (double)_mm512_reduce_add_ps(s) + (double)iters * 24 * 32; /* flops */
-}
-__attribute__((target("avx2,fma"))) static double fma_loop256(int64_t iters) {
-    __m256 a[12], m = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-7f);
-#pragma GCC unroll 12
-    for (int i = 0; i < 12; i++) a[i] = _mm256_set1_ps((float)i);
-    for (int64_t t = 0; t < iters; t++) {
-#pragma GCC unroll 12
-        for (int i = 0; i < 12; i++) a[i] = _mm256_fmadd_ps(a[i], m, c);
-    }
-    float o[8];
-    __m256 s = a[0];
-    for (int i = 1; i < 12; i++) s = _mm256_add_ps(s, a[i]);
-    _mm256_storeu_ps(o, s);
-    return (double)(o[0] * 1e-30f) + (double)iters * 12 * 16;
-}
-
-static double peak_gflops(int nth, int avx512) {
-    int64_t iters = quick ? 2000000 : 10000000;
-    double best = 0;
-    for (int rep = 0; rep < (quick ? 3 : 5); rep++) {
-        double fl = 0, t0 = now();
-#pragma omp parallel num_threads(nth) reduction(+ : fl)
-        fl += avx512 ? fma_loop512(iters) : fma_loop256(iters);
-        double g = fl / (now() - t0) * 1e-9;
-        if (g > best) best = g;
-    }
-    return best;
-}
-
-__attribute__((target("avx512f"))) static float read_sum512(const float *p, int64_t n) {
-    __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
-    for (int64_t i = 0; i + 64 <= n; i += 64) {
-        s0 = _mm512_add_ps(s0, _mm512_load_ps(p + i));
-        s1 = _mm512_add_ps(s1, _mm512_load_ps(p + i + 16));
-        s2 = _mm512_add_ps(s2, _mm512_load_ps(p + i + 32));
-        s3 = _mm512_add_ps(s3, _mm512_load_ps(p + i + 48));
-    }
-    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
-}
-__attribute__((target("avx2"))) static float read_sum256(const float *p, int64_t n) {
-    __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
-    for (int64_t i = 0; i + 32 <= n; i += 32) {
-        s0 = _mm256_add_ps(s0, _mm256_load_ps(p + i));
-        s1 = _mm256_add_ps(s1, _mm256_load_ps(p + i + 8));
-        s2 = _mm256_add_ps(s2, _mm256_load_ps(p + i + 16));
-        s3 = _mm256_add_ps(s3, _mm256_load_ps(p + i + 24));
-    }
-    float o[8];
-    _mm256_storeu_ps(o, _mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
-    return o[0];
-}
-
-static double read_bw(const float *buf, int64_t n, int nth, int avx512);
-static double peak_gflops(int nth, int avx512);
-static void measure_limits(double *peak, double *bw, int nth_max, const float *buf, int64_t n,
-                           int avx512) {
-    for (int t = 1; t <= nth_max; t++) {
-        double p = peak_gflops(t, avx512), b = read_bw(buf, n, t, avx512);
-        if (p > peak[t]) peak[t] = p;
-        if (b > bw[t]) bw[t] = b;
-    }
-}
-
-static double read_bw(const float *buf, int64_t n, int nth, int avx512) {
-    double best = 0;
-    volatile float sink = 0;
-    for (int rep = 0; rep < (quick ? 3 : 6); rep++) {
-        double t0 = now();
-        float s = 0;
-#pragma omp parallel num_threads(nth) reduction(+ : s)
-        {
-            int t = omp_get_thread_num();
-            int64_t lo = n * t / nth / 64 * 64, hi = n * (t + 1) / nth / 64 * 64;
-            s += avx512 ? read_sum512(buf + lo, hi - lo) : read_sum256(buf + lo, hi - lo);
-        }
-        double gbs = (double)n * 4 / (now() - t0) * 1e-9;
-        sink += s;
-        if (gbs > best) best = gbs;
-    }
-    (void)sink;
-    return best;
 }
 
 /* ---- timing: warmup, then best of reps (at least min_reps, about max_s seconds). Two
@@ -231,8 +125,7 @@ int main(int argc, char **argv) {
     }
     cke_kernels_init();
     const cke_ktable *kt = cke_k();
-    __builtin_cpu_init();
-    int avx512 = __builtin_cpu_supports("avx512f");
+    int avx512 = cke_machine_avx512();
     enum { NTH = 2 };
     printf("cke bench_kernels: isa %s%s\n", cke_isa_name(cke_isa_active()), quick ? " (quick)" : "");
 
@@ -242,13 +135,13 @@ int main(int argc, char **argv) {
     int64_t nbw = (quick ? ((int64_t)256 << 20) : ((int64_t)1 << 30)) / 4;
     float *bwbuf = hp_alloc((size_t)nbw * 4);
     fill(bwbuf, nbw, 1);
-    measure_limits(peak, bw, NTH, bwbuf, nbw, avx512);
+    cke_machine_measure(peak, bw, NTH, bwbuf, nbw, quick);
     printf("(measuring; the table is printed at the end)\n");
     fflush(stdout);
 
     /* 2. GEMV and GEMM */
     static const struct { int64_t M, K, N; } cases[] = {
-        {1, 4096, 4096}, {1, 2048, 5632}, {128, 2048, 2048}, {128, 2048, 5632}, {128, 768, 768},
+        {1, 4096, 4096}, {1, 2048, 5632}, {1, 768, 2048}, {1, 288, 32000}, {128, 2048, 2048}, {128, 2048, 5632}, {128, 768, 768},
         {512, 2048, 2048}, {512, 2048, 5632}, {512, 768, 768},
     };
     struct { char name[40]; int t, gemv; double gc, gb, gbs, md; } rows[64];
@@ -326,7 +219,7 @@ int main(int argc, char **argv) {
     free(m.out); free(m.a); free(m.b); free(m.w); free(m.rstd); free(m.cs); free(m.pos);
     }
 
-    measure_limits(peak, bw, NTH, bwbuf, nbw, avx512);
+    cke_machine_measure(peak, bw, NTH, bwbuf, nbw, quick);
     free(bwbuf);
     for (int t = 1; t <= NTH; t++)
         printf("machine, %d thread%s: FP32 FMA peak %.1f GFLOPS (%s), memory read %.1f GB/s (%lld MiB, "

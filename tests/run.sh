@@ -8,15 +8,7 @@
 set -u
 cd "$(dirname "$0")/.."
 
-NEED="build-essential python3-torch python3-numpy libopenblas-dev libcjson-dev libpcre2-dev libutf8proc-dev"
-missing=""
-for p in $NEED; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
-if [ -n "$missing" ]; then
-    echo "installing:$missing"
-    if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
-    $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null \
-        || { echo "apt-get install failed"; echo "0 passed, 1 failed"; exit 1; }
-fi
+./tools/deps.sh --test || { echo "apt-get install failed"; echo "0 passed, 1 failed"; exit 1; }
 
 JOBS=${JOBS:-2}
 total_pass=0
@@ -57,7 +49,16 @@ fi
 run kernels ./build/test_kernels --fixtures build/fixtures.bin
 run formats ./build/test_formats
 run tokenizer ./build/test_tokenizer
+run vocab ./build/test_vocab
 run compiler ./build/test_compiler
+# chat templates (Jinja subset on real templates) and `cke chat` end to end
+run chat ./build/test_chat
+# quantized models end to end (cke quantize -> compile -> perplexity), every format
+run quant-models env BUILD=build ./tests/quant/test_quant_models.sh
+run families ./build/test_families
+run train ./build/test_train
+# libFuzzer targets for the GGUF, safetensors and tokenizer loaders, briefly
+run fuzz env FUZZ_SECONDS=${FUZZ_SECONDS:-8} ./tests/fuzz/run.sh
 
 # The same suite under ASan+UBSan (smaller sweeps: sanitized code is ~10x slower).
 if make -j"$JOBS" SAN=1 all >"$logdir/build-san.log" 2>&1; then
@@ -67,9 +68,19 @@ if make -j"$JOBS" SAN=1 all >"$logdir/build-san.log" 2>&1; then
         run formats-san ./build-san/test_formats
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
         run tokenizer-san ./build-san/test_tokenizer
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+        run vocab-san ./build-san/test_vocab
     # compiled models link build-san's (sanitized) kernel library, so they are checked too
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
         run compiler-san ./build-san/test_compiler
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+        run chat-san ./build-san/test_chat
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+        run quant-models-san env BUILD=build-san ./tests/quant/test_quant_models.sh
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+        run families-san ./build-san/test_families
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+        run train-san ./build-san/test_train
 else
     tail -40 "$logdir/build-san.log"; echo "sanitizer build failed"; total_fail=$((total_fail + 1))
 fi

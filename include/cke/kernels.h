@@ -63,6 +63,26 @@ typedef struct {
  *  op(B) = B   (B stored [K, ldb>=N])   or B^T (B stored [N, ldb>=K]): the linear-layer form */
 typedef enum { CKE_NOTRANS = 0, CKE_TRANS = 1 } cke_trans;
 
+/* ---- quantized weights (src/kernels/{ref,avx2,avx512}/quant.c, src/kernels/qlinear.c) ----
+ * Block formats are ggml's, bit for bit (GGUF tensor data is used as is). A table's qops[] is
+ * indexed by the ggml type id (formats/dtype.h cke_dtype: F16 = 1, Q4_0 = 2, Q8_0 = 8, Q4_K = 12 ...);
+ * NULL = not supported. Weights are dotted against activations quantized to the type's
+ * vec_dot_type (Q8_0, Q8_1 or Q8_K, themselves entries of qops), or against f32 (vec_dot_type 0)
+ * for F16/BF16. */
+#define CKE_QTYPE_COUNT 40
+typedef struct cke_qtype_ops {
+    const char *name;    /* ggml's name: "q4_K" */
+    int64_t blck;        /* elements per block */
+    int64_t type_size;   /* bytes per block */
+    int vec_dot_type;    /* ggml id of the activation format vec_dot takes; 0 = f32 */
+    /* y[k/blck blocks] <- x[k]; deterministic, same rounding as ggml's reference quantizer */
+    void (*quantize_row)(void *y, const float *x /* [k] */, int64_t k);
+    /* y[k] <- x[k/blck blocks], exactly per the format's definition */
+    void (*dequantize_row)(float *y /* [k] */, const void *x, int64_t k);
+    /* *s = sum_i w[i] * a[i]; w: k/blck blocks of this type, a: k elements of vec_dot_type */
+    void (*vec_dot)(float *s, const void *w, const void *a, int64_t k);
+} cke_qtype_ops;
+
 /* One entry per kernel; one table per ISA. Docs for each slot sit next to the _ref. */
 typedef struct cke_ktable {
     const char *name;
@@ -129,6 +149,10 @@ typedef struct cke_ktable {
     void (*add_fwd)(float *out /* [n] = a + b, may alias */, const float *a, const float *b, int64_t n);
     void (*axpy)(float *y /* [n] += a * x */, float a, const float *x /* [n] */, int64_t n);
     void (*scale_fwd)(float *out /* [n] = s * in, may alias */, const float *in, float s, int64_t n);
+    void (*softcap_fwd)(float *out /* [n] = cap * tanh(in / cap), may alias */, const float *in /* [n] */,
+                        float cap, int64_t n);
+    void (*softcap_bwd)(float *din /* [n] += */, const float *dout /* [n] */, const float *in /* [n] */,
+                        float cap, int64_t n);
 
     /* ---- attention (ref/attn.c) ---- */
     void (*attn_fwd)(float *out /* [T, n_head, hd] */, float *lse /* [n_head, T] or NULL */,
@@ -154,6 +178,9 @@ typedef struct cke_ktable {
                   const float *g /* [n] */, int64_t n, float lr, float beta1, float beta2,
                   float eps, float wd, int64_t step, float grad_scale /* g is used as g*scale */);
     double (*sumsq)(const float *x /* [n] */, int64_t n); /* sum of squares, for clipping */
+
+    /* ---- quantized formats (ref/quant.c), indexed by ggml type id; see cke_qtype_ops ---- */
+    const cke_qtype_ops *qops[CKE_QTYPE_COUNT];
 } cke_ktable;
 
 /* ---- dispatch (src/kernels/dispatch.c) ---- */
@@ -189,6 +216,20 @@ void cke_gemm_batched(const cke_ktable *kt, float *C, const float *A, const floa
                       cke_trans ta, cke_trans tb, float alpha, float beta, void *ws, int nth);
 size_t cke_gemm_batched_ws_size(int64_t M, int64_t N, int64_t K, int nth);
 
+/* Quantized linear layer (src/kernels/qlinear.c): Y[M,N] = X[M,K] . W[N,K]^T (+ b), W stored as N
+ * rows of K/blck blocks of ggml type `qtype` (F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K).
+ * M small (decode): X rows are quantized to the type's vec_dot_type once, then every weight row
+ * is streamed once and dotted (threads split N). M large (prefill): weight rows are dequantized
+ * to f32 in panels of N and multiplied with the f32 GEMM (compute bound; X stays f32).
+ * qtype 0 (f32) runs cke_linear_fwd. Returns 0, or -1 when the table has no ops for qtype or K
+ * is not a multiple of its block. */
+int cke_qlinear_fwd(const cke_ktable *kt, float *Y /* [M,N] */, const float *X /* [M,K] */,
+                    const void *W /* [N, K/blck blocks] */, int qtype, const float *b /* [N] or NULL */,
+                    int64_t M, int64_t K, int64_t N, void *ws, int nth);
+size_t cke_qlinear_ws_size(int qtype, int64_t M, int64_t K, int64_t N, int nth);
+/* Row bytes of K elements of qtype (0 when unsupported or K is not a multiple of the block). */
+size_t cke_qtype_row_size(int qtype, int64_t K);
+
 /* RoPE tables (not kernels: called once at load). Computed the way the references do (llama2.c
  * and HF both work in float32), so positions match them bit for bit up to the cos/sin rounding:
  *   freq[i] = 1.0f / powf((float)theta, (float)(2i) / (float)rot),  i < rot/2
@@ -196,6 +237,14 @@ size_t cke_gemm_batched_ws_size(int64_t M, int64_t N, int64_t K, int nth);
 void cke_rope_freqs(float *freq /* [rot/2] */, int64_t rot, double theta);
 void cke_rope_table(float *cs /* [P, rot/2, 2] */, const float *freq /* [rot/2] */,
                     int64_t P, int64_t rot);
+/* Context-extension scaling of the frequencies (the values match cke_rope_scaling of the formats
+ * layer), float32 as HF's rope init functions:
+ *   LINEAR: freq /= factor
+ *   LLAMA3: wavelen = 2 pi / freq; wavelen < orig_ctx / high: kept; > orig_ctx / low: freq / factor;
+ *           between: (1 - s) freq / factor + s freq, s = (orig_ctx / wavelen - low) / (high - low) */
+typedef enum { CKE_ROPE_SCALE_NONE = 0, CKE_ROPE_SCALE_LINEAR = 1, CKE_ROPE_SCALE_LLAMA3 = 2 } cke_rope_scale_kind;
+void cke_rope_freqs_scale(float *freq /* [rot/2] */, int64_t rot, cke_rope_scale_kind kind, float factor,
+                          float low_freq_factor, float high_freq_factor, int64_t orig_ctx);
 
 #ifdef __cplusplus
 }

@@ -18,7 +18,7 @@
 extern "C" {
 #endif
 
-#define CKM_ABI_VERSION 1
+#define CKM_ABI_VERSION 2
 
 typedef struct ckm_model ckm_model;
 
@@ -26,6 +26,15 @@ typedef struct ckm_model ckm_model;
  * loop), the first absolute position of its rows, and its data [rows, cols] (row-major f32). */
 typedef void (*ckm_trace_fn)(void *ud, const char *name, int layer, int64_t pos0, const float *data,
                              int64_t rows, int64_t cols);
+
+/* A weight tensor: its name (IR), shape and place in weights.bin's payload (f32). */
+typedef struct {
+    const char *name;
+    int ndim;
+    int64_t dims[4];
+    size_t offset;
+    int64_t numel;
+} ckm_tensor;
 
 typedef struct {
     int abi_version;       /* CKM_ABI_VERSION */
@@ -50,6 +59,22 @@ typedef struct {
     void (*reset)(ckm_model *m);                /* empty the context */
     void (*set_trace)(ckm_model *m, ckm_trace_fn fn, void *ud); /* NULL fn: off */
     const char *(*last_error)(const ckm_model *m);
+
+    /* ---- the weights, and training (NULL / 0 when compiled without a training mode) ---- */
+    int n_tensors;
+    const ckm_tensor *tensors;
+    int64_t train_batch, train_seq; /* one step runs train_batch sequences of train_seq tokens */
+    /* Makes the weights writable and allocates gradients, AdamW moments and activations. 0 / -1. */
+    int (*train_init)(ckm_model *m);
+    /* Forward over tokens/targets [train_batch * train_seq] (target -1: ignored); with backward,
+     * gradients of dscale * (summed loss) accumulate. Returns the summed loss. */
+    double (*train_run)(ckm_model *m, const int32_t *tokens, const int32_t *targets, float dscale, int backward);
+    void (*zero_grad)(ckm_model *m);
+    double (*grad_sumsq)(ckm_model *m);  /* squared global norm of the gradients */
+    /* AdamW over every tensor (decay on matrices only); gradients are used times gscale. */
+    void (*adamw)(ckm_model *m, float lr, float beta1, float beta2, float eps, float wd, int64_t step, float gscale);
+    /* 0 weights, 1 gradients, 2 AdamW m, 3 AdamW v: f32 in the layout of `tensors` */
+    char *(*state)(ckm_model *m, int which);
 } ckm_api;
 
 /* The one exported symbol. */

@@ -1,8 +1,13 @@
 /* cke command line. Only this layer exits; the library returns status codes. */
 #include "cke/kernels.h"
+#include "cli/bench.h"
+#include "cli/chat.h"
 #include "cli/inspect.h"
+#include "cli/quant.h"
 #include "cli/run.h"
+#include "cli/train.h"
 #include "cli/tokenize.h"
+#include "cli/vocab.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -13,9 +18,15 @@ static int usage(void) {
             "  cke isa            print the kernel ISA levels this CPU supports and the active one\n"
             "  cke compile MODEL -o DIR   compile a model (GGUF, HF dir, llama2.c .bin) into DIR\n"
             "  cke run DIR|MODEL -p PROMPT -n N   generate text (--temp 0: greedy)\n"
+            "  cke quantize IN.gguf OUT.gguf TYPE   re-encode weights (Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q4_K Q5_K Q6_K F16 Q4_K_M Q5_K_M)\n"
+            "  cke perplexity MODEL FILE.txt [--ctx N]   perplexity of a text\n"
+            "  cke train MODEL|--init llama --data FILE.txt --out DIR   fine-tune or train from scratch\n"
             "  cke parity DIR REF.trace   first IR value that diverges from a reference trace\n"
             "  cke inspect PATH   print a model (GGUF, llama2.c .bin, HF dir): family, hparams, tensors\n"
-            "  cke tokenize MODEL TEXT    print the token ids of TEXT (--decode ID... prints the text)\n");
+            "  cke tokenize MODEL TEXT    print the token ids of TEXT (--decode ID... prints the text)\n"
+            "  cke vocab TEXT.txt -o tokenizer.bin --size N   learn a BPE vocabulary (llama2.c tokenizer.bin)\n"
+            "  cke chat DIR|MODEL [--system S]   chat with the model's chat template (lines from stdin)\n"
+            "  cke bench [--model NAME] [--quick]   prefill/decode tok/s of real-shape models vs the machine's limits\n");
     return 2;
 }
 
@@ -23,9 +34,15 @@ int main(int argc, char **argv) {
     if (argc < 2) return usage();
     if (!strcmp(argv[1], "compile")) return cke_cli_compile(argc - 1, argv + 1);
     if (!strcmp(argv[1], "run")) return cke_cli_run(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "train")) return cke_cli_train(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "quantize")) return cke_cli_quantize(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "perplexity")) return cke_cli_perplexity(argc - 1, argv + 1);
     if (!strcmp(argv[1], "parity")) return cke_cli_parity(argc - 1, argv + 1);
     if (!strcmp(argv[1], "inspect")) return cke_cli_inspect(argc - 1, argv + 1);
     if (!strcmp(argv[1], "tokenize")) return cke_cli_tokenize(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "vocab")) return cke_cli_vocab(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "bench")) return cke_cli_bench(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "chat")) return cke_cli_chat(argc - 1, argv + 1);
     if (!strcmp(argv[1], "isa")) {
         if (cke_kernels_init() != 0) {
             fprintf(stderr, "cke: CKE_ISA names an unknown or unsupported level\n");

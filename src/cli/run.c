@@ -41,13 +41,17 @@ static int parse_f(const char *s, float *v) {
     return 0;
 }
 
+/* --keep-f32 (or CKE_KEEP_F32=1): every weight converted to f32, as before quantized kernels */
+static int keep_f32_flag;
+
 static int compile_into(const char *model, const char *out, const char *tokenizer, int64_t ctx, int64_t chunk, int quiet) {
     char inc[PATH_MAX], tpl[PATH_MAX], libk[PATH_MAX];
     cke_err e = {0};
     cke_status s = cke_locate_resources(inc, tpl, libk, sizeof inc, &e);
     if (s) return fail("compile", s, &e);
     cke_compile_opts o = {.out_dir = out, .tokenizer = tokenizer, .templates_dir = tpl, .include_dir = inc,
-                          .libk = libk, .ctx = ctx, .prefill_chunk = chunk, .quiet = quiet};
+                          .libk = libk, .ctx = ctx, .prefill_chunk = chunk, .quiet = quiet,
+                          .keep_f32 = keep_f32_flag || (getenv("CKE_KEEP_F32") && atoi(getenv("CKE_KEEP_F32")))};
     s = cke_compile(model, &o, &e);
     if (s) return fail("compile", s, &e);
     return 0;
@@ -59,6 +63,7 @@ int cke_cli_compile(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-o") && i + 1 < argc) out = argv[++i];
         else if (!strcmp(argv[i], "--tokenizer") && i + 1 < argc) tok = argv[++i];
+        else if (!strcmp(argv[i], "--keep-f32")) keep_f32_flag = 1;
         else if (!strcmp(argv[i], "--ctx") && i + 1 < argc) { if (parse_i64(argv[++i], &ctx) || ctx < 1) goto usage; }
         else if (!strcmp(argv[i], "--prefill-chunk") && i + 1 < argc) { if (parse_i64(argv[++i], &chunk) || chunk < 1) goto usage; }
         else if (argv[i][0] == '-') goto usage;
@@ -68,7 +73,7 @@ int cke_cli_compile(int argc, char **argv) {
     if (!model || !out) goto usage;
     return compile_into(model, out, tok, ctx, chunk, 0);
 usage:
-    fprintf(stderr, "usage: cke compile MODEL -o DIR [--tokenizer tokenizer.bin] [--ctx N] [--prefill-chunk N]\n"
+    fprintf(stderr, "usage: cke compile MODEL -o DIR [--tokenizer tokenizer.bin] [--ctx N] [--prefill-chunk N] [--keep-f32]\n"
                     "  MODEL: a .gguf file, a Hugging Face model directory, or a llama2.c .bin\n");
     return 2;
 }
@@ -263,4 +268,20 @@ usage:
                     "  runs the reference's tokens through the compiled model with tracing and prints the first\n"
                     "  IR value (name, layer, position) whose relative error exceeds --tol (default 1e-3)\n");
     return 2;
+}
+
+/* The compiled directory for a model: DIR itself when it holds a model.so, else the cache
+ * directory of MODEL (compiled on first use), as cke run does. 0 on success. */
+int cke_cli_model_dir(const char *target, const char *tok, int64_t ctx, char *dir, size_t n) {
+    struct stat st;
+    char so_path[PATH_MAX + 16];
+    snprintf(so_path, sizeof so_path, "%s/model.so", target);
+    if (stat(target, &st) == 0 && S_ISDIR(st.st_mode) && access(so_path, R_OK) == 0) {
+        snprintf(dir, n, "%s", target);
+        return 0;
+    }
+    if (cached_dir(target, tok, ctx, dir, n)) return 1;
+    snprintf(so_path, sizeof so_path, "%s/model.so", dir);
+    if (access(so_path, R_OK) != 0) return compile_into(target, dir, tok, ctx, 0, 1);
+    return 0;
 }

@@ -32,6 +32,27 @@ static void wname(char *out, size_t n, const cke_ir *ir, int vi, const char *lay
     else snprintf(out, n, "W_%s", b);
 }
 
+/* Stored formats of a weight over its layers (one value for a global): the weight's own format,
+ * or -1 when layers differ (K_M recipes give some layers more bits); *any = some layer is not f32. */
+static int wdtype_all(const cke_plan *p, int vi, int *any) {
+    const cke_ir *ir = p->ir;
+    const cke_value *v = &ir->v[vi];
+    int first = cke_plan_wdtype(p, vi), same = 1;
+    *any = first != 0;
+    for (int l = 0; v->layer >= 0 && l < ir->n_layer; l++) {
+        char nm[CKE_IR_NAME + 16];
+        snprintf(nm, sizeof nm, "l%d.%s", l, v->base);
+        int dt = cke_plan_wdtype(p, cke_ir_find(ir, nm));
+        if (dt) *any = 1;
+        if (dt != first) same = 0;
+    }
+    return same ? first : -1;
+}
+static const char *qname(int dt) {
+    const cke_qtype_ops *q = dt > 0 && dt < CKE_QTYPE_COUNT ? cke_ktable_for(CKE_ISA_REF)->qops[dt] : NULL;
+    return q ? q->name : "f32";
+}
+
 static void shape_c(char *out, size_t n, const cke_value *v, const char *rows) {
     size_t o = (size_t)snprintf(out, n, "[");
     for (int d = 0; d < v->ndim && o < n; d++) {
@@ -42,7 +63,7 @@ static void shape_c(char *out, size_t n, const cke_value *v, const char *rows) {
 }
 
 /* A float as a C literal that round-trips: "1e-05f", "0.0f", "0.353553385f". */
-static const char *flit(char *buf, size_t n, float x) {
+const char *cke_codegen_flit(char *buf, size_t n, float x) {
     snprintf(buf, n, "%.9g", (double)x);
     if (!strpbrk(buf, ".eEn")) strncat(buf, ".0", n - strlen(buf) - 1);
     strncat(buf, "f", n - strlen(buf) - 1);
@@ -53,6 +74,87 @@ static int64_t cols_of(const cke_value *v) {
     int64_t c = 1;
     for (int d = 1; d < v->ndim; d++) c *= v->dims[d];
     return c;
+}
+
+/* ------------------------------------------------------------------ per-layer attributes */
+
+/* The copy of layer-0 node n in layer l (templates are uniform: same value names per layer). */
+static const cke_node *node_in_layer(const cke_ir *ir, const cke_node *n, int l) {
+    char name[CKE_IR_NAME];
+    snprintf(name, sizeof name, "l%d.%s", l, ir->v[n->out].base);
+    int vi = cke_ir_find(ir, name);
+    return vi >= 0 && ir->v[vi].producer >= 0 ? &ir->n[ir->v[vi].producer] : n;
+}
+
+/* Attributes that may differ between layers (a template attribute using `layer`, e.g. Gemma 2's
+ * interleaved sliding windows) become arrays over layers in model.c: L_<value>_<attr>[l]. */
+enum { LA_WINDOW, LA_SOFTCAP, LA_SCALE, LA_COUNT };
+static const char *const la_names[LA_COUNT] = {"window", "softcap", "scale"};
+
+static double la_get(const cke_node *n, int which) {
+    return which == LA_WINDOW ? (double)n->a.window : which == LA_SOFTCAP ? (double)n->a.softcap : (double)n->a.scale;
+}
+
+static int layer_varies(const cke_ir *ir, const cke_node *n, int which) {
+    if (n->section != CKE_SEC_LAYER) return 0;
+    for (int l = 1; l < ir->n_layer; l++)
+        if (la_get(node_in_layer(ir, n, l), which) != la_get(n, which)) return 1;
+    return 0;
+}
+
+/* Only attention reads per-layer attributes in generated code; any other op whose attributes
+ * differ between layers is refused rather than silently using layer 0's. */
+static cke_status check_layer_attrs(const cke_ir *ir, cke_err *err) {
+    for (int i = 0; i < ir->nn; i++) {
+        const cke_node *n = &ir->n[i];
+        if (n->section != CKE_SEC_LAYER || n->layer != 0 || n->op == CKE_OP_ATTENTION) continue;
+        for (int l = 1; l < ir->n_layer; l++)
+            if (memcmp(&node_in_layer(ir, n, l)->a, &n->a, sizeof n->a))
+                return cke_fail(err, CKE_ERR_UNSUPPORTED, "codegen: attributes of '%s' (%s) differ between layers; only "
+                                "attention takes per-layer attributes", ir->v[n->out].base, cke_op_names[n->op]);
+    }
+    return CKE_OK;
+}
+
+/* "L_attn_window[l]" when the attribute varies over layers, else the literal (into buf) */
+static const char *la_expr(char *buf, size_t nb, const cke_ir *ir, const cke_node *n, int which);
+const char *cke_codegen_attn_attr(char *buf, size_t nb, const cke_ir *ir, const cke_node *n, const char *attr) {
+    int which = !strcmp(attr, "window") ? LA_WINDOW : !strcmp(attr, "softcap") ? LA_SOFTCAP : LA_SCALE;
+    return la_expr(buf, nb, ir, n, which);
+}
+static const char *la_expr(char *buf, size_t nb, const cke_ir *ir, const cke_node *n, int which) {
+    char c[CKE_IR_NAME];
+    if (layer_varies(ir, n, which)) {
+        cname(c, sizeof c, &ir->v[n->out]);
+        snprintf(buf, nb, "L_%s_%s[l]", c, la_names[which]);
+    } else if (which == LA_WINDOW) {
+        snprintf(buf, nb, "%lld", (long long)n->a.window);
+    } else {
+        cke_codegen_flit(buf, nb, (float)la_get(n, which));
+    }
+    return buf;
+}
+
+static void emit_layer_attrs(const cke_ir *ir, FILE *f) {
+    char c[CKE_IR_NAME], lit[32];
+    for (int i = 0; i < ir->nn; i++) {
+        const cke_node *n = &ir->n[i];
+        if (n->section != CKE_SEC_LAYER || n->layer != 0) continue;
+        for (int w = 0; w < LA_COUNT; w++) {
+            if (!layer_varies(ir, n, w)) continue;
+            cname(c, sizeof c, &ir->v[n->out]);
+            fprintf(f, "static const %s L_%s_%s[N_LAYER] = { /* %s of each layer */\n   ", w == LA_WINDOW ? "int64_t" : "float",
+                    c, la_names[w], la_names[w]);
+            for (int l = 0; l < ir->n_layer; l++) {
+                const cke_node *q = node_in_layer(ir, n, l);
+                if (w == LA_WINDOW) fprintf(f, " %lld", (long long)q->a.window);
+                else fprintf(f, " %s", cke_codegen_flit(lit, sizeof lit, (float)la_get(q, w)));
+                fprintf(f, "%s", l + 1 < ir->n_layer ? "," : "");
+                if (l % 8 == 7 && l + 1 < ir->n_layer) fprintf(f, "\n   ");
+            }
+            fprintf(f, "};\n");
+        }
+    }
 }
 
 /* ------------------------------------------------------------------ emit */
@@ -98,10 +200,19 @@ static void emit_node(emit_ctx *e, const cke_node *n, const char *ind) {
         break;
     case CKE_OP_RMSNORM:
         wname(wn, sizeof wn, ir, n->in[1], lv);
+        if (n->a.head_dim > 0) { /* per head: rows of head_dim (Qwen3 QK-norm) */
+            int64_t hd = n->a.head_dim;
+            fprintf(f, "%s/* rmsnorm per head: %s%s = rmsnorm over each %lld-dim head of %s%s * %s(%s[%lld]), eps %g */\n", ind,
+                    on, so, (long long)hd, in0, s0, n->a.w_offset != 0 ? "1 + " : "", ir->v[n->in[1]].base, (long long)hd,
+                    (double)n->a.eps);
+            fprintf(f, "%skt->rmsnorm_fwd(%s, NULL, %s, WT(%s), (int64_t)%s * %lld, %lld, %s, %s);\n", ind, on, in0, wn, R,
+                    (long long)(C / hd), (long long)hd, cke_codegen_flit(fa, sizeof fa, n->a.eps), cke_codegen_flit(fb, sizeof fb, n->a.w_offset));
+            break;
+        }
         fprintf(f, "%s/* rmsnorm: %s%s = rmsnorm(%s%s) * %s(%s[%lld]), eps %g */\n", ind, on, so, in0, s0,
                 n->a.w_offset != 0 ? "1 + " : "", ir->v[n->in[1]].base, (long long)C, (double)n->a.eps);
         fprintf(f, "%skt->rmsnorm_fwd(%s, NULL, %s, WT(%s), %s, %lld, %s, %s);\n", ind, on, in0, wn, R, (long long)C,
-                flit(fa, sizeof fa, n->a.eps), flit(fb, sizeof fb, n->a.w_offset));
+                cke_codegen_flit(fa, sizeof fa, n->a.eps), cke_codegen_flit(fb, sizeof fb, n->a.w_offset));
         break;
     case CKE_OP_LAYERNORM:
         wname(wn, sizeof wn, ir, n->in[1], lv);
@@ -109,7 +220,7 @@ static void emit_node(emit_ctx *e, const cke_node *n, const char *ind) {
         fprintf(f, "%s/* layernorm: %s%s = layernorm(%s%s), eps %g */\n", ind, on, so, in0, s0, (double)n->a.eps);
         fprintf(f, "%skt->layernorm_fwd(%s, NULL, NULL, %s, WT(%s), %s%s%s, %s, %lld, %s);\n", ind, on, in0, wn,
                 n->n_in > 2 ? "WT(" : "NULL", n->n_in > 2 ? wb : "", n->n_in > 2 ? ")" : "", R, (long long)C,
-                flit(fa, sizeof fa, n->a.eps));
+                cke_codegen_flit(fa, sizeof fa, n->a.eps));
         break;
     case CKE_OP_LINEAR: {
         const cke_value *w = &ir->v[n->in[1]];
@@ -117,6 +228,17 @@ static void emit_node(emit_ctx *e, const cke_node *n, const char *ind) {
         if (n->n_in > 2) wname(wb, sizeof wb, ir, n->in[2], lv);
         fprintf(f, "%s/* linear: %s%s = %s%s . %s[%lld,%lld]^T%s */\n", ind, on, so, in0, s0, w->base,
                 (long long)w->dims[0], (long long)w->dims[1], n->n_in > 2 ? " + bias" : "");
+        int anyq = 0, dt = wdtype_all(e->p, n->in[1], &anyq);
+        if (anyq) { /* weights kept in their file format: blocks dotted / dequantized in the kernel */
+            char qn[CKE_IR_NAME + 16], cb[CKE_IR_NAME];
+            cname(cb, sizeof cb, ir->v[n->in[1]].tied_to >= 0 ? &ir->v[ir->v[n->in[1]].tied_to] : w);
+            snprintf(qn, sizeof qn, w->layer >= 0 ? "Q_%s[l]" : "Q_%s", cb);
+            fprintf(f, "%s/* weights stored as %s */\n", ind, dt >= 0 ? qname(dt) : "per-layer formats (Q_ table)");
+            fprintf(f, "%scke_qlinear_fwd(kt, %s, %s, WQ(%s), %s, %s%s%s, %s, %lld, %lld, m->scratch, NTH((int64_t)%s * %lld));\n",
+                    ind, on, in0, wn, qn, n->n_in > 2 ? "WT(" : "NULL", n->n_in > 2 ? wb : "", n->n_in > 2 ? ")" : "", R,
+                    (long long)w->dims[1], (long long)w->dims[0], R, (long long)(w->dims[0] * w->dims[1]));
+            break;
+        }
         fprintf(f, "%scke_linear_fwd(kt, %s, %s, WT(%s), %s%s%s, %s, %lld, %lld, m->scratch, NTH((int64_t)%s * %lld));\n", ind, on, in0, wn,
                 n->n_in > 2 ? "WT(" : "NULL", n->n_in > 2 ? wb : "", n->n_in > 2 ? ")" : "", R, (long long)w->dims[1],
                 (long long)w->dims[0], R, (long long)(w->dims[0] * w->dims[1]));
@@ -131,20 +253,24 @@ static void emit_node(emit_ctx *e, const cke_node *n, const char *ind) {
                 n->a.rope_layout ? "CKE_ROPE_HALVES" : "CKE_ROPE_INTERLEAVED");
         break;
     case CKE_OP_ATTENTION: {
-        char kn[CKE_IR_NAME], vn[CKE_IR_NAME];
+        char kn[CKE_IR_NAME], vn[CKE_IR_NAME], xw[64], xs[64], xc[64];
+        la_expr(xw, sizeof xw, ir, n, LA_WINDOW);
+        la_expr(xs, sizeof xs, ir, n, LA_SCALE);
+        la_expr(xc, sizeof xc, ir, n, LA_SOFTCAP);
+        int windowed = n->a.window != 0 || layer_varies(ir, n, LA_WINDOW);
         cname(kn, sizeof kn, &ir->v[n->in[1]]);
         cname(vn, sizeof vn, &ir->v[n->in[2]]);
         fprintf(f, "%s/* attention: %s%s = softmax(%s %s^T * %g, causal%s) %s; %lld q heads, %lld kv heads x %lld;\n"
                    "%s   this step's K/V rows go to the cache at pos0.., queries attend to cache rows 0..pos0+T */\n",
-                ind, on, so, in0, kn, (double)n->a.scale, n->a.window ? ", sliding window" : "", vn, (long long)n->a.n_head,
+                ind, on, so, in0, kn, (double)n->a.scale, windowed ? ", sliding window" : "", vn, (long long)n->a.n_head,
                 (long long)n->a.n_kv_head, (long long)n->a.head_dim, ind);
         fprintf(f, "%smemcpy(kc + pos0 * KV_DIM, %s, (size_t)%s * KV_DIM * sizeof(float));\n", ind, kn, R);
         fprintf(f, "%smemcpy(vc + pos0 * KV_DIM, %s, (size_t)%s * KV_DIM * sizeof(float));\n", ind, vn, R);
         fprintf(f, "%s{\n%s    const cke_attn_shape s = {.T = %s, .Tk = pos0 + %s, .n_head = %lld, .n_kv_head = %lld, .head_dim = %lld,\n"
-                   "%s                             .scale = %s, .window = %lld, .softcap = %s};\n"
+                   "%s                             .scale = %s, .window = %s, .softcap = %s};\n"
                    "%s    kt->attn_fwd(%s, NULL, %s, kc, vc, &s, m->scratch, NTH((int64_t)%s * (pos0 + %s) * %lld));\n%s}\n",
                 ind, ind, R, R, (long long)n->a.n_head, (long long)n->a.n_kv_head, (long long)n->a.head_dim, ind,
-                flit(fa, sizeof fa, n->a.scale), (long long)n->a.window, flit(fb, sizeof fb, n->a.softcap), ind, on, in0, R, R,
+                xs, xw, xc, ind, on, in0, R, R,
                 (long long)(n->a.n_head * n->a.head_dim), ind);
         break;
     }
@@ -155,7 +281,7 @@ static void emit_node(emit_ctx *e, const cke_node *n, const char *ind) {
         break;
     case CKE_OP_SCALE:
         fprintf(f, "%s/* scale: %s%s = %s * %g */\n", ind, on, so, in0, (double)n->a.scale);
-        fprintf(f, "%skt->scale_fwd(%s, %s, %s, (int64_t)%s * %lld);\n", ind, on, in0, flit(fa, sizeof fa, n->a.scale), R,
+        fprintf(f, "%skt->scale_fwd(%s, %s, %s, (int64_t)%s * %lld);\n", ind, on, in0, cke_codegen_flit(fa, sizeof fa, n->a.scale), R,
                 (long long)C);
         break;
     case CKE_OP_SWIGLU:
@@ -178,6 +304,17 @@ static void emit_node(emit_ctx *e, const cke_node *n, const char *ind) {
     case CKE_OP_SILU:
         fprintf(f, "%s/* silu: %s%s = silu(%s) */\n", ind, on, so, in0);
         fprintf(f, "%skt->silu_fwd(%s, %s, (int64_t)%s * %lld);\n", ind, on, in0, R, (long long)C);
+        break;
+    case CKE_OP_SOFTCAP:
+        if (n->a.softcap == 0) { /* the model has no cap: identity */
+            fprintf(f, "%s/* softcap: %s%s = %s (no cap) */\n", ind, on, so, in0);
+            fprintf(f, "%sif (%s != %s) memcpy(%s, %s, (size_t)%s * %lld * sizeof(float));\n", ind, on, in0, on, in0, R,
+                    (long long)C);
+            break;
+        }
+        fprintf(f, "%s/* softcap: %s%s = %g * tanh(%s / %g) */\n", ind, on, so, (double)n->a.softcap, in0, (double)n->a.softcap);
+        fprintf(f, "%skt->softcap_fwd(%s, %s, %s, (int64_t)%s * %lld);\n", ind, on, in0, cke_codegen_flit(fa, sizeof fa, n->a.softcap), R,
+                (long long)C);
         break;
     case CKE_OP_POSEMB:
         wname(wn, sizeof wn, ir, n->in[1], lv);
@@ -259,13 +396,22 @@ cke_status cke_codegen_emit(const cke_plan *p, const cke_codegen_opts *o, FILE *
     /* RoPE parameters: all rope nodes must agree (one cos/sin table) */
     int64_t rot = 0;
     float theta = 0;
+    const cke_attrs *ra = NULL; /* rope scaling: one table, so every rope node must agree */
     for (int i = 0; i < ir->nn; i++)
         if (ir->n[i].op == CKE_OP_ROPE) {
-            if (rot && (rot != ir->n[i].a.rot || theta != ir->n[i].a.theta))
-                return cke_fail(err, CKE_ERR_UNSUPPORTED, "codegen: rope nodes with different rot/theta");
-            rot = ir->n[i].a.rot;
-            theta = ir->n[i].a.theta;
+            const cke_attrs *a = &ir->n[i].a;
+            if (rot && (rot != a->rot || theta != a->theta || ra->rope_scaling != a->rope_scaling ||
+                        ra->rope_factor != a->rope_factor || ra->rope_low_freq != a->rope_low_freq ||
+                        ra->rope_high_freq != a->rope_high_freq || ra->rope_orig_ctx != a->rope_orig_ctx))
+                return cke_fail(err, CKE_ERR_UNSUPPORTED, "codegen: rope nodes with different rot/theta/scaling");
+            rot = a->rot;
+            theta = a->theta;
+            ra = a;
         }
+    if (ra && (ra->rope_scaling < CKE_ROPE_SCALE_NONE || ra->rope_scaling > CKE_ROPE_SCALE_LLAMA3))
+        return cke_fail(err, CKE_ERR_UNSUPPORTED, "codegen: rope scaling kind %d is not supported", ra->rope_scaling);
+    cke_status cst = check_layer_attrs(ir, err);
+    if (cst) return cst;
 
     fprintf(f, "/* %s: model.c generated by cke from %s with the %s template (%s).\n"
                " * Do not edit: recompile the model. Every name is an IR value (see ir.json); every offset\n"
@@ -278,6 +424,17 @@ cke_status cke_codegen_emit(const cke_plan *p, const cke_codegen_opts *o, FILE *
     fprintf(f, "#define N_LAYER %d\n#define VOCAB %lld\n#define CTX %lld\n#define KV_DIM %lld\n#define PREFILL_T %lld\n",
             ir->n_layer, (long long)vocab, (long long)p->ctx, (long long)p->kv_dim, (long long)p->prefill.T);
     fprintf(f, "#define ROPE_DIM %lld\n#define ROPE_THETA %.9g\n", (long long)rot, (double)theta);
+    if (ra && ra->rope_scaling != CKE_ROPE_SCALE_NONE) {
+        char f1[32], f2[32], f3[32];
+        fprintf(f, "/* rope frequency scaling (%s), applied to the table at open */\n"
+                   "#define ROPE_SCALE_FREQS(freq) cke_rope_freqs_scale((freq), ROPE_DIM, %s, %s, %s, %s, %lld)\n",
+                ra->rope_scaling == CKE_ROPE_SCALE_LINEAR ? "linear" : "llama3",
+                ra->rope_scaling == CKE_ROPE_SCALE_LINEAR ? "CKE_ROPE_SCALE_LINEAR" : "CKE_ROPE_SCALE_LLAMA3",
+                cke_codegen_flit(f1, sizeof f1, ra->rope_factor), cke_codegen_flit(f2, sizeof f2, ra->rope_low_freq),
+                cke_codegen_flit(f3, sizeof f3, ra->rope_high_freq), (long long)ra->rope_orig_ctx);
+    } else {
+        fprintf(f, "#define ROPE_SCALE_FREQS(freq) ((void)(freq)) /* no rope scaling */\n");
+    }
     fprintf(f, "#define MAX_THREADS %d\n#define LAYOUT_HASH 0x%016llxull\n", p->max_threads,
             (unsigned long long)cke_plan_layout_hash(p));
     fprintf(f, "#define WEIGHTS_HEADER %zuu\n#define WEIGHTS_BYTES %zuu\n#define KV_BYTES %zuu\n\n", p->weights_header,
@@ -291,14 +448,26 @@ cke_status cke_codegen_emit(const cke_plan *p, const cke_codegen_opts *o, FILE *
         if (v->layer >= 0) continue;
         cname(c, sizeof c, v);
         shape_c(s, sizeof s, v, "");
-        fprintf(f, "#define W_%-14s %10zuu /* %s f32 */\n", c, p->w[i].offset, s);
+        fprintf(f, "#define W_%-14s %10zuu /* %s %s */\n", c, p->w[i].offset, s, qname(p->w[i].dtype));
+        if (p->w[i].dtype) fprintf(f, "#define Q_%-14s %10d /* ggml type id: %s blocks */\n", c, p->w[i].dtype, qname(p->w[i].dtype));
     }
     for (int i = 0; i < p->nw; i++) {
         const cke_value *v = &ir->v[p->w[i].value];
         if (v->layer != 0) continue;
         cname(c, sizeof c, v);
         shape_c(s, sizeof s, v, "");
-        fprintf(f, "static const size_t W_%s[N_LAYER] = { /* %s f32 */\n   ", c, s);
+        int anyq = 0, dt = wdtype_all(p, p->w[i].value, &anyq);
+        if (anyq) { /* per-layer stored format (ggml type ids; 0 = f32) */
+            fprintf(f, "static const int Q_%s[N_LAYER] = { /* %s */\n   ", c, dt >= 0 ? qname(dt) : "formats differ by layer");
+            for (int l = 0; l < ir->n_layer; l++) {
+                char nm[CKE_IR_NAME + 16];
+                snprintf(nm, sizeof nm, "l%d.%s", l, v->base);
+                fprintf(f, " %d%s", cke_plan_wdtype(p, cke_ir_find(ir, nm)), l + 1 < ir->n_layer ? "," : "");
+                if (l % 16 == 15 && l + 1 < ir->n_layer) fprintf(f, "\n   ");
+            }
+            fprintf(f, "};\n");
+        }
+        fprintf(f, "static const size_t W_%s[N_LAYER] = { /* %s %s */\n   ", c, s, dt >= 0 ? qname(dt) : "mixed");
         for (int l = 0; l < ir->n_layer; l++) {
             char nm[CKE_IR_NAME];
             snprintf(nm, sizeof nm, "l%d.%s", l, v->base);
@@ -311,17 +480,20 @@ cke_status cke_codegen_emit(const cke_plan *p, const cke_codegen_opts *o, FILE *
         }
         fprintf(f, "};\n");
     }
+    emit_layer_attrs(ir, f);
     /* a weight tied to another (output -> tok_embd) reads its bytes: no constant of its own */
-    fprintf(f, "\n#define WT(off) ((const float *)(m->w + (off)))\n");
+    fprintf(f, "\n#define WT(off) ((const float *)(m->w + (off)))\n");    fprintf(f, "#define WQ(off) ((const void *)(m->w + (off))) /* raw blocks of a Q_ format */\n");
     fprintf(f, "/* Threads for an op doing `work` multiply-adds: below ~64K a parallel region costs more than it saves. */\n"
                "#define NTH(work) ((work) >= 65536 ? m->nth : 1)\n");
     fprintf(f, "#define TRACE(name, layer, p, rows, cols) \\\n"
                "    do { if (m->trace) m->trace(m->trace_ud, name, layer, pos0 + T - (rows), p, rows, cols); } while (0)\n\n");
 
+    fprintf(f, "typedef struct ckm_train ckm_train;\nstatic void train_free(ckm_model *m);\n\n");
     fprintf(f, "struct ckm_model {\n"
                "    const cke_ktable *kt;  /* kernels of this CPU (or CKE_ISA) */\n"
                "    int nth;               /* threads, <= MAX_THREADS (the scratch is planned for that many) */\n"
                "    void *map;             /* weights.bin mapping */\n"
+               "    char *wcopy;           /* CKE_WEIGHTS=copy: the payload in huge-page memory (else NULL) */\n"
                "    size_t map_len;\n"
                "    const char *w;         /* weights payload */\n"
                "    char *arena;           /* activations: max of the modes' arenas */\n"
@@ -334,6 +506,7 @@ cke_status cke_codegen_emit(const cke_plan *p, const cke_codegen_opts *o, FILE *
                "    ckm_trace_fn trace;\n"
                "    void *trace_ud;\n"
                "    char err[256];\n"
+               "    ckm_train *train;      /* training state, NULL until train_init */\n"
                "};\n\n");
 
     emit_ctx e = {.p = p, .m = &p->prefill, .f = f, .pre = 'P'};
@@ -358,7 +531,9 @@ cke_status cke_codegen_emit(const cke_plan *p, const cke_codegen_opts *o, FILE *
         "static void big_free(void *p, size_t n) { if (p) munmap(p, n ? n : 64); }\n\n"
         "static void model_free(ckm_model *m) {\n"
         "    if (!m) return;\n"
+        "    train_free(m);\n"
         "    if (m->map) munmap(m->map, m->map_len);\n"
+        "    big_free(m->wcopy, WEIGHTS_BYTES);\n"
         "    big_free(m->arena, ARENA_BYTES);\n"
         "    big_free(m->scratch, SCRATCH_BYTES);\n"
         "    big_free(m->kv, KV_BYTES);\n"
@@ -394,6 +569,20 @@ cke_status cke_codegen_emit(const cke_plan *p, const cke_codegen_opts *o, FILE *
         "        model_free(m); return NULL;\n"
         "    }\n"
         "    m->w = (const char *)map + WEIGHTS_HEADER;\n"
+        "    /* CKE_WEIGHTS=copy: weights copied into anonymous memory with huge pages requested (no TLB\n"
+        "     * misses while decode streams them); mmap (default): the page cache, shared, nothing copied.\n"
+        "     * cke bench --weights both measures the two; on Zen 4 decode ran within noise of each other. */\n"
+        "    const char *wm = getenv(\"CKE_WEIGHTS\");\n"
+        "    if (wm && !strcmp(wm, \"copy\")) {\n"
+        "        m->wcopy = big_alloc(WEIGHTS_BYTES);\n"
+        "        if (!m->wcopy) { snprintf(err, errlen, \"out of memory copying the weights\"); model_free(m); return NULL; }\n"
+        "        memcpy(m->wcopy, m->w, WEIGHTS_BYTES);\n"
+        "        munmap(m->map, m->map_len);\n"
+        "        m->map = NULL;\n"
+        "        m->w = m->wcopy;\n"
+        "    } else if (wm && *wm && strcmp(wm, \"mmap\")) {\n"
+        "        snprintf(err, errlen, \"CKE_WEIGHTS=%s: expected copy or mmap\", wm); model_free(m); return NULL;\n"
+        "    }\n"
         "    m->arena = big_alloc(ARENA_BYTES);\n"
         "    m->scratch = big_alloc(SCRATCH_BYTES);\n"
         "    m->kv = big_alloc(KV_BYTES);\n"
@@ -405,6 +594,7 @@ cke_status cke_codegen_emit(const cke_plan *p, const cke_codegen_opts *o, FILE *
         "    if (ROPE_DIM > 0) {\n"
         "        float freq[ROPE_DIM > 0 ? ROPE_DIM / 2 : 1];\n"
         "        cke_rope_freqs(freq, ROPE_DIM, ROPE_THETA);\n"
+        "        ROPE_SCALE_FREQS(freq);\n"
         "        cke_rope_table(m->rope_cs, freq, CTX, ROPE_DIM);\n"
         "    }\n"
         "    return m;\n"
@@ -445,6 +635,8 @@ cke_status cke_codegen_emit(const cke_plan *p, const cke_codegen_opts *o, FILE *
         "static void model_set_trace(ckm_model *m, ckm_trace_fn fn, void *ud) { m->trace = fn; m->trace_ud = ud; }\n"
         "static const char *model_last_error(const ckm_model *m) { return m->err; }\n\n",
         f);
+    cke_status tst = cke_codegen_emit_train_glue(p, o->train, f, err);
+    if (tst) return tst;
     fprintf(f,
             "static const ckm_api api = {\n"
             "    .abi_version = CKM_ABI_VERSION,\n"
@@ -463,6 +655,16 @@ cke_status cke_codegen_emit(const cke_plan *p, const cke_codegen_opts *o, FILE *
             "    .reset = model_reset,\n"
             "    .set_trace = model_set_trace,\n"
             "    .last_error = model_last_error,\n"
+            "    .train_batch = TRAIN_B,\n"
+            "    .train_seq = TRAIN_T,\n"
+            "    .n_tensors = (int)(sizeof model_tensors / sizeof model_tensors[0]),\n"
+            "    .tensors = model_tensors,\n"
+            "    .train_init = TRAIN_FN(model_train_init),\n"
+            "    .train_run = TRAIN_FN(train_run),\n"
+            "    .zero_grad = TRAIN_FN(model_zero_grad),\n"
+            "    .grad_sumsq = TRAIN_FN(train_grad_sumsq),\n"
+            "    .adamw = TRAIN_FN(train_adamw),\n"
+            "    .state = TRAIN_FN(model_state),\n"
             "};\n\n"
             "const ckm_api *ckm_api_get(void) { return &api; }\n",
             ir->family, o->model_name);
@@ -472,7 +674,8 @@ cke_status cke_codegen_emit(const cke_plan *p, const cke_codegen_opts *o, FILE *
 
 /* ------------------------------------------------------------------ weights.bin */
 
-cke_status cke_weights_write(const cke_plan *p, const char *path, cke_weight_fetch fetch, void *ud, cke_err *err) {
+cke_status cke_weights_write(const cke_plan *p, const char *path, cke_weight_fetch fetch, cke_weight_fetch_raw fetch_raw,
+                             void *ud, cke_err *err) {
     char tmp[4096];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     FILE *f = fopen(tmp, "wb");
@@ -497,6 +700,15 @@ cke_status cke_weights_write(const cke_plan *p, const char *path, cke_weight_fet
             size_t z = p->w[i].offset - at < sizeof zeros ? p->w[i].offset - at : sizeof zeros;
             if (fwrite(zeros, 1, z, f) != z) st = cke_fail(err, CKE_ERR_IO, "write error on %s", tmp);
             at += z;
+        }
+        if (p->w[i].dtype) { /* raw blocks in the file's format */
+            void *raw = malloc(p->w[i].size);
+            if (!raw) { st = cke_fail(err, CKE_ERR_NOMEM, "out of memory for tensor %s", v->name); break; }
+            st = fetch_raw(ud, v->name, p->w[i].dtype, raw, p->w[i].size, err);
+            if (!st && fwrite(raw, 1, p->w[i].size, f) != p->w[i].size) st = cke_fail(err, CKE_ERR_IO, "write error on %s", tmp);
+            at += p->w[i].size;
+            free(raw);
+            continue;
         }
         int64_t numel = cke_value_numel(v, 1);
         float *buf = malloc((size_t)numel * sizeof(float));

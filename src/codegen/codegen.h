@@ -14,12 +14,27 @@
 
 #include <stdio.h>
 
+struct cke_train_plan;
+
 typedef struct {
+    const struct cke_train_plan *train; /* NULL: inference only */
     const char *model_name;   /* shown in the ABI and the file comment */
     const char *source_desc;  /* "stories260K.bin (llama2.c v0)" */
 } cke_codegen_opts;
 
 cke_status cke_codegen_emit(const cke_plan *p, const cke_codegen_opts *o, FILE *out, cke_err *err);
+
+/* The training section of model.c (codegen_train.c): train_run, AdamW, norms, the tensor table,
+ * and the glue the ABI table points at (all absent, NULL in the ABI, when tp is NULL). */
+cke_status cke_codegen_emit_train(const struct cke_train_plan *tp, FILE *f, cke_err *err);
+cke_status cke_codegen_emit_train_glue(const cke_plan *p, const struct cke_train_plan *tp, FILE *f, cke_err *err);
+
+/* An attention attribute ("window", "softcap", "scale") of layer-0 node n as C: the per-layer
+ * array element L_<value>_<attr>[l] when it differs between layers, else the literal. */
+const char *cke_codegen_attn_attr(char *buf, size_t nb, const cke_ir *ir, const cke_node *n, const char *attr);
+
+/* A float as a C literal that round-trips ("1e-05f", "0.0f"); returns buf. */
+const char *cke_codegen_flit(char *buf, size_t n, float x);
 
 /* Fetches a weight as f32 into dst (numel floats). */
 typedef cke_status (*cke_weight_fetch)(void *ud, const char *name, float *dst, int64_t numel, cke_err *err);
@@ -27,7 +42,10 @@ typedef cke_status (*cke_weight_fetch)(void *ud, const char *name, float *dst, i
 /* weights.bin: a 4096-byte header ("CKEWGT01", layout hash, payload bytes, header bytes,
  * tensor count) then every tensor at its planned offset. Written to a temporary file and
  * renamed, so a crash never leaves a half-written file under the final name. */
-cke_status cke_weights_write(const cke_plan *p, const char *path, cke_weight_fetch fetch, void *ud, cke_err *err);
+/* Fetches a weight's raw bytes in its stored format (slots with dtype != 0): bytes = the slot size. */
+typedef cke_status (*cke_weight_fetch_raw)(void *ud, const char *name, int dtype, void *dst, size_t bytes, cke_err *err);
+cke_status cke_weights_write(const cke_plan *p, const char *path, cke_weight_fetch fetch, cke_weight_fetch_raw fetch_raw,
+                             void *ud, cke_err *err);
 
 /* Compiles model.c into model.so with the system compiler, linking the kernel library.
  * include_dir holds cke/kernels.h; libk is libckekernels.a. The compiler's output goes to log. */

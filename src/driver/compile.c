@@ -1,10 +1,12 @@
 #include "driver/compile.h"
 
+#include "cke/kernels.h"
 #include "codegen/codegen.h"
 #include "formats/gguf.h"
 #include "formats/model.h"
 #include "ir/ir.h"
 #include "plan/plan.h"
+#include "plan/plan_train.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -53,9 +55,14 @@ static void fill_hparams(src_ctx *c) {
     hp_add(c, "attn_scale", h->attn_scale, none);
     hp_add(c, "window", (double)h->sliding_window, 0);
     hp_add(c, "rope_scaling", (double)h->rope.scaling, 0);
+    hp_add(c, "rope_factor", h->rope.factor, none);
+    hp_add(c, "rope_low_freq", h->rope.low_freq_factor, none);
+    hp_add(c, "rope_high_freq", h->rope.high_freq_factor, none);
+    hp_add(c, "rope_orig_ctx", (double)h->rope.orig_ctx, none);
     hp_add(c, "norm_add_one", h->norm_add_one ? 1 : 0, 0);
     hp_add(c, "layer_norm", h->norm == CKE_NORM_LAYER ? 1 : 0, 0);
     hp_add(c, "gelu_act", h->act != CKE_ACT_SILU ? 1 : 0, 0);
+    hp_add(c, "gelu_kind", h->act == CKE_ACT_GELU ? CKE_GELU_ERF : CKE_GELU_TANH, none); /* which gelu */
     hp_add(c, "ungated_ffn", h->gated_ffn ? 0 : 1, 0);
     hp_add(c, "qk_norm", h->qk_norm ? 1 : 0, 0);
     hp_add(c, "post_norms", h->post_norms ? 1 : 0, 0);
@@ -91,7 +98,32 @@ static cke_status fetch_weight(void *ud, const char *name, float *dst, int64_t n
     if (cke_model_tensor_numel(t) != numel)
         return cke_fail(err, CKE_ERR_SHAPE, "tensor '%s': %lld elements, the plan has %lld", name,
                         (long long)cke_model_tensor_numel(t), (long long)numel);
+    const cke_dtype_traits *tr = cke_dtype_traits_of(t->dtype);
+    if (tr && tr->quantized) { /* block formats (a quantized embedding, or --keep-f32): dequantize exactly */
+        const cke_qtype_ops *q = cke_ktable_for(CKE_ISA_REF)->qops[t->dtype];
+        if (!q || !q->dequantize_row)
+            return cke_fail(err, CKE_ERR_UNSUPPORTED, "tensor '%s' is %s, which cke cannot read", name, cke_dtype_name(t->dtype));
+        q->dequantize_row(dst, t->data, numel);
+        return CKE_OK;
+    }
     return cke_model_tensor_to_f32(t, dst, err);
+}
+
+static cke_status fetch_raw(void *ud, const char *name, int dtype, void *dst, size_t bytes, cke_err *err) {
+    const cke_model_tensor *t = cke_model_find(ud, name);
+    if (!t || (int)t->dtype != dtype || (size_t)t->nbytes != bytes)
+        return cke_fail(err, CKE_ERR_SHAPE, "tensor '%s' is not %zu bytes of type %s as planned", name, bytes, cke_dtype_name(dtype));
+    memcpy(dst, t->data, bytes);
+    return CKE_OK;
+}
+
+/* The format a weight keeps in weights.bin: its file format when a kernel reads it (F16, BF16 and
+ * the block formats of cke_qtype_ops); F32 and everything else are stored as f32. */
+static int keep_dtype(void *ud, const char *name) {
+    const cke_model_tensor *t = cke_model_find(ud, name);
+    if (!t || t->dtype == CKE_DT_F32 || (int)t->dtype >= CKE_QTYPE_COUNT) return 0;
+    const cke_qtype_ops *q = cke_ktable_for(CKE_ISA_REF)->qops[t->dtype];
+    return q && q->vec_dot ? (int)t->dtype : 0;
 }
 
 /* ------------------------------------------------------------------ files */
@@ -190,12 +222,13 @@ cke_status cke_locate_resources(char *include_dir, char *templates_dir, char *li
     return CKE_OK;
 }
 
-/* The template of each family: llama.json serves Llama, Mistral (sliding window) and SmolLM. */
+/* The template of each family: llama.json serves Llama, Mistral (sliding window), SmolLM / Llama 3
+ * (rope scaling) and Phi-3 (whose fused tensors the formats layer splits into llama's). */
 static const char *template_of(cke_arch a) {
     switch (a) {
     case CKE_ARCH_LLAMA:
     case CKE_ARCH_MISTRAL:
-    case CKE_ARCH_QWEN2: return "llama"; /* Qwen2 = llama + optional QKV biases, which the template has */
+    case CKE_ARCH_PHI3: return "llama";
     default: return cke_arch_name(a);
     }
 }
@@ -204,6 +237,7 @@ cke_status cke_compile(const char *model_path, const cke_compile_opts *o, cke_er
     cke_model *m = NULL;
     cke_ir *ir = NULL;
     cke_plan *p = NULL;
+    cke_train_plan *tp = NULL;
     char path[PATH_MAX], path2[PATH_MAX];
     cke_status st = cke_model_open(model_path, &m, err);
     if (st) return st;
@@ -232,7 +266,11 @@ cke_status cke_compile(const char *model_path, const cke_compile_opts *o, cke_er
     if (o->ctx <= 0 && ctx > 4096) ctx = 4096;
     int64_t chunk = o->prefill_chunk > 0 ? o->prefill_chunk : 512;
     if ((st = cke_plan_new(&p, ir, ctx, chunk, o->max_threads > 0 ? o->max_threads : 16, err))) goto done;
+    if (!o->keep_f32 && o->train_batch <= 0 && (st = cke_plan_set_wdtypes(p, keep_dtype, m, err))) goto done;
 
+    if (o->train_batch > 0 &&
+        (st = cke_train_plan_new(&tp, p, o->train_batch, o->train_seq, o->train_recompute, o->max_threads > 0 ? o->max_threads : 16, err)))
+        goto done;
     if ((st = mkdir_p(o->out_dir, err))) goto done;
     snprintf(path, sizeof path, "%s/ir.json", o->out_dir);
     if ((st = cke_ir_write_json(ir, path, err))) goto done;
@@ -240,12 +278,18 @@ cke_status cke_compile(const char *model_path, const cke_compile_opts *o, cke_er
     if ((st = cke_plan_write_layout(p, path, err))) goto done;
     snprintf(path, sizeof path, "%s/memory_map.txt", o->out_dir);
     if ((st = cke_plan_write_map(p, path, err))) goto done;
+    if (tp) {
+        FILE *mf = fopen(path, "a");
+        if (!mf) { st = cke_fail(err, CKE_ERR_IO, "cannot append to %s", path); goto done; }
+        cke_train_plan_write_map(tp, mf);
+        fclose(mf);
+    }
 
     const char *base = strrchr(model_path, '/');
     base = base && base[1] ? base + 1 : model_path;
     char desc[PATH_MAX + 64];
     snprintf(desc, sizeof desc, "%s (%s)", base, cke_model_source_name(m->source));
-    cke_codegen_opts co = {.model_name = base, .source_desc = desc};
+    cke_codegen_opts co = {.model_name = base, .source_desc = desc, .train = tp};
     snprintf(path, sizeof path, "%s/model.c", o->out_dir);
     FILE *f = fopen(path, "w");
     if (!f) { st = cke_fail(err, CKE_ERR_IO, "cannot write %s", path); goto done; }
@@ -254,7 +298,7 @@ cke_status cke_compile(const char *model_path, const cke_compile_opts *o, cke_er
     if (st) goto done;
 
     snprintf(path2, sizeof path2, "%s/weights.bin", o->out_dir);
-    if ((st = cke_weights_write(p, path2, fetch_weight, m, err))) goto done;
+    if ((st = cke_weights_write(p, path2, fetch_weight, fetch_raw, m, err))) goto done;
 
     char so[PATH_MAX], logp[PATH_MAX];
     snprintf(so, sizeof so, "%s/model.so", o->out_dir);
@@ -277,6 +321,7 @@ cke_status cke_compile(const char *model_path, const cke_compile_opts *o, cke_er
                 (double)p->prefill.arena_bytes / (1 << 20),
                 p->prefill.sum_bytes ? 100.0 * (1.0 - (double)p->prefill.arena_bytes / (double)p->prefill.sum_bytes) : 0.0);
 done:
+    cke_train_plan_free(tp);
     cke_plan_free(p);
     cke_ir_free(ir);
     cke_model_close(m);

@@ -24,7 +24,12 @@ typedef struct {
     int64_t ctx;               /* KV cache positions; 0 = the model's context (capped at 4096) */
     int64_t prefill_chunk;     /* 0 = 512 (or ctx if smaller) */
     int max_threads;           /* workspace planned for this many threads; 0 = 16 */
+    int64_t train_batch;       /* > 0: add a training mode for train_batch x train_seq tokens */
+    int64_t train_seq;
+    int train_recompute;       /* recompute each layer's activations in the backward (checkpointing) */
     int quiet;
+    int keep_f32;              /* 1: convert every weight to f32 (the default keeps matmul weights in
+                                * their file format: F16, BF16, Q8_0, Q4_0 ... Q6_K; training forces f32) */
 } cke_compile_opts;
 
 cke_status cke_compile(const char *model_path, const cke_compile_opts *o, cke_err *err);

@@ -46,6 +46,7 @@ typedef enum {
     CKE_ARCH_GEMMA,
     CKE_ARCH_GEMMA2,
     CKE_ARCH_GPT2,
+    CKE_ARCH_PHI3,      /* HF fused qkv_proj / gate_up_proj are split into the canonical tensors */
     CKE_ARCH_COUNT
 } cke_arch;
 const char *cke_arch_name(cke_arch a);

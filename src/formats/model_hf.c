@@ -11,7 +11,7 @@
 static const struct { const char *type; cke_arch arch; } model_types[] = {
     {"llama", CKE_ARCH_LLAMA}, {"mistral", CKE_ARCH_MISTRAL}, {"qwen2", CKE_ARCH_QWEN2},
     {"qwen3", CKE_ARCH_QWEN3}, {"gemma", CKE_ARCH_GEMMA},     {"gemma2", CKE_ARCH_GEMMA2},
-    {"gpt2", CKE_ARCH_GPT2},
+    {"gpt2", CKE_ARCH_GPT2},    {"phi3", CKE_ARCH_PHI3},
 };
 
 static bool jint(const cJSON *o, const char *k, int64_t *v) {
@@ -117,10 +117,15 @@ static cke_status parse_cfg(const cJSON *c, cke_arch *arch, cke_hparams *h, cke_
         double q;
         if (jnum(c, "query_pre_attn_scalar", &q) && q > 0) h->attn_scale = 1.0 / sqrt(q);
     }
-    bool use_sw = true;
+    /* Qwen2/Qwen3 configs carry a sliding_window that is off unless use_sliding_window says so */
+    bool use_sw = *arch != CKE_ARCH_QWEN2 && *arch != CKE_ARCH_QWEN3;
     jbool(c, "use_sliding_window", &use_sw);
     if (use_sw) jint(c, "sliding_window", &h->sliding_window);
     if (h->sliding_window < 0) h->sliding_window = 0;
+
+    double prf;
+    if (jnum(c, "partial_rotary_factor", &prf) && prf > 0 && prf < 1) /* Phi-3.5/4-mini: rotate a prefix */
+        h->rope.dims = (int64_t)((double)h->head_dim * prf);
 
     const cJSON *rs = cJSON_GetObjectItemCaseSensitive(c, "rope_scaling");
     if (rs && !cJSON_IsNull(rs)) {
@@ -156,16 +161,19 @@ cke_status cke_model_parse_hf_config(const char *json, size_t len, cke_arch *arc
     return s;
 }
 
-/* HF tensor name -> canonical; *conv: stored [in, out] (GPT-2 Conv1D); *fused: c_attn (Q|K|V).
- * Returns false for names to skip (non-weight buffers), sets cn = NULL for unknown names. */
-static bool map_name(cke_arch arch, const char *name, char *cn, size_t cap, bool *conv, bool *fused, bool *known) {
-    *conv = *fused = false;
+/* HF tensor name -> canonical; *conv: stored [in, out] (GPT-2 Conv1D); *fused: FUSED_QKV (GPT-2
+ * c_attn, Phi-3 qkv_proj: Q|K|V rows) or FUSED_GATE_UP (Phi-3 gate_up_proj: gate|up rows).
+ * Returns false for names to skip (non-weight buffers), sets *known = false for unknown names. */
+enum { FUSED_NONE = 0, FUSED_QKV = 1, FUSED_GATE_UP = 2 };
+static bool map_name(cke_arch arch, const char *name, char *cn, size_t cap, bool *conv, int *fused, bool *known) {
+    *conv = false;
+    *fused = FUSED_NONE;
     *known = true;
     long long l;
     int pos = 0;
     if (arch == CKE_ARCH_GPT2) {
         if (!strncmp(name, "transformer.", 12)) name += 12;
-        static const struct { const char *hf, *c; bool conv, fused; } g[] = {
+        static const struct { const char *hf, *c; bool conv; int fused; } g[] = {
             {"ln_1.weight", "attn_norm", 0, 0}, {"ln_1.bias", "attn_norm_b", 0, 0},
             {"attn.c_attn.weight", "attn_qkv", 1, 1}, {"attn.c_attn.bias", "attn_qkv_b", 0, 1},
             {"attn.c_proj.weight", "attn_o", 1, 0}, {"attn.c_proj.bias", "attn_o_b", 0, 0},
@@ -213,6 +221,16 @@ static bool map_name(cke_arch arch, const char *name, char *cn, size_t cap, bool
     if (sscanf(name, "model.layers.%lld.%n", &l, &pos) == 1 && pos > 0) {
         const char *suf = name + pos;
         if (!strcmp(suf, "self_attn.rotary_emb.inv_freq")) return false;
+        if (arch == CKE_ARCH_PHI3 && !strcmp(suf, "self_attn.qkv_proj.weight")) {
+            snprintf(cn, cap, "l%lld.attn_qkv", l);
+            *fused = FUSED_QKV;
+            return true;
+        }
+        if (arch == CKE_ARCH_PHI3 && !strcmp(suf, "mlp.gate_up_proj.weight")) {
+            snprintf(cn, cap, "l%lld.ffn_gate_up", l);
+            *fused = FUSED_GATE_UP;
+            return true;
+        }
         for (size_t k = 0; k < sizeof lay / sizeof *lay; k++)
             if (!strcmp(suf, lay[k].hf)) { snprintf(cn, cap, "l%lld.%s", l, lay[k].c); return true; }
     } else if (!strcmp(name, "model.embed_tokens.weight")) { snprintf(cn, cap, "tok_embd"); return true; }
@@ -262,7 +280,8 @@ cke_status cke_model_load_hf(cke_model *m, const char *dir, cke_err *err) {
     for (int64_t i = 0; i < n; i++) {
         const cke_safetensors_tensor *t = cke_safetensors_tensor_at(p->st, i);
         char cn[128];
-        bool conv, fused, known;
+        bool conv, known;
+        int fused;
         if (!map_name(m->arch, t->name, cn, sizeof cn, &conv, &fused, &known)) continue;
         if (!known) return cke_fail(err, CKE_ERR_UNSUPPORTED, "%s: tensor '%s' is not supported", dir, t->name);
         if (t->ndim > 4) return cke_fail(err, CKE_ERR_SHAPE, "%s: tensor '%s' has %d dims", dir, t->name, t->ndim);
@@ -274,30 +293,48 @@ cke_status cke_model_load_hf(cke_model *m, const char *dir, cke_err *err) {
                               t->file_offset, false, err));
         }
         if (fused) {
-            /* split the (now [out, in]) Q|K|V rows into attn_q/k/v (+ _b) slices */
+            /* split the (now [out, in]) fused rows into row slices: Q|K|V (sizes from the heads,
+             * so grouped-query Phi-3 works too) or gate|up (halves) */
             cke_model_tensor src = m->tensors[--m->n_tensors];
-            int64_t d = m->hp.dim;
-            if (src.shape[0] != 3 * d)
+            const cke_hparams *h = &m->hp;
+            int64_t hd = h->head_dim ? h->head_dim : h->n_heads ? h->dim / h->n_heads : 0;
+            int64_t q = h->n_heads * hd, kv = (h->n_kv_heads ? h->n_kv_heads : h->n_heads) * hd;
+            int64_t r0[3] = {0, q, q + kv}, nr[3] = {q, kv, kv}, nparts = 3;
+            const char *qkv[3] = {"attn_q", "attn_k", "attn_v"}, *gu[2] = {"ffn_gate", "ffn_up"};
+            const char *const *nm = qkv;
+            if (fused == FUSED_GATE_UP) {
+                nm = gu, nparts = 2;
+                r0[0] = 0, r0[1] = nr[0] = nr[1] = h->ffn_dim;
+            }
+            int64_t want = r0[nparts - 1] + nr[nparts - 1];
+            if (src.shape[0] != want)
                 return cke_fail(err, CKE_ERR_SHAPE, "%s: '%s' has %lld fused rows, expected %lld", dir, t->name,
-                                (long long)src.shape[0], (long long)(3 * d));
+                                (long long)src.shape[0], (long long)want);
             bool bias = strstr(cn, "_b") != NULL;
             long long l;
             sscanf(cn, "l%lld.", &l);
-            const char *nm[3] = {"attn_q", "attn_k", "attn_v"};
-            for (int k = 0; k < 3; k++) {
+            for (int k = 0; k < nparts; k++) {
                 char nn[96];
                 snprintf(nn, sizeof nn, "l%lld.%s%s", l, nm[k], bias ? "_b" : "");
-                TRY(cke_model_add_rows(m, nn, &src, k * d, d, err));
+                TRY(cke_model_add_rows(m, nn, &src, r0[k], nr[k], err));
             }
         }
     }
-    /* tokenizer.json next to the weights */
+    /* tokenizer.json next to the weights; else a llama2.c tokenizer.bin (models cke trained with
+     * a vocabulary from `cke vocab` carry one) */
     char *tj = cke_arena_alloc(&p->arena, strlen(dir) + 32);
     if (!tj) return cke_fail(err, CKE_ERR_NOMEM, "out of memory");
     sprintf(tj, "%s/tokenizer.json", dir);
     struct stat sb;
     if (stat(tj, &sb) == 0) {
         m->tok.source = CKE_TOK_HF_JSON;
+        m->tok.path = tj;
+        m->tok.file_bytes = sb.st_size;
+        return CKE_OK;
+    }
+    sprintf(tj, "%s/tokenizer.bin", dir);
+    if (stat(tj, &sb) == 0) {
+        m->tok.source = CKE_TOK_LLAMA2C_BIN;
         m->tok.path = tj;
         m->tok.file_bytes = sb.st_size;
     }

@@ -12,7 +12,11 @@
  * Inside "layer", a name not yet defined in this layer means the previous layer's value (or the
  * prologue's), so ["x", "add", "h", "ffn_out"] continues the residual stream. An input written
  * "name?" is optional: dropped when the model lacks that weight (biases). Shapes and attributes
- * are numbers or expressions over hyperparameters: "n_head*head_dim". */
+ * are numbers or expressions over hyperparameters: "n_head*head_dim" (+ - * / %, parentheses,
+ * sqrt). Inside "layer", attributes may also use the layer index `layer`, so one body describes
+ * layers that differ in an attribute: "window": "window * (1 - layer % 2)" (Gemma 2: sliding
+ * window on even layers, global attention on odd ones); the code generator turns such an
+ * attribute into a per-layer array. */
 #include "ir/ir.h"
 
 #include <cjson/cJSON.h>
@@ -27,6 +31,7 @@
 typedef struct {
     const char *s;
     const cke_ir *ir;
+    int layer; /* the variable `layer` inside a layer body's attributes; -1 elsewhere */
     int bad;
     char what[96];
 } expr_ctx;
@@ -60,6 +65,12 @@ static double expr_atom(expr_ctx *c) {
         while ((isalnum((unsigned char)*c->s) || *c->s == '_') && n + 1 < sizeof id) id[n++] = *c->s++;
         id[n] = 0;
         if (!strcmp(id, "sqrt")) return sqrt(expr_atom(c));
+        if (!strcmp(id, "layer")) {
+            if (c->layer >= 0) return c->layer;
+            c->bad = 1;
+            snprintf(c->what, sizeof c->what, "'layer' is only defined in a layer body's attributes");
+            return 0;
+        }
         double v;
         if (cke_ir_hparam(c->ir, id, &v) != 0) {
             c->bad = 1;
@@ -79,6 +90,16 @@ static double expr_prod(expr_ctx *c) {
         expr_ws(c);
         if (*c->s == '*') { c->s++; v *= expr_atom(c); }
         else if (*c->s == '/') { c->s++; v /= expr_atom(c); }
+        else if (*c->s == '%') { /* integer remainder, for per-layer patterns: "window * (1 - layer % 2)" */
+            c->s++;
+            double d = expr_atom(c);
+            if (d == 0 || d != floor(d) || v != floor(v)) {
+                c->bad = 1;
+                snprintf(c->what, sizeof c->what, "'%%' needs integers and a non-zero divisor");
+                return 0;
+            }
+            v = fmod(v, d);
+        }
         else return v;
     }
 }
@@ -93,13 +114,14 @@ static double expr_sum(expr_ctx *c) {
     }
 }
 
-/* A JSON number or an expression string -> value. */
-static cke_status eval_json(const cke_ir *ir, const cJSON *j, double *out, const char *ctx, cke_err *err) {
+/* A JSON number or an expression string -> value; layer >= 0 defines the variable `layer`. */
+static cke_status eval_json_at(const cke_ir *ir, const cJSON *j, int layer, double *out, const char *ctx,
+                               cke_err *err) {
     if (cJSON_IsNumber(j)) { *out = j->valuedouble; return CKE_OK; }
     if (cJSON_IsBool(j)) { *out = cJSON_IsTrue(j) ? 1 : 0; return CKE_OK; }
     if (!cJSON_IsString(j))
         return cke_fail(err, CKE_ERR_FORMAT, "template: %s: expected a number or an expression", ctx);
-    expr_ctx c = {.s = j->valuestring, .ir = ir};
+    expr_ctx c = {.s = j->valuestring, .ir = ir, .layer = layer};
     double v = expr_sum(&c);
     expr_ws(&c);
     if (!c.bad && *c.s) { c.bad = 1; snprintf(c.what, sizeof c.what, "trailing '%s'", c.s); }
@@ -107,6 +129,10 @@ static cke_status eval_json(const cke_ir *ir, const cJSON *j, double *out, const
         return cke_fail(err, CKE_ERR_FORMAT, "template: %s: '%s': %s", ctx, j->valuestring, c.what);
     *out = v;
     return CKE_OK;
+}
+
+static cke_status eval_json(const cke_ir *ir, const cJSON *j, double *out, const char *ctx, cke_err *err) {
+    return eval_json_at(ir, j, -1, out, ctx, err);
 }
 
 /* ---------------------------------------------------------------- graph building */
@@ -259,9 +285,12 @@ static const struct {
     {"n_kv_head", offsetof(cke_attrs, n_kv_head), 1}, {"head_dim", offsetof(cke_attrs, head_dim), 1},
     {"rot", offsetof(cke_attrs, rot), 1},         {"window", offsetof(cke_attrs, window), 1},
     {"rope_layout", offsetof(cke_attrs, rope_layout), 2}, {"gelu", offsetof(cke_attrs, gelu), 2},
+    {"rope_scaling", offsetof(cke_attrs, rope_scaling), 2}, {"rope_factor", offsetof(cke_attrs, rope_factor), 0},
+    {"rope_low_freq", offsetof(cke_attrs, rope_low_freq), 0}, {"rope_high_freq", offsetof(cke_attrs, rope_high_freq), 0},
+    {"rope_orig_ctx", offsetof(cke_attrs, rope_orig_ctx), 1},
 };
 
-static cke_status parse_attrs(cke_ir *ir, const cJSON *obj, cke_attrs *a, const char *where, cke_err *err) {
+static cke_status parse_attrs(cke_ir *ir, const cJSON *obj, int layer, cke_attrs *a, const char *where, cke_err *err) {
     const cJSON *it;
     cJSON_ArrayForEach(it, obj) {
         size_t k = 0;
@@ -279,7 +308,7 @@ static cke_status parse_attrs(cke_ir *ir, const cJSON *obj, cke_attrs *a, const 
             else if (!strcmp(s, "halves") || !strcmp(s, "tanh")) e = 1;
             if (e >= 0) { *(int *)((char *)a + attr_fields[k].off) = e; continue; }
         }
-        cke_status st = eval_json(ir, it, &x, ctx, err);
+        cke_status st = eval_json_at(ir, it, layer, &x, ctx, err);
         if (st) return st;
         if (attr_fields[k].is_int == 1) *(int64_t *)((char *)a + attr_fields[k].off) = (int64_t)llround(x);
         else if (attr_fields[k].is_int == 2) *(int *)((char *)a + attr_fields[k].off) = (int)llround(x);
@@ -314,6 +343,13 @@ static cke_status infer_shape(cke_ir *ir, cke_node *n, cke_err *err) {
         o->ndim = 2, o->dims[0] = x->dims[0], o->dims[1] = w->dims[0];
         return CKE_OK;
     case CKE_OP_RMSNORM:
+        if (n->a.head_dim > 0) { /* per-head norm (Qwen3 QK-norm): rows of head_dim, one w[head_dim] */
+            if (x->ndim != 2 || w->ndim != 1 || w->dims[0] != n->a.head_dim || x->dims[1] % n->a.head_dim)
+                SHAPE_FAIL("%s: per-head rmsnorm needs x [T,H*%lld] and w [%lld], got %s and %s", on,
+                           (long long)n->a.head_dim, (long long)n->a.head_dim, s0, s1);
+            break;
+        }
+        /* fall through */
     case CKE_OP_LAYERNORM:
         if (x->ndim != 2 || w->ndim != 1 || w->dims[0] != x->dims[1])
             SHAPE_FAIL("%s: %s needs x [T,D] and w [D], got %s and %s", on, opn, s0, s1);
@@ -355,6 +391,9 @@ static cke_status infer_shape(cke_ir *ir, cke_node *n, cke_err *err) {
     case CKE_OP_GELU:
     case CKE_OP_SILU:
         break;
+    case CKE_OP_SOFTCAP:
+        if (n->a.softcap < 0) SHAPE_FAIL("%s: softcap %g must be >= 0 (0 = none)", on, (double)n->a.softcap);
+        break;
     case CKE_OP_LAST_ROW:
         o->ndim = 2, o->dims[0] = 1, o->dims[1] = x->dims[1];
         return CKE_OK;
@@ -388,7 +427,7 @@ static cke_status add_nodes(cke_ir *ir, const cJSON *list, cke_section sec, int 
         for (int i = 2; i < cnt; i++) {
             const cJSON *a = cJSON_GetArrayItem(nd, i);
             if (cJSON_IsObject(a)) {
-                cke_status st = parse_attrs(ir, a, &n.a, where, err);
+                cke_status st = parse_attrs(ir, a, layer, &n.a, where, err);
                 if (st) return st;
                 continue;
             }

@@ -57,6 +57,11 @@ typedef struct {
     int64_t window;   /* attention: sliding window, 0 = none */
     int rope_layout;  /* cke_rope_layout */
     int gelu;         /* cke_gelu_kind */
+    /* rope frequency scaling (one table for the model: every rope node must agree) */
+    int rope_scaling;      /* cke_rope_scaling of src/formats/model.h: 0 none, 1 linear, 2 llama3 */
+    float rope_factor;     /* linear and llama3 */
+    float rope_low_freq, rope_high_freq; /* llama3 low/high_freq_factor */
+    int64_t rope_orig_ctx; /* llama3 original_max_position_embeddings */
 } cke_attrs;
 
 typedef struct {

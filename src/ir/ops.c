@@ -29,7 +29,27 @@ const cke_op_info cke_op_table[CKE_OP_COUNT] = {
     [CKE_OP_GEGLU]     = {.n_in_min = 2, .n_in_max = 2, .rowwise = 1},
     [CKE_OP_GELU]      = {.n_in_min = 1, .n_in_max = 1, .rowwise = 1},
     [CKE_OP_SILU]      = {.n_in_min = 1, .n_in_max = 1, .rowwise = 1},
+    [CKE_OP_SOFTCAP]   = {.n_in_min = 1, .n_in_max = 1, .rowwise = 1},
     [CKE_OP_LAST_ROW]  = {.n_in_min = 1, .n_in_max = 1, .rowwise = 0},
+};
+
+/* Inputs count weights too: a rule that reads W lists its index like any other input. */
+const cke_grad_rule cke_grad_rules[CKE_OP_COUNT] = {
+    [CKE_OP_EMBED]     = {1, CKE_GRAD_IN(0), 0},                              /* dtable += scatter(dout) */
+    [CKE_OP_POSEMB]    = {1, 0, 0},                                           /* dx += dout; dpos += dout */
+    [CKE_OP_RMSNORM]   = {1, CKE_GRAD_IN(0) | CKE_GRAD_IN(1), 1},             /* x, w, rstd */
+    [CKE_OP_LAYERNORM] = {1, CKE_GRAD_IN(0) | CKE_GRAD_IN(1), 2},             /* x, w, mean, rstd */
+    [CKE_OP_LINEAR]    = {1, CKE_GRAD_IN(0) | CKE_GRAD_IN(1), 0},             /* dX = dY W, dW += dY^T X */
+    [CKE_OP_ROPE]      = {1, 0, 0},                                           /* rotate dout back */
+    [CKE_OP_ATTENTION] = {1, CKE_GRAD_IN(0) | CKE_GRAD_IN(1) | CKE_GRAD_IN(2) | CKE_GRAD_OUT, 3},
+    [CKE_OP_ADD]       = {1, 0, 0},                                           /* da += dout; db += dout */
+    [CKE_OP_SCALE]     = {1, 0, 0},                                           /* dx += s dout */
+    [CKE_OP_SWIGLU]    = {1, CKE_GRAD_IN(0) | CKE_GRAD_IN(1), 0},             /* gate, up */
+    [CKE_OP_GEGLU]     = {1, CKE_GRAD_IN(0) | CKE_GRAD_IN(1), 0},
+    [CKE_OP_GELU]      = {1, CKE_GRAD_IN(0), 0},
+    [CKE_OP_SILU]      = {1, CKE_GRAD_IN(0), 0},
+    [CKE_OP_SOFTCAP]   = {1, CKE_GRAD_IN(0), 0},                              /* x */
+    [CKE_OP_LAST_ROW]  = {0, 0, 0},                                           /* inference only */
 };
 
 int cke_op_parse(const char *name, cke_op *out) {

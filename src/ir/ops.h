@@ -8,7 +8,7 @@
 #define CKE_OPS(X)                                                                                   \
     X(EMBED,     "embed",     "out[T,D] = table[V,D][tokens[T]]")                                    \
     X(POSEMB,    "posemb",    "out[T,D] = x[T,D] + pos_table[P,D][pos0 + t]")                        \
-    X(RMSNORM,   "rmsnorm",   "out[T,D] = x / sqrt(mean(x^2) + eps) * (w_offset + w[D])")           \
+    X(RMSNORM,   "rmsnorm",   "out[T,D] = x / sqrt(mean(x^2) + eps) * (w_offset + w[D]); with head_dim: per head, w[hd]")\
     X(LAYERNORM, "layernorm", "out[T,D] = (x - mean) / sqrt(var + eps) * w[D] + b[D]")               \
     X(LINEAR,    "linear",    "out[T,N] = x[T,K] . W[N,K]^T (+ b[N])")                               \
     X(ROPE,      "rope",      "out[T,H*hd] = x rotated by position (pairs per rope_layout, rot dims)")\
@@ -19,6 +19,7 @@
     X(GEGLU,     "geglu",     "out[T,F] = gelu(gate[T,F]) * up[T,F]")                                \
     X(GELU,      "gelu",      "out = gelu(x)")                                                       \
     X(SILU,      "silu",      "out = silu(x)")                                                       \
+    X(SOFTCAP,   "softcap",   "out = softcap * tanh(x / softcap) (Gemma 2 final logits; 0 = identity)")\
     X(LAST_ROW,  "last_row",  "out[1,D] = x[T-1,D] (inference: only the last position's logits)")
 
 typedef enum {
@@ -34,6 +35,19 @@ typedef struct {
 } cke_op_info;
 
 extern const cke_op_info cke_op_table[CKE_OP_COUNT];
+
+/* Gradient rules: what each op's backward reads, so the training lowering knows which forward
+ * values to keep (and which it may drop after their last forward use), and how many per-row
+ * statistics the forward saves for it (rstd, mean, log-sum-exp). The kernel each rule calls is
+ * emitted by src/codegen/codegen_train.c next to the forward call. */
+#define CKE_GRAD_IN(i) (1u << (i)) /* the backward reads input i */
+#define CKE_GRAD_OUT (1u << 8)     /* the backward reads the op's own output */
+typedef struct {
+    int differentiable; /* 0: training through this op is not supported */
+    unsigned needs;     /* CKE_GRAD_IN(i) | CKE_GRAD_OUT */
+    int aux;            /* saved statistics: 0 none, 1 rstd [rows], 2 mean+rstd [rows], 3 lse [heads, rows] */
+} cke_grad_rule;
+extern const cke_grad_rule cke_grad_rules[CKE_OP_COUNT];
 extern const char *const cke_op_names[CKE_OP_COUNT];
 extern const char *const cke_op_meanings[CKE_OP_COUNT];
 int cke_op_parse(const char *name, cke_op *out);

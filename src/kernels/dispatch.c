@@ -33,6 +33,7 @@ int cke_isa_supported(cke_isa isa) {
         __builtin_cpu_init();
         return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx2") &&
+               __builtin_cpu_supports("avx512vnni") && /* quant dot products (Ice Lake, Zen 4 on) */
                __builtin_cpu_supports("fma");
     default: return 0;
     }

@@ -110,6 +110,8 @@ void cke_geglu_bwd_ref(float *dgate, float *dup, const float *dout, const float 
 void cke_add_fwd_ref(float *out, const float *a, const float *b, int64_t n);
 void cke_axpy_ref(float *y, float a, const float *x, int64_t n);
 void cke_scale_fwd_ref(float *out, const float *in, float s, int64_t n);
+void cke_softcap_fwd_ref(float *out, const float *in, float cap, int64_t n);
+void cke_softcap_bwd_ref(float *din, const float *dout, const float *in, float cap, int64_t n);
 void cke_softmax_fwd_avx2(float *out, const float *in, int64_t R, int64_t C, int64_t causal_pos0);
 void cke_softmax_bwd_avx2(float *din, const float *dout, const float *out, int64_t R, int64_t C);
 void cke_silu_fwd_avx2(float *out, const float *in, int64_t n);
@@ -174,5 +176,76 @@ void cke_xent_fwd_bwd_avx512(float *loss, float *dlogits, const float *logits, c
 void cke_adamw_avx512(float *p, float *m, float *v, const float *g, int64_t n, float lr, float beta1,
                  float beta2, float eps, float wd, int64_t step, float grad_scale);
 double cke_sumsq_avx512(const float *x, int64_t n);
+
+/* ==== quant (quantized formats; src/kernels/quant_blocks.h has the block layouts) ==== */
+#define CKE_QOPS_DECL(isa)                                                                          \
+    extern const cke_qtype_ops cke_qops_f16_##isa, cke_qops_bf16_##isa, cke_qops_q8_0_##isa,         \
+        cke_qops_q8_1_##isa, cke_qops_q4_0_##isa, cke_qops_q4_1_##isa, cke_qops_q5_0_##isa,          \
+        cke_qops_q5_1_##isa, cke_qops_q8_K_##isa, cke_qops_q4_K_##isa, cke_qops_q5_K_##isa,          \
+        cke_qops_q6_K_##isa
+CKE_QOPS_DECL(ref);
+CKE_QOPS_DECL(avx2);
+CKE_QOPS_DECL(avx512);
+/* qops[] initializer of a table: the ggml type id of each format -> its ops */
+#define CKE_QOPS_TABLE(isa)                                                                         \
+    {[1] = &cke_qops_f16_##isa, [30] = &cke_qops_bf16_##isa, [8] = &cke_qops_q8_0_##isa,             \
+     [9] = &cke_qops_q8_1_##isa, [2] = &cke_qops_q4_0_##isa, [3] = &cke_qops_q4_1_##isa,             \
+     [6] = &cke_qops_q5_0_##isa, [7] = &cke_qops_q5_1_##isa, [15] = &cke_qops_q8_K_##isa,            \
+     [12] = &cke_qops_q4_K_##isa, [13] = &cke_qops_q5_K_##isa, [14] = &cke_qops_q6_K_##isa}
+/* the reference quantizers serve every table: they run once per model (quantize) or per load */
+void cke_quantize_row_f16_ref(void *y, const float *x, int64_t k);
+void cke_dequantize_row_f16_ref(float *y, const void *x, int64_t k);
+void cke_quantize_row_bf16_ref(void *y, const float *x, int64_t k);
+void cke_dequantize_row_bf16_ref(float *y, const void *x, int64_t k);
+void cke_quantize_row_q8_0_ref(void *y, const float *x, int64_t k);
+void cke_dequantize_row_q8_0_ref(float *y, const void *x, int64_t k);
+void cke_quantize_row_q8_1_ref(void *y, const float *x, int64_t k);
+void cke_dequantize_row_q8_1_ref(float *y, const void *x, int64_t k);
+void cke_quantize_row_q4_0_ref(void *y, const float *x, int64_t k);
+void cke_dequantize_row_q4_0_ref(float *y, const void *x, int64_t k);
+void cke_quantize_row_q4_1_ref(void *y, const float *x, int64_t k);
+void cke_dequantize_row_q4_1_ref(float *y, const void *x, int64_t k);
+void cke_quantize_row_q5_0_ref(void *y, const float *x, int64_t k);
+void cke_dequantize_row_q5_0_ref(float *y, const void *x, int64_t k);
+void cke_quantize_row_q5_1_ref(void *y, const float *x, int64_t k);
+void cke_dequantize_row_q5_1_ref(float *y, const void *x, int64_t k);
+void cke_quantize_row_q8_K_ref(void *y, const float *x, int64_t k);
+void cke_dequantize_row_q8_K_ref(float *y, const void *x, int64_t k);
+void cke_quantize_row_q4_K_ref(void *y, const float *x, int64_t k);
+void cke_dequantize_row_q4_K_ref(float *y, const void *x, int64_t k);
+void cke_quantize_row_q5_K_ref(void *y, const float *x, int64_t k);
+void cke_dequantize_row_q5_K_ref(float *y, const void *x, int64_t k);
+void cke_quantize_row_q6_K_ref(void *y, const float *x, int64_t k);
+void cke_dequantize_row_q6_K_ref(float *y, const void *x, int64_t k);
+void cke_vec_dot_f16_ref(float *s, const void *w, const void *a, int64_t k);
+void cke_vec_dot_bf16_ref(float *s, const void *w, const void *a, int64_t k);
+void cke_vec_dot_q8_0_ref(float *s, const void *w, const void *a, int64_t k);
+void cke_vec_dot_q4_0_ref(float *s, const void *w, const void *a, int64_t k);
+void cke_vec_dot_q4_1_ref(float *s, const void *w, const void *a, int64_t k);
+void cke_vec_dot_q5_0_ref(float *s, const void *w, const void *a, int64_t k);
+void cke_vec_dot_q5_1_ref(float *s, const void *w, const void *a, int64_t k);
+void cke_vec_dot_q4_K_ref(float *s, const void *w, const void *a, int64_t k);
+void cke_vec_dot_q5_K_ref(float *s, const void *w, const void *a, int64_t k);
+void cke_vec_dot_q6_K_ref(float *s, const void *w, const void *a, int64_t k);
+void cke_vec_dot_f16_avx2(float *s, const void *w, const void *a, int64_t k);
+void cke_vec_dot_bf16_avx2(float *s, const void *w, const void *a, int64_t k);
+void cke_vec_dot_q8_0_avx2(float *s, const void *w, const void *a, int64_t k);
+void cke_vec_dot_q4_0_avx2(float *s, const void *w, const void *a, int64_t k);
+void cke_vec_dot_q4_1_avx2(float *s, const void *w, const void *a, int64_t k);
+void cke_vec_dot_q5_0_avx2(float *s, const void *w, const void *a, int64_t k);
+void cke_vec_dot_q5_1_avx2(float *s, const void *w, const void *a, int64_t k);
+void cke_vec_dot_q4_K_avx2(float *s, const void *w, const void *a, int64_t k);
+void cke_vec_dot_q5_K_avx2(float *s, const void *w, const void *a, int64_t k);
+void cke_vec_dot_q6_K_avx2(float *s, const void *w, const void *a, int64_t k);
+void cke_vec_dot_f16_avx512(float *s, const void *w, const void *a, int64_t k);
+void cke_vec_dot_bf16_avx512(float *s, const void *w, const void *a, int64_t k);
+void cke_vec_dot_q8_0_avx512(float *s, const void *w, const void *a, int64_t k);
+void cke_vec_dot_q4_0_avx512(float *s, const void *w, const void *a, int64_t k);
+void cke_vec_dot_q4_1_avx512(float *s, const void *w, const void *a, int64_t k);
+void cke_vec_dot_q5_0_avx512(float *s, const void *w, const void *a, int64_t k);
+void cke_vec_dot_q5_1_avx512(float *s, const void *w, const void *a, int64_t k);
+void cke_vec_dot_q4_K_avx512(float *s, const void *w, const void *a, int64_t k);
+void cke_vec_dot_q5_K_avx512(float *s, const void *w, const void *a, int64_t k);
+void cke_vec_dot_q6_K_avx512(float *s, const void *w, const void *a, int64_t k);
 
 #endif

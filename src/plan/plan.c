@@ -208,10 +208,16 @@ static cke_status lower_mode(cke_plan *p, cke_mode_plan *m, const char *mode, in
             const cke_value *w = &ir->v[n->in[1]];
             ws = cke_gemm_ws_size(rows[n->out], w->dims[0], w->dims[1], nth);
         } else if (n->op == CKE_OP_ATTENTION) {
-            cke_attn_shape as = {.T = rows[n->out], .Tk = p->ctx, .n_head = n->a.n_head, .n_kv_head = n->a.n_kv_head,
-                                 .head_dim = n->a.head_dim, .scale = n->a.scale, .window = n->a.window,
-                                 .softcap = n->a.softcap};
-            ws = cke_attn_ws_size(&as, nth);
+            /* the loop runs every layer's copy, whose attributes may differ (Gemma 2 windows) */
+            for (int i = 0; i < ir->nn; i++) {
+                const cke_node *q = &ir->n[i];
+                if (q->op != CKE_OP_ATTENTION || strcmp(ir->v[q->out].base, ir->v[n->out].base)) continue;
+                cke_attn_shape as = {.T = rows[n->out], .Tk = p->ctx, .n_head = q->a.n_head, .n_kv_head = q->a.n_kv_head,
+                                     .head_dim = q->a.head_dim, .scale = q->a.scale, .window = q->a.window,
+                                     .softcap = q->a.softcap};
+                size_t w = cke_attn_ws_size(&as, nth);
+                if (w > ws) ws = w;
+            }
         }
         if (align_up(ws) > m->scratch_bytes) m->scratch_bytes = align_up(ws);
     }
@@ -247,6 +253,66 @@ static cke_status plan_weights(cke_plan *p, cke_err *err) {
     return CKE_OK;
 }
 
+int cke_plan_wdtype(const cke_plan *p, int value) {
+    if (value < 0) return 0;
+    if (p->ir->v[value].tied_to >= 0) value = p->ir->v[value].tied_to;
+    for (int i = 0; i < p->nw; i++)
+        if (p->w[i].value == value) return p->w[i].dtype;
+    return 0;
+}
+
+cke_status cke_plan_set_wdtypes(cke_plan *p, int (*dtype_of)(void *ud, const char *name), void *ud, cke_err *err) {
+    cke_ir *ir = p->ir;
+    /* a weight keeps its format only when every read is a LINEAR's matrix and nothing ties to it */
+    char *f32_only = calloc((size_t)ir->nv, 1);
+    if (!f32_only) return cke_fail(err, CKE_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < ir->nn; i++)
+        for (int k = 0; k < ir->n[i].n_in; k++) {
+            int vi = ir->n[i].in[k];
+            if (ir->v[vi].kind != CKE_V_WEIGHT) continue;
+            if (ir->v[vi].tied_to >= 0) { f32_only[vi] = 1; f32_only[ir->v[vi].tied_to] = 1; }
+            if (!(ir->n[i].op == CKE_OP_LINEAR && k == 1)) f32_only[vi] = 1;
+        }
+    size_t off = 0;
+    for (int i = 0; i < p->nw; i++) {
+        cke_wslot *s = &p->w[i];
+        const cke_value *v = &ir->v[s->value];
+        int dt = f32_only[s->value] || v->ndim != 2 ? 0 : dtype_of(ud, v->name);
+        size_t qs = dt ? cke_qtype_row_size(dt, v->dims[1]) : 0;
+        if (dt && !qs) dt = 0; /* format without kernels, or a row that is not whole blocks: f32 */
+        s->dtype = dt;
+        s->size = dt ? qs * (size_t)v->dims[0] : (size_t)cke_value_numel(v, 1) * sizeof(float);
+        s->offset = off;
+        off = align_up(off + s->size);
+    }
+    free(f32_only);
+    p->weights_bytes = off;
+    /* scratch: the quantized linear's workspace at this mode's rows, for every layer's format */
+    cke_mode_plan *ms[2] = {&p->prefill, &p->decode};
+    for (int mi = 0; mi < 2; mi++) {
+        cke_mode_plan *m = ms[mi];
+        for (int si = 0; si < m->n_sched; si++) {
+            const cke_node *n = &m->sched[si];
+            if (n->op != CKE_OP_LINEAR || m->buf_of[n->out] < 0) continue;
+            const cke_value *w = &ir->v[n->in[1]];
+            int64_t rows = m->bufs[m->buf_of[n->out]].rows;
+            for (int l = w->layer >= 0 ? 0 : -1; l < (w->layer >= 0 ? ir->n_layer : 0); l++) {
+                int vi = n->in[1];
+                if (l >= 0) {
+                    char nm[CKE_IR_NAME + 16];
+                    snprintf(nm, sizeof nm, "l%d.%s", l, w->base);
+                    vi = cke_ir_find(ir, nm);
+                }
+                int dt = cke_plan_wdtype(p, vi);
+                if (!dt) continue;
+                size_t ws = align_up(cke_qlinear_ws_size(dt, rows, w->dims[1], w->dims[0], m->nth_planned));
+                if (ws > m->scratch_bytes) m->scratch_bytes = ws;
+            }
+        }
+    }
+    return CKE_OK;
+}
+
 cke_status cke_plan_new(cke_plan **out, cke_ir *ir, int64_t ctx, int64_t prefill_chunk, int nth_max, cke_err *err) {
     *out = NULL;
     if (ctx < 1 || prefill_chunk < 1 || nth_max < 1)
@@ -265,6 +331,14 @@ cke_status cke_plan_new(cke_plan **out, cke_ir *ir, int64_t ctx, int64_t prefill
                 return cke_fail(err, CKE_ERR_UNSUPPORTED, "plan: attention layers with different kv widths");
             }
             p->kv_dim = kd;
+        }
+    /* learned positions (GPT-2) exist only for the table's rows */
+    for (int i = 0; i < ir->nn; i++)
+        if (ir->n[i].op == CKE_OP_POSEMB && ctx > ir->v[ir->n[i].in[1]].dims[0]) {
+            int64_t P = ir->v[ir->n[i].in[1]].dims[0];
+            cke_plan_free(p);
+            return cke_fail(err, CKE_ERR_ARG, "plan: context %lld exceeds the %lld learned positions of '%s'",
+                            (long long)ctx, (long long)P, ir->v[ir->n[i].in[1]].name);
         }
     p->kv_bytes = align_up((size_t)ir->n_layer * (size_t)ctx * (size_t)p->kv_dim * sizeof(float)) * 2;
     cke_status st = plan_weights(p, err);
@@ -302,6 +376,7 @@ uint64_t cke_plan_layout_hash(const cke_plan *p) {
         MIX(v->dims, sizeof v->dims[0] * (size_t)v->ndim);
         MIX(&p->w[i].offset, sizeof p->w[i].offset);
         MIX(&p->w[i].size, sizeof p->w[i].size);
+        MIX(&p->w[i].dtype, sizeof p->w[i].dtype);
     }
 #undef MIX
     return h;
@@ -326,8 +401,9 @@ cke_status cke_plan_write_layout(const cke_plan *p, const char *path, cke_err *e
         const cke_value *v = &ir->v[p->w[i].value];
         char s[64];
         shape_str(s, sizeof s, v, 1);
-        fprintf(f, "%s\n    {\"name\": \"%s\", \"layer\": %d, \"dtype\": \"f32\", \"shape\": \"%s\", \"offset\": %zu, \"size\": %zu}",
-                i ? "," : "", v->name, v->layer, s, p->w[i].offset, p->w[i].size);
+        const cke_qtype_ops *qo = p->w[i].dtype ? cke_ktable_for(CKE_ISA_REF)->qops[p->w[i].dtype] : NULL;
+        fprintf(f, "%s\n    {\"name\": \"%s\", \"layer\": %d, \"dtype\": \"%s\", \"shape\": \"%s\", \"offset\": %zu, \"size\": %zu}",
+                i ? "," : "", v->name, v->layer, qo ? qo->name : "f32", s, p->w[i].offset, p->w[i].size);
     }
     fprintf(f, "\n  ]},\n  \"kv_cache\": {\"n_layer\": %d, \"ctx\": %lld, \"kv_dim\": %lld, \"bytes\": %zu},\n", ir->n_layer,
             (long long)p->ctx, (long long)p->kv_dim, p->kv_bytes);

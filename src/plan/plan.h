@@ -53,6 +53,8 @@ typedef struct {
     int value;        /* IR weight value (its own bytes; tied ones point at their target) */
     size_t offset;    /* in weights.bin */
     size_t size;
+    int dtype;        /* as stored in weights.bin: 0 = f32, else the ggml type id of raw blocks
+                       * (F16, BF16, Q8_0, Q4_K ...: matmul weights keep their file format) */
 } cke_wslot;
 
 typedef struct {
@@ -72,6 +74,14 @@ typedef struct {
 cke_status cke_plan_new(cke_plan **out, cke_ir *ir, int64_t ctx, int64_t prefill_chunk, int nth_max,
                         cke_err *err);
 void cke_plan_free(cke_plan *p);
+
+/* Weight storage formats: dtype_of(ud, name) gives the format a weight may keep (a ggml type
+ * id, 0 = f32). Only weights read solely as a LINEAR's matrix (not tied, not embedded) keep it;
+ * every other weight stays f32. Recomputes the weights layout and the kernel scratch (the
+ * quantized linear's workspace). Call once, right after cke_plan_new. */
+cke_status cke_plan_set_wdtypes(cke_plan *p, int (*dtype_of)(void *ud, const char *name), void *ud, cke_err *err);
+/* The stored format of a weight value (follows ties): 0 = f32. */
+int cke_plan_wdtype(const cke_plan *p, int value);
 
 /* layout.json: every buffer with region, offset, size, shape, lifetime. */
 cke_status cke_plan_write_layout(const cke_plan *p, const char *path, cke_err *err);

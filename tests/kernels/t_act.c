@@ -323,6 +323,56 @@ static int elt_torch(const cke_ktable *kt, const fx_file *fx, int op) {
     return fails;
 }
 
+/* ================= softcap ================= */
+
+/* Every table points at the _ref today (kernels.h); the check keeps a future SIMD variant honest:
+ * a vector tanh of ~2 ulp on values <= cap. Inputs reach 4 * cap so that tanh saturates. */
+static const tol_t TOL_SOFTCAP = {1e-12, 1e-6, 4e-6};
+static const float SOFTCAP_CAP = 30.0f;
+
+static int softcap_simd(const cke_ktable *kt, const cke_ktable *ref) {
+    int fails = 0;
+    trng r = {8100u};
+    int64_t Ns[16], nn = sweep_sizes(Ns);
+    for (int ni = 0; ni < nn; ni++) {
+        int64_t n = Ns[ni];
+        float *x = tallocf(n), *y1 = tallocf(n), *y2 = tallocf(n);
+        tfill_uniform(&r, x, n, -4 * SOFTCAP_CAP, 4 * SOFTCAP_CAP);
+        ref->softcap_fwd(y1, x, SOFTCAP_CAP, n);
+        kt->softcap_fwd(y2, x, SOFTCAP_CAP, n);
+        char what[64];
+        snprintf(what, sizeof what, "n=%lld", (long long)n);
+        fails += tcheck(what, y2, y1, n, TOL_SOFTCAP);
+        kt->softcap_fwd(x, x, SOFTCAP_CAP, n); /* out aliasing in */
+        snprintf(what, sizeof what, "in place n=%lld", (long long)n);
+        fails += tcheck(what, x, y1, n, TOL_SOFTCAP);
+        free(x); free(y1); free(y2);
+    }
+    return fails;
+}
+
+/* backward against central differences of the forward, in double; and it accumulates */
+static int softcap_grad(const cke_ktable *ref) {
+    int fails = 0;
+    trng r = {8101u};
+    const int64_t n = 257;
+    float *x = tallocf(n), *dy = tallocf(n), *dx = tallocf(n);
+    double *num = malloc((size_t)n * sizeof(double)), *got = malloc((size_t)n * sizeof(double));
+    tfill_uniform(&r, x, n, -3 * SOFTCAP_CAP, 3 * SOFTCAP_CAP);
+    tfill_normal(&r, dy, n, 1.0f);
+    for (int64_t i = 0; i < n; i++) dx[i] = 0.5f;
+    ref->softcap_bwd(dx, dy, x, SOFTCAP_CAP, n);
+    for (int64_t i = 0; i < n; i++) {
+        const double h = 1e-3, c = SOFTCAP_CAP;
+        double f1 = c * tanh(((double)x[i] + h) / c), f0 = c * tanh(((double)x[i] - h) / c);
+        num[i] = 0.5 + dy[i] * (f1 - f0) / (2 * h);
+        got[i] = dx[i];
+    }
+    fails += tcheck_d("dx (+= 0.5)", got, num, n, (tol_t){1e-10, 1e-6, 1e-5});
+    free(x); free(dy); free(dx); free(num); free(got);
+    return fails;
+}
+
 /* ================= table ================= */
 
 static int sm_simd(const cke_ktable *kt, const cke_ktable *ref) { return softmax_simd_mode(kt, ref, 0); }
@@ -363,5 +413,8 @@ const test_op tests_act[] = {
     {"add", add_simd, NULL, add_torch},     /* no backward kernel: d(a+b) is the identity */
     {"axpy", axpy_simd, NULL, axpy_torch},
     {"scale", scale_simd, NULL, scale_torch},
+    /* no torch fixture: the formula is one tanh, checked against libm in grad mode and against
+     * PyTorch end to end by the Gemma 2 family test (tests/compiler/test_families.c) */
+    {"softcap", softcap_simd, softcap_grad, NULL},
     {0},
 };

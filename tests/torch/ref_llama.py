@@ -7,8 +7,11 @@ raw tensors), and the reference logits at every position of a fixed token sequen
 float64 by an independent forward written from the HF modeling code's definition (RMSNorm,
 split-halves RoPE on HF's row order, grouped-query attention, SwiGLU).
 
-usage: ref_llama.py OUT_DIR VARIANT [drop=HF_NAME | shape=HF_NAME | perturb=HF_NAME | model_type=NAME]
+usage: ref_llama.py OUT_DIR VARIANT [drop=HF_NAME | shape=HF_NAME | perturb=HF_NAME | model_type=NAME | train]
        VARIANT: gqa | mha_tied | bias. The optional edit breaks the model on purpose (bad-input tests).
+       `train` writes ref_train.bin instead: a batch, the mean cross-entropy, every parameter's
+       gradient and every parameter after 5 AdamW steps (torch.optim.AdamW; weight decay on
+       matrices only), keyed by cke's canonical tensor names.
 Outputs OUT_DIR/{config.json, model.safetensors, ref.bin, ref.trace}; ref.bin = int32 n_tok,
 int32 vocab, int32 ids[n_tok], float32 logits[n_tok][vocab]. ref.trace holds every intermediate value
 under its IR name (the names of src/templates/llama.json), for `cke parity`: "CKETRC01", int32
@@ -26,7 +29,7 @@ VARIANTS = {
     # name: (dim, layers, heads, kv_heads, ffn, vocab, tied, qkv_bias, theta)
     "gqa": (48, 3, 6, 2, 80, 97, False, False, 10000.0),
     "mha_tied": (32, 2, 4, 4, 64, 61, True, False, 500000.0),
-    "bias": (40, 2, 4, 2, 72, 53, False, True, 1000000.0),  # Qwen2-style QKV bias on the llama graph
+    "bias": (40, 2, 4, 2, 72, 53, False, True, 1000000.0),  # model_type qwen2: compiled with qwen2.json
 }
 
 
@@ -55,13 +58,10 @@ def rotate_half(x):
     return torch.cat((-x[..., h:], x[..., :h]), dim=-1)
 
 
-def main():
-    out, variant = sys.argv[1], sys.argv[2]
+def make_weights(variant):
     dim, L, H, KV, F, V, tied, bias, theta = VARIANTS[variant]
     hd = dim // H
-    eps = 1e-5
     g = torch.Generator().manual_seed(7)
-    os.makedirs(out, exist_ok=True)
 
     def rnd(*shape, s=0.2):
         return torch.randn(*shape, generator=g, dtype=torch.float32) * s
@@ -84,37 +84,33 @@ def main():
         W[p + "mlp.down_proj.weight"] = rnd(dim, F)
     if not tied:
         W["lm_head.weight"] = rnd(V, dim)
-    edit = sys.argv[3] if len(sys.argv) > 3 else ""
-    saved = dict(W)
-    if edit.startswith("drop="):
-        del saved[edit[5:]]
-    elif edit.startswith("perturb="):  # the file's tensor differs from the one the reference uses
-        saved[edit[8:]] = saved[edit[8:]] * 1.01
-    elif edit.startswith("shape="):
-        saved[edit[6:]] = saved[edit[6:]][:-1]
-    save_safetensors(os.path.join(out, "model.safetensors"), saved)
-    cfg = {
-        "architectures": ["Qwen2ForCausalLM" if bias else "LlamaForCausalLM"],
-        "model_type": "qwen2" if bias else "llama",
-        "hidden_size": dim, "intermediate_size": F, "num_attention_heads": H,
-        "num_key_value_heads": KV, "num_hidden_layers": L, "rms_norm_eps": eps,
-        "rope_theta": theta, "vocab_size": V, "max_position_embeddings": 256,
-        "tie_word_embeddings": tied, "hidden_act": "silu", "torch_dtype": "float32",
-    }
-    if edit.startswith("model_type="):
-        cfg["model_type"] = edit[11:]
-        cfg["architectures"] = [edit[11:]]
-    with open(os.path.join(out, "config.json"), "w") as f:
-        json.dump(cfg, f, indent=1)
+    return W
 
-    ids = torch.tensor([(7 * i + 3) % V for i in range(23)])
-    trace = []
 
-    def tr(name, layer, t):
-        trace.append((name, layer, t.reshape(t.shape[0], -1).to(torch.float32).contiguous()))
+CANON = [("model.embed_tokens.weight", "tok_embd"), ("model.norm.weight", "output_norm"),
+         ("lm_head.weight", "output"), ("input_layernorm.weight", "attn_norm"),
+         ("post_attention_layernorm.weight", "ffn_norm"), ("self_attn.q_proj.weight", "attn_q"),
+         ("self_attn.k_proj.weight", "attn_k"), ("self_attn.v_proj.weight", "attn_v"),
+         ("self_attn.q_proj.bias", "attn_q_b"), ("self_attn.k_proj.bias", "attn_k_b"),
+         ("self_attn.v_proj.bias", "attn_v_b"), ("self_attn.o_proj.weight", "attn_o"),
+         ("mlp.gate_proj.weight", "ffn_gate"), ("mlp.up_proj.weight", "ffn_up"),
+         ("mlp.down_proj.weight", "ffn_down")]
 
-    T = len(ids)
-    D = {k: v.to(torch.float64) for k, v in W.items()}
+
+def canonical(hf):
+    for a, b in CANON:
+        if hf == a:
+            return b
+        if hf.startswith("model.layers.") and hf.endswith("." + a):
+            return "l%s.%s" % (hf.split(".")[2], b)
+    raise KeyError(hf)
+
+
+def forward(D, ids, variant, tr=None):
+    """Logits [T, V] of one sequence; D maps HF names to float64 tensors (autograd-able)."""
+    dim, L, H, KV, F, V, tied, bias, theta = VARIANTS[variant]
+    hd, eps, T = dim // H, 1e-5, len(ids)
+    tr = tr or (lambda *a: None)
     x = D["model.embed_tokens.weight"][ids]
     tr("x", -1, x)
     inv = 1.0 / (theta ** (torch.arange(0, hd, 2, dtype=torch.float32) / hd))  # float32 as HF
@@ -158,6 +154,86 @@ def main():
     x = rmsnorm(x, D["model.norm.weight"], eps)
     logits = x @ (D["model.embed_tokens.weight"] if tied else D["lm_head.weight"]).T
     tr("out_norm", -1, x), tr("logits", -1, logits)
+    return logits
+
+
+def write_train_ref(out, variant, W):
+    """Loss, gradients and 5 AdamW steps on one batch of B=2 sequences of T=16 tokens."""
+    V = VARIANTS[variant][5]
+    B, T, steps = 2, 16, 5
+    seq = torch.tensor([(5 * i * i + 3 * i + 1) % V for i in range(B * T + 1)])
+    toks, tgts = seq[:-1].view(B, T), seq[1:].view(B, T)
+    P = {k: v.to(torch.float64).clone().requires_grad_(True) for k, v in W.items()}
+
+    def loss_fn():
+        logits = torch.cat([forward(P, toks[b], variant) for b in range(B)])
+        return torch.nn.functional.cross_entropy(logits, tgts.reshape(-1))
+
+    loss = loss_fn()
+    loss.backward()
+    grads = {k: p.grad.detach().clone() for k, p in P.items()}
+    decay = [p for p in P.values() if p.dim() >= 2]
+    nodecay = [p for p in P.values() if p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": nodecay, "weight_decay": 0.0}],
+                            lr=1e-3, betas=(0.9, 0.95), eps=1e-8)
+    for p in P.values():
+        p.grad = None
+    for _ in range(steps):
+        opt.zero_grad()
+        loss_fn().backward()
+        opt.step()
+    with open(os.path.join(out, "ref_train.bin"), "wb") as f:
+        f.write(struct.pack("<iiiii", B, T, V, len(P), steps))
+        f.write(toks.reshape(-1).to(torch.int32).numpy().tobytes())
+        f.write(tgts.reshape(-1).to(torch.int32).numpy().tobytes())
+        f.write(struct.pack("<d", loss.item()))
+        for k in P:
+            name = canonical(k).encode()
+            f.write(struct.pack("<i", len(name)) + name + struct.pack("<q", P[k].numel()))
+            f.write(grads[k].to(torch.float32).numpy().tobytes())
+            f.write(P[k].detach().to(torch.float32).numpy().tobytes())
+
+
+def main():
+    out, variant = sys.argv[1], sys.argv[2]
+    dim, L, H, KV, F, V, tied, bias, theta = VARIANTS[variant]
+    os.makedirs(out, exist_ok=True)
+    W = make_weights(variant)
+    edit = sys.argv[3] if len(sys.argv) > 3 else ""
+    saved = dict(W)
+    if edit.startswith("drop="):
+        del saved[edit[5:]]
+    elif edit.startswith("perturb="):  # the file's tensor differs from the one the reference uses
+        saved[edit[8:]] = saved[edit[8:]] * 1.01
+    elif edit.startswith("shape="):
+        saved[edit[6:]] = saved[edit[6:]][:-1]
+    save_safetensors(os.path.join(out, "model.safetensors"), saved)
+    cfg = {
+        "architectures": ["Qwen2ForCausalLM" if bias else "LlamaForCausalLM"],
+        "model_type": "qwen2" if bias else "llama",
+        "hidden_size": dim, "intermediate_size": F, "num_attention_heads": H,
+        "num_key_value_heads": KV, "num_hidden_layers": L, "rms_norm_eps": 1e-5,
+        "rope_theta": theta, "vocab_size": V, "max_position_embeddings": 256,
+        "tie_word_embeddings": tied, "hidden_act": "silu", "torch_dtype": "float32",
+    }
+    if edit.startswith("model_type="):
+        cfg["model_type"] = edit[11:]
+        cfg["architectures"] = [edit[11:]]
+    with open(os.path.join(out, "config.json"), "w") as f:
+        json.dump(cfg, f, indent=1)
+    if edit == "train":
+        write_train_ref(out, variant, W)
+        return
+
+    ids = torch.tensor([(7 * i + 3) % V for i in range(23)])
+    trace = []
+
+    def tr(name, layer, t):
+        trace.append((name, layer, t.reshape(t.shape[0], -1).to(torch.float32).contiguous()))
+
+    T = len(ids)
+    D = {k: v.to(torch.float64) for k, v in W.items()}
+    logits = forward(D, ids, variant, tr)
     with open(os.path.join(out, "ref.trace"), "wb") as f:
         f.write(b"CKETRC01")
         f.write(struct.pack("<i", T))

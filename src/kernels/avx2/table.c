@@ -34,6 +34,9 @@ const cke_ktable cke_ktable_avx2 = {
     .add_fwd = cke_add_fwd_avx2,
     .axpy = cke_axpy_avx2,
     .scale_fwd = cke_scale_fwd_avx2,
+    /* softcap runs once per token on [vocab] logits (Gemma 2): not worth a SIMD tanh */
+    .softcap_fwd = cke_softcap_fwd_ref,
+    .softcap_bwd = cke_softcap_bwd_ref,
     /* ==== attn ==== */
     .attn_fwd = cke_attn_fwd_avx2,
     .attn_bwd = cke_attn_bwd_avx2,
@@ -41,4 +44,6 @@ const cke_ktable cke_ktable_avx2 = {
     .xent_fwd_bwd = cke_xent_fwd_bwd_avx2,
     .adamw = cke_adamw_avx2,
     .sumsq = cke_sumsq_avx2,
+    /* ==== quant ==== */
+    .qops = CKE_QOPS_TABLE(avx2),
 };

@@ -34,6 +34,9 @@ const cke_ktable cke_ktable_avx512 = {
     .add_fwd = cke_add_fwd_avx512,
     .axpy = cke_axpy_avx512,
     .scale_fwd = cke_scale_fwd_avx512,
+    /* softcap runs once per token on [vocab] logits (Gemma 2): not worth a SIMD tanh */
+    .softcap_fwd = cke_softcap_fwd_ref,
+    .softcap_bwd = cke_softcap_bwd_ref,
     /* ==== attn ==== */
     .attn_fwd = cke_attn_fwd_avx512,
     .attn_bwd = cke_attn_bwd_avx512,
@@ -41,4 +44,6 @@ const cke_ktable cke_ktable_avx512 = {
     .xent_fwd_bwd = cke_xent_fwd_bwd_avx512,
     .adamw = cke_adamw_avx512,
     .sumsq = cke_sumsq_avx512,
+    /* ==== quant ==== */
+    .qops = CKE_QOPS_TABLE(avx512),
 };

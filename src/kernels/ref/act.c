@@ -115,3 +115,17 @@ void cke_scale_fwd_ref(float *out /* [n], may alias in */, const float *in /* [n
                        int64_t n) {
     for (int64_t i = 0; i < n; i++) out[i] = s * in[i];
 }
+
+/* Logit soft-capping (Gemma 2 final logits): out = cap * tanh(in / cap), evaluated in double
+ * like the other transcendentals of the _ref; d/din = 1 - tanh^2(in / cap). */
+void cke_softcap_fwd_ref(float *out /* [n], may alias in */, const float *in /* [n] */, float cap,
+                         int64_t n) {
+    for (int64_t i = 0; i < n; i++) out[i] = (float)((double)cap * tanh((double)in[i] / cap));
+}
+void cke_softcap_bwd_ref(float *din /* [n] += */, const float *dout /* [n] */, const float *in /* [n] */,
+                         float cap, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        double t = tanh((double)in[i] / cap);
+        din[i] += (float)((double)dout[i] * (1.0 - t * t));
+    }
+}

@@ -33,6 +33,8 @@ const cke_ktable cke_ktable_ref = {
     .add_fwd = cke_add_fwd_ref,
     .axpy = cke_axpy_ref,
     .scale_fwd = cke_scale_fwd_ref,
+    .softcap_fwd = cke_softcap_fwd_ref,
+    .softcap_bwd = cke_softcap_bwd_ref,
     /* ==== attn ==== */
     .attn_fwd = cke_attn_fwd_ref,
     .attn_bwd = cke_attn_bwd_ref,
@@ -40,4 +42,6 @@ const cke_ktable cke_ktable_ref = {
     .xent_fwd_bwd = cke_xent_fwd_bwd_ref,
     .adamw = cke_adamw_ref,
     .sumsq = cke_sumsq_ref,
+    /* ==== quant ==== */
+    .qops = CKE_QOPS_TABLE(ref),
 };

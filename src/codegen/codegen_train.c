@@ -1,0 +1,492 @@
+/* Code generation of the training mode: train_run (forward keeping what the backward needs,
+ * fused cross-entropy, backward node by node in reverse), gradient zeroing, norm and AdamW,
+ * all in the same model.c as inference. Gradients accumulate (+=) as every backward kernel
+ * does, so each gradient buffer is zeroed right before its first contribution. */
+#include "codegen/codegen.h"
+#include "plan/plan_train.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    const cke_train_plan *tp;
+    const cke_ir *ir;
+    FILE *f;
+    int logits;
+} tctx;
+
+static int64_t tcols(const cke_value *v) {
+    int64_t c = 1;
+    for (int d = 1; d < v->ndim; d++) c *= v->dims[d];
+    return c;
+}
+
+static void tsan(char *out, size_t n, const char *s) {
+    size_t j = 0;
+    for (; *s && j + 1 < n; s++)
+        out[j++] = ((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9')) ? *s : '_';
+    out[j] = 0;
+}
+
+/* C name of a forward value inside train_run. Layer values of another layer are named as
+ * layer 0's (the loop), the residual stream's input inside the loop is "<x>_in". */
+static void fname(char *out, size_t n, const tctx *c, int vi, int in_loop) {
+    const cke_ir *ir = c->ir;
+    int l0 = vi;
+    const cke_value *v = &ir->v[vi];
+    if (v->layer > 0) {
+        char nm[CKE_IR_NAME];
+        snprintf(nm, sizeof nm, "l0.%s", v->base);
+        int j = cke_ir_find(ir, nm);
+        if (j >= 0) l0 = j;
+    }
+    char b[CKE_IR_NAME];
+    if (l0 == c->tp->carry_in && in_loop) { tsan(b, sizeof b, ir->v[l0].base); snprintf(out, n, "%s_in", b); return; }
+    if (l0 == c->tp->carry_out) {
+        tsan(b, sizeof b, ir->v[l0].base);
+        snprintf(out, n, in_loop ? "%s_out" : "%s_final", b);
+        return;
+    }
+    tsan(b, sizeof b, ir->v[l0].layer >= 0 ? ir->v[l0].base : ir->v[l0].name);
+    snprintf(out, n, "%s", b);
+}
+
+static void gname(char *out, size_t n, const tctx *c, int vi, int in_loop) {
+    const cke_ir *ir = c->ir;
+    const cke_value *v = &ir->v[vi];
+    if (v->kind == CKE_V_WEIGHT) {
+        if (v->tied_to >= 0) v = &ir->v[v->tied_to];
+        char b[CKE_IR_NAME];
+        tsan(b, sizeof b, v->layer >= 0 ? v->base : v->name);
+        if (v->layer >= 0) snprintf(out, n, "GW(W_%s[l])", b);
+        else snprintf(out, n, "GW(W_%s)", b);
+        return;
+    }
+    if (v->kind == CKE_V_INPUT) { snprintf(out, n, "NULL"); return; }
+    char f[CKE_IR_NAME + 8];
+    fname(f, sizeof f, c, vi, in_loop);
+    /* the carried gradient has one name whichever side of the layer it is on */
+    char nm[CKE_IR_NAME];
+    snprintf(nm, sizeof nm, "l0.%s", v->base);
+    int l0 = v->layer > 0 ? cke_ir_find(ir, nm) : vi;
+    if (l0 == c->tp->carry_in || l0 == c->tp->carry_out) { tsan(f, sizeof f, ir->v[c->tp->carry_out].base); }
+    snprintf(out, n, "d_%s", f);
+}
+
+static void wexpr(char *out, size_t n, const cke_ir *ir, int vi) {
+    const cke_value *v = &ir->v[vi];
+    if (v->tied_to >= 0) v = &ir->v[v->tied_to];
+    char b[CKE_IR_NAME];
+    tsan(b, sizeof b, v->layer >= 0 ? v->base : v->name);
+    if (v->layer >= 0) snprintf(out, n, "WT(W_%s[l])", b);
+    else snprintf(out, n, "WT(W_%s)", b);
+}
+
+/* an input's forward pointer: weights through WT, activations by name, tokens as tok */
+static void iexpr(char *out, size_t n, const tctx *c, int vi, int in_loop) {
+    const cke_value *v = &c->ir->v[vi];
+    if (v->kind == CKE_V_WEIGHT) wexpr(out, n, c->ir, vi);
+    else if (v->kind == CKE_V_INPUT) snprintf(out, n, "tok");
+    else fname(out, n, c, vi, in_loop);
+}
+
+#define FL(x) cke_codegen_flit(fl1, sizeof fl1, (x))
+#define FL2(x) cke_codegen_flit(fl2, sizeof fl2, (x))
+/* per-layer attention attributes (Gemma 2's interleaved windows) come from the L_ arrays */
+#define AT(name, buf) cke_codegen_attn_attr(buf, sizeof buf, c->ir, n, name)
+
+static void emit_fwd(const tctx *c, int ni, const char *ind, int in_loop) {
+    char fl1[32], fl2[32], sa[64], wa[64], ca[64];
+    const cke_ir *ir = c->ir;
+    const cke_node *n = &ir->n[ni];
+    FILE *f = c->f;
+    char o[80], a[80], b[80], d[80], st[80] = "NULL";
+    fname(o, sizeof o, c, n->out, in_loop);
+    iexpr(a, sizeof a, c, n->in[0], in_loop);
+    if (n->n_in > 1) iexpr(b, sizeof b, c, n->in[1], in_loop);
+    if (n->n_in > 2) iexpr(d, sizeof d, c, n->in[2], in_loop);
+    if (c->tp->aux_of[ni] >= 0) snprintf(st, sizeof st, "%s_stats", o);
+    int64_t C = tcols(&ir->v[n->out]);
+    fprintf(f, "%s/* %s: %s = %s(", ind, cke_op_names[n->op], o, cke_op_names[n->op]);
+    for (int k = 0; k < n->n_in; k++) fprintf(f, "%s%s", k ? ", " : "", ir->v[n->in[k]].base);
+    fprintf(f, ") [R,%lld] */\n", (long long)C);
+    switch (n->op) {
+    case CKE_OP_EMBED: fprintf(f, "%skt->embed_fwd(%s, tok, %s, R, %lld);\n", ind, o, b, (long long)C); break;
+    case CKE_OP_RMSNORM: {
+        int64_t hd = n->a.head_dim > 0 ? n->a.head_dim : C; /* per head: rows of head_dim (Qwen3 QK-norm) */
+        fprintf(f, "%skt->rmsnorm_fwd(%s, %s, %s, %s, R * %lld, %lld, %s, %s);\n", ind, o, st, a, b, (long long)(C / hd),
+                (long long)hd, FL(n->a.eps), FL2(n->a.w_offset));
+        break;
+    }
+    case CKE_OP_SOFTCAP:
+        if (n->a.softcap == 0) fprintf(f, "%sif (%s != %s) memcpy(%s, %s, sizeof(float) * R * %lld);\n", ind, o, a, o, a, (long long)C);
+        else fprintf(f, "%skt->softcap_fwd(%s, %s, %s, R * %lld);\n", ind, o, a, FL(n->a.softcap), (long long)C);
+        break;
+    case CKE_OP_LAYERNORM:
+        fprintf(f, "%skt->layernorm_fwd(%s, %s, %s + R, %s, %s, %s, R, %lld, %s);\n", ind, o, st, st, a, b,
+                n->n_in > 2 ? d : "NULL", (long long)C, FL(n->a.eps));
+        break;
+    case CKE_OP_LINEAR: {
+        const cke_value *w = &ir->v[n->in[1]];
+        fprintf(f, "%scke_linear_fwd(kt, %s, %s, %s, %s, R, %lld, %lld, t->scratch, m->nth);\n", ind, o, a, b,
+                n->n_in > 2 ? d : "NULL", (long long)w->dims[1], (long long)w->dims[0]);
+        break;
+    }
+    case CKE_OP_ROPE:
+        fprintf(f, "%skt->rope_fwd(%s, %s, m->rope_cs, t->pos, R, %lld, %lld, %lld, %s);\n", ind, o, a,
+                (long long)n->a.n_head, (long long)n->a.head_dim, (long long)n->a.rot,
+                n->a.rope_layout ? "CKE_ROPE_HALVES" : "CKE_ROPE_INTERLEAVED");
+        break;
+    case CKE_OP_ATTENTION: {
+        char k[80], v[80];
+        iexpr(k, sizeof k, c, n->in[1], in_loop);
+        iexpr(v, sizeof v, c, n->in[2], in_loop);
+        int64_t qd = n->a.n_head * n->a.head_dim, kd = n->a.n_kv_head * n->a.head_dim;
+        fprintf(f,
+                "%sfor (int64_t b = 0; b < TR_B; b++) { /* each sequence attends within itself */\n"
+                "%s    const cke_attn_shape s = {.T = TR_T, .Tk = TR_T, .n_head = %lld, .n_kv_head = %lld, .head_dim = %lld,\n"
+                "%s                             .scale = %s, .window = %s, .softcap = %s};\n"
+                "%s    kt->attn_fwd(%s + b * TR_T * %lld, %s + b * TR_T * %lld, %s + b * TR_T * %lld, %s + b * TR_T * %lld,\n"
+                "%s                 %s + b * TR_T * %lld, &s, t->scratch, m->nth);\n%s}\n",
+                ind, ind, (long long)n->a.n_head, (long long)n->a.n_kv_head, (long long)n->a.head_dim, ind,
+                AT("scale", sa), AT("window", wa), AT("softcap", ca), ind, o, (long long)qd, st,
+                (long long)n->a.n_head, a, (long long)qd, k, (long long)kd, ind, v, (long long)kd, ind);
+        break;
+    }
+    case CKE_OP_ADD: fprintf(f, "%skt->add_fwd(%s, %s, %s, R * %lld);\n", ind, o, a, b, (long long)C); break;
+    case CKE_OP_SCALE: fprintf(f, "%skt->scale_fwd(%s, %s, %s, R * %lld);\n", ind, o, a, FL(n->a.scale), (long long)C); break;
+    case CKE_OP_SWIGLU: fprintf(f, "%skt->swiglu_fwd(%s, %s, %s, R * %lld);\n", ind, o, a, b, (long long)C); break;
+    case CKE_OP_GEGLU:
+        fprintf(f, "%skt->geglu_fwd(%s, %s, %s, R * %lld, %s);\n", ind, o, a, b, (long long)C,
+                n->a.gelu ? "CKE_GELU_TANH" : "CKE_GELU_ERF");
+        break;
+    case CKE_OP_GELU:
+        fprintf(f, "%skt->gelu_fwd(%s, %s, R * %lld, %s);\n", ind, o, a, (long long)C, n->a.gelu ? "CKE_GELU_TANH" : "CKE_GELU_ERF");
+        break;
+    case CKE_OP_SILU: fprintf(f, "%skt->silu_fwd(%s, %s, R * %lld);\n", ind, o, a, (long long)C); break;
+    case CKE_OP_POSEMB:
+        fprintf(f, "%sif (%s != %s) memcpy(%s, %s, sizeof(float) * R * %lld);\n", ind, o, a, o, a, (long long)C);
+        fprintf(f, "%sfor (int64_t b = 0; b < TR_B; b++) kt->posemb_fwd(%s + b * TR_T * %lld, %s, 0, TR_T, %lld);\n", ind, o,
+                (long long)C, b, (long long)C);
+        break;
+    default: fprintf(f, "%s#error op %s has no training emission\n", ind, cke_op_names[n->op]); break;
+    }
+}
+
+/* zero a gradient buffer right before its first contribution */
+static void emit_zero(const tctx *c, int vi, const char *ind, int in_loop, char *zeroed) {
+    const cke_ir *ir = c->ir;
+    const cke_value *v = &ir->v[vi];
+    if (v->kind != CKE_V_ACT) return;
+    int l0 = vi;
+    if (v->layer > 0) {
+        char nm[CKE_IR_NAME];
+        snprintf(nm, sizeof nm, "l0.%s", v->base);
+        l0 = cke_ir_find(ir, nm);
+    }
+    int g = c->tp->grad_of[l0];
+    if (g < 0 || zeroed[g] || c->tp->b[g].alias_of >= 0) return;
+    zeroed[g] = 1;
+    char gn[96];
+    gname(gn, sizeof gn, c, vi, in_loop);
+    fprintf(c->f, "%smemset(%s, 0, sizeof(float) * R * %lld);\n", ind, gn, (long long)tcols(v));
+}
+
+static void emit_bwd(const tctx *c, int ni, const char *ind, int in_loop, char *zeroed) {
+    char fl1[32], sa[64], wa[64], ca[64];
+    const cke_ir *ir = c->ir;
+    const cke_node *n = &ir->n[ni];
+    FILE *f = c->f;
+    char o[80], a[80], b[80], go[96], ga[96], gb[96], gc[96], st[96] = "NULL";
+    fname(o, sizeof o, c, n->out, in_loop);
+    iexpr(a, sizeof a, c, n->in[0], in_loop);
+    if (n->n_in > 1) iexpr(b, sizeof b, c, n->in[1], in_loop);
+    gname(go, sizeof go, c, n->out, in_loop);
+    gname(ga, sizeof ga, c, n->in[0], in_loop);
+    if (n->n_in > 1) gname(gb, sizeof gb, c, n->in[1], in_loop);
+    if (n->n_in > 2) gname(gc, sizeof gc, c, n->in[2], in_loop);
+    if (c->tp->aux_of[ni] >= 0) snprintf(st, sizeof st, "%s_stats", o);
+    for (int k = 0; k < n->n_in; k++) emit_zero(c, n->in[k], ind, in_loop, zeroed);
+    int64_t C = tcols(&ir->v[n->out]);
+    fprintf(f, "%s/* backward of %s %s */\n", ind, cke_op_names[n->op], o);
+    switch (n->op) {
+    case CKE_OP_EMBED: fprintf(f, "%skt->embed_bwd(%s, %s, tok, R, %lld);\n", ind, gb, go, (long long)C); break;
+    case CKE_OP_RMSNORM: {
+        int64_t hd = n->a.head_dim > 0 ? n->a.head_dim : C;
+        fprintf(f, "%skt->rmsnorm_bwd(%s, %s, %s, %s, %s, %s, R * %lld, %lld, %s);\n", ind, ga, gb, go, a, b, st,
+                (long long)(C / hd), (long long)hd, FL(n->a.w_offset));
+        break;
+    }
+    case CKE_OP_SOFTCAP:
+        if (n->a.softcap == 0) fprintf(f, "%skt->axpy(%s, 1.0f, %s, R * %lld);\n", ind, ga, go, (long long)C);
+        else fprintf(f, "%skt->softcap_bwd(%s, %s, %s, %s, R * %lld);\n", ind, ga, go, a, FL(n->a.softcap), (long long)C);
+        break;
+    case CKE_OP_LAYERNORM:
+        fprintf(f, "%skt->layernorm_bwd(%s, %s, %s, %s, %s, %s, %s, %s + R, R, %lld);\n", ind, ga, gb, n->n_in > 2 ? gc : "NULL",
+                go, a, b, st, st, (long long)C);
+        break;
+    case CKE_OP_LINEAR: {
+        const cke_value *w = &ir->v[n->in[1]];
+        fprintf(f, "%scke_linear_bwd(kt, %s, %s, %s, %s, %s, %s, R, %lld, %lld, t->scratch, m->nth);\n", ind, ga, gb,
+                n->n_in > 2 ? gc : "NULL", go, a, b, (long long)w->dims[1], (long long)w->dims[0]);
+        break;
+    }
+    case CKE_OP_ROPE:
+        fprintf(f, "%skt->rope_bwd(%s, %s, m->rope_cs, t->pos, R, %lld, %lld, %lld, %s);\n", ind, ga, go,
+                (long long)n->a.n_head, (long long)n->a.head_dim, (long long)n->a.rot,
+                n->a.rope_layout ? "CKE_ROPE_HALVES" : "CKE_ROPE_INTERLEAVED");
+        break;
+    case CKE_OP_ATTENTION: {
+        char k[80], v[80];
+        iexpr(k, sizeof k, c, n->in[1], in_loop);
+        iexpr(v, sizeof v, c, n->in[2], in_loop);
+        int64_t qd = n->a.n_head * n->a.head_dim, kd = n->a.n_kv_head * n->a.head_dim;
+        fprintf(f,
+                "%sfor (int64_t b = 0; b < TR_B; b++) {\n"
+                "%s    const cke_attn_shape s = {.T = TR_T, .Tk = TR_T, .n_head = %lld, .n_kv_head = %lld, .head_dim = %lld,\n"
+                "%s                             .scale = %s, .window = %s, .softcap = %s};\n"
+                "%s    const int64_t q0 = b * TR_T * %lld, k0 = b * TR_T * %lld;\n"
+                "%s    kt->attn_bwd(%s + q0, %s + k0, %s + k0, %s + q0, %s + q0, %s + k0, %s + k0, %s + q0,\n"
+                "%s                 %s + b * TR_T * %lld, &s, t->scratch, m->nth);\n%s}\n",
+                ind, ind, (long long)n->a.n_head, (long long)n->a.n_kv_head, (long long)n->a.head_dim, ind,
+                AT("scale", sa), AT("window", wa), AT("softcap", ca), ind, (long long)qd, (long long)kd, ind, ga,
+                gb, gc, go, a, k, v, o, ind, st, (long long)n->a.n_head, ind);
+        break;
+    }
+    case CKE_OP_ADD:
+        fprintf(f, "%skt->axpy(%s, 1.0f, %s, R * %lld);\n", ind, ga, go, (long long)C);
+        fprintf(f, "%skt->axpy(%s, 1.0f, %s, R * %lld);\n", ind, gb, go, (long long)C);
+        break;
+    case CKE_OP_SCALE: fprintf(f, "%skt->axpy(%s, %s, %s, R * %lld);\n", ind, ga, FL(n->a.scale), go, (long long)C); break;
+    case CKE_OP_SWIGLU: fprintf(f, "%skt->swiglu_bwd(%s, %s, %s, %s, %s, R * %lld);\n", ind, ga, gb, go, a, b, (long long)C); break;
+    case CKE_OP_GEGLU:
+        fprintf(f, "%skt->geglu_bwd(%s, %s, %s, %s, %s, R * %lld, %s);\n", ind, ga, gb, go, a, b, (long long)C,
+                n->a.gelu ? "CKE_GELU_TANH" : "CKE_GELU_ERF");
+        break;
+    case CKE_OP_GELU:
+        fprintf(f, "%skt->gelu_bwd(%s, %s, %s, R * %lld, %s);\n", ind, ga, go, a, (long long)C,
+                n->a.gelu ? "CKE_GELU_TANH" : "CKE_GELU_ERF");
+        break;
+    case CKE_OP_SILU: fprintf(f, "%skt->silu_bwd(%s, %s, %s, R * %lld);\n", ind, ga, go, a, (long long)C); break;
+    case CKE_OP_POSEMB:
+        fprintf(f, "%skt->axpy(%s, 1.0f, %s, R * %lld);\n", ind, ga, go, (long long)C);
+        fprintf(f, "%sfor (int64_t b = 0; b < TR_B; b++) kt->posemb_bwd(%s, %s + b * TR_T * %lld, 0, TR_T, %lld);\n", ind, gb,
+                go, (long long)C, (long long)C);
+        break;
+    default: fprintf(f, "%s#error op %s has no backward emission\n", ind, cke_op_names[n->op]); break;
+    }
+}
+
+/* pointer declarations of one section's values (and their stats and gradients) */
+static void emit_decls(const tctx *c, cke_section sec, const char *ind, int with_grads) {
+    const cke_ir *ir = c->ir;
+    const cke_train_plan *tp = c->tp;
+    FILE *f = c->f;
+    int in_loop = sec == CKE_SEC_LAYER;
+    for (int i = 0; i < ir->nn; i++) {
+        const cke_node *n = &ir->n[i];
+        if (n->section != sec || (in_loop && n->layer != 0)) continue;
+        char o[80];
+        fname(o, sizeof o, c, n->out, in_loop);
+        int bi = tp->fwd_of[n->out];
+        const cke_tbuf *b = &tp->b[bi];
+        const char *base = b->kind == CKE_TB_TEMP ? "TP" : in_loop ? "S" : "SG";
+        if (n->out == tp->carry_out)
+            fprintf(f, "%sfloat *%s = LAYER_OUT(l); /* the layer's output, kept for the next layer */\n", ind, o);
+        else
+            fprintf(f, "%sfloat *%s = (float *)(%s + %zuu); /* %s [R,%lld] */\n", ind, o, base, b->offset,
+                    b->kind == CKE_TB_TEMP ? "temp" : "saved", (long long)tcols(&ir->v[n->out]));
+        if (tp->aux_of[i] >= 0)
+            fprintf(f, "%sfloat *%s_stats = (float *)(%s + %zuu); /* saved statistics */\n", ind, o, in_loop ? "S" : "SG",
+                    tp->b[tp->aux_of[i]].offset);
+        int g = tp->grad_of[n->out];
+        if (with_grads && g >= 0 && n->out != tp->carry_out && n->out != tp->carry_in) {
+            char gn[96];
+            gname(gn, sizeof gn, c, n->out, in_loop);
+            if (tp->b[g].alias_of >= 0) fprintf(f, "%sfloat *%s = %s; /* written by the loss in place */\n", ind, gn, o);
+            else fprintf(f, "%sfloat *%s = (float *)(TP + %zuu); /* gradient */\n", ind, gn, tp->b[g].offset);
+        }
+    }
+}
+
+cke_status cke_codegen_emit_train(const cke_train_plan *tp, FILE *f, cke_err *err) {
+    const cke_ir *ir = tp->p->ir;
+    tctx c = {.tp = tp, .ir = ir, .f = f, .logits = ir->n[ir->nn - 1].out};
+    const cke_value *lg = &ir->v[c.logits];
+    char cx[80];
+    tsan(cx, sizeof cx, ir->v[tp->carry_out].base);
+    fprintf(f, "/* ==== training: B = %lld sequences x T = %lld tokens per step (see memory_map.txt) ==== */\n",
+            (long long)tp->B, (long long)tp->T);
+    fprintf(f, "#define TR_B %lld\n#define TR_T %lld\n#define TR_SLAB %zuu\n#define TR_SAVED_GLOBAL %zuu\n"
+               "#define TR_TEMP %zuu\n#define TR_SCRATCH %zuu\n#define TR_VOCAB %lld\n",
+            (long long)tp->B, (long long)tp->T, tp->slab_bytes, tp->saved_global, tp->temp_bytes, tp->scratch_bytes,
+            (long long)lg->dims[1]);
+    if (tp->recompute)
+        fprintf(f, "/* activation checkpointing: one slab, refilled by recomputing each layer's forward in the\n"
+                   " * backward; every layer keeps only its output (TR_CARRY bytes) */\n"
+                   "#define TR_RECOMPUTE 1\n#define TR_CARRY %zuu\n"
+                   "#define TR_SAVED_BYTES (TR_SAVED_GLOBAL + TR_SLAB + (size_t)N_LAYER * TR_CARRY)\n"
+                   "#define SLAB(l) ((void)(l), t->saved + TR_SAVED_GLOBAL)\n"
+                   "#define LAYER_OUT(l) ((float *)(t->saved + TR_SAVED_GLOBAL + TR_SLAB + (size_t)(l) * TR_CARRY))\n\n",
+                tp->carry_bytes);
+    else
+        fprintf(f, "#define TR_RECOMPUTE 0\n#define TR_SAVED_BYTES (TR_SAVED_GLOBAL + (size_t)N_LAYER * TR_SLAB)\n"
+                   "#define SLAB(l) (t->saved + TR_SAVED_GLOBAL + (size_t)(l) * TR_SLAB)\n"
+                   "#define LAYER_OUT(l) ((float *)(SLAB(l) + %zuu))\n\n",
+                tp->b[tp->fwd_of[tp->carry_out]].offset);
+    fprintf(f, "struct ckm_train {\n"
+               "    char *saved;    /* [TR_SAVED_BYTES] what the backward reads */\n"
+               "    char *tmp;      /* [TR_TEMP] forward temps, then activation gradients */\n"
+               "    char *scratch;  /* [TR_SCRATCH] kernel workspace */\n"
+               "    char *g, *m, *v;/* [WEIGHTS_BYTES] each: gradients, AdamW moments, in the weights' layout */\n"
+               "    int32_t *pos;   /* [TR_B * TR_T] position of each row in its sequence */\n"
+               "    float *loss;    /* [TR_B * TR_T] per-row loss */\n"
+               "};\n\n"
+               "#define GW(off) ((float *)(t->g + (off)))\n\n");
+
+    fprintf(f, "/* One forward (and, when backward != 0, backward) pass over TR_B x TR_T tokens. Returns the summed\n"
+               " * loss over targets >= 0; gradients accumulate into t->g scaled by dscale. */\n"
+               "static double train_run(ckm_model *m, const int32_t *tok /* [R] */, const int32_t *tgt /* [R] */,\n"
+               "                        float dscale, int backward) {\n"
+               "    ckm_train *t = m->train;\n    const cke_ktable *kt = m->kt;\n    const int64_t R = TR_B * TR_T;\n"
+               "    char *SG = t->saved, *TP = t->tmp;\n    (void)SG; (void)TP;\n");
+    emit_decls(&c, CKE_SEC_PROLOGUE, "    ", 1);
+    emit_decls(&c, CKE_SEC_EPILOGUE, "    ", 1);
+    fprintf(f, "    float *%s_final = LAYER_OUT(N_LAYER - 1); /* the last layer's output */\n", cx);
+    fprintf(f, "    float *d_%s = (float *)(TP + %zuu); /* the residual stream's gradient, carried between layers */\n\n",
+            cx, tp->b[tp->grad_of[tp->carry_out]].offset);
+    fprintf(f, "    /* ---- forward ---- */\n");
+    for (int i = 0; i < ir->nn; i++)
+        if (ir->n[i].section == CKE_SEC_PROLOGUE) emit_fwd(&c, i, "    ", 0);
+    fprintf(f, "    for (int l = 0; l < N_LAYER; l++) {\n        char *S = SLAB(l);\n");
+    fprintf(f, "        const float *%s_in = l == 0 ? %s : LAYER_OUT(l - 1);\n", cx, ir->v[tp->carry_in].name);
+    emit_decls(&c, CKE_SEC_LAYER, "        ", 0);
+    for (int i = 0; i < ir->nn; i++)
+        if (ir->n[i].section == CKE_SEC_LAYER && ir->n[i].layer == 0) emit_fwd(&c, i, "        ", 1);
+    fprintf(f, "        (void)S;\n    }\n");
+    for (int i = 0; i < ir->nn; i++)
+        if (ir->n[i].section == CKE_SEC_EPILOGUE) emit_fwd(&c, i, "    ", 0);
+    char lname[80];
+    fname(lname, sizeof lname, &c, c.logits, 0);
+    fprintf(f, "    /* loss: fused softmax + cross-entropy; dlogits written over the logits when training */\n"
+               "    kt->xent_fwd_bwd(t->loss, backward ? %s : NULL, %s, tgt, R, TR_VOCAB, -1, dscale, m->nth);\n"
+               "    double loss = 0;\n    for (int64_t r = 0; r < R; r++) if (tgt[r] >= 0) loss += t->loss[r];\n"
+               "    if (!backward) return loss;\n\n    /* ---- backward ---- */\n",
+            lname, lname);
+    int nbuf = tp->nb;
+    char *zeroed = calloc((size_t)nbuf + 1, 1);
+    if (!zeroed) return cke_fail(err, CKE_ERR_NOMEM, "out of memory");
+    for (int i = ir->nn - 1; i >= 0; i--)
+        if (ir->n[i].section == CKE_SEC_EPILOGUE) emit_bwd(&c, i, "    ", 0, zeroed);
+    fprintf(f, "    for (int l = N_LAYER - 1; l >= 0; l--) {\n        char *S = SLAB(l);\n");
+    fprintf(f, "        const float *%s_in = l == 0 ? %s : LAYER_OUT(l - 1);\n", cx, ir->v[tp->carry_in].name);
+    emit_decls(&c, CKE_SEC_LAYER, "        ", 1);
+    if (tp->recompute) {
+        fprintf(f, "        /* recompute this layer's forward from its saved input (activation checkpointing) */\n");
+        for (int i = 0; i < ir->nn; i++)
+            if (ir->n[i].section == CKE_SEC_LAYER && ir->n[i].layer == 0) emit_fwd(&c, i, "        ", 1);
+    }
+    /* body gradients are zeroed per layer at their first contribution; the carried one too */
+    memset(zeroed, 0, (size_t)nbuf + 1);
+    for (int i = ir->nn - 1; i >= 0; i--)
+        if (ir->n[i].section == CKE_SEC_LAYER && ir->n[i].layer == 0) emit_bwd(&c, i, "        ", 1, zeroed);
+    fprintf(f, "        (void)S; (void)%s_out;\n    }\n", cx);
+    memset(zeroed, 0, (size_t)nbuf + 1);
+    zeroed[tp->grad_of[tp->carry_in]] = 1; /* arrives from layer 0 */
+    for (int i = ir->nn - 1; i >= 0; i--)
+        if (ir->n[i].section == CKE_SEC_PROLOGUE) emit_bwd(&c, i, "    ", 0, zeroed);
+    fprintf(f, "    return loss;\n}\n\n");
+    free(zeroed);
+
+    /* optimizer: one AdamW call per tensor; decay on matrices only (norm weights and biases are
+     * not decayed, as in GPT-2/llm.c practice) */
+    fprintf(f, "static void train_adamw(ckm_model *m, float lr, float b1, float b2, float eps, float wd, int64_t step, float gscale) {\n"
+               "    ckm_train *t = m->train;\n    const cke_ktable *kt = m->kt;\n");
+    for (int i = 0; i < tp->p->nw; i++) {
+        const cke_value *v = &ir->v[tp->p->w[i].value];
+        int64_t n = cke_value_numel(v, 1);
+        fprintf(f, "    kt->adamw((float *)(m->w + %zuu), (float *)(t->m + %zuu), (float *)(t->v + %zuu), (const float *)(t->g + %zuu),\n"
+                   "              %lld, lr, b1, b2, eps, %s, step, gscale); /* %s */\n",
+                tp->p->w[i].offset, tp->p->w[i].offset, tp->p->w[i].offset, tp->p->w[i].offset, (long long)n,
+                v->ndim >= 2 ? "wd" : "0.0f", v->name);
+    }
+    fprintf(f, "}\n\n");
+    fprintf(f, "static double train_grad_sumsq(ckm_model *m) {\n    double s = 0;\n");
+    for (int i = 0; i < tp->p->nw; i++)
+        fprintf(f, "    s += m->kt->sumsq((const float *)(m->train->g + %zuu), %lld);\n", tp->p->w[i].offset,
+                (long long)cke_value_numel(&ir->v[tp->p->w[i].value], 1));
+    fprintf(f, "    return s;\n}\n\n");
+    if (ferror(f)) return cke_fail(err, CKE_ERR_IO, "codegen: write error");
+    return CKE_OK;
+}
+
+cke_status cke_codegen_emit_train_glue(const cke_plan *p, const cke_train_plan *tp, FILE *f, cke_err *err) {
+    const cke_ir *ir = p->ir;
+    /* the tensor table: names, shapes and offsets of weights.bin, for checkpoints and tools */
+    fprintf(f, "static const ckm_tensor model_tensors[] = {\n");
+    for (int i = 0; i < p->nw; i++) {
+        const cke_value *v = &ir->v[p->w[i].value];
+        fprintf(f, "    {\"%s\", %d, {%lld, %lld, %lld, %lld}, %zuu, %lld},\n", v->name, v->ndim, (long long)v->dims[0],
+                (long long)(v->ndim > 1 ? v->dims[1] : 1), (long long)(v->ndim > 2 ? v->dims[2] : 1),
+                (long long)(v->ndim > 3 ? v->dims[3] : 1), p->w[i].offset, (long long)cke_value_numel(v, 1));
+    }
+    fprintf(f, "};\n\n");
+    if (!tp) {
+        fprintf(f, "/* compiled without a training mode */\nstatic void train_free(ckm_model *m) { (void)m; }\n"
+                   "#define TRAIN_FN(fn) NULL\n#define TRAIN_B 0\n#define TRAIN_T 0\n\n");
+        return ferror(f) ? cke_fail(err, CKE_ERR_IO, "codegen: write error") : CKE_OK;
+    }
+    cke_status st = cke_codegen_emit_train(tp, f, err);
+    if (st) return st;
+    fputs("static void train_free(ckm_model *m) {\n"
+          "    ckm_train *t = m->train;\n"
+          "    if (!t) return;\n"
+          "    big_free(t->saved, TR_SAVED_BYTES);\n"
+          "    big_free(t->tmp, TR_TEMP);\n"
+          "    big_free(t->scratch, TR_SCRATCH);\n"
+          "    big_free(t->g, WEIGHTS_BYTES);\n"
+          "    big_free(t->m, WEIGHTS_BYTES);\n"
+          "    big_free(t->v, WEIGHTS_BYTES);\n"
+          "    free(t->pos);\n"
+          "    free(t->loss);\n"
+          "    free(t);\n"
+          "    m->train = NULL;\n"
+          "}\n\n"
+          "/* Makes the weights writable (private copy-on-write pages of the mapping) and allocates\n"
+          " * gradients, AdamW moments (zero), saved activations, temps and scratch. */\n"
+          "static int model_train_init(ckm_model *m) {\n"
+          "    if (m->train) return 0;\n"
+          "    if (mprotect(m->map, m->map_len, PROT_READ | PROT_WRITE) != 0) {\n"
+          "        snprintf(m->err, sizeof m->err, \"cannot make the weights writable\");\n"
+          "        return -1;\n"
+          "    }\n"
+          "    ckm_train *t = calloc(1, sizeof *t);\n"
+          "    if (!t) { snprintf(m->err, sizeof m->err, \"out of memory\"); return -1; }\n"
+          "    m->train = t;\n"
+          "    t->saved = big_alloc(TR_SAVED_BYTES);\n"
+          "    t->tmp = big_alloc(TR_TEMP);\n"
+          "    t->scratch = big_alloc(TR_SCRATCH);\n"
+          "    t->g = big_alloc(WEIGHTS_BYTES);\n"
+          "    t->m = big_alloc(WEIGHTS_BYTES);\n"
+          "    t->v = big_alloc(WEIGHTS_BYTES);\n"
+          "    t->pos = malloc(sizeof(int32_t) * TR_B * TR_T);\n"
+          "    t->loss = malloc(sizeof(float) * TR_B * TR_T);\n"
+          "    if (!t->saved || !t->tmp || !t->scratch || !t->g || !t->m || !t->v || !t->pos || !t->loss) {\n"
+          "        train_free(m);\n"
+          "        snprintf(m->err, sizeof m->err, \"out of memory for training state\");\n"
+          "        return -1;\n"
+          "    }\n"
+          "    for (int64_t r = 0; r < TR_B * TR_T; r++) t->pos[r] = (int32_t)(r % TR_T);\n"
+          "    return 0;\n"
+          "}\n\n"
+          "static void model_zero_grad(ckm_model *m) { memset(m->train->g, 0, WEIGHTS_BYTES); }\n\n"
+          "/* 0: weights, 1: gradients, 2: AdamW m, 3: AdamW v; each in the layout of model_tensors */\n"
+          "static char *model_state(ckm_model *m, int which) {\n"
+          "    if (which == 0) return (char *)m->w;\n"
+          "    if (!m->train) return NULL;\n"
+          "    return which == 1 ? m->train->g : which == 2 ? m->train->m : which == 3 ? m->train->v : NULL;\n"
+          "}\n\n"
+          "#define TRAIN_FN(fn) fn\n#define TRAIN_B TR_B\n#define TRAIN_T TR_T\n\n",
+          f);
+    return ferror(f) ? cke_fail(err, CKE_ERR_IO, "codegen: write error") : CKE_OK;
+}

@@ -1,0 +1,96 @@
+/* Quantized linear layer: Y[M,N] = X[M,K] . W[N,K]^T (+ b) with W in a ggml block format.
+ *
+ * Decode (M < QL_GEMM_MIN_M): bandwidth bound. X's rows are quantized once to the weight type's
+ * activation format (Q8_0 / Q8_1 / Q8_K; F16 and BF16 take f32 rows as they are), then each
+ * thread streams a contiguous range of weight rows once, dotting each with the M rows.
+ * Prefill (M >= QL_GEMM_MIN_M): compute bound. Panels of QL_NB weight rows are dequantized to
+ * f32 (exact by the format's definition) and multiplied with the table's f32 GEMM, so prefill
+ * runs at f32 GEMM speed while reading the weights in their compact form; X stays f32 (no
+ * activation rounding: prefill is slightly more accurate than decode).
+ * Deterministic for a given nth: every output element is one dot or one GEMM element. */
+#include "kdecl.h"
+
+#include <omp.h>
+#include <stdint.h>
+
+#define QL_GEMM_MIN_M 8
+#define QL_NB 256 /* weight rows per dequantized panel: 256 x K floats (2-6 MB), shared by all threads */
+
+static size_t align64(size_t n) { return (n + 63) / 64 * 64; }
+
+size_t cke_qtype_row_size(int qtype, int64_t K) {
+    const cke_qtype_ops *q = qtype > 0 && qtype < CKE_QTYPE_COUNT ? cke_ktable_ref.qops[qtype] : NULL;
+    if (!q || !q->vec_dot || K % q->blck) return 0;
+    return (size_t)(K / q->blck) * (size_t)q->type_size;
+}
+
+/* bytes of one activation row of K elements in the type's vec_dot format */
+static size_t act_row_size(const cke_qtype_ops *q, int64_t K) {
+    if (q->vec_dot_type == 0) return (size_t)K * sizeof(float);
+    const cke_qtype_ops *a = cke_ktable_ref.qops[q->vec_dot_type];
+    return (size_t)(K / a->blck) * (size_t)a->type_size;
+}
+
+size_t cke_qlinear_ws_size(int qtype, int64_t M, int64_t K, int64_t N, int nth) {
+    if (qtype == 0) return cke_gemm_ws_size(M, N, K, nth); /* f32 layer of a mixed-format weight */
+    const cke_qtype_ops *q = qtype > 0 && qtype < CKE_QTYPE_COUNT ? cke_ktable_ref.qops[qtype] : NULL;
+    if (!q || !q->vec_dot || K % q->blck) return 0;
+    if (M < QL_GEMM_MIN_M) return align64((size_t)M * act_row_size(q, K)) + 64;
+    int64_t nb = N < QL_NB ? N : QL_NB;
+    return align64((size_t)nb * (size_t)K * sizeof(float)) + align64(cke_gemm_ws_size(M, nb, K, nth)) + 64;
+}
+
+int cke_qlinear_fwd(const cke_ktable *kt, float *Y /* [M,N] */, const float *X /* [M,K] */,
+                    const void *W /* [N, K/blck blocks] */, int qtype, const float *b /* [N] or NULL */,
+                    int64_t M, int64_t K, int64_t N, void *ws, int nth) {
+    if (qtype == 0) { /* an f32 layer of a weight whose other layers are quantized */
+        cke_linear_fwd(kt, Y, X, (const float *)W, b, M, K, N, ws, nth);
+        return 0;
+    }
+    const cke_qtype_ops *q = qtype > 0 && qtype < CKE_QTYPE_COUNT ? kt->qops[qtype] : NULL;
+    if (!q || !q->vec_dot || K % q->blck) return -1;
+    if (nth < 1) nth = 1;
+    const size_t rs = (size_t)(K / q->blck) * (size_t)q->type_size; /* weight row bytes */
+    const char *Wb = W;
+    char *base = (char *)(((uintptr_t)ws + 63) & ~(uintptr_t)63);
+    if (M < QL_GEMM_MIN_M) {
+        const size_t as = act_row_size(q, K);
+        const void *A = X;
+        if (q->vec_dot_type != 0) {
+            const cke_qtype_ops *aq = kt->qops[q->vec_dot_type];
+            for (int64_t m = 0; m < M; m++) aq->quantize_row(base + (size_t)m * as, X + m * K, K);
+            A = base;
+        }
+        const char *Ab = A;
+        if (nth > N) nth = (int)N;
+#pragma omp parallel num_threads(nth) if (nth > 1)
+        {
+            int t = omp_get_thread_num(), nt = omp_get_num_threads();
+            int64_t n0 = N * t / nt, n1 = N * (t + 1) / nt;
+            for (int64_t n = n0; n < n1; n++)
+                for (int64_t m = 0; m < M; m++) {
+                    float s;
+                    q->vec_dot(&s, Wb + (size_t)n * rs, Ab + (size_t)m * as, K);
+                    Y[m * N + n] = b ? s + b[n] : s;
+                }
+        }
+        return 0;
+    }
+    /* prefill: dequantized panels of weight rows through the f32 GEMM */
+    int64_t nbmax = N < QL_NB ? N : QL_NB;
+    float *P = (float *)base; /* [nb, K] */
+    void *gws = base + align64((size_t)nbmax * (size_t)K * sizeof(float));
+    for (int64_t n0 = 0; n0 < N; n0 += QL_NB) {
+        int64_t nb = N - n0 < QL_NB ? N - n0 : QL_NB;
+#pragma omp parallel for num_threads(nth) schedule(static) if (nth > 1)
+        for (int64_t r = 0; r < nb; r++) q->dequantize_row(P + r * K, Wb + (size_t)(n0 + r) * rs, K);
+        kt->gemm(Y + n0, X, P, M, nb, K, K, K, N, CKE_NOTRANS, CKE_TRANS, 1.0f, 0.0f, gws, nth);
+    }
+    if (b)
+        for (int64_t m = 0; m < M; m++) {
+            float *y = Y + m * N; /* [N] */
+            if (kt->axpy) kt->axpy(y, 1.0f, b, N);
+            else for (int64_t j = 0; j < N; j++) y[j] += b[j];
+        }
+    return 0;
+}

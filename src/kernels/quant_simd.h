@@ -1,0 +1,274 @@
+/* Quantized dot products with 256-bit integer SIMD, shared by avx2/quant.c and avx512/quant.c.
+ * The includer defines QS_SFX (function suffix) and QS_VNNI (1: AVX-512 VNNI dpbusd replaces
+ * the maddubs + madd pair for the u8 x s8 products; 256-bit VL form because the blocks are 32
+ * elements and Zen 4 runs a 512-bit op as two 256-bit halves anyway).
+ *
+ * Every kernel sums the same integer products per block as its _ref (exact), then scales in
+ * float with FMAs in a different order: results match the _ref to float rounding. */
+#include "kdecl.h"
+#include "quant_blocks.h"
+
+#include <immintrin.h>
+
+#define QS_CAT2(a, b) a##_##b
+#define QS_CAT(a, b) QS_CAT2(a, b)
+#define QS_FN(name) QS_CAT(name, QS_SFX)
+
+/* F16C conversion: one instruction instead of qb_h2f's branches (per-block scales are on the
+ * decode critical path); exact, like qb_h2f */
+#define qb_h2f(h) _cvtsh_ss(h)
+
+static inline float qs_hsum(__m256 v) {
+    __m128 r = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    r = _mm_add_ps(r, _mm_movehl_ps(r, r));
+    r = _mm_add_ss(r, _mm_movehdup_ps(r));
+    return _mm_cvtss_f32(r);
+}
+static inline int32_t qs_hsum_i32(__m256i v) {
+    __m128i r = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    r = _mm_add_epi32(r, _mm_shuffle_epi32(r, 0x4E));
+    r = _mm_add_epi32(r, _mm_shuffle_epi32(r, 0xB1));
+    return _mm_cvtsi128_si32(r);
+}
+
+/* 8 lanes of int32 sums of u8 x s8 products (4 adjacent bytes per lane). u must be < 128 or the
+ * pair sum must fit int16 (maddubs saturates): true for every use below. */
+static inline __m256i qs_dot_us8(__m256i u, __m256i s) {
+#if QS_VNNI
+    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s);
+#else
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+#endif
+}
+/* s8 x s8: |x| as u8 times y with x's sign */
+static inline __m256i qs_dot_ss8(__m256i x, __m256i y) {
+    return qs_dot_us8(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x));
+}
+
+/* 16 packed bytes -> 32 nibbles: low nibbles in bytes 0..15, high nibbles in 16..31 (the
+ * element order of the _0/_1 formats) */
+static inline __m256i qs_nibbles32(const uint8_t *p) {
+    __m128i t = _mm_loadu_si128((const __m128i *)p);
+    __m256i b = _mm256_set_m128i(_mm_srli_epi16(t, 4), t);
+    return _mm256_and_si256(b, _mm256_set1_epi8(0x0F));
+}
+/* 32 bits -> 32 bytes, 0xFF where the bit is set (byte j <- bit j) */
+static inline __m256i qs_bits32(const uint8_t *p) {
+    uint32_t x;
+    memcpy(&x, p, 4);
+    const __m256i shuf = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0);
+    __m256i b = _mm256_shuffle_epi8(_mm256_set1_epi32((int)x), shuf);
+    b = _mm256_or_si256(b, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe)); /* all bits but bit (j%8) */
+    return _mm256_cmpeq_epi8(b, _mm256_set1_epi64x(-1));
+}
+
+void QS_FN(cke_vec_dot_f16)(float *s, const void *w, const void *a, int64_t k) {
+    const uint16_t *h = w;
+    const float *x = a;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= k; i += 16) {
+        acc0 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(h + i))), _mm256_loadu_ps(x + i), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(h + i + 8))), _mm256_loadu_ps(x + i + 8), acc1);
+    }
+    float r = qs_hsum(_mm256_add_ps(acc0, acc1));
+    for (; i < k; i++) r += qb_h2f(h[i]) * x[i];
+    *s = r;
+}
+
+void QS_FN(cke_vec_dot_bf16)(float *s, const void *w, const void *a, int64_t k) {
+    const uint16_t *h = w;
+    const float *x = a;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= k; i += 16) {
+        __m256i w0 = _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(h + i))), 16);
+        __m256i w1 = _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(h + i + 8))), 16);
+        acc0 = _mm256_fmadd_ps(_mm256_castsi256_ps(w0), _mm256_loadu_ps(x + i), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_castsi256_ps(w1), _mm256_loadu_ps(x + i + 8), acc1);
+    }
+    float r = qs_hsum(_mm256_add_ps(acc0, acc1));
+    for (; i < k; i++) r += qb_bf2f(h[i]) * x[i];
+    *s = r;
+}
+
+void QS_FN(cke_vec_dot_q8_0)(float *s, const void *vw, const void *va, int64_t k) {
+    const blk_q8_0 *w = vw, *a = va;
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < k / QK; i++) {
+        __m256i p = qs_dot_ss8(_mm256_loadu_si256((const __m256i *)w[i].qs), _mm256_loadu_si256((const __m256i *)a[i].qs));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(qb_h2f(w[i].d) * qb_h2f(a[i].d)), _mm256_cvtepi32_ps(p), acc);
+    }
+    *s = qs_hsum(acc);
+}
+
+void QS_FN(cke_vec_dot_q4_0)(float *s, const void *vw, const void *va, int64_t k) {
+    const blk_q4_0 *w = vw;
+    const blk_q8_0 *a = va;
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < k / QK; i++) {
+        __m256i q = _mm256_sub_epi8(qs_nibbles32(w[i].qs), _mm256_set1_epi8(8));
+        __m256i p = qs_dot_ss8(q, _mm256_loadu_si256((const __m256i *)a[i].qs));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(qb_h2f(w[i].d) * qb_h2f(a[i].d)), _mm256_cvtepi32_ps(p), acc);
+    }
+    *s = qs_hsum(acc);
+}
+
+void QS_FN(cke_vec_dot_q4_1)(float *s, const void *vw, const void *va, int64_t k) {
+    const blk_q4_1 *w = vw;
+    const blk_q8_1 *a = va;
+    __m256 acc = _mm256_setzero_ps();
+    float summ = 0.0f;
+    for (int64_t i = 0; i < k / QK; i++) {
+        __m256i p = qs_dot_us8(qs_nibbles32(w[i].qs), _mm256_loadu_si256((const __m256i *)a[i].qs));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(qb_h2f(w[i].d) * qb_h2f(a[i].d)), _mm256_cvtepi32_ps(p), acc);
+        summ += qb_h2f(w[i].m) * qb_h2f(a[i].s);
+    }
+    *s = qs_hsum(acc) + summ;
+}
+
+void QS_FN(cke_vec_dot_q5_0)(float *s, const void *vw, const void *va, int64_t k) {
+    const blk_q5_0 *w = vw;
+    const blk_q8_0 *a = va;
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < k / QK; i++) {
+        /* q - 16 = nibble when bit 4 is set, else nibble - 16 = nibble | 0xF0 as int8 */
+        __m256i hi = _mm256_andnot_si256(qs_bits32(w[i].qh), _mm256_set1_epi8((char)0xF0));
+        __m256i q = _mm256_or_si256(qs_nibbles32(w[i].qs), hi);
+        __m256i p = qs_dot_ss8(q, _mm256_loadu_si256((const __m256i *)a[i].qs));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(qb_h2f(w[i].d) * qb_h2f(a[i].d)), _mm256_cvtepi32_ps(p), acc);
+    }
+    *s = qs_hsum(acc);
+}
+
+void QS_FN(cke_vec_dot_q5_1)(float *s, const void *vw, const void *va, int64_t k) {
+    const blk_q5_1 *w = vw;
+    const blk_q8_1 *a = va;
+    __m256 acc = _mm256_setzero_ps();
+    float summ = 0.0f;
+    for (int64_t i = 0; i < k / QK; i++) {
+        __m256i hi = _mm256_and_si256(qs_bits32(w[i].qh), _mm256_set1_epi8(0x10));
+        __m256i q = _mm256_or_si256(qs_nibbles32(w[i].qs), hi); /* 0..31 */
+        __m256i p = qs_dot_us8(q, _mm256_loadu_si256((const __m256i *)a[i].qs));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(qb_h2f(w[i].d) * qb_h2f(a[i].d)), _mm256_cvtepi32_ps(p), acc);
+        summ += qb_h2f(w[i].m) * qb_h2f(a[i].s);
+    }
+    *s = qs_hsum(acc) + summ;
+}
+
+/* u8 (0..31) x s8 products of 32 values -> 16 int16 pair sums (no saturation: 2*31*127) */
+static inline __m256i qs_pairs16(__m256i u, __m256i s) { return _mm256_maddubs_epi16(u, s); }
+
+/* Q4_K and Q5_K: sum_j sc_j * (q_j . a_j) as int32 via madd with the scale, then one float
+ * scale per super-block; the mins through the activation's bsums. */
+static inline void qs_k4_scales(const uint8_t *sc12, uint8_t sc[8], uint8_t mn[8]) {
+    for (int j = 0; j < 8; j++) qb_scale_min_k4(j, sc12, &sc[j], &mn[j]);
+}
+
+void QS_FN(cke_vec_dot_q4_K)(float *s, const void *vw, const void *va, int64_t k) {
+    const blk_q4_K *w = vw;
+    const blk_q8_K *a = va;
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    float acc = 0.0f;
+    for (int64_t i = 0; i < k / QK_K; i++) {
+        uint8_t sc[8], mn[8];
+        qs_k4_scales(w[i].scales, sc, mn);
+        int32_t summ = 0;
+        for (int j = 0; j < 8; j++) summ += mn[j] * (a[i].bsums[2 * j] + a[i].bsums[2 * j + 1]);
+        __m256i sumi = _mm256_setzero_si256();
+        for (int c = 0; c < 4; c++) {
+            __m256i q = _mm256_loadu_si256((const __m256i *)(w[i].qs + 32 * c));
+            __m256i ql = _mm256_and_si256(q, m4), qh = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+            __m256i pl = qs_pairs16(ql, _mm256_loadu_si256((const __m256i *)(a[i].qs + 64 * c)));
+            __m256i ph = qs_pairs16(qh, _mm256_loadu_si256((const __m256i *)(a[i].qs + 64 * c + 32)));
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(pl, _mm256_set1_epi16(sc[2 * c])));
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(ph, _mm256_set1_epi16(sc[2 * c + 1])));
+        }
+        acc += a[i].d * qb_h2f(w[i].d) * (float)qs_hsum_i32(sumi) - a[i].d * qb_h2f(w[i].dmin) * (float)summ;
+    }
+    *s = acc;
+}
+
+void QS_FN(cke_vec_dot_q5_K)(float *s, const void *vw, const void *va, int64_t k) {
+    const blk_q5_K *w = vw;
+    const blk_q8_K *a = va;
+    const __m256i m4 = _mm256_set1_epi8(0x0F), b16 = _mm256_set1_epi8(0x10);
+    float acc = 0.0f;
+    for (int64_t i = 0; i < k / QK_K; i++) {
+        uint8_t sc[8], mn[8];
+        qs_k4_scales(w[i].scales, sc, mn);
+        int32_t summ = 0;
+        for (int j = 0; j < 8; j++) summ += mn[j] * (a[i].bsums[2 * j] + a[i].bsums[2 * j + 1]);
+        __m256i hb = _mm256_loadu_si256((const __m256i *)w[i].qh);
+        __m256i sumi = _mm256_setzero_si256();
+        for (int c = 0; c < 4; c++) {
+            __m256i q = _mm256_loadu_si256((const __m256i *)(w[i].qs + 32 * c));
+            /* bit 2c of qh[l] -> bit 4 of the low value, bit 2c+1 -> bit 4 of the high value */
+            __m256i hl = _mm256_and_si256(_mm256_slli_epi16(_mm256_srli_epi16(hb, 2 * c), 4), b16);
+            __m256i hh = _mm256_and_si256(_mm256_slli_epi16(_mm256_srli_epi16(hb, 2 * c + 1), 4), b16);
+            __m256i ql = _mm256_or_si256(_mm256_and_si256(q, m4), hl);
+            __m256i qh = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 4), m4), hh);
+            __m256i pl = qs_pairs16(ql, _mm256_loadu_si256((const __m256i *)(a[i].qs + 64 * c)));
+            __m256i ph = qs_pairs16(qh, _mm256_loadu_si256((const __m256i *)(a[i].qs + 64 * c + 32)));
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(pl, _mm256_set1_epi16(sc[2 * c])));
+            sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(ph, _mm256_set1_epi16(sc[2 * c + 1])));
+        }
+        acc += a[i].d * qb_h2f(w[i].d) * (float)qs_hsum_i32(sumi) - a[i].d * qb_h2f(w[i].dmin) * (float)summ;
+    }
+    *s = acc;
+}
+
+/* Q6_K: q in 0..63 dotted as u8, minus 32 * sum(a) per 16-group through bsums */
+void QS_FN(cke_vec_dot_q6_K)(float *s, const void *vw, const void *va, int64_t k) {
+    const blk_q6_K *w = vw;
+    const blk_q8_K *a = va;
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(0x03);
+    float acc = 0.0f;
+    for (int64_t i = 0; i < k / QK_K; i++) {
+        int32_t corr = 0;
+        for (int g = 0; g < 16; g++) corr += w[i].scales[g] * a[i].bsums[g];
+        __m256i sumi = _mm256_setzero_si256();
+        for (int n = 0; n < 2; n++) {
+            const uint8_t *ql = w[i].ql + 64 * n, *qhp = w[i].qh + 32 * n;
+            const int8_t *sc = w[i].scales + 8 * n, *q8 = a[i].qs + 128 * n;
+            __m256i l0 = _mm256_loadu_si256((const __m256i *)ql), l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
+            __m256i h = _mm256_loadu_si256((const __m256i *)qhp);
+            __m256i q[4];
+            q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(h, m3), 4));
+            q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2), m3), 4));
+            q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 4), m3), 4));
+            q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 6), m3), 4));
+            for (int r = 0; r < 4; r++) {
+                __m256i p = qs_pairs16(q[r], _mm256_loadu_si256((const __m256i *)(q8 + 32 * r)));
+                /* int16 lanes 0..7 hold values 0..15 of this run (scale sc[2r]), 8..15 the rest */
+                __m256i scv = _mm256_set_m128i(_mm_set1_epi16(sc[2 * r + 1]), _mm_set1_epi16(sc[2 * r]));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, scv));
+            }
+        }
+        acc += a[i].d * qb_h2f(w[i].d) * (float)(qs_hsum_i32(sumi) - 32 * corr);
+    }
+    *s = acc;
+}
+
+#define QS_OPS(t, nm, b, sz, vdt, vd)                                                              \
+    const cke_qtype_ops QS_CAT(cke_qops_##t, QS_SFX) = {                                           \
+        .name = nm, .blck = b, .type_size = sz, .vec_dot_type = vdt,                               \
+        .quantize_row = cke_quantize_row_##t##_ref, .dequantize_row = cke_dequantize_row_##t##_ref, \
+        .vec_dot = vd}
+/* quantize/dequantize are the _ref's: they run once per model or per weight panel (prefill
+ * dequantizes panels, see qlinear.c), and Q8_0/Q8_K activation quantization of one decode row
+ * is ~K operations against the N*K of the product */
+QS_OPS(f16, "f16", 1, 2, QT_F32, QS_FN(cke_vec_dot_f16));
+QS_OPS(bf16, "bf16", 1, 2, QT_F32, QS_FN(cke_vec_dot_bf16));
+QS_OPS(q8_0, "q8_0", QK, 34, QT_Q8_0, QS_FN(cke_vec_dot_q8_0));
+QS_OPS(q8_1, "q8_1", QK, 36, QT_Q8_1, NULL);
+QS_OPS(q4_0, "q4_0", QK, 18, QT_Q8_0, QS_FN(cke_vec_dot_q4_0));
+QS_OPS(q4_1, "q4_1", QK, 20, QT_Q8_1, QS_FN(cke_vec_dot_q4_1));
+QS_OPS(q5_0, "q5_0", QK, 22, QT_Q8_0, QS_FN(cke_vec_dot_q5_0));
+QS_OPS(q5_1, "q5_1", QK, 24, QT_Q8_1, QS_FN(cke_vec_dot_q5_1));
+QS_OPS(q8_K, "q8_K", QK_K, 292, QT_Q8_K, NULL);
+QS_OPS(q4_K, "q4_K", QK_K, 144, QT_Q8_K, QS_FN(cke_vec_dot_q4_K));
+QS_OPS(q5_K, "q5_K", QK_K, 176, QT_Q8_K, QS_FN(cke_vec_dot_q5_K));
+QS_OPS(q6_K, "q6_K", QK_K, 210, QT_Q8_K, QS_FN(cke_vec_dot_q6_K));

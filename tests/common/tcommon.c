@@ -1,0 +1,72 @@
+#define _DEFAULT_SOURCE /* mkdtemp */
+#include "tcommon.h"
+
+#include "driver/compile.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+char tc_tmp[PATH_MAX];
+char tc_inc[PATH_MAX], tc_tpl[PATH_MAX], tc_libk[PATH_MAX];
+const char *tc_models;
+static int passed, failed;
+
+void tc_result(const char *name, int ok, const char *fmt, ...) {
+    if (ok) {
+        passed++;
+        printf("PASS %s\n", name);
+    } else {
+        failed++;
+        printf("FAIL %s: ", name);
+        va_list ap;
+        va_start(ap, fmt);
+        vprintf(fmt, ap);
+        va_end(ap);
+        printf("\n");
+    }
+    fflush(stdout);
+}
+
+int tc_have(const char *path) { return access(path, R_OK) == 0; }
+
+char *tc_slurp(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    rewind(f);
+    char *b = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) { free(b); b = NULL; }
+    fclose(f);
+    if (b) b[n] = 0;
+    if (len) *len = (size_t)n;
+    return b;
+}
+
+int tc_setup(const char *name) {
+    tc_models = getenv("CKE_MODELS");
+    if (!tc_models || !*tc_models) tc_models = "../shared/models";
+    cke_err e = {0};
+    if (cke_locate_resources(tc_inc, tc_tpl, tc_libk, sizeof tc_inc, &e)) {
+        printf("FAIL locate_resources: %s\n0 passed, 1 failed\n", e.msg);
+        return -1;
+    }
+    snprintf(tc_tmp, sizeof tc_tmp, "%s/cke-%s-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", name);
+    if (!mkdtemp(tc_tmp)) { printf("FAIL mkdtemp %s\n0 passed, 1 failed\n", tc_tmp); return -1; }
+    return 0;
+}
+
+int tc_finish(void) {
+    if (!getenv("CKE_KEEP_TMP")) {
+        char cmd[PATH_MAX + 16];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", tc_tmp);
+        if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tc_tmp);
+    } else {
+        fprintf(stderr, "kept %s\n", tc_tmp);
+    }
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed ? 1 : 0;
+}

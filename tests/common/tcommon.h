@@ -1,0 +1,24 @@
+/* What the end-to-end test programs (compiler, families, train) share: PASS/FAIL lines and
+ * counts, file helpers, where cke's resources and the real models are, a scratch directory. */
+#ifndef CKE_TESTS_COMMON_H
+#define CKE_TESTS_COMMON_H
+
+#include <limits.h>
+#include <stddef.h>
+
+extern char tc_tmp[PATH_MAX];                              /* scratch directory of this run */
+extern char tc_inc[PATH_MAX], tc_tpl[PATH_MAX], tc_libk[PATH_MAX]; /* cke_locate_resources */
+extern const char *tc_models;                              /* $CKE_MODELS or ../shared/models */
+
+/* One line per check: "PASS name" or "FAIL name: why". */
+void tc_result(const char *name, int ok, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int tc_have(const char *path);
+/* The whole file, NUL-terminated (malloc'd), or NULL. */
+char *tc_slurp(const char *path, size_t *len);
+/* Locates resources and makes the scratch directory; 0, or -1 after printing why. */
+int tc_setup(const char *name);
+/* Removes the scratch directory (unless CKE_KEEP_TMP), prints "N passed, N failed", returns the
+ * exit code. */
+int tc_finish(void);
+
+#endif

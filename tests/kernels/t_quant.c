@@ -1,0 +1,299 @@
+/* Tests of the quant family (ggml block formats), each run against every ISA's table:
+ *   quant_blocks    bit-exact block bytes for inputs whose encoding follows from the format's
+ *                   definition by hand (derivations next to each case)
+ *   quant_roundtrip dequantize(quantize(x)) error per format on Gaussian and heavy-tailed rows
+ *   quant_dot       each table's vec_dot against the _ref's (same integer sums: only the float
+ *                   scaling order differs) and against a double dot of the dequantized operands
+ *   quant_linear    cke_qlinear_fwd, decode (quantized activations) and prefill (dequantized
+ *                   panels + GEMM) paths, against double products of the dequantized weights */
+#include "harness.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ggml ids of the weight formats under test */
+static const int WTYPES[] = {1, 30, 8, 2, 3, 6, 7, 12, 13, 14};
+#define NWT ((int)(sizeof WTYPES / sizeof WTYPES[0]))
+
+static size_t rowbytes(const cke_qtype_ops *q, int64_t k) { return (size_t)(k / q->blck) * (size_t)q->type_size; }
+
+static float f16_bits_to_f32(uint16_t h) { /* test-local, for expected scale values */
+    const cke_qtype_ops *q = cke_ktable_for(CKE_ISA_REF)->qops[1];
+    float f;
+    q->dequantize_row(&f, &h, 1);
+    return f;
+}
+
+static int check_bytes(const char *what, const uint8_t *got, const uint8_t *want, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (got[i] != want[i]) {
+            printf("  FAIL %s: byte %zu is %02x, expected %02x\n", what, i, got[i], want[i]);
+            return 1;
+        }
+    return 0;
+}
+
+static int quant_blocks(const cke_ktable *kt, const cke_ktable *ref) {
+    (void)ref;
+    int fails = 0;
+    float x[256];
+    uint8_t got[400], want[400];
+    /* Q8_0: amax 127 -> d = 127/127 = 1 (f16 0x3C00), id = 1, q = x */
+    for (int j = 0; j < 32; j++) x[j] = j == 0 ? -127.f : (float)(j - 16);
+    kt->qops[8]->quantize_row(got, x, 32);
+    want[0] = 0x00; want[1] = 0x3C;
+    for (int j = 0; j < 32; j++) want[2 + j] = (uint8_t)(int8_t)x[j];
+    fails += check_bytes("q8_0 block", got, want, 34);
+    /* Q4_0: x = (j%16 - 8)/2; the largest magnitude is -4 -> d = -4/-8 = 0.5 (0x3800), id = 2,
+     * q = trunc(x*2 + 8.5) = j%16; byte j packs element j (low) and j+16 (high) */
+    for (int j = 0; j < 32; j++) x[j] = (float)(j % 16 - 8) * 0.5f;
+    kt->qops[2]->quantize_row(got, x, 32);
+    want[0] = 0x00; want[1] = 0x38;
+    for (int j = 0; j < 16; j++) want[2 + j] = (uint8_t)(j | (j << 4));
+    fails += check_bytes("q4_0 block", got, want, 18);
+    /* Q4_1: x = j%16 + 1: min 1 (0x3C00), max 16 -> d = 15/15 = 1, q = trunc(x - 1 + 0.5) = j%16 */
+    for (int j = 0; j < 32; j++) x[j] = (float)(j % 16 + 1);
+    kt->qops[3]->quantize_row(got, x, 32);
+    want[0] = 0x00; want[1] = 0x3C; want[2] = 0x00; want[3] = 0x3C;
+    for (int j = 0; j < 16; j++) want[4 + j] = (uint8_t)(j | (j << 4));
+    fails += check_bytes("q4_1 block", got, want, 20);
+    /* Q5_0: x = j - 16 (-16..15): largest magnitude -16 -> d = 1 (0x3C00), id = 1,
+     * q = trunc(x + 16.5) = j; bit 4 set for j >= 16 -> qh = 0xFFFF0000; qs[j] = j&15 | (j+16)&15 << 4 */
+    for (int j = 0; j < 32; j++) x[j] = (float)(j - 16);
+    kt->qops[6]->quantize_row(got, x, 32);
+    want[0] = 0x00; want[1] = 0x3C; want[2] = 0x00; want[3] = 0x00; want[4] = 0xFF; want[5] = 0xFF;
+    for (int j = 0; j < 16; j++) want[6 + j] = (uint8_t)(j | (j << 4));
+    fails += check_bytes("q5_0 block", got, want, 22);
+    /* Q8_K: largest magnitude -127 -> iscale = 1, q = x, d = 1.0f, bsums = sums of 16 */
+    for (int j = 0; j < 256; j++) x[j] = j == 5 ? -127.f : (float)(j % 50 - 25);
+    kt->qops[15]->quantize_row(got, x, 256);
+    float one = 1.0f;
+    memcpy(want, &one, 4);
+    for (int j = 0; j < 256; j++) want[4 + j] = (uint8_t)(int8_t)x[j];
+    for (int g = 0; g < 16; g++) {
+        int s = 0;
+        for (int l = 0; l < 16; l++) s += (int)x[16 * g + l];
+        int16_t s16 = (int16_t)s;
+        memcpy(want + 260 + 2 * g, &s16, 2);
+    }
+    fails += check_bytes("q8_K block", got, want, 292);
+    /* Q4_K: each sub-block of 32 holds 0..15 twice: min 0, scale 1 fits exactly, so every
+     * sub-block gets scale 1, min 0: 6-bit scales 63 (d = f16(1/63) = 0x2410), mins 0 (dmin 0).
+     * Packed: bytes 0..3 = 63 | (63>>4)<<6 = 0xFF, 4..7 = 0, 8..11 = 63&15 = 0x0F; q = x. */
+    for (int j = 0; j < 256; j++) x[j] = (float)(j % 16);
+    kt->qops[12]->quantize_row(got, x, 256);
+    want[0] = 0x10; want[1] = 0x24; want[2] = 0; want[3] = 0;
+    for (int j = 0; j < 4; j++) { want[4 + j] = 0xFF; want[8 + j] = 0; want[12 + j] = 0x0F; }
+    for (int c = 0; c < 4; c++)
+        for (int l = 0; l < 32; l++) want[16 + 32 * c + l] = (uint8_t)((l % 16) | ((l % 16) << 4));
+    fails += check_bytes("q4_K block", got, want, 144);
+    if (fabsf(f16_bits_to_f32(0x2410) - 1.f / 63) > 1e-5f) { printf("  FAIL f16 0x2410 is not 1/63\n"); fails++; }
+    /* F16 / BF16: 1.5 = 0x3E00 / 0x3FC0, -2 = 0xC000 / 0xC000 */
+    x[0] = 1.5f; x[1] = -2.f;
+    kt->qops[1]->quantize_row(got, x, 2);
+    uint8_t wf16[4] = {0x00, 0x3E, 0x00, 0xC0}, wbf16[4] = {0xC0, 0x3F, 0x00, 0xC0};
+    fails += check_bytes("f16", got, wf16, 4);
+    kt->qops[30]->quantize_row(got, x, 2);
+    fails += check_bytes("bf16", got, wbf16, 4);
+    return fails;
+}
+
+/* NMSE bounds of dequantize(quantize(x)) for Gaussian data (measured values ~3x below): the
+ * format's resolution, not a tolerance of the implementation. */
+static double rt_bound(int t) {
+    switch (t) {
+    case 1: return 1e-7;   /* f16: 11-bit mantissa */
+    case 30: return 3e-5;  /* bf16: 8-bit mantissa */
+    case 8: return 5e-5;   /* q8_0 */
+    case 2: return 1.5e-2; /* q4_0 */
+    case 3: return 1.0e-2; /* q4_1 */
+    case 6: return 4e-3;   /* q5_0 */
+    case 7: return 2.5e-3; /* q5_1 */
+    case 12: return 6e-3;  /* q4_K */
+    case 13: return 1.5e-3;/* q5_K */
+    case 14: return 5e-4;  /* q6_K */
+    default: return 0;
+    }
+}
+
+static int quant_roundtrip(const cke_ktable *kt, const cke_ktable *ref) {
+    (void)ref;
+    int fails = 0;
+    const int64_t K = tquick ? 1024 : 8192;
+    trng r = {7100};
+    float *x = tallocf(K), *y = tallocf(K);
+    void *blk = talloc((size_t)K * 4);
+    for (int dist = 0; dist < 2; dist++) {
+        for (int64_t i = 0; i < K; i++) {
+            float g = trng_normal(&r);
+            /* dist 1: heavy tails like real weights (a few outliers per block) */
+            x[i] = dist == 0 ? g : g * (trng_uniform(&r, 0, 1) < 0.02f ? 8.f : 1.f) * 0.02f;
+        }
+        for (int ti = 0; ti < NWT; ti++) {
+            const cke_qtype_ops *q = kt->qops[WTYPES[ti]];
+            if (!q) { printf("  FAIL %d: no ops\n", WTYPES[ti]); fails++; continue; }
+            q->quantize_row(blk, x, K);
+            q->dequantize_row(y, blk, K);
+            double e = tnmse(y, x, K), bound = rt_bound(WTYPES[ti]) * (dist ? 2.0 : 1.0);
+            if (!(e <= bound)) {
+                printf("  FAIL %s roundtrip (%s): nmse %.3g > %.3g\n", q->name, dist ? "heavy-tailed" : "gaussian", e, bound);
+                fails++;
+            }
+            /* quantizing the dequantized values again must not move them much (idempotence) */
+        }
+    }
+    /* all-zero rows give zero blocks and zero values */
+    memset(x, 0, (size_t)K * sizeof(float));
+    for (int ti = 0; ti < NWT; ti++) {
+        const cke_qtype_ops *q = kt->qops[WTYPES[ti]];
+        q->quantize_row(blk, x, 256);
+        q->dequantize_row(y, blk, 256);
+        for (int i = 0; i < 256; i++)
+            if (y[i] != 0.0f) { printf("  FAIL %s zero row -> %g at %d\n", q->name, (double)y[i], i); fails++; break; }
+    }
+    free(x); free(y); free(blk);
+    return fails;
+}
+
+/* activation row of the type's vec_dot format; returns the buffer (and its dequantized values) */
+static void *make_act(const cke_ktable *kt, const cke_qtype_ops *q, const float *a, float *adq, int64_t K) {
+    if (q->vec_dot_type == 0) {
+        memcpy(adq, a, (size_t)K * sizeof(float));
+        return tcopyf(a, K);
+    }
+    const cke_qtype_ops *aq = kt->qops[q->vec_dot_type];
+    void *buf = talloc(rowbytes(aq, K) + 64);
+    aq->quantize_row(buf, a, K);
+    aq->dequantize_row(adq, buf, K);
+    return buf;
+}
+
+/* Exact value of what vec_dot computes: the dequantized product, except that the _1 formats take
+ * sum(a) of a block from the Q8_1 field s = f16(d * sum q), which is rounded (ggml's format). */
+static double exact_dot(const cke_qtype_ops *q, const void *wb, const void *ab, const float *wdq, const float *adq,
+                        int64_t K, double *mag) {
+    double e = 0;
+    *mag = 0;
+    for (int64_t i = 0; i < K; i++) {
+        e += (double)wdq[i] * adq[i];
+        *mag += fabs((double)wdq[i] * adq[i]);
+    }
+    if (q->vec_dot_type == 9) /* Q8_1: blocks of 36 bytes {d, s, qs[32]}; Q4_1/Q5_1 start {d, m} */
+        for (int64_t b = 0; b < K / 32; b++) {
+            uint16_t mh, sh;
+            memcpy(&mh, (const char *)wb + b * q->type_size + 2, 2);
+            memcpy(&sh, (const char *)ab + b * 36 + 2, 2);
+            double m = f16_bits_to_f32(mh), sa = 0;
+            for (int i = 0; i < 32; i++) sa += adq[b * 32 + i];
+            e += m * ((double)f16_bits_to_f32(sh) - sa);
+        }
+    return e;
+}
+
+static int quant_dot(const cke_ktable *kt, const cke_ktable *ref) {
+    int fails = 0;
+    trng r = {7200};
+    const int64_t Ks[] = {256, 768, 4096, 0};
+    for (const int64_t *kp = Ks; *kp; kp++) {
+        int64_t K = *kp;
+        if (tquick && K > 1024) continue;
+        float *w = tallocf(K), *a = tallocf(K), *wdq = tallocf(K), *adq = tallocf(K);
+        for (int rep = 0; rep < 4; rep++) {
+            tfill_normal(&r, w, K, rep == 3 ? 50.f : 1.f);
+            tfill_normal(&r, a, K, rep == 2 ? 1e-3f : 1.f);
+            for (int ti = 0; ti < NWT; ti++) {
+                const cke_qtype_ops *q = kt->qops[WTYPES[ti]], *qr = ref->qops[WTYPES[ti]];
+                void *wb = talloc(rowbytes(q, K) + 64);
+                q->quantize_row(wb, w, K);
+                q->dequantize_row(wdq, wb, K);
+                void *ab = make_act(kt, q, a, adq, K);
+                double mag, exact = exact_dot(q, wb, ab, wdq, adq, K, &mag);
+                float s = -1, sr = -1;
+                q->vec_dot(&s, wb, ab, K);
+                qr->vec_dot(&sr, wb, ab, K);
+                /* both sum exact integer products per block; float scaling in a different order:
+                 * a few ulps of the magnitude sum */
+                double tol = 2e-6 * mag + 1e-30;
+                if (!(fabs((double)s - exact) <= tol) || !(fabs((double)sr - exact) <= tol)) {
+                    printf("  FAIL %s dot K=%lld rep %d: %s %.9g, ref %.9g, exact %.9g (tol %.3g)\n", q->name, (long long)K, rep,
+                           kt->name, (double)s, (double)sr, exact, tol);
+                    fails++;
+                }
+                free(wb); free(ab);
+            }
+        }
+        free(w); free(a); free(wdq); free(adq);
+    }
+    return fails;
+}
+
+static int quant_linear(const cke_ktable *kt, const cke_ktable *ref) {
+    (void)ref;
+    int fails = 0;
+    trng r = {7300};
+    const int64_t K = 512, N = tquick ? 40 : 300;
+    const int64_t Ms[] = {1, 3, 9, 33, 0};
+    float *W = tallocf(N * K), *Wdq = tallocf(N * K), *bias = tallocf(N);
+    tfill_normal(&r, W, N * K, 0.05f);
+    tfill_normal(&r, bias, N, 1.0f);
+    for (int ti = 0; ti < NWT; ti++) {
+        const cke_qtype_ops *q = kt->qops[WTYPES[ti]];
+        size_t rs = cke_qtype_row_size(WTYPES[ti], K);
+        if (rs != rowbytes(q, K)) { printf("  FAIL %s row size %zu\n", q->name, rs); fails++; continue; }
+        char *Wq = talloc(rs * (size_t)N);
+        for (int64_t n = 0; n < N; n++) {
+            q->quantize_row(Wq + (size_t)n * rs, W + n * K, K);
+            q->dequantize_row(Wdq + n * K, Wq + (size_t)n * rs, K);
+        }
+        for (const int64_t *mp = Ms; *mp; mp++) {
+            int64_t M = *mp;
+            float *X = tallocf(M * K), *Y = tallocf(M * N), *Xdq = tallocf(M * K);
+            tfill_normal(&r, X, M * K, 1.0f);
+            int decode = M < 8; /* qlinear.c's QL_GEMM_MIN_M: decode dots quantized activations */
+            void **abs_ = talloc((size_t)M * sizeof(void *));
+            for (int64_t m = 0; m < M; m++) abs_[m] = make_act(kt, q, X + m * K, Xdq + m * K, K);
+            for (int nth = 1; nth <= 2; nth++) {
+                size_t wsz = cke_qlinear_ws_size(WTYPES[ti], M, K, N, nth);
+                void *ws = talloc(wsz);
+                int rc = cke_qlinear_fwd(kt, Y, X, Wq, WTYPES[ti], nth == 2 ? bias : NULL, M, K, N, ws, nth);
+                if (rc) { printf("  FAIL %s qlinear rc %d\n", q->name, rc); fails++; }
+                for (int64_t m = 0; m < M && !rc; m++)
+                    for (int64_t n = 0; n < N; n++) {
+                        double mag, e;
+                        if (decode) e = exact_dot(q, Wq + (size_t)n * rs, abs_[m], Wdq + n * K, Xdq + m * K, K, &mag);
+                        else {
+                            e = 0, mag = 0;
+                            for (int64_t i = 0; i < K; i++) {
+                                e += (double)Wdq[n * K + i] * X[m * K + i];
+                                mag += fabs((double)Wdq[n * K + i] * X[m * K + i]);
+                            }
+                        }
+                        if (nth == 2) e += bias[n], mag += fabs(bias[n]);
+                        if (!(fabs(Y[m * N + n] - e) <= 1e-5 * mag + 1e-6)) {
+                            printf("  FAIL %s qlinear M=%lld nth=%d [%lld,%lld] %.9g vs %.9g\n", q->name, (long long)M, nth,
+                                   (long long)m, (long long)n, (double)Y[m * N + n], e);
+                            fails++;
+                            m = M;
+                            break;
+                        }
+                    }
+                free(ws);
+            }
+            for (int64_t m = 0; m < M; m++) free(abs_[m]);
+            free(abs_); free(X); free(Y); free(Xdq);
+        }
+        free(Wq);
+    }
+    free(W); free(Wdq); free(bias);
+    return fails;
+}
+
+const test_op tests_quant[] = {
+    {"quant_blocks", quant_blocks, NULL, NULL},
+    {"quant_roundtrip", quant_roundtrip, NULL, NULL},
+    {"quant_dot", quant_dot, NULL, NULL},
+    {"quant_linear", quant_linear, NULL, NULL},
+    {0},
+};

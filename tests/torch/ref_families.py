@@ -1,0 +1,372 @@
+#!/usr/bin/python3
+"""PyTorch references of the model families beyond llama (test-only; Debian's torch, no network).
+
+For each family, writes a random-initialized small model in Hugging Face layout (config.json +
+model.safetensors, the checkpoint's real tensor names and layouts: GPT-2 Conv1D [in, out] with
+fused c_attn, Phi-3 fused qkv_proj / gate_up_proj ...) and the reference logits at every position
+of a fixed token sequence, computed in float64 by an independent forward written from the HF
+modeling code's definitions (modeling_gpt2 / qwen2 / qwen3 / gemma / gemma2 / mistral / phi3 /
+llama with rope_scaling "llama3").
+
+usage: ref_families.py OUT_DIR FAMILY [drop=HF_NAME | perturb=HF_NAME | ablate=CONFIG_KEY | set=KEY=JSON]
+       ref_families.py OUT_DIR gpt2 --from HF_DIR     (trace of an existing GPT-2 checkpoint)
+FAMILY: gpt2 | qwen2 | qwen3 | gemma | gemma2 | mistral | phi3 | llama3
+The optional edit breaks the model on purpose: drop/perturb a tensor, or remove a config key (the
+reference still uses the feature), which proves the feature changes the numbers.
+Outputs OUT_DIR/{config.json, model.safetensors, ref.bin, ref.trace} in the formats of
+ref_llama.py: ref.bin = int32 n_tok, int32 vocab, int32 ids[n_tok], float32 logits[n_tok][vocab];
+ref.trace = every intermediate value under its IR name (the value names of
+src/templates/<family>.json) for `cke parity`.
+"""
+import json
+import math
+import os
+import struct
+import sys
+
+import torch
+
+from ref_llama import save_safetensors  # same hand-written safetensors writer
+
+
+def load_safetensors(path):
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        hdr = json.loads(f.read(n))
+        base = 8 + n
+        out = {}
+        for name, d in hdr.items():
+            if name == "__metadata__":
+                continue
+            assert d["dtype"] == "F32", name
+            f.seek(base + d["data_offsets"][0])
+            b = f.read(d["data_offsets"][1] - d["data_offsets"][0])
+            out[name] = torch.frombuffer(bytearray(b), dtype=torch.float32).reshape(d["shape"]).clone()
+    return out
+
+
+# name: model_type, dim, layers, heads, kv_heads, head_dim, ffn, vocab, extras
+FAMILIES = {
+    "gpt2": dict(dim=32, L=2, H=4, KV=4, hd=8, F=128, V=71),
+    "qwen2": dict(dim=40, L=2, H=4, KV=2, hd=10, F=72, V=53, theta=1e6),
+    "qwen3": dict(dim=32, L=2, H=4, KV=2, hd=16, F=64, V=59, theta=1e6, tied=True),
+    "gemma": dict(dim=32, L=2, H=4, KV=1, hd=16, F=64, V=67, tied=True),
+    # 4 layers: even ones slide over 6 positions, odd ones are global; logits are soft-capped low
+    # enough (1.5 attention, 3.0 final) that tanh actually bends them
+    "gemma2": dict(dim=32, L=4, H=4, KV=2, hd=8, F=64, V=67, tied=True, window=6, attn_cap=1.5,
+                   final_cap=3.0, qpas=24),
+    "mistral": dict(dim=32, L=2, H=4, KV=2, hd=8, F=64, V=61, window=7),
+    "phi3": dict(dim=32, L=2, H=4, KV=2, hd=8, F=64, V=61, window=10, partial=0.5),
+    "llama3": dict(dim=64, L=2, H=4, KV=2, hd=16, F=96, V=61, theta=500000.0,
+                   scaling=dict(rope_type="llama3", factor=8.0, low_freq_factor=1.0, high_freq_factor=4.0,
+                                original_max_position_embeddings=64)),
+}
+
+
+def gelu_tanh(x):
+    return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x.pow(3))))
+
+
+def rotate_half(x):
+    h = x.shape[-1] // 2
+    return torch.cat((-x[..., h:], x[..., :h]), dim=-1)
+
+
+def inv_freqs(rot, theta, scaling):
+    """HF _compute_default_rope_parameters (+ _compute_llama3_parameters), float32 as HF."""
+    inv = 1.0 / (theta ** (torch.arange(0, rot, 2, dtype=torch.int64).to(torch.float32) / rot))
+    if scaling:
+        factor, lo, hi = scaling["factor"], scaling["low_freq_factor"], scaling["high_freq_factor"]
+        old = scaling["original_max_position_embeddings"]
+        low_wl, high_wl = old / lo, old / hi
+        wavelen = 2 * math.pi / inv
+        il = torch.where(wavelen > low_wl, inv / factor, inv)
+        smooth = (old / wavelen - lo) / (hi - lo)
+        smoothed = (1 - smooth) * il / factor + smooth * il
+        medium = ~(wavelen < high_wl) * ~(wavelen > low_wl)
+        inv = torch.where(medium, smoothed, il)
+    return inv
+
+
+def make_weights(fam, c, g):
+    def rnd(*shape, s=0.2):
+        return torch.randn(*shape, generator=g, dtype=torch.float32) * s
+
+    dim, L, H, KV, hd, F, V = c["dim"], c["L"], c["H"], c["KV"], c["hd"], c["F"], c["V"]
+    W = {}
+    if fam == "gpt2":
+        P = 64
+        t = "transformer."
+        W[t + "wte.weight"] = rnd(V, dim, s=1.0)
+        W[t + "wpe.weight"] = rnd(P, dim, s=0.5)
+        for i in range(L):
+            p = f"{t}h.{i}."
+            W[p + "ln_1.weight"], W[p + "ln_1.bias"] = 1 + rnd(dim, s=0.1), rnd(dim, s=0.1)
+            W[p + "attn.c_attn.weight"], W[p + "attn.c_attn.bias"] = rnd(dim, 3 * dim), rnd(3 * dim, s=0.1)
+            W[p + "attn.c_proj.weight"], W[p + "attn.c_proj.bias"] = rnd(dim, dim), rnd(dim, s=0.1)
+            W[p + "ln_2.weight"], W[p + "ln_2.bias"] = 1 + rnd(dim, s=0.1), rnd(dim, s=0.1)
+            W[p + "mlp.c_fc.weight"], W[p + "mlp.c_fc.bias"] = rnd(dim, F), rnd(F, s=0.1)
+            W[p + "mlp.c_proj.weight"], W[p + "mlp.c_proj.bias"] = rnd(F, dim), rnd(dim, s=0.1)
+        W[t + "ln_f.weight"], W[t + "ln_f.bias"] = 1 + rnd(dim, s=0.1), rnd(dim, s=0.1)
+        return W
+    gem = fam.startswith("gemma")
+    nw = (lambda n: rnd(n, s=0.1)) if gem else (lambda n: 1 + rnd(n, s=0.1))  # Gemma stores w of (1 + w)
+    W["model.embed_tokens.weight"] = rnd(V, dim, s=0.3 if gem else 1.0)
+    W["model.norm.weight"] = nw(dim)
+    for i in range(L):
+        p = f"model.layers.{i}."
+        W[p + "input_layernorm.weight"] = nw(dim)
+        W[p + "post_attention_layernorm.weight"] = nw(dim)
+        if fam == "gemma2":
+            W[p + "pre_feedforward_layernorm.weight"] = nw(dim)
+            W[p + "post_feedforward_layernorm.weight"] = nw(dim)
+        if fam == "phi3":
+            W[p + "self_attn.qkv_proj.weight"] = rnd((H + 2 * KV) * hd, dim)
+            W[p + "mlp.gate_up_proj.weight"] = rnd(2 * F, dim)
+        else:
+            W[p + "self_attn.q_proj.weight"] = rnd(H * hd, dim)
+            W[p + "self_attn.k_proj.weight"] = rnd(KV * hd, dim)
+            W[p + "self_attn.v_proj.weight"] = rnd(KV * hd, dim)
+            W[p + "mlp.gate_proj.weight"] = rnd(F, dim)
+            W[p + "mlp.up_proj.weight"] = rnd(F, dim)
+        W[p + "self_attn.o_proj.weight"] = rnd(dim, H * hd)
+        W[p + "mlp.down_proj.weight"] = rnd(dim, F)
+        if fam == "qwen2":
+            W[p + "self_attn.q_proj.bias"] = rnd(H * hd, s=0.1)
+            W[p + "self_attn.k_proj.bias"] = rnd(KV * hd, s=0.1)
+            W[p + "self_attn.v_proj.bias"] = rnd(KV * hd, s=0.1)
+        if fam == "qwen3":
+            W[p + "self_attn.q_norm.weight"] = 1 + rnd(hd, s=0.1)
+            W[p + "self_attn.k_norm.weight"] = 1 + rnd(hd, s=0.1)
+    if not c.get("tied"):
+        W["lm_head.weight"] = rnd(V, dim)
+    return W
+
+
+def config(fam, c):
+    dim, L, H, KV, hd, F, V = c["dim"], c["L"], c["H"], c["KV"], c["hd"], c["F"], c["V"]
+    if fam == "gpt2":
+        return {"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2", "n_embd": dim, "n_layer": L, "n_head": H,
+                "n_inner": None, "n_positions": 64, "n_ctx": 64, "vocab_size": V, "layer_norm_epsilon": 1e-5,
+                "activation_function": "gelu_new", "scale_attn_weights": True, "torch_dtype": "float32"}
+    arch = {"qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM", "gemma": "GemmaForCausalLM",
+            "gemma2": "Gemma2ForCausalLM", "mistral": "MistralForCausalLM", "phi3": "Phi3ForCausalLM",
+            "llama3": "LlamaForCausalLM"}[fam]
+    cfg = {"architectures": [arch], "model_type": "llama" if fam == "llama3" else fam, "hidden_size": dim,
+           "intermediate_size": F, "num_attention_heads": H, "num_key_value_heads": KV, "head_dim": hd,
+           "num_hidden_layers": L, "rms_norm_eps": 1e-6, "rope_theta": c.get("theta", 10000.0), "vocab_size": V,
+           "max_position_embeddings": 128, "tie_word_embeddings": bool(c.get("tied")), "hidden_act": "silu",
+           "torch_dtype": "float32"}
+    if fam.startswith("gemma"):
+        cfg["hidden_act"] = cfg["hidden_activation"] = "gelu_pytorch_tanh"
+    if fam in ("qwen2", "qwen3"):  # as in real Qwen configs: a window that is switched off
+        cfg["sliding_window"], cfg["use_sliding_window"] = 4096, False
+    if "window" in c:
+        cfg["sliding_window"] = c["window"]
+    if fam == "gemma2":
+        cfg["attn_logit_softcapping"] = c["attn_cap"]
+        cfg["final_logit_softcapping"] = c["final_cap"]
+        cfg["query_pre_attn_scalar"] = c["qpas"]
+    if fam == "phi3":
+        cfg["partial_rotary_factor"] = c["partial"]
+    if "scaling" in c:
+        cfg["rope_scaling"] = c["scaling"]
+    return cfg
+
+
+def forward(fam, c, W, ids, tr):
+    """float64 forward after the HF modeling code; tr(name, layer, value) records the IR values."""
+    dim, L, H, KV, hd, V = c["dim"], c["L"], c["H"], c["KV"], c["hd"], c["V"]
+    D = {k: v.to(torch.float64) for k, v in W.items()}
+    T = len(ids)
+    eps = 1e-5 if fam == "gpt2" else 1e-6
+    gem = fam.startswith("gemma")
+
+    def rms(x, w):
+        y = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)
+        return y * (1.0 + w) if gem else y * w
+
+    def ln(x, w, b):
+        mu = x.mean(-1, keepdim=True)
+        var = (x - mu).pow(2).mean(-1, keepdim=True)
+        return (x - mu) / torch.sqrt(var + eps) * w + b
+
+    def attend(q, k, v, scale, window, cap):
+        """q [T,H*hd], k/v [T,KV*hd] -> [T,H*hd]: causal, GQA, optional window and soft-cap"""
+        q = q.view(T, H, hd).transpose(0, 1)
+        k = k.view(T, KV, hd).transpose(0, 1).repeat_interleave(H // KV, dim=0)
+        v = v.view(T, KV, hd).transpose(0, 1).repeat_interleave(H // KV, dim=0)
+        s = q @ k.transpose(1, 2) * scale
+        if cap:
+            s = cap * torch.tanh(s / cap)
+        i = torch.arange(T)[:, None]
+        j = torch.arange(T)[None, :]
+        allowed = j <= i
+        if window:
+            allowed = allowed & (j > i - window)  # HF sliding_window_overlay: kv_idx > q_idx - window
+        s = s.masked_fill(~allowed, float("-inf"))
+        return (torch.softmax(s, dim=-1) @ v).transpose(0, 1).reshape(T, H * hd)
+
+    if fam == "gpt2":
+        t = "transformer."
+        x = D[t + "wte.weight"][ids]
+        tr("emb", -1, x)
+        x = x + D[t + "wpe.weight"][:T]
+        tr("x", -1, x)
+        for i in range(L):
+            p = f"{t}h.{i}."
+            n = ln(x, D[p + "ln_1.weight"], D[p + "ln_1.bias"])
+            qkv = n @ D[p + "attn.c_attn.weight"] + D[p + "attn.c_attn.bias"]  # Conv1D: x W + b
+            q, k, v = qkv.split(dim, dim=-1)
+            tr("attn_in", i, n), tr("q", i, q), tr("k", i, k), tr("v", i, v)
+            a = attend(q, k, v, 1.0 / math.sqrt(hd), 0, 0)
+            ao = a @ D[p + "attn.c_proj.weight"] + D[p + "attn.c_proj.bias"]
+            tr("attn", i, a), tr("attn_out", i, ao)
+            x = x + ao
+            tr("h", i, x)
+            n = ln(x, D[p + "ln_2.weight"], D[p + "ln_2.bias"])
+            up = n @ D[p + "mlp.c_fc.weight"] + D[p + "mlp.c_fc.bias"]
+            act = gelu_tanh(up)
+            fo = act @ D[p + "mlp.c_proj.weight"] + D[p + "mlp.c_proj.bias"]
+            tr("ffn_in", i, n), tr("up", i, up), tr("act", i, act), tr("ffn_out", i, fo)
+            x = x + fo
+            tr("x", i, x)
+        x = ln(x, D[t + "ln_f.weight"], D[t + "ln_f.bias"])
+        logits = x @ D[t + "wte.weight"].T
+        tr("out_norm", -1, x), tr("logits", -1, logits)
+        return logits
+
+    rot = int(hd * c.get("partial", 1.0))
+    inv = inv_freqs(rot, c.get("theta", 10000.0), c.get("scaling"))
+    ang = (torch.arange(T, dtype=torch.float32)[:, None] * inv[None, :]).to(torch.float64)
+    emb = torch.cat((ang, ang), dim=-1)
+    cos, sin = emb.cos(), emb.sin()
+
+    def rope(x, nh):
+        x = x.view(T, nh, hd).transpose(0, 1)
+        xr, xp = x[..., :rot], x[..., rot:]  # partial rotary: rotate a prefix, pass the rest
+        xr = xr * cos + rotate_half(xr) * sin
+        return torch.cat((xr, xp), dim=-1).transpose(0, 1).reshape(T, nh * hd)
+
+    x = D["model.embed_tokens.weight"][ids]
+    if gem:
+        tr("emb", -1, x)
+        x = x * torch.tensor(dim ** 0.5, dtype=torch.float32).item()  # HF: normalizer in the model dtype
+    tr("x", -1, x)
+    scale = 1.0 / math.sqrt(c["qpas"] if "qpas" in c else hd)
+    for i in range(L):
+        p = f"model.layers.{i}."
+        n = rms(x, D[p + "input_layernorm.weight"])
+        tr("attn_in", i, n)
+        if fam == "phi3":
+            q, k, v = (n @ D[p + "self_attn.qkv_proj.weight"].T).split([H * hd, KV * hd, KV * hd], dim=-1)
+        else:
+            q, k, v = (n @ D[p + f"self_attn.{m}_proj.weight"].T for m in "qkv")
+        if fam == "qwen2":
+            q, k, v = (t_ + D[p + f"self_attn.{m}_proj.bias"] for t_, m in zip((q, k, v), "qkv"))
+        tr("q", i, q), tr("k", i, k), tr("v", i, v)
+        if fam == "qwen3":  # RMSNorm over each head's head_dim, before RoPE
+            q = rms(q.view(T, H, hd), D[p + "self_attn.q_norm.weight"]).reshape(T, H * hd)
+            k = rms(k.view(T, KV, hd), D[p + "self_attn.k_norm.weight"]).reshape(T, KV * hd)
+            tr("q_norm", i, q), tr("k_norm", i, k)
+        q, k = rope(q, H), rope(k, KV)
+        tr("q_rope", i, q), tr("k_rope", i, k)
+        window = c.get("window", 0)
+        if fam == "gemma2" and i % 2 == 1:
+            window = 0  # odd layers attend globally
+        a = attend(q, k, v, scale, window, c.get("attn_cap", 0))
+        ao = a @ D[p + "self_attn.o_proj.weight"].T
+        tr("attn", i, a), tr("attn_out", i, ao)
+        if fam == "gemma2":
+            ao = rms(ao, D[p + "post_attention_layernorm.weight"])
+            tr("attn_post", i, ao)
+        x = x + ao
+        tr("h", i, x)
+        n = rms(x, D[p + ("pre_feedforward_layernorm.weight" if fam == "gemma2" else "post_attention_layernorm.weight")])
+        if fam == "phi3":
+            gt, up = (n @ D[p + "mlp.gate_up_proj.weight"].T).chunk(2, dim=-1)
+        else:
+            gt, up = n @ D[p + "mlp.gate_proj.weight"].T, n @ D[p + "mlp.up_proj.weight"].T
+        act = (gelu_tanh(gt) if gem else torch.nn.functional.silu(gt)) * up
+        fo = act @ D[p + "mlp.down_proj.weight"].T
+        tr("ffn_in", i, n), tr("gate", i, gt), tr("up", i, up), tr("act", i, act), tr("ffn_out", i, fo)
+        if fam == "gemma2":
+            fo = rms(fo, D[p + "post_feedforward_layernorm.weight"])
+            tr("ffn_post", i, fo)
+        x = x + fo
+        tr("x", i, x)
+    x = rms(x, D["model.norm.weight"])
+    logits = x @ (D["model.embed_tokens.weight"] if c.get("tied") else D["lm_head.weight"]).T
+    tr("out_norm", -1, x)
+    if fam == "gemma2":
+        tr("logits_raw", -1, logits)
+        logits = c["final_cap"] * torch.tanh(logits / c["final_cap"])
+    tr("logits", -1, logits)
+    return logits
+
+
+def write_outputs(out, ids, logits, trace, V):
+    T = len(ids)
+    with open(os.path.join(out, "ref.trace"), "wb") as f:
+        f.write(b"CKETRC01")
+        f.write(struct.pack("<i", T))
+        f.write(ids.to(torch.int32).numpy().tobytes())
+        f.write(struct.pack("<i", len(trace)))
+        for name, layer, t in trace:
+            nb = name.encode()
+            f.write(struct.pack("<i", len(nb)) + nb + struct.pack("<iqqq", layer, 0, t.shape[0], t.shape[1]))
+            f.write(t.numpy().tobytes())
+    with open(os.path.join(out, "ref.bin"), "wb") as f:
+        f.write(struct.pack("<ii", T, V))
+        f.write(ids.to(torch.int32).numpy().tobytes())
+        f.write(logits.to(torch.float32).numpy().tobytes())
+
+
+def main():
+    out, fam = sys.argv[1], sys.argv[2]
+    extra = sys.argv[3:]
+    os.makedirs(out, exist_ok=True)
+    trace = []
+
+    def tr(name, layer, t):
+        trace.append((name, layer, t.reshape(t.shape[0], -1).to(torch.float32).contiguous()))
+
+    if extra[:1] == ["--from"]:  # an existing checkpoint (the real tiny-random-gpt2)
+        assert fam == "gpt2", "--from is implemented for gpt2"
+        src = extra[1]
+        cfgj = json.load(open(os.path.join(src, "config.json")))
+        W = load_safetensors(os.path.join(src, "model.safetensors"))
+        W = {k if k.startswith("transformer.") else "transformer." + k: v for k, v in W.items()}
+        dim, H = cfgj["n_embd"], cfgj["n_head"]
+        c = dict(dim=dim, L=cfgj["n_layer"], H=H, KV=H, hd=dim // H, V=cfgj["vocab_size"])
+        ids = torch.tensor([int(v) for v in extra[2].split(",")]) if len(extra) > 2 else \
+            torch.tensor([(37 * i + 11) % c["V"] for i in range(19)])
+        logits = forward(fam, c, W, ids, tr)
+        write_outputs(out, ids, logits, trace, c["V"])
+        return
+
+    c = FAMILIES[fam]
+    g = torch.Generator().manual_seed(11)
+    W = make_weights(fam, c, g)
+    saved = dict(W)
+    edit = extra[0] if extra else ""
+    if edit.startswith("drop="):
+        del saved[edit[5:]]
+    elif edit.startswith("perturb="):  # the file's tensor differs from the one the reference uses
+        saved[edit[8:]] = saved[edit[8:]] * 1.01
+    save_safetensors(os.path.join(out, "model.safetensors"), saved)
+    cfg = config(fam, c)
+    if edit.startswith("ablate="):  # the config loses a feature the reference keeps: cke must diverge
+        del cfg[edit[7:]]
+    elif edit.startswith("set="):  # set=KEY=JSON: a config the loader or a template must refuse
+        k, v = edit[4:].split("=", 1)
+        cfg[k] = json.loads(v)
+    with open(os.path.join(out, "config.json"), "w") as f:
+        json.dump(cfg, f, indent=1)
+    ids = torch.tensor([(7 * i + 3) % c["V"] for i in range(23)])
+    logits = forward(fam, c, W, ids, tr)
+    write_outputs(out, ids, logits, trace, c["V"])
+
+
+if __name__ == "__main__":
+    main()
