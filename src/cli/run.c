@@ -41,8 +41,9 @@ static int parse_f(const char *s, float *v) {
     return 0;
 }
 
-/* --keep-f32 (or CKE_KEEP_F32=1): every weight converted to f32, as before quantized kernels */
-static int keep_f32_flag;
+/* --keep-f32 (or CKE_KEEP_F32=1): every weight converted to f32, as before quantized kernels;
+ * --debug: canaries after every activation, checked after every op */
+static int keep_f32_flag, debug_flag;
 
 static int compile_into(const char *model, const char *out, const char *tokenizer, int64_t ctx, int64_t chunk, int quiet) {
     char inc[PATH_MAX], tpl[PATH_MAX], libk[PATH_MAX];
@@ -51,7 +52,8 @@ static int compile_into(const char *model, const char *out, const char *tokenize
     if (s) return fail("compile", s, &e);
     cke_compile_opts o = {.out_dir = out, .tokenizer = tokenizer, .templates_dir = tpl, .include_dir = inc,
                           .libk = libk, .ctx = ctx, .prefill_chunk = chunk, .quiet = quiet,
-                          .keep_f32 = keep_f32_flag || (getenv("CKE_KEEP_F32") && atoi(getenv("CKE_KEEP_F32")))};
+                          .keep_f32 = keep_f32_flag || (getenv("CKE_KEEP_F32") && atoi(getenv("CKE_KEEP_F32"))),
+                          .canaries = debug_flag};
     s = cke_compile(model, &o, &e);
     if (s) return fail("compile", s, &e);
     return 0;
@@ -64,6 +66,7 @@ int cke_cli_compile(int argc, char **argv) {
         if (!strcmp(argv[i], "-o") && i + 1 < argc) out = argv[++i];
         else if (!strcmp(argv[i], "--tokenizer") && i + 1 < argc) tok = argv[++i];
         else if (!strcmp(argv[i], "--keep-f32")) keep_f32_flag = 1;
+        else if (!strcmp(argv[i], "--debug")) debug_flag = 1;
         else if (!strcmp(argv[i], "--ctx") && i + 1 < argc) { if (parse_i64(argv[++i], &ctx) || ctx < 1) goto usage; }
         else if (!strcmp(argv[i], "--prefill-chunk") && i + 1 < argc) { if (parse_i64(argv[++i], &chunk) || chunk < 1) goto usage; }
         else if (argv[i][0] == '-') goto usage;
@@ -74,7 +77,9 @@ int cke_cli_compile(int argc, char **argv) {
     return compile_into(model, out, tok, ctx, chunk, 0);
 usage:
     fprintf(stderr, "usage: cke compile MODEL -o DIR [--tokenizer tokenizer.bin] [--ctx N] [--prefill-chunk N] [--keep-f32]\n"
-                    "  MODEL: a .gguf file, a Hugging Face model directory, or a llama2.c .bin\n");
+                    "                   [--debug]\n"
+                    "  MODEL: a .gguf file, a Hugging Face model directory, or a llama2.c .bin\n"
+                    "  --debug: a canary after every activation, checked after every op (slow; names the op)\n");
     return 2;
 }
 

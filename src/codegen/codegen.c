@@ -353,6 +353,20 @@ static void emit_mode(emit_ctx *e) {
                 m->bufs[b].pinned ? "carried" : "lifetime", m->bufs[b].pinned ? " across layers" : "");
     }
     fprintf(f, "#define %c_ARENA  %zuu\n#define %c_SCRATCH %zuu\n\n", e->pre, m->arena_bytes, e->pre, m->scratch_bytes);
+    if (e->p->canaries) {
+        fprintf(f, "/* debug build: where each activation's canary sits, and the steps it must survive */\n"
+                   "static const ckm_canary %c_canary[] = {\n", e->pre);
+        for (int b = 0; b < m->n_bufs; b++) {
+            const cke_buf *bf = &m->bufs[b];
+            const cke_buf *own = bf->alias_of >= 0 ? &m->bufs[bf->alias_of] : bf;
+            int64_t cols = own->rows > 0 ? (int64_t)(own->data_bytes / sizeof(float)) / own->rows : 0;
+            int t_rows = own->rows == m->T && m->T > 1; /* rows follow the call's T */
+            const cke_value *bv = &ir->v[bf->value];
+            fprintf(f, "    {\"%s\", %zuu, %lldu, %lld, %d, %d},\n", bv->layer >= 0 ? bv->base : bv->name, own->offset,
+                    (long long)(cols * (int64_t)sizeof(float)), (long long)(t_rows ? 0 : own->rows), bf->first, bf->last);
+        }
+        fprintf(f, "};\n\n");
+    }
 
     fprintf(f, "static void forward_%s(ckm_model *m, const int32_t *tok /* [T] */, int64_t T) {\n", m->mode);
     fprintf(f, "    const cke_ktable *kt = m->kt;\n    char *A = m->arena;\n    const int64_t pos0 = m->pos;\n");
@@ -379,7 +393,17 @@ static void emit_mode(emit_ctx *e) {
             fprintf(f, "    }\n");
             in_loop = 0;
         }
-        emit_node(e, n, in_loop ? "        " : "    ");
+        const char *ind = in_loop ? "        " : "    ";
+        if (e->p->canaries) {
+            const cke_buf *ob = &m->bufs[m->buf_of[n->out]];
+            if (ob->alias_of >= 0) ob = &m->bufs[ob->alias_of];
+            fprintf(f, "%scanary_set(A, &%c_canary[%d], T); /* the output's canary, before the op writes it */\n", ind,
+                    e->pre, (int)(ob - m->bufs));
+        }
+        emit_node(e, n, ind);
+        if (e->p->canaries)
+            fprintf(f, "%scanary_check(m, %c_canary, (int)(sizeof %c_canary / sizeof %c_canary[0]), T, %d, \"%s\", %s);\n", ind,
+                    e->pre, e->pre, e->pre, i, cke_op_names[n->op], in_loop ? "l" : "-1");
     }
     if (in_loop) fprintf(f, "    }\n");
     const cke_value *lg = &ir->v[m->sched[m->n_sched - 1].out];
@@ -507,8 +531,39 @@ cke_status cke_codegen_emit(const cke_plan *p, const cke_codegen_opts *o, FILE *
                "    void *trace_ud;\n"
                "    char err[256];\n"
                "    ckm_train *train;      /* training state, NULL until train_init */\n"
+               "    int canary_bad;        /* debug build: a canary was overwritten (err says where) */\n"
                "};\n\n");
 
+    if (p->canaries)
+        fputs("/* ---- debug build: a 64-byte canary after every activation, set before the op that writes it,\n"
+              " * checked for every live activation after every op ---- */\n"
+              "typedef struct {\n"
+              "    const char *name;\n"
+              "    size_t offset, row_bytes; /* the canary sits right after the rows in use */\n"
+              "    int64_t rows;             /* 0: the call's T rows */\n"
+              "    int first, last;          /* schedule steps it must survive */\n"
+              "} ckm_canary;\n"
+              "#define CANARY_WORD 0xC4A4A7E5u\n"
+              "static size_t canary_at(const ckm_canary *c, int64_t T) { return c->offset + (size_t)(c->rows ? c->rows : T) * c->row_bytes; }\n"
+              "static void canary_set(char *A, const ckm_canary *c, int64_t T) {\n"
+              "    const uint32_t w = CANARY_WORD;\n"
+              "    for (int i = 0; i < 16; i++) memcpy(A + canary_at(c, T) + 4 * i, &w, 4);\n"
+              "}\n"
+              "static void canary_check(ckm_model *m, const ckm_canary *c, int n, int64_t T, int step, const char *op, int layer) {\n"
+              "    for (int i = 0; i < n && !m->canary_bad; i++) {\n"
+              "        if (step < c[i].first || step > c[i].last) continue;\n"
+              "        for (int k = 0; k < 16; k++) {\n"
+              "            uint32_t w;\n"
+              "            memcpy(&w, m->arena + canary_at(&c[i], T) + 4 * k, 4);\n"
+              "            if (w == CANARY_WORD) continue;\n"
+              "            snprintf(m->err, sizeof m->err, \"canary after %s overwritten: found after step %d (%s) of layer %d\",\n"
+              "                     c[i].name, step, op, layer);\n"
+              "            m->canary_bad = 1;\n"
+              "            break;\n"
+              "        }\n"
+              "    }\n"
+              "}\n\n",
+              f);
     emit_ctx e = {.p = p, .m = &p->prefill, .f = f, .pre = 'P'};
     emit_mode(&e);
     e.m = &p->decode;
@@ -621,13 +676,13 @@ cke_status cke_codegen_emit(const cke_plan *p, const cke_codegen_opts *o, FILE *
         "        m->pos += t;\n"
         "        i += t;\n"
         "    }\n"
-        "    return 0;\n"
+        "    return m->canary_bad ? -1 : 0;\n"
         "}\n\n"
         "static int model_decode(ckm_model *m, int32_t token) {\n"
         "    if (check_tokens(m, &token, 1)) return -1;\n"
         "    forward_decode(m, &token, 1);\n"
         "    m->pos += 1;\n"
-        "    return 0;\n"
+        "    return m->canary_bad ? -1 : 0;\n"
         "}\n\n"
         "static const float *model_logits(const ckm_model *m) { return m->last_logits; }\n"
         "static int64_t model_pos(const ckm_model *m) { return m->pos; }\n"

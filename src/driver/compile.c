@@ -265,7 +265,7 @@ cke_status cke_compile(const char *model_path, const cke_compile_opts *o, cke_er
     int64_t ctx = o->ctx > 0 ? o->ctx : m->hp.ctx_len > 0 ? m->hp.ctx_len : 2048;
     if (o->ctx <= 0 && ctx > 4096) ctx = 4096;
     int64_t chunk = o->prefill_chunk > 0 ? o->prefill_chunk : 512;
-    if ((st = cke_plan_new(&p, ir, ctx, chunk, o->max_threads > 0 ? o->max_threads : 16, err))) goto done;
+    if ((st = cke_plan_new(&p, ir, ctx, chunk, o->max_threads > 0 ? o->max_threads : 16, o->canaries, err))) goto done;
     if (!o->keep_f32 && o->train_batch <= 0 && (st = cke_plan_set_wdtypes(p, keep_dtype, m, err))) goto done;
 
     if (o->train_batch > 0 &&

@@ -26,7 +26,8 @@ typedef struct {
     int max_threads;           /* workspace planned for this many threads; 0 = 16 */
     int64_t train_batch;       /* > 0: add a training mode for train_batch x train_seq tokens */
     int64_t train_seq;
-    int train_recompute;       /* recompute each layer's activations in the backward (checkpointing) */
+    int train_recompute;
+    int canaries;              /* debug build: canaries between activations, checked after every op */       /* recompute each layer's activations in the backward (checkpointing) */
     int quiet;
     int keep_f32;              /* 1: convert every weight to f32 (the default keeps matmul weights in
                                 * their file format: F16, BF16, Q8_0, Q4_0 ... Q6_K; training forces f32) */

@@ -109,7 +109,8 @@ static cke_status lower_mode(cke_plan *p, cke_mode_plan *m, const char *mode, in
         b->rows = rows[n->out];
         int64_t cols = 1;
         for (int d = 1; d < o->ndim; d++) cols *= o->dims[d];
-        b->size = align_up((size_t)(b->rows * cols) * sizeof(float));
+        b->data_bytes = (size_t)(b->rows * cols) * sizeof(float);
+        b->size = align_up(b->data_bytes + (p->canaries ? CKE_CANARY : 0));
         b->first = b->last = s;
         b->alias_of = -1;
         m->buf_of[n->out] = m->n_bufs++;
@@ -313,7 +314,8 @@ cke_status cke_plan_set_wdtypes(cke_plan *p, int (*dtype_of)(void *ud, const cha
     return CKE_OK;
 }
 
-cke_status cke_plan_new(cke_plan **out, cke_ir *ir, int64_t ctx, int64_t prefill_chunk, int nth_max, cke_err *err) {
+cke_status cke_plan_new(cke_plan **out, cke_ir *ir, int64_t ctx, int64_t prefill_chunk, int nth_max, int canaries,
+                        cke_err *err) {
     *out = NULL;
     if (ctx < 1 || prefill_chunk < 1 || nth_max < 1)
         return cke_fail(err, CKE_ERR_ARG, "plan: ctx, prefill chunk and threads must be >= 1");
@@ -323,6 +325,7 @@ cke_status cke_plan_new(cke_plan **out, cke_ir *ir, int64_t ctx, int64_t prefill
     p->ir = ir;
     p->ctx = ctx;
     p->max_threads = nth_max;
+    p->canaries = canaries;
     for (int i = 0; i < ir->nn; i++)
         if (ir->n[i].op == CKE_OP_ATTENTION) {
             int64_t kd = ir->n[i].a.n_kv_head * ir->n[i].a.head_dim;

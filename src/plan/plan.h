@@ -24,6 +24,7 @@
 #include <stdint.h>
 
 #define CKE_ALIGN 64
+#define CKE_CANARY 64 /* bytes of canary after each buffer in a debug build */
 
 typedef struct {
     int value;        /* IR value index */
@@ -31,6 +32,7 @@ typedef struct {
     size_t size;      /* bytes */
     size_t offset;    /* in the activation arena */
     int first, last;  /* schedule positions: written at first, last read at last */
+    size_t data_bytes;/* rows x cols floats; with canaries, CKE_CANARY bytes follow them */
     int pinned;       /* carried across layers: live for the whole schedule */
     int alias_of;     /* carry-out shares the carry-in's buffer: its buffer index, else -1 */
 } cke_buf;
@@ -68,11 +70,12 @@ typedef struct {
     size_t weights_header; /* bytes of header before the first tensor */
     cke_mode_plan prefill, decode;
     int max_threads;
+    int canaries;     /* debug build: a canary after every activation, checked after every op */
 } cke_plan;
 
 /* Lowers both inference modes and plans memory. nth_max sizes the kernel workspaces. */
 cke_status cke_plan_new(cke_plan **out, cke_ir *ir, int64_t ctx, int64_t prefill_chunk, int nth_max,
-                        cke_err *err);
+                        int canaries, cke_err *err);
 void cke_plan_free(cke_plan *p);
 
 /* Weight storage formats: dtype_of(ud, name) gives the format a weight may keep (a ggml type
