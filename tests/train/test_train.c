@@ -85,20 +85,25 @@ static double rel_err(const float *got, const void *want_unaligned, int64_t n) {
     return den > 0 ? num / den : num;
 }
 
-static void torch_parity(void) {
-    char hf[PATH_MAX], dir[PATH_MAX], path[PATH_MAX], cmd[PATH_MAX * 2];
-    snprintf(hf, sizeof hf, "%s/hf_train", tc_tmp);
-    snprintf(dir, sizeof dir, "%s/hf_train_model", tc_tmp);
-    snprintf(cmd, sizeof cmd, "/usr/bin/python3 tests/torch/ref_llama.py '%s' gqa train > '%s.log' 2>&1", hf, hf);
-    if (system(cmd) != 0) { tc_result("train_torch_loss", 0, "reference script failed"); return; }
-    snprintf(path, sizeof path, "%s/ref_train.bin", hf);
+/* Loss, every gradient and 5 AdamW steps of `model` against a PyTorch reference file; test
+ * names start with `label`. *refp receives the loaded reference (the caller frees buf and p). */
+static void torch_parity_on(const char *label, const char *model, const char *ref_path, const char *dir, ref_train *refp) {
+    char nm[128];
     ref_train ref;
-    if (load_ref(path, &ref)) { tc_result("train_torch_loss", 0, "bad ref_train.bin"); free(ref.buf); free(ref.p); return; }
+    if (load_ref(ref_path, &ref)) {
+        snprintf(nm, sizeof nm, "%s_loss", label);
+        tc_result(nm, 0, "bad %s", ref_path);
+        free(ref.buf), free(ref.p);
+        memset(refp, 0, sizeof *refp);
+        return;
+    }
     cke_err e = {0};
     cke_runner *r = NULL;
-    if (compile_train(hf, dir, ref.B, ref.T, &e) || cke_runner_open(dir, 2, &r, &e)) {
-        tc_result("train_torch_loss", 0, "compile/open: %s", e.msg);
-        free(ref.buf), free(ref.p);
+    if (compile_train(model, dir, ref.B, ref.T, &e) || cke_runner_open(dir, 2, &r, &e)) {
+        snprintf(nm, sizeof nm, "%s_loss", label);
+        tc_result(nm, 0, "compile/open: %s", e.msg);
+        cke_runner_close(r);
+        *refp = ref;
         return;
     }
     const ckm_api *api = r->api;
@@ -106,7 +111,8 @@ static void torch_parity(void) {
     int ok = api->train_init && api->train_init(r->m) == 0;
     api->zero_grad(r->m);
     double loss = ok ? api->train_run(r->m, ref.tok, ref.tgt, 1.0f / (float)R, 1) / (double)R : NAN;
-    tc_result("train_torch_loss", ok && fabs(loss - ref.loss) <= 1e-5 * fabs(ref.loss), "loss %.8f, torch %.8f", loss,
+    snprintf(nm, sizeof nm, "%s_loss", label);
+    tc_result(nm, ok && fabs(loss - ref.loss) <= 1e-5 * fabs(ref.loss), "loss %.8f, torch %.8f", loss,
            ref.loss);
 
     /* every parameter's gradient: float32 against float64, 5e-5 of the tensor's largest
@@ -122,7 +128,8 @@ static void torch_parity(void) {
         double er = rel_err((const float *)(g + t->offset), rp->grad, t->numel);
         if (er > worst) worst = er, worst_name = t->name;
     }
-    tc_result("train_torch_grads", !missing && worst <= 5e-5, "%d tensors missing; worst relative gradient error %.3g in %s",
+    snprintf(nm, sizeof nm, "%s_grads", label);
+    tc_result(nm, !missing && worst <= 5e-5, "%d tensors missing; worst relative gradient error %.3g in %s",
            missing, worst, worst_name);
 
     /* 5 AdamW steps (the first used the gradients above, like torch's loop) */
@@ -155,10 +162,26 @@ static void torch_parity(void) {
     }
     printf("    adamw: max diff %.3g (%s); %lld elements with |grad| < 1e-6, max diff %.3g\n", worst, worst_name,
            (long long)n_small, worst_small);
-    tc_result("train_torch_adamw5", worst <= 1e-5 && worst_small <= 1e-3 * ref.steps,
+    snprintf(nm, sizeof nm, "%s_adamw5", label);
+    tc_result(nm, worst <= 1e-5 && worst_small <= 1e-3 * ref.steps,
            "max |param - torch| after %d steps: %.3g (%s); %lld elements with |grad| < 1e-6: %.3g", ref.steps, worst,
            worst_name, (long long)n_small, worst_small);
     cke_runner_close(r);
+    *refp = ref;
+}
+
+static void torch_parity(void) {
+    char hf[PATH_MAX], dir[PATH_MAX], path[PATH_MAX], cmd[PATH_MAX * 2];
+    snprintf(hf, sizeof hf, "%s/hf_train", tc_tmp);
+    snprintf(dir, sizeof dir, "%s/hf_train_model", tc_tmp);
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 tests/torch/ref_llama.py '%s' gqa train > '%s.log' 2>&1", hf, hf);
+    if (system(cmd) != 0) { tc_result("train_torch_loss", 0, "reference script failed"); return; }
+    snprintf(path, sizeof path, "%s/ref_train.bin", hf);
+    ref_train ref;
+    torch_parity_on("train_torch", hf, path, dir, &ref);
+    if (!ref.buf) return;
+    const int64_t R = (int64_t)ref.B * ref.T;
+    cke_err e = {0};
 
     /* gradient accumulation: B=1 twice == B=2 once */
     char dir1[PATH_MAX];
@@ -316,6 +339,24 @@ static void family_train_step(const char *fam) {
     free(ref), free(tok), free(tgt);
 }
 
+/* The same on real trained weights: stories260K (llama2.c checkpoint, interleaved RoPE) against
+ * tests/torch/ref_stories_train.py, on a batch of its own published greedy text. */
+static void stories_parity(void) {
+    char model[PATH_MAX], ids[PATH_MAX], ref[PATH_MAX], dir[PATH_MAX], cmd[PATH_MAX * 4];
+    snprintf(model, sizeof model, "%s/stories260K/stories260K.bin", tc_models);
+    snprintf(ids, sizeof ids, "%s/stories260K/reference_greedy_t0_256steps.ids.txt", tc_models);
+    if (!tc_have(model) || !tc_have(ids)) { printf("SKIP train_stories260K (no %s)\n", model); return; }
+    snprintf(ref, sizeof ref, "%s/stories_ref_train.bin", tc_tmp);
+    snprintf(dir, sizeof dir, "%s/stories_train_model", tc_tmp);
+    snprintf(cmd, sizeof cmd, "/usr/bin/python3 tests/torch/ref_stories_train.py '%s' '%s' '%s' > '%s.log' 2>&1", model,
+             ids, ref, ref);
+    if (system(cmd) != 0) { tc_result("train_stories260K_loss", 0, "reference script failed (%s.log)", ref); return; }
+    ref_train r;
+    torch_parity_on("train_stories260K", model, ref, dir, &r);
+    free(r.buf);
+    free(r.p);
+}
+
 static cke_train_opts base_opts(const char *out, const char *data) {
     static char model[PATH_MAX], tok[PATH_MAX];
     snprintf(model, sizeof model, "%s/stories260K/stories260K.bin", tc_models);
@@ -426,6 +467,7 @@ int main(int argc, char **argv) {
         if (!strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
     if (tc_setup("test-train")) return 1;
     if (!only || !strcmp(only, "torch")) torch_parity();
+    if (!only || !strcmp(only, "stories")) stories_parity();
     if (!only || !strcmp(only, "fd")) finite_differences();
     if (!only || !strcmp(only, "trainer")) trainer_runs();
     static const char *const fams[] = {"gpt2", "qwen2", "qwen3", "gemma", "gemma2", "mistral", "phi3", "llama3"};
