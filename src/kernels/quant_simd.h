@@ -252,6 +252,132 @@ void QS_FN(cke_vec_dot_q6_K)(float *s, const void *vw, const void *va, int64_t k
     *s = acc;
 }
 
+/* ---- 4-row kernels (vec_dot_4): the decode GEMV streams 4 weight rows per pass over the
+ * activation row, so its loads, scale conversion and sums are shared by the rows, and the 4
+ * accumulators are independent (a single row's dot is bound by its FMA chain's latency). */
+
+/* the f16 scale h in all 8 lanes */
+static inline __m256 qs_bcast_h(uint16_t h) { return _mm256_cvtph_ps(_mm_set1_epi16((short)h)); }
+
+/* acc + 8 lanes of int32 sums of u8 x s8 products (as qs_dot_us8) */
+static inline __m256i qs_dot_us8_acc(__m256i acc, __m256i u, __m256i s) {
+#if QS_VNNI
+    return _mm256_dpbusd_epi32(acc, u, s);
+#else
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
+#endif
+}
+/* acc + int16 pair products summed to int32 (madd) */
+static inline __m256i qs_madd_acc(__m256i acc, __m256i x, __m256i y) {
+#if QS_VNNI
+    return _mm256_dpwssd_epi32(acc, x, y);
+#else
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(x, y));
+#endif
+}
+
+static inline void qs_store4(float *s, const __m256 acc[4]) {
+    for (int r = 0; r < 4; r++) s[r] = qs_hsum(acc[r]);
+}
+
+void QS_FN(cke_vec_dot_4_q8_0)(float *s, const void *vw, size_t ldw, const void *va, int64_t k) {
+    const blk_q8_0 *a = va;
+    const blk_q8_0 *w[4];
+    for (int r = 0; r < 4; r++) w[r] = (const blk_q8_0 *)((const char *)vw + (size_t)r * ldw);
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    for (int64_t i = 0; i < k / QK; i++) {
+        /* |a| x (w with a's sign): |a| is shared by the rows */
+        __m256i av = _mm256_loadu_si256((const __m256i *)a[i].qs), ua = _mm256_sign_epi8(av, av);
+        __m256 da = qs_bcast_h(a[i].d);
+        for (int r = 0; r < 4; r++) {
+            __m256i p = qs_dot_us8(ua, _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)w[r][i].qs), av));
+            acc[r] = _mm256_fmadd_ps(_mm256_mul_ps(qs_bcast_h(w[r][i].d), da), _mm256_cvtepi32_ps(p), acc[r]);
+        }
+    }
+    qs_store4(s, acc);
+}
+
+/* Q4_0: the nibbles q (0..15) dotted as u8 with a, minus 8 * sum(a) (shared by the rows) folded
+ * into the dot's int32 accumulator */
+void QS_FN(cke_vec_dot_4_q4_0)(float *s, const void *vw, size_t ldw, const void *va, int64_t k) {
+    const blk_q8_0 *a = va;
+    const blk_q4_0 *w[4];
+    for (int r = 0; r < 4; r++) w[r] = (const blk_q4_0 *)((const char *)vw + (size_t)r * ldw);
+    const __m256i m4 = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi8(1);
+    const __m256i shr = _mm256_set_epi64x(4, 4, 0, 0); /* high 128-bit lane: the high nibbles */
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    for (int64_t i = 0; i < k / QK; i++) {
+        __m256i av = _mm256_loadu_si256((const __m256i *)a[i].qs);
+        __m256i c8 = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(qs_dot_us8(ones, av), 3));
+        __m256 da = qs_bcast_h(a[i].d);
+        for (int r = 0; r < 4; r++) {
+            __m256i b = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)w[r][i].qs));
+            __m256i q = _mm256_and_si256(_mm256_srlv_epi64(b, shr), m4);
+            __m256i p = qs_dot_us8_acc(c8, q, av);
+            acc[r] = _mm256_fmadd_ps(_mm256_mul_ps(qs_bcast_h(w[r][i].d), da), _mm256_cvtepi32_ps(p), acc[r]);
+        }
+    }
+    qs_store4(s, acc);
+}
+
+/* Q4_K: the 12 packed scale bytes -> bytes 0..7 scales, 8..15 mins (ggml's kmask unpacking) */
+static inline __m128i qs_k4_unpack(const uint8_t *sc12) {
+    uint32_t u[4];
+    memcpy(u, sc12, 12);
+    const uint32_t km1 = 0x3f3f3f3f, km2 = 0x0f0f0f0f, km3 = 0x03030303;
+    u[3] = ((u[2] >> 4) & km2) | (((u[1] >> 6) & km3) << 4);
+    const uint32_t aux = u[1] & km1;
+    u[1] = (u[2] & km2) | (((u[0] >> 6) & km3) << 4);
+    u[2] = aux;
+    u[0] &= km1;
+    return _mm_set_epi32((int)u[3], (int)u[2], (int)u[1], (int)u[0]);
+}
+
+void QS_FN(cke_vec_dot_4_q4_K)(float *s, const void *vw, size_t ldw, const void *va, int64_t k) {
+    const blk_q8_K *a = va;
+    const blk_q4_K *w[4];
+    for (int r = 0; r < 4; r++) w[r] = (const blk_q4_K *)((const char *)vw + (size_t)r * ldw);
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    /* vpshufb controls: int16 word j of each 128-bit lane in all 8 words */
+    __m256i bc[8];
+    for (int j = 0; j < 8; j++) bc[j] = _mm256_set1_epi16((short)(0x0100 * (2 * j + 1) + 2 * j));
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    for (int64_t i = 0; i < k / QK_K; i++) {
+        __m256i aq[8];
+        for (int c = 0; c < 8; c++) aq[c] = _mm256_loadu_si256((const __m256i *)(a[i].qs + 32 * c));
+        /* pair sums of bsums (sub-block j's sum of a) in the high lane, zeros in the low: a madd
+         * with [scales | mins] gives the mins term alone */
+        __m128i bs = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)a[i].bsums), _mm_loadu_si128((const __m128i *)(a[i].bsums + 8)));
+        __m256i bsh = _mm256_inserti128_si256(_mm256_setzero_si256(), bs, 1);
+        __m256 da = _mm256_set1_ps(a[i].d);
+        for (int r = 0; r < 4; r++) {
+            const blk_q4_K *b = &w[r][i];
+            __m256i scm = _mm256_cvtepu8_epi16(qs_k4_unpack(b->scales)); /* sc0..7 | m0..7 as int16 */
+            __m256i summ = _mm256_madd_epi16(scm, bsh);
+            __m256i scb = _mm256_permute2x128_si256(scm, scm, 0x00); /* scales in both lanes */
+            __m256i sumi = _mm256_setzero_si256();
+            for (int c = 0; c < 4; c++) {
+                __m256i q = _mm256_loadu_si256((const __m256i *)(b->qs + 32 * c));
+                __m256i ql = _mm256_and_si256(q, m4), qh = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+                sumi = qs_madd_acc(sumi, qs_pairs16(ql, aq[2 * c]), _mm256_shuffle_epi8(scb, bc[2 * c]));
+                sumi = qs_madd_acc(sumi, qs_pairs16(qh, aq[2 * c + 1]), _mm256_shuffle_epi8(scb, bc[2 * c + 1]));
+            }
+            /* [d, dmin] pairs -> d*da and dmin*da in all lanes */
+            uint32_t ddm;
+            memcpy(&ddm, &b->d, 4);
+            __m256 dd = _mm256_mul_ps(_mm256_cvtph_ps(_mm_set1_epi32((int)ddm)), da);
+            acc[r] = _mm256_fmadd_ps(_mm256_permute_ps(dd, 0x00), _mm256_cvtepi32_ps(sumi), acc[r]);
+            acc[r] = _mm256_fnmadd_ps(_mm256_permute_ps(dd, 0x55), _mm256_cvtepi32_ps(summ), acc[r]);
+        }
+    }
+    qs_store4(s, acc);
+}
+
+#define QS_OPS4(t, nm, b, sz, vdt, vd, vd4)                                                         \
+    const cke_qtype_ops QS_CAT(cke_qops_##t, QS_SFX) = {                                           \
+        .name = nm, .blck = b, .type_size = sz, .vec_dot_type = vdt,                               \
+        .quantize_row = cke_quantize_row_##t##_ref, .dequantize_row = cke_dequantize_row_##t##_ref, \
+        .vec_dot = vd, .vec_dot_4 = vd4}
 #define QS_OPS(t, nm, b, sz, vdt, vd)                                                              \
     const cke_qtype_ops QS_CAT(cke_qops_##t, QS_SFX) = {                                           \
         .name = nm, .blck = b, .type_size = sz, .vec_dot_type = vdt,                               \
@@ -262,13 +388,13 @@ void QS_FN(cke_vec_dot_q6_K)(float *s, const void *vw, const void *va, int64_t k
  * is ~K operations against the N*K of the product */
 QS_OPS(f16, "f16", 1, 2, QT_F32, QS_FN(cke_vec_dot_f16));
 QS_OPS(bf16, "bf16", 1, 2, QT_F32, QS_FN(cke_vec_dot_bf16));
-QS_OPS(q8_0, "q8_0", QK, 34, QT_Q8_0, QS_FN(cke_vec_dot_q8_0));
+QS_OPS4(q8_0, "q8_0", QK, 34, QT_Q8_0, QS_FN(cke_vec_dot_q8_0), QS_FN(cke_vec_dot_4_q8_0));
 QS_OPS(q8_1, "q8_1", QK, 36, QT_Q8_1, NULL);
-QS_OPS(q4_0, "q4_0", QK, 18, QT_Q8_0, QS_FN(cke_vec_dot_q4_0));
+QS_OPS4(q4_0, "q4_0", QK, 18, QT_Q8_0, QS_FN(cke_vec_dot_q4_0), QS_FN(cke_vec_dot_4_q4_0));
 QS_OPS(q4_1, "q4_1", QK, 20, QT_Q8_1, QS_FN(cke_vec_dot_q4_1));
 QS_OPS(q5_0, "q5_0", QK, 22, QT_Q8_0, QS_FN(cke_vec_dot_q5_0));
 QS_OPS(q5_1, "q5_1", QK, 24, QT_Q8_1, QS_FN(cke_vec_dot_q5_1));
 QS_OPS(q8_K, "q8_K", QK_K, 292, QT_Q8_K, NULL);
-QS_OPS(q4_K, "q4_K", QK_K, 144, QT_Q8_K, QS_FN(cke_vec_dot_q4_K));
+QS_OPS4(q4_K, "q4_K", QK_K, 144, QT_Q8_K, QS_FN(cke_vec_dot_q4_K), QS_FN(cke_vec_dot_4_q4_K));
 QS_OPS(q5_K, "q5_K", QK_K, 176, QT_Q8_K, QS_FN(cke_vec_dot_q5_K));
 QS_OPS(q6_K, "q6_K", QK_K, 210, QT_Q8_K, QS_FN(cke_vec_dot_q6_K));

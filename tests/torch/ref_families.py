@@ -8,7 +8,7 @@ of a fixed token sequence, computed in float64 by an independent forward written
 modeling code's definitions (modeling_gpt2 / qwen2 / qwen3 / gemma / gemma2 / mistral / phi3 /
 llama with rope_scaling "llama3").
 
-usage: ref_families.py OUT_DIR FAMILY [drop=HF_NAME | perturb=HF_NAME | ablate=CONFIG_KEY | set=KEY=JSON]
+usage: ref_families.py OUT_DIR FAMILY [drop=HF_NAME | perturb=HF_NAME | ablate=CONFIG_KEY | set=KEY=JSON | train]
        ref_families.py OUT_DIR gpt2 --from HF_DIR     (trace of an existing GPT-2 checkpoint)
 FAMILY: gpt2 | qwen2 | qwen3 | gemma | gemma2 | mistral | phi3 | llama3
 The optional edit breaks the model on purpose: drop/perturb a tensor, or remove a config key (the
@@ -305,6 +305,68 @@ def forward(fam, c, W, ids, tr):
     return logits
 
 
+def gpt2_canonical(hf, t, D):
+    """cke's canonical tensors of one GPT-2 HF tensor (Conv1D [in, out] transposed, c_attn split)."""
+    n = hf.replace("transformer.", "")
+    simple = {"wte.weight": "tok_embd", "wpe.weight": "pos_embd", "ln_f.weight": "output_norm", "ln_f.bias": "output_norm_b"}
+    if n in simple:
+        return [(simple[n], t)]
+    parts = n.split(".")
+    l, rest = parts[1], ".".join(parts[2:])
+    per = {"ln_1.weight": "attn_norm", "ln_1.bias": "attn_norm_b", "ln_2.weight": "ffn_norm", "ln_2.bias": "ffn_norm_b",
+           "attn.c_proj.bias": "attn_o_b", "mlp.c_fc.bias": "ffn_up_b", "mlp.c_proj.bias": "ffn_down_b"}
+    if rest in per:
+        return [(f"l{l}.{per[rest]}", t)]
+    if rest == "attn.c_attn.weight":
+        return [(f"l{l}.attn_{x}", t[:, i * D:(i + 1) * D].T) for i, x in enumerate("qkv")]
+    if rest == "attn.c_attn.bias":
+        return [(f"l{l}.attn_{x}_b", t[i * D:(i + 1) * D]) for i, x in enumerate("qkv")]
+    conv = {"attn.c_proj.weight": "attn_o", "mlp.c_fc.weight": "ffn_up", "mlp.c_proj.weight": "ffn_down"}
+    return [(f"l{l}.{conv[rest]}", t.T)]
+
+
+def write_train_ref(out, fam, c, W):
+    """GPT-style training reference: the loss, every parameter's gradient and every parameter after
+    5 AdamW steps (decay on matrices), mapped to cke's canonical tensors; ref_llama.py's format."""
+    assert fam == "gpt2", "the train reference maps gpt2's tensors"
+    B, T, steps, V = 2, 16, 5, c["V"]
+    seq = torch.tensor([(5 * i * i + 3 * i + 1) % V for i in range(B * T + 1)])
+    toks, tgts = seq[:-1].view(B, T), seq[1:].view(B, T)
+    P = {k: v.to(torch.float64).clone().requires_grad_(True) for k, v in W.items()}
+    quiet = lambda *a: None
+
+    def loss_fn():
+        logits = torch.cat([forward(fam, c, P, toks[b], quiet) for b in range(B)])
+        return torch.nn.functional.cross_entropy(logits, tgts.reshape(-1))
+
+    loss = loss_fn()
+    loss.backward()
+    grads = {k: p.grad.detach().clone() for k, p in P.items()}
+    opt = torch.optim.AdamW([{"params": [p for p in P.values() if p.dim() >= 2], "weight_decay": 0.1},
+                             {"params": [p for p in P.values() if p.dim() < 2], "weight_decay": 0.0}],
+                            lr=1e-3, betas=(0.9, 0.95), eps=1e-8)
+    for p in P.values():
+        p.grad = None
+    for _ in range(steps):
+        opt.zero_grad()
+        loss_fn().backward()
+        opt.step()
+    recs = []
+    for k in P:
+        gs = gpt2_canonical(k, grads[k], c["dim"])
+        ps = gpt2_canonical(k, P[k].detach(), c["dim"])
+        recs += [(gn, gt, pt) for (gn, gt), (_, pt) in zip(gs, ps)]
+    with open(os.path.join(out, "ref_train.bin"), "wb") as f:
+        f.write(struct.pack("<iiiii", B, T, V, len(recs), steps))
+        f.write(toks.reshape(-1).to(torch.int32).numpy().tobytes())
+        f.write(tgts.reshape(-1).to(torch.int32).numpy().tobytes())
+        f.write(struct.pack("<d", loss.item()))
+        for name, g, p in recs:
+            f.write(struct.pack("<i", len(name)) + name.encode() + struct.pack("<q", g.numel()))
+            f.write(g.contiguous().to(torch.float32).numpy().tobytes())
+            f.write(p.contiguous().to(torch.float32).numpy().tobytes())
+
+
 def write_outputs(out, ids, logits, trace, V):
     T = len(ids)
     with open(os.path.join(out, "ref.trace"), "wb") as f:
@@ -363,6 +425,9 @@ def main():
         cfg[k] = json.loads(v)
     with open(os.path.join(out, "config.json"), "w") as f:
         json.dump(cfg, f, indent=1)
+    if edit == "train":
+        write_train_ref(out, fam, c, W)
+        return
     ids = torch.tensor([(7 * i + 3) % c["V"] for i in range(23)])
     logits = forward(fam, c, W, ids, tr)
     write_outputs(out, ids, logits, trace, c["V"])
