@@ -1,5 +1,5 @@
 /* 8-lane float vector layer for the attention / loss / optimizer templates (attn_simd.h,
- * loss_simd.h); exp/tanh come from vmath.h.
+ * loss_simd.h, optim_simd.h, act_simd.h, norm_simd.h, rope_simd.h); exp/tanh come from vmath.h.
  * Compiled only with the avx2 folder's flags (Makefile). */
 #ifndef CKE_AVX2_ATTN_VEC_H
 #define CKE_AVX2_ATTN_VEC_H
@@ -71,4 +71,20 @@ static inline vf vabs(vf a) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), a);
  * exp(-inf) is 0 or a subnormal there: callers re-apply their masks after exp. */
 static inline vf vexp(vf x) { return v8_exp(x); }
 static inline vf vtanh(vf x) { return v8_tanh(x); }
+
+/* For the elementwise / norm / rope templates (act_simd.h, norm_simd.h, rope_simd.h): the ops
+ * whose two ISA forms differ only in the name prefix are written once in ../vec_ext.h. */
+#define VMATH(f) v8_##f /* vmath.h function */
+#define VINTR(f) _mm256_##f /* intrinsic */
+#include "../vec_ext.h"
+
+/* cos / sin of pairs [0, n), n <= VL, from interleaved (cos, sin) c */
+static inline void vcs_split(vf *co, vf *si, const float *c, int64_t n) {
+    vf a = v8_load_n(c, 2 * n), b = v8_load_n(c + VL, 2 * n - VL);
+    /* in-lane shuffles give (c0 c1 c4 c5 | c2 c3 c6 c7); the 64-bit permute fixes the order */
+    vf ce = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0));
+    vf so = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1));
+    *co = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(ce), _MM_SHUFFLE(3, 1, 2, 0)));
+    *si = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(so), _MM_SHUFFLE(3, 1, 2, 0)));
+}
 #endif

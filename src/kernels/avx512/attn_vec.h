@@ -1,5 +1,5 @@
 /* 16-lane float vector layer for the attention / loss / optimizer templates (attn_simd.h,
- * loss_simd.h); exp/tanh come from vmath.h.
+ * loss_simd.h, optim_simd.h, act_simd.h, norm_simd.h, rope_simd.h); exp/tanh come from vmath.h.
  * Compiled only with the avx512 folder's flags (Makefile). */
 #ifndef CKE_AVX512_ATTN_VEC_H
 #define CKE_AVX512_ATTN_VEC_H
@@ -56,4 +56,19 @@ static inline vf vabs(vf a) { return _mm512_abs_ps(a); }
  * exp(-inf) is 0 or a subnormal there: callers re-apply their masks after exp. */
 static inline vf vexp(vf x) { return v16_exp(x); }
 static inline vf vtanh(vf x) { return v16_tanh(x); }
+
+/* For the elementwise / norm / rope templates (act_simd.h, norm_simd.h, rope_simd.h): the ops
+ * whose two ISA forms differ only in the name prefix are written once in ../vec_ext.h. */
+#define VMATH(f) v16_##f /* vmath.h function */
+#define VINTR(f) _mm512_##f /* intrinsic */
+#include "../vec_ext.h"
+
+/* cos / sin of pairs [0, n), n <= VL, from interleaved (cos, sin) c */
+static inline void vcs_split(vf *co, vf *si, const float *c, int64_t n) {
+    vf a = v16_load_n(c, 2 * n), b = v16_load_n(c + VL, 2 * n - VL);
+    const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i io = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    *co = _mm512_permutex2var_ps(a, ie, b);
+    *si = _mm512_permutex2var_ps(a, io, b);
+}
 #endif
