@@ -8,6 +8,7 @@
  * that rewrites earlier turns (Qwen3 drops old reasoning) breaks the prefix: then the cache is
  * reset and the conversation prefilled again (-v says which happened). */
 #define _DEFAULT_SOURCE /* realpath, strdup, getline */
+#include "cli/util.h"
 #include "cli/chat.h"
 
 #include "chat/chat.h"
@@ -22,27 +23,6 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int parse_i64(const char *s, int64_t *v) {
-    char *end;
-    long long x = strtoll(s, &end, 10);
-    if (!*s || *end) return -1;
-    *v = x;
-    return 0;
-}
-static int parse_f(const char *s, float *v) {
-    char *end;
-    double x = strtod(s, &end);
-    if (!*s || *end) return -1;
-    *v = (float)x;
-    return 0;
-}
 
 static char *read_text(const char *path) {
     FILE *f = fopen(path, "rb");
@@ -189,15 +169,15 @@ int cke_cli_chat(int argc, char **argv) {
         int bad = 0;
         if (!strcmp(a, "--system") && v) system = v, i++;
         else if (!strcmp(a, "--template") && v) tpl_opt = v, i++;
-        else if (!strcmp(a, "-n") && v) bad = parse_i64(v, &n_gen) || n_gen < 1, i++;
-        else if (!strcmp(a, "--temp") && v) bad = parse_f(v, &so.temp) || so.temp < 0, i++;
-        else if (!strcmp(a, "--top-k") && v) { int64_t k = 0; bad = parse_i64(v, &k) || k < 0 || k > INT32_MAX; so.top_k = (int)k; i++; }
-        else if (!strcmp(a, "--top-p") && v) bad = parse_f(v, &so.top_p), i++;
-        else if (!strcmp(a, "--min-p") && v) bad = parse_f(v, &so.min_p), i++;
-        else if (!strcmp(a, "--repeat-penalty") && v) bad = parse_f(v, &so.repeat_penalty), i++;
-        else if (!strcmp(a, "--seed") && v) bad = parse_i64(v, &seed), i++;
-        else if (!strcmp(a, "--threads") && v) bad = parse_i64(v, &threads) || threads < 1 || threads > 1024, i++;
-        else if (!strcmp(a, "--ctx") && v) bad = parse_i64(v, &ctx) || ctx < 1, i++;
+        else if (!strcmp(a, "-n") && v) bad = cke_cli_parse_i64(v, &n_gen) || n_gen < 1, i++;
+        else if (!strcmp(a, "--temp") && v) bad = cke_cli_parse_f(v, &so.temp) || so.temp < 0, i++;
+        else if (!strcmp(a, "--top-k") && v) { int64_t k = 0; bad = cke_cli_parse_i64(v, &k) || k < 0 || k > INT32_MAX; so.top_k = (int)k; i++; }
+        else if (!strcmp(a, "--top-p") && v) bad = cke_cli_parse_f(v, &so.top_p), i++;
+        else if (!strcmp(a, "--min-p") && v) bad = cke_cli_parse_f(v, &so.min_p), i++;
+        else if (!strcmp(a, "--repeat-penalty") && v) bad = cke_cli_parse_f(v, &so.repeat_penalty), i++;
+        else if (!strcmp(a, "--seed") && v) bad = cke_cli_parse_i64(v, &seed), i++;
+        else if (!strcmp(a, "--threads") && v) bad = cke_cli_parse_i64(v, &threads) || threads < 1 || threads > 1024, i++;
+        else if (!strcmp(a, "--ctx") && v) bad = cke_cli_parse_i64(v, &ctx) || ctx < 1, i++;
         else if (!strcmp(a, "--tokenizer") && v) tok_path = v, i++;
         else if (!strcmp(a, "-v")) verbose = 1;
         else if (a[0] == '-' && a[1]) bad = 1;
@@ -309,7 +289,7 @@ int cke_cli_chat(int argc, char **argv) {
             free(ids); free(full);
             break;
         }
-        double t0 = now_s();
+        double t0 = cke_cli_now();
         if (n_ids && api->prefill(r->m, ids, (int64_t)n_ids) != 0) {
             fprintf(stderr, "cke chat: %s\n", api->last_error(r->m));
             free(ids); free(full); rc = 1;
@@ -323,7 +303,7 @@ int cke_cli_chat(int argc, char **argv) {
         memcpy(hist + nh, ids, n_ids * sizeof(int32_t));
         nh += (int64_t)n_ids;
         free(ids);
-        double t1 = now_s();
+        double t1 = cke_cli_now();
 
         /* generate until an end-of-turn token, -n tokens, or a full context */
         int64_t first = nh, gen = 0;
@@ -347,7 +327,7 @@ int cke_cli_chat(int argc, char **argv) {
             if (tlen > printed) fwrite(text + printed, 1, tlen - printed, stdout), printed = tlen;
             fflush(stdout);
         }
-        double t2 = now_s();
+        double t2 = cke_cli_now();
         printf("\n");
         fflush(stdout);
         fprintf(stderr, "cke: prompt %zu new tokens in %.3f s (%.1f tok/s); reply %lld tokens in %.3f s (%.1f tok/s)%s\n",

@@ -1,4 +1,5 @@
 #define _DEFAULT_SOURCE /* realpath */
+#include "cli/util.h"
 #include "cli/run.h"
 
 #include "driver/compile.h"
@@ -15,32 +16,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int fail(const char *what, cke_status s, const cke_err *e) {
-    fprintf(stderr, "cke %s: %s: %s\n", what, cke_status_name(s), e->msg);
-    return 1;
-}
-
-static int parse_i64(const char *s, int64_t *v) {
-    char *end;
-    long long x = strtoll(s, &end, 10);
-    if (!*s || *end) return -1;
-    *v = x;
-    return 0;
-}
-static int parse_f(const char *s, float *v) {
-    char *end;
-    double x = strtod(s, &end);
-    if (!*s || *end) return -1;
-    *v = (float)x;
-    return 0;
-}
-
 /* --keep-f32 (or CKE_KEEP_F32=1): every weight converted to f32, as before quantized kernels;
  * --debug: canaries after every activation, checked after every op */
 static int keep_f32_flag, debug_flag;
@@ -49,13 +24,13 @@ static int compile_into(const char *model, const char *out, const char *tokenize
     char inc[PATH_MAX], tpl[PATH_MAX], libk[PATH_MAX];
     cke_err e = {0};
     cke_status s = cke_locate_resources(inc, tpl, libk, sizeof inc, &e);
-    if (s) return fail("compile", s, &e);
+    if (s) return cke_cli_fail("compile", s, &e);
     cke_compile_opts o = {.out_dir = out, .tokenizer = tokenizer, .templates_dir = tpl, .include_dir = inc,
                           .libk = libk, .ctx = ctx, .prefill_chunk = chunk, .quiet = quiet,
                           .keep_f32 = keep_f32_flag || (getenv("CKE_KEEP_F32") && atoi(getenv("CKE_KEEP_F32"))),
                           .canaries = debug_flag};
     s = cke_compile(model, &o, &e);
-    if (s) return fail("compile", s, &e);
+    if (s) return cke_cli_fail("compile", s, &e);
     return 0;
 }
 
@@ -67,8 +42,8 @@ int cke_cli_compile(int argc, char **argv) {
         else if (!strcmp(argv[i], "--tokenizer") && i + 1 < argc) tok = argv[++i];
         else if (!strcmp(argv[i], "--keep-f32")) keep_f32_flag = 1;
         else if (!strcmp(argv[i], "--debug")) debug_flag = 1;
-        else if (!strcmp(argv[i], "--ctx") && i + 1 < argc) { if (parse_i64(argv[++i], &ctx) || ctx < 1) goto usage; }
-        else if (!strcmp(argv[i], "--prefill-chunk") && i + 1 < argc) { if (parse_i64(argv[++i], &chunk) || chunk < 1) goto usage; }
+        else if (!strcmp(argv[i], "--ctx") && i + 1 < argc) { if (cke_cli_parse_i64(argv[++i], &ctx) || ctx < 1) goto usage; }
+        else if (!strcmp(argv[i], "--prefill-chunk") && i + 1 < argc) { if (cke_cli_parse_i64(argv[++i], &chunk) || chunk < 1) goto usage; }
         else if (argv[i][0] == '-') goto usage;
         else if (!model) model = argv[i];
         else goto usage;
@@ -118,15 +93,15 @@ int cke_cli_run(int argc, char **argv) {
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         int bad = 0;
         if (!strcmp(a, "-p") && v) prompt = v, i++;
-        else if (!strcmp(a, "-n") && v) bad = parse_i64(v, &n_gen) || n_gen < 0, i++;
-        else if (!strcmp(a, "--temp") && v) bad = parse_f(v, &so.temp) || so.temp < 0, i++;
-        else if (!strcmp(a, "--top-k") && v) { int64_t k = 0; bad = parse_i64(v, &k) || k < 0 || k > INT32_MAX; so.top_k = (int)k; i++; }
-        else if (!strcmp(a, "--top-p") && v) bad = parse_f(v, &so.top_p), i++;
-        else if (!strcmp(a, "--min-p") && v) bad = parse_f(v, &so.min_p), i++;
-        else if (!strcmp(a, "--repeat-penalty") && v) bad = parse_f(v, &so.repeat_penalty), i++;
-        else if (!strcmp(a, "--seed") && v) bad = parse_i64(v, &seed), i++;
-        else if (!strcmp(a, "--threads") && v) bad = parse_i64(v, &threads) || threads < 1 || threads > 1024, i++;
-        else if (!strcmp(a, "--ctx") && v) bad = parse_i64(v, &ctx) || ctx < 1, i++;
+        else if (!strcmp(a, "-n") && v) bad = cke_cli_parse_i64(v, &n_gen) || n_gen < 0, i++;
+        else if (!strcmp(a, "--temp") && v) bad = cke_cli_parse_f(v, &so.temp) || so.temp < 0, i++;
+        else if (!strcmp(a, "--top-k") && v) { int64_t k = 0; bad = cke_cli_parse_i64(v, &k) || k < 0 || k > INT32_MAX; so.top_k = (int)k; i++; }
+        else if (!strcmp(a, "--top-p") && v) bad = cke_cli_parse_f(v, &so.top_p), i++;
+        else if (!strcmp(a, "--min-p") && v) bad = cke_cli_parse_f(v, &so.min_p), i++;
+        else if (!strcmp(a, "--repeat-penalty") && v) bad = cke_cli_parse_f(v, &so.repeat_penalty), i++;
+        else if (!strcmp(a, "--seed") && v) bad = cke_cli_parse_i64(v, &seed), i++;
+        else if (!strcmp(a, "--threads") && v) bad = cke_cli_parse_i64(v, &threads) || threads < 1 || threads > 1024, i++;
+        else if (!strcmp(a, "--ctx") && v) bad = cke_cli_parse_i64(v, &ctx) || ctx < 1, i++;
         else if (!strcmp(a, "--tokenizer") && v) tok = v, i++;
         else if (a[0] == '-' && a[1]) bad = 1;
         else if (!target) target = a;
@@ -158,7 +133,7 @@ int cke_cli_run(int argc, char **argv) {
         threads = nc > 0 ? nc : 1;
     }
     cke_status s = cke_runner_open(dir, (int)threads, &r, &e);
-    if (s) return fail("run", s, &e);
+    if (s) return cke_cli_fail("run", s, &e);
     if (!r->tok) {
         fprintf(stderr, "cke run: %s has no tokenizer (compile with --tokenizer)\n", dir);
         cke_runner_close(r);
@@ -170,7 +145,7 @@ int cke_cli_run(int argc, char **argv) {
     cke_tok_encode_opts eo = CKE_TOK_ENCODE_DEFAULTS;
     eo.add_bos = 1;
     s = cke_tok_encode(r->tok, prompt, strlen(prompt), &eo, &ids, &n_ids, &e);
-    if (s) { cke_runner_close(r); return fail("run", s, &e); }
+    if (s) { cke_runner_close(r); return cke_cli_fail("run", s, &e); }
     if (n_ids == 0) { fprintf(stderr, "cke run: the vocabulary has no BOS token to start from\n"); free(ids); cke_runner_close(r); return 1; }
     if ((int64_t)n_ids > api->ctx) {
         fprintf(stderr, "cke run: the prompt is %zu tokens, longer than the context of %lld\n", n_ids, (long long)api->ctx);
@@ -183,19 +158,19 @@ int cke_cli_run(int argc, char **argv) {
     cke_sampler *smp = NULL;
     if (!hist || (s = cke_sampler_new(&smp, api->vocab, &so, &e))) {
         free(ids); free(hist); cke_runner_close(r);
-        return s ? fail("run", s, &e) : 1;
+        return s ? cke_cli_fail("run", s, &e) : 1;
     }
     memcpy(hist, ids, n_ids * sizeof(int32_t));
     int64_t nh = (int64_t)n_ids;
     free(ids);
 
-    double t0 = now_s();
+    double t0 = cke_cli_now();
     if (api->prefill(r->m, hist, nh) != 0) {
         fprintf(stderr, "cke run: %s\n", api->last_error(r->m));
         cke_sampler_free(smp); free(hist); cke_runner_close(r);
         return 1;
     }
-    double t1 = now_s();
+    double t1 = cke_cli_now();
     fputs(prompt, stdout);
     fflush(stdout);
     size_t printed = 0;
@@ -212,7 +187,7 @@ int cke_cli_run(int argc, char **argv) {
         /* decode the whole continuation and print what is new: merges bytes split across tokens */
         s = cke_tok_decode(r->tok, hist + first, (size_t)(nh - first), CKE_TOK_DECODE_SKIP_SPECIAL |
                            (prompt[0] ? CKE_TOK_DECODE_KEEP_PREFIX : 0), &text, &len, &e);
-        if (s) { rc = fail("run", s, &e); free(text); break; }
+        if (s) { rc = cke_cli_fail("run", s, &e); free(text); break; }
         if (len > printed) fwrite(text + printed, 1, len - printed, stdout), printed = len;
         fflush(stdout);
         free(text);
@@ -220,7 +195,7 @@ int cke_cli_run(int argc, char **argv) {
         if (api->pos(r->m) >= api->ctx) { fprintf(stderr, "\ncke run: context of %lld tokens is full\n", (long long)api->ctx); break; }
         if (api->decode(r->m, next) != 0) { fprintf(stderr, "\ncke run: %s\n", api->last_error(r->m)); rc = 1; break; }
     }
-    double t2 = now_s();
+    double t2 = cke_cli_now();
     printf("\n");
     fprintf(stderr, "cke: prompt %lld tokens in %.3f s (%.1f tok/s); generated %lld tokens in %.3f s (%.1f tok/s); %lld threads\n",
             (long long)first, t1 - t0, (double)first / (t1 - t0 > 0 ? t1 - t0 : 1e-9), (long long)gen, t2 - t1,
@@ -243,8 +218,8 @@ int cke_cli_parity(int argc, char **argv) {
     float tol = 1e-3f;
     int verbose = 0;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--chunk") && i + 1 < argc) { if (parse_i64(argv[++i], &chunk) || chunk < 0) goto usage; }
-        else if (!strcmp(argv[i], "--tol") && i + 1 < argc) { if (parse_f(argv[++i], &tol) || !(tol > 0)) goto usage; }
+        if (!strcmp(argv[i], "--chunk") && i + 1 < argc) { if (cke_cli_parse_i64(argv[++i], &chunk) || chunk < 0) goto usage; }
+        else if (!strcmp(argv[i], "--tol") && i + 1 < argc) { if (cke_cli_parse_f(argv[++i], &tol) || !(tol > 0)) goto usage; }
         else if (!strcmp(argv[i], "-v")) verbose = 1;
         else if (argv[i][0] == '-') goto usage;
         else if (!dir) dir = argv[i];
@@ -255,11 +230,11 @@ int cke_cli_parity(int argc, char **argv) {
     cke_err e = {0};
     cke_runner *r = NULL;
     cke_status s = cke_runner_open(dir, 1, &r, &e);
-    if (s) return fail("parity", s, &e);
+    if (s) return cke_cli_fail("parity", s, &e);
     cke_parity_result res;
     s = cke_parity_run(r, ref, chunk, tol, verbose ? stdout : NULL, &res, &e);
     cke_runner_close(r);
-    if (s) return fail("parity", s, &e);
+    if (s) return cke_cli_fail("parity", s, &e);
     if (res.diverged) {
         printf("first divergence: %s (layer %d) at position %lld: max abs error %.3e, relative %.3e (tolerance %.1e)\n",
                res.name, res.layer, (long long)res.pos, res.max_abs, res.max_rel, (double)tol);

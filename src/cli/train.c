@@ -1,5 +1,6 @@
 /* `cke train`: the command line of src/train/trainer.h. */
 #include "cli/train.h"
+#include "cli/util.h"
 
 #include "driver/compile.h"
 #include "train/trainer.h"
@@ -30,12 +31,6 @@ static int usage(void) {
     return 2;
 }
 
-static int num(const char *s, double *v) {
-    char *end;
-    *v = strtod(s, &end);
-    return *s && !*end ? 0 : -1;
-}
-
 int cke_cli_train(int argc, char **argv) {
     char inc[PATH_MAX], tpl[PATH_MAX], libk[PATH_MAX];
     cke_err e = {0};
@@ -47,7 +42,7 @@ int cke_cli_train(int argc, char **argv) {
         double x = 0;
 #define FLAG(name, field, cast)                                         \
     if (!strcmp(a, name)) {                                             \
-        if (!v || num(v, &x)) return usage();                           \
+        if (!v || cke_cli_parse_d(v, &x)) return usage();                           \
         o.field = (cast)x;                                              \
         i++;                                                            \
         continue;                                                       \
