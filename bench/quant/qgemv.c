@@ -31,7 +31,8 @@ int main(int argc, char **argv) {
     int64_t nbw = (int64_t)1 << 28;
     float *bwbuf = cke_hp_alloc((size_t)nbw * sizeof(float));
     double bw = cke_machine_read_bw(bwbuf, nbw, nth, 3);
-    const int64_t shapes[][2] = {{2048, 2048}, {5632, 2048}, {2048, 5632}}; /* N, K */
+    int64_t shapes[][2] = {{2048, 2048}, {5632, 2048}, {2048, 5632}}; /* N, K */
+    if (getenv("QG_HOT")) shapes[0][0] = shapes[1][0] = shapes[2][0] = atoi(getenv("QG_HOT")) > 1 ? atoi(getenv("QG_HOT")) : 128; /* in L2: compute speed */
     printf("isa %s threads %d  read bw %.1f GB/s\n", kt->name, nth, bw);
     for (int f = 0; f < nf; f++) {
         int qt = ids[f];
@@ -40,7 +41,7 @@ int main(int argc, char **argv) {
         for (int s = 0; s < 3; s++) {
             int64_t N = shapes[s][0], K = shapes[s][1];
             size_t rsz = cke_qtype_row_size(qt, K), wsz = rsz * (size_t)N;
-            int nc = (int)((512u << 20) / wsz) + 1;
+            int nc = getenv("QG_HOT") ? 1 : (int)((512u << 20) / wsz) + 1;
             char *W = cke_hp_alloc(wsz * (size_t)nc);
             float *row = malloc((size_t)K * sizeof(float));
             for (int64_t n = 0; n < N; n++) {
@@ -54,7 +55,7 @@ int main(int argc, char **argv) {
             void *ws = malloc(wss);
             for (int c = 0; c < nc; c++) cke_qlinear_fwd(kt, Y, X, W + (size_t)c * wsz, qt, NULL, 1, K, N, ws, nth);
             double best = 1e30;
-            for (int rep = 0; rep < 5; rep++) {
+            for (int rep = 0; rep < (nc == 1 ? (getenv("QG_REPS") ? atoi(getenv("QG_REPS")) : 200) : 5); rep++) {
                 double t0 = cke_now();
                 for (int c = 0; c < nc; c++) cke_qlinear_fwd(kt, Y, X, W + (size_t)c * wsz, qt, NULL, 1, K, N, ws, nth);
                 double t = cke_now() - t0;

@@ -81,10 +81,6 @@ typedef struct cke_qtype_ops {
     void (*dequantize_row)(float *y /* [k] */, const void *x, int64_t k);
     /* *s = sum_i w[i] * a[i]; w: k/blck blocks of this type, a: k elements of vec_dot_type */
     void (*vec_dot)(float *s, const void *w, const void *a, int64_t k);
-    /* s[r] = vec_dot of weight row r (at w + r*ldw bytes), r = 0..3, with the one activation row
-     * a: the decode GEMV's kernel (the rows share the activation loads and run 4 independent
-     * accumulations). Optional (NULL: vec_dot per row); results match vec_dot to float rounding. */
-    void (*vec_dot_4)(float *s /* [4] */, const void *w, size_t ldw, const void *a, int64_t k);
 } cke_qtype_ops;
 
 /* One entry per kernel; one table per ISA. Docs for each slot sit next to the _ref. */

@@ -67,15 +67,7 @@ int cke_qlinear_fwd(const cke_ktable *kt, float *Y /* [M,N] */, const float *X /
         {
             int t = omp_get_thread_num(), nt = omp_get_num_threads();
             int64_t n0 = N * t / nt, n1 = N * (t + 1) / nt;
-            int64_t n = n0;
-            if (q->vec_dot_4)
-                for (; n + 4 <= n1; n += 4)
-                    for (int64_t m = 0; m < M; m++) {
-                        float s4[4];
-                        q->vec_dot_4(s4, Wb + (size_t)n * rs, rs, Ab + (size_t)m * as, K);
-                        for (int r = 0; r < 4; r++) Y[m * N + n + r] = b ? s4[r] + b[n + r] : s4[r];
-                    }
-            for (; n < n1; n++)
+            for (int64_t n = n0; n < n1; n++)
                 for (int64_t m = 0; m < M; m++) {
                     float s;
                     q->vec_dot(&s, Wb + (size_t)n * rs, Ab + (size_t)m * as, K);

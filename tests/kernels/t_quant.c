@@ -195,7 +195,9 @@ static double exact_dot(const cke_qtype_ops *q, const void *wb, const void *ab, 
 static int quant_dot(const cke_ktable *kt, const cke_ktable *ref) {
     int fails = 0;
     trng r = {7200};
-    const int64_t Ks[] = {256, 768, 4096, 0};
+    /* 288: 9 blocks of 32, one past the SIMD kernels' groups of 8 blocks (a tail); the K formats
+     * (256-element super-blocks) skip it */
+    const int64_t Ks[] = {256, 288, 768, 4096, 0};
     for (const int64_t *kp = Ks; *kp; kp++) {
         int64_t K = *kp;
         if (tquick && K > 1024) continue;
@@ -205,6 +207,7 @@ static int quant_dot(const cke_ktable *kt, const cke_ktable *ref) {
             tfill_normal(&r, a, K, rep == 2 ? 1e-3f : 1.f);
             for (int ti = 0; ti < NWT; ti++) {
                 const cke_qtype_ops *q = kt->qops[WTYPES[ti]], *qr = ref->qops[WTYPES[ti]];
+                if (K % q->blck) continue;
                 void *wb = talloc(rowbytes(q, K) + 64);
                 q->quantize_row(wb, w, K);
                 q->dequantize_row(wdq, wb, K);
