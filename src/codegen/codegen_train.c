@@ -95,8 +95,22 @@ static void iexpr(char *out, size_t n, const tctx *c, int vi, int in_loop) {
 /* per-layer attention attributes (Gemma 2's interleaved windows) come from the L_ arrays */
 #define AT(name, buf) cke_codegen_attn_attr(buf, sizeof buf, c->ir, n, name)
 
+/* Opens the loop over the batch's sequences for attention (each attends within itself): the shape
+ * with this layer's attributes and the row offsets q0 (queries/outputs) and k0 (keys/values). */
+static void emit_seq_loop(const tctx *c, const cke_node *n, const char *ind) {
+    char sa[64], wa[64], ca[64];
+    int64_t qd = n->a.n_head * n->a.head_dim, kd = n->a.n_kv_head * n->a.head_dim;
+    fprintf(c->f,
+            "%sfor (int64_t b = 0; b < TR_B; b++) { /* each sequence attends within itself */\n"
+            "%s    const cke_attn_shape s = {.T = TR_T, .Tk = TR_T, .n_head = %lld, .n_kv_head = %lld, .head_dim = %lld,\n"
+            "%s                             .scale = %s, .window = %s, .softcap = %s};\n"
+            "%s    const int64_t q0 = b * TR_T * %lld, k0 = b * TR_T * %lld;\n",
+            ind, ind, (long long)n->a.n_head, (long long)n->a.n_kv_head, (long long)n->a.head_dim, ind, AT("scale", sa),
+            AT("window", wa), AT("softcap", ca), ind, (long long)qd, (long long)kd);
+}
+
 static void emit_fwd(const tctx *c, int ni, const char *ind, int in_loop) {
-    char fl1[32], fl2[32], sa[64], wa[64], ca[64];
+    char fl1[32], fl2[32];
     const cke_ir *ir = c->ir;
     const cke_node *n = &ir->n[ni];
     FILE *f = c->f;
@@ -141,16 +155,9 @@ static void emit_fwd(const tctx *c, int ni, const char *ind, int in_loop) {
         char k[80], v[80];
         iexpr(k, sizeof k, c, n->in[1], in_loop);
         iexpr(v, sizeof v, c, n->in[2], in_loop);
-        int64_t qd = n->a.n_head * n->a.head_dim, kd = n->a.n_kv_head * n->a.head_dim;
-        fprintf(f,
-                "%sfor (int64_t b = 0; b < TR_B; b++) { /* each sequence attends within itself */\n"
-                "%s    const cke_attn_shape s = {.T = TR_T, .Tk = TR_T, .n_head = %lld, .n_kv_head = %lld, .head_dim = %lld,\n"
-                "%s                             .scale = %s, .window = %s, .softcap = %s};\n"
-                "%s    kt->attn_fwd(%s + b * TR_T * %lld, %s + b * TR_T * %lld, %s + b * TR_T * %lld, %s + b * TR_T * %lld,\n"
-                "%s                 %s + b * TR_T * %lld, &s, t->scratch, m->nth);\n%s}\n",
-                ind, ind, (long long)n->a.n_head, (long long)n->a.n_kv_head, (long long)n->a.head_dim, ind,
-                AT("scale", sa), AT("window", wa), AT("softcap", ca), ind, o, (long long)qd, st,
-                (long long)n->a.n_head, a, (long long)qd, k, (long long)kd, ind, v, (long long)kd, ind);
+        emit_seq_loop(c, n, ind);
+        fprintf(f, "%s    kt->attn_fwd(%s + q0, %s + b * TR_T * %lld, %s + q0, %s + k0, %s + k0, &s, t->scratch, m->nth);\n%s}\n",
+                ind, o, st, (long long)n->a.n_head, a, k, v, ind);
         break;
     }
     case CKE_OP_ADD: fprintf(f, "%skt->add_fwd(%s, %s, %s, R * %lld);\n", ind, o, a, b, (long long)C); break;
@@ -193,7 +200,7 @@ static void emit_zero(const tctx *c, int vi, const char *ind, int in_loop, char 
 }
 
 static void emit_bwd(const tctx *c, int ni, const char *ind, int in_loop, char *zeroed) {
-    char fl1[32], sa[64], wa[64], ca[64];
+    char fl1[32];
     const cke_ir *ir = c->ir;
     const cke_node *n = &ir->n[ni];
     FILE *f = c->f;
@@ -240,17 +247,11 @@ static void emit_bwd(const tctx *c, int ni, const char *ind, int in_loop, char *
         char k[80], v[80];
         iexpr(k, sizeof k, c, n->in[1], in_loop);
         iexpr(v, sizeof v, c, n->in[2], in_loop);
-        int64_t qd = n->a.n_head * n->a.head_dim, kd = n->a.n_kv_head * n->a.head_dim;
+        emit_seq_loop(c, n, ind);
         fprintf(f,
-                "%sfor (int64_t b = 0; b < TR_B; b++) {\n"
-                "%s    const cke_attn_shape s = {.T = TR_T, .Tk = TR_T, .n_head = %lld, .n_kv_head = %lld, .head_dim = %lld,\n"
-                "%s                             .scale = %s, .window = %s, .softcap = %s};\n"
-                "%s    const int64_t q0 = b * TR_T * %lld, k0 = b * TR_T * %lld;\n"
                 "%s    kt->attn_bwd(%s + q0, %s + k0, %s + k0, %s + q0, %s + q0, %s + k0, %s + k0, %s + q0,\n"
                 "%s                 %s + b * TR_T * %lld, &s, t->scratch, m->nth);\n%s}\n",
-                ind, ind, (long long)n->a.n_head, (long long)n->a.n_kv_head, (long long)n->a.head_dim, ind,
-                AT("scale", sa), AT("window", wa), AT("softcap", ca), ind, (long long)qd, (long long)kd, ind, ga,
-                gb, gc, go, a, k, v, o, ind, st, (long long)n->a.n_head, ind);
+                ind, ga, gb, gc, go, a, k, v, o, ind, st, (long long)n->a.n_head, ind);
         break;
     }
     case CKE_OP_ADD:

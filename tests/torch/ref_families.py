@@ -26,7 +26,7 @@ import sys
 
 import torch
 
-from ref_llama import save_safetensors  # same hand-written safetensors writer
+from ref_llama import save_safetensors, write_outputs  # same safetensors writer and output files
 
 
 def load_safetensors(path):
@@ -365,23 +365,6 @@ def write_train_ref(out, fam, c, W):
             f.write(struct.pack("<i", len(name)) + name.encode() + struct.pack("<q", g.numel()))
             f.write(g.contiguous().to(torch.float32).numpy().tobytes())
             f.write(p.contiguous().to(torch.float32).numpy().tobytes())
-
-
-def write_outputs(out, ids, logits, trace, V):
-    T = len(ids)
-    with open(os.path.join(out, "ref.trace"), "wb") as f:
-        f.write(b"CKETRC01")
-        f.write(struct.pack("<i", T))
-        f.write(ids.to(torch.int32).numpy().tobytes())
-        f.write(struct.pack("<i", len(trace)))
-        for name, layer, t in trace:
-            nb = name.encode()
-            f.write(struct.pack("<i", len(nb)) + nb + struct.pack("<iqqq", layer, 0, t.shape[0], t.shape[1]))
-            f.write(t.numpy().tobytes())
-    with open(os.path.join(out, "ref.bin"), "wb") as f:
-        f.write(struct.pack("<ii", T, V))
-        f.write(ids.to(torch.int32).numpy().tobytes())
-        f.write(logits.to(torch.float32).numpy().tobytes())
 
 
 def main():

@@ -194,6 +194,25 @@ def write_train_ref(out, variant, W):
             f.write(P[k].detach().to(torch.float32).numpy().tobytes())
 
 
+def write_outputs(out, ids, logits, trace, V):
+    """ref.trace (every traced IR value, for cke parity) and ref.bin (the logits), as the module
+    docstring describes; shared with ref_families.py."""
+    T = len(ids)
+    with open(os.path.join(out, "ref.trace"), "wb") as f:
+        f.write(b"CKETRC01")
+        f.write(struct.pack("<i", T))
+        f.write(ids.to(torch.int32).numpy().tobytes())
+        f.write(struct.pack("<i", len(trace)))
+        for name, layer, t in trace:
+            nb = name.encode()
+            f.write(struct.pack("<i", len(nb)) + nb + struct.pack("<iqqq", layer, 0, t.shape[0], t.shape[1]))
+            f.write(t.numpy().tobytes())
+    with open(os.path.join(out, "ref.bin"), "wb") as f:
+        f.write(struct.pack("<ii", T, V))
+        f.write(ids.to(torch.int32).numpy().tobytes())
+        f.write(logits.to(torch.float32).numpy().tobytes())
+
+
 def main():
     out, variant = sys.argv[1], sys.argv[2]
     dim, L, H, KV, F, V, tied, bias, theta = VARIANTS[variant]
@@ -231,22 +250,9 @@ def main():
     def tr(name, layer, t):
         trace.append((name, layer, t.reshape(t.shape[0], -1).to(torch.float32).contiguous()))
 
-    T = len(ids)
     D = {k: v.to(torch.float64) for k, v in W.items()}
     logits = forward(D, ids, variant, tr)
-    with open(os.path.join(out, "ref.trace"), "wb") as f:
-        f.write(b"CKETRC01")
-        f.write(struct.pack("<i", T))
-        f.write(ids.to(torch.int32).numpy().tobytes())
-        f.write(struct.pack("<i", len(trace)))
-        for name, layer, t in trace:
-            nb = name.encode()
-            f.write(struct.pack("<i", len(nb)) + nb + struct.pack("<iqqq", layer, 0, t.shape[0], t.shape[1]))
-            f.write(t.numpy().tobytes())
-    with open(os.path.join(out, "ref.bin"), "wb") as f:
-        f.write(struct.pack("<ii", T, V))
-        f.write(ids.to(torch.int32).numpy().tobytes())
-        f.write(logits.to(torch.float32).numpy().tobytes())
+    write_outputs(out, ids, logits, trace, V)
 
 
 if __name__ == "__main__":
