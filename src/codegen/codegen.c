@@ -442,7 +442,7 @@ cke_status cke_codegen_emit(const cke_plan *p, const cke_codegen_opts *o, FILE *
                " * is in layout.json and memory_map.txt. */\n",
             o->model_name, o->source_desc, ir->family, ir->template_path);
     fprintf(f, "#include \"cke/kernels.h\"\n#include \"cke/model_abi.h\"\n\n#include <fcntl.h>\n#include <stdio.h>\n"
-               "#include <stdlib.h>\n#include <string.h>\n#include <sys/mman.h>\n#include <sys/stat.h>\n#include <unistd.h>\n\n");
+               "#include <omp.h>\n#include <stdlib.h>\n#include <string.h>\n#include <sys/mman.h>\n#include <sys/stat.h>\n#include <unistd.h>\n\n");
     fprintf(f, "/* ---- hyperparameters ---- */\n");
     for (int i = 0; i < ir->n_hp; i++) fprintf(f, "/* %-12s = %.9g */\n", ir->hp[i].name, ir->hp[i].value);
     fprintf(f, "#define N_LAYER %d\n#define VOCAB %lld\n#define CTX %lld\n#define KV_DIM %lld\n#define PREFILL_T %lld\n",

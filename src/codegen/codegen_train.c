@@ -401,17 +401,29 @@ cke_status cke_codegen_emit_train(const cke_train_plan *tp, FILE *f, cke_err *er
 
     /* optimizer: one AdamW call per tensor; decay on matrices only (norm weights and biases are
      * not decayed, as in GPT-2/llm.c practice) */
-    fprintf(f, "static void train_adamw(ckm_model *m, float lr, float b1, float b2, float eps, float wd, int64_t step, float gscale) {\n"
-               "    ckm_train *t = m->train;\n    const cke_ktable *kt = m->kt;\n");
+    /* AdamW is elementwise: every thread takes the same slice of every tensor (balanced, and the
+     * result does not depend on the thread count) */
+    fprintf(f, "static const struct { size_t off; int64_t n; int decay; } train_params[] = {\n");
     for (int i = 0; i < tp->p->nw; i++) {
         const cke_value *v = &ir->v[tp->p->w[i].value];
-        int64_t n = cke_value_numel(v, 1);
-        fprintf(f, "    kt->adamw((float *)(m->w + %zuu), (float *)(t->m + %zuu), (float *)(t->v + %zuu), (const float *)(t->g + %zuu),\n"
-                   "              %lld, lr, b1, b2, eps, %s, step, gscale); /* %s */\n",
-                tp->p->w[i].offset, tp->p->w[i].offset, tp->p->w[i].offset, tp->p->w[i].offset, (long long)n,
-                v->ndim >= 2 ? "wd" : "0.0f", v->name);
+        fprintf(f, "    {%zuu, %lld, %d}, /* %s */\n", tp->p->w[i].offset, (long long)cke_value_numel(v, 1), v->ndim >= 2,
+                v->name);
     }
-    fprintf(f, "}\n\n");
+    fprintf(f, "};\n\n");
+    fprintf(f, "static void train_adamw(ckm_model *m, float lr, float b1, float b2, float eps, float wd, int64_t step, float gscale) {\n"
+               "    ckm_train *t = m->train;\n    const cke_ktable *kt = m->kt;\n"
+               "#pragma omp parallel num_threads(m->nth)\n"
+               "    {\n"
+               "        const int64_t th = omp_get_thread_num(), nt = omp_get_num_threads();\n"
+               "        for (size_t i = 0; i < sizeof train_params / sizeof train_params[0]; i++) {\n"
+               "            const int64_t n = train_params[i].n, a = n * th / nt, b = n * (th + 1) / nt;\n"
+               "            const size_t o = train_params[i].off + (size_t)a * sizeof(float);\n"
+               "            if (b > a)\n"
+               "                kt->adamw((float *)(m->w + o), (float *)(t->m + o), (float *)(t->v + o), (const float *)(t->g + o),\n"
+               "                          b - a, lr, b1, b2, eps, train_params[i].decay ? wd : 0.0f, step, gscale);\n"
+               "        }\n"
+               "    }\n"
+               "}\n\n");
     fprintf(f, "static double train_grad_sumsq(ckm_model *m) {\n    double s = 0;\n");
     for (int i = 0; i < tp->p->nw; i++)
         fprintf(f, "    s += m->kt->sumsq((const float *)(m->train->g + %zuu), %lld);\n", tp->p->w[i].offset,
