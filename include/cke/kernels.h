@@ -81,6 +81,11 @@ typedef struct cke_qtype_ops {
     void (*dequantize_row)(float *y /* [k] */, const void *x, int64_t k);
     /* *s = sum_i w[i] * a[i]; w: k/blck blocks of this type, a: k elements of vec_dot_type */
     void (*vec_dot)(float *s, const void *w, const void *a, int64_t k);
+    /* prefill tile (NULL = not supported; _0 formats with Q8_0 activations): y[r * ldy] = sum_i
+     * w[i] * a_r[i] for r < nr (1..4), activation row r given split as u8 codes aq + r * k
+     * (Q8_0 quants + 128, k bytes) and f32 block scales ad + r * (k / 32) (the Q8_0 f16 scales,
+     * converted exactly) */
+    void (*vec_dot_4)(float *y, int64_t ldy, const void *w, const uint8_t *aq, const float *ad, int nr, int64_t k);
 } cke_qtype_ops;
 
 /* One entry per kernel; one table per ISA. Docs for each slot sit next to the _ref. */
@@ -220,7 +225,8 @@ size_t cke_gemm_batched_ws_size(int64_t M, int64_t N, int64_t K, int nth);
  * rows of K/blck blocks of ggml type `qtype` (F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K).
  * M small (decode): X rows are quantized to the type's vec_dot_type once, then every weight row
  * is streamed once and dotted (threads split N). M large (prefill): weight rows are dequantized
- * to f32 in panels of N and multiplied with the f32 GEMM (compute bound; X stays f32).
+ * to f32 in panels of N and multiplied with the f32 GEMM (compute bound; X stays f32), except
+ * Q8_0/Q4_0/Q5_0 on tables with vec_dot_4: X quantized to Q8_0, integer tiles of 4 rows.
  * qtype 0 (f32) runs cke_linear_fwd. Returns 0, or -1 when the table has no ops for qtype or K
  * is not a multiple of its block. */
 int cke_qlinear_fwd(const cke_ktable *kt, float *Y /* [M,N] */, const float *X /* [M,K] */,

@@ -401,6 +401,53 @@ void QS_FN(cke_vec_dot_q4_K)(float *s, const void *vw, const void *va, int64_t k
     *s = qs_hsum(_mm256_add_ps(acc0, acc1));
 }
 
+/* ---- prefill tile: 1 weight row x up to 4 activation rows. The activations are stored as u8
+ * (Q8_0 quant + 128), so each pair of blocks is one u8 x s8 dpbusd of the weight's s8 values v;
+ * the +128 offset is removed by starting the accumulator at -128 * sum(v), computed once per
+ * weight block. The weight block's decode and correction are shared by the 4 rows. VNNI only
+ * (maddubs would saturate on 255 * 127 pairs). Integer sums exact; float scaling order differs
+ * from the _ref (float rounding). */
+#if QS_VNNI
+#define QS_TILE4(WT, DECODE)                                                                       \
+    const WT *w = vw;                                                                              \
+    const int64_t nb = k / QK;                                                                     \
+    const uint8_t *ar[4];                                                                          \
+    const float *dr[4];                                                                            \
+    for (int r = 0; r < 4; r++) {                                                                  \
+        int rr = r < nr ? r : nr - 1;                                                              \
+        ar[r] = aq + (size_t)rr * (size_t)k;                                                       \
+        dr[r] = ad + (size_t)rr * (size_t)nb;                                                      \
+    }                                                                                              \
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()}; \
+    const __m256i c80 = _mm256_set1_epi8((char)0x80);                                              \
+    for (int64_t i = 0; i < nb; i++) {                                                             \
+        const WT *b = &w[i];                                                                       \
+        __m256i v = DECODE;                                                                        \
+        __m256i corr = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_dpbusd_epi32(_mm256_setzero_si256(), c80, v)); \
+        __m256 dw = _mm256_set1_ps(qb_h2f(b->d));                                                  \
+        QS_UNROLL4 for (int r = 0; r < 4; r++) {                                                   \
+            __m256i p = _mm256_dpbusd_epi32(corr, _mm256_loadu_si256((const __m256i *)(ar[r] + 32 * i)), v); \
+            acc[r] = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(dr[r][i])), _mm256_cvtepi32_ps(p), acc[r]); \
+        }                                                                                          \
+    }                                                                                              \
+    for (int r = 0; r < nr; r++) y[r * ldy] = qs_hsum(acc[r])
+
+static void QS_FN(qs_tile4_q8_0)(float *y, int64_t ldy, const void *vw, const uint8_t *aq, const float *ad, int nr, int64_t k) {
+    QS_TILE4(blk_q8_0, _mm256_loadu_si256((const __m256i *)b->qs));
+}
+static void QS_FN(qs_tile4_q4_0)(float *y, int64_t ldy, const void *vw, const uint8_t *aq, const float *ad, int nr, int64_t k) {
+    const __m256i eights = _mm256_set1_epi8(8);
+    QS_TILE4(blk_q4_0, _mm256_sub_epi8(qs_nibbles32(b->qs), eights));
+}
+static void QS_FN(qs_tile4_q5_0)(float *y, int64_t ldy, const void *vw, const uint8_t *aq, const float *ad, int nr, int64_t k) {
+    const __m256i f0 = _mm256_set1_epi8((char)0xF0);
+    QS_TILE4(blk_q5_0, _mm256_or_si256(qs_nibbles32(b->qs), _mm256_andnot_si256(qs_bits32(b->qh), f0)));
+}
+#define QS_T4(t) QS_FN(qs_tile4_##t)
+#else
+#define QS_T4(t) NULL
+#endif
+
 #define QS_OPS(t, nm, b, sz, vdt, vd)                                                              \
     const cke_qtype_ops QS_CAT(cke_qops_##t, QS_SFX) = {                                           \
         .name = nm, .blck = b, .type_size = sz, .vec_dot_type = vdt,                               \
@@ -414,11 +461,17 @@ QS_OPS(bf16, "bf16", 1, 2, QT_F32, QS_FN(cke_vec_dot_bf16));
 const cke_qtype_ops QS_CAT(cke_qops_q8_0, QS_SFX) = {
     .name = "q8_0", .blck = QK, .type_size = 34, .vec_dot_type = QT_Q8_0,
     .quantize_row = QS_FN(qs_quantize_row_q8_0), .dequantize_row = cke_dequantize_row_q8_0_ref,
-    .vec_dot = QS_FN(cke_vec_dot_q8_0)};
+    .vec_dot = QS_FN(cke_vec_dot_q8_0), .vec_dot_4 = QS_T4(q8_0)};
 QS_OPS(q8_1, "q8_1", QK, 36, QT_Q8_1, NULL);
-QS_OPS(q4_0, "q4_0", QK, 18, QT_Q8_0, QS_FN(cke_vec_dot_q4_0));
+const cke_qtype_ops QS_CAT(cke_qops_q4_0, QS_SFX) = {
+    .name = "q4_0", .blck = QK, .type_size = 18, .vec_dot_type = QT_Q8_0,
+    .quantize_row = cke_quantize_row_q4_0_ref, .dequantize_row = cke_dequantize_row_q4_0_ref,
+    .vec_dot = QS_FN(cke_vec_dot_q4_0), .vec_dot_4 = QS_T4(q4_0)};
 QS_OPS(q4_1, "q4_1", QK, 20, QT_Q8_1, QS_FN(cke_vec_dot_q4_1));
-QS_OPS(q5_0, "q5_0", QK, 22, QT_Q8_0, QS_FN(cke_vec_dot_q5_0));
+const cke_qtype_ops QS_CAT(cke_qops_q5_0, QS_SFX) = {
+    .name = "q5_0", .blck = QK, .type_size = 22, .vec_dot_type = QT_Q8_0,
+    .quantize_row = cke_quantize_row_q5_0_ref, .dequantize_row = cke_dequantize_row_q5_0_ref,
+    .vec_dot = QS_FN(cke_vec_dot_q5_0), .vec_dot_4 = QS_T4(q5_0)};
 QS_OPS(q5_1, "q5_1", QK, 24, QT_Q8_1, QS_FN(cke_vec_dot_q5_1));
 QS_OPS(q8_K, "q8_K", QK_K, 292, QT_Q8_K, NULL);
 QS_OPS(q4_K, "q4_K", QK_K, 144, QT_Q8_K, QS_FN(cke_vec_dot_q4_K));

@@ -236,13 +236,17 @@ static int quant_linear(const cke_ktable *kt, const cke_ktable *ref) {
     (void)ref;
     int fails = 0;
     trng r = {7300};
-    const int64_t K = 512, N = tquick ? 40 : 300;
-    const int64_t Ms[] = {1, 3, 9, 33, 0};
+    const int64_t K0 = 512, N0 = tquick ? 40 : 300;
+    const int64_t Ms0[] = {1, 3, 9, 33, 0}, Ms1[] = {9, 64, 0};
+    for (int odd = 0; odd < 2; odd++) { /* second pass: odd K (in blocks) and odd N, M = 9 and 64 */
+    const int64_t K = odd ? 32 * 15 : K0, N = odd ? 37 : N0;
+    const int64_t *Ms = odd ? Ms1 : Ms0;
     float *W = tallocf(N * K), *Wdq = tallocf(N * K), *bias = tallocf(N);
     tfill_normal(&r, W, N * K, 0.05f);
     tfill_normal(&r, bias, N, 1.0f);
     for (int ti = 0; ti < NWT; ti++) {
         const cke_qtype_ops *q = kt->qops[WTYPES[ti]];
+        if (K % q->blck) continue;
         size_t rs = cke_qtype_row_size(WTYPES[ti], K);
         if (rs != rowbytes(q, K)) { printf("  FAIL %s row size %zu\n", q->name, rs); fails++; continue; }
         char *Wq = talloc(rs * (size_t)N);
@@ -254,7 +258,9 @@ static int quant_linear(const cke_ktable *kt, const cke_ktable *ref) {
             int64_t M = *mp;
             float *X = tallocf(M * K), *Y = tallocf(M * N), *Xdq = tallocf(M * K);
             tfill_normal(&r, X, M * K, 1.0f);
-            int decode = M < 8; /* qlinear.c's QL_GEMM_MIN_M: decode dots quantized activations */
+            /* qlinear.c's QL_GEMM_MIN_M: decode dots quantized activations, and so does prefill
+             * where the table has the format's integer tile (vec_dot_4) */
+            int decode = M < 8 || q->vec_dot_4;
             void **abs_ = talloc((size_t)M * sizeof(void *));
             for (int64_t m = 0; m < M; m++) abs_[m] = make_act(kt, q, X + m * K, Xdq + m * K, K);
             for (int nth = 1; nth <= 2; nth++) {
@@ -290,6 +296,7 @@ static int quant_linear(const cke_ktable *kt, const cke_ktable *ref) {
         free(Wq);
     }
     free(W); free(Wdq); free(bias);
+    }
     return fails;
 }
 
