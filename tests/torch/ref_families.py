@@ -26,7 +26,7 @@ import sys
 
 import torch
 
-from ref_llama import save_safetensors, write_outputs  # same safetensors writer and output files
+from ref_llama import save_safetensors, train_reference, write_outputs  # shared writers
 
 
 def load_safetensors(path):
@@ -326,45 +326,13 @@ def gpt2_canonical(hf, t, D):
 
 
 def write_train_ref(out, fam, c, W):
-    """GPT-style training reference: the loss, every parameter's gradient and every parameter after
-    5 AdamW steps (decay on matrices), mapped to cke's canonical tensors; ref_llama.py's format."""
+    """GPT-style training reference (ref_llama.train_reference) with GPT-2's tensors mapped to
+    cke's canonical ones."""
     assert fam == "gpt2", "the train reference maps gpt2's tensors"
-    B, T, steps, V = 2, 16, 5, c["V"]
+    B, T, V = 2, 16, c["V"]
     seq = torch.tensor([(5 * i * i + 3 * i + 1) % V for i in range(B * T + 1)])
-    toks, tgts = seq[:-1].view(B, T), seq[1:].view(B, T)
-    P = {k: v.to(torch.float64).clone().requires_grad_(True) for k, v in W.items()}
-    quiet = lambda *a: None
-
-    def loss_fn():
-        logits = torch.cat([forward(fam, c, P, toks[b], quiet) for b in range(B)])
-        return torch.nn.functional.cross_entropy(logits, tgts.reshape(-1))
-
-    loss = loss_fn()
-    loss.backward()
-    grads = {k: p.grad.detach().clone() for k, p in P.items()}
-    opt = torch.optim.AdamW([{"params": [p for p in P.values() if p.dim() >= 2], "weight_decay": 0.1},
-                             {"params": [p for p in P.values() if p.dim() < 2], "weight_decay": 0.0}],
-                            lr=1e-3, betas=(0.9, 0.95), eps=1e-8)
-    for p in P.values():
-        p.grad = None
-    for _ in range(steps):
-        opt.zero_grad()
-        loss_fn().backward()
-        opt.step()
-    recs = []
-    for k in P:
-        gs = gpt2_canonical(k, grads[k], c["dim"])
-        ps = gpt2_canonical(k, P[k].detach(), c["dim"])
-        recs += [(gn, gt, pt) for (gn, gt), (_, pt) in zip(gs, ps)]
-    with open(os.path.join(out, "ref_train.bin"), "wb") as f:
-        f.write(struct.pack("<iiiii", B, T, V, len(recs), steps))
-        f.write(toks.reshape(-1).to(torch.int32).numpy().tobytes())
-        f.write(tgts.reshape(-1).to(torch.int32).numpy().tobytes())
-        f.write(struct.pack("<d", loss.item()))
-        for name, g, p in recs:
-            f.write(struct.pack("<i", len(name)) + name.encode() + struct.pack("<q", g.numel()))
-            f.write(g.contiguous().to(torch.float32).numpy().tobytes())
-            f.write(p.contiguous().to(torch.float32).numpy().tobytes())
+    train_reference(os.path.join(out, "ref_train.bin"), W, lambda P, ids: forward(fam, c, P, ids, lambda *a: None),
+                    seq[:-1].view(B, T), seq[1:].view(B, T), V, to_canonical=lambda k, t: gpt2_canonical(k, t, c["dim"]))
 
 
 def main():

@@ -157,24 +157,25 @@ def forward(D, ids, variant, tr=None):
     return logits
 
 
-def write_train_ref(out, variant, W):
-    """Loss, gradients and 5 AdamW steps on one batch of B=2 sequences of T=16 tokens."""
-    V = VARIANTS[variant][5]
-    B, T, steps = 2, 16, 5
-    seq = torch.tensor([(5 * i * i + 3 * i + 1) % V for i in range(B * T + 1)])
-    toks, tgts = seq[:-1].view(B, T), seq[1:].view(B, T)
+def train_reference(path, W, forward_seq, toks, tgts, V, steps=5, to_canonical=None):
+    """The training reference shared by every family: mean cross-entropy over the batch, every
+    parameter's gradient (autograd, float64) and every parameter after `steps` torch.optim.AdamW
+    steps (lr 1e-3, betas 0.9/0.95, eps 1e-8, weight decay 0.1 on matrices only), written as
+    ref_train.bin: i32 B, T, V, n, steps; i32 tok[B*T], tgt[B*T]; f64 loss; per tensor i32 name
+    length, name, i64 numel, f32 grad[numel], f32 after[numel]. to_canonical(name, tensor) maps
+    a file tensor to [(cke name, tensor)] (default: the name as is)."""
+    B, T = toks.shape
     P = {k: v.to(torch.float64).clone().requires_grad_(True) for k, v in W.items()}
 
     def loss_fn():
-        logits = torch.cat([forward(P, toks[b], variant) for b in range(B)])
+        logits = torch.cat([forward_seq(P, toks[b]) for b in range(B)])
         return torch.nn.functional.cross_entropy(logits, tgts.reshape(-1))
 
     loss = loss_fn()
     loss.backward()
     grads = {k: p.grad.detach().clone() for k, p in P.items()}
-    decay = [p for p in P.values() if p.dim() >= 2]
-    nodecay = [p for p in P.values() if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": nodecay, "weight_decay": 0.0}],
+    opt = torch.optim.AdamW([{"params": [p for p in P.values() if p.dim() >= 2], "weight_decay": 0.1},
+                             {"params": [p for p in P.values() if p.dim() < 2], "weight_decay": 0.0}],
                             lr=1e-3, betas=(0.9, 0.95), eps=1e-8)
     for p in P.values():
         p.grad = None
@@ -182,16 +183,28 @@ def write_train_ref(out, variant, W):
         opt.zero_grad()
         loss_fn().backward()
         opt.step()
-    with open(os.path.join(out, "ref_train.bin"), "wb") as f:
-        f.write(struct.pack("<iiiii", B, T, V, len(P), steps))
+    mapf = to_canonical or (lambda k, t: [(k, t)])
+    recs = []
+    for k in P:
+        recs += [(n, g, a) for (n, g), (_, a) in zip(mapf(k, grads[k]), mapf(k, P[k].detach()))]
+    with open(path, "wb") as f:
+        f.write(struct.pack("<iiiii", B, T, V, len(recs), steps))
         f.write(toks.reshape(-1).to(torch.int32).numpy().tobytes())
         f.write(tgts.reshape(-1).to(torch.int32).numpy().tobytes())
         f.write(struct.pack("<d", loss.item()))
-        for k in P:
-            name = canonical(k).encode()
-            f.write(struct.pack("<i", len(name)) + name + struct.pack("<q", P[k].numel()))
-            f.write(grads[k].to(torch.float32).numpy().tobytes())
-            f.write(P[k].detach().to(torch.float32).numpy().tobytes())
+        for name, g, a in recs:
+            f.write(struct.pack("<i", len(name)) + name.encode() + struct.pack("<q", g.numel()))
+            f.write(g.contiguous().to(torch.float32).numpy().tobytes())
+            f.write(a.contiguous().to(torch.float32).numpy().tobytes())
+
+
+def write_train_ref(out, variant, W):
+    """Loss, gradients and 5 AdamW steps on one batch of B=2 sequences of T=16 tokens."""
+    V = VARIANTS[variant][5]
+    B, T = 2, 16
+    seq = torch.tensor([(5 * i * i + 3 * i + 1) % V for i in range(B * T + 1)])
+    train_reference(os.path.join(out, "ref_train.bin"), W, lambda P, ids: forward(P, ids, variant),
+                    seq[:-1].view(B, T), seq[1:].view(B, T), V, to_canonical=lambda k, t: [(canonical(k), t)])
 
 
 def write_outputs(out, ids, logits, trace, V):

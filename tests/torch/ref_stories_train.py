@@ -12,8 +12,13 @@ OUT.bin has the layout of ref_llama.py's ref_train.bin (cke's canonical tensor n
 import struct
 import sys
 
+import os
+
 import numpy as np
 import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ref_llama import train_reference  # noqa: E402  (the shared loss/grad/AdamW writer)
 
 
 def load(path):
@@ -75,37 +80,9 @@ def forward(P, c, ids):
 def main():
     W, c = load(sys.argv[1])
     ids = [int(v) for v in open(sys.argv[2]).read().split(":")[1].split()]
-    B, T, steps = 2, 32, 5
+    B, T = 2, 32
     seq = torch.tensor([1] + ids[: B * T])  # BOS then the published greedy continuation
-    toks, tgts = seq[:-1].view(B, T), seq[1:].view(B, T)
-    P = {k: v.to(torch.float64).clone().requires_grad_(True) for k, v in W.items()}
-
-    def loss_fn():
-        logits = torch.cat([forward(P, c, toks[b]) for b in range(B)])
-        return torch.nn.functional.cross_entropy(logits, tgts.reshape(-1))
-
-    loss = loss_fn()
-    loss.backward()
-    grads = {k: p.grad.detach().clone() for k, p in P.items()}
-    decay = [p for p in P.values() if p.dim() >= 2]
-    nodecay = [p for p in P.values() if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": nodecay, "weight_decay": 0.0}],
-                            lr=1e-3, betas=(0.9, 0.95), eps=1e-8)
-    for p in P.values():
-        p.grad = None
-    for _ in range(steps):
-        opt.zero_grad()
-        loss_fn().backward()
-        opt.step()
-    with open(sys.argv[3], "wb") as f:
-        f.write(struct.pack("<iiiii", B, T, c["V"], len(P), steps))
-        f.write(toks.reshape(-1).to(torch.int32).numpy().tobytes())
-        f.write(tgts.reshape(-1).to(torch.int32).numpy().tobytes())
-        f.write(struct.pack("<d", loss.item()))
-        for k in P:
-            f.write(struct.pack("<i", len(k)) + k.encode() + struct.pack("<q", P[k].numel()))
-            f.write(grads[k].to(torch.float32).numpy().tobytes())
-            f.write(P[k].detach().to(torch.float32).numpy().tobytes())
+    train_reference(sys.argv[3], W, lambda P, ids_: forward(P, c, ids_), seq[:-1].view(B, T), seq[1:].view(B, T), c["V"])
 
 
 if __name__ == "__main__":
