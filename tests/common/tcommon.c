@@ -46,6 +46,18 @@ char *tc_slurp(const char *path, size_t *len) {
     return b;
 }
 
+char *tc_load_ref_bin(const char *path, int64_t vocab, int32_t *T, int32_t *V) {
+    size_t len = 0;
+    char *ref = tc_slurp(path, &len);
+    *T = *V = 0;
+    if (ref && len >= 8) memcpy(T, ref, 4), memcpy(V, ref + 4, 4);
+    if (!ref || *T < 4 || *V != vocab || len != 8 + (size_t)*T * 4 + (size_t)*T * (size_t)*V * 4) {
+        free(ref);
+        return NULL;
+    }
+    return ref;
+}
+
 int tc_setup(const char *name) {
     tc_models = getenv("CKE_MODELS");
     if (!tc_models || !*tc_models) tc_models = "../shared/models";

@@ -5,6 +5,7 @@
 
 #include <limits.h>
 #include <stddef.h>
+#include <stdint.h>
 
 extern char tc_tmp[PATH_MAX];                              /* scratch directory of this run */
 extern char tc_inc[PATH_MAX], tc_tpl[PATH_MAX], tc_libk[PATH_MAX]; /* cke_locate_resources */
@@ -15,6 +16,10 @@ void tc_result(const char *name, int ok, const char *fmt, ...) __attribute__((fo
 int tc_have(const char *path);
 /* The whole file, NUL-terminated (malloc'd), or NULL. */
 char *tc_slurp(const char *path, size_t *len);
+/* A reference's ref.bin (tests/torch/ref_*.py: i32 T, i32 V, i32 ids[T], f32 logits[T][V]),
+ * checked against the model's vocabulary and the file size; NULL when absent or malformed. The
+ * ids start at buf + 8 and the logits at buf + 8 + 4T (malloc'd, so both are aligned). */
+char *tc_load_ref_bin(const char *path, int64_t vocab, int32_t *T, int32_t *V);
 /* Locates resources and makes the scratch directory; 0, or -1 after printing why. */
 int tc_setup(const char *name);
 /* Removes the scratch directory (unless CKE_KEEP_TMP), prints "N passed, N failed", returns the
