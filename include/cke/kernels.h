@@ -68,8 +68,11 @@ typedef enum { CKE_NOTRANS = 0, CKE_TRANS = 1 } cke_trans;
  * indexed by the ggml type id (formats/dtype.h cke_dtype: F16 = 1, Q4_0 = 2, Q8_0 = 8, Q4_K = 12 ...);
  * NULL = not supported. Weights are dotted against activations quantized to the type's
  * vec_dot_type (Q8_0, Q8_1 or Q8_K, themselves entries of qops), or against f32 (vec_dot_type 0)
- * for F16/BF16. */
-#define CKE_QTYPE_COUNT 40
+ * for F16/BF16.
+ * Ids 40..47 are cke's own: GGUF formats repacked for SIMD (same bytes per row, rearranged within
+ * the row; src/kernels/ref/quant_r.c is their spec) that the compiler stores in weights.bin, and
+ * their activation format. GGUF files never hold them. */
+#define CKE_QTYPE_COUNT 48
 typedef struct cke_qtype_ops {
     const char *name;    /* ggml's name: "q4_K" */
     int64_t blck;        /* elements per block */
@@ -86,7 +89,18 @@ typedef struct cke_qtype_ops {
      * (Q8_0 quants + 128, k bytes) and f32 block scales ad + r * (k / 32) (the Q8_0 f16 scales,
      * converted exactly) */
     void (*vec_dot_4)(float *y, int64_t ldy, const void *w, const uint8_t *aq, const float *ad, int nr, int64_t k);
+    /* repacked formats: the GGUF type this one rearranges (0: none) and the exact conversion of
+     * one row of k elements from it */
+    int repack_of;
+    void (*repack_row)(void *y, const void *x, int64_t k);
+    /* repacked formats, decode and prefill alike: y[r * ldy] = sum_i w[i] * a_r[i] for r < nr
+     * (1..4), a_r = (const char *)a + r * as, rows of k elements in vec_dot_type; the weight row
+     * is decoded once for the nr activation rows */
+    void (*dot_rows)(float *y, int64_t ldy, const void *w, const void *a, size_t as, int nr, int64_t k);
 } cke_qtype_ops;
+
+/* the repacked id of a GGUF type (itself when it has none) and back */
+int cke_qtype_repacked(int qtype);
 
 /* One entry per kernel; one table per ISA. Docs for each slot sit next to the _ref. */
 typedef struct cke_ktable {

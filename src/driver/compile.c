@@ -109,21 +109,37 @@ static cke_status fetch_weight(void *ud, const char *name, float *dst, int64_t n
     return cke_model_tensor_to_f32(t, dst, err);
 }
 
+/* Raw blocks for weights.bin: the file's bytes, or their exact rearrangement into the repacked
+ * format the plan chose (kernels.h ids 40..: same bytes per row, same values). */
 static cke_status fetch_raw(void *ud, const char *name, int dtype, void *dst, size_t bytes, cke_err *err) {
     const cke_model_tensor *t = cke_model_find(ud, name);
-    if (!t || (int)t->dtype != dtype || (size_t)t->nbytes != bytes)
-        return cke_fail(err, CKE_ERR_SHAPE, "tensor '%s' is not %zu bytes of type %s as planned", name, bytes, cke_dtype_name(dtype));
-    memcpy(dst, t->data, bytes);
+    const cke_qtype_ops *q = dtype > 0 && dtype < CKE_QTYPE_COUNT ? cke_ktable_for(CKE_ISA_REF)->qops[dtype] : NULL;
+    const int src = q && q->repack_of ? q->repack_of : dtype;
+    if (!t || (int)t->dtype != src || (size_t)t->nbytes != bytes || t->ndim != 2)
+        return cke_fail(err, CKE_ERR_SHAPE, "tensor '%s' is not %zu bytes of type %s as planned", name, bytes, cke_dtype_name(src));
+    if (src == dtype) {
+        memcpy(dst, t->data, bytes);
+        return CKE_OK;
+    }
+    const int64_t N = t->shape[0], K = t->shape[1];
+    const size_t rs = cke_qtype_row_size(dtype, K);
+    if (!rs || rs * (size_t)N != bytes)
+        return cke_fail(err, CKE_ERR_SHAPE, "tensor '%s': rows of %lld elements are not whole %s blocks", name, (long long)K, q->name);
+    for (int64_t n = 0; n < N; n++) q->repack_row((char *)dst + (size_t)n * rs, (const char *)t->data + (size_t)n * rs, K);
     return CKE_OK;
 }
 
 /* The format a weight keeps in weights.bin: its file format when a kernel reads it (F16, BF16 and
- * the block formats of cke_qtype_ops); F32 and everything else are stored as f32. */
+ * the block formats of cke_qtype_ops), repacked for the SIMD kernels where cke has a repacking
+ * (Q8_0, Q4_0, Q4_K; CKE_REPACK=0 keeps the GGUF layout, for comparisons); F32 and everything
+ * else are stored as f32. */
 static int keep_dtype(void *ud, const char *name) {
     const cke_model_tensor *t = cke_model_find(ud, name);
     if (!t || t->dtype == CKE_DT_F32 || (int)t->dtype >= CKE_QTYPE_COUNT) return 0;
     const cke_qtype_ops *q = cke_ktable_for(CKE_ISA_REF)->qops[t->dtype];
-    return q && q->vec_dot ? (int)t->dtype : 0;
+    if (!q || !q->vec_dot) return 0;
+    const char *rp = getenv("CKE_REPACK");
+    return rp && !strcmp(rp, "0") ? (int)t->dtype : cke_qtype_repacked((int)t->dtype);
 }
 
 /* ------------------------------------------------------------------ files */

@@ -11,6 +11,8 @@
  * vec_dot_4 (AVX-512 VNNI): X is quantized to Q8_0 once and each weight row is dotted with 4
  * activation rows per call (integer block dots, the weight block decoded once per 4 rows); this
  * is faster than the f32 GEMM, at decode's accuracy (activation rounding).
+ * Repacked formats (dot_rows, ref/quant_r.c): decode and prefill alike quantize X's rows once,
+ * then each thread streams its weight rows once, each row decoded once per 4 activation rows.
  * Deterministic for a given nth: every output element is one dot or one GEMM element. */
 #include "kdecl.h"
 
@@ -41,7 +43,7 @@ size_t cke_qlinear_ws_size(int qtype, int64_t M, int64_t K, int64_t N, int nth) 
     if (qtype == 0) return cke_gemm_ws_size(M, N, K, nth); /* f32 layer of a mixed-format weight */
     const cke_qtype_ops *q = qtype > 0 && qtype < CKE_QTYPE_COUNT ? cke_ktable_ref.qops[qtype] : NULL;
     if (!q || !q->vec_dot || K % q->blck) return 0;
-    if (M < QL_GEMM_MIN_M) return align64((size_t)M * act_row_size(q, K)) + 64;
+    if (M < QL_GEMM_MIN_M || q->dot_rows) return align64((size_t)M * act_row_size(q, K)) + 64;
     int64_t nb = N < QL_NB ? N : QL_NB;
     size_t sz = align64((size_t)nb * (size_t)K * sizeof(float)) + align64(cke_gemm_ws_size(M, nb, K, nth)) + 64;
     if (q->vec_dot_type == QT_Q8_0) { /* the tiled path, where the table has it (vec_dot_4) */
@@ -65,6 +67,25 @@ int cke_qlinear_fwd(const cke_ktable *kt, float *Y /* [M,N] */, const float *X /
     const size_t rs = (size_t)(K / q->blck) * (size_t)q->type_size; /* weight row bytes */
     const char *Wb = W;
     char *base = (char *)(((uintptr_t)ws + 63) & ~(uintptr_t)63);
+    if (q->dot_rows) {
+        const cke_qtype_ops *aq = kt->qops[q->vec_dot_type];
+        const size_t as = act_row_size(q, K);
+        for (int64_t m = 0; m < M; m++) aq->quantize_row(base + (size_t)m * as, X + m * K, K);
+        if (nth > N) nth = (int)N;
+#pragma omp parallel num_threads(nth) if (nth > 1)
+        {
+            int t = omp_get_thread_num(), nt = omp_get_num_threads();
+            int64_t n0 = N * t / nt, n1 = N * (t + 1) / nt;
+            for (int64_t n = n0; n < n1; n++)
+                for (int64_t m = 0; m < M; m += 4) {
+                    const int nr = M - m < 4 ? (int)(M - m) : 4;
+                    q->dot_rows(Y + m * N + n, N, Wb + (size_t)n * rs, base + (size_t)m * as, as, nr, K);
+                    if (b)
+                        for (int r = 0; r < nr; r++) Y[(m + r) * N + n] += b[n];
+                }
+        }
+        return 0;
+    }
     if (M < QL_GEMM_MIN_M) {
         const size_t as = act_row_size(q, K);
         const void *A = X;

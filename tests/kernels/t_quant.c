@@ -7,6 +7,7 @@
  *   quant_linear    cke_qlinear_fwd, decode (quantized activations) and prefill (dequantized
  *                   panels + GEMM) paths, against double products of the dequantized weights */
 #include "harness.h"
+#include "kernels/quant_blocks.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -14,7 +15,8 @@
 #include <string.h>
 
 /* ggml ids of the weight formats under test */
-static const int WTYPES[] = {1, 30, 8, 2, 3, 6, 7, 12, 13, 14};
+/* GGUF formats, then cke's repacked ones (q8_0r, q4_0r, q4_Kr: ref/quant_r.c) */
+static const int WTYPES[] = {1, 30, 8, 2, 3, 6, 7, 12, 13, 14, 40, 41, 42};
 #define NWT ((int)(sizeof WTYPES / sizeof WTYPES[0]))
 
 static size_t rowbytes(const cke_qtype_ops *q, int64_t k) { return (size_t)(k / q->blck) * (size_t)q->type_size; }
@@ -114,6 +116,7 @@ static double rt_bound(int t) {
     case 12: return 6e-3;  /* q4_K */
     case 13: return 1.5e-3;/* q5_K */
     case 14: return 5e-4;  /* q6_K */
+    case 40: case 41: case 42: return rt_bound(t == 40 ? 8 : t == 41 ? 2 : 12); /* same values as GGUF's */
     default: return 0;
     }
 }
@@ -189,6 +192,18 @@ static double exact_dot(const cke_qtype_ops *q, const void *wb, const void *ab, 
             for (int i = 0; i < 32; i++) sa += adq[b * 32 + i];
             e += m * ((double)f16_bits_to_f32(sh) - sa);
         }
+    if (q->vec_dot_type == 43) { /* q8_0s: the offset term is separate (ref/quant_r.c): its rounding
+                                    is relative to |dw * u * a| and |off * dw * sd|, not |w * a| */
+        const double off = q->blck == 32 && q->type_size == 34 ? 128 : 8;
+        const float *sd = (const float *)((const char *)ab + K) + K / 32;
+        for (int64_t b = 0; b < K / 32; b++) {
+            uint16_t dh;
+            memcpy(&dh, (const char *)wb + 2 * b, 2);
+            const double dw = f16_bits_to_f32(dh);
+            *mag += off * fabs(dw * sd[b]);
+            for (int i = 0; i < 32; i++) *mag += fabs(((double)wdq[b * 32 + i] + off * dw) * adq[b * 32 + i]);
+        }
+    }
     return e;
 }
 
@@ -260,7 +275,7 @@ static int quant_linear(const cke_ktable *kt, const cke_ktable *ref) {
             tfill_normal(&r, X, M * K, 1.0f);
             /* qlinear.c's QL_GEMM_MIN_M: decode dots quantized activations, and so does prefill
              * where the table has the format's integer tile (vec_dot_4) */
-            int decode = M < 8 || q->vec_dot_4;
+            int decode = M < 8 || q->vec_dot_4 || q->dot_rows;
             void **abs_ = talloc((size_t)M * sizeof(void *));
             for (int64_t m = 0; m < M; m++) abs_[m] = make_act(kt, q, X + m * K, Xdq + m * K, K);
             for (int nth = 1; nth <= 2; nth++) {
@@ -300,7 +315,72 @@ static int quant_linear(const cke_ktable *kt, const cke_ktable *ref) {
     return fails;
 }
 
+/* repacked formats: the same values as the GGUF rows they rearrange (exactly), repack(quantize)
+ * == quantize of the repacked type, every table's dot_rows for 1..4 rows against its vec_dot,
+ * and a hand-placed nibble where the layout spec (ref/quant_r.c) says it goes */
+static int quant_repack(const cke_ktable *kt, const cke_ktable *ref) {
+    int fails = 0;
+    trng r = {7400};
+    const int64_t Ks[] = {256, 480, 2048, 0}; /* 480: 15 blocks, 3 groups of 4 and a tail of 3 */
+    for (const int64_t *kp = Ks; *kp; kp++) {
+        const int64_t K = *kp;
+        float *x = tallocf(K), *y0 = tallocf(K), *y1 = tallocf(K), *a = tallocf(4 * K);
+        tfill_normal(&r, x, K, 1.0f);
+        tfill_normal(&r, a, 4 * K, 1.0f);
+        for (int t = 40; t <= 42; t++) {
+            const cke_qtype_ops *q = kt->qops[t], *g = ref->qops[q->repack_of];
+            if (K % q->blck) continue;
+            const size_t rs = rowbytes(q, K);
+            char *bg = talloc(rs), *br = talloc(rs), *bq = talloc(rs);
+            g->quantize_row(bg, x, K);
+            q->repack_row(br, bg, K);
+            q->quantize_row(bq, x, K);
+            g->dequantize_row(y0, bg, K);
+            q->dequantize_row(y1, br, K);
+            if (rowbytes(g, K) != rs || memcmp(br, bq, rs) || memcmp(y0, y1, (size_t)K * sizeof(float))) {
+                printf("  FAIL %s K=%lld: repacked row differs from %s's values or quantizer\n", q->name, (long long)K, g->name);
+                fails++;
+            }
+            const cke_qtype_ops *aq = kt->qops[q->vec_dot_type];
+            const size_t as = rowbytes(aq, K) + 8; /* a stride that is not the row size */
+            char *ab = talloc(4 * as);
+            for (int i = 0; i < 4; i++) aq->quantize_row(ab + (size_t)i * as, a + i * K, K);
+            for (int nr = 1; nr <= 4; nr++) {
+                float yr[8] = {0}, e;
+                q->dot_rows(yr, 2, br, ab, as, nr, K);
+                for (int i = 0; i < nr; i++) {
+                    q->vec_dot(&e, br, ab + (size_t)i * as, K);
+                    if (!(fabsf(yr[2 * i] - e) <= 1e-5f * fabsf(e) + 1e-4f)) {
+                        printf("  FAIL %s dot_rows nr=%d row %d: %g vs vec_dot %g\n", q->name, nr, i, (double)yr[2 * i], (double)e);
+                        fails++;
+                    }
+                }
+            }
+            free(bg); free(br); free(bq); free(ab);
+        }
+        free(x); free(y0); free(y1); free(a);
+    }
+    /* layout: q4_0r of 8 blocks (one group), all codes 8 but element 14 of block 2 = 3. The spec:
+     * stream byte 64t + 8b + x = 64 + 16 + 6 = 86 -> high nibble of qs byte 22 (its low nibble is
+     * element 6 of block 2); the 8 scales first */
+    {
+        blk_q4_0 b[8];
+        for (int i = 0; i < 8; i++) { b[i].d = (uint16_t)(0x3c00 + i); memset(b[i].qs, 0x88, 16); }
+        b[2].qs[14] = 0x83; /* element 14 of block 2: low nibble of its byte 14 */
+        uint8_t out[8 * 18];
+        ref->qops[41]->repack_row(out, b, 256);
+        uint16_t d2;
+        memcpy(&d2, out + 4, 2);
+        if (d2 != 0x3c02 || out[16 + 22] != 0x38 || out[16 + 23] != 0x88 || out[16 + 21] != 0x88) {
+            printf("  FAIL q4_0r layout: scale %04x byte22 %02x\n", d2, out[16 + 22]);
+            fails++;
+        }
+    }
+    return fails;
+}
+
 const test_op tests_quant[] = {
+    {"quant_repack", quant_repack, NULL, NULL},
     {"quant_blocks", quant_blocks, NULL, NULL},
     {"quant_roundtrip", quant_roundtrip, NULL, NULL},
     {"quant_dot", quant_dot, NULL, NULL},

@@ -2,3 +2,4 @@
 #define QS_SFX avx2
 #define QS_VNNI 0
 #include "../quant_simd.h"
+#include "../quant_r_simd.h"

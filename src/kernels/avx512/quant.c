@@ -4,3 +4,4 @@
 #define QS_SFX avx512
 #define QS_VNNI 1
 #include "../quant_simd.h"
+#include "../quant_r_simd.h"

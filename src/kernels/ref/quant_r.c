@@ -1,0 +1,261 @@
+/* Repacked formats, scalar reference: the spec of cke's SIMD-friendly rearrangements of GGUF
+ * weight rows. A row keeps its GGUF byte count and values (dequantize(repack(x)) ==
+ * dequantize(x), exactly); only the order of the bytes within the row changes, so that the decode
+ * kernels read it in whole 64-byte vectors with no per-block shuffles.
+ *
+ * The _0 formats interleave groups of 8 blocks (256 elements) by 8: in a group's code stream,
+ * byte 64t + 8b + x holds element 32b + 8t + x (block b, t = 0..3, x = 0..7). One 64-byte vector
+ * t then holds 8 consecutive elements of each of the 8 blocks, so a u8 x s8 dot (vpdpbusd) of it
+ * leaves block b's partial sums in int32 lanes 2b and 2b + 1, the 4 vectors of a group accumulate
+ * into the same lanes, and one conversion and one FMA per 8 blocks apply their 8 scales. The
+ * activations (q8_0s) use the same order. Blocks after the last whole group stay in element order.
+ *
+ *   q8_0r  row of nb = k/32 blocks: [d f16 x nb][codes u = q + 128 (u8), 32 x nb, interleaved]
+ *          x = d * (u - 128)
+ *   q4_0r  [d f16 x nb][nb/8 groups of 128 bytes: byte 64L + j (L = 0, 1; j < 64) holds the codes
+ *          of stream bytes 128L + j (low nibble) and 128L + 64 + j (high nibble)][nb%8 tail
+ *          blocks in GGUF's 16-byte form]  x = d * (q - 8)
+ *   q4_Kr  GGUF's 144-byte super-blocks with qs rearranged: qs byte 64h + j (h = 0, 1; j < 64):
+ *          low nibble = element 128h + j, high nibble = element 128h + 64 + j
+ *   q8_0s  the activations of q8_0r/q4_0r: a row quantized exactly like Q8_0, split as
+ *          [q s8 x k, interleaved like the codes][d f32 x nb][sd f32 x nb], sd = d * sum(q) of
+ *          the block (one rounding)
+ *
+ * The _0 dots compute y = sum_b dw_b * (da_b * dot(u_b, a_b)) - off * sum_b dw_b * sd_b with u the
+ * stored unsigned codes (off = 8 or 128): the integer dot per block is exact, and the offset
+ * term is one FMA per block instead of a second integer dot. Its float rounding is relative to
+ * the size of the two terms, which for these codes is within a few times |y|'s terms. */
+#include "../kdecl.h"
+#include "../quant_blocks.h"
+
+#include <string.h>
+
+/* position of element e in the interleaved stream of a row of nb blocks */
+static int64_t r8_pos(int64_t nb, int64_t e) {
+    if (e >= nb / 8 * 256) return e;
+    const int64_t g = e / 256, r = e % 256, b = r / 32, t = (r % 32) / 8, x = r % 8;
+    return g * 256 + 64 * t + 8 * b + x;
+}
+
+/* ------------------------------------------------------------------ q8_0s (activations) */
+
+void cke_quantize_row_q8_0s_ref(void *vy, const float *x, int64_t k) {
+    const int64_t nb = k / QK;
+    int8_t *q = vy;
+    float *d = (float *)(q + k), *sd = d + nb;
+    for (int64_t i = 0; i < nb; i++) {
+        blk_q8_0 b;
+        cke_quantize_row_q8_0_ref(&b, x + i * QK, QK);
+        int32_t s = 0;
+        for (int j = 0; j < QK; j++) {
+            q[r8_pos(nb, i * QK + j)] = b.qs[j];
+            s += b.qs[j];
+        }
+        d[i] = qb_h2f(b.d);
+        sd[i] = d[i] * (float)s;
+    }
+}
+void cke_dequantize_row_q8_0s_ref(float *y, const void *vx, int64_t k) {
+    const int64_t nb = k / QK;
+    const int8_t *q = vx;
+    const float *d = (const float *)(q + k);
+    for (int64_t e = 0; e < k; e++) y[e] = d[e / QK] * q[r8_pos(nb, e)];
+}
+
+/* ------------------------------------------------------------------ q8_0r */
+
+void cke_repack_row_q8_0r_ref(void *vy, const void *vx, int64_t k) {
+    const blk_q8_0 *x = vx;
+    const int64_t nb = k / QK;
+    uint16_t *d = vy;
+    uint8_t *u = (uint8_t *)(d + nb);
+    for (int64_t i = 0; i < nb; i++) {
+        d[i] = x[i].d;
+        for (int j = 0; j < QK; j++) u[r8_pos(nb, i * QK + j)] = (uint8_t)(x[i].qs[j] + 128);
+    }
+}
+void cke_quantize_row_q8_0r_ref(void *vy, const float *x, int64_t k) {
+    const int64_t nb = k / QK;
+    uint16_t *d = vy;
+    uint8_t *u = (uint8_t *)(d + nb);
+    for (int64_t i = 0; i < nb; i++) { /* one block at a time: GGUF's quantizer, then its repacking */
+        blk_q8_0 b;
+        cke_quantize_row_q8_0_ref(&b, x + i * QK, QK);
+        d[i] = b.d;
+        for (int j = 0; j < QK; j++) u[r8_pos(nb, i * QK + j)] = (uint8_t)(b.qs[j] + 128);
+    }
+}
+static int code_q8_0r(const void *w, int64_t nb, int64_t e) { return ((const uint8_t *)w)[2 * nb + r8_pos(nb, e)]; }
+void cke_dequantize_row_q8_0r_ref(float *y, const void *vx, int64_t k) {
+    const int64_t nb = k / QK;
+    const uint16_t *d = vx;
+    for (int64_t e = 0; e < k; e++) y[e] = qb_h2f(d[e / QK]) * (float)(code_q8_0r(vx, nb, e) - 128);
+}
+
+/* shared by the _0 repacked dots: codes u(row, e), offset off */
+static void dot_rows_0r(float *y, int64_t ldy, int (*code)(const void *, int64_t, int64_t), const void *w, int off,
+                        const void *a, size_t as, int nr, int64_t k) {
+    const int64_t nb = k / QK;
+    const uint16_t *dw = w;
+    for (int r = 0; r < nr; r++) {
+        const int8_t *q = (const int8_t *)((const char *)a + (size_t)r * as);
+        const float *da = (const float *)(q + k), *sd = da + nb;
+        float acc = 0.0f, accm = 0.0f;
+        for (int64_t i = 0; i < nb; i++) {
+            int32_t s = 0;
+            for (int j = 0; j < QK; j++) s += code(w, nb, i * QK + j) * q[r8_pos(nb, i * QK + j)];
+            const float d = qb_h2f(dw[i]);
+            acc += d * (da[i] * (float)s);
+            accm += d * sd[i];
+        }
+        y[(int64_t)r * ldy] = acc - (float)off * accm;
+    }
+}
+static void cke_dot_rows_q8_0r_ref(float *y, int64_t ldy, const void *w, const void *a, size_t as, int nr, int64_t k) {
+    dot_rows_0r(y, ldy, code_q8_0r, w, 128, a, as, nr, k);
+}
+static void cke_vec_dot_q8_0r_ref(float *s, const void *w, const void *a, int64_t k) { cke_dot_rows_q8_0r_ref(s, 0, w, a, 0, 1, k); }
+
+/* ------------------------------------------------------------------ q4_0r */
+
+/* the byte and nibble (0 low, 4 high) of element e's code in a q4_0r row's qs */
+static int64_t q4_0r_at(int64_t nb, int64_t e, int *shift) {
+    const int64_t ng = nb / 8;
+    if (e < ng * 256) {
+        const int64_t p = r8_pos(nb, e), g = p / 256, r = p % 256; /* stream byte r of group g */
+        *shift = (r % 128) < 64 ? 0 : 4;
+        return g * 128 + 64 * (r / 128) + r % 64;
+    }
+    const int64_t i = e / QK, j = e % QK; /* tail: GGUF's block form */
+    *shift = j < 16 ? 0 : 4;
+    return ng * 128 + (i - ng * 8) * 16 + j % 16;
+}
+static int code_q4_0r(const void *w, int64_t nb, int64_t e) {
+    int sh;
+    const int64_t at = q4_0r_at(nb, e, &sh);
+    return (((const uint8_t *)w)[2 * nb + at] >> sh) & 0x0F;
+}
+void cke_repack_row_q4_0r_ref(void *vy, const void *vx, int64_t k) {
+    const blk_q4_0 *x = vx;
+    const int64_t nb = k / QK;
+    uint16_t *d = vy;
+    uint8_t *qs = (uint8_t *)(d + nb);
+    memset(qs, 0, (size_t)nb * 16);
+    for (int64_t i = 0; i < nb; i++) {
+        d[i] = x[i].d;
+        for (int j = 0; j < QK; j++) {
+            const int q = j < 16 ? x[i].qs[j] & 0x0F : x[i].qs[j - 16] >> 4;
+            int sh;
+            const int64_t at = q4_0r_at(nb, i * QK + j, &sh);
+            qs[at] |= (uint8_t)(q << sh);
+        }
+    }
+}
+void cke_quantize_row_q4_0r_ref(void *vy, const float *x, int64_t k) {
+    const int64_t nb = k / QK;
+    /* GGUF's quantizer one group of 8 blocks at a time (a stack buffer; kernels do not allocate),
+     * each group repacked into place (a short last group is all tail, as in the full row) */
+    uint16_t *d = vy;
+    uint8_t *qs = (uint8_t *)(d + nb);
+    for (int64_t g = 0; g < (nb + 7) / 8; g++) {
+        const int64_t n = nb - 8 * g < 8 ? nb - 8 * g : 8;
+        blk_q4_0 b[8];
+        uint8_t part[8 * 18];
+        cke_quantize_row_q4_0_ref(b, x + g * 8 * QK, n * QK);
+        cke_repack_row_q4_0r_ref(part, b, n * QK);
+        memcpy(d + 8 * g, part, (size_t)n * 2);
+        memcpy(qs + g * 128, part + 2 * n, (size_t)n * 16);
+    }
+}
+void cke_dequantize_row_q4_0r_ref(float *y, const void *vx, int64_t k) {
+    const int64_t nb = k / QK;
+    const uint16_t *d = vx;
+    for (int64_t e = 0; e < k; e++) y[e] = qb_h2f(d[e / QK]) * (float)(code_q4_0r(vx, nb, e) - 8);
+}
+static void cke_dot_rows_q4_0r_ref(float *y, int64_t ldy, const void *w, const void *a, size_t as, int nr, int64_t k) {
+    dot_rows_0r(y, ldy, code_q4_0r, w, 8, a, as, nr, k);
+}
+static void cke_vec_dot_q4_0r_ref(float *s, const void *w, const void *a, int64_t k) { cke_dot_rows_q4_0r_ref(s, 0, w, a, 0, 1, k); }
+
+/* ------------------------------------------------------------------ q4_Kr */
+
+/* GGUF qs byte 32c + l: low nibble = element 64c + l, high = 64c + 32 + l */
+static int gguf_q4_K_code(const uint8_t *qs, int e) {
+    const int c = e / 64, l = e % 32;
+    return (e % 64) < 32 ? qs[32 * c + l] & 0x0F : qs[32 * c + l] >> 4;
+}
+static int q4_Kr_code(const uint8_t *qs, int e) {
+    const int h = e / 128, j = e % 128;
+    return j < 64 ? qs[64 * h + j] & 0x0F : qs[64 * h + j - 64] >> 4;
+}
+void cke_repack_row_q4_Kr_ref(void *vy, const void *vx, int64_t k) {
+    const blk_q4_K *x = vx;
+    blk_q4_K *y = vy;
+    for (int64_t i = 0; i < k / QK_K; i++) {
+        blk_q4_K b = x[i]; /* copy first: y may alias x */
+        y[i] = b;
+        memset(y[i].qs, 0, sizeof y[i].qs);
+        for (int e = 0; e < QK_K; e++) {
+            const int q = gguf_q4_K_code(b.qs, e), h = e / 128, j = e % 128;
+            y[i].qs[64 * h + j % 64] |= (uint8_t)(j < 64 ? q : q << 4);
+        }
+    }
+}
+void cke_quantize_row_q4_Kr_ref(void *vy, const float *x, int64_t k) {
+    cke_quantize_row_q4_K_ref(vy, x, k);
+    cke_repack_row_q4_Kr_ref(vy, vy, k); /* in place, block by block */
+}
+void cke_dequantize_row_q4_Kr_ref(float *y, const void *vx, int64_t k) {
+    const blk_q4_K *x = vx;
+    for (int64_t i = 0; i < k / QK_K; i++) {
+        const float d = qb_h2f(x[i].d), min = qb_h2f(x[i].dmin);
+        for (int j = 0; j < 8; j++) {
+            uint8_t sc, mn;
+            qb_scale_min_k4(j, x[i].scales, &sc, &mn);
+            for (int l = 0; l < 32; l++) y[i * QK_K + 32 * j + l] = d * sc * q4_Kr_code(x[i].qs, 32 * j + l) - min * mn;
+        }
+    }
+}
+/* as the GGUF Q4_K dot: sum_j (d sc_j sum_l q a - dmin m_j sum_l a), sum_l a from bsums */
+static void cke_dot_rows_q4_Kr_ref(float *y, int64_t ldy, const void *vw, const void *va, size_t as, int nr, int64_t k) {
+    const blk_q4_K *w = vw;
+    for (int r = 0; r < nr; r++) {
+        const blk_q8_K *a = (const blk_q8_K *)((const char *)va + (size_t)r * as);
+        float acc = 0.0f;
+        for (int64_t i = 0; i < k / QK_K; i++) {
+            int32_t sumi = 0, summ = 0;
+            for (int j = 0; j < 8; j++) {
+                uint8_t sc, mn;
+                qb_scale_min_k4(j, w[i].scales, &sc, &mn);
+                int32_t p = 0;
+                for (int l = 0; l < 32; l++) p += q4_Kr_code(w[i].qs, 32 * j + l) * a[i].qs[32 * j + l];
+                sumi += sc * p;
+                summ += mn * (a[i].bsums[2 * j] + a[i].bsums[2 * j + 1]);
+            }
+            acc += a[i].d * qb_h2f(w[i].d) * (float)sumi - a[i].d * qb_h2f(w[i].dmin) * (float)summ;
+        }
+        y[(int64_t)r * ldy] = acc;
+    }
+}
+static void cke_vec_dot_q4_Kr_ref(float *s, const void *w, const void *a, int64_t k) { cke_dot_rows_q4_Kr_ref(s, 0, w, a, 0, 1, k); }
+
+/* ------------------------------------------------------------------ ops tables */
+
+#define OPS_R(nm, t, b, sz, vdt, of)                                                                \
+    const cke_qtype_ops cke_qops_##t##_ref = {                                                      \
+        .name = nm, .blck = b, .type_size = sz, .vec_dot_type = vdt, .quantize_row = cke_quantize_row_##t##_ref, \
+        .dequantize_row = cke_dequantize_row_##t##_ref, .vec_dot = cke_vec_dot_##t##_ref, .repack_of = of,       \
+        .repack_row = cke_repack_row_##t##_ref, .dot_rows = cke_dot_rows_##t##_ref}
+OPS_R("q8_0r", q8_0r, QK, 34, QT_Q8_0S, QT_Q8_0);
+OPS_R("q4_0r", q4_0r, QK, 18, QT_Q8_0S, QT_Q4_0);
+OPS_R("q4_Kr", q4_Kr, QK_K, 144, QT_Q8_K, QT_Q4_K);
+const cke_qtype_ops cke_qops_q8_0s_ref = {.name = "q8_0s", .blck = QK, .type_size = 40, .vec_dot_type = QT_Q8_0S,
+                                          .quantize_row = cke_quantize_row_q8_0s_ref,
+                                          .dequantize_row = cke_dequantize_row_q8_0s_ref}; /* activations only */
+
+int cke_qtype_repacked(int qtype) {
+    static const int map[][2] = {{QT_Q8_0, QT_Q8_0R}, {QT_Q4_0, QT_Q4_0R}, {QT_Q4_K, QT_Q4_KR}};
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+        if (map[i][0] == qtype) return map[i][1];
+    return qtype;
+}
