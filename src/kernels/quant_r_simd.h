@@ -37,6 +37,22 @@ static inline int32_t qr_tail_q4(const uint8_t *qs16, const int8_t *a) {
     return qs_hsum_i32(qs_dot_us8(qs_nibbles32(qs16), _mm256_loadu_si256((const __m256i *)a)));
 }
 
+/* q4_Kr's 16 plain 6-bit fields (sc0..7, m0..7) as int16: each field's 2-byte window by a byte
+ * shuffle, shifted into place by a multiply (2^(8 - bit offset)) and a shift right by 8. Reads 16
+ * bytes at f: the 12 of the fields and 4 of the block's codes. */
+static inline __m256i qr_k6_unpack(const uint8_t *f) {
+    const __m256i x = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)f));
+    const __m256i idx = _mm256_setr_epi8(0, 1, 0, 1, 1, 2, 2, 3, 3, 4, 3, 4, 4, 5, 5, 6,
+                                         6, 7, 6, 7, 7, 8, 8, 9, 9, 10, 9, 10, 10, 11, 11, 12);
+    const __m256i mul = _mm256_setr_epi16(256, 4, 16, 64, 256, 4, 16, 64, 256, 4, 16, 64, 256, 4, 16, 64);
+    const __m256i v = _mm256_srli_epi16(_mm256_mullo_epi16(_mm256_shuffle_epi8(x, idx), mul), 8);
+    return _mm256_and_si256(v, _mm256_set1_epi16(63));
+}
+/* the 8 mins as floats times dmin */
+static inline __m256 qr_k6_mins(__m256i scm, float dmin) {
+    return _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepu16_epi32(_mm256_extracti128_si256(scm, 1))), _mm256_set1_ps(dmin));
+}
+
 #if QS_VNNI
 /* ---------------------------------------------------------------- AVX-512 */
 
@@ -110,7 +126,7 @@ QR_INLINE void qr_q4_0r(float *y, int64_t ldy, const void *w, const void *a, siz
 QR_INLINE void qr_q8_0r(float *y, int64_t ldy, const void *w, const void *a, size_t as, int64_t k, const int NR) {
     const uint8_t *u = (const uint8_t *)w + 2 * (k / QK);
 #define QR_DEC_Q8(gi)                                                                              \
-    for (int t = 0; t < 4; t++) V[t] = _mm512_loadu_si512(u + (gi) * 256 + 64 * t)
+    _Pragma("GCC unroll 4") for (int t = 0; t < 4; t++) V[t] = _mm512_loadu_si512(u + (gi) * 256 + 64 * t)
     QR_0R_BODY(QR_DEC_Q8)
 #undef QR_DEC_Q8
     for (int r = 0; r < NR; r++) {
@@ -126,48 +142,88 @@ QR_INLINE void qr_q8_0r(float *y, int64_t ldy, const void *w, const void *a, siz
     }
 }
 
-/* q4_Kr: per super-block, 2 loads of 64 bytes (elements 0..127 / 128..255 as low | high nibbles),
- * u8 x s8 pair sums (maddubs) times the sub-block scales as int16 (dpwssd) into int32, the mins
- * through the activation's bsums, one float scaling per super-block */
-QR_INLINE void qr_q4_Kr(float *y, int64_t ldy, const void *vw, const void *va, size_t as, int64_t k, const int NR) {
-    const blk_q4_K *w = vw;
-    const blk_q8_K *a[4];
-    __m512 acc[4];
-    __m256 accm[4];
-    for (int r = 0; r < NR; r++) {
-        a[r] = (const blk_q8_K *)((const char *)va + (size_t)r * as);
-        acc[r] = _mm512_setzero_ps();
-        accm[r] = _mm256_setzero_ps();
-    }
+/* q4_Kr, two super-blocks per step: their scale fields unpacked together in one 512-bit vector,
+ * each one's codes decoded like a q4_0r group (2 loads, 6 ops), 4 vpdpbusd leave sub-block j's
+ * sum in lanes 2j, 2j + 1, one vpmulld applies the 6-bit scales in integers, one FMA the
+ * super-block scale, and one 16-lane FMA both super-blocks' mins against the activation's sa */
+QR_INLINE __m512i qr_k4_codes(const uint8_t *qs, __m512i V[4]) {
     const __m512i m4 = _mm512_set1_epi8(0x0F);
-    /* int16 lanes 0..15 <- word 2s of scm, 16..31 <- word 2s + 1 */
-    const __m512i ix0 = _mm512_set_epi64(0x0001000100010001, 0x0001000100010001, 0x0001000100010001, 0x0001000100010001, 0, 0, 0, 0);
-    for (int64_t i = 0; i < k / QK_K; i++) {
-        const blk_q4_K *b = &w[i];
-        const __m256i scm = _mm256_cvtepu8_epi16(qs_k4_unpack(b->scales)); /* sc0..7 | m0..7 */
-        const __m512i scz = _mm512_castsi256_si512(scm);
-        __m512i sv[4];
-        for (int s = 0; s < 4; s++) sv[s] = _mm512_permutexvar_epi16(_mm512_add_epi16(ix0, _mm512_set1_epi16((short)(2 * s))), scz);
-        const __m512i v0 = _mm512_loadu_si512(b->qs), v1 = _mm512_loadu_si512(b->qs + 64);
-        const __m512i l0 = _mm512_and_si512(v0, m4), h0 = _mm512_and_si512(_mm512_srli_epi16(v0, 4), m4);
-        const __m512i l1 = _mm512_and_si512(v1, m4), h1 = _mm512_and_si512(_mm512_srli_epi16(v1, 4), m4);
-        uint32_t ddm;
-        memcpy(&ddm, &b->d, 4);
-        const __m128 dd = _mm_cvtph_ps(_mm_set1_epi32((int)ddm)); /* d, dmin, d, dmin */
+    const __m512i v0 = _mm512_loadu_si512(qs), v1 = _mm512_loadu_si512(qs + 64);
+    V[0] = _mm512_and_si512(v0, m4);
+    V[1] = _mm512_and_si512(_mm512_srli_epi16(v0, 4), m4);
+    V[2] = _mm512_and_si512(v1, m4);
+    V[3] = _mm512_and_si512(_mm512_srli_epi16(v1, 4), m4);
+    return v0;
+}
+QR_INLINE __m512i qr_k4_dot(const __m512i V[4], const int8_t *a) {
+    __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), V[0], _mm512_loadu_si512(a));
+    p = _mm512_dpbusd_epi32(p, V[1], _mm512_loadu_si512(a + 64));
+    p = _mm512_dpbusd_epi32(p, V[2], _mm512_loadu_si512(a + 128));
+    return _mm512_dpbusd_epi32(p, V[3], _mm512_loadu_si512(a + 192));
+}
+QR_INLINE void qr_q4_Kr(float *y, int64_t ldy, const void *vw, const void *va, size_t as, int64_t k, const int NR) {
+    const int64_t nsb = k / QK_K;
+    const uint8_t *ddp = vw, *scp = ddp + 4 * nsb, *qsp = ddp + 16 * nsb;
+    const int8_t *q[4];
+    const float *da[4], *sa[4];
+    __m512 acc[4], accm[4];
+    for (int r = 0; r < NR; r++) {
+        q[r] = (const int8_t *)((const char *)va + (size_t)r * as);
+        da[r] = (const float *)(q[r] + k);
+        sa[r] = da[r] + nsb;
+        acc[r] = accm[r] = _mm512_setzero_ps();
+    }
+    /* 32 words [sc0..7 m0..7 | sc'0..7 m'0..7] -> [sc0 sc0 .. sc7 sc7 | sc'0 sc'0 ..] and [m0..7 m'0..7] */
+    const __m512i dup2 = _mm512_set_epi16(23, 23, 22, 22, 21, 21, 20, 20, 19, 19, 18, 18, 17, 17, 16, 16,
+                                          7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
+    const __m512i mix = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                                         31, 30, 29, 28, 27, 26, 25, 24, 15, 14, 13, 12, 11, 10, 9, 8);
+    const __m512i idx6 = _mm512_broadcast_i32x4(_mm_setr_epi8(0, 1, 0, 1, 1, 2, 2, 3, 3, 4, 3, 4, 4, 5, 5, 6));
+    const __m512i idx6h = _mm512_broadcast_i32x4(_mm_setr_epi8(6, 7, 6, 7, 7, 8, 8, 9, 9, 10, 9, 10, 10, 11, 11, 12));
+    const __m512i idx = _mm512_mask_blend_epi64(0xCC, idx6, idx6h); /* 128-bit lanes: lo, hi, lo, hi */
+    const __m512i mul = _mm512_set1_epi64(0x0040001000040100ll);
+    const __m512i dmi = _mm512_set_epi32(3, 3, 3, 3, 3, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1);
+    int64_t i = 0;
+    for (; i + 2 <= nsb; i += 2) {
+        /* lanes: [fields of i | fields of i | fields of i+1 | fields of i+1] (16-byte windows) */
+        const __m256i x0 = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(scp + 12 * i)));
+        const __m256i x1 = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(scp + 12 * i + 12)));
+        __m512i f = _mm512_inserti64x4(_mm512_castsi256_si512(x0), x1, 1);
+        f = _mm512_and_si512(_mm512_srli_epi16(_mm512_mullo_epi16(_mm512_shuffle_epi8(f, idx), mul), 8), _mm512_set1_epi16(63));
+        const __m512i t = _mm512_permutexvar_epi16(dup2, f);
+        const __m512i scv0 = _mm512_cvtepu16_epi32(_mm512_castsi512_si256(t));
+        const __m512i scv1 = _mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(t, 1));
+        const __m128 dd = _mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)(ddp + 4 * i))); /* d, dmin, d', dmin' */
+        const __m512 mw = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepu16_epi32(_mm512_castsi512_si256(_mm512_permutexvar_epi16(mix, f)))),
+                                        _mm512_permutexvar_ps(dmi, _mm512_castps128_ps512(dd)));
+        __m512i V[4], W[4];
+        qr_k4_codes(qsp + 128 * i, V);
+        qr_k4_codes(qsp + 128 * i + 128, W);
         for (int r = 0; r < NR; r++) {
-            const blk_q8_K *ar = &a[r][i];
-            __m512i sumi = _mm512_dpwssd_epi32(_mm512_setzero_si512(), _mm512_maddubs_epi16(l0, _mm512_loadu_si512(ar->qs)), sv[0]);
-            sumi = _mm512_dpwssd_epi32(sumi, _mm512_maddubs_epi16(h0, _mm512_loadu_si512(ar->qs + 64)), sv[1]);
-            sumi = _mm512_dpwssd_epi32(sumi, _mm512_maddubs_epi16(l1, _mm512_loadu_si512(ar->qs + 128)), sv[2]);
-            sumi = _mm512_dpwssd_epi32(sumi, _mm512_maddubs_epi16(h1, _mm512_loadu_si512(ar->qs + 192)), sv[3]);
-            __m128i bs = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)ar->bsums), _mm_loadu_si128((const __m128i *)(ar->bsums + 8)));
-            __m256i summ = _mm256_madd_epi16(scm, _mm256_inserti128_si256(_mm256_setzero_si256(), bs, 1));
-            const __m128 ddr = _mm_mul_ps(dd, _mm_set1_ps(ar->d));
-            acc[r] = _mm512_fmadd_ps(_mm512_broadcastss_ps(ddr), _mm512_cvtepi32_ps(sumi), acc[r]);
-            accm[r] = _mm256_fmadd_ps(_mm256_set1_ps(_mm_cvtss_f32(_mm_movehdup_ps(ddr))), _mm256_cvtepi32_ps(summ), accm[r]);
+            const __m128 s2 = _mm_mul_ps(dd, _mm_setr_ps(da[r][i], 0.0f, da[r][i + 1], 0.0f)); /* d*da, -, d'*da', - */
+            const __m512i p0 = _mm512_mullo_epi32(qr_k4_dot(V, q[r] + 256 * i), scv0);
+            const __m512i p1 = _mm512_mullo_epi32(qr_k4_dot(W, q[r] + 256 * i + 256), scv1);
+            acc[r] = _mm512_fmadd_ps(_mm512_broadcastss_ps(s2), _mm512_cvtepi32_ps(p0), acc[r]);
+            acc[r] = _mm512_fmadd_ps(_mm512_broadcastss_ps(_mm_movehl_ps(s2, s2)), _mm512_cvtepi32_ps(p1), acc[r]);
+            accm[r] = _mm512_fmadd_ps(mw, _mm512_loadu_ps(sa[r] + 8 * i), accm[r]);
         }
     }
-    for (int r = 0; r < NR; r++) y[(int64_t)r * ldy] = qr_hsum512(acc[r]) - qs_hsum(accm[r]);
+    for (; i < nsb; i++) { /* an odd last super-block */
+        const __m256i scm = qr_k6_unpack(scp + 12 * i);
+        const __m512i scv = _mm512_cvtepu16_epi32(_mm256_permutexvar_epi16(_mm512_castsi512_si256(dup2), scm));
+        uint16_t dh, mh;
+        memcpy(&dh, ddp + 4 * i, 2);
+        memcpy(&mh, ddp + 4 * i + 2, 2);
+        const __m256 mw = qr_k6_mins(scm, qb_h2f(mh));
+        __m512i V[4];
+        qr_k4_codes(qsp + 128 * i, V);
+        for (int r = 0; r < NR; r++) {
+            const __m512i p = _mm512_mullo_epi32(qr_k4_dot(V, q[r] + 256 * i), scv);
+            acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(qb_h2f(dh) * da[r][i]), _mm512_cvtepi32_ps(p), acc[r]);
+            accm[r] = _mm512_add_ps(accm[r], _mm512_castps256_ps512(_mm256_mul_ps(mw, _mm256_loadu_ps(sa[r] + 8 * i))));
+        }
+    }
+    for (int r = 0; r < NR; r++) y[(int64_t)r * ldy] = qr_hsum512(acc[r]) - qr_hsum512(accm[r]);
 }
 
 #else
@@ -194,7 +250,7 @@ QR_INLINE void qr_q4_Kr(float *y, int64_t ldy, const void *vw, const void *va, s
             S[r] = _mm256_mul_ps(dwv, _mm256_loadu_ps(da[r] + 8 * g));                             \
             if (WITH_OFF) accm[r] = _mm256_fmadd_ps(dwv, _mm256_loadu_ps(sd[r] + 8 * g), accm[r]); \
         }                                                                                          \
-        for (int hh = 0; hh < 2; hh++) {                                                           \
+        _Pragma("GCC unroll 2") for (int hh = 0; hh < 2; hh++) {                                   \
             __m256i V[4];                                                                          \
             DECODE(g, hh);                                                                         \
             for (int r = 0; r < NR; r++) {                                                         \
@@ -237,7 +293,7 @@ QR_INLINE void qr_q8_0r(float *y, int64_t ldy, const void *w, const void *a, siz
     const uint8_t *u = (const uint8_t *)w + 2 * (k / QK);
     const __m256i x80 = _mm256_set1_epi8((char)0x80);
 #define QR_DEC_Q8(gi, hh)                                                                          \
-    for (int t = 0; t < 4; t++)                                                                    \
+    _Pragma("GCC unroll 4") for (int t = 0; t < 4; t++)                                            \
         V[t] = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(u + (gi) * 256 + 64 * t + 32 * (hh))), x80)
     QR_0R_BODY256(QR_DEC_Q8, qs_dot_ss8, 0)
 #undef QR_DEC_Q8
@@ -253,44 +309,53 @@ QR_INLINE void qr_q8_0r(float *y, int64_t ldy, const void *w, const void *a, siz
     }
 }
 
+/* q4_Kr: per half of a super-block (sub-blocks 4hh..4hh+3), 4 maddubs summed in int16 (at most
+ * 4 * 2 * 15 * 127 < 2^15) and one madd with the sub-block scales as int16 */
 QR_INLINE void qr_q4_Kr(float *y, int64_t ldy, const void *vw, const void *va, size_t as, int64_t k, const int NR) {
-    const blk_q4_K *w = vw;
-    const blk_q8_K *a[4];
+    const int64_t nsb = k / QK_K;
+    const uint8_t *ddp = vw, *scp = ddp + 4 * nsb, *qsp = ddp + 16 * nsb;
+    const int8_t *q[4];
+    const float *da[4], *sa[4];
     __m256 acc[4], accm[4];
     for (int r = 0; r < NR; r++) {
-        a[r] = (const blk_q8_K *)((const char *)va + (size_t)r * as);
+        q[r] = (const int8_t *)((const char *)va + (size_t)r * as);
+        da[r] = (const float *)(q[r] + k);
+        sa[r] = da[r] + nsb;
         acc[r] = accm[r] = _mm256_setzero_ps();
     }
     const __m256i m4 = _mm256_set1_epi8(0x0F);
-    for (int64_t i = 0; i < k / QK_K; i++) {
-        const blk_q4_K *b = &w[i];
-        const __m256i scm = _mm256_cvtepu8_epi16(qs_k4_unpack(b->scales));
-        const __m256i scb = _mm256_permute2x128_si256(scm, scm, 0x00);
+    /* int16 lane m <- scale word 4hh + m/4 */
+    const __m256i c0 = _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 2, 3, 2, 3, 2, 3, 2, 3,
+                                        4, 5, 4, 5, 4, 5, 4, 5, 6, 7, 6, 7, 6, 7, 6, 7);
+    const __m256i c1 = _mm256_add_epi8(c0, _mm256_set1_epi8(8));
+    for (int64_t i = 0; i < nsb; i++) {
+        const uint8_t *qs = qsp + 128 * i;
+        const __m256i scm = qr_k6_unpack(scp + 12 * i);
+        const __m256i scl = _mm256_permute2x128_si256(scm, scm, 0x00); /* the scales in both lanes */
+        uint16_t dh, mh;
+        memcpy(&dh, ddp + 4 * i, 2);
+        memcpy(&mh, ddp + 4 * i + 2, 2);
+        const float d = qb_h2f(dh);
+        const __m256 mw = qr_k6_mins(scm, qb_h2f(mh));
         __m256i sumi[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256()};
-        _Pragma("GCC unroll 4") for (int c = 0; c < 4; c++) { /* 32 bytes: low nibbles sub-block j0, high j0 + 2 */
-            const int h = c / 2, hf = c % 2, j0 = 4 * h + hf, j1 = j0 + 2;
-            const __m256i s0 = _mm256_shuffle_epi8(scb, _mm256_set1_epi16((short)(0x0100 * (2 * j0 + 1) + 2 * j0)));
-            const __m256i s1 = _mm256_shuffle_epi8(scb, _mm256_set1_epi16((short)(0x0100 * (2 * j1 + 1) + 2 * j1)));
-            const __m256i v = _mm256_loadu_si256((const __m256i *)(b->qs + 32 * c));
-            const __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+        _Pragma("GCC unroll 2") for (int hh = 0; hh < 2; hh++) {
+            const __m256i sc16 = _mm256_shuffle_epi8(scl, hh ? c1 : c0);
+            const __m256i v0 = _mm256_loadu_si256((const __m256i *)(qs + 32 * hh));
+            const __m256i v1 = _mm256_loadu_si256((const __m256i *)(qs + 64 + 32 * hh));
+            const __m256i V[4] = {_mm256_and_si256(v0, m4), _mm256_and_si256(_mm256_srli_epi16(v0, 4), m4),
+                                  _mm256_and_si256(v1, m4), _mm256_and_si256(_mm256_srli_epi16(v1, 4), m4)};
             for (int r = 0; r < NR; r++) {
-                const int8_t *aq = a[r][i].qs;
-                __m256i p0 = qs_pairs16(lo, _mm256_loadu_si256((const __m256i *)(aq + 32 * j0)));
-                __m256i p1 = qs_pairs16(hi, _mm256_loadu_si256((const __m256i *)(aq + 32 * j1)));
-                sumi[r] = qs_madd_acc(sumi[r], p0, s0);
-                sumi[r] = qs_madd_acc(sumi[r], p1, s1);
+                const int8_t *A = q[r] + 256 * i + 32 * hh;
+                __m256i p16 = _mm256_add_epi16(qs_pairs16(V[0], _mm256_loadu_si256((const __m256i *)A)),
+                                               qs_pairs16(V[1], _mm256_loadu_si256((const __m256i *)(A + 64))));
+                p16 = _mm256_add_epi16(p16, qs_pairs16(V[2], _mm256_loadu_si256((const __m256i *)(A + 128))));
+                p16 = _mm256_add_epi16(p16, qs_pairs16(V[3], _mm256_loadu_si256((const __m256i *)(A + 192))));
+                sumi[r] = qs_madd_acc(sumi[r], p16, sc16);
             }
         }
-        uint32_t ddm;
-        memcpy(&ddm, &b->d, 4);
-        const __m256 dd = _mm256_cvtph_ps(_mm_set1_epi32((int)ddm));
         for (int r = 0; r < NR; r++) {
-            const blk_q8_K *ar = &a[r][i];
-            __m128i bs = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)ar->bsums), _mm_loadu_si128((const __m128i *)(ar->bsums + 8)));
-            __m256i summ = _mm256_madd_epi16(scm, _mm256_inserti128_si256(_mm256_setzero_si256(), bs, 1));
-            const __m256 ddr = _mm256_mul_ps(dd, _mm256_set1_ps(ar->d));
-            acc[r] = _mm256_fmadd_ps(_mm256_permute_ps(ddr, 0x00), _mm256_cvtepi32_ps(sumi[r]), acc[r]);
-            accm[r] = _mm256_fmadd_ps(_mm256_permute_ps(ddr, 0x55), _mm256_cvtepi32_ps(summ), accm[r]);
+            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d * da[r][i]), _mm256_cvtepi32_ps(sumi[r]), acc[r]);
+            accm[r] = _mm256_fmadd_ps(mw, _mm256_loadu_ps(sa[r] + 8 * i), accm[r]);
         }
     }
     for (int r = 0; r < NR; r++) y[(int64_t)r * ldy] = qs_hsum(acc[r]) - qs_hsum(accm[r]);
@@ -322,7 +387,10 @@ QR_ENTRY(q4_Kr)
         .dot_rows = QS_FN(qr_dot_rows_##t)}
 QR_OPS(q8_0r, "q8_0r", QK, 34, QT_Q8_0S, QT_Q8_0);
 QR_OPS(q4_0r, "q4_0r", QK, 18, QT_Q8_0S, QT_Q4_0);
-QR_OPS(q4_Kr, "q4_Kr", QK_K, 144, QT_Q8_K, QT_Q4_K);
+QR_OPS(q4_Kr, "q4_Kr", QK_K, 144, QT_Q8_KI, QT_Q4_K);
 const cke_qtype_ops QS_CAT(cke_qops_q8_0s, QS_SFX) = {
     .name = "q8_0s", .blck = QK, .type_size = 40, .vec_dot_type = QT_Q8_0S,
     .quantize_row = QS_FN(qr_quantize_row_q8_0s), .dequantize_row = cke_dequantize_row_q8_0s_ref};
+const cke_qtype_ops QS_CAT(cke_qops_q8_Ki, QS_SFX) = {
+    .name = "q8_Ki", .blck = QK_K, .type_size = 292, .vec_dot_type = QT_Q8_KI,
+    .quantize_row = cke_quantize_row_q8_Ki_ref, .dequantize_row = cke_dequantize_row_q8_Ki_ref};

@@ -192,6 +192,14 @@ static double exact_dot(const cke_qtype_ops *q, const void *wb, const void *ab, 
             for (int i = 0; i < 32; i++) sa += adq[b * 32 + i];
             e += m * ((double)f16_bits_to_f32(sh) - sa);
         }
+    if (q->vec_dot_type == 44) { /* q8_Ki: the mins are a separate float sum (ref/quant_r.c):
+                                    rounding relative to |d sc q a| and |dmin m a| per sub-block */
+        for (int64_t j = 0; j < K / 32; j++) {
+            double mx = 0;
+            for (int i = 0; i < 32; i++) mx = fmax(mx, fabs((double)wdq[j * 32 + i]));
+            for (int i = 0; i < 32; i++) *mag += 2 * mx * fabs((double)adq[j * 32 + i]);
+        }
+    }
     if (q->vec_dot_type == 43) { /* q8_0s: the offset term is separate (ref/quant_r.c): its rounding
                                     is relative to |dw * u * a| and |off * dw * sd|, not |w * a| */
         const double off = q->blck == 32 && q->type_size == 34 ? 128 : 8;

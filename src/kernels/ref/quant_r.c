@@ -15,11 +15,18 @@
  *   q4_0r  [d f16 x nb][nb/8 groups of 128 bytes: byte 64L + j (L = 0, 1; j < 64) holds the codes
  *          of stream bytes 128L + j (low nibble) and 128L + 64 + j (high nibble)][nb%8 tail
  *          blocks in GGUF's 16-byte form]  x = d * (q - 8)
- *   q4_Kr  GGUF's 144-byte super-blocks with qs rearranged: qs byte 64h + j (h = 0, 1; j < 64):
- *          low nibble = element 128h + j, high nibble = element 128h + 64 + j
- *   q8_0s  the activations of q8_0r/q4_0r: a row quantized exactly like Q8_0, split as
- *          [q s8 x k, interleaved like the codes][d f32 x nb][sd f32 x nb], sd = d * sum(q) of
- *          the block (one rounding)
+ *   q4_Kr  GGUF's Q4_K super-blocks as three arrays per row of nsb = k/256 of them:
+ *          [(d f16, dmin f16) x nsb][scales: 12 bytes x nsb][codes: 128 bytes x nsb]; the 256
+ *          codes of a super-block interleaved like a group of 8 blocks (sub-block j in the place
+ *          of block j) and packed like q4_0r's groups (byte 64L + i: stream bytes 128L + i low,
+ *          128L + 64 + i high); the 8 scales and 8 mins (6 bits each) as plain fields: value t
+ *          (sc_0..7, then m_0..7) in bits 6t..6t+5 of the 12 bytes (little-endian), which 4
+ *          vector ops unpack (GGUF's packing takes ~15 scalar ones). The code array starts at
+ *          16 * nsb bytes: 64-byte loads stay within cache lines when nsb is a multiple of 4.
+ *   q8_Ki  the activations of q4_Kr, per row: [q s8 x k, interleaved per super-block][d f32 x nsb]
+ *          [sa f32 x 8 nsb], Q8_K's quantization; sa_j = d * sum of sub-block j's q (one rounding)
+ * q4_Kr's dot: y = sum_SB [(d * da) * sum_j sc_j * dot_j  -  sum_j (dmin * m_j) * sa_j], the first
+ * sum in integers as GGUF's, the mins in float (one FMA of 8 lanes per super-block).
  *
  * The _0 dots compute y = sum_b dw_b * (da_b * dot(u_b, a_b)) - off * sum_b dw_b * sd_b with u the
  * stored unsigned codes (off = 8 or 128): the integer dot per block is exact, and the offset
@@ -184,57 +191,108 @@ static int gguf_q4_K_code(const uint8_t *qs, int e) {
     const int c = e / 64, l = e % 32;
     return (e % 64) < 32 ? qs[32 * c + l] & 0x0F : qs[32 * c + l] >> 4;
 }
+/* position of element e of a super-block in the interleaved stream (r8_pos of one group) */
+static int k8_pos(int e) { return (int)r8_pos(8, e); }
 static int q4_Kr_code(const uint8_t *qs, int e) {
-    const int h = e / 128, j = e % 128;
-    return j < 64 ? qs[64 * h + j] & 0x0F : qs[64 * h + j - 64] >> 4;
+    const int r = k8_pos(e);
+    return (qs[64 * (r / 128) + r % 64] >> ((r % 128) < 64 ? 0 : 4)) & 0x0F;
+}
+/* the plain 6-bit fields of q4_Kr's scales */
+static int k6_get(const uint8_t *f, int t) {
+    const int bit = 6 * t;
+    const unsigned w = (unsigned)f[bit / 8] | (bit / 8 + 1 < 12 ? (unsigned)f[bit / 8 + 1] << 8 : 0u);
+    return (int)((w >> (bit % 8)) & 63);
+}
+static void k6_set(uint8_t *f, int t, int v) {
+    for (int i = 0; i < 6; i++)
+        if (v >> i & 1) f[(6 * t + i) / 8] |= (uint8_t)(1u << ((6 * t + i) % 8));
+}
+/* one GGUF super-block into super-block i of a q4_Kr row of nsb */
+static void q4_Kr_put(uint8_t *row, int64_t nsb, int64_t i, const blk_q4_K *b) {
+    uint8_t *dd = row + 4 * i, *sc = row + 4 * nsb + 12 * i, *qs = row + 16 * nsb + 128 * i;
+    memcpy(dd, &b->d, 2);
+    memcpy(dd + 2, &b->dmin, 2);
+    memset(sc, 0, 12);
+    for (int j = 0; j < 8; j++) {
+        uint8_t s6, m6;
+        qb_scale_min_k4(j, b->scales, &s6, &m6);
+        k6_set(sc, j, s6);
+        k6_set(sc, 8 + j, m6);
+    }
+    memset(qs, 0, 128);
+    for (int e = 0; e < QK_K; e++) {
+        const int r = k8_pos(e);
+        qs[64 * (r / 128) + r % 64] |= (uint8_t)(gguf_q4_K_code(b->qs, e) << ((r % 128) < 64 ? 0 : 4));
+    }
 }
 void cke_repack_row_q4_Kr_ref(void *vy, const void *vx, int64_t k) {
     const blk_q4_K *x = vx;
-    blk_q4_K *y = vy;
-    for (int64_t i = 0; i < k / QK_K; i++) {
-        blk_q4_K b = x[i]; /* copy first: y may alias x */
-        y[i] = b;
-        memset(y[i].qs, 0, sizeof y[i].qs);
-        for (int e = 0; e < QK_K; e++) {
-            const int q = gguf_q4_K_code(b.qs, e), h = e / 128, j = e % 128;
-            y[i].qs[64 * h + j % 64] |= (uint8_t)(j < 64 ? q : q << 4);
-        }
-    }
+    for (int64_t i = 0; i < k / QK_K; i++) q4_Kr_put(vy, k / QK_K, i, &x[i]);
 }
 void cke_quantize_row_q4_Kr_ref(void *vy, const float *x, int64_t k) {
-    cke_quantize_row_q4_K_ref(vy, x, k);
-    cke_repack_row_q4_Kr_ref(vy, vy, k); /* in place, block by block */
+    for (int64_t i = 0; i < k / QK_K; i++) { /* GGUF's quantizer one super-block at a time */
+        blk_q4_K b;
+        cke_quantize_row_q4_K_ref(&b, x + i * QK_K, QK_K);
+        q4_Kr_put(vy, k / QK_K, i, &b);
+    }
+}
+/* q8_Ki: Q8_K's quantization, qs interleaved, sub-block sums scaled */
+void cke_quantize_row_q8_Ki_ref(void *vy, const float *x, int64_t k) {
+    const int64_t nsb = k / QK_K;
+    int8_t *q = vy;
+    float *d = (float *)(q + k), *sa = d + nsb;
+    for (int64_t i = 0; i < nsb; i++) {
+        blk_q8_K b;
+        cke_quantize_row_q8_K_ref(&b, x + i * QK_K, QK_K);
+        d[i] = b.d;
+        for (int e = 0; e < QK_K; e++) q[i * QK_K + k8_pos(e)] = b.qs[e];
+        for (int j = 0; j < 8; j++) sa[8 * i + j] = b.d * (float)(b.bsums[2 * j] + b.bsums[2 * j + 1]);
+    }
+}
+void cke_dequantize_row_q8_Ki_ref(float *y, const void *vx, int64_t k) {
+    const int8_t *q = vx;
+    const float *d = (const float *)(q + k);
+    for (int64_t i = 0; i < k / QK_K; i++)
+        for (int e = 0; e < QK_K; e++) y[i * QK_K + e] = d[i] * q[i * QK_K + k8_pos(e)];
 }
 void cke_dequantize_row_q4_Kr_ref(float *y, const void *vx, int64_t k) {
-    const blk_q4_K *x = vx;
-    for (int64_t i = 0; i < k / QK_K; i++) {
-        const float d = qb_h2f(x[i].d), min = qb_h2f(x[i].dmin);
+    const int64_t nsb = k / QK_K;
+    const uint8_t *row = vx;
+    for (int64_t i = 0; i < nsb; i++) {
+        const uint8_t *dd = row + 4 * i, *sc = row + 4 * nsb + 12 * i, *qs = row + 16 * nsb + 128 * i;
+        uint16_t dh, mh;
+        memcpy(&dh, dd, 2);
+        memcpy(&mh, dd + 2, 2);
+        const float d = qb_h2f(dh), min = qb_h2f(mh);
         for (int j = 0; j < 8; j++) {
-            uint8_t sc, mn;
-            qb_scale_min_k4(j, x[i].scales, &sc, &mn);
-            for (int l = 0; l < 32; l++) y[i * QK_K + 32 * j + l] = d * sc * q4_Kr_code(x[i].qs, 32 * j + l) - min * mn;
+            const float d1 = d * (float)k6_get(sc, j), m1 = min * (float)k6_get(sc, 8 + j);
+            for (int l = 0; l < 32; l++) y[i * QK_K + 32 * j + l] = d1 * (float)q4_Kr_code(qs, 32 * j + l) - m1;
         }
     }
 }
-/* as the GGUF Q4_K dot: sum_j (d sc_j sum_l q a - dmin m_j sum_l a), sum_l a from bsums */
 static void cke_dot_rows_q4_Kr_ref(float *y, int64_t ldy, const void *vw, const void *va, size_t as, int nr, int64_t k) {
-    const blk_q4_K *w = vw;
+    const int64_t nsb = k / QK_K;
+    const uint8_t *row = vw;
     for (int r = 0; r < nr; r++) {
-        const blk_q8_K *a = (const blk_q8_K *)((const char *)va + (size_t)r * as);
-        float acc = 0.0f;
-        for (int64_t i = 0; i < k / QK_K; i++) {
-            int32_t sumi = 0, summ = 0;
+        const int8_t *q = (const int8_t *)((const char *)va + (size_t)r * as);
+        const float *da = (const float *)(q + k), *sa = da + nsb;
+        float acc = 0.0f, accm = 0.0f;
+        for (int64_t i = 0; i < nsb; i++) {
+            const uint8_t *dd = row + 4 * i, *sc = row + 4 * nsb + 12 * i, *qs = row + 16 * nsb + 128 * i;
+            uint16_t dh, mh;
+            memcpy(&dh, dd, 2);
+            memcpy(&mh, dd + 2, 2);
+            const float dmin = qb_h2f(mh);
+            int32_t sumi = 0;
             for (int j = 0; j < 8; j++) {
-                uint8_t sc, mn;
-                qb_scale_min_k4(j, w[i].scales, &sc, &mn);
                 int32_t p = 0;
-                for (int l = 0; l < 32; l++) p += q4_Kr_code(w[i].qs, 32 * j + l) * a[i].qs[32 * j + l];
-                sumi += sc * p;
-                summ += mn * (a[i].bsums[2 * j] + a[i].bsums[2 * j + 1]);
+                for (int l = 0; l < 32; l++) p += q4_Kr_code(qs, 32 * j + l) * q[i * QK_K + k8_pos(32 * j + l)];
+                sumi += k6_get(sc, j) * p;
+                accm += (dmin * (float)k6_get(sc, 8 + j)) * sa[8 * i + j];
             }
-            acc += a[i].d * qb_h2f(w[i].d) * (float)sumi - a[i].d * qb_h2f(w[i].dmin) * (float)summ;
+            acc += (qb_h2f(dh) * da[i]) * (float)sumi;
         }
-        y[(int64_t)r * ldy] = acc;
+        y[(int64_t)r * ldy] = acc - accm;
     }
 }
 static void cke_vec_dot_q4_Kr_ref(float *s, const void *w, const void *a, int64_t k) { cke_dot_rows_q4_Kr_ref(s, 0, w, a, 0, 1, k); }
@@ -248,10 +306,13 @@ static void cke_vec_dot_q4_Kr_ref(float *s, const void *w, const void *a, int64_
         .repack_row = cke_repack_row_##t##_ref, .dot_rows = cke_dot_rows_##t##_ref}
 OPS_R("q8_0r", q8_0r, QK, 34, QT_Q8_0S, QT_Q8_0);
 OPS_R("q4_0r", q4_0r, QK, 18, QT_Q8_0S, QT_Q4_0);
-OPS_R("q4_Kr", q4_Kr, QK_K, 144, QT_Q8_K, QT_Q4_K);
+OPS_R("q4_Kr", q4_Kr, QK_K, 144, QT_Q8_KI, QT_Q4_K);
 const cke_qtype_ops cke_qops_q8_0s_ref = {.name = "q8_0s", .blck = QK, .type_size = 40, .vec_dot_type = QT_Q8_0S,
                                           .quantize_row = cke_quantize_row_q8_0s_ref,
                                           .dequantize_row = cke_dequantize_row_q8_0s_ref}; /* activations only */
+const cke_qtype_ops cke_qops_q8_Ki_ref = {.name = "q8_Ki", .blck = QK_K, .type_size = 292, .vec_dot_type = QT_Q8_KI,
+                                          .quantize_row = cke_quantize_row_q8_Ki_ref,
+                                          .dequantize_row = cke_dequantize_row_q8_Ki_ref}; /* activations only */
 
 int cke_qtype_repacked(int qtype) {
     static const int map[][2] = {{QT_Q8_0, QT_Q8_0R}, {QT_Q4_0, QT_Q4_0R}, {QT_Q4_K, QT_Q4_KR}};
