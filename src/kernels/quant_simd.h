@@ -62,6 +62,43 @@ static inline __m256i qs_bits32(const uint8_t *p) {
     return _mm256_cmpeq_epi8(b, _mm256_set1_epi64x(-1));
 }
 
+#if QS_VNNI
+/* AVX-512: 64 weights per step (4 vcvtph2ps of 16), 4 accumulators */
+void QS_FN(cke_vec_dot_f16)(float *s, const void *w, const void *a, int64_t k) {
+    const uint16_t *h = w;
+    const float *x = a;
+    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+    int64_t i = 0;
+    for (; i + 64 <= k; i += 64)
+        _Pragma("GCC unroll 4") for (int j = 0; j < 4; j++)
+            acc[j] = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(h + i + 16 * j))),
+                                     _mm512_loadu_ps(x + i + 16 * j), acc[j]);
+    for (; i + 16 <= k; i += 16)
+        acc[0] = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(h + i))), _mm512_loadu_ps(x + i), acc[0]);
+    float r = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
+    for (; i < k; i++) r += qb_h2f(h[i]) * x[i];
+    *s = r;
+}
+
+void QS_FN(cke_vec_dot_bf16)(float *s, const void *w, const void *a, int64_t k) {
+    const uint16_t *h = w;
+    const float *x = a;
+    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+    int64_t i = 0;
+    for (; i + 64 <= k; i += 64)
+        _Pragma("GCC unroll 4") for (int j = 0; j < 4; j++) {
+            __m512i v = _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(h + i + 16 * j))), 16);
+            acc[j] = _mm512_fmadd_ps(_mm512_castsi512_ps(v), _mm512_loadu_ps(x + i + 16 * j), acc[j]);
+        }
+    for (; i + 16 <= k; i += 16) {
+        __m512i v = _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(h + i))), 16);
+        acc[0] = _mm512_fmadd_ps(_mm512_castsi512_ps(v), _mm512_loadu_ps(x + i), acc[0]);
+    }
+    float r = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
+    for (; i < k; i++) r += qb_bf2f(h[i]) * x[i];
+    *s = r;
+}
+#else
 void QS_FN(cke_vec_dot_f16)(float *s, const void *w, const void *a, int64_t k) {
     const uint16_t *h = w;
     const float *x = a;
@@ -91,11 +128,7 @@ void QS_FN(cke_vec_dot_bf16)(float *s, const void *w, const void *a, int64_t k) 
     for (; i < k; i++) r += qb_bf2f(h[i]) * x[i];
     *s = r;
 }
-
-
-
-
-
+#endif
 
 /* u8 (0..31) x s8 products of 32 values -> 16 int16 pair sums (no saturation: 2*31*127) */
 static inline __m256i qs_pairs16(__m256i u, __m256i s) { return _mm256_maddubs_epi16(u, s); }
