@@ -55,6 +55,8 @@ run compiler ./build/test_compiler
 run chat ./build/test_chat
 # quantized models end to end (cke quantize -> compile -> perplexity), every format
 run quant-models env BUILD=build ./tests/quant/test_quant_models.sh
+# block formats bit for bit against gguf-py (an independent implementation; pip-installed, pinned)
+run gguf-py env BUILD=build ./tests/quant/test_gguf_crosscheck.sh
 run families ./build/test_families
 run train ./build/test_train
 # libFuzzer targets for the GGUF, safetensors and tokenizer loaders, briefly

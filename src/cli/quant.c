@@ -2,7 +2,8 @@
  * reference quantizers (bit-identical to ggml's for the same floats), all metadata (tokenizer
  * included) copied verbatim, so the output reads in cke and in other GGUF readers.
  *
- * TYPE: F16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K (every matrix in that format), or a
+ * TYPE: F32 (every tensor dequantized), BF16, F16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K
+ * (every matrix in that format), or a
  * recipe after llama.cpp's:
  *   Q4_K_M / Q5_K_M: Q4_K / Q5_K everywhere, except output.weight (Q6_K) and attn_v and ffn_down
  *   of the layers llama.cpp's use_more_bits picks (the first and last eighth of the layers and
@@ -38,7 +39,7 @@ typedef struct {
 } qrecipe;
 
 static const qrecipe recipes[] = {
-    {"F16", 1, 0, 1},    {"Q8_0", 8, 0, 7},   {"Q4_0", 2, 0, 2},   {"Q4_1", 3, 0, 3},
+    {"F32", 0, 0, 0},    {"BF16", 30, 0, 32}, {"F16", 1, 0, 1},    {"Q8_0", 8, 0, 7},   {"Q4_0", 2, 0, 2},   {"Q4_1", 3, 0, 3},
     {"Q5_0", 6, 0, 8},   {"Q5_1", 7, 0, 9},   {"Q4_K", 12, 0, 14}, {"Q5_K", 13, 0, 16},
     {"Q6_K", 14, 0, 18}, {"Q4_K_M", 12, 1, 15}, {"Q5_K_M", 13, 1, 17},
 };
@@ -66,7 +67,7 @@ static void progress(const char *what, int64_t done, int64_t total) {
 
 int cke_cli_quantize(int argc, char **argv) {
     if (argc != 4) {
-        fprintf(stderr, "usage: cke quantize IN.gguf OUT.gguf TYPE\n  TYPE: F16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q4_K Q5_K Q6_K Q4_K_M Q5_K_M\n");
+        fprintf(stderr, "usage: cke quantize IN.gguf OUT.gguf TYPE\n  TYPE: F32 BF16 F16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q4_K Q5_K Q6_K Q4_K_M Q5_K_M\n");
         return 2;
     }
     const qrecipe *rc = NULL;
