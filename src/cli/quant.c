@@ -1,6 +1,9 @@
-/* cke quantize IN.gguf OUT.gguf TYPE: every matrix re-encoded in a ggml block format with cke's
- * reference quantizers (bit-identical to ggml's for the same floats), all metadata (tokenizer
- * included) copied verbatim, so the output reads in cke and in other GGUF readers.
+/* cke quantize IN OUT.gguf TYPE: every matrix re-encoded in a ggml block format with cke's
+ * reference quantizers (bit-identical to ggml's for the same floats), so the output reads in cke
+ * and in other GGUF readers. IN is a GGUF file (all metadata, tokenizer included, copied
+ * verbatim) or anything cke_model_open reads -- a Hugging Face directory, a llama2.c checkpoint --
+ * written in llama.cpp's GGUF conventions (formats/model_export.c) with its tokenizer converted to
+ * tokenizer.ggml.* metadata (the pre-tokenizer named by matching its behaviour).
  *
  * TYPE: F32 (every tensor dequantized), BF16, F16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K
  * (every matrix in that format), or a
@@ -21,7 +24,9 @@
 #include "cke/kernels.h"
 #include "cli/run.h"
 #include "formats/gguf.h"
+#include "formats/model_export.h"
 #include "runtime/runner.h"
+#include "tokenizer/tokenizer.h"
 
 #include <limits.h>
 #include <math.h>
@@ -65,9 +70,58 @@ static void progress(const char *what, int64_t done, int64_t total) {
     fflush(stderr);
 }
 
+/* one input tensor, from a GGUF or from the model exporter */
+typedef struct {
+    const char *name;
+    int ndim;
+    int64_t ne[4];
+    int type;
+    const void *data;
+    int64_t nbytes;
+} qsrc;
+
+static bool is_gguf(const char *path) {
+    FILE *f = fopen(path, "rb");
+    char magic[4] = {0};
+    bool yes = f && fread(magic, 1, 4, f) == 4 && !memcmp(magic, "GGUF", 4);
+    if (f) fclose(f);
+    return yes;
+}
+
+/* Text that tells the pre-tokenizers apart: contractions in both cases, digit runs, CJK,
+ * accents, punctuation runs, newlines and space runs. */
+static const char PRE_PROBE[] =
+    "Hello world! It's 2024-11-26; WE'LL test 1234567 numbers, 3.14159 and x=y+z*2.\n\n"
+    "  Indented\tline with  two  spaces... \"Quoted\" (parens) [brackets] {braces} <tags> #hash @at\n"
+    "caf\xc3\xa9 na\xc3\xafve \xc3\x9c" "ber \xe4\xbd\xa0\xe5\xa5\xbd\xe4\xb8\x96\xe7\x95\x8c \xf0\x9f\x99\x82 "
+    "I've they're she'd you'll 's 'T\r\n   \n end";
+
+/* the model's tokenizer (tokenizer.json, tokenizer.bin) as tokenizer.ggml.* metadata */
+static cke_status write_tokenizer(const cke_model *m, cke_gguf_writer *w, cke_err *e) {
+    if (m->tok.source == CKE_TOK_NONE || !m->tok.path) {
+        fprintf(stderr, "note: %s has no tokenizer; the GGUF carries none (cke compile --tokenizer can add one)\n", m->path);
+        return CKE_OK;
+    }
+    cke_tok *t = NULL;
+    cke_status st = cke_tok_load(m->tok.path, &t, e);
+    if (st) return st;
+    char pre[64] = "";
+    /* the name llama.cpp's converter gives the family's tokenizer, when it splits the same way */
+    const char *prefer = m->arch == CKE_ARCH_QWEN2 || m->arch == CKE_ARCH_QWEN3 ? "qwen2"
+                         : m->arch == CKE_ARCH_GPT2                            ? "gpt-2"
+                                                                               : "llama-bpe";
+    if (cke_tok_kind_of(t) == CKE_TOK_BPE) st = cke_tok_match_gguf_pre(t, prefer, PRE_PROBE, sizeof PRE_PROBE - 1, pre, sizeof pre, e);
+    if (!st && cke_tok_normalizes_nfc(t))
+        fprintf(stderr, "note: %s normalizes text to NFC; GGUF has no key for that (llama.cpp does not normalize), so "
+                        "text in decomposed form tokenizes differently from the GGUF\n", m->tok.path);
+    if (!st) st = cke_tok_write_gguf(t, w, pre[0] ? pre : NULL, e);
+    cke_tok_free(t);
+    return st;
+}
+
 int cke_cli_quantize(int argc, char **argv) {
     if (argc != 4) {
-        fprintf(stderr, "usage: cke quantize IN.gguf OUT.gguf TYPE\n  TYPE: F32 BF16 F16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q4_K Q5_K Q6_K Q4_K_M Q5_K_M\n");
+        fprintf(stderr, "usage: cke quantize IN OUT.gguf TYPE   (IN: a GGUF, a Hugging Face directory or a llama2.c checkpoint)\n  TYPE: F32 BF16 F16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q4_K Q5_K Q6_K Q4_K_M Q5_K_M\n");
         return 2;
     }
     const qrecipe *rc = NULL;
@@ -77,30 +131,54 @@ int cke_cli_quantize(int argc, char **argv) {
     cke_err e = {0};
     cke_gguf *g = NULL;
     cke_gguf_writer *w = NULL;
-    cke_status st = cke_gguf_open(argv[1], &g, &e);
-    if (st) { fprintf(stderr, "cke quantize: %s: %s\n", argv[1], e.msg); return 1; }
-    if ((st = cke_gguf_writer_new(&w, &e))) goto fail;
-    for (int64_t i = 0; i < cke_gguf_n_kv(g) && !st; i++) {
-        const cke_gguf_kv *kv = cke_gguf_kv_at(g, i);
-        if (!strcmp(kv->key, "general.file_type") || !strcmp(kv->key, "general.quantization_version")) continue;
-        st = cke_gguf_writer_copy_kv(w, g, kv, &e);
+    cke_model *m = NULL;
+    cke_xtensor *xt = NULL;
+    int64_t nxt = 0;
+    qsrc *src = NULL;
+    int64_t nt = 0;
+    cke_status st = cke_gguf_writer_new(&w, &e);
+    if (st) goto fail;
+    if (is_gguf(argv[1])) {
+        if ((st = cke_gguf_open(argv[1], &g, &e))) goto fail;
+        for (int64_t i = 0; i < cke_gguf_n_kv(g) && !st; i++) {
+            const cke_gguf_kv *kv = cke_gguf_kv_at(g, i);
+            if (!strcmp(kv->key, "general.file_type") || !strcmp(kv->key, "general.quantization_version")) continue;
+            st = cke_gguf_writer_copy_kv(w, g, kv, &e);
+        }
+        nt = cke_gguf_n_tensors(g);
+        src = calloc(nt > 0 ? (size_t)nt : 1, sizeof *src);
+        if (!src) { st = cke_fail(&e, CKE_ERR_NOMEM, "out of memory"); goto fail; }
+        for (int64_t i = 0; i < nt; i++) {
+            const cke_gguf_tensor *t = cke_gguf_tensor_at(g, i);
+            src[i] = (qsrc){t->name, t->ndim, {t->ne[0], t->ne[1], t->ne[2], t->ne[3]}, (int)t->type, t->data, t->nbytes};
+        }
+    } else { /* a Hugging Face directory or a llama2.c checkpoint */
+        if ((st = cke_model_open(argv[1], &m, &e))) goto fail;
+        if ((st = cke_model_export_gguf(m, w, &xt, &nxt, &e))) goto fail;
+        if ((st = write_tokenizer(m, w, &e))) goto fail;
+        nt = nxt;
+        src = calloc(nt > 0 ? (size_t)nt : 1, sizeof *src);
+        if (!src) { st = cke_fail(&e, CKE_ERR_NOMEM, "out of memory"); goto fail; }
+        for (int64_t i = 0; i < nt; i++)
+            src[i] = (qsrc){xt[i].name, xt[i].ndim, {xt[i].ne[0], xt[i].ne[1], xt[i].ne[2], xt[i].ne[3]}, CKE_DT_F32, xt[i].data,
+                            (int64_t)sizeof(float) * xt[i].ne[0] * xt[i].ne[1] * xt[i].ne[2] * xt[i].ne[3]};
     }
     if (!st) st = cke_gguf_writer_set_u32(w, "general.file_type", (uint32_t)rc->file_type, &e);
     if (!st) st = cke_gguf_writer_set_u32(w, "general.quantization_version", 2, &e);
     if (st) goto fail;
 
-    int64_t nt = cke_gguf_n_tensors(g), n_layer = 0, total = 0, done = 0;
+    int64_t n_layer = 0, total = 0, done = 0;
     for (int64_t i = 0; i < nt; i++) {
         int l;
-        const cke_gguf_tensor *t = cke_gguf_tensor_at(g, i);
+        const qsrc *t = &src[i];
         if (sscanf(t->name, "blk.%d.", &l) == 1 && l + 1 > n_layer) n_layer = l + 1;
         total += t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3];
     }
     void **bufs = calloc(nt > 0 ? (size_t)nt : 1, sizeof(void *));
-    if (!bufs) { fprintf(stderr, "cke quantize: out of memory\n"); goto fail_nomsg; }
+    if (!bufs) { st = cke_fail(&e, CKE_ERR_NOMEM, "out of memory"); goto fail; }
     int64_t in_bytes = 0, out_bytes = 0;
     for (int64_t i = 0; i < nt && !st; i++) {
-        const cke_gguf_tensor *t = cke_gguf_tensor_at(g, i);
+        const qsrc *t = &src[i];
         int64_t ne0 = t->ne[0], rows = t->ne[1] * t->ne[2] * t->ne[3], n = ne0 * rows;
         int l = -1;
         sscanf(t->name, "blk.%d.", &l);
@@ -117,27 +195,27 @@ int cke_cli_quantize(int argc, char **argv) {
             want = fb;
         }
         /* source as f32 */
-        float *src = malloc((size_t)n * sizeof(float));
-        if (!src) { st = cke_fail(&e, CKE_ERR_NOMEM, "out of memory for %s", t->name); break; }
-        const cke_dtype_traits *tr = cke_dtype_traits_of(t->type);
+        float *f = malloc((size_t)n * sizeof(float));
+        if (!f) { st = cke_fail(&e, CKE_ERR_NOMEM, "out of memory for %s", t->name); break; }
+        const cke_dtype_traits *tr = cke_dtype_traits_of((cke_dtype)t->type);
         if (tr && tr->quantized) {
             const cke_qtype_ops *sq = qops(t->type);
-            if (!sq) { free(src); st = cke_fail(&e, CKE_ERR_UNSUPPORTED, "%s is %s, which cke cannot read", t->name, cke_dtype_name(t->type)); break; }
-            sq->dequantize_row(src, t->data, n);
-        } else if ((st = cke_dtype_to_f32(src, t->type, t->data, n, &e))) { free(src); break; }
+            if (!sq) { free(f); st = cke_fail(&e, CKE_ERR_UNSUPPORTED, "%s is %s, which cke cannot read", t->name, cke_dtype_name((cke_dtype)t->type)); break; }
+            sq->dequantize_row(f, t->data, n);
+        } else if ((st = cke_dtype_to_f32(f, (cke_dtype)t->type, t->data, n, &e))) { free(f); break; }
         in_bytes += t->nbytes;
         if (!want) {
-            bufs[i] = src;
+            bufs[i] = f;
             out_bytes += n * 4;
         } else {
             const cke_qtype_ops *q = qops(want);
             size_t rs = (size_t)(ne0 / q->blck) * (size_t)q->type_size;
             char *dst = malloc(rs * (size_t)rows);
-            if (!dst) { free(src); st = cke_fail(&e, CKE_ERR_NOMEM, "out of memory for %s", t->name); break; }
+            if (!dst) { free(f); st = cke_fail(&e, CKE_ERR_NOMEM, "out of memory for %s", t->name); break; }
             /* rows are independent: the bytes do not depend on how threads split them */
 #pragma omp parallel for schedule(dynamic, 16)
-            for (int64_t r = 0; r < rows; r++) q->quantize_row(dst + (size_t)r * rs, src + r * ne0, ne0);
-            free(src);
+            for (int64_t r = 0; r < rows; r++) q->quantize_row(dst + (size_t)r * rs, f + r * ne0, ne0);
+            free(f);
             bufs[i] = dst;
             out_bytes += (int64_t)(rs * (size_t)rows);
         }
@@ -152,12 +230,17 @@ int cke_cli_quantize(int argc, char **argv) {
     if (st) goto fail;
     fprintf(stderr, "cke quantize: %s -> %s (%s): %.2f MiB -> %.2f MiB\n", argv[1], argv[2], rc->name,
             (double)in_bytes / (1 << 20), (double)out_bytes / (1 << 20));
+    free(src);
+    cke_xtensors_free(xt, nxt);
+    cke_model_close(m);
     cke_gguf_writer_free(w);
     cke_gguf_close(g);
     return 0;
 fail:
     fprintf(stderr, "cke quantize: %s: %s\n", cke_status_name(st), e.msg);
-fail_nomsg:
+    free(src);
+    cke_xtensors_free(xt, nxt);
+    cke_model_close(m);
     cke_gguf_writer_free(w);
     cke_gguf_close(g);
     return 1;

@@ -1,4 +1,5 @@
 /* GGUF -> normalized model: llama.cpp metadata keys and tensor names. */
+#include "formats/model_export.h"
 #include "formats/model_priv.h"
 
 #include <math.h>
@@ -35,6 +36,36 @@ static const struct { const char *gguf, *canon; } global_names[] = {
     {"output_norm.weight", "output_norm"}, {"output_norm.bias", "output_norm_b"},
     {"output.weight", "output"}, {"rope_freqs.weight", "rope_freqs"},
 };
+
+/* canonical -> GGUF name (the tables above, read backwards): "l3.attn_q" -> "blk.3.attn_q.weight" */
+const char *cke_gguf_tensor_name(const char *canon, char *buf, size_t n) {
+    long long l;
+    int pos = 0;
+    if (sscanf(canon, "l%lld.%n", &l, &pos) == 1 && pos > 0) {
+        for (size_t k = 0; k < sizeof layer_names / sizeof *layer_names; k++)
+            if (!strcmp(canon + pos, layer_names[k].canon)) {
+                snprintf(buf, n, "blk.%lld.%s", l, layer_names[k].gguf);
+                return buf;
+            }
+        return NULL;
+    }
+    for (size_t k = 0; k < sizeof global_names / sizeof *global_names; k++)
+        if (!strcmp(canon, global_names[k].canon)) {
+            snprintf(buf, n, "%s", global_names[k].gguf);
+            return buf;
+        }
+    return NULL;
+}
+
+/* GGUF architecture name of an arch and the rope layout llama.cpp runs it with (NULL: none) */
+const char *cke_gguf_arch_name(cke_arch a, cke_rope_layout *rope) {
+    for (size_t i = 0; i < sizeof archs / sizeof *archs; i++)
+        if (archs[i].arch == a) {
+            if (rope) *rope = archs[i].rope;
+            return a == CKE_ARCH_MISTRAL ? "llama" : archs[i].gguf; /* llama.cpp writes Mistral as llama */
+        }
+    return NULL;
+}
 
 static cke_status get_int(const cke_gguf *g, const char *arch, const char *key, bool required, int64_t *v,
                           cke_err *err) {

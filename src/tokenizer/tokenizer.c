@@ -2,6 +2,7 @@
  * decode. Loaders live in tok_load.c. */
 #include "tokenizer/tok_internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <utf8proc.h>
@@ -361,6 +362,73 @@ cke_status tok_set_pre(cke_tok *t, const char *name, size_t len, cke_err *err) {
     }
     return cke_fail(err, CKE_ERR_UNSUPPORTED, "tokenizer: unknown pre-tokenizer type '%.*s'", (int)(len > 64 ? 64 : len), name);
 }
+
+/* The first GGUF tokenizer.ggml.pre name whose regexes (and llama3-style merge skipping) split
+ * `probe` into exactly the tokens t gives it: how a tokenizer.json's own pre-tokenizer is named
+ * when the vocabulary is written to GGUF. Compared by behaviour, not by pattern text (HF writes
+ * the same split as "(?i:'s|...)" where llama.cpp writes "'[sS]|..."). */
+cke_status cke_tok_match_gguf_pre(const cke_tok *t, const char *prefer, const char *probe0, size_t len0, char *name,
+                                  size_t name_len, cke_err *err) {
+    /* the probe, then the text of up to 4096 tokens spread over the vocabulary, space separated:
+     * splits that differ only on words the vocabulary holds whole (llama3's ignore_merges) or on
+     * digit runs it has merges for show up there */
+    const int32_t stride = t->n / 4096 + 1;
+    size_t cap = len0 + 1;
+    for (int32_t id = 0; id < t->n; id += stride) cap += t->len[id] + 1;
+    char *probe = malloc(cap);
+    if (!probe) return cke_fail(err, CKE_ERR_NOMEM, "tokenizer: out of memory");
+    memcpy(probe, probe0, len0);
+    size_t len = len0;
+    for (int32_t id = 0; id < t->n; id += stride) {
+        if (t->type[id] == CKE_TOKT_CONTROL || t->type[id] == CKE_TOKT_UNUSED) continue;
+        char *txt = NULL;
+        size_t tl = 0;
+        if (cke_tok_decode(t, &id, 1, CKE_TOK_DECODE_SKIP_SPECIAL, &txt, &tl, NULL) == CKE_OK && len + tl + 1 <= cap) {
+            probe[len++] = ' ';
+            memcpy(probe + len, txt, tl);
+            len += tl;
+        }
+        free(txt);
+    }
+    const cke_tok_encode_opts o = {0, 0, false};
+    int32_t *want = NULL, *got = NULL;
+    size_t nw = 0, ng = 0;
+    cke_status est = cke_tok_encode(t, probe, len, &o, &want, &nw, err);
+    if (est) { free(probe); return est; }
+    bool found = false;
+    /* the preferred name's entry first, then the table's order */
+    size_t order[sizeof PRE_DEFS / sizeof PRE_DEFS[0]], no = 0;
+    for (size_t i = 0; prefer && i < sizeof PRE_DEFS / sizeof PRE_DEFS[0]; i++)
+        if (name_in(PRE_DEFS[i].names, prefer, strlen(prefer))) order[no++] = i;
+    for (size_t i = 0; i < sizeof PRE_DEFS / sizeof PRE_DEFS[0]; i++)
+        if (!no || order[0] != i) order[no++] = i;
+    for (size_t oi = 0; oi < no && !found; oi++) {
+        const size_t i = order[oi];
+        cke_tok tmp = *t; /* shares the vocabulary; only the split regexes differ */
+        tmp.n_re = 0;
+        cke_status st = CKE_OK;
+        for (int k = 0; k < 6 && PRE_DEFS[i].re[k] && !st; k++) st = tok_add_regex(&tmp, PRE_DEFS[i].re[k], strlen(PRE_DEFS[i].re[k]), err);
+        tmp.ignore_merges = PRE_DEFS[i].llama3;
+        if (!st && !cke_tok_encode(&tmp, probe, len, &o, &got, &ng, err) && ng == nw && !memcmp(got, want, nw * sizeof *got)) {
+            const char *bar = strchr(PRE_DEFS[i].names, '|');
+            size_t n = bar ? (size_t)(bar - PRE_DEFS[i].names) : strlen(PRE_DEFS[i].names);
+            if (prefer && name_in(PRE_DEFS[i].names, prefer, strlen(prefer))) snprintf(name, name_len, "%s", prefer);
+            else snprintf(name, name_len, "%.*s", (int)n, PRE_DEFS[i].names);
+            found = true;
+        }
+        free(got);
+        got = NULL;
+        for (int k = 0; k < tmp.n_re; k++) pcre2_code_free(tmp.re[k]);
+    }
+    free(want);
+    free(probe);
+    if (!found)
+        return cke_fail(err, CKE_ERR_UNSUPPORTED, "tokenizer: its pre-tokenizer splits text like none of the GGUF "
+                        "pre-tokenizers cke knows, so GGUF cannot name it");
+    return CKE_OK;
+}
+
+bool cke_tok_normalizes_nfc(const cke_tok *t) { return t->nfc; }
 
 /* ---------------------------------------------------------------- merge heap */
 

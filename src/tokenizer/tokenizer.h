@@ -56,6 +56,19 @@ cke_status cke_tok_load_gguf(const struct cke_gguf *g, cke_tok **out, cke_err *e
 cke_status cke_tok_load_gguf_file(const char *path, cke_tok **out, cke_err *err);
 void cke_tok_free(cke_tok *t);
 
+/* ---- export (GGUF tokenizer.ggml.* metadata, llama.cpp's conventions) ---- */
+struct cke_gguf_writer;
+/* SPM: model "llama", tokens, scores, token types; byte-level BPE: model "gpt2", tokens, types,
+ * merges (by rank) and tokenizer.ggml.pre = pre; both: special ids and add_bos/add_eos. */
+cke_status cke_tok_write_gguf(const cke_tok *t, struct cke_gguf_writer *w, const char *pre, cke_err *err);
+/* The GGUF pre-tokenizer name (into name) under which t splits `probe` and a sample of its own
+ * vocabulary as it does itself, trying `prefer` (may be NULL) first; CKE_ERR_UNSUPPORTED when
+ * none does. A normalizer (tokenizer.json's NFC) has no GGUF key and is not part of the match. */
+cke_status cke_tok_match_gguf_pre(const cke_tok *t, const char *prefer, const char *probe, size_t len, char *name,
+                                  size_t name_len, cke_err *err);
+/* true when the tokenizer NFC-normalizes text first (tokenizer.json normalizer), which GGUF cannot say */
+bool cke_tok_normalizes_nfc(const cke_tok *t);
+
 /* ---- encode / decode ---- */
 typedef struct {
     int add_bos;       /* 1 add, 0 don't, -1 as the model says (GGUF add_bos_token / post-processor) */

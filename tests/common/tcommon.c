@@ -2,6 +2,7 @@
 #include "tcommon.h"
 
 #include "driver/compile.h"
+#include "formats/model_export.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -81,4 +82,20 @@ int tc_finish(void) {
     }
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
+}
+
+cke_status tc_export_gguf(const char *src, const char *out, cke_err *e) {
+    cke_model *m = NULL;
+    cke_gguf_writer *w = NULL;
+    cke_xtensor *x = NULL;
+    int64_t n = 0;
+    cke_status s = cke_model_open(src, &m, e);
+    if (!s) s = cke_gguf_writer_new(&w, e);
+    if (!s) s = cke_model_export_gguf(m, w, &x, &n, e);
+    for (int64_t i = 0; !s && i < n; i++) s = cke_gguf_writer_add_tensor(w, x[i].name, CKE_DT_F32, x[i].ndim, x[i].ne, x[i].data, e);
+    if (!s) s = cke_gguf_writer_write(w, out, e);
+    cke_xtensors_free(x, n);
+    cke_gguf_writer_free(w);
+    cke_model_close(m);
+    return s;
 }

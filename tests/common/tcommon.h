@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cke/status.h"
+
 extern char tc_tmp[PATH_MAX];                              /* scratch directory of this run */
 extern char tc_inc[PATH_MAX], tc_tpl[PATH_MAX], tc_libk[PATH_MAX]; /* cke_locate_resources */
 extern const char *tc_models;                              /* $CKE_MODELS or ../shared/models */
@@ -21,6 +23,9 @@ char *tc_slurp(const char *path, size_t *len);
  * ids start at buf + 8 and the logits at buf + 8 + 4T (malloc'd, so both are aligned). */
 char *tc_load_ref_bin(const char *path, int64_t vocab, int32_t *T, int32_t *V);
 /* Locates resources and makes the scratch directory; 0, or -1 after printing why. */
+/* A model cke_model_open reads (an HF directory ...) written as an F32 GGUF in llama.cpp's
+ * conventions (formats/model_export.c; what `cke quantize SRC OUT F32` writes, less the tokenizer). */
+cke_status tc_export_gguf(const char *src, const char *out, cke_err *e);
 int tc_setup(const char *name);
 /* Removes the scratch directory (unless CKE_KEEP_TMP), prints "N passed, N failed", returns the
  * exit code. */

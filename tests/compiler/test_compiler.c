@@ -120,14 +120,26 @@ static int run_py(const char *dir, const char *variant, const char *edit) {
     return system(cmd);
 }
 
-static void torch_parity(const char *variant) {
-    char name[128], hf[PATH_MAX], dir[PATH_MAX], path[PATH_MAX];
-    snprintf(name, sizeof name, "llama_torch_%s", variant);
+/* via_gguf: the HF model exported to GGUF first (llama's q/k rows permuted to GGUF's interleaved
+ * rope layout, names and keys as llama.cpp writes them), then compiled from the GGUF: the same
+ * logits prove the export */
+static void torch_parity(const char *variant, int via_gguf) {
+    char name[128], hf[PATH_MAX], dir[PATH_MAX], path[PATH_MAX], gg[PATH_MAX];
+    snprintf(name, sizeof name, "llama_torch_%s%s", variant, via_gguf ? "_via_gguf_export" : "");
     snprintf(hf, sizeof hf, "%s/hf_%s", tc_tmp, variant);
-    snprintf(dir, sizeof dir, "%s/hf_%s_model", tc_tmp, variant);
-    if (run_py(hf, variant, NULL) != 0) { tc_result(name, 0, "reference script failed (see %s.log)", hf); return; }
+    snprintf(dir, sizeof dir, "%s/hf_%s_model%s", tc_tmp, variant, via_gguf ? "_gguf" : "");
+    snprintf(path, sizeof path, "%s/ref.bin", hf);
+    if ((!via_gguf || !tc_have(path)) && run_py(hf, variant, NULL) != 0) {
+        tc_result(name, 0, "reference script failed (see %s.log)", hf);
+        return;
+    }
     cke_err e = {0};
-    cke_status s = compile(hf, NULL, dir, 0, &e);
+    cke_status s = CKE_OK;
+    if (via_gguf) {
+        snprintf(gg, sizeof gg, "%s/hf_%s.gguf", tc_tmp, variant);
+        if ((s = tc_export_gguf(hf, gg, &e))) { tc_result(name, 0, "export: %s", e.msg); return; }
+    }
+    s = compile(via_gguf ? gg : hf, NULL, dir, 0, &e);
     if (s) { tc_result(name, 0, "compile: %s", e.msg); return; }
     cke_runner *r = NULL, *r2 = NULL;
     if ((s = cke_runner_open(dir, 2, &r, &e))) { tc_result(name, 0, "open: %s", e.msg); return; }
@@ -167,6 +179,11 @@ static void torch_parity(const char *variant) {
     }
     tc_result(name, ok && !bad, "ok=%d %d logits out of atol %.1g + rtol %.1g (first at position %d), max abs diff %.3g", ok,
            bad, atol, rtol, bad_pos, worst);
+    if (via_gguf) {
+        free(ref);
+        cke_runner_close(r);
+        return;
+    }
 
     /* 3. two instances side by side, interleaved, give what one alone gives */
     snprintf(name, sizeof name, "llama_two_instances_%s", variant);
@@ -489,9 +506,12 @@ int main(int argc, char **argv) {
     /* F16 weights round each weight by up to 2^-11 relative: logits move by ~1e-3, so the check
      * here is that they stay close to the F32 reference, not equal to it. */
     RUN("stories", stories("gguf_f16", "stories260K-F16.gguf", NULL, 2e-2));
-    RUN("torch", torch_parity("gqa"));
-    RUN("torch", torch_parity("mha_tied"));
-    RUN("torch", torch_parity("bias"));
+    RUN("torch", torch_parity("gqa", 0));
+    RUN("torch", torch_parity("mha_tied", 0));
+    RUN("torch", torch_parity("bias", 0));
+    RUN("torch", torch_parity("gqa", 1));
+    RUN("torch", torch_parity("mha_tied", 1));
+    RUN("torch", torch_parity("bias", 1));
     RUN("parity", parity_tool());
     RUN("tiny", tiny_random_llama());
     RUN("canaries", canaries());

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Quantized models end to end: `cke quantize` in every format, compile, run, perplexity.
+# Quantized models end to end: `cke quantize` in every format, compile, run, perplexity; GGUF
+# written from a llama2.c checkpoint and a Hugging Face directory.
 #   1. stories260K (dim 64, hidden 172: the K formats need rows of 256, so they fall back to
 #      Q5_0/Q5_1/Q8_0 and ffn_down (rows of 172) to F16 -- the quantizer notes each fallback)
 #   2. a random llama with dims that are multiples of 256 (bench_quant make-model), so every
@@ -55,6 +56,35 @@ if [ -f "$M/stories260K.gguf" ] && "$B/bench_quant" make-model "$T/r.gguf" 256 5
         check "random-llama $t" "$(ppl "$T/r-$t.gguf" 64)" "$base" "$(bound "$t")"
         rm -rf "$CKE_CACHE"
     done
+fi
+# non-GGUF input (formats/model_export.c): a llama2.c checkpoint and a Hugging Face directory are
+# written as GGUF in llama.cpp's conventions, tokenizer included
+if [ -f "$M/stories260K.bin" ]; then
+    base=$(ppl "$M/stories260K.bin" 128)
+    if "$B/cke" quantize "$M/stories260K.bin" "$T/bin-f32.gguf" F32 2>"$T/qerr"; then
+        got=$(ppl "$T/bin-f32.gguf" 128)
+        [ -n "$base" ] && [ "$got" = "$base" ] && ok "stories260K.bin -> GGUF F32: same perplexity $got" ||
+            bad "stories260K.bin -> GGUF F32: perplexity '$got' vs '$base'"
+        a=$("$B/cke" tokenize "$T/bin-f32.gguf" "Once upon a time, Lily's 3 cats sat." 2>&1)
+        b=$("$B/cke" tokenize "$M/stories260K.gguf" "Once upon a time, Lily's 3 cats sat." 2>&1)
+        [ -n "$a" ] && [ "$a" = "$b" ] && ok "stories260K.bin -> GGUF: tokenizer metadata tokenizes as the original GGUF" ||
+            bad "stories260K.bin -> GGUF tokenizer: '$a' vs '$b'"
+    else bad "quantize stories260K.bin F32: $(tail -1 "$T/qerr")"; fi
+    if "$B/cke" quantize "$M/stories260K.bin" "$T/bin-q8.gguf" Q8_0 2>"$T/qerr"; then
+        check "stories260K.bin -> Q8_0" "$(ppl "$T/bin-q8.gguf" 128)" "$base" "$(bound Q8_0)"
+    else bad "quantize stories260K.bin Q8_0: $(tail -1 "$T/qerr")"; fi
+    rm -rf "$CKE_CACHE"
+fi
+G=${CKE_MODELS:-../shared/models}/tiny-random-gpt2
+if [ -f "$G/tokenizer.json" ]; then
+    if "$B/cke" quantize "$G" "$T/g2.gguf" Q8_0 2>"$T/qerr"; then
+        probe="Hello world! It's 2024: caf$(printf '\xc3\xa9') 1234567 I've   spaces"
+        a=$("$B/cke" tokenize "$T/g2.gguf" "$probe" 2>&1)
+        b=$("$B/cke" tokenize "$G" "$probe" 2>&1)
+        [ -n "$a" ] && [ "$a" = "$b" ] && ok "tiny-random-gpt2 HF -> GGUF Q8_0: same token ids" || bad "tiny-random-gpt2 ids: '$a' vs '$b'"
+        "$B/cke" inspect "$T/g2.gguf" 2>&1 | grep -q "q8_0.*blk.0.attn_qkv.weight" && ok "tiny-random-gpt2 HF -> GGUF: fused attn_qkv in q8_0" ||
+            bad "tiny-random-gpt2 HF -> GGUF: no q8_0 attn_qkv"
+    else bad "quantize tiny-random-gpt2: $(tail -1 "$T/qerr")"; fi
 fi
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 #include <utf8proc.h>
 
 void *memmem(const void *, size_t, const void *, size_t); /* glibc; not in POSIX 2008 headers */
@@ -240,7 +241,7 @@ static void expect_ids(const cke_tok *t, const char *s, int bos, bool special, c
 static int32_t find(const cke_tok *t, const char *s) { return cke_tok_find(t, s, strlen(s)); }
 
 /* ---- same ids from two loaders */
-static void agree(const cke_tok *a, const cke_tok *b, const char *label, bool no_space_runs) {
+static void agree(const cke_tok *a, const cke_tok *b, const char *label, bool no_space_runs, bool nfc_stable_only) {
     int bad = 0, total = 0;
     rng = 777;
     char buf[512];
@@ -250,6 +251,14 @@ static void agree(const cke_tok *a, const cke_tok *b, const char *label, bool no
         if (i < (int)(sizeof CORPUS / sizeof *CORPUS)) { s = CORPUS[i]; n = strlen(s); }
         else n = rand_utf8(buf, sizeof buf);
         if (no_space_runs && (memmem(s, n, "  ", 2) || memmem(s, n, "\t\t", 2))) { total--; continue; }
+        if (nfc_stable_only) { /* strings NFC would change */
+            char *z = strndup(s, n);
+            utf8proc_uint8_t *nf = z ? utf8proc_NFC((const utf8proc_uint8_t *)z) : NULL;
+            bool stable = nf && strlen((const char *)nf) == n && !memcmp(nf, s, n);
+            free(nf);
+            free(z);
+            if (!stable) { total--; continue; }
+        }
         int32_t *x, *y;
         size_t nx, ny;
         bool ok = enc(a, s, n, -1, false, &x, &nx) & enc(b, s, n, -1, false, &y, &ny);
@@ -266,7 +275,7 @@ static void test_stories(void) {
     cke_tok *a = load("stories260K/tok512.bin"), *b = load("stories260K/stories260K.gguf");
     if (!a || !b) { cke_tok_free(a); cke_tok_free(b); return; }
     check(cke_tok_n_vocab(a) == 512 && cke_tok_n_vocab(b) == 512, "stories260K: 512 tokens in both");
-    agree(a, b, "stories260K tok512.bin vs gguf", false);
+    agree(a, b, "stories260K tok512.bin vs gguf", false, false);
     roundtrip(a, "stories260K tok512.bin", false, true);
     /* decode of the published greedy sample's ids gives its text */
     size_t ni, nt;
@@ -525,10 +534,10 @@ static void test_hf(void) {
         have("tiny-random-gpt2/tokenizer.json")) {
         cke_tok *a = load("tokenizers/ggml-vocab-gpt-2.gguf"), *b = load("tokenizers/gpt2-openai/encoder.json"),
                 *c = load("tiny-random-gpt2/tokenizer.json");
-        if (a && b) agree(a, b, "gpt-2 gguf vs encoder.json+vocab.bpe", false);
+        if (a && b) agree(a, b, "gpt-2 gguf vs encoder.json+vocab.bpe", false, false);
         /* that tokenizer.json adds tokens for runs of spaces and tabs (ids 50257+), which HF matches
          * before BPE: strings with such runs legitimately differ */
-        if (a && c) agree(a, c, "gpt-2 gguf vs tiny-random-gpt2 tokenizer.json (no space/tab runs)", true);
+        if (a && c) agree(a, c, "gpt-2 gguf vs tiny-random-gpt2 tokenizer.json (no space/tab runs)", true, false);
         if (c) {
             int32_t w[] = {cke_tok_find(c, "  ", 2)};
             check(w[0] >= 50257, "tiny-random-gpt2: '  ' is added token %d", w[0]);
@@ -536,6 +545,58 @@ static void test_hf(void) {
         }
         cke_tok_free(a); cke_tok_free(b); cke_tok_free(c);
     } else skip("gpt-2 cross-check files");
+}
+
+/* ---- export: a vocabulary written as GGUF tokenizer.ggml.* metadata (what `cke quantize` does
+ * for HF / llama2.c inputs) reloads to the same tokenizer; a tokenizer.json's pre-tokenizer is
+ * named by the GGUF pre-tokenizer that splits like it */
+static void test_export(void) {
+    static const struct { const char *rel, *pre; } cases[] = {
+        {"tokenizers/qwen3-hf/tokenizer.json", "qwen2"},
+        {"tokenizers/llama3-hf/tokenizer.json", "llama3"},
+        {"tokenizers/gpt2-openai/encoder.json", "gpt-2"},
+        {"stories260K/tok512.bin", NULL},
+        {"tokenizers/ggml-vocab-llama-spm.gguf", NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        if (!have(cases[i].rel)) { skip(cases[i].rel); continue; }
+        cke_tok *t = load(cases[i].rel);
+        if (!t) continue;
+        cke_err e = {0};
+        char pre[64] = "";
+        const char *probe = "Hello world! It's 2024; WE'LL see 1234567 caf\xc3\xa9 \xe4\xbd\xa0\xe5\xa5\xbd I've\n\n  x";
+        cke_status st = CKE_OK;
+        if (cases[i].pre) {
+            /* the CLI's preference for the family; it must split like the tokenizer itself */
+            st = cke_tok_match_gguf_pre(t, cases[i].pre, probe, strlen(probe), pre, sizeof pre, &e);
+            check(!st && !strcmp(pre, cases[i].pre), "export %s: pre-tokenizer named '%s' (want %s) %s", cases[i].rel, pre,
+                  cases[i].pre, st ? e.msg : "");
+        }
+        char path[] = "/tmp/cke-tok-export-XXXXXX";
+        int fd = mkstemp(path);
+        if (fd >= 0) close(fd);
+        cke_gguf_writer *w = NULL;
+        if (!st) st = cke_gguf_writer_new(&w, &e);
+        if (!st) st = cke_gguf_writer_set_str(w, "general.architecture", "llama", 5, &e);
+        if (!st) st = cke_tok_write_gguf(t, w, pre[0] ? pre : NULL, &e);
+        if (!st) st = cke_gguf_writer_write(w, path, &e);
+        cke_gguf_writer_free(w);
+        cke_tok *b = NULL;
+        if (!st) st = cke_tok_load_gguf_file(path, &b, &e);
+        check(!st, "export %s: written and reloaded (%s)", cases[i].rel, st ? e.msg : "ok");
+        if (b) {
+            char label[256];
+            /* NFC normalizers (qwen3's tokenizer.json) have no GGUF key: compare on NFC-stable text */
+            snprintf(label, sizeof label, "export %s: reloaded GGUF vocabulary%s", cases[i].rel,
+                     cke_tok_normalizes_nfc(t) ? " (NFC-stable strings)" : "");
+            agree(t, b, label, false, cke_tok_normalizes_nfc(t));
+            check(cke_tok_bos(t) == cke_tok_bos(b) && cke_tok_eos(t) == cke_tok_eos(b) && cke_tok_n_vocab(t) == cke_tok_n_vocab(b),
+                  "export %s: same size, BOS and EOS", cases[i].rel);
+        }
+        remove(path);
+        cke_tok_free(b);
+        cke_tok_free(t);
+    }
 }
 
 static void test_speed(void) {
@@ -570,6 +631,7 @@ int main(void) {
     test_stories();
     test_vocab_ggufs();
     test_hf();
+    test_export();
     test_bad_llama2c();
     test_bad_json();
     test_bad_gguf();

@@ -1,0 +1,190 @@
+/* Normalized model -> GGUF (llama.cpp's conventions); see model_export.h. */
+#include "formats/model_export.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void cke_xtensors_free(cke_xtensor *x, int64_t n) {
+    for (int64_t i = 0; x && i < n; i++) free(x[i].data);
+    free(x);
+}
+
+/* rows of q or k, head by head, from one rope layout to the other (the first rot of each head's
+ * hd rows rotate; llama.cpp's permute for HF llama is HALVES -> INTERLEAVED) */
+static void permute_rope_rows(float *dst, const float *src, int64_t heads, int64_t hd, int64_t rot, int64_t cols,
+                              cke_rope_layout to) {
+    for (int64_t h = 0; h < heads; h++)
+        for (int64_t r = 0; r < hd; r++) {
+            int64_t from = r;
+            if (r < rot) {
+                /* interleaved row 2i + j <-> halves row j * rot/2 + i */
+                if (to == CKE_ROPE_INTERLEAVED) from = (r % 2) * (rot / 2) + r / 2;
+                else from = 2 * (r % (rot / 2)) + r / (rot / 2);
+            }
+            memcpy(dst + (h * hd + r) * cols, src + (h * hd + from) * cols, (size_t)cols * sizeof(float));
+        }
+}
+
+typedef struct {
+    cke_xtensor *v;
+    int64_t n, cap;
+} xlist;
+
+static cke_status xl_push(xlist *l, const char *name, int ndim, const int64_t *shape /* outermost first */, float *data,
+                          cke_err *err) {
+    if (l->n == l->cap) {
+        int64_t nc = l->cap ? 2 * l->cap : 64;
+        cke_xtensor *v = realloc(l->v, (size_t)nc * sizeof *v);
+        if (!v) { free(data); return cke_fail(err, CKE_ERR_NOMEM, "out of memory"); }
+        l->v = v;
+        l->cap = nc;
+    }
+    cke_xtensor *x = &l->v[l->n++];
+    memset(x, 0, sizeof *x);
+    snprintf(x->name, sizeof x->name, "%s", name);
+    x->ndim = ndim;
+    for (int d = 0; d < 4; d++) x->ne[d] = d < ndim ? shape[ndim - 1 - d] : 1;
+    x->data = data;
+    return CKE_OK;
+}
+
+static cke_status to_f32(const cke_model_tensor *t, float **out, cke_err *err) {
+    int64_t n = cke_model_tensor_numel(t);
+    *out = malloc((size_t)(n > 0 ? n : 1) * sizeof(float));
+    if (!*out) return cke_fail(err, CKE_ERR_NOMEM, "out of memory for %s", t->name);
+    cke_status st = cke_model_tensor_to_f32(t, *out, err);
+    if (st) { free(*out); *out = NULL; }
+    return st;
+}
+
+static cke_status set_u32(cke_gguf_writer *w, const char *arch, const char *key, int64_t v, cke_err *err) {
+    char k[128];
+    snprintf(k, sizeof k, "%s.%s", arch, key);
+    if (v < 0 || v > 0xFFFFFFFFll) return cke_fail(err, CKE_ERR_RANGE, "%s = %lld does not fit a GGUF u32", k, (long long)v);
+    return cke_gguf_writer_set_u32(w, k, (uint32_t)v, err);
+}
+static cke_status set_f32(cke_gguf_writer *w, const char *arch, const char *key, double v, cke_err *err) {
+    char k[128];
+    snprintf(k, sizeof k, "%s.%s", arch, key);
+    return cke_gguf_writer_set_f32(w, k, (float)v, err);
+}
+
+#define XTRY(x) do { st = (x); if (st) goto fail; } while (0)
+
+cke_status cke_model_export_gguf(const cke_model *m, cke_gguf_writer *w, cke_xtensor **out, int64_t *n_out, cke_err *err) {
+    *out = NULL;
+    *n_out = 0;
+    const cke_hparams *h = &m->hp;
+    cke_rope_layout want = CKE_ROPE_INTERLEAVED;
+    const char *arch = cke_gguf_arch_name(m->arch, &want);
+    if (!arch)
+        return cke_fail(err, CKE_ERR_UNSUPPORTED, "%s: architecture %s has no GGUF layout in cke (GGUF export supports "
+                        "llama, mistral, qwen2, qwen3, gemma, gemma2, gpt2)", m->path, cke_arch_name(m->arch));
+    if (h->rope.scaling == CKE_ROPE_SCALING_LLAMA3 || h->rope.scaling == CKE_ROPE_SCALING_FREQS)
+        return cke_fail(err, CKE_ERR_UNSUPPORTED, "%s: llama3 rope scaling: GGUF export (a rope_freqs tensor) is not implemented", m->path);
+    const int64_t hd = h->head_dim ? h->head_dim : h->dim / h->n_heads;
+    if (h->attn_scale > 0 && fabs(h->attn_scale * sqrt((double)hd) - 1.0) > 1e-6)
+        return cke_fail(err, CKE_ERR_UNSUPPORTED, "%s: attention scale %g is not 1/sqrt(head_dim); GGUF has no key for it",
+                        m->path, h->attn_scale);
+
+    cke_status st = cke_gguf_writer_set_str(w, "general.architecture", arch, strlen(arch), err);
+    if (st) return st;
+    const char *base = strrchr(m->path, '/');
+    base = base && base[1] ? base + 1 : m->path;
+    if ((st = cke_gguf_writer_set_str(w, "general.name", base, strlen(base), err))) return st;
+    if ((st = set_u32(w, arch, "embedding_length", h->dim, err)) || (st = set_u32(w, arch, "block_count", h->n_layers, err)) ||
+        (st = set_u32(w, arch, "feed_forward_length", h->ffn_dim, err)) ||
+        (st = set_u32(w, arch, "attention.head_count", h->n_heads, err)) ||
+        (st = set_u32(w, arch, "attention.head_count_kv", h->n_kv_heads ? h->n_kv_heads : h->n_heads, err)) ||
+        (st = set_u32(w, arch, "vocab_size", h->vocab, err)))
+        return st;
+    if (h->ctx_len > 0 && (st = set_u32(w, arch, "context_length", h->ctx_len, err))) return st;
+    if (hd != h->dim / h->n_heads &&
+        ((st = set_u32(w, arch, "attention.key_length", hd, err)) || (st = set_u32(w, arch, "attention.value_length", hd, err))))
+        return st;
+    if (!h->learned_pos && ((st = set_u32(w, arch, "rope.dimension_count", h->rope.dims ? h->rope.dims : hd, err)) ||
+                            (st = set_f32(w, arch, "rope.freq_base", h->rope.theta, err))))
+        return st;
+    if ((st = set_f32(w, arch, h->norm == CKE_NORM_LAYER ? "attention.layer_norm_epsilon" : "attention.layer_norm_rms_epsilon",
+                      h->norm_eps, err)))
+        return st;
+    if (h->sliding_window > 0 && (st = set_u32(w, arch, "attention.sliding_window", h->sliding_window, err))) return st;
+    if (h->attn_softcap > 0 && (st = set_f32(w, arch, "attn_logit_softcapping", h->attn_softcap, err))) return st;
+    if (h->final_softcap > 0 && (st = set_f32(w, arch, "final_logit_softcapping", h->final_softcap, err))) return st;
+    if (h->rope.scaling == CKE_ROPE_SCALING_LINEAR) {
+        char k[128];
+        snprintf(k, sizeof k, "%s.rope.scaling.type", arch);
+        if ((st = cke_gguf_writer_set_str(w, k, "linear", 6, err)) || (st = set_f32(w, arch, "rope.scaling.factor", h->rope.factor, err)))
+            return st;
+    }
+
+    xlist xl = {0};
+    const int64_t rot = h->learned_pos ? 0 : (h->rope.dims ? h->rope.dims : hd);
+    const bool permute = rot > 0 && h->rope.layout != want;
+    for (int64_t i = 0; i < m->n_tensors; i++) {
+        const cke_model_tensor *t = &m->tensors[i];
+        char gname[96];
+        long long l;
+        int pos = 0;
+        const char *what = sscanf(t->name, "l%lld.%n", &l, &pos) == 1 && pos > 0 ? t->name + pos : NULL;
+        if (m->arch == CKE_ARCH_GPT2 && what && (!strcmp(what, "attn_k") || !strcmp(what, "attn_v") ||
+                                                 !strcmp(what, "attn_k_b") || !strcmp(what, "attn_v_b")))
+            continue; /* fused with attn_q below */
+        if (m->arch == CKE_ARCH_GPT2 && what && (!strcmp(what, "attn_q") || !strcmp(what, "attn_q_b"))) {
+            /* llama.cpp's GPT-2: one attn_qkv tensor, rows Q | K | V */
+            const bool bias = !strcmp(what, "attn_q_b");
+            const cke_model_tensor *p[3] = {t, cke_model_layer(m, l, bias ? "attn_k_b" : "attn_k"),
+                                            cke_model_layer(m, l, bias ? "attn_v_b" : "attn_v")};
+            if (!p[1] || !p[2]) { st = cke_fail(err, CKE_ERR_MISSING, "%s: layer %lld lacks k or v", m->path, l); goto fail; }
+            int64_t rows = 0, cols = t->ndim == 2 ? t->shape[1] : 1;
+            for (int k = 0; k < 3; k++) rows += p[k]->shape[0];
+            float *f = malloc((size_t)(rows * cols) * sizeof(float));
+            if (!f) { st = cke_fail(err, CKE_ERR_NOMEM, "out of memory"); goto fail; }
+            int64_t at = 0;
+            for (int k = 0; k < 3 && !st; k++) {
+                st = cke_model_tensor_to_f32(p[k], f + at * cols, err);
+                at += p[k]->shape[0];
+            }
+            if (st) { free(f); goto fail; }
+            snprintf(gname, sizeof gname, "blk.%lld.attn_qkv.%s", l, bias ? "bias" : "weight");
+            int64_t shape[2] = {rows, cols};
+            XTRY(xl_push(&xl, gname, t->ndim, shape, f, err));
+            continue;
+        }
+        if (!cke_gguf_tensor_name(t->name, gname, sizeof gname)) {
+            st = cke_fail(err, CKE_ERR_UNSUPPORTED, "%s: tensor %s has no GGUF name in cke", m->path, t->name);
+            goto fail;
+        }
+        float *f;
+        XTRY(to_f32(t, &f, err));
+        const int64_t n = cke_model_tensor_numel(t);
+        if (permute && what && (!strncmp(what, "attn_q", 6) || !strncmp(what, "attn_k", 6)) && strstr(what, "norm") == NULL) {
+            const bool isq = what[5] == 'q';
+            const int64_t heads = isq ? h->n_heads : (h->n_kv_heads ? h->n_kv_heads : h->n_heads);
+            const int64_t cols = n / (heads * hd);
+            float *g = malloc((size_t)n * sizeof(float));
+            if (!g || cols * heads * hd != n) {
+                free(f); free(g);
+                st = cke_fail(err, g ? CKE_ERR_SHAPE : CKE_ERR_NOMEM, "%s: %s is not %lld heads of %lld rows", m->path,
+                              t->name, (long long)heads, (long long)hd);
+                goto fail;
+            }
+            permute_rope_rows(g, f, heads, hd, rot, cols, want);
+            free(f);
+            f = g;
+        }
+        if (h->norm_add_one && what && strstr(what, "norm") && strcmp(what + strlen(what) - 2, "_b"))
+            for (int64_t k = 0; k < n; k++) f[k] += 1.0f; /* llama.cpp stores Gemma's (1 + w) */
+        else if (h->norm_add_one && !strcmp(t->name, "output_norm"))
+            for (int64_t k = 0; k < n; k++) f[k] += 1.0f;
+        XTRY(xl_push(&xl, gname, t->ndim, t->shape, f, err));
+    }
+    *out = xl.v;
+    *n_out = xl.n;
+    return CKE_OK;
+fail:
+    cke_xtensors_free(xl.v, xl.n);
+    return st;
+}
