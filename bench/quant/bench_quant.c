@@ -61,8 +61,9 @@ static int make_model(int argc, char **argv) {
         if (!strncmp(kv->key, "tokenizer.", 10) && cke_gguf_writer_copy_kv(w, tg, kv, &e)) { fprintf(stderr, "%s\n", e.msg); return 1; }
     }
     int64_t hd = dim / nh, kvd = nkv * hd;
-    int nbuf = 0;
+    int nbuf = 0, nnames = 0;
     float *bufs[1024];
+    char *names[1024]; /* the writer keeps pointers to them until it writes */
     float *ones_d = malloc((size_t)dim * sizeof(float));
     for (int64_t i = 0; i < dim; i++) ones_d[i] = 1.0f;
     bufs[nbuf++] = ones_d;
@@ -75,23 +76,23 @@ static int make_model(int argc, char **argv) {
     bufs[nbuf++] = emb;
     ADD("token_embd.weight", 2, dim, vocab, emb);
     char nm[128];
-    for (int64_t l = 0; l < nl && nbuf + 8 < 1024; l++) {
+    for (int64_t l = 0; l < nl && nbuf + 8 < 1024 && nnames + 9 < 1024; l++) {
         float s_in = 1.0f / sqrtf((float)dim), s_ffn = 1.0f / sqrtf((float)ffn);
         struct { const char *n; int64_t rows, cols; float sc; } mats[] = {
             {"attn_q", dim, dim, s_in}, {"attn_k", kvd, dim, s_in}, {"attn_v", kvd, dim, s_in},
             {"attn_output", dim, dim, s_in}, {"ffn_gate", ffn, dim, s_in}, {"ffn_up", ffn, dim, s_in},
             {"ffn_down", dim, ffn, s_ffn}};
         snprintf(nm, sizeof nm, "blk.%lld.attn_norm.weight", (long long)l);
-        ADD(strdup(nm), 1, dim, 1, ones_d);
+        ADD(names[nnames++] = strdup(nm), 1, dim, 1, ones_d);
         for (int k = 0; k < 7; k++) {
             if (k == 4) {
                 snprintf(nm, sizeof nm, "blk.%lld.ffn_norm.weight", (long long)l);
-                ADD(strdup(nm), 1, dim, 1, ones_d);
+                ADD(names[nnames++] = strdup(nm), 1, dim, 1, ones_d);
             }
             float *m = rand_mat(mats[k].rows, mats[k].cols, mats[k].sc);
             bufs[nbuf++] = m;
             snprintf(nm, sizeof nm, "blk.%lld.%s.weight", (long long)l, mats[k].n);
-            ADD(strdup(nm), 2, mats[k].cols, mats[k].rows, m);
+            ADD(names[nnames++] = strdup(nm), 2, mats[k].cols, mats[k].rows, m);
         }
     }
     ADD("output_norm.weight", 1, dim, 1, ones_d);
@@ -101,8 +102,9 @@ static int make_model(int argc, char **argv) {
     if (cke_gguf_writer_write(w, argv[2], &e)) { fprintf(stderr, "%s\n", e.msg); return 1; }
     for (int i = 0; i < nbuf; i++) free(bufs[i]);
     cke_gguf_writer_free(w);
+    for (int i = 0; i < nnames; i++) free(names[i]);
     cke_gguf_close(tg);
-    return 0; /* the strdup'ed names live until exit: the writer keeps pointers */
+    return 0;
 }
 
 static int speed(int argc, char **argv) {

@@ -47,7 +47,12 @@ else
 fi
 
 # random llama: dim 256, ffn 512, 2 layers, 4 heads / 2 kv heads, the stories260K vocabulary
-if [ -f "$M/stories260K.gguf" ] && "$B/bench_quant" make-model "$T/r.gguf" 256 512 2 4 2 512 "$M/stories260K.gguf" 7; then
+mm_ok=0
+if [ -f "$M/stories260K.gguf" ]; then
+    if "$B/bench_quant" make-model "$T/r.gguf" 256 512 2 4 2 512 "$M/stories260K.gguf" 7 2>"$T/mmerr"; then mm_ok=1
+    else bad "bench_quant make-model: $(tail -3 "$T/mmerr")"; fi
+fi
+if [ "$mm_ok" = 1 ]; then
     base=$(ppl "$T/r.gguf" 64)
     [ -n "$base" ] && ok "random llama f32 ppl $base" || bad "random llama f32 perplexity"
     for t in $TYPES; do
