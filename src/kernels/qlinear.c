@@ -76,13 +76,19 @@ int cke_qlinear_fwd(const cke_ktable *kt, float *Y /* [M,N] */, const float *X /
         {
             int t = omp_get_thread_num(), nt = omp_get_num_threads();
             int64_t n0 = N * t / nt, n1 = N * (t + 1) / nt;
-            for (int64_t n = n0; n < n1; n++)
-                for (int64_t m = 0; m < M; m += 4) {
-                    const int nr = M - m < 4 ? (int)(M - m) : 4;
-                    q->dot_rows(Y + m * N + n, N, Wb + (size_t)n * rs, base + (size_t)m * as, as, nr, K);
-                    if (b)
-                        for (int r = 0; r < nr; r++) Y[(m + r) * N + n] += b[n];
-                }
+            if (M == 1 && q->gemv) { /* decode: the thread's rows in one call */
+                q->gemv(Y + n0, Wb + (size_t)n0 * rs, rs, n1 - n0, base, K);
+                if (b)
+                    for (int64_t n = n0; n < n1; n++) Y[n] += b[n];
+            } else {
+                for (int64_t n = n0; n < n1; n++)
+                    for (int64_t m = 0; m < M; m += 4) {
+                        const int nr = M - m < 4 ? (int)(M - m) : 4;
+                        q->dot_rows(Y + m * N + n, N, Wb + (size_t)n * rs, base + (size_t)m * as, as, nr, K);
+                        if (b)
+                            for (int r = 0; r < nr; r++) Y[(m + r) * N + n] += b[n];
+                    }
+            }
         }
         return 0;
     }

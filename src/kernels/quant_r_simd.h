@@ -119,7 +119,8 @@ QR_INLINE void qr_q4_0r(float *y, int64_t ldy, const void *w, const void *a, siz
             t += d * (da[r][i] * (float)qr_tail_q4(qs + ng * 128 + (i - 8 * ng) * 16, q[r] + i * QK));
             tm += d * sd[r][i];
         }
-        y[(int64_t)r * ldy] = (qr_hsum512(_mm512_add_ps(acc[r][0], acc[r][1])) + t) - 8.0f * (qr_hsum512(accm[r]) + tm);
+        /* one horizontal sum per row (the row's fixed cost matters for short rows) */
+        y[(int64_t)r * ldy] = qr_hsum512(_mm512_fnmadd_ps(_mm512_set1_ps(8.0f), accm[r], _mm512_add_ps(acc[r][0], acc[r][1]))) + (t - 8.0f * tm);
     }
 }
 
@@ -138,9 +139,55 @@ QR_INLINE void qr_q8_0r(float *y, int64_t ldy, const void *w, const void *a, siz
             t += d * (da[r][i] * (float)s);
             tm += d * sd[r][i];
         }
-        y[(int64_t)r * ldy] = (qr_hsum512(_mm512_add_ps(acc[r][0], acc[r][1])) + t) - 128.0f * (qr_hsum512(accm[r]) + tm);
+        y[(int64_t)r * ldy] = qr_hsum512(_mm512_fnmadd_ps(_mm512_set1_ps(128.0f), accm[r], _mm512_add_ps(acc[r][0], acc[r][1]))) + (t - 128.0f * tm);
     }
 }
+
+/* q8_Ki with 512-bit vectors, bit-identical to the _ref: the first element of largest magnitude
+ * gives the scale, q = nearest_int(iscale * x) (vcvtps2dq rounds half to even, as nearest_int
+ * does), the codes written in the interleaved order and the sub-block sums scaled */
+static void QS_FN(qr_quantize_row_q8_Ki)(void *vy, const float *x, int64_t k) {
+    const int64_t nsb = k / QK_K;
+    int8_t *q = vy;
+    float *d = (float *)(q + k), *sa = d + nsb;
+    const __m512 absm = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
+    for (int64_t i = 0; i < nsb; i++) {
+        const float *xb = x + i * QK_K;
+        __m512 am = _mm512_setzero_ps();
+        for (int c = 0; c < 16; c++) am = _mm512_max_ps(am, _mm512_and_ps(_mm512_loadu_ps(xb + 16 * c), absm));
+        const float amax = _mm512_reduce_max_ps(am);
+        int8_t *qb = q + i * QK_K;
+        if (!(amax > 0.0f)) { /* all zero (as the _ref: zero codes, scale and sums) */
+            memset(qb, 0, QK_K);
+            d[i] = 0.0f;
+            for (int j = 0; j < 8; j++) sa[8 * i + j] = 0.0f;
+            continue;
+        }
+        int first = 0;
+        for (int c = 0; c < 16; c++) {
+            const __mmask16 m = _mm512_cmp_ps_mask(_mm512_and_ps(_mm512_loadu_ps(xb + 16 * c), absm), _mm512_set1_ps(amax), _CMP_EQ_OQ);
+            if (m) { first = 16 * c + __builtin_ctz(m); break; }
+        }
+        const float iscale = -127.f / xb[first];
+        int8_t nat[QK_K];
+        int32_t sums[8];
+        for (int j = 0; j < 8; j++) {
+            __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(xb + 32 * j), _mm512_set1_ps(iscale)));
+            __m512i q1 = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(xb + 32 * j + 16), _mm512_set1_ps(iscale)));
+            q0 = _mm512_min_epi32(q0, _mm512_set1_epi32(127));
+            q1 = _mm512_min_epi32(q1, _mm512_set1_epi32(127));
+            _mm_storeu_si128((__m128i *)(nat + 32 * j), _mm512_cvtsepi32_epi8(q0));
+            _mm_storeu_si128((__m128i *)(nat + 32 * j + 16), _mm512_cvtsepi32_epi8(q1));
+            sums[j] = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
+        }
+        d[i] = 1 / iscale;
+        for (int j = 0; j < 8; j++) {
+            sa[8 * i + j] = d[i] * (float)sums[j];
+            for (int t = 0; t < 4; t++) memcpy(qb + 64 * t + 8 * j, nat + 32 * j + 8 * t, 8);
+        }
+    }
+}
+#define QR_Q8KI_QUANTIZE QS_FN(qr_quantize_row_q8_Ki)
 
 /* q4_Kr, two super-blocks per step: their scale fields unpacked together in one 512-bit vector,
  * each one's codes decoded like a q4_0r group (2 loads, 6 ops), 4 vpdpbusd leave sub-block j's
@@ -223,11 +270,13 @@ QR_INLINE void qr_q4_Kr(float *y, int64_t ldy, const void *vw, const void *va, s
             accm[r] = _mm512_add_ps(accm[r], _mm512_castps256_ps512(_mm256_mul_ps(mw, _mm256_loadu_ps(sa[r] + 8 * i))));
         }
     }
-    for (int r = 0; r < NR; r++) y[(int64_t)r * ldy] = qr_hsum512(acc[r]) - qr_hsum512(accm[r]);
+    for (int r = 0; r < NR; r++) y[(int64_t)r * ldy] = qr_hsum512(_mm512_sub_ps(acc[r], accm[r]));
 }
 
 #else
 /* ---------------------------------------------------------------- AVX2 */
+
+#define QR_Q8KI_QUANTIZE cke_quantize_row_q8_Ki_ref
 
 /* per group of 8 blocks, two halves of 4 (hh): int32 lanes 2b', 2b' + 1 <- block 4hh + b' */
 #define QR_0R_BODY256(DECODE, DOT, WITH_OFF)                                                       \
@@ -283,7 +332,7 @@ QR_INLINE void qr_q4_0r(float *y, int64_t ldy, const void *w, const void *a, siz
             t += d * (da[r][i] * (float)qr_tail_q4(qs + ng * 128 + (i - 8 * ng) * 16, q[r] + i * QK));
             tm += d * sd[r][i];
         }
-        y[(int64_t)r * ldy] = (qs_hsum(_mm256_add_ps(acc[r][0], acc[r][1])) + t) - 8.0f * (qs_hsum(accm[r]) + tm);
+        y[(int64_t)r * ldy] = qs_hsum(_mm256_fnmadd_ps(_mm256_set1_ps(8.0f), accm[r], _mm256_add_ps(acc[r][0], acc[r][1]))) + (t - 8.0f * tm);
     }
 }
 
@@ -358,7 +407,7 @@ QR_INLINE void qr_q4_Kr(float *y, int64_t ldy, const void *vw, const void *va, s
             accm[r] = _mm256_fmadd_ps(mw, _mm256_loadu_ps(sa[r] + 8 * i), accm[r]);
         }
     }
-    for (int r = 0; r < NR; r++) y[(int64_t)r * ldy] = qs_hsum(acc[r]) - qs_hsum(accm[r]);
+    for (int r = 0; r < NR; r++) y[(int64_t)r * ldy] = qs_hsum(_mm256_sub_ps(acc[r], accm[r]));
 }
 #endif
 
@@ -374,6 +423,9 @@ QR_INLINE void qr_q4_Kr(float *y, int64_t ldy, const void *vw, const void *va, s
     }                                                                                              \
     static void QS_FN(qr_vec_dot_##t)(float *s, const void *w, const void *a, int64_t k) {         \
         qr_##t(s, 0, w, a, 0, k, 1);                                                               \
+    }                                                                                              \
+    static void QS_FN(qr_gemv_##t)(float *y, const void *w, size_t rs, int64_t nw, const void *a, int64_t k) { \
+        for (int64_t n = 0; n < nw; n++) qr_##t(y + n, 0, (const char *)w + (size_t)n * rs, a, 0, k, 1); \
     }
 QR_ENTRY(q8_0r)
 QR_ENTRY(q4_0r)
@@ -384,7 +436,7 @@ QR_ENTRY(q4_Kr)
         .name = nm, .blck = b, .type_size = sz, .vec_dot_type = vdt,                               \
         .quantize_row = cke_quantize_row_##t##_ref, .dequantize_row = cke_dequantize_row_##t##_ref, \
         .vec_dot = QS_FN(qr_vec_dot_##t), .repack_of = of, .repack_row = cke_repack_row_##t##_ref,  \
-        .dot_rows = QS_FN(qr_dot_rows_##t)}
+        .dot_rows = QS_FN(qr_dot_rows_##t), .gemv = QS_FN(qr_gemv_##t)}
 QR_OPS(q8_0r, "q8_0r", QK, 34, QT_Q8_0S, QT_Q8_0);
 QR_OPS(q4_0r, "q4_0r", QK, 18, QT_Q8_0S, QT_Q4_0);
 QR_OPS(q4_Kr, "q4_Kr", QK_K, 144, QT_Q8_KI, QT_Q4_K);
@@ -393,4 +445,4 @@ const cke_qtype_ops QS_CAT(cke_qops_q8_0s, QS_SFX) = {
     .quantize_row = QS_FN(qr_quantize_row_q8_0s), .dequantize_row = cke_dequantize_row_q8_0s_ref};
 const cke_qtype_ops QS_CAT(cke_qops_q8_Ki, QS_SFX) = {
     .name = "q8_Ki", .blck = QK_K, .type_size = 292, .vec_dot_type = QT_Q8_KI,
-    .quantize_row = cke_quantize_row_q8_Ki_ref, .dequantize_row = cke_dequantize_row_q8_Ki_ref};
+    .quantize_row = QR_Q8KI_QUANTIZE, .dequantize_row = cke_dequantize_row_q8_Ki_ref};

@@ -368,6 +368,25 @@ static int quant_repack(const cke_ktable *kt, const cke_ktable *ref) {
         }
         free(x); free(y0); free(y1); free(a);
     }
+    /* the activation quantizers of the repacked formats: this table's bytes == the _ref's */
+    {
+        const int64_t K = 2048;
+        float *x = tallocf(K);
+        for (int rep = 0; rep < 4; rep++) {
+            tfill_normal(&r, x, K, rep == 3 ? 1e-3f : 1.0f);
+            if (rep == 2) memset(x + 256, 0, 256 * sizeof(float)); /* an all-zero super-block */
+            if (rep == 1) { x[300] = 40.0f; x[301] = -40.0f; } /* a tie in magnitude: the first wins */
+            for (int t = 43; t <= 44; t++) {
+                const size_t sz = rowbytes(kt->qops[t], K);
+                char *a = talloc(sz), *b = talloc(sz);
+                kt->qops[t]->quantize_row(a, x, K);
+                ref->qops[t]->quantize_row(b, x, K);
+                if (memcmp(a, b, sz)) { printf("  FAIL %s quantize_row differs from the _ref (rep %d)\n", kt->qops[t]->name, rep); fails++; }
+                free(a); free(b);
+            }
+        }
+        free(x);
+    }
     /* layout: q4_0r of 8 blocks (one group), all codes 8 but element 14 of block 2 = 3. The spec:
      * stream byte 64t + 8b + x = 64 + 16 + 6 = 86 -> high nibble of qs byte 22 (its low nibble is
      * element 6 of block 2); the 8 scales first */

@@ -300,10 +300,13 @@ static void cke_vec_dot_q4_Kr_ref(float *s, const void *w, const void *a, int64_
 /* ------------------------------------------------------------------ ops tables */
 
 #define OPS_R(nm, t, b, sz, vdt, of)                                                                \
+    static void gemv_##t(float *y, const void *w, size_t rs, int64_t nw, const void *a, int64_t k) {  \
+        for (int64_t n = 0; n < nw; n++) cke_dot_rows_##t##_ref(y + n, 0, (const char *)w + (size_t)n * rs, a, 0, 1, k); \
+    }                                                                                               \
     const cke_qtype_ops cke_qops_##t##_ref = {                                                      \
         .name = nm, .blck = b, .type_size = sz, .vec_dot_type = vdt, .quantize_row = cke_quantize_row_##t##_ref, \
         .dequantize_row = cke_dequantize_row_##t##_ref, .vec_dot = cke_vec_dot_##t##_ref, .repack_of = of,       \
-        .repack_row = cke_repack_row_##t##_ref, .dot_rows = cke_dot_rows_##t##_ref}
+        .repack_row = cke_repack_row_##t##_ref, .dot_rows = cke_dot_rows_##t##_ref, .gemv = gemv_##t}
 OPS_R("q8_0r", q8_0r, QK, 34, QT_Q8_0S, QT_Q8_0);
 OPS_R("q4_0r", q4_0r, QK, 18, QT_Q8_0S, QT_Q4_0);
 OPS_R("q4_Kr", q4_Kr, QK_K, 144, QT_Q8_KI, QT_Q4_K);
