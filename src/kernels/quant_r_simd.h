@@ -143,51 +143,62 @@ QR_INLINE void qr_q8_0r(float *y, int64_t ldy, const void *w, const void *a, siz
     }
 }
 
-/* q8_Ki with 512-bit vectors, bit-identical to the _ref: the first element of largest magnitude
- * gives the scale, q = nearest_int(iscale * x) (vcvtps2dq rounds half to even, as nearest_int
- * does), the codes written in the interleaved order and the sub-block sums scaled */
+/* Q8_K's quantization of one super-block with 512-bit vectors, bit-identical to the _ref: the
+ * first element of largest magnitude gives the scale, q = nearest_int(iscale * x) (vcvtps2dq
+ * rounds half to even, as nearest_int does); codes in element order, sums per 16. Returns d
+ * (0 for an all-zero block: zero codes and sums, as the _ref). */
+static inline float qr_q8K_block(const float *xb, int8_t nat[QK_K], int32_t sum16[16]) {
+    const __m512 absm = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
+    __m512 am = _mm512_setzero_ps();
+    for (int c = 0; c < 16; c++) am = _mm512_max_ps(am, _mm512_and_ps(_mm512_loadu_ps(xb + 16 * c), absm));
+    const float amax = _mm512_reduce_max_ps(am);
+    if (!(amax > 0.0f)) {
+        memset(nat, 0, QK_K);
+        memset(sum16, 0, 16 * sizeof(int32_t));
+        return 0.0f;
+    }
+    int first = 0;
+    for (int c = 0; c < 16; c++) {
+        const __mmask16 m = _mm512_cmp_ps_mask(_mm512_and_ps(_mm512_loadu_ps(xb + 16 * c), absm), _mm512_set1_ps(amax), _CMP_EQ_OQ);
+        if (m) { first = 16 * c + __builtin_ctz(m); break; }
+    }
+    const float iscale = -127.f / xb[first];
+    for (int c = 0; c < 16; c++) {
+        __m512i qi = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(xb + 16 * c), _mm512_set1_ps(iscale)));
+        qi = _mm512_min_epi32(qi, _mm512_set1_epi32(127));
+        _mm_storeu_si128((__m128i *)(nat + 16 * c), _mm512_cvtsepi32_epi8(qi));
+        sum16[c] = _mm512_reduce_add_epi32(qi);
+    }
+    return 1 / iscale;
+}
 static void QS_FN(qr_quantize_row_q8_Ki)(void *vy, const float *x, int64_t k) {
     const int64_t nsb = k / QK_K;
     int8_t *q = vy;
     float *d = (float *)(q + k), *sa = d + nsb;
-    const __m512 absm = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
     for (int64_t i = 0; i < nsb; i++) {
-        const float *xb = x + i * QK_K;
-        __m512 am = _mm512_setzero_ps();
-        for (int c = 0; c < 16; c++) am = _mm512_max_ps(am, _mm512_and_ps(_mm512_loadu_ps(xb + 16 * c), absm));
-        const float amax = _mm512_reduce_max_ps(am);
-        int8_t *qb = q + i * QK_K;
-        if (!(amax > 0.0f)) { /* all zero (as the _ref: zero codes, scale and sums) */
-            memset(qb, 0, QK_K);
-            d[i] = 0.0f;
-            for (int j = 0; j < 8; j++) sa[8 * i + j] = 0.0f;
-            continue;
-        }
-        int first = 0;
-        for (int c = 0; c < 16; c++) {
-            const __mmask16 m = _mm512_cmp_ps_mask(_mm512_and_ps(_mm512_loadu_ps(xb + 16 * c), absm), _mm512_set1_ps(amax), _CMP_EQ_OQ);
-            if (m) { first = 16 * c + __builtin_ctz(m); break; }
-        }
-        const float iscale = -127.f / xb[first];
         int8_t nat[QK_K];
-        int32_t sums[8];
+        int32_t s16[16];
+        d[i] = qr_q8K_block(x + i * QK_K, nat, s16);
         for (int j = 0; j < 8; j++) {
-            __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(xb + 32 * j), _mm512_set1_ps(iscale)));
-            __m512i q1 = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(xb + 32 * j + 16), _mm512_set1_ps(iscale)));
-            q0 = _mm512_min_epi32(q0, _mm512_set1_epi32(127));
-            q1 = _mm512_min_epi32(q1, _mm512_set1_epi32(127));
-            _mm_storeu_si128((__m128i *)(nat + 32 * j), _mm512_cvtsepi32_epi8(q0));
-            _mm_storeu_si128((__m128i *)(nat + 32 * j + 16), _mm512_cvtsepi32_epi8(q1));
-            sums[j] = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
-        }
-        d[i] = 1 / iscale;
-        for (int j = 0; j < 8; j++) {
-            sa[8 * i + j] = d[i] * (float)sums[j];
-            for (int t = 0; t < 4; t++) memcpy(qb + 64 * t + 8 * j, nat + 32 * j + 8 * t, 8);
+            sa[8 * i + j] = d[i] * (float)(s16[2 * j] + s16[2 * j + 1]);
+            for (int t = 0; t < 4; t++) memcpy(q + i * QK_K + 64 * t + 8 * j, nat + 32 * j + 8 * t, 8);
         }
     }
 }
+static void QS_FN(qr_quantize_row_q8_K16)(void *vy, const float *x, int64_t k) {
+    const int64_t nsb = k / QK_K;
+    int8_t *q = vy;
+    float *d = (float *)(q + k);
+    int32_t *bs = (int32_t *)(d + nsb);
+    for (int64_t i = 0; i < nsb; i++) {
+        int8_t nat[QK_K];
+        d[i] = qr_q8K_block(x + i * QK_K, nat, bs + 16 * i);
+        for (int b = 0; b < 16; b++) /* element 16b + 4t + x at 64t + 4b + x */
+            for (int t = 0; t < 4; t++) memcpy(q + i * QK_K + 64 * t + 4 * b, nat + 16 * b + 4 * t, 4);
+    }
+}
 #define QR_Q8KI_QUANTIZE QS_FN(qr_quantize_row_q8_Ki)
+#define QR_Q8K16_QUANTIZE QS_FN(qr_quantize_row_q8_K16)
 
 /* q4_Kr, two super-blocks per step: their scale fields unpacked together in one 512-bit vector,
  * each one's codes decoded like a q4_0r group (2 loads, 6 ops), 4 vpdpbusd leave sub-block j's
@@ -273,10 +284,55 @@ QR_INLINE void qr_q4_Kr(float *y, int64_t ldy, const void *vw, const void *va, s
     for (int r = 0; r < NR; r++) y[(int64_t)r * ldy] = qr_hsum512(_mm512_sub_ps(acc[r], accm[r]));
 }
 
+/* q6_Kr: per super-block 3 loads (low nibbles x2, high bits), 11 ops rebuild the four 64-byte
+ * code vectors, 4 vpdpbusd leave sub-block b's sum in lane b, the -32 offset through the
+ * activation's sums, one vpmulld the int8 scales, one FMA the super-block scale */
+QR_INLINE void qr_q6_Kr(float *y, int64_t ldy, const void *vw, const void *va, size_t as, int64_t k, const int NR) {
+    const int64_t nsb = k / QK_K;
+    const uint8_t *row = vw;
+    const int8_t *q[4];
+    const float *da[4];
+    const int32_t *bs[4];
+    __m512 acc[4];
+    for (int r = 0; r < NR; r++) {
+        q[r] = (const int8_t *)((const char *)va + (size_t)r * as);
+        da[r] = (const float *)(q[r] + k);
+        bs[r] = (const int32_t *)(da[r] + nsb);
+        acc[r] = _mm512_setzero_ps();
+    }
+    const __m512i m4 = _mm512_set1_epi8(0x0F), m03 = _mm512_set1_epi8(0x03), m0c = _mm512_set1_epi8(0x0C);
+    const __m512i m30 = _mm512_set1_epi8(0x30), mc0 = _mm512_set1_epi8((char)0xC0);
+    for (int64_t i = 0; i < nsb; i++) {
+        const uint8_t *ql = row + 210 * i;
+        uint16_t dh;
+        memcpy(&dh, ql + 208, 2);
+        const float d = qb_h2f(dh);
+        const __m512i sc = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(ql + 192)));
+        const __m512i l0 = _mm512_loadu_si512(ql), l1 = _mm512_loadu_si512(ql + 64);
+        const __m512i h = _mm512_loadu_si512(ql + 128);
+        const __m512i V0 = _mm512_or_si512(_mm512_and_si512(l0, m4), _mm512_slli_epi16(_mm512_and_si512(h, m03), 4));
+        const __m512i V1 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l0, 4), m4), _mm512_slli_epi16(_mm512_and_si512(h, m0c), 2));
+        const __m512i V2 = _mm512_or_si512(_mm512_and_si512(l1, m4), _mm512_and_si512(h, m30));
+        const __m512i V3 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l1, 4), m4), _mm512_srli_epi16(_mm512_and_si512(h, mc0), 2));
+        for (int r = 0; r < NR; r++) {
+            const int8_t *A = q[r] + 256 * i;
+            __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), V0, _mm512_loadu_si512(A));
+            p = _mm512_dpbusd_epi32(p, V1, _mm512_loadu_si512(A + 64));
+            p = _mm512_dpbusd_epi32(p, V2, _mm512_loadu_si512(A + 128));
+            p = _mm512_dpbusd_epi32(p, V3, _mm512_loadu_si512(A + 192));
+            p = _mm512_sub_epi32(p, _mm512_slli_epi32(_mm512_loadu_si512(bs[r] + 16 * i), 5));
+            p = _mm512_mullo_epi32(p, sc);
+            acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(d * da[r][i]), _mm512_cvtepi32_ps(p), acc[r]);
+        }
+    }
+    for (int r = 0; r < NR; r++) y[(int64_t)r * ldy] = qr_hsum512(acc[r]);
+}
+
 #else
 /* ---------------------------------------------------------------- AVX2 */
 
 #define QR_Q8KI_QUANTIZE cke_quantize_row_q8_Ki_ref
+#define QR_Q8K16_QUANTIZE cke_quantize_row_q8_K16_ref
 
 /* per group of 8 blocks, two halves of 4 (hh): int32 lanes 2b', 2b' + 1 <- block 4hh + b' */
 #define QR_0R_BODY256(DECODE, DOT, WITH_OFF)                                                       \
@@ -409,6 +465,50 @@ QR_INLINE void qr_q4_Kr(float *y, int64_t ldy, const void *vw, const void *va, s
     }
     for (int r = 0; r < NR; r++) y[(int64_t)r * ldy] = qs_hsum(_mm256_sub_ps(acc[r], accm[r]));
 }
+/* q6_Kr: per half of a super-block (sub-blocks 8hh..8hh+7, one int32 lane each) */
+QR_INLINE void qr_q6_Kr(float *y, int64_t ldy, const void *vw, const void *va, size_t as, int64_t k, const int NR) {
+    const int64_t nsb = k / QK_K;
+    const uint8_t *row = vw;
+    const int8_t *q[4];
+    const float *da[4];
+    const int32_t *bs[4];
+    __m256 acc[4];
+    for (int r = 0; r < NR; r++) {
+        q[r] = (const int8_t *)((const char *)va + (size_t)r * as);
+        da[r] = (const float *)(q[r] + k);
+        bs[r] = (const int32_t *)(da[r] + nsb);
+        acc[r] = _mm256_setzero_ps();
+    }
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m03 = _mm256_set1_epi8(0x03), m0c = _mm256_set1_epi8(0x0C);
+    const __m256i m30 = _mm256_set1_epi8(0x30), mc0 = _mm256_set1_epi8((char)0xC0);
+    for (int64_t i = 0; i < nsb; i++) {
+        const uint8_t *ql = row + 210 * i, *qh = ql + 128;
+        uint16_t dh;
+        memcpy(&dh, ql + 208, 2);
+        const float d = qb_h2f(dh);
+        _Pragma("GCC unroll 2") for (int hh = 0; hh < 2; hh++) {
+            const __m256i sc = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(ql + 192 + 8 * hh)));
+            const __m256i l0 = _mm256_loadu_si256((const __m256i *)(ql + 32 * hh)), l1 = _mm256_loadu_si256((const __m256i *)(ql + 64 + 32 * hh));
+            const __m256i h = _mm256_loadu_si256((const __m256i *)(qh + 32 * hh));
+            const __m256i V[4] = {
+                _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(h, m03), 4)),
+                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_slli_epi16(_mm256_and_si256(h, m0c), 2)),
+                _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_and_si256(h, m30)),
+                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), _mm256_srli_epi16(_mm256_and_si256(h, mc0), 2))};
+            for (int r = 0; r < NR; r++) {
+                const int8_t *A = q[r] + 256 * i + 32 * hh;
+                __m256i p = qs_dot_us8(V[0], _mm256_loadu_si256((const __m256i *)A));
+                p = _mm256_add_epi32(p, qs_dot_us8(V[1], _mm256_loadu_si256((const __m256i *)(A + 64))));
+                p = _mm256_add_epi32(p, qs_dot_us8(V[2], _mm256_loadu_si256((const __m256i *)(A + 128))));
+                p = _mm256_add_epi32(p, qs_dot_us8(V[3], _mm256_loadu_si256((const __m256i *)(A + 192))));
+                p = _mm256_sub_epi32(p, _mm256_slli_epi32(_mm256_loadu_si256((const __m256i *)(bs[r] + 16 * i + 8 * hh)), 5));
+                p = _mm256_mullo_epi32(p, sc);
+                acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d * da[r][i]), _mm256_cvtepi32_ps(p), acc[r]);
+            }
+        }
+    }
+    for (int r = 0; r < NR; r++) y[(int64_t)r * ldy] = qs_hsum(acc[r]);
+}
 #endif
 
 /* entry points: the row count as a compile-time constant */
@@ -430,6 +530,7 @@ QR_INLINE void qr_q4_Kr(float *y, int64_t ldy, const void *vw, const void *va, s
 QR_ENTRY(q8_0r)
 QR_ENTRY(q4_0r)
 QR_ENTRY(q4_Kr)
+QR_ENTRY(q6_Kr)
 
 #define QR_OPS(t, nm, b, sz, vdt, of)                                                              \
     const cke_qtype_ops QS_CAT(cke_qops_##t, QS_SFX) = {                                           \
@@ -440,9 +541,13 @@ QR_ENTRY(q4_Kr)
 QR_OPS(q8_0r, "q8_0r", QK, 34, QT_Q8_0S, QT_Q8_0);
 QR_OPS(q4_0r, "q4_0r", QK, 18, QT_Q8_0S, QT_Q4_0);
 QR_OPS(q4_Kr, "q4_Kr", QK_K, 144, QT_Q8_KI, QT_Q4_K);
+QR_OPS(q6_Kr, "q6_Kr", QK_K, 210, QT_Q8_K16, QT_Q6_K);
 const cke_qtype_ops QS_CAT(cke_qops_q8_0s, QS_SFX) = {
     .name = "q8_0s", .blck = QK, .type_size = 40, .vec_dot_type = QT_Q8_0S,
     .quantize_row = QS_FN(qr_quantize_row_q8_0s), .dequantize_row = cke_dequantize_row_q8_0s_ref};
 const cke_qtype_ops QS_CAT(cke_qops_q8_Ki, QS_SFX) = {
     .name = "q8_Ki", .blck = QK_K, .type_size = 292, .vec_dot_type = QT_Q8_KI,
     .quantize_row = QR_Q8KI_QUANTIZE, .dequantize_row = cke_dequantize_row_q8_Ki_ref};
+const cke_qtype_ops QS_CAT(cke_qops_q8_K16, QS_SFX) = {
+    .name = "q8_K16", .blck = QK_K, .type_size = 324, .vec_dot_type = QT_Q8_K16,
+    .quantize_row = QR_Q8K16_QUANTIZE, .dequantize_row = cke_dequantize_row_q8_K16_ref};

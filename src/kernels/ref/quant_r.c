@@ -27,6 +27,16 @@
  *          [sa f32 x 8 nsb], Q8_K's quantization; sa_j = d * sum of sub-block j's q (one rounding)
  * q4_Kr's dot: y = sum_SB [(d * da) * sum_j sc_j * dot_j  -  sum_j (dmin * m_j) * sa_j], the first
  * sum in integers as GGUF's, the mins in float (one FMA of 8 lanes per super-block).
+ *   q6_Kr  GGUF's Q6_K (16 sub-blocks of 16, int8 scales, 6-bit codes), 210-byte super-blocks
+ *          {low 4 bits[128], high 2 bits[64], scales[16], d f16} (one sequential stream: as
+ *          arrays per row, the hardware prefetcher lost the code arrays, measured); the codes
+ *          interleaved by 16: stream byte 64t + 4b + x holds element 16b + 4t + x (sub-block b,
+ *          t = 0..3, x = 0..3), so one vpdpbusd lane is one sub-block; low nibbles packed like
+ *          q4_0r's groups (byte 64L + i: stream bytes 128L + i low, 128L + 64 + i high), high bits
+ *          byte i: bits 2t, 2t+1 of stream byte 64t + i.  x = d * sc_b * (code - 32)
+ *   q8_K16 the activations of q6_Kr: [q s8 x k interleaved like q6_Kr's codes][d f32 x nsb]
+ *          [sums of each sub-block's 16 q, int32, 16 x nsb]; Q8_K's quantization
+ * q6_Kr's dot: y = sum_SB (d * da) * sum_b sc_b * (dot_b - 32 * sum_b(q)), in integers as GGUF's.
  *
  * The _0 dots compute y = sum_b dw_b * (da_b * dot(u_b, a_b)) - off * sum_b dw_b * sd_b with u the
  * stored unsigned codes (off = 8 or 128): the integer dot per block is exact, and the offset
@@ -297,6 +307,102 @@ static void cke_dot_rows_q4_Kr_ref(float *y, int64_t ldy, const void *vw, const 
 }
 static void cke_vec_dot_q4_Kr_ref(float *s, const void *w, const void *a, int64_t k) { cke_dot_rows_q4_Kr_ref(s, 0, w, a, 0, 1, k); }
 
+/* ------------------------------------------------------------------ q6_Kr */
+
+/* position of element e of a super-block in the interleaved-by-16 stream */
+static int k16_pos(int e) { return 64 * ((e % 16) / 4) + 4 * (e / 16) + e % 4; }
+/* GGUF Q6_K code (0..63) of element e */
+static int gguf_q6_K_code(const blk_q6_K *b, int e) {
+    const int n = e / 128, r = e % 128, l = r % 32, quarter = r / 32;
+    const uint8_t ql = b->ql[64 * n + (quarter & 1) * 32 + l], qh = b->qh[32 * n + l];
+    return ((quarter < 2 ? ql & 0xF : ql >> 4) | (((qh >> (2 * quarter)) & 3) << 4));
+}
+static int q6_Kr_code(const uint8_t *ql, const uint8_t *qh, int e) {
+    const int s = k16_pos(e);
+    const int low = (ql[64 * (s / 128) + s % 64] >> ((s % 128) < 64 ? 0 : 4)) & 0xF;
+    return low | (((qh[s % 64] >> (2 * (s / 64))) & 3) << 4);
+}
+static void q6_Kr_put(uint8_t *row, int64_t nsb, int64_t i, const blk_q6_K *b) {
+    (void)nsb;
+    uint8_t *ql = row + 210 * i, *qh = ql + 128, *sc = ql + 192;
+    memcpy(ql + 208, &b->d, 2);
+    memcpy(sc, b->scales, 16);
+    memset(ql, 0, 128);
+    memset(qh, 0, 64);
+    for (int e = 0; e < QK_K; e++) {
+        const int c = gguf_q6_K_code(b, e), s = k16_pos(e);
+        ql[64 * (s / 128) + s % 64] |= (uint8_t)((c & 0xF) << ((s % 128) < 64 ? 0 : 4));
+        qh[s % 64] |= (uint8_t)((c >> 4) << (2 * (s / 64)));
+    }
+}
+void cke_repack_row_q6_Kr_ref(void *vy, const void *vx, int64_t k) {
+    const blk_q6_K *x = vx;
+    for (int64_t i = 0; i < k / QK_K; i++) q6_Kr_put(vy, k / QK_K, i, &x[i]);
+}
+void cke_quantize_row_q6_Kr_ref(void *vy, const float *x, int64_t k) {
+    for (int64_t i = 0; i < k / QK_K; i++) {
+        blk_q6_K b;
+        cke_quantize_row_q6_K_ref(&b, x + i * QK_K, QK_K);
+        q6_Kr_put(vy, k / QK_K, i, &b);
+    }
+}
+void cke_dequantize_row_q6_Kr_ref(float *y, const void *vx, int64_t k) {
+    const int64_t nsb = k / QK_K;
+    const uint8_t *row = vx;
+    for (int64_t i = 0; i < nsb; i++) {
+        uint16_t dh;
+        const uint8_t *ql = row + 210 * i, *qh = ql + 128;
+        const int8_t *sc = (const int8_t *)(ql + 192);
+        memcpy(&dh, ql + 208, 2);
+        const float d = qb_h2f(dh);
+        for (int e = 0; e < QK_K; e++) y[i * QK_K + e] = d * (float)sc[e / 16] * (float)(q6_Kr_code(ql, qh, e) - 32);
+    }
+}
+void cke_quantize_row_q8_K16_ref(void *vy, const float *x, int64_t k) {
+    const int64_t nsb = k / QK_K;
+    int8_t *q = vy;
+    float *d = (float *)(q + k);
+    int32_t *bs = (int32_t *)(d + nsb);
+    for (int64_t i = 0; i < nsb; i++) {
+        blk_q8_K b;
+        cke_quantize_row_q8_K_ref(&b, x + i * QK_K, QK_K);
+        d[i] = b.d;
+        for (int e = 0; e < QK_K; e++) q[i * QK_K + k16_pos(e)] = b.qs[e];
+        for (int j = 0; j < 16; j++) bs[16 * i + j] = b.bsums[j];
+    }
+}
+void cke_dequantize_row_q8_K16_ref(float *y, const void *vx, int64_t k) {
+    const int8_t *q = vx;
+    const float *d = (const float *)(q + k);
+    for (int64_t i = 0; i < k / QK_K; i++)
+        for (int e = 0; e < QK_K; e++) y[i * QK_K + e] = d[i] * q[i * QK_K + k16_pos(e)];
+}
+static void cke_dot_rows_q6_Kr_ref(float *y, int64_t ldy, const void *vw, const void *va, size_t as, int nr, int64_t k) {
+    const int64_t nsb = k / QK_K;
+    const uint8_t *row = vw;
+    for (int r = 0; r < nr; r++) {
+        const int8_t *q = (const int8_t *)((const char *)va + (size_t)r * as);
+        const float *da = (const float *)(q + k);
+        const int32_t *bs = (const int32_t *)(da + nsb);
+        float acc = 0.0f;
+        for (int64_t i = 0; i < nsb; i++) {
+            uint16_t dh;
+            const uint8_t *ql = row + 210 * i, *qh = ql + 128;
+            const int8_t *sc = (const int8_t *)(ql + 192);
+            memcpy(&dh, ql + 208, 2);
+            int32_t sumi = 0;
+            for (int b = 0; b < 16; b++) {
+                int32_t p = 0;
+                for (int l = 0; l < 16; l++) p += q6_Kr_code(ql, qh, 16 * b + l) * q[i * QK_K + k16_pos(16 * b + l)];
+                sumi += sc[b] * (p - 32 * bs[16 * i + b]);
+            }
+            acc += (qb_h2f(dh) * da[i]) * (float)sumi;
+        }
+        y[(int64_t)r * ldy] = acc;
+    }
+}
+static void cke_vec_dot_q6_Kr_ref(float *s, const void *w, const void *a, int64_t k) { cke_dot_rows_q6_Kr_ref(s, 0, w, a, 0, 1, k); }
+
 /* ------------------------------------------------------------------ ops tables */
 
 #define OPS_R(nm, t, b, sz, vdt, of)                                                                \
@@ -310,15 +416,19 @@ static void cke_vec_dot_q4_Kr_ref(float *s, const void *w, const void *a, int64_
 OPS_R("q8_0r", q8_0r, QK, 34, QT_Q8_0S, QT_Q8_0);
 OPS_R("q4_0r", q4_0r, QK, 18, QT_Q8_0S, QT_Q4_0);
 OPS_R("q4_Kr", q4_Kr, QK_K, 144, QT_Q8_KI, QT_Q4_K);
+OPS_R("q6_Kr", q6_Kr, QK_K, 210, QT_Q8_K16, QT_Q6_K);
 const cke_qtype_ops cke_qops_q8_0s_ref = {.name = "q8_0s", .blck = QK, .type_size = 40, .vec_dot_type = QT_Q8_0S,
                                           .quantize_row = cke_quantize_row_q8_0s_ref,
                                           .dequantize_row = cke_dequantize_row_q8_0s_ref}; /* activations only */
 const cke_qtype_ops cke_qops_q8_Ki_ref = {.name = "q8_Ki", .blck = QK_K, .type_size = 292, .vec_dot_type = QT_Q8_KI,
                                           .quantize_row = cke_quantize_row_q8_Ki_ref,
                                           .dequantize_row = cke_dequantize_row_q8_Ki_ref}; /* activations only */
+const cke_qtype_ops cke_qops_q8_K16_ref = {.name = "q8_K16", .blck = QK_K, .type_size = 324, .vec_dot_type = QT_Q8_K16,
+                                           .quantize_row = cke_quantize_row_q8_K16_ref,
+                                           .dequantize_row = cke_dequantize_row_q8_K16_ref}; /* activations only */
 
 int cke_qtype_repacked(int qtype) {
-    static const int map[][2] = {{QT_Q8_0, QT_Q8_0R}, {QT_Q4_0, QT_Q4_0R}, {QT_Q4_K, QT_Q4_KR}};
+    static const int map[][2] = {{QT_Q8_0, QT_Q8_0R}, {QT_Q4_0, QT_Q4_0R}, {QT_Q4_K, QT_Q4_KR}, {QT_Q6_K, QT_Q6_KR}};
     for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
         if (map[i][0] == qtype) return map[i][1];
     return qtype;
