@@ -18,7 +18,7 @@ static float frand(void) {
 }
 
 static const struct { const char *n; int id; } FMT[] = {
-    {"q8_0", 8}, {"q4_0", 2}, {"q4_1", 3}, {"q5_0", 6}, {"q5_1", 7}, {"q4_K", 12}, {"q5_K", 13}, {"q6_K", 14}, {"f16", 1}, {"q8_0r", 40}, {"q4_0r", 41}, {"q4_Kr", 42}, {"q6_Kr", 45}};
+    {"q8_0", 8}, {"q4_0", 2}, {"q4_1", 3}, {"q5_0", 6}, {"q5_1", 7}, {"q4_K", 12}, {"q5_K", 13}, {"q6_K", 14}, {"f16", 1}, {"q8_0r", 40}, {"q4_0r", 41}, {"q4_Kr", 42}, {"q6_Kr", 45}, {"q5_Kr", 47}};
 
 int main(int argc, char **argv) {
     int nth = argc > 1 ? atoi(argv[1]) : 1;

@@ -69,10 +69,10 @@ typedef enum { CKE_NOTRANS = 0, CKE_TRANS = 1 } cke_trans;
  * NULL = not supported. Weights are dotted against activations quantized to the type's
  * vec_dot_type (Q8_0, Q8_1 or Q8_K, themselves entries of qops), or against f32 (vec_dot_type 0)
  * for F16/BF16.
- * Ids 40..47 are cke's own: GGUF formats repacked for SIMD (same bytes per row, rearranged within
+ * Ids 40..55 are cke's own: GGUF formats repacked for SIMD (same bytes per row, rearranged within
  * the row; src/kernels/ref/quant_r.c is their spec) that the compiler stores in weights.bin, and
  * their activation format. GGUF files never hold them. */
-#define CKE_QTYPE_COUNT 48
+#define CKE_QTYPE_COUNT 56
 typedef struct cke_qtype_ops {
     const char *name;    /* ggml's name: "q4_K" */
     int64_t blck;        /* elements per block */

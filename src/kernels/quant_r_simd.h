@@ -328,6 +328,48 @@ QR_INLINE void qr_q6_Kr(float *y, int64_t ldy, const void *vw, const void *va, s
     for (int r = 0; r < NR; r++) y[(int64_t)r * ldy] = qr_hsum512(acc[r]);
 }
 
+/* q5_Kr: q4_Kr's code vectors with the fifth bits or'ed in under 64-bit masks (kmovq), per
+ * 176-byte super-block */
+QR_INLINE void qr_q5_Kr(float *y, int64_t ldy, const void *vw, const void *va, size_t as, int64_t k, const int NR) {
+    const int64_t nsb = k / QK_K;
+    const int8_t *q[4];
+    const float *da[4], *sa[4];
+    __m512 acc[4];
+    __m256 accm[4];
+    for (int r = 0; r < NR; r++) {
+        q[r] = (const int8_t *)((const char *)va + (size_t)r * as);
+        da[r] = (const float *)(q[r] + k);
+        sa[r] = da[r] + nsb;
+        acc[r] = _mm512_setzero_ps();
+        accm[r] = _mm256_setzero_ps();
+    }
+    const __m256i dupw = _mm256_setr_epi16(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+    const __m512i b16 = _mm512_set1_epi8(0x10);
+    for (int64_t i = 0; i < nsb; i++) {
+        const uint8_t *sb = (const uint8_t *)vw + 176 * i;
+        const __m256i scm = qr_k6_unpack(sb + 160); /* reads the 4 bytes of d, dmin after the fields */
+        const __m512i scv = _mm512_cvtepu16_epi32(_mm256_permutexvar_epi16(dupw, scm));
+        uint16_t dh, mh;
+        memcpy(&dh, sb + 172, 2);
+        memcpy(&mh, sb + 174, 2);
+        const float d = qb_h2f(dh);
+        const __m256 mw = qr_k6_mins(scm, qb_h2f(mh));
+        __m512i V[4];
+        qr_k4_codes(sb, V);
+        for (int t = 0; t < 4; t++) {
+            uint64_t hb;
+            memcpy(&hb, sb + 128 + 8 * t, 8);
+            V[t] = _mm512_mask_or_epi32(V[t], 0xFFFF, V[t], _mm512_maskz_mov_epi8(_cvtu64_mask64(hb), b16));
+        }
+        for (int r = 0; r < NR; r++) {
+            const __m512i p = _mm512_mullo_epi32(qr_k4_dot(V, q[r] + 256 * i), scv);
+            acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(d * da[r][i]), _mm512_cvtepi32_ps(p), acc[r]);
+            accm[r] = _mm256_fmadd_ps(mw, _mm256_loadu_ps(sa[r] + 8 * i), accm[r]);
+        }
+    }
+    for (int r = 0; r < NR; r++) y[(int64_t)r * ldy] = qr_hsum512(_mm512_sub_ps(acc[r], _mm512_castps256_ps512(accm[r])));
+}
+
 #else
 /* ---------------------------------------------------------------- AVX2 */
 
@@ -509,6 +551,59 @@ QR_INLINE void qr_q6_Kr(float *y, int64_t ldy, const void *vw, const void *va, s
     }
     for (int r = 0; r < NR; r++) y[(int64_t)r * ldy] = qs_hsum(acc[r]);
 }
+/* q5_Kr: q4_Kr's halves with the fifth bits (32 mask bits -> bytes) or'ed in */
+QR_INLINE void qr_q5_Kr(float *y, int64_t ldy, const void *vw, const void *va, size_t as, int64_t k, const int NR) {
+    const int64_t nsb = k / QK_K;
+    const int8_t *q[4];
+    const float *da[4], *sa[4];
+    __m256 acc[4], accm[4];
+    for (int r = 0; r < NR; r++) {
+        q[r] = (const int8_t *)((const char *)va + (size_t)r * as);
+        da[r] = (const float *)(q[r] + k);
+        sa[r] = da[r] + nsb;
+        acc[r] = accm[r] = _mm256_setzero_ps();
+    }
+    const __m256i m4 = _mm256_set1_epi8(0x0F), b16 = _mm256_set1_epi8(0x10);
+    const __m256i c0 = _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 2, 3, 2, 3, 2, 3, 2, 3,
+                                        4, 5, 4, 5, 4, 5, 4, 5, 6, 7, 6, 7, 6, 7, 6, 7);
+    const __m256i c1 = _mm256_add_epi8(c0, _mm256_set1_epi8(8));
+    for (int64_t i = 0; i < nsb; i++) {
+        const uint8_t *sb = (const uint8_t *)vw + 176 * i;
+        const __m256i scm = qr_k6_unpack(sb + 160);
+        const __m256i scl = _mm256_permute2x128_si256(scm, scm, 0x00);
+        uint16_t dh, mh;
+        memcpy(&dh, sb + 172, 2);
+        memcpy(&mh, sb + 174, 2);
+        const float d = qb_h2f(dh);
+        const __m256 mw = qr_k6_mins(scm, qb_h2f(mh));
+        __m256i sumi[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256()};
+        _Pragma("GCC unroll 2") for (int hh = 0; hh < 2; hh++) {
+            const __m256i sc16 = _mm256_shuffle_epi8(scl, hh ? c1 : c0);
+            const __m256i v0 = _mm256_loadu_si256((const __m256i *)(sb + 32 * hh));
+            const __m256i v1 = _mm256_loadu_si256((const __m256i *)(sb + 64 + 32 * hh));
+            const __m256i V[4] = {
+                _mm256_or_si256(_mm256_and_si256(v0, m4), _mm256_and_si256(qs_bits32(sb + 128 + 4 * hh), b16)),
+                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v0, 4), m4), _mm256_and_si256(qs_bits32(sb + 136 + 4 * hh), b16)),
+                _mm256_or_si256(_mm256_and_si256(v1, m4), _mm256_and_si256(qs_bits32(sb + 144 + 4 * hh), b16)),
+                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v1, 4), m4), _mm256_and_si256(qs_bits32(sb + 152 + 4 * hh), b16))};
+            for (int r = 0; r < NR; r++) {
+                /* u8 codes up to 31: 2 * 31 * 127 per pair, two pairs summed in int16 < 2^15 */
+                const int8_t *A = q[r] + 256 * i + 32 * hh;
+                __m256i p16a = _mm256_add_epi16(qs_pairs16(V[0], _mm256_loadu_si256((const __m256i *)A)),
+                                                qs_pairs16(V[1], _mm256_loadu_si256((const __m256i *)(A + 64))));
+                __m256i p16b = _mm256_add_epi16(qs_pairs16(V[2], _mm256_loadu_si256((const __m256i *)(A + 128))),
+                                                qs_pairs16(V[3], _mm256_loadu_si256((const __m256i *)(A + 192))));
+                sumi[r] = qs_madd_acc(sumi[r], p16a, sc16);
+                sumi[r] = qs_madd_acc(sumi[r], p16b, sc16);
+            }
+        }
+        for (int r = 0; r < NR; r++) {
+            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d * da[r][i]), _mm256_cvtepi32_ps(sumi[r]), acc[r]);
+            accm[r] = _mm256_fmadd_ps(mw, _mm256_loadu_ps(sa[r] + 8 * i), accm[r]);
+        }
+    }
+    for (int r = 0; r < NR; r++) y[(int64_t)r * ldy] = qs_hsum(_mm256_sub_ps(acc[r], accm[r]));
+}
 #endif
 
 /* entry points: the row count as a compile-time constant */
@@ -531,6 +626,7 @@ QR_ENTRY(q8_0r)
 QR_ENTRY(q4_0r)
 QR_ENTRY(q4_Kr)
 QR_ENTRY(q6_Kr)
+QR_ENTRY(q5_Kr)
 
 #define QR_OPS(t, nm, b, sz, vdt, of)                                                              \
     const cke_qtype_ops QS_CAT(cke_qops_##t, QS_SFX) = {                                           \
@@ -542,6 +638,7 @@ QR_OPS(q8_0r, "q8_0r", QK, 34, QT_Q8_0S, QT_Q8_0);
 QR_OPS(q4_0r, "q4_0r", QK, 18, QT_Q8_0S, QT_Q4_0);
 QR_OPS(q4_Kr, "q4_Kr", QK_K, 144, QT_Q8_KI, QT_Q4_K);
 QR_OPS(q6_Kr, "q6_Kr", QK_K, 210, QT_Q8_K16, QT_Q6_K);
+QR_OPS(q5_Kr, "q5_Kr", QK_K, 176, QT_Q8_KI, QT_Q5_K);
 const cke_qtype_ops QS_CAT(cke_qops_q8_0s, QS_SFX) = {
     .name = "q8_0s", .blck = QK, .type_size = 40, .vec_dot_type = QT_Q8_0S,
     .quantize_row = QS_FN(qr_quantize_row_q8_0s), .dequantize_row = cke_dequantize_row_q8_0s_ref};

@@ -15,8 +15,8 @@
 #include <string.h>
 
 /* ggml ids of the weight formats under test */
-/* GGUF formats, then cke's repacked ones (q8_0r, q4_0r, q4_Kr, q6_Kr: ref/quant_r.c) */
-static const int WTYPES[] = {1, 30, 8, 2, 3, 6, 7, 12, 13, 14, 40, 41, 42, 45};
+/* GGUF formats, then cke's repacked ones (q8_0r, q4_0r, q4_Kr, q6_Kr, q5_Kr: ref/quant_r.c) */
+static const int WTYPES[] = {1, 30, 8, 2, 3, 6, 7, 12, 13, 14, 40, 41, 42, 45, 47};
 #define NWT ((int)(sizeof WTYPES / sizeof WTYPES[0]))
 
 static size_t rowbytes(const cke_qtype_ops *q, int64_t k) { return (size_t)(k / q->blck) * (size_t)q->type_size; }
@@ -116,7 +116,8 @@ static double rt_bound(int t) {
     case 12: return 6e-3;  /* q4_K */
     case 13: return 1.5e-3;/* q5_K */
     case 14: return 5e-4;  /* q6_K */
-    case 40: case 41: case 42: case 45: return rt_bound(t == 40 ? 8 : t == 41 ? 2 : t == 42 ? 12 : 14); /* GGUF's values */
+    case 40: case 41: case 42: case 45: case 47: /* the values of the GGUF format they repack */
+        return rt_bound(t == 40 ? 8 : t == 41 ? 2 : t == 42 ? 12 : t == 45 ? 14 : 13);
     default: return 0;
     }
 }
@@ -335,8 +336,8 @@ static int quant_repack(const cke_ktable *kt, const cke_ktable *ref) {
         float *x = tallocf(K), *y0 = tallocf(K), *y1 = tallocf(K), *a = tallocf(4 * K);
         tfill_normal(&r, x, K, 1.0f);
         tfill_normal(&r, a, 4 * K, 1.0f);
-        for (int t = 40; t <= 45; t++) {
-            if (t == 43 || t == 44) continue; /* activation formats */
+        for (int t = 40; t <= 47; t++) {
+            if (t == 43 || t == 44 || t == 46) continue; /* activation formats */
             const cke_qtype_ops *q = kt->qops[t], *g = ref->qops[q->repack_of];
             if (K % q->blck) continue;
             const size_t rs = rowbytes(q, K);

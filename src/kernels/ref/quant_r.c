@@ -37,6 +37,11 @@
  *   q8_K16 the activations of q6_Kr: [q s8 x k interleaved like q6_Kr's codes][d f32 x nsb]
  *          [sums of each sub-block's 16 q, int32, 16 x nsb]; Q8_K's quantization
  * q6_Kr's dot: y = sum_SB (d * da) * sum_b sc_b * (dot_b - 32 * sum_b(q)), in integers as GGUF's.
+ *   q5_Kr  GGUF's Q5_K as q4_Kr's codes (low 4 bits interleaved and packed the same way) plus the
+ *          fifth bits, in 176-byte super-blocks {low bits[128], high bits[32], scales[12] (plain
+ *          6-bit fields as q4_Kr's), d f16, dmin f16}: high-bit byte s/8, bit s%8 belongs to stream
+ *          byte s, so 8 bytes are a 64-bit mask over one 64-byte code vector. Activations: q8_Ki;
+ *          the dot as q4_Kr's.
  *
  * The _0 dots compute y = sum_b dw_b * (da_b * dot(u_b, a_b)) - off * sum_b dw_b * sd_b with u the
  * stored unsigned codes (off = 8 or 128): the integer dot per block is exact, and the offset
@@ -403,6 +408,84 @@ static void cke_dot_rows_q6_Kr_ref(float *y, int64_t ldy, const void *vw, const 
 }
 static void cke_vec_dot_q6_Kr_ref(float *s, const void *w, const void *a, int64_t k) { cke_dot_rows_q6_Kr_ref(s, 0, w, a, 0, 1, k); }
 
+/* ------------------------------------------------------------------ q5_Kr */
+
+static int gguf_q5_K_code(const blk_q5_K *b, int e) {
+    const int c = e / 64, l = e % 32, hi = (e % 64) >= 32;
+    const int low = hi ? b->qs[32 * c + l] >> 4 : b->qs[32 * c + l] & 0xF;
+    return low | (((b->qh[l] >> (2 * c + hi)) & 1) << 4);
+}
+static int q5_Kr_code(const uint8_t *sb, int e) {
+    const int s = k8_pos(e);
+    const int low = (sb[64 * (s / 128) + s % 64] >> ((s % 128) < 64 ? 0 : 4)) & 0xF;
+    return low | (((sb[128 + s / 8] >> (s % 8)) & 1) << 4);
+}
+static void q5_Kr_put(uint8_t *sb, const blk_q5_K *b) {
+    memset(sb, 0, 176);
+    for (int e = 0; e < QK_K; e++) {
+        const int c = gguf_q5_K_code(b, e), s = k8_pos(e);
+        sb[64 * (s / 128) + s % 64] |= (uint8_t)((c & 0xF) << ((s % 128) < 64 ? 0 : 4));
+        sb[128 + s / 8] |= (uint8_t)((c >> 4) << (s % 8));
+    }
+    for (int j = 0; j < 8; j++) {
+        uint8_t s6, m6;
+        qb_scale_min_k4(j, b->scales, &s6, &m6);
+        k6_set(sb + 160, j, s6);
+        k6_set(sb + 160, 8 + j, m6);
+    }
+    memcpy(sb + 172, &b->d, 2);
+    memcpy(sb + 174, &b->dmin, 2);
+}
+void cke_repack_row_q5_Kr_ref(void *vy, const void *vx, int64_t k) {
+    const blk_q5_K *x = vx;
+    for (int64_t i = 0; i < k / QK_K; i++) q5_Kr_put((uint8_t *)vy + 176 * i, &x[i]);
+}
+void cke_quantize_row_q5_Kr_ref(void *vy, const float *x, int64_t k) {
+    for (int64_t i = 0; i < k / QK_K; i++) {
+        blk_q5_K b;
+        cke_quantize_row_q5_K_ref(&b, x + i * QK_K, QK_K);
+        q5_Kr_put((uint8_t *)vy + 176 * i, &b);
+    }
+}
+void cke_dequantize_row_q5_Kr_ref(float *y, const void *vx, int64_t k) {
+    for (int64_t i = 0; i < k / QK_K; i++) {
+        const uint8_t *sb = (const uint8_t *)vx + 176 * i;
+        uint16_t dh, mh;
+        memcpy(&dh, sb + 172, 2);
+        memcpy(&mh, sb + 174, 2);
+        const float d = qb_h2f(dh), min = qb_h2f(mh);
+        for (int j = 0; j < 8; j++) {
+            const float d1 = d * (float)k6_get(sb + 160, j), m1 = min * (float)k6_get(sb + 160, 8 + j);
+            for (int l = 0; l < 32; l++) y[i * QK_K + 32 * j + l] = d1 * (float)q5_Kr_code(sb, 32 * j + l) - m1;
+        }
+    }
+}
+static void cke_dot_rows_q5_Kr_ref(float *y, int64_t ldy, const void *vw, const void *va, size_t as, int nr, int64_t k) {
+    const int64_t nsb = k / QK_K;
+    for (int r = 0; r < nr; r++) {
+        const int8_t *q = (const int8_t *)((const char *)va + (size_t)r * as);
+        const float *da = (const float *)(q + k), *sa = da + nsb;
+        float acc = 0.0f, accm = 0.0f;
+        for (int64_t i = 0; i < nsb; i++) {
+            const uint8_t *sb = (const uint8_t *)vw + 176 * i;
+            uint16_t dh, mh;
+            memcpy(&dh, sb + 172, 2);
+            memcpy(&mh, sb + 174, 2);
+            const float dmin = qb_h2f(mh);
+            int32_t sumi = 0;
+            for (int j = 0; j < 8; j++) {
+                int32_t p = 0;
+                for (int l = 0; l < 32; l++) p += q5_Kr_code(sb, 32 * j + l) * q[i * QK_K + k8_pos(32 * j + l)];
+                sumi += k6_get(sb + 160, j) * p;
+                accm += (dmin * (float)k6_get(sb + 160, 8 + j)) * sa[8 * i + j];
+            }
+            acc += (qb_h2f(dh) * da[i]) * (float)sumi;
+        }
+        y[(int64_t)r * ldy] = acc - accm;
+    }
+}
+static void cke_vec_dot_q5_Kr_ref(float *s, const void *w, const void *a, int64_t k) { cke_dot_rows_q5_Kr_ref(s, 0, w, a, 0, 1, k); }
+
 /* ------------------------------------------------------------------ ops tables */
 
 #define OPS_R(nm, t, b, sz, vdt, of)                                                                \
@@ -417,6 +500,7 @@ OPS_R("q8_0r", q8_0r, QK, 34, QT_Q8_0S, QT_Q8_0);
 OPS_R("q4_0r", q4_0r, QK, 18, QT_Q8_0S, QT_Q4_0);
 OPS_R("q4_Kr", q4_Kr, QK_K, 144, QT_Q8_KI, QT_Q4_K);
 OPS_R("q6_Kr", q6_Kr, QK_K, 210, QT_Q8_K16, QT_Q6_K);
+OPS_R("q5_Kr", q5_Kr, QK_K, 176, QT_Q8_KI, QT_Q5_K);
 const cke_qtype_ops cke_qops_q8_0s_ref = {.name = "q8_0s", .blck = QK, .type_size = 40, .vec_dot_type = QT_Q8_0S,
                                           .quantize_row = cke_quantize_row_q8_0s_ref,
                                           .dequantize_row = cke_dequantize_row_q8_0s_ref}; /* activations only */
@@ -428,7 +512,7 @@ const cke_qtype_ops cke_qops_q8_K16_ref = {.name = "q8_K16", .blck = QK_K, .type
                                            .dequantize_row = cke_dequantize_row_q8_K16_ref}; /* activations only */
 
 int cke_qtype_repacked(int qtype) {
-    static const int map[][2] = {{QT_Q8_0, QT_Q8_0R}, {QT_Q4_0, QT_Q4_0R}, {QT_Q4_K, QT_Q4_KR}, {QT_Q6_K, QT_Q6_KR}};
+    static const int map[][2] = {{QT_Q8_0, QT_Q8_0R}, {QT_Q4_0, QT_Q4_0R}, {QT_Q4_K, QT_Q4_KR}, {QT_Q5_K, QT_Q5_KR}, {QT_Q6_K, QT_Q6_KR}};
     for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
         if (map[i][0] == qtype) return map[i][1];
     return qtype;
