@@ -106,6 +106,12 @@ int cke_qlinear_fwd(const cke_ktable *kt, float *Y /* [M,N] */, const float *X /
         {
             int t = omp_get_thread_num(), nt = omp_get_num_threads();
             int64_t n0 = N * t / nt, n1 = N * (t + 1) / nt;
+            if (M == 1 && q->gemv) { /* a thread's rows in one call (the format's own row order) */
+                q->gemv(Y + n0, Wb + (size_t)n0 * rs, rs, n1 - n0, Ab, K);
+                if (b)
+                    for (int64_t n = n0; n < n1; n++) Y[n] += b[n];
+                n1 = n0; /* done */
+            }
             for (int64_t n = n0; n < n1; n++)
                 for (int64_t m = 0; m < M; m++) {
                     float s;

@@ -98,6 +98,26 @@ void QS_FN(cke_vec_dot_bf16)(float *s, const void *w, const void *a, int64_t k) 
     for (; i < k; i++) r += qb_bf2f(h[i]) * x[i];
     *s = r;
 }
+/* F16 decode GEMV: rows up to 4 KiB walked one after another; longer rows in tiles of 8 that
+ * share each activation load (as the f32 GEMV: for long rows, 8 streams beat one) */
+static void QS_FN(qs_gemv_f16)(float *y, const void *w, size_t rs, int64_t nw, const void *a, int64_t k) {
+    const float *x = a;
+    int64_t n = 0;
+    if (k > 2048 && k % 16 == 0)
+        for (; n + 8 <= nw; n += 8) {
+            const uint16_t *h = (const uint16_t *)((const char *)w + (size_t)n * rs);
+            const size_t ld = rs / 2;
+            __m512 acc[8];
+            for (int j = 0; j < 8; j++) acc[j] = _mm512_setzero_ps();
+            for (int64_t i = 0; i < k; i += 16) {
+                const __m512 xv = _mm512_loadu_ps(x + i);
+                _Pragma("GCC unroll 8") for (int j = 0; j < 8; j++)
+                    acc[j] = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(h + j * ld + i))), xv, acc[j]);
+            }
+            for (int j = 0; j < 8; j++) y[n + j] = _mm512_reduce_add_ps(acc[j]);
+        }
+    for (; n < nw; n++) QS_FN(cke_vec_dot_f16)(y + n, (const char *)w + (size_t)n * rs, a, k);
+}
 #else
 void QS_FN(cke_vec_dot_f16)(float *s, const void *w, const void *a, int64_t k) {
     const uint16_t *h = w;
@@ -489,7 +509,13 @@ static void QS_FN(qs_tile4_q5_0)(float *y, int64_t ldy, const void *vw, const ui
 /* quantize/dequantize are the _ref's (Q8_0 quantize aside): they run once per model or per weight panel (prefill
  * dequantizes panels, see qlinear.c), and Q8_0/Q8_K activation quantization of one decode row
  * is ~K operations against the N*K of the product */
+#if QS_VNNI
+const cke_qtype_ops QS_CAT(cke_qops_f16, QS_SFX) = {
+    .name = "f16", .blck = 1, .type_size = 2, .vec_dot_type = QT_F32, .quantize_row = cke_quantize_row_f16_ref,
+    .dequantize_row = cke_dequantize_row_f16_ref, .vec_dot = QS_FN(cke_vec_dot_f16), .gemv = QS_FN(qs_gemv_f16)};
+#else
 QS_OPS(f16, "f16", 1, 2, QT_F32, QS_FN(cke_vec_dot_f16));
+#endif
 QS_OPS(bf16, "bf16", 1, 2, QT_F32, QS_FN(cke_vec_dot_bf16));
 const cke_qtype_ops QS_CAT(cke_qops_q8_0, QS_SFX) = {
     .name = "q8_0", .blck = QK, .type_size = 34, .vec_dot_type = QT_Q8_0,

@@ -370,6 +370,33 @@ static int quant_repack(const cke_ktable *kt, const cke_ktable *ref) {
         }
         free(x); free(y0); free(y1); free(a);
     }
+    /* gemv (decode, a thread's rows in one call) against per-row vec_dot, for every format that
+     * has one; K past 2048 with 19 rows: F16's 8-row tiles, then single rows */
+    for (int t = 1; t < CKE_QTYPE_COUNT; t++) {
+        const cke_qtype_ops *q = kt->qops[t];
+        if (!q || !q->gemv) continue;
+        const int64_t K = 2304, N = 19;
+        const size_t rs = rowbytes(q, K);
+        const cke_qtype_ops *aq = q->vec_dot_type ? kt->qops[q->vec_dot_type] : NULL;
+        float *w = tallocf(K), *a = tallocf(K), y[19], e;
+        char *W = talloc(rs * N), *A = talloc(aq ? rowbytes(aq, K) : (size_t)K * 4);
+        for (int64_t n = 0; n < N; n++) {
+            tfill_normal(&r, w, K, 1.0f);
+            q->quantize_row(W + (size_t)n * rs, w, K);
+        }
+        tfill_normal(&r, a, K, 1.0f);
+        if (aq) aq->quantize_row(A, a, K);
+        else memcpy(A, a, (size_t)K * sizeof(float));
+        q->gemv(y, W, rs, N, A, K);
+        int bad = 0;
+        for (int64_t n = 0; n < N; n++) {
+            q->vec_dot(&e, W + (size_t)n * rs, A, K);
+            /* the same products summed in another order: a few ulps of sum |w a| (~ sqrt(K) |e|) */
+            bad += !(fabsf(y[n] - e) <= 1e-5f * (fabsf(e) + 50.0f));
+        }
+        if (bad) { printf("  FAIL %s gemv differs from vec_dot on %d of %lld rows\n", q->name, bad, (long long)N); fails++; }
+        free(w); free(a); free(W); free(A);
+    }
     /* the activation quantizers of the repacked formats: this table's bytes == the _ref's */
     {
         const int64_t K = 2048;
