@@ -63,41 +63,28 @@ static inline __m256i qs_bits32(const uint8_t *p) {
 }
 
 #if QS_VNNI
-/* AVX-512: 64 weights per step (4 vcvtph2ps of 16), 4 accumulators */
-void QS_FN(cke_vec_dot_f16)(float *s, const void *w, const void *a, int64_t k) {
-    const uint16_t *h = w;
-    const float *x = a;
-    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
-    int64_t i = 0;
-    for (; i + 64 <= k; i += 64)
-        _Pragma("GCC unroll 4") for (int j = 0; j < 4; j++)
-            acc[j] = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(h + i + 16 * j))),
-                                     _mm512_loadu_ps(x + i + 16 * j), acc[j]);
-    for (; i + 16 <= k; i += 16)
-        acc[0] = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(h + i))), _mm512_loadu_ps(x + i), acc[0]);
-    float r = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
-    for (; i < k; i++) r += qb_h2f(h[i]) * x[i];
-    *s = r;
+/* AVX-512: 64 weights per step (16-bit weights to floats 16 at a time: CVT), 4 accumulators */
+static inline __m512 qs_f16x16(const uint16_t *h) { return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)h)); }
+static inline __m512 qs_bf16x16(const uint16_t *h) {
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)h)), 16));
 }
-
-void QS_FN(cke_vec_dot_bf16)(float *s, const void *w, const void *a, int64_t k) {
-    const uint16_t *h = w;
-    const float *x = a;
-    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
-    int64_t i = 0;
-    for (; i + 64 <= k; i += 64)
-        _Pragma("GCC unroll 4") for (int j = 0; j < 4; j++) {
-            __m512i v = _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(h + i + 16 * j))), 16);
-            acc[j] = _mm512_fmadd_ps(_mm512_castsi512_ps(v), _mm512_loadu_ps(x + i + 16 * j), acc[j]);
-        }
-    for (; i + 16 <= k; i += 16) {
-        __m512i v = _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(h + i))), 16);
-        acc[0] = _mm512_fmadd_ps(_mm512_castsi512_ps(v), _mm512_loadu_ps(x + i), acc[0]);
+#define QS_DOT16(NAME, CVT, SCALAR)                                                                \
+    void QS_FN(NAME)(float *s, const void *w, const void *a, int64_t k) {                          \
+        const uint16_t *h = w;                                                                     \
+        const float *x = a;                                                                        \
+        __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()}; \
+        int64_t i = 0;                                                                             \
+        for (; i + 64 <= k; i += 64)                                                               \
+            _Pragma("GCC unroll 4") for (int j = 0; j < 4; j++)                                    \
+                acc[j] = _mm512_fmadd_ps(CVT(h + i + 16 * j), _mm512_loadu_ps(x + i + 16 * j), acc[j]); \
+        for (; i + 16 <= k; i += 16) acc[0] = _mm512_fmadd_ps(CVT(h + i), _mm512_loadu_ps(x + i), acc[0]); \
+        float r = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]))); \
+        for (; i < k; i++) r += SCALAR(h[i]) * x[i];                                              \
+        *s = r;                                                                                    \
     }
-    float r = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
-    for (; i < k; i++) r += qb_bf2f(h[i]) * x[i];
-    *s = r;
-}
+QS_DOT16(cke_vec_dot_f16, qs_f16x16, qb_h2f)
+QS_DOT16(cke_vec_dot_bf16, qs_bf16x16, qb_bf2f)
+
 /* F16 decode GEMV: rows up to 4 KiB walked one after another; longer rows in tiles of 8 that
  * share each activation load (as the f32 GEMV: for long rows, 8 streams beat one) */
 static void QS_FN(qs_gemv_f16)(float *y, const void *w, size_t rs, int64_t nw, const void *a, int64_t k) {
@@ -112,7 +99,7 @@ static void QS_FN(qs_gemv_f16)(float *y, const void *w, size_t rs, int64_t nw, c
             for (int64_t i = 0; i < k; i += 16) {
                 const __m512 xv = _mm512_loadu_ps(x + i);
                 _Pragma("GCC unroll 8") for (int j = 0; j < 8; j++)
-                    acc[j] = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(h + j * ld + i))), xv, acc[j]);
+                    acc[j] = _mm512_fmadd_ps(qs_f16x16(h + j * ld + i), xv, acc[j]);
             }
             for (int j = 0; j < 8; j++) y[n + j] = _mm512_reduce_add_ps(acc[j]);
         }
