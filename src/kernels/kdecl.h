@@ -184,7 +184,7 @@ double cke_sumsq_avx512(const float *x, int64_t n);
         cke_qops_q5_1_##isa, cke_qops_q8_K_##isa, cke_qops_q4_K_##isa, cke_qops_q5_K_##isa,          \
         cke_qops_q6_K_##isa, cke_qops_q8_0r_##isa, cke_qops_q4_0r_##isa, cke_qops_q4_Kr_##isa,       \
         cke_qops_q8_0s_##isa, cke_qops_q8_Ki_##isa, cke_qops_q6_Kr_##isa, cke_qops_q8_K16_##isa,       \
-        cke_qops_q5_Kr_##isa
+        cke_qops_q5_Kr_##isa, cke_qops_q4_1r_##isa, cke_qops_q5_0r_##isa, cke_qops_q5_1r_##isa
 CKE_QOPS_DECL(ref);
 CKE_QOPS_DECL(avx2);
 CKE_QOPS_DECL(avx512);
@@ -196,7 +196,8 @@ CKE_QOPS_DECL(avx512);
      [12] = &cke_qops_q4_K_##isa, [13] = &cke_qops_q5_K_##isa, [14] = &cke_qops_q6_K_##isa,            \
      [40] = &cke_qops_q8_0r_##isa, [41] = &cke_qops_q4_0r_##isa, [42] = &cke_qops_q4_Kr_##isa,         \
      [43] = &cke_qops_q8_0s_##isa, [44] = &cke_qops_q8_Ki_##isa, [45] = &cke_qops_q6_Kr_##isa,         \
-     [46] = &cke_qops_q8_K16_##isa, [47] = &cke_qops_q5_Kr_##isa}
+     [46] = &cke_qops_q8_K16_##isa, [47] = &cke_qops_q5_Kr_##isa, [48] = &cke_qops_q4_1r_##isa,        \
+     [49] = &cke_qops_q5_0r_##isa, [50] = &cke_qops_q5_1r_##isa}
 /* the reference quantizers serve every table: they run once per model (quantize) or per load */
 void cke_quantize_row_f16_ref(void *y, const float *x, int64_t k);
 void cke_dequantize_row_f16_ref(float *y, const void *x, int64_t k);
@@ -218,6 +219,15 @@ void cke_dequantize_row_q4_Kr_ref(float *y, const void *x, int64_t k);
 void cke_quantize_row_q8_Ki_ref(void *y, const float *x, int64_t k);
 void cke_repack_row_q6_Kr_ref(void *y, const void *x, int64_t k);
 void cke_repack_row_q5_Kr_ref(void *y, const void *x, int64_t k);
+void cke_repack_row_q4_1r_ref(void *y, const void *x, int64_t k);
+void cke_quantize_row_q4_1r_ref(void *y, const float *x, int64_t k);
+void cke_dequantize_row_q4_1r_ref(float *y, const void *x, int64_t k);
+void cke_repack_row_q5_0r_ref(void *y, const void *x, int64_t k);
+void cke_quantize_row_q5_0r_ref(void *y, const float *x, int64_t k);
+void cke_dequantize_row_q5_0r_ref(float *y, const void *x, int64_t k);
+void cke_repack_row_q5_1r_ref(void *y, const void *x, int64_t k);
+void cke_quantize_row_q5_1r_ref(void *y, const float *x, int64_t k);
+void cke_dequantize_row_q5_1r_ref(float *y, const void *x, int64_t k);
 void cke_quantize_row_q5_Kr_ref(void *y, const float *x, int64_t k);
 void cke_dequantize_row_q5_Kr_ref(float *y, const void *x, int64_t k);
 void cke_quantize_row_q6_Kr_ref(void *y, const float *x, int64_t k);

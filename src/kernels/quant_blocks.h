@@ -15,7 +15,7 @@ enum {
     QT_Q8_1 = 9, QT_Q2_K = 10, QT_Q3_K = 11, QT_Q4_K = 12, QT_Q5_K = 13, QT_Q6_K = 14,
     QT_Q8_K = 15, QT_BF16 = 30,
     /* cke's repacked formats (ref/quant_r.c) and their split activation format */
-    QT_Q8_0R = 40, QT_Q4_0R = 41, QT_Q4_KR = 42, QT_Q8_0S = 43, QT_Q8_KI = 44, QT_Q6_KR = 45, QT_Q8_K16 = 46, QT_Q5_KR = 47
+    QT_Q8_0R = 40, QT_Q4_0R = 41, QT_Q4_KR = 42, QT_Q8_0S = 43, QT_Q8_KI = 44, QT_Q6_KR = 45, QT_Q8_K16 = 46, QT_Q5_KR = 47, QT_Q4_1R = 48, QT_Q5_0R = 49, QT_Q5_1R = 50
 };
 
 typedef struct { uint16_t d; int8_t qs[QK]; } blk_q8_0;                     /* x = d * q */

@@ -37,6 +37,19 @@ static inline int32_t qr_tail_q4(const uint8_t *qs16, const int8_t *a) {
     return qs_hsum_i32(qs_dot_us8(qs_nibbles32(qs16), _mm256_loadu_si256((const __m256i *)a)));
 }
 
+/* q4_1r / q5_0r / q5_1r tail block i (GGUF form: 16 bytes of nibbles, 4 bytes of fifth bits) dotted
+ * with the activation's codes in element order */
+static inline int32_t qr_leg_tail(const uint8_t *qs16, const uint8_t *qh4, int has_high, const int8_t *a) {
+    uint32_t h = 0;
+    if (has_high) memcpy(&h, qh4, 4);
+    int32_t s = 0;
+    for (int j = 0; j < QK; j++) {
+        const int low = j < 16 ? qs16[j] & 0xF : qs16[j - 16] >> 4;
+        s += (low | (int)(((h >> j) & 1u) << 4)) * a[j];
+    }
+    return s;
+}
+
 /* q4_Kr's 16 plain 6-bit fields (sc0..7, m0..7) as int16: each field's 2-byte window by a byte
  * shuffle, shifted into place by a multiply (2^(8 - bit offset)) and a shift right by 8. Reads 16
  * bytes at f: the 12 of the fields and 4 of the block's codes. */
@@ -370,6 +383,79 @@ QR_INLINE void qr_q5_Kr(float *y, int64_t ldy, const void *vw, const void *va, s
     for (int r = 0; r < NR; r++) y[(int64_t)r * ldy] = qr_hsum512(_mm512_sub_ps(acc[r], _mm512_castps256_ps512(accm[r])));
 }
 
+/* q4_1r, q5_0r, q5_1r: q4_0r's groups, the fifth bits added as 16 under 64-bit masks, the _1
+ * formats' m through the activation's sd */
+QR_INLINE void qr_leg(float *y, int64_t ldy, const void *w, const void *a, size_t as, int64_t k, const int NR,
+                      const int HAS_MIN, const int HAS_HIGH) {
+    const int64_t nb = k / QK, ng = nb / 8, gs = HAS_HIGH ? 160 : 128, tbs = HAS_HIGH ? 20 : 16;
+    const uint8_t *row = w;
+    const uint16_t *dm = w; /* d (or d, m pairs) per block */
+    const uint8_t *cs = row + (HAS_MIN ? 4 : 2) * nb; /* groups of gs bytes, then tail blocks */
+    const int8_t *q[4];
+    const float *da[4], *sd[4];
+    __m512 acc[4][2], accm[4];
+    for (int r = 0; r < NR; r++) {
+        q[r] = (const int8_t *)((const char *)a + (size_t)r * as);
+        da[r] = (const float *)(q[r] + k);
+        sd[r] = da[r] + nb;
+        acc[r][0] = acc[r][1] = accm[r] = _mm512_setzero_ps();
+    }
+    const __m512i m4 = _mm512_set1_epi8(0x0F), b16 = _mm512_set1_epi8(0x10);
+    for (int64_t g = 0; g < ng; g += 2) {
+        const int n2 = ng - g >= 2 ? 2 : 1;
+        const __mmask16 mk = n2 == 2 ? (__mmask16)0xFFFF : (__mmask16)0x00FF;
+        __m512 dwv, mv;
+        if (HAS_MIN) { /* 16 (d, m) pairs -> d's and m's */
+            const __m512 lo = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(dm + 16 * g)));
+            const __m512 hi = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(n2 == 2 ? (__mmask16)0xFFFF : 0, dm + 16 * g + 16));
+            const __m512i ev = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+            dwv = _mm512_permutex2var_ps(lo, ev, hi);
+            mv = _mm512_permutex2var_ps(lo, _mm512_add_epi32(ev, _mm512_set1_epi32(1)), hi);
+        } else {
+            dwv = mv = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mk, dm + 8 * g));
+        }
+        __m512 S[4];
+        for (int r = 0; r < NR; r++) {
+            S[r] = _mm512_mul_ps(dwv, _mm512_maskz_loadu_ps(mk, da[r] + 8 * g));
+            accm[r] = _mm512_fmadd_ps(mv, _mm512_maskz_loadu_ps(mk, sd[r] + 8 * g), accm[r]);
+        }
+        _Pragma("GCC unroll 2") for (int h = 0; h < 2; h++) {
+            if (h >= n2) break;
+            const uint8_t *p = cs + (g + h) * gs;
+            const __m512i v0 = _mm512_loadu_si512(p), v1 = _mm512_loadu_si512(p + 64);
+            __m512i V[4] = {_mm512_and_si512(v0, m4), _mm512_and_si512(_mm512_srli_epi16(v0, 4), m4),
+                            _mm512_and_si512(v1, m4), _mm512_and_si512(_mm512_srli_epi16(v1, 4), m4)};
+            if (HAS_HIGH)
+                for (int t = 0; t < 4; t++) {
+                    uint64_t hb;
+                    memcpy(&hb, p + 128 + 8 * t, 8);
+                    V[t] = _mm512_mask_add_epi8(V[t], _cvtu64_mask64(hb), V[t], b16);
+                }
+            const __m512i ix = qr_ix8(h);
+            for (int r = 0; r < NR; r++) {
+                const int8_t *A = q[r] + (g + h) * 256;
+                __m512i pr = _mm512_dpbusd_epi32(_mm512_setzero_si512(), V[0], _mm512_loadu_si512(A));
+                pr = _mm512_dpbusd_epi32(pr, V[1], _mm512_loadu_si512(A + 64));
+                pr = _mm512_dpbusd_epi32(pr, V[2], _mm512_loadu_si512(A + 128));
+                pr = _mm512_dpbusd_epi32(pr, V[3], _mm512_loadu_si512(A + 192));
+                acc[r][h] = _mm512_fmadd_ps(_mm512_permutexvar_ps(ix, S[r]), _mm512_cvtepi32_ps(pr), acc[r][h]);
+            }
+        }
+    }
+    for (int r = 0; r < NR; r++) {
+        float t = 0.0f, tm = 0.0f;
+        for (int64_t i = 8 * ng; i < nb; i++) {
+            const uint8_t *tb = cs + ng * gs + (i - 8 * ng) * tbs;
+            const float d = qb_h2f(dm[HAS_MIN ? 2 * i : i]);
+            t += d * (da[r][i] * (float)qr_leg_tail(tb, tb + 16, HAS_HIGH, q[r] + i * QK));
+            tm += (HAS_MIN ? qb_h2f(dm[2 * i + 1]) : d) * sd[r][i];
+        }
+        const __m512 s2 = _mm512_add_ps(acc[r][0], acc[r][1]);
+        y[(int64_t)r * ldy] = HAS_MIN ? qr_hsum512(_mm512_add_ps(s2, accm[r])) + (t + tm)
+                                      : qr_hsum512(_mm512_fnmadd_ps(_mm512_set1_ps(16.0f), accm[r], s2)) + (t - 16.0f * tm);
+    }
+}
+
 #else
 /* ---------------------------------------------------------------- AVX2 */
 
@@ -604,6 +690,71 @@ QR_INLINE void qr_q5_Kr(float *y, int64_t ldy, const void *vw, const void *va, s
     }
     for (int r = 0; r < NR; r++) y[(int64_t)r * ldy] = qs_hsum(_mm256_sub_ps(acc[r], accm[r]));
 }
+/* q4_1r, q5_0r, q5_1r: q4_0r's halves, the fifth bits (32 mask bits -> bytes) or'ed in as 16 */
+QR_INLINE void qr_leg(float *y, int64_t ldy, const void *w, const void *a, size_t as, int64_t k, const int NR,
+                      const int HAS_MIN, const int HAS_HIGH) {
+    const int64_t nb = k / QK, ng = nb / 8, gs = HAS_HIGH ? 160 : 128, tbs = HAS_HIGH ? 20 : 16;
+    const uint8_t *row = w;
+    const uint16_t *dm = w;
+    const uint8_t *cs = row + (HAS_MIN ? 4 : 2) * nb;
+    const int8_t *q[4];
+    const float *da[4], *sd[4];
+    __m256 acc[4][2], accm[4];
+    for (int r = 0; r < NR; r++) {
+        q[r] = (const int8_t *)((const char *)a + (size_t)r * as);
+        da[r] = (const float *)(q[r] + k);
+        sd[r] = da[r] + nb;
+        acc[r][0] = acc[r][1] = accm[r] = _mm256_setzero_ps();
+    }
+    const __m256i m4 = _mm256_set1_epi8(0x0F), b16 = _mm256_set1_epi8(0x10);
+    const __m256i ix0 = _mm256_set_epi32(3, 3, 2, 2, 1, 1, 0, 0), ix1 = _mm256_set_epi32(7, 7, 6, 6, 5, 5, 4, 4);
+    for (int64_t g = 0; g < ng; g++) {
+        __m256 dwv, mv;
+        if (HAS_MIN) { /* 8 (d, m) pairs -> d's and m's (shuffles within 128-bit lanes, then a qword permute) */
+            const __m256 lo = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(dm + 16 * g)));
+            const __m256 hi = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(dm + 16 * g + 8)));
+            dwv = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(lo, hi, 0x88)), 0xD8));
+            mv = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(lo, hi, 0xDD)), 0xD8));
+        } else {
+            dwv = mv = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(dm + 8 * g)));
+        }
+        __m256 S[4];
+        for (int r = 0; r < NR; r++) {
+            S[r] = _mm256_mul_ps(dwv, _mm256_loadu_ps(da[r] + 8 * g));
+            accm[r] = _mm256_fmadd_ps(mv, _mm256_loadu_ps(sd[r] + 8 * g), accm[r]);
+        }
+        _Pragma("GCC unroll 2") for (int hh = 0; hh < 2; hh++) {
+            const uint8_t *p = cs + g * gs;
+            const __m256i v0 = _mm256_loadu_si256((const __m256i *)(p + 32 * hh));
+            const __m256i v1 = _mm256_loadu_si256((const __m256i *)(p + 64 + 32 * hh));
+            __m256i V[4] = {_mm256_and_si256(v0, m4), _mm256_and_si256(_mm256_srli_epi16(v0, 4), m4),
+                            _mm256_and_si256(v1, m4), _mm256_and_si256(_mm256_srli_epi16(v1, 4), m4)};
+            if (HAS_HIGH)
+                for (int t = 0; t < 4; t++)
+                    V[t] = _mm256_or_si256(V[t], _mm256_and_si256(qs_bits32(p + 128 + 8 * t + 4 * hh), b16));
+            for (int r = 0; r < NR; r++) {
+                const int8_t *A = q[r] + g * 256 + 32 * hh;
+                __m256i pr = qs_dot_us8(V[0], _mm256_loadu_si256((const __m256i *)A));
+                pr = _mm256_add_epi32(pr, qs_dot_us8(V[1], _mm256_loadu_si256((const __m256i *)(A + 64))));
+                pr = _mm256_add_epi32(pr, qs_dot_us8(V[2], _mm256_loadu_si256((const __m256i *)(A + 128))));
+                pr = _mm256_add_epi32(pr, qs_dot_us8(V[3], _mm256_loadu_si256((const __m256i *)(A + 192))));
+                acc[r][hh] = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(S[r], hh ? ix1 : ix0), _mm256_cvtepi32_ps(pr), acc[r][hh]);
+            }
+        }
+    }
+    for (int r = 0; r < NR; r++) {
+        float t = 0.0f, tm = 0.0f;
+        for (int64_t i = 8 * ng; i < nb; i++) {
+            const uint8_t *tb = cs + ng * gs + (i - 8 * ng) * tbs;
+            const float d = qb_h2f(dm[HAS_MIN ? 2 * i : i]);
+            t += d * (da[r][i] * (float)qr_leg_tail(tb, tb + 16, HAS_HIGH, q[r] + i * QK));
+            tm += (HAS_MIN ? qb_h2f(dm[2 * i + 1]) : d) * sd[r][i];
+        }
+        const __m256 s2 = _mm256_add_ps(acc[r][0], acc[r][1]);
+        y[(int64_t)r * ldy] = HAS_MIN ? qs_hsum(_mm256_add_ps(s2, accm[r])) + (t + tm)
+                                      : qs_hsum(_mm256_fnmadd_ps(_mm256_set1_ps(16.0f), accm[r], s2)) + (t - 16.0f * tm);
+    }
+}
 #endif
 
 /* entry points: the row count as a compile-time constant */
@@ -627,6 +778,18 @@ QR_ENTRY(q4_0r)
 QR_ENTRY(q4_Kr)
 QR_ENTRY(q6_Kr)
 QR_ENTRY(q5_Kr)
+QR_INLINE void qr_q4_1r(float *y, int64_t ldy, const void *w, const void *a, size_t as, int64_t k, const int NR) {
+    qr_leg(y, ldy, w, a, as, k, NR, 1, 0);
+}
+QR_INLINE void qr_q5_0r(float *y, int64_t ldy, const void *w, const void *a, size_t as, int64_t k, const int NR) {
+    qr_leg(y, ldy, w, a, as, k, NR, 0, 1);
+}
+QR_INLINE void qr_q5_1r(float *y, int64_t ldy, const void *w, const void *a, size_t as, int64_t k, const int NR) {
+    qr_leg(y, ldy, w, a, as, k, NR, 1, 1);
+}
+QR_ENTRY(q4_1r)
+QR_ENTRY(q5_0r)
+QR_ENTRY(q5_1r)
 
 #define QR_OPS(t, nm, b, sz, vdt, of)                                                              \
     const cke_qtype_ops QS_CAT(cke_qops_##t, QS_SFX) = {                                           \
@@ -639,6 +802,9 @@ QR_OPS(q4_0r, "q4_0r", QK, 18, QT_Q8_0S, QT_Q4_0);
 QR_OPS(q4_Kr, "q4_Kr", QK_K, 144, QT_Q8_KI, QT_Q4_K);
 QR_OPS(q6_Kr, "q6_Kr", QK_K, 210, QT_Q8_K16, QT_Q6_K);
 QR_OPS(q5_Kr, "q5_Kr", QK_K, 176, QT_Q8_KI, QT_Q5_K);
+QR_OPS(q4_1r, "q4_1r", QK, 20, QT_Q8_0S, QT_Q4_1);
+QR_OPS(q5_0r, "q5_0r", QK, 22, QT_Q8_0S, QT_Q5_0);
+QR_OPS(q5_1r, "q5_1r", QK, 24, QT_Q8_0S, QT_Q5_1);
 const cke_qtype_ops QS_CAT(cke_qops_q8_0s, QS_SFX) = {
     .name = "q8_0s", .blck = QK, .type_size = 40, .vec_dot_type = QT_Q8_0S,
     .quantize_row = QS_FN(qr_quantize_row_q8_0s), .dequantize_row = cke_dequantize_row_q8_0s_ref};

@@ -15,8 +15,8 @@
 #include <string.h>
 
 /* ggml ids of the weight formats under test */
-/* GGUF formats, then cke's repacked ones (q8_0r, q4_0r, q4_Kr, q6_Kr, q5_Kr: ref/quant_r.c) */
-static const int WTYPES[] = {1, 30, 8, 2, 3, 6, 7, 12, 13, 14, 40, 41, 42, 45, 47};
+/* GGUF formats, then cke's repacked ones (q8_0r, q4_0r, q4_Kr, q6_Kr, q5_Kr, q4_1r, q5_0r, q5_1r: ref/quant_r.c) */
+static const int WTYPES[] = {1, 30, 8, 2, 3, 6, 7, 12, 13, 14, 40, 41, 42, 45, 47, 48, 49, 50};
 #define NWT ((int)(sizeof WTYPES / sizeof WTYPES[0]))
 
 static size_t rowbytes(const cke_qtype_ops *q, int64_t k) { return (size_t)(k / q->blck) * (size_t)q->type_size; }
@@ -116,8 +116,8 @@ static double rt_bound(int t) {
     case 12: return 6e-3;  /* q4_K */
     case 13: return 1.5e-3;/* q5_K */
     case 14: return 5e-4;  /* q6_K */
-    case 40: case 41: case 42: case 45: case 47: /* the values of the GGUF format they repack */
-        return rt_bound(t == 40 ? 8 : t == 41 ? 2 : t == 42 ? 12 : t == 45 ? 14 : 13);
+    case 40: case 41: case 42: case 45: case 47: case 48: case 49: case 50: /* their GGUF format's */
+        return rt_bound(cke_ktable_for(CKE_ISA_REF)->qops[t]->repack_of);
     default: return 0;
     }
 }
@@ -201,16 +201,20 @@ static double exact_dot(const cke_qtype_ops *q, const void *wb, const void *ab, 
             for (int i = 0; i < 32; i++) *mag += 2 * mx * fabs((double)adq[j * 32 + i]);
         }
     }
-    if (q->vec_dot_type == 43) { /* q8_0s: the offset term is separate (ref/quant_r.c): its rounding
-                                    is relative to |dw * u * a| and |off * dw * sd|, not |w * a| */
-        const double off = q->blck == 32 && q->type_size == 34 ? 128 : 8;
+    if (q->vec_dot_type == 43) { /* q8_0s: the offset / min term is separate (ref/quant_r.c): its
+                                    rounding is relative to |dw * u * a| and |off * dw * sd| (or
+                                    |m * sd|), not to |w * a| */
+        const int of = q->repack_of;
+        const int has_min = of == 3 || of == 7;
+        const double off = of == 8 ? 128 : of == 6 ? 16 : 8;
         const float *sd = (const float *)((const char *)ab + K) + K / 32;
         for (int64_t b = 0; b < K / 32; b++) {
-            uint16_t dh;
-            memcpy(&dh, (const char *)wb + 2 * b, 2);
-            const double dw = f16_bits_to_f32(dh);
-            *mag += off * fabs(dw * sd[b]);
-            for (int i = 0; i < 32; i++) *mag += fabs(((double)wdq[b * 32 + i] + off * dw) * adq[b * 32 + i]);
+            uint16_t dh, mh;
+            memcpy(&dh, (const char *)wb + (has_min ? 4 : 2) * b, 2); /* the _1 formats: (d, m) pairs */
+            memcpy(&mh, (const char *)wb + 4 * b + 2, 2);
+            const double dw = f16_bits_to_f32(dh), m = has_min ? f16_bits_to_f32(mh) : -off * dw;
+            *mag += fabs(m * sd[b]);
+            for (int i = 0; i < 32; i++) *mag += fabs(((double)wdq[b * 32 + i] - m) * adq[b * 32 + i]);
         }
     }
     return e;
@@ -336,7 +340,7 @@ static int quant_repack(const cke_ktable *kt, const cke_ktable *ref) {
         float *x = tallocf(K), *y0 = tallocf(K), *y1 = tallocf(K), *a = tallocf(4 * K);
         tfill_normal(&r, x, K, 1.0f);
         tfill_normal(&r, a, 4 * K, 1.0f);
-        for (int t = 40; t <= 47; t++) {
+        for (int t = 40; t <= 50; t++) {
             if (t == 43 || t == 44 || t == 46) continue; /* activation formats */
             const cke_qtype_ops *q = kt->qops[t], *g = ref->qops[q->repack_of];
             if (K % q->blck) continue;

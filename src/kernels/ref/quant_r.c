@@ -37,6 +37,14 @@
  *   q8_K16 the activations of q6_Kr: [q s8 x k interleaved like q6_Kr's codes][d f32 x nsb]
  *          [sums of each sub-block's 16 q, int32, 16 x nsb]; Q8_K's quantization
  * q6_Kr's dot: y = sum_SB (d * da) * sum_b sc_b * (dot_b - 32 * sum_b(q)), in integers as GGUF's.
+ *   q4_1r, q5_0r, q5_1r  the other _0/_1 formats the way q4_0r is: [d f16 (and m f16: the _1
+ *          formats store the pairs d, m) per block][per group of 8 blocks: q4_0r's 128 bytes of
+ *          low 4 bits, then (5-bit formats) 32 bytes of fifth bits, bit s of the group's field for
+ *          stream byte s][tail blocks: GGUF's 16 bytes of nibbles (and 4 of fifth bits)]. Scales
+ *          and codes each in one array: a third array per row (m, or the fifth bits) made the
+ *          hardware prefetcher lose the stream (measured).
+ *          x = d * q + m (_1), d * (q - 16) (q5_0); activations q8_0s; the dot adds
+ *          sum_b m_b * sd_b (_1) or subtracts 16 * sum_b d_b * sd_b (q5_0)
  *   q5_Kr  GGUF's Q5_K as q4_Kr's codes (low 4 bits interleaved and packed the same way) plus the
  *          fifth bits, in 176-byte super-blocks {low bits[128], high bits[32], scales[12] (plain
  *          6-bit fields as q4_Kr's), d f16, dmin f16}: high-bit byte s/8, bit s%8 belongs to stream
@@ -486,6 +494,123 @@ static void cke_dot_rows_q5_Kr_ref(float *y, int64_t ldy, const void *vw, const 
 }
 static void cke_vec_dot_q5_Kr_ref(float *s, const void *w, const void *a, int64_t k) { cke_dot_rows_q5_Kr_ref(s, 0, w, a, 0, 1, k); }
 
+/* ------------------------------------------------------------------ q4_1r, q5_0r, q5_1r */
+
+typedef struct { int has_min, has_high; } leg_fmt;
+static const leg_fmt LEG_Q4_1 = {1, 0}, LEG_Q5_0 = {0, 1}, LEG_Q5_1 = {1, 1};
+/* scale block i: d at leg_sc(i), m 2 bytes later (_1); codes from leg_c, groups of leg_gs bytes,
+ * then tail blocks of leg_tb bytes */
+static int64_t leg_sc(leg_fmt f, int64_t i) { return (f.has_min ? 4 : 2) * i; }
+static int64_t leg_c(leg_fmt f, int64_t nb) { return (f.has_min ? 4 : 2) * nb; }
+static int64_t leg_gs(leg_fmt f) { return f.has_high ? 160 : 128; }
+static int64_t leg_tb(leg_fmt f) { return f.has_high ? 20 : 16; }
+/* the byte and bit of element e's low nibble (sh 0 or 4) and of its fifth bit */
+static void leg_at(leg_fmt f, int64_t nb, int64_t e, int64_t *lo, int *sh, int64_t *hi, int *bit) {
+    const int64_t ng = nb / 8, c = leg_c(f, nb);
+    if (e < ng * 256) {
+        const int64_t p = r8_pos(nb, e), g = p / 256, r = p % 256;
+        *lo = c + g * leg_gs(f) + 64 * (r / 128) + r % 64;
+        *sh = (r % 128) < 64 ? 0 : 4;
+        *hi = c + g * leg_gs(f) + 128 + r / 8;
+        *bit = (int)(r % 8);
+    } else {
+        const int64_t i = e / QK, j = e % QK, tb = c + ng * leg_gs(f) + (i - ng * 8) * leg_tb(f);
+        *lo = tb + j % 16;
+        *sh = j < 16 ? 0 : 4;
+        *hi = tb + 16 + j / 8;
+        *bit = (int)(j % 8);
+    }
+}
+static int leg_code(leg_fmt f, const uint8_t *row, int64_t nb, int64_t e) {
+    int64_t lo, hi;
+    int sh, bit;
+    leg_at(f, nb, e, &lo, &sh, &hi, &bit);
+    return ((row[lo] >> sh) & 0xF) | (f.has_high ? ((row[hi] >> bit) & 1) << 4 : 0);
+}
+static void leg_set(leg_fmt f, uint8_t *row, int64_t nb, int64_t e, int c) {
+    int64_t lo, hi;
+    int sh, bit;
+    leg_at(f, nb, e, &lo, &sh, &hi, &bit);
+    row[lo] |= (uint8_t)((c & 0xF) << sh);
+    if (f.has_high && (c >> 4)) row[hi] |= (uint8_t)(1u << bit);
+}
+/* one GGUF block ({d, [m], [qh 4], qs 16}) into block i of a repacked row */
+static void leg_put(leg_fmt f, uint8_t *row, int64_t nb, int64_t i, const uint8_t *blk) {
+    memcpy(row + leg_sc(f, i), blk, f.has_min ? 4 : 2); /* d (and m) */
+    const uint8_t *qh = blk + (f.has_min ? 4 : 2), *qs = qh + (f.has_high ? 4 : 0);
+    uint32_t h = 0;
+    if (f.has_high) memcpy(&h, qh, 4);
+    for (int j = 0; j < QK; j++) {
+        const int low = j < 16 ? qs[j] & 0xF : qs[j - 16] >> 4;
+        leg_set(f, row, nb, i * QK + j, low | (int)(((h >> j) & 1u) << 4));
+    }
+}
+static size_t leg_ts(leg_fmt f) { return 18 + (f.has_min ? 2 : 0) + (f.has_high ? 4 : 0); }
+static void leg_repack(leg_fmt f, void *vy, const void *vx, int64_t k) {
+    const int64_t nb = k / QK;
+    memset(vy, 0, (size_t)nb * leg_ts(f));
+    for (int64_t i = 0; i < nb; i++) leg_put(f, vy, nb, i, (const uint8_t *)vx + (size_t)i * leg_ts(f));
+}
+static void leg_dequant(leg_fmt f, float *y, const void *vx, int64_t k) {
+    const int64_t nb = k / QK;
+    const uint8_t *row = vx;
+    for (int64_t e = 0; e < k; e++) {
+        const int64_t i = e / QK;
+        uint16_t dh, mh = 0;
+        memcpy(&dh, row + leg_sc(f, i), 2);
+        if (f.has_min) memcpy(&mh, row + leg_sc(f, i) + 2, 2);
+        const int c = leg_code(f, row, nb, e);
+        y[e] = f.has_min ? qb_h2f(dh) * (float)c + qb_h2f(mh) : qb_h2f(dh) * (float)(c - 16);
+    }
+}
+/* y = sum_b dw_b (da_b dot_b) + sum_b min_b sd_b, min_b = m_b (_1) or -16 dw_b (q5_0) */
+static void leg_dot_rows(leg_fmt f, float *y, int64_t ldy, const void *w, const void *a, size_t as, int nr, int64_t k) {
+    const int64_t nb = k / QK;
+    const uint8_t *row = w;
+    for (int r = 0; r < nr; r++) {
+        const int8_t *q = (const int8_t *)((const char *)a + (size_t)r * as);
+        const float *da = (const float *)(q + k), *sd = da + nb;
+        float acc = 0.0f, accm = 0.0f;
+        for (int64_t i = 0; i < nb; i++) {
+            int32_t s = 0;
+            for (int j = 0; j < QK; j++) s += leg_code(f, row, nb, i * QK + j) * q[r8_pos(nb, i * QK + j)];
+            uint16_t dh, mh;
+            memcpy(&dh, row + leg_sc(f, i), 2);
+            const float d = qb_h2f(dh);
+            acc += d * (da[i] * (float)s);
+            if (f.has_min) {
+                memcpy(&mh, row + leg_sc(f, i) + 2, 2);
+                accm += qb_h2f(mh) * sd[i];
+            } else {
+                accm += d * sd[i];
+            }
+        }
+        y[(int64_t)r * ldy] = f.has_min ? acc + accm : acc - 16.0f * accm;
+    }
+}
+#define LEG_FNS(t, F, T)                                                                            \
+    void cke_repack_row_##t##_ref(void *y, const void *x, int64_t k) { leg_repack(F, y, x, k); }     \
+    void cke_dequantize_row_##t##_ref(float *y, const void *x, int64_t k) { leg_dequant(F, y, x, k); } \
+    void cke_quantize_row_##t##_ref(void *vy, const float *x, int64_t k) {                          \
+        const int64_t nb = k / QK;                                                                  \
+        memset(vy, 0, (size_t)nb * leg_ts(F));                                                      \
+        for (int64_t i = 0; i < nb; i++) { /* GGUF's quantizer one block at a time */              \
+            T b;                                                                                    \
+            cke_quantize_row_##t##_gguf(&b, x + i * QK, QK);                                        \
+            leg_put(F, vy, nb, i, (const uint8_t *)&b);                                             \
+        }                                                                                           \
+    }                                                                                               \
+    static void cke_dot_rows_##t##_ref(float *y, int64_t ldy, const void *w, const void *a, size_t as, int nr, int64_t k) { \
+        leg_dot_rows(F, y, ldy, w, a, as, nr, k);                                                   \
+    }                                                                                               \
+    static void cke_vec_dot_##t##_ref(float *s, const void *w, const void *a, int64_t k) { cke_dot_rows_##t##_ref(s, 0, w, a, 0, 1, k); }
+#define cke_quantize_row_q4_1r_gguf cke_quantize_row_q4_1_ref
+#define cke_quantize_row_q5_0r_gguf cke_quantize_row_q5_0_ref
+#define cke_quantize_row_q5_1r_gguf cke_quantize_row_q5_1_ref
+LEG_FNS(q4_1r, LEG_Q4_1, blk_q4_1)
+LEG_FNS(q5_0r, LEG_Q5_0, blk_q5_0)
+LEG_FNS(q5_1r, LEG_Q5_1, blk_q5_1)
+
 /* ------------------------------------------------------------------ ops tables */
 
 #define OPS_R(nm, t, b, sz, vdt, of)                                                                \
@@ -501,6 +626,9 @@ OPS_R("q4_0r", q4_0r, QK, 18, QT_Q8_0S, QT_Q4_0);
 OPS_R("q4_Kr", q4_Kr, QK_K, 144, QT_Q8_KI, QT_Q4_K);
 OPS_R("q6_Kr", q6_Kr, QK_K, 210, QT_Q8_K16, QT_Q6_K);
 OPS_R("q5_Kr", q5_Kr, QK_K, 176, QT_Q8_KI, QT_Q5_K);
+OPS_R("q4_1r", q4_1r, QK, 20, QT_Q8_0S, QT_Q4_1);
+OPS_R("q5_0r", q5_0r, QK, 22, QT_Q8_0S, QT_Q5_0);
+OPS_R("q5_1r", q5_1r, QK, 24, QT_Q8_0S, QT_Q5_1);
 const cke_qtype_ops cke_qops_q8_0s_ref = {.name = "q8_0s", .blck = QK, .type_size = 40, .vec_dot_type = QT_Q8_0S,
                                           .quantize_row = cke_quantize_row_q8_0s_ref,
                                           .dequantize_row = cke_dequantize_row_q8_0s_ref}; /* activations only */
@@ -512,7 +640,8 @@ const cke_qtype_ops cke_qops_q8_K16_ref = {.name = "q8_K16", .blck = QK_K, .type
                                            .dequantize_row = cke_dequantize_row_q8_K16_ref}; /* activations only */
 
 int cke_qtype_repacked(int qtype) {
-    static const int map[][2] = {{QT_Q8_0, QT_Q8_0R}, {QT_Q4_0, QT_Q4_0R}, {QT_Q4_K, QT_Q4_KR}, {QT_Q5_K, QT_Q5_KR}, {QT_Q6_K, QT_Q6_KR}};
+    static const int map[][2] = {{QT_Q8_0, QT_Q8_0R}, {QT_Q4_0, QT_Q4_0R}, {QT_Q4_K, QT_Q4_KR}, {QT_Q5_K, QT_Q5_KR}, {QT_Q6_K, QT_Q6_KR},
+                                 {QT_Q4_1, QT_Q4_1R}, {QT_Q5_0, QT_Q5_0R}, {QT_Q5_1, QT_Q5_1R}};
     for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
         if (map[i][0] == qtype) return map[i][1];
     return qtype;
