@@ -12,9 +12,12 @@ if [ ! -f "$PYDEPS/gguf-$GGUF_PY_VERSION.ok" ]; then
     rm -rf "$PYDEPS"
     pip_ok=0
     for py in python3 /usr/bin/python3; do
-        if "$py" -m pip install -q --no-deps --target "$PYDEPS" "gguf==$GGUF_PY_VERSION" >/dev/null 2>&1; then pip_ok=1; break; fi
+        if "$py" -m pip install -q --no-deps --target "$PYDEPS" "gguf==$GGUF_PY_VERSION" >"$B/pydeps.log" 2>&1; then pip_ok=1; break; fi
     done
-    if [ "$pip_ok" != 1 ]; then echo "FAIL cannot install gguf==$GGUF_PY_VERSION from PyPI (pip)"; echo "0 passed, 1 failed"; exit 1; fi
+    if [ "$pip_ok" != 1 ]; then
+        echo "FAIL cannot install gguf==$GGUF_PY_VERSION from PyPI with pip: $(tail -2 "$B/pydeps.log")"
+        echo "0 passed, 1 failed"; exit 1
+    fi
     touch "$PYDEPS/gguf-$GGUF_PY_VERSION.ok"
 fi
 T=$(mktemp -d /tmp/cke-gguf-xcheck.XXXXXX)
