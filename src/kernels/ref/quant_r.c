@@ -115,98 +115,6 @@ void cke_quantize_row_q8_0r_ref(void *vy, const float *x, int64_t k) {
         for (int j = 0; j < QK; j++) u[r8_pos(nb, i * QK + j)] = (uint8_t)(b.qs[j] + 128);
     }
 }
-static int code_q8_0r(const void *w, int64_t nb, int64_t e) { return ((const uint8_t *)w)[2 * nb + r8_pos(nb, e)]; }
-void cke_dequantize_row_q8_0r_ref(float *y, const void *vx, int64_t k) {
-    const int64_t nb = k / QK;
-    const uint16_t *d = vx;
-    for (int64_t e = 0; e < k; e++) y[e] = qb_h2f(d[e / QK]) * (float)(code_q8_0r(vx, nb, e) - 128);
-}
-
-/* shared by the _0 repacked dots: codes u(row, e), offset off */
-static void dot_rows_0r(float *y, int64_t ldy, int (*code)(const void *, int64_t, int64_t), const void *w, int off,
-                        const void *a, size_t as, int nr, int64_t k) {
-    const int64_t nb = k / QK;
-    const uint16_t *dw = w;
-    for (int r = 0; r < nr; r++) {
-        const int8_t *q = (const int8_t *)((const char *)a + (size_t)r * as);
-        const float *da = (const float *)(q + k), *sd = da + nb;
-        float acc = 0.0f, accm = 0.0f;
-        for (int64_t i = 0; i < nb; i++) {
-            int32_t s = 0;
-            for (int j = 0; j < QK; j++) s += code(w, nb, i * QK + j) * q[r8_pos(nb, i * QK + j)];
-            const float d = qb_h2f(dw[i]);
-            acc += d * (da[i] * (float)s);
-            accm += d * sd[i];
-        }
-        y[(int64_t)r * ldy] = acc - (float)off * accm;
-    }
-}
-static void cke_dot_rows_q8_0r_ref(float *y, int64_t ldy, const void *w, const void *a, size_t as, int nr, int64_t k) {
-    dot_rows_0r(y, ldy, code_q8_0r, w, 128, a, as, nr, k);
-}
-static void cke_vec_dot_q8_0r_ref(float *s, const void *w, const void *a, int64_t k) { cke_dot_rows_q8_0r_ref(s, 0, w, a, 0, 1, k); }
-
-/* ------------------------------------------------------------------ q4_0r */
-
-/* the byte and nibble (0 low, 4 high) of element e's code in a q4_0r row's qs */
-static int64_t q4_0r_at(int64_t nb, int64_t e, int *shift) {
-    const int64_t ng = nb / 8;
-    if (e < ng * 256) {
-        const int64_t p = r8_pos(nb, e), g = p / 256, r = p % 256; /* stream byte r of group g */
-        *shift = (r % 128) < 64 ? 0 : 4;
-        return g * 128 + 64 * (r / 128) + r % 64;
-    }
-    const int64_t i = e / QK, j = e % QK; /* tail: GGUF's block form */
-    *shift = j < 16 ? 0 : 4;
-    return ng * 128 + (i - ng * 8) * 16 + j % 16;
-}
-static int code_q4_0r(const void *w, int64_t nb, int64_t e) {
-    int sh;
-    const int64_t at = q4_0r_at(nb, e, &sh);
-    return (((const uint8_t *)w)[2 * nb + at] >> sh) & 0x0F;
-}
-void cke_repack_row_q4_0r_ref(void *vy, const void *vx, int64_t k) {
-    const blk_q4_0 *x = vx;
-    const int64_t nb = k / QK;
-    uint16_t *d = vy;
-    uint8_t *qs = (uint8_t *)(d + nb);
-    memset(qs, 0, (size_t)nb * 16);
-    for (int64_t i = 0; i < nb; i++) {
-        d[i] = x[i].d;
-        for (int j = 0; j < QK; j++) {
-            const int q = j < 16 ? x[i].qs[j] & 0x0F : x[i].qs[j - 16] >> 4;
-            int sh;
-            const int64_t at = q4_0r_at(nb, i * QK + j, &sh);
-            qs[at] |= (uint8_t)(q << sh);
-        }
-    }
-}
-void cke_quantize_row_q4_0r_ref(void *vy, const float *x, int64_t k) {
-    const int64_t nb = k / QK;
-    /* GGUF's quantizer one group of 8 blocks at a time (a stack buffer; kernels do not allocate),
-     * each group repacked into place (a short last group is all tail, as in the full row) */
-    uint16_t *d = vy;
-    uint8_t *qs = (uint8_t *)(d + nb);
-    for (int64_t g = 0; g < (nb + 7) / 8; g++) {
-        const int64_t n = nb - 8 * g < 8 ? nb - 8 * g : 8;
-        blk_q4_0 b[8];
-        uint8_t part[8 * 18];
-        cke_quantize_row_q4_0_ref(b, x + g * 8 * QK, n * QK);
-        cke_repack_row_q4_0r_ref(part, b, n * QK);
-        memcpy(d + 8 * g, part, (size_t)n * 2);
-        memcpy(qs + g * 128, part + 2 * n, (size_t)n * 16);
-    }
-}
-void cke_dequantize_row_q4_0r_ref(float *y, const void *vx, int64_t k) {
-    const int64_t nb = k / QK;
-    const uint16_t *d = vx;
-    for (int64_t e = 0; e < k; e++) y[e] = qb_h2f(d[e / QK]) * (float)(code_q4_0r(vx, nb, e) - 8);
-}
-static void cke_dot_rows_q4_0r_ref(float *y, int64_t ldy, const void *w, const void *a, size_t as, int nr, int64_t k) {
-    dot_rows_0r(y, ldy, code_q4_0r, w, 8, a, as, nr, k);
-}
-static void cke_vec_dot_q4_0r_ref(float *s, const void *w, const void *a, int64_t k) { cke_dot_rows_q4_0r_ref(s, 0, w, a, 0, 1, k); }
-
 /* ------------------------------------------------------------------ q4_Kr */
 
 /* GGUF qs byte 32c + l: low nibble = element 64c + l, high = 64c + 32 + l */
@@ -494,10 +402,14 @@ static void cke_dot_rows_q5_Kr_ref(float *y, int64_t ldy, const void *vw, const 
 }
 static void cke_vec_dot_q5_Kr_ref(float *s, const void *w, const void *a, int64_t k) { cke_dot_rows_q5_Kr_ref(s, 0, w, a, 0, 1, k); }
 
-/* ------------------------------------------------------------------ q4_1r, q5_0r, q5_1r */
+/* ------------------------------------------------------------------ q8_0r, q4_0r, q4_1r, q5_0r, q5_1r */
 
-typedef struct { int has_min, has_high; } leg_fmt;
-static const leg_fmt LEG_Q4_1 = {1, 0}, LEG_Q5_0 = {0, 1}, LEG_Q5_1 = {1, 1};
+/* The formats with Q8_0 activations, one spec: codes (bytes for q8_0r; low nibbles, with fifth
+ * bits for the 5-bit formats), a scale d per block and either a min m (the _1 formats) or a
+ * fixed offset (x = d * (q - off)). */
+typedef struct { int byte_codes, has_min, has_high, off; } leg_fmt;
+static const leg_fmt LEG_Q8_0 = {1, 0, 0, 128}, LEG_Q4_0 = {0, 0, 0, 8}, LEG_Q4_1 = {0, 1, 0, 0},
+                     LEG_Q5_0 = {0, 0, 1, 16}, LEG_Q5_1 = {0, 1, 1, 0};
 /* scale block i: d at leg_sc(i), m 2 bytes later (_1); codes from leg_c, groups of leg_gs bytes,
  * then tail blocks of leg_tb bytes */
 static int64_t leg_sc(leg_fmt f, int64_t i) { return (f.has_min ? 4 : 2) * i; }
@@ -522,6 +434,7 @@ static void leg_at(leg_fmt f, int64_t nb, int64_t e, int64_t *lo, int *sh, int64
     }
 }
 static int leg_code(leg_fmt f, const uint8_t *row, int64_t nb, int64_t e) {
+    if (f.byte_codes) return row[leg_c(f, nb) + r8_pos(nb, e)];
     int64_t lo, hi;
     int sh, bit;
     leg_at(f, nb, e, &lo, &sh, &hi, &bit);
@@ -534,7 +447,19 @@ static void leg_set(leg_fmt f, uint8_t *row, int64_t nb, int64_t e, int c) {
     row[lo] |= (uint8_t)((c & 0xF) << sh);
     if (f.has_high && (c >> 4)) row[hi] |= (uint8_t)(1u << bit);
 }
-/* one GGUF block ({d, [m], [qh 4], qs 16}) into block i of a repacked row */
+/* d and the block's min term (m, or -off * d) */
+static void leg_scales(leg_fmt f, const uint8_t *row, int64_t i, float *d, float *min) {
+    uint16_t dh, mh;
+    memcpy(&dh, row + leg_sc(f, i), 2);
+    *d = qb_h2f(dh);
+    if (f.has_min) {
+        memcpy(&mh, row + leg_sc(f, i) + 2, 2);
+        *min = qb_h2f(mh);
+    } else {
+        *min = -(float)f.off * *d; /* a power of two: exact */
+    }
+}
+/* one GGUF 4/5-bit block ({d, [m], [qh 4], qs 16}) into block i of a repacked row */
 static void leg_put(leg_fmt f, uint8_t *row, int64_t nb, int64_t i, const uint8_t *blk) {
     memcpy(row + leg_sc(f, i), blk, f.has_min ? 4 : 2); /* d (and m) */
     const uint8_t *qh = blk + (f.has_min ? 4 : 2), *qs = qh + (f.has_high ? 4 : 0);
@@ -553,39 +478,30 @@ static void leg_repack(leg_fmt f, void *vy, const void *vx, int64_t k) {
 }
 static void leg_dequant(leg_fmt f, float *y, const void *vx, int64_t k) {
     const int64_t nb = k / QK;
-    const uint8_t *row = vx;
     for (int64_t e = 0; e < k; e++) {
-        const int64_t i = e / QK;
-        uint16_t dh, mh = 0;
-        memcpy(&dh, row + leg_sc(f, i), 2);
-        if (f.has_min) memcpy(&mh, row + leg_sc(f, i) + 2, 2);
-        const int c = leg_code(f, row, nb, e);
-        y[e] = f.has_min ? qb_h2f(dh) * (float)c + qb_h2f(mh) : qb_h2f(dh) * (float)(c - 16);
+        float d, min;
+        leg_scales(f, vx, e / QK, &d, &min);
+        const int c = leg_code(f, vx, nb, e);
+        /* d * (q - off) as one product: the sum d * q + min would turn a -0 into +0 */
+        y[e] = f.has_min ? d * (float)c + min : d * (float)(c - f.off);
     }
 }
-/* y = sum_b dw_b (da_b dot_b) + sum_b min_b sd_b, min_b = m_b (_1) or -16 dw_b (q5_0) */
+/* y = sum_b dw_b (da_b dot_b) + sum_b min_b sd_b, min_b = m_b (_1) or -off dw_b */
 static void leg_dot_rows(leg_fmt f, float *y, int64_t ldy, const void *w, const void *a, size_t as, int nr, int64_t k) {
     const int64_t nb = k / QK;
-    const uint8_t *row = w;
     for (int r = 0; r < nr; r++) {
         const int8_t *q = (const int8_t *)((const char *)a + (size_t)r * as);
         const float *da = (const float *)(q + k), *sd = da + nb;
         float acc = 0.0f, accm = 0.0f;
         for (int64_t i = 0; i < nb; i++) {
             int32_t s = 0;
-            for (int j = 0; j < QK; j++) s += leg_code(f, row, nb, i * QK + j) * q[r8_pos(nb, i * QK + j)];
-            uint16_t dh, mh;
-            memcpy(&dh, row + leg_sc(f, i), 2);
-            const float d = qb_h2f(dh);
+            for (int j = 0; j < QK; j++) s += leg_code(f, w, nb, i * QK + j) * q[r8_pos(nb, i * QK + j)];
+            float d, min;
+            leg_scales(f, w, i, &d, &min);
             acc += d * (da[i] * (float)s);
-            if (f.has_min) {
-                memcpy(&mh, row + leg_sc(f, i) + 2, 2);
-                accm += qb_h2f(mh) * sd[i];
-            } else {
-                accm += d * sd[i];
-            }
+            accm += min * sd[i];
         }
-        y[(int64_t)r * ldy] = f.has_min ? acc + accm : acc - 16.0f * accm;
+        y[(int64_t)r * ldy] = acc + accm;
     }
 }
 #define LEG_FNS(t, F, T)                                                                            \
@@ -604,12 +520,20 @@ static void leg_dot_rows(leg_fmt f, float *y, int64_t ldy, const void *w, const 
         leg_dot_rows(F, y, ldy, w, a, as, nr, k);                                                   \
     }                                                                                               \
     static void cke_vec_dot_##t##_ref(float *s, const void *w, const void *a, int64_t k) { cke_dot_rows_##t##_ref(s, 0, w, a, 0, 1, k); }
+#define cke_quantize_row_q4_0r_gguf cke_quantize_row_q4_0_ref
 #define cke_quantize_row_q4_1r_gguf cke_quantize_row_q4_1_ref
 #define cke_quantize_row_q5_0r_gguf cke_quantize_row_q5_0_ref
 #define cke_quantize_row_q5_1r_gguf cke_quantize_row_q5_1_ref
+LEG_FNS(q4_0r, LEG_Q4_0, blk_q4_0)
 LEG_FNS(q4_1r, LEG_Q4_1, blk_q4_1)
 LEG_FNS(q5_0r, LEG_Q5_0, blk_q5_0)
 LEG_FNS(q5_1r, LEG_Q5_1, blk_q5_1)
+/* q8_0r: its own repack and quantizer (byte codes), the shared dequantization and dot */
+void cke_dequantize_row_q8_0r_ref(float *y, const void *x, int64_t k) { leg_dequant(LEG_Q8_0, y, x, k); }
+static void cke_dot_rows_q8_0r_ref(float *y, int64_t ldy, const void *w, const void *a, size_t as, int nr, int64_t k) {
+    leg_dot_rows(LEG_Q8_0, y, ldy, w, a, as, nr, k);
+}
+static void cke_vec_dot_q8_0r_ref(float *s, const void *w, const void *a, int64_t k) { cke_dot_rows_q8_0r_ref(s, 0, w, a, 0, 1, k); }
 
 /* ------------------------------------------------------------------ ops tables */
 
