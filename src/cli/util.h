@@ -1,4 +1,5 @@
-/* Small helpers the cke subcommands share: strict number parsing, a clock, error reporting. */
+/* Small helpers the cke subcommands share: strict number parsing, option values with errors that
+ * name the flag, -h/--help, a clock, error reporting. Only the command line prints and exits. */
 #ifndef CKE_CLI_UTIL_H
 #define CKE_CLI_UTIL_H
 
@@ -6,10 +7,27 @@
 
 #include <stdint.h>
 
+#define CKE_VERSION "0.10.0"
+
 double cke_cli_now(void);                              /* monotonic seconds */
-int cke_cli_parse_i64(const char *s, int64_t *v);      /* 0, or -1 unless the whole string is a number */
+/* 0, or -1 unless the whole string is a number that fits (no overflow; floats finite, no NaN) */
+int cke_cli_parse_i64(const char *s, int64_t *v);
 int cke_cli_parse_f(const char *s, float *v);
 int cke_cli_parse_d(const char *s, double *v);
 int cke_cli_fail(const char *what, cke_status s, const cke_err *e); /* prints "cke WHAT: ...", returns 1 */
+
+int cke_cli_is_help(const char *a);                    /* -h or --help */
+
+/* Option values: argv[*i] is the flag, argv[*i + 1] its value. On success the value is stored,
+ * *i advances past it and 0 is returned; otherwise the error names the command and the flag
+ * ("cke run: --temp: -1 is not a temperature (>= 0)", "cke run: -n needs a value") and 2 is
+ * returned, the command line's usage exit status. `what` completes "is not ...". */
+int cke_cli_opt_i64(const char *cmd, int argc, char **argv, int *i, int64_t lo, int64_t hi, const char *what,
+                    int64_t *out);
+int cke_cli_opt_d(const char *cmd, int argc, char **argv, int *i, double lo, double hi, const char *what, double *out);
+int cke_cli_opt_f(const char *cmd, int argc, char **argv, int *i, double lo, double hi, const char *what, float *out);
+int cke_cli_opt_str(const char *cmd, int argc, char **argv, int *i, const char **out);
+/* "cke CMD: unknown option X (cke CMD --help)" / "cke CMD: unexpected argument X"; returns 2 */
+int cke_cli_unknown(const char *cmd, const char *arg);
 
 #endif
