@@ -13,6 +13,7 @@
  *           row (the generated code computes only those) + causal attention 4 * L * q_dim * T(T+1)/2. */
 #define _DEFAULT_SOURCE /* setenv */
 #include "cli/bench.h"
+#include "cli/util.h"
 
 #include "../../bench/machine.h"
 #include "cke/kernels.h"
@@ -236,10 +237,11 @@ static void limits_at(double *peak, double *bw, int t, const float *buf, int64_t
 /* ------------------------------------------------------------------ command */
 
 int cke_cli_bench(int argc, char **argv) {
-    int pick[N_SHAPES] = {0}, any = 0, quick = 0, nth_max = MAX_NTH;
+    int pick[N_SHAPES] = {0}, any = 0, quick = 0, nth_max = MAX_NTH, help = 0;
     const char *weights = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (cke_cli_is_help(a)) { help = 1; goto usage; }
         if (!strcmp(a, "--quick")) quick = 1;
         else if (!strcmp(a, "--model") && v) {
             int found = 0;
@@ -348,11 +350,11 @@ int cke_cli_bench(int argc, char **argv) {
     }
     return 0;
 usage:
-    fprintf(stderr, "usage: cke bench [--model stories15M|stories110M|tinyllama|all]... [--quick] [--threads 1|2]\n"
+    fprintf(help ? stdout : stderr, "usage: cke bench [--model stories15M|stories110M|tinyllama|all]... [--quick] [--threads 1|2]\n"
                     "                 [--weights mmap|copy|both]\n"
                     "  random-weight F32 models of real shapes (cached in $CKE_CACHE/bench, default ~/.cache/cke/bench):\n"
                     "  prefill tok/s (512-token prompt) as a fraction of the FMA peak, decode tok/s (128 tokens) as a\n"
                     "  fraction of the bandwidth roofline, both limits measured in the same run; --weights sets\n"
                     "  CKE_WEIGHTS for the compiled model (copy: weights in huge-page memory; mmap: the file mapping)\n");
-    return 2;
+    return help ? 0 : 2;
 }

@@ -1,5 +1,7 @@
 /* cke inspect: family, hyperparameters, tokenizer summary, every tensor. */
 #include "cli/inspect.h"
+#include "cli/target.h"
+#include "cli/util.h"
 
 #include "formats/model.h"
 
@@ -7,14 +9,32 @@
 
 static const char *yn(bool b) { return b ? "yes" : "no"; }
 
+static void inspect_usage(FILE *f) {
+    fprintf(f, "usage: cke inspect MODEL|DIR\n"
+               "  MODEL: .gguf, llama2.c .bin, Hugging Face directory; DIR: a compiled directory (its\n"
+               "  source model is shown), a training --out directory or checkpoint (its model)\n");
+}
+
 int cke_cli_inspect(int argc, char **argv) {
+    if (argc == 2 && cke_cli_is_help(argv[1])) { inspect_usage(stdout); return 0; }
     if (argc != 2) {
-        fprintf(stderr, "usage: cke inspect FILE.gguf|FILE.bin|HF_DIR\n");
+        if (argc > 2) cke_cli_unknown("inspect", argv[2]);
+        inspect_usage(stderr);
         return 2;
+    }
+    cke_target tg;
+    if (cke_cli_target("inspect", argv[1], &tg)) return 1;
+    const char *path = tg.model;
+    if (tg.kind == CKE_TARGET_COMPILED) {
+        printf("compiled:    %s (cke compile output: model.so, weights.bin, model.c)\n", argv[1]);
+        if (!tg.source[0]) { fprintf(stderr, "cke inspect: %s/cke-model.txt names no source model\n", argv[1]); return 1; }
+        path = tg.source;
+    } else if (tg.kind == CKE_TARGET_TRAIN_OUT || tg.kind == CKE_TARGET_CHECKPOINT) {
+        printf("%-12s %s (its model: %s)\n", tg.kind == CKE_TARGET_TRAIN_OUT ? "training:" : "checkpoint:", argv[1], path);
     }
     cke_model *m;
     cke_err err = {0};
-    cke_status s = cke_model_open(argv[1], &m, &err);
+    cke_status s = cke_model_open(path, &m, &err);
     if (s) {
         fprintf(stderr, "cke: %s: %s\n", cke_status_name(s), err.msg);
         return 1;

@@ -1,5 +1,6 @@
 /* cke command line. Only this layer exits; the library returns status codes. */
 #include "cke/kernels.h"
+#include "cke/model_abi.h"
 #include "cli/bench.h"
 #include "cli/chat.h"
 #include "cli/inspect.h"
@@ -7,14 +8,15 @@
 #include "cli/run.h"
 #include "cli/train.h"
 #include "cli/tokenize.h"
+#include "cli/util.h"
 #include "cli/vocab.h"
 
 #include <stdio.h>
 #include <string.h>
 
-static int usage(void) {
-    fprintf(stderr,
-            "usage: cke <command> [args]\n"
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: cke <command> [args]   (cke <command> --help: its options; cke --version)\n"
             "  cke isa            print the kernel ISA levels this CPU supports and the active one\n"
             "  cke compile MODEL -o DIR   compile a model (GGUF, HF dir, llama2.c .bin) into DIR\n"
             "  cke run DIR|MODEL -p PROMPT -n N   generate text (--temp 0: greedy)\n"
@@ -27,11 +29,16 @@ static int usage(void) {
             "  cke vocab TEXT.txt -o tokenizer.bin --size N   learn a BPE vocabulary (llama2.c tokenizer.bin)\n"
             "  cke chat DIR|MODEL [--system S]   chat with the model's chat template (lines from stdin)\n"
             "  cke bench [--model NAME] [--quick]   prefill/decode tok/s of real-shape models vs the machine's limits\n");
-    return 2;
 }
 
 int main(int argc, char **argv) {
-    if (argc < 2) return usage();
+    if (argc < 2) { usage(stderr); return 2; }
+    if (cke_cli_is_help(argv[1]) || !strcmp(argv[1], "help")) { usage(stdout); return 0; }
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+        printf("cke %s (model ABI %d; kernels: %s)\n", CKE_VERSION, CKM_ABI_VERSION,
+               cke_kernels_init() == 0 ? cke_isa_name(cke_isa_active()) : "CKE_ISA names an unsupported level");
+        return 0;
+    }
     if (!strcmp(argv[1], "compile")) return cke_cli_compile(argc - 1, argv + 1);
     if (!strcmp(argv[1], "run")) return cke_cli_run(argc - 1, argv + 1);
     if (!strcmp(argv[1], "train")) return cke_cli_train(argc - 1, argv + 1);
@@ -54,6 +61,6 @@ int main(int argc, char **argv) {
                    cke_isa_active() == (cke_isa)i ? " (active)" : "");
         return 0;
     }
-    fprintf(stderr, "cke: unknown command '%s'\n", argv[1]);
-    return usage();
+    fprintf(stderr, "cke: unknown command '%s' (cke --help lists them)\n", argv[1]);
+    return 2;
 }

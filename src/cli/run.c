@@ -1,6 +1,7 @@
 #define _DEFAULT_SOURCE /* realpath */
 #include "cli/util.h"
 #include "cli/run.h"
+#include "cli/target.h"
 
 #include "driver/compile.h"
 #include "runtime/parity.h"
@@ -37,25 +38,34 @@ static int compile_into(const char *model, const char *out, const char *tokenize
 int cke_cli_compile(int argc, char **argv) {
     const char *model = NULL, *out = NULL, *tok = NULL;
     int64_t ctx = 0, chunk = 0;
+    int help = 0;
     for (int i = 1; i < argc; i++) {
+        if (cke_cli_is_help(argv[i])) { help = 1; goto usage; }
         if (!strcmp(argv[i], "-o") && i + 1 < argc) out = argv[++i];
         else if (!strcmp(argv[i], "--tokenizer") && i + 1 < argc) tok = argv[++i];
         else if (!strcmp(argv[i], "--keep-f32")) keep_f32_flag = 1;
         else if (!strcmp(argv[i], "--debug")) debug_flag = 1;
-        else if (!strcmp(argv[i], "--ctx") && i + 1 < argc) { if (cke_cli_parse_i64(argv[++i], &ctx) || ctx < 1) goto usage; }
-        else if (!strcmp(argv[i], "--prefill-chunk") && i + 1 < argc) { if (cke_cli_parse_i64(argv[++i], &chunk) || chunk < 1) goto usage; }
-        else if (argv[i][0] == '-') goto usage;
+        else if (!strcmp(argv[i], "--ctx") || !strcmp(argv[i], "-c")) {
+            int rc = cke_cli_opt_i64("compile", argc, argv, &i, 1, INT32_MAX, "a context length (>= 1)", &ctx);
+            if (rc) return rc;
+        } else if (!strcmp(argv[i], "--prefill-chunk")) {
+            int rc = cke_cli_opt_i64("compile", argc, argv, &i, 1, INT32_MAX, "a chunk length (>= 1)", &chunk);
+            if (rc) return rc;
+        } else if (argv[i][0] == '-') return cke_cli_unknown("compile", argv[i]);
         else if (!model) model = argv[i];
-        else goto usage;
+        else return cke_cli_unknown("compile", argv[i]);
     }
-    if (!model || !out) goto usage;
+    if (!model || !out) {
+        fprintf(stderr, "cke compile: %s\n", !model ? "no model given" : "no output directory given (-o DIR)");
+        goto usage;
+    }
     return compile_into(model, out, tok, ctx, chunk, 0);
 usage:
-    fprintf(stderr, "usage: cke compile MODEL -o DIR [--tokenizer tokenizer.bin] [--ctx N] [--prefill-chunk N] [--keep-f32]\n"
+    fprintf(help ? stdout : stderr, "usage: cke compile MODEL -o DIR [--tokenizer tokenizer.bin] [--ctx N] [--prefill-chunk N] [--keep-f32]\n"
                     "                   [--debug]\n"
                     "  MODEL: a .gguf file, a Hugging Face model directory, or a llama2.c .bin\n"
                     "  --debug: a canary after every activation, checked after every op (slow; names the op)\n");
-    return 2;
+    return help ? 0 : 2;
 }
 
 /* A model file is compiled once into a cache directory named after its path, size and mtime. */
@@ -83,81 +93,205 @@ static int cached_dir(const char *model, const char *tok, int64_t ctx, char *dir
     return 0;
 }
 
-int cke_cli_run(int argc, char **argv) {
-    const char *target = NULL, *prompt = "", *tok = NULL;
-    int64_t n_gen = 256, ctx = 0, threads = 0;
-    cke_sampler_opts so = CKE_SAMPLER_DEFAULTS;
-    int64_t seed = -1;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        int bad = 0;
-        if (!strcmp(a, "-p") && v) prompt = v, i++;
-        else if (!strcmp(a, "-n") && v) bad = cke_cli_parse_i64(v, &n_gen) || n_gen < 0, i++;
-        else if (!strcmp(a, "--temp") && v) bad = cke_cli_parse_f(v, &so.temp) || so.temp < 0, i++;
-        else if (!strcmp(a, "--top-k") && v) { int64_t k = 0; bad = cke_cli_parse_i64(v, &k) || k < 0 || k > INT32_MAX; so.top_k = (int)k; i++; }
-        else if (!strcmp(a, "--top-p") && v) bad = cke_cli_parse_f(v, &so.top_p), i++;
-        else if (!strcmp(a, "--min-p") && v) bad = cke_cli_parse_f(v, &so.min_p), i++;
-        else if (!strcmp(a, "--repeat-penalty") && v) bad = cke_cli_parse_f(v, &so.repeat_penalty), i++;
-        else if (!strcmp(a, "--seed") && v) bad = cke_cli_parse_i64(v, &seed), i++;
-        else if (!strcmp(a, "--threads") && v) bad = cke_cli_parse_i64(v, &threads) || threads < 1 || threads > 1024, i++;
-        else if (!strcmp(a, "--ctx") && v) bad = cke_cli_parse_i64(v, &ctx) || ctx < 1, i++;
-        else if (!strcmp(a, "--tokenizer") && v) tok = v, i++;
-        else if (a[0] == '-' && a[1]) bad = 1;
-        else if (!target) target = a;
-        else bad = 1;
-        if (bad) goto usage;
-    }
-    if (!target) goto usage;
-    so.seed = seed >= 0 ? (uint64_t)seed : (uint64_t)time(NULL);
+/* ---------------------------------------------------------------- cke run */
 
-    char dir[PATH_MAX];
+#define MAX_STOPS 16
+
+typedef struct {
+    const char *target, *prompt, *prompt_file, *tok;
+    const char *stops[MAX_STOPS];
+    int n_stops;
+    int64_t n_gen, ctx, threads, seed;
+    int special; /* parse <|im_start|> etc. in the prompt as special tokens */
+    int bos;     /* -1 as the model says, 0 never, 1 always */
+    cke_sampler_opts so;
+} run_args;
+
+static void run_usage(FILE *f) {
+    fprintf(f, "usage: cke run DIR|MODEL [-p PROMPT | -f FILE] [-n N] [options]\n"
+               "  DIR: a compiled model (cke compile), a training --out directory or checkpoint;\n"
+               "  MODEL: a .gguf, Hugging Face directory or llama2.c .bin, compiled into a cache first\n"
+               "  -m, --model M          the model (instead of the first argument)\n"
+               "  -p, --prompt TEXT      the prompt; special tokens in it (<|im_start|>) are parsed as such\n"
+               "  -f, --file FILE        the prompt from a file (- : standard input)\n"
+               "  -n, --n-predict N      tokens to generate (256; -1: until EOS or the context is full)\n"
+               "  -c, --ctx N            context length to compile for (default: the model's)\n"
+               "  -t, --threads N        threads (default: all cores)\n"
+               "  -s, --seed S           sampling seed (default: time)\n"
+               "  --temp T (0.8; 0 = greedy)  --top-k K (40)  --top-p P (0.95)  --min-p P (0.05)\n"
+               "  --repeat-penalty R (1.0 = off)\n"
+               "  --stop STR             stop before STR appears in the output (repeatable)\n"
+               "  --no-special           treat special-token text in the prompt as plain text\n"
+               "  --bos / --no-bos       add BOS or not (default: as the model's tokenizer says)\n"
+               "  --tokenizer FILE       tokenizer for a llama2.c checkpoint\n");
+}
+
+/* 0 parsed, 1 help printed, 2 usage error (message printed) */
+static int parse_run_args(int argc, char **argv, run_args *a) {
+    static const char C[] = "run";
+    for (int i = 1; i < argc; i++) {
+        const char *f = argv[i];
+        int rc = 0;
+        if (cke_cli_is_help(f)) { run_usage(stdout); return 1; }
+        else if (!strcmp(f, "-m") || !strcmp(f, "--model")) rc = cke_cli_opt_str(C, argc, argv, &i, &a->target);
+        else if (!strcmp(f, "-p") || !strcmp(f, "--prompt")) rc = cke_cli_opt_str(C, argc, argv, &i, &a->prompt);
+        else if (!strcmp(f, "-f") || !strcmp(f, "--file")) rc = cke_cli_opt_str(C, argc, argv, &i, &a->prompt_file);
+        else if (!strcmp(f, "-n") || !strcmp(f, "--n-predict"))
+            rc = cke_cli_opt_i64(C, argc, argv, &i, -1, INT64_MAX, "a token count (>= 0, or -1 for no limit)", &a->n_gen);
+        else if (!strcmp(f, "-c") || !strcmp(f, "--ctx"))
+            rc = cke_cli_opt_i64(C, argc, argv, &i, 1, INT32_MAX, "a context length (>= 1)", &a->ctx);
+        else if (!strcmp(f, "-t") || !strcmp(f, "--threads"))
+            rc = cke_cli_opt_i64(C, argc, argv, &i, 1, 1024, "a thread count (1-1024)", &a->threads);
+        else if (!strcmp(f, "-s") || !strcmp(f, "--seed"))
+            rc = cke_cli_opt_i64(C, argc, argv, &i, 0, INT64_MAX, "a seed (>= 0)", &a->seed);
+        else if (!strcmp(f, "--temp"))
+            rc = cke_cli_opt_f(C, argc, argv, &i, 0, 1e6, "a temperature (>= 0)", &a->so.temp);
+        else if (!strcmp(f, "--top-k")) {
+            int64_t k = 0;
+            rc = cke_cli_opt_i64(C, argc, argv, &i, 0, INT32_MAX, "a top-k (>= 0; 0 = off)", &k);
+            a->so.top_k = (int)k;
+        } else if (!strcmp(f, "--top-p"))
+            rc = cke_cli_opt_f(C, argc, argv, &i, 0, 1, "a top-p (0 to 1)", &a->so.top_p);
+        else if (!strcmp(f, "--min-p"))
+            rc = cke_cli_opt_f(C, argc, argv, &i, 0, 1, "a min-p (0 to 1)", &a->so.min_p);
+        else if (!strcmp(f, "--repeat-penalty"))
+            rc = cke_cli_opt_f(C, argc, argv, &i, 1e-6, 1e6, "a repeat penalty (> 0; 1 = off)", &a->so.repeat_penalty);
+        else if (!strcmp(f, "--tokenizer")) rc = cke_cli_opt_str(C, argc, argv, &i, &a->tok);
+        else if (!strcmp(f, "--stop")) {
+            if (a->n_stops == MAX_STOPS) { fprintf(stderr, "cke run: --stop: at most %d stop strings\n", MAX_STOPS); return 2; }
+            rc = cke_cli_opt_str(C, argc, argv, &i, &a->stops[a->n_stops]);
+            if (!rc && !a->stops[a->n_stops][0]) { fprintf(stderr, "cke run: --stop: the stop string is empty\n"); return 2; }
+            a->n_stops += !rc;
+        } else if (!strcmp(f, "--no-special")) a->special = 0;
+        else if (!strcmp(f, "--bos")) a->bos = 1;
+        else if (!strcmp(f, "--no-bos")) a->bos = 0;
+        else if (f[0] == '-' && f[1]) return cke_cli_unknown(C, f);
+        else if (!a->target) a->target = f;
+        else return cke_cli_unknown(C, f);
+        if (rc) return rc;
+    }
+    if (!a->target) {
+        fprintf(stderr, "cke run: no model given\n");
+        run_usage(stderr);
+        return 2;
+    }
+    if (a->prompt && a->prompt_file) { fprintf(stderr, "cke run: give the prompt with -p or -f, not both\n"); return 2; }
+    return 0;
+}
+
+/* the whole of FILE ("-": standard input) as a NUL-terminated string */
+static char *read_prompt_file(const char *path) {
+    FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
+    if (!f) { fprintf(stderr, "cke run: -f: cannot open %s\n", path); return NULL; }
     struct stat st;
-    char so_path[PATH_MAX];
-    snprintf(so_path, sizeof so_path, "%s/model.so", target);
-    if (stat(target, &st) == 0 && S_ISDIR(st.st_mode) && access(so_path, R_OK) == 0) {
-        snprintf(dir, sizeof dir, "%s", target);
-    } else {
-        if (cached_dir(target, tok, ctx, dir, sizeof dir)) return 1;
-        snprintf(so_path, sizeof so_path, "%s/model.so", dir);
-        if (access(so_path, R_OK) != 0) {
-            int rc = compile_into(target, dir, tok, ctx, 0, 1);
-            if (rc) return rc;
+    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "cke run: -f: %s is a directory\n", path);
+        fclose(f);
+        return NULL;
+    }
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    for (size_t got; buf && (got = fread(buf + n, 1, cap - n - 1, f)) > 0;) {
+        n += got;
+        if (n + 1 == cap) {
+            char *nb = cap < ((size_t)1 << 30) ? realloc(buf, cap * 2) : NULL;
+            if (!nb) { fprintf(stderr, "cke run: -f: %s is larger than 1 GiB\n", path); free(buf); buf = NULL; break; }
+            buf = nb, cap *= 2;
         }
     }
+    if (buf && ferror(f)) { fprintf(stderr, "cke run: -f: error reading %s\n", path); free(buf); buf = NULL; }
+    if (buf) buf[n] = 0;
+    if (f != stdin) fclose(f);
+    return buf;
+}
 
+/* Where the first stop string starts in text[0..len), or len. *hold: bytes at the end that could
+ * still become a stop string and so are not printed yet. */
+static size_t find_stop(const run_args *a, const char *text, size_t len, size_t *hold) {
+    size_t first = len;
+    *hold = 0;
+    for (int k = 0; k < a->n_stops; k++) {
+        const char *st = a->stops[k];
+        size_t sl = strlen(st);
+        for (size_t p = 0; p + sl <= len && p < first; p++)
+            if (!memcmp(text + p, st, sl)) { first = p; break; }
+        for (size_t h = sl - 1; h > *hold; h--) /* longest end of text that begins st */
+            if (h <= len && !memcmp(text + len - h, st, h)) { *hold = h; break; }
+    }
+    return first;
+}
+
+/* The compiled directory for the run: the target itself when compiled, else the cache entry. */
+static int run_dir(const run_args *a, char *dir, size_t n) {
+    cke_target t;
+    if (cke_cli_target("run", a->target, &t)) return 1;
+    if (t.kind == CKE_TARGET_COMPILED) { snprintf(dir, n, "%s", t.model); return 0; }
+    if (t.kind == CKE_TARGET_TRAIN_OUT)
+        fprintf(stderr, "cke run: %s is a training output directory: running its checkpoint %s\n", a->target, t.model);
+    const char *tok = a->tok ? a->tok : t.tokenizer[0] ? t.tokenizer : NULL;
+    return cke_cli_model_dir(t.model, tok, a->ctx, dir, n);
+}
+
+static int prompt_ids(const run_args *a, const cke_tok *tok, const char *prompt, int32_t **ids, size_t *n_ids) {
+    cke_err e = {0};
+    cke_tok_encode_opts eo = CKE_TOK_ENCODE_DEFAULTS;
+    eo.add_bos = a->bos;
+    eo.parse_special = a->special;
+    cke_status s = cke_tok_encode(tok, prompt, strlen(prompt), &eo, ids, n_ids, &e);
+    if (s) return cke_cli_fail("run", s, &e);
+    if (*n_ids == 0) { /* an empty prompt starts from BOS, if the vocabulary has one */
+        int32_t bos = cke_tok_bos(tok);
+        if (bos < 0) {
+            fprintf(stderr, "cke run: the prompt is empty and the vocabulary has no BOS token to start from: give a prompt (-p)\n");
+            return 1;
+        }
+        (*ids)[0] = bos, *n_ids = 1;
+    }
+    return 0;
+}
+
+int cke_cli_run(int argc, char **argv) {
+    run_args a = {.prompt = NULL, .n_gen = 256, .seed = -1, .special = 1, .bos = -1, .so = CKE_SAMPLER_DEFAULTS};
+    int rc = parse_run_args(argc, argv, &a);
+    if (rc) return rc == 1 ? 0 : rc;
+    char *file_prompt = NULL;
+    if (a.prompt_file && !(file_prompt = read_prompt_file(a.prompt_file))) return 1;
+    const char *prompt = file_prompt ? file_prompt : a.prompt ? a.prompt : "";
+    a.so.seed = a.seed >= 0 ? (uint64_t)a.seed : (uint64_t)time(NULL);
+
+    char dir[PATH_MAX];
+    if (run_dir(&a, dir, sizeof dir)) { free(file_prompt); return 1; }
     cke_err e = {0};
     cke_runner *r = NULL;
-    if (threads <= 0) {
+    if (a.threads <= 0) {
         long nc = sysconf(_SC_NPROCESSORS_ONLN);
-        threads = nc > 0 ? nc : 1;
+        a.threads = nc > 0 ? nc : 1;
     }
-    cke_status s = cke_runner_open(dir, (int)threads, &r, &e);
-    if (s) return cke_cli_fail("run", s, &e);
+    cke_status s = cke_runner_open(dir, (int)a.threads, &r, &e);
+    if (s) { free(file_prompt); return cke_cli_fail("run", s, &e); }
     if (!r->tok) {
         fprintf(stderr, "cke run: %s has no tokenizer (compile with --tokenizer)\n", dir);
-        cke_runner_close(r);
+        cke_runner_close(r); free(file_prompt);
         return 1;
     }
     const ckm_api *api = r->api;
     int32_t *ids = NULL;
     size_t n_ids = 0;
-    cke_tok_encode_opts eo = CKE_TOK_ENCODE_DEFAULTS;
-    eo.add_bos = 1;
-    s = cke_tok_encode(r->tok, prompt, strlen(prompt), &eo, &ids, &n_ids, &e);
-    if (s) { cke_runner_close(r); return cke_cli_fail("run", s, &e); }
-    if (n_ids == 0) { fprintf(stderr, "cke run: the vocabulary has no BOS token to start from\n"); free(ids); cke_runner_close(r); return 1; }
+    if ((rc = prompt_ids(&a, r->tok, prompt, &ids, &n_ids))) { free(ids); cke_runner_close(r); free(file_prompt); return rc; }
     if ((int64_t)n_ids > api->ctx) {
         fprintf(stderr, "cke run: the prompt is %zu tokens, longer than the context of %lld\n", n_ids, (long long)api->ctx);
-        free(ids);
-        cke_runner_close(r);
+        free(ids); cke_runner_close(r); free(file_prompt);
         return 1;
     }
-    int64_t cap = (int64_t)n_ids + n_gen + 1;
-    int32_t *hist = malloc((size_t)cap * sizeof(int32_t));
+    /* generation never goes past the context: -n is clamped to what fits */
+    int64_t room = api->ctx - (int64_t)n_ids;
+    int clamped = a.n_gen < 0 || a.n_gen > room;
+    int64_t n_gen = clamped ? room : a.n_gen;
+    int32_t *hist = malloc((size_t)(n_ids + (size_t)n_gen + 1) * sizeof(int32_t));
     cke_sampler *smp = NULL;
-    if (!hist || (s = cke_sampler_new(&smp, api->vocab, &so, &e))) {
-        free(ids); free(hist); cke_runner_close(r);
+    if (!hist || (s = cke_sampler_new(&smp, api->vocab, &a.so, &e))) {
+        if (!s) fprintf(stderr, "cke run: out of memory\n");
+        free(ids); free(hist); cke_runner_close(r); free(file_prompt);
         return s ? cke_cli_fail("run", s, &e) : 1;
     }
     memcpy(hist, ids, n_ids * sizeof(int32_t));
@@ -167,7 +301,7 @@ int cke_cli_run(int argc, char **argv) {
     double t0 = cke_cli_now();
     if (api->prefill(r->m, hist, nh) != 0) {
         fprintf(stderr, "cke run: %s\n", api->last_error(r->m));
-        cke_sampler_free(smp); free(hist); cke_runner_close(r);
+        cke_sampler_free(smp); free(hist); cke_runner_close(r); free(file_prompt);
         return 1;
     }
     double t1 = cke_cli_now();
@@ -176,55 +310,59 @@ int cke_cli_run(int argc, char **argv) {
     size_t printed = 0;
     int64_t gen = 0, first = nh;
     int32_t eos = cke_tok_eos(r->tok);
-    int rc = 0;
-    while (gen < n_gen) {
+    char *text = NULL;
+    size_t len = 0;
+    int stopped = 0;
+    while (gen < n_gen && !stopped) {
         int32_t next = cke_sampler_next(smp, api->logits(r->m), hist, nh);
         if (next == eos) break;
         hist[nh++] = next;
         gen++;
-        char *text = NULL;
-        size_t len = 0;
+        free(text);
+        text = NULL;
         /* decode the whole continuation and print what is new: merges bytes split across tokens */
         s = cke_tok_decode(r->tok, hist + first, (size_t)(nh - first), CKE_TOK_DECODE_SKIP_SPECIAL |
                            (prompt[0] ? CKE_TOK_DECODE_KEEP_PREFIX : 0), &text, &len, &e);
-        if (s) { rc = cke_cli_fail("run", s, &e); free(text); break; }
-        if (len > printed) fwrite(text + printed, 1, len - printed, stdout), printed = len;
+        if (s) { rc = cke_cli_fail("run", s, &e); break; }
+        size_t hold, end = find_stop(&a, text, len, &hold);
+        if (end < len) stopped = 1, hold = 0;
+        if (end - hold > printed) fwrite(text + printed, 1, end - hold - printed, stdout), printed = end - hold;
         fflush(stdout);
-        free(text);
-        if (gen == n_gen) break;
-        if (api->pos(r->m) >= api->ctx) { fprintf(stderr, "\ncke run: context of %lld tokens is full\n", (long long)api->ctx); break; }
+        if (stopped || gen == n_gen) break;
         if (api->decode(r->m, next) != 0) { fprintf(stderr, "\ncke run: %s\n", api->last_error(r->m)); rc = 1; break; }
     }
+    if (!stopped && !rc && text && len > printed) fwrite(text + printed, 1, len - printed, stdout); /* held back */
+    free(text);
     double t2 = cke_cli_now();
     printf("\n");
+    if (clamped && !stopped && !rc && gen == n_gen)
+        fprintf(stderr, "cke run: the context of %lld tokens is full\n", (long long)api->ctx);
     fprintf(stderr, "cke: prompt %lld tokens in %.3f s (%.1f tok/s); generated %lld tokens in %.3f s (%.1f tok/s); %lld threads\n",
             (long long)first, t1 - t0, (double)first / (t1 - t0 > 0 ? t1 - t0 : 1e-9), (long long)gen, t2 - t1,
-            (double)gen / (t2 - t1 > 0 ? t2 - t1 : 1e-9), (long long)threads);
+            (double)gen / (t2 - t1 > 0 ? t2 - t1 : 1e-9), (long long)a.threads);
     cke_sampler_free(smp);
     free(hist);
     cke_runner_close(r);
+    free(file_prompt);
     return rc;
-usage:
-    fprintf(stderr, "usage: cke run DIR|MODEL [-p PROMPT] [-n N] [--temp T] [--top-k K] [--top-p P] [--min-p P]\n"
-                    "               [--repeat-penalty R] [--seed S] [--threads N] [--ctx N] [--tokenizer FILE]\n"
-                    "  DIR: a compiled model (cke compile); MODEL: a model file, compiled into a cache first\n"
-                    "  --temp 0 is greedy; an empty prompt starts from BOS\n");
-    return 2;
 }
 
 int cke_cli_parity(int argc, char **argv) {
     const char *dir = NULL, *ref = NULL;
     int64_t chunk = 0;
     float tol = 1e-3f;
-    int verbose = 0;
+    int verbose = 0, help = 0;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--chunk") && i + 1 < argc) { if (cke_cli_parse_i64(argv[++i], &chunk) || chunk < 0) goto usage; }
-        else if (!strcmp(argv[i], "--tol") && i + 1 < argc) { if (cke_cli_parse_f(argv[++i], &tol) || !(tol > 0)) goto usage; }
+        if (cke_cli_is_help(argv[i])) { help = 1; goto usage; }
+        int rc = 0;
+        if (!strcmp(argv[i], "--chunk")) rc = cke_cli_opt_i64("parity", argc, argv, &i, 0, INT32_MAX, "a chunk length (>= 0)", &chunk);
+        else if (!strcmp(argv[i], "--tol")) rc = cke_cli_opt_f("parity", argc, argv, &i, 1e-30, 1e30, "a tolerance (> 0)", &tol);
         else if (!strcmp(argv[i], "-v")) verbose = 1;
-        else if (argv[i][0] == '-') goto usage;
+        else if (argv[i][0] == '-') return cke_cli_unknown("parity", argv[i]);
         else if (!dir) dir = argv[i];
         else if (!ref) ref = argv[i];
-        else goto usage;
+        else return cke_cli_unknown("parity", argv[i]);
+        if (rc) return rc;
     }
     if (!dir || !ref) goto usage;
     cke_err e = {0};
@@ -244,10 +382,10 @@ int cke_cli_parity(int argc, char **argv) {
            (long long)res.compared, (double)tol, res.worst_rel, (long long)res.missing);
     return 0;
 usage:
-    fprintf(stderr, "usage: cke parity DIR REF.trace [--chunk N] [--tol REL] [-v]\n"
+    fprintf(help ? stdout : stderr, "usage: cke parity DIR REF.trace [--chunk N] [--tol REL] [-v]\n"
                     "  runs the reference's tokens through the compiled model with tracing and prints the first\n"
                     "  IR value (name, layer, position) whose relative error exceeds --tol (default 1e-3)\n");
-    return 2;
+    return help ? 0 : 2;
 }
 
 /* The compiled directory for a model: DIR itself when it holds a model.so, else the cache

@@ -2,6 +2,7 @@
  * cke tokenize MODEL --decode [--skip-special] ID...
  * MODEL: a .gguf, a tokenizer.json, a llama2.c tokenizer.bin, encoder.json, or an HF directory. */
 #include "cli/tokenize.h"
+#include "cli/util.h"
 #include "tokenizer/tokenizer.h"
 
 #include <errno.h>
@@ -9,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int tok_usage(void) {
-    fprintf(stderr,
+static int tok_usage_to(FILE *f) {
+    fprintf(f,
             "usage: cke tokenize MODEL [--bos|--no-bos] [--eos] [--special] [--pieces] TEXT...\n"
             "       cke tokenize MODEL --decode [--skip-special] ID...\n"
             "  MODEL: .gguf, tokenizer.json, tokenizer.bin (llama2.c), encoder.json, or a directory\n"
@@ -18,8 +19,11 @@ static int tok_usage(void) {
             "  --pieces   print id:piece pairs instead of bare ids\n");
     return 2;
 }
+static int tok_usage(void) { return tok_usage_to(stderr); }
 
 int cke_cli_tokenize(int argc, char **argv) {
+    for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
+        if (cke_cli_is_help(argv[i])) return tok_usage_to(stdout), 0;
     if (argc < 2) return tok_usage();
     const char *model = argv[1];
     cke_tok_encode_opts o = CKE_TOK_ENCODE_DEFAULTS;
@@ -34,7 +38,7 @@ int cke_cli_tokenize(int argc, char **argv) {
         else if (!strcmp(argv[i], "--skip-special")) flags |= CKE_TOK_DECODE_SKIP_SPECIAL;
         else if (!strcmp(argv[i], "--pieces")) pieces = true;
         else if (!strcmp(argv[i], "--")) { first = i + 1; break; }
-        else if (argv[i][0] == '-' && argv[i][1] == '-') return tok_usage();
+        else if (argv[i][0] == '-' && argv[i][1] == '-') return cke_cli_unknown("tokenize", argv[i]);
         else { first = i; break; }
     }
     cke_tok *t;

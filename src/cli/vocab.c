@@ -2,6 +2,7 @@
  * Trains the vocabulary, then loads the written file back and encodes the text with it, so the
  * summary's tokens/byte is what the file really gives (and a file that does not load is caught). */
 #include "cli/vocab.h"
+#include "cli/util.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/vocab_train.h"
 
@@ -10,12 +11,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int vocab_usage(void) {
-    fprintf(stderr, "usage: cke vocab TEXT.txt -o tokenizer.bin --size N\n"
+static int vocab_usage_to(FILE *f) {
+    fprintf(f, "usage: cke vocab TEXT.txt -o tokenizer.bin --size N\n"
                     "  learns a SentencePiece-style BPE vocabulary of N tokens (N >= 259 + the text's distinct\n"
                     "  characters) and writes it as a llama2.c tokenizer.bin\n");
     return 2;
 }
+static int vocab_usage(void) { return vocab_usage_to(stderr); }
 
 /* Tokens per byte of the text under the written tokenizer (no BOS). */
 static int report_ratio(const char *text_path, const char *tok_path) {
@@ -51,6 +53,7 @@ int cke_cli_vocab(int argc, char **argv) {
     long long size = -1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (cke_cli_is_help(a)) return vocab_usage_to(stdout), 0;
         if (!strcmp(a, "-o") && v) out = v, i++;
         else if (!strcmp(a, "--size") && v) {
             char *end;
@@ -61,7 +64,7 @@ int cke_cli_vocab(int argc, char **argv) {
                 return 2;
             }
             i++;
-        } else if (a[0] == '-' || in) return vocab_usage();
+        } else if (a[0] == '-' || in) return cke_cli_unknown("vocab", a);
         else in = a;
     }
     if (!in || !out || size < 0) return vocab_usage();

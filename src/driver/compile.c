@@ -177,8 +177,22 @@ static cke_status copy_file(const char *from, const char *to, cke_err *err) {
     return st;
 }
 
+/* A tokenizer.json leaves BOS/EOS, add_bos_token and the chat template to the
+ * tokenizer_config.json beside it: copied along, so the compiled directory tokenizes (and adds
+ * BOS, or not) exactly as the source does. Absent is fine. */
+static cke_status copy_tokenizer_config(const char *tok_json, const char *dir, cke_err *err) {
+    char from[PATH_MAX + 32], to[PATH_MAX + 32];
+    const char *slash = strrchr(tok_json, '/');
+    int dl = slash ? (int)(slash - tok_json) : 1;
+    snprintf(from, sizeof from, "%.*s/tokenizer_config.json", dl, slash ? tok_json : ".");
+    struct stat st;
+    if (stat(from, &st) != 0 || !S_ISREG(st.st_mode)) return CKE_OK;
+    snprintf(to, sizeof to, "%s/tokenizer_config.json", dir);
+    return copy_file(from, to, err);
+}
+
 /* The tokenizer goes into the model directory: a GGUF's tokenizer.* metadata as a vocab-only
- * tokenizer.gguf; a tokenizer.bin or tokenizer.json as a copy. */
+ * tokenizer.gguf; a tokenizer.bin or tokenizer.json (+ tokenizer_config.json) as a copy. */
 static cke_status write_tokenizer(const cke_model *m, const char *explicit_tok, const char *dir, char *out_name,
                                   size_t n, cke_err *err) {
     char to[PATH_MAX];
@@ -186,7 +200,8 @@ static cke_status write_tokenizer(const cke_model *m, const char *explicit_tok, 
         const char *ext = strrchr(explicit_tok, '.');
         snprintf(out_name, n, "tokenizer%s", ext && !strcmp(ext, ".json") ? ".json" : ext && !strcmp(ext, ".gguf") ? ".gguf" : ".bin");
         snprintf(to, sizeof to, "%s/%s", dir, out_name);
-        return copy_file(explicit_tok, to, err);
+        cke_status st = copy_file(explicit_tok, to, err);
+        return st || strcmp(out_name, "tokenizer.json") ? st : copy_tokenizer_config(explicit_tok, dir, err);
     }
     if (!m->tok.path || m->tok.source == CKE_TOK_NONE) { out_name[0] = 0; return CKE_OK; }
     if (m->tok.source == CKE_TOK_GGUF) {
@@ -209,7 +224,8 @@ static cke_status write_tokenizer(const cke_model *m, const char *explicit_tok, 
     }
     snprintf(out_name, n, m->tok.source == CKE_TOK_HF_JSON ? "tokenizer.json" : "tokenizer.bin");
     snprintf(to, sizeof to, "%s/%s", dir, out_name);
-    return copy_file(m->tok.path, to, err);
+    cke_status st = copy_file(m->tok.path, to, err);
+    return st || m->tok.source != CKE_TOK_HF_JSON ? st : copy_tokenizer_config(m->tok.path, dir, err);
 }
 
 cke_status cke_locate_resources(char *include_dir, char *templates_dir, char *libk, size_t n, cke_err *err) {
