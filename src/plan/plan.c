@@ -421,10 +421,10 @@ cke_status cke_plan_write_layout(const cke_plan *p, const char *path, cke_err *e
             const cke_value *v = &ir->v[bf->value];
             char s[64];
             shape_str(s, sizeof s, v, bf->rows);
-            fprintf(f, "%s\n      {\"name\": \"%s\", \"region\": \"activations\", \"offset\": %zu, \"size\": %zu, \"shape\": \"%s\", \"first\": %d, \"last\": %d%s%s%s}",
+            fprintf(f, "%s\n      {\"name\": \"%s\", \"region\": \"activations\", \"offset\": %zu, \"size\": %zu, \"shape\": \"%s\", \"first\": %d, \"last\": %d%s%s%s%s}",
                     b ? "," : "", v->name, bf->offset, bf->size, s, bf->first, bf->last, bf->pinned ? ", \"pinned\": true" : "",
-                    bf->alias_of >= 0 ? ", \"shares\": \"" : "", bf->alias_of >= 0 ? ir->v[m->bufs[bf->alias_of].value].name : "");
-            if (bf->alias_of >= 0) fprintf(f, "\"");
+                    bf->alias_of >= 0 ? ", \"shares\": \"" : "", bf->alias_of >= 0 ? ir->v[m->bufs[bf->alias_of].value].name : "",
+                    bf->alias_of >= 0 ? "\"" : "");
         }
         fprintf(f, "\n    ]}");
     }

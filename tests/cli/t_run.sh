@@ -59,3 +59,11 @@ if have_models; then
     rm -f "$T/compiled/model.so"
     refuses run_half_compiled 1 'unfinished compiled directory' "$CKE" run "$T/compiled" -p Once
 fi
+
+# every JSON artifact of a compiled directory parses with a real JSON parser
+if have_models; then
+    "$CKE" compile "$CKE_MODELS/stories260K/stories260K.gguf" -o "$T/json" >/dev/null 2>&1
+    for j in ir.json layout.json; do
+        check "json_parses_$j" python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d' "$T/json/$j"
+    done
+fi
