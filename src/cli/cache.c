@@ -180,9 +180,12 @@ int cke_cli_model_dir(const char *target, const char *tok, int64_t ctx, char *di
             fprintf(stderr, "cke: cannot create the cache directory %s: %s\n", entry, strerror(errno));
             return 1;
         }
-        write_source(entry, abs);
         int rc = compile_cached(abs, tok, ctx, keep_f32, entry, dir);
-        if (rc) return rc;
+        if (rc) {
+            rmdir(entry); /* an entry this compile created stays only with a variant in it */
+            return rc;
+        }
+        write_source(entry, abs);
     }
     utimensat(AT_FDCWD, dir, NULL, 0); /* last use, for `cke cache list` and `clean --older-than` */
     return 0;
@@ -262,9 +265,10 @@ static void walk_entry(const char *entry, int remove, int all, time_t before, en
     char so[PATH_MAX + 16];
     snprintf(so, sizeof so, "%s/model.so", entry);
     int old_format = access(so, F_OK) == 0; /* an entry of cke <= 0.10: one compiled directory */
-    DIR *d = opendir(entry);
-    if (!d) return;
-    for (struct dirent *e; (e = readdir(d));) {
+    struct dirent **names = NULL;
+    int n = scandir(entry, &names, NULL, versionsort); /* ctx-64 before ctx-128 */
+    for (int i = 0; i < n; free(names[i++])) {
+        const struct dirent *e = names[i];
         if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
         char p[PATH_MAX + 300];
         struct stat st;
@@ -287,7 +291,7 @@ static void walk_entry(const char *entry, int remove, int all, time_t before, en
         size_t l = strlen(ei->names);
         snprintf(ei->names + l, sizeof ei->names - l, "%s%s", l ? " " : "", e->d_name);
     }
-    closedir(d);
+    free(names);
     if (old_format) {
         struct stat st;
         ei->variants++;

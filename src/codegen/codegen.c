@@ -896,6 +896,8 @@ cke_status cke_codegen_compile(const char *c_path, const char *so_path, const ch
         if (w < 0) return cke_fail(err, CKE_ERR_IO, "waiting for the C compiler: %s", strerror(errno));
         char tail[360];
         log_tail(log_path, tail, sizeof tail);
+        const char *cbase = strrchr(c_path, '/'); /* the directory is temporary: gone after this */
+        c_path = cbase ? cbase + 1 : c_path;
         if (WIFSIGNALED(ws))
             return cke_fail(err, CKE_ERR_IO, "the C compiler '%s' was killed by signal %d compiling %s: %s", argv[0],
                             WTERMSIG(ws), c_path, tail);
