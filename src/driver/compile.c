@@ -133,6 +133,25 @@ static cke_status fetch_raw(void *ud, const char *name, int dtype, void *dst, si
     return CKE_OK;
 }
 
+/* weights.bin is written tensor by tensor through these two: a compile interrupted meanwhile
+ * stops at the next tensor (a large model takes seconds to write). */
+typedef struct {
+    const cke_model *m;
+    const volatile sig_atomic_t *cancel;
+} fetch_ctx;
+
+static cke_status fetch_weight_c(void *ud, const char *name, float *dst, int64_t numel, cke_err *err) {
+    const fetch_ctx *c = ud;
+    if (c->cancel && *c->cancel) return cke_fail(err, CKE_ERR_IO, "interrupted");
+    return fetch_weight((void *)c->m, name, dst, numel, err);
+}
+
+static cke_status fetch_raw_c(void *ud, const char *name, int dtype, void *dst, size_t bytes, cke_err *err) {
+    const fetch_ctx *c = ud;
+    if (c->cancel && *c->cancel) return cke_fail(err, CKE_ERR_IO, "interrupted");
+    return fetch_raw((void *)c->m, name, dtype, dst, bytes, err);
+}
+
 /* The format a weight keeps in weights.bin: its file format when a kernel reads it (F16, BF16 and
  * the block formats of cke_qtype_ops), repacked for the SIMD kernels where cke has a repacking
  * (Q8_0, Q4_0, Q4_K; CKE_REPACK=0 keeps the GGUF layout, for comparisons); F32 and everything
@@ -213,14 +232,12 @@ long cke_compile_tmp_pid(const char *name) {
 }
 
 /* What an existing output directory may be replaced as: an empty one, or a cke model directory
- * (compiled before). Anything else is the user's, and is refused rather than deleted. */
+ * (cke-model.txt, written last by every compile). Anything else is the user's (a folder with its
+ * own model.c, a home directory), and is refused rather than deleted. */
 static int replaceable_dir(const char *dir) {
-    static const char *const marks[] = {"cke-model.txt", "model.so", "model.c"};
     char p[PATH_MAX + 32];
-    for (size_t i = 0; i < sizeof marks / sizeof marks[0]; i++) {
-        snprintf(p, sizeof p, "%s/%s", dir, marks[i]);
-        if (access(p, F_OK) == 0) return 1;
-    }
+    snprintf(p, sizeof p, "%s/cke-model.txt", dir);
+    if (access(p, F_OK) == 0) return 1;
     DIR *d = opendir(dir);
     if (!d) return 0;
     int empty = 1;
@@ -230,8 +247,9 @@ static int replaceable_dir(const char *dir) {
     return empty;
 }
 
-/* out (a symbolic link followed) -> final path; its folder is created. */
-static cke_status out_paths(const char *out, char *final, char *tmpl, cke_err *err) {
+/* out (a symbolic link followed) -> final path and the mkdtemp template beside it; refuses an
+ * output that cke may not replace. create: make the parent folder. */
+static cke_status out_paths(const char *out, int create, char *final, char *tmpl, cke_err *err) {
     struct stat sb;
     if (lstat(out, &sb) == 0 && S_ISLNK(sb.st_mode)) {
         if (!realpath(out, final)) return cke_fail(err, CKE_ERR_IO, "%s: %s", out, strerror(errno));
@@ -255,7 +273,7 @@ static cke_status out_paths(const char *out, char *final, char *tmpl, cke_err *e
     else snprintf(parent, sizeof parent, ".");
     if (!strcmp(name, ".") || !strcmp(name, "..") || !strcmp(name, "/"))
         return cke_fail(err, CKE_ERR_ARG, "%s: name the output directory itself", out);
-    cke_status st = mkdir_p(parent, err);
+    cke_status st = create ? mkdir_p(parent, err) : CKE_OK;
     if (st) return st;
     if ((size_t)snprintf(tmpl, PATH_MAX, "%s/.%s.tmp-%ld-XXXXXX", parent, name, (long)getpid()) >= PATH_MAX)
         return cke_fail(err, CKE_ERR_ARG, "output path too long");
@@ -404,7 +422,7 @@ cke_status cke_compile(const char *model_path, const cke_compile_opts *o, cke_er
     char path[PATH_MAX + 32], path2[PATH_MAX + 32], final[PATH_MAX], tmp[PATH_MAX];
     tmp[0] = 0;
     /* refuse an output that is not ours before any work */
-    cke_status st = out_paths(o->out_dir, final, tmp, err);
+    cke_status st = out_paths(o->out_dir, 0, final, tmp, err);
     if (st) return st;
     tmp[0] = 0; /* set by mkdtemp below; "" = nothing to clean up */
     const char *dir = tmp;
@@ -440,7 +458,7 @@ cke_status cke_compile(const char *model_path, const cke_compile_opts *o, cke_er
         (st = cke_train_plan_new(&tp, p, o->train_batch, o->train_seq, o->train_recompute, o->max_threads > 0 ? o->max_threads : 16, err)))
         goto done;
     if (CANCELLED(o)) { st = cke_fail(err, CKE_ERR_IO, "interrupted"); goto done; }
-    if ((st = out_paths(o->out_dir, final, tmp, err))) { tmp[0] = 0; goto done; }
+    if ((st = out_paths(o->out_dir, 1, final, tmp, err))) { tmp[0] = 0; goto done; }
     if (!mkdtemp(tmp)) {
         st = cke_fail(err, CKE_ERR_IO, "cannot create a directory beside %s: %s", final, strerror(errno));
         tmp[0] = 0;
@@ -474,7 +492,8 @@ cke_status cke_compile(const char *model_path, const cke_compile_opts *o, cke_er
     if (st) goto done;
 
     snprintf(path2, sizeof path2, "%s/weights.bin", dir);
-    if (!link_weights(o->reuse_weights, p, path2) && (st = cke_weights_write(p, path2, fetch_weight, fetch_raw, m, err)))
+    fetch_ctx fc = {.m = m, .cancel = o->cancel};
+    if (!link_weights(o->reuse_weights, p, path2) && (st = cke_weights_write(p, path2, fetch_weight_c, fetch_raw_c, &fc, err)))
         goto done;
     if (CANCELLED(o)) { st = cke_fail(err, CKE_ERR_IO, "interrupted"); goto done; }
 

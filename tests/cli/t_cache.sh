@@ -42,7 +42,7 @@ x.gguf"
     # --- -o DIR: replaced atomically when it is a compiled directory, refused when it is anything else
     ok recompile_same_dir "$CKE" compile "$C_G" -o "$C_OUT" --ctx 64
     check recompile_same_dir_ctx grep -q '^ctx 64$' "$C_OUT/cke-model.txt"
-    mkdir -p "$C_D/mine" && echo precious > "$C_D/mine/notes.txt"
+    mkdir -p "$C_D/mine" && echo precious > "$C_D/mine/notes.txt" && echo "int main;" > "$C_D/mine/model.c"
     refuses refuse_foreign_dir 1 'exists and is not a cke model directory.*not replacing it' "$CKE" compile "$C_G" -o "$C_D/mine"
     check foreign_dir_intact grep -q precious "$C_D/mine/notes.txt"
     echo x > "$C_D/afile"
