@@ -128,33 +128,39 @@ static void write_source(const char *entry, const char *abs) {
 static volatile sig_atomic_t g_signal;
 static void on_signal(int sig) { g_signal = sig; }
 
+int cke_cli_compile_guarded(const char *cmd, const char *model, cke_compile_opts *o, const char *left) {
+    /* Ctrl-C (or SIGTERM, SIGHUP) while compiling: the compile stops, its compiler child (in a
+     * process group of its own, so the terminal's signal does not reach it) is killed and the
+     * temporary directory removed; a second Ctrl-C kills at once (SA_RESETHAND) */
+    static const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+    struct sigaction sa = {.sa_handler = on_signal, .sa_flags = SA_RESETHAND}, old[3];
+    sigemptyset(&sa.sa_mask);
+    g_signal = 0;
+    for (int i = 0; i < 3; i++) sigaction(sigs[i], &sa, &old[i]);
+    o->cancel = &g_signal;
+    cke_err e = {0};
+    cke_status s = cke_compile(model, o, &e);
+    o->cancel = NULL;
+    for (int i = 0; i < 3; i++) sigaction(sigs[i], &old[i], NULL);
+    if (g_signal) {
+        fprintf(stderr, "cke %s: interrupted; the compile was stopped and %s\n", cmd, left);
+        return 128 + g_signal;
+    }
+    return s ? cke_cli_fail(cmd, s, &e) : 0;
+}
+
 static int compile_cached(const char *abs, const char *tok, int64_t ctx, int keep_f32, const char *entry, const char *dir) {
     char inc[PATH_MAX], tpl[PATH_MAX], libk[PATH_MAX];
     cke_err e = {0};
     cke_status s = cke_locate_resources(inc, tpl, libk, sizeof inc, &e);
     if (s) return cke_cli_fail("compile", s, &e);
-    /* Ctrl-C (or SIGTERM) while compiling: the compile stops, its compiler child is killed and its
-     * temporary directory removed; a second Ctrl-C kills at once (SA_RESETHAND) */
-    struct sigaction sa = {.sa_handler = on_signal, .sa_flags = SA_RESETHAND}, old_int, old_term;
-    sigemptyset(&sa.sa_mask);
-    g_signal = 0;
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
     cke_compile_opts o = {.out_dir = dir, .tokenizer = tok, .templates_dir = tpl, .include_dir = inc, .libk = libk,
-                          .ctx = ctx, .quiet = 1, .keep_f32 = keep_f32, .cancel = &g_signal, .keep_existing = 1,
-                          .reuse_weights = entry};
+                          .ctx = ctx, .quiet = 1, .keep_f32 = keep_f32, .keep_existing = 1, .reuse_weights = entry};
     fprintf(stderr, "cke: compiling %s into the cache (first run) ...\n", abs);
     double t0 = cke_cli_now();
-    s = cke_compile(abs, &o, &e);
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
-    if (g_signal) {
-        fprintf(stderr, "cke: interrupted; the compile was stopped and nothing was left in the cache\n");
-        return 128 + g_signal;
-    }
-    if (s) return cke_cli_fail("compile", s, &e);
-    fprintf(stderr, "cke: compiled in %.1f s -> %s\n", cke_cli_now() - t0, dir);
-    return 0;
+    int rc = cke_cli_compile_guarded("compile", abs, &o, "nothing was left in the cache");
+    if (!rc) fprintf(stderr, "cke: compiled in %.1f s -> %s\n", cke_cli_now() - t0, dir);
+    return rc;
 }
 
 int cke_cli_model_dir(const char *target, const char *tok, int64_t ctx, char *dir, size_t n) {

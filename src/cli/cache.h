@@ -13,6 +13,8 @@
 #ifndef CKE_CLI_CACHE_H
 #define CKE_CLI_CACHE_H
 
+#include "driver/compile.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -20,6 +22,11 @@
  * directory for this ctx (0 = the model's own), compiled on first use (announced on stderr;
  * Ctrl-C stops it, leaves nothing, and 130 is returned). 0 on success, else the exit code. */
 int cke_cli_model_dir(const char *target, const char *tok, int64_t ctx, char *dir, size_t n);
+
+/* cke_compile(model, o) that Ctrl-C (SIGINT, SIGTERM, SIGHUP) stops cleanly: the C compiler is
+ * killed, nothing is left, "cke CMD: interrupted; the compile was stopped and LEFT" is printed.
+ * Returns the exit code: 0, 1 (the error printed), or 128 + the signal (130 for Ctrl-C). */
+int cke_cli_compile_guarded(const char *cmd, const char *model, cke_compile_opts *o, const char *left);
 
 int cke_cli_cache(int argc, char **argv); /* argv[0] = "cache": list | clean [--older-than DAYS] | dir */
 

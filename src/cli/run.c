@@ -29,9 +29,7 @@ static int compile_into(const char *model, const char *out, const char *tokenize
                           .libk = libk, .ctx = ctx, .prefill_chunk = chunk, .quiet = quiet,
                           .keep_f32 = keep_f32_flag || (getenv("CKE_KEEP_F32") && atoi(getenv("CKE_KEEP_F32"))),
                           .canaries = debug_flag};
-    s = cke_compile(model, &o, &e);
-    if (s) return cke_cli_fail("compile", s, &e);
-    return 0;
+    return cke_cli_compile_guarded("compile", model, &o, "the output directory was left as it was");
 }
 
 int cke_cli_compile(int argc, char **argv) {

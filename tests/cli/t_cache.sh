@@ -110,6 +110,19 @@ x.gguf"
         [ -z "$(find "$T/c-int" -mindepth 1 2>/dev/null)" ] || { find "$T/c-int"; return 1; }
     }
     check sigint_during_compile c_sigint
+    # the same for `cke compile -o DIR`: no DIR, no temporary directory beside it
+    c_sigint_o() {
+        rm -f "$T/slowcc.pid"
+        mkdir -p "$T/o-int"
+        CC=$T/slowcc "$CKE" compile "$C_BIG" -o "$T/o-int/out" > /dev/null 2> "$T/int.err" &
+        local pid=$! n=0 rc
+        while [ ! -s "$T/slowcc.pid" ] && [ $n -lt 600 ]; do sleep 0.1; n=$((n + 1)); done
+        kill -INT $pid
+        wait $pid; rc=$?
+        [ $rc = 130 ] && grep -q 'cke compile: interrupted' "$T/int.err" || { echo "exit $rc"; cat "$T/int.err"; return 1; }
+        [ -z "$(ls -A "$T/o-int")" ] || { ls -la "$T/o-int"; return 1; }
+    }
+    check sigint_during_compile_o c_sigint_o
     # and at a random moment of a real compile: either done (a whole variant) or nothing
     c_sigint_any() {
         local d
