@@ -282,24 +282,47 @@ static cke_status out_paths(const char *out, int create, char *final, char *tmpl
 
 /* Moves the finished tmp into place. A directory that appeared meanwhile (another process
  * compiled the same cache entry) is kept when keep_existing (ours is discarded); otherwise a
- * replaceable one is swapped out atomically and then deleted. */
+ * replaceable one is swapped out atomically (RENAME_EXCHANGE) and then deleted. Deleting what
+ * was replaced is best effort: one left behind is a stale temporary for `cke cache clean`. */
 static cke_status publish(const char *tmp, const char *final, int keep_existing, cke_err *err) {
-    if (rename(tmp, final) == 0) return CKE_OK;
-    if (errno != EEXIST && errno != ENOTEMPTY)
-        return cke_fail(err, CKE_ERR_IO, "cannot rename %s to %s: %s", tmp, final, strerror(errno));
-    char so[PATH_MAX + 16];
-    snprintf(so, sizeof so, "%s/model.so", final);
-    if (keep_existing && access(so, R_OK) == 0) return cke_rmtree(tmp, err);
-    if (!replaceable_dir(final))
-        return cke_fail(err, CKE_ERR_ARG, "%s is not a cke model directory: not replacing it", final);
-    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, final, RENAME_EXCHANGE) == 0) return cke_rmtree(tmp, err);
-    /* no RENAME_EXCHANGE on this filesystem: move the old one aside first (a short window
-     * in which the directory is absent, never half there) */
-    char old[PATH_MAX + 16];
-    snprintf(old, sizeof old, "%s.old", tmp);
-    if (rename(final, old) != 0 || rename(tmp, final) != 0)
-        return cke_fail(err, CKE_ERR_IO, "cannot replace %s: %s", final, strerror(errno));
-    return cke_rmtree(old, err);
+    for (int tries = 0; tries < 3; tries++) {
+        if (rename(tmp, final) == 0) return CKE_OK;
+        if (errno != EEXIST && errno != ENOTEMPTY)
+            return cke_fail(err, CKE_ERR_IO, "cannot rename %s to %s: %s", tmp, final, strerror(errno));
+        char so[PATH_MAX + 16];
+        snprintf(so, sizeof so, "%s/model.so", final);
+        if (keep_existing && access(so, R_OK) == 0) {
+            cke_rmtree(tmp, NULL);
+            return CKE_OK;
+        }
+        if (!replaceable_dir(final))
+            return cke_fail(err, CKE_ERR_ARG, "%s exists and is not a cke model directory: not replacing it", final);
+        if (renameat2(AT_FDCWD, tmp, AT_FDCWD, final, RENAME_EXCHANGE) == 0) {
+            cke_rmtree(tmp, NULL); /* now the old directory */
+            return CKE_OK;
+        }
+        if (errno == ENOENT) continue; /* removed meanwhile: rename again */
+        /* no RENAME_EXCHANGE on this filesystem: move the old one aside (onto an empty directory
+         * of the temporary pattern), then ours in: a short window with no directory, never a half one */
+        char old[PATH_MAX];
+        size_t n = strlen(tmp);
+        snprintf(old, sizeof old, "%.*sXXXXXX", (int)(n - 6), tmp);
+        if (!mkdtemp(old)) return cke_fail(err, CKE_ERR_IO, "cannot replace %s: %s", final, strerror(errno));
+        if (rename(final, old) != 0) {
+            int e = errno;
+            rmdir(old);
+            if (e == ENOENT) continue;
+            return cke_fail(err, CKE_ERR_IO, "cannot move %s aside: %s", final, strerror(e));
+        }
+        if (rename(tmp, final) != 0) {
+            int e = errno;
+            rename(old, final); /* put the old one back */
+            return cke_fail(err, CKE_ERR_IO, "cannot rename %s to %s: %s", tmp, final, strerror(e));
+        }
+        cke_rmtree(old, NULL);
+        return CKE_OK;
+    }
+    return cke_fail(err, CKE_ERR_IO, "cannot rename %s to %s: it keeps changing", tmp, final);
 }
 
 /* weights.bin depends only on the weight layout (names, shapes, formats, offsets: its header's

@@ -77,6 +77,21 @@ x.gguf"
         return $bad
     }
     check concurrent_fresh_cache c_conc
+    # concurrent `cke compile -o` into one directory, new and then existing: each replaces it whole
+    c_conc_o() {
+        local round i bad=0
+        for round in 1 2; do
+            for i in 1 2 3; do
+                ("$CKE" compile "$C_G" -o "$T/same" > /dev/null 2> "$T/same.$i.err"; echo $? > "$T/same.$i.rc") &
+            done
+            wait
+            for i in 1 2 3; do [ "$(cat "$T/same.$i.rc")" = 0 ] || { bad=1; cat "$T/same.$i.err"; }; done
+            [ "$(c_run "$T/same")" = "$C_REF" ] || bad=1
+            [ -z "$(ls -A "$T" | grep '^\.same\.tmp')" ] || { bad=1; ls -A "$T"; }
+        done
+        return $bad
+    }
+    check concurrent_compile_o c_conc_o
 
     # --- item 3: one entry per model; --ctx variants share weights.bin (hard links)
     C_C=$T/c-ctx
