@@ -820,20 +820,26 @@ static void log_tail(const char *path, char *out, size_t n) {
     snprintf(out, n, "%s%s", from > 0 ? "..." : "", buf);
 }
 
-/* Waits for the compiler; when *cancel becomes set, kills its whole process group (cc runs
- * cc1, as, ld as children) and reaps it. Polls, so a signal that lands between the check and
- * the wait cannot be missed. 0: exited with status *ws; 1: cancelled; -1: wait failed. */
+static void nap_ms(long ms) { nanosleep(&(struct timespec){0, ms * 1000 * 1000}, NULL); }
+
+/* Waits for the compiler; when *cancel becomes set, stops its whole process group (cc runs cc1,
+ * as, ld as children): SIGTERM first, so gcc deletes its temporary files, SIGKILL after a second.
+ * Polls, so a signal that lands between the check and the wait cannot be missed.
+ * 0: exited with status *ws; 1: cancelled; -1: wait failed. */
 static int wait_child(pid_t pid, const volatile sig_atomic_t *cancel, int *ws) {
     for (;;) {
         pid_t w = waitpid(pid, ws, cancel ? WNOHANG : 0);
         if (w == pid) return 0;
         if (w < 0 && errno != EINTR) return -1;
         if (cancel && *cancel) {
-            kill(-pid, SIGKILL);
-            while (waitpid(pid, ws, 0) < 0 && errno == EINTR) {}
+            kill(-pid, SIGTERM);
+            for (int i = 0; i < 50 && (w = waitpid(pid, ws, WNOHANG)) == 0; i++) nap_ms(20);
+            kill(-pid, SIGKILL); /* cc itself, or what it left running */
+            if (w != pid)
+                while (waitpid(pid, ws, 0) < 0 && errno == EINTR) {}
             return 1;
         }
-        if (cancel) nanosleep(&(struct timespec){0, 20 * 1000 * 1000}, NULL);
+        if (cancel) nap_ms(20);
     }
 }
 
