@@ -245,17 +245,30 @@ static void human(char *buf, size_t n, uint64_t b) {
     else snprintf(buf, n, "%.0f KiB", (double)b / 1024);
 }
 
-/* The model path of an entry, control characters shown as '?'. */
+/* The model path of an entry (its `source`; an entry of an older cke has only cke-model.txt's
+ * source line), control characters shown as '?'. */
 static void entry_source(const char *entry, char *out, size_t n) {
-    char p[PATH_MAX + 16];
+    char p[PATH_MAX + 32];
     snprintf(p, sizeof p, "%s/source", entry);
     FILE *f = fopen(p, "rb");
     size_t got = f ? fread(out, 1, n - 1, f) : 0;
     if (f) fclose(f);
     out[got] = 0;
+    snprintf(p, sizeof p, "%s/cke-model.txt", entry);
+    if (!got && (f = fopen(p, "r"))) {
+        char line[PATH_MAX + 16];
+        while (fgets(line, sizeof line, f))
+            if (!strncmp(line, "source ", 7)) {
+                line[strcspn(line, "\n")] = 0;
+                snprintf(out, n, "%s", line + 7);
+                got = strlen(out);
+                break;
+            }
+        fclose(f);
+    }
     for (size_t i = 0; i < got; i++)
         if ((unsigned char)out[i] < 0x20 || out[i] == 0x7f) out[i] = '?';
-    if (!got) snprintf(out, n, "(unknown: compiled by an older cke)");
+    if (!got) snprintf(out, n, "(being compiled)");
 }
 
 typedef struct {

@@ -164,6 +164,11 @@ x.gguf"
     refuses clean_all 0 'removed 1 model, 3 compiled variants' env CKE_CACHE="$C_C" "$CKE" cache clean
     check clean_all_only_ours test -d "$C_C/keepme" -a "$(ls "$C_C")" = keepme
     refuses list_empty 0 'is empty' env CKE_CACHE="$C_C" "$CKE" cache list
+    # an entry of an older cke (one compiled directory, no variants) is listed and cleaned
+    mkdir -p "$C_C/old.gguf-0123456789abcdef"
+    cp "$C_OUT/model.so" "$C_OUT/cke-model.txt" "$C_C/old.gguf-0123456789abcdef/"
+    refuses list_old_format 0 '\(old format\) +.*stories260K.gguf' env CKE_CACHE="$C_C" "$CKE" cache list
+    refuses clean_old_format 0 'removed 1 model' env CKE_CACHE="$C_C" "$CKE" cache clean
 else
     echo "SKIP cache tests with models (no $CKE_MODELS/stories260K or tiny-random-llama)"
 fi
