@@ -30,9 +30,7 @@ static int compile_into(const char *model, const char *out, const char *tokenize
                           .libk = libk, .ctx = ctx, .prefill_chunk = chunk, .quiet = quiet,
                           .keep_f32 = keep_f32_flag || (getenv("CKE_KEEP_F32") && atoi(getenv("CKE_KEEP_F32"))),
                           .canaries = debug_flag};
-    s = cke_compile(model, &o, &e);
-    if (s) return cke_cli_fail("compile", s, &e);
-    return 0;
+    return cke_cli_compile_guarded("compile", model, &o, "the output directory was left as it was");
 }
 
 int cke_cli_compile(int argc, char **argv) {
@@ -66,31 +64,6 @@ usage:
                     "  MODEL: a .gguf file, a Hugging Face model directory, or a llama2.c .bin\n"
                     "  --debug: a canary after every activation, checked after every op (slow; names the op)\n");
     return help ? 0 : 2;
-}
-
-/* A model file is compiled once into a cache directory named after its path, size and mtime. */
-static int cached_dir(const char *model, const char *tok, int64_t ctx, char *dir, size_t n) {
-    struct stat st;
-    if (stat(model, &st) != 0) { fprintf(stderr, "cke run: cannot open %s\n", model); return -1; }
-    char abs[PATH_MAX];
-    if (!realpath(model, abs)) snprintf(abs, sizeof abs, "%s", model);
-    uint64_t h = 1469598103934665603ull;
-    char key[PATH_MAX * 2 + 64];
-    snprintf(key, sizeof key, "%s|%lld|%lld|%s|%lld", abs, (long long)st.st_size, (long long)st.st_mtime, tok ? tok : "",
-             (long long)ctx);
-    for (const char *c = key; *c; c++) h = (h ^ (unsigned char)*c) * 1099511628211ull;
-    const char *base = getenv("CKE_CACHE");
-    char def[PATH_MAX];
-    if (!base || !*base) {
-        const char *home = getenv("XDG_CACHE_HOME");
-        if (home && *home) snprintf(def, sizeof def, "%s/cke", home);
-        else snprintf(def, sizeof def, "%s/.cache/cke", getenv("HOME") ? getenv("HOME") : "/tmp");
-        base = def;
-    }
-    const char *name = strrchr(abs, '/');
-    name = name ? name + 1 : abs;
-    snprintf(dir, n, "%s/%s-%016llx", base, name, (unsigned long long)h);
-    return 0;
 }
 
 /* ---------------------------------------------------------------- cke run */
@@ -260,7 +233,7 @@ int cke_cli_run(int argc, char **argv) {
     a.so.seed = a.seed >= 0 ? (uint64_t)a.seed : (uint64_t)time(NULL);
 
     char dir[PATH_MAX];
-    if (run_dir(&a, dir, sizeof dir)) { free(file_prompt); return 1; }
+    if ((rc = run_dir(&a, dir, sizeof dir))) { free(file_prompt); return rc; }
     cke_err e = {0};
     cke_runner *r = NULL;
     if (a.threads <= 0) {
@@ -386,20 +359,4 @@ usage:
                     "  runs the reference's tokens through the compiled model with tracing and prints the first\n"
                     "  IR value (name, layer, position) whose relative error exceeds --tol (default 1e-3)\n");
     return help ? 0 : 2;
-}
-
-/* The compiled directory for a model: DIR itself when it holds a model.so, else the cache
- * directory of MODEL (compiled on first use), as cke run does. 0 on success. */
-int cke_cli_model_dir(const char *target, const char *tok, int64_t ctx, char *dir, size_t n) {
-    struct stat st;
-    char so_path[PATH_MAX + 16];
-    snprintf(so_path, sizeof so_path, "%s/model.so", target);
-    if (stat(target, &st) == 0 && S_ISDIR(st.st_mode) && access(so_path, R_OK) == 0) {
-        snprintf(dir, n, "%s", target);
-        return 0;
-    }
-    if (cached_dir(target, tok, ctx, dir, n)) return 1;
-    snprintf(so_path, sizeof so_path, "%s/model.so", dir);
-    if (access(so_path, R_OK) != 0) return compile_into(target, dir, tok, ctx, 0, 1);
-    return 0;
 }

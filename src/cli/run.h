@@ -6,7 +6,6 @@
 int cke_cli_compile(int argc, char **argv); /* argv[0] = "compile"; returns the exit code */
 int cke_cli_run(int argc, char **argv);     /* argv[0] = "run" */
 int cke_cli_parity(int argc, char **argv);  /* argv[0] = "parity" */
-/* The compiled directory for DIR|MODEL (compiling MODEL into the cache on first use); 0 = ok. */
-int cke_cli_model_dir(const char *target, const char *tok, int64_t ctx, char *dir, size_t n);
+#include "cli/cache.h" /* cke_cli_model_dir: DIR|MODEL -> a compiled directory */
 
 #endif

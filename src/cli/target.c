@@ -59,16 +59,18 @@ static int checkpoint_model(const char *dir, cke_target *t) {
     return -1;
 }
 
-int cke_cli_target(const char *cmd, const char *path, cke_target *t) {
+int cke_cli_target(const char *cmd_name, const char *path, cke_target *t) {
+    char cmd[64]; /* "cke CMD: ..." or "cke: ..." */
+    snprintf(cmd, sizeof cmd, "%s%s", cmd_name ? " " : "", cmd_name ? cmd_name : "");
     struct stat st;
     memset(t, 0, sizeof *t);
     if (stat(path, &st) != 0) {
-        fprintf(stderr, "cke %s: cannot open %s: no such file or directory\n", cmd, path);
+        fprintf(stderr, "cke%s: cannot open %s: no such file or directory\n", cmd, path);
         return 1;
     }
     if (!S_ISDIR(st.st_mode)) {
         if (!S_ISREG(st.st_mode)) {
-            fprintf(stderr, "cke %s: %s is not a regular file (a FIFO, device or socket): pass a model file\n", cmd, path);
+            fprintf(stderr, "cke%s: %s is not a regular file (a FIFO, device or socket): pass a model file\n", cmd, path);
             return 1;
         }
         t->kind = CKE_TARGET_FILE;
@@ -84,7 +86,7 @@ int cke_cli_target(const char *cmd, const char *path, cke_target *t) {
     if (is_file(path, "trainer.json", NULL, 0)) {
         t->kind = CKE_TARGET_CHECKPOINT;
         if (checkpoint_model(path, t) == 0) return 0;
-        fprintf(stderr, "cke %s: %s is a training checkpoint without a model file (model.gguf, model.bin or "
+        fprintf(stderr, "cke%s: %s is a training checkpoint without a model file (model.gguf, model.bin or "
                         "config.json + model.safetensors): it is incomplete\n", cmd, path);
         return 1;
     }
@@ -99,16 +101,16 @@ int cke_cli_target(const char *cmd, const char *path, cke_target *t) {
         if (!is_dir(path, "checkpoint")) snprintf(ck, sizeof ck, "%s/checkpoint.old", path);
         t->kind = CKE_TARGET_TRAIN_OUT;
         if (is_file(ck, "trainer.json", NULL, 0) && checkpoint_model(ck, t) == 0) return 0;
-        fprintf(stderr, "cke %s: %s is a training output directory whose checkpoint is incomplete: "
+        fprintf(stderr, "cke%s: %s is a training output directory whose checkpoint is incomplete: "
                         "resume the training (cke train --resume --out %s ...)\n", cmd, path, path);
         return 1;
     }
     if (is_file(path, "model.c", NULL, 0) || is_file(path, "weights.bin", NULL, 0)) {
-        fprintf(stderr, "cke %s: %s is an unfinished compiled directory (no model.so or cke-model.txt): "
+        fprintf(stderr, "cke%s: %s is an unfinished compiled directory (no model.so or cke-model.txt): "
                         "compile again (cke compile MODEL -o %s)\n", cmd, path, path);
         return 1;
     }
-    fprintf(stderr, "cke %s: %s is a directory but not a model: pass a model file (.gguf, llama2.c .bin), a Hugging "
+    fprintf(stderr, "cke%s: %s is a directory but not a model: pass a model file (.gguf, llama2.c .bin), a Hugging "
                     "Face directory (config.json + *.safetensors), a compiled directory (cke compile), or a training "
                     "output directory (cke train --out)\n", cmd, path);
     return 1;

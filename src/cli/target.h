@@ -25,8 +25,8 @@ typedef struct {
 } cke_target;
 
 const char *cke_target_kind_name(cke_target_kind k);
-/* Classifies `path`. 0, or prints "cke CMD: PATH: ..." (what the directory is, what to pass) and
- * returns 1. */
+/* Classifies `path`. 0, or prints "cke CMD: PATH ..." ("cke: " when cmd is NULL: what the
+ * directory is, what to pass) and returns 1. */
 int cke_cli_target(const char *cmd, const char *path, cke_target *t);
 
 #endif

@@ -3,9 +3,13 @@
 #include "cke/kernels.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 
 /* ------------------------------------------------------------------ naming */
 
@@ -787,24 +791,124 @@ cke_status cke_weights_write(const cke_plan *p, const char *path, cke_weight_fet
 
 /* ------------------------------------------------------------------ compile */
 
+/* The compiler runs from an argv array (posix_spawnp), never through a shell: no path, however
+ * named (quotes, spaces, $(...), newlines), is ever interpreted. CC may name a command with
+ * arguments ("ccache gcc"): it is split at blanks, without quoting rules. */
+#define CC_MAX_WORDS 16
+
+/* A file argument that begins with '-' would read as an option: "./-x". */
+static const char *file_arg(char *buf, size_t n, const char *path) {
+    if (path[0] != '-') return path;
+    snprintf(buf, n, "./%s", path);
+    return buf;
+}
+
+/* The end of the compiler's log, flattened to one line, for the error message. */
+static void log_tail(const char *path, char *out, size_t n) {
+    out[0] = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return;
+    char buf[320];
+    long len = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+    long from = len > (long)sizeof buf - 1 ? len - (long)sizeof buf + 1 : 0;
+    size_t got = len >= 0 && fseek(f, from, SEEK_SET) == 0 ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    fclose(f);
+    while (got && (buf[got - 1] == '\n' || buf[got - 1] == ' ')) got--;
+    buf[got] = 0;
+    for (size_t i = 0; i < got; i++)
+        if (buf[i] == '\n' || buf[i] == '\t' || buf[i] == '\r') buf[i] = ' ';
+    snprintf(out, n, "%s%s", from > 0 ? "..." : "", buf);
+}
+
+static void nap_ms(long ms) { nanosleep(&(struct timespec){0, ms * 1000 * 1000}, NULL); }
+
+/* Waits for the compiler; when *cancel becomes set, stops its whole process group (cc runs cc1,
+ * as, ld as children): SIGTERM first, so gcc deletes its temporary files, SIGKILL after a second.
+ * Polls, so a signal that lands between the check and the wait cannot be missed.
+ * 0: exited with status *ws; 1: cancelled; -1: wait failed. */
+static int wait_child(pid_t pid, const volatile sig_atomic_t *cancel, int *ws) {
+    for (;;) {
+        pid_t w = waitpid(pid, ws, cancel ? WNOHANG : 0);
+        if (w == pid) return 0;
+        if (w < 0 && errno != EINTR) return -1;
+        if (cancel && *cancel) {
+            kill(-pid, SIGTERM);
+            for (int i = 0; i < 50 && (w = waitpid(pid, ws, WNOHANG)) == 0; i++) nap_ms(20);
+            kill(-pid, SIGKILL); /* cc itself, or what it left running */
+            if (w != pid)
+                while (waitpid(pid, ws, 0) < 0 && errno == EINTR) {}
+            return 1;
+        }
+        if (cancel) nap_ms(20);
+    }
+}
+
 cke_status cke_codegen_compile(const char *c_path, const char *so_path, const char *include_dir, const char *libk,
-                               const char *log_path, cke_err *err) {
-    const char *cc = getenv("CC");
-    if (!cc || !*cc) cc = "cc";
-    char tmp_so[4096];
-    snprintf(tmp_so, sizeof tmp_so, "%s.tmp", so_path);
-    char cmd[16384];
+                               const char *log_path, const volatile sig_atomic_t *cancel, cke_err *err) {
+    const char *cc_env = getenv("CC");
+    char cc[1024];
+    snprintf(cc, sizeof cc, "%s", cc_env && *cc_env ? cc_env : "cc");
+    char *argv[CC_MAX_WORDS + 16];
+    int argc = 0;
+    for (char *save = NULL, *w = strtok_r(cc, " \t", &save); w && argc < CC_MAX_WORDS; w = strtok_r(NULL, " \t", &save))
+        argv[argc++] = w;
+    if (argc == 0) return cke_fail(err, CKE_ERR_ARG, "compile: CC is blank");
+    char tmp_so[4096], inc[4096], cb[4096], lb[4096];
+    if ((size_t)snprintf(tmp_so, sizeof tmp_so, "%s.tmp", so_path) >= sizeof tmp_so ||
+        (size_t)snprintf(inc, sizeof inc, "-I%s", include_dir) >= sizeof inc)
+        return cke_fail(err, CKE_ERR_ARG, "compile: paths too long");
     /* -O2, no fast-math: the numbers are compared with references. The kernels come in statically,
      * so the .so needs only libc, libm and libgomp. */
-    int n = snprintf(cmd, sizeof cmd,
-                     "'%s' -std=c11 -D_DEFAULT_SOURCE -O2 -fPIC -shared -fopenmp -Wall -I'%s' -o '%s' '%s' '%s' -lm "
-                     "> '%s' 2>&1",
-                     cc, include_dir, tmp_so, c_path, libk, log_path);
-    if (n < 0 || (size_t)n >= sizeof cmd) return cke_fail(err, CKE_ERR_ARG, "compile: paths too long");
-    int rc = system(cmd);
-    if (rc == -1 || !WIFEXITED(rc) || WEXITSTATUS(rc) != 0) {
+    static const char *const flags[] = {"-std=c11", "-D_DEFAULT_SOURCE", "-O2", "-fPIC", "-shared", "-fopenmp", "-Wall"};
+    for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) argv[argc++] = (char *)flags[i];
+    argv[argc++] = inc;
+    argv[argc++] = "-o";
+    argv[argc++] = tmp_so;
+    argv[argc++] = (char *)file_arg(cb, sizeof cb, c_path);
+    argv[argc++] = (char *)file_arg(lb, sizeof lb, libk);
+    argv[argc++] = "-lm";
+    argv[argc] = NULL;
+
+    /* stdin from /dev/null, stdout and stderr into the log; a process group of its own, so a
+     * Ctrl-C at the terminal reaches cke only, which decides (kills the group, cleans up) */
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t at;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, log_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    posix_spawnattr_init(&at);
+    sigset_t none, def;
+    sigemptyset(&none);
+    sigemptyset(&def);
+    sigaddset(&def, SIGINT);
+    sigaddset(&def, SIGTERM);
+    sigaddset(&def, SIGPIPE);
+    posix_spawnattr_setsigmask(&at, &none);
+    posix_spawnattr_setsigdefault(&at, &def);
+    posix_spawnattr_setpgroup(&at, 0);
+    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    pid_t pid;
+    extern char **environ;
+    int rc = posix_spawnp(&pid, argv[0], &fa, &at, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&at);
+    if (rc != 0) return cke_fail(err, CKE_ERR_IO, "cannot run the C compiler '%s': %s (set CC)", argv[0], strerror(rc));
+    int ws = 0;
+    int w = wait_child(pid, cancel, &ws);
+    if (w != 0 || !WIFEXITED(ws) || WEXITSTATUS(ws) != 0) {
         remove(tmp_so);
-        return cke_fail(err, CKE_ERR_IO, "compiling %s failed (see %s)", c_path, log_path);
+        if (w == 1) return cke_fail(err, CKE_ERR_IO, "interrupted: the C compiler was stopped");
+        if (w < 0) return cke_fail(err, CKE_ERR_IO, "waiting for the C compiler: %s", strerror(errno));
+        char tail[360];
+        log_tail(log_path, tail, sizeof tail);
+        const char *cbase = strrchr(c_path, '/'); /* the directory is temporary: gone after this */
+        c_path = cbase ? cbase + 1 : c_path;
+        if (WIFSIGNALED(ws))
+            return cke_fail(err, CKE_ERR_IO, "the C compiler '%s' was killed by signal %d compiling %s: %s", argv[0],
+                            WTERMSIG(ws), c_path, tail);
+        return cke_fail(err, CKE_ERR_IO, "the C compiler '%s' failed (exit %d) on %s: %s", argv[0], WEXITSTATUS(ws),
+                        c_path, tail);
     }
     if (rename(tmp_so, so_path) != 0) return cke_fail(err, CKE_ERR_IO, "cannot rename %s: %s", tmp_so, strerror(errno));
     return CKE_OK;

@@ -12,6 +12,7 @@
 #include "cke/status.h"
 #include "plan/plan.h"
 
+#include <signal.h>
 #include <stdio.h>
 
 struct cke_train_plan;
@@ -47,9 +48,13 @@ typedef cke_status (*cke_weight_fetch_raw)(void *ud, const char *name, int dtype
 cke_status cke_weights_write(const cke_plan *p, const char *path, cke_weight_fetch fetch, cke_weight_fetch_raw fetch_raw,
                              void *ud, cke_err *err);
 
-/* Compiles model.c into model.so with the system compiler, linking the kernel library.
- * include_dir holds cke/kernels.h; libk is libckekernels.a. The compiler's output goes to log. */
+/* Compiles model.c into model.so with the system compiler ($CC, default cc), linking the kernel
+ * library. include_dir holds cke/kernels.h; libk is libckekernels.a. The compiler runs from an
+ * argv array (no shell) in a process group of its own; its output goes to log_path, and the
+ * log's last lines are in the error. cancel (may be NULL): when it becomes non-zero (a signal
+ * handler sets it) the compiler's group is killed and CKE_ERR_IO "interrupted: ..." returned. */
 cke_status cke_codegen_compile(const char *c_path, const char *so_path, const char *include_dir,
-                               const char *libk, const char *log_path, cke_err *err);
+                               const char *libk, const char *log_path, const volatile sig_atomic_t *cancel,
+                               cke_err *err);
 
 #endif

@@ -1,3 +1,4 @@
+#define _GNU_SOURCE /* renameat2, nftw */
 #include "driver/compile.h"
 
 #include "cke/kernels.h"
@@ -8,7 +9,10 @@
 #include "plan/plan.h"
 #include "plan/plan_train.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -129,6 +133,25 @@ static cke_status fetch_raw(void *ud, const char *name, int dtype, void *dst, si
     return CKE_OK;
 }
 
+/* weights.bin is written tensor by tensor through these two: a compile interrupted meanwhile
+ * stops at the next tensor (a large model takes seconds to write). */
+typedef struct {
+    const cke_model *m;
+    const volatile sig_atomic_t *cancel;
+} fetch_ctx;
+
+static cke_status fetch_weight_c(void *ud, const char *name, float *dst, int64_t numel, cke_err *err) {
+    const fetch_ctx *c = ud;
+    if (c->cancel && *c->cancel) return cke_fail(err, CKE_ERR_IO, "interrupted");
+    return fetch_weight((void *)c->m, name, dst, numel, err);
+}
+
+static cke_status fetch_raw_c(void *ud, const char *name, int dtype, void *dst, size_t bytes, cke_err *err) {
+    const fetch_ctx *c = ud;
+    if (c->cancel && *c->cancel) return cke_fail(err, CKE_ERR_IO, "interrupted");
+    return fetch_raw((void *)c->m, name, dtype, dst, bytes, err);
+}
+
 /* The format a weight keeps in weights.bin: its file format when a kernel reads it (F16, BF16 and
  * the block formats of cke_qtype_ops), repacked for the SIMD kernels where cke has a repacking
  * (Q8_0, Q4_0, Q4_K; CKE_REPACK=0 keeps the GGUF layout, for comparisons); F32 and everything
@@ -189,6 +212,158 @@ static cke_status copy_tokenizer_config(const char *tok_json, const char *dir, c
     if (stat(from, &st) != 0 || !S_ISREG(st.st_mode)) return CKE_OK;
     snprintf(to, sizeof to, "%s/tokenizer_config.json", dir);
     return copy_file(from, to, err);
+}
+
+/* ------------------------------------------------------------------ atomic output directory
+ *
+ * Everything is written into a fresh temporary directory beside the output,
+ *   PARENT/.NAME.tmp-PID-XXXXXX   (mkdtemp: unique even between processes)
+ * and renamed into place only when complete, so a reader (a concurrent `cke run` on the same
+ * cache entry) sees no directory or a whole one, never a half-written one. A failed or
+ * interrupted compile deletes its temporary directory; one left by a killed process carries
+ * the dead PID in its name (cke_compile_tmp_pid), so `cke cache clean` can tell it is stale. */
+
+static int rm_entry(const char *path, const struct stat *sb, int type, struct FTW *ftw) {
+    (void)sb, (void)ftw;
+    return (type == FTW_DP ? rmdir(path) : unlink(path)) != 0 && errno != ENOENT ? -1 : 0;
+}
+
+cke_status cke_rmtree(const char *path, cke_err *err) {
+    struct stat sb;
+    if (lstat(path, &sb) != 0) return errno == ENOENT ? CKE_OK : cke_fail(err, CKE_ERR_IO, "cannot remove %s: %s", path, strerror(errno));
+    /* FTW_PHYS: a symbolic link is removed, never followed; FTW_DEPTH: contents before their folder */
+    if (nftw(path, rm_entry, 16, FTW_PHYS | FTW_DEPTH) != 0)
+        return cke_fail(err, CKE_ERR_IO, "cannot remove %s: %s", path, strerror(errno));
+    return CKE_OK;
+}
+
+long cke_compile_tmp_pid(const char *name) {
+    const char *t = name[0] == '.' ? strstr(name, ".tmp-") : NULL;
+    if (!t) return 0;
+    char *end = NULL;
+    long pid = strtol(t + 5, &end, 10);
+    return pid > 0 && end && end[0] == '-' && strlen(end + 1) == 6 ? pid : 0;
+}
+
+/* What an existing output directory may be replaced as: an empty one, or a cke model directory
+ * (cke-model.txt, written last by every compile). Anything else is the user's (a folder with its
+ * own model.c, a home directory), and is refused rather than deleted. */
+static int replaceable_dir(const char *dir) {
+    char p[PATH_MAX + 32];
+    snprintf(p, sizeof p, "%s/cke-model.txt", dir);
+    if (access(p, F_OK) == 0) return 1;
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    int empty = 1;
+    for (struct dirent *e; empty && (e = readdir(d));)
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) empty = 0;
+    closedir(d);
+    return empty;
+}
+
+/* out (a symbolic link followed) -> final path and the mkdtemp template beside it; refuses an
+ * output that cke may not replace. create: make the parent folder. */
+static cke_status out_paths(const char *out, int create, char *final, char *tmpl, cke_err *err) {
+    struct stat sb;
+    if (lstat(out, &sb) == 0 && S_ISLNK(sb.st_mode)) {
+        if (!realpath(out, final)) return cke_fail(err, CKE_ERR_IO, "%s: %s", out, strerror(errno));
+    } else if ((size_t)snprintf(final, PATH_MAX, "%s", out) >= PATH_MAX) {
+        return cke_fail(err, CKE_ERR_ARG, "output path too long");
+    }
+    size_t n = strlen(final);
+    while (n > 1 && final[n - 1] == '/') final[--n] = 0;
+    if (!n) return cke_fail(err, CKE_ERR_ARG, "empty output directory name");
+    if (lstat(final, &sb) == 0) {
+        if (!S_ISDIR(sb.st_mode)) return cke_fail(err, CKE_ERR_ARG, "%s exists and is not a directory", final);
+        if (!replaceable_dir(final))
+            return cke_fail(err, CKE_ERR_ARG, "%s exists and is not a cke model directory (no cke-model.txt): not replacing it; give a new or empty directory", final);
+    }
+    char parent[PATH_MAX];
+    snprintf(parent, sizeof parent, "%s", final);
+    char *slash = strrchr(parent, '/');
+    const char *name = slash ? slash + 1 : final;
+    if (slash == parent) parent[1] = 0;
+    else if (slash) *slash = 0;
+    else snprintf(parent, sizeof parent, ".");
+    if (!strcmp(name, ".") || !strcmp(name, "..") || !strcmp(name, "/"))
+        return cke_fail(err, CKE_ERR_ARG, "%s: name the output directory itself", out);
+    cke_status st = create ? mkdir_p(parent, err) : CKE_OK;
+    if (st) return st;
+    if ((size_t)snprintf(tmpl, PATH_MAX, "%s/.%s.tmp-%ld-XXXXXX", parent, name, (long)getpid()) >= PATH_MAX)
+        return cke_fail(err, CKE_ERR_ARG, "output path too long");
+    return CKE_OK;
+}
+
+/* Moves the finished tmp into place. A directory that appeared meanwhile (another process
+ * compiled the same cache entry) is kept when keep_existing (ours is discarded); otherwise a
+ * replaceable one is swapped out atomically (RENAME_EXCHANGE) and then deleted. Deleting what
+ * was replaced is best effort: one left behind is a stale temporary for `cke cache clean`. */
+static cke_status publish(const char *tmp, const char *final, int keep_existing, cke_err *err) {
+    for (int tries = 0; tries < 3; tries++) {
+        if (rename(tmp, final) == 0) return CKE_OK;
+        if (errno != EEXIST && errno != ENOTEMPTY)
+            return cke_fail(err, CKE_ERR_IO, "cannot rename %s to %s: %s", tmp, final, strerror(errno));
+        char so[PATH_MAX + 16];
+        snprintf(so, sizeof so, "%s/model.so", final);
+        if (keep_existing && access(so, R_OK) == 0) {
+            cke_rmtree(tmp, NULL);
+            return CKE_OK;
+        }
+        if (!replaceable_dir(final))
+            return cke_fail(err, CKE_ERR_ARG, "%s exists and is not a cke model directory: not replacing it", final);
+        if (renameat2(AT_FDCWD, tmp, AT_FDCWD, final, RENAME_EXCHANGE) == 0) {
+            cke_rmtree(tmp, NULL); /* now the old directory */
+            return CKE_OK;
+        }
+        if (errno == ENOENT) continue; /* removed meanwhile: rename again */
+        /* no RENAME_EXCHANGE on this filesystem: move the old one aside (onto an empty directory
+         * of the temporary pattern), then ours in: a short window with no directory, never a half one */
+        char old[PATH_MAX];
+        size_t n = strlen(tmp);
+        snprintf(old, sizeof old, "%.*sXXXXXX", (int)(n - 6), tmp);
+        if (!mkdtemp(old)) return cke_fail(err, CKE_ERR_IO, "cannot replace %s: %s", final, strerror(errno));
+        if (rename(final, old) != 0) {
+            int e = errno;
+            rmdir(old);
+            if (e == ENOENT) continue;
+            return cke_fail(err, CKE_ERR_IO, "cannot move %s aside: %s", final, strerror(e));
+        }
+        if (rename(tmp, final) != 0) {
+            int e = errno;
+            rename(old, final); /* put the old one back */
+            return cke_fail(err, CKE_ERR_IO, "cannot rename %s to %s: %s", tmp, final, strerror(e));
+        }
+        cke_rmtree(old, NULL);
+        return CKE_OK;
+    }
+    return cke_fail(err, CKE_ERR_IO, "cannot rename %s to %s: it keeps changing", tmp, final);
+}
+
+/* weights.bin depends only on the weight layout (names, shapes, formats, offsets: its header's
+ * layout hash) and the source file. A sibling directory compiled from the same source (another
+ * --ctx in the cache entry) whose weights.bin has this layout lends it by hard link. */
+static int link_weights(const char *pool, const cke_plan *p, const char *to) {
+    DIR *d = pool ? opendir(pool) : NULL;
+    if (!d) return 0;
+    int done = 0;
+    for (struct dirent *e; !done && (e = readdir(d));) {
+        if (e->d_name[0] == '.') continue; /* temporaries, ".", ".." */
+        char w[PATH_MAX + 300];
+        snprintf(w, sizeof w, "%s/%s/weights.bin", pool, e->d_name);
+        FILE *f = fopen(w, "rb");
+        if (!f) continue;
+        unsigned char h[32];
+        struct stat sb;
+        uint64_t hash, bytes, hb;
+        if (fread(h, 1, sizeof h, f) == sizeof h && !memcmp(h, "CKEWGT01", 8) && fstat(fileno(f), &sb) == 0) {
+            memcpy(&hash, h + 8, 8), memcpy(&bytes, h + 16, 8), memcpy(&hb, h + 24, 8);
+            done = hash == cke_plan_layout_hash(p) && bytes == p->weights_bytes && hb == p->weights_header &&
+                   (uint64_t)sb.st_size == hb + bytes && link(w, to) == 0;
+        }
+        fclose(f);
+    }
+    closedir(d);
+    return done;
 }
 
 /* The tokenizer goes into the model directory: a GGUF's tokenizer.* metadata as a vocab-only
@@ -265,14 +440,32 @@ static const char *template_of(cke_arch a) {
     }
 }
 
+/* A model file's name as it appears inside model.c (a comment and a string literal): only
+ * characters that cannot end either, so no file name can inject C. */
+static void c_safe(char *dst, size_t n, const char *src) {
+    size_t j = 0;
+    for (; *src && j + 1 < n; src++) {
+        unsigned char c = (unsigned char)*src;
+        dst[j++] = (c >= 0x20 && c < 0x7f && c != '"' && c != '\\' && c != '*' && c != '/' && c != '?') || c >= 0x80 ? (char)c : '_';
+    }
+    dst[j] = 0;
+}
+
+#define CANCELLED(o) ((o)->cancel && *(o)->cancel)
+
 cke_status cke_compile(const char *model_path, const cke_compile_opts *o, cke_err *err) {
     cke_model *m = NULL;
     cke_ir *ir = NULL;
     cke_plan *p = NULL;
     cke_train_plan *tp = NULL;
-    char path[PATH_MAX], path2[PATH_MAX];
-    cke_status st = cke_model_open(model_path, &m, err);
+    char path[PATH_MAX + 32], path2[PATH_MAX + 32], final[PATH_MAX], tmp[PATH_MAX];
+    tmp[0] = 0;
+    /* refuse an output that is not ours before any work */
+    cke_status st = out_paths(o->out_dir, 0, final, tmp, err);
     if (st) return st;
+    tmp[0] = 0; /* set by mkdtemp below; "" = nothing to clean up */
+    const char *dir = tmp;
+    if ((st = cke_model_open(model_path, &m, err))) return st;
 
     src_ctx sc = {.m = m};
     fill_hparams(&sc);
@@ -303,12 +496,19 @@ cke_status cke_compile(const char *model_path, const cke_compile_opts *o, cke_er
     if (o->train_batch > 0 &&
         (st = cke_train_plan_new(&tp, p, o->train_batch, o->train_seq, o->train_recompute, o->max_threads > 0 ? o->max_threads : 16, err)))
         goto done;
-    if ((st = mkdir_p(o->out_dir, err))) goto done;
-    snprintf(path, sizeof path, "%s/ir.json", o->out_dir);
+    if (CANCELLED(o)) { st = cke_fail(err, CKE_ERR_IO, "interrupted"); goto done; }
+    if ((st = out_paths(o->out_dir, 1, final, tmp, err))) { tmp[0] = 0; goto done; }
+    if (!mkdtemp(tmp)) {
+        st = cke_fail(err, CKE_ERR_IO, "cannot create a directory beside %s: %s", final, strerror(errno));
+        tmp[0] = 0;
+        goto done;
+    }
+    chmod(tmp, 0755); /* mkdtemp's 0700 would make a shared cache or -o DIR private */
+    snprintf(path, sizeof path, "%s/ir.json", dir);
     if ((st = cke_ir_write_json(ir, path, err))) goto done;
-    snprintf(path, sizeof path, "%s/layout.json", o->out_dir);
+    snprintf(path, sizeof path, "%s/layout.json", dir);
     if ((st = cke_plan_write_layout(p, path, err))) goto done;
-    snprintf(path, sizeof path, "%s/memory_map.txt", o->out_dir);
+    snprintf(path, sizeof path, "%s/memory_map.txt", dir);
     if ((st = cke_plan_write_map(p, path, err))) goto done;
     if (tp) {
         FILE *mf = fopen(path, "a");
@@ -317,42 +517,55 @@ cke_status cke_compile(const char *model_path, const cke_compile_opts *o, cke_er
         fclose(mf);
     }
 
-    const char *base = strrchr(model_path, '/');
-    base = base && base[1] ? base + 1 : model_path;
-    char desc[PATH_MAX + 64];
+    const char *bname = strrchr(model_path, '/');
+    bname = bname && bname[1] ? bname + 1 : model_path;
+    char base[NAME_MAX + 1], desc[NAME_MAX + 64];
+    c_safe(base, sizeof base, bname);
     snprintf(desc, sizeof desc, "%s (%s)", base, cke_model_source_name(m->source));
     cke_codegen_opts co = {.model_name = base, .source_desc = desc, .train = tp};
-    snprintf(path, sizeof path, "%s/model.c", o->out_dir);
+    snprintf(path, sizeof path, "%s/model.c", dir);
     FILE *f = fopen(path, "w");
     if (!f) { st = cke_fail(err, CKE_ERR_IO, "cannot write %s", path); goto done; }
     st = cke_codegen_emit(p, &co, f, err);
     if (fclose(f) != 0 && !st) st = cke_fail(err, CKE_ERR_IO, "error writing %s", path);
     if (st) goto done;
 
-    snprintf(path2, sizeof path2, "%s/weights.bin", o->out_dir);
-    if ((st = cke_weights_write(p, path2, fetch_weight, fetch_raw, m, err))) goto done;
+    snprintf(path2, sizeof path2, "%s/weights.bin", dir);
+    fetch_ctx fc = {.m = m, .cancel = o->cancel};
+    if (!link_weights(o->reuse_weights, p, path2) && (st = cke_weights_write(p, path2, fetch_weight_c, fetch_raw_c, &fc, err)))
+        goto done;
+    if (CANCELLED(o)) { st = cke_fail(err, CKE_ERR_IO, "interrupted"); goto done; }
 
-    char so[PATH_MAX], logp[PATH_MAX];
-    snprintf(so, sizeof so, "%s/model.so", o->out_dir);
-    snprintf(logp, sizeof logp, "%s/build.log", o->out_dir);
-    if ((st = cke_codegen_compile(path, so, o->include_dir, o->libk, logp, err))) goto done;
+    char so[PATH_MAX + 32], logp[PATH_MAX + 32];
+    snprintf(so, sizeof so, "%s/model.so", dir);
+    snprintf(logp, sizeof logp, "%s/build.log", dir);
+    if ((st = cke_codegen_compile(path, so, o->include_dir, o->libk, logp, o->cancel, err))) goto done;
 
     char tokname[64];
-    if ((st = write_tokenizer(m, o->tokenizer, o->out_dir, tokname, sizeof tokname, err))) goto done;
+    if ((st = write_tokenizer(m, o->tokenizer, dir, tokname, sizeof tokname, err))) goto done;
 
-    snprintf(path, sizeof path, "%s/cke-model.txt", o->out_dir);
+    /* one line per key: a newline in the source path must not start a line of its own */
+    char srcline[PATH_MAX];
+    snprintf(srcline, sizeof srcline, "%s", model_path);
+    for (char *c = srcline; *c; c++)
+        if (*c == '\n' || *c == '\r') *c = '?';
+    snprintf(path, sizeof path, "%s/cke-model.txt", dir);
     f = fopen(path, "w");
     if (!f) { st = cke_fail(err, CKE_ERR_IO, "cannot write %s", path); goto done; }
     fprintf(f, "family %s\nsource %s\nformat %s\ntokenizer %s\nctx %lld\nprefill_chunk %lld\nlayout_hash %016llx\n",
-            ir->family, model_path, cke_model_source_name(m->source), tokname[0] ? tokname : "-", (long long)p->ctx,
+            ir->family, srcline, cke_model_source_name(m->source), tokname[0] ? tokname : "-", (long long)p->ctx,
             (long long)p->prefill.T, (unsigned long long)cke_plan_layout_hash(p));
-    fclose(f);
+    if (fclose(f) != 0) { st = cke_fail(err, CKE_ERR_IO, "error writing %s", path); goto done; }
+    if (CANCELLED(o)) { st = cke_fail(err, CKE_ERR_IO, "interrupted"); goto done; }
+    if ((st = publish(tmp, final, o->keep_existing, err))) goto done;
+    tmp[0] = 0;
     if (!o->quiet)
         fprintf(stderr, "cke: compiled %s (%s, %d layers) -> %s: weights %.2f MiB, prefill arena %.2f MiB (%.0f%% reuse)\n",
-                base, ir->family, ir->n_layer, o->out_dir, (double)p->weights_bytes / (1 << 20),
+                bname, ir->family, ir->n_layer, final, (double)p->weights_bytes / (1 << 20),
                 (double)p->prefill.arena_bytes / (1 << 20),
                 p->prefill.sum_bytes ? 100.0 * (1.0 - (double)p->prefill.arena_bytes / (double)p->prefill.sum_bytes) : 0.0);
 done:
+    if (tmp[0]) cke_rmtree(tmp, NULL); /* never leave a half-built directory */
     cke_train_plan_free(tp);
     cke_plan_free(p);
     cke_ir_free(ir);

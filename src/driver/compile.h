@@ -4,6 +4,11 @@
  *     + src/templates/<family>.json --ir--> IR --plan--> lowered modes + memory plan
  *     --codegen--> model.c, weights.bin --cc--> model.so
  *
+ * The directory appears atomically: it is built in a temporary directory beside it
+ * (.NAME.tmp-PID-XXXXXX) and renamed into place when complete; a failure or an interruption
+ * removes the temporary directory. An existing output directory is replaced (atomically, by
+ * RENAME_EXCHANGE) only when it is empty or a cke model directory; anything else is refused.
+ *
  * The directory holds everything needed to run the model and to read what was built:
  *   model.so  weights.bin  model.c  ir.json  layout.json  memory_map.txt  build.log
  *   tokenizer.{bin,json,gguf}  cke-model.txt (what was compiled from what) */
@@ -12,6 +17,7 @@
 
 #include "cke/status.h"
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -31,9 +37,21 @@ typedef struct {
     int quiet;
     int keep_f32;              /* 1: convert every weight to f32 (the default keeps matmul weights in
                                 * their file format: F16, BF16, Q8_0, Q4_0 ... Q6_K; training forces f32) */
+    const volatile sig_atomic_t *cancel; /* non-NULL: when *cancel becomes non-zero (a signal handler),
+                                          * the compile stops, the C compiler is killed, nothing is left */
+    int keep_existing;         /* out_dir appeared meanwhile (another process compiled it): keep it and
+                                * discard ours (the cache); 0: replace it */
+    const char *reuse_weights; /* a folder whose subfolders may hold a weights.bin of the same source and
+                                * layout (other --ctx of one cache entry): hard-linked, not rewritten */
 } cke_compile_opts;
 
 cke_status cke_compile(const char *model_path, const cke_compile_opts *o, cke_err *err);
+
+/* Deletes a directory tree (nftw, symbolic links not followed); a missing path is fine. err may be NULL. */
+cke_status cke_rmtree(const char *path, cke_err *err);
+
+/* The PID in a temporary directory's name (".NAME.tmp-PID-XXXXXX"), 0 when name is not one. */
+long cke_compile_tmp_pid(const char *name);
 
 /* Finds cke's own resources relative to the running executable (build/cke -> the repo):
  * include/, src/templates/, build/libckekernels.a. CKE_HOME overrides the root. */
