@@ -15,10 +15,7 @@
  * a type that fits (K formats: Q5_0 / Q5_1 / Q8_0 as llama.cpp does, when rows are multiples of
  * 32; else F16) with a note on stderr.
  *
- * cke perplexity MODEL FILE.txt [--ctx N]: exp(mean negative log-likelihood) of the text's
- * tokens, in windows of N tokens (default 128) that start from an empty context with BOS; the
- * windows advance by N/2 and each scores only its second half (the first window scores all), so
- * every token is predicted from at least N/2 tokens of context. */
+ * (cke perplexity: cli/perplexity.c) */
 #include "cli/quant.h"
 
 #include "cke/kernels.h"
@@ -244,92 +241,4 @@ fail:
     cke_gguf_writer_free(w);
     cke_gguf_close(g);
     return 1;
-}
-
-/* ------------------------------------------------------------------ perplexity */
-
-static char *read_text(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    size_t cap = 1 << 16, n = 0, k;
-    char *b = malloc(cap + 1);
-    while (b && (k = fread(b + n, 1, cap - n, f)) > 0) {
-        n += k;
-        if (n == cap) {
-            char *nb = realloc(b, 2 * cap + 1);
-            if (!nb) { free(b); b = NULL; break; }
-            b = nb;
-            cap *= 2;
-        }
-    }
-    fclose(f);
-    if (b) b[n] = 0;
-    *len = n;
-    return b;
-}
-
-int cke_cli_perplexity(int argc, char **argv) {
-    const char *model = NULL, *file = NULL, *tok = NULL;
-    long long ctx = 128, threads = 1;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--ctx") && i + 1 < argc) ctx = atoll(argv[++i]);
-        else if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoll(argv[++i]);
-        else if (!strcmp(argv[i], "--tokenizer") && i + 1 < argc) tok = argv[++i];
-        else if (!model) model = argv[i];
-        else if (!file) file = argv[i];
-        else model = NULL, i = argc;
-    }
-    if (!model || !file || ctx < 4 || threads < 1) {
-        fprintf(stderr, "usage: cke perplexity MODEL|DIR FILE.txt [--ctx N (128)] [--threads N] [--tokenizer FILE]\n");
-        return 2;
-    }
-    size_t len = 0;
-    char *text = read_text(file, &len);
-    if (!text) { fprintf(stderr, "cke perplexity: cannot read %s\n", file); return 1; }
-    char dir[PATH_MAX];
-    if (cke_cli_model_dir(model, tok, 0, dir, sizeof dir)) { free(text); return 1; }
-    cke_err e = {0};
-    cke_runner *r = NULL;
-    cke_status s = cke_runner_open(dir, (int)threads, &r, &e);
-    if (s) { fprintf(stderr, "cke perplexity: %s\n", e.msg); free(text); return 1; }
-    const ckm_api *api = r->api;
-    if (!r->tok) { fprintf(stderr, "cke perplexity: %s has no tokenizer\n", dir); cke_runner_close(r); free(text); return 1; }
-    if (ctx > api->ctx) ctx = api->ctx;
-    int32_t *ids = NULL;
-    size_t n_ids = 0;
-    cke_tok_encode_opts eo = CKE_TOK_ENCODE_DEFAULTS;
-    eo.add_bos = 0;
-    s = cke_tok_encode(r->tok, text, len, &eo, &ids, &n_ids, &e);
-    free(text);
-    if (s) { fprintf(stderr, "cke perplexity: %s\n", e.msg); cke_runner_close(r); return 1; }
-    int32_t bos = cke_tok_bos(r->tok);
-    /* windows of ctx-1 text tokens after BOS; stride half a window */
-    int64_t W = ctx - 1, stride = W / 2, n = (int64_t)n_ids;
-    double nll = 0;
-    int64_t scored = 0;
-    int rc = 0;
-    for (int64_t start = 0; start < n && !rc; start += stride) {
-        int64_t end = start + W < n ? start + W : n;
-        int64_t first_scored = start == 0 ? start : start + (W - stride);
-        api->reset(r->m);
-        if (api->decode(r->m, bos) != 0) { rc = 1; break; }
-        for (int64_t t = start; t < end; t++) {
-            if (t >= first_scored) {
-                const float *lg = api->logits(r->m); /* prediction of token t */
-                double mx = lg[0], z = 0;
-                for (int64_t v = 1; v < api->vocab; v++) mx = lg[v] > mx ? lg[v] : mx;
-                for (int64_t v = 0; v < api->vocab; v++) z += exp(lg[v] - mx);
-                nll += mx + log(z) - lg[ids[t]];
-                scored++;
-            }
-            if (t + 1 < end && api->decode(r->m, ids[t]) != 0) { rc = 1; break; }
-        }
-        if (end == n) break;
-    }
-    if (rc) fprintf(stderr, "cke perplexity: %s\n", api->last_error(r->m));
-    else printf("perplexity %.4f over %lld tokens (ctx %lld, %lld tokens of text)\n", exp(nll / (double)scored),
-                (long long)scored, ctx, (long long)n);
-    free(ids);
-    cke_runner_close(r);
-    return rc;
 }
