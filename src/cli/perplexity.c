@@ -158,6 +158,13 @@ static int open_model(const char *model, const char *tok, int64_t threads, cke_r
         fprintf(stderr, "cke perplexity: %s has no tokenizer\n", dir);
         return 1;
     }
+    /* every scored token's logit is read at its id: ids past the model's vocabulary have none
+     * (cke run only samples ids < vocab and the model refuses larger inputs) */
+    if (cke_tok_n_vocab((*r)->tok) > (*r)->api->vocab) {
+        fprintf(stderr, "cke perplexity: %s: the tokenizer has %d tokens but the model's vocabulary only %lld\n", dir,
+                (int)cke_tok_n_vocab((*r)->tok), (long long)(*r)->api->vocab);
+        return 1;
+    }
     if (!(*r)->api->prefill_all) { /* cannot happen with ABI 3, which the runner checks */
         fprintf(stderr, "cke perplexity: %s cannot return every position's logits\n", dir);
         return 1;

@@ -16,7 +16,8 @@
  * as llama.cpp does, when rows are multiples of 32; else F16), summed up in one line on stderr.
  *
  * The input must load as a model (cke_model_open: refused with the loader's message otherwise);
- * an input already in block formats is refused unless --allow-requantize.
+ * an input already in block formats is refused unless --allow-requantize (or TYPE is F32, which
+ * only dequantizes).
  *
  * (cke perplexity: cli/perplexity.c) */
 #include "cli/quant.h"
@@ -162,7 +163,8 @@ static void usage(FILE *f) {
                "  as llama.cpp: the output head (or the token embedding it is tied to) in Q6_K for the block\n"
                "  formats below Q8_0; Q4_K_M / Q5_K_M: attn_v and ffn_down of some layers in Q6_K too;\n"
                "  rows that are not whole blocks fall back (K -> Q5_0 / Q5_1 / Q8_0, else F16)\n"
-               "  --allow-requantize  accept an input whose matrices are already quantized (loses precision twice)\n");
+               "  --allow-requantize  quantize an input whose matrices are already quantized (loses precision\n"
+               "                      twice; not needed for F32, which only dequantizes)\n");
 }
 
 int cke_cli_quantize(int argc, char **argv) {
@@ -243,7 +245,7 @@ int cke_cli_quantize(int argc, char **argv) {
         has_output |= !strcmp(t->name, "output.weight");
         total += t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3];
     }
-    if (n_quant_in && !allow_requant) {
+    if (n_quant_in && !allow_requant && rc->base != 0) { /* to F32 is exact: dequantizing, not requantizing */
         st = cke_fail(&e, CKE_ERR_ARG, "%s is already quantized (%lld of %lld tensors in block formats, mostly %s): "
                       "quantizing it again loses precision twice; --allow-requantize to do it anyway", in,
                       (long long)n_quant_in, (long long)nt, cke_dtype_name((cke_dtype)quant_in_type));

@@ -44,14 +44,6 @@ cke_status cke_runner_open(const char *dir, int nthreads, cke_runner **out, cke_
         if (access(path, R_OK) != 0) continue;
         cke_status st = cke_tok_load(path, &r->tok, err);
         if (st) { cke_runner_close(r); return st; }
-        /* ids the model has no logits (nor embedding rows) for: every reader of logits[id] would
-         * run past the row */
-        if (cke_tok_n_vocab(r->tok) > r->api->vocab) {
-            st = cke_fail(err, CKE_ERR_FORMAT, "%s: the tokenizer has %d tokens but the model's vocabulary only %lld",
-                          path, (int)cke_tok_n_vocab(r->tok), (long long)r->api->vocab);
-            cke_runner_close(r);
-            return st;
-        }
         break;
     }
     *out = r;

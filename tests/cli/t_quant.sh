@@ -26,6 +26,7 @@ if have_models; then
     refuses quant_requantize 1 'q-q4k.gguf is already quantized \(32 of 48 tensors in block formats, mostly q5_0\).*--allow-requantize' \
         "$CKE" quantize "$T/q-q4k.gguf" "$T/q-re.gguf" Q4_0
     ok quant_requantize_allowed "$CKE" quantize "$T/q-q4k.gguf" "$T/q-re.gguf" Q4_0 --allow-requantize
+    ok quant_dequantize_to_f32 "$CKE" quantize "$T/q-q4k.gguf" "$T/q-deq.gguf" F32
     ok quant_from_f16 "$CKE" quantize "$S/stories260K-F16.gguf" "$T/q-f16.gguf" Q8_0
 
     # llama.cpp's output head: Q6_K for the block formats below Q8_0 (Q8_0 where rows are not 256s)
