@@ -37,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 typedef struct {
     const char *name;
@@ -66,6 +67,7 @@ static int fallback(int want, int64_t ne0) {
 }
 
 static void progress(const char *what, int64_t done, int64_t total) {
+    if (!isatty(2)) return; /* a bar redrawn with \r is noise in a log */
     int w = 40, fill = total ? (int)(w * done / total) : w;
     fprintf(stderr, "\r[%.*s%*s] %3d%% %-40.40s", fill, "========================================", w - fill, "",
             total ? (int)(100 * done / total) : 100, what);
@@ -298,7 +300,7 @@ int cke_cli_quantize(int argc, char **argv) {
         done += n;
         progress(t->name, done, total);
     }
-    fprintf(stderr, "\n");
+    if (isatty(2)) fprintf(stderr, "\n");
     if (nfb) { /* one line: "35 of 57 tensors fell back: 35 x Q4_K -> Q5_0 (rows of 64 not a multiple of 256)" */
         fprintf(stderr, "cke quantize: %lld of %lld tensors fell back:", (long long)n_fell, (long long)nt);
         for (int k = 0; k < nfb; k++)
