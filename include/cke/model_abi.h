@@ -5,6 +5,7 @@
  *   ckm_model *m = api->open("dir/weights.bin", nthreads, err, sizeof err);
  *   api->prefill(m, prompt, n);  const float *logits = api->logits(m);  // [vocab]
  *   api->decode(m, next_token);  ...  api->reset(m);  api->free(m);
+ *   api->prefill_all(m, text, n, all);  // all: [n, vocab], every position's logits
  *
  * No global state: every instance owns its arena, KV cache and weights mapping, so two models,
  * or two instances of one model, run side by side in one process. */
@@ -18,7 +19,7 @@
 extern "C" {
 #endif
 
-#define CKM_ABI_VERSION 2
+#define CKM_ABI_VERSION 3 /* 3: prefill_all */
 
 typedef struct ckm_model ckm_model;
 
@@ -75,6 +76,13 @@ typedef struct {
     void (*adamw)(ckm_model *m, float lr, float beta1, float beta2, float eps, float wd, int64_t step, float gscale);
     /* 0 weights, 1 gradients, 2 AdamW m, 3 AdamW v: f32 in the layout of `tensors` */
     char *(*state)(ckm_model *m, int which);
+
+    /* ---- ABI 3 ---- */
+    /* Appends n tokens as prefill does and writes the logits of every one of them: logits
+     * [n, vocab], row i the prediction after tokens[0..i] (scoring a text in one batched pass).
+     * logits() then gives row n-1. Same return as prefill; the rows are the output head run over
+     * the whole chunk, the same kernels prefill runs on its last row. */
+    int (*prefill_all)(ckm_model *m, const int32_t *tokens, int64_t n, float *logits);
 } ckm_api;
 
 /* The one exported symbol. */

@@ -3,6 +3,7 @@
 #include "cli/target.h"
 
 #include "cli/util.h"
+#include "cke/model_abi.h"
 #include "driver/compile.h"
 
 #include <dirent.h>
@@ -17,6 +18,9 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+#define CKE_STR_(x) #x
+#define CKE_STR(x) CKE_STR_(x)
 
 /* ------------------------------------------------------------------ where and what */
 
@@ -68,6 +72,9 @@ static int entry_dir(const char *model, const char *tok, char *abs, char *entry,
     uint64_t h = fnv(1469598103934665603ull, abs, strlen(abs) + 1);
     h = fnv_stat(h, &st);
     if (S_ISDIR(st.st_mode)) h = fnv_dir_files(h, abs);
+    /* a cke of another version or model ABI compiles its own entry: it cannot load the old .so */
+    static const char version[] = CKE_VERSION "/abi" CKE_STR(CKM_ABI_VERSION);
+    h = fnv(h, version, sizeof version);
     if (tok) {
         char tabs[PATH_MAX];
         struct stat ts;

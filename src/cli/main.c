@@ -22,7 +22,7 @@ static void usage(FILE *f) {
             "  cke compile MODEL -o DIR   compile a model (GGUF, HF dir, llama2.c .bin) into DIR\n"
             "  cke run DIR|MODEL -p PROMPT -n N   generate text (--temp 0: greedy)\n"
             "  cke quantize IN OUT.gguf TYPE   GGUF, HF dir or llama2.c .bin -> GGUF (F32 BF16 F16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q4_K Q5_K Q6_K Q4_K_M Q5_K_M)\n"
-            "  cke perplexity MODEL FILE.txt [--ctx N]   perplexity of a text\n"
+            "  cke perplexity MODEL FILE.txt [--ctx N] [--llama-cpp] [--kl-base BASE]   perplexity (and KL divergence) of a text\n"
             "  cke train MODEL|--init llama --data FILE.txt --out DIR   fine-tune or train from scratch\n"
             "  cke parity DIR REF.trace   first IR value that diverges from a reference trace\n"
             "  cke inspect PATH   print a model (GGUF, llama2.c .bin, HF dir): family, hparams, tensors\n"

@@ -6,23 +6,25 @@
  * tokenizer.ggml.* metadata (the pre-tokenizer named by matching its behaviour).
  *
  * TYPE: F32 (every tensor dequantized), BF16, F16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K
- * (every matrix in that format), or a
- * recipe after llama.cpp's:
- *   Q4_K_M / Q5_K_M: Q4_K / Q5_K everywhere, except output.weight (Q6_K) and attn_v and ffn_down
- *   of the layers llama.cpp's use_more_bits picks (the first and last eighth of the layers and
- *   every third in between) in Q6_K.
- * 1-D tensors (norms, biases) stay F32. A matrix whose rows are not whole blocks falls back to
- * a type that fits (K formats: Q5_0 / Q5_1 / Q8_0 as llama.cpp does, when rows are multiples of
- * 32; else F16) with a note on stderr.
+ * (every matrix in that format, but the output head), or a recipe after llama.cpp's:
+ *   Q4_K_M / Q5_K_M: Q4_K / Q5_K everywhere, except attn_v and ffn_down of the layers llama.cpp's
+ *   use_more_bits picks (the first and last eighth of the layers and every third in between) in
+ *   Q6_K.
+ * As llama.cpp: the output head -- output.weight, or token_embd.weight when the output is tied to
+ * it -- is Q6_K for every block format but Q8_0. 1-D tensors (norms, biases) stay F32. A matrix
+ * whose rows are not whole blocks falls back to a type that fits (K formats: Q5_0 / Q5_1 / Q8_0
+ * as llama.cpp does, when rows are multiples of 32; else F16), summed up in one line on stderr.
  *
- * cke perplexity MODEL FILE.txt [--ctx N]: exp(mean negative log-likelihood) of the text's
- * tokens, in windows of N tokens (default 128) that start from an empty context with BOS; the
- * windows advance by N/2 and each scores only its second half (the first window scores all), so
- * every token is predicted from at least N/2 tokens of context. */
+ * The input must load as a model (cke_model_open: refused with the loader's message otherwise);
+ * an input already in block formats is refused unless --allow-requantize (or TYPE is F32, which
+ * only dequantizes).
+ *
+ * (cke perplexity: cli/perplexity.c) */
 #include "cli/quant.h"
 
 #include "cke/kernels.h"
 #include "cli/run.h"
+#include "cli/util.h"
 #include "formats/gguf.h"
 #include "formats/model_export.h"
 #include "runtime/runner.h"
@@ -35,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 typedef struct {
     const char *name;
@@ -64,6 +67,7 @@ static int fallback(int want, int64_t ne0) {
 }
 
 static void progress(const char *what, int64_t done, int64_t total) {
+    if (!isatty(2)) return; /* a bar redrawn with \r is noise in a log */
     int w = 40, fill = total ? (int)(w * done / total) : w;
     fprintf(stderr, "\r[%.*s%*s] %3d%% %-40.40s", fill, "========================================", w - fill, "",
             total ? (int)(100 * done / total) : 100, what);
@@ -119,15 +123,70 @@ static cke_status write_tokenizer(const cke_model *m, cke_gguf_writer *w, cke_er
     return st;
 }
 
-int cke_cli_quantize(int argc, char **argv) {
-    if (argc != 4) {
-        fprintf(stderr, "usage: cke quantize IN OUT.gguf TYPE   (IN: a GGUF, a Hugging Face directory or a llama2.c checkpoint)\n  TYPE: F32 BF16 F16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q4_K Q5_K Q6_K Q4_K_M Q5_K_M\n");
-        return 2;
+/* "blk.N." -> N with checked arithmetic, -1 when the name is not a layer's; -2 when N does not
+ * fit or is not below n_layer. */
+static int64_t layer_of(const char *name, int64_t n_layer) {
+    if (strncmp(name, "blk.", 4)) return -1;
+    const char *p = name + 4;
+    if (*p < '0' || *p > '9') return -1;
+    int64_t l = 0;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        if (l > (INT64_MAX - 9) / 10) return -2;
+        l = l * 10 + (*p - '0');
     }
+    if (*p != '.') return -1;
+    return l < n_layer ? l : -2;
+}
+
+/* The type a recipe gives one tensor (before fallbacks). llama.cpp's rules: the output head
+ * (output.weight, or token_embd.weight when the output is tied to it) in Q6_K for every block
+ * format but Q8_0; K_M recipes: attn_v and ffn_down of use_more_bits layers in Q6_K. */
+static int recipe_type(const qrecipe *rc, const char *name, int ndim, int64_t layer, int64_t n_layer, bool tied) {
+    if (ndim < 2) return 0; /* norms, biases: f32 */
+    const cke_dtype_traits *tr = cke_dtype_traits_of((cke_dtype)rc->base);
+    bool head = !strcmp(name, "output.weight") || (tied && !strcmp(name, "token_embd.weight"));
+    if (head && tr && tr->quantized && rc->base != 8) return 14;
+    if (rc->km && layer >= 0 && (strstr(name, ".attn_v.") || strstr(name, ".ffn_down.")) &&
+        use_more_bits((int)layer, (int)n_layer))
+        return 14;
+    return rc->base;
+}
+
+/* fallbacks, counted per (wanted type, stored type, row length) for one summary line */
+typedef struct {
+    int want, got;
+    int64_t ne0, count;
+} qfallback;
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: cke quantize IN OUT.gguf TYPE [--allow-requantize]\n"
+               "  IN: a GGUF, a Hugging Face directory or a llama2.c checkpoint (it must load as a model)\n"
+               "  TYPE: F32 BF16 F16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q4_K Q5_K Q6_K Q4_K_M Q5_K_M\n"
+               "  as llama.cpp: the output head (or the token embedding it is tied to) in Q6_K for the block\n"
+               "  formats below Q8_0; Q4_K_M / Q5_K_M: attn_v and ffn_down of some layers in Q6_K too;\n"
+               "  rows that are not whole blocks fall back (K -> Q5_0 / Q5_1 / Q8_0, else F16)\n"
+               "  --allow-requantize  quantize an input whose matrices are already quantized (loses precision\n"
+               "                      twice; not needed for F32, which only dequantizes)\n");
+}
+
+int cke_cli_quantize(int argc, char **argv) {
+    const char *in = NULL, *out = NULL, *type = NULL;
+    int allow_requant = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (cke_cli_is_help(a)) { usage(stdout); return 0; }
+        else if (!strcmp(a, "--allow-requantize")) allow_requant = 1;
+        else if (a[0] == '-' && a[1]) return cke_cli_unknown("quantize", a);
+        else if (!in) in = a;
+        else if (!out) out = a;
+        else if (!type) type = a;
+        else return cke_cli_unknown("quantize", a);
+    }
+    if (!in || !out || !type) { usage(stderr); return 2; }
     const qrecipe *rc = NULL;
     for (size_t i = 0; i < sizeof recipes / sizeof recipes[0]; i++)
-        if (!strcasecmp(argv[3], recipes[i].name)) rc = &recipes[i];
-    if (!rc) { fprintf(stderr, "cke quantize: unknown type '%s'\n", argv[3]); return 2; }
+        if (!strcasecmp(type, recipes[i].name)) rc = &recipes[i];
+    if (!rc) { fprintf(stderr, "cke quantize: unknown type '%s' (cke quantize --help)\n", type); return 2; }
     cke_err e = {0};
     cke_gguf *g = NULL;
     cke_gguf_writer *w = NULL;
@@ -136,10 +195,15 @@ int cke_cli_quantize(int argc, char **argv) {
     int64_t nxt = 0;
     qsrc *src = NULL;
     int64_t nt = 0;
-    cke_status st = cke_gguf_writer_new(&w, &e);
+    void **bufs = NULL;
+    qfallback *fbs = NULL;
+    int nfb = 0;
+    /* the input must be a model cke loads: its loader's message otherwise */
+    cke_status st = cke_model_open(in, &m, &e);
     if (st) goto fail;
-    if (is_gguf(argv[1])) {
-        if ((st = cke_gguf_open(argv[1], &g, &e))) goto fail;
+    if ((st = cke_gguf_writer_new(&w, &e))) goto fail;
+    if (is_gguf(in)) {
+        if ((st = cke_gguf_open(in, &g, &e))) goto fail;
         for (int64_t i = 0; i < cke_gguf_n_kv(g) && !st; i++) {
             const cke_gguf_kv *kv = cke_gguf_kv_at(g, i);
             if (!strcmp(kv->key, "general.file_type") || !strcmp(kv->key, "general.quantization_version")) continue;
@@ -153,7 +217,6 @@ int cke_cli_quantize(int argc, char **argv) {
             src[i] = (qsrc){t->name, t->ndim, {t->ne[0], t->ne[1], t->ne[2], t->ne[3]}, (int)t->type, t->data, t->nbytes};
         }
     } else { /* a Hugging Face directory or a llama2.c checkpoint */
-        if ((st = cke_model_open(argv[1], &m, &e))) goto fail;
         if ((st = cke_model_export_gguf(m, w, &xt, &nxt, &e))) goto fail;
         if ((st = write_tokenizer(m, w, &e))) goto fail;
         nt = nxt;
@@ -163,35 +226,49 @@ int cke_cli_quantize(int argc, char **argv) {
             src[i] = (qsrc){xt[i].name, xt[i].ndim, {xt[i].ne[0], xt[i].ne[1], xt[i].ne[2], xt[i].ne[3]}, CKE_DT_F32, xt[i].data,
                             (int64_t)sizeof(float) * xt[i].ne[0] * xt[i].ne[1] * xt[i].ne[2] * xt[i].ne[3]};
     }
-    if (!st) st = cke_gguf_writer_set_u32(w, "general.file_type", (uint32_t)rc->file_type, &e);
-    if (!st) st = cke_gguf_writer_set_u32(w, "general.quantization_version", 2, &e);
     if (st) goto fail;
 
-    int64_t n_layer = 0, total = 0, done = 0;
+    const int64_t n_layer = m->hp.n_layers;
+    int64_t total = 0, done = 0, n_quant_in = 0, per_type[64] = {0};
+    int quant_in_type = 0; /* the most frequent block format of the input */
+    bool has_output = false;
     for (int64_t i = 0; i < nt; i++) {
-        int l;
         const qsrc *t = &src[i];
-        if (sscanf(t->name, "blk.%d.", &l) == 1 && l + 1 > n_layer) n_layer = l + 1;
+        if (layer_of(t->name, n_layer) == -2) {
+            st = cke_fail(&e, CKE_ERR_FORMAT, "tensor %s: the layer index is not one of the model's %lld layers", t->name,
+                          (long long)n_layer);
+            goto fail;
+        }
+        const cke_dtype_traits *tr = cke_dtype_traits_of((cke_dtype)t->type);
+        if (tr && tr->quantized && t->type >= 0 && t->type < 64) {
+            n_quant_in++;
+            if (++per_type[t->type] > per_type[quant_in_type]) quant_in_type = t->type;
+        }
+        has_output |= !strcmp(t->name, "output.weight");
         total += t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3];
     }
-    void **bufs = calloc(nt > 0 ? (size_t)nt : 1, sizeof(void *));
-    if (!bufs) { st = cke_fail(&e, CKE_ERR_NOMEM, "out of memory"); goto fail; }
-    int64_t in_bytes = 0, out_bytes = 0;
+    if (n_quant_in && !allow_requant && rc->base != 0) { /* to F32 is exact: dequantizing, not requantizing */
+        st = cke_fail(&e, CKE_ERR_ARG, "%s is already quantized (%lld of %lld tensors in block formats, mostly %s): "
+                      "quantizing it again loses precision twice; --allow-requantize to do it anyway", in,
+                      (long long)n_quant_in, (long long)nt, cke_dtype_name((cke_dtype)quant_in_type));
+        goto fail;
+    }
+    if ((st = cke_gguf_writer_set_u32(w, "general.file_type", (uint32_t)rc->file_type, &e))) goto fail;
+    if ((st = cke_gguf_writer_set_u32(w, "general.quantization_version", 2, &e))) goto fail;
+    bufs = calloc(nt > 0 ? (size_t)nt : 1, sizeof(void *));
+    fbs = calloc(nt > 0 ? (size_t)nt : 1, sizeof *fbs);
+    if (!bufs || !fbs) { st = cke_fail(&e, CKE_ERR_NOMEM, "out of memory"); goto fail; }
+    int64_t in_bytes = 0, out_bytes = 0, n_fell = 0;
     for (int64_t i = 0; i < nt && !st; i++) {
         const qsrc *t = &src[i];
         int64_t ne0 = t->ne[0], rows = t->ne[1] * t->ne[2] * t->ne[3], n = ne0 * rows;
-        int l = -1;
-        sscanf(t->name, "blk.%d.", &l);
-        int want = rc->base;
-        if (t->ndim < 2) want = 0; /* norms, biases: f32 */
-        else if (rc->km && !strcmp(t->name, "output.weight")) want = 14;
-        else if (rc->km && l >= 0 && (strstr(t->name, ".attn_v.") || strstr(t->name, ".ffn_down.")) &&
-                 use_more_bits(l, (int)n_layer))
-            want = 14;
+        int want = recipe_type(rc, t->name, t->ndim, layer_of(t->name, n_layer), n_layer, !has_output);
         if (want && ne0 % qops(want)->blck) {
-            int fb = fallback(want, ne0);
-            fprintf(stderr, "\rnote: %s has rows of %lld, not a multiple of %s's %lld: stored as %s\n", t->name,
-                    (long long)ne0, qops(want)->name, (long long)qops(want)->blck, qops(fb)->name);
+            int fb = fallback(want, ne0), k = 0;
+            while (k < nfb && !(fbs[k].want == want && fbs[k].got == fb && fbs[k].ne0 == ne0)) k++;
+            if (k == nfb) fbs[nfb++] = (qfallback){want, fb, ne0, 0};
+            fbs[k].count++;
+            n_fell++;
             want = fb;
         }
         /* source as f32 */
@@ -223,113 +300,27 @@ int cke_cli_quantize(int argc, char **argv) {
         done += n;
         progress(t->name, done, total);
     }
-    fprintf(stderr, "\n");
-    if (!st) st = cke_gguf_writer_write(w, argv[2], &e);
-    for (int64_t i = 0; i < nt; i++) free(bufs[i]);
-    free(bufs);
+    if (isatty(2)) fprintf(stderr, "\n");
+    if (nfb) { /* one line: "35 of 57 tensors fell back: 35 x Q4_K -> Q5_0 (rows of 64 not a multiple of 256)" */
+        fprintf(stderr, "cke quantize: %lld of %lld tensors fell back:", (long long)n_fell, (long long)nt);
+        for (int k = 0; k < nfb; k++)
+            fprintf(stderr, "%s %lld x %s -> %s (rows of %lld not a multiple of %lld)", k ? "," : "", (long long)fbs[k].count,
+                    qops(fbs[k].want)->name, qops(fbs[k].got)->name, (long long)fbs[k].ne0, (long long)qops(fbs[k].want)->blck);
+        fprintf(stderr, "\n");
+    }
+    if (!st) st = cke_gguf_writer_write(w, out, &e);
     if (st) goto fail;
-    fprintf(stderr, "cke quantize: %s -> %s (%s): %.2f MiB -> %.2f MiB\n", argv[1], argv[2], rc->name,
+    fprintf(stderr, "cke quantize: %s -> %s (%s): %.2f MiB -> %.2f MiB\n", in, out, rc->name,
             (double)in_bytes / (1 << 20), (double)out_bytes / (1 << 20));
-    free(src);
-    cke_xtensors_free(xt, nxt);
-    cke_model_close(m);
-    cke_gguf_writer_free(w);
-    cke_gguf_close(g);
-    return 0;
 fail:
-    fprintf(stderr, "cke quantize: %s: %s\n", cke_status_name(st), e.msg);
+    if (st) fprintf(stderr, "cke quantize: %s: %s\n", cke_status_name(st), e.msg);
+    for (int64_t i = 0; bufs && i < nt; i++) free(bufs[i]);
+    free(bufs);
+    free(fbs);
     free(src);
     cke_xtensors_free(xt, nxt);
     cke_model_close(m);
     cke_gguf_writer_free(w);
     cke_gguf_close(g);
-    return 1;
-}
-
-/* ------------------------------------------------------------------ perplexity */
-
-static char *read_text(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    size_t cap = 1 << 16, n = 0, k;
-    char *b = malloc(cap + 1);
-    while (b && (k = fread(b + n, 1, cap - n, f)) > 0) {
-        n += k;
-        if (n == cap) {
-            char *nb = realloc(b, 2 * cap + 1);
-            if (!nb) { free(b); b = NULL; break; }
-            b = nb;
-            cap *= 2;
-        }
-    }
-    fclose(f);
-    if (b) b[n] = 0;
-    *len = n;
-    return b;
-}
-
-int cke_cli_perplexity(int argc, char **argv) {
-    const char *model = NULL, *file = NULL, *tok = NULL;
-    long long ctx = 128, threads = 1;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--ctx") && i + 1 < argc) ctx = atoll(argv[++i]);
-        else if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoll(argv[++i]);
-        else if (!strcmp(argv[i], "--tokenizer") && i + 1 < argc) tok = argv[++i];
-        else if (!model) model = argv[i];
-        else if (!file) file = argv[i];
-        else model = NULL, i = argc;
-    }
-    if (!model || !file || ctx < 4 || threads < 1) {
-        fprintf(stderr, "usage: cke perplexity MODEL|DIR FILE.txt [--ctx N (128)] [--threads N] [--tokenizer FILE]\n");
-        return 2;
-    }
-    size_t len = 0;
-    char *text = read_text(file, &len);
-    if (!text) { fprintf(stderr, "cke perplexity: cannot read %s\n", file); return 1; }
-    char dir[PATH_MAX];
-    if (cke_cli_model_dir(model, tok, 0, dir, sizeof dir)) { free(text); return 1; }
-    cke_err e = {0};
-    cke_runner *r = NULL;
-    cke_status s = cke_runner_open(dir, (int)threads, &r, &e);
-    if (s) { fprintf(stderr, "cke perplexity: %s\n", e.msg); free(text); return 1; }
-    const ckm_api *api = r->api;
-    if (!r->tok) { fprintf(stderr, "cke perplexity: %s has no tokenizer\n", dir); cke_runner_close(r); free(text); return 1; }
-    if (ctx > api->ctx) ctx = api->ctx;
-    int32_t *ids = NULL;
-    size_t n_ids = 0;
-    cke_tok_encode_opts eo = CKE_TOK_ENCODE_DEFAULTS;
-    eo.add_bos = 0;
-    s = cke_tok_encode(r->tok, text, len, &eo, &ids, &n_ids, &e);
-    free(text);
-    if (s) { fprintf(stderr, "cke perplexity: %s\n", e.msg); cke_runner_close(r); return 1; }
-    int32_t bos = cke_tok_bos(r->tok);
-    /* windows of ctx-1 text tokens after BOS; stride half a window */
-    int64_t W = ctx - 1, stride = W / 2, n = (int64_t)n_ids;
-    double nll = 0;
-    int64_t scored = 0;
-    int rc = 0;
-    for (int64_t start = 0; start < n && !rc; start += stride) {
-        int64_t end = start + W < n ? start + W : n;
-        int64_t first_scored = start == 0 ? start : start + (W - stride);
-        api->reset(r->m);
-        if (api->decode(r->m, bos) != 0) { rc = 1; break; }
-        for (int64_t t = start; t < end; t++) {
-            if (t >= first_scored) {
-                const float *lg = api->logits(r->m); /* prediction of token t */
-                double mx = lg[0], z = 0;
-                for (int64_t v = 1; v < api->vocab; v++) mx = lg[v] > mx ? lg[v] : mx;
-                for (int64_t v = 0; v < api->vocab; v++) z += exp(lg[v] - mx);
-                nll += mx + log(z) - lg[ids[t]];
-                scored++;
-            }
-            if (t + 1 < end && api->decode(r->m, ids[t]) != 0) { rc = 1; break; }
-        }
-        if (end == n) break;
-    }
-    if (rc) fprintf(stderr, "cke perplexity: %s\n", api->last_error(r->m));
-    else printf("perplexity %.4f over %lld tokens (ctx %lld, %lld tokens of text)\n", exp(nll / (double)scored),
-                (long long)scored, ctx, (long long)n);
-    free(ids);
-    cke_runner_close(r);
-    return rc;
+    return st ? 1 : 0;
 }

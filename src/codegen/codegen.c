@@ -168,10 +168,12 @@ typedef struct {
     const cke_mode_plan *m;
     FILE *f;
     char pre;  /* 'P' or 'D' */
+    int head;  /* emitting the all-rows output head: every value has the call's T rows */
 } emit_ctx;
 
 /* rows expression of a buffer: "T" when it has the mode's token rows, else the literal */
 static const char *rows_expr(const emit_ctx *e, int vi, char *buf, size_t n) {
+    if (e->head) return "T";
     int b = e->m->buf_of[vi];
     int64_t r = b >= 0 ? e->m->bufs[b].rows : 1;
     if (b >= 0 && r == e->m->T && e->m->T > 1) return "T";
@@ -339,6 +341,41 @@ static void emit_node(emit_ctx *e, const cke_node *n, const char *ind) {
             n->section == CKE_SEC_LAYER ? "l" : "-1", on, R2, (long long)C);
 }
 
+/* prefill_all's output head: the epilogue over every row of the chunk, into the caller's
+ * [T, VOCAB] (see lower_head in plan.c); afterwards logits() gives the last row, as after prefill. */
+static void emit_head(const emit_ctx *e) {
+    const cke_ir *ir = e->p->ir;
+    const cke_mode_plan *m = e->m;
+    FILE *f = e->f;
+    char c[CKE_IR_NAME], s[64];
+    fprintf(f, "    if (all) { /* prefill_all: the output head over all T rows, not just the last */\n        {\n");
+    for (int k = 0; k < m->n_head; k++) {
+        const cke_value *v = &ir->v[m->head[k].out];
+        cname(c, sizeof c, v);
+        shape_c(s, sizeof s, v, "T");
+        if (m->head_buf[k] >= 0) fprintf(f, "            float *%s = (float *)(A + %c_HEAD_%s); /* %s */\n", c, e->pre, c, s);
+        else fprintf(f, "            float *%s = all; /* %s: the caller's logits%s */\n", c, s,
+                     k + 1 < m->n_head ? ", overwritten in place by the next op" : "");
+    }
+    emit_ctx h = *e;
+    h.head = 1;
+    for (int k = 0; k < m->n_head; k++) {
+        const cke_node *n = &m->head[k];
+        if (e->p->canaries && m->head_buf[k] >= 0)
+            fprintf(f, "            canary_set(A, &%c_canary[%d], T);\n", e->pre, m->head_buf[k]);
+        emit_node(&h, n, "            ");
+        if (e->p->canaries)
+            fprintf(f, "            canary_check(m, %c_canary, (int)(sizeof %c_canary / sizeof %c_canary[0]), T, %d, \"%s\", -1);\n",
+                    e->pre, e->pre, e->pre, m->n_sched + k, cke_op_names[n->op]);
+    }
+    cname(c, sizeof c, &ir->v[m->sched[m->n_sched - 1].out]);
+    fprintf(f, "        }\n"
+               "        memcpy(%s, all + (T - 1) * VOCAB, VOCAB * sizeof(float)); /* where prefill leaves the last row */\n"
+               "        m->last_logits = %s;\n"
+               "        return;\n"
+               "    }\n", c, c);
+}
+
 static void emit_mode(emit_ctx *e) {
     const cke_ir *ir = e->p->ir;
     const cke_mode_plan *m = e->m;
@@ -353,8 +390,10 @@ static void emit_mode(emit_ctx *e) {
         char r[32];
         snprintf(r, sizeof r, "%lld", (long long)m->bufs[b].rows);
         shape_c(s, sizeof s, v, r);
-        fprintf(f, "#define %c_%-16s %10zuu /* %-14s %s%s */\n", e->pre, c, m->bufs[b].offset, s,
-                m->bufs[b].pinned ? "carried" : "lifetime", m->bufs[b].pinned ? " across layers" : "");
+        fprintf(f, "#define %c_%s%-*s %10zuu /* %-14s %s */\n", e->pre, m->bufs[b].head ? "HEAD_" : "",
+                m->bufs[b].head ? 11 : 16, c, m->bufs[b].offset, s,
+                m->bufs[b].head ? "output head over all rows (prefill_all)"
+                : m->bufs[b].pinned ? "carried across layers" : "lifetime");
     }
     fprintf(f, "#define %c_ARENA  %zuu\n#define %c_SCRATCH %zuu\n\n", e->pre, m->arena_bytes, e->pre, m->scratch_bytes);
     if (e->p->canaries) {
@@ -372,21 +411,28 @@ static void emit_mode(emit_ctx *e) {
         fprintf(f, "};\n\n");
     }
 
-    fprintf(f, "static void forward_%s(ckm_model *m, const int32_t *tok /* [T] */, int64_t T) {\n", m->mode);
+    fprintf(f, "static void forward_%s(ckm_model *m, const int32_t *tok /* [T] */, int64_t T%s) {\n", m->mode,
+            m->n_head ? ", float *all /* [T, VOCAB] every row's logits, or NULL: the last row's */" : "");
     fprintf(f, "    const cke_ktable *kt = m->kt;\n    char *A = m->arena;\n    const int64_t pos0 = m->pos;\n");
     fprintf(f, "    int32_t *pos = m->posbuf; /* [T] absolute positions, for rope */\n");
     fprintf(f, "    for (int64_t t = 0; t < T; t++) pos[t] = (int32_t)(pos0 + t);\n");
     for (int b = 0; b < m->n_bufs; b++) {
-        if (m->bufs[b].alias_of >= 0) continue;
+        if (m->bufs[b].alias_of >= 0 || m->bufs[b].head) continue;
         const cke_value *v = &ir->v[m->bufs[b].value];
         cname(c, sizeof c, v);
         shape_c(s, sizeof s, v, rows_expr(e, m->bufs[b].value, rb, sizeof rb));
         fprintf(f, "    float *%s = (float *)(A + %c_%s); /* %s */\n", c, e->pre, c, s);
     }
     fprintf(f, "\n");
-    int in_loop = 0;
+    int in_loop = 0, head_done = 0;
     for (int i = 0; i < m->n_sched; i++) {
         const cke_node *n = &m->sched[i];
+        if (n->section == CKE_SEC_EPILOGUE && m->n_head && !head_done) {
+            if (in_loop) fprintf(f, "    }\n");
+            in_loop = 0;
+            emit_head(e);
+            head_done = 1;
+        }
         if (n->section == CKE_SEC_LAYER && !in_loop) {
             fprintf(f, "    for (int l = 0; l < N_LAYER; l++) {\n");
             fprintf(f, "        float *kc = m->kv + (size_t)l * CTX * KV_DIM;                 /* [CTX, KV_DIM] */\n");
@@ -676,7 +722,23 @@ cke_status cke_codegen_emit(const cke_plan *p, const cke_codegen_opts *o, FILE *
         "    for (int64_t i = 0; i < n;) {\n"
         "        int64_t t = n - i < PREFILL_T ? n - i : PREFILL_T;\n"
         "        if (t == 1) forward_decode(m, tok + i, 1);\n"
-        "        else forward_prefill(m, tok + i, t);\n"
+        "        else forward_prefill(m, tok + i, t, NULL);\n"
+        "        m->pos += t;\n"
+        "        i += t;\n"
+        "    }\n"
+        "    return m->canary_bad ? -1 : 0;\n"
+        "}\n\n"
+        "/* Like prefill, and every position's logits into out [n, VOCAB] (row i predicts token i + 1). */\n"
+        "static int model_prefill_all(ckm_model *m, const int32_t *tok, int64_t n, float *out) {\n"
+        "    if (check_tokens(m, tok, n)) return -1;\n"
+        "    for (int64_t i = 0; i < n;) {\n"
+        "        int64_t t = n - i < PREFILL_T ? n - i : PREFILL_T;\n"
+        "        if (t == 1) {\n"
+        "            forward_decode(m, tok + i, 1);\n"
+        "            memcpy(out + i * VOCAB, m->last_logits, VOCAB * sizeof(float));\n"
+        "        } else {\n"
+        "            forward_prefill(m, tok + i, t, out + i * VOCAB);\n"
+        "        }\n"
         "        m->pos += t;\n"
         "        i += t;\n"
         "    }\n"
@@ -724,6 +786,7 @@ cke_status cke_codegen_emit(const cke_plan *p, const cke_codegen_opts *o, FILE *
             "    .grad_sumsq = TRAIN_FN(train_grad_sumsq),\n"
             "    .adamw = TRAIN_FN(train_adamw),\n"
             "    .state = TRAIN_FN(model_state),\n"
+            "    .prefill_all = model_prefill_all,\n"
             "};\n\n"
             "const ckm_api *ckm_api_get(void) { return &api; }\n",
             ir->family, o->model_name);

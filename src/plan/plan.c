@@ -42,7 +42,75 @@ static int last_row_value(cke_ir *ir, int vi, cke_err *err) {
     return ir->nv++;
 }
 
-static cke_status lower_mode(cke_plan *p, cke_mode_plan *m, const char *mode, int64_t T, int nth, cke_err *err) {
+static int64_t cols_of(const cke_value *v) {
+    int64_t c = 1;
+    for (int d = 1; d < v->ndim; d++) c *= v->dims[d];
+    return c;
+}
+
+/* Ops that may write their output over their input (the kernels allow it). */
+static int elementwise_in_place(int op) { return op == CKE_OP_SOFTCAP || op == CKE_OP_SCALE; }
+
+/* The all-rows output head of prefill (prefill_all): the epilogue nodes as the template writes
+ * them, reading the T-row residual stream instead of its last row. Outputs of [T, vocab] go to
+ * the caller's logits rather than the arena (T x vocab floats can be hundreds of MB): the last
+ * node's, and one that only an elementwise op reads next (which then runs in place). */
+static cke_status lower_head(cke_plan *p, cke_mode_plan *m, cke_err *err) {
+    cke_ir *ir = p->ir;
+    m->head = calloc((size_t)ir->nn + 1, sizeof(cke_node));
+    m->head_buf = calloc((size_t)ir->nn + 1, sizeof(int));
+    if (!m->head || !m->head_buf) return cke_fail(err, CKE_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < ir->nn; i++) {
+        if (ir->n[i].section != CKE_SEC_EPILOGUE) continue;
+        cke_node c = ir->n[i];
+        for (int k = 0; k < c.n_in; k++) c.in[k] = to_layer0(ir, c.in[k]);
+        m->head[m->n_head++] = c;
+    }
+    if (!m->n_head) return CKE_OK;
+    const cke_value *final = &ir->v[m->head[m->n_head - 1].out];
+    for (int k = 0; k < m->n_head; k++) {
+        const cke_node *n = &m->head[k];
+        const cke_value *o = &ir->v[n->out];
+        int readers = 0;
+        for (int j = k + 1; j < m->n_head; j++)
+            for (int q = 0; q < m->head[j].n_in; q++) readers += m->head[j].in[q] == n->out;
+        int to_caller = k == m->n_head - 1 ||
+                        (cols_of(o) == cols_of(final) && o->dims[0] == final->dims[0] && readers == 1 &&
+                         elementwise_in_place(m->head[k + 1].op) && m->head[k + 1].in[0] == n->out);
+        if (to_caller) { m->head_buf[k] = -1; continue; }
+        cke_buf *b = &m->bufs[m->n_bufs];
+        b->value = n->out;
+        b->rows = o->dims[0] == CKE_DIM_T ? m->T : o->dims[0];
+        b->data_bytes = (size_t)(b->rows * cols_of(o)) * sizeof(float);
+        b->size = align_up(b->data_bytes + (p->canaries ? CKE_CANARY : 0));
+        b->first = b->last = m->n_sched + k;
+        b->alias_of = -1;
+        b->head = 1;
+        m->head_buf[k] = m->n_bufs++;
+    }
+    /* lifetimes: a head value lives until the head's last read; a schedule value the head reads
+     * (the residual stream, pinned anyway) lives through the head */
+    for (int k = 0; k < m->n_head; k++)
+        for (int q = 0; q < m->head[k].n_in; q++) {
+            int vi = m->head[k].in[q], bi = -1;
+            for (int j = 0; j < k; j++)
+                if (m->head[j].out == vi) bi = m->head_buf[j];
+            if (bi < 0 && ir->v[vi].kind == CKE_V_ACT && m->buf_of[vi] >= 0) {
+                bi = m->buf_of[vi];
+                if (m->bufs[bi].alias_of >= 0) bi = m->bufs[bi].alias_of;
+            }
+            if (bi >= 0 && m->bufs[bi].last < m->n_sched + k) m->bufs[bi].last = m->n_sched + k;
+        }
+    return CKE_OK;
+}
+
+/* Rows of a head node's output: the mode's T for a T-dim value. */
+static int64_t head_rows(const cke_ir *ir, const cke_mode_plan *m, const cke_node *n) {
+    return ir->v[n->out].dims[0] == CKE_DIM_T ? m->T : ir->v[n->out].dims[0];
+}
+
+static cke_status lower_mode(cke_plan *p, cke_mode_plan *m, const char *mode, int64_t T, int nth, int with_head,
+                             cke_err *err) {
     cke_ir *ir = p->ir;
     snprintf(m->mode, sizeof m->mode, "%s", mode);
     m->T = T;
@@ -88,7 +156,7 @@ static cke_status lower_mode(cke_plan *p, cke_mode_plan *m, const char *mode, in
     int nv = ir->nv;
     int64_t *rows = calloc((size_t)nv, sizeof(int64_t));
     m->buf_of = malloc((size_t)nv * sizeof(int));
-    m->bufs = calloc((size_t)m->n_sched + 8, sizeof(cke_buf));
+    m->bufs = calloc((size_t)m->n_sched + (size_t)ir->nn + 8, sizeof(cke_buf)); /* schedule + head */
     if (!rows || !m->buf_of || !m->bufs) { free(rows); return cke_fail(err, CKE_ERR_NOMEM, "out of memory"); }
     for (int i = 0; i < nv; i++) m->buf_of[i] = -1;
     for (int s = 0; s < m->n_sched; s++) {
@@ -160,12 +228,17 @@ static cke_status lower_mode(cke_plan *p, cke_mode_plan *m, const char *mode, in
             }
         }
     }
+    if (with_head) {
+        cke_status hs = lower_head(p, m, err);
+        if (hs) { free(rows); return hs; }
+    }
     for (int b = 0; b < m->n_bufs; b++)
-        if (m->bufs[b].pinned) m->bufs[b].last = m->n_sched;
+        if (m->bufs[b].pinned) m->bufs[b].last = m->n_sched + m->n_head;
 
     /* 4. placement: biggest first, lowest offset free over the buffer's lifetime */
-    int *order = malloc((size_t)m->n_bufs * sizeof(int));
-    int *placed = calloc((size_t)m->n_bufs, sizeof(int));
+    size_t nb = m->n_bufs > 0 ? (size_t)m->n_bufs : 1;
+    int *order = malloc(nb * sizeof(int));
+    int *placed = calloc(nb, sizeof(int));
     if (!order || !placed) { free(rows); free(order); free(placed); return cke_fail(err, CKE_ERR_NOMEM, "out of memory"); }
     int no = 0;
     for (int b = 0; b < m->n_bufs; b++) {
@@ -221,6 +294,13 @@ static cke_status lower_mode(cke_plan *p, cke_mode_plan *m, const char *mode, in
             }
         }
         if (align_up(ws) > m->scratch_bytes) m->scratch_bytes = align_up(ws);
+    }
+    for (int k = 0; k < m->n_head; k++) { /* the head's linears run on all T rows */
+        const cke_node *n = &m->head[k];
+        if (n->op != CKE_OP_LINEAR) continue;
+        const cke_value *w = &ir->v[n->in[1]];
+        size_t ws = align_up(cke_gemm_ws_size(head_rows(ir, m, n), w->dims[0], w->dims[1], nth));
+        if (ws > m->scratch_bytes) m->scratch_bytes = ws;
     }
     free(rows);
     return CKE_OK;
@@ -292,11 +372,11 @@ cke_status cke_plan_set_wdtypes(cke_plan *p, int (*dtype_of)(void *ud, const cha
     cke_mode_plan *ms[2] = {&p->prefill, &p->decode};
     for (int mi = 0; mi < 2; mi++) {
         cke_mode_plan *m = ms[mi];
-        for (int si = 0; si < m->n_sched; si++) {
-            const cke_node *n = &m->sched[si];
-            if (n->op != CKE_OP_LINEAR || m->buf_of[n->out] < 0) continue;
+        for (int si = 0; si < m->n_sched + m->n_head; si++) { /* the schedule, then the all-rows head */
+            const cke_node *n = si < m->n_sched ? &m->sched[si] : &m->head[si - m->n_sched];
+            if (n->op != CKE_OP_LINEAR || (si < m->n_sched && m->buf_of[n->out] < 0)) continue;
             const cke_value *w = &ir->v[n->in[1]];
-            int64_t rows = m->bufs[m->buf_of[n->out]].rows;
+            int64_t rows = si < m->n_sched ? m->bufs[m->buf_of[n->out]].rows : head_rows(ir, m, n);
             for (int l = w->layer >= 0 ? 0 : -1; l < (w->layer >= 0 ? ir->n_layer : 0); l++) {
                 int vi = n->in[1];
                 if (l >= 0) {
@@ -345,8 +425,8 @@ cke_status cke_plan_new(cke_plan **out, cke_ir *ir, int64_t ctx, int64_t prefill
         }
     p->kv_bytes = align_up((size_t)ir->n_layer * (size_t)ctx * (size_t)p->kv_dim * sizeof(float)) * 2;
     cke_status st = plan_weights(p, err);
-    if (!st) st = lower_mode(p, &p->prefill, "prefill", prefill_chunk, nth_max, err);
-    if (!st) st = lower_mode(p, &p->decode, "decode", 1, nth_max, err);
+    if (!st) st = lower_mode(p, &p->prefill, "prefill", prefill_chunk, nth_max, 1, err);
+    if (!st) st = lower_mode(p, &p->decode, "decode", 1, nth_max, 0, err);
     if (st) { cke_plan_free(p); return st; }
     *out = p;
     return CKE_OK;
@@ -356,6 +436,8 @@ static void mode_free(cke_mode_plan *m) {
     free(m->sched);
     free(m->bufs);
     free(m->buf_of);
+    free(m->head);
+    free(m->head_buf);
 }
 
 void cke_plan_free(cke_plan *p) {
@@ -421,10 +503,11 @@ cke_status cke_plan_write_layout(const cke_plan *p, const char *path, cke_err *e
             const cke_value *v = &ir->v[bf->value];
             char s[64];
             shape_str(s, sizeof s, v, bf->rows);
-            fprintf(f, "%s\n      {\"name\": \"%s\", \"region\": \"activations\", \"offset\": %zu, \"size\": %zu, \"shape\": \"%s\", \"first\": %d, \"last\": %d%s%s%s%s}",
+            fprintf(f, "%s\n      {\"name\": \"%s\", \"region\": \"activations\", \"offset\": %zu, \"size\": %zu, \"shape\": \"%s\", \"first\": %d, \"last\": %d%s%s%s%s%s}",
                     b ? "," : "", v->name, bf->offset, bf->size, s, bf->first, bf->last, bf->pinned ? ", \"pinned\": true" : "",
+                    bf->head ? ", \"head\": true" : "",
                     bf->alias_of >= 0 ? ", \"shares\": \"" : "", bf->alias_of >= 0 ? ir->v[m->bufs[bf->alias_of].value].name : "",
-                    bf->alias_of >= 0 ? "\"" : "");
+                    bf->alias_of >= 0 ? "\"" : ""); /* the quote closes the name, inside the object */
         }
         fprintf(f, "\n    ]}");
     }
@@ -468,8 +551,9 @@ cke_status cke_plan_write_map(const cke_plan *p, const char *path, cke_err *err)
             const cke_value *v = &ir->v[bf->value];
             char s[64];
             shape_str(s, sizeof s, v, bf->rows);
-            fprintf(f, "  %-18s %10zu %10zu %-14s %3d..%-3d%s%s%s\n", v->layer == 0 ? v->base : v->name, bf->offset, bf->size, s,
-                    bf->first, bf->last, bf->pinned ? " pinned" : "", bf->alias_of >= 0 ? " shares " : "",
+            fprintf(f, "  %-18s %10zu %10zu %-14s %3d..%-3d%s%s%s%s\n", v->layer == 0 ? v->base : v->name, bf->offset, bf->size, s,
+                    bf->first, bf->last, bf->pinned ? " pinned" : "", bf->head ? " all-rows head (prefill_all)" : "",
+                    bf->alias_of >= 0 ? " shares " : "",
                     bf->alias_of >= 0 ? ir->v[m->bufs[bf->alias_of].value].name : "");
         }
     }

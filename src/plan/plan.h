@@ -4,7 +4,9 @@
  * schedule: the prologue, ONE copy of the layer body (layer 0's nodes; the generated code loops
  * it over the layers with per-layer weights and KV cache), and the epilogue. Inference needs only
  * the last position's logits, so the lowering inserts a last_row node where the epilogue reads
- * the residual stream and the epilogue runs on one row.
+ * the residual stream and the epilogue runs on one row. Prefill also gets the output head over
+ * every row (the epilogue without last_row: prefill_all, for scoring text), planned in the same
+ * arena after the layer loop.
  *
  * The planner places every activation of the schedule in one arena with liveness reuse: two
  * values share bytes when their lifetimes (first write .. last read in the schedule) do not
@@ -35,6 +37,7 @@ typedef struct {
     size_t data_bytes;/* rows x cols floats; with canaries, CKE_CANARY bytes follow them */
     int pinned;       /* carried across layers: live for the whole schedule */
     int alias_of;     /* carry-out shares the carry-in's buffer: its buffer index, else -1 */
+    int head;         /* a value of the all-rows output head (prefill_all), not of the schedule */
 } cke_buf;
 
 typedef struct {
@@ -49,6 +52,13 @@ typedef struct {
     size_t sum_bytes;     /* sum of all buffers: what no reuse would take */
     size_t scratch_bytes; /* kernel workspace */
     int nth_planned;      /* threads the scratch is sized for */
+    /* Prefill only (else 0): the output head over all T rows, run after the layer loop instead of
+     * the last-row epilogue. head[k] is step n_sched + k; its output lives in bufs[head_buf[k]],
+     * or, when head_buf[k] < 0, in the caller's [T, vocab] logits (the last node, and a
+     * vocab-wide value an elementwise op then overwrites in place: Gemma 2's logit softcap). */
+    cke_node *head;
+    int n_head;
+    int *head_buf;
 } cke_mode_plan;
 
 typedef struct {

@@ -494,6 +494,57 @@ static void tiny_random_llama(void) {
     cke_runner_close(r);
 }
 
+/* prefill_all (ABI 3): every position's logits from batched prefill chunks, the same as decoding
+ * the tokens one by one (the layers run the same kernels as prefill; only the output head runs
+ * over all rows, through the GEMM instead of the GEMV: rounding, so a tolerance, 1e-4 as for
+ * prefill vs decode above). Chunks of 16 over 33 tokens: two full chunks and a one-token tail
+ * (which goes through decode). F16 output weights take the quantized linear; --debug canaries
+ * check the head's buffers. */
+static void prefill_all_rows(const char *label, const char *model, int canaries_on) {
+    char name[128], path[PATH_MAX], dir[PATH_MAX];
+    snprintf(name, sizeof name, "prefill_all_%s", label);
+    snprintf(path, sizeof path, "%s/stories260K/%s", tc_models, model);
+    if (!tc_have(path)) { printf("SKIP %s (no %s)\n", name, path); return; }
+    snprintf(dir, sizeof dir, "%s/prefill_all_%s", tc_tmp, label);
+    cke_compile_opts o = {.out_dir = dir, .templates_dir = tc_tpl, .include_dir = tc_inc, .libk = tc_libk, .ctx = 64,
+                          .prefill_chunk = 16, .max_threads = 2, .quiet = 1, .canaries = canaries_on};
+    cke_err e = {0};
+    cke_runner *r = NULL;
+    if (cke_compile(path, &o, &e) || cke_runner_open(dir, 2, &r, &e)) {
+        tc_result(name, 0, "compile/open: %s", e.msg);
+        cke_runner_close(r);
+        return;
+    }
+    const ckm_api *api = r->api;
+    enum { N = 33 };
+    int32_t tok[N];
+    tok[0] = 1;
+    for (int i = 1; i < N; i++) tok[i] = 3 + (i * 37) % 500;
+    int64_t V = api->vocab;
+    float *all = malloc((size_t)N * (size_t)V * sizeof(float));
+    int ok = all && api->prefill_all && api->prefill_all(r->m, tok, N, all) == 0 && api->pos(r->m) == N;
+    int last_same = ok && !memcmp(api->logits(r->m), all + (size_t)(N - 1) * (size_t)V, (size_t)V * sizeof(float));
+    double worst = 0;
+    int finite = 1;
+    api->reset(r->m);
+    for (int t = 0; ok && t < N; t++) {
+        ok = api->decode(r->m, tok[t]) == 0;
+        const float *lg = api->logits(r->m);
+        for (int64_t v = 0; ok && v < V; v++) {
+            finite &= isfinite(all[(size_t)t * (size_t)V + (size_t)v]);
+            double d = fabs((double)all[(size_t)t * (size_t)V + (size_t)v] - lg[v]);
+            if (d > worst) worst = d;
+        }
+    }
+    /* past the context: refused, nothing appended */
+    int refuse = api->prefill_all(r->m, tok, 64, all) != 0 && api->pos(r->m) == N;
+    tc_result(name, ok && finite && last_same && worst < 1e-4 && refuse,
+              "ok=%d finite=%d logits()==last row %d, max |prefill_all - decode| %.3g (tol 1e-4), overflow refused %d: %s",
+              ok, finite, last_same, worst, refuse, api->last_error(r->m));
+    free(all);
+    cke_runner_close(r);
+}
+
 int main(int argc, char **argv) {
     const char *only = NULL;
     for (int i = 1; i < argc; i++)
@@ -514,6 +565,9 @@ int main(int argc, char **argv) {
     RUN("torch", torch_parity("bias", 1));
     RUN("parity", parity_tool());
     RUN("tiny", tiny_random_llama());
+    RUN("prefill_all", prefill_all_rows("f32", "stories260K.gguf", 0));
+    RUN("prefill_all", prefill_all_rows("f16", "stories260K-F16.gguf", 0));
+    RUN("prefill_all", prefill_all_rows("f32_canaries", "stories260K.gguf", 1));
     RUN("canaries", canaries());
     RUN("demo", demo_model());
     RUN("bad", determinism_and_bad_input());

@@ -95,6 +95,21 @@ static void family(const char *fam) {
     tc_result(name, ok && !c.bad, "ok=%d %d logits out of atol %.1g + rtol %.1g (first at position %d), max abs diff %.3g",
            ok, c.bad, ATOL, RTOL, c.bad_pos, c.worst);
 
+    /* 2a. prefill_all (ABI 3): every position's logits from one prefill (the output head over all
+     * rows: Gemma 2's final softcap in place, GPT-2's layernorm with bias), against the reference */
+    {
+        char aname[128];
+        snprintf(aname, sizeof aname, "%s_prefill_all_logits", fam);
+        float *all = malloc((size_t)T * (size_t)V * sizeof(float));
+        cmp_state ca = {0, 0, -1};
+        api->reset(r->m);
+        int aok = all && api->prefill_all(r->m, ids, T, all) == 0;
+        for (int t = 0; aok && t < T; t++) cmp_logits(&ca, all + (size_t)t * (size_t)V, want + (size_t)t * (size_t)V, V, t);
+        tc_result(aname, aok && !ca.bad, "ok=%d %d logits out of atol %.1g + rtol %.1g (first at position %d), max abs diff %.3g",
+                  aok, ca.bad, ATOL, RTOL, ca.bad_pos, ca.worst);
+        free(all);
+    }
+
     /* 2b. exported to GGUF in llama.cpp's conventions (`cke quantize DIR OUT F32`), compiled from
      * there: the same logits; families GGUF (as cke reads it) cannot hold are refused by name */
     {

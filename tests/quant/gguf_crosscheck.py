@@ -3,7 +3,8 @@
 llama.cpp project (pinned by tests/quant/test_gguf_crosscheck.sh), which implements the formats
 independently of cke (numpy, from ggml's definitions).
 
-For every format, `cke quantize` turns an F32 GGUF of test matrices into that format, then:
+For every format, `cke quantize` turns an F32 GGUF of test matrices (weights of a tiny llama, since
+quantize takes only models) into that format, then:
   - where gguf-py has a quantizer (F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1), its bytes for the same
     floats must equal cke's, block for block;
   - gguf-py's dequantization of cke's bytes (every format, the K formats included) must equal
@@ -44,7 +45,7 @@ def matrices():
     edge[5, ::2], edge[5, 1::2] = 1.0, -1.0  # alternating signs
     edge[6] = rng.uniform(0.0, 1.0, 512)     # all positive (the _1 and K formats' mins)
     edge[7] = -rng.uniform(0.0, 1.0, 512)    # all negative
-    return {"blk.0.gauss.weight": gauss, "blk.0.heavy.weight": heavy, "blk.0.edge.weight": edge}
+    return {"blk.0.attn_k.weight": gauss, "blk.0.attn_v.weight": heavy, "blk.0.ffn_gate.weight": edge}
 
 
 def run(*args):
@@ -64,8 +65,27 @@ def raw_rows(t, rows):
 def main():
     mats = matrices()
     src = f"{TMP}/f32.gguf"
+    # `cke quantize` takes only what loads as a model: the test matrices are weights of a one-layer
+    # llama whose 8-row matrices are attn_k / attn_v (1 kv head of 8 dims) and ffn_gate (ffn 8)
     w = gguf.GGUFWriter(src, "llama")
-    for name, m in mats.items():
+    dim, vocab = 512, 32
+    w.add_context_length(64)
+    w.add_embedding_length(dim)
+    w.add_block_count(1)
+    w.add_feed_forward_length(8)
+    w.add_head_count(dim // 8)
+    w.add_head_count_kv(1)
+    w.add_rope_dimension_count(8)
+    w.add_layer_norm_rms_eps(1e-5)
+    rng = np.random.default_rng(7)
+    rand = lambda *shape: (rng.standard_normal(shape) * 0.05).astype(np.float32)  # noqa: E731
+    model = {"token_embd.weight": rand(vocab, dim), "output_norm.weight": np.ones(dim, np.float32),
+             "output.weight": rand(vocab, dim), "blk.0.attn_norm.weight": np.ones(dim, np.float32),
+             "blk.0.attn_q.weight": rand(dim, dim), "blk.0.attn_output.weight": rand(dim, dim),
+             "blk.0.ffn_norm.weight": np.ones(dim, np.float32), "blk.0.ffn_up.weight": rand(8, dim),
+             "blk.0.ffn_down.weight": rand(dim, 8)}
+    model.update(mats)
+    for name, m in model.items():
         w.add_tensor(name, m)
     w.write_header_to_file()
     w.write_kv_data_to_file()

@@ -18,7 +18,7 @@ TXT=tests/data/tinystories_ppl.txt
 pass=0; fail=0
 ok() { echo "PASS $*"; pass=$((pass + 1)); }
 bad() { echo "FAIL $*"; fail=$((fail + 1)); }
-ppl() { "$B/cke" perplexity "$1" "$TXT" --ctx "$2" 2>"$T/err" | awk '/^perplexity/ {print $2}'; }
+ppl() { "$B/cke" perplexity "$1" "$TXT" --ctx "$2" 2>"$T/err" | awk '/^Final estimate: PPL = / {print $5}'; }
 # check NAME PPL BASE MAXRATIO
 check() {
     if [ -z "$2" ]; then bad "$1: no perplexity ($(tail -2 "$T/err"))"; return; fi
