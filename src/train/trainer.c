@@ -477,7 +477,7 @@ static cke_status check_resume(const cke_train_opts *o, const cke_train_state *s
     SAME("--val-frac", o->val_frac, s->val_frac);
 #undef SAME
     if (bad)
-        return cke_fail(err, CKE_ERR_ARG, "--resume: %s %.9g differs from the checkpoint's %.9g (resume with the same "
+        return cke_fail(err, CKE_ERR_ARG, "--resume: %s %.7g differs from the checkpoint's %.7g (resume with the same "
                         "settings, or train into a new --out)", bad, now, was);
     if (data_bytes != s->data_bytes || data_hash != s->data_hash)
         return cke_fail(err, CKE_ERR_ARG, "--resume: --data %s is not the data the checkpoint was trained on (%s: %" PRId64
