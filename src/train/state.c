@@ -131,27 +131,35 @@ cke_status cke_train_state_parse(const char *text, size_t len, cke_train_state *
     return st;
 }
 
+/* Numbers are written exactly (cJSON's own printer tries 15 significant digits first and keeps
+ * them when they are merely close: 2^53 came back as 9007199254740990): integers in decimal,
+ * reals with 17 significant digits. Strings go through cJSON for the escaping. */
+static int add_int(cJSON *j, const char *name, int64_t v) {
+    char b[32];
+    snprintf(b, sizeof b, "%" PRId64, v);
+    return cJSON_AddRawToObject(j, name, b) != NULL;
+}
+
+static int add_real(cJSON *j, const char *name, double v) {
+    char b[40];
+    snprintf(b, sizeof b, "%.17g", v);
+    return cJSON_AddRawToObject(j, name, b) != NULL;
+}
+
 char *cke_train_state_format(const cke_train_state *s) {
     cJSON *j = cJSON_CreateObject();
     char hex[24];
     snprintf(hex, sizeof hex, "%016" PRIx64, s->data_hash);
-    int ok = j && cJSON_AddNumberToObject(j, "version", CKE_TRAIN_STATE_VERSION) &&
-             cJSON_AddNumberToObject(j, "step", (double)s->step) && cJSON_AddNumberToObject(j, "epoch", (double)s->epoch) &&
-             cJSON_AddNumberToObject(j, "index", (double)s->index) &&
-             cJSON_AddStringToObject(j, "model_file", s->model_file) &&
-             cJSON_AddNumberToObject(j, "batch", (double)s->batch) && cJSON_AddNumberToObject(j, "seq", (double)s->seq) &&
-             cJSON_AddNumberToObject(j, "accum", (double)s->accum) &&
-             cJSON_AddNumberToObject(j, "steps", (double)s->steps) &&
-             cJSON_AddNumberToObject(j, "warmup", (double)s->warmup) &&
-             cJSON_AddNumberToObject(j, "threads", (double)s->threads) && cJSON_AddNumberToObject(j, "lr", s->lr) &&
-             cJSON_AddNumberToObject(j, "min_lr", s->min_lr) && cJSON_AddNumberToObject(j, "wd", s->wd) &&
-             cJSON_AddNumberToObject(j, "clip", s->clip) && cJSON_AddNumberToObject(j, "beta1", s->beta1) &&
-             cJSON_AddNumberToObject(j, "beta2", s->beta2) && cJSON_AddNumberToObject(j, "eps", s->eps) &&
-             cJSON_AddNumberToObject(j, "val_frac", s->val_frac) &&
-             cJSON_AddNumberToObject(j, "seed", (double)s->seed) &&
-             cJSON_AddNumberToObject(j, "data_bytes", (double)s->data_bytes) &&
-             cJSON_AddStringToObject(j, "data_fnv64", hex) && cJSON_AddStringToObject(j, "data", s->data) &&
-             cJSON_AddNumberToObject(j, "train_windows", (double)s->train_windows);
+    int ok = j && add_int(j, "version", CKE_TRAIN_STATE_VERSION) && add_int(j, "step", s->step) &&
+             add_int(j, "epoch", s->epoch) && add_int(j, "index", s->index) &&
+             cJSON_AddStringToObject(j, "model_file", s->model_file) && add_int(j, "batch", s->batch) &&
+             add_int(j, "seq", s->seq) && add_int(j, "accum", s->accum) && add_int(j, "steps", s->steps) &&
+             add_int(j, "warmup", s->warmup) && add_int(j, "threads", s->threads) && add_real(j, "lr", s->lr) &&
+             add_real(j, "min_lr", s->min_lr) && add_real(j, "wd", s->wd) && add_real(j, "clip", s->clip) &&
+             add_real(j, "beta1", s->beta1) && add_real(j, "beta2", s->beta2) && add_real(j, "eps", s->eps) &&
+             add_real(j, "val_frac", s->val_frac) && add_int(j, "seed", (int64_t)s->seed) &&
+             add_int(j, "data_bytes", s->data_bytes) && cJSON_AddStringToObject(j, "data_fnv64", hex) &&
+             cJSON_AddStringToObject(j, "data", s->data) && add_int(j, "train_windows", s->train_windows);
     char *txt = ok ? cJSON_Print(j) : NULL;
     cJSON_Delete(j);
     return txt;
