@@ -135,9 +135,10 @@ static cke_status write_init_model(const cke_train_opts *o, int64_t vocab, const
         return cke_fail(err, CKE_ERR_UNSUPPORTED, "--init %s: only the llama family can be initialized so far", o->init);
     int64_t D = o->init_dim, L = o->init_layers, H = o->init_heads, KV = o->init_kv_heads ? o->init_kv_heads : H,
             F = o->init_ffn;
-    if (D < 2 || L < 1 || H < 1 || KV < 1 || F < 1 || D % H || H % KV || (D / H) % 2)
+    if (D < 2 || D > 65536 || L < 1 || L > 1024 || H < 1 || H > 4096 || KV < 1 || KV > 4096 || F < 1 || F > (1 << 20) ||
+        vocab < 1 || vocab > (1 << 24) || D % H || H % KV || (D / H) % 2)
         return cke_fail(err, CKE_ERR_ARG, "--init llama: need dim divisible by heads, even head size, heads divisible by "
-                                          "kv-heads (dim %lld, heads %lld, kv-heads %lld)",
+                                          "kv-heads, dim <= 65536, layers <= 1024, ffn <= 2^20 (dim %lld, heads %lld, kv-heads %lld)",
                         (long long)D, (long long)H, (long long)KV);
     int64_t hd = D / H;
     cke_status st = ensure_dir(dir, err);
@@ -147,6 +148,7 @@ static cke_status write_init_model(const cke_train_opts *o, int64_t vocab, const
     if ((st = cke_safetensors_writer_new(&w, err))) return st;
     float **bufs = calloc((size_t)(2 + 9 * L), sizeof(float *));
     int nb = 0;
+    if (!bufs) st = cke_fail(err, CKE_ERR_NOMEM, "out of memory");
     char name[128];
 #define TENSOR(nm, rows_, cols_, stdv, one)                                                                   \
     do {                                                                                                      \
@@ -159,7 +161,7 @@ static cke_status write_init_model(const cke_train_opts *o, int64_t vocab, const
         for (int64_t i_ = 0; i_ < n; i_++) b[i_] = (one) ? 1.0f : (float)((stdv) * normal(&rng));            \
         st = cke_safetensors_writer_add(w, nm, CKE_DT_F32, nd, shp, b, err);                               \
     } while (0)
-    TENSOR("model.embed_tokens.weight", vocab, D, 0.02, 0);
+    if (!st) TENSOR("model.embed_tokens.weight", vocab, D, 0.02, 0);
     double rs = 0.02 / sqrt(2.0 * (double)L);
     for (int64_t l = 0; !st && l < L; l++) {
 #define LT(suffix, r_, c_, s_, one_) \
