@@ -95,11 +95,6 @@ static int from_checkpoint(cke_train_opts *o, num_flag *t, size_t n, const char 
     TAKE("--val-frac", val_frac, s.val_frac);
 #undef TAKE
     o->beta1 = (float)s.beta1, o->beta2 = (float)s.beta2, o->eps = (float)s.eps;
-    if (s.step == s.steps && o->steps == s.steps) return 0; /* finished: cke_train says so */
-    if (o->steps != s.steps && o->steps >= s.step)
-        fprintf(stderr, "cke train: --resume at step %lld: --steps %lld instead of the checkpoint's %lld (the learning-rate "
-                        "schedule follows the new end from here)\n",
-                (long long)s.step, (long long)o->steps, (long long)s.steps);
     return 0;
 }
 
@@ -187,6 +182,7 @@ int cke_cli_train(int argc, char **argv) {
                         "to train further)\n", o.out, (long long)res.steps_done, (long long)o.steps);
         return 0;
     }
+    if (res.note[0]) fprintf(stderr, "cke train: note: %s\n", res.note);
     fprintf(stderr, "cke train: %s after step %lld: loss %.4f, validation %.4f (at start %.4f), %.0f tokens/s; checkpoint in %s/checkpoint\n",
             res.interrupted ? "stopped" : "done", (long long)res.steps_done, res.last_loss, res.last_val_loss,
             res.first_val_loss, res.tokens_per_s, o.out);

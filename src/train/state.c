@@ -97,6 +97,9 @@ static cke_status parse_obj(const cJSON *j, cke_train_state *s, cke_err *err) {
         return cke_fail(err, CKE_ERR_FORMAT, F "\"data_fnv64\": \"%s\" is not 16 lowercase hex digits", hex);
     s->data_hash = strtoull(hex, &end, 16);
     if ((st = get_str(j, "data", s->data, sizeof s->data, err))) return st;
+    if ((st = get_str(j, "isa", s->isa, sizeof s->isa, err))) return st;
+    if (strcmp(s->isa, "ref") && strcmp(s->isa, "avx2") && strcmp(s->isa, "avx512"))
+        return cke_fail(err, CKE_ERR_FORMAT, F "\"isa\": \"%s\" is not ref, avx2 or avx512", s->isa);
     if ((st = get_int(j, "train_windows", 1, CKE_TRAIN_MAX_INT, &s->train_windows, err))) return st;
     if (s->train_windows < s->batch)
         return cke_fail(err, CKE_ERR_RANGE, F "\"train_windows\": %" PRId64 " is fewer than one batch (%" PRId64 ")",
@@ -159,7 +162,8 @@ char *cke_train_state_format(const cke_train_state *s) {
              add_real(j, "beta1", s->beta1) && add_real(j, "beta2", s->beta2) && add_real(j, "eps", s->eps) &&
              add_real(j, "val_frac", s->val_frac) && add_int(j, "seed", (int64_t)s->seed) &&
              add_int(j, "data_bytes", s->data_bytes) && cJSON_AddStringToObject(j, "data_fnv64", hex) &&
-             cJSON_AddStringToObject(j, "data", s->data) && add_int(j, "train_windows", s->train_windows);
+             cJSON_AddStringToObject(j, "data", s->data) && cJSON_AddStringToObject(j, "isa", s->isa) &&
+             add_int(j, "train_windows", s->train_windows);
     char *txt = ok ? cJSON_Print(j) : NULL;
     cJSON_Delete(j);
     return txt;

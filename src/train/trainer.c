@@ -2,6 +2,7 @@
 #define _XOPEN_SOURCE 700 /* nftw */
 #include "train/trainer.h"
 
+#include "cke/kernels.h"
 #include "driver/compile.h"
 #include "formats/gguf.h"
 #include "formats/llama2c.h"
@@ -493,10 +494,16 @@ static cke_status check_resume(const cke_train_opts *o, const cke_train_state *s
         res->steps_done = s->step;
         return CKE_OK;
     }
+    /* notes, not refusals: a longer run, or another machine, is a legitimate continuation */
+    const char *isa = cke_isa_name(cke_isa_active());
+    size_t n = 0;
     if (o->steps != s->steps)
-        snprintf(res->note, sizeof res->note, "--steps %" PRId64 " instead of the checkpoint's %" PRId64
-                 ": the learning-rate schedule is stretched to the new end from step %" PRId64 " on", o->steps, s->steps,
-                 s->step);
+        n += (size_t)snprintf(res->note, sizeof res->note, "--steps %" PRId64 " instead of the checkpoint's %" PRId64
+                              ": the learning-rate schedule follows the new end from step %" PRId64 "; ", o->steps,
+                              s->steps, s->step);
+    if (strcmp(isa, s->isa) && n < sizeof res->note)
+        snprintf(res->note + n, sizeof res->note - n, "the kernels are %s here, the run so far used %s: the result "
+                 "will not be bit-identical to an uninterrupted run; ", isa, s->isa);
     return CKE_OK;
 }
 
@@ -748,6 +755,7 @@ cke_status cke_train(const cke_train_opts *o, cke_train_result *res, cke_err *er
                          .clip = o->clip, .beta1 = o->beta1, .beta2 = o->beta2, .eps = o->eps, .val_frac = o->val_frac,
                          .seed = o->seed, .data_bytes = data_bytes, .data_hash = data_hash, .train_windows = tr.n_win};
     snprintf(s.data, sizeof s.data, "%s", o->data);
+    snprintf(s.isa, sizeof s.isa, "%s", cke_isa_name(cke_isa_active()));
     data_pos dp = {ck.step, ck.epoch, ck.index};
     const int64_t R = o->batch * o->seq;
     const float dscale = 1.0f / (float)(R * o->accum);

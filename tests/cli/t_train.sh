@@ -111,3 +111,12 @@ if have_models; then
     check train_rm_keeps_link_targets sh -c '[ -f "$1/keep.txt" ] && ! [ -e "$2/checkpoint.tmp" ] && ! [ -e "$2/checkpoint.old" ]' \
         _ "$W/victim" "$d"
 fi
+
+if have_models; then
+    # resumed on another kernel table (CKE_ISA=ref forces one): allowed, with a note that the
+    # result will not be bit-identical
+    cp -r "$W/ref" "$W/isa"
+    refuses train_resume_other_isa_noted 0 'note: .*the kernels are ref here, the run so far used' \
+        env CKE_ISA=ref "$CKE" train --resume --out "$W/isa" --steps 7
+    bad_state isa_unknown 's/"isa":\t"[a-z0-9]*"/"isa":\t"sse9"/' '"isa": "sse9" is not ref, avx2 or avx512'
+fi

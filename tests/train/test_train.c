@@ -513,6 +513,7 @@ static void state_checks(void) {
                          .data_hash = 0xfedcba9876543210ull, .train_windows = 10};
     snprintf(s.model_file, sizeof s.model_file, "model.gguf");
     snprintf(s.data, sizeof s.data, "a \"quoted\" path");
+    snprintf(s.isa, sizeof s.isa, "avx2");
     char *txt = cke_train_state_format(&s);
     cke_train_state t;
     cke_err e = {0};
