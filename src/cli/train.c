@@ -17,18 +17,85 @@ static void on_signal(int sig) {
     cke_train_stop_requested = 1;
 }
 
-static int usage(void) {
-    fprintf(stderr,
+static void usage(FILE *f) {
+    fprintf(f,
             "usage: cke train MODEL --data FILE.txt --out DIR [options]       fine-tune a GGUF, HF dir or llama2.c .bin\n"
             "       cke train --init llama --tokenizer TOK --dim D --layers L --heads H [--kv-heads K] --ffn F\n"
             "                 --data FILE.txt --out DIR [options]              train a fresh model\n"
-            "       cke train --resume --data FILE.txt --out DIR [options]     continue from DIR/checkpoint\n"
+            "       cke train --resume --out DIR [options]                     continue from DIR/checkpoint\n"
             "options: --batch B (8) --seq T (128) --steps N (100) --lr LR (1e-3) --min-lr (lr/10) --warmup W (10)\n"
-            "         --wd WD (0.1) --accum K (1) --clip C (1.0, 0 = off) --seed S (1) --threads N (all)\n"
-            "         --val-frac F (0.1) --eval-every K (50) --eval-batches N (4) --save-every K (0: at the end)\n"
+            "         --wd WD (0.1) --accum K (1) --clip C (1.0, 0 = off) --seed S (1) --threads N (0 = all)\n"
+            "         --val-frac F (0.1, at most 0.5) --eval-every K (50, 0 = only at the start)\n"
+            "         --eval-batches N (4) --save-every K (0: at the end) --stop-after N (stop as on SIGINT)\n"
             "         --tokenizer FILE (llama2.c checkpoints) --recompute (activation checkpointing: less memory)\n"
-            "SIGINT/SIGTERM finish the step, write a checkpoint and stop; --resume continues exactly.\n");
-    return 2;
+            "DIR gets, for fine-tuning and --init alike:\n"
+            "  DIR/checkpoint/  the model in its source's format (model.gguf; config.json + model.safetensors;\n"
+            "                   model.bin + tokenizer.bin), optimizer.safetensors and trainer.json; cke run takes it\n"
+            "  DIR/build/       the compiled training model        DIR/log.txt  losses, one line per step\n"
+            "SIGINT/SIGTERM finish the step, write a checkpoint and stop. --resume continues exactly: settings\n"
+            "not given are taken from the checkpoint; a different --data, --seed, --lr, --batch ... is refused;\n"
+            "--steps may differ (a larger one extends the run; the learning-rate schedule follows the new end).\n");
+}
+
+enum { I64, INT, U64, F32, F64 };
+
+typedef struct {
+    const char *flag;
+    int kind;
+    void *dst;
+    double lo, hi;
+    const char *what;
+    int given;
+} num_flag;
+
+static int parse_num(num_flag *f, int argc, char **argv, int *i) {
+    int64_t v = 0;
+    int rc = 0;
+    f->given = 1;
+    switch (f->kind) {
+    case F32: return cke_cli_opt_f("train", argc, argv, i, f->lo, f->hi, f->what, f->dst);
+    case F64: return cke_cli_opt_d("train", argc, argv, i, f->lo, f->hi, f->what, f->dst);
+    default: rc = cke_cli_opt_i64("train", argc, argv, i, (int64_t)f->lo, (int64_t)f->hi, f->what, &v);
+    }
+    if (rc) return rc;
+    if (f->kind == I64) *(int64_t *)f->dst = v;
+    else if (f->kind == INT) *(int *)f->dst = (int)v;
+    else *(uint64_t *)f->dst = (uint64_t)v;
+    return 0;
+}
+
+static num_flag *find_flag(num_flag *t, size_t n, const char *name) {
+    for (size_t k = 0; k < n; k++)
+        if (!strcmp(t[k].flag, name)) return &t[k];
+    return NULL;
+}
+
+/* --resume: the settings not given on the command line are the checkpoint's */
+static int from_checkpoint(cke_train_opts *o, num_flag *t, size_t n, const char **data) {
+    cke_train_state s;
+    cke_err e = {0};
+    cke_status st = cke_train_read_state(o->out, &s, &e);
+    if (st) {
+        fprintf(stderr, "cke train: %s\n", e.msg);
+        return 1;
+    }
+    static char data_path[sizeof s.data];
+    if (!*data) snprintf(data_path, sizeof data_path, "%s", s.data), *data = data_path;
+#define TAKE(flag, field, val) if (!find_flag(t, n, flag)->given) o->field = (val)
+    TAKE("--batch", batch, s.batch);
+    TAKE("--seq", seq, s.seq);
+    TAKE("--accum", accum, s.accum);
+    TAKE("--steps", steps, s.steps);
+    TAKE("--warmup", warmup, s.warmup);
+    TAKE("--lr", lr, (float)s.lr);
+    TAKE("--min-lr", min_lr, (float)s.min_lr);
+    TAKE("--wd", wd, (float)s.wd);
+    TAKE("--clip", clip, (float)s.clip);
+    TAKE("--seed", seed, s.seed);
+    TAKE("--val-frac", val_frac, s.val_frac);
+#undef TAKE
+    o->beta1 = (float)s.beta1, o->beta2 = (float)s.beta2, o->eps = (float)s.eps;
+    return 0;
 }
 
 int cke_cli_train(int argc, char **argv) {
@@ -37,40 +104,65 @@ int cke_cli_train(int argc, char **argv) {
     cke_train_opts o = {.val_frac = 0.1, .batch = 8, .seq = 128, .steps = 100, .accum = 1, .warmup = 10,
                         .eval_every = 50, .eval_batches = 4, .lr = 1e-3f, .min_lr = -1, .wd = 0.1f, .clip = 1.0f,
                         .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f, .seed = 1, .threads = 0};
+    const double MS = (double)CKE_TRAIN_MAX_STEPS;
+    num_flag flags[] = {
+        {"--batch", I64, &o.batch, 1, CKE_TRAIN_MAX_BATCH, "a batch size (1..65536)", 0},
+        {"--seq", I64, &o.seq, 2, CKE_TRAIN_MAX_SEQ, "a sequence length (2..1048576)", 0},
+        {"--steps", I64, &o.steps, 1, MS, "a step count (1..10^12)", 0},
+        {"--accum", I64, &o.accum, 1, CKE_TRAIN_MAX_ACCUM, "an accumulation count (1..65536)", 0},
+        {"--warmup", I64, &o.warmup, 0, MS, "a step count (0..10^12)", 0},
+        {"--eval-every", I64, &o.eval_every, 0, MS, "a step count (0..10^12)", 0},
+        {"--eval-batches", I64, &o.eval_batches, 1, 1000000, "a batch count (1..10^6)", 0},
+        {"--save-every", I64, &o.save_every, 0, MS, "a step count (0..10^12)", 0},
+        {"--stop-after", I64, &o.stop_after, 0, MS, "a step count (0..10^12)", 0},
+        {"--threads", INT, &o.threads, 0, CKE_TRAIN_MAX_THREADS, "a thread count (0 = all, up to 4096)", 0},
+        {"--seed", U64, &o.seed, 0, (double)CKE_TRAIN_MAX_INT, "a seed (0..2^53)", 0},
+        {"--lr", F32, &o.lr, 1e-30, CKE_TRAIN_MAX_LR, "a learning rate (> 0, <= 10)", 0},
+        {"--min-lr", F32, &o.min_lr, 0, CKE_TRAIN_MAX_LR, "a learning rate (0..10)", 0},
+        {"--wd", F32, &o.wd, 0, 10, "a weight decay (0..10)", 0},
+        {"--clip", F32, &o.clip, 0, 1e9, "a gradient norm limit (0 = off, up to 1e9)", 0},
+        {"--val-frac", F64, &o.val_frac, 0, 0.5, "a fraction (0..0.5)", 0},
+        {"--dim", I64, &o.init_dim, 2, 65536, "a model width (2..65536)", 0},
+        {"--layers", I64, &o.init_layers, 1, 1024, "a layer count (1..1024)", 0},
+        {"--heads", I64, &o.init_heads, 1, 4096, "a head count (1..4096)", 0},
+        {"--kv-heads", I64, &o.init_kv_heads, 0, 4096, "a head count (0 = --heads, up to 4096)", 0},
+        {"--ffn", I64, &o.init_ffn, 1, 1 << 20, "an FFN width (1..1048576)", 0},
+    };
+    const size_t nflags = sizeof flags / sizeof flags[0];
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        double x = 0;
-#define FLAG(name, field, cast)                                         \
-    if (!strcmp(a, name)) {                                             \
-        if (!v || cke_cli_parse_d(v, &x)) return usage();                           \
-        o.field = (cast)x;                                              \
-        i++;                                                            \
-        continue;                                                       \
-    }
-        FLAG("--batch", batch, int64_t) FLAG("--seq", seq, int64_t) FLAG("--steps", steps, int64_t)
-        FLAG("--lr", lr, float) FLAG("--min-lr", min_lr, float) FLAG("--warmup", warmup, int64_t)
-        FLAG("--wd", wd, float) FLAG("--accum", accum, int64_t) FLAG("--clip", clip, float)
-        FLAG("--seed", seed, uint64_t) FLAG("--threads", threads, int) FLAG("--val-frac", val_frac, double)
-        FLAG("--eval-every", eval_every, int64_t) FLAG("--eval-batches", eval_batches, int64_t)
-        FLAG("--save-every", save_every, int64_t) FLAG("--dim", init_dim, int64_t)
-        FLAG("--layers", init_layers, int64_t) FLAG("--heads", init_heads, int64_t)
-        FLAG("--kv-heads", init_kv_heads, int64_t) FLAG("--ffn", init_ffn, int64_t)
-        FLAG("--stop-after", stop_after, int64_t)
-#undef FLAG
-        if (!strcmp(a, "--data") && v) o.data = v, i++;
-        else if (!strcmp(a, "--out") && v) o.out = v, i++;
-        else if (!strcmp(a, "--init") && v) o.init = v, i++;
-        else if (!strcmp(a, "--tokenizer") && v) o.tokenizer = v, i++;
+        const char *a = argv[i];
+        num_flag *f = find_flag(flags, nflags, a);
+        int rc = 0;
+        if (cke_cli_is_help(a)) {
+            usage(stdout);
+            return 0;
+        } else if (f) rc = parse_num(f, argc, argv, &i);
+        else if (!strcmp(a, "--data")) rc = cke_cli_opt_str("train", argc, argv, &i, &o.data);
+        else if (!strcmp(a, "--out")) rc = cke_cli_opt_str("train", argc, argv, &i, &o.out);
+        else if (!strcmp(a, "--init")) rc = cke_cli_opt_str("train", argc, argv, &i, &o.init);
+        else if (!strcmp(a, "--tokenizer")) rc = cke_cli_opt_str("train", argc, argv, &i, &o.tokenizer);
         else if (!strcmp(a, "--resume")) o.resume = 1;
         else if (!strcmp(a, "--recompute")) o.recompute = 1;
-        else if (a[0] == '-') return usage();
+        else if (a[0] == '-' && a[1]) return cke_cli_unknown("train", a);
         else if (!o.model) o.model = a;
-        else return usage();
+        else return cke_cli_unknown("train", a);
+        if (rc) return rc;
     }
+    if (!o.out || (!o.resume && (!o.data || (!o.model && !o.init)))) {
+        fprintf(stderr, "cke train: %s\n", !o.out ? "--out DIR is needed" : !o.data ? "--data FILE is needed"
+                                                                                    : "a MODEL (or --init llama) is needed");
+        usage(stderr);
+        return 2;
+    }
+    if (o.resume && from_checkpoint(&o, flags, nflags, &o.data)) return 1;
     if (o.min_lr < 0) o.min_lr = o.lr / 10;
+    if (o.min_lr > o.lr) {
+        fprintf(stderr, "cke train: --min-lr %g is above --lr %g\n", o.min_lr, o.lr);
+        return 2;
+    }
     if (o.threads <= 0) {
         long nc = sysconf(_SC_NPROCESSORS_ONLN);
-        o.threads = nc > 0 ? (int)nc : 1;
+        o.threads = nc > 0 ? (nc > CKE_TRAIN_MAX_THREADS ? CKE_TRAIN_MAX_THREADS : (int)nc) : 1;
     }
     if (cke_locate_resources(inc, tpl, libk, sizeof inc, &e)) {
         fprintf(stderr, "cke train: %s\n", e.msg);
@@ -85,6 +177,12 @@ int cke_cli_train(int argc, char **argv) {
         fprintf(stderr, "cke train: %s: %s\n", cke_status_name(s), e.msg);
         return 1;
     }
+    if (res.finished) {
+        fprintf(stderr, "cke train: %s/checkpoint is finished: step %lld of %lld; nothing to do (give a larger --steps "
+                        "to train further)\n", o.out, (long long)res.steps_done, (long long)o.steps);
+        return 0;
+    }
+    if (res.note[0]) fprintf(stderr, "cke train: note: %s\n", res.note);
     fprintf(stderr, "cke train: %s after step %lld: loss %.4f, validation %.4f (at start %.4f), %.0f tokens/s; checkpoint in %s/checkpoint\n",
             res.interrupted ? "stopped" : "done", (long long)res.steps_done, res.last_loss, res.last_val_loss,
             res.first_val_loss, res.tokens_per_s, o.out);

@@ -1,6 +1,8 @@
-#define _DEFAULT_SOURCE /* realpath, mkdtemp */
+#define _DEFAULT_SOURCE   /* realpath */
+#define _XOPEN_SOURCE 700 /* nftw */
 #include "train/trainer.h"
 
+#include "cke/kernels.h"
 #include "driver/compile.h"
 #include "formats/gguf.h"
 #include "formats/llama2c.h"
@@ -8,8 +10,10 @@
 #include "formats/safetensors.h"
 #include "runtime/runner.h"
 
-#include <cjson/cJSON.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <math.h>
 #include <signal.h>
@@ -30,49 +34,83 @@ static double now_s(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* Fault injection for the tests: CKE_FAULT_AT=NAME:N ends the process on the N-th pass through
+ * the point NAME (_exit(137), as kill -9 would: nothing is flushed or cleaned up). Inert unless
+ * set; the points are listed in trainer.h. */
+static void fault_point(const char *name) {
+    static long hits;
+    const char *f = getenv("CKE_FAULT_AT");
+    size_t l = strlen(name);
+    if (!f || strncmp(f, name, l) != 0 || f[l] != ':') return;
+    if (++hits == strtol(f + l + 1, NULL, 10)) _exit(137);
+}
+
 static cke_status ensure_dir(const char *d, cke_err *err) {
-    if (mkdir(d, 0755) != 0 && errno != EEXIST) return cke_fail(err, CKE_ERR_IO, "cannot create %s", d);
+    if (mkdir(d, 0755) != 0 && errno != EEXIST) return cke_fail(err, CKE_ERR_IO, "cannot create %s: %s", d, strerror(errno));
     return CKE_OK;
 }
 
-static cke_status rm_rf(const char *d) {
-    char cmd[PATH_MAX + 16];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", d);
-    return system(cmd) == 0 ? CKE_OK : CKE_ERR_IO;
+/* rm -rf without a shell: depth first, never following a symbolic link (a link is removed, not
+ * what it points to). rm_fault names the fault point passed after each removal. */
+static const char *rm_fault;
+static int rm_one(const char *p, const struct stat *sb, int type, struct FTW *ftw) {
+    (void)sb, (void)ftw;
+    if ((type == FTW_DP ? rmdir(p) : unlink(p)) != 0 && errno != ENOENT) return -1;
+    if (rm_fault) fault_point(rm_fault);
+    return 0;
 }
 
-static cke_status copy_file(const char *from, const char *to, cke_err *err) {
-    FILE *a = fopen(from, "rb");
-    if (!a) return cke_fail(err, CKE_ERR_IO, "cannot open %s", from);
-    FILE *b = fopen(to, "wb");
-    if (!b) { fclose(a); return cke_fail(err, CKE_ERR_IO, "cannot write %s", to); }
-    char buf[1 << 16];
-    size_t n;
-    cke_status st = CKE_OK;
-    while ((n = fread(buf, 1, sizeof buf, a)) > 0)
-        if (fwrite(buf, 1, n, b) != n) { st = cke_fail(err, CKE_ERR_IO, "write error on %s", to); break; }
-    fclose(a);
-    if (fflush(b) != 0 || fsync(fileno(b)) != 0) st = st ? st : cke_fail(err, CKE_ERR_IO, "cannot flush %s", to);
-    if (fclose(b) != 0 && !st) st = cke_fail(err, CKE_ERR_IO, "write error on %s", to);
-    return st;
+static cke_status rm_rf(const char *d, const char *fault, cke_err *err) {
+    struct stat sb;
+    if (lstat(d, &sb) != 0)
+        return errno == ENOENT ? CKE_OK : cke_fail(err, CKE_ERR_IO, "cannot remove %s: %s", d, strerror(errno));
+    rm_fault = fault;
+    int rc = nftw(d, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    rm_fault = NULL;
+    return rc == 0 ? CKE_OK : cke_fail(err, CKE_ERR_IO, "cannot remove %s: %s", d, strerror(errno));
 }
 
-static char *read_text(const char *path, size_t *len, cke_err *err) {
-    FILE *f = fopen(path, "rb");
-    if (!f) { cke_fail(err, CKE_ERR_IO, "cannot open %s", path); return NULL; }
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    rewind(f);
-    char *b = n >= 0 ? malloc((size_t)n + 1) : NULL;
-    if (!b || fread(b, 1, (size_t)n, f) != (size_t)n) {
-        fclose(f);
-        free(b);
-        cke_fail(err, CKE_ERR_IO, "cannot read %s", path);
+/* fsync a file or a directory by path: what a rename publishes must be on disk before it */
+static cke_status fsync_path(const char *p, cke_err *err) {
+    int fd = open(p, O_RDONLY);
+    if (fd < 0) return cke_fail(err, CKE_ERR_IO, "cannot open %s: %s", p, strerror(errno));
+    int rc = fsync(fd);
+    close(fd);
+    return rc == 0 ? CKE_OK : cke_fail(err, CKE_ERR_IO, "cannot sync %s: %s", p, strerror(errno));
+}
+
+static cke_status write_file(const char *path, const void *data, size_t n, cke_err *err) {
+    FILE *f = fopen(path, "wb");
+    if (!f) return cke_fail(err, CKE_ERR_IO, "cannot write %s: %s", path, strerror(errno));
+    int bad = n && fwrite(data, 1, n, f) != n;
+    bad |= fflush(f) != 0 || fsync(fileno(f)) != 0;
+    bad |= fclose(f) != 0;
+    return bad ? cke_fail(err, CKE_ERR_IO, "write error on %s", path) : CKE_OK;
+}
+
+/* a whole regular file into memory (NUL-terminated); a FIFO or a device is refused, not waited on */
+static char *read_file(const char *path, size_t *len, cke_err *err) {
+    int fd = open(path, O_RDONLY | O_NONBLOCK);
+    if (fd < 0) { cke_fail(err, CKE_ERR_IO, "cannot open %s: %s", path, strerror(errno)); return NULL; }
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        close(fd);
+        cke_fail(err, CKE_ERR_IO, "%s is not a regular file", path);
         return NULL;
     }
-    fclose(f);
+    size_t n = (size_t)sb.st_size, got = 0;
+    char *b = (uint64_t)sb.st_size < SIZE_MAX ? malloc(n + 1) : NULL;
+    if (!b) { close(fd); cke_fail(err, CKE_ERR_NOMEM, "out of memory reading %s", path); return NULL; }
+    while (got < n) {
+        ssize_t r = read(fd, b + got, n - got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) break;
+        got += (size_t)r;
+    }
+    close(fd);
+    if (got != n) { free(b); cke_fail(err, CKE_ERR_IO, "cannot read %s", path); return NULL; }
     b[n] = 0;
-    *len = (size_t)n;
+    *len = n;
     return b;
 }
 
@@ -98,9 +136,10 @@ static cke_status write_init_model(const cke_train_opts *o, int64_t vocab, const
         return cke_fail(err, CKE_ERR_UNSUPPORTED, "--init %s: only the llama family can be initialized so far", o->init);
     int64_t D = o->init_dim, L = o->init_layers, H = o->init_heads, KV = o->init_kv_heads ? o->init_kv_heads : H,
             F = o->init_ffn;
-    if (D < 2 || L < 1 || H < 1 || KV < 1 || F < 1 || D % H || H % KV || (D / H) % 2)
+    if (D < 2 || D > 65536 || L < 1 || L > 1024 || H < 1 || H > 4096 || KV < 1 || KV > 4096 || F < 1 || F > (1 << 20) ||
+        vocab < 1 || vocab > (1 << 24) || D % H || H % KV || (D / H) % 2)
         return cke_fail(err, CKE_ERR_ARG, "--init llama: need dim divisible by heads, even head size, heads divisible by "
-                                          "kv-heads (dim %lld, heads %lld, kv-heads %lld)",
+                                          "kv-heads, dim <= 65536, layers <= 1024, ffn <= 2^20 (dim %lld, heads %lld, kv-heads %lld)",
                         (long long)D, (long long)H, (long long)KV);
     int64_t hd = D / H;
     cke_status st = ensure_dir(dir, err);
@@ -110,6 +149,7 @@ static cke_status write_init_model(const cke_train_opts *o, int64_t vocab, const
     if ((st = cke_safetensors_writer_new(&w, err))) return st;
     float **bufs = calloc((size_t)(2 + 9 * L), sizeof(float *));
     int nb = 0;
+    if (!bufs) st = cke_fail(err, CKE_ERR_NOMEM, "out of memory");
     char name[128];
 #define TENSOR(nm, rows_, cols_, stdv, one)                                                                   \
     do {                                                                                                      \
@@ -122,7 +162,7 @@ static cke_status write_init_model(const cke_train_opts *o, int64_t vocab, const
         for (int64_t i_ = 0; i_ < n; i_++) b[i_] = (one) ? 1.0f : (float)((stdv) * normal(&rng));            \
         st = cke_safetensors_writer_add(w, nm, CKE_DT_F32, nd, shp, b, err);                               \
     } while (0)
-    TENSOR("model.embed_tokens.weight", vocab, D, 0.02, 0);
+    if (!st) TENSOR("model.embed_tokens.weight", vocab, D, 0.02, 0);
     double rs = 0.02 / sqrt(2.0 * (double)L);
     for (int64_t l = 0; !st && l < L; l++) {
 #define LT(suffix, r_, c_, s_, one_) \
@@ -162,10 +202,58 @@ static cke_status write_init_model(const cke_train_opts *o, int64_t vocab, const
 
 /* ------------------------------------------------------------------ checkpoints */
 
+/* What a checkpoint copies from the source besides the weights, read once when training starts:
+ * a save never re-reads the source, which may be the checkpoint directory the save replaces
+ * (resume) or a fresh model deleted once compiled (--init). */
 typedef struct {
-    cke_model *src;        /* the model trained (for names, format, metadata) */
-    char src_tok[PATH_MAX];/* the tokenizer file the model directory uses, "" if none */
+    char name[32];
+    char *data;
+    size_t n;
+} export_file;
+
+typedef struct {
+    cke_model *src;       /* the model trained (names, format, hyperparameters) */
+    cke_gguf *gguf;       /* GGUF source: its key-values, kept open */
+    export_file files[4]; /* HF: config.json and tokenizer files; any source: a tokenizer.bin */
+    int n_files;
 } export_ctx;
+
+static cke_status snapshot_file(export_ctx *x, const char *path, const char *name, int optional, cke_err *err) {
+    if (optional && access(path, F_OK) != 0) return CKE_OK;
+    export_file *f = &x->files[x->n_files];
+    if (!(f->data = read_file(path, &f->n, err))) return err ? err->code : CKE_ERR_IO;
+    snprintf(f->name, sizeof f->name, "%s", name);
+    x->n_files++;
+    return CKE_OK;
+}
+
+/* tok: the tokenizer file the model was given (NULL if none); a tokenizer.bin travels with it */
+static cke_status snapshot_source(export_ctx *x, const char *tok, cke_err *err) {
+    const cke_model *src = x->src;
+    char path[PATH_MAX];
+    cke_status st = CKE_OK;
+    if (src->source == CKE_SRC_HF) {
+        static const char *const names[] = {"config.json", "tokenizer.json", "tokenizer_config.json"};
+        for (int k = 0; !st && k < 3; k++) {
+            snprintf(path, sizeof path, "%s/%s", src->path, names[k]);
+            st = snapshot_file(x, path, names[k], k > 0, err);
+        }
+    } else if (src->source == CKE_SRC_GGUF) {
+        st = cke_gguf_open(src->path, &x->gguf, err);
+    }
+    if (!tok && src->tok.path && src->tok.source == CKE_TOK_LLAMA2C_BIN) tok = src->tok.path;
+    const char *ext = tok ? strrchr(tok, '.') : NULL;
+    if (!st && tok && !(ext && (!strcmp(ext, ".json") || !strcmp(ext, ".gguf"))))
+        st = snapshot_file(x, tok, "tokenizer.bin", 0, err);
+    return st;
+}
+
+static void export_ctx_free(export_ctx *x) {
+    for (int i = 0; i < x->n_files; i++) free(x->files[i].data);
+    cke_gguf_close(x->gguf);
+    cke_model_close(x->src);
+    memset(x, 0, sizeof *x);
+}
 
 /* GGUF dims: ne[0] is the fastest (the last of our row-major shape) */
 static void to_ne(const ckm_tensor *t, int64_t ne[4]) {
@@ -197,20 +285,9 @@ static cke_status export_model(const export_ctx *x, const ckm_api *api, ckm_mode
         snprintf(path, sizeof path, "%s/model.safetensors", dir);
         if (!st) st = cke_safetensors_writer_write(sw, path, err);
         cke_safetensors_writer_free(sw);
-        char from[PATH_MAX];
-        snprintf(from, sizeof from, "%s/config.json", src->path);
-        snprintf(path, sizeof path, "%s/config.json", dir);
-        if (!st) st = copy_file(from, path, err);
-        static const char *const extra[] = {"tokenizer.json", "tokenizer_config.json"};
-        for (size_t k = 0; !st && k < sizeof extra / sizeof extra[0]; k++) {
-            snprintf(from, sizeof from, "%s/%s", src->path, extra[k]);
-            snprintf(path, sizeof path, "%s/%s", dir, extra[k]);
-            if (access(from, R_OK) == 0) st = copy_file(from, path, err);
-        }
     } else if (src->source == CKE_SRC_GGUF) {
-        cke_gguf *g = NULL;
+        const cke_gguf *g = x->gguf;
         cke_gguf_writer *gw = NULL;
-        if ((st = cke_gguf_open(src->path, &g, err))) return st;
         st = cke_gguf_writer_new(&gw, err);
         for (int64_t i = 0; !st && i < cke_gguf_n_kv(g); i++) {
             const cke_gguf_kv *kv = cke_gguf_kv_at(g, i);
@@ -228,7 +305,6 @@ static cke_status export_model(const export_ctx *x, const ckm_api *api, ckm_mode
         snprintf(path, sizeof path, "%s/model.gguf", dir);
         if (!st) st = cke_gguf_writer_write(gw, path, err);
         cke_gguf_writer_free(gw);
-        cke_gguf_close(g);
     } else {
         /* llama2.c v0: the header from the hyperparameters, every tensor at the layout's offset */
         const cke_hparams *h = &src->hp;
@@ -268,12 +344,14 @@ static cke_status export_model(const export_ctx *x, const ckm_api *api, ckm_mode
         free(buf);
         free(lt);
     }
-    /* a tokenizer.bin the model was given travels with it */
-    const char *ext = strrchr(x->src_tok, '.');
-    if (!st && x->src_tok[0] && !(ext && (!strcmp(ext, ".json") || !strcmp(ext, ".gguf")))) {
-        snprintf(path, sizeof path, "%s/tokenizer.bin", dir);
-        st = copy_file(x->src_tok, path, err);
+    /* config.json and tokenizer files as the source had them */
+    for (int i = 0; !st && i < x->n_files; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, x->files[i].name);
+        st = write_file(path, x->files[i].data, x->files[i].n, err);
     }
+    /* the writers do not sync: the rename that publishes this directory must come after */
+    snprintf(path, sizeof path, "%s/%s", dir, model_file);
+    if (!st) st = fsync_path(path, err);
     return st;
 }
 
@@ -281,22 +359,27 @@ typedef struct {
     int64_t step, epoch, index;
 } data_pos;
 
+/* The save (trainer.h): every point of it where a kill leaves a different directory state is a
+ * fault point, so the tests interrupt each one and resume. */
 static cke_status save_checkpoint(const cke_train_opts *o, const export_ctx *x, const ckm_api *api, ckm_model *m,
-                                  data_pos dp, cke_err *err) {
-    char tmp[PATH_MAX], fin[PATH_MAX], old[PATH_MAX], path[PATH_MAX], model_file[64];
+                                  cke_train_state *s, cke_err *err) {
+    char tmp[PATH_MAX], fin[PATH_MAX], old[PATH_MAX], path[PATH_MAX];
     snprintf(tmp, sizeof tmp, "%s/checkpoint.tmp", o->out);
     snprintf(fin, sizeof fin, "%s/checkpoint", o->out);
     snprintf(old, sizeof old, "%s/checkpoint.old", o->out);
-    rm_rf(tmp);
-    cke_status st = ensure_dir(tmp, err);
-    if (!st) st = export_model(x, api, m, tmp, model_file, sizeof model_file, err);
+    cke_status st = rm_rf(tmp, NULL, err);
+    fault_point("save-tmp-clean");
+    if (!st) st = ensure_dir(tmp, err);
+    if (!st) st = export_model(x, api, m, tmp, s->model_file, sizeof s->model_file, err);
+    fault_point("save-model");
     /* optimizer state by tensor name */
+    if (!st && api->n_tensors > 512) st = cke_fail(err, CKE_ERR_UNSUPPORTED, "checkpoint: more than 512 tensors");
     cke_safetensors_writer *sw = NULL;
     if (!st) st = cke_safetensors_writer_new(&sw, err);
-    char names[2][512][80];
+    static char names[2][512][80];
     for (int which = 2; !st && which <= 3; which++) {
         const char *base = api->state(m, which);
-        for (int i = 0; !st && i < api->n_tensors && i < 512; i++) {
+        for (int i = 0; !st && i < api->n_tensors; i++) {
             const ckm_tensor *t = &api->tensors[i];
             snprintf(names[which - 2][i], sizeof names[0][0], "%s.%s", which == 2 ? "m" : "v", t->name);
             st = cke_safetensors_writer_add(sw, names[which - 2][i], CKE_DT_F32, t->ndim, t->dims, base + t->offset, err);
@@ -305,67 +388,123 @@ static cke_status save_checkpoint(const cke_train_opts *o, const export_ctx *x, 
     snprintf(path, sizeof path, "%s/optimizer.safetensors", tmp);
     if (!st) st = cke_safetensors_writer_write(sw, path, err);
     cke_safetensors_writer_free(sw);
-    if (!st && api->n_tensors > 512) st = cke_fail(err, CKE_ERR_UNSUPPORTED, "checkpoint: more than 512 tensors");
+    if (!st) st = fsync_path(path, err);
+    /* trainer.json last: a directory with it is whole */
+    char *txt = st ? NULL : cke_train_state_format(s);
+    if (!st && !txt) st = cke_fail(err, CKE_ERR_NOMEM, "out of memory");
     snprintf(path, sizeof path, "%s/trainer.json", tmp);
-    FILE *f = st ? NULL : fopen(path, "w");
-    if (!st && !f) st = cke_fail(err, CKE_ERR_IO, "cannot write %s", path);
-    if (f) {
-        fprintf(f, "{\n  \"step\": %lld,\n  \"epoch\": %lld,\n  \"index\": %lld,\n  \"model_file\": \"%s\",\n"
-                   "  \"batch\": %lld,\n  \"seq\": %lld,\n  \"accum\": %lld,\n  \"seed\": %llu,\n  \"threads\": %d\n}\n",
-                (long long)dp.step, (long long)dp.epoch, (long long)dp.index, model_file, (long long)o->batch,
-                (long long)o->seq, (long long)o->accum, (unsigned long long)o->seed, o->threads);
-        if (fflush(f) != 0 || fsync(fileno(f)) != 0) st = cke_fail(err, CKE_ERR_IO, "cannot flush %s", path);
-        fclose(f);
-    }
-    /* the swap: checkpoint -> checkpoint.old, tmp -> checkpoint, drop old. At every instant one
-     * of checkpoint/ or checkpoint.old/ is complete; resume looks at both. */
-    if (!st) {
-        rm_rf(old);
-        if (access(fin, F_OK) == 0 && rename(fin, old) != 0) st = cke_fail(err, CKE_ERR_IO, "cannot rename %s", fin);
-        if (!st && rename(tmp, fin) != 0) st = cke_fail(err, CKE_ERR_IO, "cannot rename %s to %s", tmp, fin);
-        if (!st) rm_rf(old);
-    }
+    if (!st) st = write_file(path, txt, strlen(txt), err);
+    free(txt);
+    fault_point("save-state");
+    if (!st) st = fsync_path(tmp, err);
+    fault_point("save-fsync-tmp");
+    /* the swap: at every instant checkpoint/ (with trainer.json) or checkpoint.old/ is whole */
+    if (!st) st = rm_rf(old, NULL, err); /* left by a save killed while removing it */
+    fault_point("save-stale-old");
+    if (!st && access(fin, F_OK) == 0 && rename(fin, old) != 0)
+        st = cke_fail(err, CKE_ERR_IO, "cannot rename %s to %s: %s", fin, old, strerror(errno));
+    fault_point("save-rename-old");
+    if (!st && rename(tmp, fin) != 0) st = cke_fail(err, CKE_ERR_IO, "cannot rename %s to %s: %s", tmp, fin, strerror(errno));
+    fault_point("save-rename-new");
+    if (!st) st = fsync_path(o->out, err);
+    fault_point("save-fsync-dir");
+    if (!st) st = rm_rf(old, "save-unlink-old", err);
+    fault_point("save-done");
     return st;
 }
 
-typedef struct {
-    data_pos dp;
-    char model_file[64];
-} resume_info;
+static int has_state(const char *dir) {
+    char p[PATH_MAX];
+    snprintf(p, sizeof p, "%s/trainer.json", dir);
+    return access(p, F_OK) == 0;
+}
 
-static cke_status read_resume(const char *out, char *ck_dir, size_t n, resume_info *ri, const cke_train_opts *o,
-                              cke_err *err) {
-    snprintf(ck_dir, n, "%s/checkpoint", out);
+static cke_status load_state(const char *dir, cke_train_state *s, cke_err *err) {
     char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/trainer.json", ck_dir);
-    if (access(path, R_OK) != 0) { /* killed between the two renames: the previous one is whole */
-        snprintf(ck_dir, n, "%s/checkpoint.old", out);
-        snprintf(path, sizeof path, "%s/trainer.json", ck_dir);
-    }
-    size_t len;
-    char *txt = read_text(path, &len, err);
-    if (!txt) return cke_fail(err, CKE_ERR_MISSING, "--resume: no checkpoint in %s", out);
-    cJSON *j = cJSON_Parse(txt);
+    snprintf(path, sizeof path, "%s/trainer.json", dir);
+    size_t len = 0;
+    char *txt = read_file(path, &len, err);
+    if (!txt) return err ? err->code : CKE_ERR_IO;
+    cke_err e2 = {0};
+    cke_status st = cke_train_state_parse(txt, len, s, &e2);
     free(txt);
-    if (!j) return cke_fail(err, CKE_ERR_FORMAT, "%s is not valid JSON", path);
-    const cJSON *st = cJSON_GetObjectItem(j, "step"), *ep = cJSON_GetObjectItem(j, "epoch"),
-                *ix = cJSON_GetObjectItem(j, "index"), *mf = cJSON_GetObjectItem(j, "model_file"),
-                *b = cJSON_GetObjectItem(j, "batch"), *s = cJSON_GetObjectItem(j, "seq"), *a = cJSON_GetObjectItem(j, "accum");
-    cke_status rc = CKE_OK;
-    if (!cJSON_IsNumber(st) || !cJSON_IsNumber(ep) || !cJSON_IsNumber(ix) || !cJSON_IsString(mf) || !cJSON_IsNumber(b) ||
-        !cJSON_IsNumber(s) || !cJSON_IsNumber(a) || strchr(mf->valuestring, '/'))
-        rc = cke_fail(err, CKE_ERR_FORMAT, "%s: missing or bad fields", path);
-    else if ((int64_t)b->valuedouble != o->batch || (int64_t)s->valuedouble != o->seq || (int64_t)a->valuedouble != o->accum)
-        rc = cke_fail(err, CKE_ERR_ARG, "--resume: the checkpoint was trained with batch %d, seq %d, accum %d; use the same",
-                      b->valueint, s->valueint, a->valueint);
-    else {
-        ri->dp.step = (int64_t)st->valuedouble;
-        ri->dp.epoch = (int64_t)ep->valuedouble;
-        ri->dp.index = (int64_t)ix->valuedouble;
-        snprintf(ri->model_file, sizeof ri->model_file, "%s", mf->valuestring);
+    if (st) return cke_fail(err, st, "%s/%s", dir, e2.msg); /* "DIR/trainer.json: "index": ..." */
+    return CKE_OK;
+}
+
+cke_status cke_train_read_state(const char *out, cke_train_state *s, cke_err *err) {
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s/checkpoint", out);
+    if (!has_state(dir)) snprintf(dir, sizeof dir, "%s/checkpoint.old", out);
+    if (!has_state(dir)) return cke_fail(err, CKE_ERR_MISSING, "--resume: no checkpoint in %s", out);
+    return load_state(dir, s, err);
+}
+
+/* After a save cut short anywhere: checkpoint/ when it has trainer.json (it only ever appears
+ * whole, by rename); else checkpoint.old/, renamed back to checkpoint/. Leftovers go. */
+static cke_status recover_checkpoint(const char *out, char *ck_dir, size_t n, cke_err *err) {
+    char old[PATH_MAX], tmp[PATH_MAX];
+    snprintf(ck_dir, n, "%s/checkpoint", out);
+    snprintf(old, sizeof old, "%s/checkpoint.old", out);
+    snprintf(tmp, sizeof tmp, "%s/checkpoint.tmp", out);
+    cke_status st = CKE_OK;
+    if (!has_state(ck_dir)) {
+        if (!has_state(old)) return cke_fail(err, CKE_ERR_MISSING, "--resume: no checkpoint in %s", out);
+        if ((st = rm_rf(ck_dir, NULL, err))) return st;
+        if (rename(old, ck_dir) != 0) return cke_fail(err, CKE_ERR_IO, "cannot rename %s: %s", old, strerror(errno));
+        if ((st = fsync_path(out, err))) return st;
     }
-    cJSON_Delete(j);
-    return rc;
+    if (!(st = rm_rf(old, NULL, err))) st = rm_rf(tmp, NULL, err);
+    return st;
+}
+
+/* A resume continues the run it was: the settings that shape the result must be the same.
+ * --steps may change (stated in res->note); the thread count may (results do not depend on it). */
+static cke_status check_resume(const cke_train_opts *o, const cke_train_state *s, int64_t data_bytes, uint64_t data_hash,
+                               cke_train_result *res, cke_err *err) {
+    const char *bad = NULL;
+    double was = 0, now = 0;
+#define SAME(flag, a, b) if (!bad && (a) != (b)) bad = flag, was = (double)(b), now = (double)(a)
+    SAME("--batch", o->batch, s->batch);
+    SAME("--seq", o->seq, s->seq);
+    SAME("--accum", o->accum, s->accum);
+    SAME("--seed", (double)o->seed, (double)s->seed);
+    SAME("--lr", o->lr, (float)s->lr);
+    SAME("--min-lr", o->min_lr, (float)s->min_lr);
+    SAME("--warmup", o->warmup, s->warmup);
+    SAME("--wd", o->wd, (float)s->wd);
+    SAME("--clip", o->clip, (float)s->clip);
+    SAME("beta1", o->beta1, (float)s->beta1);
+    SAME("beta2", o->beta2, (float)s->beta2);
+    SAME("eps", o->eps, (float)s->eps);
+    SAME("--val-frac", o->val_frac, s->val_frac);
+#undef SAME
+    if (bad)
+        return cke_fail(err, CKE_ERR_ARG, "--resume: %s %.7g differs from the checkpoint's %.7g (resume with the same "
+                        "settings, or train into a new --out)", bad, now, was);
+    if (data_bytes != s->data_bytes || data_hash != s->data_hash)
+        return cke_fail(err, CKE_ERR_ARG, "--resume: --data %s is not the data the checkpoint was trained on (%s: %" PRId64
+                        " bytes, FNV-1a %016" PRIx64 "; now %" PRId64 " bytes, %016" PRIx64 ")", o->data, s->data,
+                        s->data_bytes, s->data_hash, data_bytes, data_hash);
+    if (o->steps < s->step)
+        return cke_fail(err, CKE_ERR_ARG, "--resume: --steps %" PRId64 " is fewer than the %" PRId64 " steps already done",
+                        o->steps, s->step);
+    if (o->steps == s->step) {
+        res->finished = 1;
+        res->steps_done = s->step;
+        return CKE_OK;
+    }
+    /* notes, not refusals: a longer run, or another machine, is a legitimate continuation */
+    const char *isa = cke_isa_name(cke_isa_active());
+    size_t n = 0;
+    if (o->steps != s->steps)
+        n += (size_t)snprintf(res->note, sizeof res->note, "--steps %" PRId64 " instead of the checkpoint's %" PRId64
+                              ": the learning-rate schedule follows the new end from step %" PRId64 "; ", o->steps,
+                              s->steps, s->step);
+    if (strcmp(isa, s->isa) && n < sizeof res->note)
+        snprintf(res->note + n, sizeof res->note - n, "the kernels are %s here, the run so far used %s: the result "
+                 "will not be bit-identical to an uninterrupted run; ", isa, s->isa);
+    return CKE_OK;
 }
 
 static cke_status load_optimizer(const char *ck_dir, const ckm_api *api, ckm_model *m, cke_err *err) {
@@ -445,81 +584,52 @@ static double eval_loss(const ckm_api *api, ckm_model *m, const dataset *val, in
 
 /* ------------------------------------------------------------------ the loop */
 
-cke_status cke_train(const cke_train_opts *o, cke_train_result *res, cke_err *err) {
-    memset(res, 0, sizeof *res);
-    res->last_val_loss = res->first_val_loss = NAN;
+/* every option, with the flag that sets it in the message (the library is called without the
+ * command line too) */
+static cke_status check_opts(const cke_train_opts *o, cke_err *err) {
     if (!o->data || !o->out || (!o->model && !o->init && !o->resume))
         return cke_fail(err, CKE_ERR_ARG, "train: need a model (or --init), --data and --out");
-    if (o->batch < 1 || o->seq < 2 || o->steps < 1 || o->accum < 1 || !(o->lr > 0) || o->val_frac < 0 || o->val_frac >= 0.5)
-        return cke_fail(err, CKE_ERR_ARG, "train: need batch >= 1, seq >= 2, steps >= 1, accum >= 1, lr > 0, 0 <= val < 0.5");
-    cke_status st = ensure_dir(o->out, err);
-    if (st) return st;
+#define INT_IN(flag, v, lo, hi)                                                                                        \
+    if ((int64_t)(v) < (lo) || (int64_t)(v) > (hi))                                                                    \
+        return cke_fail(err, CKE_ERR_ARG, "train: %s: %" PRId64 " is not in [%" PRId64 ", %" PRId64 "]", flag, (int64_t)(v), \
+                        (int64_t)(lo), (int64_t)(hi));
+#define REAL_IN(flag, v, lo, hi)                                                                                       \
+    if (!((double)(v) >= (lo) && (double)(v) <= (hi)))                                                                 \
+        return cke_fail(err, CKE_ERR_ARG, "train: %s: %g is not in [%g, %g]", flag, (double)(v), (double)(lo), (double)(hi));
+    INT_IN("--batch", o->batch, 1, CKE_TRAIN_MAX_BATCH)
+    INT_IN("--seq", o->seq, 2, CKE_TRAIN_MAX_SEQ)
+    INT_IN("--steps", o->steps, 1, CKE_TRAIN_MAX_STEPS)
+    INT_IN("--accum", o->accum, 1, CKE_TRAIN_MAX_ACCUM)
+    INT_IN("--warmup", o->warmup, 0, CKE_TRAIN_MAX_STEPS)
+    INT_IN("--eval-every", o->eval_every, 0, CKE_TRAIN_MAX_STEPS)
+    INT_IN("--eval-batches", o->eval_batches, 1, 1000000)
+    INT_IN("--save-every", o->save_every, 0, CKE_TRAIN_MAX_STEPS)
+    INT_IN("--threads", o->threads, 0, CKE_TRAIN_MAX_THREADS)
+    if (o->seed > (uint64_t)CKE_TRAIN_MAX_INT)
+        return cke_fail(err, CKE_ERR_ARG, "train: --seed: %" PRIu64 " is not in [0, 2^53]", o->seed);
+    REAL_IN("--lr", o->lr, 1e-30, CKE_TRAIN_MAX_LR)
+    REAL_IN("--min-lr", o->min_lr, 0, o->lr)
+    REAL_IN("--wd", o->wd, 0, 10)
+    REAL_IN("--clip", o->clip, 0, 1e9)
+    REAL_IN("beta1", o->beta1, 0, 0.999999)
+    REAL_IN("beta2", o->beta2, 0, 0.999999999)
+    REAL_IN("eps", o->eps, 1e-30, 1)
+    REAL_IN("--val-frac", o->val_frac, 0, 0.5)
+#undef INT_IN
+#undef REAL_IN
+    return CKE_OK;
+}
 
-    char src_path[PATH_MAX], build[PATH_MAX], path[PATH_MAX], ck_dir[PATH_MAX];
-    const char *tok_path = o->tokenizer;
-    resume_info ri = {{0, 0, 0}, ""};
-    if (o->resume) {
-        if ((st = read_resume(o->out, ck_dir, sizeof ck_dir, &ri, o, err))) return st;
-        snprintf(src_path, sizeof src_path, "%s/%s", ck_dir, ri.model_file);
-        if (!strcmp(ri.model_file, "model.safetensors")) snprintf(src_path, sizeof src_path, "%s", ck_dir);
-        snprintf(path, sizeof path, "%s/tokenizer.bin", ck_dir);
-        if (access(path, R_OK) == 0) tok_path = path;
-    } else if (o->init) {
-        if (!o->tokenizer) return cke_fail(err, CKE_ERR_ARG, "--init needs --tokenizer (the vocabulary to train with)");
-        cke_tok *tk = NULL;
-        if ((st = cke_tok_load(o->tokenizer, &tk, err))) return st;
-        int64_t vocab = cke_tok_n_vocab(tk);
-        cke_tok_free(tk);
-        snprintf(src_path, sizeof src_path, "%s/init", o->out);
-        if ((st = write_init_model(o, vocab, src_path, err))) return st;
-    } else {
-        snprintf(src_path, sizeof src_path, "%s", o->model);
-    }
-    /* an HF dir carries its tokenizer; copy a tokenizer.bin given on the command line next to it */
-    if (tok_path && !o->resume) {
-        struct stat sb;
-        if (stat(src_path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
-            const char *ext = strrchr(tok_path, '.');
-            snprintf(path, sizeof path, "%s/%s", src_path, ext && !strcmp(ext, ".json") ? "tokenizer.json" : "tokenizer.bin");
-            if (strcmp(path, tok_path) != 0 && (st = copy_file(tok_path, path, err))) return st;
-        }
-    }
-
-    export_ctx x;
-    memset(&x, 0, sizeof x);
-    if ((st = cke_model_open(src_path, &x.src, err))) return st;
-    if (tok_path) snprintf(x.src_tok, sizeof x.src_tok, "%s", tok_path);
-    else if (x.src->tok.path && x.src->tok.source == CKE_TOK_LLAMA2C_BIN) snprintf(x.src_tok, sizeof x.src_tok, "%s", x.src->tok.path);
-
-    snprintf(build, sizeof build, "%s/build", o->out);
-    cke_compile_opts co = {.out_dir = build, .tokenizer = tok_path, .templates_dir = o->templates_dir,
-                           .include_dir = o->include_dir, .libk = o->libk, .ctx = o->seq, .prefill_chunk = o->seq,
-                           .max_threads = o->threads > 0 ? o->threads : 1, .quiet = 1, .train_batch = o->batch,
-                           .train_seq = o->seq, .train_recompute = o->recompute};
-    cke_runner *r = NULL;
-    if ((st = cke_compile(src_path, &co, err)) || (st = cke_runner_open(build, o->threads, &r, err))) {
-        cke_model_close(x.src);
-        return st;
-    }
-    const ckm_api *api = r->api;
-    int32_t *ids = NULL, *tok = NULL, *tgt = NULL;
-    int64_t *perm_t = NULL, *perm_v = NULL;
-    char *text = NULL;
-    FILE *log = NULL;
-    if (!r->tok) { st = cke_fail(err, CKE_ERR_MISSING, "train: the model has no tokenizer (give --tokenizer)"); goto done; }
-    if (!api->train_init || api->train_init(r->m) != 0) {
-        st = cke_fail(err, CKE_ERR_NOMEM, "train: %s", api->train_init ? api->last_error(r->m) : "no training mode");
-        goto done;
-    }
-    if (o->resume && (st = load_optimizer(ck_dir, api, r->m, err))) goto done;
-
-    /* data: documents are separated by blank lines (a story, an article); each is encoded on its
-     * own after a BOS, as a prompt is at inference; the last val_frac of the tokens is validation */
-    size_t tl = 0, n_ids = 0, cap_ids = 0;
-    if (!(text = read_text(o->data, &tl, err))) { st = err ? err->code : CKE_ERR_IO; goto done; }
+/* documents are separated by blank lines (a story, an article); each is encoded on its own after
+ * a BOS, as a prompt is at inference */
+static cke_status tokenize_data(const cke_tok *tk, const char *text, size_t tl, int32_t **ids_out, size_t *n_out,
+                                cke_err *err) {
+    int32_t *ids = NULL;
+    size_t n_ids = 0, cap_ids = 0;
     cke_tok_encode_opts eo = CKE_TOK_ENCODE_DEFAULTS;
     eo.add_bos = 1;
-    for (size_t a = 0; a < tl;) {
+    cke_status st = CKE_OK;
+    for (size_t a = 0; !st && a < tl;) {
         while (a < tl && (text[a] == '\n' || text[a] == '\r')) a++;
         size_t b = a;
         while (b < tl && !(text[b] == '\n' && b + 1 < tl && (text[b + 1] == '\n' || text[b + 1] == '\r'))) b++;
@@ -528,20 +638,86 @@ cke_status cke_train(const cke_train_opts *o, cke_train_result *res, cke_err *er
         if (e > a) {
             int32_t *doc = NULL;
             size_t nd = 0;
-            if ((st = cke_tok_encode(r->tok, text + a, e - a, &eo, &doc, &nd, err))) { free(doc); goto done; }
-            if (n_ids + nd > cap_ids) {
+            if (!(st = cke_tok_encode(tk, text + a, e - a, &eo, &doc, &nd, err)) && n_ids + nd > cap_ids) {
                 size_t nc = cap_ids ? cap_ids * 2 : 4096;
                 while (nc < n_ids + nd) nc *= 2;
                 int32_t *grown = realloc(ids, nc * sizeof(int32_t));
-                if (!grown) { free(doc); st = cke_fail(err, CKE_ERR_NOMEM, "out of memory"); goto done; }
-                ids = grown, cap_ids = nc;
+                if (!grown) st = cke_fail(err, CKE_ERR_NOMEM, "out of memory");
+                else ids = grown, cap_ids = nc;
             }
-            memcpy(ids + n_ids, doc, nd * sizeof(int32_t));
-            n_ids += nd;
+            if (!st) memcpy(ids + n_ids, doc, nd * sizeof(int32_t)), n_ids += nd;
             free(doc);
         }
         a = b;
     }
+    if (st) { free(ids); return st; }
+    *ids_out = ids, *n_out = n_ids;
+    return CKE_OK;
+}
+
+cke_status cke_train(const cke_train_opts *o, cke_train_result *res, cke_err *err) {
+    memset(res, 0, sizeof *res);
+    res->last_val_loss = res->first_val_loss = NAN;
+    cke_status st = check_opts(o, err);
+    if (st || (st = ensure_dir(o->out, err))) return st;
+
+    char src_path[PATH_MAX], build[PATH_MAX], path[PATH_MAX], ck_dir[PATH_MAX], init_dir[PATH_MAX] = "";
+    const char *tok_path = o->tokenizer;
+    cke_train_state ck;
+    memset(&ck, 0, sizeof ck);
+    export_ctx x;
+    memset(&x, 0, sizeof x);
+    cke_runner *r = NULL;
+    int32_t *ids = NULL, *tok = NULL, *tgt = NULL;
+    int64_t *perm_t = NULL;
+    FILE *log = NULL;
+    /* the data first: a resume checks it against the checkpoint before anything is compiled */
+    size_t tl = 0;
+    char *text = read_file(o->data, &tl, err);
+    if (!text) return err ? err->code : CKE_ERR_IO;
+    const int64_t data_bytes = (int64_t)tl;
+    const uint64_t data_hash = cke_train_fnv64(CKE_FNV64_INIT, text, tl);
+    if (o->resume) {
+        if ((st = recover_checkpoint(o->out, ck_dir, sizeof ck_dir, err)) || (st = load_state(ck_dir, &ck, err)) ||
+            (st = check_resume(o, &ck, data_bytes, data_hash, res, err)) || res->finished)
+            goto done;
+        snprintf(src_path, sizeof src_path, "%s/%s", ck_dir, ck.model_file);
+        if (!strcmp(ck.model_file, "model.safetensors")) snprintf(src_path, sizeof src_path, "%s", ck_dir);
+        snprintf(path, sizeof path, "%s/tokenizer.bin", ck_dir);
+        tok_path = access(path, R_OK) == 0 ? path : NULL;
+    } else if (o->init) {
+        if (!o->tokenizer) { st = cke_fail(err, CKE_ERR_ARG, "--init needs --tokenizer (the vocabulary to train with)"); goto done; }
+        cke_tok *tk = NULL;
+        if ((st = cke_tok_load(o->tokenizer, &tk, err))) goto done;
+        int64_t vocab = cke_tok_n_vocab(tk);
+        cke_tok_free(tk);
+        /* a fresh model, compiled and read below, then deleted: the output is what fine-tuning writes */
+        snprintf(init_dir, sizeof init_dir, "%s/.init", o->out);
+        if ((st = rm_rf(init_dir, NULL, err)) || (st = write_init_model(o, vocab, init_dir, err))) goto done;
+        snprintf(src_path, sizeof src_path, "%s", init_dir);
+    } else {
+        snprintf(src_path, sizeof src_path, "%s", o->model);
+    }
+
+    if ((st = cke_model_open(src_path, &x.src, err)) || (st = snapshot_source(&x, tok_path, err))) goto done;
+    snprintf(build, sizeof build, "%s/build", o->out);
+    cke_compile_opts co = {.out_dir = build, .tokenizer = tok_path, .templates_dir = o->templates_dir,
+                           .include_dir = o->include_dir, .libk = o->libk, .ctx = o->seq, .prefill_chunk = o->seq,
+                           .max_threads = o->threads > 0 ? o->threads : 1, .quiet = 1, .train_batch = o->batch,
+                           .train_seq = o->seq, .train_recompute = o->recompute};
+    if ((st = cke_compile(src_path, &co, err)) || (st = cke_runner_open(build, o->threads, &r, err))) goto done;
+    if (init_dir[0] && (st = rm_rf(init_dir, NULL, err))) goto done;
+    const ckm_api *api = r->api;
+    if (!r->tok) { st = cke_fail(err, CKE_ERR_MISSING, "train: the model has no tokenizer (give --tokenizer)"); goto done; }
+    if (!api->train_init || api->train_init(r->m) != 0) {
+        st = cke_fail(err, CKE_ERR_NOMEM, "train: %s", api->train_init ? api->last_error(r->m) : "no training mode");
+        goto done;
+    }
+    if (o->resume && (st = load_optimizer(ck_dir, api, r->m, err))) goto done;
+
+    /* data: the last val_frac of the tokens is validation */
+    size_t n_ids = 0;
+    if ((st = tokenize_data(r->tok, text, tl, &ids, &n_ids, err))) goto done;
     if (n_ids == 0) { st = cke_fail(err, CKE_ERR_ARG, "train: %s has no text", o->data); goto done; }
     for (size_t i = 0; i < n_ids; i++)
         if (ids[i] < 0 || ids[i] >= api->vocab) {
@@ -558,6 +734,11 @@ cke_status cke_train(const cke_train_opts *o, cke_train_result *res, cke_err *er
                       o->data, (long long)tr.n, (long long)o->batch, (long long)o->seq);
         goto done;
     }
+    if (o->resume && ck.train_windows != tr.n_win) {
+        st = cke_fail(err, CKE_ERR_ARG, "--resume: %s gives %" PRId64 " training windows, the checkpoint was trained on %" PRId64
+                      " (a different tokenizer?)", o->data, tr.n_win, ck.train_windows);
+        goto done;
+    }
     perm_t = malloc((size_t)tr.n_win * sizeof(int64_t));
     tok = malloc((size_t)(o->batch * o->seq) * sizeof(int32_t));
     tgt = malloc((size_t)(o->batch * o->seq) * sizeof(int32_t));
@@ -568,13 +749,21 @@ cke_status cke_train(const cke_train_opts *o, cke_train_result *res, cke_err *er
     log = fopen(path, o->resume ? "a" : "w");
     if (!log) { st = cke_fail(err, CKE_ERR_IO, "cannot write %s", path); goto done; }
 
-    data_pos dp = ri.dp;
+    /* what every checkpoint of this run records (state.h) */
+    cke_train_state s = {.batch = o->batch, .seq = o->seq, .accum = o->accum, .steps = o->steps, .warmup = o->warmup,
+                         .threads = o->threads > 0 ? o->threads : 1, .lr = o->lr, .min_lr = o->min_lr, .wd = o->wd,
+                         .clip = o->clip, .beta1 = o->beta1, .beta2 = o->beta2, .eps = o->eps, .val_frac = o->val_frac,
+                         .seed = o->seed, .data_bytes = data_bytes, .data_hash = data_hash, .train_windows = tr.n_win};
+    snprintf(s.data, sizeof s.data, "%s", o->data);
+    snprintf(s.isa, sizeof s.isa, "%s", cke_isa_name(cke_isa_active()));
+    data_pos dp = {ck.step, ck.epoch, ck.index};
     const int64_t R = o->batch * o->seq;
     const float dscale = 1.0f / (float)(R * o->accum);
     double t0 = now_s(), tstep = t0, t_warm = 0, t_prev = t0;
     int64_t done_steps = 0;
-    if (va.n_win > 0 && !o->resume) {
-        res->first_val_loss = eval_loss(api, r->m, &va, o->batch, o->seq, o->eval_batches, tok, tgt);
+    if (o->resume) fprintf(log, "resume at step %lld\n", (long long)dp.step);
+    if (va.n_win > 0) { /* where this run starts from, shown until the first evaluation */
+        res->first_val_loss = res->last_val_loss = eval_loss(api, r->m, &va, o->batch, o->seq, o->eval_batches, tok, tgt);
         fprintf(log, "step %lld val_loss %.9g\n", (long long)dp.step, res->first_val_loss);
     }
     for (; dp.step < o->steps; dp.step++) {
@@ -612,6 +801,7 @@ cke_status cke_train(const cke_train_opts *o, cke_train_result *res, cke_err *er
             fprintf(log, "step %lld val_loss %.9g\n", (long long)(dp.step + 1), res->last_val_loss);
         }
         fflush(log);
+        fault_point("step");
         if (!o->quiet && (tn - tstep > 0.25 || last || stop)) {
             double eta = (double)(o->steps - dp.step - 1) * (tn - t0) / (double)done_steps;
             fprintf(stderr, "\rstep %lld/%lld | loss %.4f | val %.4f | lr %.2e | norm %.2f | %.0f tok/s | ETA %dm%02ds   ",
@@ -620,9 +810,8 @@ cke_status cke_train(const cke_train_opts *o, cke_train_result *res, cke_err *er
             tstep = tn;
         }
         if ((o->save_every > 0 && (dp.step + 1) % o->save_every == 0) || last || stop) {
-            data_pos save = dp;
-            save.step = dp.step + 1;
-            if ((st = save_checkpoint(o, &x, api, r->m, save, err))) goto done;
+            s.step = dp.step + 1, s.epoch = dp.epoch, s.index = dp.index;
+            if ((st = save_checkpoint(o, &x, api, r->m, &s, err))) goto done;
         }
         if (stop) {
             res->interrupted = 1;
@@ -639,8 +828,7 @@ done:
     free(tok);
     free(tgt);
     free(perm_t);
-    free(perm_v);
     cke_runner_close(r);
-    cke_model_close(x.src);
+    export_ctx_free(&x);
     return st;
 }

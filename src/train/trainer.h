@@ -4,20 +4,30 @@
  *   model --compile with a training mode (B x T)--> model.so --train_run/adamw--> weights
  *   every K steps: validation loss; checkpoints written atomically; resume continues exactly.
  *
- * Output directory:
- *   checkpoint/   the model in its source's own format (GGUF -> model.gguf, HF -> config.json +
- *                 model.safetensors, llama2.c -> model.bin + tokenizer.bin), which cke compile and
- *                 cke run take; optimizer.safetensors (AdamW m and v by tensor name);
- *                 trainer.json (step, data position, options): everything resume needs
+ * Output directory (the same whether fine-tuning or training from --init):
+ *   checkpoint/   the model in its source's own format (GGUF -> model.gguf, HF dir or --init ->
+ *                 config.json + model.safetensors (+ tokenizer files), llama2.c -> model.bin +
+ *                 tokenizer.bin), which cke compile and cke run take; optimizer.safetensors (AdamW
+ *                 m and v by tensor name); trainer.json (state.h: step, data position, the run's
+ *                 settings and data file hash): everything resume needs
  *   build/        the compiled training model (model.c, memory_map.txt ...)
- *   init/         with --init: the freshly initialized model (HF layout)
- *   log.txt       one line per step
- * Checkpoints are written to checkpoint.tmp/ and renamed over checkpoint/ (the previous one is
- * kept as checkpoint.old/ until the rename is done), so a crash never leaves a broken one. */
+ *   log.txt       one line per step, and the validation losses
+ * With --init the fresh model is written to .init/, compiled, read and deleted before step 1.
+ *
+ * A save writes checkpoint.tmp/ (every file synced, trainer.json last), then renames
+ * checkpoint/ -> checkpoint.old/ and checkpoint.tmp/ -> checkpoint/, syncs the directory and
+ * removes checkpoint.old/. Killed anywhere in it, one of checkpoint/ (when it has trainer.json)
+ * or checkpoint.old/ is whole; resume takes that one, renames it back to checkpoint/ and removes
+ * the leftovers, and a save never reads the source again (what it copies was read at the start).
+ * Fault points for tests (CKE_FAULT_AT=NAME:N, the N-th pass ends the process as kill -9 does):
+ *   step (after each optimizer step), save-tmp-clean, save-model, save-state, save-fsync-tmp,
+ *   save-stale-old, save-rename-old, save-rename-new, save-fsync-dir, save-unlink-old (after each
+ *   file of checkpoint.old/ removed), save-done. */
 #ifndef CKE_TRAINER_H
 #define CKE_TRAINER_H
 
 #include "cke/status.h"
+#include "train/state.h"
 
 #include <stdint.h>
 
@@ -46,9 +56,15 @@ typedef struct {
     double last_loss, last_val_loss, first_val_loss;
     double tokens_per_s;
     int interrupted;
+    int finished;          /* resume of a run that had already done its steps: nothing was done */
+    char note[512];        /* what a resume changed (e.g. --steps extended), "" if nothing */
 } cke_train_result;
 
 cke_status cke_train(const cke_train_opts *o, cke_train_result *res, cke_err *err);
+
+/* The state of the checkpoint in out (checkpoint/, else checkpoint.old/), read only: the
+ * command line takes the settings it was not given from it. */
+cke_status cke_train_read_state(const char *out, cke_train_state *s, cke_err *err);
 
 /* SIGINT/SIGTERM handling: the CLI installs a handler that sets this; the loop finishes its step,
  * writes a checkpoint and returns with res->interrupted = 1. */

@@ -9,6 +9,7 @@
 #include "../common/tcommon.h"
 #include "driver/compile.h"
 #include "runtime/runner.h"
+#include "train/state.h"
 #include "train/trainer.h"
 
 #include <limits.h>
@@ -478,6 +479,17 @@ static void trainer_runs(void) {
            "status %d/%d (%s); %d vs %d loss lines equal=%d; final weights equal=%d", s3, s4, e.msg, na, nc, same_c,
            same_file(fa, fc));
 
+    /* a finished run resumed says so and does nothing; a different seed is refused */
+    o = base_opts(a, data);
+    o.resume = 1;
+    s = cke_train(&o, &rb, &e);
+    tc_result("train_resume_finished", !s && rb.finished && rb.steps_done == 16, "status %d (%s), finished %d", s, e.msg,
+              rb.finished);
+    o.seed = 4;
+    s = cke_train(&o, &rb, &e);
+    tc_result("train_resume_other_seed_refused", s == CKE_ERR_ARG && strstr(e.msg, "--seed 4 differs"), "status %d: %s", s,
+              e.msg);
+
     /* the checkpoint is a model cke compiles and runs */
     char dir[PATH_MAX], tk[PATH_MAX];
     snprintf(dir, sizeof dir, "%s/ck_model", tc_tmp);
@@ -492,6 +504,61 @@ static void trainer_runs(void) {
     cke_runner_close(r);
 }
 
+/* trainer.json validation (src/train/state.c) and option checks, without training: a bad field
+ * fails with a message naming it; a run's state survives writing and reading back exactly. */
+static void state_checks(void) {
+    cke_train_state s = {.step = 3, .epoch = 1, .index = 2, .batch = 2, .seq = 16, .accum = 2, .steps = 10, .warmup = 2,
+                         .threads = 2, .lr = 1e-3, .min_lr = 1e-4, .wd = 0.1, .clip = 1, .beta1 = 0.9, .beta2 = 0.95,
+                         .eps = 1e-8, .val_frac = 0.1, .seed = 9007199254740992ull, .data_bytes = 123,
+                         .data_hash = 0xfedcba9876543210ull, .train_windows = 10};
+    snprintf(s.model_file, sizeof s.model_file, "model.gguf");
+    snprintf(s.data, sizeof s.data, "a \"quoted\" path");
+    snprintf(s.isa, sizeof s.isa, "avx2");
+    char *txt = cke_train_state_format(&s);
+    cke_train_state t;
+    cke_err e = {0};
+    cke_status st = txt ? cke_train_state_parse(txt, strlen(txt), &t, &e) : CKE_ERR_NOMEM;
+    tc_result("train_state_roundtrip", !st && t.seed == s.seed && t.index == 2 && t.epoch == 1 && t.lr == s.lr &&
+              t.data_hash == s.data_hash && !strcmp(t.data, s.data), "status %d: %s", st, e.msg);
+    static const struct { const char *name, *from, *to, *want; } bad[] = {
+        {"train_state_index_negative", "\"index\": 2", "\"index\": -7", "\"index\": -7 is not in [0, 10]"},
+        {"train_state_step_negative", "\"step\": 3", "\"step\": -1e18", "\"step\": -1e+18 is not in [0, 10]"},
+        {"train_state_step_fraction", "\"step\": 3", "\"step\": 3.5", "\"step\": 3.5 is not an integer"},
+        {"train_state_position", "\"step\": 3", "\"step\": 4", "is not where step 4 ends (epoch 1, index 6"},
+        {"train_state_lr_string", "\"lr\": 0.001", "\"lr\": \"x\"", "\"lr\" is not a number"},
+    };
+    for (size_t k = 0; txt && k < sizeof bad / sizeof bad[0]; k++) {
+        char buf[4096], *at = NULL;
+        snprintf(buf, sizeof buf, "%s", txt);
+        /* the writer separates key and value with ":\t" */
+        char key[64];
+        snprintf(key, sizeof key, "%s", bad[k].from);
+        char *colon = strchr(key, ':');
+        *colon = 0;
+        at = strstr(buf, key);
+        char *end = at ? strpbrk(at, ",\n") : NULL;
+        int ok = 0;
+        if (at && end) {
+            char out[4096];
+            snprintf(out, sizeof out, "%.*s%s%s", (int)(at - buf), buf, bad[k].to, end);
+            memset(&e, 0, sizeof e);
+            ok = cke_train_state_parse(out, strlen(out), &t, &e) != CKE_OK && strstr(e.msg, bad[k].want);
+        }
+        tc_result(bad[k].name, ok, "message: %s (want ...%s...)", e.msg, bad[k].want);
+    }
+    free(txt);
+    /* options: NaN and out-of-range values are refused by the library too, naming the flag */
+    cke_train_opts o = base_opts("/nonexistent/out", "data/stories.txt");
+    cke_train_result r;
+    o.val_frac = NAN;
+    st = cke_train(&o, &r, &e);
+    tc_result("train_opts_val_frac_nan", st == CKE_ERR_ARG && strstr(e.msg, "--val-frac"), "status %d: %s", st, e.msg);
+    o = base_opts("/nonexistent/out", "data/stories.txt");
+    o.lr = INFINITY;
+    st = cke_train(&o, &r, &e);
+    tc_result("train_opts_lr_inf", st == CKE_ERR_ARG && strstr(e.msg, "--lr"), "status %d: %s", st, e.msg);
+}
+
 int main(int argc, char **argv) {
     const char *only = NULL;
     for (int i = 1; i < argc; i++)
@@ -501,6 +568,7 @@ int main(int argc, char **argv) {
     if (!only || !strcmp(only, "stories")) stories_parity();
     if (!only || !strcmp(only, "gpt2")) gpt2_parity();
     if (!only || !strcmp(only, "fd")) finite_differences();
+    if (!only || !strcmp(only, "state")) state_checks();
     if (!only || !strcmp(only, "trainer")) trainer_runs();
     static const char *const fams[] = {"gpt2", "qwen2", "qwen3", "gemma", "gemma2", "mistral", "phi3", "llama3"};
     for (size_t i = 0; i < sizeof fams / sizeof fams[0]; i++)
