@@ -171,16 +171,13 @@ static cke_status check_cfg(const cJSON *c, cke_err *err) {
         if (!j || cJSON_IsNull(j)) continue;
         int64_t v;
         if (!jint(c, ints[i].key, &v))
-            return cke_fail(err, CKE_ERR_FORMAT, "config.json: %s is not an integer", ints[i].key);
-        char what[64];
-        snprintf(what, sizeof what, "config.json: %s", ints[i].key);
-        TRY(cke_hp_int(what, v, ints[i].lo, ints[i].hi, err));
+            return cke_fail(err, CKE_ERR_FORMAT, "%s is not an integer", ints[i].key);
+        TRY(cke_hp_int(ints[i].key, v, ints[i].lo, ints[i].hi, err));
     }
     for (size_t i = 0; i < sizeof floats / sizeof *floats; i++) {
         const cJSON *j = cJSON_GetObjectItemCaseSensitive(c, floats[i].key);
         if (!j || cJSON_IsNull(j)) continue;
-        char what[64];
-        snprintf(what, sizeof what, "config.json: %s", floats[i].key);
+        const char *what = floats[i].key;
         if (!cJSON_IsNumber(j)) return cke_fail(err, CKE_ERR_FORMAT, "%s is not a number", what);
         TRY(cke_hp_float(what, j->valuedouble, floats[i].lo, floats[i].lo_open, strstr(floats[i].key, "eps") ? 1 : DBL_MAX,
                          err));
