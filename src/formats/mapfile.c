@@ -22,9 +22,9 @@ cke_status cke_map_open(const char *path, cke_map *m, cke_err *err) {
     }
     if (!S_ISREG(st.st_mode)) {
         close(fd);
-        return cke_fail(err, CKE_ERR_IO, "%s: not a regular file (a %s)", path,
-                        S_ISDIR(st.st_mode) ? "directory" : S_ISFIFO(st.st_mode) ? "FIFO" : S_ISCHR(st.st_mode) ? "character device"
-                        : S_ISSOCK(st.st_mode) ? "socket" : "special file");
+        const char *kind = S_ISDIR(st.st_mode) ? "directory" : S_ISFIFO(st.st_mode) ? "FIFO"
+                         : S_ISCHR(st.st_mode) ? "character device" : S_ISSOCK(st.st_mode) ? "socket" : "special file";
+        return cke_fail(err, CKE_ERR_IO, "%s: not a regular file (a %s)", path, kind);
     }
     if (st.st_size > 0) {
         void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);

@@ -817,7 +817,8 @@ static void test_model_hparams(void) {
     gguf_case("tiny llama GGUF (baseline)", "llama", NULL, 0, CKE_OK, NULL);
     gguf_case("tiny gpt2 GGUF, fused attn_qkv (baseline)", "gpt2", NULL, 0, CKE_OK, NULL);
     /* item 1: was SIGFPE (division by zero) splitting attn_qkv */
-    gguf_case("gpt2 head_count = 0 with fused attn_qkv", "gpt2", (hp_edit[]){{"attention.head_count", 'u', 0, 0}}, 1,
+    gguf_case("gpt2 head_count = 0 (head_count_kv 2) with fused attn_qkv", "gpt2",
+              (hp_edit[]){{"attention.head_count", 'u', 0, 0}, {"attention.head_count_kv", 'u', 2, 0}}, 2,
               CKE_ERR_FORMAT, "GGUF key 'gpt2.attention.head_count' = 0 is out of range [1, 65536]");
     /* item 2: was a signed overflow in the shape checks */
     gguf_case("llama head_count = key_length = 2^32", "llama",

@@ -260,7 +260,8 @@ def main():
     save(cg, "gpt2-tiny.gguf", gpt2_tiny())
     save(cg, "stories-tiny.bin", llama2c_tiny())
     # issue 15 items 1 and 2: SIGFPE splitting attn_qkv with no heads; int64 overflow in the shape checks
-    save(rg, "gpt2-head-count-0.gguf", gpt2_tiny([("gpt2.attention.head_count", U32, 0)]))
+    save(rg, "gpt2-head-count-0.gguf", gpt2_tiny([("gpt2.attention.head_count", U32, 0),
+                                                  ("gpt2.attention.head_count_kv", U32, 2)]))
     save(rg, "llama-heads-keylen-2e32.gguf", write_gguf(
         setkv(setkv(kvs, "llama.attention.head_count", U64, big), "llama.attention.key_length", U64, big), ts))
     save(rg, "gpt2-head-count-2e32.gguf", gpt2_tiny([("gpt2.attention.head_count", U64, big)]))

@@ -19,7 +19,7 @@ command -v clang >/dev/null || { echo "SKIP fuzz: clang not installed"; exit 0; 
 SECS=${FUZZ_SECONDS:-10}
 OUT=build-fuzz
 mkdir -p "$OUT"
-CF="-g -O1 -std=c11 -D_POSIX_C_SOURCE=200809L -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -Iinclude -Isrc"
+CF="-Wno-comment -g -O1 -std=c11 -D_POSIX_C_SOURCE=200809L -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -Iinclude -Isrc"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 targets=${*:-$(ls tests/fuzz/fuzz_*.c | sed 's|.*/fuzz_||; s|\.c$||')}
