@@ -3,6 +3,7 @@
 
 #include "formats/llama2c.h"
 
+#include <errno.h>
 #include <float.h>
 #include <math.h>
 #include <stdio.h>
@@ -333,7 +334,7 @@ static cke_status load_llama2c(cke_model *m, cke_err *err) {
 static cke_status open_any(cke_model *m, const char *path, cke_err *err) {
     cke_model_priv *p = m->priv;
     struct stat sb;
-    if (stat(path, &sb) != 0) return cke_fail(err, CKE_ERR_IO, "%s: cannot stat", path);
+    if (stat(path, &sb) != 0) return cke_fail(err, CKE_ERR_IO, "%s: %s", path, strerror(errno));
     if (S_ISDIR(sb.st_mode)) {
         m->source = CKE_SRC_HF;
         return cke_model_load_hf(m, path, err);

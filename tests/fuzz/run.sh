@@ -4,7 +4,8 @@
 #   1. runs every file of tests/fuzz/regress/<target>/ once (crashing inputs found earlier, kept
 #      as regression cases);
 #   2. fuzzes for FUZZ_SECONDS (default 10) from the committed seeds of tests/fuzz/corpus/<target>/
-#      plus small real files when present (copied into the writable build-fuzz/corpus_<target>).
+#      plus small real files when present (copied into the writable build-fuzz/corpus_<target>),
+#      with the libFuzzer dictionary tests/fuzz/<target>.dict when there is one.
 # A target fails on a crash, leak, time-out or any sanitizer report ('runtime error', 'Sanitizer'
 # in its log). Ends with "N passed, N failed". tests/run.sh runs it briefly (8 s per target).
 #
@@ -72,8 +73,11 @@ for t in $targets; do
         tokenizer) [ -f "$M/stories260K/tok512.bin" ] && { printf '\0'; cat "$M/stories260K/tok512.bin"; } > "$corpus/seed1"
                    printf '\003{"a":0,"b":1,"ab":2,"<|endoftext|>":3}\000#version\na b\n' > "$corpus/seed2" ;;
     esac
-    echo "   fuzzing ${SECS}s from $(ls "$corpus" | wc -l) seeds"
-    if ! "$OUT/fuzz_$t" -max_total_time="$SECS" -max_len=65536 -timeout=10 -print_final_stats=0 \
+    dict=
+    [ -f "tests/fuzz/$t.dict" ] && dict=-dict=tests/fuzz/$t.dict
+    echo "   fuzzing ${SECS}s from $(ls "$corpus" | wc -l) seeds${dict:+ with tests/fuzz/$t.dict}"
+    # shellcheck disable=SC2086
+    if ! "$OUT/fuzz_$t" -max_total_time="$SECS" -max_len=65536 -timeout=10 -print_final_stats=0 $dict \
         -artifact_prefix="$OUT/fuzz_$t-" "$corpus" >"$log" 2>&1 || ! clean "$log"; then
         tail -30 "$log"; fail=$((fail + 1))
         echo "FAIL fuzz_$t (crashing input: $(ls -t "$OUT"/fuzz_"$t"-* 2>/dev/null | head -1); keep it in $reg/)"
