@@ -20,7 +20,12 @@ command -v clang >/dev/null || { echo "SKIP fuzz: clang not installed"; exit 0; 
 SECS=${FUZZ_SECONDS:-10}
 OUT=build-fuzz
 mkdir -p "$OUT"
-CF="-Wno-comment -g -O1 -std=c11 -D_POSIX_C_SOURCE=200809L -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -Iinclude -Isrc"
+# objects: instrumented for the fuzzer (no libFuzzer main), built once per run and shared by the targets
+CF="-Wno-comment -g -O1 -std=c11 -D_POSIX_C_SOURCE=200809L -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all -Iinclude -Isrc"
+LF="-fsanitize=fuzzer,address,undefined"
+OBJ=$OUT/obj
+rm -rf "$OBJ"
+mkdir -p "$OBJ"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 targets=${*:-$(ls tests/fuzz/fuzz_*.c | sed 's|.*/fuzz_||; s|\.c$||')}
@@ -40,6 +45,17 @@ sources() {
     done
 }
 
+# objects FILE...: compiles each file once into $OBJ, prints the object paths
+objects() {
+    local f o
+    for f in "$@"; do
+        o=$OBJ/$(echo "$f" | tr / _).o
+        # shellcheck disable=SC2086
+        [ -f "$o" ] || clang $CF -c "$f" -o "$o" || return 1
+        echo "$o"
+    done
+}
+
 # clean LOG: no sanitizer report in it
 clean() { ! grep -q 'runtime error\|Sanitizer' "$1"; }
 
@@ -48,9 +64,9 @@ for t in $targets; do
     echo "== fuzz_$t"
     if ! files=$(sources "$src"); then fail=$((fail + 1)); echo "FAIL fuzz_$t (sources)"; continue; fi
     libs=$(sed -n 's|^/\* fuzz-libs: \(.*\) \*/$|\1|p' "$src" | head -1)
-    # shellcheck disable=SC2086
-    if ! clang $CF -o "$OUT/fuzz_$t" "$src" $(echo "$files" | sort -u) ${libs:--lcjson -lpcre2-8 -lutf8proc -lm} \
-        2>"$OUT/fuzz_$t.build.log"; then
+    # shellcheck disable=SC2046,SC2086
+    if ! objs=$(objects "$src" $(echo "$files" | sort -u) 2>"$OUT/fuzz_$t.build.log") ||
+        ! clang $LF -o "$OUT/fuzz_$t" $objs ${libs:--lcjson -lpcre2-8 -lutf8proc -lm} 2>>"$OUT/fuzz_$t.build.log"; then
         tail -20 "$OUT/fuzz_$t.build.log"; fail=$((fail + 1)); echo "FAIL fuzz_$t (build)"; continue
     fi
     log=$OUT/fuzz_$t.log
