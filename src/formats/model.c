@@ -222,6 +222,7 @@ static cke_status validate(cke_model *m, cke_err *err) {
     TRY(expect(m, "output_norm", true, d, 0, err));
     TRY(expect(m, "output_norm_b", ln, d, 0, err));
     TRY(expect(m, "output", !h->tied_output, h->vocab, d, err));
+    if (h->rope.dims) TRY(expect(m, "rope_freqs", false, h->rope.dims / 2, 0, err)); /* one divisor per rotated pair */
     for (int64_t l = 0; l < h->n_layers; l++) {
         static const char *const vec_d[] = {"attn_norm", "ffn_norm"};
         char nm[96];

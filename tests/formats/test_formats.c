@@ -743,7 +743,8 @@ static void test_hf_config(void) {
 
 /* ---- hyperparameters a file can make absurd (issue 15 items 1, 2, NaN/Inf floats, FIFOs) ---- */
 
-typedef struct { const char *key; char kind; uint64_t u; double f; } hp_edit; /* kind: u (u32), U (u64), f (f32) */
+/* kind: u (u32), U (u64), f (f32); t: a 1-D f32 tensor named key with u elements */
+typedef struct { const char *key; char kind; uint64_t u; double f; } hp_edit;
 
 /* A complete tiny model as a GGUF: llama (dim 8, 2 heads, 1 kv head, ffn 16, vocab 8, 1 layer)
  * or gpt2 (the same sizes with a fused attn_qkv, biases and learned positions); then the
@@ -766,6 +767,11 @@ static cke_status tiny_gguf(const char *path, const char *arch, const hp_edit *e
     cke_gguf_writer_set_u32(w, KEY("context_length"), 4, NULL);
     cke_gguf_writer_set_f32(w, KEY(g2 ? "attention.layer_norm_epsilon" : "attention.layer_norm_rms_epsilon"), 1e-5f, NULL);
     for (int i = 0; i < n_ed; i++) {
+        if (ed[i].kind == 't') {
+            int64_t ne = (int64_t)ed[i].u;
+            cke_gguf_writer_add_tensor(w, ed[i].key, CKE_DT_F32, 1, &ne, data, NULL);
+            continue;
+        }
         KEY(ed[i].key);
         if (ed[i].kind == 'u') cke_gguf_writer_set_u32(w, k, (uint32_t)ed[i].u, NULL);
         else if (ed[i].kind == 'U') cke_gguf_writer_set_u64(w, k, ed[i].u, NULL);
@@ -854,6 +860,10 @@ static void test_model_hparams(void) {
               "'llama.rope.freq_base' = nan");
     gguf_case("llama attn softcap = NaN", "llama", (hp_edit[]){{"attn_logit_softcapping", 'f', 0, NAN}}, 1,
               CKE_ERR_FORMAT, "'llama.attn_logit_softcapping' = nan");
+    gguf_case("llama rope_freqs of 3 divisors for 2 rotated pairs", "llama", (hp_edit[]){{"rope_freqs.weight", 't', 3, 0}},
+              1, CKE_ERR_SHAPE, "tensor 'rope_freqs' (rope_freqs.weight) has shape [3, 0], expected [2, 0]");
+    gguf_case("llama rope_freqs of 2 divisors (fine)", "llama", (hp_edit[]){{"rope_freqs.weight", 't', 2, 0}}, 1, CKE_OK,
+              NULL);
     gguf_case("llama rope dims odd", "llama", (hp_edit[]){{"rope.dimension_count", 'u', 3, 0}}, 1, CKE_ERR_FORMAT,
               "rope dims 3: expected an even number <= head_dim 4");
 
