@@ -8,6 +8,7 @@
 #include "ir/ir.h"
 #include "plan/plan.h"
 #include "plan/plan_train.h"
+#include "tokenizer/tokenizer.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -95,6 +96,16 @@ static int src_tensor(void *ud, const char *name, int *ndim, int64_t dims[4]) {
 static int64_t src_count(void *ud) { return ((src_ctx *)ud)->m->n_tensors; }
 static const char *src_name(void *ud, int64_t i) { return ((src_ctx *)ud)->m->tensors[i].name; }
 
+/* Weights are read here anyway: a NaN or Inf (a corrupt or broken file) would only show up as
+ * NaN logits later, so it is refused now, naming the tensor. */
+static cke_status check_finite(const cke_model *m, const cke_model_tensor *t, int dtype, const void *data, int64_t n,
+                               cke_err *err) {
+    int64_t i = cke_dtype_find_nonfinite(dtype, data, n);
+    if (i < 0) return CKE_OK;
+    return cke_fail(err, CKE_ERR_FORMAT, "%s: tensor '%s' has a NaN or Inf weight (element %lld)", m->path, t->src_name,
+                    (long long)i);
+}
+
 static cke_status fetch_weight(void *ud, const char *name, float *dst, int64_t numel, cke_err *err) {
     const cke_model *m = ud;
     const cke_model_tensor *t = cke_model_find(m, name);
@@ -108,9 +119,10 @@ static cke_status fetch_weight(void *ud, const char *name, float *dst, int64_t n
         if (!q || !q->dequantize_row)
             return cke_fail(err, CKE_ERR_UNSUPPORTED, "tensor '%s' is %s, which cke cannot read", name, cke_dtype_name(t->dtype));
         q->dequantize_row(dst, t->data, numel);
-        return CKE_OK;
+        return check_finite(m, t, CKE_DT_F32, dst, numel, err);
     }
-    return cke_model_tensor_to_f32(t, dst, err);
+    cke_status st = cke_model_tensor_to_f32(t, dst, err);
+    return st ? st : check_finite(m, t, CKE_DT_F32, dst, numel, err);
 }
 
 /* Raw blocks for weights.bin: the file's bytes, or their exact rearrangement into the repacked
@@ -123,7 +135,7 @@ static cke_status fetch_raw(void *ud, const char *name, int dtype, void *dst, si
         return cke_fail(err, CKE_ERR_SHAPE, "tensor '%s' is not %zu bytes of type %s as planned", name, bytes, cke_dtype_name(src));
     if (src == dtype) {
         memcpy(dst, t->data, bytes);
-        return CKE_OK;
+        return check_finite(ud, t, dtype, dst, cke_model_tensor_numel(t), err); /* F16/BF16; blocks pass */
     }
     const int64_t N = t->shape[0], K = t->shape[1];
     const size_t rs = cke_qtype_row_size(dtype, K);
@@ -403,6 +415,26 @@ static cke_status write_tokenizer(const cke_model *m, const char *explicit_tok, 
     return st || m->tok.source != CKE_TOK_HF_JSON ? st : copy_tokenizer_config(m->tok.path, dir, err);
 }
 
+/* Token ids index the logits: a tokenizer with more tokens than the model's vocabulary would make
+ * run/perplexity read logits past the end. Refuse the pair before compiling anything. */
+static cke_status check_tok_vocab(const cke_model *m, const char *explicit_tok, cke_err *err) {
+    const char *path = explicit_tok ? explicit_tok : m->tok.path;
+    if (!path || (!explicit_tok && m->tok.source == CKE_TOK_NONE)) return CKE_OK;
+    int64_t n = m->tok.n_tokens; /* known without loading for GGUF metadata */
+    if (explicit_tok || n < 0) {
+        cke_tok *t = NULL;
+        cke_status st = cke_tok_load(path, &t, err);
+        if (st) return st;
+        n = cke_tok_n_vocab(t);
+        cke_tok_free(t);
+    }
+    if (n > m->hp.vocab)
+        return cke_fail(err, CKE_ERR_SHAPE, "tokenizer %s has %lld tokens but the model %s has a vocabulary of %lld: "
+                        "ids from %lld up would have no logits", path, (long long)n, m->path, (long long)m->hp.vocab,
+                        (long long)m->hp.vocab);
+    return CKE_OK;
+}
+
 cke_status cke_locate_resources(char *include_dir, char *templates_dir, char *libk, size_t n, cke_err *err) {
     char root[PATH_MAX];
     const char *home = getenv("CKE_HOME");
@@ -466,6 +498,7 @@ cke_status cke_compile(const char *model_path, const cke_compile_opts *o, cke_er
     tmp[0] = 0; /* set by mkdtemp below; "" = nothing to clean up */
     const char *dir = tmp;
     if ((st = cke_model_open(model_path, &m, err))) return st;
+    if ((st = check_tok_vocab(m, o->tokenizer, err))) goto done;
 
     src_ctx sc = {.m = m};
     fill_hparams(&sc);

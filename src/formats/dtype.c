@@ -151,3 +151,35 @@ cke_status cke_dtype_to_f32(float *dst, int dtype, const void *src, int64_t n, c
         return cke_fail(err, CKE_ERR_UNSUPPORTED, "no conversion from %s to f32", cke_dtype_name(dtype));
     }
 }
+
+int64_t cke_dtype_find_nonfinite(int dtype, const void *src, int64_t n) {
+    const uint8_t *p = src;
+    /* the exponent field is all ones for Inf and NaN: test the bits, whatever the FPU mode */
+    switch (dtype) {
+    case CKE_DT_F32:
+        for (int64_t i = 0; i < n; i++) {
+            uint32_t u;
+            memcpy(&u, p + 4 * i, 4);
+            if ((u & 0x7f800000u) == 0x7f800000u) return i;
+        }
+        return -1;
+    case CKE_DT_F16:
+    case CKE_DT_BF16: {
+        const uint16_t e = dtype == CKE_DT_F16 ? 0x7c00 : 0x7f80;
+        for (int64_t i = 0; i < n; i++) {
+            uint16_t u;
+            memcpy(&u, p + 2 * i, 2);
+            if ((u & e) == e) return i;
+        }
+        return -1;
+    }
+    case CKE_DT_F64:
+        for (int64_t i = 0; i < n; i++) {
+            uint64_t u;
+            memcpy(&u, p + 8 * i, 8);
+            if ((u & 0x7ff0000000000000ull) == 0x7ff0000000000000ull) return i;
+        }
+        return -1;
+    default: return -1;
+    }
+}

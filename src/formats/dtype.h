@@ -65,5 +65,8 @@ void cke_bf16_to_f32_row(float *dst, const void *src, int64_t n);
 void cke_f32_to_f16_row(void *dst, const float *src, int64_t n);
 /* Converts n elements of an F32/F16/BF16/F64 tensor to float; CKE_ERR_UNSUPPORTED otherwise. */
 cke_status cke_dtype_to_f32(float *dst, int dtype, const void *src, int64_t n, cke_err *err);
+/* Index of the first NaN or Inf among n elements of an F32/F16/BF16/F64 array (bits only: an
+ * exponent of all ones), -1 when all are finite or the type is not one of those. */
+int64_t cke_dtype_find_nonfinite(int dtype, const void *src, int64_t n);
 
 #endif

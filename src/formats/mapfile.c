@@ -11,7 +11,8 @@
 cke_status cke_map_open(const char *path, cke_map *m, cke_err *err) {
     m->data = NULL;
     m->size = 0;
-    int fd = open(path, O_RDONLY);
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer; anything not a regular file is refused below */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) return cke_fail(err, CKE_ERR_IO, "%s: %s", path, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0) {
@@ -21,7 +22,9 @@ cke_status cke_map_open(const char *path, cke_map *m, cke_err *err) {
     }
     if (!S_ISREG(st.st_mode)) {
         close(fd);
-        return cke_fail(err, CKE_ERR_IO, "%s: not a regular file", path);
+        const char *kind = S_ISDIR(st.st_mode) ? "directory" : S_ISFIFO(st.st_mode) ? "FIFO"
+                         : S_ISCHR(st.st_mode) ? "character device" : S_ISSOCK(st.st_mode) ? "socket" : "special file";
+        return cke_fail(err, CKE_ERR_IO, "%s: not a regular file (a %s)", path, kind);
     }
     if (st.st_size > 0) {
         void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);

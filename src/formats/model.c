@@ -3,6 +3,8 @@
 
 #include "formats/llama2c.h"
 
+#include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -123,22 +125,104 @@ static cke_status expect(const cke_model *m, const char *name, bool required, in
     return CKE_OK;
 }
 
+cke_status cke_hp_int(const char *key, int64_t v, int64_t lo, int64_t hi, cke_err *err) {
+    if (v >= lo && v <= hi) return CKE_OK;
+    return cke_fail(err, CKE_ERR_FORMAT, "%s = %lld is out of range [%lld, %lld]", key, (long long)v, (long long)lo,
+                    (long long)hi);
+}
+
+cke_status cke_hp_float(const char *key, double v, double lo, bool lo_open, double hi, cke_err *err) {
+    if (isfinite(v) && (lo_open ? v > lo : v >= lo) && v <= hi) return CKE_OK;
+    if (hi >= DBL_MAX)
+        return cke_fail(err, CKE_ERR_FORMAT, "%s = %g: expected a finite number %s %g", key, v, lo_open ? ">" : ">=", lo);
+    return cke_fail(err, CKE_ERR_FORMAT, "%s = %g: expected a finite number in %c%g, %g]", key, v, lo_open ? '(' : '[',
+                    lo, hi);
+}
+
+/* a * b, refusing overflow (bounds make it impossible; the check keeps it so if they change) */
+static cke_status mul(const cke_model *m, const char *what, int64_t a, int64_t b, int64_t *out, cke_err *err) {
+    if (__builtin_mul_overflow(a, b, out))
+        return cke_fail(err, CKE_ERR_FORMAT, "%s: %s = %lld * %lld overflows", m->path, what, (long long)a, (long long)b);
+    return CKE_OK;
+}
+
+cke_status cke_model_check_hparams(cke_model *m, bool final, cke_err *err) {
+    cke_hparams *h = &m->hp;
+    cke_status s;
+    /* sizes first: everything below divides or multiplies by them */
+    if ((s = cke_hp_int("dim", h->dim, 1, CKE_HP_MAX_DIM, err)) ||
+        (s = cke_hp_int("n_layers", h->n_layers, 1, CKE_HP_MAX_LAYERS, err)) ||
+        (s = cke_hp_int("n_heads", h->n_heads, 1, CKE_HP_MAX_HEADS, err)) ||
+        (s = cke_hp_int("n_kv_heads", h->n_kv_heads, 0, CKE_HP_MAX_HEADS, err)) ||
+        (s = cke_hp_int("head_dim", h->head_dim, 0, CKE_HP_MAX_HEADS, err)) ||
+        (s = cke_hp_int("ffn_dim", h->ffn_dim, 1, CKE_HP_MAX_FFN, err)) ||
+        (s = cke_hp_int("vocab", h->vocab, final ? 1 : 0, CKE_HP_MAX_VOCAB, err)) ||
+        (s = cke_hp_int("ctx_len", h->ctx_len, 0, CKE_HP_MAX_CTX, err)) ||
+        (s = cke_hp_int("sliding_window", h->sliding_window, 0, CKE_HP_MAX_CTX, err)) ||
+        (s = cke_hp_int("rope dims", h->rope.dims, 0, CKE_HP_MAX_HEADS, err)))
+        goto fail;
+    if (!h->head_dim) {
+        if (h->dim % h->n_heads) {
+            s = cke_fail(err, CKE_ERR_FORMAT, "dim %lld is not a multiple of n_heads %lld (and no head_dim is given)",
+                         (long long)h->dim, (long long)h->n_heads);
+            goto fail;
+        }
+        h->head_dim = h->dim / h->n_heads;
+    }
+    if (!h->n_kv_heads) h->n_kv_heads = h->n_heads;
+    if (h->n_kv_heads > h->n_heads || h->n_heads % h->n_kv_heads) {
+        s = cke_fail(err, CKE_ERR_FORMAT, "n_heads %lld is not a multiple of n_kv_heads %lld", (long long)h->n_heads,
+                     (long long)h->n_kv_heads);
+        goto fail;
+    }
+    if (!h->rope.dims && !h->learned_pos) h->rope.dims = h->head_dim;
+    if (h->rope.dims > h->head_dim || h->rope.dims % 2) {
+        s = cke_fail(err, CKE_ERR_FORMAT, "rope dims %lld: expected an even number <= head_dim %lld",
+                     (long long)h->rope.dims, (long long)h->head_dim);
+        goto fail;
+    }
+    if (h->embd_scale == 0) h->embd_scale = 1;
+    if (h->attn_scale == 0) h->attn_scale = 1.0 / sqrt((double)h->head_dim);
+    /* floats: NaN/Inf or a sign that makes no sense would reach the generated code */
+    if ((s = cke_hp_float("norm_eps", h->norm_eps, 0, false, 1, err)) ||
+        (!h->learned_pos && (s = cke_hp_float("rope theta", h->rope.theta, 0, true, DBL_MAX, err))) ||
+        (s = cke_hp_float("embd_scale", h->embd_scale, 0, true, DBL_MAX, err)) ||
+        (s = cke_hp_float("attn_scale", h->attn_scale, 0, true, DBL_MAX, err)) ||
+        (s = cke_hp_float("attn_softcap", h->attn_softcap, 0, false, DBL_MAX, err)) ||
+        (s = cke_hp_float("final_softcap", h->final_softcap, 0, false, DBL_MAX, err)))
+        goto fail;
+    if (h->rope.scaling == CKE_ROPE_SCALING_LINEAR || h->rope.scaling == CKE_ROPE_SCALING_LLAMA3)
+        if ((s = cke_hp_float("rope scaling factor", h->rope.factor, 0, true, DBL_MAX, err))) goto fail;
+    if (h->rope.scaling == CKE_ROPE_SCALING_LLAMA3) {
+        if ((s = cke_hp_float("rope low_freq_factor", h->rope.low_freq_factor, 0, true, DBL_MAX, err)) ||
+            (s = cke_hp_float("rope high_freq_factor", h->rope.high_freq_factor, h->rope.low_freq_factor, true, DBL_MAX,
+                              err)) ||
+            (s = cke_hp_int("rope original context", h->rope.orig_ctx, 1, CKE_HP_MAX_CTX, err)))
+            goto fail;
+    }
+    return CKE_OK;
+fail:
+    if (err) {
+        char tmp[sizeof err->msg];
+        snprintf(tmp, sizeof tmp, "%s", err->msg);
+        cke_fail(err, s, "%s: %s", m->path, tmp);
+    }
+    return s;
+}
+
 static cke_status validate(cke_model *m, cke_err *err) {
     cke_hparams *h = &m->hp;
-    if (h->dim <= 0 || h->n_layers <= 0 || h->n_heads <= 0 || h->n_kv_heads <= 0 || h->head_dim <= 0 ||
-        h->ffn_dim <= 0 || h->vocab <= 0 || h->n_heads % h->n_kv_heads || h->rope.dims > h->head_dim ||
-        h->rope.dims < 0 || h->rope.dims % 2)
-        return cke_fail(err, CKE_ERR_FORMAT, "%s: inconsistent hyperparameters (dim %lld layers %lld heads %lld/%lld "
-                        "head_dim %lld ffn %lld vocab %lld rope dims %lld)", m->path, (long long)h->dim,
-                        (long long)h->n_layers, (long long)h->n_heads, (long long)h->n_kv_heads, (long long)h->head_dim,
-                        (long long)h->ffn_dim, (long long)h->vocab, (long long)h->rope.dims);
-    int64_t q = h->n_heads * h->head_dim, kv = h->n_kv_heads * h->head_dim, d = h->dim, f = h->ffn_dim;
+    TRY(cke_model_check_hparams(m, true, err));
+    int64_t q, kv, d = h->dim, f = h->ffn_dim;
+    TRY(mul(m, "n_heads * head_dim", h->n_heads, h->head_dim, &q, err));
+    TRY(mul(m, "n_kv_heads * head_dim", h->n_kv_heads, h->head_dim, &kv, err));
     bool ln = h->norm == CKE_NORM_LAYER;
     TRY(expect(m, "tok_embd", true, h->vocab, d, err));
     TRY(expect(m, "pos_embd", h->learned_pos, h->ctx_len, d, err));
     TRY(expect(m, "output_norm", true, d, 0, err));
     TRY(expect(m, "output_norm_b", ln, d, 0, err));
     TRY(expect(m, "output", !h->tied_output, h->vocab, d, err));
+    if (h->rope.dims) TRY(expect(m, "rope_freqs", false, h->rope.dims / 2, 0, err)); /* one divisor per rotated pair */
     for (int64_t l = 0; l < h->n_layers; l++) {
         static const char *const vec_d[] = {"attn_norm", "ffn_norm"};
         char nm[96];
@@ -182,11 +266,6 @@ static cke_status validate(cke_model *m, cke_err *err) {
 cke_status cke_model_finish(cke_model *m, cke_err *err) {
     cke_model_priv *p = m->priv;
     cke_hparams *h = &m->hp;
-    if (!h->head_dim && h->n_heads > 0) h->head_dim = h->dim / h->n_heads;
-    if (!h->n_kv_heads) h->n_kv_heads = h->n_heads;
-    if (!h->rope.dims && !h->learned_pos) h->rope.dims = h->head_dim;
-    if (h->embd_scale == 0) h->embd_scale = 1;
-    if (h->attn_scale == 0 && h->head_dim > 0) h->attn_scale = 1.0 / sqrt((double)h->head_dim);
     if (!h->ctx_len) {
         const cke_model_tensor *pe = NULL;
         for (int64_t i = 0; i < m->n_tensors; i++)
@@ -256,7 +335,7 @@ static cke_status load_llama2c(cke_model *m, cke_err *err) {
 static cke_status open_any(cke_model *m, const char *path, cke_err *err) {
     cke_model_priv *p = m->priv;
     struct stat sb;
-    if (stat(path, &sb) != 0) return cke_fail(err, CKE_ERR_IO, "%s: cannot stat", path);
+    if (stat(path, &sb) != 0) return cke_fail(err, CKE_ERR_IO, "%s: %s", path, strerror(errno));
     if (S_ISDIR(sb.st_mode)) {
         m->source = CKE_SRC_HF;
         return cke_model_load_hf(m, path, err);

@@ -2,6 +2,7 @@
 #include "formats/model_export.h"
 #include "formats/model_priv.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -67,30 +68,38 @@ const char *cke_gguf_arch_name(cke_arch a, cke_rope_layout *rope) {
     return NULL;
 }
 
-static cke_status get_int(const cke_gguf *g, const char *arch, const char *key, bool required, int64_t *v,
-                          cke_err *err) {
+/* Integer key arch.key into *v (left alone when absent and !required), within [lo, hi]. */
+static cke_status get_int(const char *path, const cke_gguf *g, const char *arch, const char *key, bool required,
+                          int64_t lo, int64_t hi, int64_t *v, cke_err *err) {
     char k[128];
     snprintf(k, sizeof k, "%s.%s", arch, key);
     cke_status s = cke_gguf_get_i64(g, k, v);
     if (s == CKE_ERR_MISSING && !required) return CKE_OK;
-    if (s == CKE_ERR_MISSING) return cke_fail(err, CKE_ERR_MISSING, "GGUF key '%s' is missing", k);
+    if (s == CKE_ERR_MISSING) return cke_fail(err, CKE_ERR_MISSING, "%s: GGUF key '%s' is missing", path, k);
     if (s == CKE_ERR_FORMAT) {
         const cke_gguf_kv *kv = cke_gguf_find_kv(g, k);
         if (kv && kv->val.type == CKE_GGUF_ARR)
-            return cke_fail(err, CKE_ERR_UNSUPPORTED, "GGUF key '%s' is per-layer (array)", k);
-        return cke_fail(err, CKE_ERR_FORMAT, "GGUF key '%s' is not an integer", k);
+            return cke_fail(err, CKE_ERR_UNSUPPORTED, "%s: GGUF key '%s' is per-layer (array)", path, k);
+        return cke_fail(err, CKE_ERR_FORMAT, "%s: GGUF key '%s' is not an integer", path, k);
     }
-    if (s) return cke_fail(err, s, "GGUF key '%s' is out of range", k);
+    if (s) return cke_fail(err, s, "%s: GGUF key '%s' is out of range", path, k);
+    if (*v < lo || *v > hi)
+        return cke_fail(err, CKE_ERR_FORMAT, "%s: GGUF key '%s' = %lld is out of range [%lld, %lld]", path, k, (long long)*v,
+                        (long long)lo, (long long)hi);
     return CKE_OK;
 }
 
-static cke_status get_float(const cke_gguf *g, const char *arch, const char *key, double *v, cke_err *err) {
+/* Float key arch.key into *v (left alone when absent): finite, in [lo, hi] ((lo, hi] when lo_open). */
+static cke_status get_float(const char *path, const cke_gguf *g, const char *arch, const char *key, double lo,
+                            bool lo_open, double hi, double *v, cke_err *err) {
     char k[128];
     snprintf(k, sizeof k, "%s.%s", arch, key);
     cke_status s = cke_gguf_get_f64(g, k, v);
     if (s == CKE_ERR_MISSING) return CKE_OK;
-    if (s) return cke_fail(err, CKE_ERR_FORMAT, "GGUF key '%s' is not a number", k);
-    return CKE_OK;
+    if (s) return cke_fail(err, CKE_ERR_FORMAT, "%s: GGUF key '%s' is not a number", path, k);
+    char what[sizeof err->msg];
+    snprintf(what, sizeof what, "%s: GGUF key '%s'", path, k);
+    return cke_hp_float(what, *v, lo, lo_open, hi, err);
 }
 
 static cke_status add_gguf_tensor(cke_model *m, const char *name, const cke_gguf_tensor *t, cke_err *err) {
@@ -119,23 +128,23 @@ cke_status cke_model_load_gguf(cke_model *m, cke_err *err) {
     m->n_files = 1;
 
     cke_hparams *h = &m->hp;
-    TRY(get_int(g, arch, "embedding_length", true, &h->dim, err));
-    TRY(get_int(g, arch, "block_count", true, &h->n_layers, err));
-    TRY(get_int(g, arch, "attention.head_count", true, &h->n_heads, err));
-    TRY(get_int(g, arch, "attention.head_count_kv", false, &h->n_kv_heads, err));
-    TRY(get_int(g, arch, "attention.key_length", false, &h->head_dim, err));
-    TRY(get_int(g, arch, "feed_forward_length", true, &h->ffn_dim, err));
-    TRY(get_int(g, arch, "context_length", false, &h->ctx_len, err));
-    TRY(get_int(g, arch, "vocab_size", false, &h->vocab, err));
-    TRY(get_int(g, arch, "rope.dimension_count", false, &h->rope.dims, err));
-    TRY(get_int(g, arch, "attention.sliding_window", false, &h->sliding_window, err));
+    TRY(get_int(m->path, g, arch, "embedding_length", true, 1, CKE_HP_MAX_DIM, &h->dim, err));
+    TRY(get_int(m->path, g, arch, "block_count", true, 1, CKE_HP_MAX_LAYERS, &h->n_layers, err));
+    TRY(get_int(m->path, g, arch, "attention.head_count", true, 1, CKE_HP_MAX_HEADS, &h->n_heads, err));
+    TRY(get_int(m->path, g, arch, "attention.head_count_kv", false, 0, CKE_HP_MAX_HEADS, &h->n_kv_heads, err));
+    TRY(get_int(m->path, g, arch, "attention.key_length", false, 0, CKE_HP_MAX_HEADS, &h->head_dim, err));
+    TRY(get_int(m->path, g, arch, "feed_forward_length", true, 1, CKE_HP_MAX_FFN, &h->ffn_dim, err));
+    TRY(get_int(m->path, g, arch, "context_length", false, 0, CKE_HP_MAX_CTX, &h->ctx_len, err));
+    TRY(get_int(m->path, g, arch, "vocab_size", false, 0, CKE_HP_MAX_VOCAB, &h->vocab, err));
+    TRY(get_int(m->path, g, arch, "rope.dimension_count", false, 0, CKE_HP_MAX_HEADS, &h->rope.dims, err));
+    TRY(get_int(m->path, g, arch, "attention.sliding_window", false, 0, CKE_HP_MAX_CTX, &h->sliding_window, err));
     h->rope.theta = 10000;
-    TRY(get_float(g, arch, "rope.freq_base", &h->rope.theta, err));
+    TRY(get_float(m->path, g, arch, "rope.freq_base", 0, true, DBL_MAX, &h->rope.theta, err));
     h->norm_eps = 1e-5;
-    TRY(get_float(g, arch, "attention.layer_norm_rms_epsilon", &h->norm_eps, err));
-    TRY(get_float(g, arch, "attention.layer_norm_epsilon", &h->norm_eps, err));
-    TRY(get_float(g, arch, "attn_logit_softcapping", &h->attn_softcap, err));
-    TRY(get_float(g, arch, "final_logit_softcapping", &h->final_softcap, err));
+    TRY(get_float(m->path, g, arch, "attention.layer_norm_rms_epsilon", 0, false, 1, &h->norm_eps, err));
+    TRY(get_float(m->path, g, arch, "attention.layer_norm_epsilon", 0, false, 1, &h->norm_eps, err));
+    TRY(get_float(m->path, g, arch, "attn_logit_softcapping", 0, false, DBL_MAX, &h->attn_softcap, err));
+    TRY(get_float(m->path, g, arch, "final_logit_softcapping", 0, false, DBL_MAX, &h->final_softcap, err));
     h->rope.layout = archs[ai].rope;
     char key[128];
     snprintf(key, sizeof key, "%s.rope.scaling.type", arch);
@@ -144,7 +153,7 @@ cke_status cke_model_load_gguf(cke_model *m, cke_err *err) {
     if (cke_gguf_get_str(g, key, &st, &sl) == CKE_OK && !(sl == 4 && !memcmp(st, "none", 4))) {
         if (sl == 6 && !memcmp(st, "linear", 6)) {
             h->rope.scaling = CKE_ROPE_SCALING_LINEAR;
-            TRY(get_float(g, arch, "rope.scaling.factor", &h->rope.factor, err));
+            TRY(get_float(m->path, g, arch, "rope.scaling.factor", 0, true, DBL_MAX, &h->rope.factor, err));
         } else {
             return cke_fail(err, CKE_ERR_UNSUPPORTED, "%s: rope scaling type '%.*s' is not supported", m->path,
                             (int)(sl < 64 ? sl : 64), st);
@@ -168,6 +177,8 @@ cke_status cke_model_load_gguf(cke_model *m, cke_err *err) {
         break;
     }
 
+    /* defaults and consistency before the fused-QKV split divides by the head counts */
+    TRY(cke_model_check_hparams(m, false, err));
     int64_t nt = cke_gguf_n_tensors(g);
     if (nt == 0) return cke_fail(err, CKE_ERR_MISSING, "%s: GGUF has no tensors (a vocab-only file?)", m->path);
     for (int64_t i = 0; i < nt; i++) {
@@ -185,7 +196,7 @@ cke_status cke_model_load_gguf(cke_model *m, cke_err *err) {
                 TRY(cke_model_add(m, "tmp.qkv", t->name, t->type, t->ndim, shape, t->data, t->nbytes, 0,
                                   t->file_offset, false, err));
                 cke_model_tensor src = m->tensors[--m->n_tensors];
-                int64_t q = h->dim, kv = h->n_kv_heads ? h->n_kv_heads * (h->dim / h->n_heads) : h->dim;
+                int64_t q = h->n_heads * h->head_dim, kv = h->n_kv_heads * h->head_dim; /* checked: in bounds */
                 if (src.shape[0] != q + 2 * kv)
                     return cke_fail(err, CKE_ERR_SHAPE, "%s: '%s' has %lld rows, expected %lld", m->path, t->name,
                                     (long long)src.shape[0], (long long)(q + 2 * kv));

@@ -2,6 +2,7 @@
 #include "formats/model_priv.h"
 
 #include <cjson/cJSON.h>
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,7 +84,7 @@ static cke_status parse_cfg(const cJSON *c, cke_arch *arch, cke_hparams *h, cke_
         return cke_fail(err, CKE_ERR_MISSING, "config.json needs hidden_size, num_hidden_layers, "
                         "num_attention_heads, intermediate_size, vocab_size");
     if (!jint(c, "num_key_value_heads", &h->n_kv_heads)) h->n_kv_heads = h->n_heads;
-    if (!jint(c, "head_dim", &h->head_dim) && h->n_heads) h->head_dim = h->dim / h->n_heads;
+    if (!jint(c, "head_dim", &h->head_dim) && h->n_heads > 0 && h->dim % h->n_heads == 0) h->head_dim = h->dim / h->n_heads;
     jint(c, "max_position_embeddings", &h->ctx_len);
     h->norm_eps = 1e-6;
     jnum(c, "rms_norm_eps", &h->norm_eps);
@@ -150,6 +151,40 @@ static cke_status parse_cfg(const cJSON *c, cke_arch *arch, cke_hparams *h, cke_
     return CKE_OK;
 }
 
+/* Every number config.json gave, under its own key, against the bounds of model_priv.h: the
+ * model layer checks consistency later, but a refusal should name the key the user can see. */
+static cke_status check_cfg(const cJSON *c, cke_err *err) {
+    static const struct { const char *key; int64_t lo, hi; } ints[] = {
+        {"n_embd", 1, CKE_HP_MAX_DIM}, {"n_layer", 1, CKE_HP_MAX_LAYERS}, {"n_head", 1, CKE_HP_MAX_HEADS},
+        {"n_inner", 1, CKE_HP_MAX_FFN}, {"n_positions", 0, CKE_HP_MAX_CTX}, {"n_ctx", 0, CKE_HP_MAX_CTX},
+        {"hidden_size", 1, CKE_HP_MAX_DIM}, {"num_hidden_layers", 1, CKE_HP_MAX_LAYERS},
+        {"num_attention_heads", 1, CKE_HP_MAX_HEADS}, {"num_key_value_heads", 1, CKE_HP_MAX_HEADS},
+        {"head_dim", 1, CKE_HP_MAX_HEADS}, {"intermediate_size", 1, CKE_HP_MAX_FFN},
+        {"vocab_size", 1, CKE_HP_MAX_VOCAB}, {"max_position_embeddings", 0, CKE_HP_MAX_CTX},
+    };
+    static const struct { const char *key; double lo; bool lo_open; } floats[] = {
+        {"layer_norm_epsilon", 0, false}, {"rms_norm_eps", 0, false}, {"rope_theta", 0, true},
+        {"attn_logit_softcapping", 0, false}, {"final_logit_softcapping", 0, false},
+    };
+    for (size_t i = 0; i < sizeof ints / sizeof *ints; i++) {
+        const cJSON *j = cJSON_GetObjectItemCaseSensitive(c, ints[i].key);
+        if (!j || cJSON_IsNull(j)) continue;
+        int64_t v;
+        if (!jint(c, ints[i].key, &v))
+            return cke_fail(err, CKE_ERR_FORMAT, "%s is not an integer", ints[i].key);
+        TRY(cke_hp_int(ints[i].key, v, ints[i].lo, ints[i].hi, err));
+    }
+    for (size_t i = 0; i < sizeof floats / sizeof *floats; i++) {
+        const cJSON *j = cJSON_GetObjectItemCaseSensitive(c, floats[i].key);
+        if (!j || cJSON_IsNull(j)) continue;
+        const char *what = floats[i].key;
+        if (!cJSON_IsNumber(j)) return cke_fail(err, CKE_ERR_FORMAT, "%s is not a number", what);
+        TRY(cke_hp_float(what, j->valuedouble, floats[i].lo, floats[i].lo_open, strstr(floats[i].key, "eps") ? 1 : DBL_MAX,
+                         err));
+    }
+    return CKE_OK;
+}
+
 cke_status cke_model_parse_hf_config(const char *json, size_t len, cke_arch *arch, cke_hparams *hp, cke_err *err) {
     cJSON *c = cJSON_ParseWithLength(json, len);
     if (!cJSON_IsObject(c)) {
@@ -157,6 +192,7 @@ cke_status cke_model_parse_hf_config(const char *json, size_t len, cke_arch *arc
         return cke_fail(err, CKE_ERR_FORMAT, "config.json is not a JSON object");
     }
     cke_status s = parse_cfg(c, arch, hp, err);
+    if (!s) s = check_cfg(c, err);
     cJSON_Delete(c);
     return s;
 }
@@ -269,6 +305,8 @@ cke_status cke_model_load_hf(cke_model *m, const char *dir, cke_err *err) {
         if (err) { snprintf(tmp, sizeof tmp, "%s", err->msg); cke_fail(err, s, "%s: %s", cfg, tmp); }
         return s;
     }
+    /* defaults and consistency before the fused splits multiply the head counts */
+    TRY(cke_model_check_hparams(m, true, err));
     TRY(cke_safetensors_open(dir, &p->st, err));
     m->n_files = cke_safetensors_n_shards(p->st);
     const char **files = cke_arena_calloc(&p->arena, (size_t)m->n_files, sizeof *files);
@@ -297,8 +335,7 @@ cke_status cke_model_load_hf(cke_model *m, const char *dir, cke_err *err) {
              * so grouped-query Phi-3 works too) or gate|up (halves) */
             cke_model_tensor src = m->tensors[--m->n_tensors];
             const cke_hparams *h = &m->hp;
-            int64_t hd = h->head_dim ? h->head_dim : h->n_heads ? h->dim / h->n_heads : 0;
-            int64_t q = h->n_heads * hd, kv = (h->n_kv_heads ? h->n_kv_heads : h->n_heads) * hd;
+            int64_t q = h->n_heads * h->head_dim, kv = h->n_kv_heads * h->head_dim; /* checked: in bounds */
             int64_t r0[3] = {0, q, q + kv}, nr[3] = {q, kv, kv}, nparts = 3;
             const char *qkv[3] = {"attn_q", "attn_k", "attn_v"}, *gu[2] = {"ffn_gate", "ffn_up"};
             const char *const *nm = qkv;
@@ -327,6 +364,7 @@ cke_status cke_model_load_hf(cke_model *m, const char *dir, cke_err *err) {
     sprintf(tj, "%s/tokenizer.json", dir);
     struct stat sb;
     if (stat(tj, &sb) == 0) {
+        if (!S_ISREG(sb.st_mode)) return cke_fail(err, CKE_ERR_IO, "%s: not a regular file", tj);
         m->tok.source = CKE_TOK_HF_JSON;
         m->tok.path = tj;
         m->tok.file_bytes = sb.st_size;
@@ -334,6 +372,7 @@ cke_status cke_model_load_hf(cke_model *m, const char *dir, cke_err *err) {
     }
     sprintf(tj, "%s/tokenizer.bin", dir);
     if (stat(tj, &sb) == 0) {
+        if (!S_ISREG(sb.st_mode)) return cke_fail(err, CKE_ERR_IO, "%s: not a regular file", tj);
         m->tok.source = CKE_TOK_LLAMA2C_BIN;
         m->tok.path = tj;
         m->tok.file_bytes = sb.st_size;

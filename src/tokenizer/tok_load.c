@@ -5,23 +5,28 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define MAX_FILE ((size_t)1 << 31) /* tokenizer files are megabytes; refuse absurd ones */
 
 static cke_status read_file(const char *path, char **data, size_t *size, cke_err *err) {
     *data = NULL;
     *size = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return cke_fail(err, CKE_ERR_IO, "%s: %s", path, strerror(errno));
+    /* O_NONBLOCK: a FIFO must be refused, not waited on */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return cke_fail(err, CKE_ERR_IO, "%s: %s", path, strerror(errno));
     struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size > MAX_FILE) {
-        fclose(f);
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size > MAX_FILE) {
+        close(fd);
         return cke_fail(err, CKE_ERR_IO, "%s: not a regular file of sane size", path);
     }
+    FILE *f = fdopen(fd, "rb");
+    if (!f) { close(fd); return cke_fail(err, CKE_ERR_IO, "%s: %s", path, strerror(errno)); }
     size_t n = (size_t)st.st_size;
     char *buf = malloc(n + 1);
     if (!buf) { fclose(f); return cke_fail(err, CKE_ERR_NOMEM, "%s: out of memory", path); }

@@ -119,7 +119,10 @@ cke_status tok_alloc(cke_tok **out, cke_tok_kind kind, int64_t n, cke_err *err) 
     t->len = calloc((size_t)n, sizeof *t->len);
     t->score = calloc((size_t)n, sizeof *t->score);
     t->type = malloc((size_t)n);
-    if (!t->off || !t->len || !t->score || !t->type) {
+    /* the piece arena exists even when every piece is empty: piece() is arena + offset */
+    t->arena_cap = 4096;
+    t->arena = malloc(t->arena_cap);
+    if (!t->off || !t->len || !t->score || !t->type || !t->arena) {
         cke_tok_free(t);
         return cke_fail(err, CKE_ERR_NOMEM, "tokenizer: out of memory for %lld tokens", (long long)n);
     }

@@ -16,12 +16,15 @@
 #include "runtime/parity.h"
 #include "runtime/runner.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <unistd.h>
 
 
@@ -243,9 +246,20 @@ static void gpt2_real(void) {
     snprintf(refp, sizeof refp, "%s/REFERENCE.txt", path);
     if (!tc_have(refp)) { printf("SKIP gpt2_real (no %s)\n", refp); return; }
     snprintf(dir, sizeof dir, "%s/gpt2_real", tc_tmp);
+    /* the fixture's tokenizer.json has 50295 tokens for a 1000-row model, which compile refuses:
+     * compile the weights alone (config.json + model.safetensors linked into a directory) */
+    char wdir[PATH_MAX], a[PATH_MAX * 2], b[PATH_MAX * 2];
+    snprintf(wdir, sizeof wdir, "%s/gpt2_real_weights", tc_tmp);
+    mkdir(wdir, 0755);
+    for (int i = 0; i < 2; i++) {
+        const char *f = i ? "model.safetensors" : "config.json";
+        snprintf(a, sizeof a, "%s/%s", path, f);
+        snprintf(b, sizeof b, "%s/%s", wdir, f);
+        if (symlink(a, b) != 0 && errno != EEXIST) { tc_result("gpt2_real_reference", 0, "symlink %s", b); return; }
+    }
     cke_err e = {0};
     cke_runner *r = NULL;
-    cke_status s = compile(path, dir, 0, &e);
+    cke_status s = compile(wdir, dir, 0, &e);
     if (s || (s = cke_runner_open(dir, 2, &r, &e))) { tc_result("gpt2_real_reference", 0, "compile/open: %s", e.msg); return; }
     char *text = tc_slurp(refp, NULL);
     const int64_t V = r->api->vocab;

@@ -741,6 +741,213 @@ static void test_hf_config(void) {
     check(cke_model_parse_hf_config("{", 1, &a, &h, &e) == CKE_ERR_FORMAT, "HF config: malformed JSON -> FORMAT");
 }
 
+/* ---- hyperparameters a file can make absurd (issue 15 items 1, 2, NaN/Inf floats, FIFOs) ---- */
+
+/* kind: u (u32), U (u64), f (f32); t: a 1-D f32 tensor named key with u elements */
+typedef struct { const char *key; char kind; uint64_t u; double f; } hp_edit;
+
+/* A complete tiny model as a GGUF: llama (dim 8, 2 heads, 1 kv head, ffn 16, vocab 8, 1 layer)
+ * or gpt2 (the same sizes with a fused attn_qkv, biases and learned positions); then the
+ * edits (keys without the "ARCH." prefix) replace or add keys. */
+static cke_status tiny_gguf(const char *path, const char *arch, const hp_edit *ed, int n_ed, cke_err *e) {
+    static float data[4096];
+    for (int i = 0; i < 4096; i++) data[i] = 0.01f * (float)((i * 7) % 13) - 0.05f;
+    bool g2 = !strcmp(arch, "gpt2");
+    cke_gguf_writer *w;
+    cke_status s = cke_gguf_writer_new(&w, e);
+    if (s) return s;
+    char k[128];
+#define KEY(x) (snprintf(k, sizeof k, "%s.%s", arch, x), k)
+    cke_gguf_writer_set_str(w, "general.architecture", arch, strlen(arch), NULL);
+    cke_gguf_writer_set_u32(w, KEY("embedding_length"), 8, NULL);
+    cke_gguf_writer_set_u32(w, KEY("block_count"), 1, NULL);
+    cke_gguf_writer_set_u32(w, KEY("attention.head_count"), 2, NULL);
+    if (!g2) cke_gguf_writer_set_u32(w, KEY("attention.head_count_kv"), 1, NULL);
+    cke_gguf_writer_set_u32(w, KEY("feed_forward_length"), 16, NULL);
+    cke_gguf_writer_set_u32(w, KEY("context_length"), 4, NULL);
+    cke_gguf_writer_set_f32(w, KEY(g2 ? "attention.layer_norm_epsilon" : "attention.layer_norm_rms_epsilon"), 1e-5f, NULL);
+    for (int i = 0; i < n_ed; i++) {
+        if (ed[i].kind == 't') {
+            int64_t ne = (int64_t)ed[i].u;
+            cke_gguf_writer_add_tensor(w, ed[i].key, CKE_DT_F32, 1, &ne, data, NULL);
+            continue;
+        }
+        KEY(ed[i].key);
+        if (ed[i].kind == 'u') cke_gguf_writer_set_u32(w, k, (uint32_t)ed[i].u, NULL);
+        else if (ed[i].kind == 'U') cke_gguf_writer_set_u64(w, k, ed[i].u, NULL);
+        else cke_gguf_writer_set_f32(w, k, (float)ed[i].f, NULL);
+    }
+#undef KEY
+    const int64_t D = 8, F = 16, V = 8, KV = 4;
+    struct { const char *name; int nd; int64_t ne0, ne1; } ts_l[] = {
+        {"token_embd.weight", 2, D, V}, {"output_norm.weight", 1, D, 1}, {"blk.0.attn_norm.weight", 1, D, 1},
+        {"blk.0.attn_q.weight", 2, D, D}, {"blk.0.attn_k.weight", 2, D, KV}, {"blk.0.attn_v.weight", 2, D, KV},
+        {"blk.0.attn_output.weight", 2, D, D}, {"blk.0.ffn_norm.weight", 1, D, 1}, {"blk.0.ffn_gate.weight", 2, D, F},
+        {"blk.0.ffn_up.weight", 2, D, F}, {"blk.0.ffn_down.weight", 2, F, D},
+    }, ts_g[] = {
+        {"token_embd.weight", 2, D, V}, {"position_embd.weight", 2, D, 4}, {"output_norm.weight", 1, D, 1},
+        {"output_norm.bias", 1, D, 1}, {"blk.0.attn_norm.weight", 1, D, 1}, {"blk.0.attn_norm.bias", 1, D, 1},
+        {"blk.0.attn_qkv.weight", 2, D, 3 * D}, {"blk.0.attn_qkv.bias", 1, 3 * D, 1},
+        {"blk.0.attn_output.weight", 2, D, D}, {"blk.0.attn_output.bias", 1, D, 1}, {"blk.0.ffn_norm.weight", 1, D, 1},
+        {"blk.0.ffn_norm.bias", 1, D, 1}, {"blk.0.ffn_up.weight", 2, D, F}, {"blk.0.ffn_up.bias", 1, F, 1},
+        {"blk.0.ffn_down.weight", 2, F, D}, {"blk.0.ffn_down.bias", 1, D, 1},
+    };
+    size_t n = g2 ? sizeof ts_g / sizeof *ts_g : sizeof ts_l / sizeof *ts_l;
+    for (size_t i = 0; i < n && !s; i++) {
+        const __typeof__(ts_l[0]) *t = g2 ? &ts_g[i] : &ts_l[i];
+        int64_t ne[2] = {t->ne0, t->ne1};
+        s = cke_gguf_writer_add_tensor(w, t->name, CKE_DT_F32, t->nd, ne, data, e);
+    }
+    if (!s) s = cke_gguf_writer_write(w, path, e);
+    cke_gguf_writer_free(w);
+    return s;
+}
+
+/* opens a tiny GGUF with the edits; passes when the status is `want` and the message has `needle` */
+static void gguf_case(const char *what, const char *arch, const hp_edit *ed, int n_ed, cke_status want, const char *needle) {
+    char path[600];
+    snprintf(path, sizeof path, "%s/hp.gguf", tmpdir);
+    cke_err e = {0};
+    cke_status s = tiny_gguf(path, arch, ed, n_ed, &e);
+    if (s) { check(false, "%s: crafting failed: %s", what, e.msg); return; }
+    cke_model *m = NULL;
+    e.msg[0] = 0;
+    s = cke_model_open(path, &m, &e);
+    check(s == want && (!needle || strstr(e.msg, needle)), "%s -> %s (%s)", what, cke_status_name(s), s ? e.msg : "ok");
+    cke_model_close(m);
+    unlink(path);
+}
+
+static void test_model_hparams(void) {
+    const uint64_t big = (uint64_t)1 << 32;
+    gguf_case("tiny llama GGUF (baseline)", "llama", NULL, 0, CKE_OK, NULL);
+    gguf_case("tiny gpt2 GGUF, fused attn_qkv (baseline)", "gpt2", NULL, 0, CKE_OK, NULL);
+    /* item 1: was SIGFPE (division by zero) splitting attn_qkv */
+    gguf_case("gpt2 head_count = 0 (head_count_kv 2) with fused attn_qkv", "gpt2",
+              (hp_edit[]){{"attention.head_count", 'u', 0, 0}, {"attention.head_count_kv", 'u', 2, 0}}, 2,
+              CKE_ERR_FORMAT, "GGUF key 'gpt2.attention.head_count' = 0 is out of range [1, 65536]");
+    /* item 2: was a signed overflow in the shape checks */
+    gguf_case("llama head_count = key_length = 2^32", "llama",
+              (hp_edit[]){{"attention.head_count", 'U', big, 0}, {"attention.key_length", 'U', big, 0}}, 2, CKE_ERR_FORMAT,
+              "'llama.attention.head_count' = 4294967296 is out of range");
+    gguf_case("llama key_length = 2^32", "llama", (hp_edit[]){{"attention.key_length", 'U', big, 0}}, 1, CKE_ERR_FORMAT,
+              "'llama.attention.key_length' = 4294967296 is out of range");
+    gguf_case("gpt2 head_count = 2^32 with fused attn_qkv", "gpt2", (hp_edit[]){{"attention.head_count", 'U', big, 0}}, 1,
+              CKE_ERR_FORMAT, "'gpt2.attention.head_count' = 4294967296");
+    gguf_case("llama head_count_kv 3 does not divide head_count 2", "llama",
+              (hp_edit[]){{"attention.head_count_kv", 'u', 3, 0}}, 1, CKE_ERR_FORMAT,
+              "n_heads 2 is not a multiple of n_kv_heads 3");
+    gguf_case("gpt2 head_count 3 does not divide embedding_length 8", "gpt2",
+              (hp_edit[]){{"attention.head_count", 'u', 3, 0}}, 1, CKE_ERR_FORMAT, "dim 8 is not a multiple of n_heads 3");
+    gguf_case("llama block_count = 0", "llama", (hp_edit[]){{"block_count", 'u', 0, 0}}, 1, CKE_ERR_FORMAT,
+              "'llama.block_count' = 0 is out of range");
+    gguf_case("llama feed_forward_length = 2^32", "llama", (hp_edit[]){{"feed_forward_length", 'U', big, 0}}, 1,
+              CKE_ERR_FORMAT, "'llama.feed_forward_length' = 4294967296");
+    gguf_case("llama embedding_length = 2^40", "llama", (hp_edit[]){{"embedding_length", 'U', big << 8, 0}}, 1,
+              CKE_ERR_FORMAT, "'llama.embedding_length' = 1099511627776");
+    /* the "also" items: floats that reached the generated code */
+    gguf_case("llama rms eps = NaN", "llama", (hp_edit[]){{"attention.layer_norm_rms_epsilon", 'f', 0, NAN}}, 1,
+              CKE_ERR_FORMAT, "'llama.attention.layer_norm_rms_epsilon' = nan");
+    gguf_case("llama rms eps < 0", "llama", (hp_edit[]){{"attention.layer_norm_rms_epsilon", 'f', 0, -1e-5}}, 1,
+              CKE_ERR_FORMAT, "'llama.attention.layer_norm_rms_epsilon' = -1e-05");
+    gguf_case("gpt2 layer-norm eps = Inf", "gpt2", (hp_edit[]){{"attention.layer_norm_epsilon", 'f', 0, INFINITY}}, 1,
+              CKE_ERR_FORMAT, "'gpt2.attention.layer_norm_epsilon' = inf");
+    gguf_case("llama rope theta = 0", "llama", (hp_edit[]){{"rope.freq_base", 'f', 0, 0}}, 1, CKE_ERR_FORMAT,
+              "'llama.rope.freq_base' = 0: expected a finite number > 0");
+    gguf_case("llama rope theta = -10000", "llama", (hp_edit[]){{"rope.freq_base", 'f', 0, -1e4}}, 1, CKE_ERR_FORMAT,
+              "'llama.rope.freq_base' = -10000");
+    gguf_case("llama rope theta = NaN", "llama", (hp_edit[]){{"rope.freq_base", 'f', 0, NAN}}, 1, CKE_ERR_FORMAT,
+              "'llama.rope.freq_base' = nan");
+    gguf_case("llama attn softcap = NaN", "llama", (hp_edit[]){{"attn_logit_softcapping", 'f', 0, NAN}}, 1,
+              CKE_ERR_FORMAT, "'llama.attn_logit_softcapping' = nan");
+    gguf_case("llama rope_freqs of 3 divisors for 2 rotated pairs", "llama", (hp_edit[]){{"rope_freqs.weight", 't', 3, 0}},
+              1, CKE_ERR_SHAPE, "tensor 'rope_freqs' (rope_freqs.weight) has shape [3, 0], expected [2, 0]");
+    gguf_case("llama rope_freqs of 2 divisors (fine)", "llama", (hp_edit[]){{"rope_freqs.weight", 't', 2, 0}}, 1, CKE_OK,
+              NULL);
+    gguf_case("llama rope dims odd", "llama", (hp_edit[]){{"rope.dimension_count", 'u', 3, 0}}, 1, CKE_ERR_FORMAT,
+              "rope dims 3: expected an even number <= head_dim 4");
+
+    /* the same through config.json */
+    static const struct { const char *what, *edit, *needle; } hf[] = {
+        {"num_attention_heads 2^32 and head_dim 2^32", "\"num_attention_heads\":4294967296,\"head_dim\":4294967296",
+         "config.json: num_attention_heads = 4294967296 is out of range"},
+        {"head_dim 2^32", "\"head_dim\":4294967296", "config.json: head_dim = 4294967296 is out of range"},
+        {"num_attention_heads 0", "\"num_attention_heads\":0", "config.json: num_attention_heads = 0 is out of range"},
+        {"num_key_value_heads 3 of 4 heads", "\"num_key_value_heads\":3", "n_heads 4 is not a multiple of n_kv_heads 3"},
+        {"rms_norm_eps -1", "\"rms_norm_eps\":-1", "config.json: rms_norm_eps = -1"},
+        {"rope_theta 1e999 (inf)", "\"rope_theta\":1e999", "config.json: rope_theta = inf"},
+        {"rope_theta 0", "\"rope_theta\":0", "config.json: rope_theta = 0"},
+        {"llama3 rope high_freq_factor == low", "\"rope_scaling\":{\"rope_type\":\"llama3\",\"factor\":8,"
+         "\"low_freq_factor\":4,\"high_freq_factor\":4,\"original_max_position_embeddings\":8192}", "rope high_freq_factor = 4"},
+        {"linear rope factor -2", "\"rope_scaling\":{\"type\":\"linear\",\"factor\":-2}", "rope scaling factor = -2"},
+        {"vocab_size 2^40", "\"vocab_size\":1099511627776", "config.json: vocab_size = 1099511627776"},
+    };
+    char dir[600], p[700];
+    snprintf(dir, sizeof dir, "%s/hfbad", tmpdir);
+    mkdir(dir, 0755);
+    for (size_t i = 0; i < sizeof hf / sizeof *hf; i++) {
+        char cfg[1024];
+        /* the edit comes first: for a repeated key, cJSON reads the first one */
+        snprintf(cfg, sizeof cfg, "{%s,\"model_type\":\"llama\",\"hidden_size\":8,\"num_hidden_layers\":1,"
+                 "\"num_attention_heads\":4,\"intermediate_size\":16,\"vocab_size\":8}", hf[i].edit);
+        snprintf(p, sizeof p, "%s/config.json", dir);
+        write_file(p, cfg, strlen(cfg));
+        cke_model *m = NULL;
+        cke_err e = {0};
+        cke_status s = cke_model_open(dir, &m, &e); /* refused before the (absent) safetensors is looked for */
+        check(s == CKE_ERR_FORMAT && strstr(e.msg, hf[i].needle), "HF %s -> %s (%s)",
+              hf[i].what, cke_status_name(s), e.msg);
+        cke_model_close(m);
+    }
+    unlink(p);
+
+    /* item 10: FIFOs were opened blocking (inspect hung forever); alarm() turns a hang into a failure */
+    alarm(20);
+    snprintf(p, sizeof p, "%s/fifo.gguf", tmpdir);
+    if (mkfifo(p, 0600) == 0) {
+        cke_model *m = NULL;
+        cke_err e = {0};
+        cke_status s = cke_model_open(p, &m, &e);
+        check(s == CKE_ERR_IO && strstr(e.msg, "fifo.gguf: not a regular file (a FIFO)"), "model path is a FIFO -> %s (%s)",
+              cke_status_name(s), e.msg);
+        unlink(p);
+        /* HF directory whose config.json, then model.safetensors, is a FIFO */
+        snprintf(p, sizeof p, "%s/config.json", dir);
+        mkfifo(p, 0600);
+        s = cke_model_open(dir, &m, &e);
+        check(s == CKE_ERR_IO && strstr(e.msg, "config.json: not a regular file (a FIFO)"),
+              "HF config.json is a FIFO -> %s (%s)", cke_status_name(s), e.msg);
+        unlink(p);
+        const char *cfg = "{\"model_type\":\"llama\",\"hidden_size\":8,\"num_hidden_layers\":1,\"num_attention_heads\":4,"
+                          "\"intermediate_size\":16,\"vocab_size\":8}";
+        write_file(p, cfg, strlen(cfg));
+        snprintf(p, sizeof p, "%s/model.safetensors", dir);
+        mkfifo(p, 0600);
+        s = cke_model_open(dir, &m, &e);
+        check(s == CKE_ERR_IO && strstr(e.msg, "model.safetensors: not a regular file (a FIFO)"),
+              "HF model.safetensors is a FIFO -> %s (%s)", cke_status_name(s), e.msg);
+        unlink(p);
+        snprintf(p, sizeof p, "%s/config.json", dir);
+        unlink(p);
+    } else {
+        check(false, "mkfifo %s", p);
+    }
+    alarm(0);
+    rmdir(dir);
+
+    /* NaN/Inf scan used where compile reads the weights */
+    float f[5] = {1, -2, 0, 3, 4};
+    uint16_t h[4] = {0x3c00, 0xbc00, 0x7c00, 0}, bf[4] = {0x3f80, 0x7fc0, 0, 0};
+    bool ok = cke_dtype_find_nonfinite(CKE_DT_F32, f, 5) == -1;
+    f[3] = NAN;
+    ok = ok && cke_dtype_find_nonfinite(CKE_DT_F32, f, 5) == 3;
+    f[3] = 0, f[4] = -INFINITY;
+    ok = ok && cke_dtype_find_nonfinite(CKE_DT_F32, f, 5) == 4 && cke_dtype_find_nonfinite(CKE_DT_F16, h, 4) == 2 &&
+         cke_dtype_find_nonfinite(CKE_DT_F16, h, 2) == -1 && cke_dtype_find_nonfinite(CKE_DT_BF16, bf, 4) == 1 &&
+         cke_dtype_find_nonfinite(CKE_DT_Q8_0, bf, 4) == -1;
+    check(ok, "cke_dtype_find_nonfinite finds NaN/Inf in F32/F16/BF16");
+}
+
 int main(void) {
     const char *env = getenv("CKE_MODELS");
     snprintf(models, sizeof models, "%s", env && *env ? env : "../shared/models");
@@ -756,6 +963,7 @@ int main(void) {
     test_safetensors();
     test_llama2c();
     test_hf_config();
+    test_model_hparams();
     free(small_gguf);
     char p[600];
     snprintf(p, sizeof p, "%s/rt.gguf", tmpdir); unlink(p);

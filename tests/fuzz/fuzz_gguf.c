@@ -1,3 +1,4 @@
+/* fuzz-src: src/formats/*.c src/tokenizer/*.c */
 /* libFuzzer target: the GGUF reader must reject or accept any bytes without reading out of bounds. */
 #include "formats/gguf.h"
 

@@ -1,3 +1,4 @@
+/* fuzz-src: src/formats/*.c src/tokenizer/*.c */
 /* libFuzzer target: the safetensors reader (header JSON + offsets) on arbitrary bytes. */
 #include "formats/safetensors.h"
 

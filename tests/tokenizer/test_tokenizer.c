@@ -618,6 +618,57 @@ static void test_speed(void) {
     cke_tok_free(t);
 }
 
+/* issue 15 item 8: a tokenizer.bin whose pieces are all empty left the piece arena NULL, and
+ * every piece lookup computed NULL + 0 (UBSan: applying zero offset to null pointer). Loading,
+ * encoding and decoding must work or fail cleanly; a FIFO must be refused, not waited on. */
+static void test_empty_pieces(void) {
+    unsigned char b[4 + 5 * 8];
+    int32_t max_len = 4;
+    memcpy(b, &max_len, 4);
+    for (int i = 0; i < 5; i++) {
+        float score = (float)-i;
+        int32_t len = 0;
+        memcpy(b + 4 + 8 * i, &score, 4);
+        memcpy(b + 8 + 8 * i, &len, 4);
+    }
+    cke_tok *t = NULL;
+    cke_err e = {0};
+    cke_status s = cke_tok_load_llama2c(b, sizeof b, &t, &e);
+    bool ok = true;
+    if (s == CKE_OK) {
+        int32_t *ids = NULL;
+        size_t ni = 0;
+        cke_tok_encode_opts o = {-1, -1, true};
+        if (cke_tok_encode(t, "Once upon a time", 16, &o, &ids, &ni, &e) == CKE_OK) {
+            char *out;
+            size_t ol;
+            if (cke_tok_decode(t, ids, ni, 0, &out, &ol, &e) == CKE_OK) free(out);
+            free(ids);
+        }
+        size_t l = 99;
+        const char *p = cke_tok_piece(t, 3, &l);
+        ok = p != NULL && l == 0 && cke_tok_n_vocab(t) == 5;
+    }
+    cke_tok_free(t);
+    check(ok, "tokenizer.bin with 5 empty pieces: loads or fails cleanly (%s)", s ? e.msg : "loaded");
+
+    char dir[] = "/tmp/cke_tok_fifo_XXXXXX", p[64];
+    if (!mkdtemp(dir)) { check(false, "mkdtemp"); return; }
+    snprintf(p, sizeof p, "%s/tokenizer.bin", dir);
+    alarm(20); /* a blocking open would hang: make that a failure */
+    if (mkfifo(p, 0600) == 0) {
+        s = cke_tok_load(p, &t, &e);
+        check(s == CKE_ERR_IO && strstr(e.msg, "not a regular file"), "tokenizer path is a FIFO -> refused (%s)", e.msg);
+        s = cke_tok_load(dir, &t, &e);
+        check(s != CKE_OK, "tokenizer dir whose tokenizer.bin is a FIFO -> refused (%s)", e.msg);
+        unlink(p);
+    } else {
+        check(false, "mkfifo %s", p);
+    }
+    alarm(0);
+    rmdir(dir);
+}
+
 int main(void) {
     models = getenv("CKE_MODELS");
     if (!models || !*models) models = "../shared/models";
@@ -635,6 +686,7 @@ int main(void) {
     test_bad_llama2c();
     test_bad_json();
     test_bad_gguf();
+    test_empty_pieces();
     test_speed();
     printf("%d passed, %d failed\n", n_pass, n_fail);
     return n_fail ? 1 : 0;

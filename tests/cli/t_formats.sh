@@ -1,0 +1,72 @@
+# Model files a user (or an attacker) can hand to cke: absurd hyperparameters, NaN/Inf, FIFOs,
+# a tokenizer larger than the vocabulary (issue 15 items 1, 2, 10 and the "also" list).
+# The GGUF cases use the inputs tests/fuzz/make_corpus.py makes from real files (kept under
+# tests/fuzz/regress|corpus); the rest are crafted here from the real models.
+R=tests/fuzz/regress
+C=tests/fuzz/corpus
+
+refuses fmt_gguf_head_count_0 1 "GGUF key 'gpt2.attention.head_count' = 0 is out of range \[1, 65536\]" \
+    "$CKE" inspect $R/model_gguf/gpt2-head-count-0.gguf
+refuses fmt_gguf_heads_2e32 1 "GGUF key 'llama.attention.head_count' = 4294967296 is out of range" \
+    "$CKE" inspect $R/model_gguf/llama-heads-keylen-2e32.gguf
+refuses fmt_gguf_nan_eps_compile 1 "'llama.attention.layer_norm_rms_epsilon' = nan: expected a finite number" \
+    "$CKE" compile $C/model_gguf/stories260K-tiny-nan-eps.gguf -o "$T/nan_eps"
+refuses fmt_gguf_theta_0 1 "'llama.rope.freq_base' = 0: expected a finite number > 0" \
+    "$CKE" inspect $C/model_gguf/stories260K-tiny-theta-0.gguf
+ok fmt_gguf_tiny_opens "$CKE" inspect $C/model_gguf/stories260K-tiny.gguf
+
+mkdir -p "$T/hf2e32"
+printf '{"model_type":"llama","hidden_size":8,"num_hidden_layers":1,"num_attention_heads":4294967296,"head_dim":4294967296,"intermediate_size":16,"vocab_size":8}' >"$T/hf2e32/config.json"
+refuses fmt_hf_heads_2e32 1 "config.json: num_attention_heads = 4294967296 is out of range" "$CKE" inspect "$T/hf2e32"
+mkdir -p "$T/hfeps"
+printf '{"model_type":"llama","hidden_size":8,"num_hidden_layers":1,"num_attention_heads":2,"intermediate_size":16,"vocab_size":8,"rms_norm_eps":-1e-6}' >"$T/hfeps/config.json"
+refuses fmt_hf_eps_negative 1 "config.json: rms_norm_eps = -1e-06" "$CKE" inspect "$T/hfeps"
+
+# item 10: FIFOs are refused at once, not read (the open used to wait for a writer forever)
+mkfifo "$T/model.gguf"
+refuses fmt_fifo_model 1 "model.gguf: not a regular file \(a FIFO\)" "$CKE" inspect "$T/model.gguf"
+mkdir -p "$T/hffifo"
+printf '{"model_type":"llama","hidden_size":8,"num_hidden_layers":1,"num_attention_heads":2,"intermediate_size":16,"vocab_size":8}' >"$T/hffifo/config.json"
+mkfifo "$T/hffifo/model.safetensors"
+refuses fmt_fifo_safetensors 1 "model.safetensors: not a regular file \(a FIFO\)" "$CKE" inspect "$T/hffifo"
+mkdir -p "$T/hffifo2"
+mkfifo "$T/hffifo2/config.json"
+refuses fmt_fifo_config 1 "config.json: not a regular file \(a FIFO\)" "$CKE" inspect "$T/hffifo2"
+
+if have_models && command -v python3 >/dev/null; then
+    S=$CKE_MODELS/stories260K
+    # NaN / Inf weights: refused where compile reads them, naming the tensor
+    python3 - "$S/stories260K.bin" "$T/nan.bin" <<'PY'
+import struct, sys
+b = bytearray(open(sys.argv[1], "rb").read())
+struct.pack_into("<f", b, 28 + 4 * 100, float("nan"))  # token embedding row 1 (legacy header: 7 ints)
+open(sys.argv[2], "wb").write(b)
+PY
+    cp "$S/tok512.bin" "$T/tokenizer.bin"
+    refuses fmt_nan_weight_f32 1 "tensor 'tok_embd' has a NaN or Inf weight \(element 100\)" \
+        "$CKE" compile "$T/nan.bin" -o "$T/nanw"
+    python3 - "$S/stories260K-F16.gguf" "$T/inf16.gguf" <<'PY'
+import struct, sys
+sys.path.insert(0, "tests/fuzz")
+from make_corpus import read_gguf
+b = bytearray(open(sys.argv[1], "rb").read())
+kvs, ts = read_gguf(sys.argv[1])
+ne, dt, data = ts["blk.1.attn_q.weight"]
+assert dt == 1, dt  # f16: kept as f16 in weights.bin, so the raw copy path is the one tested
+off = len(b) - len(data) + 2 * 7
+struct.pack_into("<H", b, off, 0x7c00)  # +Inf
+open(sys.argv[2], "wb").write(b)
+PY
+    refuses fmt_inf_weight_f16 1 "tensor 'blk.1.attn_q.weight' has a NaN or Inf weight \(element 7\)" \
+        "$CKE" compile "$T/inf16.gguf" -o "$T/infw"
+    # a tokenizer with more tokens than the model's vocabulary (perplexity read logits past the end)
+    python3 - "$S/tok512.bin" "$T/tok600.bin" <<'PY'
+import struct, sys
+b = open(sys.argv[1], "rb").read()
+extra = b"".join(struct.pack("<fi", -100.0, 5) + b"xtra%d" % (i % 10) for i in range(88))
+open(sys.argv[2], "wb").write(b + extra)
+PY
+    refuses fmt_tokenizer_larger_than_vocab 1 "tokenizer .*tok600.bin has 600 tokens but the model .* has a vocabulary of 512" \
+        "$CKE" compile "$S/stories260K.bin" -o "$T/tokbig" --tokenizer "$T/tok600.bin"
+    ok fmt_compile_good_model "$CKE" compile "$S/stories260K.bin" -o "$T/good" --tokenizer "$S/tok512.bin"
+fi
