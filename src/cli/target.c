@@ -23,6 +23,15 @@ static int is_file(const char *dir, const char *name, char *out, size_t n) {
     return 1;
 }
 
+/* present and not a directory: a FIFO config.json still marks a Hugging Face directory, and the
+ * loader then says what is wrong with it */
+static int is_entry(const char *dir, const char *name) {
+    char p[PATH_MAX + 64];
+    struct stat st;
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    return stat(p, &st) == 0 && !S_ISDIR(st.st_mode);
+}
+
 static int is_dir(const char *dir, const char *name) {
     char p[PATH_MAX + 64];
     struct stat st;
@@ -90,7 +99,7 @@ int cke_cli_target(const char *cmd_name, const char *path, cke_target *t) {
                         "config.json + model.safetensors): it is incomplete\n", cmd, path);
         return 1;
     }
-    if (is_file(path, "config.json", NULL, 0)) {
+    if (is_entry(path, "config.json")) {
         t->kind = CKE_TARGET_HF;
         snprintf(t->model, sizeof t->model, "%s", path);
         return 0;
