@@ -6,6 +6,7 @@
 #define _DEFAULT_SOURCE
 #include "chat/chat.h"
 #include "chat/jinja.h"
+#include "runtime/sampler.h"
 
 #include <limits.h>
 #include <stdio.h>
@@ -225,6 +226,26 @@ static void test_hostile(void) {
     free(t);
 }
 
+/* an empty prompt leaves the model without logits: the sampler says so instead of reading NULL */
+static void test_sampler_no_logits(void) {
+    cke_sampler *s = NULL;
+    cke_err e = {0};
+    cke_sampler_opts o = CKE_SAMPLER_DEFAULTS;
+    check(cke_sampler_new(&s, 8, &o, &e) == CKE_OK, "sampler_new", e.msg);
+    if (!s) return;
+    check(cke_sampler_next(s, NULL, NULL, 0) == -1, "sampler: NULL logits give -1", NULL);
+    o.temp = 0;
+    cke_sampler *g = NULL;
+    if (cke_sampler_new(&g, 8, &o, &e) == CKE_OK) {
+        check(cke_sampler_next(g, NULL, NULL, 0) == -1, "greedy sampler: NULL logits give -1", NULL);
+        static const float l[8] = {0, 1, 5, 2, 0, 0, 0, 0};
+        check(cke_sampler_next(g, l, NULL, 0) == 2, "greedy sampler: argmax", NULL);
+    }
+    check(cke_sampler_next(NULL, NULL, NULL, 0) == -1, "sampler: NULL sampler gives -1", NULL);
+    cke_sampler_free(g);
+    cke_sampler_free(s);
+}
+
 static const char *models_dir(void) {
     const char *m = getenv("CKE_MODELS");
     return m && *m ? m : "../shared/models";
@@ -406,6 +427,7 @@ static void test_cli(void) {
 int main(void) {
     test_constructs();
     test_hostile();
+    test_sampler_no_logits();
     test_qwen3();
     test_llama3();
     test_phi3_gguf();
