@@ -145,8 +145,10 @@ static jv v_dict(jenv *e) { jv v = {.t = V_DICT}; v.d = jalloc(e, sizeof(jdict))
 static bool str_eq(jv a, const char *s, size_t n) { return a.t == V_STR && a.s.n == n && !memcmp(a.s.p, s, n); }
 static jv *dict_find(jenv *e, jdict *d, const char *k, size_t n) {
     charge(e, (uint64_t)d->n / 8 + 1);
-    for (int64_t i = 0; i < d->n; i++)
+    for (int64_t i = 0; i < d->n; i++) {
+        if (d->k[i].s.n == n) charge(e, n / 16); /* long keys of equal length: memcmp's work */
         if (str_eq(d->k[i], k, n)) return &d->v[i];
+    }
     return NULL;
 }
 static void dict_set(jenv *e, jdict *d, jv key, jv val) {
@@ -326,7 +328,8 @@ static bool v_eq(jenv *e, jv a, jv b, int depth) {
     }
 }
 
-static size_t utf8_len(const char *s, size_t n) {
+static size_t utf8_len(jenv *e, const char *s, size_t n) {
+    charge(e, n / 16 + 1);
     size_t c = 0;
     for (size_t i = 0; i < n; i++) c += ((unsigned char)s[i] & 0xC0) != 0x80;
     return c;
@@ -522,6 +525,8 @@ static void tokenize(jenv *e, const char *p, size_t len, parser *ps) {
         if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_') {
             const char *s = p;
             while (p < end && ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_')) p++;
+            /* names are compared on every lookup: a megabyte-long one would make each slow */
+            if (p - s > 256) jfail(e, CKE_ERR_FORMAT, "a name longer than 256 characters ('%.20s...')", s);
             *t = (tok){T_NAME, s, (size_t)(p - s), 0, 0};
         } else if (c >= '0' && c <= '9') {
             const char *s = p;
@@ -1159,9 +1164,10 @@ static jv as_list(rctx *r, jv v) {
     return l;
 }
 
-static jv str_strip(jv s, const char *chars, size_t nc, bool left, bool right) {
+static jv str_strip(jenv *e, jv s, const char *chars, size_t nc, bool left, bool right) {
     const char *p = s.s.p, *q = s.s.p + s.s.n;
-    #define STRIPPABLE(c) (chars ? memchr(chars, (c), nc) != NULL : is_ws(c))
+    uint64_t per = chars ? nc / 16 + 1 : 1; /* each byte looked at scans chars */
+    #define STRIPPABLE(c) (charge(e, per), chars ? memchr(chars, (c), nc) != NULL : is_ws(c))
     if (left) while (p < q && STRIPPABLE(*p)) p++;
     if (right) while (q > p && STRIPPABLE(q[-1])) q--;
     #undef STRIPPABLE
@@ -1169,6 +1175,7 @@ static jv str_strip(jv s, const char *chars, size_t nc, bool left, bool right) {
 }
 
 static jv str_case(rctx *r, jv s, int mode /* 0 lower 1 upper 2 title 3 capitalize */) {
+    charge(&r->e, s.s.n / 16 + 1);
     char *o = jstrndup(&r->e, s.s.p, s.s.n);
     bool start = true;
     for (size_t i = 0; i < s.s.n; i++) {
@@ -1233,6 +1240,7 @@ static bool starts_ends(jenv *e, jv s, jv a, bool ends, int depth) {
         return false;
     }
     if (a.t != V_STR || a.s.n > s.s.n) return false;
+    charge(e, a.s.n / 16);
     return !memcmp(ends ? s.s.p + s.s.n - a.s.n : s.s.p, a.s.p, a.s.n);
 }
 
@@ -1264,7 +1272,7 @@ static jv call_method(rctx *r, jv o, const char *m, const args_t *a) {
     if (o.t == V_STR) {
         if (!strcmp(m, "strip") || !strcmp(m, "lstrip") || !strcmp(m, "rstrip")) {
             bool has = a0.t == V_STR;
-            return str_strip(o, has ? a0.s.p : NULL, has ? a0.s.n : 0, m[0] != 'r', m[0] != 'l');
+            return str_strip(&r->e, o, has ? a0.s.p : NULL, has ? a0.s.n : 0, m[0] != 'r', m[0] != 'l');
         }
         if (!strcmp(m, "split")) return str_split(r, o, a0, a1.t == V_INT ? a1.i : -1);
         if (!strcmp(m, "startswith")) return v_bool(starts_ends(&r->e, o, a0, false, 0));
@@ -1328,10 +1336,10 @@ static jv apply_filter(rctx *r, const char *f, jv v, const args_t *a) {
     jv a0 = a->np > 0 ? a->pos[0] : v_undef();
     if (!strcmp(f, "trim")) {
         if (v.t != V_STR) v = to_str(&r->e, v);
-        return str_strip(v, a0.t == V_STR ? a0.s.p : NULL, a0.t == V_STR ? a0.s.n : 0, true, true);
+        return str_strip(&r->e, v, a0.t == V_STR ? a0.s.p : NULL, a0.t == V_STR ? a0.s.n : 0, true, true);
     }
     if (!strcmp(f, "length") || !strcmp(f, "count")) {
-        if (v.t == V_STR) return v_int((int64_t)utf8_len(v.s.p, v.s.n));
+        if (v.t == V_STR) return v_int((int64_t)utf8_len(&r->e, v.s.p, v.s.n));
         if (v.t == V_LIST) return v_int(v.l->n);
         if (v.t == V_DICT) return v_int(v.d->n);
         if (v.t == V_UNDEF) return v_int(0);
@@ -1365,6 +1373,7 @@ static jv apply_filter(rctx *r, const char *f, jv v, const args_t *a) {
     if (!strcmp(f, "list")) return as_list(r, v);
     if (!strcmp(f, "reverse")) {
         if (v.t == V_STR) {
+            charge(&r->e, v.s.n / 16 + 1);
             char *o = jalloc(&r->e, v.s.n + 1);
             for (size_t i = 0; i < v.s.n; i++) o[i] = v.s.p[v.s.n - 1 - i];
             return v_strn(o, v.s.n);
@@ -1517,6 +1526,7 @@ static jv arith(rctx *r, int op, jv a, jv b) {
 static int compare(rctx *r, jv a, jv b) {
     if (a.t == V_STR && b.t == V_STR) {
         size_t n = a.s.n < b.s.n ? a.s.n : b.s.n;
+        charge(&r->e, n / 16 + 1);
         int c = memcmp(a.s.p, b.s.p, n);
         return c ? c : a.s.n < b.s.n ? -1 : a.s.n > b.s.n;
     }

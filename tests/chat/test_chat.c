@@ -12,7 +12,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <time.h>
 #include <unistd.h>
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
 
 static int n_pass, n_fail;
 
@@ -217,6 +225,14 @@ static void test_hostile(void) {
     expect_error("a long search repeated", "{% set a = 'a' * 1000000 %}{% for i in range(100000) %}{% if 'b' in a %}{% endif %}{% endfor %}",
                  &c, CKE_ERR_RANGE, "rendering takes more than");
     expect_render("tojson with a huge indent (capped)", "{{ ([[[1]]] | tojson(indent=2147483647) | length) > 30000 }}", &c, "True");
+    expect_error("length of a long string in a long loop",
+                 "{% set s = 'x' * 1000000 %}{% for i in range(1000000) %}{% if s | length %}{% endif %}{% endfor %}", &c,
+                 CKE_ERR_RANGE, "rendering takes more than 50 million steps");
+    expect_error("strip with a long set of characters", "{% set c = 'x' * 1000000 ~ 'y' %}{% set s = 'y' * 1000000 %}{{ s.strip(c) }}", &c,
+                 CKE_ERR_RANGE, "rendering takes more than");
+    t = repeat("{{ ", "a", 300, "", "", 0, " }}");
+    expect_error("a 300-character name", t, &c, CKE_ERR_FORMAT, "a name longer than 256 characters");
+    free(t);
     /* parsing stays linear: many tags, many adjacent literals */
     t = repeat("", "{{ 1 }}\n", 200000, "{{ 1 + 'x' }}", "", 0, "");
     expect_error("200k tags: the error still names the line", t, &c, CKE_ERR_FORMAT, "line 200001");
@@ -244,6 +260,44 @@ static void test_sampler_no_logits(void) {
     check(cke_sampler_next(NULL, NULL, NULL, 0) == -1, "sampler: NULL sampler gives -1", NULL);
     cke_sampler_free(g);
     cke_sampler_free(s);
+}
+
+/* Every input the fuzzer (or the issue) found crashing, hanging or exhausting memory, replayed:
+ * each must end in output or an error, quickly (the suite runs this under ASan + UBSan too). */
+static void test_fuzz_regressions(void) {
+    static const char dir[] = "tests/fuzz/regress/jinja";
+    static const char *const extra[] = {"reasoning_content", "thinking"};
+    static const cke_chat_msg m[] = {{"system", "S", NULL, 0}, {"user", "U <|im_start|>", NULL, 0},
+                                     {"assistant", "A", extra, 1}, {"user", "", NULL, 0}};
+    cke_jinja_chat c = {.messages = m, .n_messages = 4, .bos_token = "<s>", .eos_token = "</s>", .add_generation_prompt = true};
+    DIR *d = opendir(dir);
+    if (!d) { printf("SKIP fuzz regressions: %s not found (run from the repository root)\n", dir); return; }
+    int n = 0;
+    for (struct dirent *de; (de = readdir(d));) {
+        if (de->d_name[0] == '.' || !strstr(de->d_name, ".jinja")) continue;
+        char path[PATH_MAX];
+        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        FILE *f = fopen(path, "rb");
+        if (!f) { check(0, path, "cannot open"); continue; }
+        static char src[1 << 22];
+        size_t len = fread(src, 1, sizeof src - 1, f);
+        fclose(f);
+        src[len] = 0;
+        cke_jinja *t = NULL;
+        cke_err e = {0};
+        char *out = NULL;
+        double t0 = now_s();
+        if (cke_jinja_parse(src, len, &t, &e) == CKE_OK) cke_jinja_render(t, &c, &out, NULL, &e);
+        double dt = now_s() - t0;
+        free(out);
+        cke_jinja_free(t);
+        char what[PATH_MAX + 64];
+        snprintf(what, sizeof what, "fuzz regression %s ends within 60 s (%.1f s: %s)", de->d_name, dt, e.msg);
+        check(dt < 60, what, NULL);
+        n++;
+    }
+    closedir(d);
+    check(n >= 10, "fuzz regressions found", NULL);
 }
 
 static const char *models_dir(void) {
@@ -428,6 +482,7 @@ int main(void) {
     test_constructs();
     test_hostile();
     test_sampler_no_logits();
+    test_fuzz_regressions();
     test_qwen3();
     test_llama3();
     test_phi3_gguf();
