@@ -58,7 +58,8 @@ if have_models; then
     check chat_sigint_stops_reply grep -q 'reply stopped (Ctrl-C)' "$T/int.err"
     check chat_sigint_then_next_turn [ "$rc" = 0 ] && [ "$(grep -c '^cke: prompt' "$T/int.err")" = 2 ]
     [ "$rc" = 0 ] || sed 's/^/    /' "$T/int.err" | tail -8
-    check chat_no_sanitizer_reports ! grep -q 'Sanitizer\|runtime error' "$T/cmd.err" "$T/int.err"
+    no_reports() { ! grep -q 'Sanitizer\|runtime error' "$@"; }
+    check chat_no_sanitizer_reports no_reports "$T/cmd.err" "$T/int.err"
 
     # The terminal: libedit, the banner, Ctrl-C at the prompt (twice leaves), /exit
     if command -v tmux >/dev/null; then
@@ -91,7 +92,8 @@ if have_models; then
         check chat_tty_history pane_has '^> Once upon a time$' 10
         tmx send-keys -t "$S" C-u '/exit' Enter
         check chat_tty_exit pane_has 'EXIT=0' 10
-        check chat_tty_no_sanitizer_reports ! pane_has 'Sanitizer|runtime error' 1
+        pane_clean() { ! pane_has 'Sanitizer|runtime error' 1; }
+        check chat_tty_no_sanitizer_reports pane_clean
         tmx kill-server 2>/dev/null
         session=2
         run_tmux
