@@ -582,7 +582,7 @@ int cke_cli_chat(int argc, char **argv) {
     if (in.el)
         fprintf(stderr, "cke chat: type a message and press Enter. /exit or Ctrl-D to leave, Ctrl-C stops a reply, "
                         "/help for more.\n");
-    int prompt_ints = 0;
+    int prompt_ints = 0, refused = 0;
     for (;;) {
         int intr;
         char *line = input_line(&in, &intr);
@@ -604,11 +604,13 @@ int cke_cli_chat(int argc, char **argv) {
             else fprintf(stderr, "cke chat: unknown command %s (/help lists them)\n", line);
         } else t = user_turn(&c, line);
         if (t == 1) { rc = 1; break; }
+        if (t == 2 && !in.el) refused = 1; /* a script learns from the exit status that a turn failed */
         if (c.nh >= c.api->ctx) {
             fprintf(stderr, "cke chat: the context is full (/clear starts again)\n");
             if (!in.el) break;
         }
     }
+    if (refused) rc = 1;
 done:
     sigaction(SIGINT, &old_sa, NULL);
     input_close(&in);

@@ -23,7 +23,7 @@ if have_models; then
     python3 -c "print('{{ ' + '(' * 50000 + '1' + ')' * 50000 + ' }}')" > "$T/deep.jinja"
     refuses chat_deep_template 1 'line 1: blocks or expressions nested more than 256 levels' "$chat_pipe" 'hi\n' --template "$T/deep.jinja"
     printf '{%% for i in range(1000000) %%}{%% for j in range(1000000) %%}{%% endfor %%}{%% endfor %%}x' > "$T/loops.jinja"
-    refuses chat_runaway_template 0 'loops ran more than 1000000 iterations' "$chat_pipe" 'hi\n' --template "$T/loops.jinja"
+    refuses chat_runaway_template 1 'loops ran more than 1000000 iterations' "$chat_pipe" 'hi\n' --template "$T/loops.jinja"
 
     # /regen at --temp 0 gives the same reply again; /clear starts over; /exit ends the input
     "$chat_pipe" 'Once upon a time\n/regen\n/help\n/clear\nOnce upon a time\n/frob\n/exit\nnever read\n' \
