@@ -21,7 +21,7 @@
  *
  * Templates come from model files, so from anyone: nesting deeper than 256 (blocks,
  * expressions, values), more than a million loop iterations or list items, a string or output
- * over 16 MiB, more than 256 MiB of memory or 50 million steps of work, names over 256
+ * over 16 MiB, more than 256 MiB of memory or 20 million steps of work, names over 256
  * characters and 64-bit integer overflow (+ - * // unary -, range(), int literals) each end in
  * CKE_ERR_RANGE (or CKE_ERR_FORMAT) with a message naming the limit and the template line.
  *
