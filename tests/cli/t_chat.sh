@@ -2,6 +2,8 @@
 # Ctrl-C (SIGINT) during a reply and at the prompt, and the terminal path (libedit) in tmux.
 # Sourced by tests/cli/run.sh (ok, refuses, check, have_models, $CKE, $T).
 refuses chat_help 0 '^usage: cke chat' "$CKE" chat --help
+help_on_stdout() { "$CKE" chat -h 2>/dev/null | grep -q '^usage: cke chat'; }
+check chat_help_on_stdout help_on_stdout
 refuses chat_no_model 2 'which model' "$CKE" chat
 refuses chat_unknown_flag 2 'cke chat: unknown option --frob' "$CKE" chat x --frob
 refuses chat_temp_nan 2 'cke chat: --temp: nan is not a temperature' "$CKE" chat x --temp nan
