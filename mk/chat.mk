@@ -12,4 +12,7 @@ $(BUILD)/test_chat: $(CHAT_TEST_OBJ) $(LIBCORE) | $(BUILD)/cke
 	$(CC) $(LDFLAGS) -o $@ $(CHAT_TEST_OBJ) $(LIBCORE) $(CORE_LIBS) $(LDLIBS)
 
 ALL_EXTRA += $(BUILD)/test_chat
+
+# cke chat reads lines with libedit (Debian libedit-dev): only the cke binary links it
+$(BUILD)/cke: LDLIBS += -ledit
 -include $(CHAT_OBJ:.o=.d) $(CHAT_TEST_OBJ:.o=.d)

@@ -9,9 +9,10 @@
  * per-render arena freed at the end (templates are small, so garbage is never collected).
  * Errors unwind with longjmp to the public entry point, which frees what it owns: nothing
  * between holds a resource of its own. */
-#define _DEFAULT_SOURCE /* strdup, gmtime_r */
+#define _GNU_SOURCE /* strdup, gmtime_r, memmem */
 #include "chat/jinja.h"
 
+#include <errno.h>
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,6 +20,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+/* ------------------------------------------------------------------ limits
+ * Templates come from model files, i.e. from anyone: every way to exhaust the stack, the memory
+ * or the time ends in an error naming the limit (and the template line), never in a crash. */
+#define MAX_DEPTH 256                      /* nesting of blocks, expressions and values */
+#define MAX_ITERS 1000000                  /* loop iterations per render, all loops together */
+#define MAX_TEXT ((size_t)16 << 20)        /* any string made while rendering, the output included */
+#define MAX_MEM ((size_t)256 << 20)        /* memory per parse or render */
+#define MAX_WORK ((uint64_t)20 * 1000000)  /* steps per render (an expression, 64 bytes copied ...) */
 
 /* ------------------------------------------------------------------ arena + errors */
 
@@ -42,7 +52,10 @@ typedef struct {
     cke_err *err;
     cke_status st;
     arena *ar;
-    int line; /* source line of the construct being parsed or rendered, for messages */
+    int line;       /* source line of the construct being parsed or rendered, for messages */
+    int depth;      /* parser recursion: blocks and expressions */
+    size_t mem;     /* bytes taken from the arena */
+    uint64_t work;  /* render steps so far */
 } jenv;
 
 __attribute__((noreturn, format(printf, 3, 4))) static void jfail(jenv *e, cke_status st, const char *fmt, ...) {
@@ -58,6 +71,8 @@ __attribute__((noreturn, format(printf, 3, 4))) static void jfail(jenv *e, cke_s
 }
 
 static void *jalloc(jenv *e, size_t n) {
+    if (n > MAX_MEM || (e->mem += n) > MAX_MEM)
+        jfail(e, CKE_ERR_RANGE, "the template needs more than %zu MiB of memory", MAX_MEM >> 20);
     n = (n + 15) & ~(size_t)15;
     chunk *c = e->ar->head;
     if (!c || c->cap - c->used < n) {
@@ -71,6 +86,14 @@ static void *jalloc(jenv *e, size_t n) {
     c->used += n;
     memset(p, 0, n);
     return p;
+}
+
+/* Counts render work: a template that would run for minutes stops with an error instead.
+ * A step is an expression, a list item, 16 bytes copied or 4 bytes scanned byte by byte. */
+static void charge(jenv *e, uint64_t steps) {
+    if ((e->work += steps) > MAX_WORK)
+        jfail(e, CKE_ERR_RANGE, "rendering takes more than %llu million steps (a runaway loop?)",
+              (unsigned long long)(MAX_WORK / 1000000));
 }
 
 static char *jstrndup(jenv *e, const char *s, size_t n) {
@@ -109,6 +132,8 @@ static jv v_str(const char *p) { return v_strn(p, strlen(p)); }
 
 static jv v_list(jenv *e) { jv v = {.t = V_LIST}; v.l = jalloc(e, sizeof(jlist)); return v; }
 static void list_push(jenv *e, jlist *l, jv x) {
+    charge(e, 1);
+    if (l->n >= MAX_ITERS) jfail(e, CKE_ERR_RANGE, "a list would have more than %d items", MAX_ITERS);
     if (l->n == l->cap) {
         int64_t cap = l->cap ? l->cap * 2 : 8;
         jv *nv = jalloc(e, (size_t)cap * sizeof(jv));
@@ -119,13 +144,16 @@ static void list_push(jenv *e, jlist *l, jv x) {
 }
 static jv v_dict(jenv *e) { jv v = {.t = V_DICT}; v.d = jalloc(e, sizeof(jdict)); return v; }
 static bool str_eq(jv a, const char *s, size_t n) { return a.t == V_STR && a.s.n == n && !memcmp(a.s.p, s, n); }
-static jv *dict_find(jdict *d, const char *k, size_t n) {
-    for (int64_t i = 0; i < d->n; i++)
+static jv *dict_find(jenv *e, jdict *d, const char *k, size_t n) {
+    charge(e, (uint64_t)d->n / 8 + 1);
+    for (int64_t i = 0; i < d->n; i++) {
+        if (d->k[i].s.n == n) charge(e, n / 16); /* long keys of equal length: memcmp's work */
         if (str_eq(d->k[i], k, n)) return &d->v[i];
+    }
     return NULL;
 }
 static void dict_set(jenv *e, jdict *d, jv key, jv val) {
-    jv *slot = dict_find(d, key.s.p, key.s.n);
+    jv *slot = dict_find(e, d, key.s.p, key.s.n);
     if (slot) { *slot = val; return; }
     if (d->n == d->cap) {
         int64_t cap = d->cap ? d->cap * 2 : 8;
@@ -149,14 +177,24 @@ static bool truthy(jv v) {
     return false;
 }
 
-/* growable byte buffer (malloc'd: it becomes the output) */
-typedef struct { char *p; size_t n, cap; } buf;
+/* growable byte buffer: the output is malloc'd (it is returned), every other string grows in
+ * the arena, so that an error unwinding past one leaks nothing */
+typedef struct { char *p; size_t n, cap; bool output; } buf;
 static void buf_put(jenv *e, buf *b, const char *s, size_t n) {
+    charge(e, n / 16 + 1);
+    if (n > MAX_TEXT || b->n + n > MAX_TEXT)
+        jfail(e, CKE_ERR_RANGE, "%s longer than %zu MiB", b->output ? "the rendered text would be" : "a string would be",
+              MAX_TEXT >> 20);
     if (b->n + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 256;
         while (b->n + n + 1 > cap) cap *= 2;
-        char *np = realloc(b->p, cap);
-        if (!np) jfail(e, CKE_ERR_NOMEM, "out of memory");
+        char *np;
+        if (b->output) {
+            if (!(np = realloc(b->p, cap))) jfail(e, CKE_ERR_NOMEM, "out of memory");
+        } else {
+            np = jalloc(e, cap);
+            if (b->n) memcpy(np, b->p, b->n);
+        }
         b->p = np, b->cap = cap;
     }
     if (n) memcpy(b->p + b->n, s, n);
@@ -165,14 +203,18 @@ static void buf_put(jenv *e, buf *b, const char *s, size_t n) {
 }
 static void buf_puts(jenv *e, buf *b, const char *s) { buf_put(e, b, s, strlen(s)); }
 
-static void repr(jenv *e, buf *b, jv v, bool quote);
+static void repr(jenv *e, buf *b, jv v, bool quote, int depth);
 static void num_str(char *t, size_t n, double f) {
     if (isfinite(f) && f == floor(f) && fabs(f) < 1e16) snprintf(t, n, "%.1f", f);
     else snprintf(t, n, "%.17g", f);
 }
 /* Python's str() (quote = false) / repr() (true) of a value */
-static void repr(jenv *e, buf *b, jv v, bool quote) {
+static void value_depth(jenv *e, int depth) {
+    if (depth > MAX_DEPTH) jfail(e, CKE_ERR_RANGE, "a value nested more than %d levels deep", MAX_DEPTH);
+}
+static void repr(jenv *e, buf *b, jv v, bool quote, int depth) {
     char t[64];
+    value_depth(e, depth);
     switch (v.t) {
     case V_UNDEF: break;
     case V_NONE: buf_puts(e, b, "None"); break;
@@ -188,7 +230,7 @@ static void repr(jenv *e, buf *b, jv v, bool quote) {
         buf_put(e, b, "[", 1);
         for (int64_t i = 0; i < v.l->n; i++) {
             if (i) buf_put(e, b, ", ", 2);
-            repr(e, b, v.l->v[i], true);
+            repr(e, b, v.l->v[i], true, depth + 1);
         }
         buf_put(e, b, "]", 1);
         break;
@@ -196,32 +238,33 @@ static void repr(jenv *e, buf *b, jv v, bool quote) {
         buf_put(e, b, "{", 1);
         for (int64_t i = 0; i < v.d->n; i++) {
             if (i) buf_put(e, b, ", ", 2);
-            repr(e, b, v.d->k[i], true);
+            repr(e, b, v.d->k[i], true, depth + 1);
             buf_put(e, b, ": ", 2);
-            repr(e, b, v.d->v[i], true);
+            repr(e, b, v.d->v[i], true, depth + 1);
         }
         buf_put(e, b, "}", 1);
         break;
     }
 }
 
-/* buf contents moved into the arena as a string value */
+/* a string built in a buf, as a value (its bytes are in the arena already) */
 static jv buf_to_str(jenv *e, buf *b) {
-    jv r = v_strn(jstrndup(e, b->p ? b->p : "", b->n), b->n);
-    free(b->p);
+    (void)e;
+    jv r = b->p ? v_strn(b->p, b->n) : v_strn("", 0);
     *b = (buf){0};
     return r;
 }
 static jv to_str(jenv *e, jv v) {
     if (v.t == V_STR) return v;
     buf b = {0};
-    repr(e, &b, v, false);
+    repr(e, &b, v, false, 0);
     return buf_to_str(e, &b);
 }
 
 /* json.dumps(v, ensure_ascii=False, indent=indent) with Python's default separators */
 static void json_dump(jenv *e, buf *b, jv v, int indent, int depth) {
     char t[64];
+    value_depth(e, depth);
     switch (v.t) {
     case V_UNDEF: case V_NONE: buf_puts(e, b, "null"); return;
     case V_BOOL: buf_puts(e, b, v.i ? "true" : "false"); return;
@@ -249,14 +292,14 @@ static void json_dump(jenv *e, buf *b, jv v, int indent, int depth) {
             if (i) buf_puts(e, b, indent > 0 ? "," : ", ");
             if (indent > 0) {
                 buf_put(e, b, "\n", 1);
-                for (int k = 0; k < indent * (depth + 1); k++) buf_put(e, b, " ", 1);
+                for (int64_t k = 0; k < (int64_t)indent * (depth + 1); k++) buf_put(e, b, " ", 1);
             }
             if (d) { json_dump(e, b, v.d->k[i], indent, depth + 1); buf_puts(e, b, ": "); }
             json_dump(e, b, d ? v.d->v[i] : v.l->v[i], indent, depth + 1);
         }
         if (indent > 0 && n) {
             buf_put(e, b, "\n", 1);
-            for (int k = 0; k < indent * depth; k++) buf_put(e, b, " ", 1);
+            for (int64_t k = 0; k < (int64_t)indent * depth; k++) buf_put(e, b, " ", 1);
         }
         buf_put(e, b, d ? "}" : "]", 1);
         return;
@@ -264,7 +307,9 @@ static void json_dump(jenv *e, buf *b, jv v, int indent, int depth) {
     }
 }
 
-static bool v_eq(jv a, jv b) {
+static bool v_eq(jenv *e, jv a, jv b, int depth) {
+    value_depth(e, depth);
+    charge(e, 1);
     bool an = a.t == V_INT || a.t == V_BOOL || a.t == V_FLOAT, bn = b.t == V_INT || b.t == V_BOOL || b.t == V_FLOAT;
     if (an && bn) {
         if (a.t != V_FLOAT && b.t != V_FLOAT) return a.i == b.i;
@@ -273,21 +318,28 @@ static bool v_eq(jv a, jv b) {
     if (a.t != b.t) return false;
     switch (a.t) {
     case V_UNDEF: case V_NONE: return true;
-    case V_STR: return a.s.n == b.s.n && !memcmp(a.s.p, b.s.p, a.s.n);
+    case V_STR: charge(e, a.s.n / 64); return a.s.n == b.s.n && !memcmp(a.s.p, b.s.p, a.s.n);
     case V_LIST:
         if (a.l->n != b.l->n) return false;
         for (int64_t i = 0; i < a.l->n; i++)
-            if (!v_eq(a.l->v[i], b.l->v[i])) return false;
+            if (!v_eq(e, a.l->v[i], b.l->v[i], depth + 1)) return false;
         return true;
     case V_DICT: return a.d == b.d;
     default: return false;
     }
 }
 
-static size_t utf8_len(const char *s, size_t n) {
+static size_t utf8_len(jenv *e, const char *s, size_t n) {
+    charge(e, n / 4 + 1);
     size_t c = 0;
     for (size_t i = 0; i < n; i++) c += ((unsigned char)s[i] & 0xC0) != 0x80;
     return c;
+}
+
+/* the first occurrence of needle in hay (memmem is linear: no quadratic worst case) */
+static const char *find_in(jenv *e, const char *hay, size_t hn, const char *needle, size_t nn) {
+    charge(e, hn / 4 + 1);
+    return nn ? memmem(hay, hn, needle, nn) : hay;
 }
 
 /* ------------------------------------------------------------------ syntax trees */
@@ -364,10 +416,12 @@ static void seg_push(jenv *e, seglist *l, seg s) {
 
 static bool is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
 
-static int line_of(const char *src, const char *p) {
-    int l = 1;
-    for (const char *q = src; q < p; q++) l += *q == '\n';
-    return l;
+/* line numbers of positions that only move forward: counting from the last one keeps a
+ * template with many tags linear */
+typedef struct { const char *at; int line; } linepos;
+static int line_of(linepos *lp, const char *p) {
+    for (; lp->at < p; lp->at++) lp->line += *lp->at == '\n';
+    return lp->line;
 }
 
 /* Cuts src into segments, applying Jinja's whitespace control as HF configures it:
@@ -378,6 +432,7 @@ static int line_of(const char *src, const char *p) {
 static void lex_segments(jenv *e, const char *src, size_t len, seglist *out) {
     const char *p = src, *end = src + len;
     bool strip_next = false, trim_nl = false;
+    linepos lp = {src, 1};
     while (p < end) {
         const char *t = p;
         while (t + 1 < end && !(t[0] == '{' && (t[1] == '{' || t[1] == '%' || t[1] == '#'))) t++;
@@ -404,7 +459,7 @@ static void lex_segments(jenv *e, const char *src, size_t len, seglist *out) {
                 else if (line_start && ls < ts && te > ts) te = ts; /* all of it was whitespace */
             }
         }
-        if (te > ts) seg_push(e, out, (seg){S_TEXT, line_of(src, ts), ts, (size_t)(te - ts)});
+        if (te > ts) seg_push(e, out, (seg){S_TEXT, line_of(&lp, ts), ts, (size_t)(te - ts)});
         if (t >= end) break;
         /* the tag */
         char kind = t[1];
@@ -423,13 +478,13 @@ static void lex_segments(jenv *e, const char *src, size_t len, seglist *out) {
             q++;
         }
         if (q + 1 >= end) {
-            e->line = line_of(src, t);
+            e->line = line_of(&lp, t);
             jfail(e, CKE_ERR_FORMAT, "unclosed '{%c' tag", kind);
         }
         const char *ce = q;
         bool rminus = ce > c && ce[-1] == '-';
         if (rminus) ce--;
-        if (kind != '#') seg_push(e, out, (seg){kind == '{' ? S_OUT : S_STMT, line_of(src, t), c, (size_t)(ce - c)});
+        if (kind != '#') seg_push(e, out, (seg){kind == '{' ? S_OUT : S_STMT, line_of(&lp, t), c, (size_t)(ce - c)});
         p = q + 2;
         strip_next = rminus;
         trim_nl = kind != '{';
@@ -471,6 +526,8 @@ static void tokenize(jenv *e, const char *p, size_t len, parser *ps) {
         if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_') {
             const char *s = p;
             while (p < end && ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_')) p++;
+            /* names are compared on every lookup: a megabyte-long one would make each slow */
+            if (p - s > 256) jfail(e, CKE_ERR_FORMAT, "a name longer than 256 characters ('%.20s...')", s);
             *t = (tok){T_NAME, s, (size_t)(p - s), 0, 0};
         } else if (c >= '0' && c <= '9') {
             const char *s = p;
@@ -480,10 +537,15 @@ static void tokenize(jenv *e, const char *p, size_t len, parser *ps) {
             char num[64];
             size_t nn = (size_t)(p - s) < sizeof num - 1 ? (size_t)(p - s) : sizeof num - 1;
             memcpy(num, s, nn), num[nn] = 0;
+            if ((size_t)(p - s) >= sizeof num - 1) jfail(e, CKE_ERR_FORMAT, "number literal too long");
+            errno = 0;
             *t = fl ? (tok){T_FLOAT, s, nn, 0, strtod(num, NULL)} : (tok){T_INT, s, nn, strtoll(num, NULL, 10), 0};
+            if (!fl && errno == ERANGE) jfail(e, CKE_ERR_RANGE, "integer literal %s does not fit in 64 bits", num);
         } else if (c == '\'' || c == '"') {
             p++;
-            char *o = jalloc(e, (size_t)(end - p) + 1);
+            const char *q = p; /* the literal's end first: allocating the rest of the tag per literal is quadratic */
+            while (q < end && *q != c) q += *q == '\\' && q + 1 < end ? 2 : 1;
+            char *o = jalloc(e, (size_t)(q - p) + 1);
             size_t on = 0;
             while (p < end && *p != c) {
                 if (*p == '\\' && p + 1 < end) {
@@ -538,6 +600,26 @@ static const char *expect_ident(parser *p) {
     return jstrndup(p->e, t->s, t->n);
 }
 
+/* Recursion guard of the parser: nested blocks and expressions share one depth budget. */
+static void enter(jenv *e) {
+    if (++e->depth > MAX_DEPTH) jfail(e, CKE_ERR_RANGE, "blocks or expressions nested more than %d levels deep", MAX_DEPTH);
+}
+static void leave(jenv *e) { e->depth--; }
+
+/* a growing array of subexpressions (list items, arguments) */
+typedef struct { expr **v; const char **kw; int n, cap; } exprvec;
+static void ev_push(jenv *e, exprvec *x, expr *item, const char *kw) {
+    if (x->n == x->cap) {
+        int cap = x->cap ? x->cap * 2 : 8;
+        expr **nv = jalloc(e, (size_t)cap * sizeof(expr *));
+        const char **nk = jalloc(e, (size_t)cap * sizeof(char *));
+        if (x->n) memcpy(nv, x->v, (size_t)x->n * sizeof(expr *)), memcpy(nk, x->kw, (size_t)x->n * sizeof(char *));
+        x->v = nv, x->kw = nk, x->cap = cap;
+    }
+    x->kw[x->n] = kw;
+    x->v[x->n++] = item;
+}
+
 static expr *mk(parser *p, int k) {
     expr *x = jalloc(p->e, sizeof *x);
     x->k = k, x->line = p->e->line;
@@ -552,24 +634,33 @@ static expr *p_unary(parser *p);
 
 /* (args) after a callee / filter / test: positional and name=value */
 static void p_args(parser *p, expr *x) {
-    expr *args[32];
-    const char *kw[32];
-    int n = 0;
+    exprvec a = {0};
     while (!accept_op(p, ")")) {
-        if (n == 32) jfail(p->e, CKE_ERR_FORMAT, "too many arguments");
-        kw[n] = NULL;
+        if (a.n == 32) jfail(p->e, CKE_ERR_FORMAT, "too many arguments");
+        const char *kw = NULL;
         if (peek(p)->k == T_NAME && p->t[p->pos + 1].k == T_OP && p->t[p->pos + 1].n == 1 && p->t[p->pos + 1].s[0] == '=') {
-            kw[n] = expect_ident(p);
+            kw = expect_ident(p);
             p->pos++;
         }
-        args[n++] = p_expr(p);
+        ev_push(p->e, &a, p_expr(p), kw);
         if (!accept_op(p, ",")) { expect_op(p, ")"); break; }
     }
-    x->nargs = n;
-    x->args = jalloc(p->e, (size_t)(n ? n : 1) * sizeof(expr *));
-    x->kw = jalloc(p->e, (size_t)(n ? n : 1) * sizeof(char *));
-    memcpy(x->args, args, (size_t)n * sizeof(expr *));
-    memcpy(x->kw, kw, (size_t)n * sizeof(char *));
+    ev_push(p->e, &a, NULL, NULL); /* never empty arrays */
+    x->nargs = a.n - 1, x->args = a.v, x->kw = a.kw;
+}
+
+/* items up to `close`, separated by commas; `pairs`: key: value (a dict) */
+static void p_items(parser *p, expr *x, const char *close, bool pairs, exprvec *a) {
+    while (!accept_op(p, close)) {
+        ev_push(p->e, a, p_expr(p), NULL);
+        if (pairs) {
+            expect_op(p, ":");
+            ev_push(p->e, a, p_expr(p), NULL);
+        }
+        if (!accept_op(p, ",")) { expect_op(p, close); break; }
+    }
+    ev_push(p->e, a, NULL, NULL);
+    x->nargs = a->n - 1, x->args = a->v;
 }
 
 static expr *p_primary(parser *p) {
@@ -579,13 +670,15 @@ static expr *p_primary(parser *p) {
         p->pos++;
         x = mk(p, E_LIT);
         x->lit = v_strn(t->s, t->n);
-        /* adjacent string literals concatenate, as in Python */
-        while (peek(p)->k == T_STR) {
-            tok *u = peek(p);
-            char *s = jalloc(p->e, x->lit.s.n + u->n + 1);
-            memcpy(s, x->lit.s.p, x->lit.s.n), memcpy(s + x->lit.s.n, u->s, u->n);
-            x->lit = v_strn(s, x->lit.s.n + u->n);
-            p->pos++;
+        /* adjacent string literals concatenate, as in Python (sized first: one copy) */
+        if (peek(p)->k == T_STR) {
+            size_t total = t->n;
+            int last = p->pos;
+            for (; p->t[last].k == T_STR; last++) total += p->t[last].n;
+            char *s = jalloc(p->e, total + 1), *o = s;
+            memcpy(o, t->s, t->n), o += t->n;
+            for (; p->pos < last; p->pos++) memcpy(o, p->t[p->pos].s, p->t[p->pos].n), o += p->t[p->pos].n;
+            x->lit = v_strn(s, total);
         }
     } else if (t->k == T_INT || t->k == T_FLOAT) {
         p->pos++;
@@ -601,45 +694,19 @@ static expr *p_primary(parser *p) {
     } else if (accept_op(p, "(")) {
         x = p_expr(p);
         if (accept_op(p, ",")) { /* a tuple: behaves as a list ('x'.startswith(('a', 'b'))) */
-            expr *items[256];
-            int n = 0;
-            items[n++] = x;
-            while (!accept_op(p, ")")) {
-                if (n == 256) jfail(p->e, CKE_ERR_FORMAT, "tuple literal too long");
-                items[n++] = p_expr(p);
-                if (!accept_op(p, ",")) { expect_op(p, ")"); break; }
-            }
+            exprvec a = {0};
+            ev_push(p->e, &a, x, NULL);
             x = mk(p, E_LIST);
-            x->nargs = n;
-            x->args = jalloc(p->e, (size_t)n * sizeof(expr *));
-            memcpy(x->args, items, (size_t)n * sizeof(expr *));
+            p_items(p, x, ")", false, &a);
         } else expect_op(p, ")");
     } else if (accept_op(p, "[")) {
+        exprvec a = {0};
         x = mk(p, E_LIST);
-        expr *items[256];
-        int n = 0;
-        while (!accept_op(p, "]")) {
-            if (n == 256) jfail(p->e, CKE_ERR_FORMAT, "list literal too long");
-            items[n++] = p_expr(p);
-            if (!accept_op(p, ",")) { expect_op(p, "]"); break; }
-        }
-        x->nargs = n;
-        x->args = jalloc(p->e, (size_t)(n ? n : 1) * sizeof(expr *));
-        memcpy(x->args, items, (size_t)n * sizeof(expr *));
+        p_items(p, x, "]", false, &a);
     } else if (accept_op(p, "{")) {
+        exprvec a = {0};
         x = mk(p, E_DICT);
-        expr *items[256];
-        int n = 0;
-        while (!accept_op(p, "}")) {
-            if (n == 256) jfail(p->e, CKE_ERR_FORMAT, "dict literal too long");
-            items[n++] = p_expr(p);
-            expect_op(p, ":");
-            items[n++] = p_expr(p);
-            if (!accept_op(p, ",")) { expect_op(p, "}"); break; }
-        }
-        x->nargs = n;
-        x->args = jalloc(p->e, (size_t)(n ? n : 1) * sizeof(expr *));
-        memcpy(x->args, items, (size_t)n * sizeof(expr *));
+        p_items(p, x, "}", true, &a);
     } else {
         jfail(p->e, CKE_ERR_FORMAT, "unexpected '%.*s' in an expression", t->k == T_END ? 3 : (int)t->n, t->k == T_END ? "end" : t->s);
     }
@@ -721,13 +788,15 @@ static expr *bin(parser *p, int op, expr *a, expr *b) {
 }
 
 static expr *p_unary(parser *p) {
+    enter(p->e);
+    expr *x;
     if (accept_op(p, "-")) {
-        expr *x = mk(p, E_NEG);
+        x = mk(p, E_NEG);
         x->a = p_unary(p);
-        return x;
-    }
-    if (accept_op(p, "+")) return p_unary(p);
-    return p_filtered(p, p_postfix(p));
+    } else if (accept_op(p, "+")) x = p_unary(p);
+    else x = p_filtered(p, p_postfix(p));
+    leave(p->e);
+    return x;
 }
 static expr *p_mul(parser *p) {
     expr *x = p_unary(p);
@@ -770,12 +839,14 @@ static expr *p_cmp(parser *p) {
     }
 }
 static expr *p_not(parser *p) {
+    enter(p->e);
+    expr *x;
     if (accept_name(p, "not")) {
-        expr *x = mk(p, E_NOT);
+        x = mk(p, E_NOT);
         x->a = p_not(p);
-        return x;
-    }
-    return p_cmp(p);
+    } else x = p_cmp(p);
+    leave(p->e);
+    return x;
 }
 static expr *p_and(parser *p) {
     expr *x = p_not(p);
@@ -788,14 +859,16 @@ static expr *p_or(parser *p) {
     return x;
 }
 static expr *p_expr(parser *p) {
+    enter(p->e);
     expr *x = p_or(p);
     if (accept_name(p, "if")) {
         expr *c = mk(p, E_COND);
         c->a = x;
         c->b = p_or(p);
         c->c = accept_name(p, "else") ? p_expr(p) : NULL; /* no else: undefined */
-        return c;
+        x = c;
     }
+    leave(p->e);
     return x;
 }
 
@@ -830,7 +903,14 @@ static const char *kw_of(parser *p, char *kb, size_t n) {
     return kb;
 }
 
+static parser *p_block1(sparser *sp, nodelist *out, const char *const *stops, int nstops);
 static parser *p_block(sparser *sp, nodelist *out, const char *const *stops, int nstops) {
+    enter(sp->e);
+    parser *q = p_block1(sp, out, stops, nstops);
+    leave(sp->e);
+    return q;
+}
+static parser *p_block1(sparser *sp, nodelist *out, const char *const *stops, int nstops) {
     jenv *e = sp->e;
     while (sp->pos < sp->s->n) {
         seg *s = &sp->s->v[sp->pos++];
@@ -973,23 +1053,26 @@ typedef struct {
     buf out;
     int brk, cont; /* pending break/continue */
     int depth;
+    int64_t iters; /* loop iterations so far */
 } rctx;
 
-static jv *scope_find1(scope *s, const char *name) {
-    for (; s; s = s->more)
+static jv *scope_find1(jenv *e, scope *s, const char *name) {
+    for (; s; s = s->more) {
+        charge(e, (uint64_t)s->n / 8 + 1);
         for (int i = 0; i < s->n; i++)
             if (!strcmp(s->names[i], name)) return &s->vals[i];
+    }
     return NULL;
 }
 static jv lookup(rctx *r, const char *name) {
     for (scope *s = r->sc; s; s = s->up) {
-        jv *v = scope_find1(s, name);
+        jv *v = scope_find1(&r->e, s, name);
         if (v) return *v;
     }
     return v_undef();
 }
 static void assign(rctx *r, const char *name, jv v) {
-    jv *slot = scope_find1(r->sc, name);
+    jv *slot = scope_find1(&r->e, r->sc, name);
     if (slot) { *slot = v; return; }
     scope *s = r->sc;
     while (s->n == 32) {
@@ -1006,7 +1089,12 @@ static const char *tname(jv v) { return type_names[v.t]; }
 
 static int64_t as_int(rctx *r, jv v, const char *what) {
     if (v.t == V_INT || v.t == V_BOOL) return v.i;
-    if (v.t == V_FLOAT) return (int64_t)v.f;
+    if (v.t == V_FLOAT) {
+        /* the float range that truncates into int64_t (NaN fails both tests) */
+        if (!(v.f >= -9223372036854775808.0 && v.f < 9223372036854775808.0))
+            jfail(&r->e, CKE_ERR_RANGE, "%s: %g does not fit in a 64-bit integer", what, v.f);
+        return (int64_t)v.f;
+    }
     jfail(&r->e, CKE_ERR_FORMAT, "%s must be a number, not %s", what, tname(v));
 }
 static double as_num(rctx *r, jv v) {
@@ -1015,8 +1103,10 @@ static double as_num(rctx *r, jv v) {
     jfail(&r->e, CKE_ERR_FORMAT, "expected a number, got %s", tname(v));
 }
 
-/* Python's slice index normalisation for a sequence of n items */
-static void slice_idx(rctx *r, const expr *x, int64_t n, int64_t *start, int64_t *stop, int64_t *step) {
+/* Python's slice index normalisation for a sequence of n items; returns how many items the
+ * slice has (item k is start + k * step), counted without stepping past the ends */
+static int64_t slice_idx(rctx *r, const expr *x, int64_t n, int64_t *start, int64_t *step) {
+    int64_t stop_, *stop = &stop_;
     jv a = x->b ? eval(r, x->b) : v_none(), b = x->c ? eval(r, x->c) : v_none(), c = x->args[0] ? eval(r, x->args[0]) : v_none();
     *step = c.t == V_NONE ? 1 : as_int(r, c, "slice step");
     if (*step == 0) jfail(&r->e, CKE_ERR_FORMAT, "slice step cannot be zero");
@@ -1033,12 +1123,16 @@ static void slice_idx(rctx *r, const expr *x, int64_t n, int64_t *start, int64_t
         if (*stop < 0) *stop += n;
         *stop = *stop < lo ? lo : *stop > hi ? hi : *stop;
     }
+    /* start and stop are within [-1, n]: their distance fits; |step| as unsigned (INT64_MIN) */
+    uint64_t dist = *step > 0 ? (uint64_t)(*stop - *start) : (uint64_t)(*start - *stop);
+    uint64_t mag = *step > 0 ? (uint64_t)*step : (uint64_t)0 - (uint64_t)*step;
+    if ((*step > 0 ? *stop <= *start : *start <= *stop)) return 0;
+    return (int64_t)((dist - 1) / mag + 1);
 }
 
 static jv getattr_v(rctx *r, jv o, const char *name, size_t n) {
-    (void)r;
     if (o.t == V_DICT) {
-        jv *v = dict_find(o.d, name, n);
+        jv *v = dict_find(&r->e, o.d, name, n);
         return v ? *v : v_undef();
     }
     return v_undef();
@@ -1071,9 +1165,10 @@ static jv as_list(rctx *r, jv v) {
     return l;
 }
 
-static jv str_strip(jv s, const char *chars, size_t nc, bool left, bool right) {
+static jv str_strip(jenv *e, jv s, const char *chars, size_t nc, bool left, bool right) {
     const char *p = s.s.p, *q = s.s.p + s.s.n;
-    #define STRIPPABLE(c) (chars ? memchr(chars, (c), nc) != NULL : is_ws(c))
+    uint64_t per = chars ? nc / 4 + 1 : 1; /* each byte looked at scans chars */
+    #define STRIPPABLE(c) (charge(e, per), chars ? memchr(chars, (c), nc) != NULL : is_ws(c))
     if (left) while (p < q && STRIPPABLE(*p)) p++;
     if (right) while (q > p && STRIPPABLE(q[-1])) q--;
     #undef STRIPPABLE
@@ -1081,6 +1176,7 @@ static jv str_strip(jv s, const char *chars, size_t nc, bool left, bool right) {
 }
 
 static jv str_case(rctx *r, jv s, int mode /* 0 lower 1 upper 2 title 3 capitalize */) {
+    charge(&r->e, s.s.n / 4 + 1);
     char *o = jstrndup(&r->e, s.s.p, s.s.n);
     bool start = true;
     for (size_t i = 0; i < s.s.n; i++) {
@@ -1098,10 +1194,15 @@ static jv str_replace(rctx *r, jv s, jv a, jv b) {
     if (a.t != V_STR || b.t != V_STR) jfail(&r->e, CKE_ERR_FORMAT, "replace() takes strings");
     if (a.s.n == 0) return s;
     buf o = {0};
-    for (size_t i = 0; i < s.s.n;) {
-        if (i + a.s.n <= s.s.n && !memcmp(s.s.p + i, a.s.p, a.s.n)) { buf_put(&r->e, &o, b.s.p, b.s.n); i += a.s.n; }
-        else buf_put(&r->e, &o, s.s.p + i++, 1);
+    const char *p = s.s.p, *end = s.s.p + s.s.n;
+    for (;;) {
+        const char *q = find_in(&r->e, p, (size_t)(end - p), a.s.p, a.s.n);
+        if (!q) break;
+        buf_put(&r->e, &o, p, (size_t)(q - p));
+        buf_put(&r->e, &o, b.s.p, b.s.n);
+        p = q + a.s.n;
     }
+    buf_put(&r->e, &o, p, (size_t)(end - p));
     return buf_to_str(&r->e, &o);
 }
 
@@ -1123,9 +1224,7 @@ static jv str_split(rctx *r, jv s, jv sep, int64_t maxsplit) {
     if (sep.t != V_STR || sep.s.n == 0) jfail(&r->e, CKE_ERR_FORMAT, "split() needs a non-empty string separator");
     for (;;) {
         const char *q = NULL;
-        if (maxsplit < 0 || l.l->n < maxsplit)
-            for (const char *t = p; t + sep.s.n <= end; t++)
-                if (!memcmp(t, sep.s.p, sep.s.n)) { q = t; break; }
+        if (maxsplit < 0 || l.l->n < maxsplit) q = find_in(&r->e, p, (size_t)(end - p), sep.s.p, sep.s.n);
         if (!q) { list_push(&r->e, l.l, v_strn(p, (size_t)(end - p))); break; }
         list_push(&r->e, l.l, v_strn(p, (size_t)(q - p)));
         p = q + sep.s.n;
@@ -1133,13 +1232,16 @@ static jv str_split(rctx *r, jv s, jv sep, int64_t maxsplit) {
     return l;
 }
 
-static bool starts_ends(jv s, jv a, bool ends) {
+static bool starts_ends(jenv *e, jv s, jv a, bool ends, int depth) {
+    value_depth(e, depth);
+    charge(e, 1);
     if (a.t == V_LIST) {
         for (int64_t i = 0; i < a.l->n; i++)
-            if (starts_ends(s, a.l->v[i], ends)) return true;
+            if (starts_ends(e, s, a.l->v[i], ends, depth + 1)) return true;
         return false;
     }
     if (a.t != V_STR || a.s.n > s.s.n) return false;
+    charge(e, a.s.n / 16);
     return !memcmp(ends ? s.s.p + s.s.n - a.s.n : s.s.p, a.s.p, a.s.n);
 }
 
@@ -1171,11 +1273,11 @@ static jv call_method(rctx *r, jv o, const char *m, const args_t *a) {
     if (o.t == V_STR) {
         if (!strcmp(m, "strip") || !strcmp(m, "lstrip") || !strcmp(m, "rstrip")) {
             bool has = a0.t == V_STR;
-            return str_strip(o, has ? a0.s.p : NULL, has ? a0.s.n : 0, m[0] != 'r', m[0] != 'l');
+            return str_strip(&r->e, o, has ? a0.s.p : NULL, has ? a0.s.n : 0, m[0] != 'r', m[0] != 'l');
         }
         if (!strcmp(m, "split")) return str_split(r, o, a0, a1.t == V_INT ? a1.i : -1);
-        if (!strcmp(m, "startswith")) return v_bool(starts_ends(o, a0, false));
-        if (!strcmp(m, "endswith")) return v_bool(starts_ends(o, a0, true));
+        if (!strcmp(m, "startswith")) return v_bool(starts_ends(&r->e, o, a0, false, 0));
+        if (!strcmp(m, "endswith")) return v_bool(starts_ends(&r->e, o, a0, true, 0));
         if (!strcmp(m, "lower")) return str_case(r, o, 0);
         if (!strcmp(m, "upper")) return str_case(r, o, 1);
         if (!strcmp(m, "title")) return str_case(r, o, 2);
@@ -1183,9 +1285,8 @@ static jv call_method(rctx *r, jv o, const char *m, const args_t *a) {
         if (!strcmp(m, "replace")) return str_replace(r, o, a0, a1);
         if (!strcmp(m, "find")) {
             if (a0.t != V_STR) jfail(&r->e, CKE_ERR_FORMAT, "find() takes a string");
-            for (size_t i = 0; i + a0.s.n <= o.s.n; i++)
-                if (!memcmp(o.s.p + i, a0.s.p, a0.s.n)) return v_int((int64_t)i);
-            return v_int(-1);
+            const char *at = find_in(&r->e, o.s.p, o.s.n, a0.s.p, a0.s.n);
+            return v_int(at ? (int64_t)(at - o.s.p) : -1);
         }
     } else if (o.t == V_DICT) {
         if (!strcmp(m, "get")) {
@@ -1226,8 +1327,8 @@ static bool apply_test(rctx *r, const char *t, jv v, const args_t *a) {
     if (!strcmp(t, "false")) return v.t == V_BOOL && !v.i;
     if (!strcmp(t, "mapping")) return v.t == V_DICT;
     if (!strcmp(t, "sequence") || !strcmp(t, "iterable")) return v.t == V_LIST || v.t == V_STR || v.t == V_DICT;
-    if (!strcmp(t, "equalto") || !strcmp(t, "eq") || !strcmp(t, "sameas")) return v_eq(v, a0);
-    if (!strcmp(t, "ne")) return !v_eq(v, a0);
+    if (!strcmp(t, "equalto") || !strcmp(t, "eq") || !strcmp(t, "sameas")) return v_eq(&r->e, v, a0, 0);
+    if (!strcmp(t, "ne")) return !v_eq(&r->e, v, a0, 0);
     if (!strcmp(t, "odd") || !strcmp(t, "even")) return (as_int(r, v, "odd/even") & 1) == (t[0] == 'o');
     jfail(&r->e, CKE_ERR_UNSUPPORTED, "test '%s' is not supported", t);
 }
@@ -1236,10 +1337,10 @@ static jv apply_filter(rctx *r, const char *f, jv v, const args_t *a) {
     jv a0 = a->np > 0 ? a->pos[0] : v_undef();
     if (!strcmp(f, "trim")) {
         if (v.t != V_STR) v = to_str(&r->e, v);
-        return str_strip(v, a0.t == V_STR ? a0.s.p : NULL, a0.t == V_STR ? a0.s.n : 0, true, true);
+        return str_strip(&r->e, v, a0.t == V_STR ? a0.s.p : NULL, a0.t == V_STR ? a0.s.n : 0, true, true);
     }
     if (!strcmp(f, "length") || !strcmp(f, "count")) {
-        if (v.t == V_STR) return v_int((int64_t)utf8_len(v.s.p, v.s.n));
+        if (v.t == V_STR) return v_int((int64_t)utf8_len(&r->e, v.s.p, v.s.n));
         if (v.t == V_LIST) return v_int(v.l->n);
         if (v.t == V_DICT) return v_int(v.d->n);
         if (v.t == V_UNDEF) return v_int(0);
@@ -1248,7 +1349,9 @@ static jv apply_filter(rctx *r, const char *f, jv v, const args_t *a) {
     if (!strcmp(f, "tojson")) {
         buf b = {0};
         jv ind = kwarg(a, "indent", 0, v_none());
-        json_dump(&r->e, &b, v, ind.t == V_INT ? (int)ind.i : 0, 0);
+        /* beyond a few thousand columns the text limit stops it anyway */
+        int indent = ind.t == V_INT ? (ind.i < 0 ? 0 : ind.i > 4096 ? 4096 : (int)ind.i) : 0;
+        json_dump(&r->e, &b, v, indent, 0);
         return buf_to_str(&r->e, &b);
     }
     if (!strcmp(f, "string")) return to_str(&r->e, v);
@@ -1271,6 +1374,7 @@ static jv apply_filter(rctx *r, const char *f, jv v, const args_t *a) {
     if (!strcmp(f, "list")) return as_list(r, v);
     if (!strcmp(f, "reverse")) {
         if (v.t == V_STR) {
+            charge(&r->e, v.s.n / 4 + 1);
             char *o = jalloc(&r->e, v.s.n + 1);
             for (size_t i = 0; i < v.s.n; i++) o[i] = v.s.p[v.s.n - 1 - i];
             return v_strn(o, v.s.n);
@@ -1287,7 +1391,7 @@ static jv apply_filter(rctx *r, const char *f, jv v, const args_t *a) {
             if (i) buf_put(&r->e, &b, sep.s.p, sep.s.n);
             jv it = l.l->v[i];
             if (attr.t == V_STR) it = getattr_v(r, it, attr.s.p, attr.s.n);
-            repr(&r->e, &b, it, false);
+            repr(&r->e, &b, it, false, 0);
         }
         return buf_to_str(&r->e, &b);
     }
@@ -1339,9 +1443,13 @@ static jv call_builtin(rctx *r, const char *fn, const args_t *a) {
             if (a->np > 2) st = as_int(r, a->pos[2], "range()");
         } else jfail(&r->e, CKE_ERR_FORMAT, "range() needs arguments");
         if (st == 0) jfail(&r->e, CKE_ERR_FORMAT, "range() step cannot be zero");
-        if ((hi - lo) / st > 1000000) jfail(&r->e, CKE_ERR_RANGE, "range() of more than a million items");
+        /* the count in unsigned arithmetic: hi - lo and -st may not fit in int64_t */
+        uint64_t dist = st > 0 ? (uint64_t)hi - (uint64_t)lo : (uint64_t)lo - (uint64_t)hi;
+        uint64_t mag = st > 0 ? (uint64_t)st : (uint64_t)0 - (uint64_t)st;
+        uint64_t cnt = (st > 0 ? hi <= lo : lo <= hi) ? 0 : (dist - 1) / mag + 1;
+        if (cnt > MAX_ITERS) jfail(&r->e, CKE_ERR_RANGE, "range() of %llu items (at most %d)", (unsigned long long)cnt, MAX_ITERS);
         jv l = v_list(&r->e);
-        for (int64_t i = lo; st > 0 ? i < hi : i > hi; i += st) list_push(&r->e, l.l, v_int(i));
+        for (uint64_t k = 0; k < cnt; k++) list_push(&r->e, l.l, v_int((int64_t)((uint64_t)lo + k * (uint64_t)st)));
         return l;
     }
     if (!strcmp(fn, "strftime_now")) {
@@ -1363,9 +1471,10 @@ static jv call_builtin(rctx *r, const char *fn, const args_t *a) {
 
 static jv arith(rctx *r, int op, jv a, jv b) {
     if (op == B_ADD && a.t == V_STR && b.t == V_STR) {
-        char *s = jalloc(&r->e, a.s.n + b.s.n + 1);
-        memcpy(s, a.s.p, a.s.n), memcpy(s + a.s.n, b.s.p, b.s.n);
-        return v_strn(s, a.s.n + b.s.n);
+        buf o = {0};
+        buf_put(&r->e, &o, a.s.p, a.s.n);
+        buf_put(&r->e, &o, b.s.p, b.s.n);
+        return buf_to_str(&r->e, &o);
     }
     if (op == B_ADD && a.t == V_LIST && b.t == V_LIST) {
         jv l = v_list(&r->e);
@@ -1376,25 +1485,33 @@ static jv arith(rctx *r, int op, jv a, jv b) {
     bool an = a.t == V_INT || a.t == V_BOOL || a.t == V_FLOAT, bn = b.t == V_INT || b.t == V_BOOL || b.t == V_FLOAT;
     if (op == B_MUL && a.t == V_STR && (b.t == V_INT)) {
         buf o = {0};
-        for (int64_t i = 0; i < b.i && i < 1000000; i++) buf_put(&r->e, &o, a.s.p, a.s.n);
+        for (int64_t i = 0; i < b.i && i < MAX_ITERS; i++) buf_put(&r->e, &o, a.s.p, a.s.n);
         return buf_to_str(&r->e, &o);
     }
     static const char *const opn[] = {[B_ADD] = "+", [B_SUB] = "-", [B_MUL] = "*", [B_DIV] = "/", [B_FDIV] = "//", [B_MOD] = "%"};
     if (!an || !bn) jfail(&r->e, CKE_ERR_FORMAT, "cannot apply '%s' to %s and %s", opn[op], tname(a), tname(b));
     bool fl = a.t == V_FLOAT || b.t == V_FLOAT || op == B_DIV;
     if (!fl) {
-        int64_t x = a.i, y = b.i;
+        int64_t x = a.i, y = b.i, z = 0;
+        bool ovf = false;
         switch (op) {
-        case B_ADD: return v_int(x + y);
-        case B_SUB: return v_int(x - y);
-        case B_MUL: return v_int(x * y);
+        case B_ADD: ovf = __builtin_add_overflow(x, y, &z); break;
+        case B_SUB: ovf = __builtin_sub_overflow(x, y, &z); break;
+        case B_MUL: ovf = __builtin_mul_overflow(x, y, &z); break;
         case B_FDIV: case B_MOD: {
-            if (y == 0) jfail(&r->e, CKE_ERR_FORMAT, "division by zero");
+            if (y == 0) jfail(&r->e, CKE_ERR_FORMAT, "integer division or modulo by zero");
+            if (y == -1) { /* x / -1 traps on INT64_MIN */
+                if (op == B_MOD) return v_int(0);
+                ovf = __builtin_sub_overflow((int64_t)0, x, &z);
+                break;
+            }
             int64_t q = x / y, m = x % y;
             if (m != 0 && ((m < 0) != (y < 0))) q--, m += y; /* Python floors */
             return op == B_FDIV ? v_int(q) : v_int(m);
         }
         }
+        if (ovf) jfail(&r->e, CKE_ERR_RANGE, "integer overflow in %lld %s %lld", (long long)x, opn[op], (long long)y);
+        return v_int(z);
     }
     double x = as_num(r, a), y = as_num(r, b);
     switch (op) {
@@ -1410,6 +1527,7 @@ static jv arith(rctx *r, int op, jv a, jv b) {
 static int compare(rctx *r, jv a, jv b) {
     if (a.t == V_STR && b.t == V_STR) {
         size_t n = a.s.n < b.s.n ? a.s.n : b.s.n;
+        charge(&r->e, n / 16 + 1);
         int c = memcmp(a.s.p, b.s.p, n);
         return c ? c : a.s.n < b.s.n ? -1 : a.s.n > b.s.n;
     }
@@ -1420,24 +1538,22 @@ static int compare(rctx *r, jv a, jv b) {
 static bool contains(rctx *r, jv hay, jv needle) {
     if (hay.t == V_STR) {
         if (needle.t != V_STR) jfail(&r->e, CKE_ERR_FORMAT, "'in <string>' needs a string, not %s", tname(needle));
-        if (needle.s.n == 0) return true;
-        for (size_t i = 0; i + needle.s.n <= hay.s.n; i++)
-            if (!memcmp(hay.s.p + i, needle.s.p, needle.s.n)) return true;
-        return false;
+        return find_in(&r->e, hay.s.p, hay.s.n, needle.s.p, needle.s.n) != NULL;
     }
     if (hay.t == V_LIST) {
         for (int64_t i = 0; i < hay.l->n; i++)
-            if (v_eq(hay.l->v[i], needle)) return true;
+            if (v_eq(&r->e, hay.l->v[i], needle, 0)) return true;
         return false;
     }
-    if (hay.t == V_DICT) return needle.t == V_STR && dict_find(hay.d, needle.s.p, needle.s.n) != NULL;
+    if (hay.t == V_DICT) return needle.t == V_STR && dict_find(&r->e, hay.d, needle.s.p, needle.s.n) != NULL;
     if (hay.t == V_UNDEF) return false;
     jfail(&r->e, CKE_ERR_FORMAT, "'in' needs a string, list or dict, not %s", tname(hay));
 }
 
 static jv eval(rctx *r, const expr *x) {
     r->e.line = x->line;
-    if (++r->depth > 200) jfail(&r->e, CKE_ERR_RANGE, "expression nested too deeply");
+    if (++r->depth > MAX_DEPTH) jfail(&r->e, CKE_ERR_RANGE, "an expression nested more than %d levels deep", MAX_DEPTH);
+    charge(&r->e, 1);
     jv v;
     args_t a;
     switch (x->k) {
@@ -1456,14 +1572,16 @@ static jv eval(rctx *r, const expr *x) {
     case E_SLICE: {
         jv o = eval(r, x->a);
         if (o.t != V_LIST && o.t != V_STR) jfail(&r->e, CKE_ERR_FORMAT, "cannot slice a %s", tname(o));
-        int64_t n = o.t == V_LIST ? o.l->n : (int64_t)o.s.n, st, sp, step;
-        slice_idx(r, x, n, &st, &sp, &step);
+        int64_t n = o.t == V_LIST ? o.l->n : (int64_t)o.s.n, st, step;
+        int64_t cnt = slice_idx(r, x, n, &st, &step);
         if (o.t == V_LIST) {
             v = v_list(&r->e);
-            for (int64_t i = st; step > 0 ? i < sp : i > sp; i += step) list_push(&r->e, v.l, o.l->v[i]);
+            for (int64_t k = 0; k < cnt; k++) list_push(&r->e, v.l, o.l->v[st + k * step]);
+        } else if (step == 1) {
+            v = v_strn(o.s.p + st, (size_t)cnt);
         } else {
             buf b = {0};
-            for (int64_t i = st; step > 0 ? i < sp : i > sp; i += step) buf_put(&r->e, &b, o.s.p + i, 1);
+            for (int64_t k = 0; k < cnt; k++) buf_put(&r->e, &b, o.s.p + st + k * step, 1);
             v = buf_to_str(&r->e, &b);
         }
         break;
@@ -1489,8 +1607,10 @@ static jv eval(rctx *r, const expr *x) {
     case E_NOT: v = v_bool(!truthy(eval(r, x->a))); break;
     case E_NEG: {
         jv o = eval(r, x->a);
+        int64_t i;
         if (o.t == V_FLOAT) v = v_float(-o.f);
-        else v = v_int(-as_int(r, o, "unary minus"));
+        else if ((i = as_int(r, o, "unary minus")) == INT64_MIN) jfail(&r->e, CKE_ERR_RANGE, "integer overflow in -(%lld)", (long long)i);
+        else v = v_int(-i);
         break;
     }
     case E_COND:
@@ -1514,8 +1634,8 @@ static jv eval(rctx *r, const expr *x) {
         jv l = eval(r, x->a), rr = eval(r, x->b);
         r->e.line = x->line;
         switch (x->op) {
-        case B_EQ: v = v_bool(v_eq(l, rr)); break;
-        case B_NE: v = v_bool(!v_eq(l, rr)); break;
+        case B_EQ: v = v_bool(v_eq(&r->e, l, rr, 0)); break;
+        case B_NE: v = v_bool(!v_eq(&r->e, l, rr, 0)); break;
         case B_LT: v = v_bool(compare(r, l, rr) < 0); break;
         case B_GT: v = v_bool(compare(r, l, rr) > 0); break;
         case B_LE: v = v_bool(compare(r, l, rr) <= 0); break;
@@ -1524,8 +1644,8 @@ static jv eval(rctx *r, const expr *x) {
         case B_NOTIN: v = v_bool(!contains(r, rr, l)); break;
         case B_CAT: {
             buf b = {0};
-            repr(&r->e, &b, l, false);
-            repr(&r->e, &b, rr, false);
+            repr(&r->e, &b, l, false, 0);
+            repr(&r->e, &b, rr, false, 0);
             v = buf_to_str(&r->e, &b);
             break;
         }
@@ -1547,12 +1667,15 @@ static void render_for(rctx *r, const node *n) {
     if (n->filter) { /* `for x in xs if c`: loop.* counts the kept items only */
         items = v_list(&r->e);
         for (int64_t i = 0; i < it.l->n; i++) {
+            if (++r->iters > MAX_ITERS) jfail(&r->e, CKE_ERR_RANGE, "loops ran more than %d iterations in all", MAX_ITERS);
             assign(r, n->var[0], it.l->v[i]);
             if (truthy(eval(r, n->filter))) list_push(&r->e, items.l, it.l->v[i]);
         }
     }
     int64_t len = items.l->n;
+    jv loop = v_undef();
     for (int64_t i = 0; i < len; i++) {
+        if (++r->iters > MAX_ITERS) jfail(&r->e, CKE_ERR_RANGE, "loops ran more than %d iterations in all", MAX_ITERS);
         sc.n = 0, sc.more = NULL; /* each iteration starts from the outer scope */
         jv item = items.l->v[i];
         if (n->nvars == 2) {
@@ -1560,16 +1683,16 @@ static void render_for(rctx *r, const node *n) {
             assign(r, n->var[0], item.l->v[0]);
             assign(r, n->var[1], item.l->v[1]);
         } else assign(r, n->var[0], item);
-        jv loop = v_dict(&r->e);
-        dict_setc(&r->e, loop.d, "index", v_int(i + 1));
-        dict_setc(&r->e, loop.d, "index0", v_int(i));
-        dict_setc(&r->e, loop.d, "revindex", v_int(len - i));
-        dict_setc(&r->e, loop.d, "revindex0", v_int(len - i - 1));
-        dict_setc(&r->e, loop.d, "first", v_bool(i == 0));
-        dict_setc(&r->e, loop.d, "last", v_bool(i == len - 1));
-        dict_setc(&r->e, loop.d, "length", v_int(len));
-        dict_setc(&r->e, loop.d, "previtem", i > 0 ? items.l->v[i - 1] : v_undef());
-        dict_setc(&r->e, loop.d, "nextitem", i + 1 < len ? items.l->v[i + 1] : v_undef());
+        /* one loop object per loop, its values updated in place: a million iterations make no
+         * garbage and cost no lookups (templates cannot add keys: only namespaces take set x.y) */
+        static const char *const keys[] = {"index", "index0", "revindex", "revindex0", "first", "last", "length", "previtem", "nextitem"};
+        jv vals[] = {v_int(i + 1), v_int(i), v_int(len - i), v_int(len - i - 1), v_bool(i == 0), v_bool(i == len - 1), v_int(len),
+                     i > 0 ? items.l->v[i - 1] : v_undef(), i + 1 < len ? items.l->v[i + 1] : v_undef()};
+        if (i == 0) {
+            loop = v_dict(&r->e);
+            for (int k = 0; k < 9; k++) dict_setc(&r->e, loop.d, keys[k], vals[k]);
+        } else
+            memcpy(loop.d->v, vals, sizeof vals);
         assign(r, "loop", loop);
         render_list(r, &n->body);
         r->cont = 0;
@@ -1585,7 +1708,7 @@ static void render_list(rctx *r, const nodelist *l) {
         r->e.line = n->line;
         switch (n->k) {
         case N_TEXT: buf_put(&r->e, &r->out, n->text, n->len); break;
-        case N_OUT: repr(&r->e, &r->out, eval(r, n->e), false); break;
+        case N_OUT: repr(&r->e, &r->out, eval(r, n->e), false, 0); break;
         case N_IF:
             for (int b = 0; b < n->nbranch; b++)
                 if (!n->conds[b] || truthy(eval(r, n->conds[b]))) { render_list(r, &n->bodies[b]); break; }
@@ -1603,7 +1726,6 @@ static void render_list(rctx *r, const nodelist *l) {
         case N_BREAK: r->brk = 1; break;
         case N_CONTINUE: r->cont = 1; break;
         }
-        if (r->out.n > ((size_t)64 << 20)) jfail(&r->e, CKE_ERR_RANGE, "rendered text exceeds 64 MiB");
     }
 }
 
@@ -1615,6 +1737,7 @@ cke_status cke_jinja_render(const cke_jinja *t, const cke_jinja_chat *c, char **
     if (!r || !g) { free(r); free(g); return cke_fail(err, CKE_ERR_NOMEM, "out of memory"); }
     r->e.err = err, r->e.ar = &r->ar, r->e.line = 1;
     r->sc = g;
+    r->out.output = true;
     if (setjmp(r->e.jb)) {
         cke_status st = r->e.st;
         free(r->out.p);

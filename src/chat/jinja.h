@@ -19,6 +19,12 @@
  * filters and tests not listed.
  * Anything else fails to parse or render with a message naming the construct.
  *
+ * Templates come from model files, so from anyone: nesting deeper than 256 (blocks,
+ * expressions, values), more than a million loop iterations or list items, a string or output
+ * over 16 MiB, more than 256 MiB of memory or 20 million steps of work, names over 256
+ * characters and 64-bit integer overflow (+ - * // unary -, range(), int literals) each end in
+ * CKE_ERR_RANGE (or CKE_ERR_FORMAT) with a message naming the limit and the template line.
+ *
  * A parsed template is immutable: render it any number of times (not concurrently). */
 #ifndef CKE_CHAT_JINJA_H
 #define CKE_CHAT_JINJA_H

@@ -72,6 +72,8 @@ static void sort_ids(int32_t *idx, int64_t n, const float *l) {
 }
 
 int32_t cke_sampler_next(cke_sampler *s, const float *logits, const int32_t *history, int64_t n_hist) {
+    /* no logits (nothing was prefilled: an empty prompt) or no vocabulary: no token */
+    if (!s || !logits || s->vocab <= 0) return -1;
     const int64_t V = s->vocab;
     memcpy(s->l, logits, (size_t)V * sizeof(float));
     if (s->o.repeat_penalty != 1.0f && history) {

@@ -25,7 +25,8 @@ typedef struct cke_sampler cke_sampler;
 
 cke_status cke_sampler_new(cke_sampler **out, int64_t vocab, const cke_sampler_opts *o, cke_err *err);
 void cke_sampler_free(cke_sampler *s);
-/* history: the tokens so far (prompt + generated), for the repetition penalty. */
+/* history: the tokens so far (prompt + generated), for the repetition penalty.
+ * Returns -1 when logits is NULL (the model was given no tokens yet): callers must check. */
 int32_t cke_sampler_next(cke_sampler *s, const float *logits /* [vocab] */, const int32_t *history, int64_t n_hist);
 
 #endif

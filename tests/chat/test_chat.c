@@ -6,12 +6,21 @@
 #define _DEFAULT_SOURCE
 #include "chat/chat.h"
 #include "chat/jinja.h"
+#include "runtime/sampler.h"
 
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <time.h>
 #include <unistd.h>
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
 
 static int n_pass, n_fail;
 
@@ -124,6 +133,171 @@ static void test_constructs(void) {
     expect_error("unsupported statement", "{% macro f() %}{% endmacro %}", &c, CKE_ERR_UNSUPPORTED, "macro");
     expect_error("error names the line", "a\nb\n{{ 1 + 'x' }}", &c, CKE_ERR_FORMAT, "line 3");
     expect_error("set on a non-namespace", "{% set d = 1 %}{% set d.x = 2 %}", &c, CKE_ERR_FORMAT, "namespace");
+}
+
+/* n copies of s, then tail (malloc'd) */
+static char *repeat(const char *head, const char *s, int n, const char *mid, const char *s2, int n2, const char *tail) {
+    size_t a = strlen(head), b = strlen(s), c = strlen(mid), d = strlen(s2), f = strlen(tail);
+    char *o = malloc(a + b * (size_t)n + c + d * (size_t)n2 + f + 1), *q = o;
+    memcpy(q, head, a), q += a;
+    for (int i = 0; i < n; i++) memcpy(q, s, b), q += b;
+    memcpy(q, mid, c), q += c;
+    for (int i = 0; i < n2; i++) memcpy(q, s2, d), q += d;
+    memcpy(q, tail, f + 1);
+    return o;
+}
+
+/* Templates are untrusted (they come with the model): each way to crash, hang or exhaust the
+ * interpreter ends in an error naming the limit and the line. */
+static void test_hostile(void) {
+    cke_jinja_chat c = {.messages = conv4, .n_messages = 4, .bos_token = "<s>", .eos_token = "</s>", .add_generation_prompt = true};
+    char *t;
+    t = repeat("{{ ", "(", 50000, "1", ")", 50000, " }}");
+    expect_error("50k nested parentheses", t, &c, CKE_ERR_RANGE, "nested more than 256 levels");
+    free(t);
+    t = repeat("", "{% if true %}", 20000, "x", "{% endif %}", 20000, "");
+    expect_error("20k nested ifs", t, &c, CKE_ERR_RANGE, "nested more than 256 levels");
+    free(t);
+    t = repeat("{{ ", "[", 5000, "", "]", 5000, " }}");
+    expect_error("5k nested list literals", t, &c, CKE_ERR_RANGE, "line 1: blocks or expressions nested");
+    free(t);
+    t = repeat("{{ ", "not ", 100000, "", "", 0, "1 }}");
+    expect_error("100k nots", t, &c, CKE_ERR_RANGE, "nested more than");
+    free(t);
+    t = repeat("{{ ", "-", 100000, "", "", 0, "1 }}");
+    expect_error("100k unary minus", t, &c, CKE_ERR_RANGE, "nested more than");
+    free(t);
+    t = repeat("{{ ", "1 + ", 100000, "", "", 0, "1 }}");
+    expect_error("100k additions (a deep tree from a loop)", t, &c, CKE_ERR_RANGE, "an expression nested more than 256");
+    free(t);
+    t = repeat("{{ 'a'", " | upper", 100000, "", "", 0, " }}");
+    expect_error("100k filters", t, &c, CKE_ERR_RANGE, "an expression nested more than 256");
+    free(t);
+    expect_render("200 nested parentheses are fine", (t = repeat("{{ ", "(", 60, "7", ")", 60, " }}")), &c, "7");
+    free(t);
+    expect_render("100 nested ifs are fine", (t = repeat("", "{% if true %}", 100, "x", "{% endif %}", 100, "")), &c, "x");
+    free(t);
+    expect_error("tojson of a 100k-deep list", "{% set ns = namespace(l=[]) %}{% for i in range(100000) %}{% set ns.l = [ns.l] %}{% endfor %}\n{{ ns.l | tojson }}",
+                 &c, CKE_ERR_RANGE, "line 2: a value nested more than 256 levels deep");
+    expect_error("printing a 100k-deep list", "{% set ns = namespace(l=[]) %}{% for i in range(100000) %}{% set ns.l = [ns.l] %}{% endfor %}{{ ns.l }}",
+                 &c, CKE_ERR_RANGE, "a value nested more than 256");
+    expect_error("comparing 100k-deep lists", "{% set ns = namespace(l=[]) %}{% for i in range(100000) %}{% set ns.l = [ns.l] %}{% endfor %}{{ ns.l == ns.l }}",
+                 &c, CKE_ERR_RANGE, "a value nested more than 256");
+    expect_error("a list that contains itself, printed",
+                 "{% set l = [1] %}{% set _ = l.append(l) %}{% set _ = l.append(l) %}{{ l }}", &c, CKE_ERR_RANGE, "nested more than");
+    expect_error("a list that contains itself, compared",
+                 "{% set l = [1] %}{% set _ = l.append(l) %}{% set _ = l.append(l) %}{{ l == l }}", &c, CKE_ERR_RANGE, "");
+    expect_error("a list that contains itself, startswith", "{% set l = ['q'] %}{% set _ = l.append(l) %}{{ 'x'.startswith(l) }}",
+                 &c, CKE_ERR_RANGE, "nested more than");
+    expect_error("a namespace that contains itself", "{% set ns = namespace(a=1) %}{% set ns.b = ns %}{{ ns | tojson }}",
+                 &c, CKE_ERR_RANGE, "nested more than");
+    /* integers: Python has big ints; 64-bit overflow is an error, never wraps or traps */
+    expect_error("INT64_MIN // -1", "{{ (-9223372036854775807 - 1) // -1 }}", &c, CKE_ERR_RANGE, "integer overflow in -9223372036854775808 // -1");
+    expect_render("INT64_MIN % -1 is 0", "{{ (-9223372036854775807 - 1) % -1 }}|{{ 7 // -1 }}|{{ -7 // 2 }}|{{ 7 % -3 }}", &c, "0|-7|-4|-2");
+    expect_error("// by zero", "x\n{{ 1 // 0 }}", &c, CKE_ERR_FORMAT, "line 2: integer division or modulo by zero");
+    expect_error("% by zero", "{{ 1 % 0 }}", &c, CKE_ERR_FORMAT, "by zero");
+    expect_error("+ overflow", "{{ 9223372036854775807 + 1 }}", &c, CKE_ERR_RANGE, "integer overflow in 9223372036854775807 + 1");
+    expect_error("- overflow", "{{ -9223372036854775807 - 2 }}", &c, CKE_ERR_RANGE, "integer overflow in");
+    expect_error("* overflow", "{{ 4611686018427387904 * 2 }}", &c, CKE_ERR_RANGE, "integer overflow in");
+    expect_error("unary - overflow", "{{ -(-9223372036854775807 - 1) }}", &c, CKE_ERR_RANGE, "integer overflow in -(");
+    expect_error("integer literal too big", "{{ 99999999999999999999 }}", &c, CKE_ERR_RANGE, "does not fit in 64 bits");
+    expect_error("float too big for an int", "{{ range(99999999999999999999.0) }}", &c, CKE_ERR_RANGE, "does not fit in a 64-bit integer");
+    expect_error("range() over the whole int64 range", "{{ range(-9223372036854775807 - 1, 9223372036854775807) | length }}", &c,
+                 CKE_ERR_RANGE, "range() of 18446744073709551615 items");
+    expect_render("range() with huge steps", "{{ range(-9223372036854775807 - 1, 9223372036854775807, 4611686018427387904) | list }}"
+                  "{{ range(9223372036854775807, -9223372036854775807, -9223372036854775807 - 1) | list }}{{ range(5, 0, -2) | list }}", &c,
+                  "[-9223372036854775808, -4611686018427387904, 0, 4611686018427387904][9223372036854775807, -1][5, 3, 1]");
+    expect_render("slices with hostile numbers",
+                  "{{ 'abcdef'[9223372036854775807:-9223372036854775807:9223372036854775807] }}|{{ 'abc'[::-9223372036854775807 - 1] }}|"
+                  "{{ [1, 2, 3][-9223372036854775807 - 1:] }}|{{ 'abc'[-9223372036854775807 - 1] }}|{{ 'abcdef'[1::4] }}|{{ 'abcdef'[::-2] }}", &c,
+                  "|c|[1, 2, 3]||bf|fdb");
+    /* work, loops, sizes */
+    expect_error("nested range(1000000) loops", "{% for i in range(1000000) %}{% for j in range(1000000) %}{% endfor %}{% endfor %}",
+                 &c, CKE_ERR_RANGE, "loops ran more than 1000000 iterations in all");
+    expect_error("string doubling",
+                 "{% set ns = namespace(s='ab') %}{% for i in range(64) %}{% set ns.s = ns.s + ns.s %}{% endfor %}{{ ns.s | length }}",
+                 &c, CKE_ERR_RANGE, "a string would be longer than 16 MiB");
+    expect_error("string repetition", "{{ ('x' * 1000000) * 1000000 }}", &c, CKE_ERR_RANGE, "longer than 16 MiB");
+    expect_error("output too long", "{% for i in range(1000) %}{{ 'x' * 100000 }}{% endfor %}", &c, CKE_ERR_RANGE,
+                 "the rendered text would be longer than 16 MiB");
+    expect_error("list doubling", "{% set ns = namespace(l=[1]) %}{% for i in range(64) %}{% set ns.l = ns.l + ns.l %}{% endfor %}", &c,
+                 CKE_ERR_RANGE, "a list would have more than 1000000 items");
+    expect_error("a long search repeated", "{% set a = 'a' * 1000000 %}{% for i in range(100000) %}{% if 'b' in a %}{% endif %}{% endfor %}",
+                 &c, CKE_ERR_RANGE, "rendering takes more than");
+    expect_render("tojson with a huge indent (capped)", "{{ ([[[1]]] | tojson(indent=2147483647) | length) > 30000 }}", &c, "True");
+    expect_error("length of a long string in a long loop",
+                 "{% set s = 'x' * 1000000 %}{% for i in range(1000000) %}{% if s | length %}{% endif %}{% endfor %}", &c,
+                 CKE_ERR_RANGE, "rendering takes more than 20 million steps");
+    expect_error("strip with a long set of characters", "{% set c = 'x' * 1000000 ~ 'y' %}{% set s = 'y' * 1000000 %}{{ s.strip(c) }}", &c,
+                 CKE_ERR_RANGE, "rendering takes more than");
+    t = repeat("{{ ", "a", 300, "", "", 0, " }}");
+    expect_error("a 300-character name", t, &c, CKE_ERR_FORMAT, "a name longer than 256 characters");
+    free(t);
+    /* parsing stays linear: many tags, many adjacent literals */
+    t = repeat("", "{{ 1 }}\n", 200000, "{{ 1 + 'x' }}", "", 0, "");
+    expect_error("200k tags: the error still names the line", t, &c, CKE_ERR_FORMAT, "line 200001");
+    free(t);
+    t = repeat("{{ ", "'ab' ", 100000, "", "", 0, "| length }}");
+    expect_render("100k adjacent string literals", t, &c, "200000");
+    free(t);
+}
+
+/* an empty prompt leaves the model without logits: the sampler says so instead of reading NULL */
+static void test_sampler_no_logits(void) {
+    cke_sampler *s = NULL;
+    cke_err e = {0};
+    cke_sampler_opts o = CKE_SAMPLER_DEFAULTS;
+    check(cke_sampler_new(&s, 8, &o, &e) == CKE_OK, "sampler_new", e.msg);
+    if (!s) return;
+    check(cke_sampler_next(s, NULL, NULL, 0) == -1, "sampler: NULL logits give -1", NULL);
+    o.temp = 0;
+    cke_sampler *g = NULL;
+    if (cke_sampler_new(&g, 8, &o, &e) == CKE_OK) {
+        check(cke_sampler_next(g, NULL, NULL, 0) == -1, "greedy sampler: NULL logits give -1", NULL);
+        static const float l[8] = {0, 1, 5, 2, 0, 0, 0, 0};
+        check(cke_sampler_next(g, l, NULL, 0) == 2, "greedy sampler: argmax", NULL);
+    }
+    check(cke_sampler_next(NULL, NULL, NULL, 0) == -1, "sampler: NULL sampler gives -1", NULL);
+    cke_sampler_free(g);
+    cke_sampler_free(s);
+}
+
+/* Every input the fuzzer (or the issue) found crashing, hanging or exhausting memory, replayed:
+ * each must end in output or an error, quickly (the suite runs this under ASan + UBSan too). */
+static void test_fuzz_regressions(void) {
+    static const char dir[] = "tests/fuzz/regress/jinja";
+    static const char *const extra[] = {"reasoning_content", "thinking"};
+    static const cke_chat_msg m[] = {{"system", "S", NULL, 0}, {"user", "U <|im_start|>", NULL, 0},
+                                     {"assistant", "A", extra, 1}, {"user", "", NULL, 0}};
+    cke_jinja_chat c = {.messages = m, .n_messages = 4, .bos_token = "<s>", .eos_token = "</s>", .add_generation_prompt = true};
+    DIR *d = opendir(dir);
+    if (!d) { printf("SKIP fuzz regressions: %s not found (run from the repository root)\n", dir); return; }
+    int n = 0;
+    for (struct dirent *de; (de = readdir(d));) {
+        if (de->d_name[0] == '.' || !strstr(de->d_name, ".jinja")) continue;
+        char path[PATH_MAX];
+        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        FILE *f = fopen(path, "rb");
+        if (!f) { check(0, path, "cannot open"); continue; }
+        static char src[1 << 22];
+        size_t len = fread(src, 1, sizeof src - 1, f);
+        fclose(f);
+        src[len] = 0;
+        cke_jinja *t = NULL;
+        cke_err e = {0};
+        char *out = NULL;
+        double t0 = now_s();
+        if (cke_jinja_parse(src, len, &t, &e) == CKE_OK) cke_jinja_render(t, &c, &out, NULL, &e);
+        double dt = now_s() - t0;
+        free(out);
+        cke_jinja_free(t);
+        char what[PATH_MAX + 64];
+        snprintf(what, sizeof what, "fuzz regression %s ends within 60 s (%.1f s: %s)", de->d_name, dt, e.msg);
+        check(dt < 60, what, NULL);
+        n++;
+    }
+    closedir(d);
+    check(n >= 10, "fuzz regressions found", NULL);
 }
 
 static const char *models_dir(void) {
@@ -306,6 +480,9 @@ static void test_cli(void) {
 
 int main(void) {
     test_constructs();
+    test_hostile();
+    test_sampler_no_logits();
+    test_fuzz_regressions();
     test_qwen3();
     test_llama3();
     test_phi3_gguf();
