@@ -288,6 +288,7 @@ int cke_cli_run(int argc, char **argv) {
     int stopped = 0;
     while (gen < n_gen && !stopped) {
         int32_t next = cke_sampler_next(smp, api->logits(r->m), hist, nh);
+        if (next < 0) { fprintf(stderr, "\ncke run: the model produced no logits to sample from\n"); rc = 1; break; }
         if (next == eos) break;
         hist[nh++] = next;
         gen++;
