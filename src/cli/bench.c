@@ -136,18 +136,6 @@ static void cache_root(char *out, size_t n) {
     else snprintf(out, n, "%s/.cache/cke/bench", getenv("HOME") ? getenv("HOME") : "/tmp");
 }
 
-static int mkdir_p(const char *dir) {
-    char tmp[PATH_MAX];
-    snprintf(tmp, sizeof tmp, "%s", dir);
-    for (char *p = tmp + 1; *p; p++)
-        if (*p == '/') {
-            *p = 0;
-            if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -1;
-            *p = '/';
-        }
-    return mkdir(tmp, 0755) != 0 && errno != EEXIST ? -1 : 0;
-}
-
 static double mtime_of(const char *p) {
     struct stat st;
     if (stat(p, &st) != 0) return -1;
@@ -158,7 +146,7 @@ static double mtime_of(const char *p) {
 static int prepare(const bench_shape *s, const char *root, char *dir, size_t n) {
     char gguf[PATH_MAX], so[PATH_MAX + 16], inc[PATH_MAX], tpl[PATH_MAX], libk[PATH_MAX], exe[PATH_MAX];
     cke_err e = {0};
-    if (mkdir_p(root)) { fprintf(stderr, "cke bench: cannot create %s\n", root); return -1; }
+    if (cke_cli_mkdirs(root)) { fprintf(stderr, "cke bench: cannot create %s\n", root); return -1; }
     snprintf(gguf, sizeof gguf, "%s/%s-f32.gguf", root, s->name);
     snprintf(dir, n, "%s/%s", root, s->name);
     if (access(gguf, R_OK) != 0) {

@@ -107,18 +107,6 @@ static void variant_name(int64_t ctx, int keep_f32, char *out, size_t n) {
     snprintf(out, n, "ctx-%s%s%s", c, keep_f32 ? "-f32" : "", rp && !strcmp(rp, "0") ? "-norepack" : "");
 }
 
-static int mkdirs(const char *dir) {
-    char tmp[PATH_MAX];
-    snprintf(tmp, sizeof tmp, "%s", dir);
-    for (char *p = tmp + 1; *p; p++)
-        if (*p == '/') {
-            *p = 0;
-            if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -1;
-            *p = '/';
-        }
-    return mkdir(tmp, 0755) != 0 && errno != EEXIST ? -1 : 0;
-}
-
 /* entry/source: the model's path, for `cke cache list`; written whole or not at all. */
 static void write_source(const char *entry, const char *abs) {
     char p[PATH_MAX + 16], t[PATH_MAX + 48];
@@ -192,7 +180,7 @@ int cke_cli_model_dir(const char *target_arg, const char *tok, int64_t ctx, char
     }
     snprintf(so_path, sizeof so_path, "%s/model.so", dir);
     if (access(so_path, R_OK) != 0) {
-        if (mkdirs(entry) != 0) {
+        if (cke_cli_mkdirs(entry) != 0) {
             fprintf(stderr, "cke: cannot create the cache directory %s: %s\n", entry, strerror(errno));
             return 1;
         }

@@ -1,10 +1,12 @@
 #include "cli/util.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 double cke_cli_now(void) {
@@ -41,6 +43,18 @@ int cke_cli_parse_f(const char *s, float *v) {
 int cke_cli_fail(const char *what, cke_status s, const cke_err *e) {
     fprintf(stderr, "cke %s: %s: %s\n", what, cke_status_name(s), e->msg);
     return 1;
+}
+
+int cke_cli_mkdirs(const char *dir) {
+    char tmp[PATH_MAX];
+    snprintf(tmp, sizeof tmp, "%s", dir);
+    for (char *p = tmp + 1; *p; p++)
+        if (*p == '/') {
+            *p = 0;
+            if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -1;
+            *p = '/';
+        }
+    return mkdir(tmp, 0755) != 0 && errno != EEXIST ? -1 : 0;
 }
 
 int cke_cli_is_help(const char *a) { return !strcmp(a, "-h") || !strcmp(a, "--help"); }
