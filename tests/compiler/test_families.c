@@ -251,9 +251,11 @@ static void gpt2_real(void) {
     char wdir[PATH_MAX], a[PATH_MAX * 2], b[PATH_MAX * 2];
     snprintf(wdir, sizeof wdir, "%s/gpt2_real_weights", tc_tmp);
     mkdir(wdir, 0755);
+    char absdir[PATH_MAX]; /* a symbolic link's target is relative to the link: make it absolute */
+    if (!realpath(path, absdir)) { tc_result("gpt2_real_reference", 0, "realpath %s", path); return; }
     for (int i = 0; i < 2; i++) {
         const char *f = i ? "model.safetensors" : "config.json";
-        snprintf(a, sizeof a, "%s/%s", path, f);
+        snprintf(a, sizeof a, "%s/%s", absdir, f);
         snprintf(b, sizeof b, "%s/%s", wdir, f);
         if (symlink(a, b) != 0 && errno != EEXIST) { tc_result("gpt2_real_reference", 0, "symlink %s", b); return; }
     }
