@@ -34,7 +34,7 @@
 
 typedef struct {
     const char *target, *prompt, *out, *data;
-    int64_t n_gen, threads, steps, max_events;
+    int64_t n_gen, threads, steps, max_events, prompt_tokens;
     int train, overhead, quick;
 } prof_args;
 
@@ -43,6 +43,7 @@ static int usage(int help) {
             "usage: cke profile DIR|MODEL -p PROMPT [-n N] [-o OUTDIR]           prefill + N decode steps, per op\n"
             "       cke profile DIR|MODEL --train --data FILE.txt [--steps K]    forward, backward, optimizer\n"
             "  -n N                 decode steps (default 16)\n"
+            "  --prompt-tokens N    a synthetic prompt of N token ids instead of -p (no tokenizer needed)\n"
             "  -o OUTDIR            where profile.json and trace.json go (default ./cke-profile); model_prof.so is\n"
             "                       built there from DIR/model.c with -DCKM_PROFILE (model.so stays untouched)\n"
             "  -t, --threads N      threads (default: all cores)\n"
@@ -62,6 +63,8 @@ static int parse(int argc, char **argv, prof_args *a) {
         else if (!strcmp(f, "-o")) rc = cke_cli_opt_str(C, argc, argv, &i, &a->out);
         else if (!strcmp(f, "--data")) rc = cke_cli_opt_str(C, argc, argv, &i, &a->data);
         else if (!strcmp(f, "-n")) rc = cke_cli_opt_i64(C, argc, argv, &i, 0, 1 << 20, "a token count (0-1048576)", &a->n_gen);
+        else if (!strcmp(f, "--prompt-tokens"))
+            rc = cke_cli_opt_i64(C, argc, argv, &i, 1, 1 << 20, "a token count (1-1048576)", &a->prompt_tokens);
         else if (!strcmp(f, "--steps")) rc = cke_cli_opt_i64(C, argc, argv, &i, 1, 1 << 20, "a step count (1-1048576)", &a->steps);
         else if (!strcmp(f, "-t") || !strcmp(f, "--threads"))
             rc = cke_cli_opt_i64(C, argc, argv, &i, 1, 1024, "a thread count (1-1024)", &a->threads);
@@ -83,8 +86,8 @@ static int parse(int argc, char **argv, prof_args *a) {
         fprintf(stderr, "cke profile: --train needs --data FILE.txt\n");
         return 2;
     }
-    if (!a->train && !a->prompt) {
-        fprintf(stderr, "cke profile: no prompt given (-p PROMPT)\n");
+    if (!a->train && !a->prompt == !a->prompt_tokens) {
+        fprintf(stderr, "cke profile: %s\n", a->prompt ? "-p and --prompt-tokens exclude each other" : "no prompt given (-p PROMPT)");
         return 2;
     }
     return 0;
@@ -357,7 +360,11 @@ int cke_cli_profile(int argc, char **argv) {
     }
     int32_t *ids = NULL;
     size_t n_ids = 0;
-    if (prompt_ids(dir, a.prompt, &ids, &n_ids)) return 1;
+    if (a.prompt_tokens) { /* ids 1, 2, ...: any tokens give the same shapes and times */
+        ids = malloc((size_t)a.prompt_tokens * sizeof *ids);
+        if (!ids) { fprintf(stderr, "cke profile: out of memory\n"); return 1; }
+        for (n_ids = 0; n_ids < (size_t)a.prompt_tokens; n_ids++) ids[n_ids] = (int32_t)(1 + n_ids % 100);
+    } else if (prompt_ids(dir, a.prompt, &ids, &n_ids)) return 1;
     prof_model pm = {0};
     if (prof_model_open(dir, a.out, (int)a.threads, &pm)) { free(ids); return 1; }
     const ckm_api *api = pm.api;
