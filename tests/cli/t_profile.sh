@@ -100,6 +100,22 @@ if have_models; then
     # CKE_ISA=ref: every kernel is named ref
     refuses prof_s260_ref 0 'ref ' env CKE_ISA=ref "$CKE" profile "$S" -p "Once" -n 3 -o "$T/prof-ref" --quick -t 1
     check prof_s260_ref_json prof_check "$T/prof-ref" 3 ref
+    # quantized weights: bytes in the stored format, the quantized kernel named (Q4_0 -> q4_0r
+    # repacked; ffn_down's 172 columns are no multiple of 32: F16; the tied head Q8_0)
+    "$CKE" quantize "$S" "$T/s260-q4_0.gguf" Q4_0 >/dev/null 2>&1
+    refuses prof_q4_0 0 'q4_0r (gemv|dot_rows)' "$CKE" profile "$T/s260-q4_0.gguf" -p "Once" -n 3 -o "$T/prof-q4" --quick -t 1
+    check prof_q4_0_bytes python3 -c '
+import json, re, sys
+p = json.load(open(sys.argv[1] + "/profile.json"))
+d = {r["name"]: r for r in [m for m in p["modes"] if m["mode"] == "decode"][0]["ops"]}
+def per_call(n): return d[n]["bytes_weights"] / d[n]["calls"]
+assert per_call("l0.q") == 64 * 2 * 18, d["l0.q"]            # 64 rows of 2 Q4_0 blocks of 18 bytes
+assert per_call("l1.gate") == 172 * 2 * 18, d["l1.gate"]
+assert per_call("l0.ffn_out") == 64 * 172 * 2, d["l0.ffn_out"]  # F16
+assert per_call("logits") == 512 * 2 * 34, d["logits"]        # Q8_0: 34-byte blocks
+assert re.match(r"(ref|avx2|avx512) q4_0r? ", d["l0.q"]["kernel"]), d["l0.q"]["kernel"]
+assert "q4_0" in d["l0.q"]["shape"], d["l0.q"]["shape"]
+' "$T/prof-q4"
     # training: forward, backward and optimizer, each timed whole (no per-op hooks in train_run)
     refuses prof_train 0 'optimizer +[0-9.]+ ms per step' "$CKE" profile "$S" --train --data tests/data/tinystories_ppl.txt --steps 2 -o "$T/prof-train" --quick -t 1
     check prof_train_json python3 -c '
