@@ -460,11 +460,9 @@ cke_status cke_prof_write_trace(const cke_prof *p, const char *path, cke_err *er
     FILE *f = fopen(path, "w");
     if (!f) return cke_fail(err, CKE_ERR_IO, "cannot write %s", path);
     fputs("{\"traceEvents\": [\n", f);
-    /* tid 0: the main thread's ops; tid 1: the calls (forward passes, steps) that contain them,
-     * on a track of their own so the two never overlap out of order */
-    fputs("{\"name\": \"thread_name\", \"ph\": \"M\", \"pid\": 1, \"tid\": 0, \"args\": {\"name\": \"thread 0 (main: ops)\"}},\n"
-          "{\"name\": \"thread_name\", \"ph\": \"M\", \"pid\": 1, \"tid\": 1, \"args\": {\"name\": \"calls\"}}",
-          f);
+    /* one track: the main thread, which times every op (the kernels' threads work inside them);
+     * each call (a forward pass, a training phase) is a slice the ops nest in */
+    fputs("{\"name\": \"thread_name\", \"ph\": \"M\", \"pid\": 1, \"tid\": 0, \"args\": {\"name\": \"thread 0 (main)\"}}", f);
     char kern[80];
     for (int i = 0; i < p->n_ev; i++) {
         const event *e = &p->ev[i];
@@ -487,8 +485,8 @@ cke_status cke_prof_write_trace(const cke_prof *p, const char *path, cke_err *er
         } else {
             fprintf(f, ",\n{\"name\": ");
             jstr(f, e->name);
-            fprintf(f, ", \"cat\": \"%s\", \"ph\": \"X\", \"ts\": %.3f, \"dur\": %.3f, \"pid\": 1, \"tid\": %d, \"args\": {\"layer\": -1}}",
-                    phase_names[e->phase], ts, dur, e->op == -1 ? 1 : 0);
+            fprintf(f, ", \"cat\": \"%s\", \"ph\": \"X\", \"ts\": %.3f, \"dur\": %.3f, \"pid\": 1, \"tid\": 0, \"args\": {\"layer\": -1}}",
+                    phase_names[e->phase], ts, dur);
         }
     }
     fprintf(f, "\n], \"displayTimeUnit\": \"ms\", \"otherData\": {\"events_dropped\": %lld}}\n", (long long)p->dropped);
