@@ -36,9 +36,10 @@ typedef void (*ckm_trace_fn)(void *ud, const char *name, int layer, int64_t pos0
  *   flops         = flops_row * T + flops_pair * keys
  *   bytes_weights = weight matrix (w_rows x w_cols in qtype) + w_extra + w_row * T
  *   bytes_act     = act_row * T + act_const
- *   bytes_kv      = kv_row * T (written) + kv_key * (keys visible to the last row) (read) */
+ *   bytes_kv      = kv_row * T (written) + kv_key * (keys visible to the last row) (read)
+ * Training ops (modes 2-4) run on R = batch x seq rows; their attention terms are per row. */
 typedef struct {
-    int mode;             /* 0 prefill, 1 decode */
+    int mode;             /* 0 prefill, 1 decode, 2 train forward, 3 train backward, 4 optimizer */
     int step;             /* position in the mode's schedule (prefill_all's head after it) */
     const char *name;     /* IR value: the template name ("attn_q") for layer ops, else the full one */
     int per_layer;        /* runs once per layer: the value is "l<layer>.<name>" */
@@ -57,9 +58,11 @@ typedef struct {
 } ckm_prof_op;
 
 /* Called after every op of model_prof.so when set: prof_ops[op], its layer (-1 outside the layer
- * loop), the call's rows and first position, and the op's start and end (omp_get_wtime seconds,
- * on the calling thread: the kernels' own parallel regions run inside that interval). */
-typedef void (*ckm_prof_fn)(void *ud, int op, int layer, int64_t T, int64_t pos0, double t0, double t1);
+ * loop), thread -1, the op's rows and first position, and its start and end (omp_get_wtime
+ * seconds, on the calling thread: the kernels' own parallel regions run inside that interval).
+ * An op whose parallel region is in model.c itself (AdamW) then reports each thread's own busy
+ * interval inside it (thread >= 0), from the calling thread. */
+typedef void (*ckm_prof_fn)(void *ud, int op, int layer, int thread, int64_t T, int64_t pos0, double t0, double t1);
 
 /* A weight tensor: its name (IR), shape and place in weights.bin's payload (f32). */
 typedef struct {

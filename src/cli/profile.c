@@ -232,22 +232,30 @@ static int32_t argmax(const float *x, int64_t n) {
     return (int32_t)b;
 }
 
-/* Prompt ids: the model's tokenizer, BOS as it says; an empty prompt starts from BOS. */
-static int prompt_ids(const char *dir, const char *prompt, int32_t **ids, size_t *n) {
+/* The compiled directory's tokenizer. */
+static int tok_open(const char *dir, cke_tok **tok) {
     static const char *const toks[] = {"tokenizer.gguf", "tokenizer.json", "tokenizer.bin"};
     char path[PATH_MAX + 32];
-    cke_tok *tok = NULL;
     cke_err e = {0};
-    for (size_t i = 0; i < sizeof toks / sizeof toks[0] && !tok; i++) {
+    *tok = NULL;
+    for (size_t i = 0; i < sizeof toks / sizeof toks[0] && !*tok; i++) {
         snprintf(path, sizeof path, "%s/%s", dir, toks[i]);
         if (access(path, R_OK) != 0) continue;
-        cke_status s = cke_tok_load(path, &tok, &e);
+        cke_status s = cke_tok_load(path, tok, &e);
         if (s) return cke_cli_fail(C, s, &e);
     }
-    if (!tok) {
-        fprintf(stderr, "cke profile: %s has no tokenizer\n", dir);
+    if (!*tok) {
+        fprintf(stderr, "cke profile: %s has no tokenizer (--prompt-tokens N needs none)\n", dir);
         return 1;
     }
+    return 0;
+}
+
+/* Prompt ids: the model's tokenizer, BOS as it says; an empty prompt starts from BOS. */
+static int prompt_ids(const char *dir, const char *prompt, int32_t **ids, size_t *n) {
+    cke_tok *tok = NULL;
+    cke_err e = {0};
+    if (tok_open(dir, &tok)) return 1;
     cke_tok_encode_opts eo = CKE_TOK_ENCODE_DEFAULTS;
     cke_status s = cke_tok_encode(tok, prompt, strlen(prompt), &eo, ids, n, &e);
     if (!s && *n == 0) {
@@ -362,10 +370,9 @@ static char *read_file(const char *path, size_t *len) {
     return buf;
 }
 
-/* The model compiled with a training mode (B x T) into OUT/train-build, K steps of forward,
- * forward + backward and AdamW, each timed as a whole (the training code has no per-op hooks):
- * train_forward = train_run without backward; train_backward = train_run with it, less that;
- * optimizer = adamw. FLOPs: 2 x params per token forward, 4 x backward, 12 per parameter AdamW. */
+/* The model compiled with a training mode (B x T) into OUT/train-build, its model.c built with
+ * -DCKM_PROFILE: K steps of train_run (forward, loss, backward: every op timed) and AdamW (each
+ * thread's interval too). A warm-up step first (first-touch page faults) is not counted. */
 static int profile_train(const prof_args *a, const cke_target *t, cke_prof_info *in, const char *dir_compiled) {
     char src[PATH_MAX], build[PATH_MAX + 32], inc[PATH_MAX], tpl[PATH_MAX], libk[PATH_MAX];
     cke_err e = {0};
@@ -387,35 +394,36 @@ static int profile_train(const prof_args *a, const cke_target *t, cke_prof_info 
                            .max_threads = (int)a->threads, .quiet = 1, .train_batch = a->batch, .train_seq = a->seq};
     fprintf(stderr, "cke profile: compiling %s with a training mode (%lld x %lld) into %s ...\n", src, (long long)a->batch,
             (long long)a->seq, build);
-    cke_runner *r = NULL;
-    if ((s = cke_compile(src, &co, &e)) || (s = cke_runner_open(build, (int)a->threads, &r, &e))) return cke_cli_fail(C, s, &e);
-    const ckm_api *api = r->api;
+    if ((s = cke_compile(src, &co, &e))) return cke_cli_fail(C, s, &e);
+    prof_model pm = {0};
+    if (prof_model_open(build, a->out, (int)a->threads, &pm)) return 1;
+    const ckm_api *api = pm.api;
     int rc = 1;
     size_t tl = 0, n_ids = 0;
     int32_t *ids = NULL, *tok = NULL, *tgt = NULL;
     cke_prof *pr = NULL;
+    cke_tok *tk = NULL;
     char *text = NULL;
     const int64_t R = a->batch * a->seq;
-    if (!r->tok) { fprintf(stderr, "cke profile: the model has no tokenizer\n"); goto done; }
-    if (!api->train_init || api->train_init(r->m) != 0) {
-        fprintf(stderr, "cke profile: train_init: %s\n", api->train_init ? api->last_error(r->m) : "no training mode");
+    if (tok_open(build, &tk)) goto done;
+    if (!api->train_init || api->train_init(pm.m) != 0) {
+        fprintf(stderr, "cke profile: train_init: %s\n", api->train_init ? api->last_error(pm.m) : "no training mode");
         goto done;
     }
     if (!(text = read_file(a->data, &tl))) { fprintf(stderr, "cke profile: cannot read %s\n", a->data); goto done; }
     cke_tok_encode_opts eo = CKE_TOK_ENCODE_DEFAULTS;
     eo.add_bos = 1;
-    if ((s = cke_tok_encode(r->tok, text, tl, &eo, &ids, &n_ids, &e))) { rc = cke_cli_fail(C, s, &e); goto done; }
+    if ((s = cke_tok_encode(tk, text, tl, &eo, &ids, &n_ids, &e))) { rc = cke_cli_fail(C, s, &e); goto done; }
     if ((int64_t)n_ids < R + 1) {
         fprintf(stderr, "cke profile: %s gives %zu tokens: fewer than one batch of %lld x %lld + 1\n", a->data, n_ids,
                 (long long)a->batch, (long long)a->seq);
         goto done;
     }
-    tok = malloc((size_t)R * sizeof *tok);
-    tgt = malloc((size_t)R * sizeof *tgt);
-    if (!tok || !tgt || (s = cke_prof_new(NULL, 0, 0, (int)a->max_events, &pr, &e))) {
-        rc = tok && tgt ? cke_cli_fail(C, s, &e) : (fprintf(stderr, "cke profile: out of memory\n"), 1);
-        goto done;
-    }
+    for (size_t i = 0; i < n_ids; i++)
+        if (ids[i] < 0 || ids[i] >= api->vocab) {
+            fprintf(stderr, "cke profile: token id %d is outside the model's vocabulary of %lld\n", ids[i], (long long)api->vocab);
+            goto done;
+        }
     model_facts(build, in, src, sizeof src);
     in->source = src;
     in->dir = build;
@@ -425,34 +433,34 @@ static int profile_train(const prof_args *a, const cke_target *t, cke_prof_info 
     in->family = api->family;
     in->vocab = api->vocab;
     in->ctx = api->ctx;
-    const double P = (double)in->params, dscale = 1.0 / (double)R;
-    char k_adamw[64];
-    snprintf(k_adamw, sizeof k_adamw, "%s adamw", cke_isa_name(cke_kernel_slot_isa(offsetof(cke_ktable, adamw))));
+    tok = malloc((size_t)R * sizeof *tok);
+    tgt = malloc((size_t)R * sizeof *tgt);
+    if (!tok || !tgt) { fprintf(stderr, "cke profile: out of memory\n"); goto done; }
+    if ((s = cke_prof_new(api->prof_ops, api->n_prof_ops, (int)in->n_layers, (int)a->max_events, &pr, &e))) {
+        rc = cke_cli_fail(C, s, &e);
+        goto done;
+    }
+    const float dscale = 1.0f / (float)R;
     double w0 = omp_get_wtime();
-    for (int64_t step = 0; step <= a->steps; step++) { /* step 0: warm-up (first-touch page faults), not counted */
+    for (int64_t step = 0; step <= a->steps; step++) { /* step 0: warm-up, not profiled */
         int64_t off = (step * R) % ((int64_t)n_ids - R);
         for (int64_t i = 0; i < R; i++) tok[i] = ids[off + i], tgt[i] = ids[off + i + 1];
-        api->zero_grad(r->m);
+        if (step == 1) {
+            api->set_profile(pm.m, cke_prof_hook, pr);
+            w0 = omp_get_wtime();
+        }
+        api->zero_grad(pm.m);
         double t0 = omp_get_wtime();
-        api->train_run(r->m, tok, tgt, (float)dscale, 0);
+        api->train_run(pm.m, tok, tgt, dscale, 1);
         double t1 = omp_get_wtime();
-        api->train_run(r->m, tok, tgt, (float)dscale, 1);
+        api->adamw(pm.m, 1e-4f, 0.9f, 0.95f, 1e-8f, 0.0f, step + 1, 1.0f);
         double t2 = omp_get_wtime();
-        api->adamw(r->m, 1e-4f, 0.9f, 0.95f, 1e-8f, 0.0f, step + 1, 1.0f);
-        double t3 = omp_get_wtime();
-        if (step == 0) { w0 = t3; continue; }
-        double fwd = t1 - t0, tb0 = t1 + fwd < t2 ? t1 + fwd : t2; /* the backward part of the second run */
-        cke_prof_set_phase(pr, CKE_PROF_TRAIN_FORWARD);
-        cke_prof_call(pr, R, t0, t1);
-        cke_prof_whole(pr, "forward", "train_run", "generated train_run (forward only)", t0, t1, 2 * P * (double)R, 4 * P);
-        cke_prof_set_phase(pr, CKE_PROF_TRAIN_BACKWARD);
-        cke_prof_call(pr, R, tb0, t2);
-        cke_prof_whole(pr, "backward", "train_run", "generated train_run (forward + backward, less forward)", tb0, t2,
-                       4 * P * (double)R, 12 * P);
+        if (step == 0) continue;
+        cke_prof_train_call(pr, R, t0, t1);
         cke_prof_set_phase(pr, CKE_PROF_OPTIMIZER);
-        cke_prof_call(pr, 0, t2, t3);
-        cke_prof_whole(pr, "adamw", "adamw", k_adamw, t2, t3, 12 * P, 28 * P);
+        cke_prof_call(pr, 0, t1, t2);
     }
+    api->set_profile(pm.m, NULL, NULL);
     in->wall_s = omp_get_wtime() - w0;
     char pj[PATH_MAX + 32], tj[PATH_MAX + 32];
     snprintf(pj, sizeof pj, "%s/profile.json", a->out);
@@ -461,22 +469,24 @@ static int profile_train(const prof_args *a, const cke_target *t, cke_prof_info 
     printf("cke profile: training %s (%s, %lld layers), %s, %d threads; %lld steps of %lld x %lld tokens\n", in->name,
            in->family, (long long)in->n_layers, in->isa, in->threads, (long long)a->steps, (long long)a->batch,
            (long long)a->seq);
+    static const char *const names[] = {"forward", "backward", "optimizer"};
     for (int ph = CKE_PROF_TRAIN_FORWARD; ph <= CKE_PROF_OPTIMIZER; ph++) {
         double wall, ops;
         cke_prof_phase_times(pr, (cke_prof_phase)ph, &wall, &ops);
-        printf("  %-14s %9.3f ms per step\n", ph == CKE_PROF_TRAIN_FORWARD ? "forward" : ph == CKE_PROF_TRAIN_BACKWARD ? "backward" : "optimizer",
-               wall * 1e3 / (double)a->steps);
+        printf("  %-9s %9.3f ms per step, ops %.1f%% of it\n", names[ph - CKE_PROF_TRAIN_FORWARD], wall * 1e3 / (double)a->steps,
+               wall > 0 ? 100 * ops / wall : 0);
     }
     cke_prof_print_top(pr, in, 10, stdout);
-    printf("wrote %s and %s (training phases are timed whole: no per-op rows)\n", pj, tj);
+    printf("wrote %s and %s\n", pj, tj);
     rc = 0;
 done:
     cke_prof_free(pr);
+    cke_tok_free(tk);
     free(tok);
     free(tgt);
     free(ids);
     free(text);
-    cke_runner_close(r);
+    prof_model_close(&pm);
     return rc;
 }
 

@@ -1,6 +1,7 @@
 #include "codegen/codegen.h"
 
 #include "cke/kernels.h"
+#include "plan/plan_train.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -522,9 +523,76 @@ static void prof_entry(const emit_ctx *e, const cke_node *nd, int mode, int step
             (long long)(nd->op == CKE_OP_ATTENTION ? nd->a.head_dim : 0));
 }
 
+int cke_codegen_train_prof_base(const cke_plan *p) { return p->prefill.n_sched + p->prefill.n_head + p->decode.n_sched; }
+
+/* "[R,64], attn_q[64,64] f32 -> [R,64]": a training op over R = batch x seq rows */
+static void train_shape(char *out, size_t n, const cke_ir *ir, const cke_node *nd) {
+    char s[64];
+    size_t o = 0;
+    out[0] = 0;
+    for (int i = 0; i < nd->n_in && o < n; i++) {
+        const cke_value *v = &ir->v[nd->in[i]];
+        if (v->kind == CKE_V_WEIGHT) shape_c(s, sizeof s, v, "");
+        else if (v->kind == CKE_V_INPUT) snprintf(s, sizeof s, "[R]");
+        else shape_c(s, sizeof s, v, "R");
+        o += (size_t)snprintf(out + o, n - o, "%s%s%s%s", i ? ", " : "", v->kind == CKE_V_ACT ? "" : v->base, s,
+                              v->kind == CKE_V_WEIGHT ? " f32" : "");
+    }
+    shape_c(s, sizeof s, &ir->v[nd->out], "R");
+    if (o < n) snprintf(out + o, n - o, " -> %s", s);
+}
+
+/* A training op: forward (mode 2) as inference's op over R rows, attention within each sequence of
+ * T (each row sees (T + 1) / 2 keys on average) and no KV cache; backward (mode 3) estimated as
+ * twice the forward's FLOPs and activation bytes, its weights read and their gradients read and
+ * written (3x). All weights are f32 in training. */
+static void train_entry(FILE *f, const cke_train_plan *tp, const cke_node *nd, int mode, int step) {
+    const cke_ir *ir = tp->p->ir;
+    const cke_value *o = &ir->v[nd->out];
+    cke_op_cost c;
+    cke_plan_op_cost(tp->p, nd, &c);
+    double keys = (double)(tp->T + 1) / 2;
+    double flops = c.flops_row + c.flops_pair * keys, wmat = c.w_rows > 0 ? 4.0 * (double)c.w_rows * (double)c.w_cols : 0;
+    double wx = wmat + c.w_extra, wr = c.w_row, act = c.act_row;
+    if (mode == 3) flops *= 2, wx *= 3, wr *= 2, act *= 2;
+    char shape[512];
+    train_shape(shape, sizeof shape, ir, nd);
+    fprintf(f, "    {.mode = %d, .step = %d, .name = \"%s\", .per_layer = %d, .op = \"%s\",\n"
+               "     .shape = \"%s\", .qtype = -1, .w_extra = %.17g, .w_row = %.17g, .flops_row = %.17g, .act_row = %.17g,\n"
+               "     .head_dim = %lld},\n",
+            mode, step, o->layer >= 0 ? o->base : o->name, nd->section == CKE_SEC_LAYER, cke_op_names[nd->op], shape, wx, wr,
+            flops, act, (long long)(nd->op == CKE_OP_ATTENTION ? nd->a.head_dim : 0));
+}
+
+/* train_run's ops in the order codegen_train.c times them: the forward (prologue, layer body,
+ * epilogue), the loss, the backward in reverse; then AdamW. */
+static void train_prof_entries(FILE *f, const cke_train_plan *tp) {
+    const cke_ir *ir = tp->p->ir;
+    int step = 0;
+    static const cke_section fwd[3] = {CKE_SEC_PROLOGUE, CKE_SEC_LAYER, CKE_SEC_EPILOGUE};
+    for (int k = 0; k < 3; k++)
+        for (int i = 0; i < ir->nn; i++)
+            if (ir->n[i].section == fwd[k] && (fwd[k] != CKE_SEC_LAYER || ir->n[i].layer == 0)) train_entry(f, tp, &ir->n[i], 2, step++);
+    double V = (double)ir->v[ir->n[ir->nn - 1].out].dims[1];
+    fprintf(f, "    {.mode = 2, .step = %d, .name = \"loss\", .per_layer = 0, .op = \"xent\",\n"
+               "     .shape = \"[R,%.0f] logits, targets[R] -> loss[R], dlogits[R,%.0f]\", .qtype = -1,\n"
+               "     .flops_row = %.17g, .act_row = %.17g}, /* max, exp, sum, log, scale per logit */\n",
+            step++, V, V, 5 * V, 8 * V);
+    for (int k = 2; k >= 0; k--)
+        for (int i = ir->nn - 1; i >= 0; i--)
+            if (ir->n[i].section == fwd[k] && (fwd[k] != CKE_SEC_LAYER || ir->n[i].layer == 0)) train_entry(f, tp, &ir->n[i], 3, step++);
+    double params = 0;
+    for (int i = 0; i < tp->p->nw; i++) params += (double)cke_value_numel(&ir->v[tp->p->w[i].value], 1);
+    fprintf(f, "    {.mode = 4, .step = %d, .name = \"adamw\", .per_layer = 0, .op = \"adamw\",\n"
+               "     .shape = \"%.0f parameters\", .qtype = -1,\n"
+               "     .w_extra = %.17g, .flops_row = %.17g}, /* reads w, m, v, g, writes w, m, v; ~12 FLOPs each */\n",
+            step, params, 28 * params, 12 * params);
+}
+
 /* prof_ops (model_abi.h, ckm_prof_op): prefill's schedule, its all-rows head, then decode's, in
- * the order the PROF_END ids count them; and the hook setter. Only in the profile build. */
-static void emit_prof_table(const cke_plan *p, FILE *f) {
+ * the order the PROF_END ids count them, then training's; and the hook setter. Only in the
+ * profile build. */
+static void emit_prof_table(const cke_plan *p, const cke_train_plan *tp, FILE *f) {
     fprintf(f, "#ifdef CKM_PROFILE\n/* ---- profile build: what each op computes and moves, per call (see ckm_prof_op) ---- */\n"
                "static const ckm_prof_op prof_ops[] = {\n");
     const cke_mode_plan *modes[2] = {&p->prefill, &p->decode};
@@ -535,6 +603,7 @@ static void emit_prof_table(const cke_plan *p, FILE *f) {
         e.head = 1;
         for (int k = 0; k < m->n_head; k++) prof_entry(&e, &m->head[k], mi, m->n_sched + k);
     }
+    if (tp) train_prof_entries(f, tp);
     fprintf(f, "};\n"
                "static void model_set_profile(ckm_model *m, ckm_prof_fn fn, void *ud) { m->prof = fn; m->prof_ud = ud; }\n"
                "#define PROF_N_OPS ((int)(sizeof prof_ops / sizeof prof_ops[0]))\n"
@@ -647,11 +716,16 @@ cke_status cke_codegen_emit(const cke_plan *p, const cke_codegen_opts *o, FILE *
           "#define PROF_DECL double prof_t0 = 0; (void)prof_t0\n"
           "#define PROF_BEGIN() (prof_t0 = m->prof ? omp_get_wtime() : 0)\n"
           "#define PROF_END(id, layer, rows) \\\n"
-          "    do { if (m->prof) m->prof(m->prof_ud, id, layer, rows, pos0, prof_t0, omp_get_wtime()); } while (0)\n"
+          "    do { if (m->prof) m->prof(m->prof_ud, id, layer, -1, rows, pos0, prof_t0, omp_get_wtime()); } while (0)\n"
+          "#define PROF_TH(stmt) stmt /* a parallel region of model.c: each thread's own interval */\n"
+          "#define PROF_THREADS(id, th, n) \\\n"
+          "    do { for (int i_ = 0; m->prof && i_ < (n); i_++) m->prof(m->prof_ud, id, -1, i_, 0, 0, th[i_][0], th[i_][1]); } while (0)\n"
           "#else\n"
           "#define PROF_DECL ((void)0)\n"
           "#define PROF_BEGIN() ((void)0)\n"
           "#define PROF_END(id, layer, rows) ((void)0)\n"
+          "#define PROF_TH(stmt)\n"
+          "#define PROF_THREADS(id, th, n) ((void)0)\n"
           "#endif\n", f);
     fprintf(f, "#define TRACE(name, layer, p, rows, cols) \\\n"
                "    do { if (m->trace) m->trace(m->trace_ud, name, layer, pos0 + T - (rows), p, rows, cols); } while (0)\n\n");
@@ -716,7 +790,7 @@ cke_status cke_codegen_emit(const cke_plan *p, const cke_codegen_opts *o, FILE *
     e.pre = 'D';
     e.prof_id = p->prefill.n_sched + p->prefill.n_head;
     emit_mode(&e);
-    emit_prof_table(p, f);
+    emit_prof_table(p, o->train, f);
 
     fputs(
         "/* ---- runtime: load, run, free ---- */\n"

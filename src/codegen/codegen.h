@@ -30,6 +30,10 @@ cke_status cke_codegen_emit(const cke_plan *p, const cke_codegen_opts *o, FILE *
 cke_status cke_codegen_emit_train(const struct cke_train_plan *tp, FILE *f, cke_err *err);
 cke_status cke_codegen_emit_train_glue(const cke_plan *p, const struct cke_train_plan *tp, FILE *f, cke_err *err);
 
+/* Profile build: train_run's ops are prof_ops[base ..] after the inference modes' (codegen.c);
+ * cke_codegen_train_prof_ops emits their entries in the order codegen_train.c times them. */
+int cke_codegen_train_prof_base(const cke_plan *p);
+
 /* An attention attribute ("window", "softcap", "scale") of layer-0 node n as C: the per-layer
  * array element L_<value>_<attr>[l] when it differs between layers, else the literal. */
 const char *cke_codegen_attn_attr(char *buf, size_t nb, const cke_ir *ir, const cke_node *n, const char *attr);

@@ -33,6 +33,12 @@ typedef struct {
     double time, flops, bytes;
 } whole_row;
 
+enum { MAX_THR = 64 };
+typedef struct {
+    int phase, op, layer, n; /* n: threads seen */
+    double t[MAX_THR];
+} thread_row;
+
 struct cke_prof {
     const ckm_prof_op *ops;
     int n_ops, n_layer, L1; /* L1 = n_layer + 1: layer -1 is index 0 */
@@ -47,6 +53,9 @@ struct cke_prof {
     whole_row whole[16];
     int n_whole;
     double t_origin; /* first timestamp seen: trace time 0 */
+    double fwd_end;  /* training: end of the current train_run's last forward op */
+    thread_row thr[16]; /* ops with per-thread intervals (parallel regions of model.c) */
+    int n_thr;
 };
 
 static int qtype_at(const ckm_prof_op *o, int layer) { return o->qtype_l && layer >= 0 ? o->qtype_l[layer] : o->qtype; }
@@ -103,11 +112,30 @@ static void add_event(cke_prof *p, int op, int layer, const char *name, double t
     p->ev[p->n_ev++] = (event){.op = op, .layer = layer, .phase = p->phase, .name = name, .t0 = t0, .t1 = t1};
 }
 
-void cke_prof_hook(void *ud, int op, int layer, int64_t T, int64_t pos0, double t0, double t1) {
+static void thread_time(cke_prof *p, int ph, int op, int layer, int th, double dt) {
+    thread_row *r = NULL;
+    for (int i = 0; i < p->n_thr && !r; i++)
+        if (p->thr[i].phase == ph && p->thr[i].op == op && p->thr[i].layer == layer) r = &p->thr[i];
+    if (!r && p->n_thr < (int)(sizeof p->thr / sizeof p->thr[0])) {
+        r = &p->thr[p->n_thr++];
+        memset(r, 0, sizeof *r);
+        r->phase = ph, r->op = op, r->layer = layer;
+    }
+    if (!r || th >= MAX_THR) return;
+    r->t[th] += dt;
+    if (th + 1 > r->n) r->n = th + 1;
+}
+
+void cke_prof_hook(void *ud, int op, int layer, int thread, int64_t T, int64_t pos0, double t0, double t1) {
     cke_prof *p = ud;
     if (!p || op < 0 || op >= p->n_ops || layer < -1 || layer >= p->n_layer || T < 0) return;
     const ckm_prof_op *o = &p->ops[op];
-    cell *c = &p->cells[((size_t)p->phase * (size_t)p->n_ops + (size_t)op) * (size_t)p->L1 + (size_t)(layer + 1)];
+    /* training ops carry their phase; inference ops are the caller's (a one-token prefill chunk
+     * runs the decode schedule) */
+    int ph = o->mode >= CKE_PROF_TRAIN_FORWARD && o->mode < CKE_PROF_PHASES ? o->mode : p->phase;
+    if (thread >= 0) { thread_time(p, ph, op, layer, thread, t1 - t0); return; }
+    if (o->mode == CKE_PROF_TRAIN_FORWARD && t1 > p->fwd_end) p->fwd_end = t1;
+    cell *c = &p->cells[((size_t)ph * (size_t)p->n_ops + (size_t)op) * (size_t)p->L1 + (size_t)(layer + 1)];
     double pairs = 0, keys = 0;
     if (o->flops_pair > 0 || o->kv_key > 0) { /* causal: row t at position pos0 + t sees pos0 + t + 1 keys */
         int64_t w = o->window_l && layer >= 0 ? o->window_l[layer] : o->window;
@@ -126,7 +154,21 @@ void cke_prof_hook(void *ud, int op, int layer, int64_t T, int64_t pos0, double 
     c->bw += p->wmat[(size_t)op * (size_t)p->L1 + (size_t)(layer + 1)] + o->w_row * (double)T;
     c->ba += o->act_row * (double)T + o->act_const;
     c->bk += o->kv_row * (double)T + o->kv_key * keys;
+    int keep = p->phase;
+    p->phase = ph;
     add_event(p, op, layer, NULL, t0, t1);
+    p->phase = keep;
+}
+
+void cke_prof_train_call(cke_prof *p, int64_t tokens, double t0, double t1) {
+    double split = p->fwd_end > t0 && p->fwd_end <= t1 ? p->fwd_end : t1;
+    int keep = p->phase;
+    p->phase = CKE_PROF_TRAIN_FORWARD;
+    cke_prof_call(p, tokens, t0, split);
+    p->phase = CKE_PROF_TRAIN_BACKWARD;
+    cke_prof_call(p, tokens, split, t1);
+    p->phase = keep;
+    p->fwd_end = 0;
 }
 
 void cke_prof_call(cke_prof *p, int64_t tokens, double t0, double t1) {
@@ -173,6 +215,26 @@ static const struct { const char *op; size_t slot; const char *fn; } op_slots[] 
     {"gelu", offsetof(cke_ktable, gelu_fwd), "gelu_fwd"},
     {"silu", offsetof(cke_ktable, silu_fwd), "silu_fwd"},
     {"softcap", offsetof(cke_ktable, softcap_fwd), "softcap_fwd"},
+    {"xent", offsetof(cke_ktable, xent_fwd_bwd), "xent_fwd_bwd"},
+    {"adamw", offsetof(cke_ktable, adamw), "adamw"},
+};
+
+/* the backward of each op kind (training, mode 3) */
+static const struct { const char *op; size_t slot; const char *fn; } bwd_slots[] = {
+    {"embed", offsetof(cke_ktable, embed_bwd), "embed_bwd"},
+    {"posemb", offsetof(cke_ktable, posemb_bwd), "posemb_bwd"},
+    {"rmsnorm", offsetof(cke_ktable, rmsnorm_bwd), "rmsnorm_bwd"},
+    {"layernorm", offsetof(cke_ktable, layernorm_bwd), "layernorm_bwd"},
+    {"rope", offsetof(cke_ktable, rope_bwd), "rope_bwd"},
+    {"attention", offsetof(cke_ktable, attn_bwd), "attn_bwd"},
+    {"swiglu", offsetof(cke_ktable, swiglu_bwd), "swiglu_bwd"},
+    {"geglu", offsetof(cke_ktable, geglu_bwd), "geglu_bwd"},
+    {"gelu", offsetof(cke_ktable, gelu_bwd), "gelu_bwd"},
+    {"silu", offsetof(cke_ktable, silu_bwd), "silu_bwd"},
+    {"softcap", offsetof(cke_ktable, softcap_bwd), "softcap_bwd"},
+    {"linear", offsetof(cke_ktable, gemm), "f32 gemm (dX, dW)"},
+    {"add", offsetof(cke_ktable, axpy), "axpy"},
+    {"scale", offsetof(cke_ktable, axpy), "axpy"},
 };
 
 #define QL_GEMM_MIN_M 8 /* qlinear.c: below it the decode path (GEMV of quantized activations) */
@@ -206,6 +268,15 @@ static void qlinear_name(int qtype, int64_t rows, char *out, size_t n) {
 }
 
 void cke_prof_kernel_name(const ckm_prof_op *o, int qtype, int64_t rows, char *out, size_t n) {
+    if (o->mode == CKE_PROF_TRAIN_BACKWARD) {
+        for (size_t i = 0; i < sizeof bwd_slots / sizeof bwd_slots[0]; i++)
+            if (!strcmp(o->op, bwd_slots[i].op)) {
+                snprintf(out, n, "%s %s", cke_isa_name(cke_kernel_slot_isa(bwd_slots[i].slot)), bwd_slots[i].fn);
+                return;
+            }
+        snprintf(out, n, "%s %s backward", cke_isa_name(cke_isa_active()), o->op);
+        return;
+    }
     if (!strcmp(o->op, "linear")) {
         if (qtype > 0) { qlinear_name(qtype, rows, out, n); return; }
         snprintf(out, n, "%s f32 gemm%s", cke_isa_name(cke_kernel_slot_isa(offsetof(cke_ktable, gemm))),
@@ -241,8 +312,9 @@ static int phase_rows(const cke_prof *p, int ph, row *out, int cap) {
         if (p->ops[i].per_layer)
             while (j < p->n_ops && p->ops[j].per_layer && p->ops[j].mode == p->ops[i].mode) j++;
         int l0 = p->ops[i].per_layer ? 0 : -1, l1 = p->ops[i].per_layer ? p->n_layer : 0;
-        for (int l = l0; l < l1; l++)
-            for (int k = i; k < j; k++) {
+        int down = p->ops[i].mode == CKE_PROF_TRAIN_BACKWARD; /* the backward runs the layers last to first */
+        for (int li = l0; li < l1; li++)
+            for (int k = i, l = down && li >= 0 ? l1 - 1 - li : li; k < j; k++) {
                 const cell *c = &p->cells[((size_t)ph * (size_t)p->n_ops + (size_t)k) * (size_t)p->L1 + (size_t)(l + 1)];
                 if (!c->calls || n >= cap) continue;
                 row *r = &out[n];
@@ -426,7 +498,14 @@ cke_status cke_prof_write_json(const cke_prof *p, const cke_prof_info *in, const
             jstr(f, r->kernel);
             fprintf(f, ", \"calls\": %lld, \"time_s\": ", (long long)r->calls);
             jnum(f, r->time);
-            fputs(", \"thread_time_s\": [], \"flops\": ", f);
+            fputs(", \"thread_time_s\": [", f);
+            for (int t = 0; t < p->n_thr; t++)
+                if (p->thr[t].phase == ph && p->thr[t].op == r->op && p->thr[t].layer == r->layer)
+                    for (int k = 0; k < p->thr[t].n; k++) {
+                        if (k) fputs(", ", f);
+                        jnum(f, p->thr[t].t[k]);
+                    }
+            fputs("], \"flops\": ", f);
             jnum(f, r->flops);
             fputs(", \"bytes\": ", f);
             jnum(f, bytes);

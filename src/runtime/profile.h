@@ -3,8 +3,8 @@
  * of profile.json (schema "cke-profile/1", docs/PROFILE.md) and trace.json.
  *
  * Times are the calling (main) thread's: the kernels open their OpenMP regions inside an op, so
- * an op's interval covers all its threads' work; per-thread times are not known (thread_time_s
- * is empty and the trace has the main thread's track). */
+ * an op's interval covers all its threads' work. Only an op whose parallel region is model.c's
+ * own (AdamW) reports per-thread times (thread_time_s); the trace has the main thread's track. */
 #ifndef CKE_RUNTIME_PROFILE_H
 #define CKE_RUNTIME_PROFILE_H
 
@@ -43,13 +43,16 @@ cke_status cke_prof_new(const ckm_prof_op *ops, int n_ops, int n_layer, int max_
 void cke_prof_free(cke_prof *p);
 
 /* The hook for api->set_profile (ud = the cke_prof). */
-void cke_prof_hook(void *ud, int op, int layer, int64_t T, int64_t pos0, double t0, double t1);
+void cke_prof_hook(void *ud, int op, int layer, int thread, int64_t T, int64_t pos0, double t0, double t1);
 
 /* Ops reported from now on belong to this phase (the mode the caller is timing). */
 void cke_prof_set_phase(cke_prof *p, cke_prof_phase ph);
 /* One timed call of the current phase (a forward pass, a train step's part): its wall interval
  * (omp_get_wtime seconds) and tokens; also a span on the trace. */
 void cke_prof_call(cke_prof *p, int64_t tokens, double t0, double t1);
+/* One train_run with backward over [t0, t1]: split into train_forward and train_backward at the
+ * end of its last forward op (the ops carry their training phase themselves). */
+void cke_prof_train_call(cke_prof *p, int64_t tokens, double t0, double t1);
 /* A phase measured as one whole (no per-op hooks: training): one row named `name` of kind op. */
 void cke_prof_whole(cke_prof *p, const char *name, const char *op, const char *kernel, double t0, double t1, double flops,
                     double bytes);

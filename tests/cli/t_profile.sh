@@ -116,16 +116,28 @@ assert per_call("logits") == 512 * 2 * 34, d["logits"]        # Q8_0: 34-byte bl
 assert re.match(r"(ref|avx2|avx512) q4_0r? ", d["l0.q"]["kernel"]), d["l0.q"]["kernel"]
 assert "q4_0" in d["l0.q"]["shape"], d["l0.q"]["shape"]
 ' "$T/prof-q4"
-    # training: forward, backward and optimizer, each timed whole (no per-op hooks in train_run)
-    refuses prof_train 0 'optimizer +[0-9.]+ ms per step' "$CKE" profile "$S" --train --data tests/data/tinystories_ppl.txt --steps 2 -o "$T/prof-train" --quick -t 1
+    # training: every op of train_run's forward (with the loss) and backward, AdamW per thread
+    refuses prof_train 0 'optimizer +[0-9.]+ ms per step' "$CKE" profile "$S" --train --data tests/data/tinystories_ppl.txt --steps 2 --batch 2 --seq 32 -o "$T/prof-train" --quick -t 2
     check prof_train_json python3 -c '
-import json, sys
+import json, os, sys
 p = json.load(open(sys.argv[1] + "/profile.json")); json.load(open(sys.argv[1] + "/trace.json"))
 assert p["run"]["kind"] == "train" and p["model"]["name"] and p["run"]["steps"] == 2
 m = {x["mode"]: x for x in p["modes"]}
 assert set(m) == {"train_forward", "train_backward", "optimizer"}, m.keys()
-for x in m.values():
-    assert x["calls"] == 2 and x["wall_s"] > 0 and x["ops"][0]["time_s"] > 0 and x["ops"][0]["flops"] > 0
+nodes = [n["out"] for n in json.load(open(os.path.join(p["model"]["dir"], "ir.json")))["nodes"]]
+for name in ("train_forward", "train_backward"):
+    names = {r["name"] for r in m[name]["ops"]}
+    assert not [n for n in nodes if n not in names], (name, [n for n in nodes if n not in names][:5])
+    assert m[name]["calls"] == 2 and m[name]["tokens"] == 2 * 64 and m[name]["ops_s"] >= 0.8 * m[name]["wall_s"], m[name]
+f = {r["name"]: r for r in m["train_forward"]["ops"]}
+b = {r["name"]: r for r in m["train_backward"]["ops"]}
+R = 2 * 32
+assert f["l0.q"]["flops"] == 2 * R * 2 * 64 * 64 and f["l0.q"]["bytes_weights"] == 2 * 64 * 64 * 4, f["l0.q"]
+assert b["l0.q"]["flops"] == 2 * f["l0.q"]["flops"] and b["l0.q"]["bytes_weights"] == 3 * f["l0.q"]["bytes_weights"], b["l0.q"]
+assert f["loss"]["op"] == "xent" and "bwd" in b["l1.attn_in"]["kernel"], (f["loss"], b["l1.attn_in"])
+assert [r["name"] for r in m["train_backward"]["ops"]][:2] == ["logits", "out_norm"]  # reverse order
+a = m["optimizer"]["ops"][0]
+assert a["name"] == "adamw" and len(a["thread_time_s"]) == 2 and all(t > 0 for t in a["thread_time_s"]), a
 ' "$T/prof-train"
     refuses prof_ctx_overflow 1 'exceed the context' "$CKE" profile "$S" -p "Once" -n 100000 -o "$T/prof-big" --quick
 fi

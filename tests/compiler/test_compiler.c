@@ -555,9 +555,10 @@ typedef struct {
     int n_ops;
 } prof_count;
 
-static void prof_counter(void *ud, int op, int layer, int64_t T, int64_t pos0, double t0, double t1) {
+static void prof_counter(void *ud, int op, int layer, int thread, int64_t T, int64_t pos0, double t0, double t1) {
     prof_count *c = ud;
     (void)pos0;
+    if (thread != -1) { c->bad_order++; return; } /* inference ops: timed on the calling thread only */
     if (op < 0 || op >= c->n_ops || t1 < t0 || T < 1) { c->bad_order++; return; }
     if ((c->ops[op].per_layer != 0) != (layer >= 0)) c->bad_layer++;
     /* table order is execution order, except that the layer body repeats */
