@@ -22,16 +22,10 @@ typedef struct {
 } cell;
 
 typedef struct {
-    int op, layer, phase; /* op -1: a span of a whole call (name) */
+    int op, layer, phase; /* op -1: a call's span (name) */
     const char *name;
     double t0, t1;
 } event;
-
-typedef struct {
-    int phase;
-    char name[48], op[24], kernel[64];
-    double time, flops, bytes;
-} whole_row;
 
 enum { MAX_THR = 64 };
 typedef struct {
@@ -50,8 +44,6 @@ struct cke_prof {
     event *ev;
     int n_ev, max_ev;
     int64_t dropped;
-    whole_row whole[16];
-    int n_whole;
     double t_origin; /* first timestamp seen: trace time 0 */
     double fwd_end;  /* training: end of the current train_run's last forward op */
     thread_row thr[16]; /* ops with per-thread intervals (parallel regions of model.c) */
@@ -71,7 +63,6 @@ cke_status cke_prof_new(const ckm_prof_op *ops, int n_ops, int n_layer, int max_
     p->n_layer = n_layer;
     p->L1 = n_layer + 1;
     p->max_ev = max_events > 0 ? max_events : 0;
-    /* n_ops 0: phases timed whole only (cke_prof_whole) */
     p->cells = calloc((size_t)CKE_PROF_PHASES * (size_t)(n_ops ? n_ops : 1) * (size_t)p->L1, sizeof *p->cells);
     p->wmat = calloc((size_t)(n_ops ? n_ops : 1) * (size_t)p->L1, sizeof *p->wmat);
     p->ev = p->max_ev ? malloc((size_t)p->max_ev * sizeof *p->ev) : NULL;
@@ -178,26 +169,6 @@ void cke_prof_call(cke_prof *p, int64_t tokens, double t0, double t1) {
     add_event(p, -1, -1, phase_names[p->phase], t0, t1);
 }
 
-void cke_prof_whole(cke_prof *p, const char *name, const char *op, const char *kernel, double t0, double t1, double flops,
-                    double bytes) {
-    whole_row *w = NULL;
-    for (int i = 0; i < p->n_whole; i++)
-        if (p->whole[i].phase == p->phase && !strcmp(p->whole[i].name, name)) w = &p->whole[i];
-    if (!w && p->n_whole < (int)(sizeof p->whole / sizeof p->whole[0])) {
-        w = &p->whole[p->n_whole++];
-        memset(w, 0, sizeof *w);
-        w->phase = p->phase;
-        snprintf(w->name, sizeof w->name, "%s", name);
-        snprintf(w->op, sizeof w->op, "%s", op);
-        snprintf(w->kernel, sizeof w->kernel, "%s", kernel);
-    }
-    if (!w) return;
-    w->time += t1 - t0;
-    w->flops += flops;
-    w->bytes += bytes;
-    add_event(p, -2 - (int)(w - p->whole), -1, w->name, t0, t1);
-}
-
 /* ------------------------------------------------------------------ kernel names */
 
 /* The table slot each op kind runs (linear, last_row: see cke_prof_kernel_name). */
@@ -295,8 +266,7 @@ void cke_prof_kernel_name(const ckm_prof_op *o, int qtype, int64_t rows, char *o
 /* ------------------------------------------------------------------ rows */
 
 typedef struct {
-    int phase, id, layer, op; /* op: index in ops, or -1 for a whole row (whole) */
-    const whole_row *whole;
+    int phase, id, layer, op; /* op: index in ops */
     char name[64], kernel[80];
     const char *kind, *shape;
     const cell *c;
@@ -340,29 +310,10 @@ static int phase_rows(const cke_prof *p, int ph, row *out, int cap) {
             }
         i = j;
     }
-    for (int w = 0; w < p->n_whole && n < cap; w++) {
-        const whole_row *wr = &p->whole[w];
-        if (wr->phase != ph) continue;
-        row *r = &out[n];
-        memset(r, 0, sizeof *r);
-        r->phase = ph;
-        r->id = n++;
-        r->layer = -1;
-        r->op = -1;
-        r->whole = wr;
-        snprintf(r->name, sizeof r->name, "%s", wr->name);
-        snprintf(r->kernel, sizeof r->kernel, "%s", wr->kernel);
-        r->kind = wr->op;
-        r->shape = "";
-        r->time = wr->time;
-        r->flops = wr->flops;
-        r->ba = wr->bytes;
-        r->calls = p->calls[ph];
-    }
     return n;
 }
 
-static int max_rows(const cke_prof *p) { return p->n_ops * p->L1 + (int)(sizeof p->whole / sizeof p->whole[0]); }
+static int max_rows(const cke_prof *p) { return p->n_ops * p->L1 + 1; }
 
 typedef struct {
     double gflops, gbs, intensity, roof, frac;
@@ -393,8 +344,6 @@ void cke_prof_phase_times(const cke_prof *p, cke_prof_phase ph, double *wall_s, 
     double s = 0;
     for (int k = 0; k < p->n_ops; k++)
         for (int l = 0; l < p->L1; l++) s += p->cells[((size_t)ph * (size_t)p->n_ops + (size_t)k) * (size_t)p->L1 + (size_t)l].time;
-    for (int w = 0; w < p->n_whole; w++)
-        if (p->whole[w].phase == (int)ph) s += p->whole[w].time;
     *wall_s = p->wall[ph];
     *ops_s = s;
 }

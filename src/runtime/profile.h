@@ -37,7 +37,7 @@ typedef struct {
     double wall_s;
 } cke_prof_info;
 
-/* ops: the model's prof_ops (kept, not copied; none: whole phases only, cke_prof_whole). max_events bounds trace.json: calls past it are
+/* ops: the model's prof_ops (kept, not copied). max_events bounds trace.json: calls past it are
  * summed but not traced (counted in trace_dropped). */
 cke_status cke_prof_new(const ckm_prof_op *ops, int n_ops, int n_layer, int max_events, cke_prof **out, cke_err *err);
 void cke_prof_free(cke_prof *p);
@@ -53,9 +53,6 @@ void cke_prof_call(cke_prof *p, int64_t tokens, double t0, double t1);
 /* One train_run with backward over [t0, t1]: split into train_forward and train_backward at the
  * end of its last forward op (the ops carry their training phase themselves). */
 void cke_prof_train_call(cke_prof *p, int64_t tokens, double t0, double t1);
-/* A phase measured as one whole (no per-op hooks: training): one row named `name` of kind op. */
-void cke_prof_whole(cke_prof *p, const char *name, const char *op, const char *kernel, double t0, double t1, double flops,
-                    double bytes);
 
 cke_status cke_prof_write_json(const cke_prof *p, const cke_prof_info *info, const char *path, cke_err *err);
 cke_status cke_prof_write_trace(const cke_prof *p, const char *path, cke_err *err);
