@@ -30,6 +30,10 @@ cke_status cke_codegen_emit(const cke_plan *p, const cke_codegen_opts *o, FILE *
 cke_status cke_codegen_emit_train(const struct cke_train_plan *tp, FILE *f, cke_err *err);
 cke_status cke_codegen_emit_train_glue(const cke_plan *p, const struct cke_train_plan *tp, FILE *f, cke_err *err);
 
+/* Profile build: train_run's ops are prof_ops[base ..] after the inference modes' (codegen.c);
+ * cke_codegen_train_prof_ops emits their entries in the order codegen_train.c times them. */
+int cke_codegen_train_prof_base(const cke_plan *p);
+
 /* An attention attribute ("window", "softcap", "scale") of layer-0 node n as C: the per-layer
  * array element L_<value>_<attr>[l] when it differs between layers, else the literal. */
 const char *cke_codegen_attn_attr(char *buf, size_t nb, const cke_ir *ir, const cke_node *n, const char *attr);
@@ -56,5 +60,10 @@ cke_status cke_weights_write(const cke_plan *p, const char *path, cke_weight_fet
 cke_status cke_codegen_compile(const char *c_path, const char *so_path, const char *include_dir,
                                const char *libk, const char *log_path, const volatile sig_atomic_t *cancel,
                                cke_err *err);
+/* The same with one macro defined (-DNAME), e.g. CKM_PROFILE for the profiled model_prof.so;
+ * NULL: none. */
+cke_status cke_codegen_compile_defs(const char *c_path, const char *so_path, const char *include_dir,
+                                    const char *libk, const char *log_path, const char *define,
+                                    const volatile sig_atomic_t *cancel, cke_err *err);
 
 #endif

@@ -13,7 +13,15 @@ typedef struct {
     const cke_ir *ir;
     FILE *f;
     int logits;
+    int *prof_id; /* the next op's index in prof_ops (the profile build's table: see codegen.c) */
 } tctx;
+
+/* An op of train_run timed in the profile build (PROF_* of codegen.c); the table's entries come
+ * in the same order (cke_codegen_train_prof_ops). */
+static void prof_begin(const tctx *c, const char *ind) { fprintf(c->f, "%sPROF_BEGIN();\n", ind); }
+static void prof_end(const tctx *c, const char *ind, int in_loop) {
+    fprintf(c->f, "%sPROF_END(%d, %s, R);\n", ind, (*c->prof_id)++, in_loop ? "l" : "-1");
+}
 
 static int64_t tcols(const cke_value *v) {
     int64_t c = 1;
@@ -312,7 +320,8 @@ static void emit_decls(const tctx *c, cke_section sec, const char *ind, int with
 
 cke_status cke_codegen_emit_train(const cke_train_plan *tp, FILE *f, cke_err *err) {
     const cke_ir *ir = tp->p->ir;
-    tctx c = {.tp = tp, .ir = ir, .f = f, .logits = ir->n[ir->nn - 1].out};
+    int prof_id = cke_codegen_train_prof_base(tp->p);
+    tctx c = {.tp = tp, .ir = ir, .f = f, .logits = ir->n[ir->nn - 1].out, .prof_id = &prof_id};
     const cke_value *lg = &ir->v[c.logits];
     char cx[80];
     tsan(cx, sizeof cx, ir->v[tp->carry_out].base);
@@ -350,7 +359,8 @@ cke_status cke_codegen_emit_train(const cke_train_plan *tp, FILE *f, cke_err *er
                "static double train_run(ckm_model *m, const int32_t *tok /* [R] */, const int32_t *tgt /* [R] */,\n"
                "                        float dscale, int backward) {\n"
                "    ckm_train *t = m->train;\n    const cke_ktable *kt = m->kt;\n    const int64_t R = TR_B * TR_T;\n"
-               "    char *SG = t->saved, *TP = t->tmp;\n    (void)SG; (void)TP;\n");
+               "    char *SG = t->saved, *TP = t->tmp;\n    (void)SG; (void)TP;\n"
+               "    const int64_t pos0 = 0; /* PROF_END: rows are positions 0.. of their sequences */\n    (void)pos0;\n    PROF_DECL;\n");
     emit_decls(&c, CKE_SEC_PROLOGUE, "    ", 1);
     emit_decls(&c, CKE_SEC_EPILOGUE, "    ", 1);
     fprintf(f, "    float *%s_final = LAYER_OUT(N_LAYER - 1); /* the last layer's output */\n", cx);
@@ -358,27 +368,37 @@ cke_status cke_codegen_emit_train(const cke_train_plan *tp, FILE *f, cke_err *er
             cx, tp->b[tp->grad_of[tp->carry_out]].offset);
     fprintf(f, "    /* ---- forward ---- */\n");
     for (int i = 0; i < ir->nn; i++)
-        if (ir->n[i].section == CKE_SEC_PROLOGUE) emit_fwd(&c, i, "    ", 0);
+        if (ir->n[i].section == CKE_SEC_PROLOGUE) { prof_begin(&c, "    "); emit_fwd(&c, i, "    ", 0); prof_end(&c, "    ", 0); }
     fprintf(f, "    for (int l = 0; l < N_LAYER; l++) {\n        char *S = SLAB(l);\n");
     fprintf(f, "        const float *%s_in = l == 0 ? %s : LAYER_OUT(l - 1);\n", cx, ir->v[tp->carry_in].name);
     emit_decls(&c, CKE_SEC_LAYER, "        ", 0);
     for (int i = 0; i < ir->nn; i++)
-        if (ir->n[i].section == CKE_SEC_LAYER && ir->n[i].layer == 0) emit_fwd(&c, i, "        ", 1);
+        if (ir->n[i].section == CKE_SEC_LAYER && ir->n[i].layer == 0) {
+            prof_begin(&c, "        ");
+            emit_fwd(&c, i, "        ", 1);
+            prof_end(&c, "        ", 1);
+        }
     fprintf(f, "        (void)S;\n    }\n");
     for (int i = 0; i < ir->nn; i++)
-        if (ir->n[i].section == CKE_SEC_EPILOGUE) emit_fwd(&c, i, "    ", 0);
+        if (ir->n[i].section == CKE_SEC_EPILOGUE) { prof_begin(&c, "    "); emit_fwd(&c, i, "    ", 0); prof_end(&c, "    ", 0); }
     char lname[80];
     fname(lname, sizeof lname, &c, c.logits, 0);
     fprintf(f, "    /* loss: fused softmax + cross-entropy; dlogits written over the logits when training */\n"
+               "    PROF_BEGIN();\n"
                "    kt->xent_fwd_bwd(t->loss, backward ? %s : NULL, %s, tgt, R, TR_VOCAB, -1, dscale, m->nth);\n"
+               "    PROF_END(%d, -1, R);\n"
                "    double loss = 0;\n    for (int64_t r = 0; r < R; r++) if (tgt[r] >= 0) loss += t->loss[r];\n"
                "    if (!backward) return loss;\n\n    /* ---- backward ---- */\n",
-            lname, lname);
+            lname, lname, prof_id++);
     int nbuf = tp->nb;
     char *zeroed = calloc((size_t)nbuf + 1, 1);
     if (!zeroed) return cke_fail(err, CKE_ERR_NOMEM, "out of memory");
     for (int i = ir->nn - 1; i >= 0; i--)
-        if (ir->n[i].section == CKE_SEC_EPILOGUE) emit_bwd(&c, i, "    ", 0, zeroed);
+        if (ir->n[i].section == CKE_SEC_EPILOGUE) {
+            prof_begin(&c, "    ");
+            emit_bwd(&c, i, "    ", 0, zeroed);
+            prof_end(&c, "    ", 0);
+        }
     fprintf(f, "    for (int l = N_LAYER - 1; l >= 0; l--) {\n        char *S = SLAB(l);\n");
     fprintf(f, "        const float *%s_in = l == 0 ? %s : LAYER_OUT(l - 1);\n", cx, ir->v[tp->carry_in].name);
     emit_decls(&c, CKE_SEC_LAYER, "        ", 1);
@@ -390,12 +410,20 @@ cke_status cke_codegen_emit_train(const cke_train_plan *tp, FILE *f, cke_err *er
     /* body gradients are zeroed per layer at their first contribution; the carried one too */
     memset(zeroed, 0, (size_t)nbuf + 1);
     for (int i = ir->nn - 1; i >= 0; i--)
-        if (ir->n[i].section == CKE_SEC_LAYER && ir->n[i].layer == 0) emit_bwd(&c, i, "        ", 1, zeroed);
+        if (ir->n[i].section == CKE_SEC_LAYER && ir->n[i].layer == 0) {
+            prof_begin(&c, "        ");
+            emit_bwd(&c, i, "        ", 1, zeroed);
+            prof_end(&c, "        ", 1);
+        }
     fprintf(f, "        (void)S; (void)%s_out;\n    }\n", cx);
     memset(zeroed, 0, (size_t)nbuf + 1);
     zeroed[tp->grad_of[tp->carry_in]] = 1; /* arrives from layer 0 */
     for (int i = ir->nn - 1; i >= 0; i--)
-        if (ir->n[i].section == CKE_SEC_PROLOGUE) emit_bwd(&c, i, "    ", 0, zeroed);
+        if (ir->n[i].section == CKE_SEC_PROLOGUE) {
+            prof_begin(&c, "    ");
+            emit_bwd(&c, i, "    ", 0, zeroed);
+            prof_end(&c, "    ", 0);
+        }
     fprintf(f, "    return loss;\n}\n\n");
     free(zeroed);
 
@@ -412,9 +440,13 @@ cke_status cke_codegen_emit_train(const cke_train_plan *tp, FILE *f, cke_err *er
     fprintf(f, "};\n\n");
     fprintf(f, "static void train_adamw(ckm_model *m, float lr, float b1, float b2, float eps, float wd, int64_t step, float gscale) {\n"
                "    ckm_train *t = m->train;\n    const cke_ktable *kt = m->kt;\n"
+               "    const int64_t pos0 = 0;\n    (void)pos0;\n    PROF_DECL;\n"
+               "    PROF_TH(double prof_th[MAX_THREADS][2] = {{0}};) /* profile build: each thread's interval */\n"
+               "    PROF_BEGIN();\n"
                "#pragma omp parallel num_threads(m->nth)\n"
                "    {\n"
                "        const int64_t th = omp_get_thread_num(), nt = omp_get_num_threads();\n"
+               "        PROF_TH(prof_th[th][0] = omp_get_wtime();)\n"
                "        for (size_t i = 0; i < sizeof train_params / sizeof train_params[0]; i++) {\n"
                "            const int64_t n = train_params[i].n, a = n * th / nt, b = n * (th + 1) / nt;\n"
                "            const size_t o = train_params[i].off + (size_t)a * sizeof(float);\n"
@@ -422,8 +454,12 @@ cke_status cke_codegen_emit_train(const cke_train_plan *tp, FILE *f, cke_err *er
                "                kt->adamw((float *)(m->w + o), (float *)(t->m + o), (float *)(t->v + o), (const float *)(t->g + o),\n"
                "                          b - a, lr, b1, b2, eps, train_params[i].decay ? wd : 0.0f, step, gscale);\n"
                "        }\n"
+               "        PROF_TH(prof_th[th][1] = omp_get_wtime();)\n"
                "    }\n"
-               "}\n\n");
+               "    PROF_END(%d, -1, 1);\n"
+               "    PROF_THREADS(%d, prof_th, m->nth);\n"
+               "}\n\n", prof_id, prof_id);
+    prof_id++;
     fprintf(f, "static double train_grad_sumsq(ckm_model *m) {\n    double s = 0;\n");
     for (int i = 0; i < tp->p->nw; i++)
         fprintf(f, "    s += m->kt->sumsq((const float *)(m->train->g + %zuu), %lld);\n", tp->p->w[i].offset,

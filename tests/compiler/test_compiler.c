@@ -7,10 +7,12 @@
  * Debian's /usr/bin/python3. Ends with "N passed, N failed". */
 #define _DEFAULT_SOURCE
 #include "../common/tcommon.h"
+#include "codegen/codegen.h"
 #include "driver/compile.h"
 #include "runtime/parity.h"
 #include "runtime/runner.h"
 
+#include <dlfcn.h>
 #include <limits.h>
 #include <math.h>
 #include <stdarg.h>
@@ -545,6 +547,89 @@ static void prefill_all_rows(const char *label, const char *model, int canaries_
     cke_runner_close(r);
 }
 
+/* ---------------------------------------------------------------- profiling hooks (ABI 4) */
+
+typedef struct {
+    int n, bad_order, bad_layer, last, max_id;
+    const ckm_prof_op *ops;
+    int n_ops;
+} prof_count;
+
+static void prof_counter(void *ud, int op, int layer, int thread, int64_t T, int64_t pos0, double t0, double t1) {
+    prof_count *c = ud;
+    (void)pos0;
+    if (thread != -1) { c->bad_order++; return; } /* inference ops: timed on the calling thread only */
+    if (op < 0 || op >= c->n_ops || t1 < t0 || T < 1) { c->bad_order++; return; }
+    if ((c->ops[op].per_layer != 0) != (layer >= 0)) c->bad_layer++;
+    /* table order is execution order, except that the layer body repeats */
+    if (op < c->last && !(c->ops[op].per_layer && c->ops[c->last].per_layer)) c->bad_order++;
+    c->last = op;
+    if (op > c->max_id) c->max_id = op;
+    c->n++;
+}
+
+/* model.c's PROF macros: the plain model.so has no profile table and no hook; the same model.c
+ * built with -DCKM_PROFILE reports every op of every call, in table order, with its layer. */
+static void profile_hooks(void) {
+    char path[PATH_MAX], dir[PATH_MAX], csrc[PATH_MAX + 16], so[PATH_MAX + 32], logp[PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/stories260K/stories260K.gguf", tc_models);
+    if (!tc_have(path)) { printf("SKIP profile_hooks (no %s)\n", path); return; }
+    snprintf(dir, sizeof dir, "%s/profile_hooks", tc_tmp);
+    cke_compile_opts o = {.out_dir = dir, .templates_dir = tc_tpl, .include_dir = tc_inc, .libk = tc_libk, .ctx = 64,
+                          .prefill_chunk = 16, .max_threads = 2, .quiet = 1};
+    cke_err e = {0};
+    cke_runner *r = NULL;
+    if (cke_compile(path, &o, &e) || cke_runner_open(dir, 1, &r, &e)) {
+        tc_result("profile_plain_has_no_hooks", 0, "compile/open: %s", e.msg);
+        cke_runner_close(r);
+        return;
+    }
+    tc_result("profile_plain_has_no_hooks", r->api->set_profile == NULL && r->api->prof_ops == NULL && r->api->n_prof_ops == 0,
+              "model.so has a profile table");
+    cke_runner_close(r);
+    snprintf(csrc, sizeof csrc, "%s/model.c", dir);
+    snprintf(so, sizeof so, "%s/model_prof.so", dir);
+    snprintf(logp, sizeof logp, "%s/model_prof.log", dir);
+    void *dl = NULL;
+    const ckm_api *api = NULL;
+    if (!cke_codegen_compile_defs(csrc, so, tc_inc, tc_libk, logp, "CKM_PROFILE", NULL, &e) && (dl = dlopen(so, RTLD_NOW | RTLD_LOCAL))) {
+        const ckm_api *(*get)(void);
+        *(void **)&get = dlsym(dl, "ckm_api_get");
+        api = get ? get() : NULL;
+    }
+    if (!api || !api->set_profile || api->n_prof_ops <= 0) {
+        tc_result("profile_every_op_reported", 0, "model_prof.so: %s", e.msg[0] ? e.msg : "no profile table");
+        if (dl) dlclose(dl);
+        return;
+    }
+    snprintf(path, sizeof path, "%s/weights.bin", dir);
+    char msg[256] = "";
+    ckm_model *m = api->open(path, 1, msg, sizeof msg);
+    int per_layer = 0, other = 0; /* decode's ops */
+    for (int i = 0; i < api->n_prof_ops; i++)
+        if (api->prof_ops[i].mode == 1) api->prof_ops[i].per_layer ? per_layer++ : other++;
+    prof_count c = {.ops = api->prof_ops, .n_ops = api->n_prof_ops, .last = 0};
+    int32_t tok[5] = {1, 403, 407, 261, 378};
+    int ok = m != NULL;
+    if (ok) {
+        api->set_profile(m, prof_counter, &c);
+        ok = api->decode(m, tok[0]) == 0 && c.n == other + 5 * per_layer; /* one decode: every decode op once per layer */
+        c.last = 0;
+        int before = c.n;
+        float *all = malloc(4 * (size_t)api->vocab * sizeof(float));
+        ok = ok && all && api->prefill_all(m, tok + 1, 4, all) == 0 && c.n > before && c.max_id == api->n_prof_ops - 1;
+        free(all);
+        api->set_profile(m, NULL, NULL);
+        before = c.n;
+        ok = ok && api->decode(m, tok[0]) == 0 && c.n == before; /* off again: nothing reported */
+    }
+    tc_result("profile_every_op_reported", ok && !c.bad_order && !c.bad_layer,
+              "open '%s'; %d reports, %d out of order, %d with a wrong layer (decode ops: %d per layer, %d others)", msg, c.n,
+              c.bad_order, c.bad_layer, per_layer, other);
+    if (m) api->free(m);
+    dlclose(dl);
+}
+
 int main(int argc, char **argv) {
     const char *only = NULL;
     for (int i = 1; i < argc; i++)
@@ -569,6 +654,7 @@ int main(int argc, char **argv) {
     RUN("prefill_all", prefill_all_rows("f16", "stories260K-F16.gguf", 0));
     RUN("prefill_all", prefill_all_rows("f32_canaries", "stories260K.gguf", 1));
     RUN("canaries", canaries());
+    RUN("profile", profile_hooks());
     RUN("demo", demo_model());
     RUN("bad", determinism_and_bad_input());
     return tc_finish();

@@ -12,10 +12,12 @@
  * Ends with "N passed, N failed". */
 #define _DEFAULT_SOURCE
 #include "../common/tcommon.h"
+#include "codegen/codegen.h"
 #include "driver/compile.h"
 #include "runtime/parity.h"
 #include "runtime/runner.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -60,6 +62,24 @@ static void cmp_logits(cmp_state *c, const float *got, const float *want, int64_
 
 /* ---------------------------------------------------------------- one family */
 
+/* The family's model.c also builds as model_prof.so (cke profile's -DCKM_PROFILE build), with a
+ * profile table entry per op of both modes. */
+static void profile_build(const char *fam, const char *dir) {
+    char name[128], csrc[PATH_MAX + 16], so[PATH_MAX + 32], logp[PATH_MAX + 32];
+    snprintf(name, sizeof name, "%s_profile_build", fam);
+    snprintf(csrc, sizeof csrc, "%s/model.c", dir);
+    snprintf(so, sizeof so, "%s/model_prof.so", dir);
+    snprintf(logp, sizeof logp, "%s/model_prof.log", dir);
+    cke_err e = {0};
+    cke_status s = cke_codegen_compile_defs(csrc, so, tc_inc, tc_libk, logp, "CKM_PROFILE", NULL, &e);
+    void *dl = s ? NULL : dlopen(so, RTLD_NOW | RTLD_LOCAL);
+    const ckm_api *(*get)(void) = NULL;
+    if (dl) *(void **)&get = dlsym(dl, "ckm_api_get");
+    const ckm_api *api = get ? get() : NULL;
+    tc_result(name, api && api->set_profile && api->n_prof_ops > 0, "%s", s ? e.msg : "no profile table");
+    if (dl) dlclose(dl);
+}
+
 static void family(const char *fam) {
     char name[128], hf[PATH_MAX], dir[PATH_MAX], path[PATH_MAX];
     snprintf(name, sizeof name, "%s_torch_logits", fam);
@@ -69,6 +89,7 @@ static void family(const char *fam) {
     cke_err e = {0};
     cke_status s = compile(hf, dir, 0, &e);
     if (s) { tc_result(name, 0, "compile: %s", e.msg); return; }
+    profile_build(fam, dir);
     cke_runner *r = NULL;
     if ((s = cke_runner_open(dir, 2, &r, &e))) { tc_result(name, 0, "open: %s", e.msg); return; }
     snprintf(path, sizeof path, "%s/ref.bin", hf);
