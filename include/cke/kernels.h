@@ -215,6 +215,11 @@ int cke_isa_supported(cke_isa isa);             /* by this CPU and this build */
 const cke_ktable *cke_ktable_for(cke_isa isa);  /* NULL when unsupported */
 const char *cke_isa_name(cke_isa isa);
 int cke_isa_parse(const char *s, cke_isa *out); /* "ref" | "avx2" | "avx512" -> 0, else -1 */
+/* Whose code a slot of the active table runs (a table may point at a lower level's function or
+ * the _ref): slot = offsetof(cke_ktable, rmsnorm_fwd), or for a quantized format's op
+ * offsetof(cke_qtype_ops, gemv). For the profiler's kernel names. */
+cke_isa cke_kernel_slot_isa(size_t slot);
+cke_isa cke_kernel_qslot_isa(int qtype, size_t slot);
 
 /* ---- workspace sizes (bytes) for kernels that take ws; same for every ISA ---- */
 size_t cke_gemm_ws_size(int64_t M, int64_t N, int64_t K, int nth);

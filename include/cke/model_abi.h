@@ -19,7 +19,7 @@
 extern "C" {
 #endif
 
-#define CKM_ABI_VERSION 3 /* 3: prefill_all */
+#define CKM_ABI_VERSION 4 /* 3: prefill_all; 4: profiling (prof_ops, set_profile) */
 
 typedef struct ckm_model ckm_model;
 
@@ -27,6 +27,39 @@ typedef struct ckm_model ckm_model;
  * loop), the first absolute position of its rows, and its data [rows, cols] (row-major f32). */
 typedef void (*ckm_trace_fn)(void *ud, const char *name, int layer, int64_t pos0, const float *data,
                              int64_t rows, int64_t cols);
+
+/* Profiling (ABI 4). model.c compiled with -DCKM_PROFILE (model_prof.so, built by `cke profile`)
+ * times every op and calls the profile hook after it; a normal model.so has no timing code at
+ * all (prof_ops NULL, set_profile NULL). One entry per op of each lowered mode, in execution
+ * order; what the op reads and computes, from the plan's shapes and stored formats, as per-call
+ * terms (T: the call's token rows, keys: query-key pairs the attention scores):
+ *   flops         = flops_row * T + flops_pair * keys
+ *   bytes_weights = weight matrix (w_rows x w_cols in qtype) + w_extra + w_row * T
+ *   bytes_act     = act_row * T + act_const
+ *   bytes_kv      = kv_row * T (written) + kv_key * (keys visible to the last row) (read) */
+typedef struct {
+    int mode;             /* 0 prefill, 1 decode */
+    int step;             /* position in the mode's schedule (prefill_all's head after it) */
+    const char *name;     /* IR value: the template name ("attn_q") for layer ops, else the full one */
+    int per_layer;        /* runs once per layer: the value is "l<layer>.<name>" */
+    const char *op;       /* IR op kind: "linear", "rmsnorm", "attention" ... */
+    const char *shape;    /* "[T,64] . [64,64]^T": T is the call's rows */
+    int qtype;            /* weight matrix storage, ggml type id (0 f32), layer 0's; -1: no matrix */
+    const int *qtype_l;   /* [n_layer] when layers store it differently (K_M recipes), else NULL */
+    int64_t w_rows, w_cols;
+    double w_extra, w_row;
+    double flops_row, flops_pair;
+    double act_row, act_const;
+    double kv_row, kv_key;
+    int64_t window;       /* attention: sliding window (0 none); window_l per layer when it varies */
+    const int64_t *window_l;
+    int64_t head_dim;     /* attention (for the kernel's name) */
+} ckm_prof_op;
+
+/* Called after every op of model_prof.so when set: prof_ops[op], its layer (-1 outside the layer
+ * loop), the call's rows and first position, and the op's start and end (omp_get_wtime seconds,
+ * on the calling thread: the kernels' own parallel regions run inside that interval). */
+typedef void (*ckm_prof_fn)(void *ud, int op, int layer, int64_t T, int64_t pos0, double t0, double t1);
 
 /* A weight tensor: its name (IR), shape and place in weights.bin's payload (f32). */
 typedef struct {
@@ -83,6 +116,11 @@ typedef struct {
      * logits() then gives row n-1. Same return as prefill; the rows are the output head run over
      * the whole chunk, the same kernels prefill runs on its last row. */
     int (*prefill_all)(ckm_model *m, const int32_t *tokens, int64_t n, float *logits);
+
+    /* ---- ABI 4: profiling (model_prof.so only; 0 / NULL in model.so) ---- */
+    int n_prof_ops;
+    const ckm_prof_op *prof_ops;
+    void (*set_profile)(ckm_model *m, ckm_prof_fn fn, void *ud); /* NULL fn: off */
 } ckm_api;
 
 /* The one exported symbol. */

@@ -5,6 +5,7 @@
 #include "cli/cache.h"
 #include "cli/chat.h"
 #include "cli/inspect.h"
+#include "cli/profile.h"
 #include "cli/quant.h"
 #include "cli/report.h"
 #include "cli/run.h"
@@ -32,6 +33,7 @@ static void usage(FILE *f) {
             "  cke vocab TEXT.txt -o tokenizer.bin --size N   learn a BPE vocabulary (llama2.c tokenizer.bin)\n"
             "  cke chat DIR|MODEL [--system S]   chat with the model's chat template (lines from stdin)\n"
             "  cke cache list|clean|dir   the compiled models `cke run MODEL` keeps (clean --older-than DAYS)\n"
+            "  cke profile DIR|MODEL -p PROMPT -n N [-o OUTDIR]   per-op times, kernels, FLOPs, bytes, roofline -> profile.json, trace.json\n"
             "  cke bench [--model NAME] [--quick]   prefill/decode tok/s of real-shape models vs the machine's limits\n");
 }
 
@@ -56,6 +58,7 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "bench")) return cke_cli_bench(argc - 1, argv + 1);
     if (!strcmp(argv[1], "chat")) return cke_cli_chat(argc - 1, argv + 1);
     if (!strcmp(argv[1], "cache")) return cke_cli_cache(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "profile")) return cke_cli_profile(argc - 1, argv + 1);
     if (!strcmp(argv[1], "isa")) {
         if (cke_kernels_init() != 0) {
             fprintf(stderr, "cke: CKE_ISA names an unknown or unsupported level\n");

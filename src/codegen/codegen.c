@@ -169,6 +169,7 @@ typedef struct {
     FILE *f;
     char pre;  /* 'P' or 'D' */
     int head;  /* emitting the all-rows output head: every value has the call's T rows */
+    int prof_id; /* the op's index in prof_ops (profile build) */
 } emit_ctx;
 
 /* rows expression of a buffer: "T" when it has the mode's token rows, else the literal */
@@ -197,6 +198,7 @@ static void emit_node(emit_ctx *e, const cke_node *n, const char *ind) {
     shape_c(s0, sizeof s0, x, x->kind == CKE_V_INPUT ? "T" : rows_expr(e, n->in[0], rb0, sizeof rb0));
     const char *lv = n->section == CKE_SEC_LAYER ? "l" : "0";
     int64_t C = cols_of(o);
+    fprintf(f, "%sPROF_BEGIN();\n", ind);
     switch (n->op) {
     case CKE_OP_EMBED:
         wname(wn, sizeof wn, ir, n->in[1], lv);
@@ -337,6 +339,7 @@ static void emit_node(emit_ctx *e, const cke_node *n, const char *ind) {
     }
     char rb2[32];
     const char *R2 = rows_expr(e, n->out, rb2, sizeof rb2);
+    fprintf(f, "%sPROF_END(%d, %s, %s);\n", ind, e->prof_id, n->section == CKE_SEC_LAYER ? "l" : "-1", R2);
     fprintf(f, "%sTRACE(\"%s\", %s, %s, %s, %lld);\n", ind, o->layer >= 0 ? o->base : o->name,
             n->section == CKE_SEC_LAYER ? "l" : "-1", on, R2, (long long)C);
 }
@@ -363,6 +366,7 @@ static void emit_head(const emit_ctx *e) {
         const cke_node *n = &m->head[k];
         if (e->p->canaries && m->head_buf[k] >= 0)
             fprintf(f, "            canary_set(A, &%c_canary[%d], T);\n", e->pre, m->head_buf[k]);
+        h.prof_id = e->prof_id + m->n_sched + k;
         emit_node(&h, n, "            ");
         if (e->p->canaries)
             fprintf(f, "            canary_check(m, %c_canary, (int)(sizeof %c_canary / sizeof %c_canary[0]), T, %d, \"%s\", -1);\n",
@@ -413,7 +417,7 @@ static void emit_mode(emit_ctx *e) {
 
     fprintf(f, "static void forward_%s(ckm_model *m, const int32_t *tok /* [T] */, int64_t T%s) {\n", m->mode,
             m->n_head ? ", float *all /* [T, VOCAB] every row's logits, or NULL: the last row's */" : "");
-    fprintf(f, "    const cke_ktable *kt = m->kt;\n    char *A = m->arena;\n    const int64_t pos0 = m->pos;\n");
+    fprintf(f, "    const cke_ktable *kt = m->kt;\n    char *A = m->arena;\n    const int64_t pos0 = m->pos;\n    PROF_DECL;\n");
     fprintf(f, "    int32_t *pos = m->posbuf; /* [T] absolute positions, for rope */\n");
     fprintf(f, "    for (int64_t t = 0; t < T; t++) pos[t] = (int32_t)(pos0 + t);\n");
     for (int b = 0; b < m->n_bufs; b++) {
@@ -450,7 +454,9 @@ static void emit_mode(emit_ctx *e) {
             fprintf(f, "%scanary_set(A, &%c_canary[%d], T); /* the output's canary, before the op writes it */\n", ind,
                     e->pre, (int)(ob - m->bufs));
         }
-        emit_node(e, n, ind);
+        emit_ctx ei = *e;
+        ei.prof_id = e->prof_id + i;
+        emit_node(&ei, n, ind);
         if (e->p->canaries)
             fprintf(f, "%scanary_check(m, %c_canary, (int)(sizeof %c_canary / sizeof %c_canary[0]), T, %d, \"%s\", %s);\n", ind,
                     e->pre, e->pre, e->pre, i, cke_op_names[n->op], in_loop ? "l" : "-1");
@@ -459,6 +465,81 @@ static void emit_mode(emit_ctx *e) {
     const cke_value *lg = &ir->v[m->sched[m->n_sched - 1].out];
     cname(c, sizeof c, lg);
     fprintf(f, "    m->last_logits = %s;\n}\n\n", c);
+}
+
+/* ------------------------------------------------------------------ profiling table */
+
+/* "[T,64], attn_q[64,64] q4_0 -> [T,64]": the op's inputs (weights by name and stored format)
+ * and output, rows as the mode's code has them. */
+static void prof_shape(char *out, size_t n, const emit_ctx *e, const cke_node *nd) {
+    const cke_ir *ir = e->p->ir;
+    char s[64], rb[32];
+    size_t o = 0;
+    out[0] = 0;
+    for (int i = 0; i < nd->n_in && o < n; i++) {
+        const cke_value *v = &ir->v[nd->in[i]];
+        if (v->kind == CKE_V_WEIGHT) {
+            shape_c(s, sizeof s, v, "");
+            o += (size_t)snprintf(out + o, n - o, "%s%s%s %s", i ? ", " : "", v->base, s, qname(cke_plan_wdtype(e->p, nd->in[i])));
+        } else if (v->kind == CKE_V_INPUT) {
+            o += (size_t)snprintf(out + o, n - o, "%stokens[T]", i ? ", " : "");
+        } else {
+            shape_c(s, sizeof s, v, rows_expr(e, nd->in[i], rb, sizeof rb));
+            o += (size_t)snprintf(out + o, n - o, "%s%s", i ? ", " : "", s);
+        }
+    }
+    shape_c(s, sizeof s, &ir->v[nd->out], rows_expr(e, nd->out, rb, sizeof rb));
+    if (o < n) snprintf(out + o, n - o, " -> %s", s);
+}
+
+static void prof_entry(const emit_ctx *e, const cke_node *nd, int mode, int step) {
+    const cke_ir *ir = e->p->ir;
+    const cke_value *o = &ir->v[nd->out];
+    cke_op_cost c;
+    cke_plan_op_cost(e->p, nd, &c);
+    char shape[512], ql[CKE_IR_NAME + 8] = "NULL", wl[CKE_IR_NAME + 16] = "NULL", cn[CKE_IR_NAME];
+    prof_shape(shape, sizeof shape, e, nd);
+    if (nd->op == CKE_OP_LINEAR && ir->v[nd->in[1]].layer >= 0) {
+        int anyq = 0;
+        if (wdtype_all(e->p, nd->in[1], &anyq) < 0) {
+            const cke_value *w = &ir->v[nd->in[1]];
+            cname(cn, sizeof cn, w->tied_to >= 0 ? &ir->v[w->tied_to] : w);
+            snprintf(ql, sizeof ql, "Q_%s", cn);
+        }
+    }
+    if (nd->op == CKE_OP_ATTENTION && layer_varies(ir, nd, LA_WINDOW)) {
+        cname(cn, sizeof cn, o);
+        snprintf(wl, sizeof wl, "L_%s_window", cn);
+    }
+    fprintf(e->f, "    {.mode = %d, .step = %d, .name = \"%s\", .per_layer = %d, .op = \"%s\",\n"
+                  "     .shape = \"%s\",\n"
+                  "     .qtype = %d, .qtype_l = %s, .w_rows = %lld, .w_cols = %lld, .w_extra = %.17g, .w_row = %.17g,\n"
+                  "     .flops_row = %.17g, .flops_pair = %.17g, .act_row = %.17g, .act_const = %.17g, .kv_row = %.17g, .kv_key = %.17g,\n"
+                  "     .window = %lld, .window_l = %s, .head_dim = %lld},\n",
+            mode, step, o->layer >= 0 ? o->base : o->name, nd->section == CKE_SEC_LAYER, cke_op_names[nd->op], shape,
+            c.qtype, ql, (long long)c.w_rows, (long long)c.w_cols, c.w_extra, c.w_row, c.flops_row, c.flops_pair, c.act_row,
+            c.act_const, c.kv_row, c.kv_key, (long long)(nd->op == CKE_OP_ATTENTION ? nd->a.window : 0), wl,
+            (long long)(nd->op == CKE_OP_ATTENTION ? nd->a.head_dim : 0));
+}
+
+/* prof_ops (model_abi.h, ckm_prof_op): prefill's schedule, its all-rows head, then decode's, in
+ * the order the PROF_END ids count them; and the hook setter. Only in the profile build. */
+static void emit_prof_table(const cke_plan *p, FILE *f) {
+    fprintf(f, "#ifdef CKM_PROFILE\n/* ---- profile build: what each op computes and moves, per call (see ckm_prof_op) ---- */\n"
+               "static const ckm_prof_op prof_ops[] = {\n");
+    const cke_mode_plan *modes[2] = {&p->prefill, &p->decode};
+    for (int mi = 0; mi < 2; mi++) {
+        const cke_mode_plan *m = modes[mi];
+        emit_ctx e = {.p = p, .m = m, .f = f, .pre = mi ? 'D' : 'P'};
+        for (int i = 0; i < m->n_sched; i++) prof_entry(&e, &m->sched[i], mi, i);
+        e.head = 1;
+        for (int k = 0; k < m->n_head; k++) prof_entry(&e, &m->head[k], mi, m->n_sched + k);
+    }
+    fprintf(f, "};\n"
+               "static void model_set_profile(ckm_model *m, ckm_prof_fn fn, void *ud) { m->prof = fn; m->prof_ud = ud; }\n"
+               "#define PROF_N_OPS ((int)(sizeof prof_ops / sizeof prof_ops[0]))\n"
+               "#define PROF_OPS prof_ops\n#define PROF_SET model_set_profile\n"
+               "#else\n#define PROF_N_OPS 0\n#define PROF_OPS NULL\n#define PROF_SET NULL\n#endif\n\n");
 }
 
 cke_status cke_codegen_emit(const cke_plan *p, const cke_codegen_opts *o, FILE *f, cke_err *err) {
@@ -559,6 +640,19 @@ cke_status cke_codegen_emit(const cke_plan *p, const cke_codegen_opts *o, FILE *
     fprintf(f, "\n#define WT(off) ((const float *)(m->w + (off)))\n");    fprintf(f, "#define WQ(off) ((const void *)(m->w + (off))) /* raw blocks of a Q_ format */\n");
     fprintf(f, "/* Threads for an op doing `work` multiply-adds: below ~64K a parallel region costs more than it saves. */\n"
                "#define NTH(work) ((work) >= 65536 ? m->nth : 1)\n");
+    fputs("/* Profile build (-DCKM_PROFILE: model_prof.so, built by `cke profile`): every op timed on the\n"
+          " * calling thread and reported to the hook with its prof_ops index, layer and rows. Without it\n"
+          " * the macros are empty: model.so has no timing code. */\n"
+          "#ifdef CKM_PROFILE\n"
+          "#define PROF_DECL double prof_t0 = 0; (void)prof_t0\n"
+          "#define PROF_BEGIN() (prof_t0 = m->prof ? omp_get_wtime() : 0)\n"
+          "#define PROF_END(id, layer, rows) \\\n"
+          "    do { if (m->prof) m->prof(m->prof_ud, id, layer, rows, pos0, prof_t0, omp_get_wtime()); } while (0)\n"
+          "#else\n"
+          "#define PROF_DECL ((void)0)\n"
+          "#define PROF_BEGIN() ((void)0)\n"
+          "#define PROF_END(id, layer, rows) ((void)0)\n"
+          "#endif\n", f);
     fprintf(f, "#define TRACE(name, layer, p, rows, cols) \\\n"
                "    do { if (m->trace) m->trace(m->trace_ud, name, layer, pos0 + T - (rows), p, rows, cols); } while (0)\n\n");
 
@@ -579,6 +673,8 @@ cke_status cke_codegen_emit(const cke_plan *p, const cke_codegen_opts *o, FILE *
                "    int64_t pos;\n"
                "    ckm_trace_fn trace;\n"
                "    void *trace_ud;\n"
+               "    ckm_prof_fn prof;      /* profile build: the hook, else unused */\n"
+               "    void *prof_ud;\n"
                "    char err[256];\n"
                "    ckm_train *train;      /* training state, NULL until train_init */\n"
                "    int canary_bad;        /* debug build: a canary was overwritten (err says where) */\n"
@@ -618,7 +714,9 @@ cke_status cke_codegen_emit(const cke_plan *p, const cke_codegen_opts *o, FILE *
     emit_mode(&e);
     e.m = &p->decode;
     e.pre = 'D';
+    e.prof_id = p->prefill.n_sched + p->prefill.n_head;
     emit_mode(&e);
+    emit_prof_table(p, f);
 
     fputs(
         "/* ---- runtime: load, run, free ---- */\n"
@@ -787,6 +885,9 @@ cke_status cke_codegen_emit(const cke_plan *p, const cke_codegen_opts *o, FILE *
             "    .adamw = TRAIN_FN(train_adamw),\n"
             "    .state = TRAIN_FN(model_state),\n"
             "    .prefill_all = model_prefill_all,\n"
+            "    .n_prof_ops = PROF_N_OPS,\n"
+            "    .prof_ops = PROF_OPS,\n"
+            "    .set_profile = PROF_SET,\n"
             "};\n\n"
             "const ckm_api *ckm_api_get(void) { return &api; }\n",
             ir->family, o->model_name);
@@ -908,6 +1009,12 @@ static int wait_child(pid_t pid, const volatile sig_atomic_t *cancel, int *ws) {
 
 cke_status cke_codegen_compile(const char *c_path, const char *so_path, const char *include_dir, const char *libk,
                                const char *log_path, const volatile sig_atomic_t *cancel, cke_err *err) {
+    return cke_codegen_compile_defs(c_path, so_path, include_dir, libk, log_path, NULL, cancel, err);
+}
+
+cke_status cke_codegen_compile_defs(const char *c_path, const char *so_path, const char *include_dir, const char *libk,
+                                    const char *log_path, const char *define, const volatile sig_atomic_t *cancel,
+                                    cke_err *err) {
     const char *cc_env = getenv("CC");
     char cc[1024];
     snprintf(cc, sizeof cc, "%s", cc_env && *cc_env ? cc_env : "cc");
@@ -924,6 +1031,11 @@ cke_status cke_codegen_compile(const char *c_path, const char *so_path, const ch
      * so the .so needs only libc, libm and libgomp. */
     static const char *const flags[] = {"-std=c11", "-D_DEFAULT_SOURCE", "-O2", "-fPIC", "-shared", "-fopenmp", "-Wall"};
     for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) argv[argc++] = (char *)flags[i];
+    char dflag[128];
+    if (define) {
+        snprintf(dflag, sizeof dflag, "-D%s", define);
+        argv[argc++] = dflag;
+    }
     argv[argc++] = inc;
     argv[argc++] = "-o";
     argv[argc++] = tmp_so;

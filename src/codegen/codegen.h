@@ -56,5 +56,10 @@ cke_status cke_weights_write(const cke_plan *p, const char *path, cke_weight_fet
 cke_status cke_codegen_compile(const char *c_path, const char *so_path, const char *include_dir,
                                const char *libk, const char *log_path, const volatile sig_atomic_t *cancel,
                                cke_err *err);
+/* The same with one macro defined (-DNAME), e.g. CKM_PROFILE for the profiled model_prof.so;
+ * NULL: none. */
+cke_status cke_codegen_compile_defs(const char *c_path, const char *so_path, const char *include_dir,
+                                    const char *libk, const char *log_path, const char *define,
+                                    const volatile sig_atomic_t *cancel, cke_err *err);
 
 #endif

@@ -79,3 +79,31 @@ cke_isa cke_isa_active(void) {
     if (!active) cke_kernels_init();
     return active_isa;
 }
+
+/* Which ISA's own code a slot of the active table runs. A table points a slot at a lower level's
+ * function (often the _ref) where it has no variant of its own; the lowest table holding the
+ * same pointer is where the code comes from. For the profiler's kernel names. */
+static cke_isa owner_isa(const void *(*slot_of)(const cke_ktable *, const void *), const void *arg) {
+    cke_isa a = cke_isa_active();
+    const void *mine = slot_of(tables[a], arg);
+    if (!mine) return a;
+    for (int i = 0; i < (int)a; i++) {
+        const void *other = cke_isa_supported((cke_isa)i) ? slot_of(tables[i], arg) : NULL;
+        if (other && memcmp(other, mine, sizeof(void (*)(void))) == 0) return (cke_isa)i;
+    }
+    return a;
+}
+static const void *kslot(const cke_ktable *t, const void *off) { return (const char *)t + *(const size_t *)off; }
+typedef struct { int qtype; size_t off; } qslot_arg;
+static const void *qslot(const cke_ktable *t, const void *arg) {
+    const qslot_arg *q = arg;
+    return t->qops[q->qtype] ? (const char *)t->qops[q->qtype] + q->off : NULL;
+}
+
+cke_isa cke_kernel_slot_isa(size_t slot) { return owner_isa(kslot, &slot); }
+
+cke_isa cke_kernel_qslot_isa(int qtype, size_t slot) {
+    if (qtype <= 0 || qtype >= CKE_QTYPE_COUNT) return cke_isa_active();
+    qslot_arg a = {qtype, slot};
+    return owner_isa(qslot, &a);
+}

@@ -100,6 +100,20 @@ int cke_plan_wdtype(const cke_plan *p, int value);
 cke_status cke_plan_write_layout(const cke_plan *p, const char *path, cke_err *err);
 /* memory_map.txt: a human-readable map with the reuse achieved. */
 cke_status cke_plan_write_map(const cke_plan *p, const char *path, cke_err *err);
+/* What one op computes and moves, from its shapes and the weights' stored formats, as per-call
+ * terms of its rows T and the (query, key) pairs attention scores (model_abi.h, ckm_prof_op, has
+ * the formulas; docs/PROFILE.md the conventions: f32 activations, a multiply-add is 2 FLOPs, an
+ * exp/tanh/erf counts 1, the weight matrix is read once per call, the KV cache once per call). */
+typedef struct {
+    int qtype;                  /* weight matrix storage (ggml id, 0 f32); -1: no matrix */
+    int64_t w_rows, w_cols;     /* the matrix: [w_rows, w_cols] */
+    double w_extra, w_row;      /* other weight bytes per call (norm weights, bias) / per row (lookups) */
+    double flops_row, flops_pair;
+    double act_row, act_const;  /* activation bytes read + written per row / per call */
+    double kv_row, kv_key;      /* KV cache bytes written per row / read per visible key */
+} cke_op_cost;
+void cke_plan_op_cost(const cke_plan *p, const cke_node *n, cke_op_cost *c);
+
 /* A hash of everything that fixes the weights file's layout (names, shapes, offsets). */
 uint64_t cke_plan_layout_hash(const cke_plan *p);
 

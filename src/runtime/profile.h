@@ -1,0 +1,68 @@
+/* The per-op profiler's collector: the hook model_prof.so calls after every op (ckm_prof_fn),
+ * summed per (mode, op, layer), a bounded Chrome trace of the individual calls, and the writers
+ * of profile.json (schema "cke-profile/1", docs/PROFILE.md) and trace.json.
+ *
+ * Times are the calling (main) thread's: the kernels open their OpenMP regions inside an op, so
+ * an op's interval covers all its threads' work; per-thread times are not known (thread_time_s
+ * is empty and the trace has the main thread's track). */
+#ifndef CKE_RUNTIME_PROFILE_H
+#define CKE_RUNTIME_PROFILE_H
+
+#include "cke/model_abi.h"
+#include "cke/status.h"
+
+#include <stdint.h>
+#include <stdio.h>
+
+typedef enum {
+    CKE_PROF_PREFILL = 0,
+    CKE_PROF_DECODE,
+    CKE_PROF_TRAIN_FORWARD,
+    CKE_PROF_TRAIN_BACKWARD,
+    CKE_PROF_OPTIMIZER,
+    CKE_PROF_PHASES
+} cke_prof_phase;
+
+typedef struct cke_prof cke_prof;
+
+/* What profile.json says besides the ops (strings may be NULL; numbers < 0: unknown -> null). */
+typedef struct {
+    const char *name, *family, *source, *dir;
+    int64_t n_layers, dim, vocab, params, weights_bytes, ctx;
+    const char *cpu, *isa;
+    int threads;
+    double peak_f32, peak_bf16, peak_int8, bandwidth_gbs; /* GFLOPS, GB/s; < 0: not measured */
+    const char *command, *kind; /* kind: "inference" | "train" */
+    int64_t prompt_tokens, generated_tokens, steps;
+    double wall_s;
+} cke_prof_info;
+
+/* ops: the model's prof_ops (kept, not copied). max_events bounds trace.json: calls past it are
+ * summed but not traced (counted in trace_dropped). */
+cke_status cke_prof_new(const ckm_prof_op *ops, int n_ops, int n_layer, int max_events, cke_prof **out, cke_err *err);
+void cke_prof_free(cke_prof *p);
+
+/* The hook for api->set_profile (ud = the cke_prof). */
+void cke_prof_hook(void *ud, int op, int layer, int64_t T, int64_t pos0, double t0, double t1);
+
+/* Ops reported from now on belong to this phase (the mode the caller is timing). */
+void cke_prof_set_phase(cke_prof *p, cke_prof_phase ph);
+/* One timed call of the current phase (a forward pass, a train step's part): its wall interval
+ * (omp_get_wtime seconds) and tokens; also a span on the trace. */
+void cke_prof_call(cke_prof *p, int64_t tokens, double t0, double t1);
+/* A phase measured as one whole (no per-op hooks: training): one row named `name` of kind op. */
+void cke_prof_whole(cke_prof *p, const char *name, const char *op, const char *kernel, double t0, double t1, double flops,
+                    double bytes);
+
+cke_status cke_prof_write_json(const cke_prof *p, const cke_prof_info *info, const char *path, cke_err *err);
+cke_status cke_prof_write_trace(const cke_prof *p, const char *path, cke_err *err);
+/* The top n ops by time over all phases, with their fraction of the roofline, as a text table. */
+void cke_prof_print_top(const cke_prof *p, const cke_prof_info *info, int n, FILE *f);
+/* Sum of op times and wall time of a phase (for the caller's summary). */
+void cke_prof_phase_times(const cke_prof *p, cke_prof_phase ph, double *wall_s, double *ops_s);
+
+/* The kernel an op of ckm_prof_op ran with `rows` rows on the active table: "avx512 q4_0r gemv",
+ * "avx2 f32 gemm", "ref rmsnorm_fwd". */
+void cke_prof_kernel_name(const ckm_prof_op *op, int qtype, int64_t rows, char *out, size_t n);
+
+#endif
