@@ -69,7 +69,7 @@ static const char css[] =
     "dl.kv dd{margin:0;font-variant-numeric:tabular-nums;overflow-wrap:anywhere}\n"
     "table{border-collapse:collapse;width:100%;font-size:12.5px}th,td{padding:3px 8px;border-bottom:1px solid var(--line);"
     "text-align:left;white-space:nowrap}th{background:#f1f5f9;font-weight:600}td.n,th.n{text-align:right;"
-    "font-variant-numeric:tabular-nums}\n"
+    "font-variant-numeric:tabular-nums}td.w{white-space:normal;min-width:160px;max-width:330px;overflow-wrap:anywhere}\n"
     "table.sortable th{cursor:pointer;user-select:none;position:sticky;top:0}table.sortable th:hover{background:#e2e8f0}"
     "th[aria-sort=ascending]::after{content:' \\25B2'}th[aria-sort=descending]::after{content:' \\25BC'}\n"
     ".scroll{max-height:560px;overflow:auto;border:1px solid var(--line);border-radius:6px}\n"

@@ -347,6 +347,13 @@ static void cell_str(FILE *f, const char *s) {
     fputs("</td>", f);
 }
 
+/* a long cell (shapes, kernels) that may wrap */
+static void cell_wrap(FILE *f, const char *s) {
+    fputs("<td class=\"w\">", f);
+    rep_esc(f, s);
+    fputs("</td>", f);
+}
+
 static void mode_section(FILE *f, const rep_in *in, const cJSON *m, int idx) {
     const cJSON *ops = jarr(m, "ops"), *o;
     int n = ops ? cJSON_GetArraySize(ops) : 0;
@@ -394,6 +401,12 @@ static void mode_section(FILE *f, const rep_in *in, const cJSON *m, int idx) {
     char title[96];
     snprintf(title, sizeof title, "roofline: %.40s (one point per op)", mn ? mn : "?");
     rep_svg_roofline(f, title, &lim, pts, np);
+    int above = 0;
+    for (int i = 0; i < np; i++) above += pts[i].frac_roof > 1.05;
+    if (above)
+        fprintf(f, "<p class=\"note\">%d op%s above the roof: the roof is the measured DRAM bandwidth, and an op whose "
+                   "working set stays in the caches (small weights, repeated calls) can move its bytes faster than that.</p>\n",
+                above, above > 1 ? "s are" : " is");
     free(pts);
 
     /* the op table */
@@ -412,8 +425,8 @@ static void mode_section(FILE *f, const rep_in *in, const cJSON *m, int idx) {
         cell_str(f, jstr(o, "name"));
         fprintf(f, "<td class=\"n\">%d</td>", jlayer(o));
         cell_str(f, jstr(o, "op"));
-        cell_str(f, jstr(o, "shape"));
-        cell_str(f, jstr(o, "kernel"));
+        cell_wrap(f, jstr(o, "shape"));
+        cell_wrap(f, jstr(o, "kernel"));
         fprintf(f, "<td class=\"n\">%.0f</td><td class=\"n\" data-v=\"%.6g\">%s</td>", jnum(o, "calls", 0), t, tb);
         cell_num(f, total > 0 ? t / total : 0, 1);
         cell_num(f, jnum(o, "gflops", 0), -1);
