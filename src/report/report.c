@@ -85,7 +85,8 @@ static const char *model_kv(const rep_in *in, const char *key) {
 static const cJSON *jget(const cJSON *o, const char *k) { return cJSON_IsObject(o) ? cJSON_GetObjectItemCaseSensitive(o, k) : NULL; }
 static double jnum(const cJSON *o, const char *k, double def) {
     const cJSON *v = jget(o, k);
-    return cJSON_IsNumber(v) && isfinite(v->valuedouble) ? v->valuedouble : def;
+    /* beyond 1e30 a number is garbage (and sums or chart coordinates of it would overflow) */
+    return cJSON_IsNumber(v) && isfinite(v->valuedouble) && fabs(v->valuedouble) <= 1e30 ? v->valuedouble : def;
 }
 static const char *jstr(const cJSON *o, const char *k) {
     const cJSON *v = jget(o, k);
@@ -257,6 +258,13 @@ static void run_card(FILE *f, const rep_in *in) {
     fputs("</dl></div>\n", f);
 }
 
+static int count_objects(const cJSON *arr) {
+    int n = 0;
+    const cJSON *x;
+    cJSON_ArrayForEach(x, arr) n += cJSON_IsObject(x);
+    return n;
+}
+
 static int is_train_mode(const char *m) {
     return m && (!strcmp(m, "train_forward") || !strcmp(m, "train_backward") || !strcmp(m, "optimizer"));
 }
@@ -271,6 +279,7 @@ static void modes_summary(FILE *f, const rep_in *in) {
     rep_bar split[3];
     int ns = 0;
     cJSON_ArrayForEach(m, modes) {
+        if (!cJSON_IsObject(m)) continue;
         double w = jnum(m, "wall_s", 0), o = jnum(m, "ops_s", 0), out = jnum(m, "outside_ops_s", w - o);
         char a[32], b[32], c[32];
         rep_time(a, sizeof a, w), rep_time(b, sizeof b, o), rep_time(c, sizeof c, out);
@@ -280,7 +289,7 @@ static void modes_summary(FILE *f, const rep_in *in) {
         fprintf(f, "</td><td class=\"n\">%.0f</td><td class=\"n\">%.0f</td><td class=\"n\">%s</td><td class=\"n\">%s</td>"
                    "<td class=\"n\">%s</td><td class=\"n\">%.1f%%</td><td class=\"n\">%.1f</td><td class=\"n\">%d</td></tr>\n",
                 jnum(m, "calls", 0), jnum(m, "tokens", 0), a, b, c, w > 0 ? 100 * o / w : 0,
-                w > 0 ? jnum(m, "tokens", 0) / w : 0, ops ? cJSON_GetArraySize(ops) : 0);
+                w > 0 ? jnum(m, "tokens", 0) / w : 0, count_objects(ops));
         const char *mn = jstr(m, "mode");
         if (is_train_mode(mn) && ns < 3)
             split[ns++] = (rep_bar){!strcmp(mn, "train_forward") ? "forward" : !strcmp(mn, "train_backward") ? "backward" : "optimizer", w};
@@ -356,10 +365,10 @@ static void cell_wrap(FILE *f, const char *s) {
 
 static void mode_section(FILE *f, const rep_in *in, const cJSON *m, int idx) {
     const cJSON *ops = jarr(m, "ops"), *o;
-    int n = ops ? cJSON_GetArraySize(ops) : 0;
+    int n = count_objects(ops);
     const char *mn = jstr(m, "mode");
     double total = 0;
-    cJSON_ArrayForEach(o, ops) total += fmax(0, jnum(o, "time_s", 0));
+    cJSON_ArrayForEach(o, ops) total += cJSON_IsObject(o) ? fmax(0, jnum(o, "time_s", 0)) : 0;
     fprintf(f, "<section id=\"mode-%d\"><h2>", idx);
     rep_esc(f, mn ? mn : "?");
     char a[32], b[32];
@@ -372,6 +381,7 @@ static void mode_section(FILE *f, const rep_in *in, const cJSON *m, int idx) {
     agg kinds[AGG_CAP + 1], layers[AGG_CAP + 1];
     int nk = 0, nl = 0;
     cJSON_ArrayForEach(o, ops) {
+        if (!cJSON_IsObject(o)) continue; /* a broken entry is no op */
         double t = fmax(0, jnum(o, "time_s", 0));
         int l = jlayer(o);
         char lb[48];
@@ -392,6 +402,7 @@ static void mode_section(FILE *f, const rep_in *in, const cJSON *m, int idx) {
     rep_point *pts = n ? calloc((size_t)n, sizeof *pts) : NULL;
     int np = 0;
     if (pts) cJSON_ArrayForEach(o, ops) {
+        if (!cJSON_IsObject(o)) continue; /* a broken entry is no op */
             pts[np++] = (rep_point){.name = jstr(o, "name"), .op = jstr(o, "op"), .kernel = jstr(o, "kernel"), .layer = jlayer(o),
                                     .intensity = jnum(o, "intensity", 0), .gflops = jnum(o, "gflops", 0),
                                     .gbs = jnum(o, "gbs", 0), .frac_roof = jnum(o, "frac_roof", 0),
@@ -418,6 +429,7 @@ static void mode_section(FILE *f, const rep_in *in, const cJSON *m, int idx) {
           f);
     int row = 0;
     cJSON_ArrayForEach(o, ops) {
+        if (!cJSON_IsObject(o)) continue; /* a broken entry is no op */
         double t = jnum(o, "time_s", 0);
         char tb[32];
         rep_time(tb, sizeof tb, t);
@@ -578,7 +590,7 @@ cke_status cke_report_write(const char *dir, const char *out_html, cke_err *err)
         modes_summary(f, &in);
         const cJSON *m;
         int i = 0;
-        cJSON_ArrayForEach(m, jarr(in.profile, "modes")) mode_section(f, &in, m, i++);
+        cJSON_ArrayForEach(m, jarr(in.profile, "modes")) if (cJSON_IsObject(m)) mode_section(f, &in, m, i++);
     }
     memory_section(f, &in);
     plan_section(f, &in, !in.profile);

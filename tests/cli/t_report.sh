@@ -129,3 +129,13 @@ else
     fi
     [ -n "$PERTURBED" ] && page_check chromium_parity_perturbed "$PERTURBED"
 fi
+
+# a profile.json with wrong types, absurd numbers, markup in every string and non-object entries:
+# still a page (under ASan/UBSan too), nothing injected, one point per op object
+mkdir -p "$T/rep-hostile-prof"
+cp "$RFX/profile_hostile.json" "$T/rep-hostile-prof/profile.json"
+ok report_hostile_profile "$CKE" report "$T/rep-hostile-prof"
+check report_hostile_profile_scripts test "$(grep -c '<script' "$T/rep-hostile-prof/report.html")" = 2
+check report_hostile_profile_no_markup sh -c "! grep -q '<svg onload\|<b>decode\|<i>' '$T/rep-hostile-prof/report.html'"
+check report_hostile_profile_points test "$(grep -c '<circle class="op' "$T/rep-hostile-prof/report.html")" = 3
+[ -n "$CHROMIUM" ] && page_check chromium_hostile "$T/rep-hostile-prof/report.html"
