@@ -34,7 +34,7 @@
 
 typedef struct {
     const char *target, *prompt, *out, *data;
-    int64_t n_gen, threads, steps, max_events;
+    int64_t n_gen, threads, steps, max_events, prompt_tokens, batch, seq;
     int train, overhead, quick;
 } prof_args;
 
@@ -43,10 +43,12 @@ static int usage(int help) {
             "usage: cke profile DIR|MODEL -p PROMPT [-n N] [-o OUTDIR]           prefill + N decode steps, per op\n"
             "       cke profile DIR|MODEL --train --data FILE.txt [--steps K]    forward, backward, optimizer\n"
             "  -n N                 decode steps (default 16)\n"
+            "  --prompt-tokens N    a synthetic prompt of N token ids instead of -p (no tokenizer needed)\n"
             "  -o OUTDIR            where profile.json and trace.json go (default ./cke-profile); model_prof.so is\n"
             "                       built there from DIR/model.c with -DCKM_PROFILE (model.so stays untouched)\n"
             "  -t, --threads N      threads (default: all cores)\n"
             "  --max-events N       trace.json holds the first N op calls (default 20000); all are summed\n"
+            "  --train              training: --data FILE.txt, --steps K (default 4), --batch B (4), --seq T (64)\n"
             "  --overhead           also time the same decode with the unprofiled model.so and print the cost\n"
             "  --quick              shorter machine measurement (tests)\n"
             "Every op is timed on the main thread around the call (its kernels' threads run inside it).\n");
@@ -62,11 +64,15 @@ static int parse(int argc, char **argv, prof_args *a) {
         else if (!strcmp(f, "-o")) rc = cke_cli_opt_str(C, argc, argv, &i, &a->out);
         else if (!strcmp(f, "--data")) rc = cke_cli_opt_str(C, argc, argv, &i, &a->data);
         else if (!strcmp(f, "-n")) rc = cke_cli_opt_i64(C, argc, argv, &i, 0, 1 << 20, "a token count (0-1048576)", &a->n_gen);
+        else if (!strcmp(f, "--prompt-tokens"))
+            rc = cke_cli_opt_i64(C, argc, argv, &i, 1, 1 << 20, "a token count (1-1048576)", &a->prompt_tokens);
         else if (!strcmp(f, "--steps")) rc = cke_cli_opt_i64(C, argc, argv, &i, 1, 1 << 20, "a step count (1-1048576)", &a->steps);
         else if (!strcmp(f, "-t") || !strcmp(f, "--threads"))
             rc = cke_cli_opt_i64(C, argc, argv, &i, 1, 1024, "a thread count (1-1024)", &a->threads);
         else if (!strcmp(f, "--max-events"))
             rc = cke_cli_opt_i64(C, argc, argv, &i, 0, 10000000, "an event count (0-10000000)", &a->max_events);
+        else if (!strcmp(f, "--batch")) rc = cke_cli_opt_i64(C, argc, argv, &i, 1, 4096, "a batch size (1-4096)", &a->batch);
+        else if (!strcmp(f, "--seq")) rc = cke_cli_opt_i64(C, argc, argv, &i, 2, 1 << 16, "a sequence length (2-65536)", &a->seq);
         else if (!strcmp(f, "--train")) a->train = 1;
         else if (!strcmp(f, "--overhead")) a->overhead = 1;
         else if (!strcmp(f, "--quick")) a->quick = 1;
@@ -83,8 +89,8 @@ static int parse(int argc, char **argv, prof_args *a) {
         fprintf(stderr, "cke profile: --train needs --data FILE.txt\n");
         return 2;
     }
-    if (!a->train && !a->prompt) {
-        fprintf(stderr, "cke profile: no prompt given (-p PROMPT)\n");
+    if (!a->train && !a->prompt == !a->prompt_tokens) {
+        fprintf(stderr, "cke profile: %s\n", a->prompt ? "-p and --prompt-tokens exclude each other" : "no prompt given (-p PROMPT)");
         return 2;
     }
     return 0;
@@ -290,7 +296,7 @@ static double run_inference(const ckm_api *api, ckm_model *m, cke_prof *pr, cons
 }
 
 /* The profile build's cost: the same decode with model.so and with model_prof.so (hook on),
- * alternated, best of 3 each. */
+ * alternated, best of 5 each (the machine may be shared: the minimum is the least disturbed). */
 static int measure_overhead(const char *dir, prof_model *pm, int nth, const int32_t *ids, size_t n_ids, int64_t n_gen,
                             double *plain_s, double *prof_s) {
     cke_runner *r = NULL;
@@ -305,15 +311,171 @@ static int measure_overhead(const char *dir, prof_model *pm, int nth, const int3
     pm->api->set_profile(pm->m, cke_prof_hook, scratch);
     *plain_s = *prof_s = 1e30;
     int rc = 0;
-    for (int rep = 0; rep < 3 && !rc; rep++) {
-        double a = run_inference(r->api, r->m, NULL, ids, n_ids, n_gen);
-        double b = run_inference(pm->api, pm->m, scratch, ids, n_ids, n_gen);
+    for (int rep = 0; rep < 5 && !rc; rep++) {
+        double a, b; /* the order alternates: neither build always runs right after the other */
+        if (rep % 2) {
+            b = run_inference(pm->api, pm->m, scratch, ids, n_ids, n_gen);
+            a = run_inference(r->api, r->m, NULL, ids, n_ids, n_gen);
+        } else {
+            a = run_inference(r->api, r->m, NULL, ids, n_ids, n_gen);
+            b = run_inference(pm->api, pm->m, scratch, ids, n_ids, n_gen);
+        }
         if (a < 0 || b < 0) rc = 1;
         if (a < *plain_s) *plain_s = a;
         if (b < *prof_s) *prof_s = b;
     }
     pm->api->set_profile(pm->m, NULL, NULL);
     cke_prof_free(scratch);
+    cke_runner_close(r);
+    return rc;
+}
+
+/* The machine's limits, measured now at the run's thread count (bench/machine.c). */
+static int measure_machine(cke_prof_info *in, int quick) {
+    int64_t nbw = (int64_t)(quick ? 64 : 256) << 18; /* floats: 64 or 256 MiB */
+    float *bwbuf = cke_hp_alloc((size_t)nbw * sizeof(float));
+    if (!bwbuf) {
+        fprintf(stderr, "cke profile: out of memory for the bandwidth measurement\n");
+        return 1;
+    }
+    in->peak_f32 = cke_machine_peak_gflops(in->threads, quick ? 1000000 : 4000000, 3);
+    in->bandwidth_gbs = cke_machine_read_bw(bwbuf, nbw, in->threads, 3);
+    free(bwbuf);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ training */
+
+static char *read_file(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *buf = NULL;
+    long n = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+    if (n >= 0 && fseek(f, 0, SEEK_SET) == 0 && (buf = malloc((size_t)n + 1)) && fread(buf, 1, (size_t)n, f) == (size_t)n) {
+        buf[n] = 0;
+        *len = (size_t)n;
+    } else {
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    return buf;
+}
+
+/* The model compiled with a training mode (B x T) into OUT/train-build, K steps of forward,
+ * forward + backward and AdamW, each timed as a whole (the training code has no per-op hooks):
+ * train_forward = train_run without backward; train_backward = train_run with it, less that;
+ * optimizer = adamw. FLOPs: 2 x params per token forward, 4 x backward, 12 per parameter AdamW. */
+static int profile_train(const prof_args *a, const cke_target *t, cke_prof_info *in, const char *dir_compiled) {
+    char src[PATH_MAX], build[PATH_MAX + 32], inc[PATH_MAX], tpl[PATH_MAX], libk[PATH_MAX];
+    cke_err e = {0};
+    cke_status s = cke_locate_resources(inc, tpl, libk, sizeof inc, &e);
+    if (s) return cke_cli_fail(C, s, &e);
+    snprintf(src, sizeof src, "%s", t->model);
+    if (dir_compiled) { /* a compiled directory: the model it was compiled from */
+        cke_prof_info tmp = {0};
+        model_facts(dir_compiled, &tmp, src, sizeof src);
+        if (!src[0]) {
+            fprintf(stderr, "cke profile: %s does not say which model it was compiled from (cke-model.txt): give the model\n",
+                    dir_compiled);
+            return 1;
+        }
+    }
+    snprintf(build, sizeof build, "%s/train-build", a->out);
+    cke_compile_opts co = {.out_dir = build, .tokenizer = t->tokenizer[0] ? t->tokenizer : NULL, .templates_dir = tpl,
+                           .include_dir = inc, .libk = libk, .ctx = a->seq, .prefill_chunk = a->seq,
+                           .max_threads = (int)a->threads, .quiet = 1, .train_batch = a->batch, .train_seq = a->seq};
+    fprintf(stderr, "cke profile: compiling %s with a training mode (%lld x %lld) into %s ...\n", src, (long long)a->batch,
+            (long long)a->seq, build);
+    cke_runner *r = NULL;
+    if ((s = cke_compile(src, &co, &e)) || (s = cke_runner_open(build, (int)a->threads, &r, &e))) return cke_cli_fail(C, s, &e);
+    const ckm_api *api = r->api;
+    int rc = 1;
+    size_t tl = 0, n_ids = 0;
+    int32_t *ids = NULL, *tok = NULL, *tgt = NULL;
+    cke_prof *pr = NULL;
+    char *text = NULL;
+    const int64_t R = a->batch * a->seq;
+    if (!r->tok) { fprintf(stderr, "cke profile: the model has no tokenizer\n"); goto done; }
+    if (!api->train_init || api->train_init(r->m) != 0) {
+        fprintf(stderr, "cke profile: train_init: %s\n", api->train_init ? api->last_error(r->m) : "no training mode");
+        goto done;
+    }
+    if (!(text = read_file(a->data, &tl))) { fprintf(stderr, "cke profile: cannot read %s\n", a->data); goto done; }
+    cke_tok_encode_opts eo = CKE_TOK_ENCODE_DEFAULTS;
+    eo.add_bos = 1;
+    if ((s = cke_tok_encode(r->tok, text, tl, &eo, &ids, &n_ids, &e))) { rc = cke_cli_fail(C, s, &e); goto done; }
+    if ((int64_t)n_ids < R + 1) {
+        fprintf(stderr, "cke profile: %s gives %zu tokens: fewer than one batch of %lld x %lld + 1\n", a->data, n_ids,
+                (long long)a->batch, (long long)a->seq);
+        goto done;
+    }
+    tok = malloc((size_t)R * sizeof *tok);
+    tgt = malloc((size_t)R * sizeof *tgt);
+    if (!tok || !tgt || (s = cke_prof_new(NULL, 0, 0, (int)a->max_events, &pr, &e))) {
+        rc = tok && tgt ? cke_cli_fail(C, s, &e) : (fprintf(stderr, "cke profile: out of memory\n"), 1);
+        goto done;
+    }
+    model_facts(build, in, src, sizeof src);
+    in->source = src;
+    in->dir = build;
+    in->kind = "train";
+    in->steps = a->steps;
+    in->name = api->model_name;
+    in->family = api->family;
+    in->vocab = api->vocab;
+    in->ctx = api->ctx;
+    const double P = (double)in->params, dscale = 1.0 / (double)R;
+    char k_adamw[64];
+    snprintf(k_adamw, sizeof k_adamw, "%s adamw", cke_isa_name(cke_kernel_slot_isa(offsetof(cke_ktable, adamw))));
+    double w0 = omp_get_wtime();
+    for (int64_t step = 0; step <= a->steps; step++) { /* step 0: warm-up (first-touch page faults), not counted */
+        int64_t off = (step * R) % ((int64_t)n_ids - R);
+        for (int64_t i = 0; i < R; i++) tok[i] = ids[off + i], tgt[i] = ids[off + i + 1];
+        api->zero_grad(r->m);
+        double t0 = omp_get_wtime();
+        api->train_run(r->m, tok, tgt, (float)dscale, 0);
+        double t1 = omp_get_wtime();
+        api->train_run(r->m, tok, tgt, (float)dscale, 1);
+        double t2 = omp_get_wtime();
+        api->adamw(r->m, 1e-4f, 0.9f, 0.95f, 1e-8f, 0.0f, step + 1, 1.0f);
+        double t3 = omp_get_wtime();
+        if (step == 0) { w0 = t3; continue; }
+        double fwd = t1 - t0, tb0 = t1 + fwd < t2 ? t1 + fwd : t2; /* the backward part of the second run */
+        cke_prof_set_phase(pr, CKE_PROF_TRAIN_FORWARD);
+        cke_prof_call(pr, R, t0, t1);
+        cke_prof_whole(pr, "forward", "train_run", "generated train_run (forward only)", t0, t1, 2 * P * (double)R, 4 * P);
+        cke_prof_set_phase(pr, CKE_PROF_TRAIN_BACKWARD);
+        cke_prof_call(pr, R, tb0, t2);
+        cke_prof_whole(pr, "backward", "train_run", "generated train_run (forward + backward, less forward)", tb0, t2,
+                       4 * P * (double)R, 12 * P);
+        cke_prof_set_phase(pr, CKE_PROF_OPTIMIZER);
+        cke_prof_call(pr, 0, t2, t3);
+        cke_prof_whole(pr, "adamw", "adamw", k_adamw, t2, t3, 12 * P, 28 * P);
+    }
+    in->wall_s = omp_get_wtime() - w0;
+    char pj[PATH_MAX + 32], tj[PATH_MAX + 32];
+    snprintf(pj, sizeof pj, "%s/profile.json", a->out);
+    snprintf(tj, sizeof tj, "%s/trace.json", a->out);
+    if ((s = cke_prof_write_json(pr, in, pj, &e)) || (s = cke_prof_write_trace(pr, tj, &e))) { rc = cke_cli_fail(C, s, &e); goto done; }
+    printf("cke profile: training %s (%s, %lld layers), %s, %d threads; %lld steps of %lld x %lld tokens\n", in->name,
+           in->family, (long long)in->n_layers, in->isa, in->threads, (long long)a->steps, (long long)a->batch,
+           (long long)a->seq);
+    for (int ph = CKE_PROF_TRAIN_FORWARD; ph <= CKE_PROF_OPTIMIZER; ph++) {
+        double wall, ops;
+        cke_prof_phase_times(pr, (cke_prof_phase)ph, &wall, &ops);
+        printf("  %-14s %9.3f ms per step\n", ph == CKE_PROF_TRAIN_FORWARD ? "forward" : ph == CKE_PROF_TRAIN_BACKWARD ? "backward" : "optimizer",
+               wall * 1e3 / (double)a->steps);
+    }
+    cke_prof_print_top(pr, in, 10, stdout);
+    printf("wrote %s and %s (training phases are timed whole: no per-op rows)\n", pj, tj);
+    rc = 0;
+done:
+    cke_prof_free(pr);
+    free(tok);
+    free(tgt);
+    free(ids);
+    free(text);
     cke_runner_close(r);
     return rc;
 }
@@ -331,13 +493,9 @@ static int mkdir_p(const char *d) {
 }
 
 int cke_cli_profile(int argc, char **argv) {
-    prof_args a = {.n_gen = 16, .out = "cke-profile", .steps = 4, .max_events = 20000};
+    prof_args a = {.n_gen = 16, .out = "cke-profile", .steps = 4, .max_events = 20000, .batch = 4, .seq = 64};
     int rc = parse(argc, argv, &a);
     if (rc) return rc == 1 ? 0 : rc;
-    if (a.train) {
-        fprintf(stderr, "cke profile: --train is not implemented yet: profile inference (-p PROMPT) instead\n");
-        return 2;
-    }
     if (a.threads <= 0) {
         long nc = sysconf(_SC_NPROCESSORS_ONLN);
         a.threads = nc > 0 ? nc : 1;
@@ -346,18 +504,31 @@ int cke_cli_profile(int argc, char **argv) {
         fprintf(stderr, "cke profile: CKE_ISA names an unknown or unsupported level\n");
         return 1;
     }
-    char dir[PATH_MAX];
+    char dir[PATH_MAX], cpu[256], cmd[1024];
     cke_target t;
     if (cke_cli_target(C, a.target, &t)) return 1;
-    if (t.kind == CKE_TARGET_COMPILED) snprintf(dir, sizeof dir, "%s", t.model);
-    else if (cke_cli_model_dir(t.model, t.tokenizer[0] ? t.tokenizer : NULL, 0, dir, sizeof dir)) return 1;
     if (mkdir_p(a.out) != 0) {
         fprintf(stderr, "cke profile: cannot create %s: %s\n", a.out, strerror(errno));
         return 1;
     }
+    cke_prof_info in = {.isa = cke_isa_name(cke_isa_active()), .threads = (int)a.threads, .peak_bf16 = -1, .peak_int8 = -1,
+                        .kind = "inference"};
+    cpu_name(cpu, sizeof cpu);
+    in.cpu = cpu;
+    size_t o = (size_t)snprintf(cmd, sizeof cmd, "cke");
+    for (int i = 0; i < argc && o < sizeof cmd; i++) o += (size_t)snprintf(cmd + o, sizeof cmd - o, " %s", argv[i]);
+    in.command = cmd;
+    if (measure_machine(&in, a.quick)) return 1;
+    if (a.train) return profile_train(&a, &t, &in, t.kind == CKE_TARGET_COMPILED ? t.model : NULL);
+    if (t.kind == CKE_TARGET_COMPILED) snprintf(dir, sizeof dir, "%s", t.model);
+    else if (cke_cli_model_dir(t.model, t.tokenizer[0] ? t.tokenizer : NULL, 0, dir, sizeof dir)) return 1;
     int32_t *ids = NULL;
     size_t n_ids = 0;
-    if (prompt_ids(dir, a.prompt, &ids, &n_ids)) return 1;
+    if (a.prompt_tokens) { /* ids 1, 2, ...: any tokens give the same shapes and times */
+        ids = malloc((size_t)a.prompt_tokens * sizeof *ids);
+        if (!ids) { fprintf(stderr, "cke profile: out of memory\n"); return 1; }
+        for (n_ids = 0; n_ids < (size_t)a.prompt_tokens; n_ids++) ids[n_ids] = (int32_t)(1 + n_ids % 100);
+    } else if (prompt_ids(dir, a.prompt, &ids, &n_ids)) return 1;
     prof_model pm = {0};
     if (prof_model_open(dir, a.out, (int)a.threads, &pm)) { free(ids); return 1; }
     const ckm_api *api = pm.api;
@@ -369,30 +540,15 @@ int cke_cli_profile(int argc, char **argv) {
         return 1;
     }
 
-    cke_prof_info in = {.name = api->model_name, .family = api->family, .dir = dir, .vocab = api->vocab, .ctx = api->ctx,
-                        .isa = cke_isa_name(cke_isa_active()), .threads = (int)a.threads, .peak_bf16 = -1, .peak_int8 = -1,
-                        .kind = "inference", .prompt_tokens = (int64_t)n_ids};
-    char source[PATH_MAX], cpu[256], cmd[1024];
+    in.name = api->model_name;
+    in.family = api->family;
+    in.dir = dir;
+    in.vocab = api->vocab;
+    in.ctx = api->ctx;
+    in.prompt_tokens = (int64_t)n_ids;
+    char source[PATH_MAX];
     model_facts(dir, &in, source, sizeof source);
     in.source = source;
-    cpu_name(cpu, sizeof cpu);
-    in.cpu = cpu;
-    size_t o = (size_t)snprintf(cmd, sizeof cmd, "cke");
-    for (int i = 0; i < argc && o < sizeof cmd; i++) o += (size_t)snprintf(cmd + o, sizeof cmd - o, " %s", argv[i]);
-    in.command = cmd;
-
-    /* the machine's limits, measured now at the run's thread count (bench/machine.c) */
-    int64_t nbw = (int64_t)(a.quick ? 64 : 256) << 18; /* floats: 64 or 256 MiB */
-    float *bwbuf = cke_hp_alloc((size_t)nbw * sizeof(float));
-    if (!bwbuf) {
-        fprintf(stderr, "cke profile: out of memory for the bandwidth measurement\n");
-        prof_model_close(&pm);
-        free(ids);
-        return 1;
-    }
-    in.peak_f32 = cke_machine_peak_gflops((int)a.threads, a.quick ? 1000000 : 4000000, 3);
-    in.bandwidth_gbs = cke_machine_read_bw(bwbuf, nbw, (int)a.threads, 3);
-    free(bwbuf);
 
     double plain_s = -1, profd_s = -1;
     if (a.overhead && measure_overhead(dir, &pm, (int)a.threads, ids, n_ids, a.n_gen, &plain_s, &profd_s)) {
@@ -430,7 +586,7 @@ int cke_cli_profile(int argc, char **argv) {
                    wall * 1e3, ops * 1e3, wall > 0 ? 100 * ops / wall : 0, (wall - ops) * 1e3);
         }
         if (plain_s > 0)
-            printf("  profiling cost: decode %.3f ms/token profiled vs %.3f ms/token with model.so (%+.1f%%), best of 3\n",
+            printf("  profiling cost: decode %.3f ms/token profiled vs %.3f ms/token with model.so (%+.1f%%), best of 5\n",
                    profd_s * 1e3 / (double)(a.n_gen ? a.n_gen : 1), plain_s * 1e3 / (double)(a.n_gen ? a.n_gen : 1),
                    100 * (profd_s / plain_s - 1));
         cke_prof_print_top(pr, &in, 10, stdout);

@@ -53,7 +53,7 @@ static int qtype_at(const ckm_prof_op *o, int layer) { return o->qtype_l && laye
 
 cke_status cke_prof_new(const ckm_prof_op *ops, int n_ops, int n_layer, int max_events, cke_prof **out, cke_err *err) {
     *out = NULL;
-    if (!ops || n_ops <= 0) return cke_fail(err, CKE_ERR_ARG, "profile: the model has no profiled ops (not a model_prof.so)");
+    if (n_ops < 0 || (n_ops > 0 && !ops)) return cke_fail(err, CKE_ERR_ARG, "profile: no op table");
     if (n_layer < 0 || n_layer > 100000) return cke_fail(err, CKE_ERR_ARG, "profile: %d layers", n_layer);
     cke_prof *p = calloc(1, sizeof *p);
     if (!p) return cke_fail(err, CKE_ERR_NOMEM, "out of memory");
@@ -62,8 +62,9 @@ cke_status cke_prof_new(const ckm_prof_op *ops, int n_ops, int n_layer, int max_
     p->n_layer = n_layer;
     p->L1 = n_layer + 1;
     p->max_ev = max_events > 0 ? max_events : 0;
-    p->cells = calloc((size_t)CKE_PROF_PHASES * (size_t)n_ops * (size_t)p->L1, sizeof *p->cells);
-    p->wmat = calloc((size_t)n_ops * (size_t)p->L1, sizeof *p->wmat);
+    /* n_ops 0: phases timed whole only (cke_prof_whole) */
+    p->cells = calloc((size_t)CKE_PROF_PHASES * (size_t)(n_ops ? n_ops : 1) * (size_t)p->L1, sizeof *p->cells);
+    p->wmat = calloc((size_t)(n_ops ? n_ops : 1) * (size_t)p->L1, sizeof *p->wmat);
     p->ev = p->max_ev ? malloc((size_t)p->max_ev * sizeof *p->ev) : NULL;
     if (!p->cells || !p->wmat || (p->max_ev && !p->ev)) {
         cke_prof_free(p);

@@ -37,7 +37,7 @@ typedef struct {
     double wall_s;
 } cke_prof_info;
 
-/* ops: the model's prof_ops (kept, not copied). max_events bounds trace.json: calls past it are
+/* ops: the model's prof_ops (kept, not copied; none: whole phases only, cke_prof_whole). max_events bounds trace.json: calls past it are
  * summed but not traced (counted in trace_dropped). */
 cke_status cke_prof_new(const ckm_prof_op *ops, int n_ops, int n_layer, int max_events, cke_prof **out, cke_err *err);
 void cke_prof_free(cke_prof *p);

@@ -100,5 +100,16 @@ if have_models; then
     # CKE_ISA=ref: every kernel is named ref
     refuses prof_s260_ref 0 'ref ' env CKE_ISA=ref "$CKE" profile "$S" -p "Once" -n 3 -o "$T/prof-ref" --quick -t 1
     check prof_s260_ref_json prof_check "$T/prof-ref" 3 ref
+    # training: forward, backward and optimizer, each timed whole (no per-op hooks in train_run)
+    refuses prof_train 0 'optimizer +[0-9.]+ ms per step' "$CKE" profile "$S" --train --data tests/data/tinystories_ppl.txt --steps 2 -o "$T/prof-train" --quick -t 1
+    check prof_train_json python3 -c '
+import json, sys
+p = json.load(open(sys.argv[1] + "/profile.json")); json.load(open(sys.argv[1] + "/trace.json"))
+assert p["run"]["kind"] == "train" and p["model"]["name"] and p["run"]["steps"] == 2
+m = {x["mode"]: x for x in p["modes"]}
+assert set(m) == {"train_forward", "train_backward", "optimizer"}, m.keys()
+for x in m.values():
+    assert x["calls"] == 2 and x["wall_s"] > 0 and x["ops"][0]["time_s"] > 0 and x["ops"][0]["flops"] > 0
+' "$T/prof-train"
     refuses prof_ctx_overflow 1 'exceed the context' "$CKE" profile "$S" -p "Once" -n 100000 -o "$T/prof-big" --quick
 fi
