@@ -116,8 +116,12 @@ void rep_svg_roofline(FILE *f, const char *title, const rep_limits *lim, const r
     double bw = lim->bw > 0 && isfinite(lim->bw) ? lim->bw : 0;
     if (!(amax > 0)) amin = 0.1, amax = 10;
     if (!(gmax > 0)) gmin = 0.1, gmax = 10;
-    double ridge_hi = bw > 0 && peak > 0 ? peak / bw : amax;
-    m.x0 = floor(log10(amin / 2)), m.x1 = ceil(log10(fmax(amax * 2, ridge_hi * 4)));
+    /* the x range holds every op and the ridge points (a decade left of the lowest, so the slope shows) */
+    double ridge_lo = INFINITY, ridge_hi = 0;
+    for (int c = 0; c < 3 && bw > 0; c++)
+        if (ceil_[c].v > 0) ridge_lo = fmin(ridge_lo, ceil_[c].v / bw), ridge_hi = fmax(ridge_hi, ceil_[c].v / bw);
+    if (!(ridge_hi > 0)) ridge_lo = amin, ridge_hi = amax;
+    m.x0 = floor(log10(fmin(amin / 2, ridge_lo / 10))), m.x1 = ceil(log10(fmax(amax * 2, ridge_hi * 4)));
     m.y0 = floor(log10(gmin / 2)), m.y1 = ceil(log10(fmax(gmax * 2, peak * 1.5)));
     /* hostile or broken numbers must not make the axes absurd (or the int casts undefined) */
     m.x0 = fmax(-30, fmin(28, m.x0)), m.x1 = fmax(m.x0, fmin(30, m.x1));
@@ -147,14 +151,16 @@ void rep_svg_roofline(FILE *f, const char *title, const rep_limits *lim, const r
         fprintf(f, "<polyline clip-path=\"url(#rf-clip)\" fill=\"none\" stroke=\"#111827\" stroke-width=\"1.6\" "
                    "stroke-dasharray=\"%s\" points=\"",
                 ceil_[c].dash);
-        if (bw > 0) fprintf(f, "%.1f,%.1f ", lx(&m, sx), ly(&m, sx * bw));
+        if (bw > 0 && sx < ridge) fprintf(f, "%.1f,%.1f ", lx(&m, sx), ly(&m, sx * bw));
         fprintf(f, "%.1f,%.1f %.1f,%.1f\"><title>%s: %.1f GFLOPS (ridge at %.2f FLOP/B)</title></polyline>\n",
                 lx(&m, fmax(ridge, xlo)), ly(&m, pk), lx(&m, xhi), ly(&m, pk), ceil_[c].name, pk, ridge);
         fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%s %.0f GFLOPS</text>\n", m.L + m.pw - 4, ly(&m, pk) - 4,
                 ceil_[c].name, pk);
     }
     if (bw > 0) {
-        double ax = pow(10, m.x0 + 0.4);
+        /* the label sits on the slope halfway (in log) between the bottom and the lowest ceiling */
+        double ytop = peak > 0 ? fmin(peak, pow(10, m.y1)) : pow(10, m.y1);
+        double ax = fmax(pow(10, m.x0 + 0.1), sqrt(ylo * ytop) / bw);
         fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" transform=\"rotate(%.1f %.1f %.1f)\">memory %.1f GB/s</text>\n", lx(&m, ax),
                 ly(&m, ax * bw) - 5,
                 -atan2(ly(&m, ax) - ly(&m, ax * 10), lx(&m, ax * 10) - lx(&m, ax)) * 57.29577951308232, lx(&m, ax),
