@@ -243,7 +243,7 @@ static void machine_card(FILE *f, const rep_in *in) {
     fputs("</dl></div>\n", f);
 }
 
-static void run_card(FILE *f, const rep_in *in) {
+static void run_card(FILE *f, const rep_in *in, const char *dir) {
     const cJSON *r = jget(in->profile, "run");
     if (!r) return;
     fputs("<div><h3>Run</h3><dl class=\"kv\">\n", f);
@@ -255,6 +255,11 @@ static void run_card(FILE *f, const rep_in *in) {
     char b[32];
     rep_time(b, sizeof b, jnum(r, "wall_s", -1));
     rep_kv(f, "wall time", b);
+    char path[PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/trace.json", dir);
+    if (access(path, R_OK) == 0)
+        fputs("<dt>timeline</dt><dd><a href=\"trace.json\">trace.json</a> beside this page: open it in "
+              "ui.perfetto.dev or chrome://tracing</dd>\n", f);
     fputs("</dl></div>\n", f);
 }
 
@@ -583,7 +588,7 @@ cke_status cke_report_write(const char *dir, const char *out_html, cke_err *err)
     fputs("<section id=\"summary\"><h2>Summary</h2><div class=\"grid\">\n", f);
     model_card(f, &in);
     machine_card(f, &in);
-    run_card(f, &in);
+    run_card(f, &in, dir);
     plan_card(f, &in);
     fputs("</div></section>\n", f);
     if (in.profile) {
