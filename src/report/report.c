@@ -243,6 +243,7 @@ static void machine_card(FILE *f, const rep_in *in) {
     fputs("</dl></div>\n", f);
 }
 
+/* dir: where trace.json would sit beside the page (NULL: the page is elsewhere, no link) */
 static void run_card(FILE *f, const rep_in *in, const char *dir) {
     const cJSON *r = jget(in->profile, "run");
     if (!r) return;
@@ -256,8 +257,8 @@ static void run_card(FILE *f, const rep_in *in, const char *dir) {
     rep_time(b, sizeof b, jnum(r, "wall_s", -1));
     rep_kv(f, "wall time", b);
     char path[PATH_MAX + 32];
-    snprintf(path, sizeof path, "%s/trace.json", dir);
-    if (access(path, R_OK) == 0)
+    snprintf(path, sizeof path, "%s/trace.json", dir ? dir : ".");
+    if (dir && access(path, R_OK) == 0)
         fputs("<dt>timeline</dt><dd><a href=\"trace.json\">trace.json</a> beside this page: open it in "
               "ui.perfetto.dev or chrome://tracing</dd>\n", f);
     fputs("</dl></div>\n", f);
@@ -579,6 +580,7 @@ cke_status cke_report_write(const char *dir, const char *out_html, cke_err *err)
     char out[PATH_MAX + 32], tmp[PATH_MAX + 64], title[256];
     cke_status st = load(&in, dir, err);
     if (st) { unload(&in); return st; }
+    const char *beside = out_html ? NULL : dir; /* the default page sits beside trace.json */
     if (!out_html) snprintf(out, sizeof out, "%s/report.html", dir), out_html = out;
     FILE *f = NULL;
     if ((st = open_out(out_html, tmp, sizeof tmp, &f, err))) { unload(&in); return st; }
@@ -588,7 +590,7 @@ cke_status cke_report_write(const char *dir, const char *out_html, cke_err *err)
     fputs("<section id=\"summary\"><h2>Summary</h2><div class=\"grid\">\n", f);
     model_card(f, &in);
     machine_card(f, &in);
-    run_card(f, &in, dir);
+    run_card(f, &in, beside);
     plan_card(f, &in);
     fputs("</div></section>\n", f);
     if (in.profile) {
