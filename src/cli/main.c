@@ -7,6 +7,7 @@
 #include "cli/inspect.h"
 #include "cli/profile.h"
 #include "cli/quant.h"
+#include "cli/report.h"
 #include "cli/run.h"
 #include "cli/train.h"
 #include "cli/tokenize.h"
@@ -26,6 +27,7 @@ static void usage(FILE *f) {
             "  cke perplexity MODEL FILE.txt [--ctx N] [--llama-cpp] [--kl-base BASE]   perplexity (and KL divergence) of a text\n"
             "  cke train MODEL|--init llama --data FILE.txt --out DIR   fine-tune or train from scratch\n"
             "  cke parity DIR REF.trace   first IR value that diverges from a reference trace\n"
+            "  cke report DIR [-o FILE.html]   one self-contained HTML page of DIR's profile/compile artifacts\n"
             "  cke inspect PATH   print a model (GGUF, llama2.c .bin, HF dir): family, hparams, tensors\n"
             "  cke tokenize MODEL TEXT    print the token ids of TEXT (--decode ID... prints the text)\n"
             "  cke vocab TEXT.txt -o tokenizer.bin --size N   learn a BPE vocabulary (llama2.c tokenizer.bin)\n"
@@ -49,6 +51,7 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "quantize")) return cke_cli_quantize(argc - 1, argv + 1);
     if (!strcmp(argv[1], "perplexity")) return cke_cli_perplexity(argc - 1, argv + 1);
     if (!strcmp(argv[1], "parity")) return cke_cli_parity(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "report")) return cke_cli_report(argc - 1, argv + 1);
     if (!strcmp(argv[1], "inspect")) return cke_cli_inspect(argc - 1, argv + 1);
     if (!strcmp(argv[1], "tokenize")) return cke_cli_tokenize(argc - 1, argv + 1);
     if (!strcmp(argv[1], "vocab")) return cke_cli_vocab(argc - 1, argv + 1);

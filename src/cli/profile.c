@@ -15,6 +15,7 @@
 #include "cke/kernels.h"
 #include "codegen/codegen.h"
 #include "driver/compile.h"
+#include "report/report.h"
 #include "runtime/profile.h"
 #include "runtime/runner.h"
 #include "tokenizer/tokenizer.h"
@@ -426,7 +427,8 @@ static int profile_train(const prof_args *a, const cke_target *t, cke_prof_info 
         }
     model_facts(build, in, src, sizeof src);
     in->source = src;
-    in->dir = build;
+    char absbuild[PATH_MAX];
+    in->dir = realpath(build, absbuild) ? absbuild : build;
     in->kind = "train";
     in->steps = a->steps;
     in->name = api->model_name;
@@ -465,7 +467,8 @@ static int profile_train(const prof_args *a, const cke_target *t, cke_prof_info 
     char pj[PATH_MAX + 32], tj[PATH_MAX + 32];
     snprintf(pj, sizeof pj, "%s/profile.json", a->out);
     snprintf(tj, sizeof tj, "%s/trace.json", a->out);
-    if ((s = cke_prof_write_json(pr, in, pj, &e)) || (s = cke_prof_write_trace(pr, tj, &e))) { rc = cke_cli_fail(C, s, &e); goto done; }
+    if ((s = cke_prof_write_json(pr, in, pj, &e)) || (s = cke_prof_write_trace(pr, tj, &e)) ||
+        (s = cke_report_write(a->out, NULL, &e))) { rc = cke_cli_fail(C, s, &e); goto done; }
     printf("cke profile: training %s (%s, %lld layers), %s, %d threads; %lld steps of %lld x %lld tokens\n", in->name,
            in->family, (long long)in->n_layers, in->isa, in->threads, (long long)a->steps, (long long)a->batch,
            (long long)a->seq);
@@ -477,7 +480,7 @@ static int profile_train(const prof_args *a, const cke_target *t, cke_prof_info 
                wall > 0 ? 100 * ops / wall : 0);
     }
     cke_prof_print_top(pr, in, 10, stdout);
-    printf("wrote %s and %s\n", pj, tj);
+    printf("wrote %s, %s and %s/report.html\n", pj, tj, a->out);
     rc = 0;
 done:
     cke_prof_free(pr);
@@ -552,7 +555,8 @@ int cke_cli_profile(int argc, char **argv) {
 
     in.name = api->model_name;
     in.family = api->family;
-    in.dir = dir;
+    char absdir[PATH_MAX]; /* the report finds layout.json through it from any directory */
+    in.dir = realpath(dir, absdir) ? absdir : dir;
     in.vocab = api->vocab;
     in.ctx = api->ctx;
     in.prompt_tokens = (int64_t)n_ids;
@@ -585,7 +589,9 @@ int cke_cli_profile(int argc, char **argv) {
     char pj[PATH_MAX + 32], tj[PATH_MAX + 32];
     snprintf(pj, sizeof pj, "%s/profile.json", a.out);
     snprintf(tj, sizeof tj, "%s/trace.json", a.out);
-    if (!rc && ((s = cke_prof_write_json(pr, &in, pj, &e)) || (s = cke_prof_write_trace(pr, tj, &e)))) rc = cke_cli_fail(C, s, &e);
+    if (!rc && ((s = cke_prof_write_json(pr, &in, pj, &e)) || (s = cke_prof_write_trace(pr, tj, &e)) ||
+                (s = cke_report_write(a.out, NULL, &e))))
+        rc = cke_cli_fail(C, s, &e);
     if (!rc) {
         printf("cke profile: %s (%s, %lld layers), %s, %d threads; prompt %zu tokens, %lld decode steps\n", in.name, in.family,
                (long long)in.n_layers, in.isa, in.threads, n_ids, (long long)in.generated_tokens);
@@ -600,7 +606,7 @@ int cke_cli_profile(int argc, char **argv) {
                    profd_s * 1e3 / (double)(a.n_gen ? a.n_gen : 1), plain_s * 1e3 / (double)(a.n_gen ? a.n_gen : 1),
                    100 * (profd_s / plain_s - 1));
         cke_prof_print_top(pr, &in, 10, stdout);
-        printf("wrote %s and %s\n", pj, tj);
+        printf("wrote %s, %s and %s/report.html\n", pj, tj, a.out);
     }
     cke_prof_free(pr);
     prof_model_close(&pm);

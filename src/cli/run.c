@@ -4,6 +4,7 @@
 #include "cli/target.h"
 
 #include "driver/compile.h"
+#include "report/report.h"
 #include "runtime/parity.h"
 #include "runtime/runner.h"
 #include "runtime/sampler.h"
@@ -322,7 +323,7 @@ int cke_cli_run(int argc, char **argv) {
 }
 
 int cke_cli_parity(int argc, char **argv) {
-    const char *dir = NULL, *ref = NULL;
+    const char *dir = NULL, *ref = NULL, *html = NULL;
     int64_t chunk = 0;
     float tol = 1e-3f;
     int verbose = 0, help = 0;
@@ -332,6 +333,7 @@ int cke_cli_parity(int argc, char **argv) {
         if (!strcmp(argv[i], "--chunk")) rc = cke_cli_opt_i64("parity", argc, argv, &i, 0, INT32_MAX, "a chunk length (>= 0)", &chunk);
         else if (!strcmp(argv[i], "--tol")) rc = cke_cli_opt_f("parity", argc, argv, &i, 1e-30, 1e30, "a tolerance (> 0)", &tol);
         else if (!strcmp(argv[i], "-v")) verbose = 1;
+        else if (!strcmp(argv[i], "--html")) rc = cke_cli_opt_str("parity", argc, argv, &i, &html);
         else if (argv[i][0] == '-') return cke_cli_unknown("parity", argv[i]);
         else if (!dir) dir = argv[i];
         else if (!ref) ref = argv[i];
@@ -344,8 +346,11 @@ int cke_cli_parity(int argc, char **argv) {
     cke_status s = cke_runner_open(dir, 1, &r, &e);
     if (s) return cke_cli_fail("parity", s, &e);
     cke_parity_result res;
-    s = cke_parity_run(r, ref, chunk, tol, verbose ? stdout : NULL, &res, &e);
+    cke_parity_table tab = {0};
+    s = cke_parity_run_table(r, ref, chunk, tol, verbose ? stdout : NULL, html ? &tab : NULL, &res, &e);
     cke_runner_close(r);
+    if (!s && html) s = cke_report_parity_write(html, dir, ref, &tab, &res, tol, &e);
+    cke_parity_table_free(&tab);
     if (s) return cke_cli_fail("parity", s, &e);
     if (res.diverged) {
         printf("first divergence: %s (layer %d) at position %lld: max abs error %.3e, relative %.3e (tolerance %.1e)\n",
@@ -356,8 +361,9 @@ int cke_cli_parity(int argc, char **argv) {
            (long long)res.compared, (double)tol, res.worst_rel, (long long)res.missing);
     return 0;
 usage:
-    fprintf(help ? stdout : stderr, "usage: cke parity DIR REF.trace [--chunk N] [--tol REL] [-v]\n"
+    fprintf(help ? stdout : stderr, "usage: cke parity DIR REF.trace [--chunk N] [--tol REL] [-v] [--html FILE]\n"
                     "  runs the reference's tokens through the compiled model with tracing and prints the first\n"
-                    "  IR value (name, layer, position) whose relative error exceeds --tol (default 1e-3)\n");
+                    "  IR value (name, layer, position) whose relative error exceeds --tol (default 1e-3);\n"
+                    "  --html FILE also writes the per-value error table as a page (first divergence highlighted)\n");
     return help ? 0 : 2;
 }

@@ -8,6 +8,7 @@
 #include "ir/ir.h"
 #include "plan/plan.h"
 #include "plan/plan_train.h"
+#include "report/report.h"
 #include "tokenizer/tokenizer.h"
 
 #include <dirent.h>
@@ -589,6 +590,8 @@ cke_status cke_compile(const char *model_path, const cke_compile_opts *o, cke_er
             ir->family, srcline, cke_model_source_name(m->source), tokname[0] ? tokname : "-", (long long)p->ctx,
             (long long)p->prefill.T, (unsigned long long)cke_plan_layout_hash(p));
     if (fclose(f) != 0) { st = cke_fail(err, CKE_ERR_IO, "error writing %s", path); goto done; }
+    /* what will run, as a page in the style of cke profile's "what ran" */
+    if ((st = cke_report_write(dir, NULL, err))) goto done;
     if (CANCELLED(o)) { st = cke_fail(err, CKE_ERR_IO, "interrupted"); goto done; }
     if ((st = publish(tmp, final, o->keep_existing, err))) goto done;
     tmp[0] = 0;

@@ -19,8 +19,27 @@ typedef struct {
     char *buf;
     double tol;
     FILE *report;
+    cke_parity_table *table;
+    int table_oom;         /* a row could not be stored: reported after the run */
     cke_parity_result *res;
 } pctx;
+
+void cke_parity_table_free(cke_parity_table *t) {
+    if (!t) return;
+    free(t->rows);
+    memset(t, 0, sizeof *t);
+}
+
+static void table_add(pctx *c, const cke_parity_row *row) {
+    cke_parity_table *t = c->table;
+    if (t->n == t->cap) {
+        int64_t cap = t->cap ? t->cap * 2 : 256;
+        cke_parity_row *nr = realloc(t->rows, (size_t)cap * sizeof *nr);
+        if (!nr) { c->table_oom = 1; return; }
+        t->rows = nr, t->cap = cap;
+    }
+    t->rows[t->n++] = *row;
+}
 
 static cke_status load_ref(pctx *c, const char *path, cke_err *err) {
     FILE *f = fopen(path, "rb");
@@ -101,6 +120,12 @@ static void on_value(void *ud, const char *name, int layer, int64_t pos0, const 
     if (c->report)
         fprintf(c->report, "  %-10s layer %3d  pos %5lld..%-5lld  max abs %.3e  rel %.3e%s\n", name, layer, (long long)pos0,
                 (long long)(pos0 + rows - 1), max_abs, rel, bad ? "  <-- diverged" : "");
+    if (c->table && !c->table_oom) {
+        cke_parity_row row = {.layer = layer, .pos0 = pos0, .pos1 = pos0 + rows - 1, .worst_pos = pos0 + worst_row,
+                              .max_abs = max_abs, .max_rel = rel, .bad = bad};
+        snprintf(row.name, sizeof row.name, "%s", name);
+        table_add(c, &row);
+    }
     if (bad && !res->diverged) {
         res->diverged = 1;
         snprintf(res->name, sizeof res->name, "%s", name);
@@ -113,8 +138,13 @@ static void on_value(void *ud, const char *name, int layer, int64_t pos0, const 
 
 cke_status cke_parity_run(cke_runner *r, const char *ref_path, int64_t chunk, double rel_tol, FILE *report,
                           cke_parity_result *res, cke_err *err) {
+    return cke_parity_run_table(r, ref_path, chunk, rel_tol, report, NULL, res, err);
+}
+
+cke_status cke_parity_run_table(cke_runner *r, const char *ref_path, int64_t chunk, double rel_tol, FILE *report,
+                                cke_parity_table *table, cke_parity_result *res, cke_err *err) {
     memset(res, 0, sizeof *res);
-    pctx c = {.tol = rel_tol, .report = report, .res = res};
+    pctx c = {.tol = rel_tol, .report = report, .table = table, .res = res};
     cke_status st = load_ref(&c, ref_path, err);
     if (!st && c.n_tok > r->api->ctx)
         st = cke_fail(err, CKE_ERR_RANGE, "the reference has %lld tokens, the model's context is %lld", (long long)c.n_tok,
@@ -129,6 +159,7 @@ cke_status cke_parity_run(cke_runner *r, const char *ref_path, int64_t chunk, do
                 st = cke_fail(err, CKE_ERR_ARG, "model rejected the reference tokens: %s", r->api->last_error(r->m));
         }
         r->api->set_trace(r->m, NULL, NULL);
+        if (!st && c.table_oom) st = cke_fail(err, CKE_ERR_NOMEM, "out of memory for the parity table");
     }
     free(c.rec);
     free(c.ids);

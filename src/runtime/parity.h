@@ -25,10 +25,30 @@ typedef struct {
     double worst_rel;      /* largest relative error seen over all values */
 } cke_parity_result;
 
+/* One compared value, for reports (cke parity --html): positions pos0..pos1 of (name, layer). */
+typedef struct {
+    char name[64];
+    int layer;
+    int64_t pos0, pos1, worst_pos;
+    double max_abs, max_rel;
+    int bad;               /* above the tolerance */
+} cke_parity_row;
+
+typedef struct {
+    cke_parity_row *rows;  /* in execution order */
+    int64_t n, cap;
+} cke_parity_table;
+
+void cke_parity_table_free(cke_parity_table *t);
+
 /* Feeds the reference's tokens to the model (prefill in chunks of `chunk`, 0 = all at once,
  * 1 = decode steps) and compares. rel_tol: max |a - b| / max |b| over a value's rows.
  * Writes a per-value table to report (when non-NULL). */
 cke_status cke_parity_run(cke_runner *r, const char *ref_path, int64_t chunk, double rel_tol, FILE *report,
                           cke_parity_result *res, cke_err *err);
+/* The same, also collecting every compared value into *table (when non-NULL; free with
+ * cke_parity_table_free). */
+cke_status cke_parity_run_table(cke_runner *r, const char *ref_path, int64_t chunk, double rel_tol, FILE *report,
+                                cke_parity_table *table, cke_parity_result *res, cke_err *err);
 
 #endif
