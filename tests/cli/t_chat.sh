@@ -58,7 +58,7 @@ if have_models; then
     kill "$drain" 2>/dev/null
     exec 7>&-
     check chat_sigint_stops_reply grep -q 'reply stopped (Ctrl-C)' "$T/int.err"
-    check chat_sigint_then_next_turn [ "$rc" = 0 ] && [ "$(grep -c '^cke: prompt' "$T/int.err")" = 2 ]
+    check chat_sigint_then_next_turn [ "$rc" = 0 -a "$(grep -c '^cke: prompt' "$T/int.err")" = 2 ]
     [ "$rc" = 0 ] || sed 's/^/    /' "$T/int.err" | tail -8
     no_reports() { ! grep -q 'Sanitizer\|runtime error' "$@"; }
     check chat_no_sanitizer_reports no_reports "$T/cmd.err" "$T/int.err"

@@ -31,7 +31,7 @@ if have_models; then
     echo "Once upon a time" | tr -d '\n' >"$T/prompt.txt"
     b=$("$CKE" run -m "$G" -f "$T/prompt.txt" --n-predict 12 --temp 0 -s 3 -t 1 2>/dev/null)
     c=$("$CKE" run "$G" -f - -n 12 --temp 0 2>/dev/null <"$T/prompt.txt")
-    check run_prompt_file_same_text [ -n "$a" ] && [ "$a" = "$b" ] && [ "$a" = "$c" ]
+    check run_prompt_file_same_text [ -n "$a" -a "$a" = "$b" -a "$a" = "$c" ]
     # BOS as the model says: stories260K adds it; the same file with add_bos_token=false does not
     python3 tests/tools/gguf_set.py "$G" "$T/nobos.gguf" tokenizer.ggml.add_bos_token=bool:false
     refuses run_bos_from_model 0 'prompt 3 tokens' "$CKE" run "$G" -p "Once upon" -n 1 --temp 0
@@ -44,7 +44,7 @@ if have_models; then
     # --stop: the output ends before the first stop string
     full=$("$CKE" run "$G" -p "Once upon a time" -n 40 --temp 0 2>/dev/null)
     cut=$("$CKE" run "$G" -p "Once upon a time" -n 40 --temp 0 --stop "Lily" 2>/dev/null)
-    check run_stop_string [ "$cut" = "${full%%Lily*}" ] && [ "$cut" != "$full" ]
+    check run_stop_string [ "$cut" = "${full%%Lily*}" -a "$cut" != "$full" ]
     # directories: compiled, training output (checkpoint/), checkpoint, plain
     "$CKE" compile "$G" -o "$T/compiled" >/dev/null 2>&1
     refuses run_compiled_dir 0 'generated 4 tokens' "$CKE" run "$T/compiled" -p Once -n 4 --temp 0
