@@ -17,3 +17,22 @@ $(BUILD)/test_api: $(API_TEST_OBJ) $(LIBCORE) $(LIBK) | $(BUILD)/cke
 
 ALL_EXTRA += $(LIBSO) $(BUILD)/test_api
 -include $(API_OBJ:.o=.d) $(API_TEST_OBJ:.o=.d)
+
+# make install [PREFIX=/usr/local] [DESTDIR=]: an installed cke finds its kernel library and
+# templates relative to itself (cke_locate_resources), so it works from any directory.
+PREFIX ?= /usr/local
+INSTALL_ROOT = $(DESTDIR)$(PREFIX)
+CKE_VERSION_STR = $(shell sed -n 's/^\#define CKE_VERSION "\(.*\)"/\1/p' include/cke/cke.h)
+
+install: $(BUILD)/cke $(LIBSO) $(LIBCORE) $(LIBK)
+	install -d $(INSTALL_ROOT)/bin $(INSTALL_ROOT)/lib/cke $(INSTALL_ROOT)/lib/pkgconfig \
+	    $(INSTALL_ROOT)/include/cke $(INSTALL_ROOT)/share/cke/templates
+	install -m 755 $(BUILD)/cke $(INSTALL_ROOT)/bin/cke
+	install -m 755 $(LIBSO) $(INSTALL_ROOT)/lib/libcke.so
+	install -m 644 $(LIBCORE) $(INSTALL_ROOT)/lib/libcke.a
+	install -m 644 $(LIBK) $(INSTALL_ROOT)/lib/cke/libckekernels.a
+	install -m 644 include/cke/*.h $(INSTALL_ROOT)/include/cke/
+	install -m 644 src/templates/*.json $(INSTALL_ROOT)/share/cke/templates/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(CKE_VERSION_STR)|' cke.pc.in >$(INSTALL_ROOT)/lib/pkgconfig/cke.pc
+
+.PHONY: install
