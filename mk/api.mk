@@ -6,10 +6,12 @@ API_OBJ := $(API_SRC:%.c=$(BUILD)/%.o)
 $(LIBCORE): $(API_OBJ)
 
 LIBSO := $(BUILD)/libcke.so
-# (the archives' members are all -fPIC; whole-archive: every public function, not only the used)
+# Every public function of libcke.a (whole-archive), and of the kernels only what the planner
+# needs, kept local (--exclude-libs): model.so links its own kernels, and an exported copy here
+# would interpose on them (and ASan reports that as an ODR violation). Members are all -fPIC.
 $(LIBSO): $(LIBCORE) $(LIBK)
-	$(CC) $(LDFLAGS) -shared -Wl,-soname,libcke.so -o $@ -Wl,--whole-archive $^ -Wl,--no-whole-archive \
-	    $(CORE_LIBS) $(LDLIBS)
+	$(CC) $(LDFLAGS) -shared -Wl,-soname,libcke.so -o $@ -Wl,--whole-archive $(LIBCORE) -Wl,--no-whole-archive \
+	    $(LIBK) -Wl,--exclude-libs,libckekernels.a -Wl,--no-undefined $(CORE_LIBS) $(LDLIBS)
 
 API_TEST_OBJ := $(BUILD)/tests/api/test_api.o
 $(BUILD)/test_api: $(API_TEST_OBJ) $(LIBCORE) $(LIBK) | $(BUILD)/cke
