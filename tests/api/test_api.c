@@ -1,6 +1,7 @@
 /* The public API (include/cke/cke.h) on stories260K: two sessions in two threads give the texts
  * they give one at a time, prompt-prefix reuse gives the logits and text of a fresh prefill,
- * the callback's pieces make up the result text, cancel, stop strings, logprobs, the context
+ * the callback's pieces make up the result text, cancel, stop strings, logprobs, seeds and
+ * presence/frequency penalties, the context
  * limit, the chat template, and bad input answered with statuses. Ends with "N passed, N failed".
  * Needs $CKE_MODELS; compiles into $CKE_CACHE (a temporary folder when unset). */
 #define _DEFAULT_SOURCE /* mkdtemp, setenv */
@@ -184,6 +185,44 @@ out:
     cke_session_free(s);
 }
 
+/* the text of one generation from "Once upon a time" with these options */
+static char *gen_text(cke_session *s, const cke_gen_opts *g) {
+    cke_err err = {0};
+    int32_t *ids = NULL;
+    size_t n = 0;
+    char *out = NULL;
+    cke_gen_result r;
+    if (!cke_tokenize(g_e, "Once upon a time", 16, -1, 1, &ids, &n, &err) && !cke_session_prefill(s, ids, n, NULL, &err) &&
+        !cke_session_generate(s, g, &r, &err))
+        out = r.text, r.text = NULL;
+    cke_gen_result_free(&r);
+    cke_free(ids);
+    return out;
+}
+
+/* a seed reproduces a sampled text; the OpenAI penalties change a greedy one */
+static void test_sampling(void) {
+    cke_err err = {0};
+    cke_session *s = NULL;
+    if (cke_session_new(g_e, &s, &err)) { check(0, err.msg); return; }
+    cke_gen_opts g = CKE_GEN_DEFAULTS;
+    g.max_tokens = 40, g.temp = 1.0f, g.seed = 7;
+    char *a = gen_text(s, &g), *b = gen_text(s, &g);
+    g.seed = 8;
+    char *c = gen_text(s, &g);
+    check(a && b && !strcmp(a, b), "the same seed: the same sampled text");
+    check(a && c && strcmp(a, c), "another seed: another text");
+    g.temp = 0;
+    char *plain = gen_text(s, &g);
+    g.frequency_penalty = 2.0f;
+    char *freq = gen_text(s, &g);
+    g.frequency_penalty = 0, g.presence_penalty = 2.0f;
+    char *pres = gen_text(s, &g);
+    check(plain && freq && pres && strcmp(plain, freq) && strcmp(plain, pres), "presence/frequency penalties change the greedy text");
+    free(a), free(b), free(c), free(plain), free(freq), free(pres);
+    cke_session_free(s);
+}
+
 static void test_limits_and_bad_input(void) {
     cke_err err = {0};
     cke_session *s = NULL;
@@ -279,6 +318,7 @@ int main(void) {
     test_threads();
     test_prefix_reuse();
     test_callback_stop_cancel();
+    test_sampling();
     test_limits_and_bad_input();
     test_chat_template(model);
     cke_engine_close(g_e);
