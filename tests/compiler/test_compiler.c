@@ -7,6 +7,7 @@
  * Debian's /usr/bin/python3. Ends with "N passed, N failed". */
 #define _DEFAULT_SOURCE
 #include "../common/tcommon.h"
+#include "batch_check.h"
 #include "codegen/codegen.h"
 #include "driver/compile.h"
 #include "runtime/parity.h"
@@ -547,6 +548,39 @@ static void prefill_all_rows(const char *label, const char *model, int canaries_
     cke_runner_close(r);
 }
 
+/* ---------------------------------------------------------------- decode_batch (ABI 5) */
+
+/* Sequences decoded together in KV slots give the logits they give alone (batch_check.h). */
+static void batch_decode(const char *label, const char *model, int canaries_on, double tol) {
+    char name[128], path[PATH_MAX], dir[PATH_MAX], wpath[PATH_MAX + 16], msg[512];
+    snprintf(name, sizeof name, "decode_batch_%s", label);
+    snprintf(path, sizeof path, "%s/stories260K/%s", tc_models, model);
+    if (!tc_have(path)) { printf("SKIP %s (no %s)\n", name, path); return; }
+    snprintf(dir, sizeof dir, "%s/decode_batch_%s", tc_tmp, label);
+    cke_compile_opts o = {.out_dir = dir, .templates_dir = tc_tpl, .include_dir = tc_inc, .libk = tc_libk, .ctx = 64,
+                          .prefill_chunk = 16, .max_threads = 2, .quiet = 1, .canaries = canaries_on};
+    cke_err e = {0};
+    cke_runner *r = NULL;
+    if (cke_compile(path, &o, &e) || cke_runner_open(dir, 2, &r, &e)) {
+        tc_result(name, 0, "compile/open: %s", e.msg);
+        cke_runner_close(r);
+        return;
+    }
+    snprintf(wpath, sizeof wpath, "%s/weights.bin", dir);
+    int ok = batch_check(r->api, wpath, 2, tol, msg, sizeof msg); printf("  %s\n", msg);
+    /* the plan shows the mode and the slots */
+    char lp[PATH_MAX + 32], mp[PATH_MAX + 32];
+    snprintf(lp, sizeof lp, "%s/layout.json", dir);
+    snprintf(mp, sizeof mp, "%s/memory_map.txt", dir);
+    char *layout = tc_slurp(lp, NULL), *map = tc_slurp(mp, NULL);
+    int shown = layout && map && strstr(layout, "\"mode\": \"decode_batch\", \"T\": 8") && strstr(layout, "bytes_per_slot") &&
+                strstr(map, "decode_batch (T = 8)") && strstr(map, "per slot");
+    free(layout);
+    free(map);
+    tc_result(name, ok && shown, "%s; layout/map show decode_batch and slots %d", msg, shown);
+    cke_runner_close(r);
+}
+
 /* ---------------------------------------------------------------- profiling hooks (ABI 4) */
 
 typedef struct {
@@ -653,6 +687,10 @@ int main(int argc, char **argv) {
     RUN("prefill_all", prefill_all_rows("f32", "stories260K.gguf", 0));
     RUN("prefill_all", prefill_all_rows("f16", "stories260K-F16.gguf", 0));
     RUN("prefill_all", prefill_all_rows("f32_canaries", "stories260K.gguf", 1));
+    /* f32: a GEMM over the rows sums in another order than decode's one-row GEMV: ~1e-6 */
+    RUN("decode_batch", batch_decode("f32", "stories260K.gguf", 0, 1e-4));
+    RUN("decode_batch", batch_decode("f32_canaries", "stories260K.gguf", 1, 1e-4));
+    RUN("decode_batch", batch_decode("f16", "stories260K-F16.gguf", 0, 1e-4));
     RUN("canaries", canaries());
     RUN("profile", profile_hooks());
     RUN("demo", demo_model());
