@@ -883,7 +883,7 @@ cke_status cke_codegen_emit(const cke_plan *p, const cke_codegen_opts *o, FILE *
         "/* An instance whose KV cache holds n_slots sequences of CTX positions (open: one). */\n"
         "static ckm_model *model_open_slots(const char *path, int nthreads, int n_slots, char *err, size_t errlen) {\n"
         "    if (n_slots < 1 || (size_t)n_slots > SIZE_MAX / 2 / KV_BYTES) {\n"
-        "        snprintf(err, errlen, \"%d KV slots: need at least 1 and at most %zu\", n_slots, SIZE_MAX / 2 / KV_BYTES);\n"
+        "        snprintf(err, errlen, \"%d KV slots: %s\", n_slots, n_slots < 1 ? \"need at least 1\" : \"too many to address\");\n"
         "        return NULL;\n"
         "    }\n"
         "    ckm_model *m = calloc(1, sizeof *m);\n"
