@@ -639,9 +639,11 @@ static void profile_hooks(void) {
     snprintf(path, sizeof path, "%s/weights.bin", dir);
     char msg[256] = "";
     ckm_model *m = api->open(path, 1, msg, sizeof msg);
-    int per_layer = 0, other = 0; /* decode's ops */
-    for (int i = 0; i < api->n_prof_ops; i++)
+    int per_layer = 0, other = 0, b_layer = 0, b_other = 0; /* decode's ops, decode_batch's (mode 5) */
+    for (int i = 0; i < api->n_prof_ops; i++) {
         if (api->prof_ops[i].mode == 1) api->prof_ops[i].per_layer ? per_layer++ : other++;
+        if (api->prof_ops[i].mode == 5) api->prof_ops[i].per_layer ? b_layer++ : b_other++;
+    }
     prof_count c = {.ops = api->prof_ops, .n_ops = api->n_prof_ops, .last = 0};
     int32_t tok[5] = {1, 403, 407, 261, 378};
     int ok = m != NULL;
@@ -651,7 +653,11 @@ static void profile_hooks(void) {
         c.last = 0;
         int before = c.n;
         float *all = malloc(4 * (size_t)api->vocab * sizeof(float));
-        ok = ok && all && api->prefill_all(m, tok + 1, 4, all) == 0 && c.n > before && c.max_id == api->n_prof_ops - 1;
+        ok = ok && all && api->prefill_all(m, tok + 1, 4, all) == 0 && c.n > before;
+        before = c.n;
+        int32_t slot0 = 0; /* decode_batch's ops come last in the table */
+        ok = ok && b_layer == per_layer && api->decode_batch(m, 1, tok, &slot0, all) == 0 &&
+             c.n == before + b_other + 5 * b_layer && c.max_id == api->n_prof_ops - 1;
         free(all);
         api->set_profile(m, NULL, NULL);
         before = c.n;
