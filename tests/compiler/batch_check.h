@@ -32,6 +32,39 @@ static int bc_argmax(const float *x, int64_t n) {
     return b;
 }
 
+/* More rows than one forward takes (batch_rows + 3): decode_batch runs them in pieces, and every
+ * row still equals its sequence decoded alone. Returns the worst difference, or -1 on failure. */
+static double batch_pieces(const ckm_api *api, const char *weights, int nth, char *err, size_t nerr) {
+    const int n = (int)api->batch_rows + 3;
+    const int64_t V = api->vocab;
+    ckm_model *one = api->open(weights, nth, err, nerr);
+    ckm_model *m = api->open_slots(weights, nth, n, err, nerr);
+    int32_t *tok = malloc((size_t)n * sizeof(int32_t)), *sl = malloc((size_t)n * sizeof(int32_t));
+    float *out = malloc((size_t)n * (size_t)V * sizeof(float));
+    double worst = one && m && tok && sl && out ? 0 : -1;
+    for (int i = 0; worst >= 0 && i < n; i++) { /* slot n-1-i holds sequence i: rows not in slot order */
+        int32_t p[2] = {(int32_t)(1 + (i * 17) % (V - 1)), (int32_t)(1 + (i * 29 + 5) % (V - 1))};
+        tok[i] = (int32_t)(1 + (i * 41 + 3) % (V - 1));
+        sl[i] = n - 1 - i;
+        if (api->slot_prefill(m, sl[i], p, 2)) worst = -1;
+    }
+    if (worst >= 0 && api->decode_batch(m, n, tok, sl, out)) worst = -1;
+    for (int i = 0; worst >= 0 && i < n; i++) {
+        int32_t p[2] = {(int32_t)(1 + (i * 17) % (V - 1)), (int32_t)(1 + (i * 29 + 5) % (V - 1))};
+        api->reset(one);
+        if (api->prefill(one, p, 2) || api->decode(one, tok[i]) || api->slot_pos(m, sl[i]) != 3) { worst = -1; break; }
+        double d = bc_maxdiff(out + (size_t)i * (size_t)V, api->logits(one), V);
+        if (!(d <= worst)) worst = d;
+    }
+    if (worst < 0 && m && !err[0]) snprintf(err, nerr, "%s", api->last_error(m));
+    if (one) api->free(one);
+    if (m) api->free(m);
+    free(tok);
+    free(sl);
+    free(out);
+    return worst;
+}
+
 /* Returns 1 when everything holds; msg says what was measured (or what failed). tol: the largest
  * |batched - alone| logit difference allowed (the caller says why it is what it is). */
 static int batch_check(const ckm_api *api, const char *weights, int nth, double tol, char *msg, size_t nmsg) {
@@ -133,6 +166,8 @@ static int batch_check(const ckm_api *api, const char *weights, int nth, double 
                api->slot_reset(m, 1) == 0 && api->slot_pos(m, 1) == 0 && api->slot_prefill(m, 1, fill, C + 1) != 0;
         free(fill);
     }
+    char err3[256] = "";
+    double pieces = ok ? batch_pieces(api, weights, nth, err3, sizeof err3) : -1;
     char err2[256] = "";
     ckm_model *none = api->open_slots(weights, nth, 0, err2, sizeof err2);
     int zero_refused = !none && err2[0];
@@ -140,14 +175,15 @@ static int batch_check(const ckm_api *api, const char *weights, int nth, double 
     if (ok)
         snprintf(msg, nmsg,
                  "%d sequences x %d steps in %d slots: max |batched - alone| %.3g (tol %.1g); truncate+prefill %.3g, "
-                 "prefix reuse %d; refusals %d, full slot %d, 0 slots refused %d (%s)",
-                 BC_SEQ, BC_STEPS, BC_SLOTS, worst, tol, trunc, reuse, refused, full, zero_refused, err2);
+                 "prefix reuse %d; refusals %d, full slot %d, 0 slots refused %d (%s); %lld rows in pieces: %.3g %s",
+                 BC_SEQ, BC_STEPS, BC_SLOTS, worst, tol, trunc, reuse, refused, full, zero_refused, err2,
+                 (long long)api->batch_rows + 3, pieces, err3);
 #undef REF
     if (one) api->free(one);
     if (m) api->free(m);
     free(ref);
     free(out);
-    return ok && batched && reuse && refused && full && zero_refused;
+    return ok && batched && reuse && refused && full && zero_refused && pieces >= 0 && pieces <= tol;
 }
 
 #endif
