@@ -2,6 +2,8 @@
  * decode, on one compiled model directory. Not a test: numbers only.
  *
  *   batch_decode DIR [THREADS] [STEPS] [ROWS...]   (defaults: 1 thread, 32 steps, rows 1 2 4 8)
+ *   batch_decode --check DIR TOL   the equivalence check of tests/compiler/batch_check.h on any
+ *                                  compiled model (tests/cli/t_batch.sh: quantized formats)
  *
  * Single: prefill a 16-token prompt, then STEPS decode() calls: tokens/s. Batched with n rows: n
  * sequences with different 16-token prompts in n KV slots, then STEPS decode_batch calls of n
@@ -12,6 +14,8 @@
  * that a burst of other load on a shared machine does not decide a ratio. */
 #define _POSIX_C_SOURCE 200809L
 #include "runtime/runner.h"
+
+#include "../../tests/compiler/batch_check.h"
 
 #include <limits.h>
 #include <stdio.h>
@@ -75,9 +79,22 @@ static double batched(const ckm_api *api, ckm_model *m, int n, int steps, float 
     return (double)n * steps / (now() - t0);
 }
 
+static int check(const char *dir, double tol) {
+    cke_err e = {0};
+    cke_runner *r = NULL;
+    if (cke_runner_open(dir, 2, &r, &e)) { fprintf(stderr, "batch_decode: %s\n", e.msg); return 1; }
+    char wpath[PATH_MAX], msg[1024];
+    snprintf(wpath, sizeof wpath, "%s/weights.bin", dir);
+    int ok = batch_check(r->api, wpath, 2, tol, msg, sizeof msg);
+    printf("%s: %s\n", ok ? "ok" : "FAILED", msg);
+    cke_runner_close(r);
+    return ok ? 0 : 1;
+}
+
 int main(int argc, char **argv) {
+    if (argc == 4 && !strcmp(argv[1], "--check")) return check(argv[2], atof(argv[3]));
     if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
-        printf("usage: batch_decode DIR [THREADS] [STEPS] [ROWS...]\n");
+        printf("usage: batch_decode DIR [THREADS] [STEPS] [ROWS...] | --check DIR TOL\n");
         return argc < 2 ? 2 : 0;
     }
     int nth = argc > 2 ? atoi(argv[2]) : 1, steps = argc > 3 ? atoi(argv[3]) : 32;
