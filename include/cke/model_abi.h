@@ -8,6 +8,13 @@
  *   api->decode(m, next_token);  ...  api->reset(m);  api->free(m);
  *   api->prefill_all(m, text, n, all);  // all: [n, vocab], every position's logits
  *
+ * Continuous batching (ABI 5): an instance with n KV slots, one sequence each, decoded together:
+ *
+ *   ckm_model *m = api->open_slots("dir/weights.bin", nthreads, 8, err, sizeof err);
+ *   api->slot_prefill(m, 0, prompt_a, na);  api->slot_prefill(m, 3, prompt_b, nb);
+ *   int32_t tok[2] = {ta, tb}, slot[2] = {0, 3};
+ *   api->decode_batch(m, 2, tok, slot, logits);  // logits: [2, vocab], one forward for both
+ *
  * No global state: every instance owns its arena, KV cache and weights mapping, so two models,
  * or two instances of one model, run side by side in one process. */
 #ifndef CKE_MODEL_ABI_H
@@ -20,7 +27,7 @@
 extern "C" {
 #endif
 
-#define CKM_ABI_VERSION 4 /* 3: prefill_all; 4: profiling (prof_ops, set_profile) */
+#define CKM_ABI_VERSION 5 /* 3: prefill_all; 4: profiling (prof_ops, set_profile); 5: KV slots, decode_batch */
 
 typedef struct ckm_model ckm_model;
 
@@ -40,7 +47,7 @@ typedef void (*ckm_trace_fn)(void *ud, const char *name, int layer, int64_t pos0
  *   bytes_kv      = kv_row * T (written) + kv_key * (keys visible to the last row) (read)
  * Training ops (modes 2-4) run on R = batch x seq rows; their attention terms are per row. */
 typedef struct {
-    int mode;             /* 0 prefill, 1 decode, 2 train forward, 3 train backward, 4 optimizer */
+    int mode;             /* 0 prefill, 1 decode, 2 train forward, 3 train backward, 4 optimizer, 5 decode_batch */
     int step;             /* position in the mode's schedule (prefill_all's head after it) */
     const char *name;     /* IR value: the template name ("attn_q") for layer ops, else the full one */
     int per_layer;        /* runs once per layer: the value is "l<layer>.<name>" */
@@ -125,6 +132,31 @@ typedef struct {
     int n_prof_ops;
     const ckm_prof_op *prof_ops;
     void (*set_profile)(ckm_model *m, ckm_prof_fn fn, void *ud); /* NULL fn: off */
+
+    /* ---- ABI 5: KV slots and batched decode (continuous batching) ----
+     * A slot is one sequence's KV cache of ctx positions. open() gives one slot; the single-
+     * sequence calls above (prefill, decode, prefill_all, pos, reset) are slot 0's. Slots are
+     * independent: what one holds never changes another's logits. */
+    int64_t batch_rows; /* decode_batch runs this many rows per forward (more in several pieces) */
+    /* Like open, with a KV cache of n_slots slots (n_slots x ctx positions). NULL on error. */
+    ckm_model *(*open_slots)(const char *weights_path, int nthreads, int n_slots, char *err, size_t errlen);
+    /* Appends n tokens to slot `slot`, as prefill does for slot 0. 0, or -1 (bad slot, context
+     * overflow, token out of range: nothing appended). logits() then gives its last row. */
+    int (*slot_prefill)(ckm_model *m, int slot, const int32_t *tokens, int64_t n);
+    int (*slot_reset)(ckm_model *m, int slot);              /* empties the slot; 0 / -1 (bad slot) */
+    int64_t (*slot_pos)(const ckm_model *m, int slot);      /* tokens in the slot; -1: bad slot */
+    /* Keeps the slot's first n positions (0 <= n <= slot_pos): a cached prompt prefix is reused and
+     * what follows is prefilled again. 0 / -1. */
+    int (*slot_truncate)(ckm_model *m, int slot, int64_t n);
+    /* One decode step for n sequences together: appends tokens[i] to slot slots[i] at that slot's
+     * position and writes row i's logits to logits [n, vocab]. One forward over the rows: the
+     * linears as one matrix product over them (the weights read once for all rows), RoPE at each
+     * row's own position, attention per row over its own slot's cache. The slots must be distinct
+     * (1 <= n <= n_slots). Returns 0, or -1 with last_error (a slot out of range, twice, or full; a
+     * token out of range): nothing is appended to any slot then. logits() gives row n-1.
+     * Rows agree with decode() of each sequence alone to float rounding (a matrix product over n
+     * rows sums in another order than the one-row product). */
+    int (*decode_batch)(ckm_model *m, int64_t n, const int32_t *tokens, const int32_t *slots, float *logits);
 } ckm_api;
 
 /* The one exported symbol. */

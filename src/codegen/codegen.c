@@ -168,7 +168,7 @@ typedef struct {
     const cke_plan *p;
     const cke_mode_plan *m;
     FILE *f;
-    char pre;  /* 'P' or 'D' */
+    char pre;  /* 'P', 'D' or 'B' (decode_batch) */
     int head;  /* emitting the all-rows output head: every value has the call's T rows */
     int prof_id; /* the op's index in prof_ops (profile build) */
 } emit_ctx;
@@ -178,10 +178,30 @@ static const char *rows_expr(const emit_ctx *e, int vi, char *buf, size_t n) {
     if (e->head) return "T";
     int b = e->m->buf_of[vi];
     int64_t r = b >= 0 ? e->m->bufs[b].rows : 1;
+    if (e->m->all_rows && r == e->m->T) return "T"; /* decode_batch: every value has the call's rows */
     if (b >= 0 && r == e->m->T && e->m->T > 1) return "T";
     if (!strcmp(e->m->mode, "decode") && r == 1) return "T";
     snprintf(buf, n, "%lld", (long long)r);
     return buf;
+}
+
+/* decode_batch's attention: row t is the next token of the sequence in slot slots[t], at
+ * position pos[t]; its K/V row goes to that slot's cache and its query attends to that slot's
+ * rows 0..pos[t] (one row against its own cache: the decode kernel, once per row). */
+static void emit_attn_rows(const emit_ctx *e, const cke_node *n, const char *ind, const char *on, const char *in0,
+                           const char *kn, const char *vn, const char *xs, const char *xw, const char *xc) {
+    FILE *f = e->f;
+    const int64_t qd = n->a.n_head * n->a.head_dim;
+    fprintf(f, "%sfor (int64_t t = 0; t < T; t++) {\n", ind);
+    fprintf(f, "%s    float *kc = SLOT_K(slots[t], l), *vc = SLOT_V(slots[t], l); /* [CTX, KV_DIM] of row t's sequence */\n", ind);
+    fprintf(f, "%s    memcpy(kc + (int64_t)pos[t] * KV_DIM, %s + t * KV_DIM, KV_DIM * sizeof(float));\n", ind, kn);
+    fprintf(f, "%s    memcpy(vc + (int64_t)pos[t] * KV_DIM, %s + t * KV_DIM, KV_DIM * sizeof(float));\n", ind, vn);
+    fprintf(f, "%s    const cke_attn_shape s = {.T = 1, .Tk = (int64_t)pos[t] + 1, .n_head = %lld, .n_kv_head = %lld, .head_dim = %lld,\n"
+               "%s                             .scale = %s, .window = %s, .softcap = %s};\n"
+               "%s    kt->attn_fwd(%s + t * %lld, NULL, %s + t * %lld, kc, vc, &s, m->scratch, NTH(((int64_t)pos[t] + 1) * %lld));\n"
+               "%s}\n",
+            ind, (long long)n->a.n_head, (long long)n->a.n_kv_head, (long long)n->a.head_dim, ind, xs, xw, xc, ind, on,
+            (long long)qd, in0, (long long)qd, (long long)qd, ind);
 }
 
 static void emit_node(emit_ctx *e, const cke_node *n, const char *ind) {
@@ -270,9 +290,15 @@ static void emit_node(emit_ctx *e, const cke_node *n, const char *ind) {
         cname(kn, sizeof kn, &ir->v[n->in[1]]);
         cname(vn, sizeof vn, &ir->v[n->in[2]]);
         fprintf(f, "%s/* attention: %s%s = softmax(%s %s^T * %g, causal%s) %s; %lld q heads, %lld kv heads x %lld;\n"
-                   "%s   this step's K/V rows go to the cache at pos0.., queries attend to cache rows 0..pos0+T */\n",
+                   "%s   %s */\n",
                 ind, on, so, in0, kn, (double)n->a.scale, windowed ? ", sliding window" : "", vn, (long long)n->a.n_head,
-                (long long)n->a.n_kv_head, (long long)n->a.head_dim, ind);
+                (long long)n->a.n_kv_head, (long long)n->a.head_dim, ind,
+                e->m->all_rows ? "row t's K/V go to its slot's cache at pos[t], its query attends to that slot's rows 0..pos[t]"
+                               : "this step's K/V rows go to the cache at pos0.., queries attend to cache rows 0..pos0+T");
+        if (e->m->all_rows) { /* decode_batch: each row attends to its own sequence's slot */
+            emit_attn_rows(e, n, ind, on, in0, kn, vn, xs, xw, xc);
+            break;
+        }
         fprintf(f, "%smemcpy(kc + pos0 * KV_DIM, %s, (size_t)%s * KV_DIM * sizeof(float));\n", ind, kn, R);
         fprintf(f, "%smemcpy(vc + pos0 * KV_DIM, %s, (size_t)%s * KV_DIM * sizeof(float));\n", ind, vn, R);
         fprintf(f, "%s{\n%s    const cke_attn_shape s = {.T = %s, .Tk = pos0 + %s, .n_head = %lld, .n_kv_head = %lld, .head_dim = %lld,\n"
@@ -329,7 +355,10 @@ static void emit_node(emit_ctx *e, const cke_node *n, const char *ind) {
         wname(wn, sizeof wn, ir, n->in[1], lv);
         fprintf(f, "%s/* posemb: %s%s = %s + %s[pos0..] */\n", ind, on, so, in0, ir->v[n->in[1]].name);
         fprintf(f, "%sif (%s != %s) memcpy(%s, %s, (size_t)%s * %lld * sizeof(float));\n", ind, on, in0, on, in0, R, (long long)C);
-        fprintf(f, "%skt->posemb_fwd(%s, WT(%s), pos0, %s, %lld);\n", ind, on, wn, R, (long long)C);
+        if (e->m->all_rows) /* decode_batch: every row at its own sequence's position */
+            fprintf(f, "%sfor (int64_t t = 0; t < T; t++) kt->posemb_fwd(%s + t * %lld, WT(%s), pos[t], 1, %lld);\n", ind, on,
+                    (long long)C, wn, (long long)C);
+        else fprintf(f, "%skt->posemb_fwd(%s, WT(%s), pos0, %s, %lld);\n", ind, on, wn, R, (long long)C);
         break;
     case CKE_OP_LAST_ROW:
         fprintf(f, "%s/* last_row: %s%s = %s[T-1] (only the last position's logits are needed) */\n", ind, on, so, in0);
@@ -416,11 +445,22 @@ static void emit_mode(emit_ctx *e) {
         fprintf(f, "};\n\n");
     }
 
-    fprintf(f, "static void forward_%s(ckm_model *m, const int32_t *tok /* [T] */, int64_t T%s) {\n", m->mode,
-            m->n_head ? ", float *all /* [T, VOCAB] every row's logits, or NULL: the last row's */" : "");
-    fprintf(f, "    const cke_ktable *kt = m->kt;\n    char *A = m->arena;\n    const int64_t pos0 = m->pos;\n    PROF_DECL;\n");
-    fprintf(f, "    int32_t *pos = m->posbuf; /* [T] absolute positions, for rope */\n");
-    fprintf(f, "    for (int64_t t = 0; t < T; t++) pos[t] = (int32_t)(pos0 + t);\n");
+    if (m->all_rows) {
+        fprintf(f, "/* Row t is the next token of the sequence in KV slot slots[t] (distinct), at that slot's position:\n"
+                   " * one forward over the T rows, the linears one GEMM over them, attention per row in its own slot. */\n"
+                   "static void forward_%s(ckm_model *m, const int32_t *tok /* [T] */, int64_t T, const int32_t *slots /* [T] */) {\n",
+                m->mode);
+        fprintf(f, "    const cke_ktable *kt = m->kt;\n    char *A = m->arena;\n    PROF_DECL;\n");
+        fprintf(f, "    int32_t *pos = m->posbuf; /* [T] each row's own position, for rope */\n");
+        fprintf(f, "    for (int64_t t = 0; t < T; t++) pos[t] = (int32_t)m->slot_pos[slots[t]];\n");
+        fprintf(f, "    const int64_t pos0 = pos[0]; /* for TRACE and PROF_END: the first row's position */\n");
+    } else {
+        fprintf(f, "static void forward_%s(ckm_model *m, const int32_t *tok /* [T] */, int64_t T%s) {\n", m->mode,
+                m->n_head ? ", float *all /* [T, VOCAB] every row's logits, or NULL: the last row's */" : "");
+        fprintf(f, "    const cke_ktable *kt = m->kt;\n    char *A = m->arena;\n    const int64_t pos0 = m->pos;\n    PROF_DECL;\n");
+        fprintf(f, "    int32_t *pos = m->posbuf; /* [T] absolute positions, for rope */\n");
+        fprintf(f, "    for (int64_t t = 0; t < T; t++) pos[t] = (int32_t)(pos0 + t);\n");
+    }
     for (int b = 0; b < m->n_bufs; b++) {
         if (m->bufs[b].alias_of >= 0 || m->bufs[b].head) continue;
         const cke_value *v = &ir->v[m->bufs[b].value];
@@ -438,7 +478,10 @@ static void emit_mode(emit_ctx *e) {
             emit_head(e);
             head_done = 1;
         }
-        if (n->section == CKE_SEC_LAYER && !in_loop) {
+        if (n->section == CKE_SEC_LAYER && !in_loop && m->all_rows) {
+            fprintf(f, "    for (int l = 0; l < N_LAYER; l++) {\n");
+            in_loop = 1;
+        } else if (n->section == CKE_SEC_LAYER && !in_loop) {
             fprintf(f, "    for (int l = 0; l < N_LAYER; l++) {\n");
             fprintf(f, "        float *kc = m->kv + (size_t)l * CTX * KV_DIM;                 /* [CTX, KV_DIM] */\n");
             fprintf(f, "        float *vc = m->kv + ((size_t)N_LAYER + l) * CTX * KV_DIM;     /* [CTX, KV_DIM] */\n");
@@ -465,7 +508,8 @@ static void emit_mode(emit_ctx *e) {
     if (in_loop) fprintf(f, "    }\n");
     const cke_value *lg = &ir->v[m->sched[m->n_sched - 1].out];
     cname(c, sizeof c, lg);
-    fprintf(f, "    m->last_logits = %s;\n}\n\n", c);
+    if (m->all_rows) fprintf(f, "    m->last_logits = %s; /* [T, VOCAB]: every row's */\n}\n\n", c);
+    else fprintf(f, "    m->last_logits = %s;\n}\n\n", c);
 }
 
 /* ------------------------------------------------------------------ profiling table */
@@ -523,7 +567,9 @@ static void prof_entry(const emit_ctx *e, const cke_node *nd, int mode, int step
             (long long)(nd->op == CKE_OP_ATTENTION ? nd->a.head_dim : 0));
 }
 
-int cke_codegen_train_prof_base(const cke_plan *p) { return p->prefill.n_sched + p->prefill.n_head + p->decode.n_sched; }
+int cke_codegen_train_prof_base(const cke_plan *p) {
+    return p->prefill.n_sched + p->prefill.n_head + p->decode.n_sched + p->batch.n_sched;
+}
 
 /* "[R,64], attn_q[64,64] f32 -> [R,64]": a training op over R = batch x seq rows */
 static void train_shape(char *out, size_t n, const cke_ir *ir, const cke_node *nd) {
@@ -589,19 +635,20 @@ static void train_prof_entries(FILE *f, const cke_train_plan *tp) {
             step, params, 28 * params, 12 * params);
 }
 
-/* prof_ops (model_abi.h, ckm_prof_op): prefill's schedule, its all-rows head, then decode's, in
- * the order the PROF_END ids count them, then training's; and the hook setter. Only in the
+/* prof_ops (model_abi.h, ckm_prof_op): prefill's schedule, its all-rows head, then decode's,
+ * then decode_batch's (mode 5), in the order the PROF_END ids count them, then training's; and the hook setter. Only in the
  * profile build. */
 static void emit_prof_table(const cke_plan *p, const cke_train_plan *tp, FILE *f) {
     fprintf(f, "#ifdef CKM_PROFILE\n/* ---- profile build: what each op computes and moves, per call (see ckm_prof_op) ---- */\n"
                "static const ckm_prof_op prof_ops[] = {\n");
-    const cke_mode_plan *modes[2] = {&p->prefill, &p->decode};
-    for (int mi = 0; mi < 2; mi++) {
+    const cke_mode_plan *modes[3] = {&p->prefill, &p->decode, &p->batch};
+    static const int mode_id[3] = {0, 1, 5}; /* 2-4 are training's */
+    for (int mi = 0; mi < 3; mi++) {
         const cke_mode_plan *m = modes[mi];
-        emit_ctx e = {.p = p, .m = m, .f = f, .pre = mi ? 'D' : 'P'};
-        for (int i = 0; i < m->n_sched; i++) prof_entry(&e, &m->sched[i], mi, i);
+        emit_ctx e = {.p = p, .m = m, .f = f, .pre = "PDB"[mi]};
+        for (int i = 0; i < m->n_sched; i++) prof_entry(&e, &m->sched[i], mode_id[mi], i);
         e.head = 1;
-        for (int k = 0; k < m->n_head; k++) prof_entry(&e, &m->head[k], mi, m->n_sched + k);
+        for (int k = 0; k < m->n_head; k++) prof_entry(&e, &m->head[k], mode_id[mi], m->n_sched + k);
     }
     if (tp) train_prof_entries(f, tp);
     fprintf(f, "};\n"
@@ -661,8 +708,9 @@ cke_status cke_codegen_emit(const cke_plan *p, const cke_codegen_opts *o, FILE *
     }
     fprintf(f, "#define MAX_THREADS %d\n#define LAYOUT_HASH 0x%016llxull\n", p->max_threads,
             (unsigned long long)cke_plan_layout_hash(p));
-    fprintf(f, "#define WEIGHTS_HEADER %zuu\n#define WEIGHTS_BYTES %zuu\n#define KV_BYTES %zuu\n\n", p->weights_header,
-            p->weights_bytes, p->kv_bytes);
+    fprintf(f, "#define WEIGHTS_HEADER %zuu\n#define WEIGHTS_BYTES %zuu\n#define KV_BYTES %zuu /* one slot (sequence) */\n",
+            p->weights_header, p->weights_bytes, p->kv_bytes);
+    fprintf(f, "#define BATCH_T %lld /* decode_batch: rows per forward */\n\n", (long long)p->batch.T);
 
     /* weights: globals as constants, per-layer tensors as arrays over layers */
     fprintf(f, "/* ---- weights: byte offsets into weights.bin's payload, in the order the forward pass reads them ---- */\n");
@@ -709,6 +757,9 @@ cke_status cke_codegen_emit(const cke_plan *p, const cke_codegen_opts *o, FILE *
     fprintf(f, "\n#define WT(off) ((const float *)(m->w + (off)))\n");    fprintf(f, "#define WQ(off) ((const void *)(m->w + (off))) /* raw blocks of a Q_ format */\n");
     fprintf(f, "/* Threads for an op doing `work` multiply-adds: below ~64K a parallel region costs more than it saves. */\n"
                "#define NTH(work) ((work) >= 65536 ? m->nth : 1)\n");
+    fprintf(f, "/* Slot s's K and V cache of layer l (decode_batch): slot s's region starts s x KV_BYTES in. */\n"
+               "#define SLOT_K(s, l) (m->kv_all + (size_t)(s) * (KV_BYTES / sizeof(float)) + (size_t)(l) * CTX * KV_DIM)\n"
+               "#define SLOT_V(s, l) (m->kv_all + (size_t)(s) * (KV_BYTES / sizeof(float)) + ((size_t)N_LAYER + (l)) * CTX * KV_DIM)\n");
     fputs("/* Profile build (-DCKM_PROFILE: model_prof.so, built by `cke profile`): every op timed on the\n"
           " * calling thread and reported to the hook with its prof_ops index, layer and rows. Without it\n"
           " * the macros are empty: model.so has no timing code. */\n"
@@ -740,11 +791,15 @@ cke_status cke_codegen_emit(const cke_plan *p, const cke_codegen_opts *o, FILE *
                "    const char *w;         /* weights payload */\n"
                "    char *arena;           /* activations: max of the modes' arenas */\n"
                "    char *scratch;         /* kernel workspace */\n"
-               "    float *kv;             /* [2][N_LAYER][CTX][KV_DIM]: K then V */\n"
+               "    float *kv;             /* the slot prefill/decode run on: [2][N_LAYER][CTX][KV_DIM], K then V */\n"
+               "    float *kv_all;         /* [n_slots] such regions, KV_BYTES apart */\n"
+               "    int n_slots;\n"
+               "    int64_t *slot_pos;     /* [n_slots] tokens in each slot's context */\n"
+               "    unsigned char *slot_mark; /* [n_slots] decode_batch's duplicate check */\n"
                "    float *rope_cs;        /* [CTX][ROPE_DIM/2][2] cos, sin */\n"
-               "    int32_t *posbuf;       /* [PREFILL_T] */\n"
+               "    int32_t *posbuf;       /* [max(PREFILL_T, BATCH_T)] */\n"
                "    const float *last_logits; /* [VOCAB] */\n"
-               "    int64_t pos;\n"
+               "    int64_t pos;           /* of the slot prefill/decode run on (slot_pos[] holds every slot's) */\n"
                "    ckm_trace_fn trace;\n"
                "    void *trace_ud;\n"
                "    ckm_prof_fn prof;      /* profile build: the hook, else unused */\n"
@@ -790,12 +845,17 @@ cke_status cke_codegen_emit(const cke_plan *p, const cke_codegen_opts *o, FILE *
     e.pre = 'D';
     e.prof_id = p->prefill.n_sched + p->prefill.n_head;
     emit_mode(&e);
+    e.m = &p->batch;
+    e.pre = 'B';
+    e.prof_id += p->decode.n_sched;
+    emit_mode(&e);
     emit_prof_table(p, o->train, f);
 
     fputs(
         "/* ---- runtime: load, run, free ---- */\n"
-        "#define ARENA_BYTES (P_ARENA > D_ARENA ? P_ARENA : D_ARENA)\n"
-        "#define SCRATCH_BYTES (P_SCRATCH > D_SCRATCH ? P_SCRATCH : D_SCRATCH)\n\n"
+        "#define MAX2(a, b) ((a) > (b) ? (a) : (b))\n"
+        "#define ARENA_BYTES MAX2(MAX2(P_ARENA, D_ARENA), B_ARENA)\n"
+        "#define SCRATCH_BYTES MAX2(MAX2(P_SCRATCH, D_SCRATCH), B_SCRATCH)\n\n"
         "/* Large buffers come from anonymous mappings with transparent huge pages requested:\n"
         " * with 4 KiB pages one core reads only about 60% of the bandwidth it gets with 2 MiB pages. */\n"
         "static void *big_alloc(size_t n) {\n"
@@ -813,14 +873,22 @@ cke_status cke_codegen_emit(const cke_plan *p, const cke_codegen_opts *o, FILE *
         "    big_free(m->wcopy, WEIGHTS_BYTES);\n"
         "    big_free(m->arena, ARENA_BYTES);\n"
         "    big_free(m->scratch, SCRATCH_BYTES);\n"
-        "    big_free(m->kv, KV_BYTES);\n"
+        "    big_free(m->kv_all, KV_BYTES * (size_t)m->n_slots);\n"
+        "    free(m->slot_pos);\n"
+        "    free(m->slot_mark);\n"
         "    free(m->rope_cs);\n"
         "    free(m->posbuf);\n"
         "    free(m);\n"
         "}\n\n"
-        "static ckm_model *model_open(const char *path, int nthreads, char *err, size_t errlen) {\n"
+        "/* An instance whose KV cache holds n_slots sequences of CTX positions (open: one). */\n"
+        "static ckm_model *model_open_slots(const char *path, int nthreads, int n_slots, char *err, size_t errlen) {\n"
+        "    if (n_slots < 1 || (size_t)n_slots > SIZE_MAX / 2 / KV_BYTES) {\n"
+        "        snprintf(err, errlen, \"%d KV slots: %s\", n_slots, n_slots < 1 ? \"need at least 1\" : \"too many to address\");\n"
+        "        return NULL;\n"
+        "    }\n"
         "    ckm_model *m = calloc(1, sizeof *m);\n"
         "    if (!m) { snprintf(err, errlen, \"out of memory\"); return NULL; }\n"
+        "    m->n_slots = n_slots;\n"
         "    cke_kernels_init();\n"
         "    m->kt = cke_k();\n"
         "    m->nth = nthreads < 1 ? 1 : nthreads > MAX_THREADS ? MAX_THREADS : nthreads;\n"
@@ -862,10 +930,12 @@ cke_status cke_codegen_emit(const cke_plan *p, const cke_codegen_opts *o, FILE *
         "    }\n"
         "    m->arena = big_alloc(ARENA_BYTES);\n"
         "    m->scratch = big_alloc(SCRATCH_BYTES);\n"
-        "    m->kv = big_alloc(KV_BYTES);\n"
+        "    m->kv_all = m->kv = big_alloc(KV_BYTES * (size_t)n_slots);\n"
+        "    m->slot_pos = calloc((size_t)n_slots, sizeof(int64_t));\n"
+        "    m->slot_mark = calloc((size_t)n_slots, 1);\n"
         "    m->rope_cs = malloc(sizeof(float) * (size_t)CTX * (ROPE_DIM > 0 ? ROPE_DIM : 2));\n"
-        "    m->posbuf = malloc(sizeof(int32_t) * PREFILL_T);\n"
-        "    if (!m->arena || !m->scratch || !m->kv || !m->rope_cs || !m->posbuf) {\n"
+        "    m->posbuf = malloc(sizeof(int32_t) * MAX2(PREFILL_T, BATCH_T));\n"
+        "    if (!m->arena || !m->scratch || !m->kv || !m->slot_pos || !m->slot_mark || !m->rope_cs || !m->posbuf) {\n"
         "        snprintf(err, errlen, \"out of memory\"); model_free(m); return NULL;\n"
         "    }\n"
         "    if (ROPE_DIM > 0) {\n"
@@ -875,6 +945,20 @@ cke_status cke_codegen_emit(const cke_plan *p, const cke_codegen_opts *o, FILE *
         "        cke_rope_table(m->rope_cs, freq, CTX, ROPE_DIM);\n"
         "    }\n"
         "    return m;\n"
+        "}\n\n"
+        "static ckm_model *model_open(const char *path, int nthreads, char *err, size_t errlen) {\n"
+        "    return model_open_slots(path, nthreads, 1, err, errlen);\n"
+        "}\n\n"
+        "/* Slots: prefill and decode run on m->pos and m->kv, the slot entered last; slot_pos[] holds\n"
+        " * every slot's length. The single-sequence calls (prefill, decode, pos, reset) are slot 0's. */\n"
+        "static int slot_enter(ckm_model *m, int s) {\n"
+        "    if (s < 0 || s >= m->n_slots) {\n"
+        "        snprintf(m->err, sizeof m->err, \"slot %d out of range [0, %d)\", s, m->n_slots);\n"
+        "        return -1;\n"
+        "    }\n"
+        "    m->pos = m->slot_pos[s];\n"
+        "    m->kv = m->kv_all + (size_t)s * (KV_BYTES / sizeof(float));\n"
+        "    return 0;\n"
         "}\n\n"
         "static int check_tokens(ckm_model *m, const int32_t *tok, int64_t n) {\n"
         "    if (n < 0 || m->pos + n > CTX) {\n"
@@ -889,7 +973,7 @@ cke_status cke_codegen_emit(const cke_plan *p, const cke_codegen_opts *o, FILE *
         "        }\n"
         "    return 0;\n"
         "}\n\n"
-        "static int model_prefill(ckm_model *m, const int32_t *tok, int64_t n) {\n"
+        "static int run_prefill(ckm_model *m, const int32_t *tok, int64_t n) {\n"
         "    if (check_tokens(m, tok, n)) return -1;\n"
         "    for (int64_t i = 0; i < n;) {\n"
         "        int64_t t = n - i < PREFILL_T ? n - i : PREFILL_T;\n"
@@ -901,7 +985,15 @@ cke_status cke_codegen_emit(const cke_plan *p, const cke_codegen_opts *o, FILE *
         "    return m->canary_bad ? -1 : 0;\n"
         "}\n\n"
         "/* Like prefill, and every position's logits into out [n, VOCAB] (row i predicts token i + 1). */\n"
+        "static int model_slot_prefill(ckm_model *m, int slot, const int32_t *tok, int64_t n) {\n"
+        "    if (slot_enter(m, slot)) return -1;\n"
+        "    int rc = run_prefill(m, tok, n);\n"
+        "    m->slot_pos[slot] = m->pos;\n"
+        "    return rc;\n"
+        "}\n\n"
+        "static int model_prefill(ckm_model *m, const int32_t *tok, int64_t n) { return model_slot_prefill(m, 0, tok, n); }\n\n"
         "static int model_prefill_all(ckm_model *m, const int32_t *tok, int64_t n, float *out) {\n"
+        "    slot_enter(m, 0);\n"
         "    if (check_tokens(m, tok, n)) return -1;\n"
         "    for (int64_t i = 0; i < n;) {\n"
         "        int64_t t = n - i < PREFILL_T ? n - i : PREFILL_T;\n"
@@ -912,19 +1004,80 @@ cke_status cke_codegen_emit(const cke_plan *p, const cke_codegen_opts *o, FILE *
         "            forward_prefill(m, tok + i, t, out + i * VOCAB);\n"
         "        }\n"
         "        m->pos += t;\n"
+        "        m->slot_pos[0] = m->pos;\n"
         "        i += t;\n"
         "    }\n"
         "    return m->canary_bad ? -1 : 0;\n"
         "}\n\n"
         "static int model_decode(ckm_model *m, int32_t token) {\n"
+        "    slot_enter(m, 0);\n"
         "    if (check_tokens(m, &token, 1)) return -1;\n"
         "    forward_decode(m, &token, 1);\n"
-        "    m->pos += 1;\n"
+        "    m->slot_pos[0] = ++m->pos;\n"
         "    return m->canary_bad ? -1 : 0;\n"
         "}\n\n"
+        "/* Checks every row before anything runs: a bad row appends nothing to any slot. */\n"
+        "static int check_batch(ckm_model *m, int64_t n, const int32_t *tok, const int32_t *slots, const float *out) {\n"
+        "    if (n < 1 || n > m->n_slots || !tok || !slots || !out) {\n"
+        "        snprintf(m->err, sizeof m->err, \"decode_batch: %lld rows for %d slots (need 1..%d, and tokens, slots, logits)\",\n"
+        "                 (long long)n, m->n_slots, m->n_slots);\n"
+        "        return -1;\n"
+        "    }\n"
+        "    int bad = 0;\n"
+        "    for (int64_t i = 0; i < n && !bad; i++) {\n"
+        "        int s = slots[i];\n"
+        "        bad = 1;\n"
+        "        if (s < 0 || s >= m->n_slots)\n"
+        "            snprintf(m->err, sizeof m->err, \"decode_batch row %lld: slot %d out of range [0, %d)\", (long long)i, s, m->n_slots);\n"
+        "        else if (m->slot_mark[s])\n"
+        "            snprintf(m->err, sizeof m->err, \"decode_batch row %lld: slot %d appears twice\", (long long)i, s);\n"
+        "        else if (m->slot_pos[s] >= CTX)\n"
+        "            snprintf(m->err, sizeof m->err, \"decode_batch row %lld: slot %d is full (context %d)\", (long long)i, s, CTX);\n"
+        "        else if (tok[i] < 0 || tok[i] >= VOCAB)\n"
+        "            snprintf(m->err, sizeof m->err, \"decode_batch row %lld: token id %d out of range [0, %d)\", (long long)i, tok[i], VOCAB);\n"
+        "        else\n"
+        "            m->slot_mark[s] = 1, bad = 0;\n"
+        "    }\n"
+        "    for (int64_t i = 0; i < n; i++)\n"
+        "        if (slots[i] >= 0 && slots[i] < m->n_slots) m->slot_mark[slots[i]] = 0;\n"
+        "    return bad ? -1 : 0;\n"
+        "}\n\n"
+        "/* Appends tok[i] to slot slots[i] for every row, in forwards of up to BATCH_T rows; out [n, VOCAB]. */\n"
+        "static int model_decode_batch(ckm_model *m, int64_t n, const int32_t *tok, const int32_t *slots, float *out) {\n"
+        "    if (check_batch(m, n, tok, slots, out)) return -1;\n"
+        "    for (int64_t i = 0; i < n;) {\n"
+        "        int64_t t = n - i < BATCH_T ? n - i : BATCH_T;\n"
+        "        forward_decode_batch(m, tok + i, t, slots + i);\n"
+        "        memcpy(out + i * VOCAB, m->last_logits, (size_t)t * VOCAB * sizeof(float));\n"
+        "        m->last_logits += (t - 1) * VOCAB; /* logits(): the last row */\n"
+        "        for (int64_t r = i; r < i + t; r++) m->slot_pos[slots[r]]++;\n"
+        "        i += t;\n"
+        "    }\n"
+        "    m->pos = m->slot_pos[0];\n"
+        "    return m->canary_bad ? -1 : 0;\n"
+        "}\n\n"
+        "static int model_slot_reset(ckm_model *m, int slot) {\n"
+        "    if (slot_enter(m, slot)) return -1;\n"
+        "    m->slot_pos[slot] = 0;\n"
+        "    return 0;\n"
+        "}\n"
+        "static int64_t model_slot_pos(const ckm_model *m, int slot) {\n"
+        "    return slot >= 0 && slot < m->n_slots ? m->slot_pos[slot] : -1;\n"
+        "}\n"
+        "/* Keeps the first n positions (a shared prompt prefix); the rest is overwritten as it refills. */\n"
+        "static int model_slot_truncate(ckm_model *m, int slot, int64_t n) {\n"
+        "    if (slot_enter(m, slot)) return -1;\n"
+        "    if (n < 0 || n > m->slot_pos[slot]) {\n"
+        "        snprintf(m->err, sizeof m->err, \"slot %d holds %lld positions: cannot keep %lld\", slot,\n"
+        "                 (long long)m->slot_pos[slot], (long long)n);\n"
+        "        return -1;\n"
+        "    }\n"
+        "    m->slot_pos[slot] = n;\n"
+        "    return 0;\n"
+        "}\n\n"
         "static const float *model_logits(const ckm_model *m) { return m->last_logits; }\n"
-        "static int64_t model_pos(const ckm_model *m) { return m->pos; }\n"
-        "static void model_reset(ckm_model *m) { m->pos = 0; m->last_logits = NULL; }\n"
+        "static int64_t model_pos(const ckm_model *m) { return m->slot_pos[0]; }\n"
+        "static void model_reset(ckm_model *m) { m->pos = m->slot_pos[0] = 0; m->last_logits = NULL; }\n"
         "static void model_set_trace(ckm_model *m, ckm_trace_fn fn, void *ud) { m->trace = fn; m->trace_ud = ud; }\n"
         "static const char *model_last_error(const ckm_model *m) { return m->err; }\n\n",
         f);
@@ -962,6 +1115,13 @@ cke_status cke_codegen_emit(const cke_plan *p, const cke_codegen_opts *o, FILE *
             "    .n_prof_ops = PROF_N_OPS,\n"
             "    .prof_ops = PROF_OPS,\n"
             "    .set_profile = PROF_SET,\n"
+            "    .batch_rows = BATCH_T,\n"
+            "    .open_slots = model_open_slots,\n"
+            "    .slot_prefill = model_slot_prefill,\n"
+            "    .slot_reset = model_slot_reset,\n"
+            "    .slot_pos = model_slot_pos,\n"
+            "    .slot_truncate = model_slot_truncate,\n"
+            "    .decode_batch = model_decode_batch,\n"
             "};\n\n"
             "const ckm_api *ckm_api_get(void) { return &api; }\n",
             ir->family, o->model_name);

@@ -110,15 +110,17 @@ static int64_t head_rows(const cke_ir *ir, const cke_mode_plan *m, const cke_nod
 }
 
 static cke_status lower_mode(cke_plan *p, cke_mode_plan *m, const char *mode, int64_t T, int nth, int with_head,
-                             cke_err *err) {
+                             int all_rows, cke_err *err) {
     cke_ir *ir = p->ir;
     snprintf(m->mode, sizeof m->mode, "%s", mode);
     m->T = T;
+    m->all_rows = all_rows;
     m->nth_planned = nth;
     m->sched = calloc((size_t)ir->nn + 8, sizeof(cke_node));
     if (!m->sched) return cke_fail(err, CKE_ERR_NOMEM, "out of memory");
 
-    /* 1. schedule: prologue, layer 0, epilogue (with last_row where it reads T rows) */
+    /* 1. schedule: prologue, layer 0, epilogue (with last_row where it reads T rows, unless every
+     * row needs its logits) */
     for (int i = 0; i < ir->nn; i++) {
         const cke_node *n = &ir->n[i];
         if (n->section == CKE_SEC_LAYER && n->layer != 0) continue;
@@ -126,6 +128,7 @@ static cke_status lower_mode(cke_plan *p, cke_mode_plan *m, const char *mode, in
         if (n->section == CKE_SEC_EPILOGUE) {
             for (int k = 0; k < c.n_in; k++) {
                 int vi = to_layer0(ir, c.in[k]);
+                if (all_rows) { c.in[k] = vi; continue; }
                 const cke_value *v = &ir->v[vi];
                 if (v->kind == CKE_V_ACT && v->ndim == 2 && v->dims[0] == CKE_DIM_T && v->producer >= 0 &&
                     ir->n[v->producer].section != CKE_SEC_EPILOGUE) {
@@ -369,8 +372,8 @@ cke_status cke_plan_set_wdtypes(cke_plan *p, int (*dtype_of)(void *ud, const cha
     free(f32_only);
     p->weights_bytes = off;
     /* scratch: the quantized linear's workspace at this mode's rows, for every layer's format */
-    cke_mode_plan *ms[2] = {&p->prefill, &p->decode};
-    for (int mi = 0; mi < 2; mi++) {
+    cke_mode_plan *ms[3] = {&p->prefill, &p->decode, &p->batch};
+    for (int mi = 0; mi < 3; mi++) {
         cke_mode_plan *m = ms[mi];
         for (int si = 0; si < m->n_sched + m->n_head; si++) { /* the schedule, then the all-rows head */
             const cke_node *n = si < m->n_sched ? &m->sched[si] : &m->head[si - m->n_sched];
@@ -425,8 +428,9 @@ cke_status cke_plan_new(cke_plan **out, cke_ir *ir, int64_t ctx, int64_t prefill
         }
     p->kv_bytes = align_up((size_t)ir->n_layer * (size_t)ctx * (size_t)p->kv_dim * sizeof(float)) * 2;
     cke_status st = plan_weights(p, err);
-    if (!st) st = lower_mode(p, &p->prefill, "prefill", prefill_chunk, nth_max, 1, err);
-    if (!st) st = lower_mode(p, &p->decode, "decode", 1, nth_max, 0, err);
+    if (!st) st = lower_mode(p, &p->prefill, "prefill", prefill_chunk, nth_max, 1, 0, err);
+    if (!st) st = lower_mode(p, &p->decode, "decode", 1, nth_max, 0, 0, err);
+    if (!st) st = lower_mode(p, &p->batch, "decode_batch", CKE_PLAN_BATCH_T, nth_max, 0, 1, err);
     if (st) { cke_plan_free(p); return st; }
     *out = p;
     return CKE_OK;
@@ -444,6 +448,7 @@ void cke_plan_free(cke_plan *p) {
     if (!p) return;
     mode_free(&p->prefill);
     mode_free(&p->decode);
+    mode_free(&p->batch);
     free(p->w);
     free(p);
 }
@@ -490,11 +495,12 @@ cke_status cke_plan_write_layout(const cke_plan *p, const char *path, cke_err *e
         fprintf(f, "%s\n    {\"name\": \"%s\", \"layer\": %d, \"dtype\": \"%s\", \"shape\": \"%s\", \"offset\": %zu, \"size\": %zu}",
                 i ? "," : "", v->name, v->layer, qo ? qo->name : "f32", s, p->w[i].offset, p->w[i].size);
     }
-    fprintf(f, "\n  ]},\n  \"kv_cache\": {\"n_layer\": %d, \"ctx\": %lld, \"kv_dim\": %lld, \"bytes\": %zu},\n", ir->n_layer,
-            (long long)p->ctx, (long long)p->kv_dim, p->kv_bytes);
-    const cke_mode_plan *ms[2] = {&p->prefill, &p->decode};
+    fprintf(f, "\n  ]},\n  \"kv_cache\": {\"n_layer\": %d, \"ctx\": %lld, \"kv_dim\": %lld, \"bytes\": %zu, "
+               "\"bytes_per_slot\": %zu, \"slot_offset\": \"slot * bytes_per_slot\"},\n", ir->n_layer,
+            (long long)p->ctx, (long long)p->kv_dim, p->kv_bytes, p->kv_bytes);
+    const cke_mode_plan *ms[3] = {&p->prefill, &p->decode, &p->batch};
     fprintf(f, "  \"modes\": [");
-    for (int mi = 0; mi < 2; mi++) {
+    for (int mi = 0; mi < 3; mi++) {
         const cke_mode_plan *m = ms[mi];
         fprintf(f, "%s\n    {\"mode\": \"%s\", \"T\": %lld, \"arena_bytes\": %zu, \"sum_of_buffers\": %zu, \"scratch_bytes\": %zu, \"threads\": %d, \"buffers\": [",
                 mi ? "," : "", m->mode, (long long)m->T, m->arena_bytes, m->sum_bytes, m->scratch_bytes, m->nth_planned);
@@ -533,10 +539,13 @@ cke_status cke_plan_write_map(const cke_plan *p, const char *path, cke_err *err)
     fprintf(f, "weights   %12zu bytes (%s) in weights.bin after a %zu-byte header, %d tensors\n", p->weights_bytes, a,
             p->weights_header, p->nw);
     human(a, sizeof a, p->kv_bytes);
-    fprintf(f, "kv cache  %12zu bytes (%s): K and V, %d layers x %lld positions x %lld\n", p->kv_bytes, a, ir->n_layer,
+    fprintf(f, "kv cache  %12zu bytes (%s) per slot: K and V, %d layers x %lld positions x %lld\n", p->kv_bytes, a, ir->n_layer,
             (long long)p->ctx, (long long)p->kv_dim);
-    const cke_mode_plan *ms[2] = {&p->prefill, &p->decode};
-    for (int mi = 0; mi < 2; mi++) {
+    fprintf(f, "          an instance opened with n slots (open_slots) holds n such regions, slot s at s x %zu;\n"
+               "          open() is one slot; decode_batch runs up to %lld slots' next tokens in one forward\n",
+            p->kv_bytes, (long long)p->batch.T);
+    const cke_mode_plan *ms[3] = {&p->prefill, &p->decode, &p->batch};
+    for (int mi = 0; mi < 3; mi++) {
         const cke_mode_plan *m = ms[mi];
         human(a, sizeof a, m->arena_bytes);
         human(b, sizeof b, m->sum_bytes);

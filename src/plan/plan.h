@@ -8,6 +8,12 @@
  * every row (the epilogue without last_row: prefill_all, for scoring text), planned in the same
  * arena after the layer loop.
  *
+ * decode_batch (T = CKE_PLAN_BATCH_T rows) is the same schedule for continuous batching: each row
+ * is the next token of a different sequence, with its own position and KV-cache slot. The linears
+ * run as one GEMM over the rows (the weights are read once for all of them); RoPE takes per-row
+ * positions; attention runs per row against that row's slot. No last_row: the epilogue runs on
+ * every row, since every sequence needs its logits.
+ *
  * The planner places every activation of the schedule in one arena with liveness reuse: two
  * values share bytes when their lifetimes (first write .. last read in the schedule) do not
  * overlap. Values carried from one layer to the next (the residual stream) are pinned for the
@@ -15,7 +21,8 @@
  * Everything is 64-byte aligned; every size is a compile-time constant.
  *
  * Regions: weights (file, planned order of first use), activations (per mode), KV cache
- * (n_layer x ctx x kv_dim, K and V), scratch (kernel workspaces, the max over the schedule). */
+ * (n_layer x ctx x kv_dim, K and V: one slot; an instance opened with n slots holds n of them,
+ * slot s at s x kv_bytes), scratch (kernel workspaces, the max over the schedule). */
 #ifndef CKE_PLAN_H
 #define CKE_PLAN_H
 
@@ -27,6 +34,7 @@
 
 #define CKE_ALIGN 64
 #define CKE_CANARY 64 /* bytes of canary after each buffer in a debug build */
+#define CKE_PLAN_BATCH_T 8 /* decode_batch's rows per forward (larger batches run in pieces) */
 
 typedef struct {
     int value;        /* IR value index */
@@ -41,7 +49,8 @@ typedef struct {
 } cke_buf;
 
 typedef struct {
-    char mode[16];    /* "prefill" / "decode" */
+    char mode[16];    /* "prefill" / "decode" / "decode_batch" */
+    int all_rows;     /* decode_batch: the epilogue runs on every row (no last_row) */
     int64_t T;        /* rows of a T-dim value */
     cke_node *sched;  /* lowered nodes: in/out are IR value indices */
     int n_sched;
@@ -78,12 +87,12 @@ typedef struct {
     int nw;
     size_t weights_bytes;  /* payload after the header */
     size_t weights_header; /* bytes of header before the first tensor */
-    cke_mode_plan prefill, decode;
+    cke_mode_plan prefill, decode, batch; /* batch: "decode_batch" */
     int max_threads;
     int canaries;     /* debug build: a canary after every activation, checked after every op */
 } cke_plan;
 
-/* Lowers both inference modes and plans memory. nth_max sizes the kernel workspaces. */
+/* Lowers the inference modes (prefill, decode, decode_batch) and plans memory. nth_max sizes the kernel workspaces. */
 cke_status cke_plan_new(cke_plan **out, cke_ir *ir, int64_t ctx, int64_t prefill_chunk, int nth_max,
                         int canaries, cke_err *err);
 void cke_plan_free(cke_plan *p);

@@ -25,6 +25,10 @@ cke_status cke_runner_open(const char *dir, int nthreads, cke_runner **out, cke_
         free(r);
         return CKE_ERR_FORMAT;
     }
+    /* model.so brings libgomp, whose idle worker threads outlive every parallel region: in a
+     * program that does not link libgomp itself, dlclose(model.so) would unmap it under those
+     * threads (a crash at exit, seen in bench/batch). This handle, never closed, keeps it. */
+    (void)dlopen("libgomp.so.1", RTLD_NOW | RTLD_NOLOAD);
     const ckm_api *(*get)(void);
     *(void **)&get = dlsym(r->dl, "ckm_api_get");
     if (!get || !(r->api = get()) || r->api->abi_version != CKM_ABI_VERSION) {

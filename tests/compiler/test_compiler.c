@@ -7,6 +7,7 @@
  * Debian's /usr/bin/python3. Ends with "N passed, N failed". */
 #define _DEFAULT_SOURCE
 #include "../common/tcommon.h"
+#include "batch_check.h"
 #include "codegen/codegen.h"
 #include "driver/compile.h"
 #include "runtime/parity.h"
@@ -547,6 +548,39 @@ static void prefill_all_rows(const char *label, const char *model, int canaries_
     cke_runner_close(r);
 }
 
+/* ---------------------------------------------------------------- decode_batch (ABI 5) */
+
+/* Sequences decoded together in KV slots give the logits they give alone (batch_check.h). */
+static void batch_decode(const char *label, const char *model, int canaries_on, double tol) {
+    char name[128], path[PATH_MAX], dir[PATH_MAX], wpath[PATH_MAX + 16], msg[512];
+    snprintf(name, sizeof name, "decode_batch_%s", label);
+    snprintf(path, sizeof path, "%s/stories260K/%s", tc_models, model);
+    if (!tc_have(path)) { printf("SKIP %s (no %s)\n", name, path); return; }
+    snprintf(dir, sizeof dir, "%s/decode_batch_%s", tc_tmp, label);
+    cke_compile_opts o = {.out_dir = dir, .templates_dir = tc_tpl, .include_dir = tc_inc, .libk = tc_libk, .ctx = 64,
+                          .prefill_chunk = 16, .max_threads = 2, .quiet = 1, .canaries = canaries_on};
+    cke_err e = {0};
+    cke_runner *r = NULL;
+    if (cke_compile(path, &o, &e) || cke_runner_open(dir, 2, &r, &e)) {
+        tc_result(name, 0, "compile/open: %s", e.msg);
+        cke_runner_close(r);
+        return;
+    }
+    snprintf(wpath, sizeof wpath, "%s/weights.bin", dir);
+    int ok = batch_check(r->api, wpath, 2, tol, msg, sizeof msg); printf("  %s\n", msg);
+    /* the plan shows the mode and the slots */
+    char lp[PATH_MAX + 32], mp[PATH_MAX + 32];
+    snprintf(lp, sizeof lp, "%s/layout.json", dir);
+    snprintf(mp, sizeof mp, "%s/memory_map.txt", dir);
+    char *layout = tc_slurp(lp, NULL), *map = tc_slurp(mp, NULL);
+    int shown = layout && map && strstr(layout, "\"mode\": \"decode_batch\", \"T\": 8") && strstr(layout, "bytes_per_slot") &&
+                strstr(map, "decode_batch (T = 8)") && strstr(map, "per slot");
+    free(layout);
+    free(map);
+    tc_result(name, ok && shown, "%s; layout/map show decode_batch and slots %d", msg, shown);
+    cke_runner_close(r);
+}
+
 /* ---------------------------------------------------------------- profiling hooks (ABI 4) */
 
 typedef struct {
@@ -605,9 +639,11 @@ static void profile_hooks(void) {
     snprintf(path, sizeof path, "%s/weights.bin", dir);
     char msg[256] = "";
     ckm_model *m = api->open(path, 1, msg, sizeof msg);
-    int per_layer = 0, other = 0; /* decode's ops */
-    for (int i = 0; i < api->n_prof_ops; i++)
+    int per_layer = 0, other = 0, b_layer = 0, b_other = 0; /* decode's ops, decode_batch's (mode 5) */
+    for (int i = 0; i < api->n_prof_ops; i++) {
         if (api->prof_ops[i].mode == 1) api->prof_ops[i].per_layer ? per_layer++ : other++;
+        if (api->prof_ops[i].mode == 5) api->prof_ops[i].per_layer ? b_layer++ : b_other++;
+    }
     prof_count c = {.ops = api->prof_ops, .n_ops = api->n_prof_ops, .last = 0};
     int32_t tok[5] = {1, 403, 407, 261, 378};
     int ok = m != NULL;
@@ -617,7 +653,11 @@ static void profile_hooks(void) {
         c.last = 0;
         int before = c.n;
         float *all = malloc(4 * (size_t)api->vocab * sizeof(float));
-        ok = ok && all && api->prefill_all(m, tok + 1, 4, all) == 0 && c.n > before && c.max_id == api->n_prof_ops - 1;
+        ok = ok && all && api->prefill_all(m, tok + 1, 4, all) == 0 && c.n > before;
+        before = c.n;
+        int32_t slot0 = 0; /* decode_batch's ops come last in the table */
+        ok = ok && b_layer == per_layer && api->decode_batch(m, 1, tok, &slot0, all) == 0 &&
+             c.n == before + b_other + 5 * b_layer && c.max_id == api->n_prof_ops - 1;
         free(all);
         api->set_profile(m, NULL, NULL);
         before = c.n;
@@ -653,6 +693,10 @@ int main(int argc, char **argv) {
     RUN("prefill_all", prefill_all_rows("f32", "stories260K.gguf", 0));
     RUN("prefill_all", prefill_all_rows("f16", "stories260K-F16.gguf", 0));
     RUN("prefill_all", prefill_all_rows("f32_canaries", "stories260K.gguf", 1));
+    /* f32: a GEMM over the rows sums in another order than decode's one-row GEMV: ~1e-6 */
+    RUN("decode_batch", batch_decode("f32", "stories260K.gguf", 0, 1e-4));
+    RUN("decode_batch", batch_decode("f32_canaries", "stories260K.gguf", 1, 1e-4));
+    RUN("decode_batch", batch_decode("f16", "stories260K-F16.gguf", 0, 1e-4));
     RUN("canaries", canaries());
     RUN("profile", profile_hooks());
     RUN("demo", demo_model());

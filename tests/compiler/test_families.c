@@ -12,6 +12,7 @@
  * Ends with "N passed, N failed". */
 #define _DEFAULT_SOURCE
 #include "../common/tcommon.h"
+#include "batch_check.h"
 #include "codegen/codegen.h"
 #include "driver/compile.h"
 #include "runtime/parity.h"
@@ -178,6 +179,17 @@ static void family(const char *fam) {
     int ok2 = !s2 && !res.diverged && res.compared >= n1 * (T - 1);
     tc_result(name, ok1 && ok2, "prefill: status %d, %lld compared, diverged at %s; decode: status %d diverged=%d at %s l%d",
            s, (long long)n1, ok1 ? "-" : first, s2, res.diverged, res.name, res.layer);
+
+    /* 4. decode_batch (ABI 5): three sequences in KV slots decoded together = each decoded alone
+     * (GEMM over the rows vs decode's GEMV: float rounding only; 1e-4 as for prefill_all) */
+    {
+        char bname[128], wpath[PATH_MAX + 16], msg[512];
+        snprintf(bname, sizeof bname, "%s_decode_batch", fam);
+        snprintf(wpath, sizeof wpath, "%s/weights.bin", dir);
+        int bok = batch_check(api, wpath, 2, 1e-4, msg, sizeof msg);
+        printf("  %s\n", msg);
+        tc_result(bname, bok, "%s", msg);
+    }
     free(ref);
     cke_runner_close(r);
 }
