@@ -39,14 +39,14 @@ extern "C" {
 #endif
 
 #define CKE_API_VERSION 1
+#define CKE_VERSION "0.10.0"
 
 typedef struct cke_engine cke_engine;
 typedef struct cke_session cke_session;
 
 /* Frees memory the library returned (token arrays, text). NULL is fine. */
 void cke_free(void *p);
-/* "0.10.0" */
-const char *cke_version(void);
+const char *cke_version(void); /* CKE_VERSION of the library */
 
 /* ------------------------------------------------------------------ engine: a loaded model */
 

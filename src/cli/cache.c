@@ -1,5 +1,6 @@
 #define _GNU_SOURCE /* realpath, nftw, utimensat */
 #include "cli/cache.h"
+#include "api/cache.h"
 #include "cli/target.h"
 
 #include "cli/util.h"
@@ -19,125 +20,36 @@
 #include <time.h>
 #include <unistd.h>
 
-#define CKE_STR_(x) #x
-#define CKE_STR(x) CKE_STR_(x)
-
-/* ------------------------------------------------------------------ where and what */
-
-static void cache_base(char *base, size_t n) {
-    const char *env = getenv("CKE_CACHE");
-    const char *xdg = getenv("XDG_CACHE_HOME");
-    const char *home = getenv("HOME");
-    if (env && *env) snprintf(base, n, "%s", env);
-    else if (xdg && *xdg) snprintf(base, n, "%s/cke", xdg);
-    else snprintf(base, n, "%s/.cache/cke", home && *home ? home : "/tmp");
-}
-
-static uint64_t fnv(uint64_t h, const void *p, size_t n) {
-    for (size_t i = 0; i < n; i++) h = (h ^ ((const unsigned char *)p)[i]) * 1099511628211ull;
-    return h;
-}
-
-static uint64_t fnv_stat(uint64_t h, const struct stat *st) {
-    int64_t v[3] = {(int64_t)st->st_size, (int64_t)st->st_mtim.tv_sec, (int64_t)st->st_mtim.tv_nsec};
-    return fnv(h, v, sizeof v);
-}
-
-/* A model directory (Hugging Face) changes when any file in it does, which its own mtime does
- * not show: every file's name, size and mtime go into the key. */
-static uint64_t fnv_dir_files(uint64_t h, const char *dir) {
-    struct dirent **names = NULL;
-    int n = scandir(dir, &names, NULL, alphasort);
-    for (int i = 0; i < n; i++) {
-        char p[PATH_MAX + 300];
-        struct stat st;
-        snprintf(p, sizeof p, "%s/%s", dir, names[i]->d_name);
-        if (names[i]->d_name[0] != '.' && stat(p, &st) == 0 && S_ISREG(st.st_mode))
-            h = fnv_stat(fnv(h, names[i]->d_name, strlen(names[i]->d_name) + 1), &st);
-        free(names[i]);
-    }
-    free(names);
-    return h;
-}
-
-/* The entry of a model: CACHE/NAME-HASH, where HASH covers the absolute path, size, mtime and
- * tokenizer, not the ctx (ctx variants live inside). -1 when the model cannot be found. */
-static int entry_dir(const char *model, const char *tok, char *abs, char *entry, size_t n) {
-    struct stat st;
-    if (stat(model, &st) != 0) {
-        fprintf(stderr, "cke: cannot open %s: %s\n", model, strerror(errno));
-        return -1;
-    }
-    if (!realpath(model, abs)) snprintf(abs, PATH_MAX, "%s", model);
-    uint64_t h = fnv(1469598103934665603ull, abs, strlen(abs) + 1);
-    h = fnv_stat(h, &st);
-    if (S_ISDIR(st.st_mode)) h = fnv_dir_files(h, abs);
-    /* a cke of another version or model ABI compiles its own entry: it cannot load the old .so */
-    static const char version[] = CKE_VERSION "/abi" CKE_STR(CKM_ABI_VERSION);
-    h = fnv(h, version, sizeof version);
-    if (tok) {
-        char tabs[PATH_MAX];
-        struct stat ts;
-        if (!realpath(tok, tabs)) snprintf(tabs, sizeof tabs, "%s", tok);
-        h = fnv(h, tabs, strlen(tabs) + 1);
-        if (stat(tok, &ts) == 0) h = fnv_stat(h, &ts);
-    }
-    char base[PATH_MAX];
-    cache_base(base, sizeof base);
-    const char *name = strrchr(abs, '/');
-    name = name && name[1] ? name + 1 : abs;
-    /* the name is only for people: keep it short and free of control characters */
-    char nm[64];
-    size_t j = 0;
-    for (; *name && j + 1 < sizeof nm; name++) nm[j++] = (unsigned char)*name < 0x20 || *name == 0x7f ? '_' : *name;
-    nm[j] = 0;
-    if ((size_t)snprintf(entry, n, "%s/%s-%016llx", base, nm, (unsigned long long)h) >= n) {
-        fprintf(stderr, "cke: cache path too long under %s\n", base);
-        return -1;
-    }
-    return 0;
-}
-
-/* The variant of one compile: the ctx and the settings that change the compiled files. */
-static void variant_name(int64_t ctx, int keep_f32, char *out, size_t n) {
-    const char *rp = getenv("CKE_REPACK");
-    char c[32];
-    if (ctx > 0) snprintf(c, sizeof c, "%lld", (long long)ctx);
-    else snprintf(c, sizeof c, "auto");
-    snprintf(out, n, "ctx-%s%s%s", c, keep_f32 ? "-f32" : "", rp && !strcmp(rp, "0") ? "-norepack" : "");
-}
-
-/* entry/source: the model's path, for `cke cache list`; written whole or not at all. */
-static void write_source(const char *entry, const char *abs) {
-    char p[PATH_MAX + 16], t[PATH_MAX + 48];
-    snprintf(p, sizeof p, "%s/source", entry);
-    if (access(p, F_OK) == 0) return;
-    snprintf(t, sizeof t, "%s/.source.%ld", entry, (long)getpid());
-    FILE *f = fopen(t, "w");
-    if (!f) return;
-    int bad = fputs(abs, f) < 0;
-    if (fclose(f) != 0 || bad || rename(t, p) != 0) remove(t);
-}
 
 /* ------------------------------------------------------------------ compile on first use */
 
 static volatile sig_atomic_t g_signal;
 static void on_signal(int sig) { g_signal = sig; }
 
-int cke_cli_compile_guarded(const char *cmd, const char *model, cke_compile_opts *o, const char *left) {
-    /* Ctrl-C (or SIGTERM, SIGHUP) while compiling: the compile stops, its compiler child (in a
-     * process group of its own, so the terminal's signal does not reach it) is killed and the
-     * temporary directory removed; a second Ctrl-C kills at once (SA_RESETHAND) */
-    static const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
-    struct sigaction sa = {.sa_handler = on_signal, .sa_flags = SA_RESETHAND}, old[3];
+/* Ctrl-C (or SIGTERM, SIGHUP) while compiling: the compile stops, its compiler child (in a
+ * process group of its own, so the terminal's signal does not reach it) is killed and the
+ * temporary directory removed; a second Ctrl-C kills at once (SA_RESETHAND) */
+static const int g_sigs[] = {SIGINT, SIGTERM, SIGHUP};
+
+static void signals_catch(struct sigaction old[3]) {
+    struct sigaction sa = {.sa_handler = on_signal, .sa_flags = SA_RESETHAND};
     sigemptyset(&sa.sa_mask);
     g_signal = 0;
-    for (int i = 0; i < 3; i++) sigaction(sigs[i], &sa, &old[i]);
+    for (int i = 0; i < 3; i++) sigaction(g_sigs[i], &sa, &old[i]);
+}
+
+static void signals_restore(const struct sigaction old[3]) {
+    for (int i = 0; i < 3; i++) sigaction(g_sigs[i], &old[i], NULL);
+}
+
+int cke_cli_compile_guarded(const char *cmd, const char *model, cke_compile_opts *o, const char *left) {
+    struct sigaction old[3];
+    signals_catch(old);
     o->cancel = &g_signal;
     cke_err e = {0};
     cke_status s = cke_compile(model, o, &e);
     o->cancel = NULL;
-    for (int i = 0; i < 3; i++) sigaction(sigs[i], &old[i], NULL);
+    signals_restore(old);
     if (g_signal) {
         fprintf(stderr, "cke %s: interrupted; the compile was stopped and %s\n", cmd, left);
         return 128 + g_signal;
@@ -145,53 +57,37 @@ int cke_cli_compile_guarded(const char *cmd, const char *model, cke_compile_opts
     return s ? cke_cli_fail(cmd, s, &e) : 0;
 }
 
-static int compile_cached(const char *abs, const char *tok, int64_t ctx, int keep_f32, const char *entry, const char *dir) {
-    char inc[PATH_MAX], tpl[PATH_MAX], libk[PATH_MAX];
-    cke_err e = {0};
-    cke_status s = cke_locate_resources(inc, tpl, libk, sizeof inc, &e);
-    if (s) return cke_cli_fail("compile", s, &e);
-    cke_compile_opts o = {.out_dir = dir, .tokenizer = tok, .templates_dir = tpl, .include_dir = inc, .libk = libk,
-                          .ctx = ctx, .quiet = 1, .keep_f32 = keep_f32, .keep_existing = 1, .reuse_weights = entry};
-    fprintf(stderr, "cke: compiling %s into the cache (first run) ...\n", abs);
-    double t0 = cke_cli_now();
-    int rc = cke_cli_compile_guarded("compile", abs, &o, "nothing was left in the cache");
-    if (!rc) fprintf(stderr, "cke: compiled in %.1f s -> %s\n", cke_cli_now() - t0, dir);
-    return rc;
-}
-
 int cke_cli_model_dir(const char *target_arg, const char *tok, int64_t ctx, char *dir, size_t n) {
-    char so_path[PATH_MAX + 16];
     cke_target tg; /* a training --out directory or checkpoint stands for the model it holds */
     if (cke_cli_target(NULL, target_arg, &tg)) return 1;
     if (tg.kind == CKE_TARGET_COMPILED) {
         snprintf(dir, n, "%s", tg.model);
         return 0;
     }
-    const char *target = tg.model;
     if (!tok && tg.tokenizer[0]) tok = tg.tokenizer;
-    char abs[PATH_MAX], entry[PATH_MAX], var[64];
-    if (entry_dir(target, tok, abs, entry, sizeof entry)) return 1;
-    const char *kf = getenv("CKE_KEEP_F32");
-    int keep_f32 = kf && atoi(kf) != 0;
-    variant_name(ctx, keep_f32, var, sizeof var);
-    if ((size_t)snprintf(dir, n, "%s/%s", entry, var) >= n) {
-        fprintf(stderr, "cke: cache path too long: %s\n", entry);
+    cke_cache_slot slot;
+    cke_err e = {0};
+    cke_status s = cke_cache_find(tg.model, tok, ctx, &slot, &e);
+    if (s) { fprintf(stderr, "cke: %s\n", e.msg); return 1; }
+    if ((size_t)snprintf(dir, n, "%s", slot.dir) >= n) {
+        fprintf(stderr, "cke: cache path too long: %s\n", slot.entry);
         return 1;
     }
-    snprintf(so_path, sizeof so_path, "%s/model.so", dir);
-    if (access(so_path, R_OK) != 0) {
-        if (cke_cli_mkdirs(entry) != 0) {
-            fprintf(stderr, "cke: cannot create the cache directory %s: %s\n", entry, strerror(errno));
-            return 1;
+    if (!slot.present) {
+        fprintf(stderr, "cke: compiling %s into the cache (first run) ...\n", slot.abs);
+        double t0 = cke_cli_now();
+        struct sigaction old[3];
+        signals_catch(old);
+        s = cke_cache_compile(&slot, &g_signal, &e);
+        signals_restore(old);
+        if (g_signal) {
+            fprintf(stderr, "cke compile: interrupted; the compile was stopped and nothing was left in the cache\n");
+            return 128 + g_signal;
         }
-        int rc = compile_cached(abs, tok, ctx, keep_f32, entry, dir);
-        if (rc) {
-            rmdir(entry); /* an entry this compile created stays only with a variant in it */
-            return rc;
-        }
-        write_source(entry, abs);
+        if (s) return cke_cli_fail("compile", s, &e);
+        fprintf(stderr, "cke: compiled in %.1f s -> %s\n", cke_cli_now() - t0, dir);
     }
-    utimensat(AT_FDCWD, dir, NULL, 0); /* last use, for `cke cache list` and `clean --older-than` */
+    cke_cache_touch(&slot);
     return 0;
 }
 
@@ -407,7 +303,7 @@ int cke_cli_cache(int argc, char **argv) {
     if (argc < 2) return cache_usage(stderr, 2);
     if (cke_cli_is_help(argv[1])) return cache_usage(stdout, 0);
     char base[PATH_MAX];
-    cache_base(base, sizeof base);
+    cke_cache_base(base, sizeof base);
     const char *sub = argv[1];
     if (!strcmp(sub, "clean")) {
         double days = -1;

@@ -17,9 +17,8 @@
 #include "cli/util.h"
 #include "cli/chat.h"
 
-#include "chat/chat.h"
+#include "cke/cke.h"
 #include "cli/run.h"
-#include "runtime/runner.h"
 #include "runtime/sampler.h"
 
 #include <errno.h>
@@ -35,140 +34,24 @@
 #include <unistd.h>
 #include <wchar.h>
 
-static char *read_text(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    char *t = NULL;
-    size_t n = 0, cap = 0;
-    for (;;) {
-        if (n + 4096 > cap) {
-            char *nt = realloc(t, cap = cap * 2 + 4096);
-            if (!nt) { free(t); fclose(f); return NULL; }
-            t = nt;
-        }
-        size_t k = fread(t + n, 1, cap - n - 1, f);
-        n += k;
-        if (k == 0) break;
-    }
-    fclose(f);
-    t[n] = 0;
-    return t;
-}
-
-static int ends_with(const char *s, const char *suf) {
-    size_t a = strlen(s), b = strlen(suf);
-    return a >= b && !strcmp(s + a - b, suf);
-}
-
 typedef struct {
-    char *src;       /* Jinja source, NULL: plain continuation */
-    char *bos, *eos; /* from tokenizer_config.json when it has them */
-    char what[PATH_MAX + 64];
-} tpl_found;
-
-/* tokenizer_config.json in the folder of `path` (or `path` itself when it is a folder) */
-static int try_hf_beside(const char *path, tpl_found *t) {
-    char cfg[PATH_MAX + 32];
-    struct stat st;
-    if (stat(path, &st) != 0) return 0;
-    if (S_ISDIR(st.st_mode)) snprintf(cfg, sizeof cfg, "%s/tokenizer_config.json", path);
-    else {
-        const char *sl = strrchr(path, '/');
-        if (sl) snprintf(cfg, sizeof cfg, "%.*s/tokenizer_config.json", (int)(sl - path), path);
-        else snprintf(cfg, sizeof cfg, "tokenizer_config.json");
-    }
-    if (access(cfg, R_OK) != 0) return 0;
-    cke_err e = {0};
-    if (cke_chat_template_from_hf_config(cfg, &t->src, &t->bos, &t->eos, &e)) return 0;
-    snprintf(t->what, sizeof t->what, "chat_template of %s", cfg);
-    return 1;
-}
-
-/* --template, then the compiled directory's tokenizer.gguf, then tokenizer_config.json beside
- * the source model or tokenizer, then a built-in format the vocabulary fits. */
-static int find_template(const char *opt, const char *dir, const char *target, const char *tok_path, const cke_tok *tok,
-                         tpl_found *t) {
-    cke_err e = {0};
-    if (opt) {
-        const char *b = cke_chat_builtin(opt);
-        if (b) {
-            t->src = strdup(b);
-            snprintf(t->what, sizeof t->what, "built-in %s format", opt);
-            return t->src ? 0 : -1;
-        }
-        if (ends_with(opt, ".json")) {
-            if (cke_chat_template_from_hf_config(opt, &t->src, &t->bos, &t->eos, &e)) goto bad;
-        } else if (ends_with(opt, ".gguf")) {
-            if (cke_chat_template_from_gguf(opt, &t->src, &e)) goto bad;
-        } else if (!(t->src = read_text(opt))) {
-            snprintf(e.msg, sizeof e.msg, "'%s' is neither a built-in format (chatml, llama2, gemma, phi3) nor a readable file", opt);
-            goto bad;
-        }
-        snprintf(t->what, sizeof t->what, "template %s", opt);
-        return 0;
-    bad:
-        fprintf(stderr, "cke chat: --template: %s\n", e.msg);
-        return -1;
-    }
-    char p[PATH_MAX + 32];
-    snprintf(p, sizeof p, "%s/tokenizer.gguf", dir);
-    if (access(p, R_OK) == 0 && cke_chat_template_from_gguf(p, &t->src, &e) == CKE_OK) {
-        snprintf(t->what, sizeof t->what, "tokenizer.chat_template of the GGUF");
-        return 0;
-    }
-    if (try_hf_beside(dir, t)) return 0;
-    /* the compiled directory records its source: an HF folder has tokenizer_config.json */
-    snprintf(p, sizeof p, "%s/cke-model.txt", dir);
-    char *info = read_text(p);
-    if (info) {
-        char *s = strstr(info, "\nsource ");
-        if (s || !strncmp(info, "source ", 7)) {
-            s = s ? s + 8 : info + 7;
-            char *nl = strchr(s, '\n');
-            if (nl) *nl = 0;
-            int found = try_hf_beside(s, t);
-            if (found) { free(info); return 0; }
-        }
-        free(info);
-    }
-    if ((target && try_hf_beside(target, t)) || (tok_path && try_hf_beside(tok_path, t))) return 0;
-    const char *b = cke_chat_builtin_for_vocab(tok);
-    if (b) {
-        t->src = strdup(cke_chat_builtin(b));
-        snprintf(t->what, sizeof t->what, "no template in the model files; built-in %s format (its tokens are in the vocabulary)", b);
-        return t->src ? 0 : -1;
-    }
-    return 0; /* none: plain continuation */
-}
-
-typedef struct {
-    cke_chat_msg *v;
+    cke_message *v;
     int64_t n, cap;
 } msg_list;
 
 static int push_msg(msg_list *l, const char *role, const char *content) {
     if (l->n == l->cap) {
         int64_t cap = l->cap ? l->cap * 2 : 16;
-        cke_chat_msg *nv = realloc(l->v, (size_t)cap * sizeof *nv);
+        cke_message *nv = realloc(l->v, (size_t)cap * sizeof *nv);
         if (!nv) return -1;
         l->v = nv, l->cap = cap;
     }
     char *c = strdup(content);
     if (!c) return -1;
-    l->v[l->n++] = (cke_chat_msg){.role = role, .content = c};
+    l->v[l->n++] = (cke_message){.role = role, .content = c};
     return 0;
 }
 static void pop_msg(msg_list *l) { free((char *)l->v[--l->n].content); }
-
-static char *piece_str(const cke_tok *t, int32_t id) {
-    if (id < 0) return NULL;
-    size_t n;
-    const char *p = cke_tok_piece(t, id, &n);
-    if (!p) return NULL;
-    char *s = malloc(n + 1);
-    if (s) memcpy(s, p, n), s[n] = 0;
-    return s;
-}
 
 /* ------------------------------------------------------------------ Ctrl-C */
 
@@ -284,163 +167,142 @@ static char *input_line(input *in, int *intr) {
 /* ------------------------------------------------------------------ the conversation */
 
 typedef struct {
-    cke_runner *r;
-    const ckm_api *api;
-    cke_jinja *tpl; /* NULL: plain continuation */
-    const char *bos, *eos;
-    cke_sampler *smp;
-    int32_t stops[16];
-    int n_stops;
-    int64_t n_gen;
+    cke_engine *e;
+    cke_session *s;
+    int tpl;        /* the model has a chat template; 0: plain continuation */
+    cke_gen_opts go;
+    int64_t ctx;
     int verbose;
-    int32_t *hist; /* every token in the KV cache */
-    int64_t nh;
-    int64_t prompt_end; /* nh after the last prompt was prefilled: where /regen restarts */
+    size_t prompt_end; /* tokens after the last prompt was prefilled: where /regen restarts */
     msg_list msgs;
-    char *cache_text; /* the text whose tokens are in the cache (template mode) */
+    char *cache_text; /* the text whose tokens are in the session (template mode) */
     char *last_full;  /* the last rendered prompt (template mode) */
     int turn;
 } chat;
 
-static void cache_reset(chat *c) {
-    c->api->reset(c->r->m);
-    c->nh = 0;
+static size_t held(const chat *c) {
+    size_t n;
+    cke_session_tokens(c->s, &n);
+    return n;
 }
 
-/* Generates a reply after the prompt in the cache; in template mode it joins the conversation.
+/* each token's text as it becomes final; Ctrl-C stops the reply */
+static int print_piece(void *user, const cke_token *t) {
+    (void)user;
+    fwrite(t->text, 1, t->len, stdout);
+    fflush(stdout);
+    return g_int != 0;
+}
+
+/* Generates a reply after the prompt in the session; in template mode it joins the conversation.
  * Returns 0, or 1 on an error (printed). */
 static int generate(chat *c, size_t n_prompt, double t0, double t1) {
-    const ckm_api *api = c->api;
     cke_err e = {0};
-    int64_t first = c->nh, gen = 0;
-    size_t printed = 0;
-    char *text = NULL;
-    size_t tlen = 0;
-    int rc = 0, stopped = 0;
+    cke_gen_result res;
     g_int = 0; /* a Ctrl-C during the prompt's prefill stops the reply before it starts */
-    while (gen < c->n_gen && c->nh < api->ctx) {
-        if (g_int) { g_int = 0; stopped = 1; break; }
-        int32_t next = cke_sampler_next(c->smp, api->logits(c->r->m), c->hist, c->nh);
-        if (next < 0) { fprintf(stderr, "\ncke chat: the model gave no logits to sample from\n"); rc = 1; break; }
-        int stop = 0;
-        for (int k = 0; k < c->n_stops; k++) stop |= next == c->stops[k];
-        if (stop) break;
-        /* every sampled token goes into the cache, so the cache always equals hist */
-        if (api->decode(c->r->m, next) != 0) { fprintf(stderr, "\ncke chat: %s\n", api->last_error(c->r->m)); rc = 1; break; }
-        c->hist[c->nh++] = next;
-        gen++;
-        free(text);
-        text = NULL;
-        cke_status s = cke_tok_decode(c->r->tok, c->hist + first, (size_t)(c->nh - first),
-                                      CKE_TOK_DECODE_SKIP_SPECIAL | CKE_TOK_DECODE_KEEP_PREFIX, &text, &tlen, &e);
-        if (s) { fprintf(stderr, "\ncke chat: %s\n", e.msg); rc = 1; break; }
-        if (tlen > printed) fwrite(text + printed, 1, tlen - printed, stdout), printed = tlen;
-        fflush(stdout);
-    }
-    double t2 = cke_cli_now();
+    cke_status s = cke_session_generate(c->s, &c->go, &res, &e);
+    int stopped = res.stop == CKE_STOP_CANCELLED, rc = 0;
+    if (stopped) g_int = 0;
     printf("\n");
     fflush(stdout);
+    if (s) { fprintf(stderr, "cke chat: %s\n", e.msg); rc = 1; }
     if (stopped) fprintf(stderr, "cke chat: reply stopped (Ctrl-C); /regen generates it again\n");
+    double tg = res.t_prompt_s + res.t_gen_s;
     fprintf(stderr, "cke: prompt %zu new tokens in %.3f s (%.1f tok/s); reply %lld tokens in %.3f s (%.1f tok/s)%s\n",
-            n_prompt, t1 - t0, (double)n_prompt / (t1 - t0 > 0 ? t1 - t0 : 1e-9),
-            (long long)gen, t2 - t1, (double)gen / (t2 - t1 > 0 ? t2 - t1 : 1e-9),
-            c->nh >= api->ctx ? "; the context is full" : "");
+            n_prompt, t1 - t0, (double)n_prompt / (t1 - t0 > 0 ? t1 - t0 : 1e-9), (long long)res.n_generated, tg,
+            (double)res.n_generated / (tg > 0 ? tg : 1e-9), (int64_t)held(c) >= c->ctx ? "; the context is full" : "");
     if (!rc && c->tpl) {
         /* the reply as text (as far as it got): the next render must start with exactly this */
-        const char *reply = text ? text : "";
-        size_t fl = strlen(c->last_full), rl = strlen(reply);
+        size_t fl = strlen(c->last_full), rl = res.text_len;
         char *ct = malloc(fl + rl + 1);
-        if (!ct || push_msg(&c->msgs, "assistant", reply)) { free(ct); rc = 1; }
+        if (!ct || push_msg(&c->msgs, "assistant", res.text)) { free(ct); rc = 1; }
         else {
             memcpy(ct, c->last_full, fl);
-            memcpy(ct + fl, reply, rl + 1);
+            memcpy(ct + fl, res.text, rl + 1);
             free(c->cache_text);
             c->cache_text = ct;
         }
     }
-    free(text);
+    cke_gen_result_free(&res);
     return rc;
+}
+
+/* The tokens of this turn: the conversation rendered, and of it only what the session does not
+ * hold as text yet (*reset when the template rewrote earlier turns). */
+static cke_status turn_ids(chat *c, const char *line, char **full, int *reset, int32_t **ids, size_t *n_ids, cke_err *e) {
+    if (!c->tpl) return cke_tokenize(c->e, line, strlen(line), held(c) == 0 ? 1 : 0, 0, ids, n_ids, e);
+    size_t flen = 0;
+    cke_status s = cke_chat_apply(c->e, c->msgs.v, (size_t)c->msgs.n, 1, full, &flen, e);
+    if (s) return s;
+    if (flen == 0) return CKE_ERR_UNSUPPORTED; /* the caller says so */
+    size_t have = c->cache_text ? strlen(c->cache_text) : 0;
+    const char *delta = *full;
+    if (held(c) > 0 && have <= flen && !memcmp(*full, c->cache_text, have)) delta = *full + have;
+    else if (held(c) > 0) *reset = 1;
+    /* HF apply_chat_template: the template writes BOS itself; specials in it are tokens */
+    return cke_tokenize(c->e, delta, strlen(delta), 0, 1, ids, n_ids, e);
 }
 
 /* One user line: the new tokens are prefilled, then the reply. Returns 0 (go on), 1 (error:
  * leave with status 1), 2 (the turn was refused: go on). */
 static int user_turn(chat *c, const char *line) {
-    const ckm_api *api = c->api;
     cke_err e = {0};
     int32_t *ids = NULL;
     size_t n_ids = 0;
     int reset = 0;
-    cke_tok_encode_opts eo = CKE_TOK_ENCODE_DEFAULTS;
-    cke_status s;
-    char *full = NULL; /* the rendered prompt: last_full once it is in the cache */
+    char *full = NULL; /* the rendered prompt: last_full once it is in the session */
     c->turn++;
-    if (c->tpl) {
-        if (push_msg(&c->msgs, "user", line)) return 1;
-        cke_jinja_chat jc = {.messages = c->msgs.v, .n_messages = c->msgs.n, .bos_token = c->bos, .eos_token = c->eos,
-                             .add_generation_prompt = true};
-        size_t flen = 0;
-        s = cke_jinja_render(c->tpl, &jc, &full, &flen, &e);
-        if (!s && flen == 0) {
-            free(full);
-            pop_msg(&c->msgs);
-            c->turn--;
-            fprintf(stderr, "cke chat: the chat template rendered an empty prompt: nothing to answer\n");
-            return 1; /* it will not render anything else for the next line either */
-        }
-        if (s) {
-            fprintf(stderr, "cke chat: %s\n", e.msg);
-            pop_msg(&c->msgs); /* drop the turn the template refused */
-            c->turn--;
-            return 2;
-        }
-        size_t have = c->cache_text ? strlen(c->cache_text) : 0;
-        const char *delta = full;
-        if (c->nh > 0 && have <= flen && !memcmp(full, c->cache_text, have)) delta = full + have;
-        else if (c->nh > 0) reset = 1;
-        /* HF apply_chat_template: the template writes BOS itself; specials in it are tokens */
-        eo.add_bos = 0, eo.add_eos = 0, eo.parse_special = true;
-        s = cke_tok_encode(c->r->tok, delta, strlen(delta), &eo, &ids, &n_ids, &e);
-    } else {
-        eo.add_bos = c->nh == 0 ? 1 : 0, eo.add_eos = 0;
-        s = cke_tok_encode(c->r->tok, line, strlen(line), &eo, &ids, &n_ids, &e);
+    if (c->tpl && push_msg(&c->msgs, "user", line)) return 1;
+    cke_status s = turn_ids(c, line, &full, &reset, &ids, &n_ids, &e);
+    if (s == CKE_ERR_UNSUPPORTED && c->tpl && full && !*full) {
+        free(full);
+        pop_msg(&c->msgs);
+        c->turn--;
+        fprintf(stderr, "cke chat: the chat template rendered an empty prompt: nothing to answer\n");
+        return 1; /* it will not render anything else for the next line either */
     }
-    if (s) { fprintf(stderr, "cke chat: %s\n", e.msg); free(full); return 1; }
-    if ((reset || c->nh == 0) && n_ids == 0) {
-        /* nothing in the cache to continue from: the sampler would have no logits */
+    if (s && c->tpl && !full) {
+        fprintf(stderr, "cke chat: %s\n", e.msg);
+        pop_msg(&c->msgs); /* drop the turn the template refused */
+        c->turn--;
+        return 2;
+    }
+    if (s) { fprintf(stderr, "cke chat: %s\n", e.msg); free(ids); free(full); return 1; }
+    size_t keep = reset ? 0 : held(c);
+    if (keep == 0 && n_ids == 0) {
+        /* nothing in the session to continue from: the sampler would have no logits */
         fprintf(stderr, "cke chat: the %s encodes to no tokens: nothing to answer\n", c->tpl ? "rendered prompt" : "line");
         free(ids);
         free(full);
         return 1;
     }
-    if (reset) cache_reset(c);
-    if (c->nh + (int64_t)n_ids + 1 > api->ctx) {
-        fprintf(stderr, "cke chat: the conversation (%lld + %zu tokens) no longer fits the context of %lld tokens (/clear starts again)\n",
-                (long long)c->nh, n_ids, (long long)api->ctx);
+    if ((int64_t)(keep + n_ids) + 1 > c->ctx) {
+        fprintf(stderr, "cke chat: the conversation (%zu + %zu tokens) no longer fits the context of %lld tokens (/clear starts again)\n",
+                keep, n_ids, (long long)c->ctx);
         free(ids);
         free(full);
         if (c->tpl) pop_msg(&c->msgs);
         return 2;
     }
+    /* the session's tokens and the new ones: prefill reuses what it holds */
+    int32_t *all = malloc((keep + n_ids) * sizeof *all);
+    if (!all) { free(ids); free(full); return 1; }
+    memcpy(all, cke_session_tokens(c->s, NULL), keep * sizeof *all);
+    memcpy(all + keep, ids, n_ids * sizeof *all);
+    free(ids);
     double t0 = cke_cli_now();
-    if (n_ids && api->prefill(c->r->m, ids, (int64_t)n_ids) != 0) {
-        fprintf(stderr, "cke chat: %s\n", api->last_error(c->r->m));
-        free(ids);
-        free(full);
-        return 1;
-    }
+    s = cke_session_prefill(c->s, all, keep + n_ids, NULL, &e);
+    free(all);
+    if (s) { fprintf(stderr, "cke chat: %s\n", e.msg); free(full); return 1; }
     if (full) free(c->last_full), c->last_full = full;
     if (c->verbose)
-        fprintf(stderr, "cke chat: turn %d: %s %zu tokens (cache now %lld)\n", c->turn,
-                reset ? "the template rewrote earlier turns: cache reset, prefilled" : "appended", n_ids,
-                (long long)(c->nh + (int64_t)n_ids));
-    memcpy(c->hist + c->nh, ids, n_ids * sizeof(int32_t));
-    c->nh += (int64_t)n_ids;
-    c->prompt_end = c->nh;
-    free(ids);
+        fprintf(stderr, "cke chat: turn %d: %s %zu tokens (cache now %zu)\n", c->turn,
+                reset ? "the template rewrote earlier turns: cache reset, prefilled" : "appended", n_ids, held(c));
+    c->prompt_end = held(c);
     return generate(c, n_ids, t0, cke_cli_now());
 }
 
-/* /regen: the cache goes back to the end of the last prompt (re-prefilled), the reply again */
+/* /regen: the session goes back to the end of the last prompt (re-prefilled), the reply again */
 static int regen(chat *c) {
     if (c->prompt_end == 0) { fprintf(stderr, "cke chat: no reply to generate again yet\n"); return 0; }
     if (c->tpl) {
@@ -450,21 +312,23 @@ static int regen(chat *c) {
         }
         pop_msg(&c->msgs);
     }
-    int64_t keep = c->prompt_end;
-    cache_reset(c);
+    size_t keep = c->prompt_end;
+    int32_t *ids = malloc(keep * sizeof *ids);
+    if (!ids) return 1;
+    memcpy(ids, cke_session_tokens(c->s, NULL), keep * sizeof *ids);
+    cke_session_reset(c->s);
+    cke_err e = {0};
     double t0 = cke_cli_now();
-    if (c->api->prefill(c->r->m, c->hist, keep) != 0) {
-        fprintf(stderr, "cke chat: %s\n", c->api->last_error(c->r->m));
-        return 1;
-    }
-    c->nh = keep;
-    return generate(c, (size_t)keep, t0, cke_cli_now());
+    cke_status s = cke_session_prefill(c->s, ids, keep, NULL, &e);
+    free(ids);
+    if (s) { fprintf(stderr, "cke chat: %s\n", e.msg); return 1; }
+    return generate(c, keep, t0, cke_cli_now());
 }
 
 /* /clear: the conversation is forgotten (the system prompt stays) */
 static void clear(chat *c, int has_system) {
     while (c->msgs.n > (has_system ? 1 : 0)) pop_msg(&c->msgs);
-    cache_reset(c);
+    cke_session_reset(c->s);
     c->prompt_end = 0;
     free(c->cache_text), c->cache_text = NULL;
     free(c->last_full), c->last_full = NULL;
@@ -535,36 +399,28 @@ int cke_cli_chat(int argc, char **argv) {
         threads = nc > 0 ? nc : 1;
     }
     cke_err e = {0};
-    cke_runner *r = NULL;
-    cke_status s = cke_runner_open(dir, (int)threads, &r, &e);
-    if (s) { fprintf(stderr, "cke chat: %s: %s\n", cke_status_name(s), e.msg); return 1; }
-    if (!r->tok) {
-        fprintf(stderr, "cke chat: %s has no tokenizer (compile with --tokenizer)\n", dir);
-        cke_runner_close(r);
+    cke_engine_opts eo = CKE_ENGINE_DEFAULTS;
+    eo.threads = (int)threads;
+    eo.tokenizer = tok_path;
+    eo.chat_template = tpl_opt;
+    cke_engine *eng = NULL;
+    cke_status s = cke_engine_open(dir, &eo, &eng, &e);
+    if (s) {
+        if (tpl_opt && !strncmp(e.msg, "--template", 10)) fprintf(stderr, "cke chat: %s\n", e.msg);
+        else fprintf(stderr, "cke chat: %s: %s\n", cke_status_name(s), e.msg);
         return 1;
     }
-    tpl_found tf = {0};
-    chat c = {.r = r, .api = r->api, .n_gen = n_gen, .verbose = verbose};
-    if (find_template(tpl_opt, dir, target, tok_path, r->tok, &tf)) { cke_runner_close(r); return 1; }
-    if (tf.src) {
-        s = cke_jinja_parse(tf.src, strlen(tf.src), &c.tpl, &e);
-        if (s) {
-            fprintf(stderr, "cke chat: %s: %s\n", tf.what, e.msg);
-            free(tf.src); free(tf.bos); free(tf.eos);
-            cke_runner_close(r);
-            return 1;
-        }
-        fprintf(stderr, "cke chat: using the %s\n", tf.what);
-    } else {
+    const cke_model_info *info = cke_engine_info(eng);
+    chat c = {.e = eng, .tpl = info->has_chat_template, .ctx = info->ctx, .verbose = verbose};
+    c.go = (cke_gen_opts){.temp = so.temp, .top_k = so.top_k, .top_p = so.top_p, .min_p = so.min_p,
+                          .repeat_penalty = so.repeat_penalty, .repeat_last_n = so.repeat_last_n, .seed = so.seed,
+                          .max_tokens = n_gen, .stop_at_eot = 1, .on_token = print_piece};
+    if (c.tpl) fprintf(stderr, "cke chat: using the %s\n", info->chat_template_origin);
+    else {
         fprintf(stderr, "cke chat: the model has no chat template and no built-in format fits its vocabulary: "
                         "plain continuation (each line continues the text)\n");
         if (system) fprintf(stderr, "cke chat: --system is ignored without a template\n");
     }
-    char *bos = tf.bos ? tf.bos : piece_str(r->tok, cke_tok_bos(r->tok));
-    char *eos = tf.eos ? tf.eos : piece_str(r->tok, cke_tok_eos(r->tok));
-    c.bos = bos, c.eos = eos;
-    c.n_stops = cke_chat_stop_tokens(r->tok, c.stops, 16);
-    c.hist = malloc((size_t)(c.api->ctx + 1) * sizeof(int32_t));
     input in;
     input_open(&in, argv[0]);
     struct sigaction sa = {0}, old_sa;
@@ -572,8 +428,8 @@ int cke_cli_chat(int argc, char **argv) {
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, &old_sa);
     rc = 0;
-    if (!c.hist || (s = cke_sampler_new(&c.smp, c.api->vocab, &so, &e))) {
-        if (s) fprintf(stderr, "cke chat: %s\n", e.msg);
+    if ((s = cke_session_new(eng, &c.s, &e))) {
+        fprintf(stderr, "cke chat: %s\n", e.msg);
         rc = 1;
         goto done;
     }
@@ -605,7 +461,7 @@ int cke_cli_chat(int argc, char **argv) {
         } else t = user_turn(&c, line);
         if (t == 1) { rc = 1; break; }
         if (t == 2 && !in.el) refused = 1; /* a script learns from the exit status that a turn failed */
-        if (c.nh >= c.api->ctx) {
+        if ((int64_t)held(&c) >= c.ctx) {
             fprintf(stderr, "cke chat: the context is full (/clear starts again)\n");
             if (!in.el) break;
         }
@@ -618,12 +474,7 @@ done:
     free(c.msgs.v);
     free(c.cache_text);
     free(c.last_full);
-    free(c.hist);
-    cke_sampler_free(c.smp);
-    cke_jinja_free(c.tpl);
-    free(tf.src);
-    free(bos);
-    free(eos);
-    cke_runner_close(r);
+    cke_session_free(c.s);
+    cke_engine_close(eng);
     return rc;
 }

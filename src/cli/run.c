@@ -3,6 +3,7 @@
 #include "cli/run.h"
 #include "cli/target.h"
 
+#include "cke/cke.h"
 #include "driver/compile.h"
 #include "report/report.h"
 #include "runtime/parity.h"
@@ -179,22 +180,6 @@ static char *read_prompt_file(const char *path) {
     return buf;
 }
 
-/* Where the first stop string starts in text[0..len), or len. *hold: bytes at the end that could
- * still become a stop string and so are not printed yet. */
-static size_t find_stop(const run_args *a, const char *text, size_t len, size_t *hold) {
-    size_t first = len;
-    *hold = 0;
-    for (int k = 0; k < a->n_stops; k++) {
-        const char *st = a->stops[k];
-        size_t sl = strlen(st);
-        for (size_t p = 0; p + sl <= len && p < first; p++)
-            if (!memcmp(text + p, st, sl)) { first = p; break; }
-        for (size_t h = sl - 1; h > *hold; h--) /* longest end of text that begins st */
-            if (h <= len && !memcmp(text + len - h, st, h)) { *hold = h; break; }
-    }
-    return first;
-}
-
 /* The compiled directory for the run: the target itself when compiled, else the cache entry. */
 static int run_dir(const run_args *a, char *dir, size_t n) {
     cke_target t;
@@ -206,15 +191,12 @@ static int run_dir(const run_args *a, char *dir, size_t n) {
     return cke_cli_model_dir(t.model, tok, a->ctx, dir, n);
 }
 
-static int prompt_ids(const run_args *a, const cke_tok *tok, const char *prompt, int32_t **ids, size_t *n_ids) {
-    cke_err e = {0};
-    cke_tok_encode_opts eo = CKE_TOK_ENCODE_DEFAULTS;
-    eo.add_bos = a->bos;
-    eo.parse_special = a->special;
-    cke_status s = cke_tok_encode(tok, prompt, strlen(prompt), &eo, ids, n_ids, &e);
-    if (s) return cke_cli_fail("run", s, &e);
+static int prompt_ids(const run_args *a, const cke_engine *e, const char *prompt, int32_t **ids, size_t *n_ids) {
+    cke_err err = {0};
+    cke_status s = cke_tokenize(e, prompt, strlen(prompt), a->bos, a->special, ids, n_ids, &err);
+    if (s) return cke_cli_fail("run", s, &err);
     if (*n_ids == 0) { /* an empty prompt starts from BOS, if the vocabulary has one */
-        int32_t bos = cke_tok_bos(tok);
+        int32_t bos = cke_engine_info(e)->bos;
         if (bos < 0) {
             fprintf(stderr, "cke run: the prompt is empty and the vocabulary has no BOS token to start from: give a prompt (-p)\n");
             return 1;
@@ -222,6 +204,49 @@ static int prompt_ids(const run_args *a, const cke_tok *tok, const char *prompt,
         (*ids)[0] = bos, *n_ids = 1;
     }
     return 0;
+}
+
+/* each token's text as it becomes final */
+static int print_piece(void *user, const cke_token *t) {
+    (void)user;
+    fwrite(t->text, 1, t->len, stdout);
+    fflush(stdout);
+    return 0;
+}
+
+/* The prompt, then the continuation, through a session of the library. */
+static int generate(const run_args *a, cke_engine *e, const char *prompt) {
+    int32_t *ids = NULL;
+    size_t n_ids = 0;
+    int rc = prompt_ids(a, e, prompt, &ids, &n_ids);
+    if (rc) { free(ids); return rc; }
+    cke_err err = {0};
+    cke_session *ss = NULL;
+    cke_status s = cke_session_new(e, &ss, &err);
+    double t0 = cke_cli_now();
+    if (!s) s = cke_session_prefill(ss, ids, n_ids, NULL, &err);
+    double t1 = cke_cli_now();
+    free(ids);
+    if (s) { cke_session_free(ss); return cke_cli_fail("run", s, &err); }
+    fputs(prompt, stdout);
+    fflush(stdout);
+    cke_gen_opts g = {.temp = a->so.temp, .top_k = a->so.top_k, .top_p = a->so.top_p, .min_p = a->so.min_p,
+                      .repeat_penalty = a->so.repeat_penalty, .repeat_last_n = a->so.repeat_last_n,
+                      .seed = a->so.seed, .max_tokens = a->n_gen < 0 ? -1 : a->n_gen, .stop = a->stops,
+                      .n_stop = a->n_stops, .on_token = print_piece};
+    cke_gen_result res;
+    s = cke_session_generate(ss, &g, &res, &err);
+    printf("\n");
+    if (s) rc = cke_cli_fail("run", s, &err);
+    else if (res.stop == CKE_STOP_CONTEXT_FULL)
+        fprintf(stderr, "cke run: the context of %lld tokens is full\n", (long long)cke_engine_info(e)->ctx);
+    double tg = res.t_prompt_s + res.t_gen_s;
+    fprintf(stderr, "cke: prompt %lld tokens in %.3f s (%.1f tok/s); generated %lld tokens in %.3f s (%.1f tok/s); %lld threads\n",
+            (long long)n_ids, t1 - t0, (double)n_ids / (t1 - t0 > 0 ? t1 - t0 : 1e-9), (long long)res.n_generated, tg,
+            (double)res.n_generated / (tg > 0 ? tg : 1e-9), (long long)a->threads);
+    cke_gen_result_free(&res);
+    cke_session_free(ss);
+    return rc;
 }
 
 int cke_cli_run(int argc, char **argv) {
@@ -235,89 +260,18 @@ int cke_cli_run(int argc, char **argv) {
 
     char dir[PATH_MAX];
     if ((rc = run_dir(&a, dir, sizeof dir))) { free(file_prompt); return rc; }
-    cke_err e = {0};
-    cke_runner *r = NULL;
     if (a.threads <= 0) {
         long nc = sysconf(_SC_NPROCESSORS_ONLN);
         a.threads = nc > 0 ? nc : 1;
     }
-    cke_status s = cke_runner_open(dir, (int)a.threads, &r, &e);
-    if (s) { free(file_prompt); return cke_cli_fail("run", s, &e); }
-    if (!r->tok) {
-        fprintf(stderr, "cke run: %s has no tokenizer (compile with --tokenizer)\n", dir);
-        cke_runner_close(r); free(file_prompt);
-        return 1;
-    }
-    const ckm_api *api = r->api;
-    int32_t *ids = NULL;
-    size_t n_ids = 0;
-    if ((rc = prompt_ids(&a, r->tok, prompt, &ids, &n_ids))) { free(ids); cke_runner_close(r); free(file_prompt); return rc; }
-    if ((int64_t)n_ids > api->ctx) {
-        fprintf(stderr, "cke run: the prompt is %zu tokens, longer than the context of %lld\n", n_ids, (long long)api->ctx);
-        free(ids); cke_runner_close(r); free(file_prompt);
-        return 1;
-    }
-    /* generation never goes past the context: -n is clamped to what fits */
-    int64_t room = api->ctx - (int64_t)n_ids;
-    int clamped = a.n_gen < 0 || a.n_gen > room;
-    int64_t n_gen = clamped ? room : a.n_gen;
-    int32_t *hist = malloc((size_t)(n_ids + (size_t)n_gen + 1) * sizeof(int32_t));
-    cke_sampler *smp = NULL;
-    if (!hist || (s = cke_sampler_new(&smp, api->vocab, &a.so, &e))) {
-        if (!s) fprintf(stderr, "cke run: out of memory\n");
-        free(ids); free(hist); cke_runner_close(r); free(file_prompt);
-        return s ? cke_cli_fail("run", s, &e) : 1;
-    }
-    memcpy(hist, ids, n_ids * sizeof(int32_t));
-    int64_t nh = (int64_t)n_ids;
-    free(ids);
-
-    double t0 = cke_cli_now();
-    if (api->prefill(r->m, hist, nh) != 0) {
-        fprintf(stderr, "cke run: %s\n", api->last_error(r->m));
-        cke_sampler_free(smp); free(hist); cke_runner_close(r); free(file_prompt);
-        return 1;
-    }
-    double t1 = cke_cli_now();
-    fputs(prompt, stdout);
-    fflush(stdout);
-    size_t printed = 0;
-    int64_t gen = 0, first = nh;
-    int32_t eos = cke_tok_eos(r->tok);
-    char *text = NULL;
-    size_t len = 0;
-    int stopped = 0;
-    while (gen < n_gen && !stopped) {
-        int32_t next = cke_sampler_next(smp, api->logits(r->m), hist, nh);
-        if (next < 0) { fprintf(stderr, "\ncke run: the model produced no logits to sample from\n"); rc = 1; break; }
-        if (next == eos) break;
-        hist[nh++] = next;
-        gen++;
-        free(text);
-        text = NULL;
-        /* decode the whole continuation and print what is new: merges bytes split across tokens */
-        s = cke_tok_decode(r->tok, hist + first, (size_t)(nh - first), CKE_TOK_DECODE_SKIP_SPECIAL |
-                           (prompt[0] ? CKE_TOK_DECODE_KEEP_PREFIX : 0), &text, &len, &e);
-        if (s) { rc = cke_cli_fail("run", s, &e); break; }
-        size_t hold, end = find_stop(&a, text, len, &hold);
-        if (end < len) stopped = 1, hold = 0;
-        if (end - hold > printed) fwrite(text + printed, 1, end - hold - printed, stdout), printed = end - hold;
-        fflush(stdout);
-        if (stopped || gen == n_gen) break;
-        if (api->decode(r->m, next) != 0) { fprintf(stderr, "\ncke run: %s\n", api->last_error(r->m)); rc = 1; break; }
-    }
-    if (!stopped && !rc && text && len > printed) fwrite(text + printed, 1, len - printed, stdout); /* held back */
-    free(text);
-    double t2 = cke_cli_now();
-    printf("\n");
-    if (clamped && !stopped && !rc && gen == n_gen)
-        fprintf(stderr, "cke run: the context of %lld tokens is full\n", (long long)api->ctx);
-    fprintf(stderr, "cke: prompt %lld tokens in %.3f s (%.1f tok/s); generated %lld tokens in %.3f s (%.1f tok/s); %lld threads\n",
-            (long long)first, t1 - t0, (double)first / (t1 - t0 > 0 ? t1 - t0 : 1e-9), (long long)gen, t2 - t1,
-            (double)gen / (t2 - t1 > 0 ? t2 - t1 : 1e-9), (long long)a.threads);
-    cke_sampler_free(smp);
-    free(hist);
-    cke_runner_close(r);
+    cke_err e = {0};
+    cke_engine *eng = NULL;
+    cke_engine_opts eo = CKE_ENGINE_DEFAULTS;
+    eo.threads = (int)a.threads;
+    cke_status s = cke_engine_open(dir, &eo, &eng, &e);
+    if (s) rc = cke_cli_fail("run", s, &e);
+    else rc = generate(&a, eng, prompt);
+    cke_engine_close(eng);
     free(file_prompt);
     return rc;
 }

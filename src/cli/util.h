@@ -7,7 +7,7 @@
 
 #include <stdint.h>
 
-#define CKE_VERSION "0.10.0"
+#include "cke/cke.h" /* CKE_VERSION */
 
 double cke_cli_now(void);                              /* monotonic seconds */
 /* 0, or -1 unless the whole string is a number that fits (no overflow; floats finite, no NaN) */
