@@ -207,7 +207,7 @@ static void run_job(slot *sl, cke_srv_job *j) {
                  err.code == CKE_ERR_RANGE ? "invalid_request_error" : "server_error", err.msg);
         return;
     }
-    if (j->req.stream) {
+    if (j->req.stream && j->req.kind == CKE_SRV_CHAT) { /* the assistant's role comes first */
         cke_srv_chunk c = {.first = 1};
         if (job_emit(j, cke_srv_json_chunk(&j->ans, &c))) return job_fail(j, 500, "server_error", "out of memory");
     }
