@@ -143,6 +143,22 @@ static int fill_logprob(const cke_engine *e, const cke_token *t, cke_srv_logprob
     return 0;
 }
 
+/* A stream is at most this far ahead of its reader: a slow client slows its own generation
+ * (and holds its slot) instead of the server buffering the whole reply for it. */
+#define STREAM_AHEAD (32u << 10)
+
+static void wait_for_reader(cke_srv_job *j) {
+    pthread_mutex_lock(&j->mu);
+    while (j->out_len - j->read_pos > STREAM_AHEAD && !atomic_load(&j->cancel)) {
+        struct timespec t;
+        clock_gettime(CLOCK_REALTIME, &t);
+        t.tv_nsec += 50000000L;
+        if (t.tv_nsec >= 1000000000L) { t.tv_sec++; t.tv_nsec -= 1000000000L; }
+        pthread_cond_timedwait(&j->cv, &j->mu, &t);
+    }
+    pthread_mutex_unlock(&j->mu);
+}
+
 static int on_token(void *user, const cke_token *t) {
     gen_ctx *g = user;
     cke_srv_job *j = g->j;
@@ -156,6 +172,7 @@ static int on_token(void *user, const cke_token *t) {
         if (t->len || lpp) {
             cke_srv_chunk c = {.text = t->text, .len = t->len, .lp = lpp};
             if (job_emit(j, cke_srv_json_chunk(&j->ans, &c))) g->oom = 1;
+            wait_for_reader(j);
         }
         cke_srv_logprob_free(&lp);
     } else if (lpp) {

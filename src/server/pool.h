@@ -16,7 +16,7 @@
 typedef struct cke_srv_job cke_srv_job;
 struct cke_srv_job {
     pthread_mutex_t mu;
-    pthread_cond_t cv;   /* signalled when output grows or the job is done */
+    pthread_cond_t cv;   /* signalled when output grows, is read, or the job is done */
     int refs;            /* under mu */
     cke_srv_req req;
     cke_srv_answer ans;

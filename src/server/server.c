@@ -181,6 +181,8 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
         memcpy(buf, j->out + j->read_pos, take);
         j->read_pos += take;
         n = (ssize_t)take;
+        if (j->read_pos == j->out_len) j->read_pos = j->out_len = 0; /* all sent: reuse the buffer */
+        pthread_cond_broadcast(&j->cv); /* a generation waiting for its reader goes on */
     } else n = MHD_CONTENT_READER_END_OF_STREAM;
     pthread_mutex_unlock(&j->mu);
     return n;
@@ -282,6 +284,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         k->endpoint = cke_srv_endpoint(url);
         const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
         k->fd = ci ? ci->connect_fd : -1;
+        /* a fixed send buffer: the kernel would otherwise grow it to megabytes for a slow
+         * reader, and a stream's generation would run that far ahead of its client */
+        int sndbuf = 64 << 10;
+        if (k->fd >= 0) setsockopt(k->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
         *state = k;
         return MHD_YES;
     }
