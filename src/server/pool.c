@@ -18,6 +18,7 @@ typedef struct {
     cke_srv_job *job;   /* under pool.mu */
     int32_t *cached;    /* the tokens the session holds after its last job (routing) */
     size_t n_cached;
+    uint64_t last_used; /* under pool.mu: when it last took a job */
 } slot;
 
 struct cke_srv_pool {
@@ -28,6 +29,7 @@ struct cke_srv_pool {
     int queued, queue_cap, stopping;
     slot *slots;
     int n_slots;
+    uint64_t clock;     /* jobs dispatched so far */
 };
 
 /* ------------------------------------------------------------------ jobs */
@@ -270,7 +272,9 @@ static size_t common_prefix(const int32_t *a, size_t na, const int32_t *b, size_
 }
 
 /* Hands waiting jobs (FIFO) to free slots, each to the free slot whose cached tokens share the
- * longest prefix with its prompt. Under p->mu. */
+ * longest prefix with its prompt; when no slot shares more than BOS, to the one least recently
+ * used (so that a new conversation does not evict the cache a follow-up would reuse).
+ * Under p->mu. */
 static void dispatch_locked(cke_srv_pool *p) {
     while (p->head) {
         cke_srv_job *j = p->head;
@@ -282,15 +286,18 @@ static void dispatch_locked(cke_srv_pool *p) {
             cke_srv_job_release(j);
             continue;
         }
-        slot *best = NULL;
+        slot *best = NULL, *lru = NULL;
         size_t best_n = 0;
         for (int i = 0; i < p->n_slots; i++) {
             slot *s = &p->slots[i];
             if (s->job) continue;
             size_t n = common_prefix(s->cached, s->n_cached, j->ids, j->n_ids);
             if (!best || n > best_n) { best = s; best_n = n; }
+            if (!lru || s->last_used < lru->last_used) lru = s;
         }
         if (!best) break;
+        if (best_n <= 1) best = lru;
+        best->last_used = ++p->clock;
         p->head = j->next;
         if (!p->head) p->tail = NULL;
         p->queued--;

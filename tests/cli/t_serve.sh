@@ -100,6 +100,13 @@ if have_models && command -v curl >/dev/null; then
         check serve_usage [ "$(jget "$T/c1" 'd["usage"]["completion_tokens"] + 0 * d["usage"]["total_tokens"]')" = 48 ]
         check serve_finish_length [ "$(jget "$T/c1" 'd["choices"][0]["finish_reason"]')" = length ]
 
+        # prompt-prefix reuse: another prompt takes the other slot, then a follow-up of the first
+        # (its prompt + reply + more) goes to the slot holding it and reuses its 53 tokens
+        cj "$U/v1/completions" -d "{\"prompt\": \"$P2\", \"max_tokens\": 4}" -o /dev/null
+        python3 -c 'import json, sys; print(json.dumps({"prompt": sys.argv[1] + open(sys.argv[2]).read() + " The end", "max_tokens": 4}))' "$P1" "$T/want1" >"$T/follow.json"
+        cj "$U/v1/completions" --data-binary @"$T/follow.json" -o /dev/null
+        check serve_prefix_reuse [ "$(metric cke_prompt_tokens_reused_total)" -ge 50 ]
+
         # streaming: the same text, in chunks, ending with [DONE]
         cj -N "$U/v1/completions" -d "{\"prompt\": \"$P1\", \"max_tokens\": 48, \"temperature\": 0, \"stream\": true}" -o "$T/s1"
         sse_text "$T/s1" >"$T/sgot1"
