@@ -115,6 +115,17 @@ static int job_emit_raw(cke_srv_job *j, const char *s) {
     return job_emit(j, d);
 }
 
+/* fails the job; a stream (already answered 200) gets the error object as its last event */
+static void stream_fail(cke_srv_job *j, int http, const char *type, const char *msg) {
+    cke_srv_error_set(&j->err, http, type, NULL, NULL, "%s", msg);
+    if (j->req.stream) {
+        job_emit(j, cke_srv_json_error(&j->err));
+        job_emit_raw(j, "[DONE]");
+    }
+    j->failed = 1;
+    job_finish(j);
+}
+
 /* ------------------------------------------------------------------ one generation */
 
 typedef struct {
@@ -222,13 +233,13 @@ static void run_job(slot *sl, cke_srv_job *j) {
     cke_err err = {0};
     size_t reused = 0;
     if (cke_session_prefill(sl->s, j->ids, j->n_ids, &reused, &err)) {
-        job_fail(j, err.code == CKE_ERR_RANGE ? 400 : 500,
-                 err.code == CKE_ERR_RANGE ? "invalid_request_error" : "server_error", err.msg);
-        return;
+        cke_session_reset(sl->s);
+        return stream_fail(j, err.code == CKE_ERR_RANGE ? 400 : 500,
+                           err.code == CKE_ERR_RANGE ? "invalid_request_error" : "server_error", err.msg);
     }
     if (j->req.stream && j->req.kind == CKE_SRV_CHAT) { /* the assistant's role comes first */
         cke_srv_chunk c = {.first = 1};
-        if (job_emit(j, cke_srv_json_chunk(&j->ans, &c))) return job_fail(j, 500, "server_error", "out of memory");
+        if (job_emit(j, cke_srv_json_chunk(&j->ans, &c))) return stream_fail(j, 500, "server_error", "out of memory");
     }
     gen_ctx g = {.j = j, .e = p->e};
     cke_gen_opts o;
@@ -244,8 +255,7 @@ static void run_job(slot *sl, cke_srv_job *j) {
     j->finish = finish_reason(r.stop);
     if (s || g.oom) {
         cke_gen_result_free(&r);
-        if (j->req.stream) job_emit_raw(j, "{\"error\": {\"message\": \"generation failed\", \"type\": \"server_error\"}}");
-        return job_fail(j, 500, "server_error", s ? err.msg : "out of memory");
+        return stream_fail(j, 500, "server_error", s ? err.msg : "out of memory");
     }
     if (j->req.stream && !cancelled) {
         cke_srv_chunk c = {.finish_reason = j->finish};
@@ -327,6 +337,26 @@ int cke_srv_pool_submit(cke_srv_pool *p, cke_srv_job *j) {
     dispatch_locked(p);
     pthread_mutex_unlock(&p->mu);
     return 0;
+}
+
+void cke_srv_pool_cancel(cke_srv_pool *p, cke_srv_job *j) {
+    atomic_store(&j->cancel, 1);
+    pthread_mutex_lock(&p->mu);
+    int waiting = 0;
+    for (cke_srv_job **q = &p->head, *prev = NULL; *q; prev = *q, q = &(*q)->next)
+        if (*q == j) {
+            *q = j->next;
+            if (p->tail == j) p->tail = prev;
+            p->queued--;
+            waiting = 1;
+            break;
+        }
+    cke_srv_metrics_queue(p->m, p->queued);
+    pthread_mutex_unlock(&p->mu);
+    if (waiting) { /* it never reached a slot: done now, and the queue's reference goes */
+        job_finish(j);
+        cke_srv_job_release(j);
+    }
 }
 
 int cke_srv_pool_idle(cke_srv_pool *p) {

@@ -48,6 +48,9 @@ cke_status cke_srv_pool_new(cke_engine *e, int n_slots, int queue_cap, cke_srv_m
                             cke_err *err);
 /* Queues j (the pool takes a reference): 0, or -1 when the queue is full. */
 int cke_srv_pool_submit(cke_srv_pool *p, cke_srv_job *j);
+/* The client of j has gone: a waiting j leaves the queue (done now), a running one stops at its
+ * next token. Idempotent; a no-op for a job that is done. Never call holding j->mu. */
+void cke_srv_pool_cancel(cke_srv_pool *p, cke_srv_job *j);
 int cke_srv_pool_idle(cke_srv_pool *p);   /* free slots now */
 /* Cancels running jobs, fails waiting ones (503) and joins the workers; later submits get -1. */
 void cke_srv_pool_shutdown(cke_srv_pool *p);

@@ -35,6 +35,7 @@ struct cke_srv {
 
 /* per-connection state: the body as it arrives, then the job */
 typedef struct {
+    cke_srv *srv;
     char *body;
     size_t len, cap;
     int too_large;
@@ -170,8 +171,8 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
     while (j->read_pos == j->out_len && !j->done) {
         wait_a_little(j);
         if (j->read_pos == j->out_len && !j->done && peer_gone(k->fd)) {
-            atomic_store(&j->cancel, 1);
             pthread_mutex_unlock(&j->mu);
+            cke_srv_pool_cancel(k->srv->pool, j);
             return MHD_CONTENT_READER_END_WITH_ERROR;
         }
     }
@@ -208,7 +209,11 @@ static enum MHD_Result answer_whole(cke_srv *s, struct MHD_Connection *c, conn *
     pthread_mutex_lock(&j->mu);
     while (!j->done) {
         wait_a_little(j);
-        if (!j->done && !atomic_load(&j->cancel) && peer_gone(k->fd)) atomic_store(&j->cancel, 1);
+        if (!j->done && !atomic_load(&j->cancel) && peer_gone(k->fd)) {
+            pthread_mutex_unlock(&j->mu);
+            cke_srv_pool_cancel(s->pool, j);
+            pthread_mutex_lock(&j->mu);
+        }
     }
     pthread_mutex_unlock(&j->mu);
     if (atomic_load(&j->cancel) && !j->failed) return MHD_NO; /* nobody to answer */
@@ -281,6 +286,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     conn *k = *state;
     if (!k) { /* headers only so far */
         if (!(k = calloc(1, sizeof *k))) return MHD_NO;
+        k->srv = s;
         k->endpoint = cke_srv_endpoint(url);
         const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
         k->fd = ci ? ci->connect_fd : -1;
@@ -289,6 +295,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         int sndbuf = 64 << 10;
         if (k->fd >= 0) setsockopt(k->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
         *state = k;
+        /* a body announced larger than the cap is refused before it is read */
+        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl && strtoull(cl, NULL, 10) > CKE_SRV_MAX_BODY) {
+            k->too_large = 1;
+            return fail(s, c, k, 413, "request_too_large", "the request body is larger than %u bytes", CKE_SRV_MAX_BODY);
+        }
         return MHD_YES;
     }
     if (*upload_size) { /* body bytes: keep up to the cap, then only count */
@@ -321,13 +333,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 
 /* the connection is over (answered, or the client went away): cancel what it still waits for */
 static void on_completed(void *cls, struct MHD_Connection *c, void **state, enum MHD_RequestTerminationCode why) {
-    (void)cls;
     (void)c;
     (void)why;
+    cke_srv *s = cls;
     conn *k = *state;
     if (!k) return;
     if (k->job) {
-        atomic_store(&k->job->cancel, 1); /* a no-op when it is done */
+        cke_srv_pool_cancel(s->pool, k->job); /* a no-op when it is done */
         cke_srv_job_release(k->job);
     }
     free(k->body);

@@ -120,6 +120,17 @@ if have_models && command -v curl >/dev/null; then
         check serve_stop_finish [ "$(jget "$T/c2" 'd["choices"][0]["finish_reason"]')" = stop ]
         check serve_logprobs [ "$(jget "$T/c2" 'all(len(t) >= 1 and max(t.values()) <= 0 for t in d["choices"][0]["logprobs"]["top_logprobs"]) and len(d["choices"][0]["logprobs"]["tokens"]) > 0')" = True ]
 
+        # stream_options.include_usage: a last chunk with the usage and no choices
+        cj -N "$U/v1/chat/completions" -d '{"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 6, "stream": true, "stream_options": {"include_usage": true}}' -o "$T/su"
+        grep '^data: {' "$T/su" | tail -1 | cut -c7- >"$T/su.last"
+        check serve_stream_usage [ "$(jget "$T/su.last" 'd["choices"] == [] and d["usage"]["completion_tokens"]')" = 6 ]
+        # chat logprobs: one entry per generated token, alternatives most likely first
+        cj "$U/v1/chat/completions" -d '{"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 8, "logprobs": true, "top_logprobs": 3}' -o "$T/clp"
+        check serve_chat_logprobs [ "$(jget "$T/clp" 'len(d["choices"][0]["logprobs"]["content"]) == d["usage"]["completion_tokens"] and all(len(t["top_logprobs"]) == 3 and t["top_logprobs"][0]["logprob"] >= t["top_logprobs"][2]["logprob"] for t in d["choices"][0]["logprobs"]["content"])')" = True ]
+        # a seed makes sampling repeatable
+        for i in 1 2; do cj "$U/v1/completions" -d "{\"prompt\": \"$P1\", \"max_tokens\": 32, \"temperature\": 1, \"seed\": 5}" -o "$T/seed$i"; done
+        check serve_seed_repeatable [ "$(jget "$T/seed1" 'd["choices"][0]["text"]')" = "$(jget "$T/seed2" 'd["choices"][0]["text"]')" ]
+
         # two concurrent streams with different prompts: each gets exactly its own greedy text
         cj -N "$U/v1/completions" -d "{\"prompt\": \"$P1\", \"max_tokens\": 48, \"temperature\": 0, \"stream\": true}" -o "$T/cc1" &
         a=$!
@@ -175,6 +186,7 @@ if have_models && command -v curl >/dev/null; then
         bad prompt_longer_than_context 400 $C --data-binary @"$T/long.json"
         python3 -c 'print("{\"prompt\": \"" + "a" * (1100 * 1024) + "\"}")' >"$T/huge.json"
         bad body_over_1MiB 413 $C --data-binary @"$T/huge.json"
+        bad chunked_body_over_1MiB 413 $C -H 'Transfer-Encoding: chunked' --data-binary @"$T/huge.json"
         bad no_messages 400 $CH -d '{"max_tokens": 3}'
         bad messages_empty 400 $CH -d '{"messages": []}'
         bad messages_object 400 $CH -d '{"messages": {"role": "user"}}'
