@@ -354,6 +354,7 @@ void cke_srv_pool_cancel(cke_srv_pool *p, cke_srv_job *j) {
     cke_srv_metrics_queue(p->m, p->queued);
     pthread_mutex_unlock(&p->mu);
     if (waiting) { /* it never reached a slot: done now, and the queue's reference goes */
+        cke_srv_metrics_done(p->m, 0, 0, 0, 0, 1);
         job_finish(j);
         cke_srv_job_release(j);
     }
