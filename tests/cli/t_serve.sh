@@ -201,6 +201,27 @@ if have_models && command -v curl >/dev/null; then
         bad get_completions 405 $C
         bad post_models 405 /v1/models -d '{}'
         bad delete_health 405 /health -X DELETE
+        # connections that are not HTTP, have a header over MHD's buffer, or send half a request
+        # and stall: they stay open while other clients are served, and the server goes on
+        python3 - "$U" <<'EOF' >"$T/raw" 2>&1
+import socket, subprocess, sys
+host, port = sys.argv[1][len("http://"):].split(":")
+held = []
+for data in (b"\x00\xff garbage \r\n\r\n", b"GET /health HTTP/1.1\r\nX-Big: " + b"a" * 200000 + b"\r\n\r\n",
+             b"POST /v1/completions HTTP/1.1\r\nContent-Length: 100\r\n\r\n{\"pro"):
+    s = socket.create_connection((host, int(port)), timeout=10)
+    try:
+        s.sendall(data)
+    except OSError:
+        pass  # the server may close on the oversized header before reading it all
+    held.append(s)
+r = subprocess.run(["curl", "-s", "--max-time", "10", sys.argv[1] + "/health"], capture_output=True, text=True)
+print("health while held:", r.stdout)
+for s in held:
+    s.close()
+EOF
+        check serve_bad_connections_do_not_block grep -q 'health while held: {"status": "ok"' "$T/raw"
+        refuses serve_port_in_use 1 'cke serve: .*cannot listen on 127.0.0.1:' "$CKE" serve "$M" --threads 1 --port "${U##*:}"
         cj "$U/v1/completions" -d "{\"prompt\": \"$P1\", \"max_tokens\": 48, \"temperature\": 0}" -o "$T/c3"
         check serve_still_serving_after_bad [ "$(jget "$T/c3" 'd["choices"][0]["text"]')" = "$(cat "$T/want1")" ]
         check serve_metrics_count_400 [ "$(cj "$U/metrics" | sed -n 's/^cke_requests_total{endpoint="\/v1\/completions",status="400"} //p')" -ge 20 ]
