@@ -116,7 +116,6 @@ static enum MHD_Result get_health(cke_srv *s, struct MHD_Connection *c, conn *k)
 }
 
 static enum MHD_Result get_metrics(cke_srv *s, struct MHD_Connection *c, conn *k) {
-    /* count this request before rendering, so a scrape sees itself */
     char *t = cke_srv_metrics_text(&s->m);
     if (!t) return answer_json(s, c, k, 500, NULL);
     return answer(s, c, k, 200, "text/plain; version=0.0.4", t);
@@ -189,10 +188,9 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
     return n;
 }
 
-static void stream_free(void *cls) { (void)cls; /* the job is released with the connection */ }
-
 static enum MHD_Result answer_stream(cke_srv *s, struct MHD_Connection *c, conn *k) {
-    struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, k, stream_free);
+    /* no free callback: the job is released with the connection (on_completed) */
+    struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, k, NULL);
     if (!r) return MHD_NO;
     MHD_add_response_header(r, "Content-Type", "text/event-stream");
     MHD_add_response_header(r, "Cache-Control", "no-cache");
