@@ -53,6 +53,8 @@ run vocab ./build/test_vocab
 run compiler ./build/test_compiler
 # chat templates (Jinja subset on real templates) and `cke chat` end to end
 run chat ./build/test_chat
+# the public library (cke.h): sessions in threads, prefix reuse, callback, stops, bad input
+run api ./build/test_api
 # quantized models end to end (cke quantize -> compile -> perplexity), every format
 run quant-models env BUILD=build ./tests/quant/test_quant_models.sh
 # block formats bit for bit against gguf-py (an independent implementation; pip-installed, pinned)
@@ -79,6 +81,8 @@ if make -j"$JOBS" SAN=1 all >"$logdir/build-san.log" 2>&1; then
         run compiler-san ./build-san/test_compiler
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
         run chat-san ./build-san/test_chat
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+        run api-san ./build-san/test_api
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
         run quant-models-san env BUILD=build-san ./tests/quant/test_quant_models.sh
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \

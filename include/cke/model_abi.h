@@ -1,7 +1,8 @@
 /* The ABI of a compiled cke model (.so). A model directory holds model.so + weights.bin; a
- * program needs only this header, dlopen and dlsym("ckm_api") to run it:
+ * program needs only this header, dlopen and dlsym("ckm_api_get") to run it (or, with tokenizer,
+ * chat template and sampling, libcke: cke/cke.h):
  *
- *   const ckm_api *api = ((const ckm_api *(*)(void))dlsym(h, "ckm_api"))();
+ *   const ckm_api *api = ((const ckm_api *(*)(void))dlsym(h, "ckm_api_get"))();
  *   ckm_model *m = api->open("dir/weights.bin", nthreads, err, sizeof err);
  *   api->prefill(m, prompt, n);  const float *logits = api->logits(m);  // [vocab]
  *   api->decode(m, next_token);  ...  api->reset(m);  api->free(m);

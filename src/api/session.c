@@ -117,7 +117,7 @@ cke_status cke_session_prefill(cke_session *s, const int32_t *ids, size_t n, siz
     while (lcp < n && lcp < s->n && s->tok[lcp] == ids[lcp]) lcp++;
     /* the KV cache cannot be cut back: reuse only when what it holds is a prefix of ids */
     if (lcp < s->kv) api->reset(s->m), s->kv = 0;
-    memcpy(s->tok, ids, n * sizeof *ids);
+    memmove(s->tok, ids, n * sizeof *ids); /* ids may be cke_session_tokens(s) itself */
     s->n = n;
     if (n_reused) *n_reused = s->kv;
     if (s->kv == n) return CKE_OK; /* the logits are already those of ids[n-1] */

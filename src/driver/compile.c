@@ -12,6 +12,7 @@
 #include "tokenizer/tokenizer.h"
 
 #include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -436,29 +437,54 @@ static cke_status check_tok_vocab(const cke_model *m, const char *explicit_tok, 
     return CKE_OK;
 }
 
-cke_status cke_locate_resources(char *include_dir, char *templates_dir, char *libk, size_t n, cke_err *err) {
-    char root[PATH_MAX];
-    const char *home = getenv("CKE_HOME");
-    if (home && *home) {
-        snprintf(root, sizeof root, "%s", home);
+/* The folder of the code running this: libcke.so's when cke is linked dynamically (a program
+ * of the user's), else the executable's (cke, the test programs). */
+static int self_dir(char *dir, size_t n) {
+    Dl_info info;
+    char path[PATH_MAX];
+    if (dladdr((void *)self_dir, &info) && info.dli_fname && strstr(info.dli_fname, ".so") &&
+        realpath(info.dli_fname, path)) {
+        snprintf(dir, n, "%s", path);
     } else {
-        char exe[PATH_MAX];
-        ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
-        if (len <= 0) return cke_fail(err, CKE_ERR_IO, "cannot find the cke executable (set CKE_HOME)");
-        exe[len] = 0;
-        char *slash = strrchr(exe, '/'); /* .../build/cke -> .../build */
-        if (slash) *slash = 0;
-        snprintf(libk, n, "%s/libckekernels.a", exe);
-        slash = strrchr(exe, '/'); /* -> repo root */
-        if (slash) *slash = 0;
-        snprintf(root, sizeof root, "%s", exe);
+        ssize_t len = readlink("/proc/self/exe", path, sizeof path - 1);
+        if (len <= 0) return -1;
+        path[len] = 0;
+        snprintf(dir, n, "%s", path);
     }
-    if (home && *home) snprintf(libk, n, "%s/build/libckekernels.a", root);
-    snprintf(include_dir, n, "%s/include", root);
-    snprintf(templates_dir, n, "%s/src/templates", root);
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = 0;
+    return 0;
+}
+
+static int is_dir(const char *p) {
     struct stat st;
-    if (stat(libk, &st) != 0) return cke_fail(err, CKE_ERR_MISSING, "kernel library %s not found (run make)", libk);
-    if (stat(templates_dir, &st) != 0) return cke_fail(err, CKE_ERR_MISSING, "templates folder %s not found", templates_dir);
+    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* Two layouts: the build tree (build/cke, build/libckekernels.a, ../src/templates, ../include)
+ * and an installed prefix (`make install`: bin/cke or lib/libcke.so, lib/cke/libckekernels.a,
+ * share/cke/templates, include). CKE_HOME names a build tree's root and overrides both. */
+cke_status cke_locate_resources(char *include_dir, char *templates_dir, char *libk, size_t n, cke_err *err) {
+    const char *home = getenv("CKE_HOME");
+    char d[PATH_MAX];
+    if (home && *home) {
+        snprintf(libk, n, "%s/build/libckekernels.a", home);
+        snprintf(include_dir, n, "%s/include", home);
+        snprintf(templates_dir, n, "%s/src/templates", home);
+    } else {
+        if (self_dir(d, sizeof d)) return cke_fail(err, CKE_ERR_IO, "cannot find the cke executable (set CKE_HOME)");
+        snprintf(libk, n, "%s/libckekernels.a", d);
+        snprintf(templates_dir, n, "%s/../src/templates", d);
+        snprintf(include_dir, n, "%s/../include", d);
+        if (access(libk, R_OK) != 0 || !is_dir(templates_dir)) { /* not a build tree: installed */
+            snprintf(libk, n, "%s/../lib/cke/libckekernels.a", d);
+            snprintf(templates_dir, n, "%s/../share/cke/templates", d);
+        }
+    }
+    struct stat st;
+    if (stat(libk, &st) != 0)
+        return cke_fail(err, CKE_ERR_MISSING, "kernel library %s not found (run make, or make install; CKE_HOME names a build tree)", libk);
+    if (!is_dir(templates_dir)) return cke_fail(err, CKE_ERR_MISSING, "templates folder %s not found", templates_dir);
     return CKE_OK;
 }
 

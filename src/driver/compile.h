@@ -53,8 +53,10 @@ cke_status cke_rmtree(const char *path, cke_err *err);
 /* The PID in a temporary directory's name (".NAME.tmp-PID-XXXXXX"), 0 when name is not one. */
 long cke_compile_tmp_pid(const char *name);
 
-/* Finds cke's own resources relative to the running executable (build/cke -> the repo):
- * include/, src/templates/, build/libckekernels.a. CKE_HOME overrides the root. */
+/* Finds cke's own resources relative to the running code (cke, or libcke.so): in the build tree
+ * (build/cke -> include/, src/templates/, build/libckekernels.a) or an installed prefix
+ * (PREFIX/bin/cke -> PREFIX/include, share/cke/templates, lib/cke/libckekernels.a). CKE_HOME
+ * names a build tree's root and overrides both. */
 cke_status cke_locate_resources(char *include_dir, char *templates_dir, char *libk, size_t n, cke_err *err);
 
 #endif
