@@ -9,6 +9,7 @@
 #include "cli/quant.h"
 #include "cli/report.h"
 #include "cli/run.h"
+#include "cli/serve.h"
 #include "cli/train.h"
 #include "cli/tokenize.h"
 #include "cli/util.h"
@@ -32,6 +33,7 @@ static void usage(FILE *f) {
             "  cke tokenize MODEL TEXT    print the token ids of TEXT (--decode ID... prints the text)\n"
             "  cke vocab TEXT.txt -o tokenizer.bin --size N   learn a BPE vocabulary (llama2.c tokenizer.bin)\n"
             "  cke chat DIR|MODEL [--system S]   chat with the model's chat template (lines from stdin)\n"
+            "  cke serve DIR|MODEL [--port 8080] [--parallel N]   OpenAI-compatible HTTP server (/v1/completions, /v1/chat/completions)\n"
             "  cke cache list|clean|dir   the compiled models `cke run MODEL` keeps (clean --older-than DAYS)\n"
             "  cke profile DIR|MODEL -p PROMPT -n N [-o OUTDIR]   per-op times, kernels, FLOPs, bytes, roofline -> profile.json, trace.json\n"
             "  cke bench [--model NAME] [--quick]   prefill/decode tok/s of real-shape models vs the machine's limits\n");
@@ -57,6 +59,7 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "vocab")) return cke_cli_vocab(argc - 1, argv + 1);
     if (!strcmp(argv[1], "bench")) return cke_cli_bench(argc - 1, argv + 1);
     if (!strcmp(argv[1], "chat")) return cke_cli_chat(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "serve")) return cke_cli_serve(argc - 1, argv + 1);
     if (!strcmp(argv[1], "cache")) return cke_cli_cache(argc - 1, argv + 1);
     if (!strcmp(argv[1], "profile")) return cke_cli_profile(argc - 1, argv + 1);
     if (!strcmp(argv[1], "isa")) {

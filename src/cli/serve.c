@@ -1,0 +1,85 @@
+/* cke serve: options, start the server, print where it listens, run until SIGINT/SIGTERM. */
+#include "cli/serve.h"
+#include "cli/util.h"
+
+#include "server/server.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: cke serve MODEL|DIR [--host 127.0.0.1] [--port 8080] [--parallel N] [--queue N] [--ctx N]\n"
+            "                 [--threads N] [--api-key KEY] [--template NAME|FILE] [--tokenizer FILE]\n"
+            "An OpenAI-compatible HTTP server: GET /v1/models, POST /v1/completions, POST /v1/chat/completions\n"
+            "(\"stream\": true for server-sent events), GET /health, GET /metrics (Prometheus text).\n"
+            "  --host, --port   IPv4 address and port to listen on (default 127.0.0.1:8080; --port 0: any free port)\n"
+            "  --parallel N     requests generated at once, each in its own slot with its own KV cache (default 1)\n"
+            "  --queue N        requests that may wait for a slot (default 64); more are answered 503\n"
+            "  --ctx N          context length to compile the model for (default: the model's)\n"
+            "  --threads N      threads per slot (default: cores / parallel)\n"
+            "  --api-key KEY    require 'Authorization: Bearer KEY' on every request\n"
+            "  --template T     chat template: chatml, llama2, gemma, phi3 or a file (default: the model's own)\n"
+            "  --tokenizer F    tokenizer for a llama2.c checkpoint\n"
+            "It prints 'cke serve: listening on http://HOST:PORT' once it accepts requests.\n");
+}
+
+int cke_cli_serve(int argc, char **argv) {
+    static const char cmd[] = "serve";
+    cke_srv_opts o = {.host = "127.0.0.1", .port = 8080, .parallel = 1, .queue = 64};
+    int64_t port = 8080, parallel = 1, queue = 64, ctx = 0, threads = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int rc = 0;
+        if (cke_cli_is_help(a)) { usage(stdout); return 0; }
+        else if (!strcmp(a, "--host")) rc = cke_cli_opt_str(cmd, argc, argv, &i, &o.host);
+        else if (!strcmp(a, "--port")) rc = cke_cli_opt_i64(cmd, argc, argv, &i, 0, 65535, "a port (0 to 65535)", &port);
+        else if (!strcmp(a, "--parallel")) rc = cke_cli_opt_i64(cmd, argc, argv, &i, 1, 256, "a slot count (1 to 256)", &parallel);
+        else if (!strcmp(a, "--queue")) rc = cke_cli_opt_i64(cmd, argc, argv, &i, 0, 1 << 16, "a queue length (0 to 65536)", &queue);
+        else if (!strcmp(a, "--ctx")) rc = cke_cli_opt_i64(cmd, argc, argv, &i, 1, INT32_MAX, "a context length (>= 1)", &ctx);
+        else if (!strcmp(a, "--threads")) rc = cke_cli_opt_i64(cmd, argc, argv, &i, 1, 1024, "a thread count (1 to 1024)", &threads);
+        else if (!strcmp(a, "--api-key")) rc = cke_cli_opt_str(cmd, argc, argv, &i, &o.api_key);
+        else if (!strcmp(a, "--template")) rc = cke_cli_opt_str(cmd, argc, argv, &i, &o.chat_template);
+        else if (!strcmp(a, "--tokenizer")) rc = cke_cli_opt_str(cmd, argc, argv, &i, &o.tokenizer);
+        else if (a[0] == '-') return cke_cli_unknown(cmd, a);
+        else if (!o.model) o.model = a;
+        else return cke_cli_unknown(cmd, a);
+        if (rc) return rc;
+    }
+    if (!o.model) {
+        fprintf(stderr, "cke serve: no model given\n");
+        usage(stderr);
+        return 2;
+    }
+    if (o.api_key && !o.api_key[0]) {
+        fprintf(stderr, "cke serve: --api-key: the key is empty\n");
+        return 2;
+    }
+    o.port = (int)port;
+    o.parallel = (int)parallel;
+    o.queue = (int)queue;
+    o.ctx = ctx;
+    o.threads = (int)threads;
+
+    /* the signals end the wait below; block them before any thread starts so all inherit it */
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop, NULL);
+    signal(SIGPIPE, SIG_IGN); /* a client that went away is a failed write, not a kill */
+
+    cke_srv *s;
+    cke_err e = {0};
+    cke_status st = cke_srv_start(&o, &s, &e);
+    if (st) return cke_cli_fail(cmd, st, &e);
+    printf("cke serve: listening on http://%s:%d (model %s, %d slot%s)\n", o.host, cke_srv_port(s), cke_srv_model_id(s),
+           o.parallel, o.parallel == 1 ? "" : "s");
+    fflush(stdout);
+    int sig = 0;
+    sigwait(&stop, &sig);
+    fprintf(stderr, "cke serve: %s, stopping\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    cke_srv_stop(s);
+    return 0;
+}

@@ -1,0 +1,35 @@
+/* cke serve: an OpenAI-compatible HTTP server (libmicrohttpd) over libcke (include/cke/cke.h).
+ * --parallel N slots, each a cke_session (own KV cache) driven by its own worker thread; requests
+ * wait in a bounded FIFO and go to the free slot whose cached tokens share the longest prefix
+ * with the prompt. Slots decode independently (no batching across slots). */
+#ifndef CKE_SERVER_SERVER_H
+#define CKE_SERVER_SERVER_H
+
+#include "cke/status.h"
+
+#include <stdint.h>
+
+typedef struct {
+    const char *model;         /* model file or compiled directory */
+    const char *host;          /* IPv4 address to bind; NULL: 127.0.0.1 */
+    int port;                  /* 0: any free port (cke_srv_port tells which) */
+    int parallel;              /* slots (>= 1) */
+    int queue;                 /* requests that may wait for a slot (>= 0); more get 503 */
+    int64_t ctx;               /* 0: the model's */
+    int threads;               /* per slot; 0: cores / parallel */
+    const char *api_key;       /* NULL: no key */
+    const char *chat_template; /* NULL: the model's own */
+    const char *tokenizer;     /* llama2.c checkpoints */
+} cke_srv_opts;
+
+typedef struct cke_srv cke_srv;
+
+/* Opens the model (compiling it into the cache if needed), creates the slots and starts
+ * listening. The server runs on its own threads until cke_srv_stop. */
+cke_status cke_srv_start(const cke_srv_opts *o, cke_srv **out, cke_err *err);
+int cke_srv_port(const cke_srv *s);
+const char *cke_srv_model_id(const cke_srv *s);
+/* Cancels what runs, answers what waits with 503, stops listening and frees everything. */
+void cke_srv_stop(cke_srv *s);
+
+#endif
