@@ -58,6 +58,59 @@ __attribute__((target("avx2,fma"))) static double fma_loop256(int64_t iters) {
     return (double)(o[0] * 1e-30f) + (double)iters * 12 * 16;
 }
 
+/* int8 dot products (vpdpbusd: 64 u8 x s8 multiply-adds = 128 ops per instruction), 24 chains */
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) static double vnni_loop512(int64_t iters) {
+    __m512i a[24], x = _mm512_set1_epi8(3), y = _mm512_set1_epi8(-2);
+#pragma GCC unroll 24
+    for (int i = 0; i < 24; i++) a[i] = _mm512_set1_epi32(i);
+    for (int64_t t = 0; t < iters; t++) {
+#pragma GCC unroll 24
+        for (int i = 0; i < 24; i++) a[i] = _mm512_dpbusd_epi32(a[i], x, y);
+    }
+    __m512i s = a[0];
+    for (int i = 1; i < 24; i++) s = _mm512_add_epi32(s, a[i]);
+    return (double)(_mm512_reduce_add_epi32(s) & 1) * 1e-30 + (double)iters * 24 * 128; /* ops */
+}
+
+/* BF16 dot products (vdpbf16ps: 32 bf16 pairs = 64 flops per instruction), 24 chains */
+__attribute__((target("avx512f,avx512bw,avx512bf16"))) static double bf16_loop512(int64_t iters) {
+    __m512 a[24];
+    __m512bh x = (__m512bh)_mm512_set1_epi16(0x3f80), y = (__m512bh)_mm512_set1_epi16(0x3400); /* 1, ~1e-7 */
+#pragma GCC unroll 24
+    for (int i = 0; i < 24; i++) a[i] = _mm512_set1_ps((float)i);
+    for (int64_t t = 0; t < iters; t++) {
+#pragma GCC unroll 24
+        for (int i = 0; i < 24; i++) a[i] = _mm512_dpbf16_ps(a[i], x, y);
+    }
+    __m512 s = a[0];
+    for (int i = 1; i < 24; i++) s = _mm512_add_ps(s, a[i]);
+    return (double)_mm512_reduce_add_ps(s) * 1e-30 + (double)iters * 24 * 64; /* flops */
+}
+
+static double peak_of(double (*loop)(int64_t), int nth, int64_t iters, int reps) {
+    double best = 0;
+    for (int rep = 0; rep < reps; rep++) {
+        double fl = 0, t0 = cke_now();
+#pragma omp parallel num_threads(nth) reduction(+ : fl)
+        fl += loop(iters);
+        double g = fl / (cke_now() - t0) * 1e-9;
+        if (g > best) best = g;
+    }
+    return best;
+}
+
+double cke_machine_peak_int8(int nth, int64_t iters, int reps) {
+    __builtin_cpu_init();
+    if (!__builtin_cpu_supports("avx512vnni") || !__builtin_cpu_supports("avx512bw")) return -1;
+    return peak_of(vnni_loop512, nth, iters, reps);
+}
+
+double cke_machine_peak_bf16(int nth, int64_t iters, int reps) {
+    __builtin_cpu_init();
+    if (!__builtin_cpu_supports("avx512bf16")) return -1;
+    return peak_of(bf16_loop512, nth, iters, reps);
+}
+
 double cke_machine_peak_gflops(int nth, int64_t iters, int reps) {
     int avx512 = cke_machine_avx512();
     double best = 0;

@@ -15,6 +15,9 @@ void *cke_hp_alloc(size_t bytes);
 /* Best-of-`reps` FP32 FMA rate of nth threads, GFLOPS; `iters` loop trips per thread
  * (10M: ~0.1 s on a 4 GHz core). */
 double cke_machine_peak_gflops(int nth, int64_t iters, int reps);
+/* int8 (vpdpbusd, GOPS) and BF16 (vdpbf16ps, GFLOPS) peaks the same way; -1 without the ISA */
+double cke_machine_peak_int8(int nth, int64_t iters, int reps);
+double cke_machine_peak_bf16(int nth, int64_t iters, int reps);
 /* Best-of-`reps` read bandwidth over buf[n] (n a multiple of 64 floats; much larger than L3),
  * split over nth threads, GB/s. */
 double cke_machine_read_bw(const float *buf, int64_t n, int nth, int reps);

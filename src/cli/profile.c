@@ -348,6 +348,8 @@ static int measure_machine(cke_prof_info *in, int quick) {
         return 1;
     }
     in->peak_f32 = cke_machine_peak_gflops(in->threads, quick ? 1000000 : 4000000, 3);
+    in->peak_int8 = cke_machine_peak_int8(in->threads, quick ? 1000000 : 4000000, 3);
+    in->peak_bf16 = cke_machine_peak_bf16(in->threads, quick ? 1000000 : 4000000, 3);
     in->bandwidth_gbs = cke_machine_read_bw(bwbuf, nbw, in->threads, 3);
     free(bwbuf);
     return 0;

@@ -320,9 +320,19 @@ typedef struct {
     const char *bound;
 } roofline;
 
-/* Against the f32 FMA peak and the read bandwidth measured in this run. An op without FLOPs
- * (a lookup, a copy) is placed against the bandwidth alone: frac = GB/s / bandwidth. */
-static roofline place(double flops, double bytes, double time, const cke_prof_info *in) {
+/* The compute ceiling of the kernel that ran: int8 dot products (vpdpbusd) for the quantized
+ * paths that use them, BF16 (vdpbf16ps) for BF16 kernels, else the f32 FMA peak; each measured in
+ * this run (an unmeasured one falls back to f32). */
+static double peak_for(const char *kernel, const cke_prof_info *in) {
+    if (strstr(kernel, "vnni") && in->peak_int8 > 0) return in->peak_int8;
+    if (strstr(kernel, "bf16") && in->peak_bf16 > 0) return in->peak_bf16;
+    return in->peak_f32;
+}
+
+/* Against the kernel's compute peak and the read bandwidth measured in this run. An op without
+ * FLOPs (a lookup, a copy) is placed against the bandwidth alone: frac = GB/s / bandwidth. */
+static roofline place(double flops, double bytes, double time, const char *kernel, const cke_prof_info *in) {
+    double peak = peak_for(kernel, in);
     roofline r = {0};
     r.gflops = time > 0 ? flops / time * 1e-9 : 0;
     r.gbs = time > 0 ? bytes / time * 1e-9 : 0;
@@ -334,8 +344,8 @@ static roofline place(double flops, double bytes, double time, const cke_prof_in
         r.bound = "memory";
         return r;
     }
-    r.bound = mem < in->peak_f32 ? "memory" : "compute";
-    r.roof = mem < in->peak_f32 ? mem : in->peak_f32;
+    r.bound = mem < peak ? "memory" : "compute";
+    r.roof = mem < peak ? mem : peak;
     r.frac = r.roof > 0 ? r.gflops / r.roof : 0;
     return r;
 }
@@ -436,7 +446,7 @@ cke_status cke_prof_write_json(const cke_prof *p, const cke_prof_info *in, const
         for (int i = 0; i < n; i++) {
             const row *r = &rows[i];
             double bytes = r->bw + r->ba + r->bk;
-            roofline rf = place(r->flops, bytes, r->time, in);
+            roofline rf = place(r->flops, bytes, r->time, r->kernel, in);
             fprintf(f, "%s\n      {\"id\": %d, \"name\": ", i ? "," : "", r->id);
             jstr(f, r->name);
             fprintf(f, ", \"layer\": %d, \"op\": ", r->layer);
@@ -567,13 +577,13 @@ void cke_prof_print_top(const cke_prof *p, const cke_prof_info *in, int top, FIL
         }
     }
     qsort(ag, (size_t)na, sizeof *ag, by_time);
-    fprintf(f, "top %d ops by time (summed over layers; roofline: f32 peak %.1f GFLOPS, bandwidth %.1f GB/s measured now)\n", top,
-            in->peak_f32, in->bandwidth_gbs);
+    fprintf(f, "top %d ops by time (summed over layers; roofline: f32 peak %.1f GFLOPS, int8 %.1f GOPS, bandwidth %.1f GB/s "
+               "measured now)\n", top, in->peak_f32, in->peak_int8, in->bandwidth_gbs);
     fprintf(f, "  %-8s %-18s %-10s %-38s %9s %6s %9s %8s %6s %s\n", "mode", "op", "kind", "kernel", "time ms", "share", "GFLOPS",
             "GB/s", "roof", "bound");
     for (int i = 0; i < na && i < top; i++) {
         const agg *a = &ag[i];
-        roofline rf = place(a->flops, a->bytes, a->time, in);
+        roofline rf = place(a->flops, a->bytes, a->time, a->kernel, in);
         char nm[80];
         if (a->layers > 1) snprintf(nm, sizeof nm, "%s (x%d)", a->name, a->layers);
         else snprintf(nm, sizeof nm, "%s", a->name);
