@@ -67,9 +67,9 @@ __attribute__((target("avx512f,avx512bw,avx512vnni"))) static double vnni_loop51
 #pragma GCC unroll 24
         for (int i = 0; i < 24; i++) a[i] = _mm512_dpbusd_epi32(a[i], x, y);
     }
-    __m512i s = a[0];
-    for (int i = 1; i < 24; i++) s = _mm512_add_epi32(s, a[i]);
-    return (double)(_mm512_reduce_add_epi32(s) & 1) * 1e-30 + (double)iters * 24 * 128; /* ops */
+    __m512i s = a[0]; /* lanes wrap (no overflow check in hardware): combine them without int arithmetic */
+    for (int i = 1; i < 24; i++) s = _mm512_xor_si512(s, a[i]);
+    return (double)(_mm_cvtsi128_si32(_mm512_castsi512_si128(s)) & 1) * 1e-30 + (double)iters * 24 * 128; /* ops */
 }
 
 /* BF16 dot products (vdpbf16ps: 32 bf16 pairs = 64 flops per instruction), 24 chains */

@@ -4,6 +4,7 @@
 #include "cke/cke.h"
 #include "cke/model_abi.h"
 #include "driver/compile.h"
+#include "util/fs.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -113,18 +114,6 @@ cke_status cke_cache_find(const char *model, const char *tok, int64_t ctx, cke_c
     return CKE_OK;
 }
 
-static int mkdirs(const char *dir) {
-    char tmp[PATH_MAX];
-    snprintf(tmp, sizeof tmp, "%s", dir);
-    for (char *p = tmp + 1; *p; p++)
-        if (*p == '/') {
-            *p = 0;
-            if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -1;
-            *p = '/';
-        }
-    return mkdir(tmp, 0755) != 0 && errno != EEXIST ? -1 : 0;
-}
-
 /* entry/source: the model's path, for `cke cache list`; written whole or not at all. */
 static void write_source(const char *entry, const char *abs) {
     char p[PATH_MAX + 16], t[PATH_MAX + 48];
@@ -141,8 +130,7 @@ cke_status cke_cache_compile(const cke_cache_slot *slot, const volatile sig_atom
     char inc[PATH_MAX], tpl[PATH_MAX], libk[PATH_MAX];
     cke_status s = cke_locate_resources(inc, tpl, libk, sizeof inc, err);
     if (s) return s;
-    if (mkdirs(slot->entry) != 0)
-        return cke_fail(err, CKE_ERR_IO, "cannot create the cache directory %s: %s", slot->entry, strerror(errno));
+    if ((s = cke_mkdirs(slot->entry, err))) return s;
     cke_compile_opts o = {.out_dir = slot->dir, .tokenizer = slot->tok, .templates_dir = tpl, .include_dir = inc,
                           .libk = libk, .ctx = slot->ctx, .quiet = 1, .keep_f32 = slot->keep_f32,
                           .keep_existing = 1, .reuse_weights = slot->entry, .cancel = cancel};

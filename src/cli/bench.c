@@ -20,6 +20,7 @@
 #include "driver/compile.h"
 #include "formats/gguf.h"
 #include "runtime/runner.h"
+#include "util/fs.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -146,7 +147,7 @@ static double mtime_of(const char *p) {
 static int prepare(const bench_shape *s, const char *root, char *dir, size_t n) {
     char gguf[PATH_MAX], so[PATH_MAX + 16], inc[PATH_MAX], tpl[PATH_MAX], libk[PATH_MAX], exe[PATH_MAX];
     cke_err e = {0};
-    if (cke_cli_mkdirs(root)) { fprintf(stderr, "cke bench: cannot create %s\n", root); return -1; }
+    if (cke_mkdirs(root, &e)) { fprintf(stderr, "cke bench: %s\n", e.msg); return -1; }
     snprintf(gguf, sizeof gguf, "%s/%s-f32.gguf", root, s->name);
     snprintf(dir, n, "%s/%s", root, s->name);
     if (access(gguf, R_OK) != 0) {

@@ -16,6 +16,7 @@
 #include "codegen/codegen.h"
 #include "driver/compile.h"
 #include "report/report.h"
+#include "util/fs.h"
 #include "runtime/profile.h"
 #include "runtime/runner.h"
 #include "tokenizer/tokenizer.h"
@@ -495,18 +496,6 @@ done:
     return rc;
 }
 
-static int mkdir_p(const char *d) {
-    char buf[PATH_MAX];
-    snprintf(buf, sizeof buf, "%s", d);
-    for (char *c = buf + 1; *c; c++)
-        if (*c == '/') {
-            *c = 0;
-            if (mkdir(buf, 0755) != 0 && errno != EEXIST) return -1;
-            *c = '/';
-        }
-    return mkdir(buf, 0755) != 0 && errno != EEXIST ? -1 : 0;
-}
-
 int cke_cli_profile(int argc, char **argv) {
     prof_args a = {.n_gen = 16, .out = "cke-profile", .steps = 4, .max_events = 20000, .batch = 4, .seq = 64};
     int rc = parse(argc, argv, &a);
@@ -522,10 +511,8 @@ int cke_cli_profile(int argc, char **argv) {
     char dir[PATH_MAX], cpu[256], cmd[1024];
     cke_target t;
     if (cke_cli_target(C, a.target, &t)) return 1;
-    if (mkdir_p(a.out) != 0) {
-        fprintf(stderr, "cke profile: cannot create %s: %s\n", a.out, strerror(errno));
-        return 1;
-    }
+    cke_err me = {0};
+    if (cke_mkdirs(a.out, &me)) return cke_cli_fail(C, CKE_ERR_IO, &me);
     cke_prof_info in = {.isa = cke_isa_name(cke_isa_active()), .threads = (int)a.threads, .peak_bf16 = -1, .peak_int8 = -1,
                         .kind = "inference"};
     cpu_name(cpu, sizeof cpu);

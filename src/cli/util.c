@@ -45,18 +45,6 @@ int cke_cli_fail(const char *what, cke_status s, const cke_err *e) {
     return 1;
 }
 
-int cke_cli_mkdirs(const char *dir) {
-    char tmp[PATH_MAX];
-    snprintf(tmp, sizeof tmp, "%s", dir);
-    for (char *p = tmp + 1; *p; p++)
-        if (*p == '/') {
-            *p = 0;
-            if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -1;
-            *p = '/';
-        }
-    return mkdir(tmp, 0755) != 0 && errno != EEXIST ? -1 : 0;
-}
-
 int cke_cli_is_help(const char *a) { return !strcmp(a, "-h") || !strcmp(a, "--help"); }
 
 int cke_cli_opt_str(const char *cmd, int argc, char **argv, int *i, const char **out) {

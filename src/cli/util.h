@@ -16,7 +16,6 @@ int cke_cli_parse_f(const char *s, float *v);
 int cke_cli_parse_d(const char *s, double *v);
 int cke_cli_fail(const char *what, cke_status s, const cke_err *e); /* prints "cke WHAT: ...", returns 1 */
 
-int cke_cli_mkdirs(const char *dir);                   /* mkdir -p: 0, or -1 with errno */
 int cke_cli_is_help(const char *a);                    /* -h or --help */
 
 /* Option values: argv[*i] is the flag, argv[*i + 1] its value. On success the value is stored,

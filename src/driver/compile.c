@@ -10,6 +10,7 @@
 #include "plan/plan_train.h"
 #include "report/report.h"
 #include "tokenizer/tokenizer.h"
+#include "util/fs.h"
 
 #include <dirent.h>
 #include <dlfcn.h>
@@ -181,19 +182,6 @@ static int keep_dtype(void *ud, const char *name) {
 
 /* ------------------------------------------------------------------ files */
 
-static cke_status mkdir_p(const char *dir, cke_err *err) {
-    char tmp[PATH_MAX];
-    snprintf(tmp, sizeof tmp, "%s", dir);
-    for (char *p = tmp + 1; *p; p++)
-        if (*p == '/') {
-            *p = 0;
-            if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return cke_fail(err, CKE_ERR_IO, "cannot create %s", tmp);
-            *p = '/';
-        }
-    if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return cke_fail(err, CKE_ERR_IO, "cannot create %s", tmp);
-    return CKE_OK;
-}
-
 static cke_status copy_file(const char *from, const char *to, cke_err *err) {
     FILE *a = fopen(from, "rb");
     if (!a) return cke_fail(err, CKE_ERR_IO, "cannot open %s", from);
@@ -301,7 +289,7 @@ static cke_status out_paths(const char *out, int create, char *final, char *tmpl
     else snprintf(parent, sizeof parent, ".");
     if (!strcmp(name, ".") || !strcmp(name, "..") || !strcmp(name, "/"))
         return cke_fail(err, CKE_ERR_ARG, "%s: name the output directory itself", out);
-    cke_status st = create ? mkdir_p(parent, err) : CKE_OK;
+    cke_status st = create ? cke_mkdirs(parent, err) : CKE_OK;
     if (st) return st;
     if ((size_t)snprintf(tmpl, PATH_MAX, "%s/.%s.tmp-%ld-XXXXXX", parent, name, (long)getpid()) >= PATH_MAX)
         return cke_fail(err, CKE_ERR_ARG, "output path too long");
