@@ -383,6 +383,7 @@ cke_status cke_srv_start(const cke_srv_opts *o, cke_srv **out, cke_err *err) {
     eo.tokenizer = o->tokenizer;
     eo.chat_template = o->chat_template;
     eo.n_sessions = o->parallel;
+    eo.batch_slots = o->parallel > 1 && !o->no_batch ? o->parallel : 0;
     cke_status st = cke_engine_open(o->model, &eo, &s->e, err);
     if (!st) {
         s->info = cke_engine_info(s->e);
