@@ -101,6 +101,9 @@ typedef struct {
 
 /* Valid until cke_engine_close. */
 const cke_model_info *cke_engine_info(const cke_engine *e);
+/* batch_slots engines: decode steps run so far and the rows they held (rows / steps is the mean
+ * batch). CKE_ERR_ARG for an engine without batching. Any thread. */
+cke_status cke_engine_batch_stats(cke_engine *e, uint64_t *steps, uint64_t *rows, cke_err *err);
 
 /* text[0..len) -> ids (*ids malloc'd: cke_free; set even when *n_ids is 0).
  * add_bos: 1 add, 0 don't, -1 as the model says. parse_special: text such as "<|im_start|>" is

@@ -30,6 +30,7 @@ typedef struct {
     int posted;           /* rows handed in for the next step */
     int busy;             /* the instance is running a prefill or a step */
     uint64_t step;        /* steps done (a row waits for its step to be done) */
+    uint64_t rows;        /* rows those steps held */
     int32_t *tok, *slot;  /* [n_slots]: the rows of the next step */
     float *logits;        /* [n_slots, vocab]: the last step's rows */
     int rc;               /* the last step's decode_batch result */

@@ -119,6 +119,7 @@ int cke_batch_decode(cke_batch *b, const ckm_api *api, int slot, int32_t tok, fl
             pthread_mutex_lock(&b->mu);
             b->rc = rc;
             if (rc) snprintf(b->msg, sizeof b->msg, "%s", api->last_error(b->m));
+            b->rows += (uint64_t)n;
             b->posted = 0, b->busy = 0, b->step++;
             pthread_cond_broadcast(&b->cv);
         } else pthread_cond_wait(&b->cv, &b->mu);

@@ -119,6 +119,15 @@ void cke_engine_close(cke_engine *e) {
 
 const cke_model_info *cke_engine_info(const cke_engine *e) { return e ? &e->info : NULL; }
 
+cke_status cke_engine_batch_stats(cke_engine *e, uint64_t *steps, uint64_t *rows, cke_err *err) {
+    if (!e || !steps || !rows) return cke_fail(err, CKE_ERR_ARG, "cke_engine_batch_stats: NULL argument");
+    if (!e->batch) return cke_fail(err, CKE_ERR_ARG, "cke_engine_batch_stats: the engine was opened without batch_slots");
+    pthread_mutex_lock(&e->batch->mu);
+    *steps = e->batch->step, *rows = e->batch->rows;
+    pthread_mutex_unlock(&e->batch->mu);
+    return CKE_OK;
+}
+
 cke_status cke_tokenize(const cke_engine *e, const char *text, size_t len, int add_bos, int parse_special,
                         int32_t **ids, size_t *n_ids, cke_err *err) {
     if (!e || !ids || !n_ids || (!text && len)) return cke_fail(err, CKE_ERR_ARG, "cke_tokenize: NULL argument");

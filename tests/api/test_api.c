@@ -305,6 +305,7 @@ typedef struct {
     char *text;
     int64_t n_gen;
     cke_stop_reason stop;
+    pthread_barrier_t *go; /* every job prefilled before any generates */
 } bjob;
 
 static int cancel_cb(void *user, const cke_token *t) {
@@ -322,7 +323,9 @@ static void *run_bjob(void *p) {
     if (cke_session_new(j->e, &s, &err) || cke_tokenize(j->e, j->prompt, strlen(j->prompt), -1, 1, &ids, &n, &err) ||
         cke_session_prefill(s, ids, n, NULL, &err)) {
         printf("   batched job: %s\n", err.msg);
+        pthread_barrier_wait(j->go);
     } else {
+        pthread_barrier_wait(j->go);
         cke_gen_opts g = CKE_GEN_DEFAULTS;
         g.temp = 0, g.max_tokens = 40, g.on_token = cancel_cb, g.user = j;
         cke_gen_result r;
@@ -336,8 +339,12 @@ static void *run_bjob(void *p) {
 
 static void run_bjobs(bjob *jobs, int n) {
     pthread_t th[8];
+    pthread_barrier_t go;
+    pthread_barrier_init(&go, NULL, (unsigned)n);
+    for (int i = 0; i < n; i++) jobs[i].go = &go;
     for (int i = 0; i < n; i++) pthread_create(&th[i], NULL, run_bjob, &jobs[i]);
     for (int i = 0; i < n; i++) pthread_join(th[i], NULL);
+    pthread_barrier_destroy(&go);
 }
 
 static void test_batched(const char *model) {
@@ -360,6 +367,11 @@ static void test_batched(const char *model) {
         check(jobs[i].text && alone[i] && !strcmp(jobs[i].text, alone[i]), "batched: 4 prompts, each the greedy text alone");
         free(jobs[i].text);
     }
+    uint64_t steps = 0, rows = 0;
+    check(!cke_engine_batch_stats(e, &steps, &rows, &err) && rows >= 40 * 4 - 4 && rows > steps,
+          "batched: the rows went through shared steps");
+    printf("   batched: %llu rows in %llu steps\n", (unsigned long long)rows, (unsigned long long)steps);
+    check(cke_engine_batch_stats(g_e, &steps, &rows, &err) == CKE_ERR_ARG, "batch stats of an unbatched engine: CKE_ERR_ARG");
     /* row 1 cancels after 5 tokens; the others go on to the same texts */
     for (int i = 0; i < 4; i++) jobs[i] = (bjob){.e = e, .prompt = prompts[i], .cancel_after = i == 1 ? 5 : 0};
     run_bjobs(jobs, 4);
