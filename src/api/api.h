@@ -26,8 +26,11 @@ typedef struct {
     ckm_model *m;
     int n_slots;
     unsigned char *used;  /* [n_slots]: held by a session */
-    int active;           /* sessions inside cke_session_generate */
+    unsigned char *in_gen; /* [n_slots]: the slot's session is inside cke_session_generate */
+    unsigned char *lag;   /* [n_slots]: it missed a step (a slow callback): not waited for until it posts */
+    unsigned char *has_row; /* [n_slots]: it has a row in the next step */
     int posted;           /* rows handed in for the next step */
+    double first_row_t;   /* when the next step's first row came (CLOCK_MONOTONIC s) */
     int busy;             /* the instance is running a prefill or a step */
     uint64_t step;        /* steps done (a row waits for its step to be done) */
     uint64_t rows;        /* rows those steps held */
@@ -47,8 +50,8 @@ void cke_batch_give(cke_batch *b, const ckm_api *api, int slot);
 int cke_batch_prefill(cke_batch *b, const ckm_api *api, int slot, const int32_t *tok, int64_t n, float *lg);
 int cke_batch_truncate(cke_batch *b, const ckm_api *api, int slot, int64_t n);
 /* A session enters / leaves generation (it takes part in the steps meanwhile). */
-void cke_batch_enter(cke_batch *b);
-void cke_batch_leave(cke_batch *b);
+void cke_batch_enter(cke_batch *b, int slot);
+void cke_batch_leave(cke_batch *b, int slot);
 /* Appends tok to `slot` in the next step and waits for it; lg [vocab] gets the row's logits.
  * 0, or -1 (the step failed: msg). */
 int cke_batch_decode(cke_batch *b, const ckm_api *api, int slot, int32_t tok, float *lg, char *msg, size_t msg_len);

@@ -354,7 +354,7 @@ cke_status cke_session_generate(cke_session *s, const cke_gen_opts *o, cke_gen_r
     gen_state g = {.s = s, .o = o, .first = s->n,
                    .flags = CKE_TOK_DECODE_SKIP_SPECIAL | (bare_bos ? 0 : CKE_TOK_DECODE_KEEP_PREFIX)};
     res->n_prompt = (int64_t)s->n;
-    if (s->b) cke_batch_enter(s->b); /* this session's rows join the steps until it leaves */
+    if (s->b) cke_batch_enter(s->b, s->slot); /* this session's rows join the steps until it leaves */
     double t0 = now();
     st = sync_kv(s, err);
     double t1 = now();
@@ -374,7 +374,7 @@ cke_status cke_session_generate(cke_session *s, const cke_gen_opts *o, cke_gen_r
         if (done == 2) res->stop = CKE_STOP_CANCELLED;
         if (done < 0) st = g.st;
     }
-    if (s->b) cke_batch_leave(s->b);
+    if (s->b) cke_batch_leave(s->b, s->slot);
     if (!st && res->stop != CKE_STOP_CANCELLED && g.len > g.sent && o->on_token) {
         cke_token t = {.id = -1, .text = g.text + g.sent, .len = g.len - g.sent};
         o->on_token(o->user, &t); /* the held bytes: the generation is over, a cancel changes nothing */

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static int n_pass, n_fail;
 
@@ -302,6 +303,7 @@ typedef struct {
     cke_engine *e;
     const char *prompt;
     int cancel_after; /* 0: run to max_tokens */
+    int slow_at;      /* > 0: the callback sleeps 0.3 s at this token (a slow stream reader) */
     char *text;
     int64_t n_gen;
     cke_stop_reason stop;
@@ -310,6 +312,8 @@ typedef struct {
 
 static int cancel_cb(void *user, const cke_token *t) {
     bjob *j = user;
+    if (t->id >= 0 && j->slow_at && j->n_gen + 1 == j->slow_at) nanosleep(&(struct timespec){0, 300000000L}, NULL);
+    if (j->slow_at && t->id >= 0) j->n_gen++;
     return t->id >= 0 && j->cancel_after && ++j->n_gen >= j->cancel_after;
 }
 
@@ -380,6 +384,16 @@ static void test_batched(const char *model) {
         if (i != 1) check(jobs[i].text && alone[i] && !strcmp(jobs[i].text, alone[i]), "batched: a cancel leaves the other rows alone");
         free(jobs[i].text);
     }
+    /* row 2's callback blocks 0.3 s: the others step on without it, and all get their texts */
+    cke_engine_batch_stats(e, &steps, &rows, &err);
+    uint64_t rows0 = rows;
+    for (int i = 0; i < 4; i++) jobs[i] = (bjob){.e = e, .prompt = prompts[i], .slow_at = i == 2 ? 3 : 0};
+    run_bjobs(jobs, 4);
+    for (int i = 0; i < 4; i++) {
+        check(jobs[i].text && alone[i] && !strcmp(jobs[i].text, alone[i]), "batched: a slow callback: every row its own text");
+        free(jobs[i].text);
+    }
+    check(!cke_engine_batch_stats(e, &steps, &rows, &err) && rows - rows0 >= 4 * 40 - 4, "batched: rows counted");
     /* the slots were given back: 4 sessions again, a 5th is refused until one is freed */
     cke_session *s[5] = {0};
     int ok = 1;
