@@ -32,8 +32,9 @@
  * same; what changes is how the forward passes run: sessions generating at the same time on
  * different threads step together, each decode step one forward over all of them (one row per
  * session, its own position and cache), and a prefill runs in chunks between those steps. A
- * step runs once every session inside cke_session_generate has its next token ready, so a
- * callback that blocks holds up the other sessions' steps. One thread may still drive several
+ * step runs once every session inside cke_session_generate has its next token ready, or 20 ms
+ * after its first row: a session still in its callback then (a slow stream reader) misses steps
+ * until it hands its next token in, so it cannot stall the others. One thread may still drive several
  * sessions one after another; driving two at once needs two threads. Outputs equal the unbatched
  * ones to float rounding (a product over n rows sums in another order). */
 #ifndef CKE_CKE_H
