@@ -25,7 +25,18 @@
  * session_new may be called from any number of threads at once. A cke_session is one sequence
  * with its own model instance (arena + KV cache): different sessions run concurrently from
  * different threads; one session must not be used by two threads at once. Close every session
- * before its engine. Each session's forward pass uses its own OpenMP team of `threads` threads. */
+ * before its engine. Each session's forward pass uses its own OpenMP team of `threads` threads.
+ *
+ * Continuous batching (cke_engine_opts.batch_slots = N > 0): the engine opens ONE model instance
+ * with N KV slots and every session is a slot of it (at most N sessions at once). The API is the
+ * same; what changes is how the forward passes run: sessions generating at the same time on
+ * different threads step together, each decode step one forward over all of them (one row per
+ * session, its own position and cache), and a prefill runs in chunks between those steps. A
+ * step runs once every session inside cke_session_generate has its next token ready, or 20 ms
+ * after its first row: a session still in its callback then (a slow stream reader) misses steps
+ * until it hands its next token in, so it cannot stall the others. One thread may still drive several
+ * sessions one after another; driving two at once needs two threads. Outputs equal the unbatched
+ * ones to float rounding (a product over n rows sums in another order). */
 #ifndef CKE_CKE_H
 #define CKE_CKE_H
 
@@ -60,10 +71,14 @@ typedef struct {
                                 * text, tokenizer_config.json, .gguf) */
     int n_sessions;        /* hint: sessions expected to run at once (>= 1); divides threads */
     volatile int *cancel;  /* when set nonzero by another thread, a compile in progress stops */
+    int batch_slots;       /* 0: each session its own model instance; N > 0: continuous batching,
+                            * sessions are the N slots of one instance of `threads` threads (see
+                            * the top of this file); cke_session_new fails when all are taken */
 } cke_engine_opts;
 
 #define CKE_ENGINE_DEFAULTS ((cke_engine_opts){.threads = 0, .ctx = 0, .tokenizer = NULL, \
-                                               .chat_template = NULL, .n_sessions = 1, .cancel = NULL})
+                                               .chat_template = NULL, .n_sessions = 1, .cancel = NULL, \
+                                               .batch_slots = 0})
 
 /* model: a compiled directory (cke compile: model.so + weights.bin), or a model file / directory
  * (.gguf, Hugging Face directory, llama2.c .bin) compiled on first use into the compile cache
@@ -87,6 +102,9 @@ typedef struct {
 
 /* Valid until cke_engine_close. */
 const cke_model_info *cke_engine_info(const cke_engine *e);
+/* batch_slots engines: decode steps run so far and the rows they held (rows / steps is the mean
+ * batch). CKE_ERR_ARG for an engine without batching. Any thread. */
+cke_status cke_engine_batch_stats(cke_engine *e, uint64_t *steps, uint64_t *rows, cke_err *err);
 
 /* text[0..len) -> ids (*ids malloc'd: cke_free; set even when *n_ids is 0).
  * add_bos: 1 add, 0 don't, -1 as the model says. parse_special: text such as "<|im_start|>" is

@@ -16,6 +16,46 @@
 cke_status cke_api_find_template(const char *opt, const char *dir, const char *tok_path, const cke_tok *tok,
                                  char **src, char **bos, char **eos, char *what, size_t what_len, cke_err *err);
 
+/* Continuous batching: the sessions of an engine opened with batch_slots are slots of one model
+ * instance. Sessions generating at once hand their next token in (a row); the last one in runs
+ * the step, one decode_batch over every row, and wakes the others (src/api/batch.c). `busy`
+ * makes prefills and steps take turns on the one instance. */
+typedef struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    ckm_model *m;
+    int n_slots;
+    unsigned char *used;  /* [n_slots]: held by a session */
+    unsigned char *in_gen; /* [n_slots]: the slot's session is inside cke_session_generate */
+    unsigned char *lag;   /* [n_slots]: it missed a step (a slow callback): not waited for until it posts */
+    unsigned char *has_row; /* [n_slots]: it has a row in the next step */
+    int posted;           /* rows handed in for the next step */
+    double first_row_t;   /* when the next step's first row came (CLOCK_MONOTONIC s) */
+    int busy;             /* the instance is running a prefill or a step */
+    uint64_t step;        /* steps done (a row waits for its step to be done) */
+    uint64_t rows;        /* rows those steps held */
+    int32_t *tok, *slot;  /* [n_slots]: the rows of the next step */
+    float *logits;        /* [n_slots, vocab]: the last step's rows */
+    int rc;               /* the last step's decode_batch result */
+    char msg[256];        /* and its error */
+} cke_batch;
+
+cke_status cke_batch_open(cke_batch *b, const ckm_api *api, const char *weights, int threads, int n_slots, cke_err *err);
+void cke_batch_close(cke_batch *b, const ckm_api *api);
+/* Takes a free slot (-1: none). */
+int cke_batch_take(cke_batch *b);
+void cke_batch_give(cke_batch *b, const ckm_api *api, int slot);
+/* Runs fn(m, slot, ...) on the instance between steps: slot_prefill / slot_truncate. The
+ * instance's logits() are copied to lg [vocab] afterwards when lg is not NULL. */
+int cke_batch_prefill(cke_batch *b, const ckm_api *api, int slot, const int32_t *tok, int64_t n, float *lg);
+int cke_batch_truncate(cke_batch *b, const ckm_api *api, int slot, int64_t n);
+/* A session enters / leaves generation (it takes part in the steps meanwhile). */
+void cke_batch_enter(cke_batch *b, int slot);
+void cke_batch_leave(cke_batch *b, int slot);
+/* Appends tok to `slot` in the next step and waits for it; lg [vocab] gets the row's logits.
+ * 0, or -1 (the step failed: msg). */
+int cke_batch_decode(cke_batch *b, const ckm_api *api, int slot, int32_t tok, float *lg, char *msg, size_t msg_len);
+
 struct cke_engine {
     cke_runner *r;        /* model.so, its API and tokenizer; r->m: an instance no session holds */
     pthread_mutex_t lock; /* guards r->m (handed to the first session, back when it is freed) */
@@ -27,6 +67,7 @@ struct cke_engine {
     int32_t eot[16];      /* EOS and end-of-turn tokens */
     int n_eot;
     cke_model_info info;
+    cke_batch *batch;     /* NULL: each session has its own instance */
 };
 
 #endif

@@ -56,13 +56,24 @@ static cke_status load_template(cke_engine *e, const cke_engine_opts *o, const c
     return CKE_OK;
 }
 
+/* The one instance with a slot per session, instead of the single-slot one the runner opened. */
+static cke_status open_batch(cke_engine *e, int n_slots, cke_err *err) {
+    if (!(e->batch = malloc(sizeof *e->batch))) return cke_fail(err, CKE_ERR_NOMEM, "out of memory");
+    const ckm_api *api = e->r->api;
+    if (e->r->m) api->free(e->r->m), e->r->m = NULL;
+    return cke_batch_open(e->batch, api, e->weights, e->threads, n_slots, err);
+}
+
 cke_status cke_engine_open(const char *model, const cke_engine_opts *opts, cke_engine **out, cke_err *err) {
     if (!out) return cke_fail(err, CKE_ERR_ARG, "cke_engine_open: out is NULL");
     *out = NULL;
     if (!model || !*model) return cke_fail(err, CKE_ERR_ARG, "cke_engine_open: no model given");
     cke_engine_opts o = opts ? *opts : CKE_ENGINE_DEFAULTS;
-    if (o.threads < 0 || o.threads > 1024 || o.n_sessions < 0 || o.ctx < 0 || o.ctx > INT32_MAX)
-        return cke_fail(err, CKE_ERR_ARG, "cke_engine_open: threads (0-1024), n_sessions (>= 0), ctx (>= 0) out of range");
+    if (o.threads < 0 || o.threads > 1024 || o.n_sessions < 0 || o.ctx < 0 || o.ctx > INT32_MAX || o.batch_slots < 0 ||
+        o.batch_slots > 4096)
+        return cke_fail(err, CKE_ERR_ARG, "cke_engine_open: threads (0-1024), n_sessions (>= 0), ctx (>= 0), batch_slots "
+                                          "(0-4096) out of range");
+    if (o.batch_slots) o.n_sessions = 1; /* one instance runs every session's rows */
     if (o.threads == 0) {
         long nc = sysconf(_SC_NPROCESSORS_ONLN);
         int ns = o.n_sessions > 0 ? o.n_sessions : 1;
@@ -79,6 +90,7 @@ cke_status cke_engine_open(const char *model, const cke_engine_opts *opts, cke_e
     s = cke_runner_open(dir, o.threads, &e->r, err);
     if (!s && !e->r->tok) s = cke_fail(err, CKE_ERR_MISSING, "%s has no tokenizer (compile with --tokenizer)", dir);
     if (!s) s = load_template(e, &o, dir, err);
+    if (!s && o.batch_slots) s = open_batch(e, o.batch_slots, err);
     if (s) { cke_engine_close(e); return s; }
     const ckm_api *api = e->r->api;
     e->n_eot = cke_chat_stop_tokens(e->r->tok, e->eot, 16);
@@ -94,6 +106,8 @@ cke_status cke_engine_open(const char *model, const cke_engine_opts *opts, cke_e
 
 void cke_engine_close(cke_engine *e) {
     if (!e) return;
+    if (e->batch) cke_batch_close(e->batch, e->r->api);
+    free(e->batch);
     cke_runner_close(e->r);
     cke_jinja_free(e->tpl);
     free(e->tpl_bos);
@@ -104,6 +118,15 @@ void cke_engine_close(cke_engine *e) {
 }
 
 const cke_model_info *cke_engine_info(const cke_engine *e) { return e ? &e->info : NULL; }
+
+cke_status cke_engine_batch_stats(cke_engine *e, uint64_t *steps, uint64_t *rows, cke_err *err) {
+    if (!e || !steps || !rows) return cke_fail(err, CKE_ERR_ARG, "cke_engine_batch_stats: NULL argument");
+    if (!e->batch) return cke_fail(err, CKE_ERR_ARG, "cke_engine_batch_stats: the engine was opened without batch_slots");
+    pthread_mutex_lock(&e->batch->mu);
+    *steps = e->batch->step, *rows = e->batch->rows;
+    pthread_mutex_unlock(&e->batch->mu);
+    return CKE_OK;
+}
 
 cke_status cke_tokenize(const cke_engine *e, const char *text, size_t len, int add_bos, int parse_special,
                         int32_t **ids, size_t *n_ids, cke_err *err) {

@@ -1,10 +1,12 @@
-/* cke_session: one sequence with its own model instance. Prefill with prompt-prefix reuse, and
+/* cke_session: one sequence with its own model instance, or a slot of the engine's shared one
+ * (batch_slots: src/api/batch.c runs its forward passes together with the other sessions'). Prefill with prompt-prefix reuse, and
  * the generation loop (sampling, stop tokens and strings, UTF-8-safe incremental text, logprobs)
  * that cke run, cke chat and cke serve share. */
 #include "api/api.h"
 #include "runtime/sampler.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -17,12 +19,31 @@ struct cke_session {
     size_t n, kv;
     float *work;  /* [vocab]: logits with the presence/frequency penalties */
     int32_t *count; /* [vocab]: times each token was generated in this call */
+    cke_batch *b;   /* batched: the engine's shared instance, m NULL */
+    int slot;       /* batched: this session's KV slot */
+    float *lg;      /* batched: [vocab] the logits after tok[kv-1] */
 };
 
 static double now(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static cke_status new_batched(cke_session *s, cke_session **out, cke_err *err) {
+    s->slot = -1;
+    if (!(s->lg = malloc((size_t)s->api->vocab * sizeof *s->lg))) {
+        cke_session_free(s);
+        return cke_fail(err, CKE_ERR_NOMEM, "out of memory");
+    }
+    if ((s->slot = cke_batch_take(s->e->batch)) < 0) {
+        int n = s->e->batch->n_slots;
+        cke_session_free(s);
+        return cke_fail(err, CKE_ERR_RANGE, "all %d batch slots are in use (free a session first)", n);
+    }
+    s->b = s->e->batch;
+    *out = s;
+    return CKE_OK;
 }
 
 cke_status cke_session_new(cke_engine *e, cke_session **out, cke_err *err) {
@@ -40,6 +61,7 @@ cke_status cke_session_new(cke_engine *e, cke_session **out, cke_err *err) {
         return cke_fail(err, CKE_ERR_NOMEM, "out of memory");
     }
     s->e = e, s->api = api;
+    if (e->batch) return new_batched(s, out, err);
     pthread_mutex_lock(&e->lock); /* the instance the engine opened is the first session's */
     s->m = e->r->m;
     e->r->m = NULL;
@@ -59,6 +81,7 @@ cke_status cke_session_new(cke_engine *e, cke_session **out, cke_err *err) {
 
 void cke_session_free(cke_session *s) {
     if (!s) return;
+    if (s->b) cke_batch_give(s->b, s->api, s->slot);
     if (s->m) {
         pthread_mutex_lock(&s->e->lock); /* kept for the next session rather than unmapped */
         if (!s->e->r->m) s->e->r->m = s->m, s->m = NULL;
@@ -68,12 +91,14 @@ void cke_session_free(cke_session *s) {
     free(s->tok);
     free(s->work);
     free(s->count);
+    free(s->lg);
     free(s);
 }
 
 void cke_session_reset(cke_session *s) {
     if (!s) return;
-    s->api->reset(s->m);
+    if (s->b) cke_batch_truncate(s->b, s->api, s->slot, 0);
+    else s->api->reset(s->m);
     s->n = s->kv = 0;
 }
 
@@ -82,13 +107,37 @@ const int32_t *cke_session_tokens(const cke_session *s, size_t *n) {
     return s ? s->tok : NULL;
 }
 
-/* Runs the pending tokens through the model: one decode step, or a prefill for several. */
+/* Batched: tok[kv..n) into the slot, prompt_chunk tokens a time so that the sessions
+ * generating meanwhile step between the chunks. */
+static int batch_prefill(cke_session *s, char *msg, size_t msg_len) {
+    int64_t chunk = s->api->prefill_chunk > 0 ? s->api->prefill_chunk : 256;
+    while (s->kv < s->n) {
+        int64_t k = (int64_t)(s->n - s->kv) < chunk ? (int64_t)(s->n - s->kv) : chunk;
+        if (cke_batch_prefill(s->b, s->api, s->slot, s->tok + s->kv, k, s->lg)) {
+            snprintf(msg, msg_len, "slot %d: prefill failed (context full or a bad token)", s->slot);
+            return -1;
+        }
+        s->kv += (size_t)k;
+    }
+    return 0;
+}
+
+/* Runs the pending tokens through the model: one decode step (batched: a row of the next
+ * step), or a prefill for several. */
 static cke_status sync_kv(cke_session *s, cke_err *err) {
     if (s->kv == s->n) return CKE_OK;
     size_t k = s->n - s->kv;
-    int rc = k == 1 ? s->api->decode(s->m, s->tok[s->kv]) : s->api->prefill(s->m, s->tok + s->kv, (int64_t)k);
+    int rc;
+    char msg[256] = "";
+    if (s->b)
+        rc = k == 1 ? cke_batch_decode(s->b, s->api, s->slot, s->tok[s->kv], s->lg, msg, sizeof msg)
+                    : batch_prefill(s, msg, sizeof msg);
+    else {
+        rc = k == 1 ? s->api->decode(s->m, s->tok[s->kv]) : s->api->prefill(s->m, s->tok + s->kv, (int64_t)k);
+        if (rc) snprintf(msg, sizeof msg, "%s", s->api->last_error(s->m));
+    }
     if (rc) {
-        cke_status st = cke_fail(err, CKE_ERR_RANGE, "%s", s->api->last_error(s->m));
+        cke_status st = cke_fail(err, CKE_ERR_RANGE, "%s", msg);
         cke_session_reset(s);
         return st;
     }
@@ -96,9 +145,12 @@ static cke_status sync_kv(cke_session *s, cke_err *err) {
     return CKE_OK;
 }
 
+/* The logits after tok[kv-1] */
+static const float *cur_logits(const cke_session *s) { return s->b ? s->lg : s->api->logits(s->m); }
+
 const float *cke_session_logits(cke_session *s) {
     if (!s || s->n == 0 || sync_kv(s, NULL)) return NULL;
-    return s->api->logits(s->m);
+    return cur_logits(s);
 }
 
 cke_status cke_session_prefill(cke_session *s, const int32_t *ids, size_t n, size_t *n_reused, cke_err *err) {
@@ -115,12 +167,25 @@ cke_status cke_session_prefill(cke_session *s, const int32_t *ids, size_t n, siz
                             (long long)api->vocab);
     size_t lcp = 0;
     while (lcp < n && lcp < s->n && s->tok[lcp] == ids[lcp]) lcp++;
-    /* the KV cache cannot be cut back: reuse only when what it holds is a prefix of ids */
+    if (s->b && lcp < s->kv) { /* a slot is cut back to the common prefix (one token to run at least) */
+        size_t keep = lcp == n ? n - 1 : lcp;
+        if (cke_batch_truncate(s->b, api, s->slot, (int64_t)keep)) keep = 0, cke_batch_truncate(s->b, api, s->slot, 0);
+        s->kv = keep;
+    }
+    /* a single instance's KV cache is not cut back: reuse only when what it holds is a prefix of ids */
     if (lcp < s->kv) api->reset(s->m), s->kv = 0;
     memmove(s->tok, ids, n * sizeof *ids); /* ids may be cke_session_tokens(s) itself */
     s->n = n;
     if (n_reused) *n_reused = s->kv;
     if (s->kv == n) return CKE_OK; /* the logits are already those of ids[n-1] */
+    if (s->b) {
+        char msg[256];
+        if (batch_prefill(s, msg, sizeof msg)) {
+            cke_session_reset(s);
+            return cke_fail(err, CKE_ERR_RANGE, "%s", msg);
+        }
+        return CKE_OK;
+    }
     size_t k = n - s->kv;
     if (api->prefill(s->m, s->tok + s->kv, (int64_t)k) != 0) {
         cke_status st = cke_fail(err, CKE_ERR_RANGE, "%s", api->last_error(s->m));
@@ -289,6 +354,7 @@ cke_status cke_session_generate(cke_session *s, const cke_gen_opts *o, cke_gen_r
     gen_state g = {.s = s, .o = o, .first = s->n,
                    .flags = CKE_TOK_DECODE_SKIP_SPECIAL | (bare_bos ? 0 : CKE_TOK_DECODE_KEEP_PREFIX)};
     res->n_prompt = (int64_t)s->n;
+    if (s->b) cke_batch_enter(s->b, s->slot); /* this session's rows join the steps until it leaves */
     double t0 = now();
     st = sync_kv(s, err);
     double t1 = now();
@@ -298,7 +364,7 @@ cke_status cke_session_generate(cke_session *s, const cke_gen_opts *o, cke_gen_r
         if (o->max_tokens >= 0 && gen >= o->max_tokens) { res->stop = CKE_STOP_LENGTH; break; }
         if ((int64_t)s->n >= api->ctx) { res->stop = CKE_STOP_CONTEXT_FULL; break; }
         if ((st = sync_kv(s, err))) break;
-        const float *raw = api->logits(s->m);
+        const float *raw = cur_logits(s);
         int32_t next = cke_sampler_next(smp, penalized(s, o, raw, g.first), s->tok, (int64_t)s->n);
         if (next < 0) { st = cke_fail(err, CKE_ERR_ARG, "the model gave no logits to sample from"); break; }
         if (is_end(s, o, next)) { res->stop = CKE_STOP_EOS; break; }
@@ -308,6 +374,7 @@ cke_status cke_session_generate(cke_session *s, const cke_gen_opts *o, cke_gen_r
         if (done == 2) res->stop = CKE_STOP_CANCELLED;
         if (done < 0) st = g.st;
     }
+    if (s->b) cke_batch_leave(s->b, s->slot);
     if (!st && res->stop != CKE_STOP_CANCELLED && g.len > g.sent && o->on_token) {
         cke_token t = {.id = -1, .text = g.text + g.sent, .len = g.len - g.sent};
         o->on_token(o->user, &t); /* the held bytes: the generation is over, a cancel changes nothing */

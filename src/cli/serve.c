@@ -11,14 +11,17 @@
 static void usage(FILE *f) {
     fprintf(f,
             "usage: cke serve MODEL|DIR [--host 127.0.0.1] [--port 8080] [--parallel N] [--queue N] [--ctx N]\n"
-            "                 [--threads N] [--api-key KEY] [--template NAME|FILE] [--tokenizer FILE]\n"
+            "                 [--threads N] [--no-batch] [--api-key KEY] [--template NAME|FILE] [--tokenizer FILE]\n"
             "An OpenAI-compatible HTTP server: GET /v1/models, POST /v1/completions, POST /v1/chat/completions\n"
             "(\"stream\": true for server-sent events), GET /health, GET /metrics (Prometheus text).\n"
             "  --host, --port   IPv4 address and port to listen on (default 127.0.0.1:8080; --port 0: any free port)\n"
             "  --parallel N     requests generated at once, each in its own slot with its own KV cache (default 1)\n"
             "  --queue N        requests that may wait for a slot (default 64); more are answered 503\n"
             "  --ctx N          context length to compile the model for (default: the model's)\n"
-            "  --threads N      threads per slot (default: cores / parallel)\n"
+            "  --threads N      threads of the batched instance (default: cores); --no-batch: per slot\n"
+            "                   (default: cores / parallel)\n"
+            "  --no-batch       with --parallel > 1: each slot its own model instance and forward passes\n"
+            "                   (default: continuous batching, one forward a step over every active slot)\n"
             "  --api-key KEY    require 'Authorization: Bearer KEY' on every request\n"
             "  --template T     chat template: chatml, llama2, gemma, phi3 or a file (default: the model's own)\n"
             "  --tokenizer F    tokenizer for a llama2.c checkpoint\n"
@@ -41,6 +44,7 @@ int cke_cli_serve(int argc, char **argv) {
         else if (!strcmp(a, "--threads")) rc = cke_cli_opt_i64(cmd, argc, argv, &i, 1, 1024, "a thread count (1 to 1024)", &threads);
         else if (!strcmp(a, "--api-key")) rc = cke_cli_opt_str(cmd, argc, argv, &i, &o.api_key);
         else if (!strcmp(a, "--template")) rc = cke_cli_opt_str(cmd, argc, argv, &i, &o.chat_template);
+        else if (!strcmp(a, "--no-batch")) o.no_batch = 1;
         else if (!strcmp(a, "--tokenizer")) rc = cke_cli_opt_str(cmd, argc, argv, &i, &o.tokenizer);
         else if (a[0] == '-') return cke_cli_unknown(cmd, a);
         else if (!o.model) o.model = a;
@@ -74,8 +78,8 @@ int cke_cli_serve(int argc, char **argv) {
     cke_err e = {0};
     cke_status st = cke_srv_start(&o, &s, &e);
     if (st) return cke_cli_fail(cmd, st, &e);
-    printf("cke serve: listening on http://%s:%d (model %s, %d slot%s)\n", o.host, cke_srv_port(s), cke_srv_model_id(s),
-           o.parallel, o.parallel == 1 ? "" : "s");
+    printf("cke serve: listening on http://%s:%d (model %s, %d slot%s%s)\n", o.host, cke_srv_port(s), cke_srv_model_id(s),
+           o.parallel, o.parallel == 1 ? "" : "s", o.parallel > 1 && !o.no_batch ? ", batched" : "");
     fflush(stdout);
     int sig = 0;
     sigwait(&stop, &sig);

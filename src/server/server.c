@@ -118,6 +118,21 @@ static enum MHD_Result get_health(cke_srv *s, struct MHD_Connection *c, conn *k)
 static enum MHD_Result get_metrics(cke_srv *s, struct MHD_Connection *c, conn *k) {
     char *t = cke_srv_metrics_text(&s->m);
     if (!t) return answer_json(s, c, k, 500, NULL);
+    uint64_t steps, rows;
+    if (!cke_engine_batch_stats(s->e, &steps, &rows, NULL)) { /* continuous batching: how full the steps are */
+        char more[512];
+        int n = snprintf(more, sizeof more,
+                         "# HELP cke_batch_steps_total Batched decode steps (one forward over the active slots).\n"
+                         "# TYPE cke_batch_steps_total counter\ncke_batch_steps_total %llu\n"
+                         "# HELP cke_batch_rows_total Rows (tokens) those steps decoded; rows/steps is the mean batch.\n"
+                         "# TYPE cke_batch_rows_total counter\ncke_batch_rows_total %llu\n",
+                         (unsigned long long)steps, (unsigned long long)rows);
+        size_t tl = strlen(t);
+        char *u = realloc(t, tl + (size_t)n + 1);
+        if (!u) { free(t); return answer_json(s, c, k, 500, NULL); }
+        memcpy(u + tl, more, (size_t)n + 1);
+        t = u;
+    }
     return answer(s, c, k, 200, "text/plain; version=0.0.4", t);
 }
 
@@ -383,6 +398,7 @@ cke_status cke_srv_start(const cke_srv_opts *o, cke_srv **out, cke_err *err) {
     eo.tokenizer = o->tokenizer;
     eo.chat_template = o->chat_template;
     eo.n_sessions = o->parallel;
+    eo.batch_slots = o->parallel > 1 && !o->no_batch ? o->parallel : 0;
     cke_status st = cke_engine_open(o->model, &eo, &s->e, err);
     if (!st) {
         s->info = cke_engine_info(s->e);

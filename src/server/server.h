@@ -1,7 +1,8 @@
 /* cke serve: an OpenAI-compatible HTTP server (libmicrohttpd) over libcke (include/cke/cke.h).
  * --parallel N slots, each a cke_session (own KV cache) driven by its own worker thread; requests
  * wait in a bounded FIFO and go to the free slot whose cached tokens share the longest prefix
- * with the prompt. Slots decode independently (no batching across slots). */
+ * with the prompt. With --parallel > 1 the slots are KV slots of one model instance and decode
+ * together (continuous batching, src/api/batch.c); --no-batch gives each slot its own instance. */
 #ifndef CKE_SERVER_SERVER_H
 #define CKE_SERVER_SERVER_H
 
@@ -16,7 +17,9 @@ typedef struct {
     int parallel;              /* slots (>= 1) */
     int queue;                 /* requests that may wait for a slot (>= 0); more get 503 */
     int64_t ctx;               /* 0: the model's */
-    int threads;               /* per slot; 0: cores / parallel */
+    int threads;               /* batched: of the one instance, 0: cores; no_batch: per slot, 0: cores / parallel */
+    int no_batch;              /* parallel > 1: 0 continuous batching (cke_engine_opts.batch_slots), 1 an
+                                * instance per slot */
     const char *api_key;       /* NULL: no key */
     const char *chat_template; /* NULL: the model's own */
     const char *tokenizer;     /* llama2.c checkpoints */

@@ -2,7 +2,8 @@
  * they give one at a time, prompt-prefix reuse gives the logits and text of a fresh prefill,
  * the callback's pieces make up the result text, cancel, stop strings, logprobs, seeds and
  * presence/frequency penalties, the context
- * limit, the chat template, and bad input answered with statuses. Ends with "N passed, N failed".
+ * limit, the chat template, and bad input answered with statuses; continuous batching (four
+ * sessions as slots of one instance give the texts alone, a cancelled row, slots reused). Ends with "N passed, N failed".
  * Needs $CKE_MODELS; compiles into $CKE_CACHE (a temporary folder when unset). */
 #define _DEFAULT_SOURCE /* mkdtemp, setenv */
 #include "cke/cke.h"
@@ -13,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static int n_pass, n_fail;
 
@@ -295,6 +297,135 @@ static void test_chat_template(const char *model) {
     check(cke_engine_open(model, &o, &e, &err) == CKE_ERR_ARG && !e, "a missing template file: CKE_ERR_ARG");
 }
 
+/* ------------------------------------------------------------------ continuous batching */
+
+typedef struct {
+    cke_engine *e;
+    const char *prompt;
+    int cancel_after; /* 0: run to max_tokens */
+    int slow_at;      /* > 0: the callback sleeps 0.3 s at this token (a slow stream reader) */
+    char *text;
+    int64_t n_gen;
+    cke_stop_reason stop;
+    pthread_barrier_t *go; /* every job prefilled before any generates */
+} bjob;
+
+static int cancel_cb(void *user, const cke_token *t) {
+    bjob *j = user;
+    if (t->id >= 0 && j->slow_at && j->n_gen + 1 == j->slow_at) nanosleep(&(struct timespec){0, 300000000L}, NULL);
+    if (j->slow_at && t->id >= 0) j->n_gen++;
+    return t->id >= 0 && j->cancel_after && ++j->n_gen >= j->cancel_after;
+}
+
+/* a session of the batched engine, greedy 40 tokens; the thread's sessions step together */
+static void *run_bjob(void *p) {
+    bjob *j = p;
+    cke_err err = {0};
+    cke_session *s = NULL;
+    int32_t *ids = NULL;
+    size_t n = 0;
+    if (cke_session_new(j->e, &s, &err) || cke_tokenize(j->e, j->prompt, strlen(j->prompt), -1, 1, &ids, &n, &err) ||
+        cke_session_prefill(s, ids, n, NULL, &err)) {
+        printf("   batched job: %s\n", err.msg);
+        pthread_barrier_wait(j->go);
+    } else {
+        pthread_barrier_wait(j->go);
+        cke_gen_opts g = CKE_GEN_DEFAULTS;
+        g.temp = 0, g.max_tokens = 40, g.on_token = cancel_cb, g.user = j;
+        cke_gen_result r;
+        if (!cke_session_generate(s, &g, &r, &err)) j->text = r.text, r.text = NULL, j->stop = r.stop;
+        cke_gen_result_free(&r);
+    }
+    cke_free(ids);
+    cke_session_free(s);
+    return NULL;
+}
+
+static void run_bjobs(bjob *jobs, int n) {
+    pthread_t th[8];
+    pthread_barrier_t go;
+    pthread_barrier_init(&go, NULL, (unsigned)n);
+    for (int i = 0; i < n; i++) jobs[i].go = &go;
+    for (int i = 0; i < n; i++) pthread_create(&th[i], NULL, run_bjob, &jobs[i]);
+    for (int i = 0; i < n; i++) pthread_join(th[i], NULL);
+    pthread_barrier_destroy(&go);
+}
+
+static void test_batched(const char *model) {
+    static const char *const prompts[4] = {"Once upon a time", "The cat sat", "Lily and Tom went to the park",
+                                           "One day, a little bird"};
+    char *alone[4];
+    for (int i = 0; i < 4; i++) alone[i] = greedy(prompts[i], 40);
+    cke_err err = {0};
+    cke_engine_opts o = CKE_ENGINE_DEFAULTS;
+    o.threads = 1, o.ctx = 128, o.batch_slots = 4;
+    cke_engine *e = NULL;
+    if (cke_engine_open(model, &o, &e, &err)) {
+        check(0, err.msg);
+        goto out;
+    }
+    bjob jobs[4];
+    for (int i = 0; i < 4; i++) jobs[i] = (bjob){.e = e, .prompt = prompts[i]};
+    run_bjobs(jobs, 4);
+    for (int i = 0; i < 4; i++) {
+        check(jobs[i].text && alone[i] && !strcmp(jobs[i].text, alone[i]), "batched: 4 prompts, each the greedy text alone");
+        free(jobs[i].text);
+    }
+    uint64_t steps = 0, rows = 0;
+    check(!cke_engine_batch_stats(e, &steps, &rows, &err) && rows >= 40 * 4 - 4 && rows > steps,
+          "batched: the rows went through shared steps");
+    printf("   batched: %llu rows in %llu steps\n", (unsigned long long)rows, (unsigned long long)steps);
+    check(cke_engine_batch_stats(g_e, &steps, &rows, &err) == CKE_ERR_ARG, "batch stats of an unbatched engine: CKE_ERR_ARG");
+    /* row 1 cancels after 5 tokens; the others go on to the same texts */
+    for (int i = 0; i < 4; i++) jobs[i] = (bjob){.e = e, .prompt = prompts[i], .cancel_after = i == 1 ? 5 : 0};
+    run_bjobs(jobs, 4);
+    check(jobs[1].stop == CKE_STOP_CANCELLED && jobs[1].n_gen == 5, "batched: the cancelled row stops after 5 tokens");
+    for (int i = 0; i < 4; i++) {
+        if (i != 1) check(jobs[i].text && alone[i] && !strcmp(jobs[i].text, alone[i]), "batched: a cancel leaves the other rows alone");
+        free(jobs[i].text);
+    }
+    /* row 2's callback blocks 0.3 s: the others step on without it, and all get their texts */
+    cke_engine_batch_stats(e, &steps, &rows, &err);
+    uint64_t rows0 = rows;
+    for (int i = 0; i < 4; i++) jobs[i] = (bjob){.e = e, .prompt = prompts[i], .slow_at = i == 2 ? 3 : 0};
+    run_bjobs(jobs, 4);
+    for (int i = 0; i < 4; i++) {
+        check(jobs[i].text && alone[i] && !strcmp(jobs[i].text, alone[i]), "batched: a slow callback: every row its own text");
+        free(jobs[i].text);
+    }
+    check(!cke_engine_batch_stats(e, &steps, &rows, &err) && rows - rows0 >= 4 * 40 - 4, "batched: rows counted");
+    /* the slots were given back: 4 sessions again, a 5th is refused until one is freed */
+    cke_session *s[5] = {0};
+    int ok = 1;
+    for (int i = 0; i < 4; i++) ok &= !cke_session_new(e, &s[i], &err);
+    check(ok, "batched: 4 slots free again after the jobs");
+    check(cke_session_new(e, &s[4], &err) == CKE_ERR_RANGE && !s[4], "batched: a 5th session is refused");
+    cke_session_free(s[2]);
+    s[2] = NULL;
+    check(!cke_session_new(e, &s[2], &err), "batched: a freed slot is taken again");
+    /* one slot, prompt after prompt: the second cuts the first's cache back (prefix reuse) */
+    int32_t *ids = NULL;
+    size_t n = 0, reused = 0;
+    cke_gen_opts g = CKE_GEN_DEFAULTS;
+    g.temp = 0, g.max_tokens = 40;
+    cke_gen_result r = {0};
+    for (int k = 0; k < 2; k++) {
+        const char *p = prompts[k ? 0 : 2];
+        if (cke_tokenize(e, p, strlen(p), -1, 1, &ids, &n, &err) || cke_session_prefill(s[0], ids, n, &reused, &err) ||
+            cke_session_generate(s[0], &g, &r, &err))
+            check(0, err.msg);
+        cke_free(ids);
+        ids = NULL;
+        if (k) check(reused == 1 && r.text && alone[0] && !strcmp(r.text, alone[0]),
+                     "batched: a reused slot (common prefix: BOS) gives the greedy text alone");
+        cke_gen_result_free(&r);
+    }
+    for (int i = 0; i < 5; i++) cke_session_free(s[i]);
+out:
+    cke_engine_close(e);
+    for (int i = 0; i < 4; i++) free(alone[i]);
+}
+
 int main(void) {
     const char *dir = getenv("CKE_MODELS");
     char model[4096];
@@ -321,6 +452,7 @@ int main(void) {
     test_sampling();
     test_limits_and_bad_input();
     test_chat_template(model);
+    test_batched(model);
     cke_engine_close(g_e);
     if (!cache || !*cache) cke_rmtree(tmp, NULL); /* the cache this test made */
     printf("%d passed, %d failed\n", n_pass, n_fail);

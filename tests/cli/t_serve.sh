@@ -259,9 +259,29 @@ EOF
         check serve_load_parallel2 [ $? = 0 ]
         sed 's/^/    /' "$T/load"
         cat "$T/load" >>"$T/load_all"
+        # --parallel 2 is continuously batched: the load's two slots shared decode steps
+        steps=$(metric cke_batch_steps_total) rows=$(metric cke_batch_rows_total)
+        echo "    batched: $rows rows in $steps steps"
+        check serve_batched_steps_shared [ "${rows:-0}" -gt "${steps:-0}" ]
         srv_clean serve_clean_exit_parallel2
     else
         check serve_starts false
+    fi
+
+    # --no-batch: a model instance per slot, the same texts, no batch metrics
+    if srv_start --parallel 2 --no-batch; then
+        cj -N "$U/v1/completions" -d "{\"prompt\": \"$P1\", \"max_tokens\": 48, \"temperature\": 0, \"stream\": true}" -o "$T/nb1" &
+        a=$!
+        cj "$U/v1/completions" -d "{\"prompt\": \"$P2\", \"max_tokens\": 48, \"temperature\": 0}" -o "$T/nb2"
+        wait $a
+        sse_text "$T/nb1" >"$T/nbgot1"
+        jget "$T/nb2" 'd["choices"][0]["text"]' >"$T/nbgot2"
+        check serve_nobatch_stream1 cmp "$T/nbgot1" "$T/want1"
+        check serve_nobatch_whole2 cmp "$T/nbgot2" "$T/want2"
+        check serve_nobatch_no_batch_metrics [ -z "$(metric cke_batch_steps_total)" ]
+        srv_clean serve_clean_exit_nobatch
+    else
+        check serve_starts_nobatch false
     fi
 
     # one slot, a queue of one: while the first request streams, a second waits and a third gets

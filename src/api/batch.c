@@ -1,0 +1,177 @@
+/* Continuous batching: the sessions of a batch_slots engine share one model instance with a KV
+ * slot each. There is no scheduler thread: a session that needs its next token's logits hands
+ * the token in as a row and waits; when every session generating has handed one in, the last
+ * one runs the step (one decode_batch over all rows) and wakes the rest. Prefills (prompts, in
+ * chunks) take the instance between steps. The per-token work (sampling, stop strings, the
+ * callback) stays in each session's own cke_session_generate on its own thread. */
+#include "api/api.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* A step waits this long for the rows of sessions still busy in their callback (a stream whose
+ * reader is slow blocks there); then it runs without them, and they are not waited for again
+ * until they hand a row in. One slow client cannot stall the others. */
+#define LAG_WAIT_S 0.02
+
+cke_status cke_batch_open(cke_batch *b, const ckm_api *api, const char *weights, int threads, int n_slots, cke_err *err) {
+    memset(b, 0, sizeof *b);
+    if (api->abi_version < 5 || !api->open_slots || !api->decode_batch)
+        return cke_fail(err, CKE_ERR_FORMAT, "the compiled model predates batched decode (ABI 5): recompile it");
+    if (n_slots < 1 || n_slots > 4096) return cke_fail(err, CKE_ERR_ARG, "batch_slots %d: 1 to 4096", n_slots);
+    pthread_mutex_init(&b->mu, NULL);
+    pthread_cond_init(&b->cv, NULL);
+    b->n_slots = n_slots;
+    b->used = calloc((size_t)n_slots, 1);
+    b->in_gen = calloc((size_t)n_slots, 1);
+    b->lag = calloc((size_t)n_slots, 1);
+    b->has_row = calloc((size_t)n_slots, 1);
+    b->tok = malloc((size_t)n_slots * sizeof *b->tok);
+    b->slot = malloc((size_t)n_slots * sizeof *b->slot);
+    b->logits = malloc((size_t)n_slots * (size_t)api->vocab * sizeof *b->logits);
+    if (!b->used || !b->in_gen || !b->lag || !b->has_row || !b->tok || !b->slot || !b->logits) return cke_fail(err, CKE_ERR_NOMEM, "out of memory");
+    char msg[512] = "";
+    b->m = api->open_slots(weights, threads, n_slots, msg, sizeof msg);
+    if (!b->m) return cke_fail(err, CKE_ERR_FORMAT, "%s", msg);
+    return CKE_OK;
+}
+
+/* Also after a failed open (what was made is freed). */
+void cke_batch_close(cke_batch *b, const ckm_api *api) {
+    if (b->m) api->free(b->m);
+    free(b->used);
+    free(b->in_gen);
+    free(b->lag);
+    free(b->has_row);
+    free(b->tok);
+    free(b->slot);
+    free(b->logits);
+    if (b->n_slots) {
+        pthread_mutex_destroy(&b->mu);
+        pthread_cond_destroy(&b->cv);
+    }
+    memset(b, 0, sizeof *b);
+}
+
+int cke_batch_take(cke_batch *b) {
+    pthread_mutex_lock(&b->mu);
+    int slot = -1;
+    for (int i = 0; i < b->n_slots && slot < 0; i++)
+        if (!b->used[i]) b->used[i] = 1, slot = i;
+    pthread_mutex_unlock(&b->mu);
+    return slot;
+}
+
+/* The instance to oneself, between steps. */
+static void acquire(cke_batch *b) {
+    pthread_mutex_lock(&b->mu);
+    while (b->busy) pthread_cond_wait(&b->cv, &b->mu);
+    b->busy = 1;
+    pthread_mutex_unlock(&b->mu);
+}
+
+static void release(cke_batch *b) {
+    pthread_mutex_lock(&b->mu);
+    b->busy = 0;
+    pthread_cond_broadcast(&b->cv);
+    pthread_mutex_unlock(&b->mu);
+}
+
+void cke_batch_give(cke_batch *b, const ckm_api *api, int slot) {
+    acquire(b);
+    api->slot_reset(b->m, slot);
+    release(b);
+    pthread_mutex_lock(&b->mu);
+    b->used[slot] = 0;
+    pthread_mutex_unlock(&b->mu);
+}
+
+int cke_batch_prefill(cke_batch *b, const ckm_api *api, int slot, const int32_t *tok, int64_t n, float *lg) {
+    acquire(b);
+    int rc = api->slot_prefill(b->m, slot, tok, n);
+    if (!rc && lg) memcpy(lg, api->logits(b->m), (size_t)api->vocab * sizeof *lg);
+    release(b);
+    return rc;
+}
+
+int cke_batch_truncate(cke_batch *b, const ckm_api *api, int slot, int64_t n) {
+    acquire(b);
+    int rc = api->slot_truncate(b->m, slot, n);
+    release(b);
+    return rc;
+}
+
+void cke_batch_enter(cke_batch *b, int slot) {
+    pthread_mutex_lock(&b->mu);
+    b->in_gen[slot] = 1, b->lag[slot] = 0;
+    pthread_mutex_unlock(&b->mu);
+}
+
+void cke_batch_leave(cke_batch *b, int slot) {
+    pthread_mutex_lock(&b->mu);
+    b->in_gen[slot] = 0, b->lag[slot] = 0;
+    pthread_cond_broadcast(&b->cv); /* the others may all be waiting for this one's row */
+    pthread_mutex_unlock(&b->mu);
+}
+
+static double mono_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* Generating sessions the next step still waits for (b->mu held). */
+static int missing(const cke_batch *b) {
+    int n = 0;
+    for (int i = 0; i < b->n_slots; i++) n += b->in_gen[i] && !b->lag[i] && !b->has_row[i];
+    return n;
+}
+
+/* Waits on b->cv until the step's lag deadline at most; 1 when it passed (b->mu held). */
+static int wait_lag(cke_batch *b) {
+    double left = b->first_row_t + LAG_WAIT_S - mono_s();
+    if (left <= 0) return 1;
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t); /* the condition variable's clock */
+    long ns = t.tv_nsec + (long)(left * 1e9);
+    t.tv_sec += ns / 1000000000L, t.tv_nsec = ns % 1000000000L;
+    return pthread_cond_timedwait(&b->cv, &b->mu, &t) == ETIMEDOUT;
+}
+
+int cke_batch_decode(cke_batch *b, const ckm_api *api, int slot, int32_t tok, float *lg, char *msg, size_t msg_len) {
+    pthread_mutex_lock(&b->mu);
+    while (b->busy) pthread_cond_wait(&b->cv, &b->mu); /* a step running reads the rows */
+    int row = b->posted++;
+    b->tok[row] = tok, b->slot[row] = slot;
+    b->has_row[slot] = 1, b->lag[slot] = 0;
+    if (row == 0) b->first_row_t = mono_s();
+    uint64_t mine = b->step;
+    while (b->step == mine) {
+        if (b->busy) pthread_cond_wait(&b->cv, &b->mu);
+        else if (missing(b)) {
+            if (wait_lag(b) && b->step == mine && !b->busy) /* go without the late ones */
+                for (int i = 0; i < b->n_slots; i++) b->lag[i] |= b->in_gen[i] && !b->has_row[i];
+        } else { /* every generating session is in: run the step */
+            b->busy = 1;
+            for (int i = 0; i < b->posted; i++) b->has_row[b->slot[i]] = 0;
+            int n = b->posted;
+            pthread_mutex_unlock(&b->mu);
+            int rc = api->decode_batch(b->m, n, b->tok, b->slot, b->logits);
+            pthread_mutex_lock(&b->mu);
+            b->rc = rc;
+            if (rc) snprintf(b->msg, sizeof b->msg, "%s", api->last_error(b->m));
+            b->rows += (uint64_t)n;
+            b->posted = 0, b->busy = 0, b->step++;
+            pthread_cond_broadcast(&b->cv);
+        }
+    }
+    /* the rows stay until this session hands in its next one: the next step cannot run before */
+    int rc = b->rc;
+    if (rc) snprintf(msg, msg_len, "%s", b->msg);
+    else memcpy(lg, b->logits + (size_t)row * (size_t)api->vocab, (size_t)api->vocab * sizeof *lg);
+    pthread_mutex_unlock(&b->mu);
+    return rc;
+}
