@@ -87,7 +87,7 @@ if have_models && command -v curl >/dev/null; then
     greedy "$P2" 48 >"$T/want2"
     check serve_greedy_reference_nonempty [ -s "$T/want1" ] && [ -s "$T/want2" ]
 
-    if srv_start --parallel 2; then
+    if srv_start --parallel 2 --batch; then
         check serve_health cj -f "$U/health" -o "$T/health"
         check serve_health_ok grep -q '"status": "ok"' "$T/health"
         cj "$U/v1/models" -o "$T/models"
