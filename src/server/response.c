@@ -11,11 +11,50 @@ void cke_srv_logprob_free(cke_srv_logprob *l) {
     memset(l, 0, sizeof *l);
 }
 
-/* renders and frees o; NULL when anything failed on the way (o NULL) */
+/* Length of the valid UTF-8 sequence at s[0..n) (RFC 3629: no overlongs, surrogates or code
+ * points above U+10FFFF), or 0 when s starts with an invalid one. */
+static size_t utf8_seq(const unsigned char *s, size_t n) {
+    unsigned c = s[0];
+    if (c < 0x80) return 1;
+    size_t len = c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+    if (!len || len > n) return 0;
+    for (size_t i = 1; i < len; i++)
+        if ((s[i] & 0xC0) != 0x80) return 0;
+    if ((c == 0xE0 && s[1] < 0xA0) || (c == 0xED && s[1] > 0x9F) || (c == 0xF0 && s[1] < 0x90) ||
+        (c == 0xF4 && s[1] > 0x8F))
+        return 0;
+    return len;
+}
+
+/* A model can emit a lone byte token (<0xE7>) in the middle of its text; cJSON copies bytes >= 0x80
+ * as they are, and JSON must be UTF-8. Outside strings the printed JSON is ASCII, so every invalid
+ * byte is inside a string and becomes the escape \ufffd (U+FFFD, as a lossy decoder shows it). */
+static char *utf8_clean(char *json) {
+    size_t n = strlen(json), bad = 0;
+    for (size_t i = 0; i < n;) {
+        size_t l = utf8_seq((const unsigned char *)json + i, n - i);
+        bad += !l;
+        i += l ? l : 1;
+    }
+    if (!bad) return json;
+    char *out = malloc(n + 5 * bad + 1), *w = out;
+    if (out)
+        for (size_t i = 0; i < n;) {
+            size_t l = utf8_seq((const unsigned char *)json + i, n - i);
+            if (l) memcpy(w, json + i, l), w += l, i += l;
+            else memcpy(w, "\\ufffd", 6), w += 6, i++;
+        }
+    if (out) *w = 0;
+    free(json); /* cJSON allocates with malloc (no hooks are set) */
+    return out;
+}
+
+/* renders and frees o; NULL when anything failed on the way (o NULL). The text is always valid
+ * UTF-8. */
 static char *finish(cJSON *o) {
     char *s = o ? cJSON_PrintUnformatted(o) : NULL;
     cJSON_Delete(o);
-    return s;
+    return s ? utf8_clean(s) : NULL;
 }
 
 /* cJSON strings stop at a NUL: a model's text with one gets it cut there, never overread */

@@ -15,6 +15,24 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* strict UTF-8 (RFC 3629), written apart from the server's own check */
+static int valid_utf8(const char *p) {
+    const unsigned char *s = (const unsigned char *)p;
+    while (*s) {
+        uint32_t c = *s, n = c < 0x80 ? 0 : (c & 0xE0) == 0xC0 ? 1 : (c & 0xF0) == 0xE0 ? 2 : (c & 0xF8) == 0xF0 ? 3 : 9;
+        if (n == 9) return 0;
+        uint32_t cp = n ? c & (0x3F >> n) : c;
+        for (uint32_t i = 1; i <= n; i++) {
+            if ((s[i] & 0xC0) != 0x80) return 0;
+            cp = cp << 6 | (s[i] & 0x3F);
+        }
+        static const uint32_t min[] = {0, 0x80, 0x800, 0x10000};
+        if (cp < min[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+        s += n + 1;
+    }
+    return 1;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -33,9 +51,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const char *text = kind == CKE_SRV_CHAT ? r.msgs[r.n_msgs - 1].content : r.prompt;
     cke_srv_logprob lp = {.text = (char *)text, .logprob = -1.5f, .n_top = 1, .top_text = {(char *)text}, .top_logprob = {-2}};
     cke_srv_answer a = {.req = &r, .id = "cmpl-fuzz", .model = "stories260K", .created = 1};
-    free(cke_srv_json_result(&a, text, strlen(text), "stop", &lp, 1, 3, 1));
+    char *res = cke_srv_json_result(&a, text, strlen(text), "stop", &lp, 1, 3, 1);
     cke_srv_chunk c = {.text = text, .len = strlen(text), .first = 1, .lp = &lp};
-    free(cke_srv_json_chunk(&a, &c));
+    char *chunk = cke_srv_json_chunk(&a, &c);
+    /* answers are UTF-8 whatever bytes the text holds (a model's lone byte tokens) */
+    if ((res && !valid_utf8(res)) || (chunk && !valid_utf8(chunk))) abort();
+    free(res);
+    free(chunk);
     cke_srv_req_free(&r);
     return 0;
 }
