@@ -148,17 +148,9 @@ static void entry_source(const char *entry, char *out, size_t n) {
     size_t got = f ? fread(out, 1, n - 1, f) : 0;
     if (f) fclose(f);
     out[got] = 0;
-    snprintf(p, sizeof p, "%s/cke-model.txt", entry);
-    if (!got && (f = fopen(p, "r"))) {
-        char line[PATH_MAX + 16];
-        while (fgets(line, sizeof line, f))
-            if (!strncmp(line, "source ", 7)) {
-                line[strcspn(line, "\n")] = 0;
-                snprintf(out, n, "%s", line + 7);
-                got = strlen(out);
-                break;
-            }
-        fclose(f);
+    if (!got) { /* an older cke's entry: the compiled directory itself */
+        cke_compiled_source(entry, out, n);
+        got = strlen(out);
     }
     for (size_t i = 0; i < got; i++)
         if ((unsigned char)out[i] < 0x20 || out[i] == 0x7f) out[i] = '?';

@@ -137,17 +137,7 @@ static void model_facts(const char *dir, cke_prof_info *in, char *source, size_t
     }
     free(buf);
     if (f) fclose(f);
-    snprintf(path, sizeof path, "%s/cke-model.txt", dir);
-    source[0] = 0;
-    if ((f = fopen(path, "r"))) {
-        char line[PATH_MAX + 16];
-        while (fgets(line, sizeof line, f))
-            if (!strncmp(line, "source ", 7)) {
-                line[strcspn(line, "\n")] = 0;
-                snprintf(source, ns, "%s", line + 7);
-            }
-        fclose(f);
-    }
+    cke_compiled_source(dir, source, ns);
     struct stat st;
     snprintf(path, sizeof path, "%s/weights.bin", dir);
     in->weights_bytes = stat(path, &st) == 0 ? (int64_t)st.st_size : -1;

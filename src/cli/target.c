@@ -1,5 +1,7 @@
 #include "cli/target.h"
 
+#include "driver/compile.h"
+
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -39,22 +41,6 @@ static int is_dir(const char *dir, const char *name) {
     return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-/* the `source` line of a compiled directory's cke-model.txt */
-static void compiled_source(const char *dir, char *out, size_t n) {
-    char p[PATH_MAX + 64], line[PATH_MAX + 16];
-    out[0] = 0;
-    snprintf(p, sizeof p, "%s/cke-model.txt", dir);
-    FILE *f = fopen(p, "r");
-    if (!f) return;
-    while (fgets(line, sizeof line, f))
-        if (!strncmp(line, "source ", 7)) {
-            line[strcspn(line, "\n")] = 0;
-            snprintf(out, n, "%s", line + 7);
-            break;
-        }
-    fclose(f);
-}
-
 /* the model a checkpoint holds: model.gguf, an HF layout (the directory itself) or model.bin +
  * tokenizer.bin */
 static int checkpoint_model(const char *dir, cke_target *t) {
@@ -89,7 +75,7 @@ int cke_cli_target(const char *cmd_name, const char *path, cke_target *t) {
     if (is_file(path, "model.so", NULL, 0) && is_file(path, "cke-model.txt", NULL, 0)) {
         t->kind = CKE_TARGET_COMPILED;
         snprintf(t->model, sizeof t->model, "%s", path);
-        compiled_source(path, t->source, sizeof t->source);
+        cke_compiled_source(path, t->source, sizeof t->source);
         return 0;
     }
     if (is_file(path, "trainer.json", NULL, 0)) {

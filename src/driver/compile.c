@@ -622,3 +622,18 @@ done:
     cke_model_close(m);
     return st;
 }
+
+void cke_compiled_source(const char *dir, char *out, size_t n) {
+    char p[PATH_MAX + 32], line[PATH_MAX + 16];
+    out[0] = 0;
+    snprintf(p, sizeof p, "%s/cke-model.txt", dir);
+    FILE *f = fopen(p, "r");
+    if (!f) return;
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, "source ", 7)) {
+            line[strcspn(line, "\n")] = 0;
+            snprintf(out, n, "%s", line + 7);
+            break;
+        }
+    fclose(f);
+}

@@ -48,6 +48,10 @@ typedef struct {
 cke_status cke_compile(const char *model_path, const cke_compile_opts *o, cke_err *err);
 
 /* Deletes a directory tree (nftw, symbolic links not followed); a missing path is fine. err may be NULL. */
+/* The model a compiled directory was compiled from (the `source` line of its cke-model.txt), or
+ * "" when the file or the line is missing. */
+void cke_compiled_source(const char *dir, char *out, size_t n);
+
 cke_status cke_rmtree(const char *path, cke_err *err);
 
 /* The PID in a temporary directory's name (".NAME.tmp-PID-XXXXXX"), 0 when name is not one. */
