@@ -257,6 +257,11 @@ int cke_qlinear_fwd(const cke_ktable *kt, float *Y /* [M,N] */, const float *X /
 size_t cke_qlinear_ws_size(int qtype, int64_t M, int64_t K, int64_t N, int nth);
 /* Row bytes of K elements of qtype (0 when unsupported or K is not a multiple of the block). */
 size_t cke_qtype_row_size(int qtype, int64_t K);
+/* Embedding lookup out[t] = dequantize(table row tok[t]) (src/kernels/qembed.c), table in qtype's
+ * blocks (0: f32, the table's embed_fwd). Returns 0, or -1 when qtype has no ops or D is not whole
+ * blocks. Precondition: 0 <= tok[t] < V, as embed_fwd. */
+int cke_qembed_fwd(const cke_ktable *kt, float *out /* [T,D] */, const int32_t *tok /* [T] */,
+                   const void *table /* [V, D/blck blocks] */, int qtype, int64_t T, int64_t D);
 
 /* RoPE tables (not kernels: called once at load). Computed the way the references do (llama2.c
  * and HF both work in float32), so positions match them bit for bit up to the cos/sin rounding:

@@ -221,12 +221,21 @@ static void emit_node(emit_ctx *e, const cke_node *n, const char *ind) {
     int64_t C = cols_of(o);
     fprintf(f, "%sPROF_BEGIN();\n", ind);
     switch (n->op) {
-    case CKE_OP_EMBED:
+    case CKE_OP_EMBED: {
         wname(wn, sizeof wn, ir, n->in[1], lv);
         shape_c(s1, sizeof s1, &ir->v[n->in[1]], "");
         fprintf(f, "%s/* embed: %s%s = %s%s[tokens%s] */\n", ind, on, so, ir->v[n->in[1]].name, s1, s0);
+        int anyq = 0, dt = wdtype_all(e->p, n->in[1], &anyq);
+        if (anyq) { /* a table kept in blocks (shared with a tied output head): rows dequantized */
+            char cb[CKE_IR_NAME];
+            cname(cb, sizeof cb, &ir->v[n->in[1]]);
+            fprintf(f, "%s/* table stored as %s: the looked-up rows dequantized */\n", ind, qname(dt));
+            fprintf(f, "%scke_qembed_fwd(kt, %s, tok, WQ(%s), Q_%s, %s, %lld);\n", ind, on, wn, cb, R, (long long)C);
+            break;
+        }
         fprintf(f, "%skt->embed_fwd(%s, tok, WT(%s), %s, %lld);\n", ind, on, wn, R, (long long)C);
         break;
+    }
     case CKE_OP_RMSNORM:
         wname(wn, sizeof wn, ir, n->in[1], lv);
         if (n->a.head_dim > 0) { /* per head: rows of head_dim (Qwen3 QK-norm) */

@@ -347,15 +347,16 @@ int cke_plan_wdtype(const cke_plan *p, int value) {
 
 cke_status cke_plan_set_wdtypes(cke_plan *p, int (*dtype_of)(void *ud, const char *name), void *ud, cke_err *err) {
     cke_ir *ir = p->ir;
-    /* a weight keeps its format only when every read is a LINEAR's matrix and nothing ties to it */
+    /* a weight keeps its format only when every read is a LINEAR's matrix or an EMBED's table (a
+     * tied output head and its embedding share the blocks: the lookup dequantizes its rows) */
     char *f32_only = calloc((size_t)ir->nv, 1);
     if (!f32_only) return cke_fail(err, CKE_ERR_NOMEM, "out of memory");
     for (int i = 0; i < ir->nn; i++)
         for (int k = 0; k < ir->n[i].n_in; k++) {
             int vi = ir->n[i].in[k];
             if (ir->v[vi].kind != CKE_V_WEIGHT) continue;
-            if (ir->v[vi].tied_to >= 0) { f32_only[vi] = 1; f32_only[ir->v[vi].tied_to] = 1; }
-            if (!(ir->n[i].op == CKE_OP_LINEAR && k == 1)) f32_only[vi] = 1;
+            const int q_ok = k == 1 && (ir->n[i].op == CKE_OP_LINEAR || ir->n[i].op == CKE_OP_EMBED);
+            if (!q_ok) f32_only[ir->v[vi].tied_to >= 0 ? ir->v[vi].tied_to : vi] = 1;
         }
     size_t off = 0;
     for (int i = 0; i < p->nw; i++) {

@@ -41,6 +41,21 @@ if have_models; then
     else
         check quant_make_model false
     fi
+    # issue 17: a tied output head stays in its block format (SmolLM2, Qwen, Gemma tie a Q8_0
+    # token_embd to the output): weights.bin holds it once as q8_0r, the embedding dequantizes its
+    # looked-up rows, and the model scores exactly as the same weights untied (same values, kernels)
+    "$CKE" quantize "$S/stories260K.gguf" "$T/q-s8.gguf" Q8_0 >/dev/null 2>&1
+    python3 tests/quant/gguf_rename.py "$T/q-s8.gguf" "$T/q-s8-tied.gguf" output.weight -
+    check quant_tied_is_tied grep -q 'tied_output yes' <<<"$("$CKE" inspect "$T/q-s8-tied.gguf" 2>&1)"
+    ok quant_tied_compile "$CKE" compile "$T/q-s8-tied.gguf" -o "$T/q-s8-tied"
+    check quant_tied_embd_blocks grep -q 'cke_qembed_fwd(kt, x, tok, WQ(W_tok_embd), Q_tok_embd' "$T/q-s8-tied/model.c"
+    check quant_tied_head_blocks grep -q 'cke_qlinear_fwd(kt, logits, out_norm, WQ(W_tok_embd), Q_tok_embd' "$T/q-s8-tied/model.c"
+    check quant_tied_q8_0r grep -Eq 'W_tok_embd +0u /\* \[512,64\] q8_0r' "$T/q-s8-tied/model.c"
+    # 512 x 64 as q8_0r is 34816 bytes: the whole of weights.bin is 0.31 MiB (0.43 with an f32 table)
+    check quant_tied_small awk -v b="$(stat -c %s "$T/q-s8-tied/weights.bin")" 'BEGIN { exit !(b < 360000) }'
+    p_untied=$("$CKE" perplexity "$T/q-s8.gguf" tests/data/tinystories_ppl.txt --ctx 128 2>/dev/null | grep "^Final estimate")
+    p_tied=$("$CKE" perplexity "$T/q-s8-tied.gguf" tests/data/tinystories_ppl.txt --ctx 128 2>/dev/null | grep "^Final estimate")
+    check quant_tied_same_ppl test -n "$p_tied" -a "$p_tied" = "$p_untied"
     # tied output (GPT-2): the token embedding gets the output head's type (Q6_K -> Q8_0 for rows of 32)
     G=$CKE_MODELS/tiny-random-gpt2
     if [ -f "$G/config.json" ]; then

@@ -52,6 +52,48 @@ static int posemb_simd(const cke_ktable *kt, const cke_ktable *ref) {
     return fails;
 }
 
+/* The lookup of a table kept in blocks (a tied output head's): row tok[t] of every format with
+ * kernels equals that row of the whole table dequantized by the _ref (exactly: one conversion per
+ * element); the table under test and the ref table give the same bytes. Odd D are whole blocks. */
+static int qembed_simd(const cke_ktable *kt, const cke_ktable *ref) {
+    int fails = 0;
+    trng r = {5200};
+    for (int qt = 1; qt < CKE_QTYPE_COUNT; qt++) {
+        const cke_qtype_ops *q = ref->qops[qt];
+        if (!q || !q->vec_dot || !q->quantize_row) continue;
+        const int64_t V = 7, T = 11;
+        for (int64_t nbl = 1; nbl <= 9; nbl += 4) { /* 1, 5, 9 blocks: q8_0r's tail and whole groups */
+            const int64_t D = nbl * q->blck;
+            const size_t rs = cke_qtype_row_size(qt, D);
+            float *x = tallocf(V * D), *full = tallocf(V * D), *o1 = tallocf(T * D), *o2 = tallocf(T * D);
+            char *tab = talloc(rs * (size_t)V);
+            int32_t *tok = talloc((size_t)T * sizeof(int32_t));
+            tfill_normal(&r, x, V * D, 1.0f);
+            for (int64_t v = 0; v < V; v++) q->quantize_row(tab + (size_t)v * rs, x + v * D, D);
+            for (int64_t v = 0; v < V; v++) q->dequantize_row(full + v * D, tab + (size_t)v * rs, D);
+            for (int64_t t = 0; t < T; t++) tok[t] = (int32_t)(trng_u64(&r) % V);
+            for (int64_t t = 0; t < T; t++) memcpy(o1 + t * D, full + (int64_t)tok[t] * D, (size_t)D * sizeof(float));
+            char nm[64];
+            snprintf(nm, sizeof nm, "qembed %s D=%lld", q->name, (long long)D);
+            if (cke_qembed_fwd(kt, o2, tok, tab, qt, T, D) != 0) {
+                printf("  FAIL %s: refused\n", nm);
+                fails++;
+            } else {
+                fails += tcheck(nm, o2, o1, T * D, TOL_EXACT);
+            }
+            free(x); free(full); free(o1); free(o2); free(tab); free(tok);
+        }
+    }
+    /* a row that is not whole blocks, and an unknown type: refused, nothing read */
+    float o[64];
+    int32_t tok0 = 0;
+    if (cke_qembed_fwd(kt, o, &tok0, o, 8 /* q8_0 */, 1, 31) != -1 || cke_qembed_fwd(kt, o, &tok0, o, 4, 1, 32) != -1) {
+        printf("  FAIL qembed: a partial block row or type 4 (none) was not refused\n");
+        fails++;
+    }
+    return fails;
+}
+
 typedef struct {
     const cke_ktable *k;
     int32_t *tok;
@@ -155,5 +197,6 @@ static int posemb_torch(const cke_ktable *kt, const fx_file *fx) {
 const test_op tests_embed[] = {
     {"embed", embed_simd, embed_grad, embed_torch},
     {"posemb", posemb_simd, posemb_grad, posemb_torch},
+    {"qembed", qembed_simd, NULL, NULL},
     {0},
 };

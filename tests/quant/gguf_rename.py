@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """gguf_rename.py IN OUT OLD NEW [--copy]: a copy of a GGUF file with tensor OLD named NEW, or with
---copy, a tensor NEW added that shares OLD's data (the data section is copied verbatim: tensor
-offsets are relative to it). Crafts regression inputs at test time, such as
+--copy, a tensor NEW added that shares OLD's data, or with NEW = "-", OLD dropped (its bytes stay,
+unreferenced: the data section is copied verbatim, tensor offsets are relative to it). Crafts regression inputs at test time, such as
 a tensor named blk.2147483647.ffn_up.weight; standard library only."""
 import struct
 import sys
@@ -59,6 +59,8 @@ def main():
         typ, off = take("I"), take("Q")
         if name == old.encode():
             found = True
+            if new == "-":
+                continue
             if copy:
                 infos.append((new.encode(), dims, typ, off))
             else:
