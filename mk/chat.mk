@@ -8,8 +8,8 @@ CHAT_TEST_SRC := $(wildcard tests/chat/*.c)
 CHAT_TEST_OBJ := $(CHAT_TEST_SRC:%.c=$(BUILD)/%.o)
 
 # The end-to-end part runs $(BUILD)/cke (chat vs run on stories260K), so it needs it built.
-$(BUILD)/test_chat: $(CHAT_TEST_OBJ) $(LIBCORE) | $(BUILD)/cke
-	$(CC) $(LDFLAGS) -o $@ $(CHAT_TEST_OBJ) $(LIBCORE) $(CORE_LIBS) $(LDLIBS)
+$(BUILD)/test_chat: $(CHAT_TEST_OBJ) $(TCOMMON_OBJ) $(LIBCORE) $(LIBK) | $(BUILD)/cke
+	$(CC) $(LDFLAGS) -o $@ $(CHAT_TEST_OBJ) $(TCOMMON_OBJ) $(LIBCORE) $(LIBK) $(CORE_LIBS) $(LDLIBS)
 
 ALL_EXTRA += $(BUILD)/test_chat
 

@@ -248,6 +248,7 @@ static cke_status validate(cke_model *m, cke_err *err) {
         TRY(expect(m, NM("ffn_gate"), h->gated_ffn, f, d, err));
         TRY(expect(m, NM("ffn_up"), true, f, d, err));
         TRY(expect(m, NM("ffn_down"), true, d, f, err));
+        TRY(expect(m, NM("ffn_gate_b"), h->ffn_bias && h->gated_ffn, f, 0, err));
         TRY(expect(m, NM("ffn_up_b"), h->ffn_bias, f, 0, err));
         TRY(expect(m, NM("ffn_down_b"), h->ffn_bias, d, 0, err));
 #undef NM

@@ -84,6 +84,9 @@ cke_status cke_model_export_gguf(const cke_model *m, cke_gguf_writer *w, cke_xte
                         "llama, mistral, qwen2, qwen3, gemma, gemma2, gpt2)", m->path, cke_arch_name(m->arch));
     if (h->rope.scaling == CKE_ROPE_SCALING_LLAMA3 || h->rope.scaling == CKE_ROPE_SCALING_FREQS)
         return cke_fail(err, CKE_ERR_UNSUPPORTED, "%s: llama3 rope scaling: GGUF export (a rope_freqs tensor) is not implemented", m->path);
+    if ((m->arch == CKE_ARCH_GEMMA || m->arch == CKE_ARCH_GEMMA2) && h->act != CKE_ACT_GELU_TANH)
+        return cke_fail(err, CKE_ERR_UNSUPPORTED, "%s: Gemma with exact (erf) GELU: GGUF's gemma runs tanh-gelu and has no "
+                        "key for it", m->path);
     const int64_t hd = h->head_dim ? h->head_dim : h->dim / h->n_heads;
     if (h->attn_scale > 0 && fabs(h->attn_scale * sqrt((double)hd) - 1.0) > 1e-6)
         return cke_fail(err, CKE_ERR_UNSUPPORTED, "%s: attention scale %g is not 1/sqrt(head_dim); GGUF has no key for it",

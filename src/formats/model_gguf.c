@@ -28,7 +28,8 @@ static const struct { const char *gguf, *canon; } layer_names[] = {
     {"attn_q_norm.weight", "attn_q_norm"}, {"attn_k_norm.weight", "attn_k_norm"},
     {"post_attention_norm.weight", "post_attn_norm"},
     {"ffn_norm.weight", "ffn_norm"},     {"ffn_norm.bias", "ffn_norm_b"},
-    {"ffn_gate.weight", "ffn_gate"},     {"ffn_up.weight", "ffn_up"},   {"ffn_up.bias", "ffn_up_b"},
+    {"ffn_gate.weight", "ffn_gate"},     {"ffn_gate.bias", "ffn_gate_b"},
+    {"ffn_up.weight", "ffn_up"},   {"ffn_up.bias", "ffn_up_b"},
     {"ffn_down.weight", "ffn_down"},     {"ffn_down.bias", "ffn_down_b"},
     {"post_ffw_norm.weight", "post_ffn_norm"},
 };
@@ -172,7 +173,10 @@ cke_status cke_model_load_gguf(cke_model *m, cke_err *err) {
         break;
     default:
         h->act = CKE_ACT_SILU; h->gated_ffn = true;
-        h->attn_qkv_bias = m->arch == CKE_ARCH_QWEN2;
+        /* biases as the file has them (Llama's attention_bias / mlp_bias, Qwen3's attention_bias) */
+        h->attn_qkv_bias = m->arch == CKE_ARCH_QWEN2 || cke_gguf_find_tensor(g, "blk.0.attn_q.bias");
+        h->attn_o_bias = cke_gguf_find_tensor(g, "blk.0.attn_output.bias") != NULL;
+        h->ffn_bias = cke_gguf_find_tensor(g, "blk.0.ffn_up.bias") != NULL;
         h->qk_norm = m->arch == CKE_ARCH_QWEN3;
         break;
     }

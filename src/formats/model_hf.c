@@ -97,8 +97,11 @@ static cke_status parse_cfg(const cJSON *c, cke_arch *arch, cke_hparams *h, cke_
     const char *a = jstr(c, "hidden_activation");
     if (!a) a = jstr(c, "hidden_act");
     if (*arch == CKE_ARCH_GEMMA || *arch == CKE_ARCH_GEMMA2) {
-        /* Gemma's reference code uses tanh-gelu whatever hidden_act says */
-        h->act = CKE_ACT_GELU_TANH;
+        /* HF's Gemma MLPs read hidden_activation (hidden_act where it is absent), tanh-gelu when the
+         * config names neither; "gelu" is the exact (erf) form */
+        TRY(parse_act(a ? a : "gelu_pytorch_tanh", &h->act, err));
+        if (h->act == CKE_ACT_SILU)
+            return cke_fail(err, CKE_ERR_UNSUPPORTED, "Gemma with hidden activation '%s' (a GeGLU needs a gelu)", a);
         h->norm_add_one = true;
         h->embd_scale = sqrt((double)h->dim);
     } else {

@@ -557,7 +557,8 @@ static cke_status build(cke_ir *ir, const cJSON *root, const cke_ir_source *src,
         const char *tn = src->tensor_name(src->ud, i);
         int vi = cke_ir_find(ir, tn);
         if (vi < 0 || ir->v[vi].kind != CKE_V_WEIGHT)
-            return cke_fail(err, CKE_ERR_FORMAT, "model tensor '%s' is not consumed by the %s template", tn, ir->family);
+            return cke_fail(err, CKE_ERR_UNSUPPORTED, "model tensor '%s' is not used by the %s template (unsupported)", tn,
+                            ir->family);
     }
     return CKE_OK;
 }

@@ -7,12 +7,15 @@
 #include "chat/chat.h"
 #include "chat/jinja.h"
 #include "runtime/sampler.h"
+#include "driver/compile.h"
+#include "../common/tcommon.h"
 
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -431,13 +434,24 @@ static void test_builtins(void) {
 }
 
 /* `cke chat` on stories260K: no template, so plain continuation; greedy output must equal
- * `cke run`'s for the same prompt, and the stats line goes to stderr. */
-static int run_cmd(const char *cmd, char *out, size_t n) {
-    FILE *p = popen(cmd, "r");
-    if (!p) return -1;
-    size_t k = fread(out, 1, n - 1, p);
-    out[k] = 0;
-    return pclose(p);
+ * `cke run`'s for the same prompt, and the stats line goes to stderr. The commands run without a
+ * shell: stdin, stdout and stderr are files in the scratch cache directory. */
+static int run_cke(const char *dir, const char *input, const char *const argv[], char *out, size_t n, char *err, size_t en) {
+    char in[PATH_MAX + 16], op[PATH_MAX + 16], ep[PATH_MAX + 16];
+    snprintf(in, sizeof in, "%s/in.txt", dir);
+    snprintf(op, sizeof op, "%s/out.txt", dir);
+    snprintf(ep, sizeof ep, "%s/err.txt", dir);
+    FILE *f = fopen(in, "w");
+    if (!f) return -1;
+    fputs(input, f);
+    fclose(f);
+    int rc = tc_spawn(in, op, ep, argv);
+    char *o = tc_slurp(op, NULL), *e = tc_slurp(ep, NULL);
+    snprintf(out, n, "%s", o ? o : "");
+    if (err) snprintf(err, en, "%s", e ? e : "");
+    free(o);
+    free(e);
+    return rc;
 }
 
 static void test_cli(void) {
@@ -451,31 +465,28 @@ static void test_cli(void) {
     snprintf(tok, sizeof tok, "%s/stories260K/tok512.bin", models_dir());
     if (access(model, R_OK) != 0 || access(tok, R_OK) != 0) { printf("SKIP cke chat: %s not found\n", model); return; }
     snprintf(cache, sizeof cache, "/tmp/cke-test-chat-%d", (int)getpid());
-    char cmd[8192], a[16384], b[16384];
-    snprintf(cmd, sizeof cmd, "CKE_CACHE=%s '%s' run '%s' --tokenizer '%s' --temp 0 -n 40 -p 'Once upon a time' --threads 1 2>/dev/null",
-             cache, cke, model, tok);
-    int rc1 = run_cmd(cmd, a, sizeof a);
-    snprintf(cmd, sizeof cmd, "printf 'Once upon a time\\n' | CKE_CACHE=%s '%s' chat '%s' --tokenizer '%s' --temp 0 -n 40 --threads 1 2>%s/err.txt",
-             cache, cke, model, tok, cache);
-    int rc2 = run_cmd(cmd, b, sizeof b);
+    if (mkdir(cache, 0755) != 0) { check(0, "cke chat: scratch directory", cache); return; }
+    setenv("CKE_CACHE", cache, 1);
+    static char a[16384], b[16384], errtxt[16384];
+    const char *run[] = {cke, "run", model, "--tokenizer", tok, "--temp", "0", "-n", "40", "-p", "Once upon a time", "--threads", "1", NULL};
+    int rc1 = run_cke(cache, "", run, a, sizeof a, NULL, 0);
+    const char *chat[] = {cke, "chat", model, "--tokenizer", tok, "--temp", "0", "-n", "40", "--threads", "1", NULL};
+    int rc2 = run_cke(cache, "Once upon a time\n", chat, b, sizeof b, errtxt, sizeof errtxt);
     check(rc1 == 0 && rc2 == 0, "cke run / cke chat exit 0", NULL);
     /* run prints the prompt then the continuation; chat prints only the reply */
     const char *cont = strncmp(a, "Once upon a time", 16) ? a : a + 16;
     int same = strlen(b) > 10 && !strcmp(cont, b);
     check(same, "cke chat (no template, --temp 0) continues like cke run", NULL);
     if (!same) { show("run ", cont); show("chat", b); }
-    char errtxt[4096] = "";
-    snprintf(cmd, sizeof cmd, "cat %s/err.txt", cache);
-    run_cmd(cmd, errtxt, sizeof errtxt);
     check(strstr(errtxt, "no chat template") != NULL, "cke chat says there is no template", errtxt);
     check(strstr(errtxt, "tok/s") != NULL, "cke chat prints tokens/s to stderr", errtxt);
     /* two turns: the second appends to the cache (the position keeps growing) */
-    snprintf(cmd, sizeof cmd, "printf 'Once upon a time\\nThe end\\n' | CKE_CACHE=%s '%s' chat '%s' --tokenizer '%s' --temp 0 -n 8 --threads 1 -v 2>&1 >/dev/null",
-             cache, cke, model, tok);
-    run_cmd(cmd, errtxt, sizeof errtxt);
+    const char *two[] = {cke, "chat", model, "--tokenizer", tok, "--temp", "0", "-n", "8", "--threads", "1", "-v", NULL};
+    run_cke(cache, "Once upon a time\nThe end\n", two, a, sizeof a, errtxt, sizeof errtxt);
     check(strstr(errtxt, "appended") != NULL && strstr(errtxt, "turn 2") != NULL, "cke chat keeps the KV cache across turns", errtxt);
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", cache);
-    if (system(cmd) != 0) printf("note: could not remove %s\n", cache);
+    unsetenv("CKE_CACHE");
+    cke_err e = {0};
+    if (cke_rmtree(cache, &e)) printf("note: could not remove %s: %s\n", cache, e.msg);
 }
 
 int main(void) {

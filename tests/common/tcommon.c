@@ -4,11 +4,52 @@
 #include "driver/compile.h"
 #include "formats/model_export.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+extern char **environ;
+
+int tc_spawn(const char *in, const char *out, const char *err, const char *const argv[]) {
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    if (in) posix_spawn_file_actions_addopen(&fa, 0, in, O_RDONLY, 0);
+    if (out) posix_spawn_file_actions_addopen(&fa, 1, out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (err && out && !strcmp(err, out)) posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    else if (err) posix_spawn_file_actions_addopen(&fa, 2, err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    pid_t pid;
+    int rc = posix_spawn(&pid, argv[0], &fa, NULL, (char *const *)argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (rc != 0) return -1;
+    int st;
+    while (waitpid(pid, &st, 0) < 0)
+        if (errno != EINTR) return -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+int tc_run_py(const char *script, const char *out_dir, ...) {
+    const char *argv[24];
+    char path[PATH_MAX], log[PATH_MAX + 8];
+    snprintf(path, sizeof path, "tests/torch/%s", script);
+    snprintf(log, sizeof log, "%s.log", out_dir);
+    int n = 0;
+    argv[n++] = "/usr/bin/python3";
+    argv[n++] = path;
+    argv[n++] = out_dir;
+    va_list ap;
+    va_start(ap, out_dir);
+    for (const char *a; (a = va_arg(ap, const char *)) && n < 23;)
+        if (a[0]) argv[n++] = a;
+    va_end(ap);
+    argv[n] = NULL;
+    return tc_spawn(NULL, log, log, argv);
+}
 
 char tc_tmp[PATH_MAX];
 char tc_inc[PATH_MAX], tc_tpl[PATH_MAX], tc_libk[PATH_MAX];
@@ -74,9 +115,8 @@ int tc_setup(const char *name) {
 
 int tc_finish(void) {
     if (!getenv("CKE_KEEP_TMP")) {
-        char cmd[PATH_MAX + 16];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", tc_tmp);
-        if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tc_tmp);
+        cke_err e = {0};
+        if (cke_rmtree(tc_tmp, &e)) fprintf(stderr, "could not remove %s: %s\n", tc_tmp, e.msg);
     } else {
         fprintf(stderr, "kept %s\n", tc_tmp);
     }

@@ -27,6 +27,13 @@ char *tc_load_ref_bin(const char *path, int64_t vocab, int32_t *T, int32_t *V);
  * conventions (formats/model_export.c; what `cke quantize SRC OUT F32` writes, less the tokenizer). */
 cke_status tc_export_gguf(const char *src, const char *out, cke_err *e);
 int tc_setup(const char *name);
+/* Runs argv[0] (a path; argv NULL-terminated), no shell in between, stdin from the file `in`,
+ * stdout to the file `out`, stderr to `err` (each NULL: inherited; err == out: both to one file);
+ * the exit status, or -1 when it could not run or died of a signal. */
+int tc_spawn(const char *in, const char *out, const char *err, const char *const argv[]);
+/* A reference script tests/torch/SCRIPT with Debian's /usr/bin/python3, its output in OUT_DIR.log:
+ * tc_spawn of python3 SCRIPT OUT_DIR ARGS... (args NULL-terminated; empty strings are skipped). */
+int tc_run_py(const char *script, const char *out_dir, ...) __attribute__((sentinel));
 /* Removes the scratch directory (unless CKE_KEEP_TMP), prints "N passed, N failed", returns the
  * exit code. */
 int tc_finish(void);

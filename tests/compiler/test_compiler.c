@@ -117,10 +117,7 @@ static void stories(const char *label, const char *model, const char *tok, doubl
 /* ---------------------------------------------------------------- PyTorch parity */
 
 static int run_py(const char *dir, const char *variant, const char *edit) {
-    char cmd[PATH_MAX * 2];
-    snprintf(cmd, sizeof cmd, "/usr/bin/python3 tests/torch/ref_llama.py '%s' %s %s > '%s.log' 2>&1", dir, variant,
-             edit ? edit : "", dir);
-    return system(cmd);
+    return tc_run_py("ref_llama.py", dir, variant, edit ? edit : "", NULL);
 }
 
 /* via_gguf: the HF model exported to GGUF first (llama's q/k rows permuted to GGUF's interleaved
@@ -379,7 +376,7 @@ static void demo_model(void) {
 /* A model directory runs without cke: copied elsewhere, driven by examples/minimal_run.c (only
  * cke/model_abi.h, dlopen, libc), stories260K reproduces the published greedy ids. */
 static void standalone_copy(void) {
-    char src[PATH_MAX], dst[PATH_MAX], exe[PATH_MAX], cmd[PATH_MAX * 4], out[PATH_MAX];
+    char src[PATH_MAX], dst[PATH_MAX], exe[PATH_MAX], out[PATH_MAX], inc[PATH_MAX + 4];
     snprintf(src, sizeof src, "%s/stories_bin", tc_tmp);
     if (!tc_have(src)) { printf("SKIP standalone_model_dir (stories260K was not compiled)\n"); return; }
     snprintf(dst, sizeof dst, "%s/copied elsewhere", tc_tmp);
@@ -392,9 +389,18 @@ static void standalone_copy(void) {
 #else
     const char *san = "";
 #endif
-    snprintf(cmd, sizeof cmd, "cp -r '%s' '%s' && cc -std=c11 -Wall -Werror %s -I'%s' examples/minimal_run.c -ldl -o '%s' && "
-             "ASAN_OPTIONS=detect_leaks=0 '%s' '%s' -n 256 -t 2 1 > '%s'", src, dst, san, tc_inc, exe, exe, dst, out);
-    int rc = system(cmd);
+    snprintf(inc, sizeof inc, "-I%s", tc_inc);
+    const char *cc[] = {"/usr/bin/cc", "-std=c11", "-Wall", "-Werror", inc, "examples/minimal_run.c", "-ldl", "-o", exe,
+                        san[0] ? san : NULL, NULL};
+    int rc = tc_spawn(NULL, NULL, NULL, (const char *const[]){"/bin/cp", "-r", src, dst, NULL});
+    if (rc == 0) rc = tc_spawn(NULL, NULL, NULL, cc);
+    const char *asan = getenv("ASAN_OPTIONS");
+    char *asan_saved = asan ? strdup(asan) : NULL;
+    setenv("ASAN_OPTIONS", "detect_leaks=0", 1); /* the host program only; restored below */
+    if (rc == 0) rc = tc_spawn(NULL, out, NULL, (const char *const[]){exe, dst, "-n", "256", "-t", "2", "1", NULL});
+    if (asan_saved) setenv("ASAN_OPTIONS", asan_saved, 1);
+    else unsetenv("ASAN_OPTIONS");
+    free(asan_saved);
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/stories260K/reference_greedy_t0_256steps.ids.txt", tc_models);
     char *want = tc_slurp(path, NULL), *got = tc_slurp(out, NULL);

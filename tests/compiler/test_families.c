@@ -1,7 +1,7 @@
 /* Model families as templates, each proven against PyTorch: GPT-2 (also the real
  * tiny-random-gpt2 checkpoint against its REFERENCE.txt), Qwen2, Qwen3, Gemma, Gemma 2, Mistral
- * (sliding window shorter than the sequence), Phi-3 (fused HF tensors, partial rotary, window) and
- * Llama 3 rope scaling.
+ * (sliding window shorter than the sequence), Phi-3 (fused HF tensors, partial rotary, window),
+ * Llama 3 rope scaling, and Llama / Qwen3 with biases on every projection (attention_bias, mlp_bias).
  *
  *   test_families [--only FAMILY|gpt2_real|ablations|bad]
  * References are written at test time by tests/torch/ref_families.py with Debian's
@@ -38,10 +38,7 @@ static cke_status compile(const char *model, const char *out, int64_t ctx, cke_e
 }
 
 static int run_py(const char *dir, const char *family, const char *edit) {
-    char cmd[PATH_MAX * 3];
-    snprintf(cmd, sizeof cmd, "/usr/bin/python3 tests/torch/ref_families.py '%s' %s %s > '%s.log' 2>&1", dir, family,
-             edit ? edit : "", dir);
-    return system(cmd);
+    return tc_run_py("ref_families.py", dir, family, edit ? edit : "", NULL);
 }
 
 /* fp32 compute against a float64 reference over a few layers: errors are ~1e-6 relative;
@@ -144,9 +141,10 @@ static void family(const char *fam) {
         snprintf(gname, sizeof gname, "%s_via_gguf_export", fam);
         cke_err ge = {0};
         cke_status gs = tc_export_gguf(hf, gg, &ge);
-        /* Phi-3 (no GGUF reader in cke), llama3 rope scaling (a rope_freqs tensor: not written), and
-         * this Gemma 2, whose query_pre_attn_scalar is not head_dim (GGUF has no key for it) */
-        const int refused = !strcmp(fam, "phi3") || !strcmp(fam, "llama3") || !strcmp(fam, "gemma2");
+        /* Phi-3 (no GGUF reader in cke), llama3 rope scaling (a rope_freqs tensor: not written),
+         * this Gemma 2, whose query_pre_attn_scalar is not head_dim, and Gemma with exact GELU
+         * (GGUF has no key for either) */
+        const int refused = !strcmp(fam, "phi3") || !strcmp(fam, "llama3") || !strcmp(fam, "gemma2") || !strcmp(fam, "gemma_gelu");
         cke_runner *gr = NULL;
         if (refused) {
             tc_result(gname, gs == CKE_ERR_UNSUPPORTED, "expected a named refusal, got status %d: %s", gs, ge.msg);
@@ -208,13 +206,16 @@ static void ablations(void) {
         {"gemma2", "attn_logit_softcapping", "attn"},
         {"gemma2", "query_pre_attn_scalar", "attn"},
         {"gemma2", "final_logit_softcapping", "logits"},
+        /* a set= edit: the config's value changed, the reference keeps the original */
+        {"gemma_gelu", "set=hidden_activation=\"gelu_pytorch_tanh\"", "act"},
     };
     for (size_t i = 0; i < sizeof ab / sizeof ab[0]; i++) {
         char name[128], hf[PATH_MAX], dir[PATH_MAX], edit[128], ref[PATH_MAX];
-        snprintf(name, sizeof name, "%s_without_%s_diverges", ab[i].fam, ab[i].key);
+        const int set = !strncmp(ab[i].key, "set=", 4);
+        snprintf(name, sizeof name, set ? "%s_with_tanh_gelu_diverges" : "%s_without_%s_diverges", ab[i].fam, ab[i].key);
         snprintf(hf, sizeof hf, "%s/ablate_%zu", tc_tmp, i);
         snprintf(dir, sizeof dir, "%s/ablate_%zu_model", tc_tmp, i);
-        snprintf(edit, sizeof edit, "ablate=%s", ab[i].key);
+        snprintf(edit, sizeof edit, set ? "%s" : "ablate=%s", ab[i].key);
         cke_err e = {0};
         cke_runner *r = NULL;
         if (run_py(hf, ab[i].fam, edit) || compile(hf, dir, 0, &e) || cke_runner_open(dir, 1, &r, &e)) {
@@ -234,6 +235,9 @@ static void ablations(void) {
         {"gemma2", "model.layers.0.post_feedforward_layernorm.weight", "ffn_post", 0},
         {"gpt2", "transformer.h.1.attn.c_attn.bias", "q", 1},
         {"phi3", "model.layers.0.mlp.gate_up_proj.weight", "gate", 0},
+        {"llama_bias", "model.layers.0.mlp.gate_proj.bias", "gate", 0},
+        {"llama_bias", "model.layers.1.mlp.down_proj.bias", "ffn_out", 1},
+        {"qwen3_bias", "model.layers.1.self_attn.o_proj.bias", "attn_out", 1},
     };
     for (size_t i = 0; i < sizeof pt / sizeof pt[0]; i++) {
         char name[128], hf[PATH_MAX], dir[PATH_MAX], edit[160], ref[PATH_MAX];
@@ -329,13 +333,10 @@ static void gpt2_real(void) {
            ok, worst, tol);
 
     /* cke parity against the float64 reference forward of the same checkpoint */
-    char hf[PATH_MAX], cmd[PATH_MAX * 3];
+    char hf[PATH_MAX];
     snprintf(hf, sizeof hf, "%s/gpt2_real_ref", tc_tmp);
-    snprintf(cmd, sizeof cmd,
-             "/usr/bin/python3 tests/torch/ref_families.py '%s' gpt2 --from '%s' 98,5,17,230,999,42,7,300 > '%s.log' 2>&1", hf,
-             path, hf);
     cke_parity_result res;
-    if (system(cmd) != 0) {
+    if (tc_run_py("ref_families.py", hf, "gpt2", "--from", path, "98,5,17,230,999,42,7,300", NULL) != 0) {
         tc_result("gpt2_real_parity", 0, "reference script failed (see %s.log)", hf);
     } else {
         snprintf(path, sizeof path, "%s/ref.trace", hf);
@@ -363,7 +364,7 @@ static void bad_input(void) {
         char hf[PATH_MAX], dir[PATH_MAX], edit[256];
         snprintf(hf, sizeof hf, "%s/bad_%zu", tc_tmp, i);
         snprintf(dir, sizeof dir, "%s/bad_%zu_model", tc_tmp, i);
-        snprintf(edit, sizeof edit, "'%s'", bad[i].edit);
+        snprintf(edit, sizeof edit, "%s", bad[i].edit);
         cke_err e = {0};
         if (run_py(hf, bad[i].fam, edit)) { tc_result(bad[i].test, 0, "reference script failed"); continue; }
         cke_status st = compile(hf, dir, 0, &e);
@@ -385,7 +386,8 @@ int main(int argc, char **argv) {
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
     if (tc_setup("test-families")) return 1;
-    static const char *const fams[] = {"gpt2", "qwen2", "qwen3", "gemma", "gemma2", "mistral", "phi3", "llama3"};
+    static const char *const fams[] = {"gpt2", "qwen2", "qwen3", "gemma", "gemma2", "mistral", "phi3", "llama3",
+                                       "llama_bias", "qwen3_bias", "gemma_gelu"};
     for (size_t i = 0; i < sizeof fams / sizeof fams[0]; i++)
         if (!only || !strcmp(only, fams[i])) family(fams[i]);
     if (!only || !strcmp(only, "gpt2_real")) gpt2_real();

@@ -10,7 +10,7 @@ llama with rope_scaling "llama3").
 
 usage: ref_families.py OUT_DIR FAMILY [drop=HF_NAME | perturb=HF_NAME | ablate=CONFIG_KEY | set=KEY=JSON | train]
        ref_families.py OUT_DIR gpt2 --from HF_DIR     (trace of an existing GPT-2 checkpoint)
-FAMILY: gpt2 | qwen2 | qwen3 | gemma | gemma2 | mistral | phi3 | llama3
+FAMILY: gpt2 | qwen2 | qwen3 | gemma | gemma2 | mistral | phi3 | llama3 | llama_bias | qwen3_bias | gemma_gelu
 The optional edit breaks the model on purpose: drop/perturb a tensor, or remove a config key (the
 reference still uses the feature), which proves the feature changes the numbers.
 Outputs OUT_DIR/{config.json, model.safetensors, ref.bin, ref.trace} in the formats of
@@ -60,6 +60,12 @@ FAMILIES = {
     "llama3": dict(dim=64, L=2, H=4, KV=2, hd=16, F=96, V=61, theta=500000.0,
                    scaling=dict(rope_type="llama3", factor=8.0, low_freq_factor=1.0, high_freq_factor=4.0,
                                 original_max_position_embeddings=64)),
+    # variants of a family (kind = the family whose structure they share): biases on every
+    # projection (Llama's attention_bias + mlp_bias, Qwen3's attention_bias)
+    "llama_bias": dict(kind="llama3", dim=32, L=2, H=4, KV=2, hd=8, F=64, V=61, attn_bias=True, mlp_bias=True),
+    # Gemma whose config says exact GELU (HF honours hidden_activation / hidden_act)
+    "gemma_gelu": dict(kind="gemma", dim=32, L=2, H=4, KV=1, hd=16, F=64, V=67, tied=True, act="gelu"),
+    "qwen3_bias": dict(kind="qwen3", dim=32, L=2, H=4, KV=2, hd=16, F=64, V=59, theta=1e6, tied=True, attn_bias=True),
 }
 
 
@@ -89,6 +95,8 @@ def inv_freqs(rot, theta, scaling):
 
 
 def make_weights(fam, c, g):
+    fam = c.get("kind", fam)
+
     def rnd(*shape, s=0.2):
         return torch.randn(*shape, generator=g, dtype=torch.float32) * s
 
@@ -131,10 +139,16 @@ def make_weights(fam, c, g):
             W[p + "mlp.up_proj.weight"] = rnd(F, dim)
         W[p + "self_attn.o_proj.weight"] = rnd(dim, H * hd)
         W[p + "mlp.down_proj.weight"] = rnd(dim, F)
-        if fam == "qwen2":
+        if fam == "qwen2" or c.get("attn_bias"):
             W[p + "self_attn.q_proj.bias"] = rnd(H * hd, s=0.1)
             W[p + "self_attn.k_proj.bias"] = rnd(KV * hd, s=0.1)
             W[p + "self_attn.v_proj.bias"] = rnd(KV * hd, s=0.1)
+        if c.get("attn_bias"):
+            W[p + "self_attn.o_proj.bias"] = rnd(dim, s=0.1)
+        if c.get("mlp_bias"):
+            W[p + "mlp.gate_proj.bias"] = rnd(F, s=0.1)
+            W[p + "mlp.up_proj.bias"] = rnd(F, s=0.1)
+            W[p + "mlp.down_proj.bias"] = rnd(dim, s=0.1)
         if fam == "qwen3":
             W[p + "self_attn.q_norm.weight"] = 1 + rnd(hd, s=0.1)
             W[p + "self_attn.k_norm.weight"] = 1 + rnd(hd, s=0.1)
@@ -144,6 +158,7 @@ def make_weights(fam, c, g):
 
 
 def config(fam, c):
+    fam = c.get("kind", fam)
     dim, L, H, KV, hd, F, V = c["dim"], c["L"], c["H"], c["KV"], c["hd"], c["F"], c["V"]
     if fam == "gpt2":
         return {"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2", "n_embd": dim, "n_layer": L, "n_head": H,
@@ -158,7 +173,7 @@ def config(fam, c):
            "max_position_embeddings": 128, "tie_word_embeddings": bool(c.get("tied")), "hidden_act": "silu",
            "torch_dtype": "float32"}
     if fam.startswith("gemma"):
-        cfg["hidden_act"] = cfg["hidden_activation"] = "gelu_pytorch_tanh"
+        cfg["hidden_act"] = cfg["hidden_activation"] = c.get("act", "gelu_pytorch_tanh")
     if fam in ("qwen2", "qwen3"):  # as in real Qwen configs: a window that is switched off
         cfg["sliding_window"], cfg["use_sliding_window"] = 4096, False
     if "window" in c:
@@ -171,11 +186,16 @@ def config(fam, c):
         cfg["partial_rotary_factor"] = c["partial"]
     if "scaling" in c:
         cfg["rope_scaling"] = c["scaling"]
+    if "attn_bias" in c:
+        cfg["attention_bias"] = c["attn_bias"]
+    if "mlp_bias" in c:
+        cfg["mlp_bias"] = c["mlp_bias"]
     return cfg
 
 
 def forward(fam, c, W, ids, tr):
     """float64 forward after the HF modeling code; tr(name, layer, value) records the IR values."""
+    fam = c.get("kind", fam)
     dim, L, H, KV, hd, V = c["dim"], c["L"], c["H"], c["KV"], c["hd"], c["V"]
     D = {k: v.to(torch.float64) for k, v in W.items()}
     T = len(ids)
@@ -262,7 +282,7 @@ def forward(fam, c, W, ids, tr):
             q, k, v = (n @ D[p + "self_attn.qkv_proj.weight"].T).split([H * hd, KV * hd, KV * hd], dim=-1)
         else:
             q, k, v = (n @ D[p + f"self_attn.{m}_proj.weight"].T for m in "qkv")
-        if fam == "qwen2":
+        if fam == "qwen2" or c.get("attn_bias"):
             q, k, v = (t_ + D[p + f"self_attn.{m}_proj.bias"] for t_, m in zip((q, k, v), "qkv"))
         tr("q", i, q), tr("k", i, k), tr("v", i, v)
         if fam == "qwen3":  # RMSNorm over each head's head_dim, before RoPE
@@ -276,6 +296,8 @@ def forward(fam, c, W, ids, tr):
             window = 0  # odd layers attend globally
         a = attend(q, k, v, scale, window, c.get("attn_cap", 0))
         ao = a @ D[p + "self_attn.o_proj.weight"].T
+        if c.get("attn_bias"):
+            ao = ao + D[p + "self_attn.o_proj.bias"]
         tr("attn", i, a), tr("attn_out", i, ao)
         if fam == "gemma2":
             ao = rms(ao, D[p + "post_attention_layernorm.weight"])
@@ -287,8 +309,15 @@ def forward(fam, c, W, ids, tr):
             gt, up = (n @ D[p + "mlp.gate_up_proj.weight"].T).chunk(2, dim=-1)
         else:
             gt, up = n @ D[p + "mlp.gate_proj.weight"].T, n @ D[p + "mlp.up_proj.weight"].T
-        act = (gelu_tanh(gt) if gem else torch.nn.functional.silu(gt)) * up
+        if c.get("mlp_bias"):
+            gt, up = gt + D[p + "mlp.gate_proj.bias"], up + D[p + "mlp.up_proj.bias"]
+        if gem:
+            act = (torch.nn.functional.gelu(gt) if c.get("act") == "gelu" else gelu_tanh(gt)) * up  # erf form
+        else:
+            act = torch.nn.functional.silu(gt) * up
         fo = act @ D[p + "mlp.down_proj.weight"].T
+        if c.get("mlp_bias"):
+            fo = fo + D[p + "mlp.down_proj.bias"]
         tr("ffn_in", i, n), tr("gate", i, gt), tr("up", i, up), tr("act", i, act), tr("ffn_out", i, fo)
         if fam == "gemma2":
             fo = rms(fo, D[p + "post_feedforward_layernorm.weight"])

@@ -188,11 +188,10 @@ static void torch_parity_on(const char *label, const char *model, const char *re
 }
 
 static void torch_parity(void) {
-    char hf[PATH_MAX], dir[PATH_MAX], path[PATH_MAX], cmd[PATH_MAX * 2];
+    char hf[PATH_MAX], dir[PATH_MAX], path[PATH_MAX];
     snprintf(hf, sizeof hf, "%s/hf_train", tc_tmp);
     snprintf(dir, sizeof dir, "%s/hf_train_model", tc_tmp);
-    snprintf(cmd, sizeof cmd, "/usr/bin/python3 tests/torch/ref_llama.py '%s' gqa train > '%s.log' 2>&1", hf, hf);
-    if (system(cmd) != 0) { tc_result("train_torch_loss", 0, "reference script failed"); return; }
+    if (tc_run_py("ref_llama.py", hf, "gqa", "train", NULL) != 0) { tc_result("train_torch_loss", 0, "reference script failed"); return; }
     snprintf(path, sizeof path, "%s/ref_train.bin", hf);
     ref_train ref;
     torch_parity_on("train_torch", hf, path, dir, &ref);
@@ -237,9 +236,7 @@ static void finite_differences(void) {
     snprintf(hf, sizeof hf, "%s/hf_train", tc_tmp);
     snprintf(dir, sizeof dir, "%s/hf_fd_model", tc_tmp);
     if (access(hf, R_OK) != 0) {
-        char cmd[PATH_MAX * 2];
-        snprintf(cmd, sizeof cmd, "/usr/bin/python3 tests/torch/ref_llama.py '%s' gqa train > '%s.log' 2>&1", hf, hf);
-        if (system(cmd) != 0) { tc_result("train_finite_differences", 0, "reference script failed"); return; }
+        if (tc_run_py("ref_llama.py", hf, "gqa", "train", NULL) != 0) { tc_result("train_finite_differences", 0, "reference script failed"); return; }
     }
     cke_err e = {0};
     cke_runner *r = NULL;
@@ -288,12 +285,11 @@ static void finite_differences(void) {
  * PyTorch reference logits (tests/torch/ref_families.py), the backward agrees with central
  * differences of that loss, and one AdamW step lowers it. */
 static void family_train_step(const char *fam) {
-    char name[96], hf[PATH_MAX], dir[PATH_MAX], cmd[PATH_MAX * 2], path[PATH_MAX];
+    char name[96], hf[PATH_MAX], dir[PATH_MAX], path[PATH_MAX];
     snprintf(name, sizeof name, "train_step_%s", fam);
     snprintf(hf, sizeof hf, "%s/fam_%s", tc_tmp, fam);
     snprintf(dir, sizeof dir, "%s/fam_%s_model", tc_tmp, fam);
-    snprintf(cmd, sizeof cmd, "/usr/bin/python3 tests/torch/ref_families.py '%s' %s > '%s.log' 2>&1", hf, fam, hf);
-    if (system(cmd) != 0) { tc_result(name, 0, "reference script failed (%s.log)", hf); return; }
+    if (tc_run_py("ref_families.py", hf, fam, NULL) != 0) { tc_result(name, 0, "reference script failed (%s.log)", hf); return; }
     snprintf(path, sizeof path, "%s/ref.bin", hf);
     size_t len = 0;
     char *ref = tc_slurp(path, &len);
@@ -359,15 +355,14 @@ static void family_train_step(const char *fam) {
 /* The same on real trained weights: stories260K (llama2.c checkpoint, interleaved RoPE) against
  * tests/torch/ref_stories_train.py, on a batch of its own published greedy text. */
 static void stories_parity(void) {
-    char model[PATH_MAX], ids[PATH_MAX], ref[PATH_MAX], dir[PATH_MAX], cmd[PATH_MAX * 4];
+    char model[PATH_MAX], ids[PATH_MAX], ref[PATH_MAX], dir[PATH_MAX], log[PATH_MAX + 8];
     snprintf(model, sizeof model, "%s/stories260K/stories260K.bin", tc_models);
     snprintf(ids, sizeof ids, "%s/stories260K/reference_greedy_t0_256steps.ids.txt", tc_models);
     if (!tc_have(model) || !tc_have(ids)) { printf("SKIP train_stories260K (no %s)\n", model); return; }
     snprintf(ref, sizeof ref, "%s/stories_ref_train.bin", tc_tmp);
     snprintf(dir, sizeof dir, "%s/stories_train_model", tc_tmp);
-    snprintf(cmd, sizeof cmd, "/usr/bin/python3 tests/torch/ref_stories_train.py '%s' '%s' '%s' > '%s.log' 2>&1", model,
-             ids, ref, ref);
-    if (system(cmd) != 0) { tc_result("train_stories260K_loss", 0, "reference script failed (%s.log)", ref); return; }
+    snprintf(log, sizeof log, "%s.log", ref);
+    if (tc_spawn(NULL, log, log, (const char *const[]){"/usr/bin/python3", "tests/torch/ref_stories_train.py", model, ids, ref, NULL}) != 0) { tc_result("train_stories260K_loss", 0, "reference script failed (%s.log)", ref); return; }
     ref_train r;
     torch_parity_on("train_stories260K", model, ref, dir, &r);
     free(r.buf);
@@ -377,12 +372,11 @@ static void stories_parity(void) {
 /* GPT-style: a random GPT-2 (LayerNorm with bias, learned positions, GELU, biases everywhere,
  * Conv1D tensors transposed and split on load) against tests/torch/ref_families.py's train mode. */
 static void gpt2_parity(void) {
-    char hf[PATH_MAX], dir[PATH_MAX], ref[PATH_MAX], cmd[PATH_MAX * 2];
+    char hf[PATH_MAX], dir[PATH_MAX], ref[PATH_MAX];
     snprintf(hf, sizeof hf, "%s/gpt2_train", tc_tmp);
     snprintf(dir, sizeof dir, "%s/gpt2_train_model", tc_tmp);
     snprintf(ref, sizeof ref, "%s/ref_train.bin", hf);
-    snprintf(cmd, sizeof cmd, "/usr/bin/python3 tests/torch/ref_families.py '%s' gpt2 train > '%s.log' 2>&1", hf, hf);
-    if (system(cmd) != 0) { tc_result("train_gpt2_loss", 0, "reference script failed (%s.log)", hf); return; }
+    if (tc_run_py("ref_families.py", hf, "gpt2", "train", NULL) != 0) { tc_result("train_gpt2_loss", 0, "reference script failed (%s.log)", hf); return; }
     ref_train r;
     torch_parity_on("train_gpt2", hf, ref, dir, &r);
     free(r.buf);
