@@ -41,7 +41,10 @@ int cke_cli_inspect(int argc, char **argv) {
     }
     const cke_hparams *h = &m->hp;
     static const char *const acts[] = {"silu", "gelu_tanh", "gelu"};
-    static const char *const scal[] = {"none", "linear", "llama3", "freqs-tensor"};
+    static const char *const scal[] = {[CKE_ROPE_SCALING_NONE] = "none", [CKE_ROPE_SCALING_LINEAR] = "linear",
+                                       [CKE_ROPE_SCALING_LLAMA3] = "llama3", [CKE_ROPE_SCALING_FREQS] = "freqs-tensor",
+                                       [CKE_ROPE_SCALING_YARN] = "yarn", [CKE_ROPE_SCALING_LONGROPE] = "longrope",
+                                       [CKE_ROPE_SCALING_DYNAMIC] = "dynamic-ntk"};
     printf("model:       %s\n", m->path);
     printf("source:      %s (%d file%s)\n", cke_model_source_name(m->source), m->n_files, m->n_files == 1 ? "" : "s");
     printf("family:      %s\n", cke_arch_name(m->arch));
@@ -60,6 +63,9 @@ int cke_cli_inspect(int argc, char **argv) {
     if (!h->learned_pos && h->rope.scaling == CKE_ROPE_SCALING_LLAMA3)
         printf(" factor %g low %g high %g orig_ctx %lld", h->rope.factor, h->rope.low_freq_factor,
                h->rope.high_freq_factor, (long long)h->rope.orig_ctx);
+    if (!h->learned_pos && h->rope.scaling >= CKE_ROPE_SCALING_YARN)
+        printf(" factor %g orig_ctx %lld%s", h->rope.factor, (long long)h->rope.orig_ctx,
+               h->rope.scaling == CKE_ROPE_SCALING_LONGROPE ? " (long factors when compiled past it)" : "");
     if (!h->learned_pos) printf("\n");
     if (h->qk_norm || h->post_norms || h->embd_scale != 1 || h->attn_softcap || h->final_softcap || h->sliding_window)
         printf("extras:      qk_norm %s  post_norms %s  embd_scale %g  attn_scale %g  softcap %g/%g  window %lld\n",

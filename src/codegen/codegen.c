@@ -113,10 +113,17 @@ static cke_status check_layer_attrs(const cke_ir *ir, cke_err *err) {
     for (int i = 0; i < ir->nn; i++) {
         const cke_node *n = &ir->n[i];
         if (n->section != CKE_SEC_LAYER || n->layer != 0 || n->op == CKE_OP_ATTENTION) continue;
-        for (int l = 1; l < ir->n_layer; l++)
-            if (memcmp(&node_in_layer(ir, n, l)->a, &n->a, sizeof n->a))
+        for (int l = 1; l < ir->n_layer; l++) {
+            cke_attrs a = node_in_layer(ir, n, l)->a;
+            if (n->op == CKE_OP_ROPE && ir->rope_freq) { /* theta and scaling: the layer's table (ROPE_CS) */
+                a.theta = n->a.theta;
+                a.rope_scaling = n->a.rope_scaling;
+                a.rope_factor = n->a.rope_factor;
+            }
+            if (memcmp(&a, &n->a, sizeof n->a))
                 return cke_fail(err, CKE_ERR_UNSUPPORTED, "codegen: attributes of '%s' (%s) differ between layers; only "
                                 "attention takes per-layer attributes", ir->v[n->out].base, cke_op_names[n->op]);
+        }
     }
     return CKE_OK;
 }
@@ -160,6 +167,36 @@ static void emit_layer_attrs(const cke_ir *ir, FILE *f) {
             fprintf(f, "};\n");
         }
     }
+}
+
+/* The compiler's RoPE tables (driver/compile.c rope_table): inverse frequencies per rotated pair
+ * (scaling resolved for CTX, as transformers computes them), each table's cos/sin multiplier
+ * (YaRN, LongRoPE), and which table each layer reads when there are two (Gemma 3). */
+static void emit_rope_tables(const cke_ir *ir, int64_t rot, FILE *f) {
+    char fb[32];
+    const int nt = ir->n_rope_tables > 0 ? ir->n_rope_tables : 1;
+    fprintf(f, "/* RoPE inverse frequencies per rotated pair, computed by the compiler (rope scaling resolved for CTX,\n"
+               " * as transformers computes them), and each table's cos/sin multiplier */\n"
+               "#define ROPE_TABLE 1\n#define ROPE_TABLES %d\nstatic const float ROPE_FREQ[ROPE_TABLES][%lld] = {\n", nt,
+            (long long)(rot / 2));
+    for (int t = 0; t < nt; t++) {
+        fprintf(f, "   {");
+        for (int64_t i = 0; i < rot / 2; i++)
+            fprintf(f, "%s%s%s", i % 6 ? " " : "\n    ", cke_codegen_flit(fb, sizeof fb, ir->rope_freq[(size_t)t * (size_t)(rot / 2) + (size_t)i]),
+                    i + 1 < rot / 2 ? "," : "");
+        fprintf(f, "}%s\n", t + 1 < nt ? "," : "");
+    }
+    fprintf(f, "};\nstatic const float ROPE_ATTN_FACTOR[ROPE_TABLES] = {");
+    for (int t = 0; t < nt; t++) fprintf(f, "%s%s", t ? ", " : "", cke_codegen_flit(fb, sizeof fb, ir->rope_attn_factor[t]));
+    fprintf(f, "};\n");
+    if (nt > 1) {
+        fprintf(f, "static const unsigned char L_rope_table[N_LAYER] = { /* the table of each layer */\n   ");
+        for (int l = 0; l < ir->n_layer; l++) fprintf(f, " %d%s", ir->rope_table_of[l], l + 1 < ir->n_layer ? "," : "");
+        fprintf(f, "};\n#define ROPE_CS(l) (m->rope_cs + (size_t)L_rope_table[l] * CTX * ROPE_DIM)\n");
+    } else {
+        fprintf(f, "#define ROPE_CS(l) (m->rope_cs)\n");
+    }
+    fprintf(f, "#define ROPE_SCALE_FREQS(freq) ((void)(freq)) /* in ROPE_FREQ */\n");
 }
 
 /* ------------------------------------------------------------------ emit */
@@ -286,7 +323,7 @@ static void emit_node(emit_ctx *e, const cke_node *n, const char *ind) {
         fprintf(f, "%s/* rope: %s%s = rope(%s%s), %lld heads x %lld, %lld dims rotated, theta %g, %s */\n", ind, on, so, in0,
                 s0, (long long)n->a.n_head, (long long)n->a.head_dim, (long long)n->a.rot, (double)n->a.theta,
                 n->a.rope_layout ? "split halves" : "interleaved pairs");
-        fprintf(f, "%skt->rope_fwd(%s, %s, m->rope_cs, pos, %s, %lld, %lld, %lld, %s);\n", ind, on, in0, R,
+        fprintf(f, "%skt->rope_fwd(%s, %s, ROPE_CS(%s), pos, %s, %lld, %lld, %lld, %s);\n", ind, on, in0, lv, R,
                 (long long)n->a.n_head, (long long)n->a.head_dim, (long long)n->a.rot,
                 n->a.rope_layout ? "CKE_ROPE_HALVES" : "CKE_ROPE_INTERLEAVED");
         break;
@@ -680,15 +717,16 @@ cke_status cke_codegen_emit(const cke_plan *p, const cke_codegen_opts *o, FILE *
     for (int i = 0; i < ir->nn; i++)
         if (ir->n[i].op == CKE_OP_ROPE) {
             const cke_attrs *a = &ir->n[i].a;
-            if (rot && (rot != a->rot || theta != a->theta || ra->rope_scaling != a->rope_scaling ||
+            if (rot && !ir->rope_freq && (rot != a->rot || theta != a->theta || ra->rope_scaling != a->rope_scaling ||
                         ra->rope_factor != a->rope_factor || ra->rope_low_freq != a->rope_low_freq ||
                         ra->rope_high_freq != a->rope_high_freq || ra->rope_orig_ctx != a->rope_orig_ctx))
                 return cke_fail(err, CKE_ERR_UNSUPPORTED, "codegen: rope nodes with different rot/theta/scaling");
+            if (rot && rot != a->rot) return cke_fail(err, CKE_ERR_UNSUPPORTED, "codegen: rope nodes rotate different dims");
             rot = a->rot;
             theta = a->theta;
             ra = a;
         }
-    if (ra && (ra->rope_scaling < CKE_ROPE_SCALE_NONE || ra->rope_scaling > CKE_ROPE_SCALE_LLAMA3))
+    if (ra && !ir->rope_freq && (ra->rope_scaling < CKE_ROPE_SCALE_NONE || ra->rope_scaling > CKE_ROPE_SCALE_LLAMA3))
         return cke_fail(err, CKE_ERR_UNSUPPORTED, "codegen: rope scaling kind %d is not supported", ra->rope_scaling);
     cke_status cst = check_layer_attrs(ir, err);
     if (cst) return cst;
@@ -704,7 +742,9 @@ cke_status cke_codegen_emit(const cke_plan *p, const cke_codegen_opts *o, FILE *
     fprintf(f, "#define N_LAYER %d\n#define VOCAB %lld\n#define CTX %lld\n#define KV_DIM %lld\n#define PREFILL_T %lld\n",
             ir->n_layer, (long long)vocab, (long long)p->ctx, (long long)p->kv_dim, (long long)p->prefill.T);
     fprintf(f, "#define ROPE_DIM %lld\n#define ROPE_THETA %.9g\n", (long long)rot, (double)theta);
-    if (ra && ra->rope_scaling != CKE_ROPE_SCALE_NONE) {
+    if (ir->rope_freq && rot > 0 && ir->n_rope_freq == rot / 2) { /* computed by the compiler: every frequency in sight */
+        emit_rope_tables(ir, rot, f);
+    } else if (ra && ra->rope_scaling != CKE_ROPE_SCALE_NONE) {
         char f1[32], f2[32], f3[32];
         fprintf(f, "/* rope frequency scaling (%s), applied to the table at open */\n"
                    "#define ROPE_SCALE_FREQS(freq) cke_rope_freqs_scale((freq), ROPE_DIM, %s, %s, %s, %s, %lld)\n",
@@ -715,6 +755,7 @@ cke_status cke_codegen_emit(const cke_plan *p, const cke_codegen_opts *o, FILE *
     } else {
         fprintf(f, "#define ROPE_SCALE_FREQS(freq) ((void)(freq)) /* no rope scaling */\n");
     }
+    if (!ir->rope_freq) fprintf(f, "#define ROPE_TABLES 1\n#define ROPE_CS(l) (m->rope_cs)\n");
     fprintf(f, "#define MAX_THREADS %d\n#define LAYOUT_HASH 0x%016llxull\n", p->max_threads,
             (unsigned long long)cke_plan_layout_hash(p));
     fprintf(f, "#define WEIGHTS_HEADER %zuu\n#define WEIGHTS_BYTES %zuu\n#define KV_BYTES %zuu /* one slot (sequence) */\n",
@@ -942,17 +983,26 @@ cke_status cke_codegen_emit(const cke_plan *p, const cke_codegen_opts *o, FILE *
         "    m->kv_all = m->kv = big_alloc(KV_BYTES * (size_t)n_slots);\n"
         "    m->slot_pos = calloc((size_t)n_slots, sizeof(int64_t));\n"
         "    m->slot_mark = calloc((size_t)n_slots, 1);\n"
-        "    m->rope_cs = malloc(sizeof(float) * (size_t)CTX * (ROPE_DIM > 0 ? ROPE_DIM : 2));\n"
+        "    m->rope_cs = malloc(sizeof(float) * (size_t)ROPE_TABLES * CTX * (ROPE_DIM > 0 ? ROPE_DIM : 2));\n"
         "    m->posbuf = malloc(sizeof(int32_t) * MAX2(PREFILL_T, BATCH_T));\n"
         "    if (!m->arena || !m->scratch || !m->kv || !m->slot_pos || !m->slot_mark || !m->rope_cs || !m->posbuf) {\n"
         "        snprintf(err, errlen, \"out of memory\"); model_free(m); return NULL;\n"
         "    }\n"
+        "#ifdef ROPE_TABLE\n"
+        "    for (int t = 0; t < ROPE_TABLES; t++) {\n"
+        "        float *cs = m->rope_cs + (size_t)t * CTX * ROPE_DIM;\n"
+        "        cke_rope_table(cs, ROPE_FREQ[t], CTX, ROPE_DIM);\n"
+        "        if (ROPE_ATTN_FACTOR[t] != 1.0f)\n"
+        "            for (size_t i = 0; i < (size_t)CTX * ROPE_DIM; i++) cs[i] *= ROPE_ATTN_FACTOR[t];\n"
+        "    }\n"
+        "#else\n"
         "    if (ROPE_DIM > 0) {\n"
         "        float freq[ROPE_DIM > 0 ? ROPE_DIM / 2 : 1];\n"
         "        cke_rope_freqs(freq, ROPE_DIM, ROPE_THETA);\n"
         "        ROPE_SCALE_FREQS(freq);\n"
         "        cke_rope_table(m->rope_cs, freq, CTX, ROPE_DIM);\n"
         "    }\n"
+        "#endif\n"
         "    return m;\n"
         "}\n\n"
         "static ckm_model *model_open(const char *path, int nthreads, char *err, size_t errlen) {\n"

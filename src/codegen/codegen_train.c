@@ -320,6 +320,8 @@ static void emit_decls(const tctx *c, cke_section sec, const char *ind, int with
 
 cke_status cke_codegen_emit_train(const cke_train_plan *tp, FILE *f, cke_err *err) {
     const cke_ir *ir = tp->p->ir;
+    if (ir->n_rope_tables > 1) /* the train kernels read one cos/sin table */
+        return cke_fail(err, CKE_ERR_UNSUPPORTED, "training a model whose layers use two RoPE tables (local and global)");
     int prof_id = cke_codegen_train_prof_base(tp->p);
     tctx c = {.tp = tp, .ir = ir, .f = f, .logits = ir->n[ir->nn - 1].out, .prof_id = &prof_id};
     const cke_value *lg = &ir->v[c.logits];

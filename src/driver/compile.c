@@ -67,6 +67,8 @@ static void fill_hparams(src_ctx *c) {
     hp_add(c, "rope_low_freq", h->rope.low_freq_factor, none);
     hp_add(c, "rope_high_freq", h->rope.high_freq_factor, none);
     hp_add(c, "rope_orig_ctx", (double)h->rope.orig_ctx, none);
+    hp_add(c, "swa_pattern", (double)h->swa_pattern, 0);
+    hp_add(c, "rope_local_theta", h->rope_local_theta, 0);
     hp_add(c, "norm_add_one", h->norm_add_one ? 1 : 0, 0);
     hp_add(c, "layer_norm", h->norm == CKE_NORM_LAYER ? 1 : 0, 0);
     hp_add(c, "gelu_act", h->act != CKE_ACT_SILU ? 1 : 0, 0);
@@ -498,6 +500,61 @@ static void c_safe(char *dst, size_t n, const char *src) {
     dst[j] = 0;
 }
 
+/* The RoPE frequencies of the rope nodes, scaling resolved for ctx (formats/rope.c), into the IR
+ * for codegen to write out as tables: one, or two when layers differ in theta or scaling (Gemma 3:
+ * local layers at rope_local_base_freq unscaled, global ones at rope_theta with its scaling). */
+static cke_status rope_table(const cke_model *m, cke_ir *ir, int64_t ctx, cke_err *err) {
+    int64_t rot = 0;
+    for (int i = 0; i < ir->nn && !rot; i++)
+        if (ir->n[i].op == CKE_OP_ROPE) rot = ir->n[i].a.rot;
+    if (rot <= 0) return CKE_OK;
+    const int64_t nf = rot / 2;
+    const int nl = ir->n_layer > 0 ? ir->n_layer : 1;
+    float *rf = NULL, *freq = malloc((size_t)(2 * nf + 1) * sizeof(float));
+    unsigned char *of = calloc((size_t)nl, 1);
+    if (!freq || !of) { free(freq); free(of); return cke_fail(err, CKE_ERR_NOMEM, "out of memory"); }
+    const cke_model_tensor *t = cke_model_find(m, "rope_freqs");
+    cke_status st = CKE_OK;
+    if (t && cke_model_tensor_numel(t) != nf)
+        st = cke_fail(err, CKE_ERR_SHAPE, "rope_freqs has %lld values for %lld rotated pairs", (long long)cke_model_tensor_numel(t),
+                      (long long)nf);
+    else if (t && !(rf = malloc((size_t)nf * sizeof(float))))
+        st = cke_fail(err, CKE_ERR_NOMEM, "out of memory");
+    else if (t)
+        st = cke_model_tensor_to_f32(t, rf, err);
+    /* each layer's rope attributes (theta, scaling kind, factor): the table they give */
+    float key[2][3];
+    int nt = 0;
+    for (int l = 0; !st && l < nl; l++) {
+        const cke_attrs *a = NULL;
+        for (int i = 0; i < ir->nn && !a; i++)
+            if (ir->n[i].op == CKE_OP_ROPE && (ir->n[i].layer == l || ir->n[i].layer < 0)) a = &ir->n[i].a;
+        if (!a) continue;
+        const float k[3] = {a->theta, (float)a->rope_scaling, a->rope_factor};
+        int ti = 0;
+        while (ti < nt && memcmp(key[ti], k, sizeof k)) ti++;
+        if (ti == nt) {
+            if (nt == 2) { st = cke_fail(err, CKE_ERR_UNSUPPORTED, "rope: more than two theta/scaling settings across layers"); break; }
+            memcpy(key[nt++], k, sizeof k);
+            cke_hparams h = m->hp;
+            h.rope.theta = a->theta;
+            h.rope.scaling = (cke_rope_scaling)a->rope_scaling;
+            if (a->rope_scaling) h.rope.factor = a->rope_factor;
+            st = cke_rope_freq_table(&h, rot, ctx, rf, freq + (size_t)ti * (size_t)nf, &ir->rope_attn_factor[ti], err);
+        }
+        of[l] = (unsigned char)ti;
+    }
+    free(rf);
+    if (st) { free(freq); free(of); return st; }
+    free(ir->rope_freq);
+    free(ir->rope_table_of);
+    ir->rope_freq = freq;
+    ir->n_rope_freq = nf;
+    ir->n_rope_tables = nt > 0 ? nt : 1;
+    ir->rope_table_of = of;
+    return CKE_OK;
+}
+
 #define CANCELLED(o) ((o)->cancel && *(o)->cancel)
 
 cke_status cke_compile(const char *model_path, const cke_compile_opts *o, cke_err *err) {
@@ -537,6 +594,7 @@ cke_status cke_compile(const char *model_path, const cke_compile_opts *o, cke_er
 
     int64_t ctx = o->ctx > 0 ? o->ctx : m->hp.ctx_len > 0 ? m->hp.ctx_len : 2048;
     if (o->ctx <= 0 && ctx > 4096) ctx = 4096;
+    if ((st = rope_table(m, ir, ctx, err))) goto done;
     int64_t chunk = o->prefill_chunk > 0 ? o->prefill_chunk : 512;
     if ((st = cke_plan_new(&p, ir, ctx, chunk, o->max_threads > 0 ? o->max_threads : 16, o->canaries, err))) goto done;
     if (!o->keep_f32 && o->train_batch <= 0 && (st = cke_plan_set_wdtypes(p, keep_dtype, m, err))) goto done;

@@ -14,7 +14,7 @@
 static const char *const arch_names[CKE_ARCH_COUNT] = {
     [CKE_ARCH_LLAMA] = "llama", [CKE_ARCH_MISTRAL] = "mistral", [CKE_ARCH_QWEN2] = "qwen2",
     [CKE_ARCH_QWEN3] = "qwen3", [CKE_ARCH_GEMMA] = "gemma",     [CKE_ARCH_GEMMA2] = "gemma2",
-    [CKE_ARCH_GPT2] = "gpt2",   [CKE_ARCH_PHI3] = "phi3",
+    [CKE_ARCH_GPT2] = "gpt2",   [CKE_ARCH_PHI3] = "phi3",       [CKE_ARCH_GEMMA3] = "gemma3",
 };
 
 const char *cke_arch_name(cke_arch a) { return (unsigned)a < CKE_ARCH_COUNT ? arch_names[a] : "?"; }
@@ -191,7 +191,8 @@ cke_status cke_model_check_hparams(cke_model *m, bool final, cke_err *err) {
         (s = cke_hp_float("attn_softcap", h->attn_softcap, 0, false, DBL_MAX, err)) ||
         (s = cke_hp_float("final_softcap", h->final_softcap, 0, false, DBL_MAX, err)))
         goto fail;
-    if (h->rope.scaling == CKE_ROPE_SCALING_LINEAR || h->rope.scaling == CKE_ROPE_SCALING_LLAMA3)
+    if (h->rope.scaling == CKE_ROPE_SCALING_LINEAR || h->rope.scaling == CKE_ROPE_SCALING_LLAMA3 ||
+        h->rope.scaling == CKE_ROPE_SCALING_YARN || h->rope.scaling == CKE_ROPE_SCALING_DYNAMIC)
         if ((s = cke_hp_float("rope scaling factor", h->rope.factor, 0, true, DBL_MAX, err))) goto fail;
     if (h->rope.scaling == CKE_ROPE_SCALING_LLAMA3) {
         if ((s = cke_hp_float("rope low_freq_factor", h->rope.low_freq_factor, 0, true, DBL_MAX, err)) ||

@@ -47,6 +47,7 @@ typedef enum {
     CKE_ARCH_GEMMA2,
     CKE_ARCH_GPT2,
     CKE_ARCH_PHI3,      /* HF fused qkv_proj / gate_up_proj are split into the canonical tensors */
+    CKE_ARCH_GEMMA3,    /* gemma3_text, and the text part of gemma3 */
     CKE_ARCH_COUNT
 } cke_arch;
 const char *cke_arch_name(cke_arch a);
@@ -60,9 +61,13 @@ typedef enum {
     CKE_ROPE_SCALING_NONE = 0,
     CKE_ROPE_SCALING_LINEAR, /* positions / factor */
     CKE_ROPE_SCALING_LLAMA3, /* factor, low/high_freq_factor, orig_ctx */
-    CKE_ROPE_SCALING_FREQS   /* the rope_freqs tensor holds per-frequency divisors (GGUF) */
+    CKE_ROPE_SCALING_FREQS,  /* the rope_freqs tensor holds per-frequency divisors (GGUF) */
+    CKE_ROPE_SCALING_YARN,   /* factor, orig_ctx, beta_fast/slow, attn_factor (Qwen2.5, DeepSeek) */
+    CKE_ROPE_SCALING_LONGROPE, /* per-pair long/short factors, orig_ctx, attn_factor (Phi-3 128k) */
+    CKE_ROPE_SCALING_DYNAMIC /* dynamic NTK: the default frequencies up to orig_ctx (= ctx_len) */
 } cke_rope_scaling;
 
+#define CKE_ROPE_MAX_FACTORS 256 /* LongRoPE pairs: head_dim <= 512 (real models: 64..256) */
 typedef struct {
     int64_t dim, n_layers, n_heads, n_kv_heads, head_dim, ffn_dim, vocab, ctx_len;
     double norm_eps;
@@ -79,6 +84,8 @@ typedef struct {
     double attn_scale;   /* softmax scale: 1/sqrt(head_dim) unless the family says otherwise */
     double attn_softcap, final_softcap; /* 0 = none (Gemma2) */
     int64_t sliding_window;             /* 0 = none */
+    int64_t swa_pattern;                /* Gemma 3: layer l is global when (l + 1) % swa_pattern == 0, else local */
+    double rope_local_theta;            /* Gemma 3: the local (sliding) layers' rope base, unscaled */
     struct {
         double theta;
         int64_t dims;    /* rotated dims per head (<= head_dim) */
@@ -86,8 +93,20 @@ typedef struct {
         cke_rope_scaling scaling;
         double factor, low_freq_factor, high_freq_factor;
         int64_t orig_ctx;
+        double attn_factor;            /* cos/sin multiplier (YaRN, LongRoPE); 0 = the default for the kind */
+        double beta_fast, beta_slow;   /* YaRN correction range (0 = 32, 1) */
+        bool no_truncate;              /* YaRN "truncate": false */
+        float long_factor[CKE_ROPE_MAX_FACTORS], short_factor[CKE_ROPE_MAX_FACTORS]; /* LongRoPE */
+        int64_t n_factor;
     } rope;
 } cke_hparams;
+
+/* The final RoPE frequencies of a model compiled for ctx positions, float32 as HF's rope init
+ * functions compute them (src/formats/rope.c): freq[rot/2] and the cos/sin multiplier. rope_freqs
+ * (GGUF's per-pair divisors) is passed when the model has it. Refuses what a static table cannot
+ * reproduce (dynamic NTK past its original context), naming it. */
+cke_status cke_rope_freq_table(const cke_hparams *h, int64_t rot, int64_t ctx, const float *rope_freqs, float *freq,
+                               float *attn_factor, cke_err *err);
 
 typedef enum {
     CKE_TOK_NONE = 0,

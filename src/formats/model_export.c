@@ -81,10 +81,14 @@ cke_status cke_model_export_gguf(const cke_model *m, cke_gguf_writer *w, cke_xte
     const char *arch = cke_gguf_arch_name(m->arch, &want);
     if (!arch)
         return cke_fail(err, CKE_ERR_UNSUPPORTED, "%s: architecture %s has no GGUF layout in cke (GGUF export supports "
-                        "llama, mistral, qwen2, qwen3, gemma, gemma2, gpt2)", m->path, cke_arch_name(m->arch));
+                        "llama, mistral, qwen2, qwen3, gemma, gemma2, gemma3, gpt2)", m->path, cke_arch_name(m->arch));
     if (h->rope.scaling == CKE_ROPE_SCALING_LLAMA3 || h->rope.scaling == CKE_ROPE_SCALING_FREQS)
         return cke_fail(err, CKE_ERR_UNSUPPORTED, "%s: llama3 rope scaling: GGUF export (a rope_freqs tensor) is not implemented", m->path);
-    if ((m->arch == CKE_ARCH_GEMMA || m->arch == CKE_ARCH_GEMMA2) && h->act != CKE_ACT_GELU_TANH)
+    if (m->arch == CKE_ARCH_GEMMA3 && (h->swa_pattern != 6 || h->rope_local_theta != 10000))
+        return cke_fail(err, CKE_ERR_UNSUPPORTED, "%s: Gemma 3 with a global layer every %lld and local rope base %g: "
+                        "llama.cpp's gemma3 fixes 6 and 10000 (no GGUF keys)", m->path, (long long)h->swa_pattern,
+                        h->rope_local_theta);
+    if ((m->arch == CKE_ARCH_GEMMA || m->arch == CKE_ARCH_GEMMA2 || m->arch == CKE_ARCH_GEMMA3) && h->act != CKE_ACT_GELU_TANH)
         return cke_fail(err, CKE_ERR_UNSUPPORTED, "%s: Gemma with exact (erf) GELU: GGUF's gemma runs tanh-gelu and has no "
                         "key for it", m->path);
     const int64_t hd = h->head_dim ? h->head_dim : h->dim / h->n_heads;
@@ -122,6 +126,22 @@ cke_status cke_model_export_gguf(const cke_model *m, cke_gguf_writer *w, cke_xte
         if ((st = cke_gguf_writer_set_str(w, k, "linear", 6, err)) || (st = set_f32(w, arch, "rope.scaling.factor", h->rope.factor, err)))
             return st;
     }
+    if (h->rope.scaling == CKE_ROPE_SCALING_YARN) { /* llama.cpp's keys (attn_factor: relative to YaRN's default) */
+        char k[128];
+        snprintf(k, sizeof k, "%s.rope.scaling.type", arch);
+        const double def = h->rope.factor > 1 ? 0.1 * log(h->rope.factor) + 1 : 1;
+        if ((st = cke_gguf_writer_set_str(w, k, "yarn", 4, err)) || (st = set_f32(w, arch, "rope.scaling.factor", h->rope.factor, err)) ||
+            (st = set_u32(w, arch, "rope.scaling.original_context_length", h->rope.orig_ctx, err)) ||
+            (h->rope.beta_fast > 0 && (st = set_f32(w, arch, "rope.scaling.yarn_beta_fast", h->rope.beta_fast, err))) ||
+            (h->rope.beta_slow > 0 && (st = set_f32(w, arch, "rope.scaling.yarn_beta_slow", h->rope.beta_slow, err))) ||
+            (h->rope.attn_factor > 0 && (st = set_f32(w, arch, "rope.scaling.attn_factor", h->rope.attn_factor / def, err))))
+            return st;
+        if (h->rope.no_truncate)
+            return cke_fail(err, CKE_ERR_UNSUPPORTED, "%s: YaRN with truncate=false: GGUF has no key for it", m->path);
+    }
+    if (h->rope.scaling == CKE_ROPE_SCALING_LONGROPE || h->rope.scaling == CKE_ROPE_SCALING_DYNAMIC)
+        return cke_fail(err, CKE_ERR_UNSUPPORTED, "%s: %s rope scaling: GGUF export is not implemented", m->path,
+                        h->rope.scaling == CKE_ROPE_SCALING_DYNAMIC ? "dynamic NTK" : "LongRoPE");
 
     xlist xl = {0};
     const int64_t rot = h->learned_pos ? 0 : (h->rope.dims ? h->rope.dims : hd);

@@ -15,6 +15,7 @@ static const struct {
     {"llama", CKE_ARCH_LLAMA, CKE_ROPE_INTERLEAVED},  {"mistral", CKE_ARCH_MISTRAL, CKE_ROPE_INTERLEAVED},
     {"qwen2", CKE_ARCH_QWEN2, CKE_ROPE_HALVES},       {"qwen3", CKE_ARCH_QWEN3, CKE_ROPE_HALVES},
     {"gemma", CKE_ARCH_GEMMA, CKE_ROPE_HALVES},       {"gemma2", CKE_ARCH_GEMMA2, CKE_ROPE_HALVES},
+    {"gemma3", CKE_ARCH_GEMMA3, CKE_ROPE_HALVES},
     {"gpt2", CKE_ARCH_GPT2, CKE_ROPE_INTERLEAVED},
 };
 
@@ -155,6 +156,16 @@ cke_status cke_model_load_gguf(cke_model *m, cke_err *err) {
         if (sl == 6 && !memcmp(st, "linear", 6)) {
             h->rope.scaling = CKE_ROPE_SCALING_LINEAR;
             TRY(get_float(m->path, g, arch, "rope.scaling.factor", 0, true, DBL_MAX, &h->rope.factor, err));
+        } else if (sl == 4 && !memcmp(st, "yarn", 4)) {
+            /* llama.cpp's keys; its attn_factor multiplies YaRN's default 0.1 ln(factor) + 1 */
+            h->rope.scaling = CKE_ROPE_SCALING_YARN;
+            double af = 1;
+            TRY(get_float(m->path, g, arch, "rope.scaling.factor", 0, true, 1e6, &h->rope.factor, err));
+            TRY(get_int(m->path, g, arch, "rope.scaling.original_context_length", true, 1, CKE_HP_MAX_CTX, &h->rope.orig_ctx, err));
+            TRY(get_float(m->path, g, arch, "rope.scaling.yarn_beta_fast", 0, true, 1e6, &h->rope.beta_fast, err));
+            TRY(get_float(m->path, g, arch, "rope.scaling.yarn_beta_slow", 0, true, 1e6, &h->rope.beta_slow, err));
+            TRY(get_float(m->path, g, arch, "rope.scaling.attn_factor", 0, true, 1e3, &af, err));
+            if (af != 1) h->rope.attn_factor = (double)(float)(af * (h->rope.factor > 1 ? 0.1 * log(h->rope.factor) + 1 : 1));
         } else {
             return cke_fail(err, CKE_ERR_UNSUPPORTED, "%s: rope scaling type '%.*s' is not supported", m->path,
                             (int)(sl < 64 ? sl : 64), st);
@@ -167,9 +178,17 @@ cke_status cke_model_load_gguf(cke_model *m, cke_err *err) {
         h->attn_qkv_bias = h->attn_o_bias = h->ffn_bias = h->norm_bias = true;
         h->rope.dims = 0;
         break;
-    case CKE_ARCH_GEMMA: case CKE_ARCH_GEMMA2:
+    case CKE_ARCH_GEMMA: case CKE_ARCH_GEMMA2: case CKE_ARCH_GEMMA3:
         h->act = CKE_ACT_GELU_TANH; h->gated_ffn = true; h->embd_scale = sqrt((double)h->dim);
-        h->post_norms = m->arch == CKE_ARCH_GEMMA2;
+        h->post_norms = m->arch != CKE_ARCH_GEMMA;
+        if (m->arch == CKE_ARCH_GEMMA3) {
+            /* what llama.cpp's gemma3 fixes rather than stores: a global layer every 6th, local rope
+             * base 10000, and the attention scale 1/sqrt(head_dim) (27B, 62 layers: dim / heads) */
+            h->qk_norm = true;
+            h->swa_pattern = 6;
+            h->rope_local_theta = 10000;
+            if (h->n_layers == 62 && h->n_heads > 0) h->attn_scale = 1.0 / sqrt((double)h->dim / (double)h->n_heads);
+        }
         break;
     default:
         h->act = CKE_ACT_SILU; h->gated_ffn = true;

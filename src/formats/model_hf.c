@@ -11,7 +11,7 @@
 
 static const struct { const char *type; cke_arch arch; } model_types[] = {
     {"llama", CKE_ARCH_LLAMA}, {"mistral", CKE_ARCH_MISTRAL}, {"qwen2", CKE_ARCH_QWEN2},
-    {"qwen3", CKE_ARCH_QWEN3}, {"gemma", CKE_ARCH_GEMMA},     {"gemma2", CKE_ARCH_GEMMA2},
+    {"qwen3", CKE_ARCH_QWEN3}, {"gemma", CKE_ARCH_GEMMA},     {"gemma2", CKE_ARCH_GEMMA2}, {"gemma3_text", CKE_ARCH_GEMMA3}, {"gemma3", CKE_ARCH_GEMMA3},
     {"gpt2", CKE_ARCH_GPT2},    {"phi3", CKE_ARCH_PHI3},
 };
 
@@ -47,6 +47,96 @@ static cke_status parse_act(const char *a, cke_act *act, cke_err *err) {
     return CKE_OK;
 }
 
+/* original_max_position_embeddings: in rope_scaling (YaRN) or at the top (Phi-3); else the model's */
+static int64_t orig_ctx_of(const cJSON *c, const cJSON *rs, const cke_hparams *h) {
+    int64_t v;
+    if (jint(rs, "original_max_position_embeddings", &v) || jint(c, "original_max_position_embeddings", &v)) return v;
+    return h->ctx_len;
+}
+
+/* HF get_mscale */
+static double mscale_of(double scale, double m) { return scale <= 1 ? 1.0 : 0.1 * m * log(scale) + 1.0; }
+
+static cke_status parse_yarn(const cJSON *c, const cJSON *rs, cke_hparams *h, cke_err *err) {
+    h->rope.scaling = CKE_ROPE_SCALING_YARN;
+    h->rope.orig_ctx = orig_ctx_of(c, rs, h);
+    if (!jnum(rs, "factor", &h->rope.factor)) {
+        if (h->rope.orig_ctx <= 0) return cke_fail(err, CKE_ERR_MISSING, "yarn rope_scaling needs factor");
+        h->rope.factor = (double)h->ctx_len / (double)h->rope.orig_ctx; /* HF: max / original */
+    }
+    jnum(rs, "beta_fast", &h->rope.beta_fast);
+    jnum(rs, "beta_slow", &h->rope.beta_slow);
+    bool tr = true;
+    jbool(rs, "truncate", &tr);
+    h->rope.no_truncate = !tr;
+    double af, ms, msa;
+    if (jnum(rs, "attention_factor", &af)) h->rope.attn_factor = af;
+    else if (jnum(rs, "mscale", &ms) && jnum(rs, "mscale_all_dim", &msa) && ms != 0 && msa != 0)
+        h->rope.attn_factor = (double)(float)(mscale_of(h->rope.factor, ms) / mscale_of(h->rope.factor, msa));
+    if (h->rope.orig_ctx <= 0) return cke_fail(err, CKE_ERR_MISSING, "yarn rope_scaling needs original_max_position_embeddings");
+    return CKE_OK;
+}
+
+static cke_status read_factors(const cJSON *rs, const char *key, float *out, int64_t *n, cke_err *err) {
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(rs, key);
+    if (!cJSON_IsArray(a)) return cke_fail(err, CKE_ERR_MISSING, "longrope rope_scaling needs the array %s", key);
+    int64_t k = cJSON_GetArraySize(a);
+    if (k < 1 || k > CKE_ROPE_MAX_FACTORS)
+        return cke_fail(err, CKE_ERR_UNSUPPORTED, "rope_scaling.%s has %lld entries (1 to %d supported)", key, (long long)k,
+                        CKE_ROPE_MAX_FACTORS);
+    int64_t i = 0;
+    for (const cJSON *e = a->child; e; e = e->next, i++) {
+        if (!cJSON_IsNumber(e) || !(e->valuedouble > 0) || e->valuedouble > 1e9)
+            return cke_fail(err, CKE_ERR_FORMAT, "rope_scaling.%s[%lld] is not a positive number", key, (long long)i);
+        out[i] = (float)e->valuedouble;
+    }
+    if (*n && *n != k) return cke_fail(err, CKE_ERR_SHAPE, "rope_scaling long_factor and short_factor differ in length");
+    *n = k;
+    return CKE_OK;
+}
+
+static cke_status parse_longrope(const cJSON *c, const cJSON *rs, cke_hparams *h, cke_err *err) {
+    h->rope.scaling = CKE_ROPE_SCALING_LONGROPE;
+    h->rope.orig_ctx = orig_ctx_of(c, rs, h);
+    if (h->rope.orig_ctx <= 0) return cke_fail(err, CKE_ERR_MISSING, "longrope needs original_max_position_embeddings");
+    h->rope.n_factor = 0;
+    TRY(read_factors(rs, "long_factor", h->rope.long_factor, &h->rope.n_factor, err));
+    TRY(read_factors(rs, "short_factor", h->rope.short_factor, &h->rope.n_factor, err));
+    jnum(rs, "factor", &h->rope.factor);
+    jnum(rs, "attention_factor", &h->rope.attn_factor);
+    return CKE_OK;
+}
+
+/* Gemma 3: global attention on every swa_pattern-th layer (HF layer_types, or its older
+ * sliding_window_pattern, default 6), sliding windows elsewhere; the local layers' rope base. */
+static cke_status parse_gemma3(const cJSON *c, cke_hparams *h, cke_err *err) {
+    h->rope.theta = 1000000;
+    jnum(c, "rope_theta", &h->rope.theta);
+    h->rope_local_theta = 10000;
+    jnum(c, "rope_local_base_freq", &h->rope_local_theta);
+    if (!(h->rope_local_theta > 0) || !isfinite(h->rope_local_theta))
+        return cke_fail(err, CKE_ERR_FORMAT, "rope_local_base_freq = %g is not a positive number", h->rope_local_theta);
+    h->swa_pattern = 6;
+    jint(c, "sliding_window_pattern", &h->swa_pattern);
+    const cJSON *lt = cJSON_GetObjectItemCaseSensitive(c, "layer_types");
+    if (cJSON_IsArray(lt)) { /* the pattern it follows, or a refusal */
+        int64_t n = cJSON_GetArraySize(lt), first_full = -1, i = 0;
+        for (const cJSON *e = lt->child; e && first_full < 0; e = e->next, i++)
+            if (cJSON_IsString(e) && !strcmp(e->valuestring, "full_attention")) first_full = i;
+        h->swa_pattern = first_full >= 0 ? first_full + 1 : n + 1;
+        i = 0;
+        for (const cJSON *e = lt->child; e; e = e->next, i++) {
+            const bool full = (i + 1) % h->swa_pattern == 0;
+            if (!cJSON_IsString(e) || strcmp(e->valuestring, full ? "full_attention" : "sliding_attention"))
+                return cke_fail(err, CKE_ERR_UNSUPPORTED, "layer_types[%lld] breaks the pattern of one global layer every "
+                                "%lld (cke's gemma3 template)", (long long)i, (long long)h->swa_pattern);
+        }
+    }
+    if (h->swa_pattern < 1 || h->swa_pattern > CKE_HP_MAX_LAYERS)
+        return cke_fail(err, CKE_ERR_FORMAT, "sliding_window_pattern = %lld is out of range", (long long)h->swa_pattern);
+    return CKE_OK;
+}
+
 static cke_status parse_cfg(const cJSON *c, cke_arch *arch, cke_hparams *h, cke_err *err) {
     const char *mt = jstr(c, "model_type");
     if (!mt) return cke_fail(err, CKE_ERR_MISSING, "config.json has no model_type");
@@ -55,6 +145,10 @@ static cke_status parse_cfg(const cJSON *c, cke_arch *arch, cke_hparams *h, cke_
     if (i == sizeof model_types / sizeof *model_types)
         return cke_fail(err, CKE_ERR_UNSUPPORTED, "model_type '%s' is not supported", mt);
     *arch = model_types[i].arch;
+    if (!strcmp(mt, "gemma3")) { /* the multimodal checkpoint: its text model's config */
+        c = cJSON_GetObjectItemCaseSensitive(c, "text_config");
+        if (!cJSON_IsObject(c)) return cke_fail(err, CKE_ERR_MISSING, "gemma3 config.json has no text_config");
+    }
     memset(h, 0, sizeof *h);
     h->rope.layout = CKE_ROPE_HALVES;
     if (*arch == CKE_ARCH_GPT2) {
@@ -92,11 +186,12 @@ static cke_status parse_cfg(const cJSON *c, cke_arch *arch, cke_hparams *h, cke_
     jnum(c, "rope_theta", &h->rope.theta);
     h->norm = CKE_NORM_RMS;
     h->gated_ffn = true;
-    h->tied_output = *arch == CKE_ARCH_GEMMA || *arch == CKE_ARCH_GEMMA2; /* HF defaults per family */
+    h->tied_output = *arch == CKE_ARCH_GEMMA || *arch == CKE_ARCH_GEMMA2 || *arch == CKE_ARCH_GEMMA3; /* HF defaults */
     jbool(c, "tie_word_embeddings", &h->tied_output);
     const char *a = jstr(c, "hidden_activation");
     if (!a) a = jstr(c, "hidden_act");
-    if (*arch == CKE_ARCH_GEMMA || *arch == CKE_ARCH_GEMMA2) {
+    const bool gemma = *arch == CKE_ARCH_GEMMA || *arch == CKE_ARCH_GEMMA2 || *arch == CKE_ARCH_GEMMA3;
+    if (gemma) {
         /* HF's Gemma MLPs read hidden_activation (hidden_act where it is absent), tanh-gelu when the
          * config names neither; "gelu" is the exact (erf) form */
         TRY(parse_act(a ? a : "gelu_pytorch_tanh", &h->act, err));
@@ -113,8 +208,9 @@ static cke_status parse_cfg(const cJSON *c, cke_arch *arch, cke_hparams *h, cke_
     h->attn_qkv_bias = ab;
     h->attn_o_bias = ab && *arch != CKE_ARCH_QWEN2; /* Qwen2: q/k/v biases only */
     h->ffn_bias = mb;
-    h->qk_norm = *arch == CKE_ARCH_QWEN3;
-    if (*arch == CKE_ARCH_GEMMA2) {
+    h->qk_norm = *arch == CKE_ARCH_QWEN3 || *arch == CKE_ARCH_GEMMA3;
+    if (*arch == CKE_ARCH_GEMMA3) TRY(parse_gemma3(c, h, err));
+    if (*arch == CKE_ARCH_GEMMA2 || *arch == CKE_ARCH_GEMMA3) {
         h->post_norms = true;
         jnum(c, "attn_logit_softcapping", &h->attn_softcap);
         jnum(c, "final_logit_softcapping", &h->final_softcap);
@@ -147,9 +243,21 @@ static cke_status parse_cfg(const cJSON *c, cke_arch *arch, cke_hparams *h, cke_
                 !jint(rs, "original_max_position_embeddings", &h->rope.orig_ctx))
                 return cke_fail(err, CKE_ERR_MISSING, "llama3 rope_scaling needs factor, low_freq_factor, "
                                 "high_freq_factor, original_max_position_embeddings");
+        } else if (!strcmp(t, "yarn")) {
+            TRY(parse_yarn(c, rs, h, err));
+        } else if (!strcmp(t, "longrope") || !strcmp(t, "su")) {
+            TRY(parse_longrope(c, rs, h, err));
+        } else if (!strcmp(t, "dynamic")) {
+            h->rope.scaling = CKE_ROPE_SCALING_DYNAMIC;
+            if (!jnum(rs, "factor", &h->rope.factor)) return cke_fail(err, CKE_ERR_MISSING, "rope_scaling.factor");
+            h->rope.orig_ctx = h->ctx_len;
         } else {
             return cke_fail(err, CKE_ERR_UNSUPPORTED, "rope_scaling type '%s' is not supported", t);
         }
+        if ((h->rope.scaling >= CKE_ROPE_SCALING_YARN && (!(h->rope.factor >= 0) || h->rope.factor > 1e6)) || !(h->rope.attn_factor >= 0) || h->rope.attn_factor > 1e3 ||
+            h->rope.orig_ctx < 0 || h->rope.orig_ctx > CKE_HP_MAX_CTX)
+            return cke_fail(err, CKE_ERR_FORMAT, "rope_scaling: factor %g, attention factor %g or original context %lld "
+                            "out of range", h->rope.factor, h->rope.attn_factor, (long long)h->rope.orig_ctx);
     }
     return CKE_OK;
 }
@@ -196,6 +304,8 @@ cke_status cke_model_parse_hf_config(const char *json, size_t len, cke_arch *arc
     }
     cke_status s = parse_cfg(c, arch, hp, err);
     if (!s) s = check_cfg(c, err);
+    const cJSON *tc = cJSON_GetObjectItemCaseSensitive(c, "text_config");
+    if (!s && cJSON_IsObject(tc)) s = check_cfg(tc, err);
     cJSON_Delete(c);
     return s;
 }
@@ -241,7 +351,12 @@ static bool map_name(cke_arch arch, const char *name, char *cn, size_t cap, bool
         *known = false;
         return true;
     }
-    bool g2 = arch == CKE_ARCH_GEMMA2;
+    if (arch == CKE_ARCH_GEMMA3) { /* the multimodal checkpoint's text model; its vision tower is not ours */
+        if (strstr(name, "vision_tower.") || strstr(name, "multi_modal_projector.")) return false;
+        if (!strncmp(name, "language_model.", 15)) name += 15;                 /* language_model.model.layers... */
+        else if (!strncmp(name, "model.language_model.", 21)) name += 15;      /* model.language_model.layers... */
+    }
+    bool g2 = arch == CKE_ARCH_GEMMA2 || arch == CKE_ARCH_GEMMA3;
     const struct { const char *hf, *c; } lay[] = {
         {"input_layernorm.weight", "attn_norm"},
         {"self_attn.q_proj.weight", "attn_q"}, {"self_attn.q_proj.bias", "attn_q_b"},

@@ -13,7 +13,7 @@
  * prologue's), so ["x", "add", "h", "ffn_out"] continues the residual stream. An input written
  * "name?" is optional: dropped when the model lacks that weight (biases). Shapes and attributes
  * are numbers or expressions over hyperparameters: "n_head*head_dim" (+ - * / %, parentheses,
- * sqrt). Inside "layer", attributes may also use the layer index `layer`, so one body describes
+ * sqrt, sign). Inside "layer", attributes may also use the layer index `layer`, so one body describes
  * layers that differ in an attribute: "window": "window * (1 - layer % 2)" (Gemma 2: sliding
  * window on even layers, global attention on odd ones); the code generator turns such an
  * attribute into a per-layer array. */
@@ -65,6 +65,10 @@ static double expr_atom(expr_ctx *c) {
         while ((isalnum((unsigned char)*c->s) || *c->s == '_') && n + 1 < sizeof id) id[n++] = *c->s++;
         id[n] = 0;
         if (!strcmp(id, "sqrt")) return sqrt(expr_atom(c));
+        if (!strcmp(id, "sign")) { /* -1, 0, 1: "sign((layer + 1) % 6)" is 0 on every 6th layer */
+            double x = expr_atom(c);
+            return (x > 0) - (x < 0);
+        }
         if (!strcmp(id, "layer")) {
             if (c->layer >= 0) return c->layer;
             c->bad = 1;
@@ -555,6 +559,7 @@ static cke_status build(cke_ir *ir, const cJSON *root, const cke_ir_source *src,
     int64_t nt = src->tensor_count(src->ud);
     for (int64_t i = 0; i < nt; i++) {
         const char *tn = src->tensor_name(src->ud, i);
+        if (!strcmp(tn, "rope_freqs")) continue; /* read by the compiler into the rope table */
         int vi = cke_ir_find(ir, tn);
         if (vi < 0 || ir->v[vi].kind != CKE_V_WEIGHT)
             return cke_fail(err, CKE_ERR_UNSUPPORTED, "model tensor '%s' is not used by the %s template (unsupported)", tn,
@@ -584,6 +589,8 @@ cke_status cke_ir_build(cke_ir **out, const char *template_path, const cke_ir_so
 void cke_ir_free(cke_ir *ir) {
     if (!ir) return;
     free(ir->hp);
+    free(ir->rope_freq);
+    free(ir->rope_table_of);
     free(ir->v);
     free(ir->n);
     free(ir);

@@ -89,6 +89,14 @@ typedef struct {
     int nv, cap_v;
     cke_node *n;
     int nn, cap_n;
+    /* the RoPE frequencies the compiler computed for the rope nodes (src/formats/rope.c: scaling
+     * schemes resolved for the compiled context) and the cos/sin multiplier; NULL: codegen builds
+     * the default table from the nodes' theta and scaling attributes */
+    float *rope_freq;          /* [n_rope_tables][n_rope_freq], n_rope_freq = rot / 2 */
+    int64_t n_rope_freq;
+    int n_rope_tables;         /* 1, or 2 when layers differ in theta/scaling (Gemma 3: local, global) */
+    float rope_attn_factor[2];
+    unsigned char *rope_table_of; /* [n_layer]: which table each layer's rope nodes read */
 } cke_ir;
 
 /* Where the IR builder gets a model's facts. Tensor names are canonical (see src/formats):

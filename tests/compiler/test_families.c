@@ -144,7 +144,9 @@ static void family(const char *fam) {
         /* Phi-3 (no GGUF reader in cke), llama3 rope scaling (a rope_freqs tensor: not written),
          * this Gemma 2, whose query_pre_attn_scalar is not head_dim, and Gemma with exact GELU
          * (GGUF has no key for either) */
-        const int refused = !strcmp(fam, "phi3") || !strcmp(fam, "llama3") || !strcmp(fam, "gemma2") || !strcmp(fam, "gemma_gelu");
+        const int refused = !strcmp(fam, "phi3") || !strcmp(fam, "llama3") || !strcmp(fam, "gemma2") || !strcmp(fam, "gemma_gelu") ||
+                            !strcmp(fam, "phi3_longrope") || !strcmp(fam, "llama_dynamic") ||
+                            !strcmp(fam, "gemma3_swa3");
         cke_runner *gr = NULL;
         if (refused) {
             tc_result(gname, gs == CKE_ERR_UNSUPPORTED, "expected a named refusal, got status %d: %s", gs, ge.msg);
@@ -208,6 +210,11 @@ static void ablations(void) {
         {"gemma2", "final_logit_softcapping", "logits"},
         /* a set= edit: the config's value changed, the reference keeps the original */
         {"gemma_gelu", "set=hidden_activation=\"gelu_pytorch_tanh\"", "act"},
+        {"qwen2_yarn", "rope_scaling", "q_rope"},
+        {"phi3_longrope", "original_max_position_embeddings", "q_rope"}, /* then short factors, no cos/sin scale */
+        {"gemma3", "sliding_window", "attn"},
+        {"gemma3", "rope_scaling", "q_rope"},          /* the global layer's table */
+        {"gemma3_swa3", "rope_local_base_freq", "q_rope"}, /* 10000 instead of 20000 on the local layers */
     };
     for (size_t i = 0; i < sizeof ab / sizeof ab[0]; i++) {
         char name[128], hf[PATH_MAX], dir[PATH_MAX], edit[128], ref[PATH_MAX];
@@ -353,12 +360,17 @@ static void gpt2_real(void) {
 /* ---------------------------------------------------------------- bad input */
 
 static void bad_input(void) {
-    static const struct { const char *test, *fam, *edit, *expect; } bad[] = {
+    static const struct { const char *test, *fam, *edit, *expect; int64_t ctx; } bad[] = {
         /* Qwen2's sliding window (with max_window_layers) is not in the qwen2 template: named, not ignored */
-        {"qwen2_sliding_window_refused", "qwen2", "set=use_sliding_window=true", "window"},
-        {"rope_scaling_yarn_refused", "llama3", "set=rope_scaling={\"rope_type\":\"yarn\",\"factor\":4.0}", "yarn"},
-        {"phi3_missing_fused_tensor", "phi3", "drop=model.layers.1.self_attn.qkv_proj.weight", "l1.attn_q"},
-        {"gemma2_missing_post_norm", "gemma2", "drop=model.layers.2.post_feedforward_layernorm.weight", "l2.post_ffn_norm"},
+        {"qwen2_sliding_window_refused", "qwen2", "set=use_sliding_window=true", "window", 0},
+        /* dynamic NTK past its original context: HF changes the frequencies with the sequence length */
+        {"rope_dynamic_beyond_original_refused", "llama_dynamic", "", "dynamic NTK rope scaling beyond its original context 128", 256},
+        {"rope_scaling_unknown_refused", "llama3", "set=rope_scaling={\"rope_type\":\"ntk-by-parts\",\"factor\":4.0}",
+         "ntk-by-parts", 0},
+        {"longrope_factor_count", "phi3_longrope", "set=rope_scaling={\"rope_type\":\"longrope\",\"long_factor\":[1,2],\"short_factor\":[1,2]}",
+         "2 long/short factors for 8 rotated pairs", 0},
+        {"phi3_missing_fused_tensor", "phi3", "drop=model.layers.1.self_attn.qkv_proj.weight", "l1.attn_q", 0},
+        {"gemma2_missing_post_norm", "gemma2", "drop=model.layers.2.post_feedforward_layernorm.weight", "l2.post_ffn_norm", 0},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char hf[PATH_MAX], dir[PATH_MAX], edit[256];
@@ -367,7 +379,7 @@ static void bad_input(void) {
         snprintf(edit, sizeof edit, "%s", bad[i].edit);
         cke_err e = {0};
         if (run_py(hf, bad[i].fam, edit)) { tc_result(bad[i].test, 0, "reference script failed"); continue; }
-        cke_status st = compile(hf, dir, 0, &e);
+        cke_status st = compile(hf, dir, bad[i].ctx, &e);
         tc_result(bad[i].test, st != CKE_OK && strstr(e.msg, bad[i].expect), "status %d, message '%s' should name %s", st, e.msg,
                bad[i].expect);
     }
@@ -387,7 +399,8 @@ int main(int argc, char **argv) {
         if (!strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
     if (tc_setup("test-families")) return 1;
     static const char *const fams[] = {"gpt2", "qwen2", "qwen3", "gemma", "gemma2", "mistral", "phi3", "llama3",
-                                       "llama_bias", "qwen3_bias", "gemma_gelu"};
+                                       "llama_bias", "qwen3_bias", "gemma_gelu", "qwen2_yarn", "phi3_longrope",
+                                       "llama_dynamic", "gemma3", "gemma3_swa3"};
     for (size_t i = 0; i < sizeof fams / sizeof fams[0]; i++)
         if (!only || !strcmp(only, fams[i])) family(fams[i]);
     if (!only || !strcmp(only, "gpt2_real")) gpt2_real();

@@ -706,10 +706,34 @@ static void test_hf_config(void) {
               h.rope.high_freq_factor == 4 && h.rope.orig_ctx == 8192 && h.rope.theta == 500000 && h.n_kv_heads == 2 &&
               h.head_dim == 16 && h.tied_output && h.rope.layout == CKE_ROPE_HALVES,
           "HF config: Llama 3 with llama3 rope_scaling (%s)", s ? e.msg : "ok");
+    /* YaRN (issue 16): its parameters; the original context from rope_scaling, else the model's */
     const char *yarn = "{\"model_type\":\"qwen2\",\"hidden_size\":64,\"num_hidden_layers\":2,\"num_attention_heads\":4,"
-                       "\"intermediate_size\":128,\"vocab_size\":100,\"rope_scaling\":{\"type\":\"yarn\",\"factor\":4}}";
+                       "\"intermediate_size\":128,\"vocab_size\":100,\"max_position_embeddings\":131072,\"rope_scaling\":"
+                       "{\"type\":\"yarn\",\"factor\":4,\"original_max_position_embeddings\":32768,\"beta_fast\":16}}";
     s = cke_model_parse_hf_config(yarn, strlen(yarn), &a, &h, &e);
-    check(s == CKE_ERR_UNSUPPORTED && strstr(e.msg, "yarn"), "HF config: yarn rope_scaling -> UNSUPPORTED (%s)", e.msg);
+    check(s == CKE_OK && h.rope.scaling == CKE_ROPE_SCALING_YARN && h.rope.factor == 4 && h.rope.orig_ctx == 32768 &&
+              h.rope.beta_fast == 16 && h.rope.beta_slow == 0,
+          "HF config: yarn rope_scaling (%s)", s ? e.msg : "ok");
+    /* Gemma 3 multimodal: the text model's config under text_config; layer_types off the pattern refused */
+    const char *g3 = "{\"model_type\":\"gemma3\",\"text_config\":{\"model_type\":\"gemma3_text\",\"hidden_size\":64,"
+                     "\"num_hidden_layers\":4,\"num_attention_heads\":4,\"intermediate_size\":128,\"vocab_size\":100,"
+                     "\"sliding_window\":512,\"layer_types\":[\"sliding_attention\",\"full_attention\",\"sliding_attention\","
+                     "\"full_attention\"]}}";
+    s = cke_model_parse_hf_config(g3, strlen(g3), &a, &h, &e);
+    check(s == CKE_OK && a == CKE_ARCH_GEMMA3 && h.swa_pattern == 2 && h.sliding_window == 512 && h.qk_norm && h.post_norms &&
+              h.rope.theta == 1e6 && h.rope_local_theta == 10000 && h.dim == 64,
+          "HF config: gemma3 text_config, layer_types -> one global layer every 2 (%s)", s ? e.msg : "ok");
+    const char *g3b = "{\"model_type\":\"gemma3_text\",\"hidden_size\":64,\"num_hidden_layers\":3,\"num_attention_heads\":4,"
+                      "\"intermediate_size\":128,\"vocab_size\":100,\"layer_types\":[\"full_attention\",\"sliding_attention\","
+                      "\"full_attention\"]}";
+    s = cke_model_parse_hf_config(g3b, strlen(g3b), &a, &h, &e);
+    check(s == CKE_ERR_UNSUPPORTED && strstr(e.msg, "layer_types[1]"), "HF config: gemma3 irregular layer_types refused (%s)", e.msg);
+    const char *lr = "{\"model_type\":\"phi3\",\"hidden_size\":64,\"num_hidden_layers\":2,\"num_attention_heads\":4,"
+                     "\"intermediate_size\":128,\"vocab_size\":100,\"max_position_embeddings\":131072,"
+                     "\"original_max_position_embeddings\":4096,\"rope_scaling\":{\"type\":\"su\",\"long_factor\":[1,2],"
+                     "\"short_factor\":[1,1.5,2]}}";
+    s = cke_model_parse_hf_config(lr, strlen(lr), &a, &h, &e);
+    check(s == CKE_ERR_SHAPE && strstr(e.msg, "differ in length"), "HF config: longrope factors of two lengths refused (%s)", e.msg);
     const char *mt = "{\"model_type\":\"mamba\"}";
     s = cke_model_parse_hf_config(mt, strlen(mt), &a, &h, &e);
     check(s == CKE_ERR_UNSUPPORTED && strstr(e.msg, "mamba"), "HF config: unknown model_type -> UNSUPPORTED (%s)", e.msg);

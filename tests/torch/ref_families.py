@@ -10,7 +10,7 @@ llama with rope_scaling "llama3").
 
 usage: ref_families.py OUT_DIR FAMILY [drop=HF_NAME | perturb=HF_NAME | ablate=CONFIG_KEY | set=KEY=JSON | train]
        ref_families.py OUT_DIR gpt2 --from HF_DIR     (trace of an existing GPT-2 checkpoint)
-FAMILY: gpt2 | qwen2 | qwen3 | gemma | gemma2 | mistral | phi3 | llama3 | llama_bias | qwen3_bias | gemma_gelu
+FAMILY: gpt2 | qwen2 | qwen3 | gemma | gemma2 | mistral | phi3 | llama3 | llama_bias | qwen3_bias | gemma_gelu | qwen2_yarn | phi3_longrope | llama_dynamic | gemma3 | gemma3_swa3
 The optional edit breaks the model on purpose: drop/perturb a tensor, or remove a config key (the
 reference still uses the feature), which proves the feature changes the numbers.
 Outputs OUT_DIR/{config.json, model.safetensors, ref.bin, ref.trace} in the formats of
@@ -63,6 +63,21 @@ FAMILIES = {
     # variants of a family (kind = the family whose structure they share): biases on every
     # projection (Llama's attention_bias + mlp_bias, Qwen3's attention_bias)
     "llama_bias": dict(kind="llama3", dim=32, L=2, H=4, KV=2, hd=8, F=64, V=61, attn_bias=True, mlp_bias=True),
+    # long-context RoPE: YaRN (Qwen2.5: factor 4 over an original 32 of 128 positions) and LongRoPE
+    # (Phi-3 128k: per-pair factors, the long ones for a sequence past the original 16 positions)
+    "qwen2_yarn": dict(kind="qwen2", dim=40, L=2, H=4, KV=2, hd=10, F=72, V=53, theta=10000.0,
+                       scaling=dict(rope_type="yarn", factor=4.0, original_max_position_embeddings=32)),
+    "phi3_longrope": dict(kind="phi3", dim=32, L=2, H=4, KV=2, hd=16, F=64, V=61, orig=16,
+                          scaling=dict(rope_type="longrope", long_factor=[1.0, 1.5, 2.5, 4.0, 6.0, 9.0, 13.0, 20.0],
+                                       short_factor=[1.0, 1.1, 1.2, 1.4, 1.6, 1.9, 2.2, 2.6])),
+    "llama_dynamic": dict(kind="llama3", dim=32, L=2, H=4, KV=2, hd=8, F=64, V=61, scaling=dict(rope_type="dynamic", factor=2.0)),
+    # Gemma 3: every 6th layer global (theta 1e6, linear scaling 2), the others slide over 6 positions
+    # at the local base 10000; q/k norms (llama.cpp's fixed pattern and bases: exported to GGUF too);
+    # gemma3_swa3: a global layer every 3rd, query_pre_attn_scalar 24 for head_dim 16 (HF only)
+    "gemma3": dict(dim=32, L=6, H=4, KV=2, hd=16, F=64, V=67, tied=True, window=6, qpas=16, pattern=6, theta=1e6,
+                   local_theta=10000.0, scaling=dict(rope_type="linear", factor=2.0)),
+    "gemma3_swa3": dict(kind="gemma3", dim=32, L=4, H=4, KV=2, hd=16, F=64, V=67, tied=True, window=6, qpas=24, pattern=3,
+                        theta=1e6, local_theta=20000.0, scaling=dict(rope_type="linear", factor=2.0)),
     # Gemma whose config says exact GELU (HF honours hidden_activation / hidden_act)
     "gemma_gelu": dict(kind="gemma", dim=32, L=2, H=4, KV=1, hd=16, F=64, V=67, tied=True, act="gelu"),
     "qwen3_bias": dict(kind="qwen3", dim=32, L=2, H=4, KV=2, hd=16, F=64, V=59, theta=1e6, tied=True, attn_bias=True),
@@ -78,9 +93,36 @@ def rotate_half(x):
     return torch.cat((-x[..., h:], x[..., :h]), dim=-1)
 
 
+def yarn_freqs(rot, theta, sc, max_pos):
+    """HF _compute_yarn_parameters: float32 tensors, Python-float scalars; -> (inv_freq, attention_factor)"""
+    factor, orig = sc["factor"], sc.get("original_max_position_embeddings", max_pos)
+    mscale = lambda s, m=1.0: 1.0 if s <= 1 else 0.1 * m * math.log(s) + 1.0  # noqa: E731
+    af = sc.get("attention_factor", mscale(factor))
+    bf, bs = sc.get("beta_fast", 32), sc.get("beta_slow", 1)
+    corr = lambda r: (rot * math.log(orig / (r * 2 * math.pi))) / (2 * math.log(theta))  # noqa: E731
+    lo, hi = max(math.floor(corr(bf)), 0), min(math.ceil(corr(bs)), rot - 1)
+    if lo == hi:
+        hi += 0.001
+    pos = theta ** (torch.arange(0, rot, 2).to(torch.float32) / rot)
+    ext, itp = 1.0 / pos, 1.0 / (factor * pos)
+    ramp = torch.clamp((torch.arange(rot // 2, dtype=torch.float32) - lo) / (hi - lo), 0, 1)
+    ef = 1 - ramp
+    return itp * (1 - ef) + ext * ef, af
+
+
+def longrope_freqs(rot, theta, sc, orig, max_pos, seq_len):
+    """HF _compute_longrope_parameters with the sequence's length (long factors past orig)"""
+    factor = sc.get("factor", max_pos / orig)
+    af = sc.get("attention_factor", 1.0 if factor <= 1 else math.sqrt(1 + math.log(factor) / math.log(orig)))
+    ext = torch.tensor(sc["long_factor"] if seq_len > orig else sc["short_factor"], dtype=torch.float32)
+    return 1.0 / (ext * theta ** (torch.arange(0, rot, 2, dtype=torch.int64).float() / rot)), af
+
+
 def inv_freqs(rot, theta, scaling):
     """HF _compute_default_rope_parameters (+ _compute_llama3_parameters), float32 as HF."""
     inv = 1.0 / (theta ** (torch.arange(0, rot, 2, dtype=torch.int64).to(torch.float32) / rot))
+    if scaling and scaling.get("rope_type") == "linear":  # _compute_linear_scaling_rope_parameters
+        return inv / scaling["factor"]
     if scaling:
         factor, lo, hi = scaling["factor"], scaling["low_freq_factor"], scaling["high_freq_factor"]
         old = scaling["original_max_position_embeddings"]
@@ -125,7 +167,7 @@ def make_weights(fam, c, g):
         p = f"model.layers.{i}."
         W[p + "input_layernorm.weight"] = nw(dim)
         W[p + "post_attention_layernorm.weight"] = nw(dim)
-        if fam == "gemma2":
+        if fam in ("gemma2", "gemma3"):
             W[p + "pre_feedforward_layernorm.weight"] = nw(dim)
             W[p + "post_feedforward_layernorm.weight"] = nw(dim)
         if fam == "phi3":
@@ -149,9 +191,9 @@ def make_weights(fam, c, g):
             W[p + "mlp.gate_proj.bias"] = rnd(F, s=0.1)
             W[p + "mlp.up_proj.bias"] = rnd(F, s=0.1)
             W[p + "mlp.down_proj.bias"] = rnd(dim, s=0.1)
-        if fam == "qwen3":
-            W[p + "self_attn.q_norm.weight"] = 1 + rnd(hd, s=0.1)
-            W[p + "self_attn.k_norm.weight"] = 1 + rnd(hd, s=0.1)
+        if fam in ("qwen3", "gemma3"):
+            W[p + "self_attn.q_norm.weight"] = nw(hd) if gem else 1 + rnd(hd, s=0.1)
+            W[p + "self_attn.k_norm.weight"] = nw(hd) if gem else 1 + rnd(hd, s=0.1)
     if not c.get("tied"):
         W["lm_head.weight"] = rnd(V, dim)
     return W
@@ -165,9 +207,11 @@ def config(fam, c):
                 "n_inner": None, "n_positions": 64, "n_ctx": 64, "vocab_size": V, "layer_norm_epsilon": 1e-5,
                 "activation_function": "gelu_new", "scale_attn_weights": True, "torch_dtype": "float32"}
     arch = {"qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM", "gemma": "GemmaForCausalLM",
+            "gemma3": "Gemma3ForCausalLM",
             "gemma2": "Gemma2ForCausalLM", "mistral": "MistralForCausalLM", "phi3": "Phi3ForCausalLM",
             "llama3": "LlamaForCausalLM"}[fam]
-    cfg = {"architectures": [arch], "model_type": "llama" if fam == "llama3" else fam, "hidden_size": dim,
+    mt = {"llama3": "llama", "gemma3": "gemma3_text"}.get(fam, fam)
+    cfg = {"architectures": [arch], "model_type": mt, "hidden_size": dim,
            "intermediate_size": F, "num_attention_heads": H, "num_key_value_heads": KV, "head_dim": hd,
            "num_hidden_layers": L, "rms_norm_eps": 1e-6, "rope_theta": c.get("theta", 10000.0), "vocab_size": V,
            "max_position_embeddings": 128, "tie_word_embeddings": bool(c.get("tied")), "hidden_act": "silu",
@@ -178,14 +222,22 @@ def config(fam, c):
         cfg["sliding_window"], cfg["use_sliding_window"] = 4096, False
     if "window" in c:
         cfg["sliding_window"] = c["window"]
+    if fam == "gemma3":
+        cfg["query_pre_attn_scalar"] = c["qpas"]
+        cfg["rope_local_base_freq"] = c["local_theta"]
+        cfg["sliding_window_pattern"] = c["pattern"]
+        cfg["layer_types"] = ["full_attention" if (i + 1) % c["pattern"] == 0 else "sliding_attention" for i in range(L)]
+        cfg["attn_logit_softcapping"] = cfg["final_logit_softcapping"] = None
     if fam == "gemma2":
         cfg["attn_logit_softcapping"] = c["attn_cap"]
         cfg["final_logit_softcapping"] = c["final_cap"]
         cfg["query_pre_attn_scalar"] = c["qpas"]
-    if fam == "phi3":
+    if "partial" in c:
         cfg["partial_rotary_factor"] = c["partial"]
     if "scaling" in c:
         cfg["rope_scaling"] = c["scaling"]
+    if "orig" in c:
+        cfg["original_max_position_embeddings"] = c["orig"]
     if "attn_bias" in c:
         cfg["attention_bias"] = c["attn_bias"]
     if "mlp_bias" in c:
@@ -257,12 +309,28 @@ def forward(fam, c, W, ids, tr):
         return logits
 
     rot = int(hd * c.get("partial", 1.0))
-    inv = inv_freqs(rot, c.get("theta", 10000.0), c.get("scaling"))
+    sc, af = c.get("scaling"), 1.0
+    if sc and sc.get("rope_type") == "yarn":
+        inv, af = yarn_freqs(rot, c.get("theta", 10000.0), sc, 128)
+    elif sc and sc.get("rope_type") == "dynamic":  # HF: the default base while seq_len <= max_position_embeddings
+        assert T <= 128
+        inv = inv_freqs(rot, c.get("theta", 10000.0), None)
+    elif sc and sc.get("rope_type") == "longrope":
+        inv, af = longrope_freqs(rot, c.get("theta", 10000.0), sc, c["orig"], 128, T)
+    else:
+        inv = inv_freqs(rot, c.get("theta", 10000.0), sc)
     ang = (torch.arange(T, dtype=torch.float32)[:, None] * inv[None, :]).to(torch.float64)
     emb = torch.cat((ang, ang), dim=-1)
-    cos, sin = emb.cos(), emb.sin()
+    af = torch.tensor(af, dtype=torch.float32).item()  # HF: cos * attention_scaling in float32
+    cos_sin_global = (emb.cos() * af, emb.sin() * af)
 
-    def rope(x, nh):
+    if fam == "gemma3":  # local layers: their own base, unscaled
+        ang_l = (torch.arange(T, dtype=torch.float32)[:, None] * inv_freqs(rot, c["local_theta"], None)[None, :]).to(torch.float64)
+        emb_l = torch.cat((ang_l, ang_l), dim=-1)
+        cos_sin_local = (emb_l.cos(), emb_l.sin())
+
+    def rope(x, nh, local=False):
+        cos, sin = cos_sin_local if local else cos_sin_global
         x = x.view(T, nh, hd).transpose(0, 1)
         xr, xp = x[..., :rot], x[..., rot:]  # partial rotary: rotate a prefix, pass the rest
         xr = xr * cos + rotate_half(xr) * sin
@@ -285,26 +353,29 @@ def forward(fam, c, W, ids, tr):
         if fam == "qwen2" or c.get("attn_bias"):
             q, k, v = (t_ + D[p + f"self_attn.{m}_proj.bias"] for t_, m in zip((q, k, v), "qkv"))
         tr("q", i, q), tr("k", i, k), tr("v", i, v)
-        if fam == "qwen3":  # RMSNorm over each head's head_dim, before RoPE
+        local = fam == "gemma3" and (i + 1) % c["pattern"] != 0
+        if fam in ("qwen3", "gemma3"):  # RMSNorm over each head's head_dim, before RoPE
             q = rms(q.view(T, H, hd), D[p + "self_attn.q_norm.weight"]).reshape(T, H * hd)
             k = rms(k.view(T, KV, hd), D[p + "self_attn.k_norm.weight"]).reshape(T, KV * hd)
             tr("q_norm", i, q), tr("k_norm", i, k)
-        q, k = rope(q, H), rope(k, KV)
+        q, k = rope(q, H, local), rope(k, KV, local)
         tr("q_rope", i, q), tr("k_rope", i, k)
         window = c.get("window", 0)
         if fam == "gemma2" and i % 2 == 1:
             window = 0  # odd layers attend globally
+        if fam == "gemma3" and not local:
+            window = 0
         a = attend(q, k, v, scale, window, c.get("attn_cap", 0))
         ao = a @ D[p + "self_attn.o_proj.weight"].T
         if c.get("attn_bias"):
             ao = ao + D[p + "self_attn.o_proj.bias"]
         tr("attn", i, a), tr("attn_out", i, ao)
-        if fam == "gemma2":
+        if fam in ("gemma2", "gemma3"):
             ao = rms(ao, D[p + "post_attention_layernorm.weight"])
             tr("attn_post", i, ao)
         x = x + ao
         tr("h", i, x)
-        n = rms(x, D[p + ("pre_feedforward_layernorm.weight" if fam == "gemma2" else "post_attention_layernorm.weight")])
+        n = rms(x, D[p + ("pre_feedforward_layernorm.weight" if fam in ("gemma2", "gemma3") else "post_attention_layernorm.weight")])
         if fam == "phi3":
             gt, up = (n @ D[p + "mlp.gate_up_proj.weight"].T).chunk(2, dim=-1)
         else:
@@ -319,7 +390,7 @@ def forward(fam, c, W, ids, tr):
         if c.get("mlp_bias"):
             fo = fo + D[p + "mlp.down_proj.bias"]
         tr("ffn_in", i, n), tr("gate", i, gt), tr("up", i, up), tr("act", i, act), tr("ffn_out", i, fo)
-        if fam == "gemma2":
+        if fam in ("gemma2", "gemma3"):
             fo = rms(fo, D[p + "post_feedforward_layernorm.weight"])
             tr("ffn_post", i, fo)
         x = x + fo
