@@ -254,7 +254,9 @@ static cke_status parse_cfg(const cJSON *c, cke_arch *arch, cke_hparams *h, cke_
         } else {
             return cke_fail(err, CKE_ERR_UNSUPPORTED, "rope_scaling type '%s' is not supported", t);
         }
-        if ((h->rope.scaling >= CKE_ROPE_SCALING_YARN && (!(h->rope.factor >= 0) || h->rope.factor > 1e6)) || !(h->rope.attn_factor >= 0) || h->rope.attn_factor > 1e3 ||
+        const bool need_factor = h->rope.scaling == CKE_ROPE_SCALING_YARN || h->rope.scaling == CKE_ROPE_SCALING_DYNAMIC;
+        if ((h->rope.scaling >= CKE_ROPE_SCALING_YARN && (!(h->rope.factor >= 0) || h->rope.factor > 1e6)) ||
+            (need_factor && !(h->rope.factor > 0)) || !(h->rope.attn_factor >= 0) || h->rope.attn_factor > 1e3 ||
             h->rope.orig_ctx < 0 || h->rope.orig_ctx > CKE_HP_MAX_CTX)
             return cke_fail(err, CKE_ERR_FORMAT, "rope_scaling: factor %g, attention factor %g or original context %lld "
                             "out of range", h->rope.factor, h->rope.attn_factor, (long long)h->rope.orig_ctx);

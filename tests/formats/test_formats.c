@@ -904,6 +904,12 @@ static void test_model_hparams(void) {
         {"llama3 rope high_freq_factor == low", "\"rope_scaling\":{\"rope_type\":\"llama3\",\"factor\":8,"
          "\"low_freq_factor\":4,\"high_freq_factor\":4,\"original_max_position_embeddings\":8192}", "rope high_freq_factor = 4"},
         {"linear rope factor -2", "\"rope_scaling\":{\"type\":\"linear\",\"factor\":-2}", "rope scaling factor = -2"},
+        {"yarn rope factor 0", "\"rope_scaling\":{\"type\":\"yarn\",\"factor\":0,\"original_max_position_embeddings\":64}",
+         "rope_scaling: factor 0"},
+        {"yarn attention_factor -1", "\"rope_scaling\":{\"type\":\"yarn\",\"factor\":2,\"attention_factor\":-1,"
+         "\"original_max_position_embeddings\":64}", "attention factor -1"},
+        {"longrope factor not a number", "\"rope_scaling\":{\"type\":\"longrope\",\"long_factor\":[1,\"x\"],"
+         "\"short_factor\":[1,1],\"original_max_position_embeddings\":64}", "long_factor[1] is not a positive number"},
         {"vocab_size 2^40", "\"vocab_size\":1099511627776", "config.json: vocab_size = 1099511627776"},
     };
     char dir[600], p[700];
