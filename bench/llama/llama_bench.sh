@@ -9,7 +9,7 @@
 #    llama-quantize (so both engines read the very same files);
 # 3. measures, per format x threads x shape, prefill of a 512-token prompt (llama-bench pp512),
 #    decode of 128 tokens from an empty context (tg128) and 128 tokens after a 512-token prompt
-#    (tg128 at -d 512), with llama-bench and with `bench_quant llama-compare` (cke's compiled model);
+#    (tg128 at -d 512), with llama-bench and with `bench_quant llama-bench` (cke's compiled model);
 # 4. prints the ratio table and writes it as markdown to $WORK/table.md; --update-docs replaces
 #    the section of docs/PERFORMANCE.md between the llama-bench markers with it.
 #
@@ -18,13 +18,15 @@
 #                                             1.1b: TinyLlama (2048/5632, 22 layers, 32 heads, 4 kv)
 #   FORMATS  "F32 F16 BF16 Q8_0 Q4_0 Q4_K_M"
 #   THREADS  "1 2"
-#   REPS     3                                repetitions per measurement (best-of for cke,
-#                                             llama-bench's mean)
+#   REPS     3                                repetitions per measurement; both sides report
+#                                             their best (llama-bench's best sample)
 #   PP TG DEPTH  512 128 512                  prompt length, decoded tokens, depth of the 3rd test
 #   WORK     build/llama-bench                llama.cpp build, models, results
+#   SDIST    (pip download)                   an already downloaded llama_cpp_python-$SDIST_VERSION.tar.gz
 #   JOBS     1                                make -j for the llama.cpp build (runs under nice -n 19)
 #   BUILD    build                            cke's build directory (needs cke and bench_quant)
-#   KEEP_MODELS 0                             1 keeps the GGUFs and compiled models between runs
+#   KEEP_MODELS 0                             0: each format's compiled model and quantized GGUF
+#                                             go after its rows (the F32 GGUFs stay); 1 keeps all
 # Quick look: SHAPES=110m FORMATS="Q4_0 F32" THREADS=1 REPS=1 bench/llama/llama_bench.sh
 # Not a test: timings only, noisy on a shared machine.
 set -euo pipefail
@@ -60,11 +62,22 @@ mkdir -p "$WORK"
 WORK=$(cd "$WORK" && pwd)
 LLAMA_BIN=$WORK/llama.cpp-build/bin
 
+# shape -> bench_quant make-model's DIM FFN LAYERS HEADS KV_HEADS VOCAB
+shape_args() {
+    case $1 in
+        110m) echo 768 2048 12 12 12 32000 ;;
+        1.1b) echo 2048 5632 22 32 4 32000 ;;
+        *) echo "llama_bench.sh: unknown shape '$1' (110m, 1.1b)" >&2; return 1 ;;
+    esac
+}
+
+for shape in $SHAPES; do shape_args "$shape" >/dev/null; done
+
 # --- 1. llama.cpp from llama-cpp-python's sdist -------------------------------------------------
 sdist_sources() {
     local tgz=$WORK/llama_cpp_python-$SDIST_VERSION.tar.gz
     if [ ! -f "$tgz" ]; then
-        if [ -f "/tmp/lcp/${tgz##*/}" ]; then cp "/tmp/lcp/${tgz##*/}" "$tgz"
+        if [ -n "${SDIST:-}" ]; then cp "$SDIST" "$tgz"
         else python3 -m pip download --no-binary :all: --no-deps -d "$WORK" \
                  "llama-cpp-python==$SDIST_VERSION"; fi
     fi
@@ -90,24 +103,21 @@ build_llama() {
         -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON -DBUILD_SHARED_LIBS=OFF \
         -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF \
         -DLLAMA_BUILD_APP=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_COMMIT="${commit:-unknown}" \
-        >"$WORK/cmake.log"
+        >"$WORK/cmake.log" 2>&1 || { echo "cmake failed: see $WORK/cmake.log" >&2; return 1; }
     nice -n 19 cmake --build "$WORK/llama.cpp-build" -j "$JOBS" \
-        --target llama-bench llama-quantize >"$WORK/make.log"
+        --target llama-bench llama-quantize >"$WORK/make.log" 2>&1 ||
+        { echo "llama.cpp build failed: see $WORK/make.log" >&2; return 1; }
 }
 
 build_llama
 [ "$BUILD_ONLY" = 1 ] && exit 0
+for b in cke bench_quant; do
+    [ -x "$BUILD/$b" ] || { echo "llama_bench.sh: no $BUILD/$b (make $BUILD/$b)" >&2; exit 1; }
+done
+[ -f "$TOK" ] || { echo "llama_bench.sh: no tokenizer $TOK (set CKE_MODELS)" >&2; exit 1; }
+load_before=$(cut -d' ' -f1 /proc/loadavg)
 
 # --- 2. the same GGUF files for both ------------------------------------------------------------
-# shape -> bench_quant make-model's DIM FFN LAYERS HEADS KV_HEADS VOCAB
-shape_args() {
-    case $1 in
-        110m) echo 768 2048 12 12 12 32000 ;;
-        1.1b) echo 2048 5632 22 32 4 32000 ;;
-        *) echo "llama_bench.sh: unknown shape '$1' (110m, 1.1b)" >&2; return 1 ;;
-    esac
-}
-
 # prints the path of SHAPE's model in FORMAT, making it when missing
 model_file() {
     local shape=$1 fmt=$2 d=$WORK/models/$1
@@ -151,7 +161,6 @@ RESULTS=$WORK/results.txt
 ctx=$PP
 [ $((DEPTH + TG)) -gt "$ctx" ] && ctx=$((DEPTH + TG))
 for shape in $SHAPES; do
-    shape_args "$shape" >/dev/null
     for fmt in $FORMATS; do
         gguf=$(model_file "$shape" "$fmt")
         cdir=$WORK/models/$shape/$fmt.cke
@@ -164,6 +173,7 @@ for shape in $SHAPES; do
             run_cke "$cdir" "$nth" | sed "s/^/$shape $fmt $nth cke /" | tee -a "$RESULTS" >&2
             run_llama "$gguf" "$nth" | sed "s/^/$shape $fmt $nth llama /" | tee -a "$RESULTS" >&2
         done
+        cp "$cdir/cke-model.txt" "$WORK/cke-model.txt"
         # a TinyLlama in F32 is 4.4 GB in each of the GGUF and weights.bin: keep only F32.gguf
         if [ "$KEEP_MODELS" != 1 ]; then
             rm -rf "$cdir"
@@ -182,7 +192,10 @@ cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
     echo "against llama.cpp $(sdist_sources >&2; llama_commit) (llama-cpp-python $SDIST_VERSION's sources; CPU, native, Release),"
     echo "both on the same random-weight GGUF files (bench_quant make-model, quantized by llama-quantize)."
     echo "Best of $REPS repetitions on each side; llama-bench's defaults otherwise ($(python3 bench/llama/table.py llama-settings "$WORK/llama.jsonl"))."
-    echo "cke: \`bench_quant llama-bench\` on the model compiled with its defaults."
+    echo "cke: \`bench_quant llama-bench\` on the model \`cke compile --ctx $ctx --prefill-chunk $PP\` makes"
+    echo "($(grep -v -e '^source' -e '^tokenizer' -e '^layout_hash' "$WORK/cke-model.txt" | tr '\n' ' ' | sed 's/ $//'))."
+    echo "Load average (1 min) before / after: $load_before / $(cut -d' ' -f1 /proc/loadavg): other processes"
+    echo "running then are in these numbers."
 } >"$RESULTS.meta"
 echo
 python3 bench/llama/table.py render "$RESULTS" "$WORK/table.md"
