@@ -116,6 +116,10 @@ for b in cke bench_quant; do
 done
 [ -f "$TOK" ] || { echo "llama_bench.sh: no tokenizer $TOK (set CKE_MODELS)" >&2; exit 1; }
 load_before=$(cut -d' ' -f1 /proc/loadavg)
+case $load_before in 0.[0-4]*) ;; *)
+    echo "llama_bench.sh: load average $load_before: other processes will be in the numbers" \
+         "(two-thread rows most: a busy core stalls both engines' thread teams)" >&2 ;;
+esac
 
 # --- 2. the same GGUF files for both ------------------------------------------------------------
 # prints the path of SHAPE's model in FORMAT, making it when missing
@@ -188,12 +192,14 @@ cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
     echo "# PP=$PP"
     echo "# TG=$TG"
     echo "Measured $(date -u +%Y-%m-%d) on $(nproc) cores of $cpu by \`bench/llama/llama_bench.sh\`"
-    echo "(SHAPES=\"$SHAPES\" FORMATS=\"$FORMATS\" THREADS=\"$THREADS\" REPS=$REPS): cke $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+    echo "(SHAPES=\"$SHAPES\" FORMATS=\"$FORMATS\" THREADS=\"$THREADS\" REPS=$REPS): cke $(git describe --always --dirty 2>/dev/null || echo '?')"
     echo "against llama.cpp $(sdist_sources >&2; llama_commit) (llama-cpp-python $SDIST_VERSION's sources; CPU, native, Release),"
     echo "both on the same random-weight GGUF files (bench_quant make-model, quantized by llama-quantize)."
     echo "Best of $REPS repetitions on each side; llama-bench's defaults otherwise ($(python3 bench/llama/table.py llama-settings "$WORK/llama.jsonl"))."
-    echo "cke: \`bench_quant llama-bench\` on the model \`cke compile --ctx $ctx --prefill-chunk $PP\` makes"
-    echo "($(grep -v -e '^source' -e '^tokenizer' -e '^layout_hash' "$WORK/cke-model.txt" | tr '\n' ' ' | sed 's/ $//'))."
+    # settings in cke-model.txt beyond these (a KV cache type, say) are named too
+    extra=$(grep -v -E '^(family|source|format|tokenizer|ctx|prefill_chunk|layout_hash) ' \
+        "$WORK/cke-model.txt" | tr '\n' ' ' | sed 's/ $//') || true
+    echo "cke: \`bench_quant llama-bench\` on the model that \`cke compile --ctx $ctx --prefill-chunk $PP\` makes${extra:+ ($extra)}."
     echo "Load average (1 min) before / after: $load_before / $(cut -d' ' -f1 /proc/loadavg): other processes"
     echo "running then are in these numbers."
 } >"$RESULTS.meta"
