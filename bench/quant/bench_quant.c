@@ -219,6 +219,6 @@ int main(int argc, char **argv) {
     if (argc >= 2 && !strcmp(argv[1], "make-model")) return make_model(argc, argv);
     if (argc >= 2 && !strcmp(argv[1], "speed")) return speed(argc, argv);
     if (argc >= 2 && !strcmp(argv[1], "llama-bench")) return llama_side(argc, argv);
-    fprintf(stderr, "usage: bench_quant make-model ... | speed DIR THREADS [DECODE] [PREFILL]\n");
+    fprintf(stderr, "usage: bench_quant make-model ... | speed DIR THREADS [DECODE] [PREFILL] | llama-bench DIR THREADS PP TG DEPTH REPS\n");
     return 2;
 }
