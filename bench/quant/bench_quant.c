@@ -6,6 +6,8 @@
  *       decode and prefill tokens/s of a compiled model directory (best of 3), next to the
  *       memory read bandwidth measured in the same run (before and after; the higher reading):
  *       decode's roofline is bandwidth / the weight bytes one token streams (weights.bin's payload).
+ *   bench_quant llama-bench DIR THREADS PP TG DEPTH REPS
+ *       llama-bench's pp/tg/tg-at-depth on a compiled model (bench/llama/llama_bench.sh)
  * Prints one line per measurement; bench/quant/bench_quant.sh runs the TinyLlama table. */
 #include "../machine.h"
 #include "cke/kernels.h"
@@ -157,9 +159,66 @@ static int speed(int argc, char **argv) {
     return 0;
 }
 
+/* bench_quant llama-bench DIR THREADS PP TG DEPTH REPS: what llama-bench measures, on cke's
+ * compiled model (bench/llama/llama_bench.sh runs both side by side): prefill of a PP-token
+ * prompt into an empty context (pp), TG decode steps from an empty context, the first at
+ * position 0 (tg), and TG steps after a DEPTH-token prompt that is not timed (tg at -d DEPTH).
+ * One untimed warm-up pass, then the best of REPS; prints "pp|tg DEPTH tok/s" lines. */
+static int llama_side(int argc, char **argv) {
+    if (argc != 8) {
+        fprintf(stderr, "usage: bench_quant llama-bench DIR THREADS PP TG DEPTH REPS\n");
+        return 2;
+    }
+    const char *dir = argv[2];
+    int nth = atoi(argv[3]), reps = atoi(argv[7]);
+    int64_t np = atoll(argv[4]), ng = atoll(argv[5]), depth = atoll(argv[6]);
+    if (nth < 1 || np < 1 || ng < 1 || depth < 0 || reps < 1 || np > 1 << 20 || depth > 1 << 20 || ng > 1 << 20) {
+        fprintf(stderr, "bench_quant llama-bench: THREADS, PP, TG, REPS must be >= 1 and DEPTH >= 0\n");
+        return 2;
+    }
+    cke_err e = {0};
+    cke_runner *r = NULL;
+    if (cke_runner_open(dir, nth, &r, &e)) { fprintf(stderr, "%s\n", e.msg); return 1; }
+    const ckm_api *api = r->api;
+    int64_t nt = np > depth ? np : depth;
+    int32_t *toks = malloc((size_t)(nt + ng) * sizeof(int32_t));
+    if (!toks) { fprintf(stderr, "out of memory\n"); cke_runner_close(r); return 1; }
+    for (int64_t i = 0; i < nt + ng; i++) toks[i] = (int32_t)(1 + (i * 7919) % (api->vocab - 1));
+    double best[3] = {1e30, 1e30, 1e30}; /* pp, tg at depth 0, tg at DEPTH */
+    int rc = 0;
+    for (int rep = -1; rep < reps && !rc; rep++) { /* rep -1: warm-up */
+        double t[3];
+        api->reset(r->m);
+        double t0 = cke_now();
+        rc |= api->prefill(r->m, toks, rep < 0 ? 16 : np);
+        t[0] = cke_now() - t0;
+        api->reset(r->m);
+        t0 = cke_now();
+        for (int64_t i = 0; i < (rep < 0 ? 2 : ng) && !rc; i++) rc |= api->decode(r->m, toks[nt + i]);
+        t[1] = cke_now() - t0;
+        api->reset(r->m);
+        if (depth > 0 && !rc) rc |= api->prefill(r->m, toks, rep < 0 ? 16 : depth);
+        t0 = cke_now();
+        for (int64_t i = 0; i < (rep < 0 ? 2 : ng) && !rc; i++) rc |= api->decode(r->m, toks[nt + i]);
+        t[2] = cke_now() - t0;
+        for (int k = 0; k < 3 && rep >= 0; k++)
+            if (t[k] < best[k]) best[k] = t[k];
+    }
+    if (rc) fprintf(stderr, "bench_quant llama-bench: %s: %s\n", dir, api->last_error(r->m));
+    else {
+        printf("pp 0 %.3f\n", (double)np / best[0]);
+        printf("tg 0 %.3f\n", (double)ng / best[1]);
+        if (depth > 0) printf("tg %lld %.3f\n", (long long)depth, (double)ng / best[2]);
+    }
+    free(toks);
+    cke_runner_close(r);
+    return rc ? 1 : 0;
+}
+
 int main(int argc, char **argv) {
     if (argc >= 2 && !strcmp(argv[1], "make-model")) return make_model(argc, argv);
     if (argc >= 2 && !strcmp(argv[1], "speed")) return speed(argc, argv);
-    fprintf(stderr, "usage: bench_quant make-model ... | speed DIR THREADS [DECODE] [PREFILL]\n");
+    if (argc >= 2 && !strcmp(argv[1], "llama-bench")) return llama_side(argc, argv);
+    fprintf(stderr, "usage: bench_quant make-model ... | speed DIR THREADS [DECODE] [PREFILL] | llama-bench DIR THREADS PP TG DEPTH REPS\n");
     return 2;
 }
