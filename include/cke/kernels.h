@@ -100,6 +100,12 @@ typedef struct cke_qtype_ops {
     /* repacked formats, decode: y[n] = w_n . a for n < nw, w_n = (const char *)w + n * rs (a
      * thread's rows of the GEMV in one call: a row's fixed cost is ~20% of a 2048-wide one) */
     void (*gemv)(float *y, const void *w, size_t rs, int64_t nw, const void *a, int64_t k);
+    /* repacked formats, M >= 2 rows (prefill, decode_batch), NULL = dot_rows: a register tile
+     * y[r * ldy + j] = w_j . a_r for j < nw (1..tile_nw), r < na (1..tile_na), w_j = (const char
+     * *)w + j * rs, a_r = (const char *)a + r * as; each decoded weight vector serves the na rows.
+     * Every element gets exactly dot_rows' float operations: results equal dot_rows' bit for bit */
+    void (*gemm_tile)(float *y, int64_t ldy, const void *w, size_t rs, int nw, const void *a, size_t as, int na, int64_t k);
+    int tile_nw, tile_na;
 } cke_qtype_ops;
 
 /* the repacked id of a GGUF type (itself when it has none) and back */

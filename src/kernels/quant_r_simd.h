@@ -75,86 +75,110 @@ static inline __m512i qr_ix8(int h) {
     return _mm512_add_epi32(_mm512_set1_epi32(8 * h), _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0));
 }
 
-/* the _0 formats, shared: per chunk of up to 2 groups (16 blocks) the scale products S = dw * da
- * and the offset term; DECODE(p, h) sets the 4 code vectors V[4] of group g + h */
-#define QR_0R_BODY(DECODE)                                                                         \
-    const int64_t nb = k / QK, ng = nb / 8;                                                        \
-    const uint16_t *dw = w;                                                                        \
-    const int8_t *q[4];                                                                            \
-    const float *da[4], *sd[4];                                                                    \
-    __m512 acc[4][2], accm[4];                                                                     \
-    for (int r = 0; r < NR; r++) {                                                                 \
-        q[r] = (const int8_t *)((const char *)a + (size_t)r * as);                                 \
-        da[r] = (const float *)(q[r] + k);                                                         \
-        sd[r] = da[r] + nb;                                                                        \
-        acc[r][0] = acc[r][1] = accm[r] = _mm512_setzero_ps();                                     \
-    }                                                                                              \
-    for (int64_t g = 0; g < ng; g += 2) {                                                          \
-        const int n2 = ng - g >= 2 ? 2 : 1;                                                        \
-        const __mmask16 mk = n2 == 2 ? (__mmask16)0xFFFF : (__mmask16)0x00FF;                      \
-        const __m512 dwv = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mk, dw + 8 * g));              \
-        __m512 S[4];                                                                               \
-        for (int r = 0; r < NR; r++) {                                                             \
-            S[r] = _mm512_mul_ps(dwv, _mm512_maskz_loadu_ps(mk, da[r] + 8 * g));                   \
-            accm[r] = _mm512_fmadd_ps(dwv, _mm512_maskz_loadu_ps(mk, sd[r] + 8 * g), accm[r]);     \
-        }                                                                                          \
-        _Pragma("GCC unroll 2") for (int h = 0; h < 2; h++) {                                      \
-            if (h >= n2) break;                                                                    \
-            __m512i V[4];                                                                          \
-            DECODE(g + h);                                                                         \
-            const __m512i ix = qr_ix8(h);                                                          \
-            for (int r = 0; r < NR; r++) {                                                         \
-                const int8_t *A = q[r] + (g + h) * 256;                                            \
-                __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), V[0], _mm512_loadu_si512(A)); \
-                p = _mm512_dpbusd_epi32(p, V[1], _mm512_loadu_si512(A + 64));                      \
-                p = _mm512_dpbusd_epi32(p, V[2], _mm512_loadu_si512(A + 128));                     \
-                p = _mm512_dpbusd_epi32(p, V[3], _mm512_loadu_si512(A + 192));                     \
-                acc[r][h] = _mm512_fmadd_ps(_mm512_permutexvar_ps(ix, S[r]), _mm512_cvtepi32_ps(p), acc[r][h]); \
-            }                                                                                      \
-        }                                                                                          \
-    }
-
-QR_INLINE void qr_q4_0r(float *y, int64_t ldy, const void *w, const void *a, size_t as, int64_t k, const int NR) {
+/* The _0 formats (q4_0r, q8_0r) as register tiles: NW weight rows (w + j * rs) x NA activation
+ * rows (a + r * as). Per group of 8 blocks each weight row's 4 code vectors are decoded once for
+ * the NA rows; the 2 * NW * NA float accumulators stay in registers (the offset terms, one FMA
+ * per 16 blocks, run in a pass of their own so that the tile fits 32 zmm). Every output element
+ * gets exactly the float operations of a 1 x 1 tile, so vec_dot, gemv, dot_rows and the tiles
+ * agree bit for bit (decode == decode_batch == prefill for a row). Q8: the code vectors are the
+ * stored u8 codes (offset 128); else q4_0r's nibbles (offset 8). */
+#define QR_TNW 2 /* the AVX-512 tile: 2 weight rows x 4 activation rows (measured against 1 x 4, */
+#define QR_TNA 4 /* 2 x 3 and 3 x 4: bench/quant/qgemm.c) */
+QR_INLINE void qr_0r_tile(float *y, int64_t ldy, const void *w, size_t rs, const void *a, size_t as, int64_t k,
+                          const int NW, const int NA, const int Q8) {
+    const int64_t nb = k / QK, ng = nb / 8;
+    const float off = Q8 ? 128.0f : 8.0f;
     const __m512i m4 = _mm512_set1_epi8(0x0F);
-    const uint8_t *qs = (const uint8_t *)w + 2 * (k / QK);
-#define QR_DEC_Q4(gi)                                                                              \
-    const __m512i v0 = _mm512_loadu_si512(qs + (gi) * 128), v1 = _mm512_loadu_si512(qs + (gi) * 128 + 64); \
-    V[0] = _mm512_and_si512(v0, m4);                                                               \
-    V[1] = _mm512_and_si512(_mm512_srli_epi16(v0, 4), m4);                                         \
-    V[2] = _mm512_and_si512(v1, m4);                                                               \
-    V[3] = _mm512_and_si512(_mm512_srli_epi16(v1, 4), m4)
-    QR_0R_BODY(QR_DEC_Q4)
-#undef QR_DEC_Q4
-    for (int r = 0; r < NR; r++) {
-        float t = 0.0f, tm = 0.0f;
-        for (int64_t i = 8 * ng; i < nb; i++) { /* tail blocks, GGUF form, activations in order */
-            const float d = qb_h2f(dw[i]);
-            t += d * (da[r][i] * (float)qr_tail_q4(qs + ng * 128 + (i - 8 * ng) * 16, q[r] + i * QK));
-            tm += d * sd[r][i];
-        }
-        /* one horizontal sum per row (the row's fixed cost matters for short rows) */
-        y[(int64_t)r * ldy] = qr_hsum512(_mm512_fnmadd_ps(_mm512_set1_ps(8.0f), accm[r], _mm512_add_ps(acc[r][0], acc[r][1]))) + (t - 8.0f * tm);
+    const uint16_t *dw[QR_TNW];
+    const uint8_t *cs[QR_TNW];
+    const int8_t *q[QR_TNA];
+    const float *da[QR_TNA], *sd[QR_TNA];
+    __m512 acc[QR_TNW][QR_TNA][2];
+    for (int j = 0; j < NW; j++) {
+        dw[j] = (const uint16_t *)((const char *)w + (size_t)j * rs);
+        cs[j] = (const uint8_t *)(dw[j] + nb);
+        for (int r = 0; r < NA; r++) acc[j][r][0] = acc[j][r][1] = _mm512_setzero_ps();
     }
+    for (int r = 0; r < NA; r++) {
+        q[r] = (const int8_t *)((const char *)a + (size_t)r * as);
+        da[r] = (const float *)(q[r] + k);
+        sd[r] = da[r] + nb;
+    }
+    for (int64_t g = 0; g < ng; g += 2) { /* chunks of up to 2 groups: 16 scales per vector */
+        const int n2 = ng - g >= 2 ? 2 : 1;
+        const __mmask16 mk = n2 == 2 ? (__mmask16)0xFFFF : (__mmask16)0x00FF;
+        __m512 dwv[QR_TNW], dav[QR_TNA];
+        for (int j = 0; j < NW; j++) dwv[j] = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mk, dw[j] + 8 * g));
+        for (int r = 0; r < NA; r++) dav[r] = _mm512_maskz_loadu_ps(mk, da[r] + 8 * g);
+        _Pragma("GCC unroll 2") for (int h = 0; h < 2; h++) {
+            if (h >= n2) break;
+            const __m512i ix = qr_ix8(h);
+            for (int j = 0; j < NW; j++) {
+                __m512i V[4];
+                if (Q8) {
+                    for (int t = 0; t < 4; t++) V[t] = _mm512_loadu_si512(cs[j] + (g + h) * 256 + 64 * t);
+                } else {
+                    const __m512i v0 = _mm512_loadu_si512(cs[j] + (g + h) * 128), v1 = _mm512_loadu_si512(cs[j] + (g + h) * 128 + 64);
+                    V[0] = _mm512_and_si512(v0, m4);
+                    V[1] = _mm512_and_si512(_mm512_srli_epi16(v0, 4), m4);
+                    V[2] = _mm512_and_si512(v1, m4);
+                    V[3] = _mm512_and_si512(_mm512_srli_epi16(v1, 4), m4);
+                }
+                for (int r = 0; r < NA; r++) {
+                    const int8_t *A = q[r] + (g + h) * 256;
+                    __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), V[0], _mm512_loadu_si512(A));
+                    p = _mm512_dpbusd_epi32(p, V[1], _mm512_loadu_si512(A + 64));
+                    p = _mm512_dpbusd_epi32(p, V[2], _mm512_loadu_si512(A + 128));
+                    p = _mm512_dpbusd_epi32(p, V[3], _mm512_loadu_si512(A + 192));
+                    const __m512 S = _mm512_mul_ps(dwv[j], dav[r]); /* dw * da of the chunk's 16 blocks */
+                    acc[j][r][h] = _mm512_fmadd_ps(_mm512_permutexvar_ps(ix, S), _mm512_cvtepi32_ps(p), acc[j][r][h]);
+                }
+            }
+        }
+    }
+    for (int j = 0; j < NW; j++)
+        for (int r = 0; r < NA; r++) {
+            __m512 accm = _mm512_setzero_ps(); /* sum_b dw_b * sd_b: the offset term */
+            for (int64_t g = 0; g < ng; g += 2) {
+                const __mmask16 mk = ng - g >= 2 ? (__mmask16)0xFFFF : (__mmask16)0x00FF;
+                accm = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mk, dw[j] + 8 * g)),
+                                       _mm512_maskz_loadu_ps(mk, sd[r] + 8 * g), accm);
+            }
+            float t = 0.0f, tm = 0.0f;
+            for (int64_t i = 8 * ng; i < nb; i++) { /* tail blocks, GGUF's order, activations in order */
+                const float d = qb_h2f(dw[j][i]);
+                const int32_t s = Q8 ? qs_hsum_i32(qs_dot_us8(_mm256_loadu_si256((const __m256i *)(cs[j] + i * QK)),
+                                                              _mm256_loadu_si256((const __m256i *)(q[r] + i * QK))))
+                                     : qr_tail_q4(cs[j] + ng * 128 + (i - 8 * ng) * 16, q[r] + i * QK);
+                t += d * (da[r][i] * (float)s);
+                tm += d * sd[r][i];
+            }
+            /* one horizontal sum per output (the fixed cost matters for short rows) */
+            y[(int64_t)r * ldy + j] = qr_hsum512(_mm512_fnmadd_ps(_mm512_set1_ps(off), accm, _mm512_add_ps(acc[j][r][0], acc[j][r][1]))) + (t - off * tm);
+        }
 }
-
+QR_INLINE void qr_q4_0r(float *y, int64_t ldy, const void *w, const void *a, size_t as, int64_t k, const int NR) {
+    qr_0r_tile(y, ldy, w, 0, a, as, k, 1, NR, 0);
+}
 QR_INLINE void qr_q8_0r(float *y, int64_t ldy, const void *w, const void *a, size_t as, int64_t k, const int NR) {
-    const uint8_t *u = (const uint8_t *)w + 2 * (k / QK);
-#define QR_DEC_Q8(gi)                                                                              \
-    _Pragma("GCC unroll 4") for (int t = 0; t < 4; t++) V[t] = _mm512_loadu_si512(u + (gi) * 256 + 64 * t)
-    QR_0R_BODY(QR_DEC_Q8)
-#undef QR_DEC_Q8
-    for (int r = 0; r < NR; r++) {
-        float t = 0.0f, tm = 0.0f;
-        for (int64_t i = 8 * ng; i < nb; i++) {
-            const float d = qb_h2f(dw[i]);
-            const int32_t s = qs_hsum_i32(qs_dot_us8(_mm256_loadu_si256((const __m256i *)(u + i * QK)),
-                                                     _mm256_loadu_si256((const __m256i *)(q[r] + i * QK))));
-            t += d * (da[r][i] * (float)s);
-            tm += d * sd[r][i];
-        }
-        y[(int64_t)r * ldy] = qr_hsum512(_mm512_fnmadd_ps(_mm512_set1_ps(128.0f), accm[r], _mm512_add_ps(acc[r][0], acc[r][1]))) + (t - 128.0f * tm);
-    }
+    qr_0r_tile(y, ldy, w, 0, a, as, k, 1, NR, 1);
 }
+/* tiles of up to QR_TNW x QR_TNA, each shape a compile-time instance */
+#define QR_TILE_ENTRY(t, Q8)                                                                       \
+    static void QS_FN(qr_tile_##t)(float *y, int64_t ldy, const void *w, size_t rs, int nw, const void *a, size_t as, int na, int64_t k) { \
+        switch ((nw > 1 ? 4 : 0) + (na < 4 ? na : 4) - 1) {                                        \
+        case 0: qr_0r_tile(y, ldy, w, rs, a, as, k, 1, 1, Q8); break;                             \
+        case 1: qr_0r_tile(y, ldy, w, rs, a, as, k, 1, 2, Q8); break;                             \
+        case 2: qr_0r_tile(y, ldy, w, rs, a, as, k, 1, 3, Q8); break;                             \
+        case 3: qr_0r_tile(y, ldy, w, rs, a, as, k, 1, 4, Q8); break;                             \
+        case 4: qr_0r_tile(y, ldy, w, rs, a, as, k, 2, 1, Q8); break;                             \
+        case 5: qr_0r_tile(y, ldy, w, rs, a, as, k, 2, 2, Q8); break;                             \
+        case 6: qr_0r_tile(y, ldy, w, rs, a, as, k, 2, 3, Q8); break;                             \
+        default: qr_0r_tile(y, ldy, w, rs, a, as, k, 2, 4, Q8); break;                            \
+        }                                                                                          \
+    }
+QR_TILE_ENTRY(q4_0r, 0)
+QR_TILE_ENTRY(q8_0r, 1)
 
 /* Q8_K's quantization of one super-block with 512-bit vectors, bit-identical to the _ref: the
  * first element of largest magnitude gives the scale, q = nearest_int(iscale * x) (vcvtps2dq
@@ -791,20 +815,27 @@ QR_ENTRY(q4_1r)
 QR_ENTRY(q5_0r)
 QR_ENTRY(q5_1r)
 
-#define QR_OPS(t, nm, b, sz, vdt, of)                                                              \
+/* the trailing fields: a format's gemm_tile where this level has one */
+#define QR_NOTILE .gemm_tile = NULL
+#define QR_OPS(t, nm, b, sz, vdt, of, ...)                                                         \
     const cke_qtype_ops QS_CAT(cke_qops_##t, QS_SFX) = {                                           \
         .name = nm, .blck = b, .type_size = sz, .vec_dot_type = vdt,                               \
         .quantize_row = cke_quantize_row_##t##_ref, .dequantize_row = cke_dequantize_row_##t##_ref, \
         .vec_dot = QS_FN(qr_vec_dot_##t), .repack_of = of, .repack_row = cke_repack_row_##t##_ref,  \
-        .dot_rows = QS_FN(qr_dot_rows_##t), .gemv = QS_FN(qr_gemv_##t)}
-QR_OPS(q8_0r, "q8_0r", QK, 34, QT_Q8_0S, QT_Q8_0);
-QR_OPS(q4_0r, "q4_0r", QK, 18, QT_Q8_0S, QT_Q4_0);
-QR_OPS(q4_Kr, "q4_Kr", QK_K, 144, QT_Q8_KI, QT_Q4_K);
-QR_OPS(q6_Kr, "q6_Kr", QK_K, 210, QT_Q8_K16, QT_Q6_K);
-QR_OPS(q5_Kr, "q5_Kr", QK_K, 176, QT_Q8_KI, QT_Q5_K);
-QR_OPS(q4_1r, "q4_1r", QK, 20, QT_Q8_0S, QT_Q4_1);
-QR_OPS(q5_0r, "q5_0r", QK, 22, QT_Q8_0S, QT_Q5_0);
-QR_OPS(q5_1r, "q5_1r", QK, 24, QT_Q8_0S, QT_Q5_1);
+        .dot_rows = QS_FN(qr_dot_rows_##t), .gemv = QS_FN(qr_gemv_##t), __VA_ARGS__}
+#if QS_VNNI
+#define QR_TILE(t) .gemm_tile = QS_FN(qr_tile_##t), .tile_nw = QR_TNW, .tile_na = QR_TNA
+#else /* AVX2: M >= 2 runs dot_rows (1 x 4 tiles) */
+#define QR_TILE(t) QR_NOTILE
+#endif
+QR_OPS(q8_0r, "q8_0r", QK, 34, QT_Q8_0S, QT_Q8_0, QR_TILE(q8_0r));
+QR_OPS(q4_0r, "q4_0r", QK, 18, QT_Q8_0S, QT_Q4_0, QR_TILE(q4_0r));
+QR_OPS(q4_Kr, "q4_Kr", QK_K, 144, QT_Q8_KI, QT_Q4_K, QR_NOTILE);
+QR_OPS(q6_Kr, "q6_Kr", QK_K, 210, QT_Q8_K16, QT_Q6_K, QR_NOTILE);
+QR_OPS(q5_Kr, "q5_Kr", QK_K, 176, QT_Q8_KI, QT_Q5_K, QR_NOTILE);
+QR_OPS(q4_1r, "q4_1r", QK, 20, QT_Q8_0S, QT_Q4_1, QR_NOTILE);
+QR_OPS(q5_0r, "q5_0r", QK, 22, QT_Q8_0S, QT_Q5_0, QR_NOTILE);
+QR_OPS(q5_1r, "q5_1r", QK, 24, QT_Q8_0S, QT_Q5_1, QR_NOTILE);
 const cke_qtype_ops QS_CAT(cke_qops_q8_0s, QS_SFX) = {
     .name = "q8_0s", .blck = QK, .type_size = 40, .vec_dot_type = QT_Q8_0S,
     .quantize_row = QS_FN(qr_quantize_row_q8_0s), .dequantize_row = cke_dequantize_row_q8_0s_ref};
