@@ -5,7 +5,10 @@
  * hot in cache (N x K small enough for L2/L3): a compute-speed comparison. Not part of the
  * build: compile by hand, e.g.
  *   gcc -O2 -fopenmp -Iinclude -Isrc bench/quant/qgemm.c bench/machine.c build/libckekernels.a -lm -o /tmp/qgemm
- *   /tmp/qgemm [THREADS] [FORMATS...]   (default q4_0r q8_0r q4_Kr q6_Kr); QG_M="2 4 8 256", QG_K, QG_N */
+ *   /tmp/qgemm [THREADS] [FORMATS...]   (default q4_0r q8_0r q4_Kr q6_Kr); QG_M="2 4 8 256", QG_K, QG_N
+ * -DQG_OLD: the old side runs another build's kernels, compiled under the suffix avx512old (a
+ * file defining QS_SFX avx512old, QS_VNNI 1 and including that build's quant_simd.h and
+ * quant_r_simd.h, linked in): a before / after comparison in one process. */
 #include "../machine.h"
 #include "cke/kernels.h"
 
@@ -22,9 +25,30 @@ static float frand(void) {
 static const struct { const char *n; int id; } FMT[] = {
     {"q8_0r", 40}, {"q4_0r", 41}, {"q4_Kr", 42}, {"q6_Kr", 45}, {"q5_Kr", 47}, {"q4_1r", 48}, {"q5_0r", 49}, {"q5_1r", 50}};
 
+#ifdef QG_OLD
+extern const cke_qtype_ops cke_qops_q8_0r_avx512old, cke_qops_q4_0r_avx512old, cke_qops_q4_Kr_avx512old,
+    cke_qops_q6_Kr_avx512old, cke_qops_q5_Kr_avx512old, cke_qops_q4_1r_avx512old, cke_qops_q5_0r_avx512old,
+    cke_qops_q5_1r_avx512old;
+static const cke_qtype_ops *old_ops(const cke_ktable *kt, int id) {
+    (void)kt;
+    switch (id) {
+    case 40: return &cke_qops_q8_0r_avx512old;
+    case 41: return &cke_qops_q4_0r_avx512old;
+    case 42: return &cke_qops_q4_Kr_avx512old;
+    case 45: return &cke_qops_q6_Kr_avx512old;
+    case 47: return &cke_qops_q5_Kr_avx512old;
+    case 48: return &cke_qops_q4_1r_avx512old;
+    case 49: return &cke_qops_q5_0r_avx512old;
+    default: return &cke_qops_q5_1r_avx512old;
+    }
+}
+#else
+static const cke_qtype_ops *old_ops(const cke_ktable *kt, int id) { return kt->qops[id]; }
+#endif
+
 /* the driver before register tiles: per weight row, dot_rows over the M rows 4 at a time */
 static void old_fwd(const cke_ktable *kt, float *Y, const float *X, const char *W, int qt, int64_t M, int64_t K, int64_t N, char *A, int nth) {
-    const cke_qtype_ops *q = kt->qops[qt], *aq = kt->qops[q->vec_dot_type];
+    const cke_qtype_ops *q = old_ops(kt, qt), *aq = kt->qops[q->vec_dot_type];
     const size_t rsz = cke_qtype_row_size(qt, K), as = (size_t)(K / aq->blck) * (size_t)aq->type_size;
     for (int64_t m = 0; m < M; m++) aq->quantize_row(A + (size_t)m * as, X + m * K, K);
 #pragma omp parallel num_threads(nth) if (nth > 1)

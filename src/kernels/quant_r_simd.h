@@ -11,6 +11,9 @@
 #include <stddef.h>
 
 #define QR_INLINE static inline __attribute__((always_inline))
+/* the tile loops over rows fully unrolled: accumulators indexed by a loop variable stay in
+ * registers only then (GCC keeps them on the stack otherwise, measured) */
+#define QR_UNROLL _Pragma("GCC unroll 8")
 
 /* q8_0s: Q8_0 (this table's quantizer, bit-identical to the _ref) split into codes, scales and
  * scaled sums */
@@ -82,8 +85,11 @@ static inline __m512i qr_ix8(int h) {
  * gets exactly the float operations of a 1 x 1 tile, so vec_dot, gemv, dot_rows and the tiles
  * agree bit for bit (decode == decode_batch == prefill for a row). Q8: the code vectors are the
  * stored u8 codes (offset 128); else q4_0r's nibbles (offset 8). */
-#define QR_TNW 2 /* the AVX-512 tile: 2 weight rows x 4 activation rows (measured against 1 x 4, */
-#define QR_TNA 4 /* 2 x 3 and 3 x 4: bench/quant/qgemm.c) */
+#ifndef QR_TNW /* the AVX-512 tile (-D to measure others: bench/quant/qgemm.c) */
+#define QR_TNW 2 /* weight rows */
+#define QR_TNA 4 /* activation rows */
+#endif
+#define QR_ANA (QR_TNA > 4 ? QR_TNA : 4) /* array bound: dot_rows takes up to 4 rows */
 QR_INLINE void qr_0r_tile(float *y, int64_t ldy, const void *w, size_t rs, const void *a, size_t as, int64_t k,
                           const int NW, const int NA, const int Q8) {
     const int64_t nb = k / QK, ng = nb / 8;
@@ -91,15 +97,15 @@ QR_INLINE void qr_0r_tile(float *y, int64_t ldy, const void *w, size_t rs, const
     const __m512i m4 = _mm512_set1_epi8(0x0F);
     const uint16_t *dw[QR_TNW];
     const uint8_t *cs[QR_TNW];
-    const int8_t *q[QR_TNA];
-    const float *da[QR_TNA], *sd[QR_TNA];
-    __m512 acc[QR_TNW][QR_TNA][2];
-    for (int j = 0; j < NW; j++) {
+    const int8_t *q[QR_ANA];
+    const float *da[QR_ANA], *sd[QR_ANA];
+    __m512 acc[QR_TNW][QR_ANA][2];
+    QR_UNROLL for (int j = 0; j < NW; j++) {
         dw[j] = (const uint16_t *)((const char *)w + (size_t)j * rs);
         cs[j] = (const uint8_t *)(dw[j] + nb);
-        for (int r = 0; r < NA; r++) acc[j][r][0] = acc[j][r][1] = _mm512_setzero_ps();
+        QR_UNROLL for (int r = 0; r < NA; r++) acc[j][r][0] = acc[j][r][1] = _mm512_setzero_ps();
     }
-    for (int r = 0; r < NA; r++) {
+    QR_UNROLL for (int r = 0; r < NA; r++) {
         q[r] = (const int8_t *)((const char *)a + (size_t)r * as);
         da[r] = (const float *)(q[r] + k);
         sd[r] = da[r] + nb;
@@ -107,16 +113,21 @@ QR_INLINE void qr_0r_tile(float *y, int64_t ldy, const void *w, size_t rs, const
     for (int64_t g = 0; g < ng; g += 2) { /* chunks of up to 2 groups: 16 scales per vector */
         const int n2 = ng - g >= 2 ? 2 : 1;
         const __mmask16 mk = n2 == 2 ? (__mmask16)0xFFFF : (__mmask16)0x00FF;
-        __m512 dwv[QR_TNW], dav[QR_TNA];
-        for (int j = 0; j < NW; j++) dwv[j] = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mk, dw[j] + 8 * g));
-        for (int r = 0; r < NA; r++) dav[r] = _mm512_maskz_loadu_ps(mk, da[r] + 8 * g);
+        __m512 dwv[QR_TNW], dav[QR_ANA];
+        QR_UNROLL for (int j = 0; j < NW; j++) dwv[j] = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mk, dw[j] + 8 * g));
+        QR_UNROLL for (int r = 0; r < NA; r++) dav[r] = _mm512_maskz_loadu_ps(mk, da[r] + 8 * g);
         _Pragma("GCC unroll 2") for (int h = 0; h < 2; h++) {
             if (h >= n2) break;
+            /* block scale of lane l: block 8h + l/2; permuting the factors of S = dw * da
+             * (once per row of the tile) gives S's permutation exactly */
             const __m512i ix = qr_ix8(h);
-            for (int j = 0; j < NW; j++) {
+            __m512 dap[QR_ANA];
+            QR_UNROLL for (int r = 0; r < NA; r++) dap[r] = _mm512_permutexvar_ps(ix, dav[r]);
+            QR_UNROLL for (int j = 0; j < NW; j++) {
+                const __m512 dwp = _mm512_permutexvar_ps(ix, dwv[j]);
                 __m512i V[4];
                 if (Q8) {
-                    for (int t = 0; t < 4; t++) V[t] = _mm512_loadu_si512(cs[j] + (g + h) * 256 + 64 * t);
+                    QR_UNROLL for (int t = 0; t < 4; t++) V[t] = _mm512_loadu_si512(cs[j] + (g + h) * 256 + 64 * t);
                 } else {
                     const __m512i v0 = _mm512_loadu_si512(cs[j] + (g + h) * 128), v1 = _mm512_loadu_si512(cs[j] + (g + h) * 128 + 64);
                     V[0] = _mm512_and_si512(v0, m4);
@@ -124,20 +135,19 @@ QR_INLINE void qr_0r_tile(float *y, int64_t ldy, const void *w, size_t rs, const
                     V[2] = _mm512_and_si512(v1, m4);
                     V[3] = _mm512_and_si512(_mm512_srli_epi16(v1, 4), m4);
                 }
-                for (int r = 0; r < NA; r++) {
+                QR_UNROLL for (int r = 0; r < NA; r++) {
                     const int8_t *A = q[r] + (g + h) * 256;
                     __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), V[0], _mm512_loadu_si512(A));
                     p = _mm512_dpbusd_epi32(p, V[1], _mm512_loadu_si512(A + 64));
                     p = _mm512_dpbusd_epi32(p, V[2], _mm512_loadu_si512(A + 128));
                     p = _mm512_dpbusd_epi32(p, V[3], _mm512_loadu_si512(A + 192));
-                    const __m512 S = _mm512_mul_ps(dwv[j], dav[r]); /* dw * da of the chunk's 16 blocks */
-                    acc[j][r][h] = _mm512_fmadd_ps(_mm512_permutexvar_ps(ix, S), _mm512_cvtepi32_ps(p), acc[j][r][h]);
+                    acc[j][r][h] = _mm512_fmadd_ps(_mm512_mul_ps(dwp, dap[r]), _mm512_cvtepi32_ps(p), acc[j][r][h]);
                 }
             }
         }
     }
-    for (int j = 0; j < NW; j++)
-        for (int r = 0; r < NA; r++) {
+    QR_UNROLL for (int j = 0; j < NW; j++)
+        QR_UNROLL for (int r = 0; r < NA; r++) {
             __m512 accm = _mm512_setzero_ps(); /* sum_b dw_b * sd_b: the offset term */
             for (int64_t g = 0; g < ng; g += 2) {
                 const __mmask16 mk = ng - g >= 2 ? (__mmask16)0xFFFF : (__mmask16)0x00FF;
@@ -164,21 +174,38 @@ QR_INLINE void qr_q8_0r(float *y, int64_t ldy, const void *w, const void *a, siz
     qr_0r_tile(y, ldy, w, 0, a, as, k, 1, NR, 1);
 }
 /* tiles of up to QR_TNW x QR_TNA, each shape a compile-time instance */
-#define QR_TILE_ENTRY(t, Q8)                                                                       \
-    static void QS_FN(qr_tile_##t)(float *y, int64_t ldy, const void *w, size_t rs, int nw, const void *a, size_t as, int na, int64_t k) { \
-        switch ((nw > 1 ? 4 : 0) + (na < 4 ? na : 4) - 1) {                                        \
-        case 0: qr_0r_tile(y, ldy, w, rs, a, as, k, 1, 1, Q8); break;                             \
-        case 1: qr_0r_tile(y, ldy, w, rs, a, as, k, 1, 2, Q8); break;                             \
-        case 2: qr_0r_tile(y, ldy, w, rs, a, as, k, 1, 3, Q8); break;                             \
-        case 3: qr_0r_tile(y, ldy, w, rs, a, as, k, 1, 4, Q8); break;                             \
-        case 4: qr_0r_tile(y, ldy, w, rs, a, as, k, 2, 1, Q8); break;                             \
-        case 5: qr_0r_tile(y, ldy, w, rs, a, as, k, 2, 2, Q8); break;                             \
-        case 6: qr_0r_tile(y, ldy, w, rs, a, as, k, 2, 3, Q8); break;                             \
-        default: qr_0r_tile(y, ldy, w, rs, a, as, k, 2, 4, Q8); break;                            \
-        }                                                                                          \
-    }
-QR_TILE_ENTRY(q4_0r, 0)
-QR_TILE_ENTRY(q8_0r, 1)
+QR_INLINE void qr_0r_tiles(float *y, int64_t ldy, const void *w, size_t rs, int nw, const void *a, size_t as, int na, int64_t k, const int Q8) {
+#define QR_T(NW, NA) if (nw == NW && na == NA) { qr_0r_tile(y, ldy, w, rs, a, as, k, NW, NA, Q8); return; }
+    QR_T(1, 1) QR_T(1, 2) QR_T(1, 3) QR_T(1, 4)
+#if QR_TNA >= 5
+    QR_T(1, 5) QR_T(1, 6) QR_T(1, 7) QR_T(1, 8)
+#endif
+#if QR_TNW >= 2
+    QR_T(2, 1) QR_T(2, 2) QR_T(2, 3) QR_T(2, 4)
+#endif
+#if QR_TNW >= 2 && QR_TNA >= 5
+    QR_T(2, 5) QR_T(2, 6) QR_T(2, 7) QR_T(2, 8)
+#endif
+#if QR_TNW >= 3
+    QR_T(3, 1) QR_T(3, 2) QR_T(3, 3) QR_T(3, 4)
+#endif
+#if QR_TNW >= 3 && QR_TNA >= 5
+    QR_T(3, 5) QR_T(3, 6) QR_T(3, 7) QR_T(3, 8)
+#endif
+#if QR_TNW >= 4
+    QR_T(4, 1) QR_T(4, 2) QR_T(4, 3) QR_T(4, 4)
+#endif
+#if QR_TNW >= 4 && QR_TNA >= 5
+    QR_T(4, 5) QR_T(4, 6) QR_T(4, 7) QR_T(4, 8)
+#endif
+#undef QR_T
+}
+static void QS_FN(qr_tile_q4_0r)(float *y, int64_t ldy, const void *w, size_t rs, int nw, const void *a, size_t as, int na, int64_t k) {
+    qr_0r_tiles(y, ldy, w, rs, nw, a, as, na, k, 0);
+}
+static void QS_FN(qr_tile_q8_0r)(float *y, int64_t ldy, const void *w, size_t rs, int nw, const void *a, size_t as, int na, int64_t k) {
+    qr_0r_tiles(y, ldy, w, rs, nw, a, as, na, k, 1);
+}
 
 /* Q8_K's quantization of one super-block with 512-bit vectors, bit-identical to the _ref: the
  * first element of largest magnitude gives the scale, q = nearest_int(iscale * x) (vcvtps2dq
@@ -262,7 +289,7 @@ QR_INLINE void qr_q4_Kr(float *y, int64_t ldy, const void *vw, const void *va, s
     const int8_t *q[4];
     const float *da[4], *sa[4];
     __m512 acc[4], accm[4];
-    for (int r = 0; r < NR; r++) {
+    QR_UNROLL for (int r = 0; r < NR; r++) {
         q[r] = (const int8_t *)((const char *)va + (size_t)r * as);
         da[r] = (const float *)(q[r] + k);
         sa[r] = da[r] + nsb;
@@ -294,7 +321,7 @@ QR_INLINE void qr_q4_Kr(float *y, int64_t ldy, const void *vw, const void *va, s
         __m512i V[4], W[4];
         qr_k4_codes(qsp + 128 * i, V);
         qr_k4_codes(qsp + 128 * i + 128, W);
-        for (int r = 0; r < NR; r++) {
+        QR_UNROLL for (int r = 0; r < NR; r++) {
             const __m128 s2 = _mm_mul_ps(dd, _mm_setr_ps(da[r][i], 0.0f, da[r][i + 1], 0.0f)); /* d*da, -, d'*da', - */
             const __m512i p0 = _mm512_mullo_epi32(qr_k4_dot(V, q[r] + 256 * i), scv0);
             const __m512i p1 = _mm512_mullo_epi32(qr_k4_dot(W, q[r] + 256 * i + 256), scv1);
@@ -312,13 +339,13 @@ QR_INLINE void qr_q4_Kr(float *y, int64_t ldy, const void *vw, const void *va, s
         const __m256 mw = qr_k6_mins(scm, qb_h2f(mh));
         __m512i V[4];
         qr_k4_codes(qsp + 128 * i, V);
-        for (int r = 0; r < NR; r++) {
+        QR_UNROLL for (int r = 0; r < NR; r++) {
             const __m512i p = _mm512_mullo_epi32(qr_k4_dot(V, q[r] + 256 * i), scv);
             acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(qb_h2f(dh) * da[r][i]), _mm512_cvtepi32_ps(p), acc[r]);
             accm[r] = _mm512_add_ps(accm[r], _mm512_castps256_ps512(_mm256_mul_ps(mw, _mm256_loadu_ps(sa[r] + 8 * i))));
         }
     }
-    for (int r = 0; r < NR; r++) y[(int64_t)r * ldy] = qr_hsum512(_mm512_sub_ps(acc[r], accm[r]));
+    QR_UNROLL for (int r = 0; r < NR; r++) y[(int64_t)r * ldy] = qr_hsum512(_mm512_sub_ps(acc[r], accm[r]));
 }
 
 /* q6_Kr: per super-block 3 loads (low nibbles x2, high bits), 11 ops rebuild the four 64-byte
@@ -331,7 +358,7 @@ QR_INLINE void qr_q6_Kr(float *y, int64_t ldy, const void *vw, const void *va, s
     const float *da[4];
     const int32_t *bs[4];
     __m512 acc[4];
-    for (int r = 0; r < NR; r++) {
+    QR_UNROLL for (int r = 0; r < NR; r++) {
         q[r] = (const int8_t *)((const char *)va + (size_t)r * as);
         da[r] = (const float *)(q[r] + k);
         bs[r] = (const int32_t *)(da[r] + nsb);
@@ -351,7 +378,7 @@ QR_INLINE void qr_q6_Kr(float *y, int64_t ldy, const void *vw, const void *va, s
         const __m512i V1 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l0, 4), m4), _mm512_slli_epi16(_mm512_and_si512(h, m0c), 2));
         const __m512i V2 = _mm512_or_si512(_mm512_and_si512(l1, m4), _mm512_and_si512(h, m30));
         const __m512i V3 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l1, 4), m4), _mm512_srli_epi16(_mm512_and_si512(h, mc0), 2));
-        for (int r = 0; r < NR; r++) {
+        QR_UNROLL for (int r = 0; r < NR; r++) {
             const int8_t *A = q[r] + 256 * i;
             __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), V0, _mm512_loadu_si512(A));
             p = _mm512_dpbusd_epi32(p, V1, _mm512_loadu_si512(A + 64));
@@ -362,7 +389,7 @@ QR_INLINE void qr_q6_Kr(float *y, int64_t ldy, const void *vw, const void *va, s
             acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(d * da[r][i]), _mm512_cvtepi32_ps(p), acc[r]);
         }
     }
-    for (int r = 0; r < NR; r++) y[(int64_t)r * ldy] = qr_hsum512(acc[r]);
+    QR_UNROLL for (int r = 0; r < NR; r++) y[(int64_t)r * ldy] = qr_hsum512(acc[r]);
 }
 
 /* q5_Kr: q4_Kr's code vectors with the fifth bits or'ed in under 64-bit masks (kmovq), per
@@ -373,7 +400,7 @@ QR_INLINE void qr_q5_Kr(float *y, int64_t ldy, const void *vw, const void *va, s
     const float *da[4], *sa[4];
     __m512 acc[4];
     __m256 accm[4];
-    for (int r = 0; r < NR; r++) {
+    QR_UNROLL for (int r = 0; r < NR; r++) {
         q[r] = (const int8_t *)((const char *)va + (size_t)r * as);
         da[r] = (const float *)(q[r] + k);
         sa[r] = da[r] + nsb;
@@ -398,13 +425,13 @@ QR_INLINE void qr_q5_Kr(float *y, int64_t ldy, const void *vw, const void *va, s
             memcpy(&hb, sb + 128 + 8 * t, 8);
             V[t] = _mm512_mask_or_epi32(V[t], 0xFFFF, V[t], _mm512_maskz_mov_epi8(_cvtu64_mask64(hb), b16));
         }
-        for (int r = 0; r < NR; r++) {
+        QR_UNROLL for (int r = 0; r < NR; r++) {
             const __m512i p = _mm512_mullo_epi32(qr_k4_dot(V, q[r] + 256 * i), scv);
             acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(d * da[r][i]), _mm512_cvtepi32_ps(p), acc[r]);
             accm[r] = _mm256_fmadd_ps(mw, _mm256_loadu_ps(sa[r] + 8 * i), accm[r]);
         }
     }
-    for (int r = 0; r < NR; r++) y[(int64_t)r * ldy] = qr_hsum512(_mm512_sub_ps(acc[r], _mm512_castps256_ps512(accm[r])));
+    QR_UNROLL for (int r = 0; r < NR; r++) y[(int64_t)r * ldy] = qr_hsum512(_mm512_sub_ps(acc[r], _mm512_castps256_ps512(accm[r])));
 }
 
 /* q4_1r, q5_0r, q5_1r: q4_0r's groups, the fifth bits added as 16 under 64-bit masks, the _1
@@ -418,7 +445,7 @@ QR_INLINE void qr_leg(float *y, int64_t ldy, const void *w, const void *a, size_
     const int8_t *q[4];
     const float *da[4], *sd[4];
     __m512 acc[4][2], accm[4];
-    for (int r = 0; r < NR; r++) {
+    QR_UNROLL for (int r = 0; r < NR; r++) {
         q[r] = (const int8_t *)((const char *)a + (size_t)r * as);
         da[r] = (const float *)(q[r] + k);
         sd[r] = da[r] + nb;
@@ -439,7 +466,7 @@ QR_INLINE void qr_leg(float *y, int64_t ldy, const void *w, const void *a, size_
             dwv = mv = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mk, dm + 8 * g));
         }
         __m512 S[4];
-        for (int r = 0; r < NR; r++) {
+        QR_UNROLL for (int r = 0; r < NR; r++) {
             S[r] = _mm512_mul_ps(dwv, _mm512_maskz_loadu_ps(mk, da[r] + 8 * g));
             accm[r] = _mm512_fmadd_ps(mv, _mm512_maskz_loadu_ps(mk, sd[r] + 8 * g), accm[r]);
         }
@@ -456,7 +483,7 @@ QR_INLINE void qr_leg(float *y, int64_t ldy, const void *w, const void *a, size_
                     V[t] = _mm512_mask_add_epi8(V[t], _cvtu64_mask64(hb), V[t], b16);
                 }
             const __m512i ix = qr_ix8(h);
-            for (int r = 0; r < NR; r++) {
+            QR_UNROLL for (int r = 0; r < NR; r++) {
                 const int8_t *A = q[r] + (g + h) * 256;
                 __m512i pr = _mm512_dpbusd_epi32(_mm512_setzero_si512(), V[0], _mm512_loadu_si512(A));
                 pr = _mm512_dpbusd_epi32(pr, V[1], _mm512_loadu_si512(A + 64));
@@ -466,7 +493,7 @@ QR_INLINE void qr_leg(float *y, int64_t ldy, const void *w, const void *a, size_
             }
         }
     }
-    for (int r = 0; r < NR; r++) {
+    QR_UNROLL for (int r = 0; r < NR; r++) {
         float t = 0.0f, tm = 0.0f;
         for (int64_t i = 8 * ng; i < nb; i++) {
             const uint8_t *tb = cs + ng * gs + (i - 8 * ng) * tbs;
@@ -493,7 +520,7 @@ QR_INLINE void qr_leg(float *y, int64_t ldy, const void *w, const void *a, size_
     const int8_t *q[4];                                                                            \
     const float *da[4], *sd[4];                                                                    \
     __m256 acc[4][2], accm[4];                                                                     \
-    for (int r = 0; r < NR; r++) {                                                                 \
+    QR_UNROLL for (int r = 0; r < NR; r++) {                                                                 \
         q[r] = (const int8_t *)((const char *)a + (size_t)r * as);                                 \
         da[r] = (const float *)(q[r] + k);                                                         \
         sd[r] = da[r] + nb;                                                                        \
@@ -503,14 +530,14 @@ QR_INLINE void qr_leg(float *y, int64_t ldy, const void *w, const void *a, size_
     for (int64_t g = 0; g < ng; g++) {                                                             \
         const __m256 dwv = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(dw + 8 * g)));        \
         __m256 S[4];                                                                               \
-        for (int r = 0; r < NR; r++) {                                                             \
+        QR_UNROLL for (int r = 0; r < NR; r++) {                                                             \
             S[r] = _mm256_mul_ps(dwv, _mm256_loadu_ps(da[r] + 8 * g));                             \
             if (WITH_OFF) accm[r] = _mm256_fmadd_ps(dwv, _mm256_loadu_ps(sd[r] + 8 * g), accm[r]); \
         }                                                                                          \
         _Pragma("GCC unroll 2") for (int hh = 0; hh < 2; hh++) {                                   \
             __m256i V[4];                                                                          \
             DECODE(g, hh);                                                                         \
-            for (int r = 0; r < NR; r++) {                                                         \
+            QR_UNROLL for (int r = 0; r < NR; r++) {                                                         \
                 const int8_t *A = q[r] + g * 256 + 32 * hh;                                        \
                 __m256i p = DOT(V[0], _mm256_loadu_si256((const __m256i *)A));                     \
                 p = _mm256_add_epi32(p, DOT(V[1], _mm256_loadu_si256((const __m256i *)(A + 64))));  \
@@ -533,7 +560,7 @@ QR_INLINE void qr_q4_0r(float *y, int64_t ldy, const void *w, const void *a, siz
     V[3] = _mm256_and_si256(_mm256_srli_epi16(v1, 4), m4)
     QR_0R_BODY256(QR_DEC_Q4, qs_dot_us8, 1)
 #undef QR_DEC_Q4
-    for (int r = 0; r < NR; r++) {
+    QR_UNROLL for (int r = 0; r < NR; r++) {
         float t = 0.0f, tm = 0.0f;
         for (int64_t i = 8 * ng; i < nb; i++) {
             const float d = qb_h2f(dw[i]);
@@ -556,7 +583,7 @@ QR_INLINE void qr_q8_0r(float *y, int64_t ldy, const void *w, const void *a, siz
 #undef QR_DEC_Q8
     (void)accm;
     (void)sd;
-    for (int r = 0; r < NR; r++) {
+    QR_UNROLL for (int r = 0; r < NR; r++) {
         float t = 0.0f;
         for (int64_t i = 8 * ng; i < nb; i++) {
             const __m256i v = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(u + i * QK)), x80);
@@ -574,7 +601,7 @@ QR_INLINE void qr_q4_Kr(float *y, int64_t ldy, const void *vw, const void *va, s
     const int8_t *q[4];
     const float *da[4], *sa[4];
     __m256 acc[4], accm[4];
-    for (int r = 0; r < NR; r++) {
+    QR_UNROLL for (int r = 0; r < NR; r++) {
         q[r] = (const int8_t *)((const char *)va + (size_t)r * as);
         da[r] = (const float *)(q[r] + k);
         sa[r] = da[r] + nsb;
@@ -601,7 +628,7 @@ QR_INLINE void qr_q4_Kr(float *y, int64_t ldy, const void *vw, const void *va, s
             const __m256i v1 = _mm256_loadu_si256((const __m256i *)(qs + 64 + 32 * hh));
             const __m256i V[4] = {_mm256_and_si256(v0, m4), _mm256_and_si256(_mm256_srli_epi16(v0, 4), m4),
                                   _mm256_and_si256(v1, m4), _mm256_and_si256(_mm256_srli_epi16(v1, 4), m4)};
-            for (int r = 0; r < NR; r++) {
+            QR_UNROLL for (int r = 0; r < NR; r++) {
                 const int8_t *A = q[r] + 256 * i + 32 * hh;
                 __m256i p16 = _mm256_add_epi16(qs_pairs16(V[0], _mm256_loadu_si256((const __m256i *)A)),
                                                qs_pairs16(V[1], _mm256_loadu_si256((const __m256i *)(A + 64))));
@@ -610,12 +637,12 @@ QR_INLINE void qr_q4_Kr(float *y, int64_t ldy, const void *vw, const void *va, s
                 sumi[r] = qs_madd_acc(sumi[r], p16, sc16);
             }
         }
-        for (int r = 0; r < NR; r++) {
+        QR_UNROLL for (int r = 0; r < NR; r++) {
             acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d * da[r][i]), _mm256_cvtepi32_ps(sumi[r]), acc[r]);
             accm[r] = _mm256_fmadd_ps(mw, _mm256_loadu_ps(sa[r] + 8 * i), accm[r]);
         }
     }
-    for (int r = 0; r < NR; r++) y[(int64_t)r * ldy] = qs_hsum(_mm256_sub_ps(acc[r], accm[r]));
+    QR_UNROLL for (int r = 0; r < NR; r++) y[(int64_t)r * ldy] = qs_hsum(_mm256_sub_ps(acc[r], accm[r]));
 }
 /* q6_Kr: per half of a super-block (sub-blocks 8hh..8hh+7, one int32 lane each) */
 QR_INLINE void qr_q6_Kr(float *y, int64_t ldy, const void *vw, const void *va, size_t as, int64_t k, const int NR) {
@@ -625,7 +652,7 @@ QR_INLINE void qr_q6_Kr(float *y, int64_t ldy, const void *vw, const void *va, s
     const float *da[4];
     const int32_t *bs[4];
     __m256 acc[4];
-    for (int r = 0; r < NR; r++) {
+    QR_UNROLL for (int r = 0; r < NR; r++) {
         q[r] = (const int8_t *)((const char *)va + (size_t)r * as);
         da[r] = (const float *)(q[r] + k);
         bs[r] = (const int32_t *)(da[r] + nsb);
@@ -647,7 +674,7 @@ QR_INLINE void qr_q6_Kr(float *y, int64_t ldy, const void *vw, const void *va, s
                 _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_slli_epi16(_mm256_and_si256(h, m0c), 2)),
                 _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_and_si256(h, m30)),
                 _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), _mm256_srli_epi16(_mm256_and_si256(h, mc0), 2))};
-            for (int r = 0; r < NR; r++) {
+            QR_UNROLL for (int r = 0; r < NR; r++) {
                 const int8_t *A = q[r] + 256 * i + 32 * hh;
                 __m256i p = qs_dot_us8(V[0], _mm256_loadu_si256((const __m256i *)A));
                 p = _mm256_add_epi32(p, qs_dot_us8(V[1], _mm256_loadu_si256((const __m256i *)(A + 64))));
@@ -659,7 +686,7 @@ QR_INLINE void qr_q6_Kr(float *y, int64_t ldy, const void *vw, const void *va, s
             }
         }
     }
-    for (int r = 0; r < NR; r++) y[(int64_t)r * ldy] = qs_hsum(acc[r]);
+    QR_UNROLL for (int r = 0; r < NR; r++) y[(int64_t)r * ldy] = qs_hsum(acc[r]);
 }
 /* q5_Kr: q4_Kr's halves with the fifth bits (32 mask bits -> bytes) or'ed in */
 QR_INLINE void qr_q5_Kr(float *y, int64_t ldy, const void *vw, const void *va, size_t as, int64_t k, const int NR) {
@@ -667,7 +694,7 @@ QR_INLINE void qr_q5_Kr(float *y, int64_t ldy, const void *vw, const void *va, s
     const int8_t *q[4];
     const float *da[4], *sa[4];
     __m256 acc[4], accm[4];
-    for (int r = 0; r < NR; r++) {
+    QR_UNROLL for (int r = 0; r < NR; r++) {
         q[r] = (const int8_t *)((const char *)va + (size_t)r * as);
         da[r] = (const float *)(q[r] + k);
         sa[r] = da[r] + nsb;
@@ -696,7 +723,7 @@ QR_INLINE void qr_q5_Kr(float *y, int64_t ldy, const void *vw, const void *va, s
                 _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v0, 4), m4), _mm256_and_si256(qs_bits32(sb + 136 + 4 * hh), b16)),
                 _mm256_or_si256(_mm256_and_si256(v1, m4), _mm256_and_si256(qs_bits32(sb + 144 + 4 * hh), b16)),
                 _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v1, 4), m4), _mm256_and_si256(qs_bits32(sb + 152 + 4 * hh), b16))};
-            for (int r = 0; r < NR; r++) {
+            QR_UNROLL for (int r = 0; r < NR; r++) {
                 /* u8 codes up to 31: 2 * 31 * 127 per pair, two pairs summed in int16 < 2^15 */
                 const int8_t *A = q[r] + 256 * i + 32 * hh;
                 __m256i p16a = _mm256_add_epi16(qs_pairs16(V[0], _mm256_loadu_si256((const __m256i *)A)),
@@ -707,12 +734,12 @@ QR_INLINE void qr_q5_Kr(float *y, int64_t ldy, const void *vw, const void *va, s
                 sumi[r] = qs_madd_acc(sumi[r], p16b, sc16);
             }
         }
-        for (int r = 0; r < NR; r++) {
+        QR_UNROLL for (int r = 0; r < NR; r++) {
             acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d * da[r][i]), _mm256_cvtepi32_ps(sumi[r]), acc[r]);
             accm[r] = _mm256_fmadd_ps(mw, _mm256_loadu_ps(sa[r] + 8 * i), accm[r]);
         }
     }
-    for (int r = 0; r < NR; r++) y[(int64_t)r * ldy] = qs_hsum(_mm256_sub_ps(acc[r], accm[r]));
+    QR_UNROLL for (int r = 0; r < NR; r++) y[(int64_t)r * ldy] = qs_hsum(_mm256_sub_ps(acc[r], accm[r]));
 }
 /* q4_1r, q5_0r, q5_1r: q4_0r's halves, the fifth bits (32 mask bits -> bytes) or'ed in as 16 */
 QR_INLINE void qr_leg(float *y, int64_t ldy, const void *w, const void *a, size_t as, int64_t k, const int NR,
@@ -724,7 +751,7 @@ QR_INLINE void qr_leg(float *y, int64_t ldy, const void *w, const void *a, size_
     const int8_t *q[4];
     const float *da[4], *sd[4];
     __m256 acc[4][2], accm[4];
-    for (int r = 0; r < NR; r++) {
+    QR_UNROLL for (int r = 0; r < NR; r++) {
         q[r] = (const int8_t *)((const char *)a + (size_t)r * as);
         da[r] = (const float *)(q[r] + k);
         sd[r] = da[r] + nb;
@@ -743,7 +770,7 @@ QR_INLINE void qr_leg(float *y, int64_t ldy, const void *w, const void *a, size_
             dwv = mv = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(dm + 8 * g)));
         }
         __m256 S[4];
-        for (int r = 0; r < NR; r++) {
+        QR_UNROLL for (int r = 0; r < NR; r++) {
             S[r] = _mm256_mul_ps(dwv, _mm256_loadu_ps(da[r] + 8 * g));
             accm[r] = _mm256_fmadd_ps(mv, _mm256_loadu_ps(sd[r] + 8 * g), accm[r]);
         }
@@ -756,7 +783,7 @@ QR_INLINE void qr_leg(float *y, int64_t ldy, const void *w, const void *a, size_
             if (HAS_HIGH)
                 for (int t = 0; t < 4; t++)
                     V[t] = _mm256_or_si256(V[t], _mm256_and_si256(qs_bits32(p + 128 + 8 * t + 4 * hh), b16));
-            for (int r = 0; r < NR; r++) {
+            QR_UNROLL for (int r = 0; r < NR; r++) {
                 const int8_t *A = q[r] + g * 256 + 32 * hh;
                 __m256i pr = qs_dot_us8(V[0], _mm256_loadu_si256((const __m256i *)A));
                 pr = _mm256_add_epi32(pr, qs_dot_us8(V[1], _mm256_loadu_si256((const __m256i *)(A + 64))));
@@ -766,7 +793,7 @@ QR_INLINE void qr_leg(float *y, int64_t ldy, const void *w, const void *a, size_
             }
         }
     }
-    for (int r = 0; r < NR; r++) {
+    QR_UNROLL for (int r = 0; r < NR; r++) {
         float t = 0.0f, tm = 0.0f;
         for (int64_t i = 8 * ng; i < nb; i++) {
             const uint8_t *tb = cs + ng * gs + (i - 8 * ng) * tbs;
