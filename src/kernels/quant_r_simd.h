@@ -173,40 +173,6 @@ QR_INLINE void qr_q4_0r(float *y, int64_t ldy, const void *w, const void *a, siz
 QR_INLINE void qr_q8_0r(float *y, int64_t ldy, const void *w, const void *a, size_t as, int64_t k, const int NR) {
     qr_0r_tile(y, ldy, w, 0, a, as, k, 1, NR, 1);
 }
-/* tiles of up to QR_TNW x QR_TNA, each shape a compile-time instance */
-QR_INLINE void qr_0r_tiles(float *y, int64_t ldy, const void *w, size_t rs, int nw, const void *a, size_t as, int na, int64_t k, const int Q8) {
-#define QR_T(NW, NA) if (nw == NW && na == NA) { qr_0r_tile(y, ldy, w, rs, a, as, k, NW, NA, Q8); return; }
-    QR_T(1, 1) QR_T(1, 2) QR_T(1, 3) QR_T(1, 4)
-#if QR_TNA >= 5
-    QR_T(1, 5) QR_T(1, 6) QR_T(1, 7) QR_T(1, 8)
-#endif
-#if QR_TNW >= 2
-    QR_T(2, 1) QR_T(2, 2) QR_T(2, 3) QR_T(2, 4)
-#endif
-#if QR_TNW >= 2 && QR_TNA >= 5
-    QR_T(2, 5) QR_T(2, 6) QR_T(2, 7) QR_T(2, 8)
-#endif
-#if QR_TNW >= 3
-    QR_T(3, 1) QR_T(3, 2) QR_T(3, 3) QR_T(3, 4)
-#endif
-#if QR_TNW >= 3 && QR_TNA >= 5
-    QR_T(3, 5) QR_T(3, 6) QR_T(3, 7) QR_T(3, 8)
-#endif
-#if QR_TNW >= 4
-    QR_T(4, 1) QR_T(4, 2) QR_T(4, 3) QR_T(4, 4)
-#endif
-#if QR_TNW >= 4 && QR_TNA >= 5
-    QR_T(4, 5) QR_T(4, 6) QR_T(4, 7) QR_T(4, 8)
-#endif
-#undef QR_T
-}
-static void QS_FN(qr_tile_q4_0r)(float *y, int64_t ldy, const void *w, size_t rs, int nw, const void *a, size_t as, int na, int64_t k) {
-    qr_0r_tiles(y, ldy, w, rs, nw, a, as, na, k, 0);
-}
-static void QS_FN(qr_tile_q8_0r)(float *y, int64_t ldy, const void *w, size_t rs, int nw, const void *a, size_t as, int na, int64_t k) {
-    qr_0r_tiles(y, ldy, w, rs, nw, a, as, na, k, 1);
-}
-
 /* Q8_K's quantization of one super-block with 512-bit vectors, bit-identical to the _ref: the
  * first element of largest magnitude gives the scale, q = nearest_int(iscale * x) (vcvtps2dq
  * rounds half to even, as nearest_int does); codes in element order, sums per 16. Returns d
@@ -283,17 +249,25 @@ QR_INLINE __m512i qr_k4_dot(const __m512i V[4], const int8_t *a) {
     p = _mm512_dpbusd_epi32(p, V[2], _mm512_loadu_si512(a + 128));
     return _mm512_dpbusd_epi32(p, V[3], _mm512_loadu_si512(a + 192));
 }
-QR_INLINE void qr_q4_Kr(float *y, int64_t ldy, const void *vw, const void *va, size_t as, int64_t k, const int NR) {
+/* as a tile of NW weight rows (vw + j * rs) x NA activation rows: each row's scales and codes
+ * unpacked once for the NA rows, every element dot_rows' operations */
+QR_INLINE void qr_q4_Kr_tile(float *y, int64_t ldy, const void *vw, size_t rs, const void *va, size_t as, int64_t k,
+                             const int NW, const int NA) {
     const int64_t nsb = k / QK_K;
-    const uint8_t *ddp = vw, *scp = ddp + 4 * nsb, *qsp = ddp + 16 * nsb;
-    const int8_t *q[4];
-    const float *da[4], *sa[4];
-    __m512 acc[4], accm[4];
-    QR_UNROLL for (int r = 0; r < NR; r++) {
+    const uint8_t *ddp[QR_TNW], *scp[QR_TNW], *qsp[QR_TNW];
+    const int8_t *q[QR_ANA];
+    const float *da[QR_ANA], *sa[QR_ANA];
+    __m512 acc[QR_TNW][QR_ANA], accm[QR_TNW][QR_ANA];
+    QR_UNROLL for (int j = 0; j < NW; j++) {
+        ddp[j] = (const uint8_t *)vw + (size_t)j * rs;
+        scp[j] = ddp[j] + 4 * nsb;
+        qsp[j] = ddp[j] + 16 * nsb;
+        QR_UNROLL for (int r = 0; r < NA; r++) acc[j][r] = accm[j][r] = _mm512_setzero_ps();
+    }
+    QR_UNROLL for (int r = 0; r < NA; r++) {
         q[r] = (const int8_t *)((const char *)va + (size_t)r * as);
         da[r] = (const float *)(q[r] + k);
         sa[r] = da[r] + nsb;
-        acc[r] = accm[r] = _mm512_setzero_ps();
     }
     /* 32 words [sc0..7 m0..7 | sc'0..7 m'0..7] -> [sc0 sc0 .. sc7 sc7 | sc'0 sc'0 ..] and [m0..7 m'0..7] */
     const __m512i dup2 = _mm512_set_epi16(23, 23, 22, 22, 21, 21, 20, 20, 19, 19, 18, 18, 17, 17, 16, 16,
@@ -307,90 +281,149 @@ QR_INLINE void qr_q4_Kr(float *y, int64_t ldy, const void *vw, const void *va, s
     const __m512i dmi = _mm512_set_epi32(3, 3, 3, 3, 3, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1);
     int64_t i = 0;
     for (; i + 2 <= nsb; i += 2) {
-        /* lanes: [fields of i | fields of i | fields of i+1 | fields of i+1] (16-byte windows) */
-        const __m256i x0 = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(scp + 12 * i)));
-        const __m256i x1 = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(scp + 12 * i + 12)));
-        __m512i f = _mm512_inserti64x4(_mm512_castsi256_si512(x0), x1, 1);
-        f = _mm512_and_si512(_mm512_srli_epi16(_mm512_mullo_epi16(_mm512_shuffle_epi8(f, idx), mul), 8), _mm512_set1_epi16(63));
-        const __m512i t = _mm512_permutexvar_epi16(dup2, f);
-        const __m512i scv0 = _mm512_cvtepu16_epi32(_mm512_castsi512_si256(t));
-        const __m512i scv1 = _mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(t, 1));
-        const __m128 dd = _mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)(ddp + 4 * i))); /* d, dmin, d', dmin' */
-        const __m512 mw = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepu16_epi32(_mm512_castsi512_si256(_mm512_permutexvar_epi16(mix, f)))),
-                                        _mm512_permutexvar_ps(dmi, _mm512_castps128_ps512(dd)));
-        __m512i V[4], W[4];
-        qr_k4_codes(qsp + 128 * i, V);
-        qr_k4_codes(qsp + 128 * i + 128, W);
-        QR_UNROLL for (int r = 0; r < NR; r++) {
-            const __m128 s2 = _mm_mul_ps(dd, _mm_setr_ps(da[r][i], 0.0f, da[r][i + 1], 0.0f)); /* d*da, -, d'*da', - */
-            const __m512i p0 = _mm512_mullo_epi32(qr_k4_dot(V, q[r] + 256 * i), scv0);
-            const __m512i p1 = _mm512_mullo_epi32(qr_k4_dot(W, q[r] + 256 * i + 256), scv1);
-            acc[r] = _mm512_fmadd_ps(_mm512_broadcastss_ps(s2), _mm512_cvtepi32_ps(p0), acc[r]);
-            acc[r] = _mm512_fmadd_ps(_mm512_broadcastss_ps(_mm_movehl_ps(s2, s2)), _mm512_cvtepi32_ps(p1), acc[r]);
-            accm[r] = _mm512_fmadd_ps(mw, _mm512_loadu_ps(sa[r] + 8 * i), accm[r]);
+        QR_UNROLL for (int j = 0; j < NW; j++) {
+            /* lanes: [fields of i | fields of i | fields of i+1 | fields of i+1] (16-byte windows) */
+            const __m256i x0 = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(scp[j] + 12 * i)));
+            const __m256i x1 = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(scp[j] + 12 * i + 12)));
+            __m512i f = _mm512_inserti64x4(_mm512_castsi256_si512(x0), x1, 1);
+            f = _mm512_and_si512(_mm512_srli_epi16(_mm512_mullo_epi16(_mm512_shuffle_epi8(f, idx), mul), 8), _mm512_set1_epi16(63));
+            const __m512i t = _mm512_permutexvar_epi16(dup2, f);
+            const __m512i scv0 = _mm512_cvtepu16_epi32(_mm512_castsi512_si256(t));
+            const __m512i scv1 = _mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(t, 1));
+            const __m128 dd = _mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)(ddp[j] + 4 * i))); /* d, dmin, d', dmin' */
+            const __m512 mw = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepu16_epi32(_mm512_castsi512_si256(_mm512_permutexvar_epi16(mix, f)))),
+                                            _mm512_permutexvar_ps(dmi, _mm512_castps128_ps512(dd)));
+            __m512i V[4], W[4];
+            qr_k4_codes(qsp[j] + 128 * i, V);
+            qr_k4_codes(qsp[j] + 128 * i + 128, W);
+            QR_UNROLL for (int r = 0; r < NA; r++) {
+                const __m128 s2 = _mm_mul_ps(dd, _mm_setr_ps(da[r][i], 0.0f, da[r][i + 1], 0.0f)); /* d*da, -, d'*da', - */
+                const __m512i p0 = _mm512_mullo_epi32(qr_k4_dot(V, q[r] + 256 * i), scv0);
+                const __m512i p1 = _mm512_mullo_epi32(qr_k4_dot(W, q[r] + 256 * i + 256), scv1);
+                acc[j][r] = _mm512_fmadd_ps(_mm512_broadcastss_ps(s2), _mm512_cvtepi32_ps(p0), acc[j][r]);
+                acc[j][r] = _mm512_fmadd_ps(_mm512_broadcastss_ps(_mm_movehl_ps(s2, s2)), _mm512_cvtepi32_ps(p1), acc[j][r]);
+                accm[j][r] = _mm512_fmadd_ps(mw, _mm512_loadu_ps(sa[r] + 8 * i), accm[j][r]);
+            }
         }
     }
-    for (; i < nsb; i++) { /* an odd last super-block */
-        const __m256i scm = qr_k6_unpack(scp + 12 * i);
-        const __m512i scv = _mm512_cvtepu16_epi32(_mm256_permutexvar_epi16(_mm512_castsi512_si256(dup2), scm));
-        uint16_t dh, mh;
-        memcpy(&dh, ddp + 4 * i, 2);
-        memcpy(&mh, ddp + 4 * i + 2, 2);
-        const __m256 mw = qr_k6_mins(scm, qb_h2f(mh));
-        __m512i V[4];
-        qr_k4_codes(qsp + 128 * i, V);
-        QR_UNROLL for (int r = 0; r < NR; r++) {
-            const __m512i p = _mm512_mullo_epi32(qr_k4_dot(V, q[r] + 256 * i), scv);
-            acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(qb_h2f(dh) * da[r][i]), _mm512_cvtepi32_ps(p), acc[r]);
-            accm[r] = _mm512_add_ps(accm[r], _mm512_castps256_ps512(_mm256_mul_ps(mw, _mm256_loadu_ps(sa[r] + 8 * i))));
+    for (; i < nsb; i++) /* an odd last super-block */
+        QR_UNROLL for (int j = 0; j < NW; j++) {
+            const __m256i scm = qr_k6_unpack(scp[j] + 12 * i);
+            const __m512i scv = _mm512_cvtepu16_epi32(_mm256_permutexvar_epi16(_mm512_castsi512_si256(dup2), scm));
+            uint16_t dh, mh;
+            memcpy(&dh, ddp[j] + 4 * i, 2);
+            memcpy(&mh, ddp[j] + 4 * i + 2, 2);
+            const __m256 mw = qr_k6_mins(scm, qb_h2f(mh));
+            __m512i V[4];
+            qr_k4_codes(qsp[j] + 128 * i, V);
+            QR_UNROLL for (int r = 0; r < NA; r++) {
+                const __m512i p = _mm512_mullo_epi32(qr_k4_dot(V, q[r] + 256 * i), scv);
+                acc[j][r] = _mm512_fmadd_ps(_mm512_set1_ps(qb_h2f(dh) * da[r][i]), _mm512_cvtepi32_ps(p), acc[j][r]);
+                accm[j][r] = _mm512_add_ps(accm[j][r], _mm512_castps256_ps512(_mm256_mul_ps(mw, _mm256_loadu_ps(sa[r] + 8 * i))));
+            }
         }
-    }
-    QR_UNROLL for (int r = 0; r < NR; r++) y[(int64_t)r * ldy] = qr_hsum512(_mm512_sub_ps(acc[r], accm[r]));
+    QR_UNROLL for (int j = 0; j < NW; j++)
+        QR_UNROLL for (int r = 0; r < NA; r++) y[(int64_t)r * ldy + j] = qr_hsum512(_mm512_sub_ps(acc[j][r], accm[j][r]));
+}
+QR_INLINE void qr_q4_Kr(float *y, int64_t ldy, const void *vw, const void *va, size_t as, int64_t k, const int NR) {
+    qr_q4_Kr_tile(y, ldy, vw, 0, va, as, k, 1, NR);
 }
 
 /* q6_Kr: per super-block 3 loads (low nibbles x2, high bits), 11 ops rebuild the four 64-byte
  * code vectors, 4 vpdpbusd leave sub-block b's sum in lane b, the -32 offset through the
- * activation's sums, one vpmulld the int8 scales, one FMA the super-block scale */
-QR_INLINE void qr_q6_Kr(float *y, int64_t ldy, const void *vw, const void *va, size_t as, int64_t k, const int NR) {
+ * activation's sums, one vpmulld the int8 scales, one FMA the super-block scale; as a tile of NW
+ * weight rows x NA activation rows like q4_Kr's */
+QR_INLINE void qr_q6_Kr_tile(float *y, int64_t ldy, const void *vw, size_t rs, const void *va, size_t as, int64_t k,
+                             const int NW, const int NA) {
     const int64_t nsb = k / QK_K;
-    const uint8_t *row = vw;
-    const int8_t *q[4];
-    const float *da[4];
-    const int32_t *bs[4];
-    __m512 acc[4];
-    QR_UNROLL for (int r = 0; r < NR; r++) {
+    const int8_t *q[QR_ANA];
+    const float *da[QR_ANA];
+    const int32_t *bs[QR_ANA];
+    __m512 acc[QR_TNW][QR_ANA];
+    QR_UNROLL for (int r = 0; r < NA; r++) {
         q[r] = (const int8_t *)((const char *)va + (size_t)r * as);
         da[r] = (const float *)(q[r] + k);
         bs[r] = (const int32_t *)(da[r] + nsb);
-        acc[r] = _mm512_setzero_ps();
+        QR_UNROLL for (int j = 0; j < NW; j++) acc[j][r] = _mm512_setzero_ps();
     }
     const __m512i m4 = _mm512_set1_epi8(0x0F), m03 = _mm512_set1_epi8(0x03), m0c = _mm512_set1_epi8(0x0C);
     const __m512i m30 = _mm512_set1_epi8(0x30), mc0 = _mm512_set1_epi8((char)0xC0);
-    for (int64_t i = 0; i < nsb; i++) {
-        const uint8_t *ql = row + 210 * i;
-        uint16_t dh;
-        memcpy(&dh, ql + 208, 2);
-        const float d = qb_h2f(dh);
-        const __m512i sc = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(ql + 192)));
-        const __m512i l0 = _mm512_loadu_si512(ql), l1 = _mm512_loadu_si512(ql + 64);
-        const __m512i h = _mm512_loadu_si512(ql + 128);
-        const __m512i V0 = _mm512_or_si512(_mm512_and_si512(l0, m4), _mm512_slli_epi16(_mm512_and_si512(h, m03), 4));
-        const __m512i V1 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l0, 4), m4), _mm512_slli_epi16(_mm512_and_si512(h, m0c), 2));
-        const __m512i V2 = _mm512_or_si512(_mm512_and_si512(l1, m4), _mm512_and_si512(h, m30));
-        const __m512i V3 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l1, 4), m4), _mm512_srli_epi16(_mm512_and_si512(h, mc0), 2));
-        QR_UNROLL for (int r = 0; r < NR; r++) {
-            const int8_t *A = q[r] + 256 * i;
-            __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), V0, _mm512_loadu_si512(A));
-            p = _mm512_dpbusd_epi32(p, V1, _mm512_loadu_si512(A + 64));
-            p = _mm512_dpbusd_epi32(p, V2, _mm512_loadu_si512(A + 128));
-            p = _mm512_dpbusd_epi32(p, V3, _mm512_loadu_si512(A + 192));
-            p = _mm512_sub_epi32(p, _mm512_slli_epi32(_mm512_loadu_si512(bs[r] + 16 * i), 5));
-            p = _mm512_mullo_epi32(p, sc);
-            acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(d * da[r][i]), _mm512_cvtepi32_ps(p), acc[r]);
+    for (int64_t i = 0; i < nsb; i++)
+        QR_UNROLL for (int j = 0; j < NW; j++) {
+            const uint8_t *ql = (const uint8_t *)vw + (size_t)j * rs + 210 * i;
+            uint16_t dh;
+            memcpy(&dh, ql + 208, 2);
+            const float d = qb_h2f(dh);
+            const __m512i sc = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(ql + 192)));
+            const __m512i l0 = _mm512_loadu_si512(ql), l1 = _mm512_loadu_si512(ql + 64);
+            const __m512i h = _mm512_loadu_si512(ql + 128);
+            const __m512i V0 = _mm512_or_si512(_mm512_and_si512(l0, m4), _mm512_slli_epi16(_mm512_and_si512(h, m03), 4));
+            const __m512i V1 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l0, 4), m4), _mm512_slli_epi16(_mm512_and_si512(h, m0c), 2));
+            const __m512i V2 = _mm512_or_si512(_mm512_and_si512(l1, m4), _mm512_and_si512(h, m30));
+            const __m512i V3 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l1, 4), m4), _mm512_srli_epi16(_mm512_and_si512(h, mc0), 2));
+            QR_UNROLL for (int r = 0; r < NA; r++) {
+                const int8_t *A = q[r] + 256 * i;
+                __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), V0, _mm512_loadu_si512(A));
+                p = _mm512_dpbusd_epi32(p, V1, _mm512_loadu_si512(A + 64));
+                p = _mm512_dpbusd_epi32(p, V2, _mm512_loadu_si512(A + 128));
+                p = _mm512_dpbusd_epi32(p, V3, _mm512_loadu_si512(A + 192));
+                p = _mm512_sub_epi32(p, _mm512_slli_epi32(_mm512_loadu_si512(bs[r] + 16 * i), 5));
+                p = _mm512_mullo_epi32(p, sc);
+                acc[j][r] = _mm512_fmadd_ps(_mm512_set1_ps(d * da[r][i]), _mm512_cvtepi32_ps(p), acc[j][r]);
+            }
         }
-    }
-    QR_UNROLL for (int r = 0; r < NR; r++) y[(int64_t)r * ldy] = qr_hsum512(acc[r]);
+    QR_UNROLL for (int j = 0; j < NW; j++)
+        QR_UNROLL for (int r = 0; r < NA; r++) y[(int64_t)r * ldy + j] = qr_hsum512(acc[j][r]);
 }
+QR_INLINE void qr_q6_Kr(float *y, int64_t ldy, const void *vw, const void *va, size_t as, int64_t k, const int NR) {
+    qr_q6_Kr_tile(y, ldy, vw, 0, va, as, k, 1, NR);
+}
+
+/* tiles of up to QR_TNW x QR_TNA, each shape a compile-time instance */
+#define QR_F_Q4_0R 0
+#define QR_F_Q8_0R 1
+#define QR_F_Q4_KR 2
+#define QR_F_Q6_KR 3
+QR_INLINE void qr_tile_of(float *y, int64_t ldy, const void *w, size_t rs, const void *a, size_t as, int64_t k,
+                          const int NW, const int NA, const int F) {
+    if (F == QR_F_Q4_0R || F == QR_F_Q8_0R) qr_0r_tile(y, ldy, w, rs, a, as, k, NW, NA, F == QR_F_Q8_0R);
+    else if (F == QR_F_Q4_KR) qr_q4_Kr_tile(y, ldy, w, rs, a, as, k, NW, NA);
+    else qr_q6_Kr_tile(y, ldy, w, rs, a, as, k, NW, NA);
+}
+QR_INLINE void qr_tiles(float *y, int64_t ldy, const void *w, size_t rs, int nw, const void *a, size_t as, int na, int64_t k, const int F) {
+#define QR_T(NW, NA) if (nw == NW && na == NA) { qr_tile_of(y, ldy, w, rs, a, as, k, NW, NA, F); return; }
+    QR_T(1, 1) QR_T(1, 2) QR_T(1, 3) QR_T(1, 4)
+#if QR_TNA >= 5
+    QR_T(1, 5) QR_T(1, 6) QR_T(1, 7) QR_T(1, 8)
+#endif
+#if QR_TNW >= 2
+    QR_T(2, 1) QR_T(2, 2) QR_T(2, 3) QR_T(2, 4)
+#endif
+#if QR_TNW >= 2 && QR_TNA >= 5
+    QR_T(2, 5) QR_T(2, 6) QR_T(2, 7) QR_T(2, 8)
+#endif
+#if QR_TNW >= 3
+    QR_T(3, 1) QR_T(3, 2) QR_T(3, 3) QR_T(3, 4)
+#endif
+#if QR_TNW >= 3 && QR_TNA >= 5
+    QR_T(3, 5) QR_T(3, 6) QR_T(3, 7) QR_T(3, 8)
+#endif
+#if QR_TNW >= 4
+    QR_T(4, 1) QR_T(4, 2) QR_T(4, 3) QR_T(4, 4)
+#endif
+#if QR_TNW >= 4 && QR_TNA >= 5
+    QR_T(4, 5) QR_T(4, 6) QR_T(4, 7) QR_T(4, 8)
+#endif
+#undef QR_T
+}
+#define QR_TILE_FN(t, F)                                                                           \
+    static void QS_FN(qr_tile_##t)(float *y, int64_t ldy, const void *w, size_t rs, int nw, const void *a, size_t as, int na, int64_t k) { \
+        qr_tiles(y, ldy, w, rs, nw, a, as, na, k, F);                                              \
+    }
+QR_TILE_FN(q4_0r, QR_F_Q4_0R)
+QR_TILE_FN(q8_0r, QR_F_Q8_0R)
+QR_TILE_FN(q4_Kr, QR_F_Q4_KR)
+QR_TILE_FN(q6_Kr, QR_F_Q6_KR)
 
 /* q5_Kr: q4_Kr's code vectors with the fifth bits or'ed in under 64-bit masks (kmovq), per
  * 176-byte super-block */
@@ -857,8 +890,8 @@ QR_ENTRY(q5_1r)
 #endif
 QR_OPS(q8_0r, "q8_0r", QK, 34, QT_Q8_0S, QT_Q8_0, QR_TILE(q8_0r));
 QR_OPS(q4_0r, "q4_0r", QK, 18, QT_Q8_0S, QT_Q4_0, QR_TILE(q4_0r));
-QR_OPS(q4_Kr, "q4_Kr", QK_K, 144, QT_Q8_KI, QT_Q4_K, QR_NOTILE);
-QR_OPS(q6_Kr, "q6_Kr", QK_K, 210, QT_Q8_K16, QT_Q6_K, QR_NOTILE);
+QR_OPS(q4_Kr, "q4_Kr", QK_K, 144, QT_Q8_KI, QT_Q4_K, QR_TILE(q4_Kr));
+QR_OPS(q6_Kr, "q6_Kr", QK_K, 210, QT_Q8_K16, QT_Q6_K, QR_TILE(q6_Kr));
 QR_OPS(q5_Kr, "q5_Kr", QK_K, 176, QT_Q8_KI, QT_Q5_K, QR_NOTILE);
 QR_OPS(q4_1r, "q4_1r", QK, 20, QT_Q8_0S, QT_Q4_1, QR_NOTILE);
 QR_OPS(q5_0r, "q5_0r", QK, 22, QT_Q8_0S, QT_Q5_0, QR_NOTILE);
