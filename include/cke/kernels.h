@@ -255,6 +255,8 @@ size_t cke_gemm_batched_ws_size(int64_t M, int64_t N, int64_t K, int nth);
  * is streamed once and dotted (threads split N). M large (prefill): weight rows are dequantized
  * to f32 in panels of N and multiplied with the f32 GEMM (compute bound; X stays f32), except
  * Q8_0/Q4_0/Q5_0 on tables with vec_dot_4: X quantized to Q8_0, integer tiles of 4 rows.
+ * Repacked formats (ids 40..50) quantize X for every M: M = 1 runs gemv, M >= 2 gemm_tile (or
+ * dot_rows) over L2-sized blocks of weight rows, every row's result independent of M.
  * qtype 0 (f32) runs cke_linear_fwd. Returns 0, or -1 when the table has no ops for qtype or K
  * is not a multiple of its block. */
 int cke_qlinear_fwd(const cke_ktable *kt, float *Y /* [M,N] */, const float *X /* [M,K] */,

@@ -11,8 +11,14 @@
  * vec_dot_4 (AVX-512 VNNI): X is quantized to Q8_0 once and each weight row is dotted with 4
  * activation rows per call (integer block dots, the weight block decoded once per 4 rows); this
  * is faster than the f32 GEMM, at decode's accuracy (activation rounding).
- * Repacked formats (dot_rows, ref/quant_r.c): decode and prefill alike quantize X's rows once,
- * then each thread streams its weight rows once, each row decoded once per 4 activation rows.
+ * (Reached at AVX-512 only with CKE_REPACK=0: the compiler stores these formats repacked.)
+ * Repacked formats (ref/quant_r.c): decode and prefill alike quantize X's rows once. M = 1: each
+ * thread streams its weight rows once (gemv). M >= 2 (decode_batch, prefill): each thread takes
+ * its weight rows in blocks that stay in L2 and sweeps each block with tiles of activation rows
+ * (in L1), in the format's register tiles (gemm_tile: AVX-512 q4_0r, q8_0r, q4_Kr, q6_Kr, 2
+ * weight rows x 4 activation rows) or dot_rows' 1 x 4 (the other formats, and AVX2). A tile
+ * gives every element exactly the float operations of gemv / dot_rows, so a row's result does not
+ * depend on M (decode == decode_batch == prefill, bit for bit).
  * Deterministic for a given nth: every output element is one dot or one GEMM element. */
 #include "kdecl.h"
 
