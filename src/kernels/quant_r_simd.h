@@ -90,11 +90,37 @@ static inline __m512i qr_ix8(int h) {
 #define QR_TNA 4 /* activation rows */
 #endif
 #define QR_ANA (QR_TNA > 4 ? QR_TNA : 4) /* array bound: dot_rows takes up to 4 rows */
+/* the formats of the tiles (compile-time F) */
+#define QR_F_Q4_0R 0
+#define QR_F_Q8_0R 1
+#define QR_F_Q4_KR 2
+#define QR_F_Q6_KR 3
+#define QR_F_Q4_1R 4
+#define QR_F_Q5_0R 5
+#define QR_F_Q5_1R 6
+/* chunk g's (up to 16) block scales d and the factors m of the offset term (the _1 formats' m,
+ * else d) of a row of the _0/_1 formats (dm: d, or (d, m) pairs, per block) */
+QR_INLINE __m512 qr_0r_scales(const uint16_t *dm, int64_t g, int n2, const int HAS_MIN, __m512 *mv) {
+    if (HAS_MIN) { /* 16 (d, m) pairs -> d's and m's */
+        const __m512 lo = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(dm + 16 * g)));
+        const __m512 hi = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(n2 == 2 ? (__mmask16)0xFFFF : 0, dm + 16 * g + 16));
+        const __m512i ev = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+        *mv = _mm512_permutex2var_ps(lo, _mm512_add_epi32(ev, _mm512_set1_epi32(1)), hi);
+        return _mm512_permutex2var_ps(lo, ev, hi);
+    }
+    const __m512 d = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(n2 == 2 ? (__mmask16)0xFFFF : (__mmask16)0x00FF, dm + 8 * g));
+    *mv = d;
+    return d;
+}
+/* The _0/_1 formats (q4_0r, q8_0r, q4_1r, q5_0r, q5_1r, format F) as a tile of NW weight rows
+ * (w + j * rs) x NA activation rows (a + r * as). Codes: q4_0r's nibbles, the fifth bits added as
+ * 16 under 64-bit masks (5-bit formats), or q8_0r's stored u8 codes (offset 128). */
 QR_INLINE void qr_0r_tile(float *y, int64_t ldy, const void *w, size_t rs, const void *a, size_t as, int64_t k,
-                          const int NW, const int NA, const int Q8) {
-    const int64_t nb = k / QK, ng = nb / 8;
-    const float off = Q8 ? 128.0f : 8.0f;
-    const __m512i m4 = _mm512_set1_epi8(0x0F);
+                          const int NW, const int NA, const int F) {
+    const int Q8 = F == QR_F_Q8_0R, HAS_MIN = F == QR_F_Q4_1R || F == QR_F_Q5_1R, HAS_HIGH = F == QR_F_Q5_0R || F == QR_F_Q5_1R;
+    const int64_t nb = k / QK, ng = nb / 8, gs = Q8 ? 256 : HAS_HIGH ? 160 : 128, tbs = HAS_HIGH ? 20 : 16;
+    const float off = Q8 ? 128.0f : HAS_HIGH ? 16.0f : 8.0f; /* the codes' offset (_0 formats) */
+    const __m512i m4 = _mm512_set1_epi8(0x0F), b16 = _mm512_set1_epi8(0x10);
     const uint16_t *dw[QR_TNW];
     const uint8_t *cs[QR_TNW];
     const int8_t *q[QR_ANA];
@@ -102,7 +128,7 @@ QR_INLINE void qr_0r_tile(float *y, int64_t ldy, const void *w, size_t rs, const
     __m512 acc[QR_TNW][QR_ANA][2];
     QR_UNROLL for (int j = 0; j < NW; j++) {
         dw[j] = (const uint16_t *)((const char *)w + (size_t)j * rs);
-        cs[j] = (const uint8_t *)(dw[j] + nb);
+        cs[j] = (const uint8_t *)(dw[j] + (HAS_MIN ? 2 : 1) * nb); /* groups of gs bytes, then tail blocks */
         QR_UNROLL for (int r = 0; r < NA; r++) acc[j][r][0] = acc[j][r][1] = _mm512_setzero_ps();
     }
     QR_UNROLL for (int r = 0; r < NA; r++) {
@@ -113,8 +139,8 @@ QR_INLINE void qr_0r_tile(float *y, int64_t ldy, const void *w, size_t rs, const
     for (int64_t g = 0; g < ng; g += 2) { /* chunks of up to 2 groups: 16 scales per vector */
         const int n2 = ng - g >= 2 ? 2 : 1;
         const __mmask16 mk = n2 == 2 ? (__mmask16)0xFFFF : (__mmask16)0x00FF;
-        __m512 dwv[QR_TNW], dav[QR_ANA];
-        QR_UNROLL for (int j = 0; j < NW; j++) dwv[j] = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mk, dw[j] + 8 * g));
+        __m512 dwv[QR_TNW], dav[QR_ANA], unused;
+        QR_UNROLL for (int j = 0; j < NW; j++) dwv[j] = qr_0r_scales(dw[j], g, n2, HAS_MIN, &unused);
         QR_UNROLL for (int r = 0; r < NA; r++) dav[r] = _mm512_maskz_loadu_ps(mk, da[r] + 8 * g);
         _Pragma("GCC unroll 2") for (int h = 0; h < 2; h++) {
             if (h >= n2) break;
@@ -125,53 +151,65 @@ QR_INLINE void qr_0r_tile(float *y, int64_t ldy, const void *w, size_t rs, const
             QR_UNROLL for (int r = 0; r < NA; r++) dap[r] = _mm512_permutexvar_ps(ix, dav[r]);
             QR_UNROLL for (int j = 0; j < NW; j++) {
                 const __m512 dwp = _mm512_permutexvar_ps(ix, dwv[j]);
+                const uint8_t *p = cs[j] + (g + h) * gs;
                 __m512i V[4];
                 if (Q8) {
-                    QR_UNROLL for (int t = 0; t < 4; t++) V[t] = _mm512_loadu_si512(cs[j] + (g + h) * 256 + 64 * t);
+                    QR_UNROLL for (int t = 0; t < 4; t++) V[t] = _mm512_loadu_si512(p + 64 * t);
                 } else {
-                    const __m512i v0 = _mm512_loadu_si512(cs[j] + (g + h) * 128), v1 = _mm512_loadu_si512(cs[j] + (g + h) * 128 + 64);
+                    const __m512i v0 = _mm512_loadu_si512(p), v1 = _mm512_loadu_si512(p + 64);
                     V[0] = _mm512_and_si512(v0, m4);
                     V[1] = _mm512_and_si512(_mm512_srli_epi16(v0, 4), m4);
                     V[2] = _mm512_and_si512(v1, m4);
                     V[3] = _mm512_and_si512(_mm512_srli_epi16(v1, 4), m4);
+                    if (HAS_HIGH)
+                        QR_UNROLL for (int t = 0; t < 4; t++) {
+                            uint64_t hb;
+                            memcpy(&hb, p + 128 + 8 * t, 8);
+                            V[t] = _mm512_mask_add_epi8(V[t], _cvtu64_mask64(hb), V[t], b16);
+                        }
                 }
                 QR_UNROLL for (int r = 0; r < NA; r++) {
                     const int8_t *A = q[r] + (g + h) * 256;
-                    __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), V[0], _mm512_loadu_si512(A));
-                    p = _mm512_dpbusd_epi32(p, V[1], _mm512_loadu_si512(A + 64));
-                    p = _mm512_dpbusd_epi32(p, V[2], _mm512_loadu_si512(A + 128));
-                    p = _mm512_dpbusd_epi32(p, V[3], _mm512_loadu_si512(A + 192));
-                    acc[j][r][h] = _mm512_fmadd_ps(_mm512_mul_ps(dwp, dap[r]), _mm512_cvtepi32_ps(p), acc[j][r][h]);
+                    __m512i pr = _mm512_dpbusd_epi32(_mm512_setzero_si512(), V[0], _mm512_loadu_si512(A));
+                    pr = _mm512_dpbusd_epi32(pr, V[1], _mm512_loadu_si512(A + 64));
+                    pr = _mm512_dpbusd_epi32(pr, V[2], _mm512_loadu_si512(A + 128));
+                    pr = _mm512_dpbusd_epi32(pr, V[3], _mm512_loadu_si512(A + 192));
+                    acc[j][r][h] = _mm512_fmadd_ps(_mm512_mul_ps(dwp, dap[r]), _mm512_cvtepi32_ps(pr), acc[j][r][h]);
                 }
             }
         }
     }
     QR_UNROLL for (int j = 0; j < NW; j++)
         QR_UNROLL for (int r = 0; r < NA; r++) {
-            __m512 accm = _mm512_setzero_ps(); /* sum_b dw_b * sd_b: the offset term */
+            __m512 accm = _mm512_setzero_ps(); /* sum_b m_b * sd_b: the offset (_0) or min (_1) term */
             for (int64_t g = 0; g < ng; g += 2) {
-                const __mmask16 mk = ng - g >= 2 ? (__mmask16)0xFFFF : (__mmask16)0x00FF;
-                accm = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mk, dw[j] + 8 * g)),
-                                       _mm512_maskz_loadu_ps(mk, sd[r] + 8 * g), accm);
+                const int n2 = ng - g >= 2 ? 2 : 1;
+                __m512 mv;
+                (void)qr_0r_scales(dw[j], g, n2, HAS_MIN, &mv);
+                accm = _mm512_fmadd_ps(mv, _mm512_maskz_loadu_ps(n2 == 2 ? (__mmask16)0xFFFF : (__mmask16)0x00FF, sd[r] + 8 * g), accm);
             }
             float t = 0.0f, tm = 0.0f;
             for (int64_t i = 8 * ng; i < nb; i++) { /* tail blocks, GGUF's order, activations in order */
-                const float d = qb_h2f(dw[j][i]);
-                const int32_t s = Q8 ? qs_hsum_i32(qs_dot_us8(_mm256_loadu_si256((const __m256i *)(cs[j] + i * QK)),
+                const uint8_t *tb = cs[j] + ng * gs + (i - 8 * ng) * (Q8 ? 32 : tbs);
+                const float d = qb_h2f(dw[j][HAS_MIN ? 2 * i : i]);
+                const int32_t s = Q8 ? qs_hsum_i32(qs_dot_us8(_mm256_loadu_si256((const __m256i *)tb),
                                                               _mm256_loadu_si256((const __m256i *)(q[r] + i * QK))))
-                                     : qr_tail_q4(cs[j] + ng * 128 + (i - 8 * ng) * 16, q[r] + i * QK);
+                                  : F == QR_F_Q4_0R ? qr_tail_q4(tb, q[r] + i * QK)
+                                                    : qr_leg_tail(tb, tb + 16, HAS_HIGH, q[r] + i * QK);
                 t += d * (da[r][i] * (float)s);
-                tm += d * sd[r][i];
+                tm += (HAS_MIN ? qb_h2f(dw[j][2 * i + 1]) : d) * sd[r][i];
             }
             /* one horizontal sum per output (the fixed cost matters for short rows) */
-            y[(int64_t)r * ldy + j] = qr_hsum512(_mm512_fnmadd_ps(_mm512_set1_ps(off), accm, _mm512_add_ps(acc[j][r][0], acc[j][r][1]))) + (t - off * tm);
+            const __m512 s2 = _mm512_add_ps(acc[j][r][0], acc[j][r][1]);
+            y[(int64_t)r * ldy + j] = HAS_MIN ? qr_hsum512(_mm512_add_ps(s2, accm)) + (t + tm)
+                                              : qr_hsum512(_mm512_fnmadd_ps(_mm512_set1_ps(off), accm, s2)) + (t - off * tm);
         }
 }
 QR_INLINE void qr_q4_0r(float *y, int64_t ldy, const void *w, const void *a, size_t as, int64_t k, const int NR) {
-    qr_0r_tile(y, ldy, w, 0, a, as, k, 1, NR, 0);
+    qr_0r_tile(y, ldy, w, 0, a, as, k, 1, NR, QR_F_Q4_0R);
 }
 QR_INLINE void qr_q8_0r(float *y, int64_t ldy, const void *w, const void *a, size_t as, int64_t k, const int NR) {
-    qr_0r_tile(y, ldy, w, 0, a, as, k, 1, NR, 1);
+    qr_0r_tile(y, ldy, w, 0, a, as, k, 1, NR, QR_F_Q8_0R);
 }
 /* Q8_K's quantization of one super-block with 512-bit vectors, bit-identical to the _ref: the
  * first element of largest magnitude gives the scale, q = nearest_int(iscale * x) (vcvtps2dq
@@ -380,15 +418,11 @@ QR_INLINE void qr_q6_Kr(float *y, int64_t ldy, const void *vw, const void *va, s
 }
 
 /* tiles of up to QR_TNW x QR_TNA, each shape a compile-time instance */
-#define QR_F_Q4_0R 0
-#define QR_F_Q8_0R 1
-#define QR_F_Q4_KR 2
-#define QR_F_Q6_KR 3
 QR_INLINE void qr_tile_of(float *y, int64_t ldy, const void *w, size_t rs, const void *a, size_t as, int64_t k,
                           const int NW, const int NA, const int F) {
-    if (F == QR_F_Q4_0R || F == QR_F_Q8_0R) qr_0r_tile(y, ldy, w, rs, a, as, k, NW, NA, F == QR_F_Q8_0R);
-    else if (F == QR_F_Q4_KR) qr_q4_Kr_tile(y, ldy, w, rs, a, as, k, NW, NA);
-    else qr_q6_Kr_tile(y, ldy, w, rs, a, as, k, NW, NA);
+    if (F == QR_F_Q4_KR) qr_q4_Kr_tile(y, ldy, w, rs, a, as, k, NW, NA);
+    else if (F == QR_F_Q6_KR) qr_q6_Kr_tile(y, ldy, w, rs, a, as, k, NW, NA);
+    else qr_0r_tile(y, ldy, w, rs, a, as, k, NW, NA, F);
 }
 QR_INLINE void qr_tiles(float *y, int64_t ldy, const void *w, size_t rs, int nw, const void *a, size_t as, int na, int64_t k, const int F) {
 #define QR_T(NW, NA) if (nw == NW && na == NA) { qr_tile_of(y, ldy, w, rs, a, as, k, NW, NA, F); return; }
@@ -424,6 +458,9 @@ QR_TILE_FN(q4_0r, QR_F_Q4_0R)
 QR_TILE_FN(q8_0r, QR_F_Q8_0R)
 QR_TILE_FN(q4_Kr, QR_F_Q4_KR)
 QR_TILE_FN(q6_Kr, QR_F_Q6_KR)
+QR_TILE_FN(q4_1r, QR_F_Q4_1R)
+QR_TILE_FN(q5_0r, QR_F_Q5_0R)
+QR_TILE_FN(q5_1r, QR_F_Q5_1R)
 
 /* q5_Kr: q4_Kr's code vectors with the fifth bits or'ed in under 64-bit masks (kmovq), per
  * 176-byte super-block */
@@ -467,77 +504,10 @@ QR_INLINE void qr_q5_Kr(float *y, int64_t ldy, const void *vw, const void *va, s
     QR_UNROLL for (int r = 0; r < NR; r++) y[(int64_t)r * ldy] = qr_hsum512(_mm512_sub_ps(acc[r], _mm512_castps256_ps512(accm[r])));
 }
 
-/* q4_1r, q5_0r, q5_1r: q4_0r's groups, the fifth bits added as 16 under 64-bit masks, the _1
- * formats' m through the activation's sd */
+/* q4_1r, q5_0r, q5_1r: the _0 tiles' code (qr_0r_tile) */
 QR_INLINE void qr_leg(float *y, int64_t ldy, const void *w, const void *a, size_t as, int64_t k, const int NR,
                       const int HAS_MIN, const int HAS_HIGH) {
-    const int64_t nb = k / QK, ng = nb / 8, gs = HAS_HIGH ? 160 : 128, tbs = HAS_HIGH ? 20 : 16;
-    const uint8_t *row = w;
-    const uint16_t *dm = w; /* d (or d, m pairs) per block */
-    const uint8_t *cs = row + (HAS_MIN ? 4 : 2) * nb; /* groups of gs bytes, then tail blocks */
-    const int8_t *q[4];
-    const float *da[4], *sd[4];
-    __m512 acc[4][2], accm[4];
-    QR_UNROLL for (int r = 0; r < NR; r++) {
-        q[r] = (const int8_t *)((const char *)a + (size_t)r * as);
-        da[r] = (const float *)(q[r] + k);
-        sd[r] = da[r] + nb;
-        acc[r][0] = acc[r][1] = accm[r] = _mm512_setzero_ps();
-    }
-    const __m512i m4 = _mm512_set1_epi8(0x0F), b16 = _mm512_set1_epi8(0x10);
-    for (int64_t g = 0; g < ng; g += 2) {
-        const int n2 = ng - g >= 2 ? 2 : 1;
-        const __mmask16 mk = n2 == 2 ? (__mmask16)0xFFFF : (__mmask16)0x00FF;
-        __m512 dwv, mv;
-        if (HAS_MIN) { /* 16 (d, m) pairs -> d's and m's */
-            const __m512 lo = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(dm + 16 * g)));
-            const __m512 hi = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(n2 == 2 ? (__mmask16)0xFFFF : 0, dm + 16 * g + 16));
-            const __m512i ev = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
-            dwv = _mm512_permutex2var_ps(lo, ev, hi);
-            mv = _mm512_permutex2var_ps(lo, _mm512_add_epi32(ev, _mm512_set1_epi32(1)), hi);
-        } else {
-            dwv = mv = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mk, dm + 8 * g));
-        }
-        __m512 S[4];
-        QR_UNROLL for (int r = 0; r < NR; r++) {
-            S[r] = _mm512_mul_ps(dwv, _mm512_maskz_loadu_ps(mk, da[r] + 8 * g));
-            accm[r] = _mm512_fmadd_ps(mv, _mm512_maskz_loadu_ps(mk, sd[r] + 8 * g), accm[r]);
-        }
-        _Pragma("GCC unroll 2") for (int h = 0; h < 2; h++) {
-            if (h >= n2) break;
-            const uint8_t *p = cs + (g + h) * gs;
-            const __m512i v0 = _mm512_loadu_si512(p), v1 = _mm512_loadu_si512(p + 64);
-            __m512i V[4] = {_mm512_and_si512(v0, m4), _mm512_and_si512(_mm512_srli_epi16(v0, 4), m4),
-                            _mm512_and_si512(v1, m4), _mm512_and_si512(_mm512_srli_epi16(v1, 4), m4)};
-            if (HAS_HIGH)
-                for (int t = 0; t < 4; t++) {
-                    uint64_t hb;
-                    memcpy(&hb, p + 128 + 8 * t, 8);
-                    V[t] = _mm512_mask_add_epi8(V[t], _cvtu64_mask64(hb), V[t], b16);
-                }
-            const __m512i ix = qr_ix8(h);
-            QR_UNROLL for (int r = 0; r < NR; r++) {
-                const int8_t *A = q[r] + (g + h) * 256;
-                __m512i pr = _mm512_dpbusd_epi32(_mm512_setzero_si512(), V[0], _mm512_loadu_si512(A));
-                pr = _mm512_dpbusd_epi32(pr, V[1], _mm512_loadu_si512(A + 64));
-                pr = _mm512_dpbusd_epi32(pr, V[2], _mm512_loadu_si512(A + 128));
-                pr = _mm512_dpbusd_epi32(pr, V[3], _mm512_loadu_si512(A + 192));
-                acc[r][h] = _mm512_fmadd_ps(_mm512_permutexvar_ps(ix, S[r]), _mm512_cvtepi32_ps(pr), acc[r][h]);
-            }
-        }
-    }
-    QR_UNROLL for (int r = 0; r < NR; r++) {
-        float t = 0.0f, tm = 0.0f;
-        for (int64_t i = 8 * ng; i < nb; i++) {
-            const uint8_t *tb = cs + ng * gs + (i - 8 * ng) * tbs;
-            const float d = qb_h2f(dm[HAS_MIN ? 2 * i : i]);
-            t += d * (da[r][i] * (float)qr_leg_tail(tb, tb + 16, HAS_HIGH, q[r] + i * QK));
-            tm += (HAS_MIN ? qb_h2f(dm[2 * i + 1]) : d) * sd[r][i];
-        }
-        const __m512 s2 = _mm512_add_ps(acc[r][0], acc[r][1]);
-        y[(int64_t)r * ldy] = HAS_MIN ? qr_hsum512(_mm512_add_ps(s2, accm[r])) + (t + tm)
-                                      : qr_hsum512(_mm512_fnmadd_ps(_mm512_set1_ps(16.0f), accm[r], s2)) + (t - 16.0f * tm);
-    }
+    qr_0r_tile(y, ldy, w, 0, a, as, k, 1, NR, HAS_MIN ? (HAS_HIGH ? QR_F_Q5_1R : QR_F_Q4_1R) : QR_F_Q5_0R);
 }
 
 #else
@@ -893,9 +863,9 @@ QR_OPS(q4_0r, "q4_0r", QK, 18, QT_Q8_0S, QT_Q4_0, QR_TILE(q4_0r));
 QR_OPS(q4_Kr, "q4_Kr", QK_K, 144, QT_Q8_KI, QT_Q4_K, QR_TILE(q4_Kr));
 QR_OPS(q6_Kr, "q6_Kr", QK_K, 210, QT_Q8_K16, QT_Q6_K, QR_TILE(q6_Kr));
 QR_OPS(q5_Kr, "q5_Kr", QK_K, 176, QT_Q8_KI, QT_Q5_K, QR_NOTILE);
-QR_OPS(q4_1r, "q4_1r", QK, 20, QT_Q8_0S, QT_Q4_1, QR_NOTILE);
-QR_OPS(q5_0r, "q5_0r", QK, 22, QT_Q8_0S, QT_Q5_0, QR_NOTILE);
-QR_OPS(q5_1r, "q5_1r", QK, 24, QT_Q8_0S, QT_Q5_1, QR_NOTILE);
+QR_OPS(q4_1r, "q4_1r", QK, 20, QT_Q8_0S, QT_Q4_1, QR_TILE(q4_1r));
+QR_OPS(q5_0r, "q5_0r", QK, 22, QT_Q8_0S, QT_Q5_0, QR_TILE(q5_0r));
+QR_OPS(q5_1r, "q5_1r", QK, 24, QT_Q8_0S, QT_Q5_1, QR_TILE(q5_1r));
 const cke_qtype_ops QS_CAT(cke_qops_q8_0s, QS_SFX) = {
     .name = "q8_0s", .blck = QK, .type_size = 40, .vec_dot_type = QT_Q8_0S,
     .quantize_row = QS_FN(qr_quantize_row_q8_0s), .dequantize_row = cke_dequantize_row_q8_0s_ref};
