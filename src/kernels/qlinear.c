@@ -15,7 +15,7 @@
  * Repacked formats (ref/quant_r.c): decode and prefill alike quantize X's rows once. M = 1: each
  * thread streams its weight rows once (gemv). M >= 2 (decode_batch, prefill): each thread takes
  * its weight rows in blocks that stay in L2 and sweeps each block with tiles of activation rows
- * (in L1), in the format's register tiles (gemm_tile: AVX-512 q4_0r, q8_0r, q4_Kr, q6_Kr, 2
+ * (in L1), in the format's register tiles (gemm_tile: every AVX-512 repacked format, 2
  * weight rows x 4 activation rows) or dot_rows' 1 x 4 (the other formats, and AVX2). A tile
  * gives every element exactly the float operations of gemv / dot_rows, so a row's result does not
  * depend on M (decode == decode_batch == prefill, bit for bit).

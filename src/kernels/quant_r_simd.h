@@ -98,6 +98,7 @@ static inline __m512i qr_ix8(int h) {
 #define QR_F_Q4_1R 4
 #define QR_F_Q5_0R 5
 #define QR_F_Q5_1R 6
+#define QR_F_Q5_KR 7
 /* chunk g's (up to 16) block scales d and the factors m of the offset term (the _1 formats' m,
  * else d) of a row of the _0/_1 formats (dm: d, or (d, m) pairs, per block) */
 QR_INLINE __m512 qr_0r_scales(const uint16_t *dm, int64_t g, int n2, const int HAS_MIN, __m512 *mv) {
@@ -417,11 +418,64 @@ QR_INLINE void qr_q6_Kr(float *y, int64_t ldy, const void *vw, const void *va, s
     qr_q6_Kr_tile(y, ldy, vw, 0, va, as, k, 1, NR);
 }
 
+
+/* q5_Kr: q4_Kr's code vectors with the fifth bits or'ed in under 64-bit masks (kmovq), per
+ * 176-byte super-block */
+QR_INLINE void qr_q5_Kr_tile(float *y, int64_t ldy, const void *vw, size_t rs, const void *va, size_t as, int64_t k,
+                             const int NW, const int NA) {
+    const int64_t nsb = k / QK_K;
+    const int8_t *q[QR_ANA];
+    const float *da[QR_ANA], *sa[QR_ANA];
+    __m512 acc[QR_TNW][QR_ANA];
+    __m256 accm[QR_TNW][QR_ANA];
+    QR_UNROLL for (int r = 0; r < NA; r++) {
+        q[r] = (const int8_t *)((const char *)va + (size_t)r * as);
+        da[r] = (const float *)(q[r] + k);
+        sa[r] = da[r] + nsb;
+        QR_UNROLL for (int j = 0; j < NW; j++) {
+            acc[j][r] = _mm512_setzero_ps();
+            accm[j][r] = _mm256_setzero_ps();
+        }
+    }
+    const __m256i dupw = _mm256_setr_epi16(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+    const __m512i b16 = _mm512_set1_epi8(0x10);
+    for (int64_t i = 0; i < nsb; i++)
+        QR_UNROLL for (int j = 0; j < NW; j++) {
+            const uint8_t *sb = (const uint8_t *)vw + (size_t)j * rs + 176 * i;
+            const __m256i scm = qr_k6_unpack(sb + 160); /* reads the 4 bytes of d, dmin after the fields */
+            const __m512i scv = _mm512_cvtepu16_epi32(_mm256_permutexvar_epi16(dupw, scm));
+            uint16_t dh, mh;
+            memcpy(&dh, sb + 172, 2);
+            memcpy(&mh, sb + 174, 2);
+            const float d = qb_h2f(dh);
+            const __m256 mw = qr_k6_mins(scm, qb_h2f(mh));
+            __m512i V[4];
+            qr_k4_codes(sb, V);
+            QR_UNROLL for (int t = 0; t < 4; t++) {
+                uint64_t hb;
+                memcpy(&hb, sb + 128 + 8 * t, 8);
+                V[t] = _mm512_mask_or_epi32(V[t], 0xFFFF, V[t], _mm512_maskz_mov_epi8(_cvtu64_mask64(hb), b16));
+            }
+            QR_UNROLL for (int r = 0; r < NA; r++) {
+                const __m512i p = _mm512_mullo_epi32(qr_k4_dot(V, q[r] + 256 * i), scv);
+                acc[j][r] = _mm512_fmadd_ps(_mm512_set1_ps(d * da[r][i]), _mm512_cvtepi32_ps(p), acc[j][r]);
+                accm[j][r] = _mm256_fmadd_ps(mw, _mm256_loadu_ps(sa[r] + 8 * i), accm[j][r]);
+            }
+        }
+    QR_UNROLL for (int j = 0; j < NW; j++)
+        QR_UNROLL for (int r = 0; r < NA; r++)
+            y[(int64_t)r * ldy + j] = qr_hsum512(_mm512_sub_ps(acc[j][r], _mm512_castps256_ps512(accm[j][r])));
+}
+QR_INLINE void qr_q5_Kr(float *y, int64_t ldy, const void *vw, const void *va, size_t as, int64_t k, const int NR) {
+    qr_q5_Kr_tile(y, ldy, vw, 0, va, as, k, 1, NR);
+}
+
 /* tiles of up to QR_TNW x QR_TNA, each shape a compile-time instance */
 QR_INLINE void qr_tile_of(float *y, int64_t ldy, const void *w, size_t rs, const void *a, size_t as, int64_t k,
                           const int NW, const int NA, const int F) {
     if (F == QR_F_Q4_KR) qr_q4_Kr_tile(y, ldy, w, rs, a, as, k, NW, NA);
     else if (F == QR_F_Q6_KR) qr_q6_Kr_tile(y, ldy, w, rs, a, as, k, NW, NA);
+    else if (F == QR_F_Q5_KR) qr_q5_Kr_tile(y, ldy, w, rs, a, as, k, NW, NA);
     else qr_0r_tile(y, ldy, w, rs, a, as, k, NW, NA, F);
 }
 QR_INLINE void qr_tiles(float *y, int64_t ldy, const void *w, size_t rs, int nw, const void *a, size_t as, int na, int64_t k, const int F) {
@@ -461,48 +515,7 @@ QR_TILE_FN(q6_Kr, QR_F_Q6_KR)
 QR_TILE_FN(q4_1r, QR_F_Q4_1R)
 QR_TILE_FN(q5_0r, QR_F_Q5_0R)
 QR_TILE_FN(q5_1r, QR_F_Q5_1R)
-
-/* q5_Kr: q4_Kr's code vectors with the fifth bits or'ed in under 64-bit masks (kmovq), per
- * 176-byte super-block */
-QR_INLINE void qr_q5_Kr(float *y, int64_t ldy, const void *vw, const void *va, size_t as, int64_t k, const int NR) {
-    const int64_t nsb = k / QK_K;
-    const int8_t *q[4];
-    const float *da[4], *sa[4];
-    __m512 acc[4];
-    __m256 accm[4];
-    QR_UNROLL for (int r = 0; r < NR; r++) {
-        q[r] = (const int8_t *)((const char *)va + (size_t)r * as);
-        da[r] = (const float *)(q[r] + k);
-        sa[r] = da[r] + nsb;
-        acc[r] = _mm512_setzero_ps();
-        accm[r] = _mm256_setzero_ps();
-    }
-    const __m256i dupw = _mm256_setr_epi16(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
-    const __m512i b16 = _mm512_set1_epi8(0x10);
-    for (int64_t i = 0; i < nsb; i++) {
-        const uint8_t *sb = (const uint8_t *)vw + 176 * i;
-        const __m256i scm = qr_k6_unpack(sb + 160); /* reads the 4 bytes of d, dmin after the fields */
-        const __m512i scv = _mm512_cvtepu16_epi32(_mm256_permutexvar_epi16(dupw, scm));
-        uint16_t dh, mh;
-        memcpy(&dh, sb + 172, 2);
-        memcpy(&mh, sb + 174, 2);
-        const float d = qb_h2f(dh);
-        const __m256 mw = qr_k6_mins(scm, qb_h2f(mh));
-        __m512i V[4];
-        qr_k4_codes(sb, V);
-        for (int t = 0; t < 4; t++) {
-            uint64_t hb;
-            memcpy(&hb, sb + 128 + 8 * t, 8);
-            V[t] = _mm512_mask_or_epi32(V[t], 0xFFFF, V[t], _mm512_maskz_mov_epi8(_cvtu64_mask64(hb), b16));
-        }
-        QR_UNROLL for (int r = 0; r < NR; r++) {
-            const __m512i p = _mm512_mullo_epi32(qr_k4_dot(V, q[r] + 256 * i), scv);
-            acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(d * da[r][i]), _mm512_cvtepi32_ps(p), acc[r]);
-            accm[r] = _mm256_fmadd_ps(mw, _mm256_loadu_ps(sa[r] + 8 * i), accm[r]);
-        }
-    }
-    QR_UNROLL for (int r = 0; r < NR; r++) y[(int64_t)r * ldy] = qr_hsum512(_mm512_sub_ps(acc[r], _mm512_castps256_ps512(accm[r])));
-}
+QR_TILE_FN(q5_Kr, QR_F_Q5_KR)
 
 /* q4_1r, q5_0r, q5_1r: the _0 tiles' code (qr_0r_tile) */
 QR_INLINE void qr_leg(float *y, int64_t ldy, const void *w, const void *a, size_t as, int64_t k, const int NR,
@@ -862,7 +875,7 @@ QR_OPS(q8_0r, "q8_0r", QK, 34, QT_Q8_0S, QT_Q8_0, QR_TILE(q8_0r));
 QR_OPS(q4_0r, "q4_0r", QK, 18, QT_Q8_0S, QT_Q4_0, QR_TILE(q4_0r));
 QR_OPS(q4_Kr, "q4_Kr", QK_K, 144, QT_Q8_KI, QT_Q4_K, QR_TILE(q4_Kr));
 QR_OPS(q6_Kr, "q6_Kr", QK_K, 210, QT_Q8_K16, QT_Q6_K, QR_TILE(q6_Kr));
-QR_OPS(q5_Kr, "q5_Kr", QK_K, 176, QT_Q8_KI, QT_Q5_K, QR_NOTILE);
+QR_OPS(q5_Kr, "q5_Kr", QK_K, 176, QT_Q8_KI, QT_Q5_K, QR_TILE(q5_Kr));
 QR_OPS(q4_1r, "q4_1r", QK, 20, QT_Q8_0S, QT_Q4_1, QR_TILE(q4_1r));
 QR_OPS(q5_0r, "q5_0r", QK, 22, QT_Q8_0S, QT_Q5_0, QR_TILE(q5_0r));
 QR_OPS(q5_1r, "q5_1r", QK, 24, QT_Q8_0S, QT_Q5_1, QR_TILE(q5_1r));
