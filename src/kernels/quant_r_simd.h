@@ -180,15 +180,17 @@ QR_INLINE void qr_0r_tile(float *y, int64_t ldy, const void *w, size_t rs, const
             }
         }
     }
-    QR_UNROLL for (int j = 0; j < NW; j++)
+    QR_UNROLL for (int j = 0; j < NW; j++) {
+        __m512 accm[QR_ANA]; /* sum_b m_b * sd_b: the offset (_0) or min (_1) term, the row's m once for the NA rows */
+        QR_UNROLL for (int r = 0; r < NA; r++) accm[r] = _mm512_setzero_ps();
+        for (int64_t g = 0; g < ng; g += 2) {
+            const int n2 = ng - g >= 2 ? 2 : 1;
+            __m512 mv;
+            (void)qr_0r_scales(dw[j], g, n2, HAS_MIN, &mv);
+            QR_UNROLL for (int r = 0; r < NA; r++)
+                accm[r] = _mm512_fmadd_ps(mv, _mm512_maskz_loadu_ps(n2 == 2 ? (__mmask16)0xFFFF : (__mmask16)0x00FF, sd[r] + 8 * g), accm[r]);
+        }
         QR_UNROLL for (int r = 0; r < NA; r++) {
-            __m512 accm = _mm512_setzero_ps(); /* sum_b m_b * sd_b: the offset (_0) or min (_1) term */
-            for (int64_t g = 0; g < ng; g += 2) {
-                const int n2 = ng - g >= 2 ? 2 : 1;
-                __m512 mv;
-                (void)qr_0r_scales(dw[j], g, n2, HAS_MIN, &mv);
-                accm = _mm512_fmadd_ps(mv, _mm512_maskz_loadu_ps(n2 == 2 ? (__mmask16)0xFFFF : (__mmask16)0x00FF, sd[r] + 8 * g), accm);
-            }
             float t = 0.0f, tm = 0.0f;
             for (int64_t i = 8 * ng; i < nb; i++) { /* tail blocks, GGUF's order, activations in order */
                 const uint8_t *tb = cs[j] + ng * gs + (i - 8 * ng) * (Q8 ? 32 : tbs);
@@ -202,9 +204,10 @@ QR_INLINE void qr_0r_tile(float *y, int64_t ldy, const void *w, size_t rs, const
             }
             /* one horizontal sum per output (the fixed cost matters for short rows) */
             const __m512 s2 = _mm512_add_ps(acc[j][r][0], acc[j][r][1]);
-            y[(int64_t)r * ldy + j] = HAS_MIN ? qr_hsum512(_mm512_add_ps(s2, accm)) + (t + tm)
-                                              : qr_hsum512(_mm512_fnmadd_ps(_mm512_set1_ps(off), accm, s2)) + (t - off * tm);
+            y[(int64_t)r * ldy + j] = HAS_MIN ? qr_hsum512(_mm512_add_ps(s2, accm[r])) + (t + tm)
+                                              : qr_hsum512(_mm512_fnmadd_ps(_mm512_set1_ps(off), accm[r], s2)) + (t - off * tm);
         }
+    }
 }
 QR_INLINE void qr_q4_0r(float *y, int64_t ldy, const void *w, const void *a, size_t as, int64_t k, const int NR) {
     qr_0r_tile(y, ldy, w, 0, a, as, k, 1, NR, QR_F_Q4_0R);
