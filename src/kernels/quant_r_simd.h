@@ -485,25 +485,61 @@ QR_INLINE void qr_tiles(float *y, int64_t ldy, const void *w, size_t rs, int nw,
 #define QR_T(NW, NA) if (nw == NW && na == NA) { qr_tile_of(y, ldy, w, rs, a, as, k, NW, NA, F); return; }
     QR_T(1, 1) QR_T(1, 2) QR_T(1, 3) QR_T(1, 4)
 #if QR_TNA >= 5
-    QR_T(1, 5) QR_T(1, 6) QR_T(1, 7) QR_T(1, 8)
+    QR_T(1, 5)
+#endif
+#if QR_TNA >= 6
+    QR_T(1, 6)
+#endif
+#if QR_TNA >= 7
+    QR_T(1, 7)
+#endif
+#if QR_TNA >= 8
+    QR_T(1, 8)
 #endif
 #if QR_TNW >= 2
     QR_T(2, 1) QR_T(2, 2) QR_T(2, 3) QR_T(2, 4)
 #endif
 #if QR_TNW >= 2 && QR_TNA >= 5
-    QR_T(2, 5) QR_T(2, 6) QR_T(2, 7) QR_T(2, 8)
+    QR_T(2, 5)
+#endif
+#if QR_TNW >= 2 && QR_TNA >= 6
+    QR_T(2, 6)
+#endif
+#if QR_TNW >= 2 && QR_TNA >= 7
+    QR_T(2, 7)
+#endif
+#if QR_TNW >= 2 && QR_TNA >= 8
+    QR_T(2, 8)
 #endif
 #if QR_TNW >= 3
     QR_T(3, 1) QR_T(3, 2) QR_T(3, 3) QR_T(3, 4)
 #endif
 #if QR_TNW >= 3 && QR_TNA >= 5
-    QR_T(3, 5) QR_T(3, 6) QR_T(3, 7) QR_T(3, 8)
+    QR_T(3, 5)
+#endif
+#if QR_TNW >= 3 && QR_TNA >= 6
+    QR_T(3, 6)
+#endif
+#if QR_TNW >= 3 && QR_TNA >= 7
+    QR_T(3, 7)
+#endif
+#if QR_TNW >= 3 && QR_TNA >= 8
+    QR_T(3, 8)
 #endif
 #if QR_TNW >= 4
     QR_T(4, 1) QR_T(4, 2) QR_T(4, 3) QR_T(4, 4)
 #endif
 #if QR_TNW >= 4 && QR_TNA >= 5
-    QR_T(4, 5) QR_T(4, 6) QR_T(4, 7) QR_T(4, 8)
+    QR_T(4, 5)
+#endif
+#if QR_TNW >= 4 && QR_TNA >= 6
+    QR_T(4, 6)
+#endif
+#if QR_TNW >= 4 && QR_TNA >= 7
+    QR_T(4, 7)
+#endif
+#if QR_TNW >= 4 && QR_TNA >= 8
+    QR_T(4, 8)
 #endif
 #undef QR_T
 }
