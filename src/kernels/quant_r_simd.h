@@ -6,7 +6,9 @@
  * faster than the memory delivers them. Per 8 blocks of q4_0r (AVX-512): two 64-byte loads, 6
  * ops to split nibbles, 4 vpdpbusd accumulating into one vector (block b in lanes 2b, 2b + 1), one
  * conversion, one scale permute and one FMA; the scales of 16 blocks converted by one vcvtph2ps.
- * Up to 4 activation rows share each decoded weight vector (prefill). No software prefetch:
+ * M >= 2 (prefill, decode_batch), AVX-512: register tiles of 2 weight rows x 4 activation rows
+ * (gemm_tile), each decoded weight vector used by the 4 rows; the tile loops are fully unrolled so
+ * that the accumulators stay in registers. AVX2 keeps dot_rows (1 x 4). No software prefetch:
  * measured, it slows the sequential stream the hardware prefetcher already serves. */
 #include <stddef.h>
 
