@@ -100,6 +100,12 @@ typedef struct cke_qtype_ops {
     /* repacked formats, decode: y[n] = w_n . a for n < nw, w_n = (const char *)w + n * rs (a
      * thread's rows of the GEMV in one call: a row's fixed cost is ~20% of a 2048-wide one) */
     void (*gemv)(float *y, const void *w, size_t rs, int64_t nw, const void *a, int64_t k);
+    /* repacked formats, M >= 2 rows (prefill, decode_batch), NULL = dot_rows: a register tile
+     * y[r * ldy + j] = w_j . a_r for j < nw (1..tile_nw), r < na (1..tile_na), w_j = (const char
+     * *)w + j * rs, a_r = (const char *)a + r * as; each decoded weight vector serves the na rows.
+     * Every element gets exactly dot_rows' float operations: results equal dot_rows' bit for bit */
+    void (*gemm_tile)(float *y, int64_t ldy, const void *w, size_t rs, int nw, const void *a, size_t as, int na, int64_t k);
+    int tile_nw, tile_na;
 } cke_qtype_ops;
 
 /* the repacked id of a GGUF type (itself when it has none) and back */
@@ -249,6 +255,8 @@ size_t cke_gemm_batched_ws_size(int64_t M, int64_t N, int64_t K, int nth);
  * is streamed once and dotted (threads split N). M large (prefill): weight rows are dequantized
  * to f32 in panels of N and multiplied with the f32 GEMM (compute bound; X stays f32), except
  * Q8_0/Q4_0/Q5_0 on tables with vec_dot_4: X quantized to Q8_0, integer tiles of 4 rows.
+ * Repacked formats (ids 40..50) quantize X for every M: M = 1 runs gemv, M >= 2 gemm_tile (or
+ * dot_rows) over L2-sized blocks of weight rows, every row's result independent of M.
  * qtype 0 (f32) runs cke_linear_fwd. Returns 0, or -1 when the table has no ops for qtype or K
  * is not a multiple of its block. */
 int cke_qlinear_fwd(const cke_ktable *kt, float *Y /* [M,N] */, const float *X /* [M,K] */,

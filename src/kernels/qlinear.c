@@ -11,8 +11,14 @@
  * vec_dot_4 (AVX-512 VNNI): X is quantized to Q8_0 once and each weight row is dotted with 4
  * activation rows per call (integer block dots, the weight block decoded once per 4 rows); this
  * is faster than the f32 GEMM, at decode's accuracy (activation rounding).
- * Repacked formats (dot_rows, ref/quant_r.c): decode and prefill alike quantize X's rows once,
- * then each thread streams its weight rows once, each row decoded once per 4 activation rows.
+ * (Reached at AVX-512 only with CKE_REPACK=0: the compiler stores these formats repacked.)
+ * Repacked formats (ref/quant_r.c): decode and prefill alike quantize X's rows once. M = 1: each
+ * thread streams its weight rows once (gemv). M >= 2 (decode_batch, prefill): each thread takes
+ * its weight rows in blocks that stay in L2 and sweeps each block with tiles of activation rows
+ * (in L1), in the format's register tiles (gemm_tile: every AVX-512 repacked format, 2
+ * weight rows x 4 activation rows) or dot_rows' 1 x 4 (the other formats, and AVX2). A tile
+ * gives every element exactly the float operations of gemv / dot_rows, so a row's result does not
+ * depend on M (decode == decode_batch == prefill, bit for bit).
  * Deterministic for a given nth: every output element is one dot or one GEMM element. */
 #include "kdecl.h"
 
@@ -23,6 +29,7 @@
 
 #define QL_GEMM_MIN_M 8
 #define QL_NB 256 /* weight rows per dequantized panel: 256 x K floats (2-6 MB), shared by all threads */
+#define QL_WBLK (256 * 1024) /* bytes of repacked weight rows per block of the tiled path (in L2) */
 
 static size_t align64(size_t n) { return (n + 63) / 64 * 64; }
 
@@ -54,6 +61,30 @@ size_t cke_qlinear_ws_size(int qtype, int64_t M, int64_t K, int64_t N, int nth) 
     return sz;
 }
 
+/* Repacked formats, M >= 2: Y[m, n] (row stride ldy) for nn weight rows W. Blocks of weight rows
+ * that stay in L2 (QL_WBLK bytes) are swept by tiles of the quantized activation rows (a tile's
+ * rows stay in L1), in the format's register tiles (gemm_tile) or dot_rows' 1 x 4 */
+static void ql_tiles(const cke_qtype_ops *q, float *Y, int64_t ldy, const char *W, size_t rs, int64_t nn,
+                     const char *A, size_t as, int64_t M, int64_t K) {
+    const int tnw = q->gemm_tile ? q->tile_nw : 1, tna = q->gemm_tile ? q->tile_na : 4;
+    int64_t nblk = (int64_t)(QL_WBLK / rs) / tnw * tnw;
+    if (nblk < tnw) nblk = tnw;
+    for (int64_t n0 = 0; n0 < nn; n0 += nblk) {
+        const int64_t n1 = nn - n0 < nblk ? nn : n0 + nblk;
+        for (int64_t m = 0; m < M; m += tna) {
+            const int na = M - m < tna ? (int)(M - m) : tna;
+            const char *a = A + (size_t)m * as;
+            for (int64_t n = n0; n < n1; n += tnw) {
+                float *y = Y + m * ldy + n;
+                if (q->gemm_tile)
+                    q->gemm_tile(y, ldy, W + (size_t)n * rs, rs, n1 - n < tnw ? (int)(n1 - n) : tnw, a, as, na, K);
+                else
+                    q->dot_rows(y, ldy, W + (size_t)n * rs, a, as, na, K);
+            }
+        }
+    }
+}
+
 int cke_qlinear_fwd(const cke_ktable *kt, float *Y /* [M,N] */, const float *X /* [M,K] */,
                     const void *W /* [N, K/blck blocks] */, int qtype, const float *b /* [N] or NULL */,
                     int64_t M, int64_t K, int64_t N, void *ws, int nth) {
@@ -70,24 +101,25 @@ int cke_qlinear_fwd(const cke_ktable *kt, float *Y /* [M,N] */, const float *X /
     if (q->dot_rows) {
         const cke_qtype_ops *aq = kt->qops[q->vec_dot_type];
         const size_t as = act_row_size(q, K);
-        for (int64_t m = 0; m < M; m++) aq->quantize_row(base + (size_t)m * as, X + m * K, K);
+        if (M == 1) aq->quantize_row(base, X, K);
         if (nth > N) nth = (int)N;
 #pragma omp parallel num_threads(nth) if (nth > 1)
         {
             int t = omp_get_thread_num(), nt = omp_get_num_threads();
             int64_t n0 = N * t / nt, n1 = N * (t + 1) / nt;
+            if (M > 1) { /* the rows' quantization split over the threads (prefill: ~4% of the layer) */
+                for (int64_t m = M * t / nt; m < M * (t + 1) / nt; m++) aq->quantize_row(base + (size_t)m * as, X + m * K, K);
+#pragma omp barrier
+            }
             if (M == 1 && q->gemv) { /* decode: the thread's rows in one call */
                 q->gemv(Y + n0, Wb + (size_t)n0 * rs, rs, n1 - n0, base, K);
                 if (b)
                     for (int64_t n = n0; n < n1; n++) Y[n] += b[n];
             } else {
-                for (int64_t n = n0; n < n1; n++)
-                    for (int64_t m = 0; m < M; m += 4) {
-                        const int nr = M - m < 4 ? (int)(M - m) : 4;
-                        q->dot_rows(Y + m * N + n, N, Wb + (size_t)n * rs, base + (size_t)m * as, as, nr, K);
-                        if (b)
-                            for (int r = 0; r < nr; r++) Y[(m + r) * N + n] += b[n];
-                    }
+                ql_tiles(q, Y + n0, N, Wb + (size_t)n0 * rs, rs, n1 - n0, base, as, M, K);
+                if (b)
+                    for (int64_t m = 0; m < M; m++)
+                        for (int64_t n = n0; n < n1; n++) Y[m * N + n] += b[n];
             }
         }
         return 0;

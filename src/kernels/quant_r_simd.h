@@ -6,11 +6,16 @@
  * faster than the memory delivers them. Per 8 blocks of q4_0r (AVX-512): two 64-byte loads, 6
  * ops to split nibbles, 4 vpdpbusd accumulating into one vector (block b in lanes 2b, 2b + 1), one
  * conversion, one scale permute and one FMA; the scales of 16 blocks converted by one vcvtph2ps.
- * Up to 4 activation rows share each decoded weight vector (prefill). No software prefetch:
+ * M >= 2 (prefill, decode_batch), AVX-512: register tiles of 2 weight rows x 4 activation rows
+ * (gemm_tile), each decoded weight vector used by the 4 rows; the tile loops are fully unrolled so
+ * that the accumulators stay in registers. AVX2 keeps dot_rows (1 x 4). No software prefetch:
  * measured, it slows the sequential stream the hardware prefetcher already serves. */
 #include <stddef.h>
 
 #define QR_INLINE static inline __attribute__((always_inline))
+/* the tile loops over rows fully unrolled: accumulators indexed by a loop variable stay in
+ * registers only then (GCC keeps them on the stack otherwise, measured) */
+#define QR_UNROLL _Pragma("GCC unroll 8")
 
 /* q8_0s: Q8_0 (this table's quantizer, bit-identical to the _ref) split into codes, scales and
  * scaled sums */
@@ -75,87 +80,143 @@ static inline __m512i qr_ix8(int h) {
     return _mm512_add_epi32(_mm512_set1_epi32(8 * h), _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0));
 }
 
-/* the _0 formats, shared: per chunk of up to 2 groups (16 blocks) the scale products S = dw * da
- * and the offset term; DECODE(p, h) sets the 4 code vectors V[4] of group g + h */
-#define QR_0R_BODY(DECODE)                                                                         \
-    const int64_t nb = k / QK, ng = nb / 8;                                                        \
-    const uint16_t *dw = w;                                                                        \
-    const int8_t *q[4];                                                                            \
-    const float *da[4], *sd[4];                                                                    \
-    __m512 acc[4][2], accm[4];                                                                     \
-    for (int r = 0; r < NR; r++) {                                                                 \
-        q[r] = (const int8_t *)((const char *)a + (size_t)r * as);                                 \
-        da[r] = (const float *)(q[r] + k);                                                         \
-        sd[r] = da[r] + nb;                                                                        \
-        acc[r][0] = acc[r][1] = accm[r] = _mm512_setzero_ps();                                     \
-    }                                                                                              \
-    for (int64_t g = 0; g < ng; g += 2) {                                                          \
-        const int n2 = ng - g >= 2 ? 2 : 1;                                                        \
-        const __mmask16 mk = n2 == 2 ? (__mmask16)0xFFFF : (__mmask16)0x00FF;                      \
-        const __m512 dwv = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mk, dw + 8 * g));              \
-        __m512 S[4];                                                                               \
-        for (int r = 0; r < NR; r++) {                                                             \
-            S[r] = _mm512_mul_ps(dwv, _mm512_maskz_loadu_ps(mk, da[r] + 8 * g));                   \
-            accm[r] = _mm512_fmadd_ps(dwv, _mm512_maskz_loadu_ps(mk, sd[r] + 8 * g), accm[r]);     \
-        }                                                                                          \
-        _Pragma("GCC unroll 2") for (int h = 0; h < 2; h++) {                                      \
-            if (h >= n2) break;                                                                    \
-            __m512i V[4];                                                                          \
-            DECODE(g + h);                                                                         \
-            const __m512i ix = qr_ix8(h);                                                          \
-            for (int r = 0; r < NR; r++) {                                                         \
-                const int8_t *A = q[r] + (g + h) * 256;                                            \
-                __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), V[0], _mm512_loadu_si512(A)); \
-                p = _mm512_dpbusd_epi32(p, V[1], _mm512_loadu_si512(A + 64));                      \
-                p = _mm512_dpbusd_epi32(p, V[2], _mm512_loadu_si512(A + 128));                     \
-                p = _mm512_dpbusd_epi32(p, V[3], _mm512_loadu_si512(A + 192));                     \
-                acc[r][h] = _mm512_fmadd_ps(_mm512_permutexvar_ps(ix, S[r]), _mm512_cvtepi32_ps(p), acc[r][h]); \
-            }                                                                                      \
-        }                                                                                          \
+/* The _0 formats (q4_0r, q8_0r) as register tiles: NW weight rows (w + j * rs) x NA activation
+ * rows (a + r * as). Per group of 8 blocks each weight row's 4 code vectors are decoded once for
+ * the NA rows; the 2 * NW * NA float accumulators stay in registers (the offset terms, one FMA
+ * per 16 blocks, run in a pass of their own so that the tile fits 32 zmm). Every output element
+ * gets exactly the float operations of a 1 x 1 tile, so vec_dot, gemv, dot_rows and the tiles
+ * agree bit for bit (decode == decode_batch == prefill for a row). Q8: the code vectors are the
+ * stored u8 codes (offset 128); else q4_0r's nibbles (offset 8). */
+#ifndef QR_TNW /* the AVX-512 tile (-D to measure others: bench/quant/qgemm.c) */
+#define QR_TNW 2 /* weight rows */
+#define QR_TNA 4 /* activation rows */
+#endif
+#define QR_ANA (QR_TNA > 4 ? QR_TNA : 4) /* array bound: dot_rows takes up to 4 rows */
+/* the formats of the tiles (compile-time F) */
+#define QR_F_Q4_0R 0
+#define QR_F_Q8_0R 1
+#define QR_F_Q4_KR 2
+#define QR_F_Q6_KR 3
+#define QR_F_Q4_1R 4
+#define QR_F_Q5_0R 5
+#define QR_F_Q5_1R 6
+#define QR_F_Q5_KR 7
+/* chunk g's (up to 16) block scales d and the factors m of the offset term (the _1 formats' m,
+ * else d) of a row of the _0/_1 formats (dm: d, or (d, m) pairs, per block) */
+QR_INLINE __m512 qr_0r_scales(const uint16_t *dm, int64_t g, int n2, const int HAS_MIN, __m512 *mv) {
+    if (HAS_MIN) { /* 16 (d, m) pairs -> d's and m's */
+        const __m512 lo = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(dm + 16 * g)));
+        const __m512 hi = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(n2 == 2 ? (__mmask16)0xFFFF : 0, dm + 16 * g + 16));
+        const __m512i ev = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+        *mv = _mm512_permutex2var_ps(lo, _mm512_add_epi32(ev, _mm512_set1_epi32(1)), hi);
+        return _mm512_permutex2var_ps(lo, ev, hi);
     }
-
+    const __m512 d = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(n2 == 2 ? (__mmask16)0xFFFF : (__mmask16)0x00FF, dm + 8 * g));
+    *mv = d;
+    return d;
+}
+/* The _0/_1 formats (q4_0r, q8_0r, q4_1r, q5_0r, q5_1r, format F) as a tile of NW weight rows
+ * (w + j * rs) x NA activation rows (a + r * as). Codes: q4_0r's nibbles, the fifth bits added as
+ * 16 under 64-bit masks (5-bit formats), or q8_0r's stored u8 codes (offset 128). */
+QR_INLINE void qr_0r_tile(float *y, int64_t ldy, const void *w, size_t rs, const void *a, size_t as, int64_t k,
+                          const int NW, const int NA, const int F) {
+    const int Q8 = F == QR_F_Q8_0R, HAS_MIN = F == QR_F_Q4_1R || F == QR_F_Q5_1R, HAS_HIGH = F == QR_F_Q5_0R || F == QR_F_Q5_1R;
+    const int64_t nb = k / QK, ng = nb / 8, gs = Q8 ? 256 : HAS_HIGH ? 160 : 128, tbs = HAS_HIGH ? 20 : 16;
+    const float off = Q8 ? 128.0f : HAS_HIGH ? 16.0f : 8.0f; /* the codes' offset (_0 formats) */
+    const __m512i m4 = _mm512_set1_epi8(0x0F), b16 = _mm512_set1_epi8(0x10);
+    const uint16_t *dw[QR_TNW];
+    const uint8_t *cs[QR_TNW];
+    const int8_t *q[QR_ANA];
+    const float *da[QR_ANA], *sd[QR_ANA];
+    __m512 acc[QR_TNW][QR_ANA][2];
+    QR_UNROLL for (int j = 0; j < NW; j++) {
+        dw[j] = (const uint16_t *)((const char *)w + (size_t)j * rs);
+        cs[j] = (const uint8_t *)(dw[j] + (HAS_MIN ? 2 : 1) * nb); /* groups of gs bytes, then tail blocks */
+        QR_UNROLL for (int r = 0; r < NA; r++) acc[j][r][0] = acc[j][r][1] = _mm512_setzero_ps();
+    }
+    QR_UNROLL for (int r = 0; r < NA; r++) {
+        q[r] = (const int8_t *)((const char *)a + (size_t)r * as);
+        da[r] = (const float *)(q[r] + k);
+        sd[r] = da[r] + nb;
+    }
+    for (int64_t g = 0; g < ng; g += 2) { /* chunks of up to 2 groups: 16 scales per vector */
+        const int n2 = ng - g >= 2 ? 2 : 1;
+        const __mmask16 mk = n2 == 2 ? (__mmask16)0xFFFF : (__mmask16)0x00FF;
+        __m512 dwv[QR_TNW], dav[QR_ANA], unused;
+        QR_UNROLL for (int j = 0; j < NW; j++) dwv[j] = qr_0r_scales(dw[j], g, n2, HAS_MIN, &unused);
+        QR_UNROLL for (int r = 0; r < NA; r++) dav[r] = _mm512_maskz_loadu_ps(mk, da[r] + 8 * g);
+        _Pragma("GCC unroll 2") for (int h = 0; h < 2; h++) {
+            if (h >= n2) break;
+            /* block scale of lane l: block 8h + l/2; permuting the factors of S = dw * da
+             * (once per row of the tile) gives S's permutation exactly */
+            const __m512i ix = qr_ix8(h);
+            __m512 dap[QR_ANA];
+            QR_UNROLL for (int r = 0; r < NA; r++) dap[r] = _mm512_permutexvar_ps(ix, dav[r]);
+            QR_UNROLL for (int j = 0; j < NW; j++) {
+                const __m512 dwp = _mm512_permutexvar_ps(ix, dwv[j]);
+                const uint8_t *p = cs[j] + (g + h) * gs;
+                __m512i V[4];
+                if (Q8) {
+                    QR_UNROLL for (int t = 0; t < 4; t++) V[t] = _mm512_loadu_si512(p + 64 * t);
+                } else {
+                    const __m512i v0 = _mm512_loadu_si512(p), v1 = _mm512_loadu_si512(p + 64);
+                    V[0] = _mm512_and_si512(v0, m4);
+                    V[1] = _mm512_and_si512(_mm512_srli_epi16(v0, 4), m4);
+                    V[2] = _mm512_and_si512(v1, m4);
+                    V[3] = _mm512_and_si512(_mm512_srli_epi16(v1, 4), m4);
+                    if (HAS_HIGH)
+                        QR_UNROLL for (int t = 0; t < 4; t++) {
+                            uint64_t hb;
+                            memcpy(&hb, p + 128 + 8 * t, 8);
+                            V[t] = _mm512_mask_add_epi8(V[t], _cvtu64_mask64(hb), V[t], b16);
+                        }
+                }
+                QR_UNROLL for (int r = 0; r < NA; r++) {
+                    const int8_t *A = q[r] + (g + h) * 256;
+                    __m512i pr = _mm512_dpbusd_epi32(_mm512_setzero_si512(), V[0], _mm512_loadu_si512(A));
+                    pr = _mm512_dpbusd_epi32(pr, V[1], _mm512_loadu_si512(A + 64));
+                    pr = _mm512_dpbusd_epi32(pr, V[2], _mm512_loadu_si512(A + 128));
+                    pr = _mm512_dpbusd_epi32(pr, V[3], _mm512_loadu_si512(A + 192));
+                    acc[j][r][h] = _mm512_fmadd_ps(_mm512_mul_ps(dwp, dap[r]), _mm512_cvtepi32_ps(pr), acc[j][r][h]);
+                }
+            }
+        }
+    }
+    QR_UNROLL for (int j = 0; j < NW; j++) {
+        __m512 accm[QR_ANA]; /* sum_b m_b * sd_b: the offset (_0) or min (_1) term, the row's m once for the NA rows */
+        QR_UNROLL for (int r = 0; r < NA; r++) accm[r] = _mm512_setzero_ps();
+        for (int64_t g = 0; g < ng; g += 2) {
+            const int n2 = ng - g >= 2 ? 2 : 1;
+            __m512 mv;
+            (void)qr_0r_scales(dw[j], g, n2, HAS_MIN, &mv);
+            QR_UNROLL for (int r = 0; r < NA; r++)
+                accm[r] = _mm512_fmadd_ps(mv, _mm512_maskz_loadu_ps(n2 == 2 ? (__mmask16)0xFFFF : (__mmask16)0x00FF, sd[r] + 8 * g), accm[r]);
+        }
+        QR_UNROLL for (int r = 0; r < NA; r++) {
+            float t = 0.0f, tm = 0.0f;
+            for (int64_t i = 8 * ng; i < nb; i++) { /* tail blocks, GGUF's order, activations in order */
+                const uint8_t *tb = cs[j] + ng * gs + (i - 8 * ng) * (Q8 ? 32 : tbs);
+                const float d = qb_h2f(dw[j][HAS_MIN ? 2 * i : i]);
+                const int32_t s = Q8 ? qs_hsum_i32(qs_dot_us8(_mm256_loadu_si256((const __m256i *)tb),
+                                                              _mm256_loadu_si256((const __m256i *)(q[r] + i * QK))))
+                                  : F == QR_F_Q4_0R ? qr_tail_q4(tb, q[r] + i * QK)
+                                                    : qr_leg_tail(tb, tb + 16, HAS_HIGH, q[r] + i * QK);
+                t += d * (da[r][i] * (float)s);
+                tm += (HAS_MIN ? qb_h2f(dw[j][2 * i + 1]) : d) * sd[r][i];
+            }
+            /* one horizontal sum per output (the fixed cost matters for short rows) */
+            const __m512 s2 = _mm512_add_ps(acc[j][r][0], acc[j][r][1]);
+            y[(int64_t)r * ldy + j] = HAS_MIN ? qr_hsum512(_mm512_add_ps(s2, accm[r])) + (t + tm)
+                                              : qr_hsum512(_mm512_fnmadd_ps(_mm512_set1_ps(off), accm[r], s2)) + (t - off * tm);
+        }
+    }
+}
 QR_INLINE void qr_q4_0r(float *y, int64_t ldy, const void *w, const void *a, size_t as, int64_t k, const int NR) {
-    const __m512i m4 = _mm512_set1_epi8(0x0F);
-    const uint8_t *qs = (const uint8_t *)w + 2 * (k / QK);
-#define QR_DEC_Q4(gi)                                                                              \
-    const __m512i v0 = _mm512_loadu_si512(qs + (gi) * 128), v1 = _mm512_loadu_si512(qs + (gi) * 128 + 64); \
-    V[0] = _mm512_and_si512(v0, m4);                                                               \
-    V[1] = _mm512_and_si512(_mm512_srli_epi16(v0, 4), m4);                                         \
-    V[2] = _mm512_and_si512(v1, m4);                                                               \
-    V[3] = _mm512_and_si512(_mm512_srli_epi16(v1, 4), m4)
-    QR_0R_BODY(QR_DEC_Q4)
-#undef QR_DEC_Q4
-    for (int r = 0; r < NR; r++) {
-        float t = 0.0f, tm = 0.0f;
-        for (int64_t i = 8 * ng; i < nb; i++) { /* tail blocks, GGUF form, activations in order */
-            const float d = qb_h2f(dw[i]);
-            t += d * (da[r][i] * (float)qr_tail_q4(qs + ng * 128 + (i - 8 * ng) * 16, q[r] + i * QK));
-            tm += d * sd[r][i];
-        }
-        /* one horizontal sum per row (the row's fixed cost matters for short rows) */
-        y[(int64_t)r * ldy] = qr_hsum512(_mm512_fnmadd_ps(_mm512_set1_ps(8.0f), accm[r], _mm512_add_ps(acc[r][0], acc[r][1]))) + (t - 8.0f * tm);
-    }
+    qr_0r_tile(y, ldy, w, 0, a, as, k, 1, NR, QR_F_Q4_0R);
 }
-
 QR_INLINE void qr_q8_0r(float *y, int64_t ldy, const void *w, const void *a, size_t as, int64_t k, const int NR) {
-    const uint8_t *u = (const uint8_t *)w + 2 * (k / QK);
-#define QR_DEC_Q8(gi)                                                                              \
-    _Pragma("GCC unroll 4") for (int t = 0; t < 4; t++) V[t] = _mm512_loadu_si512(u + (gi) * 256 + 64 * t)
-    QR_0R_BODY(QR_DEC_Q8)
-#undef QR_DEC_Q8
-    for (int r = 0; r < NR; r++) {
-        float t = 0.0f, tm = 0.0f;
-        for (int64_t i = 8 * ng; i < nb; i++) {
-            const float d = qb_h2f(dw[i]);
-            const int32_t s = qs_hsum_i32(qs_dot_us8(_mm256_loadu_si256((const __m256i *)(u + i * QK)),
-                                                     _mm256_loadu_si256((const __m256i *)(q[r] + i * QK))));
-            t += d * (da[r][i] * (float)s);
-            tm += d * sd[r][i];
-        }
-        y[(int64_t)r * ldy] = qr_hsum512(_mm512_fnmadd_ps(_mm512_set1_ps(128.0f), accm[r], _mm512_add_ps(acc[r][0], acc[r][1]))) + (t - 128.0f * tm);
-    }
+    qr_0r_tile(y, ldy, w, 0, a, as, k, 1, NR, QR_F_Q8_0R);
 }
-
 /* Q8_K's quantization of one super-block with 512-bit vectors, bit-identical to the _ref: the
  * first element of largest magnitude gives the scale, q = nearest_int(iscale * x) (vcvtps2dq
  * rounds half to even, as nearest_int does); codes in element order, sums per 16. Returns d
@@ -232,17 +293,25 @@ QR_INLINE __m512i qr_k4_dot(const __m512i V[4], const int8_t *a) {
     p = _mm512_dpbusd_epi32(p, V[2], _mm512_loadu_si512(a + 128));
     return _mm512_dpbusd_epi32(p, V[3], _mm512_loadu_si512(a + 192));
 }
-QR_INLINE void qr_q4_Kr(float *y, int64_t ldy, const void *vw, const void *va, size_t as, int64_t k, const int NR) {
+/* as a tile of NW weight rows (vw + j * rs) x NA activation rows: each row's scales and codes
+ * unpacked once for the NA rows, every element dot_rows' operations */
+QR_INLINE void qr_q4_Kr_tile(float *y, int64_t ldy, const void *vw, size_t rs, const void *va, size_t as, int64_t k,
+                             const int NW, const int NA) {
     const int64_t nsb = k / QK_K;
-    const uint8_t *ddp = vw, *scp = ddp + 4 * nsb, *qsp = ddp + 16 * nsb;
-    const int8_t *q[4];
-    const float *da[4], *sa[4];
-    __m512 acc[4], accm[4];
-    for (int r = 0; r < NR; r++) {
+    const uint8_t *ddp[QR_TNW], *scp[QR_TNW], *qsp[QR_TNW];
+    const int8_t *q[QR_ANA];
+    const float *da[QR_ANA], *sa[QR_ANA];
+    __m512 acc[QR_TNW][QR_ANA], accm[QR_TNW][QR_ANA];
+    QR_UNROLL for (int j = 0; j < NW; j++) {
+        ddp[j] = (const uint8_t *)vw + (size_t)j * rs;
+        scp[j] = ddp[j] + 4 * nsb;
+        qsp[j] = ddp[j] + 16 * nsb;
+        QR_UNROLL for (int r = 0; r < NA; r++) acc[j][r] = accm[j][r] = _mm512_setzero_ps();
+    }
+    QR_UNROLL for (int r = 0; r < NA; r++) {
         q[r] = (const int8_t *)((const char *)va + (size_t)r * as);
         da[r] = (const float *)(q[r] + k);
         sa[r] = da[r] + nsb;
-        acc[r] = accm[r] = _mm512_setzero_ps();
     }
     /* 32 words [sc0..7 m0..7 | sc'0..7 m'0..7] -> [sc0 sc0 .. sc7 sc7 | sc'0 sc'0 ..] and [m0..7 m'0..7] */
     const __m512i dup2 = _mm512_set_epi16(23, 23, 22, 22, 21, 21, 20, 20, 19, 19, 18, 18, 17, 17, 16, 16,
@@ -256,204 +325,243 @@ QR_INLINE void qr_q4_Kr(float *y, int64_t ldy, const void *vw, const void *va, s
     const __m512i dmi = _mm512_set_epi32(3, 3, 3, 3, 3, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1);
     int64_t i = 0;
     for (; i + 2 <= nsb; i += 2) {
-        /* lanes: [fields of i | fields of i | fields of i+1 | fields of i+1] (16-byte windows) */
-        const __m256i x0 = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(scp + 12 * i)));
-        const __m256i x1 = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(scp + 12 * i + 12)));
-        __m512i f = _mm512_inserti64x4(_mm512_castsi256_si512(x0), x1, 1);
-        f = _mm512_and_si512(_mm512_srli_epi16(_mm512_mullo_epi16(_mm512_shuffle_epi8(f, idx), mul), 8), _mm512_set1_epi16(63));
-        const __m512i t = _mm512_permutexvar_epi16(dup2, f);
-        const __m512i scv0 = _mm512_cvtepu16_epi32(_mm512_castsi512_si256(t));
-        const __m512i scv1 = _mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(t, 1));
-        const __m128 dd = _mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)(ddp + 4 * i))); /* d, dmin, d', dmin' */
-        const __m512 mw = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepu16_epi32(_mm512_castsi512_si256(_mm512_permutexvar_epi16(mix, f)))),
-                                        _mm512_permutexvar_ps(dmi, _mm512_castps128_ps512(dd)));
-        __m512i V[4], W[4];
-        qr_k4_codes(qsp + 128 * i, V);
-        qr_k4_codes(qsp + 128 * i + 128, W);
-        for (int r = 0; r < NR; r++) {
-            const __m128 s2 = _mm_mul_ps(dd, _mm_setr_ps(da[r][i], 0.0f, da[r][i + 1], 0.0f)); /* d*da, -, d'*da', - */
-            const __m512i p0 = _mm512_mullo_epi32(qr_k4_dot(V, q[r] + 256 * i), scv0);
-            const __m512i p1 = _mm512_mullo_epi32(qr_k4_dot(W, q[r] + 256 * i + 256), scv1);
-            acc[r] = _mm512_fmadd_ps(_mm512_broadcastss_ps(s2), _mm512_cvtepi32_ps(p0), acc[r]);
-            acc[r] = _mm512_fmadd_ps(_mm512_broadcastss_ps(_mm_movehl_ps(s2, s2)), _mm512_cvtepi32_ps(p1), acc[r]);
-            accm[r] = _mm512_fmadd_ps(mw, _mm512_loadu_ps(sa[r] + 8 * i), accm[r]);
+        QR_UNROLL for (int j = 0; j < NW; j++) {
+            /* lanes: [fields of i | fields of i | fields of i+1 | fields of i+1] (16-byte windows) */
+            const __m256i x0 = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(scp[j] + 12 * i)));
+            const __m256i x1 = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(scp[j] + 12 * i + 12)));
+            __m512i f = _mm512_inserti64x4(_mm512_castsi256_si512(x0), x1, 1);
+            f = _mm512_and_si512(_mm512_srli_epi16(_mm512_mullo_epi16(_mm512_shuffle_epi8(f, idx), mul), 8), _mm512_set1_epi16(63));
+            const __m512i t = _mm512_permutexvar_epi16(dup2, f);
+            const __m512i scv0 = _mm512_cvtepu16_epi32(_mm512_castsi512_si256(t));
+            const __m512i scv1 = _mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(t, 1));
+            const __m128 dd = _mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)(ddp[j] + 4 * i))); /* d, dmin, d', dmin' */
+            const __m512 mw = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepu16_epi32(_mm512_castsi512_si256(_mm512_permutexvar_epi16(mix, f)))),
+                                            _mm512_permutexvar_ps(dmi, _mm512_castps128_ps512(dd)));
+            __m512i V[4], W[4];
+            qr_k4_codes(qsp[j] + 128 * i, V);
+            qr_k4_codes(qsp[j] + 128 * i + 128, W);
+            QR_UNROLL for (int r = 0; r < NA; r++) {
+                const __m128 s2 = _mm_mul_ps(dd, _mm_setr_ps(da[r][i], 0.0f, da[r][i + 1], 0.0f)); /* d*da, -, d'*da', - */
+                const __m512i p0 = _mm512_mullo_epi32(qr_k4_dot(V, q[r] + 256 * i), scv0);
+                const __m512i p1 = _mm512_mullo_epi32(qr_k4_dot(W, q[r] + 256 * i + 256), scv1);
+                acc[j][r] = _mm512_fmadd_ps(_mm512_broadcastss_ps(s2), _mm512_cvtepi32_ps(p0), acc[j][r]);
+                acc[j][r] = _mm512_fmadd_ps(_mm512_broadcastss_ps(_mm_movehl_ps(s2, s2)), _mm512_cvtepi32_ps(p1), acc[j][r]);
+                accm[j][r] = _mm512_fmadd_ps(mw, _mm512_loadu_ps(sa[r] + 8 * i), accm[j][r]);
+            }
         }
     }
-    for (; i < nsb; i++) { /* an odd last super-block */
-        const __m256i scm = qr_k6_unpack(scp + 12 * i);
-        const __m512i scv = _mm512_cvtepu16_epi32(_mm256_permutexvar_epi16(_mm512_castsi512_si256(dup2), scm));
-        uint16_t dh, mh;
-        memcpy(&dh, ddp + 4 * i, 2);
-        memcpy(&mh, ddp + 4 * i + 2, 2);
-        const __m256 mw = qr_k6_mins(scm, qb_h2f(mh));
-        __m512i V[4];
-        qr_k4_codes(qsp + 128 * i, V);
-        for (int r = 0; r < NR; r++) {
-            const __m512i p = _mm512_mullo_epi32(qr_k4_dot(V, q[r] + 256 * i), scv);
-            acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(qb_h2f(dh) * da[r][i]), _mm512_cvtepi32_ps(p), acc[r]);
-            accm[r] = _mm512_add_ps(accm[r], _mm512_castps256_ps512(_mm256_mul_ps(mw, _mm256_loadu_ps(sa[r] + 8 * i))));
+    for (; i < nsb; i++) /* an odd last super-block */
+        QR_UNROLL for (int j = 0; j < NW; j++) {
+            const __m256i scm = qr_k6_unpack(scp[j] + 12 * i);
+            const __m512i scv = _mm512_cvtepu16_epi32(_mm256_permutexvar_epi16(_mm512_castsi512_si256(dup2), scm));
+            uint16_t dh, mh;
+            memcpy(&dh, ddp[j] + 4 * i, 2);
+            memcpy(&mh, ddp[j] + 4 * i + 2, 2);
+            const __m256 mw = qr_k6_mins(scm, qb_h2f(mh));
+            __m512i V[4];
+            qr_k4_codes(qsp[j] + 128 * i, V);
+            QR_UNROLL for (int r = 0; r < NA; r++) {
+                const __m512i p = _mm512_mullo_epi32(qr_k4_dot(V, q[r] + 256 * i), scv);
+                acc[j][r] = _mm512_fmadd_ps(_mm512_set1_ps(qb_h2f(dh) * da[r][i]), _mm512_cvtepi32_ps(p), acc[j][r]);
+                accm[j][r] = _mm512_add_ps(accm[j][r], _mm512_castps256_ps512(_mm256_mul_ps(mw, _mm256_loadu_ps(sa[r] + 8 * i))));
+            }
         }
-    }
-    for (int r = 0; r < NR; r++) y[(int64_t)r * ldy] = qr_hsum512(_mm512_sub_ps(acc[r], accm[r]));
+    QR_UNROLL for (int j = 0; j < NW; j++)
+        QR_UNROLL for (int r = 0; r < NA; r++) y[(int64_t)r * ldy + j] = qr_hsum512(_mm512_sub_ps(acc[j][r], accm[j][r]));
+}
+QR_INLINE void qr_q4_Kr(float *y, int64_t ldy, const void *vw, const void *va, size_t as, int64_t k, const int NR) {
+    qr_q4_Kr_tile(y, ldy, vw, 0, va, as, k, 1, NR);
 }
 
 /* q6_Kr: per super-block 3 loads (low nibbles x2, high bits), 11 ops rebuild the four 64-byte
  * code vectors, 4 vpdpbusd leave sub-block b's sum in lane b, the -32 offset through the
- * activation's sums, one vpmulld the int8 scales, one FMA the super-block scale */
-QR_INLINE void qr_q6_Kr(float *y, int64_t ldy, const void *vw, const void *va, size_t as, int64_t k, const int NR) {
+ * activation's sums, one vpmulld the int8 scales, one FMA the super-block scale; as a tile of NW
+ * weight rows x NA activation rows like q4_Kr's */
+QR_INLINE void qr_q6_Kr_tile(float *y, int64_t ldy, const void *vw, size_t rs, const void *va, size_t as, int64_t k,
+                             const int NW, const int NA) {
     const int64_t nsb = k / QK_K;
-    const uint8_t *row = vw;
-    const int8_t *q[4];
-    const float *da[4];
-    const int32_t *bs[4];
-    __m512 acc[4];
-    for (int r = 0; r < NR; r++) {
+    const int8_t *q[QR_ANA];
+    const float *da[QR_ANA];
+    const int32_t *bs[QR_ANA];
+    __m512 acc[QR_TNW][QR_ANA];
+    QR_UNROLL for (int r = 0; r < NA; r++) {
         q[r] = (const int8_t *)((const char *)va + (size_t)r * as);
         da[r] = (const float *)(q[r] + k);
         bs[r] = (const int32_t *)(da[r] + nsb);
-        acc[r] = _mm512_setzero_ps();
+        QR_UNROLL for (int j = 0; j < NW; j++) acc[j][r] = _mm512_setzero_ps();
     }
     const __m512i m4 = _mm512_set1_epi8(0x0F), m03 = _mm512_set1_epi8(0x03), m0c = _mm512_set1_epi8(0x0C);
     const __m512i m30 = _mm512_set1_epi8(0x30), mc0 = _mm512_set1_epi8((char)0xC0);
-    for (int64_t i = 0; i < nsb; i++) {
-        const uint8_t *ql = row + 210 * i;
-        uint16_t dh;
-        memcpy(&dh, ql + 208, 2);
-        const float d = qb_h2f(dh);
-        const __m512i sc = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(ql + 192)));
-        const __m512i l0 = _mm512_loadu_si512(ql), l1 = _mm512_loadu_si512(ql + 64);
-        const __m512i h = _mm512_loadu_si512(ql + 128);
-        const __m512i V0 = _mm512_or_si512(_mm512_and_si512(l0, m4), _mm512_slli_epi16(_mm512_and_si512(h, m03), 4));
-        const __m512i V1 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l0, 4), m4), _mm512_slli_epi16(_mm512_and_si512(h, m0c), 2));
-        const __m512i V2 = _mm512_or_si512(_mm512_and_si512(l1, m4), _mm512_and_si512(h, m30));
-        const __m512i V3 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l1, 4), m4), _mm512_srli_epi16(_mm512_and_si512(h, mc0), 2));
-        for (int r = 0; r < NR; r++) {
-            const int8_t *A = q[r] + 256 * i;
-            __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), V0, _mm512_loadu_si512(A));
-            p = _mm512_dpbusd_epi32(p, V1, _mm512_loadu_si512(A + 64));
-            p = _mm512_dpbusd_epi32(p, V2, _mm512_loadu_si512(A + 128));
-            p = _mm512_dpbusd_epi32(p, V3, _mm512_loadu_si512(A + 192));
-            p = _mm512_sub_epi32(p, _mm512_slli_epi32(_mm512_loadu_si512(bs[r] + 16 * i), 5));
-            p = _mm512_mullo_epi32(p, sc);
-            acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(d * da[r][i]), _mm512_cvtepi32_ps(p), acc[r]);
+    for (int64_t i = 0; i < nsb; i++)
+        QR_UNROLL for (int j = 0; j < NW; j++) {
+            const uint8_t *ql = (const uint8_t *)vw + (size_t)j * rs + 210 * i;
+            uint16_t dh;
+            memcpy(&dh, ql + 208, 2);
+            const float d = qb_h2f(dh);
+            const __m512i sc = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(ql + 192)));
+            const __m512i l0 = _mm512_loadu_si512(ql), l1 = _mm512_loadu_si512(ql + 64);
+            const __m512i h = _mm512_loadu_si512(ql + 128);
+            const __m512i V0 = _mm512_or_si512(_mm512_and_si512(l0, m4), _mm512_slli_epi16(_mm512_and_si512(h, m03), 4));
+            const __m512i V1 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l0, 4), m4), _mm512_slli_epi16(_mm512_and_si512(h, m0c), 2));
+            const __m512i V2 = _mm512_or_si512(_mm512_and_si512(l1, m4), _mm512_and_si512(h, m30));
+            const __m512i V3 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l1, 4), m4), _mm512_srli_epi16(_mm512_and_si512(h, mc0), 2));
+            QR_UNROLL for (int r = 0; r < NA; r++) {
+                const int8_t *A = q[r] + 256 * i;
+                __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), V0, _mm512_loadu_si512(A));
+                p = _mm512_dpbusd_epi32(p, V1, _mm512_loadu_si512(A + 64));
+                p = _mm512_dpbusd_epi32(p, V2, _mm512_loadu_si512(A + 128));
+                p = _mm512_dpbusd_epi32(p, V3, _mm512_loadu_si512(A + 192));
+                p = _mm512_sub_epi32(p, _mm512_slli_epi32(_mm512_loadu_si512(bs[r] + 16 * i), 5));
+                p = _mm512_mullo_epi32(p, sc);
+                acc[j][r] = _mm512_fmadd_ps(_mm512_set1_ps(d * da[r][i]), _mm512_cvtepi32_ps(p), acc[j][r]);
+            }
         }
-    }
-    for (int r = 0; r < NR; r++) y[(int64_t)r * ldy] = qr_hsum512(acc[r]);
+    QR_UNROLL for (int j = 0; j < NW; j++)
+        QR_UNROLL for (int r = 0; r < NA; r++) y[(int64_t)r * ldy + j] = qr_hsum512(acc[j][r]);
 }
+QR_INLINE void qr_q6_Kr(float *y, int64_t ldy, const void *vw, const void *va, size_t as, int64_t k, const int NR) {
+    qr_q6_Kr_tile(y, ldy, vw, 0, va, as, k, 1, NR);
+}
+
 
 /* q5_Kr: q4_Kr's code vectors with the fifth bits or'ed in under 64-bit masks (kmovq), per
  * 176-byte super-block */
-QR_INLINE void qr_q5_Kr(float *y, int64_t ldy, const void *vw, const void *va, size_t as, int64_t k, const int NR) {
+QR_INLINE void qr_q5_Kr_tile(float *y, int64_t ldy, const void *vw, size_t rs, const void *va, size_t as, int64_t k,
+                             const int NW, const int NA) {
     const int64_t nsb = k / QK_K;
-    const int8_t *q[4];
-    const float *da[4], *sa[4];
-    __m512 acc[4];
-    __m256 accm[4];
-    for (int r = 0; r < NR; r++) {
+    const int8_t *q[QR_ANA];
+    const float *da[QR_ANA], *sa[QR_ANA];
+    __m512 acc[QR_TNW][QR_ANA];
+    __m256 accm[QR_TNW][QR_ANA];
+    QR_UNROLL for (int r = 0; r < NA; r++) {
         q[r] = (const int8_t *)((const char *)va + (size_t)r * as);
         da[r] = (const float *)(q[r] + k);
         sa[r] = da[r] + nsb;
-        acc[r] = _mm512_setzero_ps();
-        accm[r] = _mm256_setzero_ps();
+        QR_UNROLL for (int j = 0; j < NW; j++) {
+            acc[j][r] = _mm512_setzero_ps();
+            accm[j][r] = _mm256_setzero_ps();
+        }
     }
     const __m256i dupw = _mm256_setr_epi16(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
     const __m512i b16 = _mm512_set1_epi8(0x10);
-    for (int64_t i = 0; i < nsb; i++) {
-        const uint8_t *sb = (const uint8_t *)vw + 176 * i;
-        const __m256i scm = qr_k6_unpack(sb + 160); /* reads the 4 bytes of d, dmin after the fields */
-        const __m512i scv = _mm512_cvtepu16_epi32(_mm256_permutexvar_epi16(dupw, scm));
-        uint16_t dh, mh;
-        memcpy(&dh, sb + 172, 2);
-        memcpy(&mh, sb + 174, 2);
-        const float d = qb_h2f(dh);
-        const __m256 mw = qr_k6_mins(scm, qb_h2f(mh));
-        __m512i V[4];
-        qr_k4_codes(sb, V);
-        for (int t = 0; t < 4; t++) {
-            uint64_t hb;
-            memcpy(&hb, sb + 128 + 8 * t, 8);
-            V[t] = _mm512_mask_or_epi32(V[t], 0xFFFF, V[t], _mm512_maskz_mov_epi8(_cvtu64_mask64(hb), b16));
-        }
-        for (int r = 0; r < NR; r++) {
-            const __m512i p = _mm512_mullo_epi32(qr_k4_dot(V, q[r] + 256 * i), scv);
-            acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(d * da[r][i]), _mm512_cvtepi32_ps(p), acc[r]);
-            accm[r] = _mm256_fmadd_ps(mw, _mm256_loadu_ps(sa[r] + 8 * i), accm[r]);
-        }
-    }
-    for (int r = 0; r < NR; r++) y[(int64_t)r * ldy] = qr_hsum512(_mm512_sub_ps(acc[r], _mm512_castps256_ps512(accm[r])));
-}
-
-/* q4_1r, q5_0r, q5_1r: q4_0r's groups, the fifth bits added as 16 under 64-bit masks, the _1
- * formats' m through the activation's sd */
-QR_INLINE void qr_leg(float *y, int64_t ldy, const void *w, const void *a, size_t as, int64_t k, const int NR,
-                      const int HAS_MIN, const int HAS_HIGH) {
-    const int64_t nb = k / QK, ng = nb / 8, gs = HAS_HIGH ? 160 : 128, tbs = HAS_HIGH ? 20 : 16;
-    const uint8_t *row = w;
-    const uint16_t *dm = w; /* d (or d, m pairs) per block */
-    const uint8_t *cs = row + (HAS_MIN ? 4 : 2) * nb; /* groups of gs bytes, then tail blocks */
-    const int8_t *q[4];
-    const float *da[4], *sd[4];
-    __m512 acc[4][2], accm[4];
-    for (int r = 0; r < NR; r++) {
-        q[r] = (const int8_t *)((const char *)a + (size_t)r * as);
-        da[r] = (const float *)(q[r] + k);
-        sd[r] = da[r] + nb;
-        acc[r][0] = acc[r][1] = accm[r] = _mm512_setzero_ps();
-    }
-    const __m512i m4 = _mm512_set1_epi8(0x0F), b16 = _mm512_set1_epi8(0x10);
-    for (int64_t g = 0; g < ng; g += 2) {
-        const int n2 = ng - g >= 2 ? 2 : 1;
-        const __mmask16 mk = n2 == 2 ? (__mmask16)0xFFFF : (__mmask16)0x00FF;
-        __m512 dwv, mv;
-        if (HAS_MIN) { /* 16 (d, m) pairs -> d's and m's */
-            const __m512 lo = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(dm + 16 * g)));
-            const __m512 hi = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(n2 == 2 ? (__mmask16)0xFFFF : 0, dm + 16 * g + 16));
-            const __m512i ev = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
-            dwv = _mm512_permutex2var_ps(lo, ev, hi);
-            mv = _mm512_permutex2var_ps(lo, _mm512_add_epi32(ev, _mm512_set1_epi32(1)), hi);
-        } else {
-            dwv = mv = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mk, dm + 8 * g));
-        }
-        __m512 S[4];
-        for (int r = 0; r < NR; r++) {
-            S[r] = _mm512_mul_ps(dwv, _mm512_maskz_loadu_ps(mk, da[r] + 8 * g));
-            accm[r] = _mm512_fmadd_ps(mv, _mm512_maskz_loadu_ps(mk, sd[r] + 8 * g), accm[r]);
-        }
-        _Pragma("GCC unroll 2") for (int h = 0; h < 2; h++) {
-            if (h >= n2) break;
-            const uint8_t *p = cs + (g + h) * gs;
-            const __m512i v0 = _mm512_loadu_si512(p), v1 = _mm512_loadu_si512(p + 64);
-            __m512i V[4] = {_mm512_and_si512(v0, m4), _mm512_and_si512(_mm512_srli_epi16(v0, 4), m4),
-                            _mm512_and_si512(v1, m4), _mm512_and_si512(_mm512_srli_epi16(v1, 4), m4)};
-            if (HAS_HIGH)
-                for (int t = 0; t < 4; t++) {
-                    uint64_t hb;
-                    memcpy(&hb, p + 128 + 8 * t, 8);
-                    V[t] = _mm512_mask_add_epi8(V[t], _cvtu64_mask64(hb), V[t], b16);
-                }
-            const __m512i ix = qr_ix8(h);
-            for (int r = 0; r < NR; r++) {
-                const int8_t *A = q[r] + (g + h) * 256;
-                __m512i pr = _mm512_dpbusd_epi32(_mm512_setzero_si512(), V[0], _mm512_loadu_si512(A));
-                pr = _mm512_dpbusd_epi32(pr, V[1], _mm512_loadu_si512(A + 64));
-                pr = _mm512_dpbusd_epi32(pr, V[2], _mm512_loadu_si512(A + 128));
-                pr = _mm512_dpbusd_epi32(pr, V[3], _mm512_loadu_si512(A + 192));
-                acc[r][h] = _mm512_fmadd_ps(_mm512_permutexvar_ps(ix, S[r]), _mm512_cvtepi32_ps(pr), acc[r][h]);
+    for (int64_t i = 0; i < nsb; i++)
+        QR_UNROLL for (int j = 0; j < NW; j++) {
+            const uint8_t *sb = (const uint8_t *)vw + (size_t)j * rs + 176 * i;
+            const __m256i scm = qr_k6_unpack(sb + 160); /* reads the 4 bytes of d, dmin after the fields */
+            const __m512i scv = _mm512_cvtepu16_epi32(_mm256_permutexvar_epi16(dupw, scm));
+            uint16_t dh, mh;
+            memcpy(&dh, sb + 172, 2);
+            memcpy(&mh, sb + 174, 2);
+            const float d = qb_h2f(dh);
+            const __m256 mw = qr_k6_mins(scm, qb_h2f(mh));
+            __m512i V[4];
+            qr_k4_codes(sb, V);
+            QR_UNROLL for (int t = 0; t < 4; t++) {
+                uint64_t hb;
+                memcpy(&hb, sb + 128 + 8 * t, 8);
+                V[t] = _mm512_mask_or_epi32(V[t], 0xFFFF, V[t], _mm512_maskz_mov_epi8(_cvtu64_mask64(hb), b16));
+            }
+            QR_UNROLL for (int r = 0; r < NA; r++) {
+                const __m512i p = _mm512_mullo_epi32(qr_k4_dot(V, q[r] + 256 * i), scv);
+                acc[j][r] = _mm512_fmadd_ps(_mm512_set1_ps(d * da[r][i]), _mm512_cvtepi32_ps(p), acc[j][r]);
+                accm[j][r] = _mm256_fmadd_ps(mw, _mm256_loadu_ps(sa[r] + 8 * i), accm[j][r]);
             }
         }
+    QR_UNROLL for (int j = 0; j < NW; j++)
+        QR_UNROLL for (int r = 0; r < NA; r++)
+            y[(int64_t)r * ldy + j] = qr_hsum512(_mm512_sub_ps(acc[j][r], _mm512_castps256_ps512(accm[j][r])));
+}
+QR_INLINE void qr_q5_Kr(float *y, int64_t ldy, const void *vw, const void *va, size_t as, int64_t k, const int NR) {
+    qr_q5_Kr_tile(y, ldy, vw, 0, va, as, k, 1, NR);
+}
+
+/* tiles of up to QR_TNW x QR_TNA, each shape a compile-time instance */
+QR_INLINE void qr_tile_of(float *y, int64_t ldy, const void *w, size_t rs, const void *a, size_t as, int64_t k,
+                          const int NW, const int NA, const int F) {
+    if (F == QR_F_Q4_KR) qr_q4_Kr_tile(y, ldy, w, rs, a, as, k, NW, NA);
+    else if (F == QR_F_Q6_KR) qr_q6_Kr_tile(y, ldy, w, rs, a, as, k, NW, NA);
+    else if (F == QR_F_Q5_KR) qr_q5_Kr_tile(y, ldy, w, rs, a, as, k, NW, NA);
+    else qr_0r_tile(y, ldy, w, rs, a, as, k, NW, NA, F);
+}
+QR_INLINE void qr_tiles(float *y, int64_t ldy, const void *w, size_t rs, int nw, const void *a, size_t as, int na, int64_t k, const int F) {
+#define QR_T(NW, NA) if (nw == NW && na == NA) { qr_tile_of(y, ldy, w, rs, a, as, k, NW, NA, F); return; }
+    QR_T(1, 1) QR_T(1, 2) QR_T(1, 3) QR_T(1, 4)
+#if QR_TNA >= 5
+    QR_T(1, 5)
+#endif
+#if QR_TNA >= 6
+    QR_T(1, 6)
+#endif
+#if QR_TNA >= 7
+    QR_T(1, 7)
+#endif
+#if QR_TNA >= 8
+    QR_T(1, 8)
+#endif
+#if QR_TNW >= 2
+    QR_T(2, 1) QR_T(2, 2) QR_T(2, 3) QR_T(2, 4)
+#endif
+#if QR_TNW >= 2 && QR_TNA >= 5
+    QR_T(2, 5)
+#endif
+#if QR_TNW >= 2 && QR_TNA >= 6
+    QR_T(2, 6)
+#endif
+#if QR_TNW >= 2 && QR_TNA >= 7
+    QR_T(2, 7)
+#endif
+#if QR_TNW >= 2 && QR_TNA >= 8
+    QR_T(2, 8)
+#endif
+#if QR_TNW >= 3
+    QR_T(3, 1) QR_T(3, 2) QR_T(3, 3) QR_T(3, 4)
+#endif
+#if QR_TNW >= 3 && QR_TNA >= 5
+    QR_T(3, 5)
+#endif
+#if QR_TNW >= 3 && QR_TNA >= 6
+    QR_T(3, 6)
+#endif
+#if QR_TNW >= 3 && QR_TNA >= 7
+    QR_T(3, 7)
+#endif
+#if QR_TNW >= 3 && QR_TNA >= 8
+    QR_T(3, 8)
+#endif
+#if QR_TNW >= 4
+    QR_T(4, 1) QR_T(4, 2) QR_T(4, 3) QR_T(4, 4)
+#endif
+#if QR_TNW >= 4 && QR_TNA >= 5
+    QR_T(4, 5)
+#endif
+#if QR_TNW >= 4 && QR_TNA >= 6
+    QR_T(4, 6)
+#endif
+#if QR_TNW >= 4 && QR_TNA >= 7
+    QR_T(4, 7)
+#endif
+#if QR_TNW >= 4 && QR_TNA >= 8
+    QR_T(4, 8)
+#endif
+#undef QR_T
+}
+#define QR_TILE_FN(t, F)                                                                           \
+    static void QS_FN(qr_tile_##t)(float *y, int64_t ldy, const void *w, size_t rs, int nw, const void *a, size_t as, int na, int64_t k) { \
+        qr_tiles(y, ldy, w, rs, nw, a, as, na, k, F);                                              \
     }
-    for (int r = 0; r < NR; r++) {
-        float t = 0.0f, tm = 0.0f;
-        for (int64_t i = 8 * ng; i < nb; i++) {
-            const uint8_t *tb = cs + ng * gs + (i - 8 * ng) * tbs;
-            const float d = qb_h2f(dm[HAS_MIN ? 2 * i : i]);
-            t += d * (da[r][i] * (float)qr_leg_tail(tb, tb + 16, HAS_HIGH, q[r] + i * QK));
-            tm += (HAS_MIN ? qb_h2f(dm[2 * i + 1]) : d) * sd[r][i];
-        }
-        const __m512 s2 = _mm512_add_ps(acc[r][0], acc[r][1]);
-        y[(int64_t)r * ldy] = HAS_MIN ? qr_hsum512(_mm512_add_ps(s2, accm[r])) + (t + tm)
-                                      : qr_hsum512(_mm512_fnmadd_ps(_mm512_set1_ps(16.0f), accm[r], s2)) + (t - 16.0f * tm);
-    }
+QR_TILE_FN(q4_0r, QR_F_Q4_0R)
+QR_TILE_FN(q8_0r, QR_F_Q8_0R)
+QR_TILE_FN(q4_Kr, QR_F_Q4_KR)
+QR_TILE_FN(q6_Kr, QR_F_Q6_KR)
+QR_TILE_FN(q4_1r, QR_F_Q4_1R)
+QR_TILE_FN(q5_0r, QR_F_Q5_0R)
+QR_TILE_FN(q5_1r, QR_F_Q5_1R)
+QR_TILE_FN(q5_Kr, QR_F_Q5_KR)
+
+/* q4_1r, q5_0r, q5_1r: the _0 tiles' code (qr_0r_tile) */
+QR_INLINE void qr_leg(float *y, int64_t ldy, const void *w, const void *a, size_t as, int64_t k, const int NR,
+                      const int HAS_MIN, const int HAS_HIGH) {
+    qr_0r_tile(y, ldy, w, 0, a, as, k, 1, NR, HAS_MIN ? (HAS_HIGH ? QR_F_Q5_1R : QR_F_Q4_1R) : QR_F_Q5_0R);
 }
 
 #else
@@ -469,7 +577,7 @@ QR_INLINE void qr_leg(float *y, int64_t ldy, const void *w, const void *a, size_
     const int8_t *q[4];                                                                            \
     const float *da[4], *sd[4];                                                                    \
     __m256 acc[4][2], accm[4];                                                                     \
-    for (int r = 0; r < NR; r++) {                                                                 \
+    QR_UNROLL for (int r = 0; r < NR; r++) {                                                                 \
         q[r] = (const int8_t *)((const char *)a + (size_t)r * as);                                 \
         da[r] = (const float *)(q[r] + k);                                                         \
         sd[r] = da[r] + nb;                                                                        \
@@ -479,14 +587,14 @@ QR_INLINE void qr_leg(float *y, int64_t ldy, const void *w, const void *a, size_
     for (int64_t g = 0; g < ng; g++) {                                                             \
         const __m256 dwv = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(dw + 8 * g)));        \
         __m256 S[4];                                                                               \
-        for (int r = 0; r < NR; r++) {                                                             \
+        QR_UNROLL for (int r = 0; r < NR; r++) {                                                             \
             S[r] = _mm256_mul_ps(dwv, _mm256_loadu_ps(da[r] + 8 * g));                             \
             if (WITH_OFF) accm[r] = _mm256_fmadd_ps(dwv, _mm256_loadu_ps(sd[r] + 8 * g), accm[r]); \
         }                                                                                          \
         _Pragma("GCC unroll 2") for (int hh = 0; hh < 2; hh++) {                                   \
             __m256i V[4];                                                                          \
             DECODE(g, hh);                                                                         \
-            for (int r = 0; r < NR; r++) {                                                         \
+            QR_UNROLL for (int r = 0; r < NR; r++) {                                                         \
                 const int8_t *A = q[r] + g * 256 + 32 * hh;                                        \
                 __m256i p = DOT(V[0], _mm256_loadu_si256((const __m256i *)A));                     \
                 p = _mm256_add_epi32(p, DOT(V[1], _mm256_loadu_si256((const __m256i *)(A + 64))));  \
@@ -509,7 +617,7 @@ QR_INLINE void qr_q4_0r(float *y, int64_t ldy, const void *w, const void *a, siz
     V[3] = _mm256_and_si256(_mm256_srli_epi16(v1, 4), m4)
     QR_0R_BODY256(QR_DEC_Q4, qs_dot_us8, 1)
 #undef QR_DEC_Q4
-    for (int r = 0; r < NR; r++) {
+    QR_UNROLL for (int r = 0; r < NR; r++) {
         float t = 0.0f, tm = 0.0f;
         for (int64_t i = 8 * ng; i < nb; i++) {
             const float d = qb_h2f(dw[i]);
@@ -532,7 +640,7 @@ QR_INLINE void qr_q8_0r(float *y, int64_t ldy, const void *w, const void *a, siz
 #undef QR_DEC_Q8
     (void)accm;
     (void)sd;
-    for (int r = 0; r < NR; r++) {
+    QR_UNROLL for (int r = 0; r < NR; r++) {
         float t = 0.0f;
         for (int64_t i = 8 * ng; i < nb; i++) {
             const __m256i v = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(u + i * QK)), x80);
@@ -550,7 +658,7 @@ QR_INLINE void qr_q4_Kr(float *y, int64_t ldy, const void *vw, const void *va, s
     const int8_t *q[4];
     const float *da[4], *sa[4];
     __m256 acc[4], accm[4];
-    for (int r = 0; r < NR; r++) {
+    QR_UNROLL for (int r = 0; r < NR; r++) {
         q[r] = (const int8_t *)((const char *)va + (size_t)r * as);
         da[r] = (const float *)(q[r] + k);
         sa[r] = da[r] + nsb;
@@ -577,7 +685,7 @@ QR_INLINE void qr_q4_Kr(float *y, int64_t ldy, const void *vw, const void *va, s
             const __m256i v1 = _mm256_loadu_si256((const __m256i *)(qs + 64 + 32 * hh));
             const __m256i V[4] = {_mm256_and_si256(v0, m4), _mm256_and_si256(_mm256_srli_epi16(v0, 4), m4),
                                   _mm256_and_si256(v1, m4), _mm256_and_si256(_mm256_srli_epi16(v1, 4), m4)};
-            for (int r = 0; r < NR; r++) {
+            QR_UNROLL for (int r = 0; r < NR; r++) {
                 const int8_t *A = q[r] + 256 * i + 32 * hh;
                 __m256i p16 = _mm256_add_epi16(qs_pairs16(V[0], _mm256_loadu_si256((const __m256i *)A)),
                                                qs_pairs16(V[1], _mm256_loadu_si256((const __m256i *)(A + 64))));
@@ -586,12 +694,12 @@ QR_INLINE void qr_q4_Kr(float *y, int64_t ldy, const void *vw, const void *va, s
                 sumi[r] = qs_madd_acc(sumi[r], p16, sc16);
             }
         }
-        for (int r = 0; r < NR; r++) {
+        QR_UNROLL for (int r = 0; r < NR; r++) {
             acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d * da[r][i]), _mm256_cvtepi32_ps(sumi[r]), acc[r]);
             accm[r] = _mm256_fmadd_ps(mw, _mm256_loadu_ps(sa[r] + 8 * i), accm[r]);
         }
     }
-    for (int r = 0; r < NR; r++) y[(int64_t)r * ldy] = qs_hsum(_mm256_sub_ps(acc[r], accm[r]));
+    QR_UNROLL for (int r = 0; r < NR; r++) y[(int64_t)r * ldy] = qs_hsum(_mm256_sub_ps(acc[r], accm[r]));
 }
 /* q6_Kr: per half of a super-block (sub-blocks 8hh..8hh+7, one int32 lane each) */
 QR_INLINE void qr_q6_Kr(float *y, int64_t ldy, const void *vw, const void *va, size_t as, int64_t k, const int NR) {
@@ -601,7 +709,7 @@ QR_INLINE void qr_q6_Kr(float *y, int64_t ldy, const void *vw, const void *va, s
     const float *da[4];
     const int32_t *bs[4];
     __m256 acc[4];
-    for (int r = 0; r < NR; r++) {
+    QR_UNROLL for (int r = 0; r < NR; r++) {
         q[r] = (const int8_t *)((const char *)va + (size_t)r * as);
         da[r] = (const float *)(q[r] + k);
         bs[r] = (const int32_t *)(da[r] + nsb);
@@ -623,7 +731,7 @@ QR_INLINE void qr_q6_Kr(float *y, int64_t ldy, const void *vw, const void *va, s
                 _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_slli_epi16(_mm256_and_si256(h, m0c), 2)),
                 _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_and_si256(h, m30)),
                 _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), _mm256_srli_epi16(_mm256_and_si256(h, mc0), 2))};
-            for (int r = 0; r < NR; r++) {
+            QR_UNROLL for (int r = 0; r < NR; r++) {
                 const int8_t *A = q[r] + 256 * i + 32 * hh;
                 __m256i p = qs_dot_us8(V[0], _mm256_loadu_si256((const __m256i *)A));
                 p = _mm256_add_epi32(p, qs_dot_us8(V[1], _mm256_loadu_si256((const __m256i *)(A + 64))));
@@ -635,7 +743,7 @@ QR_INLINE void qr_q6_Kr(float *y, int64_t ldy, const void *vw, const void *va, s
             }
         }
     }
-    for (int r = 0; r < NR; r++) y[(int64_t)r * ldy] = qs_hsum(acc[r]);
+    QR_UNROLL for (int r = 0; r < NR; r++) y[(int64_t)r * ldy] = qs_hsum(acc[r]);
 }
 /* q5_Kr: q4_Kr's halves with the fifth bits (32 mask bits -> bytes) or'ed in */
 QR_INLINE void qr_q5_Kr(float *y, int64_t ldy, const void *vw, const void *va, size_t as, int64_t k, const int NR) {
@@ -643,7 +751,7 @@ QR_INLINE void qr_q5_Kr(float *y, int64_t ldy, const void *vw, const void *va, s
     const int8_t *q[4];
     const float *da[4], *sa[4];
     __m256 acc[4], accm[4];
-    for (int r = 0; r < NR; r++) {
+    QR_UNROLL for (int r = 0; r < NR; r++) {
         q[r] = (const int8_t *)((const char *)va + (size_t)r * as);
         da[r] = (const float *)(q[r] + k);
         sa[r] = da[r] + nsb;
@@ -672,7 +780,7 @@ QR_INLINE void qr_q5_Kr(float *y, int64_t ldy, const void *vw, const void *va, s
                 _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v0, 4), m4), _mm256_and_si256(qs_bits32(sb + 136 + 4 * hh), b16)),
                 _mm256_or_si256(_mm256_and_si256(v1, m4), _mm256_and_si256(qs_bits32(sb + 144 + 4 * hh), b16)),
                 _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v1, 4), m4), _mm256_and_si256(qs_bits32(sb + 152 + 4 * hh), b16))};
-            for (int r = 0; r < NR; r++) {
+            QR_UNROLL for (int r = 0; r < NR; r++) {
                 /* u8 codes up to 31: 2 * 31 * 127 per pair, two pairs summed in int16 < 2^15 */
                 const int8_t *A = q[r] + 256 * i + 32 * hh;
                 __m256i p16a = _mm256_add_epi16(qs_pairs16(V[0], _mm256_loadu_si256((const __m256i *)A)),
@@ -683,12 +791,12 @@ QR_INLINE void qr_q5_Kr(float *y, int64_t ldy, const void *vw, const void *va, s
                 sumi[r] = qs_madd_acc(sumi[r], p16b, sc16);
             }
         }
-        for (int r = 0; r < NR; r++) {
+        QR_UNROLL for (int r = 0; r < NR; r++) {
             acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d * da[r][i]), _mm256_cvtepi32_ps(sumi[r]), acc[r]);
             accm[r] = _mm256_fmadd_ps(mw, _mm256_loadu_ps(sa[r] + 8 * i), accm[r]);
         }
     }
-    for (int r = 0; r < NR; r++) y[(int64_t)r * ldy] = qs_hsum(_mm256_sub_ps(acc[r], accm[r]));
+    QR_UNROLL for (int r = 0; r < NR; r++) y[(int64_t)r * ldy] = qs_hsum(_mm256_sub_ps(acc[r], accm[r]));
 }
 /* q4_1r, q5_0r, q5_1r: q4_0r's halves, the fifth bits (32 mask bits -> bytes) or'ed in as 16 */
 QR_INLINE void qr_leg(float *y, int64_t ldy, const void *w, const void *a, size_t as, int64_t k, const int NR,
@@ -700,7 +808,7 @@ QR_INLINE void qr_leg(float *y, int64_t ldy, const void *w, const void *a, size_
     const int8_t *q[4];
     const float *da[4], *sd[4];
     __m256 acc[4][2], accm[4];
-    for (int r = 0; r < NR; r++) {
+    QR_UNROLL for (int r = 0; r < NR; r++) {
         q[r] = (const int8_t *)((const char *)a + (size_t)r * as);
         da[r] = (const float *)(q[r] + k);
         sd[r] = da[r] + nb;
@@ -719,7 +827,7 @@ QR_INLINE void qr_leg(float *y, int64_t ldy, const void *w, const void *a, size_
             dwv = mv = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(dm + 8 * g)));
         }
         __m256 S[4];
-        for (int r = 0; r < NR; r++) {
+        QR_UNROLL for (int r = 0; r < NR; r++) {
             S[r] = _mm256_mul_ps(dwv, _mm256_loadu_ps(da[r] + 8 * g));
             accm[r] = _mm256_fmadd_ps(mv, _mm256_loadu_ps(sd[r] + 8 * g), accm[r]);
         }
@@ -732,7 +840,7 @@ QR_INLINE void qr_leg(float *y, int64_t ldy, const void *w, const void *a, size_
             if (HAS_HIGH)
                 for (int t = 0; t < 4; t++)
                     V[t] = _mm256_or_si256(V[t], _mm256_and_si256(qs_bits32(p + 128 + 8 * t + 4 * hh), b16));
-            for (int r = 0; r < NR; r++) {
+            QR_UNROLL for (int r = 0; r < NR; r++) {
                 const int8_t *A = q[r] + g * 256 + 32 * hh;
                 __m256i pr = qs_dot_us8(V[0], _mm256_loadu_si256((const __m256i *)A));
                 pr = _mm256_add_epi32(pr, qs_dot_us8(V[1], _mm256_loadu_si256((const __m256i *)(A + 64))));
@@ -742,7 +850,7 @@ QR_INLINE void qr_leg(float *y, int64_t ldy, const void *w, const void *a, size_
             }
         }
     }
-    for (int r = 0; r < NR; r++) {
+    QR_UNROLL for (int r = 0; r < NR; r++) {
         float t = 0.0f, tm = 0.0f;
         for (int64_t i = 8 * ng; i < nb; i++) {
             const uint8_t *tb = cs + ng * gs + (i - 8 * ng) * tbs;
@@ -791,20 +899,27 @@ QR_ENTRY(q4_1r)
 QR_ENTRY(q5_0r)
 QR_ENTRY(q5_1r)
 
-#define QR_OPS(t, nm, b, sz, vdt, of)                                                              \
+/* the trailing fields: a format's gemm_tile where this level has one */
+#define QR_NOTILE .gemm_tile = NULL
+#define QR_OPS(t, nm, b, sz, vdt, of, ...)                                                         \
     const cke_qtype_ops QS_CAT(cke_qops_##t, QS_SFX) = {                                           \
         .name = nm, .blck = b, .type_size = sz, .vec_dot_type = vdt,                               \
         .quantize_row = cke_quantize_row_##t##_ref, .dequantize_row = cke_dequantize_row_##t##_ref, \
         .vec_dot = QS_FN(qr_vec_dot_##t), .repack_of = of, .repack_row = cke_repack_row_##t##_ref,  \
-        .dot_rows = QS_FN(qr_dot_rows_##t), .gemv = QS_FN(qr_gemv_##t)}
-QR_OPS(q8_0r, "q8_0r", QK, 34, QT_Q8_0S, QT_Q8_0);
-QR_OPS(q4_0r, "q4_0r", QK, 18, QT_Q8_0S, QT_Q4_0);
-QR_OPS(q4_Kr, "q4_Kr", QK_K, 144, QT_Q8_KI, QT_Q4_K);
-QR_OPS(q6_Kr, "q6_Kr", QK_K, 210, QT_Q8_K16, QT_Q6_K);
-QR_OPS(q5_Kr, "q5_Kr", QK_K, 176, QT_Q8_KI, QT_Q5_K);
-QR_OPS(q4_1r, "q4_1r", QK, 20, QT_Q8_0S, QT_Q4_1);
-QR_OPS(q5_0r, "q5_0r", QK, 22, QT_Q8_0S, QT_Q5_0);
-QR_OPS(q5_1r, "q5_1r", QK, 24, QT_Q8_0S, QT_Q5_1);
+        .dot_rows = QS_FN(qr_dot_rows_##t), .gemv = QS_FN(qr_gemv_##t), __VA_ARGS__}
+#if QS_VNNI
+#define QR_TILE(t) .gemm_tile = QS_FN(qr_tile_##t), .tile_nw = QR_TNW, .tile_na = QR_TNA
+#else /* AVX2: M >= 2 runs dot_rows (1 x 4 tiles) */
+#define QR_TILE(t) QR_NOTILE
+#endif
+QR_OPS(q8_0r, "q8_0r", QK, 34, QT_Q8_0S, QT_Q8_0, QR_TILE(q8_0r));
+QR_OPS(q4_0r, "q4_0r", QK, 18, QT_Q8_0S, QT_Q4_0, QR_TILE(q4_0r));
+QR_OPS(q4_Kr, "q4_Kr", QK_K, 144, QT_Q8_KI, QT_Q4_K, QR_TILE(q4_Kr));
+QR_OPS(q6_Kr, "q6_Kr", QK_K, 210, QT_Q8_K16, QT_Q6_K, QR_TILE(q6_Kr));
+QR_OPS(q5_Kr, "q5_Kr", QK_K, 176, QT_Q8_KI, QT_Q5_K, QR_TILE(q5_Kr));
+QR_OPS(q4_1r, "q4_1r", QK, 20, QT_Q8_0S, QT_Q4_1, QR_TILE(q4_1r));
+QR_OPS(q5_0r, "q5_0r", QK, 22, QT_Q8_0S, QT_Q5_0, QR_TILE(q5_0r));
+QR_OPS(q5_1r, "q5_1r", QK, 24, QT_Q8_0S, QT_Q5_1, QR_TILE(q5_1r));
 const cke_qtype_ops QS_CAT(cke_qops_q8_0s, QS_SFX) = {
     .name = "q8_0s", .blck = QK, .type_size = 40, .vec_dot_type = QT_Q8_0S,
     .quantize_row = QS_FN(qr_quantize_row_q8_0s), .dequantize_row = cke_dequantize_row_q8_0s_ref};

@@ -103,7 +103,7 @@ if have_models; then
     # quantized weights: bytes in the stored format, the quantized kernel named (Q4_0 -> q4_0r
     # repacked; ffn_down's 172 columns are no multiple of 32: F16; the tied head Q8_0)
     "$CKE" quantize "$S" "$T/s260-q4_0.gguf" Q4_0 >/dev/null 2>&1
-    refuses prof_q4_0 0 'q4_0r (gemv|dot_rows)' "$CKE" profile "$T/s260-q4_0.gguf" -p "Once" -n 3 -o "$T/prof-q4" --quick -t 1
+    refuses prof_q4_0 0 'q4_0r (gemv|dot_rows|gemm_tile)' "$CKE" profile "$T/s260-q4_0.gguf" -p "Once" -n 3 -o "$T/prof-q4" --quick -t 1
     check prof_q4_0_bytes python3 -c '
 import json, re, sys
 p = json.load(open(sys.argv[1] + "/profile.json"))

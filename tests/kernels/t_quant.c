@@ -440,7 +440,88 @@ static int quant_repack(const cke_ktable *kt, const cke_ktable *ref) {
     return fails;
 }
 
+/* repacked formats, M >= 2: every tile shape of the table's gemm_tile (nw 1..tile_nw, na
+ * 1..tile_na; dot_rows' 1..4 rows where it has none) equal, exactly, to vec_dot per element
+ * (decode, decode_batch and prefill must give a row the same bits), nothing written outside the
+ * tile; K with tail blocks (_0 formats) and odd counts of groups / super-blocks. Then qlinear for M
+ * = 1..17 rows: each row equal to the row run alone (M = 1, gemv), at 1 and 2 threads. */
+static int quant_tile(const cke_ktable *kt, const cke_ktable *ref) {
+    (void)ref;
+    int fails = 0;
+    trng r = {7500};
+    const int64_t Ks[] = {256, 480, 768, 2304, 0}; /* 480: 15 blocks (a group and 7 tail blocks); 2304: 9 groups / super-blocks */
+    for (int t = 40; t <= 50; t++) {
+        if (t == 43 || t == 44 || t == 46) continue; /* activation formats */
+        const cke_qtype_ops *q = kt->qops[t];
+        const cke_qtype_ops *aq = kt->qops[q->vec_dot_type];
+        const int tnw = q->gemm_tile ? q->tile_nw : 1, tna = q->gemm_tile ? q->tile_na : 4;
+        if (tnw < 1 || tna < 1 || tnw > 8 || tna > 8) { printf("  FAIL %s tile %dx%d\n", q->name, tnw, tna); fails++; continue; }
+        for (const int64_t *kp = Ks; *kp; kp++) {
+            const int64_t K = *kp;
+            if (K % q->blck) continue;
+            const size_t rs = rowbytes(q, K) + 16, as = rowbytes(aq, K) + 8; /* strides that are not the row sizes */
+            char *W = talloc(rs * 8), *A = talloc(as * 8);
+            float *x = tallocf(K), *e = tallocf(64);
+            for (int j = 0; j < tnw; j++) {
+                tfill_normal(&r, x, K, 1.0f);
+                q->quantize_row(W + (size_t)j * rs, x, K);
+            }
+            for (int i = 0; i < tna; i++) {
+                tfill_normal(&r, x, K, i == 1 ? 1e-3f : 1.0f);
+                aq->quantize_row(A + (size_t)i * as, x, K);
+            }
+            for (int j = 0; j < tnw; j++)
+                for (int i = 0; i < tna; i++) q->vec_dot(&e[8 * i + j], W + (size_t)j * rs, A + (size_t)i * as, K);
+            for (int nw = 1; nw <= tnw; nw++)
+                for (int na = 1; na <= tna; na++) {
+                    float y[9 * 8];
+                    for (int i = 0; i < 9 * 8; i++) y[i] = -7.0f; /* sentinel, ldy = 9 */
+                    if (q->gemm_tile) q->gemm_tile(y, 9, W, rs, nw, A, as, na, K);
+                    else q->dot_rows(y, 9, W, A, as, na, K);
+                    int bad = 0;
+                    for (int i = 0; i < 8; i++)
+                        for (int j = 0; j < 9; j++) {
+                            const int in = i < na && j < nw;
+                            bad += in ? memcmp(&y[9 * i + j], &e[8 * i + j], sizeof(float)) != 0 : y[9 * i + j] != -7.0f;
+                        }
+                    if (bad) {
+                        printf("  FAIL %s K=%lld tile %dx%d: %d elements differ from vec_dot or written outside\n", q->name,
+                               (long long)K, nw, na, bad);
+                        fails++;
+                    }
+                }
+            free(W); free(A); free(x); free(e);
+        }
+        /* qlinear: M rows at once == each row alone */
+        const int64_t K = 2304, N = 37;
+        const size_t rs = rowbytes(q, K);
+        char *W = talloc(rs * N);
+        float *x = tallocf(17 * K), *b = tallocf(N), *Y = tallocf(17 * N), *Y1 = tallocf(N);
+        for (int64_t n = 0; n < N; n++) {
+            tfill_normal(&r, x, K, 0.05f);
+            q->quantize_row(W + (size_t)n * rs, x, K);
+        }
+        tfill_normal(&r, x, 17 * K, 1.0f);
+        tfill_normal(&r, b, N, 1.0f);
+        void *ws = talloc(cke_qlinear_ws_size(t, 17, K, N, 2));
+        static const int64_t Ms[] = {2, 3, 4, 5, 7, 8, 9, 11, 13, 16, 17, 0};
+        for (const int64_t *mp = Ms; *mp; mp++)
+            for (int nth = 1; nth <= 2; nth++) {
+                const int64_t M = *mp;
+                int bad = cke_qlinear_fwd(kt, Y, x, W, t, nth == 2 ? b : NULL, M, K, N, ws, nth) != 0;
+                for (int64_t m = 0; m < M && !bad; m++) {
+                    bad |= cke_qlinear_fwd(kt, Y1, x + m * K, W, t, nth == 2 ? b : NULL, 1, K, N, ws, nth) != 0;
+                    bad |= memcmp(Y1, Y + m * N, (size_t)N * sizeof(float)) != 0;
+                }
+                if (bad) { printf("  FAIL %s qlinear M=%lld nth=%d: rows differ from M = 1\n", q->name, (long long)M, nth); fails++; }
+            }
+        free(W); free(x); free(b); free(Y); free(Y1); free(ws);
+    }
+    return fails;
+}
+
 const test_op tests_quant[] = {
+    {"quant_tile", quant_tile, NULL, NULL},
     {"quant_repack", quant_repack, NULL, NULL},
     {"quant_blocks", quant_blocks, NULL, NULL},
     {"quant_roundtrip", quant_roundtrip, NULL, NULL},
