@@ -1,7 +1,7 @@
 # decode_batch (ABI 5) in quantized formats: stories260K quantized, compiled, and the equivalence
 # check of tests/compiler/batch_check.h (sequences decoded together in KV slots = each decoded
 # alone; refusals) run by batch_decode --check. The repacked formats' batch rows go through
-# dot_rows, decode's single row through gemv: both sum the same integer block dots, so 1e-4.
+# gemm_tile (AVX-512) or dot_rows, decode's single row through gemv: both sum the same integer block dots, so 1e-4.
 BD=$PWD/$BUILD/batch_decode
 if have_models && [ -x "$BD" ]; then
     for qt in Q8_0 Q4_0 Q4_K; do
