@@ -17,6 +17,8 @@
 
 #include "cke/status.h"
 
+#include "cke/cke.h" /* cke_kv_type */
+
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
