@@ -63,9 +63,10 @@ const char *cke_version(void); /* CKE_VERSION of the library */
 
 /* Element type of the KV cache a model is compiled with (`--kv-type`). F16, the default, halves the
  * cache's memory and the bytes decode streams at depth; F32 keeps the activations' own values
- * (bit-exact with an f32 reference). */
-typedef enum { CKE_KV_F16 = 0, CKE_KV_F32 = 1 } cke_kv_type;
-const char *cke_kv_type_name(cke_kv_type t);            /* "f16", "f32" */
+ * (bit-exact with an f32 reference); Q8_0 (ggml's blocks of 32 int8 + an f16 scale, 34 bytes per
+ * 32 values) about halves f16 again, for models whose head_dim is a multiple of 32. */
+typedef enum { CKE_KV_F16 = 0, CKE_KV_F32 = 1, CKE_KV_Q8_0 = 2 } cke_kv_type;
+const char *cke_kv_type_name(cke_kv_type t);            /* "f16", "f32", "q8_0" */
 int cke_kv_type_parse(const char *s, cke_kv_type *out); /* 0, or -1 for any other name */
 
 typedef struct {

@@ -150,7 +150,9 @@ static int prepare(const bench_shape *s, const char *root, int kv_type, char *di
     cke_err e = {0};
     if (cke_mkdirs(root, &e)) { fprintf(stderr, "cke bench: %s\n", e.msg); return -1; }
     snprintf(gguf, sizeof gguf, "%s/%s-f32.gguf", root, s->name);
-    snprintf(dir, n, "%s/%s%s", root, s->name, kv_type == CKE_KV_F32 ? "-kv-f32" : ""); /* one dir per KV type */
+    /* one dir per KV type */
+    snprintf(dir, n, "%s/%s%s%s", root, s->name, kv_type != CKE_KV_F16 ? "-kv-" : "",
+             kv_type != CKE_KV_F16 ? cke_kv_type_name((cke_kv_type)kv_type) : "");
     if (access(gguf, R_OK) != 0) {
         fprintf(stderr, "cke bench: writing %s (%.2f GB of random F32 weights) ...\n", gguf,
                 (double)n_params(s) * 4e-9);
@@ -345,7 +347,7 @@ int cke_cli_bench(int argc, char **argv) {
     return 0;
 usage:
     fprintf(help ? stdout : stderr, "usage: cke bench [--model stories15M|stories110M|tinyllama|all]... [--quick] [--threads 1|2]\n"
-                    "                 [--weights mmap|copy|both] [--kv-type f16|f32]\n"
+                    "                 [--weights mmap|copy|both] [--kv-type f16|f32|q8_0]\n"
                     "  random-weight F32 models of real shapes (cached in $CKE_CACHE/bench, default ~/.cache/cke/bench):\n"
                     "  prefill tok/s (512-token prompt) as a fraction of the FMA peak, decode tok/s (128 tokens) as a\n"
                     "  fraction of the bandwidth roofline, both limits measured in the same run; --weights sets\n"

@@ -346,7 +346,7 @@ static const char help_text[] =
 static void usage(FILE *f) {
     fprintf(f, "usage: cke chat DIR|MODEL [--system TEXT] [--template NAME|FILE] [-n MAX_REPLY_TOKENS] [--temp T]\n"
                "                [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] [--seed S] [--threads N]\n"
-               "                [--ctx N] [--kv-type f16|f32] [--tokenizer FILE] [-v]\n"
+               "                [--ctx N] [--kv-type f16|f32|q8_0] [--tokenizer FILE] [-v]\n"
                "  reads one user turn per line from stdin (a terminal: line editing and history); the reply\n"
                "  goes to stdout, tokens/s to stderr.\n"
                "  --template: chatml, llama2, gemma, phi3, or a file (Jinja text, tokenizer_config.json, .gguf);\n"

@@ -144,7 +144,7 @@ static void usage(FILE *f) {
             "  --kl-base BASE     also run BASE (a model or compiled dir, same vocabulary) on the same\n"
             "                     windows: mean KL(base || model) +/- its standard error, same top token\n"
             "  --tokenizer FILE   the tokenizer, for a llama2.c checkpoint\n"
-            "  --kv-type T        KV cache type to compile MODEL (and BASE) with: f16 (default) or f32\n"
+            "  --kv-type T        KV cache type to compile MODEL (and BASE) with: f16 (default), f32 or q8_0\n"
             "  default windows slide by half a window and score their second half (every token once)\n"
             "  progress ([window]running PPL) on stderr; \"Final estimate: PPL = x +/- y\" on stdout\n");
 }

@@ -50,7 +50,7 @@ static int usage(int help) {
             "  -o OUTDIR            where profile.json and trace.json go (default ./cke-profile); model_prof.so is\n"
             "                       built there from DIR/model.c with -DCKM_PROFILE (model.so stays untouched)\n"
             "  -t, --threads N      threads (default: all cores)\n"
-            "  --kv-type T          KV cache type to compile MODEL with: f16 (default) or f32\n"
+            "  --kv-type T          KV cache type to compile MODEL with: f16 (default), f32 or q8_0\n"
             "  --max-events N       trace.json holds the first N op calls (default 20000); all are summed\n"
             "  --train              training: --data FILE.txt, --steps K (default 4), --batch B (4), --seq T (64)\n"
             "  --overhead           also time the same decode with the unprofiled model.so and print the cost\n"

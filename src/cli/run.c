@@ -66,8 +66,9 @@ int cke_cli_compile(int argc, char **argv) {
     return compile_into(model, out, tok, ctx, chunk, kv, 0);
 usage:
     fprintf(help ? stdout : stderr, "usage: cke compile MODEL -o DIR [--tokenizer tokenizer.bin] [--ctx N] [--prefill-chunk N] [--keep-f32]\n"
-                    "                   [--kv-type f16|f32] [--debug]\n"
-                    "  --kv-type: the KV cache's element type (default f16: half the memory and decode's reads; f32: exact)\n"
+                    "                   [--kv-type f16|f32|q8_0] [--debug]\n"
+                    "  --kv-type: the KV cache's element type (default f16: half the memory and decode's reads; f32: exact;\n"
+                    "  q8_0: about half of f16 again, for a head_dim that is a multiple of 32)\n"
                     "  MODEL: a .gguf file, a Hugging Face model directory, or a llama2.c .bin\n"
                     "  --debug: a canary after every activation, checked after every op (slow; names the op)\n");
     return help ? 0 : 2;

@@ -18,7 +18,7 @@ static void usage(FILE *f) {
             "  --parallel N     requests generated at once, each in its own slot with its own KV cache (default 1)\n"
             "  --queue N        requests that may wait for a slot (default 64); more are answered 503\n"
             "  --ctx N          context length to compile the model for (default: the model's)\n"
-            "  --kv-type T      KV cache type to compile it with: f16 (default) or f32\n"
+            "  --kv-type T      KV cache type to compile it with: f16 (default), f32 or q8_0\n"
             "  --threads N      threads per slot (default: cores / parallel); with --batch, of the one instance\n"
             "  --batch          with --parallel > 1: continuous batching, the slots are KV slots of one model\n"
             "                   instance and each decode step runs every active slot in one forward (opt-in:\n"

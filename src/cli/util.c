@@ -62,7 +62,7 @@ int cke_cli_opt_kv(const char *cmd, int argc, char **argv, int *i, int *out) {
     if (rc) return rc;
     cke_kv_type t;
     if (cke_kv_type_parse(v, &t)) {
-        fprintf(stderr, "cke %s: %s: %s is not a KV cache type (f16, f32)\n", cmd, argv[*i - 1], v);
+        fprintf(stderr, "cke %s: %s: %s is not a KV cache type (f16, f32, q8_0)\n", cmd, argv[*i - 1], v);
         return 2;
     }
     *out = (int)t;

@@ -208,6 +208,24 @@ static void widen_rows(float *dst, const uint16_t *const *rows /* [nk] [hd] */, 
     }
 }
 
+/* Q8_0 rows (blocks of 32: f16 scale d, 32 int8 q) dequantized into dst [nk][hd]: x = d * q,
+ * one multiply as the format defines (the _ref's values bit for bit). */
+static void dequant_rows_q8(float *dst, const unsigned char *const *rows /* [nk] */, int64_t nk, int64_t hd) {
+    for (int64_t jj = 0; jj < nk; jj++) {
+        const unsigned char *x = rows[jj];
+        float *o = dst + jj * hd;
+        for (int64_t b = 0; b < hd / 32; b++, x += 34, o += 32) {
+            uint16_t dh;
+            memcpy(&dh, x, 2);
+            __m256 d = _mm256_set1_ps(h2f(dh));
+            for (int i = 0; i < 32; i += 8) {
+                __m256i q = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(x + 2 + i)));
+                _mm256_storeu_ps(o + i, _mm256_mul_ps(d, _mm256_cvtepi32_ps(q)));
+            }
+        }
+    }
+}
+
 /* Visible columns [*a, *b) of key block [j0, j0 + nk) for the row at position p. */
 static inline void vis_cols(const cke_attn_shape *s, int64_t p, int64_t j0, int64_t nk, int64_t *a,
                             int64_t *b) {
@@ -285,7 +303,18 @@ static void fwd_item(float *out, float *lse, const float *q, const void *k, cons
     const float cap = s->softcap, rcap = cap != 0.0f ? 1.0f / cap : 0.0f;
     for (int64_t j0 = lo; j0 < hi; j0 += ATT_BK) {
         int64_t nk = hi - j0 < ATT_BK ? hi - j0 : ATT_BK, nv = (nk + VL - 1) / VL;
-        if (h16) { /* f16 cache: K widened in the pack, V into Vt */
+        if (h16 == 2) { /* Q8_0 cache: K dequantized into Vt and packed from there, then V into Vt */
+            const size_t rb = (size_t)(hd / 32) * 34;
+            const unsigned char **qr = (const unsigned char **)(void *)c->hkrow;
+            for (int64_t jj = 0; jj < nk; jj++) {
+                qr[jj] = (const unsigned char *)k + (size_t)((j0 + jj) * KV + g) * rb;
+                c->krow[jj] = c->vrow[jj] = c->Vt + jj * hd;
+            }
+            dequant_rows_q8(c->Vt, qr, nk, hd);
+            pack_t(c->Kt, c->krow, nk, hd, s->scale);
+            for (int64_t jj = 0; jj < nk; jj++) qr[jj] = (const unsigned char *)v + (size_t)((j0 + jj) * KV + g) * rb;
+            dequant_rows_q8(c->Vt, qr, nk, hd);
+        } else if (h16) { /* f16 cache: K widened in the pack, V into Vt */
             for (int64_t jj = 0; jj < nk; jj++) {
                 c->hkrow[jj] = (const uint16_t *)k + ((j0 + jj) * KV + g) * hd;
                 c->hvrow[jj] = (const uint16_t *)v + ((j0 + jj) * KV + g) * hd;
@@ -386,7 +415,7 @@ static void fwd_merge(float *out, float *lse, const cke_attn_shape *s, const att
     if (lse) lse[h * T + t] = mx + logf(L);
 }
 
-/* The forward over an f32 (h16 = 0) or f16 (h16 = 1) K/V. */
+/* The forward over an f32 (h16 = 0), f16 (1) or Q8_0 (2) K/V. */
 static void attn_fwd_run(float *out, float *lse, const float *q, const void *k, const void *v, int h16,
                          const cke_attn_shape *s, void *ws, int nth) {
     if (nth < 1) nth = 1;
@@ -424,6 +453,12 @@ void ISA_FN(cke_attn_fwd_f16)(float *out /* [T, n_head, hd] */, float *lse /* [n
                               const uint16_t *v /* [Tk, n_kv_head, hd] */, const cke_attn_shape *s, void *ws,
                               int nth) {
     attn_fwd_run(out, lse, q, k, v, 1, s, ws, nth);
+}
+
+void ISA_FN(cke_attn_fwd_q8_0)(float *out /* [T, n_head, hd] */, float *lse /* [n_head, T] or NULL */,
+                               const float *q /* [T, n_head, hd] */, const void *k /* [Tk] Q8_0 rows */,
+                               const void *v /* [Tk] Q8_0 rows */, const cke_attn_shape *s, void *ws, int nth) {
+    attn_fwd_run(out, lse, q, k, v, 2, s, ws, nth);
 }
 
 /* The KV cache write, f32 -> f16 round to nearest even (vcvtps2ph; the same bits as the _ref). */

@@ -398,10 +398,11 @@ cke_status cke_plan_set_wdtypes(cke_plan *p, int (*dtype_of)(void *ud, const cha
     return CKE_OK;
 }
 
-/* Per KV type: its name (--kv-type, cke-model.txt) and element size. */
-static const struct { const char *name; size_t elem; } kv_types[] = {
-    [CKE_KV_F16] = {"f16", 2},
-    [CKE_KV_F32] = {"f32", 4},
+/* Per KV type: its name (--kv-type, cke-model.txt) and bytes per block of `blck` values. */
+static const struct { const char *name; size_t bytes; int64_t blck; } kv_types[] = {
+    [CKE_KV_F16] = {"f16", 2, 1},
+    [CKE_KV_F32] = {"f32", 4, 1},
+    [CKE_KV_Q8_0] = {"q8_0", 34, 32}, /* ggml's block: f16 scale + 32 int8 */
 };
 #define N_KV_TYPES ((int)(sizeof kv_types / sizeof kv_types[0]))
 
@@ -413,14 +414,18 @@ int cke_kv_type_parse(const char *s, cke_kv_type *out) {
     return -1;
 }
 
-size_t cke_plan_kv_elem(int kv_type) { return kv_type >= 0 && kv_type < N_KV_TYPES ? kv_types[kv_type].elem : 0; }
+size_t cke_plan_kv_bytes(int kv_type, int64_t n) {
+    if (kv_type < 0 || kv_type >= N_KV_TYPES) return 0;
+    return (size_t)(n / kv_types[kv_type].blck) * kv_types[kv_type].bytes;
+}
 
 cke_status cke_plan_new(cke_plan **out, cke_ir *ir, int64_t ctx, int64_t prefill_chunk, int nth_max, int canaries,
                         int kv_type, cke_err *err) {
     *out = NULL;
     if (ctx < 1 || prefill_chunk < 1 || nth_max < 1)
         return cke_fail(err, CKE_ERR_ARG, "plan: ctx, prefill chunk and threads must be >= 1");
-    if (!cke_plan_kv_elem(kv_type)) return cke_fail(err, CKE_ERR_ARG, "plan: KV cache type %d is not one of f16, f32", kv_type);
+    if (!cke_plan_kv_bytes(kv_type, 32))
+        return cke_fail(err, CKE_ERR_ARG, "plan: KV cache type %d is not one of f16, f32, q8_0", kv_type);
     if (prefill_chunk > ctx) prefill_chunk = ctx;
     cke_plan *p = calloc(1, sizeof *p);
     if (!p) return cke_fail(err, CKE_ERR_NOMEM, "out of memory");
@@ -437,6 +442,13 @@ cke_status cke_plan_new(cke_plan **out, cke_ir *ir, int64_t ctx, int64_t prefill
                 return cke_fail(err, CKE_ERR_UNSUPPORTED, "plan: attention layers with different kv widths");
             }
             p->kv_dim = kd;
+            if (kv_type == CKE_KV_Q8_0 && ir->n[i].a.head_dim % 32) { /* a head's row: whole blocks */
+                int64_t hd = ir->n[i].a.head_dim;
+                cke_plan_free(p);
+                return cke_fail(err, CKE_ERR_UNSUPPORTED,
+                                "--kv-type q8_0 needs a head_dim that is a multiple of 32 (Q8_0 blocks); this model's is %lld: "
+                                "use f16", (long long)hd);
+            }
         }
     /* learned positions (GPT-2) exist only for the table's rows */
     for (int i = 0; i < ir->nn; i++)
@@ -446,7 +458,8 @@ cke_status cke_plan_new(cke_plan **out, cke_ir *ir, int64_t ctx, int64_t prefill
             return cke_fail(err, CKE_ERR_ARG, "plan: context %lld exceeds the %lld learned positions of '%s'",
                             (long long)ctx, (long long)P, ir->v[ir->n[i].in[1]].name);
         }
-    p->kv_bytes = align_up((size_t)ir->n_layer * (size_t)ctx * (size_t)p->kv_dim * cke_plan_kv_elem(kv_type)) * 2;
+    p->kv_row = cke_plan_kv_bytes(kv_type, p->kv_dim);
+    p->kv_bytes = align_up((size_t)ir->n_layer * (size_t)ctx * p->kv_row) * 2;
     cke_status st = plan_weights(p, err);
     if (!st) st = lower_mode(p, &p->prefill, "prefill", prefill_chunk, nth_max, 1, 0, err);
     if (!st) st = lower_mode(p, &p->decode, "decode", 1, nth_max, 0, 0, err);

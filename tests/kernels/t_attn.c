@@ -291,6 +291,49 @@ static int f16_write(const cke_ktable *kt, const cke_ktable *ref) {
     return fails;
 }
 
+/* The Q8_0 cache: k, v quantized by the ref's ggml-exact quantizer (ggml type 8); as f16_case,
+ * the q8_0 forward equals the f32 forward on the dequantized values bit for bit, and kt's matches
+ * the ref's to TOL_OUT / TOL_LSE. */
+static int q8_case(const cke_ktable *kt, const cke_ktable *ref, const acase *c, uint64_t seed) {
+    cke_attn_shape s = mkshape(c);
+    const int64_t nq = c->T * c->H * c->hd, nk = c->Tk * c->KV * c->hd, nl = c->H * c->T;
+    const cke_qtype_ops *q8 = ref->qops[8];
+    trng r = {seed};
+    float *q = tallocf(nq), *k = tallocf(nk), *v = tallocf(nk);
+    tfill_normal(&r, q, nq, c->qscale);
+    tfill_normal(&r, k, nk, 1.0f);
+    tfill_normal(&r, v, nk, 1.0f);
+    void *kq = talloc((size_t)(nk / 32) * 34), *vq = talloc((size_t)(nk / 32) * 34);
+    q8->quantize_row(kq, k, nk);
+    q8->quantize_row(vq, v, nk);
+    q8->dequantize_row(k, kq, nk);
+    q8->dequantize_row(v, vq, nk);
+    char what[200];
+    snprintf(what, sizeof what, "q8_0 T=%lld Tk=%lld H=%lld KV=%lld hd=%lld win=%lld cap=%g", (long long)c->T,
+             (long long)c->Tk, (long long)c->H, (long long)c->KV, (long long)c->hd, (long long)c->window, c->softcap);
+    int fails = 0;
+    float *ro = tallocf(nq), *rl = tallocf(nl), *o = tallocf(nq), *l = tallocf(nl), *o32 = tallocf(nq),
+          *l32 = tallocf(nl);
+    void *ws = talloc(cke_attn_ws_size(&s, 2));
+    ref->attn_fwd_q8_0(ro, rl, q, kq, vq, &s, ws, 1);
+    fwd(ref, o32, l32, q, k, v, &s, 1);
+    fails += same_bits("ref q8_0 vs ref f32 on dequantized values: out", ro, o32, nq);
+    for (int nth = 1; nth <= 2; nth++) {
+        char w2[260];
+        kt->attn_fwd_q8_0(o, l, q, kq, vq, &s, ws, nth);
+        snprintf(w2, sizeof w2, "out %s nth=%d", what, nth);
+        fails += tcheck(w2, o, ro, nq, TOL_OUT);
+        snprintf(w2, sizeof w2, "lse %s nth=%d", what, nth);
+        fails += tcheck(w2, l, rl, nl, TOL_LSE);
+        fwd(kt, o32, l32, q, k, v, &s, nth);
+        fails += same_bits("q8_0 vs f32 on dequantized values: out", o, o32, nq);
+        fails += same_bits("q8_0 vs f32 on dequantized values: lse", l, l32, nl);
+    }
+    if (fails) printf("    (case %s)\n", what);
+    free(q); free(k); free(v); free(kq); free(vq); free(ro); free(rl); free(o); free(l); free(o32); free(l32); free(ws);
+    return fails;
+}
+
 static int simd_attn_f16(const cke_ktable *kt, const cke_ktable *ref) {
     static const acase cs[] = {
         {1, 1, 2, 2, 64, 0, 0, 1},     {1, 65, 8, 2, 64, 0, 0, 1},   {1, 513, 12, 12, 64, 0, 0, 1}, /* decode */
@@ -302,6 +345,14 @@ static int simd_attn_f16(const cke_ktable *kt, const cke_ktable *ref) {
     for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++) {
         if (tquick && cs[i].Tk > 513) continue;
         fails += f16_case(kt, ref, &cs[i], 800 + i);
+    }
+    static const acase q8[] = { /* head_dim a multiple of 32 (Q8_0 blocks) */
+        {1, 1, 2, 2, 64, 0, 0, 1},  {1, 513, 12, 12, 64, 0, 0, 1}, {1, 1025, 32, 4, 128, 0, 0, 1},
+        {1, 300, 8, 2, 32, 100, 0, 1}, {33, 133, 8, 2, 64, 0, 0, 1}, {17, 22, 4, 4, 96, 9, 2.0f, 4.0f},
+    };
+    for (size_t i = 0; i < sizeof q8 / sizeof q8[0]; i++) {
+        if (tquick && q8[i].Tk > 513) continue;
+        fails += q8_case(kt, ref, &q8[i], 900 + i);
     }
     return fails;
 }

@@ -24,9 +24,21 @@ static inline float logit(const cke_attn_shape *s, const float *q /* [hd] */, co
     return d;
 }
 
-/* Element i of a K or V row: f32, or the f16 cache's bits widened exactly. */
+/* K/V element formats: f32, the f16 cache, the Q8_0 cache (blocks of 32: x = d * q). */
+enum { KV_F32 = 0, KV_F16 = 1, KV_Q8_0 = 2 };
+
+/* Element i of a K or V row of format h16 (a KV_ value), exactly as stored. */
 static inline float kv_at(const void *row, int h16, int64_t i) {
+    if (h16 == KV_Q8_0) {
+        const blk_q8_0 *b = (const blk_q8_0 *)row + i / 32;
+        return qb_h2f(b->d) * (float)b->qs[i % 32];
+    }
     return h16 ? qb_h2f(((const uint16_t *)row)[i]) : ((const float *)row)[i];
+}
+
+/* Byte offset of element e (a row start: e a multiple of head_dim) in a K/V array of format f. */
+static inline size_t kv_off(int f, int64_t e) {
+    return f == KV_Q8_0 ? (size_t)(e / 32) * sizeof(blk_q8_0) : (size_t)e * (f == KV_F16 ? 2 : 4);
 }
 
 static inline float logit_kv(const cke_attn_shape *s, const float *q /* [hd] */, const void *k /* [hd] */,
@@ -39,14 +51,13 @@ static inline float logit_kv(const cke_attn_shape *s, const float *q /* [hd] */,
 }
 
 /* Parallel over (head, row); ws holds one row of Tk scores per thread (cke_attn_ws_size).
- * k, v: f32 rows, or f16 rows when h16. */
+ * k, v: rows of format h16 (KV_F32, KV_F16, KV_Q8_0). */
 static void attn_fwd(float *out /* [T, n_head, hd] */, float *lse /* [n_head, T] or NULL */,
                      const float *q /* [T, n_head, hd] */, const void *k /* [Tk, n_kv_head, hd] */,
                      const void *v /* [Tk, n_kv_head, hd] */, int h16, const cke_attn_shape *s, void *ws,
                      int nth) {
     const int64_t T = s->T, H = s->n_head, KV = s->n_kv_head, hd = s->head_dim;
     const int64_t rep = H / KV;
-    const size_t es = h16 ? sizeof(uint16_t) : sizeof(float);
     if (nth < 1) nth = 1;
 #pragma omp parallel num_threads(nth) if (nth > 1)
     {
@@ -59,7 +70,7 @@ static void attn_fwd(float *out /* [T, n_head, hd] */, float *lse /* [n_head, T]
             const float *qr = q + (t * H + h) * hd; /* [hd] */
             float m = -INFINITY;
             for (int64_t j = lo; j <= hi; j++) {
-                sc[j] = logit_kv(s, qr, (const char *)k + (size_t)((j * KV + g) * hd) * es, h16);
+                sc[j] = logit_kv(s, qr, (const char *)k + kv_off(h16, (j * KV + g) * hd), h16);
                 m = sc[j] > m ? sc[j] : m;
             }
             float sum = 0;
@@ -70,7 +81,7 @@ static void attn_fwd(float *out /* [T, n_head, hd] */, float *lse /* [n_head, T]
             float *o = out + (t * H + h) * hd; /* [hd] */
             for (int64_t i = 0; i < hd; i++) o[i] = 0;
             for (int64_t j = lo; j <= hi; j++) {
-                const void *vr = (const char *)v + (size_t)((j * KV + g) * hd) * es;
+                const void *vr = (const char *)v + kv_off(h16, (j * KV + g) * hd);
                 for (int64_t i = 0; i < hd; i++) o[i] += sc[j] * kv_at(vr, h16, i);
             }
             float inv = 1.0f / sum;
@@ -82,13 +93,19 @@ static void attn_fwd(float *out /* [T, n_head, hd] */, float *lse /* [n_head, T]
 
 void cke_attn_fwd_ref(float *out, float *lse, const float *q, const float *k, const float *v,
                       const cke_attn_shape *s, void *ws, int nth) {
-    attn_fwd(out, lse, q, k, v, 0, s, ws, nth);
+    attn_fwd(out, lse, q, k, v, KV_F32, s, ws, nth);
 }
 
 /* The same attention on an f16 KV cache: each k/v element widened exactly before use. */
 void cke_attn_fwd_f16_ref(float *out, float *lse, const float *q, const uint16_t *k, const uint16_t *v,
                           const cke_attn_shape *s, void *ws, int nth) {
-    attn_fwd(out, lse, q, k, v, 1, s, ws, nth);
+    attn_fwd(out, lse, q, k, v, KV_F16, s, ws, nth);
+}
+
+/* The same attention on a Q8_0 KV cache: each k/v element dequantized (d * q) before use. */
+void cke_attn_fwd_q8_0_ref(float *out, float *lse, const float *q, const void *k, const void *v,
+                           const cke_attn_shape *s, void *ws, int nth) {
+    attn_fwd(out, lse, q, k, v, KV_Q8_0, s, ws, nth);
 }
 
 /* The KV cache's write: f32 -> f16, round to nearest even (the spec of every ISA's variant). */
