@@ -69,6 +69,11 @@ if [ -x "$BQ" ] && [ -f "$TOKSRC" ]; then
     check kv_q8_model_c grep -q 'kt->attn_fwd_q8_0((out)' "$T/hd32-q8/model.c"
     ok kv_q8_run "$CKE" run "$T/hd32-q8" -p "Once upon a time" -n 40 --temp 0
     refuses kv_q8_inspect 0 '^kv cache: +q8_0, ctx 64' "$CKE" inspect "$T/hd32-q8"
+    # decode_batch on a q8_0 cache: each slot's row quantized as decode quantizes it, so sequences
+    # decoded together in slots = each alone (tests/compiler/batch_check.h; 1e-4 as for f32)
+    if [ -x "$PWD/$BUILD/batch_decode" ]; then
+        ok kv_q8_decode_batch "$PWD/$BUILD/batch_decode" --check "$T/hd32-q8" 1e-4
+    fi
 else
     echo "SKIP t_kv q8_0 (no $BQ or $TOKSRC)"
 fi
