@@ -61,6 +61,14 @@ const char *cke_version(void); /* CKE_VERSION of the library */
 
 /* ------------------------------------------------------------------ engine: a loaded model */
 
+/* Element type of the KV cache a model is compiled with (`--kv-type`). F16, the default, halves the
+ * cache's memory and the bytes decode streams at depth; F32 keeps the activations' own values
+ * (bit-exact with an f32 reference); Q8_0 (ggml's blocks of 32 int8 + an f16 scale, 34 bytes per
+ * 32 values) about halves f16 again, for models whose head_dim is a multiple of 32. */
+typedef enum { CKE_KV_F16 = 0, CKE_KV_F32 = 1, CKE_KV_Q8_0 = 2 } cke_kv_type;
+const char *cke_kv_type_name(cke_kv_type t);            /* "f16", "f32", "q8_0" */
+int cke_kv_type_parse(const char *s, cke_kv_type *out); /* 0, or -1 for any other name */
+
 typedef struct {
     int threads;           /* threads per session's forward pass; 0: online cores / n_sessions */
     int64_t ctx;           /* context to compile a model file for; 0: the model's own. Ignored for a
@@ -74,11 +82,13 @@ typedef struct {
     int batch_slots;       /* 0: each session its own model instance; N > 0: continuous batching,
                             * sessions are the N slots of one instance of `threads` threads (see
                             * the top of this file); cke_session_new fails when all are taken */
+    cke_kv_type kv_type;   /* KV cache type to compile a model file for (CKE_KV_F16 default). Ignored
+                            * for a compiled directory (its type is fixed: cke-model.txt's kv_type) */
 } cke_engine_opts;
 
 #define CKE_ENGINE_DEFAULTS ((cke_engine_opts){.threads = 0, .ctx = 0, .tokenizer = NULL, \
                                                .chat_template = NULL, .n_sessions = 1, .cancel = NULL, \
-                                               .batch_slots = 0})
+                                               .batch_slots = 0, .kv_type = CKE_KV_F16})
 
 /* model: a compiled directory (cke compile: model.so + weights.bin), or a model file / directory
  * (.gguf, Hugging Face directory, llama2.c .bin) compiled on first use into the compile cache

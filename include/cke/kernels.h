@@ -192,6 +192,23 @@ typedef struct cke_ktable {
                      const float *q, const float *k, const float *v,
                      const float *out /* [T, n_head, hd] */, const float *lse /* [n_head, T] */,
                      const cke_attn_shape *s, void *ws, int nth);
+    /* The forward against a KV cache stored as IEEE half (the default --kv-type f16): k and v
+     * hold the f16 bits, widened exactly to f32 as they are read; same semantics, workspace
+     * (cke_attn_ws_size) and determinism as attn_fwd on the widened values. */
+    void (*attn_fwd_f16)(float *out /* [T, n_head, hd] */, float *lse /* [n_head, T] or NULL */,
+                         const float *q /* [T, n_head, hd] */, const uint16_t *k /* [Tk, n_kv_head, hd] */,
+                         const uint16_t *v /* [Tk, n_kv_head, hd] */, const cke_attn_shape *s,
+                         void *ws, int nth);
+    /* The forward against a Q8_0 KV cache (--kv-type q8_0): a cache row of n_kv_head * hd values
+     * is (n_kv_head * hd / 32) ggml Q8_0 blocks (f16 scale d, 32 int8 q: x = d * q), kv head g's
+     * row at byte ((j * n_kv_head + g) * hd / 32) * 34; hd a multiple of 32. Same semantics,
+     * workspace and determinism as attn_fwd on the dequantized values. */
+    void (*attn_fwd_q8_0)(float *out /* [T, n_head, hd] */, float *lse /* [n_head, T] or NULL */,
+                          const float *q /* [T, n_head, hd] */, const void *k /* [Tk] Q8_0 rows */,
+                          const void *v /* [Tk] Q8_0 rows */, const cke_attn_shape *s, void *ws, int nth);
+    /* dst[n] = f32 -> f16, round to nearest even (overflow -> inf), the KV cache's one write
+     * conversion: every ISA gives the same bits */
+    void (*f32_to_f16)(uint16_t *dst /* [n] */, const float *src /* [n] */, int64_t n);
 
     /* ---- loss and optimizer (ref/loss.c, ref/optim.c) ---- */
     /* Softmax + cross-entropy fused: loss[t] = logsumexp(logits[t]) - logits[t][y_t] (0 where

@@ -27,7 +27,8 @@
 extern "C" {
 #endif
 
-#define CKM_ABI_VERSION 5 /* 3: prefill_all; 4: profiling (prof_ops, set_profile); 5: KV slots, decode_batch */
+#define CKM_ABI_VERSION 6 /* 3: prefill_all; 4: profiling (prof_ops, set_profile); 5: KV slots, decode_batch;
+                            * 6: f16 KV cache (the kernel table's attn_fwd_f16, f32_to_f16) */
 
 typedef struct ckm_model ckm_model;
 

@@ -87,16 +87,19 @@ static cke_status entry_dir(const char *model, const char *tok, char *abs, char 
     return CKE_OK;
 }
 
-/* The variant of one compile: the ctx and the settings that change the compiled files. */
-static void variant_name(int64_t ctx, int keep_f32, char *out, size_t n) {
+/* The variant of one compile: the ctx and the settings that change the compiled files (a KV cache
+ * other than the default f16 is named: "ctx-512-kv-f32"). */
+static void variant_name(int64_t ctx, int keep_f32, int kv_type, char *out, size_t n) {
     const char *rp = getenv("CKE_REPACK");
-    char c[32];
+    char c[32], kv[32] = "";
     if (ctx > 0) snprintf(c, sizeof c, "%lld", (long long)ctx);
     else snprintf(c, sizeof c, "auto");
-    snprintf(out, n, "ctx-%s%s%s", c, keep_f32 ? "-f32" : "", rp && !strcmp(rp, "0") ? "-norepack" : "");
+    if (kv_type != CKE_KV_F16) snprintf(kv, sizeof kv, "-kv-%s", cke_kv_type_name((cke_kv_type)kv_type));
+    snprintf(out, n, "ctx-%s%s%s%s", c, keep_f32 ? "-f32" : "", rp && !strcmp(rp, "0") ? "-norepack" : "", kv);
 }
 
-cke_status cke_cache_find(const char *model, const char *tok, int64_t ctx, cke_cache_slot *slot, cke_err *err) {
+cke_status cke_cache_find(const char *model, const char *tok, int64_t ctx, int kv_type, cke_cache_slot *slot,
+                          cke_err *err) {
     memset(slot, 0, sizeof *slot);
     cke_status s = entry_dir(model, tok, slot->abs, slot->entry, sizeof slot->entry, err);
     if (s) return s;
@@ -104,8 +107,9 @@ cke_status cke_cache_find(const char *model, const char *tok, int64_t ctx, cke_c
     slot->keep_f32 = kf && atoi(kf) != 0;
     slot->tok = tok;
     slot->ctx = ctx;
-    char var[64];
-    variant_name(ctx, slot->keep_f32, var, sizeof var);
+    slot->kv_type = kv_type;
+    char var[96];
+    variant_name(ctx, slot->keep_f32, kv_type, var, sizeof var);
     if ((size_t)snprintf(slot->dir, sizeof slot->dir, "%s/%s", slot->entry, var) >= sizeof slot->dir)
         return cke_fail(err, CKE_ERR_ARG, "cache path too long: %s", slot->entry);
     char so[PATH_MAX + 16];
@@ -132,7 +136,7 @@ cke_status cke_cache_compile(const cke_cache_slot *slot, const volatile sig_atom
     if (s) return s;
     if ((s = cke_mkdirs(slot->entry, err))) return s;
     cke_compile_opts o = {.out_dir = slot->dir, .tokenizer = slot->tok, .templates_dir = tpl, .include_dir = inc,
-                          .libk = libk, .ctx = slot->ctx, .quiet = 1, .keep_f32 = slot->keep_f32,
+                          .libk = libk, .ctx = slot->ctx, .quiet = 1, .keep_f32 = slot->keep_f32, .kv_type = slot->kv_type,
                           .keep_existing = 1, .reuse_weights = slot->entry, .cancel = cancel};
     s = cke_compile(slot->abs, &o, err);
     if (s || (cancel && *cancel)) {

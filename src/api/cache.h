@@ -21,12 +21,15 @@ typedef struct {
     const char *tok;      /* the tokenizer given (hashed into the entry) */
     int64_t ctx;
     int keep_f32;         /* $CKE_KEEP_F32 */
+    int kv_type;          /* cke_kv_type the variant is compiled with */
     int present;          /* dir holds a model.so */
 } cke_cache_slot;
 
 /* Where MODEL (a file or Hugging Face directory; tok: a llama2.c tokenizer or NULL) compiled for
- * ctx (0: the model's own) lives. CKE_ERR_IO when the model cannot be found. */
-cke_status cke_cache_find(const char *model, const char *tok, int64_t ctx, cke_cache_slot *slot, cke_err *err);
+ * ctx (0: the model's own) and KV cache type kv_type (cke_kv_type) lives: one variant folder per
+ * (ctx, kv_type, ...). CKE_ERR_IO when the model cannot be found. */
+cke_status cke_cache_find(const char *model, const char *tok, int64_t ctx, int kv_type, cke_cache_slot *slot,
+                          cke_err *err);
 /* Compiles slot->dir (creating the entry; nothing is left on failure or cancel). cancel may be NULL. */
 cke_status cke_cache_compile(const cke_cache_slot *slot, const volatile sig_atomic_t *cancel, cke_err *err);
 /* Marks the compiled directory as used now (`cke cache list`, `clean --older-than`). */

@@ -30,8 +30,11 @@ static cke_status model_dir(const char *model, const cke_engine_opts *o, char *d
         if ((size_t)snprintf(dir, n, "%s", model) >= n) return cke_fail(err, CKE_ERR_ARG, "path too long: %s", model);
         return CKE_OK;
     }
+    if ((int)o->kv_type < CKE_KV_F16 || (int)o->kv_type > CKE_KV_Q8_0)
+        return cke_fail(err, CKE_ERR_ARG, "kv_type %d is not a KV cache type (CKE_KV_F16, CKE_KV_F32, CKE_KV_Q8_0)",
+                        (int)o->kv_type);
     cke_cache_slot slot;
-    cke_status s = cke_cache_find(model, o->tokenizer, o->ctx, &slot, err);
+    cke_status s = cke_cache_find(model, o->tokenizer, o->ctx, (int)o->kv_type, &slot, err);
     if (!s && !slot.present) s = cke_cache_compile(&slot, (const volatile sig_atomic_t *)o->cancel, err);
     if (s) return s;
     cke_cache_touch(&slot);

@@ -16,6 +16,7 @@
 #include "cli/util.h"
 
 #include "../../bench/machine.h"
+#include "cke/cke.h"
 #include "cke/kernels.h"
 #include "driver/compile.h"
 #include "formats/gguf.h"
@@ -144,12 +145,14 @@ static double mtime_of(const char *p) {
 }
 
 /* GGUF (kept: writing it is the slow part) -> compiled dir, each only when missing or stale. */
-static int prepare(const bench_shape *s, const char *root, char *dir, size_t n) {
+static int prepare(const bench_shape *s, const char *root, int kv_type, char *dir, size_t n) {
     char gguf[PATH_MAX], so[PATH_MAX + 16], inc[PATH_MAX], tpl[PATH_MAX], libk[PATH_MAX], exe[PATH_MAX];
     cke_err e = {0};
     if (cke_mkdirs(root, &e)) { fprintf(stderr, "cke bench: %s\n", e.msg); return -1; }
     snprintf(gguf, sizeof gguf, "%s/%s-f32.gguf", root, s->name);
-    snprintf(dir, n, "%s/%s", root, s->name);
+    /* one dir per KV type */
+    snprintf(dir, n, "%s/%s%s%s", root, s->name, kv_type != CKE_KV_F16 ? "-kv-" : "",
+             kv_type != CKE_KV_F16 ? cke_kv_type_name((cke_kv_type)kv_type) : "");
     if (access(gguf, R_OK) != 0) {
         fprintf(stderr, "cke bench: writing %s (%.2f GB of random F32 weights) ...\n", gguf,
                 (double)n_params(s) * 4e-9);
@@ -168,7 +171,8 @@ static int prepare(const bench_shape *s, const char *root, char *dir, size_t n) 
     fprintf(stderr, "cke bench: compiling %s -> %s ...\n", s->name, dir);
     double t0 = cke_now();
     cke_compile_opts o = {.out_dir = dir, .templates_dir = tpl, .include_dir = inc, .libk = libk,
-                          .ctx = BENCH_CTX, .prefill_chunk = 512, .max_threads = MAX_NTH, .quiet = 1};
+                          .ctx = BENCH_CTX, .prefill_chunk = 512, .max_threads = MAX_NTH, .quiet = 1,
+                          .kv_type = kv_type};
     st = cke_compile(gguf, &o, &e);
     if (st) { fprintf(stderr, "cke bench: compile %s: %s: %s\n", s->name, cke_status_name(st), e.msg); return -1; }
     fprintf(stderr, "cke bench: compiled in %.1f s\n", cke_now() - t0);
@@ -226,7 +230,7 @@ static void limits_at(double *peak, double *bw, int t, const float *buf, int64_t
 /* ------------------------------------------------------------------ command */
 
 int cke_cli_bench(int argc, char **argv) {
-    int pick[N_SHAPES] = {0}, any = 0, quick = 0, nth_max = MAX_NTH, help = 0;
+    int pick[N_SHAPES] = {0}, any = 0, quick = 0, nth_max = MAX_NTH, help = 0, kv = CKE_KV_F16;
     const char *weights = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -242,6 +246,9 @@ int cke_cli_bench(int argc, char **argv) {
             nth_max = atoi(v);
             if (nth_max < 1 || nth_max > MAX_NTH) goto usage;
             i++;
+        } else if (!strcmp(a, "--kv-type")) {
+            int rc = cke_cli_opt_kv("bench", argc, argv, &i, &kv);
+            if (rc) return rc;
         } else if (!strcmp(a, "--weights") && v) {
             if (strcmp(v, "copy") && strcmp(v, "mmap") && strcmp(v, "both")) goto usage;
             weights = v;
@@ -255,7 +262,7 @@ int cke_cli_bench(int argc, char **argv) {
     char root[PATH_MAX], dirs[N_SHAPES][PATH_MAX + 64];
     cache_root(root, sizeof root);
     for (int k = 0; k < N_SHAPES; k++)
-        if (pick[k] && prepare(&shapes[k], root, dirs[k], sizeof dirs[k])) return 1;
+        if (pick[k] && prepare(&shapes[k], root, kv, dirs[k], sizeof dirs[k])) return 1;
 
     /* limits before and after: the best of both passes */
     double peak[MAX_NTH + 1] = {0}, bw[MAX_NTH + 1] = {0};
@@ -340,7 +347,7 @@ int cke_cli_bench(int argc, char **argv) {
     return 0;
 usage:
     fprintf(help ? stdout : stderr, "usage: cke bench [--model stories15M|stories110M|tinyllama|all]... [--quick] [--threads 1|2]\n"
-                    "                 [--weights mmap|copy|both]\n"
+                    "                 [--weights mmap|copy|both] [--kv-type f16|f32|q8_0]\n"
                     "  random-weight F32 models of real shapes (cached in $CKE_CACHE/bench, default ~/.cache/cke/bench):\n"
                     "  prefill tok/s (512-token prompt) as a fraction of the FMA peak, decode tok/s (128 tokens) as a\n"
                     "  fraction of the bandwidth roofline, both limits measured in the same run; --weights sets\n"

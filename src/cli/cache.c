@@ -57,17 +57,28 @@ int cke_cli_compile_guarded(const char *cmd, const char *model, cke_compile_opts
     return s ? cke_cli_fail(cmd, s, &e) : 0;
 }
 
-int cke_cli_model_dir(const char *target_arg, const char *tok, int64_t ctx, char *dir, size_t n) {
+/* A compiled directory's KV cache type against the one asked for (-1: none asked). */
+int cke_cli_compiled_kv_ok(const char *dir, int kv_type) {
+    char have[32];
+    cke_compiled_field(dir, "kv_type", have, sizeof have);
+    if (kv_type < 0 || !strcmp(have, cke_kv_type_name((cke_kv_type)kv_type))) return 1;
+    fprintf(stderr, "cke: %s was compiled with a %s KV cache, not %s: compile it again with --kv-type %s, or pass the model file\n",
+            dir, have[0] ? have : "f32", cke_kv_type_name((cke_kv_type)kv_type), cke_kv_type_name((cke_kv_type)kv_type));
+    return 0;
+}
+
+int cke_cli_model_dir(const char *target_arg, const char *tok, int64_t ctx, int kv_type, char *dir, size_t n) {
     cke_target tg; /* a training --out directory or checkpoint stands for the model it holds */
     if (cke_cli_target(NULL, target_arg, &tg)) return 1;
     if (tg.kind == CKE_TARGET_COMPILED) {
+        if (!cke_cli_compiled_kv_ok(tg.model, kv_type)) return 1;
         snprintf(dir, n, "%s", tg.model);
         return 0;
     }
     if (!tok && tg.tokenizer[0]) tok = tg.tokenizer;
     cke_cache_slot slot;
     cke_err e = {0};
-    cke_status s = cke_cache_find(tg.model, tok, ctx, &slot, &e);
+    cke_status s = cke_cache_find(tg.model, tok, ctx, kv_type < 0 ? CKE_KV_F16 : kv_type, &slot, &e);
     if (s) { fprintf(stderr, "cke: %s\n", e.msg); return 1; }
     if ((size_t)snprintf(dir, n, "%s", slot.dir) >= n) {
         fprintf(stderr, "cke: cache path too long: %s\n", slot.entry);

@@ -21,7 +21,10 @@
 /* The compiled directory for DIR|MODEL: DIR itself when it holds a model.so, else MODEL's cache
  * directory for this ctx (0 = the model's own), compiled on first use (announced on stderr;
  * Ctrl-C stops it, leaves nothing, and 130 is returned). 0 on success, else the exit code. */
-int cke_cli_model_dir(const char *target, const char *tok, int64_t ctx, char *dir, size_t n);
+/* kv_type: a cke_kv_type to compile with, or -1 when not given (f16); a compiled directory of
+ * another type than one given is refused (its type is fixed at compile time). */
+int cke_cli_compiled_kv_ok(const char *dir, int kv_type); /* 1 ok, else 0 with the message printed */
+int cke_cli_model_dir(const char *target, const char *tok, int64_t ctx, int kv_type, char *dir, size_t n);
 
 /* cke_compile(model, o) that Ctrl-C (SIGINT, SIGTERM, SIGHUP) stops cleanly: the C compiler is
  * killed, nothing is left, "cke CMD: interrupted; the compile was stopped and LEFT" is printed.

@@ -346,7 +346,7 @@ static const char help_text[] =
 static void usage(FILE *f) {
     fprintf(f, "usage: cke chat DIR|MODEL [--system TEXT] [--template NAME|FILE] [-n MAX_REPLY_TOKENS] [--temp T]\n"
                "                [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R] [--seed S] [--threads N]\n"
-               "                [--ctx N] [--tokenizer FILE] [-v]\n"
+               "                [--ctx N] [--kv-type f16|f32|q8_0] [--tokenizer FILE] [-v]\n"
                "  reads one user turn per line from stdin (a terminal: line editing and history); the reply\n"
                "  goes to stdout, tokens/s to stderr.\n"
                "  --template: chatml, llama2, gemma, phi3, or a file (Jinja text, tokenizer_config.json, .gguf);\n"
@@ -359,7 +359,7 @@ int cke_cli_chat(int argc, char **argv) {
     static const char cmd[] = "chat";
     const char *target = NULL, *tok_path = NULL, *system = NULL, *tpl_opt = NULL;
     int64_t n_gen = 512, ctx = 0, threads = 0, seed = -1, top_k = 40;
-    int verbose = 0;
+    int verbose = 0, kv = -1;
     cke_sampler_opts so = CKE_SAMPLER_DEFAULTS;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -377,6 +377,7 @@ int cke_cli_chat(int argc, char **argv) {
         else if (!strcmp(a, "--seed")) rc = cke_cli_opt_i64(cmd, argc, argv, &i, 0, INT64_MAX, "a seed (>= 0)", &seed);
         else if (!strcmp(a, "--threads")) rc = cke_cli_opt_i64(cmd, argc, argv, &i, 1, 1024, "a thread count (1 to 1024)", &threads);
         else if (!strcmp(a, "--ctx")) rc = cke_cli_opt_i64(cmd, argc, argv, &i, 1, INT32_MAX, "a context length (>= 1)", &ctx);
+        else if (!strcmp(a, "--kv-type")) rc = cke_cli_opt_kv(cmd, argc, argv, &i, &kv);
         else if (!strcmp(a, "--tokenizer")) rc = cke_cli_opt_str(cmd, argc, argv, &i, &tok_path);
         else if (!strcmp(a, "-v")) verbose = 1;
         else if ((a[0] == '-' && a[1]) || target) rc = cke_cli_unknown(cmd, a);
@@ -392,7 +393,7 @@ int cke_cli_chat(int argc, char **argv) {
     so.seed = seed >= 0 ? (uint64_t)seed : (uint64_t)time(NULL);
 
     char dir[PATH_MAX];
-    int rc = cke_cli_model_dir(target, tok_path, ctx, dir, sizeof dir);
+    int rc = cke_cli_model_dir(target, tok_path, ctx, kv, dir, sizeof dir);
     if (rc) return rc;
     if (threads <= 0) {
         long nc = sysconf(_SC_NPROCESSORS_ONLN);

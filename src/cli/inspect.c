@@ -3,6 +3,7 @@
 #include "cli/target.h"
 #include "cli/util.h"
 
+#include "driver/compile.h"
 #include "formats/model.h"
 
 #include <stdio.h>
@@ -27,6 +28,10 @@ int cke_cli_inspect(int argc, char **argv) {
     const char *path = tg.model;
     if (tg.kind == CKE_TARGET_COMPILED) {
         printf("compiled:    %s (cke compile output: model.so, weights.bin, model.c)\n", argv[1]);
+        char kv[32], ctx[32];
+        cke_compiled_field(tg.model, "kv_type", kv, sizeof kv);
+        cke_compiled_field(tg.model, "ctx", ctx, sizeof ctx);
+        printf("kv cache:    %s, ctx %s\n", kv[0] ? kv : "f32 (compiled before --kv-type)", ctx[0] ? ctx : "?");
         if (!tg.source[0]) { fprintf(stderr, "cke inspect: %s/cke-model.txt names no source model\n", argv[1]); return 1; }
         path = tg.source;
     } else if (tg.kind == CKE_TARGET_TRAIN_OUT || tg.kind == CKE_TARGET_CHECKPOINT) {

@@ -144,13 +144,14 @@ static void usage(FILE *f) {
             "  --kl-base BASE     also run BASE (a model or compiled dir, same vocabulary) on the same\n"
             "                     windows: mean KL(base || model) +/- its standard error, same top token\n"
             "  --tokenizer FILE   the tokenizer, for a llama2.c checkpoint\n"
+            "  --kv-type T        KV cache type to compile MODEL (and BASE) with: f16 (default), f32 or q8_0\n"
             "  default windows slide by half a window and score their second half (every token once)\n"
             "  progress ([window]running PPL) on stderr; \"Final estimate: PPL = x +/- y\" on stdout\n");
 }
 
-static int open_model(const char *model, const char *tok, int64_t threads, cke_runner **r) {
+static int open_model(const char *model, const char *tok, int64_t threads, int kv_type, cke_runner **r) {
     char dir[PATH_MAX];
-    if (cke_cli_model_dir(model, tok, 0, dir, sizeof dir)) return 1;
+    if (cke_cli_model_dir(model, tok, 0, kv_type, dir, sizeof dir)) return 1;
     cke_err e = {0};
     cke_status s = cke_runner_open(dir, (int)threads, r, &e);
     if (s) return cke_cli_fail("perplexity", s, &e);
@@ -175,7 +176,7 @@ static int open_model(const char *model, const char *tok, int64_t threads, cke_r
 int cke_cli_perplexity(int argc, char **argv) {
     const char *model = NULL, *file = NULL, *tok = NULL, *base_model = NULL;
     int64_t ctx = 128, threads = 1, chunks = -1;
-    int llama = 0;
+    int llama = 0, kv = -1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int rc = 0;
@@ -188,6 +189,7 @@ int cke_cli_perplexity(int argc, char **argv) {
             rc = cke_cli_opt_i64("perplexity", argc, argv, &i, 1, INT64_MAX, "a number of chunks (>= 1)", &chunks), llama = 1;
         else if (!strcmp(a, "--llama-cpp")) llama = 1;
         else if (!strcmp(a, "--tokenizer")) rc = cke_cli_opt_str("perplexity", argc, argv, &i, &tok);
+        else if (!strcmp(a, "--kv-type")) rc = cke_cli_opt_kv("perplexity", argc, argv, &i, &kv);
         else if (!strcmp(a, "--kl-base")) rc = cke_cli_opt_str("perplexity", argc, argv, &i, &base_model);
         else if (!strcmp(a, "-m")) rc = cke_cli_opt_str("perplexity", argc, argv, &i, &model);
         else if (!strcmp(a, "-f")) rc = cke_cli_opt_str("perplexity", argc, argv, &i, &file);
@@ -205,8 +207,8 @@ int cke_cli_perplexity(int argc, char **argv) {
     scorer sc = {0};
     int32_t *ids = NULL, *win = NULL;
     size_t n_ids = 0;
-    int rc = open_model(model, tok, threads, &sc.r);
-    if (!rc && base_model) rc = open_model(base_model, tok, threads, &sc.base);
+    int rc = open_model(model, tok, threads, kv, &sc.r);
+    if (!rc && base_model) rc = open_model(base_model, tok, threads, kv, &sc.base);
     const ckm_api *api = sc.r ? sc.r->api : NULL;
     if (!rc && ctx > api->ctx) {
         fprintf(stderr, "cke perplexity: --ctx %lld exceeds the model's compiled context of %lld\n", (long long)ctx,

@@ -38,6 +38,7 @@ typedef struct {
     const char *target, *prompt, *out, *data;
     int64_t n_gen, threads, steps, max_events, prompt_tokens, batch, seq;
     int train, overhead, quick;
+    int kv_type; /* --kv-type, -1: not given */
 } prof_args;
 
 static int usage(int help) {
@@ -49,6 +50,7 @@ static int usage(int help) {
             "  -o OUTDIR            where profile.json and trace.json go (default ./cke-profile); model_prof.so is\n"
             "                       built there from DIR/model.c with -DCKM_PROFILE (model.so stays untouched)\n"
             "  -t, --threads N      threads (default: all cores)\n"
+            "  --kv-type T          KV cache type to compile MODEL with: f16 (default), f32 or q8_0\n"
             "  --max-events N       trace.json holds the first N op calls (default 20000); all are summed\n"
             "  --train              training: --data FILE.txt, --steps K (default 4), --batch B (4), --seq T (64)\n"
             "  --overhead           also time the same decode with the unprofiled model.so and print the cost\n"
@@ -75,6 +77,7 @@ static int parse(int argc, char **argv, prof_args *a) {
             rc = cke_cli_opt_i64(C, argc, argv, &i, 0, 10000000, "an event count (0-10000000)", &a->max_events);
         else if (!strcmp(f, "--batch")) rc = cke_cli_opt_i64(C, argc, argv, &i, 1, 4096, "a batch size (1-4096)", &a->batch);
         else if (!strcmp(f, "--seq")) rc = cke_cli_opt_i64(C, argc, argv, &i, 2, 1 << 16, "a sequence length (2-65536)", &a->seq);
+        else if (!strcmp(f, "--kv-type")) rc = cke_cli_opt_kv(C, argc, argv, &i, &a->kv_type);
         else if (!strcmp(f, "--train")) a->train = 1;
         else if (!strcmp(f, "--overhead")) a->overhead = 1;
         else if (!strcmp(f, "--quick")) a->quick = 1;
@@ -487,7 +490,7 @@ done:
 }
 
 int cke_cli_profile(int argc, char **argv) {
-    prof_args a = {.n_gen = 16, .out = "cke-profile", .steps = 4, .max_events = 20000, .batch = 4, .seq = 64};
+    prof_args a = {.n_gen = 16, .out = "cke-profile", .steps = 4, .max_events = 20000, .batch = 4, .seq = 64, .kv_type = -1};
     int rc = parse(argc, argv, &a);
     if (rc) return rc == 1 ? 0 : rc;
     if (a.threads <= 0) {
@@ -512,8 +515,11 @@ int cke_cli_profile(int argc, char **argv) {
     in.command = cmd;
     if (measure_machine(&in, a.quick)) return 1;
     if (a.train) return profile_train(&a, &t, &in, t.kind == CKE_TARGET_COMPILED ? t.model : NULL);
-    if (t.kind == CKE_TARGET_COMPILED) snprintf(dir, sizeof dir, "%s", t.model);
-    else if (cke_cli_model_dir(t.model, t.tokenizer[0] ? t.tokenizer : NULL, 0, dir, sizeof dir)) return 1;
+    if (t.kind == CKE_TARGET_COMPILED) {
+        if (!cke_cli_compiled_kv_ok(t.model, a.kv_type)) return 1;
+        snprintf(dir, sizeof dir, "%s", t.model);
+    } else if (cke_cli_model_dir(t.model, t.tokenizer[0] ? t.tokenizer : NULL, 0, a.kv_type, dir, sizeof dir))
+        return 1;
     int32_t *ids = NULL;
     size_t n_ids = 0;
     if (a.prompt_tokens) { /* ids 1, 2, ...: any tokens give the same shapes and times */

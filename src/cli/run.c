@@ -23,7 +23,8 @@
  * --debug: canaries after every activation, checked after every op */
 static int keep_f32_flag, debug_flag;
 
-static int compile_into(const char *model, const char *out, const char *tokenizer, int64_t ctx, int64_t chunk, int quiet) {
+static int compile_into(const char *model, const char *out, const char *tokenizer, int64_t ctx, int64_t chunk, int kv_type,
+                        int quiet) {
     char inc[PATH_MAX], tpl[PATH_MAX], libk[PATH_MAX];
     cke_err e = {0};
     cke_status s = cke_locate_resources(inc, tpl, libk, sizeof inc, &e);
@@ -31,14 +32,14 @@ static int compile_into(const char *model, const char *out, const char *tokenize
     cke_compile_opts o = {.out_dir = out, .tokenizer = tokenizer, .templates_dir = tpl, .include_dir = inc,
                           .libk = libk, .ctx = ctx, .prefill_chunk = chunk, .quiet = quiet,
                           .keep_f32 = keep_f32_flag || (getenv("CKE_KEEP_F32") && atoi(getenv("CKE_KEEP_F32"))),
-                          .canaries = debug_flag};
+                          .canaries = debug_flag, .kv_type = kv_type};
     return cke_cli_compile_guarded("compile", model, &o, "the output directory was left as it was");
 }
 
 int cke_cli_compile(int argc, char **argv) {
     const char *model = NULL, *out = NULL, *tok = NULL;
     int64_t ctx = 0, chunk = 0;
-    int help = 0;
+    int help = 0, kv = CKE_KV_F16;
     for (int i = 1; i < argc; i++) {
         if (cke_cli_is_help(argv[i])) { help = 1; goto usage; }
         if (!strcmp(argv[i], "-o") && i + 1 < argc) out = argv[++i];
@@ -47,6 +48,9 @@ int cke_cli_compile(int argc, char **argv) {
         else if (!strcmp(argv[i], "--debug")) debug_flag = 1;
         else if (!strcmp(argv[i], "--ctx") || !strcmp(argv[i], "-c")) {
             int rc = cke_cli_opt_i64("compile", argc, argv, &i, 1, INT32_MAX, "a context length (>= 1)", &ctx);
+            if (rc) return rc;
+        } else if (!strcmp(argv[i], "--kv-type")) {
+            int rc = cke_cli_opt_kv("compile", argc, argv, &i, &kv);
             if (rc) return rc;
         } else if (!strcmp(argv[i], "--prefill-chunk")) {
             int rc = cke_cli_opt_i64("compile", argc, argv, &i, 1, INT32_MAX, "a chunk length (>= 1)", &chunk);
@@ -59,10 +63,12 @@ int cke_cli_compile(int argc, char **argv) {
         fprintf(stderr, "cke compile: %s\n", !model ? "no model given" : "no output directory given (-o DIR)");
         goto usage;
     }
-    return compile_into(model, out, tok, ctx, chunk, 0);
+    return compile_into(model, out, tok, ctx, chunk, kv, 0);
 usage:
     fprintf(help ? stdout : stderr, "usage: cke compile MODEL -o DIR [--tokenizer tokenizer.bin] [--ctx N] [--prefill-chunk N] [--keep-f32]\n"
-                    "                   [--debug]\n"
+                    "                   [--kv-type f16|f32|q8_0] [--debug]\n"
+                    "  --kv-type: the KV cache's element type (default f16: half the memory and decode's reads; f32: exact;\n"
+                    "  q8_0: about half of f16 again, for a head_dim that is a multiple of 32)\n"
                     "  MODEL: a .gguf file, a Hugging Face model directory, or a llama2.c .bin\n"
                     "  --debug: a canary after every activation, checked after every op (slow; names the op)\n");
     return help ? 0 : 2;
@@ -77,6 +83,7 @@ typedef struct {
     const char *stops[MAX_STOPS];
     int n_stops;
     int64_t n_gen, ctx, threads, seed;
+    int kv_type; /* -1: not given */
     int special; /* parse <|im_start|> etc. in the prompt as special tokens */
     int bos;     /* -1 as the model says, 0 never, 1 always */
     cke_sampler_opts so;
@@ -91,6 +98,7 @@ static void run_usage(FILE *f) {
                "  -f, --file FILE        the prompt from a file (- : standard input)\n"
                "  -n, --n-predict N      tokens to generate (256; -1: until EOS or the context is full)\n"
                "  -c, --ctx N            context length to compile for (default: the model's)\n"
+               CKE_CLI_KV_HELP
                "  -t, --threads N        threads (default: all cores)\n"
                "  -s, --seed S           sampling seed (default: time)\n"
                "  --temp T (0.8; 0 = greedy)  --top-k K (40)  --top-p P (0.95)  --min-p P (0.05)\n"
@@ -115,6 +123,7 @@ static int parse_run_args(int argc, char **argv, run_args *a) {
             rc = cke_cli_opt_i64(C, argc, argv, &i, -1, INT64_MAX, "a token count (>= 0, or -1 for no limit)", &a->n_gen);
         else if (!strcmp(f, "-c") || !strcmp(f, "--ctx"))
             rc = cke_cli_opt_i64(C, argc, argv, &i, 1, INT32_MAX, "a context length (>= 1)", &a->ctx);
+        else if (!strcmp(f, "--kv-type")) rc = cke_cli_opt_kv(C, argc, argv, &i, &a->kv_type);
         else if (!strcmp(f, "-t") || !strcmp(f, "--threads"))
             rc = cke_cli_opt_i64(C, argc, argv, &i, 1, 1024, "a thread count (1-1024)", &a->threads);
         else if (!strcmp(f, "-s") || !strcmp(f, "--seed"))
@@ -184,11 +193,15 @@ static char *read_prompt_file(const char *path) {
 static int run_dir(const run_args *a, char *dir, size_t n) {
     cke_target t;
     if (cke_cli_target("run", a->target, &t)) return 1;
-    if (t.kind == CKE_TARGET_COMPILED) { snprintf(dir, n, "%s", t.model); return 0; }
+    if (t.kind == CKE_TARGET_COMPILED) {
+        if (!cke_cli_compiled_kv_ok(t.model, a->kv_type)) return 1;
+        snprintf(dir, n, "%s", t.model);
+        return 0;
+    }
     if (t.kind == CKE_TARGET_TRAIN_OUT)
         fprintf(stderr, "cke run: %s is a training output directory: running its checkpoint %s\n", a->target, t.model);
     const char *tok = a->tok ? a->tok : t.tokenizer[0] ? t.tokenizer : NULL;
-    return cke_cli_model_dir(t.model, tok, a->ctx, dir, n);
+    return cke_cli_model_dir(t.model, tok, a->ctx, a->kv_type, dir, n);
 }
 
 static int prompt_ids(const run_args *a, const cke_engine *e, const char *prompt, int32_t **ids, size_t *n_ids) {
@@ -250,7 +263,7 @@ static int generate(const run_args *a, cke_engine *e, const char *prompt) {
 }
 
 int cke_cli_run(int argc, char **argv) {
-    run_args a = {.prompt = NULL, .n_gen = 256, .seed = -1, .special = 1, .bos = -1, .so = CKE_SAMPLER_DEFAULTS};
+    run_args a = {.prompt = NULL, .n_gen = 256, .seed = -1, .special = 1, .bos = -1, .kv_type = -1, .so = CKE_SAMPLER_DEFAULTS};
     int rc = parse_run_args(argc, argv, &a);
     if (rc) return rc == 1 ? 0 : rc;
     char *file_prompt = NULL;

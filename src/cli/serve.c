@@ -10,7 +10,7 @@
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: cke serve MODEL|DIR [--host 127.0.0.1] [--port 8080] [--parallel N] [--queue N] [--ctx N]\n"
+            "usage: cke serve MODEL|DIR [--host 127.0.0.1] [--port 8080] [--parallel N] [--queue N] [--ctx N] [--kv-type T]\n"
             "                 [--threads N] [--batch] [--api-key KEY] [--template NAME|FILE] [--tokenizer FILE]\n"
             "An OpenAI-compatible HTTP server: GET /v1/models, POST /v1/completions, POST /v1/chat/completions\n"
             "(\"stream\": true for server-sent events), GET /health, GET /metrics (Prometheus text).\n"
@@ -18,6 +18,7 @@ static void usage(FILE *f) {
             "  --parallel N     requests generated at once, each in its own slot with its own KV cache (default 1)\n"
             "  --queue N        requests that may wait for a slot (default 64); more are answered 503\n"
             "  --ctx N          context length to compile the model for (default: the model's)\n"
+            "  --kv-type T      KV cache type to compile it with: f16 (default), f32 or q8_0\n"
             "  --threads N      threads per slot (default: cores / parallel); with --batch, of the one instance\n"
             "  --batch          with --parallel > 1: continuous batching, the slots are KV slots of one model\n"
             "                   instance and each decode step runs every active slot in one forward (opt-in:\n"
@@ -35,6 +36,7 @@ int cke_cli_serve(int argc, char **argv) {
      * across rows: measured on a 110M Q4_0 model, 8 rows cost 5-6x one row today */
     cke_srv_opts o = {.host = "127.0.0.1", .port = 8080, .parallel = 1, .queue = 64, .no_batch = 1};
     int64_t port = 8080, parallel = 1, queue = 64, ctx = 0, threads = 0;
+    int kv = CKE_KV_F16;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int rc = 0;
@@ -44,6 +46,7 @@ int cke_cli_serve(int argc, char **argv) {
         else if (!strcmp(a, "--parallel")) rc = cke_cli_opt_i64(cmd, argc, argv, &i, 1, 256, "a slot count (1 to 256)", &parallel);
         else if (!strcmp(a, "--queue")) rc = cke_cli_opt_i64(cmd, argc, argv, &i, 0, 1 << 16, "a queue length (0 to 65536)", &queue);
         else if (!strcmp(a, "--ctx")) rc = cke_cli_opt_i64(cmd, argc, argv, &i, 1, INT32_MAX, "a context length (>= 1)", &ctx);
+        else if (!strcmp(a, "--kv-type")) rc = cke_cli_opt_kv(cmd, argc, argv, &i, &kv);
         else if (!strcmp(a, "--threads")) rc = cke_cli_opt_i64(cmd, argc, argv, &i, 1, 1024, "a thread count (1 to 1024)", &threads);
         else if (!strcmp(a, "--api-key")) rc = cke_cli_opt_str(cmd, argc, argv, &i, &o.api_key);
         else if (!strcmp(a, "--template")) rc = cke_cli_opt_str(cmd, argc, argv, &i, &o.chat_template);
@@ -68,6 +71,7 @@ int cke_cli_serve(int argc, char **argv) {
     o.parallel = (int)parallel;
     o.queue = (int)queue;
     o.ctx = ctx;
+    o.kv_type = kv;
     o.threads = (int)threads;
 
     /* the signals end the wait below; block them before any thread starts so all inherit it */

@@ -56,6 +56,19 @@ int cke_cli_opt_str(const char *cmd, int argc, char **argv, int *i, const char *
     return 0;
 }
 
+int cke_cli_opt_kv(const char *cmd, int argc, char **argv, int *i, int *out) {
+    const char *v;
+    int rc = cke_cli_opt_str(cmd, argc, argv, i, &v);
+    if (rc) return rc;
+    cke_kv_type t;
+    if (cke_kv_type_parse(v, &t)) {
+        fprintf(stderr, "cke %s: %s: %s is not a KV cache type (f16, f32, q8_0)\n", cmd, argv[*i - 1], v);
+        return 2;
+    }
+    *out = (int)t;
+    return 0;
+}
+
 int cke_cli_opt_i64(const char *cmd, int argc, char **argv, int *i, int64_t lo, int64_t hi, const char *what,
                     int64_t *out) {
     const char *v;

@@ -27,6 +27,11 @@ int cke_cli_opt_i64(const char *cmd, int argc, char **argv, int *i, int64_t lo, 
 int cke_cli_opt_d(const char *cmd, int argc, char **argv, int *i, double lo, double hi, const char *what, double *out);
 int cke_cli_opt_f(const char *cmd, int argc, char **argv, int *i, double lo, double hi, const char *what, float *out);
 int cke_cli_opt_str(const char *cmd, int argc, char **argv, int *i, const char **out);
+/* --kv-type f16|f32|q8_0 into *out (an int holding a cke_kv_type): "cke run: --kv-type: q3 is not
+ * a KV cache type (f16, f32, q8_0)". Every command that compiles a model (--ctx) takes it. */
+int cke_cli_opt_kv(const char *cmd, int argc, char **argv, int *i, int *out);
+#define CKE_CLI_KV_HELP "  --kv-type T            KV cache type: f16 (default: half the memory and decode's reads), f32,\n" \
+                        "                         q8_0 (head_dim a multiple of 32)\n"
 /* "cke CMD: unknown option X (cke CMD --help)" / "cke CMD: unexpected argument X"; returns 2 */
 int cke_cli_unknown(const char *cmd, const char *arg);
 

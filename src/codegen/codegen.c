@@ -1,4 +1,5 @@
 #include "codegen/codegen.h"
+#include "cke/cke.h"
 
 #include "cke/kernels.h"
 #include "plan/plan_train.h"
@@ -230,12 +231,12 @@ static void emit_attn_rows(const emit_ctx *e, const cke_node *n, const char *ind
     FILE *f = e->f;
     const int64_t qd = n->a.n_head * n->a.head_dim;
     fprintf(f, "%sfor (int64_t t = 0; t < T; t++) {\n", ind);
-    fprintf(f, "%s    float *kc = SLOT_K(slots[t], l), *vc = SLOT_V(slots[t], l); /* [CTX, KV_DIM] of row t's sequence */\n", ind);
-    fprintf(f, "%s    memcpy(kc + (int64_t)pos[t] * KV_DIM, %s + t * KV_DIM, KV_DIM * sizeof(float));\n", ind, kn);
-    fprintf(f, "%s    memcpy(vc + (int64_t)pos[t] * KV_DIM, %s + t * KV_DIM, KV_DIM * sizeof(float));\n", ind, vn);
+    fprintf(f, "%s    unsigned char *kc = SLOT_K(slots[t], l), *vc = SLOT_V(slots[t], l); /* [CTX] rows of row t's sequence */\n", ind);
+    fprintf(f, "%s    KV_PUT(kc + (size_t)pos[t] * KV_ROW, %s + t * KV_DIM, KV_DIM);\n", ind, kn);
+    fprintf(f, "%s    KV_PUT(vc + (size_t)pos[t] * KV_ROW, %s + t * KV_DIM, KV_DIM);\n", ind, vn);
     fprintf(f, "%s    const cke_attn_shape s = {.T = 1, .Tk = (int64_t)pos[t] + 1, .n_head = %lld, .n_kv_head = %lld, .head_dim = %lld,\n"
                "%s                             .scale = %s, .window = %s, .softcap = %s};\n"
-               "%s    kt->attn_fwd(%s + t * %lld, NULL, %s + t * %lld, kc, vc, &s, m->scratch, NTH(((int64_t)pos[t] + 1) * %lld));\n"
+               "%s    KV_ATTN(%s + t * %lld, NULL, %s + t * %lld, kc, vc, &s, m->scratch, NTH(((int64_t)pos[t] + 1) * %lld));\n"
                "%s}\n",
             ind, (long long)n->a.n_head, (long long)n->a.n_kv_head, (long long)n->a.head_dim, ind, xs, xw, xc, ind, on,
             (long long)qd, in0, (long long)qd, (long long)qd, ind);
@@ -345,11 +346,11 @@ static void emit_node(emit_ctx *e, const cke_node *n, const char *ind) {
             emit_attn_rows(e, n, ind, on, in0, kn, vn, xs, xw, xc);
             break;
         }
-        fprintf(f, "%smemcpy(kc + pos0 * KV_DIM, %s, (size_t)%s * KV_DIM * sizeof(float));\n", ind, kn, R);
-        fprintf(f, "%smemcpy(vc + pos0 * KV_DIM, %s, (size_t)%s * KV_DIM * sizeof(float));\n", ind, vn, R);
+        fprintf(f, "%sKV_PUT(kc + (size_t)pos0 * KV_ROW, %s, (int64_t)%s * KV_DIM);\n", ind, kn, R);
+        fprintf(f, "%sKV_PUT(vc + (size_t)pos0 * KV_ROW, %s, (int64_t)%s * KV_DIM);\n", ind, vn, R);
         fprintf(f, "%s{\n%s    const cke_attn_shape s = {.T = %s, .Tk = pos0 + %s, .n_head = %lld, .n_kv_head = %lld, .head_dim = %lld,\n"
                    "%s                             .scale = %s, .window = %s, .softcap = %s};\n"
-                   "%s    kt->attn_fwd(%s, NULL, %s, kc, vc, &s, m->scratch, NTH((int64_t)%s * (pos0 + %s) * %lld));\n%s}\n",
+                   "%s    KV_ATTN(%s, NULL, %s, kc, vc, &s, m->scratch, NTH((int64_t)%s * (pos0 + %s) * %lld));\n%s}\n",
                 ind, ind, R, R, (long long)n->a.n_head, (long long)n->a.n_kv_head, (long long)n->a.head_dim, ind,
                 xs, xw, xc, ind, on, in0, R, R,
                 (long long)(n->a.n_head * n->a.head_dim), ind);
@@ -529,8 +530,8 @@ static void emit_mode(emit_ctx *e) {
             in_loop = 1;
         } else if (n->section == CKE_SEC_LAYER && !in_loop) {
             fprintf(f, "    for (int l = 0; l < N_LAYER; l++) {\n");
-            fprintf(f, "        float *kc = m->kv + (size_t)l * CTX * KV_DIM;                 /* [CTX, KV_DIM] */\n");
-            fprintf(f, "        float *vc = m->kv + ((size_t)N_LAYER + l) * CTX * KV_DIM;     /* [CTX, KV_DIM] */\n");
+            fprintf(f, "        unsigned char *kc = m->kv + (size_t)l * CTX * KV_ROW;             /* [CTX] rows of KV_DIM */\n");
+            fprintf(f, "        unsigned char *vc = m->kv + ((size_t)N_LAYER + l) * CTX * KV_ROW; /* [CTX] rows of KV_DIM */\n");
             fprintf(f, "        (void)kc; (void)vc;\n");
             in_loop = 1;
         } else if (n->section != CKE_SEC_LAYER && in_loop) {
@@ -559,6 +560,26 @@ static void emit_mode(emit_ctx *e) {
 }
 
 /* ------------------------------------------------------------------ profiling table */
+
+/* The KV cache's element type (--kv-type): the bytes of a cache row (KV_DIM values), the write of
+ * this step's k/v rows into it (f16: rounded to nearest even by the kernel table's one converter;
+ * q8_0: ggml's quantizer) and the attention forward that reads it. Rows are addressed in bytes. */
+static void emit_kv_type(FILE *f, const cke_plan *p) {
+    static const struct { const char *comment, *put, *attn, *kcast; } kv[] = {
+        [CKE_KV_F16] = {"f16 (IEEE half; written rounded to nearest even, widened exactly as attention reads it)",
+                        "kt->f32_to_f16((uint16_t *)(void *)(dst), (src), (n))", "kt->attn_fwd_f16", "const uint16_t *"},
+        [CKE_KV_F32] = {"f32 (this step's k/v rows copied as they are)", "memcpy((dst), (src), (size_t)(n) * sizeof(float))",
+                        "kt->attn_fwd", "const float *"},
+        [CKE_KV_Q8_0] = {"q8_0 (ggml blocks of 32: an f16 scale and 32 int8; dequantized as attention reads it)",
+                         "kt->qops[8]->quantize_row((dst), (src), (n))", "kt->attn_fwd_q8_0", "const void *"},
+    };
+    const int t = p->kv_type;
+    fprintf(f, "/* KV cache: %s */\n#define KV_TYPE \"%s\"\n#define KV_ROW %zuu /* bytes of one cache row of KV_DIM values */\n"
+               "#define KV_PUT(dst, src, n) %s\n"
+               "#define KV_ATTN(out, lse, q, k, v, s, ws, nth) \\\n"
+               "    %s((out), (lse), (q), (%s)(const void *)(k), (%s)(const void *)(v), (s), (ws), (nth))\n\n",
+            kv[t].comment, cke_kv_type_name((cke_kv_type)t), p->kv_row, kv[t].put, kv[t].attn, kv[t].kcast, kv[t].kcast);
+}
 
 /* "[T,64], attn_q[64,64] q4_0 -> [T,64]": the op's inputs (weights by name and stored format)
  * and output, rows as the mode's code has them. */
@@ -760,7 +781,8 @@ cke_status cke_codegen_emit(const cke_plan *p, const cke_codegen_opts *o, FILE *
             (unsigned long long)cke_plan_layout_hash(p));
     fprintf(f, "#define WEIGHTS_HEADER %zuu\n#define WEIGHTS_BYTES %zuu\n#define KV_BYTES %zuu /* one slot (sequence) */\n",
             p->weights_header, p->weights_bytes, p->kv_bytes);
-    fprintf(f, "#define BATCH_T %lld /* decode_batch: rows per forward */\n\n", (long long)p->batch.T);
+    fprintf(f, "#define BATCH_T %lld /* decode_batch: rows per forward */\n", (long long)p->batch.T);
+    emit_kv_type(f, p);
 
     /* weights: globals as constants, per-layer tensors as arrays over layers */
     fprintf(f, "/* ---- weights: byte offsets into weights.bin's payload, in the order the forward pass reads them ---- */\n");
@@ -808,8 +830,8 @@ cke_status cke_codegen_emit(const cke_plan *p, const cke_codegen_opts *o, FILE *
     fprintf(f, "/* Threads for an op doing `work` multiply-adds: below ~64K a parallel region costs more than it saves. */\n"
                "#define NTH(work) ((work) >= 65536 ? m->nth : 1)\n");
     fprintf(f, "/* Slot s's K and V cache of layer l (decode_batch): slot s's region starts s x KV_BYTES in. */\n"
-               "#define SLOT_K(s, l) (m->kv_all + (size_t)(s) * (KV_BYTES / sizeof(float)) + (size_t)(l) * CTX * KV_DIM)\n"
-               "#define SLOT_V(s, l) (m->kv_all + (size_t)(s) * (KV_BYTES / sizeof(float)) + ((size_t)N_LAYER + (l)) * CTX * KV_DIM)\n");
+               "#define SLOT_K(s, l) (m->kv_all + (size_t)(s) * KV_BYTES + (size_t)(l) * CTX * KV_ROW)\n"
+               "#define SLOT_V(s, l) (m->kv_all + (size_t)(s) * KV_BYTES + ((size_t)N_LAYER + (l)) * CTX * KV_ROW)\n");
     fputs("/* Profile build (-DCKM_PROFILE: model_prof.so, built by `cke profile`): every op timed on the\n"
           " * calling thread and reported to the hook with its prof_ops index, layer and rows. Without it\n"
           " * the macros are empty: model.so has no timing code. */\n"
@@ -841,8 +863,8 @@ cke_status cke_codegen_emit(const cke_plan *p, const cke_codegen_opts *o, FILE *
                "    const char *w;         /* weights payload */\n"
                "    char *arena;           /* activations: max of the modes' arenas */\n"
                "    char *scratch;         /* kernel workspace */\n"
-               "    float *kv;             /* the slot prefill/decode run on: [2][N_LAYER][CTX][KV_DIM], K then V */\n"
-               "    float *kv_all;         /* [n_slots] such regions, KV_BYTES apart */\n"
+               "    unsigned char *kv;     /* the slot prefill/decode run on: [2][N_LAYER][CTX] rows of KV_ROW bytes, K then V */\n"
+               "    unsigned char *kv_all; /* [n_slots] such regions, KV_BYTES apart */\n"
                "    int n_slots;\n"
                "    int64_t *slot_pos;     /* [n_slots] tokens in each slot's context */\n"
                "    unsigned char *slot_mark; /* [n_slots] decode_batch's duplicate check */\n"
@@ -1016,7 +1038,7 @@ cke_status cke_codegen_emit(const cke_plan *p, const cke_codegen_opts *o, FILE *
         "        return -1;\n"
         "    }\n"
         "    m->pos = m->slot_pos[s];\n"
-        "    m->kv = m->kv_all + (size_t)s * (KV_BYTES / sizeof(float));\n"
+        "    m->kv = m->kv_all + (size_t)s * KV_BYTES;\n"
         "    return 0;\n"
         "}\n\n"
         "static int check_tokens(ckm_model *m, const int32_t *tok, int64_t n) {\n"

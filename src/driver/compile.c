@@ -1,5 +1,6 @@
 #define _GNU_SOURCE /* renameat2, nftw */
 #include "driver/compile.h"
+#include "cke/cke.h"
 
 #include "cke/kernels.h"
 #include "codegen/codegen.h"
@@ -596,7 +597,8 @@ cke_status cke_compile(const char *model_path, const cke_compile_opts *o, cke_er
     if (o->ctx <= 0 && ctx > 4096) ctx = 4096;
     if ((st = rope_table(m, ir, ctx, err))) goto done;
     int64_t chunk = o->prefill_chunk > 0 ? o->prefill_chunk : 512;
-    if ((st = cke_plan_new(&p, ir, ctx, chunk, o->max_threads > 0 ? o->max_threads : 16, o->canaries, err))) goto done;
+    if ((st = cke_plan_new(&p, ir, ctx, chunk, o->max_threads > 0 ? o->max_threads : 16, o->canaries, o->kv_type, err)))
+        goto done;
     if (!o->keep_f32 && o->train_batch <= 0 && (st = cke_plan_set_wdtypes(p, keep_dtype, m, err))) goto done;
 
     if (o->train_batch > 0 &&
@@ -658,9 +660,9 @@ cke_status cke_compile(const char *model_path, const cke_compile_opts *o, cke_er
     snprintf(path, sizeof path, "%s/cke-model.txt", dir);
     f = fopen(path, "w");
     if (!f) { st = cke_fail(err, CKE_ERR_IO, "cannot write %s", path); goto done; }
-    fprintf(f, "family %s\nsource %s\nformat %s\ntokenizer %s\nctx %lld\nprefill_chunk %lld\nlayout_hash %016llx\n",
+    fprintf(f, "family %s\nsource %s\nformat %s\ntokenizer %s\nctx %lld\nkv_type %s\nprefill_chunk %lld\nlayout_hash %016llx\n",
             ir->family, srcline, cke_model_source_name(m->source), tokname[0] ? tokname : "-", (long long)p->ctx,
-            (long long)p->prefill.T, (unsigned long long)cke_plan_layout_hash(p));
+            cke_kv_type_name((cke_kv_type)p->kv_type), (long long)p->prefill.T, (unsigned long long)cke_plan_layout_hash(p));
     if (fclose(f) != 0) { st = cke_fail(err, CKE_ERR_IO, "error writing %s", path); goto done; }
     /* what will run, as a page in the style of cke profile's "what ran" */
     if ((st = cke_report_write(dir, NULL, err))) goto done;
@@ -681,17 +683,20 @@ done:
     return st;
 }
 
-void cke_compiled_source(const char *dir, char *out, size_t n) {
+void cke_compiled_field(const char *dir, const char *key, char *out, size_t n) {
     char p[PATH_MAX + 32], line[PATH_MAX + 16];
+    size_t kl = strlen(key);
     out[0] = 0;
     snprintf(p, sizeof p, "%s/cke-model.txt", dir);
     FILE *f = fopen(p, "r");
     if (!f) return;
     while (fgets(line, sizeof line, f))
-        if (!strncmp(line, "source ", 7)) {
+        if (!strncmp(line, key, kl) && line[kl] == ' ') {
             line[strcspn(line, "\n")] = 0;
-            snprintf(out, n, "%s", line + 7);
+            snprintf(out, n, "%s", line + kl + 1);
             break;
         }
     fclose(f);
 }
+
+void cke_compiled_source(const char *dir, char *out, size_t n) { cke_compiled_field(dir, "source", out, n); }

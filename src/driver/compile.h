@@ -17,6 +17,8 @@
 
 #include "cke/status.h"
 
+#include "cke/cke.h" /* cke_kv_type */
+
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -33,7 +35,8 @@ typedef struct {
     int64_t train_batch;       /* > 0: add a training mode for train_batch x train_seq tokens */
     int64_t train_seq;
     int train_recompute;
-    int canaries;              /* debug build: canaries between activations, checked after every op */       /* recompute each layer's activations in the backward (checkpointing) */
+    int canaries;              /* debug build: canaries between activations, checked after every op */
+    int kv_type;               /* cke_kv_type of the KV cache: 0 = CKE_KV_F16 (default), CKE_KV_F32 */       /* recompute each layer's activations in the backward (checkpointing) */
     int quiet;
     int keep_f32;              /* 1: convert every weight to f32 (the default keeps matmul weights in
                                 * their file format: F16, BF16, Q8_0, Q4_0 ... Q6_K; training forces f32) */
@@ -51,6 +54,8 @@ cke_status cke_compile(const char *model_path, const cke_compile_opts *o, cke_er
 /* The model a compiled directory was compiled from (the `source` line of its cke-model.txt), or
  * "" when the file or the line is missing. */
 void cke_compiled_source(const char *dir, char *out, size_t n);
+/* The value of cke-model.txt's line `KEY VALUE` (kv_type, ctx ...), or "" when missing. */
+void cke_compiled_field(const char *dir, const char *key, char *out, size_t n);
 
 cke_status cke_rmtree(const char *path, cke_err *err);
 

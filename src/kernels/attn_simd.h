@@ -124,12 +124,8 @@ static void kb(float *const *C /* [rows] [hd] */, const float *P, int64_t prs, i
 }
 
 /* 8x8 transpose of 256-bit rows (AVX; both ISA folders have it), scaled. */
-static inline void tr8x8(float *dst /* 8 rows, stride ld */, int64_t ld, const float *const *src,
-                         int64_t d0, __m256 sc) {
-    __m256 r0 = _mm256_loadu_ps(src[0] + d0), r1 = _mm256_loadu_ps(src[1] + d0);
-    __m256 r2 = _mm256_loadu_ps(src[2] + d0), r3 = _mm256_loadu_ps(src[3] + d0);
-    __m256 r4 = _mm256_loadu_ps(src[4] + d0), r5 = _mm256_loadu_ps(src[5] + d0);
-    __m256 r6 = _mm256_loadu_ps(src[6] + d0), r7 = _mm256_loadu_ps(src[7] + d0);
+static inline void tr8x8r(float *dst /* 8 rows, stride ld */, int64_t ld, __m256 r0, __m256 r1, __m256 r2,
+                          __m256 r3, __m256 r4, __m256 r5, __m256 r6, __m256 r7, __m256 sc) {
     __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
     __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
     __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
@@ -146,6 +142,22 @@ static inline void tr8x8(float *dst /* 8 rows, stride ld */, int64_t ld, const f
     _mm256_storeu_ps(dst + 5 * ld, _mm256_mul_ps(sc, _mm256_permute2f128_ps(u1, u5, 0x31)));
     _mm256_storeu_ps(dst + 6 * ld, _mm256_mul_ps(sc, _mm256_permute2f128_ps(u2, u6, 0x31)));
     _mm256_storeu_ps(dst + 7 * ld, _mm256_mul_ps(sc, _mm256_permute2f128_ps(u3, u7, 0x31)));
+}
+
+static inline void tr8x8(float *dst, int64_t ld, const float *const *src, int64_t d0, __m256 sc) {
+    tr8x8r(dst, ld, _mm256_loadu_ps(src[0] + d0), _mm256_loadu_ps(src[1] + d0), _mm256_loadu_ps(src[2] + d0),
+           _mm256_loadu_ps(src[3] + d0), _mm256_loadu_ps(src[4] + d0), _mm256_loadu_ps(src[5] + d0),
+           _mm256_loadu_ps(src[6] + d0), _mm256_loadu_ps(src[7] + d0), sc);
+}
+
+/* 8 halves widened (vcvtph2ps: exact) */
+static inline __m256 ld8h(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
+static inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
+
+/* tr8x8 of f16 rows (the f16 KV cache) */
+static inline void tr8x8h(float *dst, int64_t ld, const uint16_t *const *src, int64_t d0, __m256 sc) {
+    tr8x8r(dst, ld, ld8h(src[0] + d0), ld8h(src[1] + d0), ld8h(src[2] + d0), ld8h(src[3] + d0),
+           ld8h(src[4] + d0), ld8h(src[5] + d0), ld8h(src[6] + d0), ld8h(src[7] + d0), sc);
 }
 
 /* Kt[d, jj] = scale * rows[jj][d] (jj < nk), zero columns up to the next multiple of VL.
@@ -167,6 +179,53 @@ static void pack_t(float *Kt /* [hd, BK] */, const float *const *rows /* [nk] [h
         for (int64_t jj = nk; jj < ncp; jj++) Kt[d * ATT_BK + jj] = 0;
 }
 
+/* pack_t of f16 rows: the widening rides on the transpose's loads, so an f16 cache costs the
+ * pack nothing more and halves the bytes it streams. */
+static void pack_t_h(float *Kt /* [hd, BK] */, const uint16_t *const *rows /* [nk] [hd] */, int64_t nk,
+                     int64_t hd, float scale) {
+    int64_t ncp = (nk + VL - 1) / VL * VL, j8 = nk / 8 * 8, d8 = hd / 8 * 8;
+    __m256 sc = _mm256_set1_ps(scale);
+    for (int64_t jj = 0; jj < j8; jj += 8) {
+        for (int64_t d = 0; d < d8; d += 8) tr8x8h(Kt + d * ATT_BK + jj, ATT_BK, rows + jj, d, sc);
+        for (int64_t i = jj; i < jj + 8; i++)
+            for (int64_t d = d8; d < hd; d++) Kt[d * ATT_BK + i] = scale * h2f(rows[i][d]);
+    }
+    for (int64_t jj = j8; jj < nk; jj++)
+        for (int64_t d = 0; d < hd; d++) Kt[d * ATT_BK + jj] = scale * h2f(rows[jj][d]);
+    for (int64_t d = 0; d < hd; d++)
+        for (int64_t jj = nk; jj < ncp; jj++) Kt[d * ATT_BK + jj] = 0;
+}
+
+/* V rows of a key block widened into dst [nk][hd] (the thread's Vt scratch, unused by the
+ * forward otherwise; L1-resident), so the P.V product reads f32 as for an f32 cache. */
+static void widen_rows(float *dst, const uint16_t *const *rows /* [nk] [hd] */, int64_t nk, int64_t hd) {
+    int64_t d8 = hd / 8 * 8;
+    for (int64_t jj = 0; jj < nk; jj++) {
+        float *o = dst + jj * hd;
+        int64_t d = 0;
+        for (; d < d8; d += 8) _mm256_storeu_ps(o + d, ld8h(rows[jj] + d));
+        for (; d < hd; d++) o[d] = h2f(rows[jj][d]);
+    }
+}
+
+/* Q8_0 rows (blocks of 32: f16 scale d, 32 int8 q) dequantized into dst [nk][hd]: x = d * q,
+ * one multiply as the format defines (the _ref's values bit for bit). */
+static void dequant_rows_q8(float *dst, const unsigned char *const *rows /* [nk] */, int64_t nk, int64_t hd) {
+    for (int64_t jj = 0; jj < nk; jj++) {
+        const unsigned char *x = rows[jj];
+        float *o = dst + jj * hd;
+        for (int64_t b = 0; b < hd / 32; b++, x += 34, o += 32) {
+            uint16_t dh;
+            memcpy(&dh, x, 2);
+            __m256 d = _mm256_set1_ps(h2f(dh));
+            for (int i = 0; i < 32; i += 8) {
+                __m256i q = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(x + 2 + i)));
+                _mm256_storeu_ps(o + i, _mm256_mul_ps(d, _mm256_cvtepi32_ps(q)));
+            }
+        }
+    }
+}
+
 /* Visible columns [*a, *b) of key block [j0, j0 + nk) for the row at position p. */
 static inline void vis_cols(const cke_attn_shape *s, int64_t p, int64_t j0, int64_t nk, int64_t *a,
                             int64_t *b) {
@@ -181,6 +240,7 @@ typedef struct {
     float *Kt, *Vt, *S, *S2, *acc, *mrow, *lrow;
     const float **arow, **brow, **krow, **vrow; /* [M], [M], [BK], [BK] */
     float **crow, **drow, **erow;                 /* [M], [BK], [BK] */
+    const uint16_t **hkrow, **hvrow;              /* f16 cache: K, V rows of the block (= drow, erow) */
 } attn_scr;
 
 static attn_scr scr_carve(unsigned char *base, const attn_plan *p, int64_t hd) {
@@ -201,6 +261,9 @@ static attn_scr scr_carve(unsigned char *base, const attn_plan *p, int64_t hd) {
     c.vrow = (const float **)pp; pp += ATT_BK;
     c.drow = (float **)pp; pp += ATT_BK;
     c.erow = (float **)pp;
+    /* the forward never uses drow / erow: its f16 row pointers share their room */
+    c.hkrow = (const uint16_t **)(void *)c.drow;
+    c.hvrow = (const uint16_t **)(void *)c.erow;
     return c;
 }
 
@@ -210,7 +273,7 @@ static unsigned char *ws_base(void *ws) {
 
 /* One forward item: rows of query block qb of kv head g against keys of split sp. Writes out/lse
  * directly, or (split case) the partial acc/max/sum into its slot of the shared area. */
-static void fwd_item(float *out, float *lse, const float *q, const float *k, const float *v,
+static void fwd_item(float *out, float *lse, const float *q, const void *k, const void *v, int h16,
                      const cke_attn_shape *s, const attn_plan *pl, attn_scr *c, float *part,
                      int64_t g, int64_t qb, int64_t sp) {
     const int64_t T = s->T, H = s->n_head, KV = s->n_kv_head, hd = s->head_dim, rep = pl->rep;
@@ -240,11 +303,32 @@ static void fwd_item(float *out, float *lse, const float *q, const float *k, con
     const float cap = s->softcap, rcap = cap != 0.0f ? 1.0f / cap : 0.0f;
     for (int64_t j0 = lo; j0 < hi; j0 += ATT_BK) {
         int64_t nk = hi - j0 < ATT_BK ? hi - j0 : ATT_BK, nv = (nk + VL - 1) / VL;
-        for (int64_t jj = 0; jj < nk; jj++) {
-            c->krow[jj] = k + ((j0 + jj) * KV + g) * hd;
-            c->vrow[jj] = v + ((j0 + jj) * KV + g) * hd;
+        if (h16 == 2) { /* Q8_0 cache: K dequantized into Vt and packed from there, then V into Vt */
+            const size_t rb = (size_t)(hd / 32) * 34;
+            const unsigned char **qr = (const unsigned char **)(void *)c->hkrow;
+            for (int64_t jj = 0; jj < nk; jj++) {
+                qr[jj] = (const unsigned char *)k + (size_t)((j0 + jj) * KV + g) * rb;
+                c->krow[jj] = c->vrow[jj] = c->Vt + jj * hd;
+            }
+            dequant_rows_q8(c->Vt, qr, nk, hd);
+            pack_t(c->Kt, c->krow, nk, hd, s->scale);
+            for (int64_t jj = 0; jj < nk; jj++) qr[jj] = (const unsigned char *)v + (size_t)((j0 + jj) * KV + g) * rb;
+            dequant_rows_q8(c->Vt, qr, nk, hd);
+        } else if (h16) { /* f16 cache: K widened in the pack, V into Vt */
+            for (int64_t jj = 0; jj < nk; jj++) {
+                c->hkrow[jj] = (const uint16_t *)k + ((j0 + jj) * KV + g) * hd;
+                c->hvrow[jj] = (const uint16_t *)v + ((j0 + jj) * KV + g) * hd;
+                c->vrow[jj] = c->Vt + jj * hd;
+            }
+            pack_t_h(c->Kt, c->hkrow, nk, hd, s->scale);
+            widen_rows(c->Vt, c->hvrow, nk, hd);
+        } else {
+            for (int64_t jj = 0; jj < nk; jj++) {
+                c->krow[jj] = (const float *)k + ((j0 + jj) * KV + g) * hd;
+                c->vrow[jj] = (const float *)v + ((j0 + jj) * KV + g) * hd;
+            }
+            pack_t(c->Kt, c->krow, nk, hd, s->scale);
         }
-        pack_t(c->Kt, c->krow, nk, hd, s->scale);
         ka(c->S, c->arow, c->Kt, M, nk, hd);
         for (int64_t r = 0; r < M; r++) {
             float *sr = c->S + r * ATT_BK;
@@ -331,10 +415,9 @@ static void fwd_merge(float *out, float *lse, const cke_attn_shape *s, const att
     if (lse) lse[h * T + t] = mx + logf(L);
 }
 
-void ISA_FN(cke_attn_fwd)(float *out /* [T, n_head, hd] */, float *lse /* [n_head, T] or NULL */,
-                          const float *q /* [T, n_head, hd] */, const float *k /* [Tk, n_kv_head, hd] */,
-                          const float *v /* [Tk, n_kv_head, hd] */, const cke_attn_shape *s, void *ws,
-                          int nth) {
+/* The forward over an f32 (h16 = 0), f16 (1) or Q8_0 (2) K/V. */
+static void attn_fwd_run(float *out, float *lse, const float *q, const void *k, const void *v, int h16,
+                         const cke_attn_shape *s, void *ws, int nth) {
     if (nth < 1) nth = 1;
     const attn_plan pl = attn_make_plan(s, 0);
     unsigned char *base = ws_base(ws);
@@ -349,13 +432,41 @@ void ISA_FN(cke_attn_fwd)(float *out /* [T, n_head, hd] */, float *lse /* [n_hea
 #pragma omp for schedule(static, 1)
         for (int64_t it = 0; it < nitem; it++) {
             int64_t sp = it % pl.nsplit, g = (it / pl.nsplit) % KV, qb = it / (pl.nsplit * KV);
-            fwd_item(out, lse, q, k, v, s, &pl, &c, part, g, qb, sp);
+            fwd_item(out, lse, q, k, v, h16, s, &pl, &c, part, g, qb, sp);
         }
         if (pl.nsplit > 1) {
 #pragma omp for schedule(static)
             for (int64_t gr = 0; gr < KV * pl.m; gr++) fwd_merge(out, lse, s, &pl, part, gr / pl.m, gr % pl.m);
         }
     }
+}
+
+void ISA_FN(cke_attn_fwd)(float *out /* [T, n_head, hd] */, float *lse /* [n_head, T] or NULL */,
+                          const float *q /* [T, n_head, hd] */, const float *k /* [Tk, n_kv_head, hd] */,
+                          const float *v /* [Tk, n_kv_head, hd] */, const cke_attn_shape *s, void *ws,
+                          int nth) {
+    attn_fwd_run(out, lse, q, k, v, 0, s, ws, nth);
+}
+
+void ISA_FN(cke_attn_fwd_f16)(float *out /* [T, n_head, hd] */, float *lse /* [n_head, T] or NULL */,
+                              const float *q /* [T, n_head, hd] */, const uint16_t *k /* [Tk, n_kv_head, hd] */,
+                              const uint16_t *v /* [Tk, n_kv_head, hd] */, const cke_attn_shape *s, void *ws,
+                              int nth) {
+    attn_fwd_run(out, lse, q, k, v, 1, s, ws, nth);
+}
+
+void ISA_FN(cke_attn_fwd_q8_0)(float *out /* [T, n_head, hd] */, float *lse /* [n_head, T] or NULL */,
+                               const float *q /* [T, n_head, hd] */, const void *k /* [Tk] Q8_0 rows */,
+                               const void *v /* [Tk] Q8_0 rows */, const cke_attn_shape *s, void *ws, int nth) {
+    attn_fwd_run(out, lse, q, k, v, 2, s, ws, nth);
+}
+
+/* The KV cache write, f32 -> f16 round to nearest even (vcvtps2ph; the same bits as the _ref). */
+void ISA_FN(cke_f32_to_f16)(uint16_t *dst, const float *src, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(dst + i), _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; i++) dst[i] = _cvtss_sh(src[i], _MM_FROUND_TO_NEAREST_INT);
 }
 
 /* Recomputed probabilities and score gradients of rows [M] against key block [j0, j0+nk):

@@ -160,6 +160,22 @@ void cke_attn_bwd_avx512(float *dq, float *dk, float *dv, const float *dout, con
                     const float *k, const float *v, const float *out, const float *lse,
                     const cke_attn_shape *s, void *ws, int nth);
 
+void cke_attn_fwd_f16_ref(float *out, float *lse, const float *q, const uint16_t *k, const uint16_t *v,
+                          const cke_attn_shape *s, void *ws, int nth);
+void cke_attn_fwd_f16_avx2(float *out, float *lse, const float *q, const uint16_t *k, const uint16_t *v,
+                           const cke_attn_shape *s, void *ws, int nth);
+void cke_attn_fwd_f16_avx512(float *out, float *lse, const float *q, const uint16_t *k, const uint16_t *v,
+                             const cke_attn_shape *s, void *ws, int nth);
+void cke_attn_fwd_q8_0_ref(float *out, float *lse, const float *q, const void *k, const void *v,
+                           const cke_attn_shape *s, void *ws, int nth);
+void cke_attn_fwd_q8_0_avx2(float *out, float *lse, const float *q, const void *k, const void *v,
+                            const cke_attn_shape *s, void *ws, int nth);
+void cke_attn_fwd_q8_0_avx512(float *out, float *lse, const float *q, const void *k, const void *v,
+                              const cke_attn_shape *s, void *ws, int nth);
+void cke_f32_to_f16_ref(uint16_t *dst, const float *src, int64_t n);
+void cke_f32_to_f16_avx2(uint16_t *dst, const float *src, int64_t n);
+void cke_f32_to_f16_avx512(uint16_t *dst, const float *src, int64_t n);
+
 /* ==== loss / optim ==== */
 void cke_xent_fwd_bwd_ref(float *loss, float *dlogits, const float *logits, const int32_t *y,
                         int64_t T, int64_t V, int32_t ignore_index, float dscale, int nth);

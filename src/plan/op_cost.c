@@ -61,12 +61,12 @@ void cke_plan_op_cost(const cke_plan *p, const cke_node *n, cke_op_cost *c) {
     case CKE_OP_ATTENTION: {
         /* per (query, key) pair and head: q.k and p*v, 2 * head_dim multiply-adds; softmax uncounted.
          * Rows: q read, out written, this step's k and v read and written into the cache; the
-         * cache's K and V rows the call can see are read once. */
-        double kvd = (double)(n->a.n_kv_head * n->a.head_dim);
+         * cache's K and V rows the call can see are read once, in the cache's element type. */
+        double kvd = (double)(n->a.n_kv_head * n->a.head_dim), kve = (double)cke_plan_kv_bytes(p->kv_type, 32) / 32.0;
         c->flops_pair = 4.0 * (double)n->a.n_head * (double)n->a.head_dim;
         c->act_row = 4.0 * (Cin + C + 2.0 * kvd);
-        c->kv_row = 2.0 * 4.0 * kvd;
-        c->kv_key = 2.0 * 4.0 * kvd;
+        c->kv_row = 2.0 * kve * kvd;
+        c->kv_key = 2.0 * kve * kvd;
         break;
     }
     case CKE_OP_LAST_ROW: /* one row copied: the op runs with rows = 1 */

@@ -1,4 +1,5 @@
 #include "plan/plan.h"
+#include "cke/cke.h"
 
 #include "cke/kernels.h"
 
@@ -398,11 +399,34 @@ cke_status cke_plan_set_wdtypes(cke_plan *p, int (*dtype_of)(void *ud, const cha
     return CKE_OK;
 }
 
+/* Per KV type: its name (--kv-type, cke-model.txt) and bytes per block of `blck` values. */
+static const struct { const char *name; size_t bytes; int64_t blck; } kv_types[] = {
+    [CKE_KV_F16] = {"f16", 2, 1},
+    [CKE_KV_F32] = {"f32", 4, 1},
+    [CKE_KV_Q8_0] = {"q8_0", 34, 32}, /* ggml's block: f16 scale + 32 int8 */
+};
+#define N_KV_TYPES ((int)(sizeof kv_types / sizeof kv_types[0]))
+
+const char *cke_kv_type_name(cke_kv_type t) { return (int)t >= 0 && (int)t < N_KV_TYPES ? kv_types[t].name : "?"; }
+
+int cke_kv_type_parse(const char *s, cke_kv_type *out) {
+    for (int i = 0; s && i < N_KV_TYPES; i++)
+        if (!strcmp(s, kv_types[i].name)) { *out = (cke_kv_type)i; return 0; }
+    return -1;
+}
+
+size_t cke_plan_kv_bytes(int kv_type, int64_t n) {
+    if (kv_type < 0 || kv_type >= N_KV_TYPES) return 0;
+    return (size_t)(n / kv_types[kv_type].blck) * kv_types[kv_type].bytes;
+}
+
 cke_status cke_plan_new(cke_plan **out, cke_ir *ir, int64_t ctx, int64_t prefill_chunk, int nth_max, int canaries,
-                        cke_err *err) {
+                        int kv_type, cke_err *err) {
     *out = NULL;
     if (ctx < 1 || prefill_chunk < 1 || nth_max < 1)
         return cke_fail(err, CKE_ERR_ARG, "plan: ctx, prefill chunk and threads must be >= 1");
+    if (!cke_plan_kv_bytes(kv_type, 32))
+        return cke_fail(err, CKE_ERR_ARG, "plan: KV cache type %d is not one of f16, f32, q8_0", kv_type);
     if (prefill_chunk > ctx) prefill_chunk = ctx;
     cke_plan *p = calloc(1, sizeof *p);
     if (!p) return cke_fail(err, CKE_ERR_NOMEM, "out of memory");
@@ -410,6 +434,7 @@ cke_status cke_plan_new(cke_plan **out, cke_ir *ir, int64_t ctx, int64_t prefill
     p->ctx = ctx;
     p->max_threads = nth_max;
     p->canaries = canaries;
+    p->kv_type = kv_type;
     for (int i = 0; i < ir->nn; i++)
         if (ir->n[i].op == CKE_OP_ATTENTION) {
             int64_t kd = ir->n[i].a.n_kv_head * ir->n[i].a.head_dim;
@@ -418,6 +443,13 @@ cke_status cke_plan_new(cke_plan **out, cke_ir *ir, int64_t ctx, int64_t prefill
                 return cke_fail(err, CKE_ERR_UNSUPPORTED, "plan: attention layers with different kv widths");
             }
             p->kv_dim = kd;
+            if (kv_type == CKE_KV_Q8_0 && ir->n[i].a.head_dim % 32) { /* a head's row: whole blocks */
+                int64_t hd = ir->n[i].a.head_dim;
+                cke_plan_free(p);
+                return cke_fail(err, CKE_ERR_UNSUPPORTED,
+                                "--kv-type q8_0 needs a head_dim that is a multiple of 32 (Q8_0 blocks); this model's is %lld: "
+                                "use f16", (long long)hd);
+            }
         }
     /* learned positions (GPT-2) exist only for the table's rows */
     for (int i = 0; i < ir->nn; i++)
@@ -427,7 +459,8 @@ cke_status cke_plan_new(cke_plan **out, cke_ir *ir, int64_t ctx, int64_t prefill
             return cke_fail(err, CKE_ERR_ARG, "plan: context %lld exceeds the %lld learned positions of '%s'",
                             (long long)ctx, (long long)P, ir->v[ir->n[i].in[1]].name);
         }
-    p->kv_bytes = align_up((size_t)ir->n_layer * (size_t)ctx * (size_t)p->kv_dim * sizeof(float)) * 2;
+    p->kv_row = cke_plan_kv_bytes(kv_type, p->kv_dim);
+    p->kv_bytes = align_up((size_t)ir->n_layer * (size_t)ctx * p->kv_row) * 2;
     cke_status st = plan_weights(p, err);
     if (!st) st = lower_mode(p, &p->prefill, "prefill", prefill_chunk, nth_max, 1, 0, err);
     if (!st) st = lower_mode(p, &p->decode, "decode", 1, nth_max, 0, 0, err);
@@ -496,9 +529,9 @@ cke_status cke_plan_write_layout(const cke_plan *p, const char *path, cke_err *e
         fprintf(f, "%s\n    {\"name\": \"%s\", \"layer\": %d, \"dtype\": \"%s\", \"shape\": \"%s\", \"offset\": %zu, \"size\": %zu}",
                 i ? "," : "", v->name, v->layer, qo ? qo->name : "f32", s, p->w[i].offset, p->w[i].size);
     }
-    fprintf(f, "\n  ]},\n  \"kv_cache\": {\"n_layer\": %d, \"ctx\": %lld, \"kv_dim\": %lld, \"bytes\": %zu, "
+    fprintf(f, "\n  ]},\n  \"kv_cache\": {\"n_layer\": %d, \"ctx\": %lld, \"kv_dim\": %lld, \"type\": \"%s\", \"bytes\": %zu, "
                "\"bytes_per_slot\": %zu, \"slot_offset\": \"slot * bytes_per_slot\"},\n", ir->n_layer,
-            (long long)p->ctx, (long long)p->kv_dim, p->kv_bytes, p->kv_bytes);
+            (long long)p->ctx, (long long)p->kv_dim, cke_kv_type_name(p->kv_type), p->kv_bytes, p->kv_bytes);
     const cke_mode_plan *ms[3] = {&p->prefill, &p->decode, &p->batch};
     fprintf(f, "  \"modes\": [");
     for (int mi = 0; mi < 3; mi++) {
@@ -540,8 +573,8 @@ cke_status cke_plan_write_map(const cke_plan *p, const char *path, cke_err *err)
     fprintf(f, "weights   %12zu bytes (%s) in weights.bin after a %zu-byte header, %d tensors\n", p->weights_bytes, a,
             p->weights_header, p->nw);
     human(a, sizeof a, p->kv_bytes);
-    fprintf(f, "kv cache  %12zu bytes (%s) per slot: K and V, %d layers x %lld positions x %lld\n", p->kv_bytes, a, ir->n_layer,
-            (long long)p->ctx, (long long)p->kv_dim);
+    fprintf(f, "kv cache  %12zu bytes (%s) per slot: K and V, %d layers x %lld positions x %lld %s\n", p->kv_bytes, a, ir->n_layer,
+            (long long)p->ctx, (long long)p->kv_dim, cke_kv_type_name(p->kv_type));
     fprintf(f, "          an instance opened with n slots (open_slots) holds n such regions, slot s at s x %zu;\n"
                "          open() is one slot; decode_batch runs up to %lld slots' next tokens in one forward\n",
             p->kv_bytes, (long long)p->batch.T);

@@ -83,6 +83,8 @@ typedef struct {
     int64_t ctx;      /* KV cache positions */
     int64_t kv_dim;   /* n_kv_head * head_dim per layer */
     size_t kv_bytes;  /* K and V for all layers */
+    int kv_type;      /* cke_kv_type: CKE_KV_F16 (2-byte elements), CKE_KV_F32, CKE_KV_Q8_0 (34 bytes per 32) */
+    size_t kv_row;    /* bytes of one cache row (kv_dim values) of one layer's K or V */
     cke_wslot *w;
     int nw;
     size_t weights_bytes;  /* payload after the header */
@@ -94,7 +96,10 @@ typedef struct {
 
 /* Lowers the inference modes (prefill, decode, decode_batch) and plans memory. nth_max sizes the kernel workspaces. */
 cke_status cke_plan_new(cke_plan **out, cke_ir *ir, int64_t ctx, int64_t prefill_chunk, int nth_max,
-                        int canaries, cke_err *err);
+                        int canaries, int kv_type, cke_err *err);
+/* Bytes of n values (n a multiple of 32 for Q8_0) in a KV cache of a cke_kv_type (0 for an unknown
+ * type); kv_type's bytes per value: cke_plan_kv_bytes(t, 32) / 32.0. */
+size_t cke_plan_kv_bytes(int kv_type, int64_t n);
 void cke_plan_free(cke_plan *p);
 
 /* Weight storage formats: dtype_of(ud, name) gives the format a weight may keep (a ggml type

@@ -395,6 +395,7 @@ cke_status cke_srv_start(const cke_srv_opts *o, cke_srv **out, cke_err *err) {
     cke_engine_opts eo = CKE_ENGINE_DEFAULTS;
     eo.threads = o->threads;
     eo.ctx = o->ctx;
+    eo.kv_type = (cke_kv_type)o->kv_type;
     eo.tokenizer = o->tokenizer;
     eo.chat_template = o->chat_template;
     eo.n_sessions = o->parallel;

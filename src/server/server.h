@@ -17,6 +17,7 @@ typedef struct {
     int parallel;              /* slots (>= 1) */
     int queue;                 /* requests that may wait for a slot (>= 0); more get 503 */
     int64_t ctx;               /* 0: the model's */
+    int kv_type;               /* cke_kv_type to compile a model file with (0: f16) */
     int threads;               /* batched: of the one instance, 0: cores; no_batch: per slot, 0: cores / parallel */
     int no_batch;              /* parallel > 1: 0 continuous batching (cke_engine_opts.batch_slots), 1 an
                                 * instance per slot */

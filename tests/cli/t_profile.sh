@@ -67,12 +67,12 @@ assert nrm["bytes_weights"] == n * d * 4 and nrm["bytes_act"] == n * 2 * d * 4, 
 lg = dec["logits"]  # the output head runs on the last row only
 assert lg["flops"] == n * 2 * d * V and lg["bytes_weights"] == n * V * d * 4, lg
 # attention, step i at position P + i sees P + i + 1 keys: 4 * H * hd FLOPs per key;
-# K and V of this row written, of every visible key read
+# K and V of this row written, of every visible key read, 2 bytes each (the default f16 KV cache)
 P = p["run"]["prompt_tokens"]
 at = dec["l1.attn"]
 keys = sum(P + i + 1 for i in range(n))
 assert at["flops"] == 4 * H * hd * keys, (at["flops"], 4 * H * hd * keys)
-assert at["bytes_kv"] == n * 2 * kv * 4 + 2 * kv * 4 * keys, at
+assert at["bytes_kv"] == n * 2 * kv * 2 + 2 * kv * 2 * keys, at
 pre = {r["name"]: r for r in modes["prefill"]["ops"]}
 assert pre["l0.q"]["flops"] == P * 2 * d * d and pre["l0.q"]["calls"] == 1
 # trace: Chrome Trace Event format, one track per thread, names and durations

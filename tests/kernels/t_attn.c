@@ -208,6 +208,155 @@ static int simd_attn_chunk(const cke_ktable *kt, const cke_ktable *ref) {
     return fails;
 }
 
+/* ---- f16 KV cache: attn_fwd_f16 and the f32 -> f16 write ---- */
+
+static void fwd_h(const cke_ktable *kt, float *out, float *lse, const float *q, const uint16_t *k,
+                  const uint16_t *v, const cke_attn_shape *s, int nth) {
+    void *ws = talloc(cke_attn_ws_size(s, nth));
+    kt->attn_fwd_f16(out, lse, q, k, v, s, ws, nth);
+    free(ws);
+}
+
+/* One case: k, v rounded to f16 by the ref writer. The f16 forward must equal, bit for bit, the
+ * same table's f32 forward on the widened values (widening is exact and the arithmetic after it
+ * is the same code), at nth 1 and 2; and kt's f16 forward must match the ref's f16 forward to
+ * TOL_OUT / TOL_LSE (the f32 tolerances: same sums, same exp approximations). */
+static int f16_case(const cke_ktable *kt, const cke_ktable *ref, const acase *c, uint64_t seed) {
+    cke_attn_shape s = mkshape(c);
+    const int64_t nq = c->T * c->H * c->hd, nk = c->Tk * c->KV * c->hd, nl = c->H * c->T;
+    trng r = {seed};
+    float *q = tallocf(nq), *k = tallocf(nk), *v = tallocf(nk);
+    tfill_normal(&r, q, nq, c->qscale);
+    tfill_normal(&r, k, nk, 1.0f);
+    tfill_normal(&r, v, nk, 1.0f);
+    uint16_t *kh = talloc((size_t)nk * 2), *vh = talloc((size_t)nk * 2);
+    ref->f32_to_f16(kh, k, nk);
+    ref->f32_to_f16(vh, v, nk);
+    for (int64_t i = 0; i < nk; i++) { /* k, v <- the widened cache values */
+        ref->qops[1]->dequantize_row(&k[i], &kh[i], 1);
+        ref->qops[1]->dequantize_row(&v[i], &vh[i], 1);
+    }
+    char what[200];
+    snprintf(what, sizeof what, "f16 T=%lld Tk=%lld H=%lld KV=%lld hd=%lld win=%lld cap=%g", (long long)c->T,
+             (long long)c->Tk, (long long)c->H, (long long)c->KV, (long long)c->hd, (long long)c->window, c->softcap);
+    int fails = 0;
+    float *ro = tallocf(nq), *rl = tallocf(nl), *o = tallocf(nq), *l = tallocf(nl), *o32 = tallocf(nq),
+          *l32 = tallocf(nl);
+    fwd_h(ref, ro, rl, q, kh, vh, &s, 1);
+    fwd(ref, o32, l32, q, k, v, &s, 1);
+    fails += same_bits("ref f16 vs ref f32 on widened values: out", ro, o32, nq);
+    fails += same_bits("ref f16 vs ref f32 on widened values: lse", rl, l32, nl);
+    for (int nth = 1; nth <= 2; nth++) {
+        char w2[260];
+        fwd_h(kt, o, l, q, kh, vh, &s, nth);
+        snprintf(w2, sizeof w2, "out %s nth=%d", what, nth);
+        fails += tcheck(w2, o, ro, nq, TOL_OUT);
+        snprintf(w2, sizeof w2, "lse %s nth=%d", what, nth);
+        fails += tcheck(w2, l, rl, nl, TOL_LSE);
+        fwd(kt, o32, l32, q, k, v, &s, nth);
+        fails += same_bits("f16 vs f32 on widened values: out", o, o32, nq);
+        fails += same_bits("f16 vs f32 on widened values: lse", l, l32, nl);
+    }
+    if (fails) printf("    (case %s)\n", what);
+    free(q); free(k); free(v); free(kh); free(vh); free(ro); free(rl); free(o); free(l); free(o32); free(l32);
+    return fails;
+}
+
+/* The write conversion: every ISA's bits equal the ref's (round to nearest even) on normals,
+ * ties, subnormals, overflow and zeros; and a few values against their known halves. */
+static int f16_write(const cke_ktable *kt, const cke_ktable *ref) {
+    enum { N = 4099 }; /* a tail after the 8-wide loop */
+    float *x = tallocf(N);
+    trng r = {77};
+    tfill_normal(&r, x, N, 3.0f);
+    for (int i = 0; i < 64; i++) x[i * 7] *= 1e-5f * (float)(i + 1);   /* subnormal halves */
+    for (int i = 0; i < 32; i++) x[i * 11 + 1] = 1.0f + (float)(2 * i + 1) / 2048.0f; /* ties at 1 */
+    x[3] = 65504.0f; x[5] = 65520.0f; x[9] = -1e9f; x[13] = 0.0f; x[15] = -0.0f; x[17] = 6e-8f; x[19] = 2.9e-8f;
+    uint16_t *a = talloc(N * 2), *b = talloc(N * 2);
+    ref->f32_to_f16(a, x, N);
+    kt->f32_to_f16(b, x, N);
+    int fails = 0;
+    for (int i = 0; i < N && fails < 5; i++)
+        if (a[i] != b[i]) { printf("    FAIL f32_to_f16(%.9g): %04x, ref %04x\n", (double)x[i], b[i], a[i]); fails++; }
+    /* known halves: 65504 max, 65520 -> inf, 1 + 1/2048 ties to even (1.0), 1 + 3/2048 up, 2^-24 */
+    static const struct { float f; uint16_t h; } kn[] = {
+        {65504.0f, 0x7bff}, {65520.0f, 0x7c00}, {1.0f + 1.0f / 2048, 0x3c00}, {1.0f + 3.0f / 2048, 0x3c02},
+        {5.9604645e-8f, 0x0001}, {-2.0f, 0xc000}, {-0.0f, 0x8000}};
+    for (size_t i = 0; i < sizeof kn / sizeof kn[0]; i++) {
+        uint16_t h;
+        kt->f32_to_f16(&h, &kn[i].f, 1);
+        if (h != kn[i].h) { printf("    FAIL f32_to_f16(%.9g) = %04x, want %04x\n", (double)kn[i].f, h, kn[i].h); fails++; }
+    }
+    free(x); free(a); free(b);
+    return fails;
+}
+
+/* The Q8_0 cache: k, v quantized by the ref's ggml-exact quantizer (ggml type 8); as f16_case,
+ * the q8_0 forward equals the f32 forward on the dequantized values bit for bit, and kt's matches
+ * the ref's to TOL_OUT / TOL_LSE. */
+static int q8_case(const cke_ktable *kt, const cke_ktable *ref, const acase *c, uint64_t seed) {
+    cke_attn_shape s = mkshape(c);
+    const int64_t nq = c->T * c->H * c->hd, nk = c->Tk * c->KV * c->hd, nl = c->H * c->T;
+    const cke_qtype_ops *q8 = ref->qops[8];
+    trng r = {seed};
+    float *q = tallocf(nq), *k = tallocf(nk), *v = tallocf(nk);
+    tfill_normal(&r, q, nq, c->qscale);
+    tfill_normal(&r, k, nk, 1.0f);
+    tfill_normal(&r, v, nk, 1.0f);
+    void *kq = talloc((size_t)(nk / 32) * 34), *vq = talloc((size_t)(nk / 32) * 34);
+    q8->quantize_row(kq, k, nk);
+    q8->quantize_row(vq, v, nk);
+    q8->dequantize_row(k, kq, nk);
+    q8->dequantize_row(v, vq, nk);
+    char what[200];
+    snprintf(what, sizeof what, "q8_0 T=%lld Tk=%lld H=%lld KV=%lld hd=%lld win=%lld cap=%g", (long long)c->T,
+             (long long)c->Tk, (long long)c->H, (long long)c->KV, (long long)c->hd, (long long)c->window, c->softcap);
+    int fails = 0;
+    float *ro = tallocf(nq), *rl = tallocf(nl), *o = tallocf(nq), *l = tallocf(nl), *o32 = tallocf(nq),
+          *l32 = tallocf(nl);
+    void *ws = talloc(cke_attn_ws_size(&s, 2));
+    ref->attn_fwd_q8_0(ro, rl, q, kq, vq, &s, ws, 1);
+    fwd(ref, o32, l32, q, k, v, &s, 1);
+    fails += same_bits("ref q8_0 vs ref f32 on dequantized values: out", ro, o32, nq);
+    for (int nth = 1; nth <= 2; nth++) {
+        char w2[260];
+        kt->attn_fwd_q8_0(o, l, q, kq, vq, &s, ws, nth);
+        snprintf(w2, sizeof w2, "out %s nth=%d", what, nth);
+        fails += tcheck(w2, o, ro, nq, TOL_OUT);
+        snprintf(w2, sizeof w2, "lse %s nth=%d", what, nth);
+        fails += tcheck(w2, l, rl, nl, TOL_LSE);
+        fwd(kt, o32, l32, q, k, v, &s, nth);
+        fails += same_bits("q8_0 vs f32 on dequantized values: out", o, o32, nq);
+        fails += same_bits("q8_0 vs f32 on dequantized values: lse", l, l32, nl);
+    }
+    if (fails) printf("    (case %s)\n", what);
+    free(q); free(k); free(v); free(kq); free(vq); free(ro); free(rl); free(o); free(l); free(o32); free(l32); free(ws);
+    return fails;
+}
+
+static int simd_attn_f16(const cke_ktable *kt, const cke_ktable *ref) {
+    static const acase cs[] = {
+        {1, 1, 2, 2, 64, 0, 0, 1},     {1, 65, 8, 2, 64, 0, 0, 1},   {1, 513, 12, 12, 64, 0, 0, 1}, /* decode */
+        {1, 1025, 32, 4, 128, 0, 0, 1}, {1, 200, 4, 4, 17, 0, 0, 1},  {1, 300, 8, 2, 64, 100, 0, 1},
+        {17, 17, 4, 2, 17, 0, 0, 1},   {33, 133, 8, 2, 64, 0, 0, 1}, {127, 127, 6, 3, 3, 0, 0, 1}, /* prefill */
+        {17, 22, 4, 4, 17, 9, 2.0f, 4.0f}, {33, 33, 4, 2, 64, 0, 50.0f, 4.0f}, {3, 103, 2, 1, 200, 0, 0, 1},
+    };
+    int fails = f16_write(kt, ref);
+    for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++) {
+        if (tquick && cs[i].Tk > 513) continue;
+        fails += f16_case(kt, ref, &cs[i], 800 + i);
+    }
+    static const acase q8[] = { /* head_dim a multiple of 32 (Q8_0 blocks) */
+        {1, 1, 2, 2, 64, 0, 0, 1},  {1, 513, 12, 12, 64, 0, 0, 1}, {1, 1025, 32, 4, 128, 0, 0, 1},
+        {1, 300, 8, 2, 32, 100, 0, 1}, {33, 133, 8, 2, 64, 0, 0, 1}, {17, 22, 4, 4, 96, 9, 2.0f, 4.0f},
+    };
+    for (size_t i = 0; i < sizeof q8 / sizeof q8[0]; i++) {
+        if (tquick && q8[i].Tk > 513) continue;
+        fails += q8_case(kt, ref, &q8[i], 900 + i);
+    }
+    return fails;
+}
+
 /* ---- grad mode: the ref backward against central differences of a double forward ---- */
 
 static double fwd_loss_d(const acase *c, const double *q, const double *k, const double *v,
@@ -376,5 +525,6 @@ const test_op tests_attn[] = {
     {"attn_softcap", simd_attn_softcap, grad_attn_softcap, torch_attn_softcap},
     {"attn_decode", simd_attn_decode, grad_attn_decode, torch_attn_decode},
     {"attn_chunk", simd_attn_chunk, grad_attn_chunk, torch_attn_chunk},
+    {"attn_f16", simd_attn_f16, NULL, NULL},
     {0},
 };

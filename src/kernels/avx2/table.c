@@ -40,6 +40,9 @@ const cke_ktable cke_ktable_avx2 = {
     /* ==== attn ==== */
     .attn_fwd = cke_attn_fwd_avx2,
     .attn_bwd = cke_attn_bwd_avx2,
+    .attn_fwd_f16 = cke_attn_fwd_f16_avx2,
+    .attn_fwd_q8_0 = cke_attn_fwd_q8_0_avx2,
+    .f32_to_f16 = cke_f32_to_f16_avx2,
     /* ==== loss / optim ==== */
     .xent_fwd_bwd = cke_xent_fwd_bwd_avx2,
     .adamw = cke_adamw_avx2,

@@ -40,6 +40,9 @@ const cke_ktable cke_ktable_avx512 = {
     /* ==== attn ==== */
     .attn_fwd = cke_attn_fwd_avx512,
     .attn_bwd = cke_attn_bwd_avx512,
+    .attn_fwd_f16 = cke_attn_fwd_f16_avx512,
+    .attn_fwd_q8_0 = cke_attn_fwd_q8_0_avx512,
+    .f32_to_f16 = cke_f32_to_f16_avx512,
     /* ==== loss / optim ==== */
     .xent_fwd_bwd = cke_xent_fwd_bwd_avx512,
     .adamw = cke_adamw_avx512,

@@ -38,6 +38,9 @@ const cke_ktable cke_ktable_ref = {
     /* ==== attn ==== */
     .attn_fwd = cke_attn_fwd_ref,
     .attn_bwd = cke_attn_bwd_ref,
+    .attn_fwd_f16 = cke_attn_fwd_f16_ref,
+    .attn_fwd_q8_0 = cke_attn_fwd_q8_0_ref,
+    .f32_to_f16 = cke_f32_to_f16_ref,
     /* ==== loss / optim ==== */
     .xent_fwd_bwd = cke_xent_fwd_bwd_ref,
     .adamw = cke_adamw_ref,
