@@ -38,6 +38,16 @@ typedef struct {
     float *logits;        /* [n_slots, vocab]: the last step's rows */
     int rc;               /* the last step's decode_batch result */
     char msg[256];        /* and its error */
+    /* the executor: every call into the instance runs on this one thread (see batch.c) */
+    const ckm_api *api;
+    pthread_t exec;
+    int exec_started, exec_stop;
+    pthread_cond_t exec_cv; /* a job handed in, or done (with mu) */
+    struct {
+        int kind, pending, slot, rc; /* kind: 1 prefill, 2 truncate, 3 reset, 4 step */
+        const int32_t *tok;
+        int64_t n;
+    } job;
 } cke_batch;
 
 cke_status cke_batch_open(cke_batch *b, const ckm_api *api, const char *weights, int threads, int n_slots, cke_err *err);

@@ -1,9 +1,14 @@
 /* Continuous batching: the sessions of a batch_slots engine share one model instance with a KV
- * slot each. There is no scheduler thread: a session that needs its next token's logits hands
- * the token in as a row and waits; when every session generating has handed one in, the last
- * one runs the step (one decode_batch over all rows) and wakes the rest. Prefills (prompts, in
- * chunks) take the instance between steps. The per-token work (sampling, stop strings, the
- * callback) stays in each session's own cke_session_generate on its own thread. */
+ * slot each. A session that needs its next token's logits hands the token in as a row and waits;
+ * when every session generating has handed one in, the last one starts the step (one
+ * decode_batch over all rows) and wakes the rest. Prefills (prompts, in chunks) take the
+ * instance between steps. The per-token work (sampling, stop strings, the callback) stays in each
+ * session's own cke_session_generate on its own thread.
+ * The model calls themselves run on one executor thread: the instance's OpenMP team is then the
+ * process's only one. When each session's thread ran the steps it started, every such thread
+ * grew a team of its own; with more OpenMP threads than cores libgomp stops spinning between
+ * parallel regions and sleeps in the kernel instead, which measured 4-5x slower per token
+ * (SmolLM2, 2 cores: 18 ms instead of 4). */
 #include "api/api.h"
 
 #include <errno.h>
@@ -17,6 +22,41 @@
  * until they hand a row in. One slow client cannot stall the others. */
 #define LAG_WAIT_S 0.02
 
+/* The executor thread: runs each job handed in through exec_call, one at a time. */
+static void *executor(void *arg) {
+    cke_batch *b = arg;
+    pthread_mutex_lock(&b->mu);
+    for (;;) {
+        while (!b->job.pending && !b->exec_stop) pthread_cond_wait(&b->exec_cv, &b->mu);
+        if (b->exec_stop) break;
+        const int kind = b->job.kind, slot = b->job.slot;
+        const int32_t *tok = b->job.tok;
+        const int64_t n = b->job.n;
+        pthread_mutex_unlock(&b->mu);
+        int rc = 0;
+        if (kind == 1) rc = b->api->slot_prefill(b->m, slot, tok, n);
+        else if (kind == 2) rc = b->api->slot_truncate(b->m, slot, n);
+        else if (kind == 3) b->api->slot_reset(b->m, slot);
+        else rc = b->api->decode_batch(b->m, (int)n, b->tok, b->slot, b->logits);
+        pthread_mutex_lock(&b->mu);
+        b->job.rc = rc;
+        b->job.pending = 0;
+        pthread_cond_broadcast(&b->exec_cv);
+    }
+    pthread_mutex_unlock(&b->mu);
+    return NULL;
+}
+
+/* A model call on the executor, from the thread that holds the instance (busy); b->mu held on
+ * entry and exit. */
+static int exec_call(cke_batch *b, int kind, int slot, const int32_t *tok, int64_t n) {
+    b->job.kind = kind, b->job.slot = slot, b->job.tok = tok, b->job.n = n;
+    b->job.pending = 1;
+    pthread_cond_broadcast(&b->exec_cv);
+    while (b->job.pending) pthread_cond_wait(&b->exec_cv, &b->mu);
+    return b->job.rc;
+}
+
 cke_status cke_batch_open(cke_batch *b, const ckm_api *api, const char *weights, int threads, int n_slots, cke_err *err) {
     memset(b, 0, sizeof *b);
     if (api->abi_version < 5 || !api->open_slots || !api->decode_batch)
@@ -24,6 +64,8 @@ cke_status cke_batch_open(cke_batch *b, const ckm_api *api, const char *weights,
     if (n_slots < 1 || n_slots > 4096) return cke_fail(err, CKE_ERR_ARG, "batch_slots %d: 1 to 4096", n_slots);
     pthread_mutex_init(&b->mu, NULL);
     pthread_cond_init(&b->cv, NULL);
+    pthread_cond_init(&b->exec_cv, NULL);
+    b->api = api;
     b->n_slots = n_slots;
     b->used = calloc((size_t)n_slots, 1);
     b->in_gen = calloc((size_t)n_slots, 1);
@@ -36,11 +78,20 @@ cke_status cke_batch_open(cke_batch *b, const ckm_api *api, const char *weights,
     char msg[512] = "";
     b->m = api->open_slots(weights, threads, n_slots, msg, sizeof msg);
     if (!b->m) return cke_fail(err, CKE_ERR_FORMAT, "%s", msg);
+    if (pthread_create(&b->exec, NULL, executor, b)) return cke_fail(err, CKE_ERR_NOMEM, "cannot start the batch's executor thread");
+    b->exec_started = 1;
     return CKE_OK;
 }
 
 /* Also after a failed open (what was made is freed). */
 void cke_batch_close(cke_batch *b, const ckm_api *api) {
+    if (b->exec_started) {
+        pthread_mutex_lock(&b->mu);
+        b->exec_stop = 1;
+        pthread_cond_broadcast(&b->exec_cv);
+        pthread_mutex_unlock(&b->mu);
+        pthread_join(b->exec, NULL);
+    }
     if (b->m) api->free(b->m);
     free(b->used);
     free(b->in_gen);
@@ -52,6 +103,7 @@ void cke_batch_close(cke_batch *b, const ckm_api *api) {
     if (b->n_slots) {
         pthread_mutex_destroy(&b->mu);
         pthread_cond_destroy(&b->cv);
+        pthread_cond_destroy(&b->exec_cv);
     }
     memset(b, 0, sizeof *b);
 }
@@ -81,8 +133,11 @@ static void release(cke_batch *b) {
 }
 
 void cke_batch_give(cke_batch *b, const ckm_api *api, int slot) {
+    (void)api;
     acquire(b);
-    api->slot_reset(b->m, slot);
+    pthread_mutex_lock(&b->mu);
+    exec_call(b, 3, slot, NULL, 0);
+    pthread_mutex_unlock(&b->mu);
     release(b);
     pthread_mutex_lock(&b->mu);
     b->used[slot] = 0;
@@ -91,15 +146,20 @@ void cke_batch_give(cke_batch *b, const ckm_api *api, int slot) {
 
 int cke_batch_prefill(cke_batch *b, const ckm_api *api, int slot, const int32_t *tok, int64_t n, float *lg) {
     acquire(b);
-    int rc = api->slot_prefill(b->m, slot, tok, n);
+    pthread_mutex_lock(&b->mu);
+    int rc = exec_call(b, 1, slot, tok, n);
+    pthread_mutex_unlock(&b->mu);
     if (!rc && lg) memcpy(lg, api->logits(b->m), (size_t)api->vocab * sizeof *lg);
     release(b);
     return rc;
 }
 
 int cke_batch_truncate(cke_batch *b, const ckm_api *api, int slot, int64_t n) {
+    (void)api;
     acquire(b);
-    int rc = api->slot_truncate(b->m, slot, n);
+    pthread_mutex_lock(&b->mu);
+    int rc = exec_call(b, 2, slot, NULL, n);
+    pthread_mutex_unlock(&b->mu);
     release(b);
     return rc;
 }
@@ -157,10 +217,8 @@ int cke_batch_decode(cke_batch *b, const ckm_api *api, int slot, int32_t tok, fl
         } else { /* every generating session is in: run the step */
             b->busy = 1;
             for (int i = 0; i < b->posted; i++) b->has_row[b->slot[i]] = 0;
-            int n = b->posted;
-            pthread_mutex_unlock(&b->mu);
-            int rc = api->decode_batch(b->m, n, b->tok, b->slot, b->logits);
-            pthread_mutex_lock(&b->mu);
+            int rc = exec_call(b, 4, -1, NULL, b->posted);
+            const int n = b->posted;
             b->rc = rc;
             if (rc) snprintf(b->msg, sizeof b->msg, "%s", api->last_error(b->m));
             b->rows += (uint64_t)n;
