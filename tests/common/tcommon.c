@@ -2,6 +2,7 @@
 #include "tcommon.h"
 
 #include "driver/compile.h"
+#include "runtime/runner.h"
 #include "formats/model_export.h"
 
 #include <errno.h>
@@ -138,4 +139,13 @@ cke_status tc_export_gguf(const char *src, const char *out, cke_err *e) {
     cke_gguf_writer_free(w);
     cke_model_close(m);
     return s;
+}
+
+char *tc_ref_or_fail(const char *name, const char *path, cke_runner *r, int32_t *T, int32_t *V) {
+    char *ref = tc_load_ref_bin(path, r->api->vocab, T, V);
+    if (ref && *T >= 6) return ref;
+    tc_result(name, 0, "bad ref.bin (%s)", path);
+    free(ref);
+    cke_runner_close(r);
+    return NULL;
 }

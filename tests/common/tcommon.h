@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "cke/status.h"
+#include "runtime/runner.h"
 
 extern char tc_tmp[PATH_MAX];                              /* scratch directory of this run */
 extern char tc_inc[PATH_MAX], tc_tpl[PATH_MAX], tc_libk[PATH_MAX]; /* cke_locate_resources */
@@ -22,6 +23,9 @@ char *tc_slurp(const char *path, size_t *len);
  * checked against the model's vocabulary and the file size; NULL when absent or malformed. The
  * ids start at buf + 8 and the logits at buf + 8 + 4T (malloc'd, so both are aligned). */
 char *tc_load_ref_bin(const char *path, int64_t vocab, int32_t *T, int32_t *V);
+/* tc_load_ref_bin for a test that needs at least 6 positions: on failure it reports FAIL name
+ * ("bad ref.bin"), closes the runner and returns NULL. */
+char *tc_ref_or_fail(const char *name, const char *path, cke_runner *r, int32_t *T, int32_t *V);
 /* Locates resources and makes the scratch directory; 0, or -1 after printing why. */
 /* A model cke_model_open reads (an HF directory ...) written as an F32 GGUF in llama.cpp's
  * conventions (formats/model_export.c; what `cke quantize SRC OUT F32` writes, less the tokenizer). */

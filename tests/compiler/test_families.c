@@ -97,13 +97,8 @@ static void family(const char *fam) {
     if ((s = cke_runner_open(dir, 2, &r, &e))) { tc_result(name, 0, "open: %s", e.msg); return; }
     snprintf(path, sizeof path, "%s/ref.bin", hf);
     int32_t T = 0, V = 0;
-    char *ref = tc_load_ref_bin(path, r->api->vocab, &T, &V);
-    if (!ref || T < 6) {
-        tc_result(name, 0, "bad ref.bin");
-        free(ref);
-        cke_runner_close(r);
-        return;
-    }
+    char *ref = tc_ref_or_fail(name, path, r, &T, &V);
+    if (!ref) return;
     const int32_t *ids = (const int32_t *)(ref + 8); /* 8-byte offset into malloc'd memory: aligned */
     const float *want = (const float *)(ref + 8 + (size_t)T * 4);
     const ckm_api *api = r->api;
@@ -217,13 +212,8 @@ static void family_kvf16(const char *fam) {
     cke_runner *r = NULL;
     if (s || (s = cke_runner_open(dir, 2, &r, &e))) { tc_result(name, 0, "compile/open: %s", e.msg); return; }
     int32_t T = 0, V = 0;
-    char *ref = tc_load_ref_bin(path, r->api->vocab, &T, &V);
-    if (!ref || T < 6) {
-        tc_result(name, 0, "bad ref.bin");
-        free(ref);
-        cke_runner_close(r);
-        return;
-    }
+    char *ref = tc_ref_or_fail(name, path, r, &T, &V);
+    if (!ref) return;
     const int32_t *ids = (const int32_t *)(ref + 8);
     const float *want = (const float *)(ref + 8 + (size_t)T * 4);
     const ckm_api *api = r->api;
