@@ -70,3 +70,20 @@ PY
         "$CKE" compile "$S/stories260K.bin" -o "$T/tokbig" --tokenizer "$T/tok600.bin"
     ok fmt_compile_good_model "$CKE" compile "$S/stories260K.bin" -o "$T/good" --tokenizer "$S/tok512.bin"
 fi
+
+# GGUF rope_freqs (llama.cpp's per-pair divisors, Llama 3.1): the compiler divides the table by them
+if have_models; then
+    S=$CKE_MODELS/stories260K
+    python3 tests/quant/gguf_rename.py "$S/stories260K.gguf" "$T/rf-one.gguf" rope_freqs.weight 1,1,1,1 --add
+    python3 tests/quant/gguf_rename.py "$S/stories260K.gguf" "$T/rf-div.gguf" rope_freqs.weight 1,2,4,8 --add
+    python3 tests/quant/gguf_rename.py "$S/stories260K.gguf" "$T/rf-zero.gguf" rope_freqs.weight 0,1,1,1 --add
+    ppl() { "$CKE" perplexity "$1" tests/data/tinystories_ppl.txt --ctx 128 2>/dev/null | grep '^Final estimate'; }
+    p_base=$(ppl "$S/stories260K.gguf")
+    p_one=$(ppl "$T/rf-one.gguf")
+    p_div=$(ppl "$T/rf-div.gguf")
+    check rope_freqs_ones_same test -n "$p_one" -a "$p_one" = "$p_base"
+    check rope_freqs_divisors_differ test -n "$p_div" -a "$p_div" != "$p_base"
+    ok rope_freqs_compile "$CKE" compile "$T/rf-div.gguf" -o "$T/rf-div"
+    check rope_freqs_table grep -q '1.0f, 0.0500000007f, 0.00249999994f, 0.000125000006f' "$T/rf-div/model.c"
+    refuses rope_freqs_zero 1 'rope_freqs\[0\] = 0 is not a positive divisor' "$CKE" compile "$T/rf-zero.gguf" -o "$T/rf-zero"
+fi

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
 """gguf_rename.py IN OUT OLD NEW [--copy]: a copy of a GGUF file with tensor OLD named NEW, or with
+--add, a new F32 tensor OLD of the comma-separated values NEW appended (1-D), or with
 --copy, a tensor NEW added that shares OLD's data, or with NEW = "-", OLD dropped (its bytes stay,
 unreferenced: the data section is copied verbatim, tensor offsets are relative to it). Crafts regression inputs at test time, such as
 a tensor named blk.2147483647.ffn_up.weight; standard library only."""
@@ -12,6 +13,7 @@ SCALAR = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q
 def main():
     src, dst, old, new = sys.argv[1:5]
     copy = "--copy" in sys.argv[5:]
+    add = "--add" in sys.argv[5:]
     buf = open(src, "rb").read()
     pos = 0
 
@@ -66,14 +68,21 @@ def main():
             else:
                 name = new.encode()
         infos.append((name, dims, typ, off))
-    assert found, "no tensor named %s" % old
     data_start = (pos + align - 1) // align * align
+    data = buf[data_start:]
+    if add:  # OLD = name, NEW = "v0,v1,...": an F32 vector at the end of the data section
+        vals = [float(v) for v in new.split(",")]
+        off = (len(data) + align - 1) // align * align
+        data = data + b"\0" * (off - len(data)) + struct.pack("<%df" % len(vals), *vals)
+        infos.append((old.encode(), [len(vals)], 0, off))
+        found = True
+    assert found, "no tensor named %s" % old
     out = bytearray(b"GGUF" + struct.pack("<IQQ", version, len(infos), n_kv) + kv_bytes)
     for name, dims, typ, off in infos:
         out += struct.pack("<Q", len(name)) + name + struct.pack("<I", len(dims))
         out += b"".join(struct.pack("<Q", d) for d in dims) + struct.pack("<IQ", typ, off)
     out += b"\0" * ((len(out) + align - 1) // align * align - len(out))
-    out += buf[data_start:]
+    out += data
     open(dst, "wb").write(out)
 
 
