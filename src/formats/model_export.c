@@ -82,8 +82,6 @@ cke_status cke_model_export_gguf(const cke_model *m, cke_gguf_writer *w, cke_xte
     if (!arch)
         return cke_fail(err, CKE_ERR_UNSUPPORTED, "%s: architecture %s has no GGUF layout in cke (GGUF export supports "
                         "llama, mistral, qwen2, qwen3, gemma, gemma2, gemma3, gpt2)", m->path, cke_arch_name(m->arch));
-    if (h->rope.scaling == CKE_ROPE_SCALING_LLAMA3 || h->rope.scaling == CKE_ROPE_SCALING_FREQS)
-        return cke_fail(err, CKE_ERR_UNSUPPORTED, "%s: llama3 rope scaling: GGUF export (a rope_freqs tensor) is not implemented", m->path);
     if (m->arch == CKE_ARCH_GEMMA3 && (h->swa_pattern != 6 || h->rope_local_theta != 10000))
         return cke_fail(err, CKE_ERR_UNSUPPORTED, "%s: Gemma 3 with a global layer every %lld and local rope base %g: "
                         "llama.cpp's gemma3 fixes 6 and 10000 (no GGUF keys)", m->path, (long long)h->swa_pattern,
@@ -203,6 +201,19 @@ cke_status cke_model_export_gguf(const cke_model *m, cke_gguf_writer *w, cke_xte
         else if (h->norm_add_one && !strcmp(t->name, "output_norm"))
             for (int64_t k = 0; k < n; k++) f[k] += 1.0f;
         XTRY(xl_push(&xl, gname, t->ndim, t->shape, f, err));
+    }
+    if (h->rope.scaling == CKE_ROPE_SCALING_LLAMA3 && rot > 0) {
+        /* llama.cpp's form of Llama 3 scaling: per-pair divisors of the default frequencies (rope_freqs) */
+        float *d = malloc((size_t)(rot / 2) * sizeof(float)), *sc = malloc((size_t)(rot / 2) * sizeof(float));
+        if (!d || !sc) { free(d); free(sc); st = cke_fail(err, CKE_ERR_NOMEM, "out of memory"); goto fail; }
+        cke_rope_freqs(d, rot, h->rope.theta);
+        memcpy(sc, d, (size_t)(rot / 2) * sizeof(float));
+        cke_rope_freqs_scale(sc, rot, CKE_ROPE_SCALE_LLAMA3, (float)h->rope.factor, (float)h->rope.low_freq_factor,
+                             (float)h->rope.high_freq_factor, h->rope.orig_ctx);
+        for (int64_t i = 0; i < rot / 2; i++) d[i] = d[i] / sc[i];
+        free(sc);
+        int64_t shape[1] = {rot / 2};
+        XTRY(xl_push(&xl, "rope_freqs.weight", 1, shape, d, err));
     }
     *out = xl.v;
     *n_out = xl.n;

@@ -141,10 +141,9 @@ static void family(const char *fam) {
         snprintf(gname, sizeof gname, "%s_via_gguf_export", fam);
         cke_err ge = {0};
         cke_status gs = tc_export_gguf(hf, gg, &ge);
-        /* Phi-3 (no GGUF reader in cke), llama3 rope scaling (a rope_freqs tensor: not written),
-         * this Gemma 2, whose query_pre_attn_scalar is not head_dim, and Gemma with exact GELU
+        /* Phi-3 (no GGUF reader in cke), this Gemma 2, whose query_pre_attn_scalar is not head_dim, and Gemma with exact GELU
          * (GGUF has no key for either) */
-        const int refused = !strcmp(fam, "phi3") || !strcmp(fam, "llama3") || !strcmp(fam, "gemma2") || !strcmp(fam, "gemma_gelu") ||
+        const int refused = !strcmp(fam, "phi3") || !strcmp(fam, "gemma2") || !strcmp(fam, "gemma_gelu") ||
                             !strcmp(fam, "phi3_longrope") || !strcmp(fam, "llama_dynamic") ||
                             !strcmp(fam, "gemma3_swa3");
         cke_runner *gr = NULL;
