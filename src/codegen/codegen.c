@@ -116,7 +116,7 @@ static cke_status check_layer_attrs(const cke_ir *ir, cke_err *err) {
         if (n->section != CKE_SEC_LAYER || n->layer != 0 || n->op == CKE_OP_ATTENTION) continue;
         for (int l = 1; l < ir->n_layer; l++) {
             cke_attrs a = node_in_layer(ir, n, l)->a;
-            if (n->op == CKE_OP_ROPE && ir->rope_freq) { /* theta and scaling: the layer's table (ROPE_CS) */
+            if (n->op == CKE_OP_ROPE) { /* theta and scaling: the layer's table (ROPE_CS) */
                 a.theta = n->a.theta;
                 a.rope_scaling = n->a.rope_scaling;
                 a.rope_factor = n->a.rope_factor;
@@ -197,7 +197,6 @@ static void emit_rope_tables(const cke_ir *ir, int64_t rot, FILE *f) {
     } else {
         fprintf(f, "#define ROPE_CS(l) (m->rope_cs)\n");
     }
-    fprintf(f, "#define ROPE_SCALE_FREQS(freq) ((void)(freq)) /* in ROPE_FREQ */\n");
 }
 
 /* ------------------------------------------------------------------ emit */
@@ -732,23 +731,18 @@ cke_status cke_codegen_emit(const cke_plan *p, const cke_codegen_opts *o, FILE *
         if (!strcmp(ir->v[i].name, "logits")) vocab = (double)ir->v[i].dims[1];
     if (vocab <= 0) return cke_fail(err, CKE_ERR_FORMAT, "codegen: the graph has no [T, vocab] value named 'logits'");
     /* RoPE parameters: all rope nodes must agree (one cos/sin table) */
+    /* RoPE: the compiler resolved every rope node's frequencies into ir->rope_freq (one table, or
+     * two the layers choose from); the nodes must rotate the same number of dims */
     int64_t rot = 0;
     float theta = 0;
-    const cke_attrs *ra = NULL; /* rope scaling: one table, so every rope node must agree */
     for (int i = 0; i < ir->nn; i++)
         if (ir->n[i].op == CKE_OP_ROPE) {
-            const cke_attrs *a = &ir->n[i].a;
-            if (rot && !ir->rope_freq && (rot != a->rot || theta != a->theta || ra->rope_scaling != a->rope_scaling ||
-                        ra->rope_factor != a->rope_factor || ra->rope_low_freq != a->rope_low_freq ||
-                        ra->rope_high_freq != a->rope_high_freq || ra->rope_orig_ctx != a->rope_orig_ctx))
-                return cke_fail(err, CKE_ERR_UNSUPPORTED, "codegen: rope nodes with different rot/theta/scaling");
-            if (rot && rot != a->rot) return cke_fail(err, CKE_ERR_UNSUPPORTED, "codegen: rope nodes rotate different dims");
-            rot = a->rot;
-            theta = a->theta;
-            ra = a;
+            if (rot && rot != ir->n[i].a.rot) return cke_fail(err, CKE_ERR_UNSUPPORTED, "codegen: rope nodes rotate different dims");
+            rot = ir->n[i].a.rot;
+            if (!theta) theta = ir->n[i].a.theta;
         }
-    if (ra && !ir->rope_freq && (ra->rope_scaling < CKE_ROPE_SCALE_NONE || ra->rope_scaling > CKE_ROPE_SCALE_LLAMA3))
-        return cke_fail(err, CKE_ERR_UNSUPPORTED, "codegen: rope scaling kind %d is not supported", ra->rope_scaling);
+    if (rot > 0 && (!ir->rope_freq || ir->n_rope_freq != rot / 2))
+        return cke_fail(err, CKE_ERR_UNSUPPORTED, "codegen: the rope nodes' frequency table was not computed");
     cke_status cst = check_layer_attrs(ir, err);
     if (cst) return cst;
 
@@ -763,20 +757,8 @@ cke_status cke_codegen_emit(const cke_plan *p, const cke_codegen_opts *o, FILE *
     fprintf(f, "#define N_LAYER %d\n#define VOCAB %lld\n#define CTX %lld\n#define KV_DIM %lld\n#define PREFILL_T %lld\n",
             ir->n_layer, (long long)vocab, (long long)p->ctx, (long long)p->kv_dim, (long long)p->prefill.T);
     fprintf(f, "#define ROPE_DIM %lld\n#define ROPE_THETA %.9g\n", (long long)rot, (double)theta);
-    if (ir->rope_freq && rot > 0 && ir->n_rope_freq == rot / 2) { /* computed by the compiler: every frequency in sight */
-        emit_rope_tables(ir, rot, f);
-    } else if (ra && ra->rope_scaling != CKE_ROPE_SCALE_NONE) {
-        char f1[32], f2[32], f3[32];
-        fprintf(f, "/* rope frequency scaling (%s), applied to the table at open */\n"
-                   "#define ROPE_SCALE_FREQS(freq) cke_rope_freqs_scale((freq), ROPE_DIM, %s, %s, %s, %s, %lld)\n",
-                ra->rope_scaling == CKE_ROPE_SCALE_LINEAR ? "linear" : "llama3",
-                ra->rope_scaling == CKE_ROPE_SCALE_LINEAR ? "CKE_ROPE_SCALE_LINEAR" : "CKE_ROPE_SCALE_LLAMA3",
-                cke_codegen_flit(f1, sizeof f1, ra->rope_factor), cke_codegen_flit(f2, sizeof f2, ra->rope_low_freq),
-                cke_codegen_flit(f3, sizeof f3, ra->rope_high_freq), (long long)ra->rope_orig_ctx);
-    } else {
-        fprintf(f, "#define ROPE_SCALE_FREQS(freq) ((void)(freq)) /* no rope scaling */\n");
-    }
-    if (!ir->rope_freq) fprintf(f, "#define ROPE_TABLES 1\n#define ROPE_CS(l) (m->rope_cs)\n");
+    if (rot > 0) emit_rope_tables(ir, rot, f);
+    else fprintf(f, "#define ROPE_TABLES 1 /* no rope: an unused table */\n#define ROPE_CS(l) (m->rope_cs)\n");
     fprintf(f, "#define MAX_THREADS %d\n#define LAYOUT_HASH 0x%016llxull\n", p->max_threads,
             (unsigned long long)cke_plan_layout_hash(p));
     fprintf(f, "#define WEIGHTS_HEADER %zuu\n#define WEIGHTS_BYTES %zuu\n#define KV_BYTES %zuu /* one slot (sequence) */\n",
@@ -1010,24 +992,13 @@ cke_status cke_codegen_emit(const cke_plan *p, const cke_codegen_opts *o, FILE *
         "    if (!m->arena || !m->scratch || !m->kv || !m->slot_pos || !m->slot_mark || !m->rope_cs || !m->posbuf) {\n"
         "        snprintf(err, errlen, \"out of memory\"); model_free(m); return NULL;\n"
         "    }\n"
-        "    /* every page of the KV cache and the arena now, at open: first touches during generation\n"
-        "     * fault (and compact for huge pages) in the middle of a token, measured at up to ~1 s when\n"
-        "     * a server's request first lands in a fresh slot */\n"
-        "    memset(m->kv_all, 0, KV_BYTES * (size_t)n_slots);\n"
-        "    memset(m->arena, 0, ARENA_BYTES);\n"
+
         "#ifdef ROPE_TABLE\n"
         "    for (int t = 0; t < ROPE_TABLES; t++) {\n"
         "        float *cs = m->rope_cs + (size_t)t * CTX * ROPE_DIM;\n"
         "        cke_rope_table(cs, ROPE_FREQ[t], CTX, ROPE_DIM);\n"
         "        if (ROPE_ATTN_FACTOR[t] != 1.0f)\n"
         "            for (size_t i = 0; i < (size_t)CTX * ROPE_DIM; i++) cs[i] *= ROPE_ATTN_FACTOR[t];\n"
-        "    }\n"
-        "#else\n"
-        "    if (ROPE_DIM > 0) {\n"
-        "        float freq[ROPE_DIM > 0 ? ROPE_DIM / 2 : 1];\n"
-        "        cke_rope_freqs(freq, ROPE_DIM, ROPE_THETA);\n"
-        "        ROPE_SCALE_FREQS(freq);\n"
-        "        cke_rope_table(m->rope_cs, freq, CTX, ROPE_DIM);\n"
         "    }\n"
         "#endif\n"
         "    return m;\n"
