@@ -27,10 +27,13 @@
 extern "C" {
 #endif
 
-#define CKM_ABI_VERSION 6 /* 3: prefill_all; 4: profiling (prof_ops, set_profile); 5: KV slots, decode_batch;
-                            * 6: f16 KV cache (the kernel table's attn_fwd_f16, f32_to_f16) */
+#define CKM_ABI_VERSION 7 /* 3: prefill_all; 4: profiling (prof_ops, set_profile); 5: KV slots, decode_batch;
+                            * 6: f16 KV cache (the kernel table's attn_fwd_f16, f32_to_f16); 7: tensor parallel */
 
 typedef struct ckm_model ckm_model;
+
+/* Tensor parallel (ABI 7): out[0..n) = the sum over the ranks of each rank's in[0..n); 0 or -1. */
+typedef int (*ckm_allreduce_fn)(void *ud, float *out, const float *in, int64_t n);
 
 /* Called after every op when tracing is on: the IR value's name, its layer (-1 outside the layer
  * loop), the first absolute position of its rows, and its data [rows, cols] (row-major f32). */
@@ -158,6 +161,16 @@ typedef struct {
      * Rows agree with decode() of each sequence alone to float rounding (a matrix product over n
      * rows sums in another order than the one-row product). */
     int (*decode_batch)(ckm_model *m, int64_t n, const int32_t *tokens, const int32_t *slots, float *logits);
+
+    /* ---- ABI 7: tensor parallel ----
+     * A model compiled as rank tp_rank of tp_size (cke compile --tp-size N --tp-rank R; 0 of 1 is
+     * the whole model) holds that rank's block of the heads and FFN columns, their weights and KV
+     * cache. After each row-parallel linear (attn_o, ffn_down) it calls the allreduce set here,
+     * which must leave in out[0..n) the sum over all ranks of their in[0..n) (out may be in), the
+     * same on every rank, and return 0; otherwise (or with none set) the call returns -1 and
+     * last_error says so. Every rank must make the same calls in the same order. */
+    int tp_rank, tp_size;
+    void (*set_allreduce)(ckm_model *m, ckm_allreduce_fn fn, void *ud);
 } ckm_api;
 
 /* The one exported symbol. */

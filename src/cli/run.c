@@ -23,6 +23,8 @@
  * --debug: canaries after every activation, checked after every op */
 static int keep_f32_flag, debug_flag;
 
+static int64_t tp_rank_opt, tp_size_opt; /* cke compile --tp-rank R --tp-size N */
+
 static int compile_into(const char *model, const char *out, const char *tokenizer, int64_t ctx, int64_t chunk, int kv_type,
                         int quiet) {
     char inc[PATH_MAX], tpl[PATH_MAX], libk[PATH_MAX];
@@ -32,7 +34,7 @@ static int compile_into(const char *model, const char *out, const char *tokenize
     cke_compile_opts o = {.out_dir = out, .tokenizer = tokenizer, .templates_dir = tpl, .include_dir = inc,
                           .libk = libk, .ctx = ctx, .prefill_chunk = chunk, .quiet = quiet,
                           .keep_f32 = keep_f32_flag || (getenv("CKE_KEEP_F32") && atoi(getenv("CKE_KEEP_F32"))),
-                          .canaries = debug_flag, .kv_type = kv_type};
+                          .canaries = debug_flag, .kv_type = kv_type, .tp_rank = (int)tp_rank_opt, .tp_size = (int)tp_size_opt};
     return cke_cli_compile_guarded("compile", model, &o, "the output directory was left as it was");
 }
 
@@ -55,6 +57,12 @@ int cke_cli_compile(int argc, char **argv) {
         } else if (!strcmp(argv[i], "--prefill-chunk")) {
             int rc = cke_cli_opt_i64("compile", argc, argv, &i, 1, INT32_MAX, "a chunk length (>= 1)", &chunk);
             if (rc) return rc;
+        } else if (!strcmp(argv[i], "--tp-size")) {
+            int rc = cke_cli_opt_i64("compile", argc, argv, &i, 1, 4096, "a number of tensor-parallel ranks (1..4096)", &tp_size_opt);
+            if (rc) return rc;
+        } else if (!strcmp(argv[i], "--tp-rank")) {
+            int rc = cke_cli_opt_i64("compile", argc, argv, &i, 0, 4095, "a tensor-parallel rank (0..4095)", &tp_rank_opt);
+            if (rc) return rc;
         } else if (argv[i][0] == '-') return cke_cli_unknown("compile", argv[i]);
         else if (!model) model = argv[i];
         else return cke_cli_unknown("compile", argv[i]);
@@ -63,10 +71,16 @@ int cke_cli_compile(int argc, char **argv) {
         fprintf(stderr, "cke compile: %s\n", !model ? "no model given" : "no output directory given (-o DIR)");
         goto usage;
     }
+    if (tp_rank_opt >= (tp_size_opt > 0 ? tp_size_opt : 1)) {
+        fprintf(stderr, "cke compile: --tp-rank %lld needs --tp-size above it (ranks are 0..N-1)\n", (long long)tp_rank_opt);
+        return 2;
+    }
     return compile_into(model, out, tok, ctx, chunk, kv, 0);
 usage:
     fprintf(help ? stdout : stderr, "usage: cke compile MODEL -o DIR [--tokenizer tokenizer.bin] [--ctx N] [--prefill-chunk N] [--keep-f32]\n"
-                    "                   [--kv-type f16|f32|q8_0] [--debug]\n"
+                    "                   [--kv-type f16|f32|q8_0] [--debug] [--tp-size N --tp-rank R]\n"
+                    "  --tp-size N --tp-rank R: rank R's block of the model split for N-way tensor parallelism (heads and\n"
+                    "  FFN columns divided, an allreduce after attn_o and ffn_down; run with mpirun -np N cke run)\n"
                     "  --kv-type: the KV cache's element type (default f16: half the memory and decode's reads; f32: exact;\n"
                     "  q8_0: about half of f16 again, for a head_dim that is a multiple of 32)\n"
                     "  MODEL: a .gguf file, a Hugging Face model directory, or a llama2.c .bin\n"

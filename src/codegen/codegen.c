@@ -406,6 +406,11 @@ static void emit_node(emit_ctx *e, const cke_node *n, const char *ind) {
                     (long long)C, wn, (long long)C);
         else fprintf(f, "%skt->posemb_fwd(%s, WT(%s), pos0, %s, %lld);\n", ind, on, wn, R, (long long)C);
         break;
+    case CKE_OP_ALLREDUCE:
+        fprintf(f, "%s/* allreduce: %s%s = %s summed over the %d tensor-parallel ranks (each holds a partial sum) */\n", ind, on,
+                so, in0, ir->tp_size);
+        fprintf(f, "%sTP_ALLREDUCE(%s, %s, (int64_t)%s * %lld);\n", ind, on, in0, R, (long long)C);
+        break;
     case CKE_OP_LAST_ROW:
         fprintf(f, "%s/* last_row: %s%s = %s[T-1] (only the last position's logits are needed) */\n", ind, on, so, in0);
         fprintf(f, "%smemmove(%s, %s + (T - 1) * %lld, %lld * sizeof(float));\n", ind, on, in0, (long long)C, (long long)C);
@@ -759,6 +764,8 @@ cke_status cke_codegen_emit(const cke_plan *p, const cke_codegen_opts *o, FILE *
     fprintf(f, "#define ROPE_DIM %lld\n#define ROPE_THETA %.9g\n", (long long)rot, (double)theta);
     if (rot > 0) emit_rope_tables(ir, rot, f);
     else fprintf(f, "#define ROPE_TABLES 1 /* no rope: an unused table */\n#define ROPE_CS(l) (m->rope_cs)\n");
+    fprintf(f, "#define TP_RANK %d /* tensor parallel: this model is rank TP_RANK's block of TP_SIZE */\n#define TP_SIZE %d\n",
+            ir->tp_rank, ir->tp_size);
     fprintf(f, "#define MAX_THREADS %d\n#define LAYOUT_HASH 0x%016llxull\n", p->max_threads,
             (unsigned long long)cke_plan_layout_hash(p));
     fprintf(f, "#define WEIGHTS_HEADER %zuu\n#define WEIGHTS_BYTES %zuu\n#define KV_BYTES %zuu /* one slot (sequence) */\n",
@@ -835,6 +842,10 @@ cke_status cke_codegen_emit(const cke_plan *p, const cke_codegen_opts *o, FILE *
     fprintf(f, "#define TRACE(name, layer, p, rows, cols) \\\n"
                "    do { if (m->trace) m->trace(m->trace_ud, name, layer, pos0 + T - (rows), p, rows, cols); } while (0)\n\n");
 
+    fprintf(f, "/* tensor parallel: the partial sums of a row-parallel linear, summed over the ranks by the caller's\n"
+               " * collective (set_allreduce); a failure (or none set) makes the call return -1 */\n"
+               "#define TP_ALLREDUCE(out, in, n) \\\n"
+               "    do { if (!m->tp_fn || m->tp_fn(m->tp_ud, out, in, n)) tp_fail(m); } while (0)\n\n");
     fprintf(f, "typedef struct ckm_train ckm_train;\nstatic void train_free(ckm_model *m);\n\n");
     fprintf(f, "struct ckm_model {\n"
                "    const cke_ktable *kt;  /* kernels of this CPU (or CKE_ISA) */\n"
@@ -861,7 +872,16 @@ cke_status cke_codegen_emit(const cke_plan *p, const cke_codegen_opts *o, FILE *
                "    char err[256];\n"
                "    ckm_train *train;      /* training state, NULL until train_init */\n"
                "    int canary_bad;        /* debug build: a canary was overwritten (err says where) */\n"
-               "};\n\n");
+               "    ckm_allreduce_fn tp_fn; /* tensor parallel: the collective (TP_SIZE > 1) */\n"
+               "    void *tp_ud;\n"
+               "    int tp_bad;            /* a collective failed during the call (err says so) */\n"
+               "};\n\n"
+               "static void tp_fail(ckm_model *m) {\n"
+               "    if (!m->tp_bad)\n"
+               "        snprintf(m->err, sizeof m->err, \"tensor parallel rank %%d of %%d: %%s\", TP_RANK, TP_SIZE,\n"
+               "                 m->tp_fn ? \"the allreduce failed\" : \"no allreduce was set (set_allreduce)\");\n"
+               "    m->tp_bad = 1;\n"
+               "}\n\n");
 
     if (p->canaries)
         fputs("/* ---- debug build: a 64-byte canary after every activation, set before the op that writes it,\n"
@@ -1039,7 +1059,7 @@ cke_status cke_codegen_emit(const cke_plan *p, const cke_codegen_opts *o, FILE *
         "        m->pos += t;\n"
         "        i += t;\n"
         "    }\n"
-        "    return m->canary_bad ? -1 : 0;\n"
+        "    return m->canary_bad || m->tp_bad ? -1 : 0;\n"
         "}\n\n"
         "/* Like prefill, and every position's logits into out [n, VOCAB] (row i predicts token i + 1). */\n"
         "static int model_slot_prefill(ckm_model *m, int slot, const int32_t *tok, int64_t n) {\n"
@@ -1064,14 +1084,14 @@ cke_status cke_codegen_emit(const cke_plan *p, const cke_codegen_opts *o, FILE *
         "        m->slot_pos[0] = m->pos;\n"
         "        i += t;\n"
         "    }\n"
-        "    return m->canary_bad ? -1 : 0;\n"
+        "    return m->canary_bad || m->tp_bad ? -1 : 0;\n"
         "}\n\n"
         "static int model_decode(ckm_model *m, int32_t token) {\n"
         "    slot_enter(m, 0);\n"
         "    if (check_tokens(m, &token, 1)) return -1;\n"
         "    forward_decode(m, &token, 1);\n"
         "    m->slot_pos[0] = ++m->pos;\n"
-        "    return m->canary_bad ? -1 : 0;\n"
+        "    return m->canary_bad || m->tp_bad ? -1 : 0;\n"
         "}\n\n"
         "/* Checks every row before anything runs: a bad row appends nothing to any slot. */\n"
         "static int check_batch(ckm_model *m, int64_t n, const int32_t *tok, const int32_t *slots, const float *out) {\n"
@@ -1111,7 +1131,7 @@ cke_status cke_codegen_emit(const cke_plan *p, const cke_codegen_opts *o, FILE *
         "        i += t;\n"
         "    }\n"
         "    m->pos = m->slot_pos[0];\n"
-        "    return m->canary_bad ? -1 : 0;\n"
+        "    return m->canary_bad || m->tp_bad ? -1 : 0;\n"
         "}\n\n"
         "static int model_slot_reset(ckm_model *m, int slot) {\n"
         "    if (slot_enter(m, slot)) return -1;\n"
@@ -1136,7 +1156,8 @@ cke_status cke_codegen_emit(const cke_plan *p, const cke_codegen_opts *o, FILE *
         "static int64_t model_pos(const ckm_model *m) { return m->slot_pos[0]; }\n"
         "static void model_reset(ckm_model *m) { m->pos = m->slot_pos[0] = 0; m->last_logits = NULL; }\n"
         "static void model_set_trace(ckm_model *m, ckm_trace_fn fn, void *ud) { m->trace = fn; m->trace_ud = ud; }\n"
-        "static const char *model_last_error(const ckm_model *m) { return m->err; }\n\n",
+        "static const char *model_last_error(const ckm_model *m) { return m->err; }\n"
+        "static void model_set_allreduce(ckm_model *m, ckm_allreduce_fn fn, void *ud) { m->tp_fn = fn; m->tp_ud = ud; m->tp_bad = 0; }\n\n",
         f);
     cke_status tst = cke_codegen_emit_train_glue(p, o->train, f, err);
     if (tst) return tst;
@@ -1179,6 +1200,9 @@ cke_status cke_codegen_emit(const cke_plan *p, const cke_codegen_opts *o, FILE *
             "    .slot_pos = model_slot_pos,\n"
             "    .slot_truncate = model_slot_truncate,\n"
             "    .decode_batch = model_decode_batch,\n"
+            "    .tp_rank = TP_RANK,\n"
+            "    .tp_size = TP_SIZE,\n"
+            "    .set_allreduce = model_set_allreduce,\n"
             "};\n\n"
             "const ckm_api *ckm_api_get(void) { return &api; }\n",
             ir->family, o->model_name);

@@ -112,9 +112,8 @@ static cke_status check_finite(const cke_model *m, const cke_model_tensor *t, in
                     (long long)i);
 }
 
-static cke_status fetch_weight(void *ud, const char *name, float *dst, int64_t numel, cke_err *err) {
-    const cke_model *m = ud;
-    const cke_model_tensor *t = cke_model_find(m, name);
+static cke_status fetch_weight(const cke_model *m, const cke_model_tensor *t, const char *name, float *dst, int64_t numel,
+                               cke_err *err) {
     if (!t) return cke_fail(err, CKE_ERR_MISSING, "tensor '%s' vanished from the model", name);
     if (cke_model_tensor_numel(t) != numel)
         return cke_fail(err, CKE_ERR_SHAPE, "tensor '%s': %lld elements, the plan has %lld", name,
@@ -133,8 +132,8 @@ static cke_status fetch_weight(void *ud, const char *name, float *dst, int64_t n
 
 /* Raw blocks for weights.bin: the file's bytes, or their exact rearrangement into the repacked
  * format the plan chose (kernels.h ids 40..: same bytes per row, same values). */
-static cke_status fetch_raw(void *ud, const char *name, int dtype, void *dst, size_t bytes, cke_err *err) {
-    const cke_model_tensor *t = cke_model_find(ud, name);
+static cke_status fetch_raw(const cke_model *ud, const cke_model_tensor *t, const char *name, int dtype, void *dst,
+                            size_t bytes, cke_err *err) {
     const cke_qtype_ops *q = dtype > 0 && dtype < CKE_QTYPE_COUNT ? cke_ktable_for(CKE_ISA_REF)->qops[dtype] : NULL;
     const int src = q && q->repack_of ? q->repack_of : dtype;
     if (!t || (int)t->dtype != src || (size_t)t->nbytes != bytes || t->ndim != 2)
@@ -152,22 +151,92 @@ static cke_status fetch_raw(void *ud, const char *name, int dtype, void *dst, si
 }
 
 /* weights.bin is written tensor by tensor through these two: a compile interrupted meanwhile
- * stops at the next tensor (a large model takes seconds to write). */
+ * stops at the next tensor (a large model takes seconds to write). Under tensor parallelism each
+ * weight the IR marks split is this rank's block of the model's tensor. */
 typedef struct {
     const cke_model *m;
+    const cke_ir *ir;
     const volatile sig_atomic_t *cancel;
 } fetch_ctx;
+
+static int split_of(const fetch_ctx *c, const char *name) {
+    int vi = c->ir->tp_size > 1 ? cke_ir_find(c->ir, name) : -1;
+    return vi >= 0 ? c->ir->v[vi].split : CKE_SPLIT_NONE;
+}
+
+/* Rank r's block of a [N, K] (or [N]) tensor's bytes: rows r*N/R.., or in every row the bytes of
+ * columns r*K/R.. (whole blocks of a block format, which the plan made sure of). The slice is a
+ * tensor of its own in *out, its data malloc'd (the caller frees it). */
+static cke_status slice_tensor(const fetch_ctx *c, const cke_model_tensor *t, int split, cke_model_tensor *out,
+                               cke_err *err) {
+    const int vi = cke_ir_find(c->ir, t->name);
+    /* the block rank r holds: its own (parts = ranks), or a replicated kv head's (parts < ranks) */
+    const int R = vi >= 0 && c->ir->v[vi].split_parts > 1 ? c->ir->v[vi].split_parts : c->ir->tp_size;
+    const int r = (int)((int64_t)c->ir->tp_rank * R / c->ir->tp_size);
+    const int64_t N = t->shape[0], K = t->ndim > 1 ? t->shape[1] : 1;
+    size_t row = (size_t)t->nbytes / (size_t)N, part = split == CKE_SPLIT_ROWS ? row : row / (size_t)R;
+    const int64_t rows = split == CKE_SPLIT_ROWS ? N / R : N;
+    if (split == CKE_SPLIT_COLS && (t->ndim != 2 || part * (size_t)R != row ||
+                                    (t->dtype != CKE_DT_F32 && cke_qtype_row_size((int)t->dtype, K / R) != part)))
+        return cke_fail(err, CKE_ERR_SHAPE, "tensor '%s': columns of %lld %s elements cannot be split in %d", t->name,
+                        (long long)K, cke_dtype_name(t->dtype), R);
+    *out = *t;
+    out->shape[split == CKE_SPLIT_ROWS ? 0 : 1] /= R;
+    out->nbytes = (int64_t)(part * (size_t)rows);
+    char *d = malloc(out->nbytes ? (size_t)out->nbytes : 1);
+    if (!d) return cke_fail(err, CKE_ERR_NOMEM, "out of memory");
+    for (int64_t i = 0; i < rows; i++) {
+        const int64_t src_row = split == CKE_SPLIT_ROWS ? (int64_t)r * rows + i : i;
+        memcpy(d + (size_t)i * part, (const char *)t->data + (size_t)src_row * row + (split == CKE_SPLIT_COLS ? (size_t)r * part : 0), part);
+    }
+    out->data = d;
+    return CKE_OK;
+}
 
 static cke_status fetch_weight_c(void *ud, const char *name, float *dst, int64_t numel, cke_err *err) {
     const fetch_ctx *c = ud;
     if (c->cancel && *c->cancel) return cke_fail(err, CKE_ERR_IO, "interrupted");
-    return fetch_weight((void *)c->m, name, dst, numel, err);
+    const cke_model_tensor *t = cke_model_find(c->m, name);
+    const int split = split_of(c, name);
+    if (split == CKE_SPLIT_NONE || !t) return fetch_weight(c->m, t, name, dst, numel, err);
+    if (split == CKE_SPLIT_RANK0 && c->ir->tp_rank > 0) { /* added once, by rank 0 */
+        memset(dst, 0, (size_t)numel * sizeof(float));
+        return CKE_OK;
+    }
+    if (split == CKE_SPLIT_RANK0) return fetch_weight(c->m, t, name, dst, numel, err);
+    /* the whole tensor as f32 (a block format whose blocks do not split is dequantized), then the block */
+    const int64_t full = cke_model_tensor_numel(t);
+    float *all = malloc((size_t)full * sizeof(float));
+    if (!all) return cke_fail(err, CKE_ERR_NOMEM, "out of memory");
+    cke_status st = fetch_weight(c->m, t, name, all, full, err);
+    if (!st) {
+        cke_model_tensor ft = *t, sl;
+        ft.dtype = CKE_DT_F32, ft.data = all, ft.nbytes = full * (int64_t)sizeof(float);
+        if (!(st = slice_tensor(c, &ft, split, &sl, err))) {
+            if (sl.nbytes != numel * (int64_t)sizeof(float))
+                st = cke_fail(err, CKE_ERR_SHAPE, "tensor '%s': the block has %lld elements, the plan %lld", name,
+                              (long long)(sl.nbytes / 4), (long long)numel);
+            else memcpy(dst, sl.data, (size_t)sl.nbytes);
+            free((void *)sl.data);
+        }
+    }
+    free(all);
+    return st;
 }
 
 static cke_status fetch_raw_c(void *ud, const char *name, int dtype, void *dst, size_t bytes, cke_err *err) {
     const fetch_ctx *c = ud;
     if (c->cancel && *c->cancel) return cke_fail(err, CKE_ERR_IO, "interrupted");
-    return fetch_raw((void *)c->m, name, dtype, dst, bytes, err);
+    const cke_model_tensor *t = cke_model_find(c->m, name);
+    const int split = split_of(c, name);
+    if (split != CKE_SPLIT_ROWS && split != CKE_SPLIT_COLS) return fetch_raw(c->m, t, name, dtype, dst, bytes, err);
+    if (!t) return cke_fail(err, CKE_ERR_MISSING, "tensor '%s' vanished from the model", name);
+    cke_model_tensor sl;
+    cke_status st = slice_tensor(c, t, split, &sl, err);
+    if (st) return st;
+    st = fetch_raw(c->m, &sl, name, dtype, dst, bytes, err);
+    free((void *)sl.data);
+    return st;
 }
 
 /* The format a weight keeps in weights.bin: its file format when a kernel reads it (F16, BF16 and
@@ -570,13 +639,17 @@ cke_status cke_compile(const char *model_path, const cke_compile_opts *o, cke_er
     if (st) return st;
     tmp[0] = 0; /* set by mkdtemp below; "" = nothing to clean up */
     const char *dir = tmp;
+    if (o->tp_size > 1 && o->train_batch > 0)
+        return cke_fail(err, CKE_ERR_UNSUPPORTED, "tensor parallel compiles inference only (training: data parallel, mpirun cke train)");
+    if (o->tp_size < 0 || o->tp_size > 4096 || o->tp_rank < 0 || (o->tp_size > 1 && o->tp_rank >= o->tp_size))
+        return cke_fail(err, CKE_ERR_ARG, "tensor parallel: rank %d of %d ranks", o->tp_rank, o->tp_size);
     if ((st = cke_model_open(model_path, &m, err))) return st;
     if ((st = check_tok_vocab(m, o->tokenizer, err))) goto done;
 
     src_ctx sc = {.m = m};
     fill_hparams(&sc);
     cke_ir_source src = {.ud = &sc, .hparam = src_hparam, .tensor = src_tensor, .tensor_count = src_count,
-                         .tensor_name = src_name};
+                         .tensor_name = src_name, .tp_rank = o->tp_rank, .tp_size = o->tp_size};
     snprintf(path, sizeof path, "%s/%s.json", o->templates_dir, template_of(m->arch));
     if (access(path, R_OK) != 0) {
         st = cke_fail(err, CKE_ERR_UNSUPPORTED, "no template for the %s family (%s is missing)", cke_arch_name(m->arch), path);
@@ -639,7 +712,7 @@ cke_status cke_compile(const char *model_path, const cke_compile_opts *o, cke_er
     if (st) goto done;
 
     snprintf(path2, sizeof path2, "%s/weights.bin", dir);
-    fetch_ctx fc = {.m = m, .cancel = o->cancel};
+    fetch_ctx fc = {.m = m, .ir = ir, .cancel = o->cancel};
     if (!link_weights(o->reuse_weights, p, path2) && (st = cke_weights_write(p, path2, fetch_weight_c, fetch_raw_c, &fc, err)))
         goto done;
     if (CANCELLED(o)) { st = cke_fail(err, CKE_ERR_IO, "interrupted"); goto done; }
@@ -663,6 +736,7 @@ cke_status cke_compile(const char *model_path, const cke_compile_opts *o, cke_er
     fprintf(f, "family %s\nsource %s\nformat %s\ntokenizer %s\nctx %lld\nkv_type %s\nprefill_chunk %lld\nlayout_hash %016llx\n",
             ir->family, srcline, cke_model_source_name(m->source), tokname[0] ? tokname : "-", (long long)p->ctx,
             cke_kv_type_name((cke_kv_type)p->kv_type), (long long)p->prefill.T, (unsigned long long)cke_plan_layout_hash(p));
+    if (ir->tp_size > 1) fprintf(f, "tp_rank %d\ntp_size %d\n", ir->tp_rank, ir->tp_size);
     if (fclose(f) != 0) { st = cke_fail(err, CKE_ERR_IO, "error writing %s", path); goto done; }
     /* what will run, as a page in the style of cke profile's "what ran" */
     if ((st = cke_report_write(dir, NULL, err))) goto done;

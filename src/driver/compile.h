@@ -44,6 +44,8 @@ typedef struct {
                                           * the compile stops, the C compiler is killed, nothing is left */
     int keep_existing;         /* out_dir appeared meanwhile (another process compiled it): keep it and
                                 * discard ours (the cache); 0: replace it */
+    int tp_rank, tp_size;      /* tensor parallel: compile rank tp_rank's block of tp_size (0/0 or 0/1: the
+                                * whole model); training is refused */
     const char *reuse_weights; /* a folder whose subfolders may hold a weights.bin of the same source and
                                 * layout (other --ctx of one cache entry): hard-linked, not rewritten */
 } cke_compile_opts;

@@ -9,6 +9,10 @@
  *                    "optional": true}
  *   "layer_weights": per-layer tensors (model names "l<i>.<name>"), same forms
  *   "prologue", "layer", "epilogue": lists of nodes ["out", "op", "in"..., {attrs}]
+ *   "tensor_parallel": {"split": [hyperparameters], "replicate": [...]}: what tensor parallelism
+ *                    divides among the ranks (heads, FFN width; "replicate": kv heads, held by several
+ *                    ranks when there are fewer than ranks); the weights' shapes then say which
+ *                    tensors are split and how
  * Inside "layer", a name not yet defined in this layer means the previous layer's value (or the
  * prologue's), so ["x", "add", "h", "ffn_out"] continues the residual stream. An input written
  * "name?" is optional: dropped when the model lacks that weight (biases). Shapes and attributes
@@ -227,10 +231,19 @@ static cke_status declare_weights(cke_ir *ir, const cJSON *obj, int layer, const
         int have_nd = 0;
         int64_t have[4] = {0};
         int present = src->tensor(src->ud, name, &have_nd, have) == 0;
-        int vi = -1;
+        int vi = -1, split = CKE_SPLIT_NONE, parts = 1;
         if (present) {
             int same = have_nd == nd;
-            for (int i = 0; same && i < nd; i++) same = have[i] == want[i];
+            for (int i = 0; same && i < nd; i++) {
+                if (have[i] == want[i]) continue;
+                /* tensor parallel: this rank's block of the tensor along one axis (one of fewer blocks
+                 * than ranks when the template replicates kv heads) */
+                const int64_t f = have[i] / want[i];
+                if (ir->tp_size > 1 && split == CKE_SPLIT_NONE && i < 2 && have[i] % want[i] == 0 && f > 1 &&
+                    ir->tp_size % f == 0)
+                    split = i == 0 ? CKE_SPLIT_ROWS : CKE_SPLIT_COLS, parts = (int)f;
+                else same = 0;
+            }
             if (!same) {
                 char a[64] = "[", b[64] = "[";
                 for (int i = 0; i < have_nd; i++) snprintf(a + strlen(a), sizeof a - strlen(a), "%s%lld", i ? "," : "", (long long)have[i]);
@@ -262,6 +275,8 @@ static cke_status declare_weights(cke_ir *ir, const cJSON *obj, int layer, const
         v->ndim = nd;
         memcpy(v->dims, want, sizeof want);
         v->dtype = CKE_IR_F32;
+        v->split = split;
+        v->split_parts = parts;
     }
     return CKE_OK;
 }
@@ -394,6 +409,7 @@ static cke_status infer_shape(cke_ir *ir, cke_node *n, cke_err *err) {
     case CKE_OP_SCALE:
     case CKE_OP_GELU:
     case CKE_OP_SILU:
+    case CKE_OP_ALLREDUCE:
         break;
     case CKE_OP_SOFTCAP:
         if (n->a.softcap < 0) SHAPE_FAIL("%s: softcap %g must be >= 0 (0 = none)", on, (double)n->a.softcap);
@@ -406,6 +422,48 @@ static cke_status infer_shape(cke_ir *ir, cke_node *n, cke_err *err) {
     }
     o->ndim = x->ndim;
     memcpy(o->dims, x->dims, sizeof o->dims);
+    return CKE_OK;
+}
+
+/* Appends node n with its output value named <out><suffix> (in layer `layer`), shapes checked. */
+static cke_status add_node(cke_ir *ir, cke_node *n, const char *out, const char *suffix, int layer, cke_err *err) {
+    char name[CKE_IR_NAME], base[CKE_IR_NAME];
+    snprintf(base, sizeof base, "%s%s", out, suffix);
+    if (layer >= 0) snprintf(name, sizeof name, "l%d.%s", layer, base);
+    else snprintf(name, sizeof name, "%s", base);
+    if (cke_ir_find(ir, name) >= 0)
+        return cke_fail(err, CKE_ERR_FORMAT, "template: value '%s' is defined twice (values are SSA)", name);
+    int ov = add_value(ir, name, base, layer, CKE_V_ACT);
+    if (ov < 0 || grow((void **)&ir->n, &ir->cap_n, ir->nn + 1, sizeof(cke_node)))
+        return cke_fail(err, CKE_ERR_NOMEM, "out of memory");
+    n->out = ov;
+    for (int i = 0; i < n->n_in; i++) ir->v[n->in[i]].used++;
+    ir->v[ov].producer = ir->nn;
+    cke_status st = infer_shape(ir, n, err);
+    if (st) return st;
+    ir->n[ir->nn++] = *n;
+    return CKE_OK;
+}
+
+/* Tensor parallel (Megatron): a linear whose weight is split by output features (column-parallel)
+ * leaves this rank's block of the features, which the ops up to the next linear handle per block
+ * (shapes say so: a per-feature op with an unsplit operand fails its shape check); a linear whose
+ * weight is split by input features (row-parallel) leaves a partial sum, so an allreduce follows
+ * it (*reduce) and its bias is added by rank 0 alone. A split weight read any other way is refused. */
+static cke_status tp_check(cke_ir *ir, const cke_node *n, const char *where, int *reduce, cke_err *err) {
+    for (int i = 0; i < n->n_in; i++) {
+        const cke_value *w = &ir->v[n->in[i]];
+        if (w->kind != CKE_V_WEIGHT || w->split == CKE_SPLIT_NONE) continue;
+        int ok = n->op == CKE_OP_LINEAR && (i == 1 || (i == 2 && w->split == CKE_SPLIT_ROWS));
+        if (!ok)
+            return cke_fail(err, CKE_ERR_UNSUPPORTED, "tensor parallel: %s (%s) reads weight '%s', which is split across ranks",
+                            where, cke_op_names[n->op], w->name);
+    }
+    *reduce = n->op == CKE_OP_LINEAR && ir->v[n->in[1]].split == CKE_SPLIT_COLS;
+    if (*reduce && n->n_in > 2) ir->v[n->in[2]].split = CKE_SPLIT_RANK0;
+    if (n->op == CKE_OP_LINEAR && ir->v[n->in[1]].split == CKE_SPLIT_ROWS && n->n_in > 2 &&
+        ir->v[n->in[2]].split != CKE_SPLIT_ROWS)
+        return cke_fail(err, CKE_ERR_UNSUPPORTED, "tensor parallel: %s: the bias of a linear split by rows is not split", where);
     return CKE_OK;
 }
 
@@ -454,21 +512,17 @@ static cke_status add_nodes(cke_ir *ir, const cJSON *list, cke_section sec, int 
         if (n.n_in < oi->n_in_min || n.n_in > oi->n_in_max)
             return cke_fail(err, CKE_ERR_FORMAT, "template: %s: op %s takes %d..%d inputs, got %d", where,
                             cke_op_names[n.op], oi->n_in_min, oi->n_in_max, n.n_in);
-        char name[CKE_IR_NAME];
-        if (layer >= 0) snprintf(name, sizeof name, "l%d.%s", layer, jo->valuestring);
-        else snprintf(name, sizeof name, "%s", jo->valuestring);
-        int existing = cke_ir_find(ir, name);
-        if (existing >= 0)
-            return cke_fail(err, CKE_ERR_FORMAT, "template: value '%s' is defined twice (values are SSA)", name);
-        int ov = add_value(ir, name, jo->valuestring, layer, CKE_V_ACT);
-        if (ov < 0 || grow((void **)&ir->n, &ir->cap_n, ir->nn + 1, sizeof(cke_node)))
-            return cke_fail(err, CKE_ERR_NOMEM, "out of memory");
-        n.out = ov;
-        for (int i = 0; i < n.n_in; i++) ir->v[n.in[i]].used++;
-        ir->v[ov].producer = ir->nn;
-        cke_status st = infer_shape(ir, &n, err);
+        int reduce = 0; /* tensor parallel: a row-parallel linear leaves a partial sum */
+        if (ir->tp_size > 1) {
+            cke_status st = tp_check(ir, &n, where, &reduce, err);
+            if (st) return st;
+        }
+        cke_status st = add_node(ir, &n, jo->valuestring, reduce ? "_part" : "", layer, err);
         if (st) return st;
-        ir->n[ir->nn++] = n;
+        if (reduce) {
+            cke_node r = {.op = CKE_OP_ALLREDUCE, .section = sec, .layer = layer, .n_in = 1, .in = {n.out}};
+            if ((st = add_node(ir, &r, jo->valuestring, "", layer, err))) return st;
+        }
     }
     return CKE_OK;
 }
@@ -490,7 +544,53 @@ static cke_status read_file(const char *path, char **out, cke_err *err) {
     return CKE_OK;
 }
 
+/* Tensor parallel: the template's "tensor_parallel": {"split": [hyperparameters]} are divided by
+ * the number of ranks (heads, kv heads, FFN width), each of which must divide them. */
+static cke_status tp_hparams(cke_ir *ir, const cJSON *root, const cke_ir_source *src, cke_err *err) {
+    ir->tp_size = src->tp_size > 1 ? src->tp_size : 1;
+    ir->tp_rank = ir->tp_size > 1 ? src->tp_rank : 0;
+    if (ir->tp_size == 1) return CKE_OK;
+    if (ir->tp_rank < 0 || ir->tp_rank >= ir->tp_size)
+        return cke_fail(err, CKE_ERR_ARG, "tensor parallel: rank %d of %d ranks", ir->tp_rank, ir->tp_size);
+    const cJSON *tp = cJSON_GetObjectItemCaseSensitive(root, "tensor_parallel");
+    const cJSON *split = cJSON_GetObjectItemCaseSensitive(tp, "split");
+    if (!cJSON_IsArray(split) || cJSON_GetArraySize(split) < 1)
+        return cke_fail(err, CKE_ERR_UNSUPPORTED, "the %s template does not say how to split it across ranks (\"tensor_parallel\")",
+                        ir->family);
+    const cJSON *h;
+    cJSON_ArrayForEach(h, split) {
+        cke_hparam *hp = NULL;
+        for (int i = 0; cJSON_IsString(h) && i < ir->n_hp; i++)
+            if (!strcmp(ir->hp[i].name, h->valuestring)) hp = &ir->hp[i];
+        if (!hp) return cke_fail(err, CKE_ERR_FORMAT, "template: tensor_parallel splits an unknown hyperparameter");
+        double q = hp->value / ir->tp_size;
+        if (q < 1 || q != floor(q))
+            return cke_fail(err, CKE_ERR_UNSUPPORTED, "tensor parallel over %d ranks: %s = %g is not divisible by %d",
+                            ir->tp_size, hp->name, hp->value, ir->tp_size);
+        hp->value = q;
+    }
+    /* "replicate": heads of which there may be fewer than ranks (grouped-query kv heads): divided
+     * like "split" when the ranks divide them, else, with R = k * n ranks for n heads, each head is
+     * held by k ranks (those whose query heads read it) */
+    cJSON_ArrayForEach(h, cJSON_GetObjectItemCaseSensitive(tp, "replicate")) {
+        cke_hparam *hp = NULL;
+        for (int i = 0; cJSON_IsString(h) && i < ir->n_hp; i++)
+            if (!strcmp(ir->hp[i].name, h->valuestring)) hp = &ir->hp[i];
+        if (!hp) return cke_fail(err, CKE_ERR_FORMAT, "template: tensor_parallel replicates an unknown hyperparameter");
+        if (hp->value >= 1 && hp->value == floor(hp->value) && fmod(hp->value, ir->tp_size) == 0) {
+            hp->value /= ir->tp_size;
+            continue;
+        }
+        if (hp->value < 1 || hp->value != floor(hp->value) || hp->value > ir->tp_size || fmod(ir->tp_size, hp->value) != 0)
+            return cke_fail(err, CKE_ERR_UNSUPPORTED, "tensor parallel over %d ranks: %s = %g neither divides nor is divided by %d",
+                            ir->tp_size, hp->name, hp->value, ir->tp_size);
+        hp->value = 1;
+    }
+    return CKE_OK;
+}
+
 static cke_status build(cke_ir *ir, const cJSON *root, const cke_ir_source *src, cke_err *err) {
+    cke_status st0;
     const cJSON *fam = cJSON_GetObjectItemCaseSensitive(root, "family");
     if (!cJSON_IsString(fam)) return cke_fail(err, CKE_ERR_FORMAT, "template: missing \"family\"");
     snprintf(ir->family, sizeof ir->family, "%s", fam->valuestring);
@@ -515,6 +615,7 @@ static cke_status build(cke_ir *ir, const cJSON *root, const cke_ir_source *src,
         snprintf(ir->hp[ir->n_hp].name, sizeof ir->hp[0].name, "%s", h->valuestring);
         ir->hp[ir->n_hp++].value = v;
     }
+    if ((st0 = tp_hparams(ir, root, src, err))) return st0;
     double nl;
     if (cke_ir_hparam(ir, "n_layer", &nl) != 0 || nl < 1 || nl > 4096 || nl != floor(nl))
         return cke_fail(err, CKE_ERR_FORMAT, "template/model: n_layer must be given and in 1..4096");
@@ -608,7 +709,9 @@ static const char *sec_name(cke_section s) {
 cke_status cke_ir_write_json(const cke_ir *ir, const char *path, cke_err *err) {
     FILE *f = fopen(path, "w");
     if (!f) return cke_fail(err, CKE_ERR_IO, "cannot write %s", path);
-    fprintf(f, "{\n  \"family\": \"%s\",\n  \"n_layer\": %d,\n  \"hparams\": {", ir->family, ir->n_layer);
+    fprintf(f, "{\n  \"family\": \"%s\",\n  \"n_layer\": %d,\n", ir->family, ir->n_layer);
+    if (ir->tp_size > 1) fprintf(f, "  \"tensor_parallel\": {\"rank\": %d, \"ranks\": %d},\n", ir->tp_rank, ir->tp_size);
+    fprintf(f, "  \"hparams\": {");
     for (int i = 0; i < ir->n_hp; i++)
         fprintf(f, "%s\n    \"%s\": %.9g", i ? "," : "", ir->hp[i].name, ir->hp[i].value);
     fprintf(f, "\n  },\n  \"values\": [");
@@ -619,6 +722,8 @@ cke_status cke_ir_write_json(const cke_ir *ir, const char *path, cke_err *err) {
         fprintf(f, "%s\n    {\"name\": \"%s\", \"layer\": %d, \"kind\": \"%s\", \"dtype\": \"%s\", \"shape\": \"%s\"",
                 i ? "," : "", v->name, v->layer, kind_name(v->kind), v->dtype == CKE_IR_I32 ? "i32" : "f32", s);
         if (v->tied_to >= 0) fprintf(f, ", \"tied_to\": \"%s\"", ir->v[v->tied_to].name);
+        static const char *const split_names[] = {"", "rows", "cols", "rank0"};
+        if (v->split > 0 && v->split < 4) fprintf(f, ", \"split\": \"%s\"", split_names[v->split]);
         fprintf(f, "}");
     }
     fprintf(f, "\n  ],\n  \"nodes\": [");

@@ -28,6 +28,14 @@ typedef enum {
 
 typedef enum { CKE_IR_F32 = 0, CKE_IR_I32 = 1 } cke_ir_dtype;
 
+/* Tensor parallel: how a weight is divided among the ranks (rank r holds block r of N). */
+typedef enum {
+    CKE_SPLIT_NONE = 0, /* every rank holds all of it (norms, embeddings, the output head) */
+    CKE_SPLIT_ROWS,     /* output features: column-parallel linears (q/k/v, gate/up) and their biases */
+    CKE_SPLIT_COLS,     /* input features: row-parallel linears (attn_o, ffn_down); an allreduce follows */
+    CKE_SPLIT_RANK0     /* the bias of a row-parallel linear: rank 0 adds it, the others hold zeros */
+} cke_split;
+
 typedef enum { CKE_SEC_PROLOGUE = 0, CKE_SEC_LAYER = 1, CKE_SEC_EPILOGUE = 2 } cke_section;
 
 typedef struct {
@@ -41,6 +49,9 @@ typedef struct {
     int producer;    /* node index, -1 for inputs and weights */
     int tied_to;     /* weights: index of the weight whose bytes this one uses, else -1 */
     int used;        /* number of node inputs that read it */
+    int split;       /* weights: cke_split (tensor parallel); dims are this rank's block */
+    int split_parts; /* the model's tensor is cut in this many blocks; rank r holds block r * parts /
+                      * tp_size (tp_size, or fewer when kv heads are replicated: parts = n_kv_head) */
 } cke_value;
 
 /* Op attributes: one bag with named fields; each op documents which it reads (ops.h). */
@@ -97,6 +108,11 @@ typedef struct {
     int n_rope_tables;         /* 1, or 2 when layers differ in theta/scaling (Gemma 3: local, global) */
     float rope_attn_factor[2];
     unsigned char *rope_table_of; /* [n_layer]: which table each layer's rope nodes read */
+    /* tensor parallel: this graph is rank tp_rank's of tp_size (1: the whole model). The
+     * template's "tensor_parallel" hyperparameters are divided by tp_size, each weight whose
+     * shape then differs from the model's is this rank's block of it (cke_value.split), and an
+     * allreduce follows every linear whose weight is split by input features. */
+    int tp_rank, tp_size;
 } cke_ir;
 
 /* Where the IR builder gets a model's facts. Tensor names are canonical (see src/formats):
@@ -110,6 +126,7 @@ typedef struct {
     /* the i-th tensor name of the model (i < count), for the "every tensor is consumed" check */
     int64_t (*tensor_count)(void *ud);
     const char *(*tensor_name)(void *ud, int64_t i);
+    int tp_rank, tp_size; /* tensor parallel: build rank tp_rank's graph of tp_size (0 or 1: whole) */
 } cke_ir_source;
 
 /* Builds the IR of a model from the template file. Errors name the tensor/key/op at fault:

@@ -20,7 +20,8 @@
     X(GELU,      "gelu",      "out = gelu(x)")                                                       \
     X(SILU,      "silu",      "out = silu(x)")                                                       \
     X(SOFTCAP,   "softcap",   "out = softcap * tanh(x / softcap) (Gemma 2 final logits; 0 = identity)")\
-    X(LAST_ROW,  "last_row",  "out[1,D] = x[T-1,D] (inference: only the last position's logits)")
+    X(LAST_ROW,  "last_row",  "out[1,D] = x[T-1,D] (inference: only the last position's logits)")     \
+    X(ALLREDUCE, "allreduce", "out = x summed over the tensor-parallel ranks (each holds a partial sum)")
 
 typedef enum {
 #define CKE_OP_ENUM(e, n, d) CKE_OP_##e,

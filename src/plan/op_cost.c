@@ -69,6 +69,10 @@ void cke_plan_op_cost(const cke_plan *p, const cke_node *n, cke_op_cost *c) {
         c->kv_key = 2.0 * kve * kvd;
         break;
     }
+    case CKE_OP_ALLREDUCE: /* this rank's partial sums out, the total back (the transport's own traffic uncounted) */
+        c->flops_row = C;
+        c->act_row = 2.0 * 4.0 * C;
+        break;
     case CKE_OP_LAST_ROW: /* one row copied: the op runs with rows = 1 */
         c->act_row = 2.0 * 4.0 * C;
         break;

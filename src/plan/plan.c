@@ -502,6 +502,10 @@ uint64_t cke_plan_layout_hash(const cke_plan *p) {
         MIX(&p->w[i].size, sizeof p->w[i].size);
         MIX(&p->w[i].dtype, sizeof p->w[i].dtype);
     }
+    if (p->ir->tp_size > 1) { /* each rank's weights.bin holds its own block: not another rank's file */
+        MIX(&p->ir->tp_rank, sizeof p->ir->tp_rank);
+        MIX(&p->ir->tp_size, sizeof p->ir->tp_size);
+    }
 #undef MIX
     return h;
 }

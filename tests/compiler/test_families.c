@@ -13,6 +13,7 @@
 #define _DEFAULT_SOURCE
 #include "../common/tcommon.h"
 #include "batch_check.h"
+#include "tp_check.h"
 #include "codegen/codegen.h"
 #include "driver/compile.h"
 #include "runtime/parity.h"
@@ -39,6 +40,13 @@ static int kv_type = CKE_KV_F32;
 static cke_status compile(const char *model, const char *out, int64_t ctx, cke_err *e) {
     cke_compile_opts o = {.out_dir = out, .templates_dir = tc_tpl, .include_dir = tc_inc, .libk = tc_libk, .ctx = ctx,
                           .max_threads = 2, .quiet = 1, .kv_type = kv_type};
+    return cke_compile(model, &o, e);
+}
+
+/* Rank `rank` of `ranks` (tensor parallel); 0 of 1 is compile(). */
+static cke_status compile_tp(const char *model, const char *out, int rank, int ranks, cke_err *e) {
+    cke_compile_opts o = {.out_dir = out, .templates_dir = tc_tpl, .include_dir = tc_inc, .libk = tc_libk,
+                          .max_threads = 2, .quiet = 1, .kv_type = kv_type, .tp_rank = rank, .tp_size = ranks};
     return cke_compile(model, &o, e);
 }
 
@@ -81,6 +89,42 @@ static void profile_build(const char *fam, const char *dir) {
     const ckm_api *api = get ? get() : NULL;
     tc_result(name, api && api->set_profile && api->n_prof_ops > 0, "%s", s ? e.msg : "no profile table");
     if (dl) dlclose(dl);
+}
+
+/* Tensor parallel: the model compiled as 2 ranks (heads and FFN columns split, an allreduce after
+ * attn_o and ffn_down), run in two threads with an in-process allreduce (tp_check.h), against the
+ * same reference as the whole model, prefill 5 then decode; and against the whole model's logits
+ * (another summation order: partial sums of half the columns added, ~1e-6). */
+static void family_tp(const char *fam, const char *hf, const int32_t *ids, const float *want, int32_t T, int32_t V,
+                      cke_runner *whole) {
+    char name[128], dirs[2][PATH_MAX], msg[512] = "";
+    const char *dp[2] = {dirs[0], dirs[1]};
+    snprintf(name, sizeof name, "%s_tensor_parallel_2", fam);
+    for (int r = 0; r < 2; r++) {
+        cke_err e = {0};
+        snprintf(dirs[r], sizeof dirs[r], "%s/%s_tp2_r%d", tc_tmp, fam, r);
+        if (compile_tp(hf, dirs[r], r, 2, &e)) { tc_result(name, 0, "compile rank %d: %s", r, e.msg); return; }
+    }
+    tp_group g;
+    cmp_state c = {0, 0, -1};
+    double vs_whole = 0;
+    const ckm_api *wa = whole->api;
+    int ok = tp_open(&g, dp, 2, 1, msg, sizeof msg) == 0;
+    wa->reset(whole->m);
+    ok = ok && tp_step(&g, ids, 5, 0, msg, sizeof msg) == 0 && wa->prefill(whole->m, ids, 5) == 0;
+    for (int t = 4; ok && t < T; t++) {
+        if (t > 4) ok = tp_step(&g, ids + t, 1, 1, msg, sizeof msg) == 0 && wa->decode(whole->m, ids[t]) == 0;
+        if (!ok) break;
+        cmp_logits(&c, tp_logits(&g), want + (size_t)t * (size_t)V, V, t);
+        for (int64_t i = 0; i < V; i++) {
+            double d = fabs((double)tp_logits(&g)[i] - wa->logits(whole->m)[i]);
+            if (d > vs_whole) vs_whole = d;
+        }
+    }
+    tp_close(&g);
+    /* the same reference tolerance as the whole model; against it, fp32 rounding of a reordered sum */
+    tc_result(name, ok && !c.bad && vs_whole <= 1e-4, "ok=%d (%s) %d logits out of tolerance (first at %d), max abs diff %.3g vs "
+              "the reference, %.3g vs the whole model", ok, msg, c.bad, c.bad_pos, c.worst, vs_whole);
 }
 
 static void family(const char *fam) {
@@ -189,6 +233,7 @@ static void family(const char *fam) {
         printf("  %s\n", msg);
         tc_result(bname, bok, "%s", msg);
     }
+    family_tp(fam, hf, ids, want, T, V, r);
     free(ref);
     cke_runner_close(r);
 }
