@@ -8,6 +8,7 @@
 #define _DEFAULT_SOURCE
 #include "../common/tcommon.h"
 #include "batch_check.h"
+#include "tp_check.h"
 #include "codegen/codegen.h"
 #include "driver/compile.h"
 #include "runtime/parity.h"
@@ -695,6 +696,93 @@ static void kvf16_cases(void) {
     kv_type = CKE_KV_F32;
 }
 
+/* ---------------------------------------------------------------- tensor parallel */
+
+/* The model compiled as R ranks (cke compile --tp-size R --tp-rank r), run in R threads with an
+ * in-process allreduce (tp_check.h; `mpirun cke run` is tests/cli/t_tp.sh): greedy decoding from
+ * BOS gives the whole model's tokens exactly, its logits within 1e-5 relative at every step (the
+ * partial sums of a row-parallel linear add in another order), and every rank the same bits. */
+static void tp_greedy(const char *label, const char *model, const char *tok, int64_t ctx, int R, int steps) {
+    char name[128], wdir[PATH_MAX], dirs[TP_MAX][PATH_MAX], msg[512] = "";
+    const char *dp[TP_MAX];
+    snprintf(name, sizeof name, "tensor_parallel_%s_%d_ranks_greedy%d", label, R, steps);
+    if (!tc_have(model)) { printf("SKIP %s (no %s)\n", name, model); return; }
+    cke_err e = {0};
+    snprintf(wdir, sizeof wdir, "%s/tp_%s_whole", tc_tmp, label);
+    if (!tc_have(wdir) && compile(model, tok, wdir, ctx, &e)) { tc_result(name, 0, "compile: %s", e.msg); return; }
+    for (int r = 0; r < R; r++) {
+        snprintf(dirs[r], sizeof dirs[r], "%s/tp_%s_%d_r%d", tc_tmp, label, R, r);
+        dp[r] = dirs[r];
+        cke_compile_opts o = {.out_dir = dirs[r], .tokenizer = tok, .templates_dir = tc_tpl, .include_dir = tc_inc,
+                              .libk = tc_libk, .ctx = ctx, .max_threads = 2, .quiet = 1, .kv_type = kv_type,
+                              .tp_rank = r, .tp_size = R};
+        if (cke_compile(model, &o, &e)) { tc_result(name, 0, "compile rank %d: %s", r, e.msg); return; }
+    }
+    cke_runner *w = NULL;
+    if (cke_runner_open(wdir, 1, &w, &e)) { tc_result(name, 0, "open: %s", e.msg); return; }
+    tp_group g;
+    int ok = tp_open(&g, dp, R, 1, msg, sizeof msg) == 0;
+    int32_t t = cke_tok_bos(w->tok);
+    double worst = 0;
+    int diverged = -1;
+    ok = ok && tp_step(&g, &t, 1, 0, msg, sizeof msg) == 0 && w->api->prefill(w->m, &t, 1) == 0;
+    for (int k = 0; ok && k < steps; k++) {
+        const float *a = tp_logits(&g), *b = w->api->logits(w->m);
+        /* relative to the step's largest logit: stories260K's reach 15, where one f32 ulp is 1e-6,
+         * and 256 steps of reordered sums drift by ~1e-5 absolute */
+        double scale = 1;
+        for (int64_t i = 0; i < w->api->vocab; i++) scale = fmax(scale, fabs((double)b[i]));
+        for (int64_t i = 0; i < w->api->vocab; i++) worst = fmax(worst, fabs((double)a[i] - b[i]) / scale);
+        int32_t ta = argmax(a, w->api->vocab), tb = argmax(b, w->api->vocab);
+        if (ta != tb) { diverged = k; break; }
+        ok = tp_step(&g, &ta, 1, 1, msg, sizeof msg) == 0 && w->api->decode(w->m, tb) == 0;
+    }
+    tp_close(&g);
+    cke_runner_close(w);
+    tc_result(name, ok && diverged < 0 && worst <= 1e-5, "ok=%d (%s) tokens diverged at step %d, max |logit tp - whole| / max |logit| %.3g",
+              ok, msg, diverged, worst);
+}
+
+/* What tensor parallelism refuses, by name: ranks that do not divide the heads, training, a rank
+ * run without a collective, another rank's weights. */
+static void tp_bad_input(void) {
+    char model[PATH_MAX], tok[PATH_MAX], dir[PATH_MAX], other[PATH_MAX], w[PATH_MAX + 16];
+    snprintf(model, sizeof model, "%s/stories260K/stories260K.bin", tc_models);
+    snprintf(tok, sizeof tok, "%s/stories260K/tok512.bin", tc_models);
+    if (!tc_have(model)) { printf("SKIP tensor_parallel_bad_input (no %s)\n", model); return; }
+    cke_err e = {0};
+    snprintf(dir, sizeof dir, "%s/tp_bad", tc_tmp);
+    cke_compile_opts o = {.out_dir = dir, .tokenizer = tok, .templates_dir = tc_tpl, .include_dir = tc_inc,
+                          .libk = tc_libk, .max_threads = 2, .quiet = 1, .tp_rank = 0, .tp_size = 3};
+    cke_status s = cke_compile(model, &o, &e);
+    tc_result("tensor_parallel_refuses_3_ranks", s == CKE_ERR_UNSUPPORTED && strstr(e.msg, "n_head = 8 is not divisible by 3"),
+              "status %d: %s", s, e.msg);
+    o.tp_size = 2, o.train_batch = 2, o.train_seq = 8;
+    s = cke_compile(model, &o, &e);
+    tc_result("tensor_parallel_refuses_training", s == CKE_ERR_UNSUPPORTED && strstr(e.msg, "inference only"), "status %d: %s", s,
+              e.msg);
+    o.train_batch = 0, o.tp_rank = 2;
+    s = cke_compile(model, &o, &e);
+    tc_result("tensor_parallel_refuses_rank_2_of_2", s == CKE_ERR_ARG && strstr(e.msg, "rank 2 of 2"), "status %d: %s", s, e.msg);
+    /* rank 0 alone, no collective set: the call fails with a message, it does not compute half a model */
+    o.tp_rank = 0;
+    snprintf(dir, sizeof dir, "%s/tp_%s_%d_r%d", tc_tmp, "stories", 2, 0);
+    snprintf(other, sizeof other, "%s/tp_%s_%d_r%d", tc_tmp, "stories", 2, 1);
+    cke_runner *r = NULL;
+    if (!tc_have(dir) || cke_runner_open(dir, 1, &r, &e)) { tc_result("tensor_parallel_needs_allreduce", 0, "open: %s", e.msg); return; }
+    int32_t bos = 1;
+    int rc = r->api->prefill(r->m, &bos, 1);
+    const char *le = r->api->last_error(r->m);
+    tc_result("tensor_parallel_needs_allreduce", rc == -1 && strstr(le, "no allreduce was set"), "rc %d: %s", rc, le);
+    /* rank 1's weights under rank 0's model.so: refused by the layout hash */
+    snprintf(w, sizeof w, "%s/weights.bin", other);
+    char err[256] = "";
+    ckm_model *m = r->api->open(w, 1, err, sizeof err);
+    tc_result("tensor_parallel_refuses_other_ranks_weights", !m && err[0], "opened=%d: %s", m != NULL, err);
+    if (m) r->api->free(m);
+    cke_runner_close(r);
+}
+
 int main(int argc, char **argv) {
     const char *only = NULL;
     for (int i = 1; i < argc; i++)
@@ -727,5 +815,15 @@ int main(int argc, char **argv) {
     RUN("profile", profile_hooks());
     RUN("demo", demo_model());
     RUN("bad", determinism_and_bad_input());
+    {
+        char m[PATH_MAX], t[PATH_MAX], tr[PATH_MAX];
+        snprintf(m, sizeof m, "%s/stories260K/stories260K.bin", tc_models);
+        snprintf(t, sizeof t, "%s/stories260K/tok512.bin", tc_models);
+        snprintf(tr, sizeof tr, "%s/tiny-random-llama/llama-2-tiny-random.gguf", tc_models);
+        RUN("tp", tp_greedy("stories", m, t, 0, 2, 255));
+        RUN("tp", tp_greedy("stories", m, t, 0, 4, 255));
+        RUN("tp", tp_greedy("tiny_random_llama", tr, NULL, 64, 2, 48));
+        RUN("tp", tp_bad_input());
+    }
     return tc_finish();
 }
