@@ -84,6 +84,15 @@ typedef struct {
                             * the top of this file); cke_session_new fails when all are taken */
     cke_kv_type kv_type;   /* KV cache type to compile a model file for (CKE_KV_F16 default). Ignored
                             * for a compiled directory (its type is fixed: cke-model.txt's kv_type) */
+    /* Tensor parallel (`mpirun -np N cke run`): this process is rank tp_rank of tp_size > 1. A
+     * model file is compiled as that rank's block of the heads and FFN columns (its own cache
+     * variant); a compiled directory must be that rank's (cke compile --tp-size --tp-rank).
+     * tp_allreduce must leave in out[0..n) the sum over the ranks of their in[0..n), the same on
+     * every rank, and return 0 (see ckm_allreduce_fn in model_abi.h); every rank must make the
+     * same calls in the same order. Without batch_slots (a single instance). */
+    int tp_rank, tp_size;
+    int (*tp_allreduce)(void *ud, float *out, const float *in, int64_t n);
+    void *tp_ud;
 } cke_engine_opts;
 
 #define CKE_ENGINE_DEFAULTS ((cke_engine_opts){.threads = 0, .ctx = 0, .tokenizer = NULL, \

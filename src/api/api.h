@@ -78,6 +78,7 @@ struct cke_engine {
     int n_eot;
     cke_model_info info;
     cke_batch *batch;     /* NULL: each session has its own instance */
+    int tp;               /* tensor parallel: the one instance, one session at a time (the ranks' calls must match) */
 };
 
 #endif

@@ -118,6 +118,19 @@ cke_status cke_cache_find(const char *model, const char *tok, int64_t ctx, int k
     return CKE_OK;
 }
 
+cke_status cke_cache_set_tp(cke_cache_slot *slot, int rank, int size, cke_err *err) {
+    if (size <= 1) return CKE_OK;
+    if (rank < 0 || rank >= size) return cke_fail(err, CKE_ERR_ARG, "tensor parallel: rank %d of %d", rank, size);
+    slot->tp_rank = rank, slot->tp_size = size;
+    char so[PATH_MAX + 16];
+    size_t l = strlen(slot->dir);
+    if ((size_t)snprintf(slot->dir + l, sizeof slot->dir - l, "-tp%dr%d", size, rank) >= sizeof slot->dir - l)
+        return cke_fail(err, CKE_ERR_ARG, "cache path too long: %s", slot->entry);
+    snprintf(so, sizeof so, "%s/model.so", slot->dir);
+    slot->present = access(so, R_OK) == 0;
+    return CKE_OK;
+}
+
 /* entry/source: the model's path, for `cke cache list`; written whole or not at all. */
 static void write_source(const char *entry, const char *abs) {
     char p[PATH_MAX + 16], t[PATH_MAX + 48];
@@ -137,7 +150,8 @@ cke_status cke_cache_compile(const cke_cache_slot *slot, const volatile sig_atom
     if ((s = cke_mkdirs(slot->entry, err))) return s;
     cke_compile_opts o = {.out_dir = slot->dir, .tokenizer = slot->tok, .templates_dir = tpl, .include_dir = inc,
                           .libk = libk, .ctx = slot->ctx, .quiet = 1, .keep_f32 = slot->keep_f32, .kv_type = slot->kv_type,
-                          .keep_existing = 1, .reuse_weights = slot->entry, .cancel = cancel};
+                          .keep_existing = 1, .reuse_weights = slot->tp_size > 1 ? NULL : slot->entry, .cancel = cancel,
+                          .tp_rank = slot->tp_rank, .tp_size = slot->tp_size};
     s = cke_compile(slot->abs, &o, err);
     if (s || (cancel && *cancel)) {
         rmdir(slot->entry); /* an entry this compile created stays only with a variant in it */

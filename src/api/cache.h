@@ -23,6 +23,7 @@ typedef struct {
     int keep_f32;         /* $CKE_KEEP_F32 */
     int kv_type;          /* cke_kv_type the variant is compiled with */
     int present;          /* dir holds a model.so */
+    int tp_rank, tp_size; /* tensor parallel: rank tp_rank's block of tp_size (0, 0: the whole model) */
 } cke_cache_slot;
 
 /* Where MODEL (a file or Hugging Face directory; tok: a llama2.c tokenizer or NULL) compiled for
@@ -30,6 +31,9 @@ typedef struct {
  * (ctx, kv_type, ...). CKE_ERR_IO when the model cannot be found. */
 cke_status cke_cache_find(const char *model, const char *tok, int64_t ctx, int kv_type, cke_cache_slot *slot,
                           cke_err *err);
+/* The same model as tensor-parallel rank `rank` of `size` (size > 1): its own variant folder
+ * ("...-tp2r0"), compiled with --tp-size/--tp-rank. */
+cke_status cke_cache_set_tp(cke_cache_slot *slot, int rank, int size, cke_err *err);
 /* Compiles slot->dir (creating the entry; nothing is left on failure or cancel). cancel may be NULL. */
 cke_status cke_cache_compile(const cke_cache_slot *slot, const volatile sig_atomic_t *cancel, cke_err *err);
 /* Marks the compiled directory as used now (`cke cache list`, `clean --older-than`). */

@@ -35,6 +35,7 @@ static cke_status model_dir(const char *model, const cke_engine_opts *o, char *d
                         (int)o->kv_type);
     cke_cache_slot slot;
     cke_status s = cke_cache_find(model, o->tokenizer, o->ctx, (int)o->kv_type, &slot, err);
+    if (!s) s = cke_cache_set_tp(&slot, o->tp_rank, o->tp_size, err);
     if (!s && !slot.present) s = cke_cache_compile(&slot, (const volatile sig_atomic_t *)o->cancel, err);
     if (s) return s;
     cke_cache_touch(&slot);
@@ -67,6 +68,22 @@ static cke_status open_batch(cke_engine *e, int n_slots, cke_err *err) {
     return cke_batch_open(e->batch, api, e->weights, e->threads, n_slots, err);
 }
 
+/* Tensor parallel: the model must be this rank's block, and gets the caller's collective. */
+static cke_status set_tp(cke_engine *e, const cke_engine_opts *o, const char *dir, cke_err *err) {
+    const ckm_api *api = e->r->api;
+    const int size = o->tp_size > 1 ? o->tp_size : 1, have = api->tp_size > 1 ? api->tp_size : 1;
+    if (have != size || (size > 1 && api->tp_rank != o->tp_rank))
+        return cke_fail(err, CKE_ERR_ARG, "%s is compiled as tensor-parallel rank %d of %d, this process is rank %d of %d%s", dir,
+                        api->tp_rank, have, size > 1 ? o->tp_rank : 0, size,
+                        have > 1 && size == 1 ? " (run it with mpirun -np as many ranks)" : "");
+    if (size == 1) return CKE_OK;
+    if (!o->tp_allreduce) return cke_fail(err, CKE_ERR_ARG, "cke_engine_open: tensor parallel needs tp_allreduce");
+    if (o->batch_slots) return cke_fail(err, CKE_ERR_UNSUPPORTED, "tensor parallel runs one instance (no batch_slots)");
+    api->set_allreduce(e->r->m, o->tp_allreduce, o->tp_ud);
+    e->tp = 1;
+    return CKE_OK;
+}
+
 cke_status cke_engine_open(const char *model, const cke_engine_opts *opts, cke_engine **out, cke_err *err) {
     if (!out) return cke_fail(err, CKE_ERR_ARG, "cke_engine_open: out is NULL");
     *out = NULL;
@@ -93,6 +110,7 @@ cke_status cke_engine_open(const char *model, const cke_engine_opts *opts, cke_e
     s = cke_runner_open(dir, o.threads, &e->r, err);
     if (!s && !e->r->tok) s = cke_fail(err, CKE_ERR_MISSING, "%s has no tokenizer (compile with --tokenizer)", dir);
     if (!s) s = load_template(e, &o, dir, err);
+    if (!s) s = set_tp(e, &o, dir, err);
     if (!s && o.batch_slots) s = open_batch(e, o.batch_slots, err);
     if (s) { cke_engine_close(e); return s; }
     const ckm_api *api = e->r->api;

@@ -66,6 +66,10 @@ cke_status cke_session_new(cke_engine *e, cke_session **out, cke_err *err) {
     s->m = e->r->m;
     e->r->m = NULL;
     pthread_mutex_unlock(&e->lock);
+    if (!s->m && e->tp) {
+        cke_session_free(s);
+        return cke_fail(err, CKE_ERR_ARG, "a tensor-parallel engine runs one session at a time (the ranks' calls must match)");
+    }
     if (!s->m) {
         char msg[512] = "";
         s->m = api->open(e->weights, e->threads, msg, sizeof msg);

@@ -68,6 +68,11 @@ int cke_cli_compiled_kv_ok(const char *dir, int kv_type) {
 }
 
 int cke_cli_model_dir(const char *target_arg, const char *tok, int64_t ctx, int kv_type, char *dir, size_t n) {
+    return cke_cli_model_dir_tp(target_arg, tok, ctx, kv_type, 0, 0, dir, n);
+}
+
+int cke_cli_model_dir_tp(const char *target_arg, const char *tok, int64_t ctx, int kv_type, int tp_rank, int tp_size,
+                         char *dir, size_t n) {
     cke_target tg; /* a training --out directory or checkpoint stands for the model it holds */
     if (cke_cli_target(NULL, target_arg, &tg)) return 1;
     if (tg.kind == CKE_TARGET_COMPILED) {
@@ -79,13 +84,16 @@ int cke_cli_model_dir(const char *target_arg, const char *tok, int64_t ctx, int 
     cke_cache_slot slot;
     cke_err e = {0};
     cke_status s = cke_cache_find(tg.model, tok, ctx, kv_type < 0 ? CKE_KV_F16 : kv_type, &slot, &e);
+    if (!s) s = cke_cache_set_tp(&slot, tp_rank, tp_size, &e);
     if (s) { fprintf(stderr, "cke: %s\n", e.msg); return 1; }
     if ((size_t)snprintf(dir, n, "%s", slot.dir) >= n) {
         fprintf(stderr, "cke: cache path too long: %s\n", slot.entry);
         return 1;
     }
     if (!slot.present) {
-        fprintf(stderr, "cke: compiling %s into the cache (first run) ...\n", slot.abs);
+        if (tp_size > 1) fprintf(stderr, "cke: compiling %s as tensor-parallel rank %d of %d into the cache ...\n", slot.abs,
+                                 tp_rank, tp_size);
+        else fprintf(stderr, "cke: compiling %s into the cache (first run) ...\n", slot.abs);
         double t0 = cke_cli_now();
         struct sigaction old[3];
         signals_catch(old);

@@ -25,6 +25,9 @@
  * another type than one given is refused (its type is fixed at compile time). */
 int cke_cli_compiled_kv_ok(const char *dir, int kv_type); /* 1 ok, else 0 with the message printed */
 int cke_cli_model_dir(const char *target, const char *tok, int64_t ctx, int kv_type, char *dir, size_t n);
+/* The same for tensor-parallel rank tp_rank of tp_size (> 1): that rank's own cache variant. */
+int cke_cli_model_dir_tp(const char *target, const char *tok, int64_t ctx, int kv_type, int tp_rank, int tp_size,
+                         char *dir, size_t n);
 
 /* cke_compile(model, o) that Ctrl-C (SIGINT, SIGTERM, SIGHUP) stops cleanly: the C compiler is
  * killed, nothing is left, "cke CMD: interrupted; the compile was stopped and LEFT" is printed.

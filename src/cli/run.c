@@ -2,6 +2,8 @@
 #include "cli/util.h"
 #include "cli/run.h"
 #include "cli/target.h"
+#include "cli/cache.h"
+#include "cli/tp.h"
 
 #include "cke/cke.h"
 #include "driver/compile.h"
@@ -101,6 +103,8 @@ typedef struct {
     int special; /* parse <|im_start|> etc. in the prompt as special tokens */
     int bos;     /* -1 as the model says, 0 never, 1 always */
     cke_sampler_opts so;
+    double dist_timeout; /* mpirun: longest wait for one collective, seconds */
+    int quiet_stats;     /* tensor-parallel ranks other than 0: rank 0 reports */
 } run_args;
 
 static void run_usage(FILE *f) {
@@ -120,7 +124,10 @@ static void run_usage(FILE *f) {
                "  --stop STR             stop before STR appears in the output (repeatable)\n"
                "  --no-special           treat special-token text in the prompt as plain text\n"
                "  --bos / --no-bos       add BOS or not (default: as the model's tokenizer says)\n"
-               "  --tokenizer FILE       tokenizer for a llama2.c checkpoint\n");
+               "  --tokenizer FILE       tokenizer for a llama2.c checkpoint\n"
+               "  mpirun -np N cke run MODEL ...: tensor parallel, each rank holding 1/N of the heads and FFN\n"
+               "  columns (compiled into its own cache variant); rank 0 prints\n"
+               "  --dist-timeout S       under mpirun: a rank waiting longer than S seconds (60) for the others fails\n");
 }
 
 /* 0 parsed, 1 help printed, 2 usage error (message printed) */
@@ -163,6 +170,8 @@ static int parse_run_args(int argc, char **argv, run_args *a) {
         } else if (!strcmp(f, "--no-special")) a->special = 0;
         else if (!strcmp(f, "--bos")) a->bos = 1;
         else if (!strcmp(f, "--no-bos")) a->bos = 0;
+        else if (!strcmp(f, "--dist-timeout"))
+            rc = cke_cli_opt_d(C, argc, argv, &i, 1e-3, 1e6, "a time in seconds (0.001 to 1e6)", &a->dist_timeout);
         else if (f[0] == '-' && f[1]) return cke_cli_unknown(C, f);
         else if (!a->target) a->target = f;
         else return cke_cli_unknown(C, f);
@@ -204,7 +213,7 @@ static char *read_prompt_file(const char *path) {
 }
 
 /* The compiled directory for the run: the target itself when compiled, else the cache entry. */
-static int run_dir(const run_args *a, char *dir, size_t n) {
+static int run_dir(const run_args *a, const cke_engine_opts *eo, char *dir, size_t n) {
     cke_target t;
     if (cke_cli_target("run", a->target, &t)) return 1;
     if (t.kind == CKE_TARGET_COMPILED) {
@@ -215,7 +224,7 @@ static int run_dir(const run_args *a, char *dir, size_t n) {
     if (t.kind == CKE_TARGET_TRAIN_OUT)
         fprintf(stderr, "cke run: %s is a training output directory: running its checkpoint %s\n", a->target, t.model);
     const char *tok = a->tok ? a->tok : t.tokenizer[0] ? t.tokenizer : NULL;
-    return cke_cli_model_dir(t.model, tok, a->ctx, a->kv_type, dir, n);
+    return cke_cli_model_dir_tp(t.model, tok, a->ctx, a->kv_type, eo->tp_rank, eo->tp_size, dir, n);
 }
 
 static int prompt_ids(const run_args *a, const cke_engine *e, const char *prompt, int32_t **ids, size_t *n_ids) {
@@ -268,7 +277,8 @@ static int generate(const run_args *a, cke_engine *e, const char *prompt) {
     else if (res.stop == CKE_STOP_CONTEXT_FULL)
         fprintf(stderr, "cke run: the context of %lld tokens is full\n", (long long)cke_engine_info(e)->ctx);
     double tg = res.t_prompt_s + res.t_gen_s;
-    fprintf(stderr, "cke: prompt %lld tokens in %.3f s (%.1f tok/s); generated %lld tokens in %.3f s (%.1f tok/s); %lld threads\n",
+    if (!a->quiet_stats)
+        fprintf(stderr, "cke: prompt %lld tokens in %.3f s (%.1f tok/s); generated %lld tokens in %.3f s (%.1f tok/s); %lld threads\n",
             (long long)n_ids, t1 - t0, (double)n_ids / (t1 - t0 > 0 ? t1 - t0 : 1e-9), (long long)res.n_generated, tg,
             (double)res.n_generated / (tg > 0 ? tg : 1e-9), (long long)a->threads);
     cke_gen_result_free(&res);
@@ -277,7 +287,8 @@ static int generate(const run_args *a, cke_engine *e, const char *prompt) {
 }
 
 int cke_cli_run(int argc, char **argv) {
-    run_args a = {.prompt = NULL, .n_gen = 256, .seed = -1, .special = 1, .bos = -1, .kv_type = -1, .so = CKE_SAMPLER_DEFAULTS};
+    run_args a = {.prompt = NULL, .n_gen = 256, .seed = -1, .special = 1, .bos = -1, .kv_type = -1, .so = CKE_SAMPLER_DEFAULTS,
+                  .dist_timeout = 60};
     int rc = parse_run_args(argc, argv, &a);
     if (rc) return rc == 1 ? 0 : rc;
     char *file_prompt = NULL;
@@ -285,22 +296,28 @@ int cke_cli_run(int argc, char **argv) {
     const char *prompt = file_prompt ? file_prompt : a.prompt ? a.prompt : "";
     a.so.seed = a.seed >= 0 ? (uint64_t)a.seed : (uint64_t)time(NULL);
 
+    /* under mpirun: tensor parallel, one rank per process (cli/tp.h) */
+    cke_cli_tp tp;
+    cke_engine_opts eo = CKE_ENGINE_DEFAULTS;
+    if ((rc = cke_cli_tp_begin("run", &tp, a.dist_timeout, &a.threads, &a.so.seed, &eo))) { free(file_prompt); return rc; }
+    a.quiet_stats = tp.d.rank > 0;
     char dir[PATH_MAX];
-    if ((rc = run_dir(&a, dir, sizeof dir))) { free(file_prompt); return rc; }
+    rc = cke_cli_tp_agree("run", &tp, run_dir(&a, &eo, dir, sizeof dir));
+    if (rc) { free(file_prompt); return cke_cli_tp_end(&tp, rc); }
     if (a.threads <= 0) {
         long nc = sysconf(_SC_NPROCESSORS_ONLN);
         a.threads = nc > 0 ? nc : 1;
     }
     cke_err e = {0};
     cke_engine *eng = NULL;
-    cke_engine_opts eo = CKE_ENGINE_DEFAULTS;
     eo.threads = (int)a.threads;
     cke_status s = cke_engine_open(dir, &eo, &eng, &e);
     if (s) rc = cke_cli_fail("run", s, &e);
-    else rc = generate(&a, eng, prompt);
+    rc = cke_cli_tp_agree("run", &tp, rc);
+    if (!rc) rc = generate(&a, eng, prompt);
     cke_engine_close(eng);
     free(file_prompt);
-    return rc;
+    return cke_cli_tp_end(&tp, rc);
 }
 
 int cke_cli_parity(int argc, char **argv) {
