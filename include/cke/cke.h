@@ -89,9 +89,12 @@ typedef struct {
      * variant); a compiled directory must be that rank's (cke compile --tp-size --tp-rank).
      * tp_allreduce must leave in out[0..n) the sum over the ranks of their in[0..n), the same on
      * every rank, and return 0 (see ckm_allreduce_fn in model_abi.h); every rank must make the
-     * same calls in the same order. Without batch_slots (a single instance). */
+     * same calls in the same order: one session at a time, or with batch_slots, rank 0's
+     * sessions while the other ranks run cke_engine_tp_follow, rank 0 announcing each model call
+     * through tp_bcast (rank 0's n bytes of buf to every rank; 0 or -1). */
     int tp_rank, tp_size;
     int (*tp_allreduce)(void *ud, float *out, const float *in, int64_t n);
+    int (*tp_bcast)(void *ud, void *buf, size_t n);
     void *tp_ud;
 } cke_engine_opts;
 
@@ -118,6 +121,11 @@ typedef struct {
     int has_chat_template; /* 0: cke_chat_apply is plain concatenation of the contents */
     const char *chat_template_origin; /* where the template came from, for people */
 } cke_model_info;
+
+/* Tensor parallel with batch_slots, on ranks other than 0: makes the model calls rank 0's engine
+ * announces, as it makes them, until rank 0's engine is closed (then CKE_OK). CKE_ERR_ARG for an
+ * engine that is not such a follower; CKE_ERR_IO when an announcement does not arrive. */
+cke_status cke_engine_tp_follow(cke_engine *e, cke_err *err);
 
 /* Valid until cke_engine_close. */
 const cke_model_info *cke_engine_info(const cke_engine *e);

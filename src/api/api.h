@@ -48,6 +48,11 @@ typedef struct {
         const int32_t *tok;
         int64_t n;
     } job;
+    /* tensor parallel: rank 0's executor announces every call (tp_bcast) before it makes it; the
+     * other ranks' instances make the same calls in cke_batch_follow */
+    int (*tp_bcast)(void *ud, void *buf, size_t n);
+    void *tp_ud;
+    int tp_leader;        /* rank 0: announces; the others follow */
 } cke_batch;
 
 cke_status cke_batch_open(cke_batch *b, const ckm_api *api, const char *weights, int threads, int n_slots, cke_err *err);
@@ -65,6 +70,9 @@ void cke_batch_leave(cke_batch *b, int slot);
 /* Appends tok to `slot` in the next step and waits for it; lg [vocab] gets the row's logits.
  * 0, or -1 (the step failed: msg). */
 int cke_batch_decode(cke_batch *b, const ckm_api *api, int slot, int32_t tok, float *lg, char *msg, size_t msg_len);
+/* Tensor parallel, ranks > 0: makes the calls rank 0's executor announces, until it announces its
+ * close. CKE_ERR_IO when an announcement does not arrive. */
+cke_status cke_batch_follow(cke_batch *b, cke_err *err);
 
 struct cke_engine {
     cke_runner *r;        /* model.so, its API and tokenizer; r->m: an instance no session holds */

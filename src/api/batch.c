@@ -22,6 +22,59 @@
  * until they hand a row in. One slow client cannot stall the others. */
 #define LAG_WAIT_S 0.02
 
+/* One call into the instance: 1 prefill, 2 truncate, 3 reset, 4 step (decode_batch over the rows
+ * in b->tok / b->slot). */
+static int model_call(cke_batch *b, int kind, int slot, const int32_t *tok, int64_t n) {
+    if (kind == 1) return b->api->slot_prefill(b->m, slot, tok, n);
+    if (kind == 2) return b->api->slot_truncate(b->m, slot, n);
+    if (kind == 3) return b->api->slot_reset(b->m, slot), 0;
+    return b->api->decode_batch(b->m, (int)n, b->tok, b->slot, b->logits);
+}
+
+/* Tensor parallel: what rank 0 announces before each call (kind 0: the engine closes). The
+ * tokens follow (prefill: n; step: n tokens then n slots). */
+typedef struct {
+    int32_t kind, slot;
+    int64_t n;
+} tp_call;
+
+static int announce(cke_batch *b, int kind, int slot, const int32_t *tok, int64_t n) {
+    tp_call c = {kind, slot, n};
+    if (b->tp_bcast(b->tp_ud, &c, sizeof c)) return -1;
+    if (kind == 1 && b->tp_bcast(b->tp_ud, (void *)tok, (size_t)n * sizeof *tok)) return -1;
+    if (kind == 4 && (b->tp_bcast(b->tp_ud, b->tok, (size_t)n * sizeof *b->tok) ||
+                      b->tp_bcast(b->tp_ud, b->slot, (size_t)n * sizeof *b->slot)))
+        return -1;
+    return 0;
+}
+
+cke_status cke_batch_follow(cke_batch *b, cke_err *err) {
+    int32_t *tok = NULL;
+    int64_t cap = 0;
+    for (;;) {
+        tp_call c;
+        if (b->tp_bcast(b->tp_ud, &c, sizeof c)) { free(tok); return cke_fail(err, CKE_ERR_IO, "rank 0's next call did not arrive"); }
+        if (c.kind == 0) break;
+        const int bad_n = c.kind == 4 ? c.n < 1 || c.n > b->n_slots : c.n < 0 || c.n > ((int64_t)1 << 30);
+        if (c.kind < 0 || c.kind > 4 || bad_n) { free(tok); return cke_fail(err, CKE_ERR_FORMAT, "rank 0 announced call %d of %lld rows", c.kind, (long long)c.n); }
+        if (c.kind == 1 && c.n > cap) {
+            int32_t *t = realloc(tok, (size_t)c.n * sizeof *t);
+            if (!t) { free(tok); return cke_fail(err, CKE_ERR_NOMEM, "out of memory"); }
+            tok = t, cap = c.n;
+        }
+        if ((c.kind == 1 && b->tp_bcast(b->tp_ud, tok, (size_t)c.n * sizeof *tok)) ||
+            (c.kind == 4 && (b->tp_bcast(b->tp_ud, b->tok, (size_t)c.n * sizeof *b->tok) ||
+                             b->tp_bcast(b->tp_ud, b->slot, (size_t)c.n * sizeof *b->slot)))) {
+            free(tok);
+            return cke_fail(err, CKE_ERR_IO, "rank 0's call did not arrive whole");
+        }
+        /* a call rank 0 refused (a full slot ...) is refused here too, before any collective */
+        model_call(b, c.kind, c.slot, tok, c.n);
+    }
+    free(tok);
+    return CKE_OK;
+}
+
 /* The executor thread: runs each job handed in through exec_call, one at a time. */
 static void *executor(void *arg) {
     cke_batch *b = arg;
@@ -33,17 +86,14 @@ static void *executor(void *arg) {
         const int32_t *tok = b->job.tok;
         const int64_t n = b->job.n;
         pthread_mutex_unlock(&b->mu);
-        int rc = 0;
-        if (kind == 1) rc = b->api->slot_prefill(b->m, slot, tok, n);
-        else if (kind == 2) rc = b->api->slot_truncate(b->m, slot, n);
-        else if (kind == 3) b->api->slot_reset(b->m, slot);
-        else rc = b->api->decode_batch(b->m, (int)n, b->tok, b->slot, b->logits);
+        int rc = b->tp_leader && announce(b, kind, slot, tok, n) ? -1 : model_call(b, kind, slot, tok, n);
         pthread_mutex_lock(&b->mu);
         b->job.rc = rc;
         b->job.pending = 0;
         pthread_cond_broadcast(&b->exec_cv);
     }
     pthread_mutex_unlock(&b->mu);
+    if (b->tp_leader) announce(b, 0, 0, NULL, 0); /* the other ranks' follow loops end */
     return NULL;
 }
 

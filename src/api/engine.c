@@ -61,11 +61,18 @@ static cke_status load_template(cke_engine *e, const cke_engine_opts *o, const c
 }
 
 /* The one instance with a slot per session, instead of the single-slot one the runner opened. */
-static cke_status open_batch(cke_engine *e, int n_slots, cke_err *err) {
+static cke_status open_batch(cke_engine *e, const cke_engine_opts *o, int n_slots, cke_err *err) {
     if (!(e->batch = malloc(sizeof *e->batch))) return cke_fail(err, CKE_ERR_NOMEM, "out of memory");
     const ckm_api *api = e->r->api;
     if (e->r->m) api->free(e->r->m), e->r->m = NULL;
-    return cke_batch_open(e->batch, api, e->weights, e->threads, n_slots, err);
+    cke_status s = cke_batch_open(e->batch, api, e->weights, e->threads, n_slots, err);
+    if (s || !o->tp_bcast || o->tp_size <= 1) return s;
+    /* tensor parallel: rank 0's executor announces every call; the instance sums over the ranks */
+    api->set_allreduce(e->batch->m, o->tp_allreduce, o->tp_ud);
+    pthread_mutex_lock(&e->batch->mu);
+    e->batch->tp_bcast = o->tp_bcast, e->batch->tp_ud = o->tp_ud, e->batch->tp_leader = o->tp_rank == 0;
+    pthread_mutex_unlock(&e->batch->mu);
+    return CKE_OK;
 }
 
 /* Tensor parallel: the model must be this rank's block, and gets the caller's collective. */
@@ -78,10 +85,17 @@ static cke_status set_tp(cke_engine *e, const cke_engine_opts *o, const char *di
                         have > 1 && size == 1 ? " (run it with mpirun -np as many ranks)" : "");
     if (size == 1) return CKE_OK;
     if (!o->tp_allreduce) return cke_fail(err, CKE_ERR_ARG, "cke_engine_open: tensor parallel needs tp_allreduce");
-    if (o->batch_slots) return cke_fail(err, CKE_ERR_UNSUPPORTED, "tensor parallel runs one instance (no batch_slots)");
+    if (o->batch_slots && !o->tp_bcast)
+        return cke_fail(err, CKE_ERR_ARG, "cke_engine_open: tensor parallel with batch_slots needs tp_bcast");
     api->set_allreduce(e->r->m, o->tp_allreduce, o->tp_ud);
     e->tp = 1;
     return CKE_OK;
+}
+
+cke_status cke_engine_tp_follow(cke_engine *e, cke_err *err) {
+    if (!e || !e->batch || !e->batch->tp_bcast || e->batch->tp_leader)
+        return cke_fail(err, CKE_ERR_ARG, "cke_engine_tp_follow: not a tensor-parallel batch_slots engine of a rank other than 0");
+    return cke_batch_follow(e->batch, err);
 }
 
 cke_status cke_engine_open(const char *model, const cke_engine_opts *opts, cke_engine **out, cke_err *err) {
@@ -111,7 +125,7 @@ cke_status cke_engine_open(const char *model, const cke_engine_opts *opts, cke_e
     if (!s && !e->r->tok) s = cke_fail(err, CKE_ERR_MISSING, "%s has no tokenizer (compile with --tokenizer)", dir);
     if (!s) s = load_template(e, &o, dir, err);
     if (!s) s = set_tp(e, &o, dir, err);
-    if (!s && o.batch_slots) s = open_batch(e, o.batch_slots, err);
+    if (!s && o.batch_slots) s = open_batch(e, &o, o.batch_slots, err);
     if (s) { cke_engine_close(e); return s; }
     const ckm_api *api = e->r->api;
     e->n_eot = cke_chat_stop_tokens(e->r->tok, e->eot, 16);

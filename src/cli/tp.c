@@ -22,6 +22,21 @@ static int allreduce_mpi(void *ud, float *out, const float *in, int64_t n) {
     return 0;
 }
 
+static int bcast_mpi(void *ud, void *buf, size_t n) {
+    cke_cli_tp *tp = ud;
+    cke_err e = {0};
+    /* a serving rank waits for rank 0's next call as long as the server is idle */
+    cke_dist d = tp->d;
+    if (tp->d.rank > 0) d.timeout_s = 1e6;
+    cke_status s = cke_dist_bcast(&d, buf, n, 0, &e);
+    if (s) {
+        fprintf(stderr, "cke: rank %d: %s\n", tp->d.rank, e.msg);
+        failed_inside = 1;
+        return -1;
+    }
+    return 0;
+}
+
 int cke_cli_tp_begin(const char *cmd, cke_cli_tp *tp, double timeout_s, int64_t *threads, uint64_t *seed,
                      cke_engine_opts *eo) {
     memset(tp, 0, sizeof *tp);
@@ -45,6 +60,7 @@ int cke_cli_tp_begin(const char *cmd, cke_cli_tp *tp, double timeout_s, int64_t 
     eo->tp_rank = tp->d.rank;
     eo->tp_size = tp->d.size;
     eo->tp_allreduce = allreduce_mpi;
+    eo->tp_bcast = bcast_mpi;
     eo->tp_ud = tp;
     if (tp->d.rank > 0 && !freopen("/dev/null", "w", stdout)) return 1; /* rank 0 prints the text */
     return 0;

@@ -33,7 +33,9 @@ cke_status cke_dist_init(cke_dist *d, double timeout_s, cke_err *err) {
     if (!(timeout_s > 0 && timeout_s <= 1e6))
         return cke_fail(err, CKE_ERR_ARG, "--dist-timeout: %g is not a time in seconds (0, 1e6]", timeout_s);
     if (!cke_dist_launched()) return CKE_OK;
-    int provided = 0, rc = MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided);
+    /* serialized: one thread at a time, not always the main one (cke serve's executor thread runs the
+     * tensor-parallel model calls and their collectives) */
+    int provided = 0, rc = MPI_Init_thread(NULL, NULL, MPI_THREAD_SERIALIZED, &provided);
     if (rc != MPI_SUCCESS) return cke_fail(err, CKE_ERR_IO, "MPI_Init_thread failed (code %d)", rc);
     d->mpi = 1;
     /* errors come back as return codes (then cke_status), not as MPI's default job abort */
@@ -41,8 +43,8 @@ cke_status cke_dist_init(cke_dist *d, double timeout_s, cke_err *err) {
         (rc = MPI_Comm_rank(MPI_COMM_WORLD, &d->rank)) != MPI_SUCCESS ||
         (rc = MPI_Comm_size(MPI_COMM_WORLD, &d->size)) != MPI_SUCCESS)
         return mpi_fail(err, rc, "setup");
-    if (provided < MPI_THREAD_FUNNELED)
-        return cke_fail(err, CKE_ERR_UNSUPPORTED, "MPI gives thread level %d, cke needs MPI_THREAD_FUNNELED", provided);
+    if (provided < MPI_THREAD_SERIALIZED)
+        return cke_fail(err, CKE_ERR_UNSUPPORTED, "MPI gives thread level %d, cke needs MPI_THREAD_SERIALIZED", provided);
     return CKE_OK;
 }
 

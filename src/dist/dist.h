@@ -38,7 +38,7 @@ typedef struct {
 /* 1 when this process was started by mpirun (Open MPI's OMPI_COMM_WORLD_SIZE is set) */
 int cke_dist_launched(void);
 
-/* MPI_Init_thread (funneled: only the calling thread talks to MPI) when launched by mpirun,
+/* MPI_Init_thread (serialized: one thread at a time talks to MPI) when launched by mpirun,
  * otherwise a size-1 job. timeout_s in (0, 1e6]. */
 cke_status cke_dist_init(cke_dist *d, double timeout_s, cke_err *err);
 void cke_dist_finalize(cke_dist *d);

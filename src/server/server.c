@@ -374,6 +374,22 @@ static void model_id_of(const char *path, char *out, size_t n) {
     snprintf(out, n, "%.*s", (int)(e - b), path + b);
 }
 
+void cke_srv_engine_opts(const cke_srv_opts *o, cke_engine_opts *eo) {
+    *eo = CKE_ENGINE_DEFAULTS;
+    eo->threads = o->threads;
+    eo->ctx = o->ctx;
+    eo->kv_type = (cke_kv_type)o->kv_type;
+    eo->tokenizer = o->tokenizer;
+    eo->chat_template = o->chat_template;
+    eo->n_sessions = o->parallel;
+    eo->batch_slots = o->parallel > 1 && !o->no_batch ? o->parallel : 0;
+    if (o->tp && o->tp->tp_size > 1) { /* every model call on the executor, announced to the other ranks */
+        eo->tp_rank = o->tp->tp_rank, eo->tp_size = o->tp->tp_size;
+        eo->tp_allreduce = o->tp->tp_allreduce, eo->tp_bcast = o->tp->tp_bcast, eo->tp_ud = o->tp->tp_ud;
+        eo->batch_slots = o->parallel;
+    }
+}
+
 cke_status cke_srv_start(const cke_srv_opts *o, cke_srv **out, cke_err *err) {
     *out = NULL;
     struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)o->port)};
@@ -392,14 +408,8 @@ cke_status cke_srv_start(const cke_srv_opts *o, cke_srv **out, cke_err *err) {
         cke_srv_stop(s);
         return cke_fail(err, CKE_ERR_NOMEM, "out of memory");
     }
-    cke_engine_opts eo = CKE_ENGINE_DEFAULTS;
-    eo.threads = o->threads;
-    eo.ctx = o->ctx;
-    eo.kv_type = (cke_kv_type)o->kv_type;
-    eo.tokenizer = o->tokenizer;
-    eo.chat_template = o->chat_template;
-    eo.n_sessions = o->parallel;
-    eo.batch_slots = o->parallel > 1 && !o->no_batch ? o->parallel : 0;
+    cke_engine_opts eo;
+    cke_srv_engine_opts(o, &eo);
     cke_status st = cke_engine_open(o->model, &eo, &s->e, err);
     if (!st) {
         s->info = cke_engine_info(s->e);

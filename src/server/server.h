@@ -6,6 +6,7 @@
 #ifndef CKE_SERVER_SERVER_H
 #define CKE_SERVER_SERVER_H
 
+#include "cke/cke.h"
 #include "cke/status.h"
 
 #include <stdint.h>
@@ -24,7 +25,12 @@ typedef struct {
     const char *api_key;       /* NULL: no key */
     const char *chat_template; /* NULL: the model's own */
     const char *tokenizer;     /* llama2.c checkpoints */
+    const cke_engine_opts *tp; /* tensor parallel (mpirun): the engine's tp_* fields come from here (rank 0;
+                                * the other ranks open cke_srv_engine_opts' engine and follow it), else NULL */
 } cke_srv_opts;
+
+/* The engine options a server with these options opens its model with. */
+void cke_srv_engine_opts(const cke_srv_opts *o, cke_engine_opts *eo);
 
 typedef struct cke_srv cke_srv;
 

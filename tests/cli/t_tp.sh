@@ -12,6 +12,9 @@ elif have_models; then
     # as root (CI), Open MPI needs to be told; 2 ranks on a 2-core machine, or fewer cores: oversubscribe
     MPI=(mpirun --oversubscribe --mca btl self,vader,tcp)
     [ "$(id -u)" = 0 ] && MPI+=(--allow-run-as-root)
+    # sanitized builds: Open MPI's own allocations outlive MPI_Finalize (tests/dist/lsan.supp says why)
+    MPI=(env "LSAN_OPTIONS=suppressions=$PWD/tests/dist/lsan.supp:fast_unwind_on_malloc=0"
+         OMPI_MCA_mca_base_component_disable_dlclose=1 "${MPI[@]}")
     ARGS=(-p "Once upon a time" -n 200 --temp 0)
     "$CKE" run "$S/stories260K.bin" --tokenizer "$S/tok512.bin" "${ARGS[@]}" >"$T/tp1.txt" 2>/dev/null
     timeout "$LIMIT" "${MPI[@]}" -np 2 "$CKE" run "$S/stories260K.bin" --tokenizer "$S/tok512.bin" "${ARGS[@]}" \
@@ -39,6 +42,34 @@ elif have_models; then
     timeout "$LIMIT" "${MPI[@]}" -np 2 "$CKE" run "$S/stories260K.bin" --tokenizer "$S/tok512.bin" -p "Once" -n 60 --temp 1 \
         --seed 7 >"$T/s2.txt" 2>/dev/null
     check tp_sampled_seed_eq_1 sh -c "[ -s '$T/s1.txt' ] && cmp -s '$T/s1.txt' '$T/s2.txt'"
+    # serving: rank 0 answers HTTP and announces each model call, rank 1 makes it too; two requests
+    # at once (batched in one instance) get the single-process greedy text; SIGTERM ends all ranks
+    "$CKE" run "$S/stories260K.bin" --tokenizer "$S/tok512.bin" -p "Once upon a time" -n 40 --temp 0 >"$T/tp40.txt" 2>/dev/null
+    : >"$T/tps.out"
+    timeout -s TERM 300 "${MPI[@]}" -np 2 "$CKE" serve "$S/stories260K.bin" --tokenizer "$S/tok512.bin" --port 0 \
+        --parallel 2 >"$T/tps.out" 2>"$T/tps.err" &
+    TPS=$!
+    for i in $(seq 600); do grep -q 'listening on' "$T/tps.out" && break; kill -0 $TPS 2>/dev/null || break; sleep 0.1; done
+    TU=$(sed -n 's|^cke serve: listening on \(http://127.0.0.1:[0-9]*\) .*|\1|p' "$T/tps.out")
+    for i in 1 2; do
+        curl -s -m 60 "$TU/v1/completions" -d '{"prompt": "Once upon a time", "max_tokens": 40, "temperature": 0}' >"$T/tpc$i.json" &
+    done
+    wait %2 %3 2>/dev/null
+    # SIGTERM to rank 0 (mpirun itself would end the job as killed): it stops serving and announces
+    # the close, rank 1's follow loop ends, every rank exits 0
+    for p in $(pgrep -f "$CKE serve"); do
+        tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx 'OMPI_COMM_WORLD_RANK=0' && kill -TERM "$p"
+    done
+    for i in $(seq 150); do kill -0 $TPS 2>/dev/null || break; sleep 0.1; done
+    kill -KILL $TPS 2>/dev/null
+    wait $TPS; TPS_RC=$?
+    check tp_serve_2_ranks_text_eq_1 /usr/bin/python3 -c "
+import json, sys
+want = open('$T/tp40.txt').read()[len('Once upon a time'):].rstrip('\n')
+got = [json.load(open('$T/tpc%d.json' % i))['choices'][0]['text'] for i in (1, 2)]
+sys.exit(0 if want and got == [want, want] else print(repr(want), got) or 1)"
+    [ $TPS_RC = 0 ] || { echo "    serve exit $TPS_RC:"; tail -5 "$T/tps.err"; }
+    check tp_serve_stops_cleanly sh -c "[ $TPS_RC = 0 ] && ! grep -q 'Sanitizer\|runtime error' '$T/tps.err'"
     # refusals: every rank stops with the message, the job exits non-zero within the time limit
     refuses tp_3_ranks_refused 1 'n_head = 8 is not divisible by 3' \
         "${MPI[@]}" -np 3 "$CKE" run "$S/stories260K.bin" --tokenizer "$S/tok512.bin" -p hi -n 4
