@@ -32,6 +32,10 @@ int cke_cli_inspect(int argc, char **argv) {
         cke_compiled_field(tg.model, "kv_type", kv, sizeof kv);
         cke_compiled_field(tg.model, "ctx", ctx, sizeof ctx);
         printf("kv cache:    %s, ctx %s\n", kv[0] ? kv : "f32 (compiled before --kv-type)", ctx[0] ? ctx : "?");
+        char tr[32], ts[32];
+        cke_compiled_field(tg.model, "tp_rank", tr, sizeof tr);
+        cke_compiled_field(tg.model, "tp_size", ts, sizeof ts);
+        if (ts[0]) printf("tensor par.: rank %s of %s (its block of the heads and FFN columns: mpirun -np %s)\n", tr, ts, ts);
         if (!tg.source[0]) { fprintf(stderr, "cke inspect: %s/cke-model.txt names no source model\n", argv[1]); return 1; }
         path = tg.source;
     } else if (tg.kind == CKE_TARGET_TRAIN_OUT || tg.kind == CKE_TARGET_CHECKPOINT) {

@@ -77,6 +77,7 @@ sys.exit(0 if want and got == [want, want] else print(repr(want), got) or 1)"
     refuses tp_whole_dir_refused 1 'compiled as tensor-parallel rank 0 of 1, this process is rank [01] of 2' \
         "${MPI[@]}" -np 2 "$CKE" run "$T/whole" -p hi -n 4
     "$CKE" compile "$S/stories260K.bin" --tokenizer "$S/tok512.bin" -o "$T/r1" --tp-size 2 --tp-rank 1 >/dev/null 2>&1
+    refuses tp_inspect_rank 0 '^tensor par.: rank 1 of 2' "$CKE" inspect "$T/r1"
     refuses tp_rank_dir_alone_refused 1 'rank 1 of 2, this process is rank 0 of 1 \(run it with mpirun -np as many ranks\)' \
         "$CKE" run "$T/r1" -p hi -n 4
     refuses tp_compile_rank_out_of_range 2 '--tp-rank 2 needs --tp-size above it' \
