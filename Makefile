@@ -30,7 +30,7 @@ KSRC        := $(KSRC_GEN) $(KSRC_REF) $(KSRC_AVX2) $(KSRC_AVX512)
 KOBJ        := $(KSRC:%.c=$(BUILD)/%.o)
 
 # Everything of cke that is not a kernel: formats, tokenizer, IR, planner, codegen, runtime.
-CORE_SRC := $(wildcard src/util/*.c src/formats/*.c src/tokenizer/*.c src/ir/*.c src/plan/*.c src/codegen/*.c src/runtime/*.c src/driver/*.c src/train/*.c)
+CORE_SRC := $(wildcard src/util/*.c src/dist/*.c src/formats/*.c src/tokenizer/*.c src/ir/*.c src/plan/*.c src/codegen/*.c src/runtime/*.c src/driver/*.c src/train/*.c)
 CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/%.o)
 LIBCORE  := $(BUILD)/libcke.a
 CORE_LIBS := -lcjson -lpcre2-8 -ldl -lutf8proc

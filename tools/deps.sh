@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what cke needs on Debian 12, only what is missing (apt-get; sudo when not root).
 #   tools/deps.sh          build + run: compiler, cJSON, PCRE2, utf8proc, libedit (cke chat),
-#                          libmicrohttpd (cke serve)
+#                          libmicrohttpd (cke serve), Open MPI (mpirun -np N cke train)
 #   tools/deps.sh --test   also the test suite's: Debian's PyTorch, NumPy and PyYAML (references;
 #                          PyYAML and pip for gguf-py, which tests/quant/test_gguf_crosscheck.sh
 #                          pip-installs into build/pydeps),
@@ -11,7 +11,7 @@
 #                          Chromium (tests/cli/t_report.sh opens report.html headless),
 #                          curl (tests/cli/t_serve.sh talks to cke serve)
 set -u
-NEED="build-essential libcjson-dev libpcre2-dev libutf8proc-dev libedit-dev libmicrohttpd-dev"
+NEED="build-essential libcjson-dev libpcre2-dev libutf8proc-dev libedit-dev libmicrohttpd-dev libopenmpi-dev openmpi-bin"
 [ "${1:-}" = "--test" ] && NEED="$NEED python3-torch python3-numpy python3-yaml python3-pip libopenblas-dev clang libclang-rt-14-dev bc time tmux pkgconf chromium curl"
 missing=""
 for p in $NEED; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done

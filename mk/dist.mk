@@ -1,0 +1,10 @@
+# MPI (Open MPI from Debian: libopenmpi-dev, openmpi-bin) for src/dist/: the flags come from
+# Open MPI's own pkg-config file (mpicc --showme when it is missing). libcke links libmpi; a
+# process not started by mpirun never calls into it (src/dist/dist.h).
+MPI_CFLAGS := $(shell pkg-config --cflags ompi-c 2>/dev/null || mpicc --showme:compile 2>/dev/null)
+MPI_LIBS   := $(shell pkg-config --libs ompi-c 2>/dev/null || mpicc --showme:link 2>/dev/null)
+ifeq ($(strip $(MPI_LIBS)),)
+$(error Open MPI not found: install libopenmpi-dev openmpi-bin (tools/deps.sh))
+endif
+$(BUILD)/src/dist/%.o: CFLAGS += $(MPI_CFLAGS)
+CORE_LIBS += $(MPI_LIBS)
