@@ -271,5 +271,6 @@ cke_status cke_dist_agree(cke_dist *d, cke_status st, cke_err *err) {
     if (cs) return st ? st : cke_fail(err, cs, "%s", e2.msg); /* no agreement: the caller aborts */
     if (bad < 0) return CKE_OK;
     d->agreed_failure = 1;
+    d->first_failed = bad;
     return st ? st : cke_fail(err, CKE_ERR_IO, "rank %d failed (its message is above)", bad);
 }

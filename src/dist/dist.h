@@ -33,6 +33,7 @@ typedef struct {
     int mpi;            /* MPI was initialized here (and is finalized by cke_dist_finalize) */
     double timeout_s;   /* longest wait for one collective before it is an error */
     int agreed_failure; /* set by cke_dist_agree when every rank knows of a failure */
+    int first_failed;   /* then: the lowest rank that failed (the one to tell what happened) */
 } cke_dist;
 
 /* 1 when this process was started by mpirun (Open MPI's OMPI_COMM_WORLD_SIZE is set) */
