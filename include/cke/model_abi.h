@@ -27,8 +27,9 @@
 extern "C" {
 #endif
 
-#define CKM_ABI_VERSION 6 /* 3: prefill_all; 4: profiling (prof_ops, set_profile); 5: KV slots, decode_batch;
-                            * 6: f16 KV cache (the kernel table's attn_fwd_f16, f32_to_f16) */
+#define CKM_ABI_VERSION 7 /* 3: prefill_all; 4: profiling (prof_ops, set_profile); 5: KV slots, decode_batch;
+                            * 6: f16 KV cache (the kernel table's attn_fwd_f16, f32_to_f16);
+                            * 7: set_grad_hook (data-parallel overlap) */
 
 typedef struct ckm_model ckm_model;
 
@@ -158,6 +159,13 @@ typedef struct {
      * Rows agree with decode() of each sequence alone to float rounding (a matrix product over n
      * rows sums in another order than the one-row product). */
     int (*decode_batch)(ckm_model *m, int64_t n, const int32_t *tokens, const int32_t *slots, float *logits);
+
+    /* ---- ABI 7: a gradient hook (data-parallel training overlaps its reduction with the backward) ----
+     * With backward, train_run calls fn(ud, l) as soon as layer l's weight gradients (the tensors
+     * named "l<l>.*") are complete: l = last layer down to 0, on the calling thread, between
+     * kernels. The embeddings' and the head's gradients are complete when train_run returns.
+     * NULL fn: off. 0, or -1 before train_init (NULL when compiled without a training mode). */
+    int (*set_grad_hook)(ckm_model *m, void (*fn)(void *ud, int layer), void *ud);
 } ckm_api;
 
 /* The one exported symbol. */

@@ -31,6 +31,7 @@ static void usage(FILE *f) {
             "data parallel: mpirun -np N cke train ... (as root: mpirun --allow-run-as-root): each rank runs\n"
             "         batch/N rows of every global batch with --threads cores; gradients summed over the ranks in\n"
             "         rank order; AdamW state sharded (ZeRO-1: each rank 1/N; --no-zero: all on every rank);\n"
+            "         each layer's gradients reduced while the backward goes on (--no-overlap: after it);\n"
             "         rank 0 writes log and checkpoints. --dist-timeout S (60): a collective waiting longer is an\n"
             "         error that ends the job (a rank died or hangs)\n"
             "DIR gets, for fine-tuning and --init alike:\n"
@@ -151,6 +152,7 @@ int cke_cli_train(int argc, char **argv) {
         else if (!strcmp(a, "--resume")) o.resume = 1;
         else if (!strcmp(a, "--recompute")) o.recompute = 1;
         else if (!strcmp(a, "--no-zero")) o.no_zero = 1;
+        else if (!strcmp(a, "--no-overlap")) o.no_overlap = 1;
         else if (a[0] == '-' && a[1]) return cke_cli_unknown("train", a);
         else if (!o.model) o.model = a;
         else return cke_cli_unknown("train", a);

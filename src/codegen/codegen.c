@@ -1179,6 +1179,7 @@ cke_status cke_codegen_emit(const cke_plan *p, const cke_codegen_opts *o, FILE *
             "    .slot_pos = model_slot_pos,\n"
             "    .slot_truncate = model_slot_truncate,\n"
             "    .decode_batch = model_decode_batch,\n"
+            "    .set_grad_hook = TRAIN_FN(model_set_grad_hook),\n"
             "};\n\n"
             "const ckm_api *ckm_api_get(void) { return &api; }\n",
             ir->family, o->model_name);

@@ -739,18 +739,122 @@ static void shard_adamw(const dpar *p, const ckm_api *api, ckm_model *m, int nth
     }
 }
 
-/* One optimizer step of N ranks after their backward passes: gradients reduce-scattered (summed
- * in rank order), the global squared norm and loss summed from every rank's part, then either
- * ZeRO-1 (AdamW on this rank's range, weights all-gathered) or every rank updating everything
- * from the all-gathered gradient. Bit-identical either way. x[0] loss, x[1] stop request in;
- * x[0] the summed loss, x[1] > 0 when any rank asked to stop, *norm out. */
+/* ---- overlap: the gradients reduced in buckets while the backward runs
+ * Layer l's tensors (named "l<l>.*", contiguous in the flat buffer) form one bucket; the model's
+ * gradient hook (set_grad_hook) says when its backward is done, in the last micro-batch, and the
+ * bucket's reduce-scatter starts then (non-blocking), the hook driving the ones in flight
+ * (MPI_Test) at every later layer. What is left (embeddings, head, final norm) is reduced when
+ * train_run returns. Every element is summed in rank order as by the one reduce-scatter of the
+ * whole buffer, so overlap or not, the result is the same bytes. */
+typedef struct {
+    const dpar *p;
+    float *g;
+    int n_layer;
+    int64_t *lay;            /* [n_layer][2] each layer's float range, [a, b) */
+    int64_t *rest;           /* [n_rest][2] the ranges no layer covers */
+    int n_rest;
+    int64_t *cnt;            /* [size] a bucket's share per rank (copied by each start) */
+    cke_dist_req **reqs;     /* in flight, in start order */
+    int n_req, cap;
+    int armed;               /* this micro-batch is the step's last: start reductions */
+    cke_status st;           /* the first failure inside the hook */
+    cke_err err;
+} overlap;
+
+/* Requests still in flight (after a failure: the job is being aborted) are left alone: MPI may
+ * still write into their buffers, and waiting for them could take the whole timeout. */
+static void overlap_free(overlap *v) {
+    free(v->lay), free(v->rest), free(v->cnt), free(v->reqs);
+    memset(v, 0, sizeof *v);
+}
+
+/* the layer ranges from the tensor names, and their complement; 0 layers: no overlap */
+static cke_status overlap_open(overlap *v, const dpar *p, const ckm_api *api, ckm_model *m, cke_err *err) {
+    memset(v, 0, sizeof *v);
+    v->p = p;
+    v->g = (float *)api->state(m, 1);
+    for (int i = 0; i < api->n_tensors; i++) {
+        int l = -1;
+        if (sscanf(api->tensors[i].name, "l%d.", &l) == 1 && l + 1 > v->n_layer) v->n_layer = l + 1;
+    }
+    const int S = p->d->size, L = v->n_layer;
+    v->lay = malloc(((size_t)L * 2 + 1) * sizeof(int64_t));
+    v->rest = malloc(((size_t)L + 2) * 2 * sizeof(int64_t));
+    v->cnt = malloc((size_t)S * sizeof(int64_t));
+    v->cap = L + 2;
+    v->reqs = calloc((size_t)v->cap, sizeof *v->reqs);
+    if (!v->lay || !v->rest || !v->cnt || !v->reqs) return cke_fail(err, CKE_ERR_NOMEM, "out of memory");
+    for (int l = 0; l < L; l++) v->lay[2 * l] = INT64_MAX, v->lay[2 * l + 1] = -1;
+    for (int i = 0; i < api->n_tensors; i++) {
+        const ckm_tensor *t = &api->tensors[i];
+        int l = -1;
+        if (sscanf(t->name, "l%d.", &l) != 1 || l < 0) continue;
+        int64_t a = (int64_t)(t->offset / sizeof(float)), b = a + t->numel;
+        if (a < v->lay[2 * l]) v->lay[2 * l] = a;
+        if (b > v->lay[2 * l + 1]) v->lay[2 * l + 1] = b;
+    }
+    /* the layers must not interleave (each bucket is one range): else no overlap */
+    for (int l = 0; l < L; l++)
+        for (int k = 0; k < L; k++)
+            if (k != l && v->lay[2 * k] < v->lay[2 * l + 1] && v->lay[2 * l] < v->lay[2 * k + 1]) v->n_layer = 0;
+    /* what no layer covers, in order */
+    int64_t at = 0;
+    for (;;) {
+        int64_t next = p->nflat, nb = p->nflat;
+        for (int l = 0; l < v->n_layer; l++)
+            if (v->lay[2 * l] >= at && v->lay[2 * l] < next) next = v->lay[2 * l], nb = v->lay[2 * l + 1];
+        if (next > at) v->rest[2 * v->n_rest] = at, v->rest[2 * v->n_rest + 1] = next, v->n_rest++;
+        if (next >= p->nflat) break;
+        at = nb;
+    }
+    if (v->n_layer == 0) v->n_rest = 1, v->rest[0] = 0, v->rest[1] = p->nflat;
+    return CKE_OK;
+}
+
+static cke_status overlap_start(overlap *v, int64_t a, int64_t b, cke_err *err) {
+    const dpar *p = v->p;
+    if (b <= a) return CKE_OK;
+    for (int r = 0; r < p->d->size; r++) {
+        int64_t lo = a > p->offs[r] ? a : p->offs[r], hi = b < p->offs[r] + p->counts[r] ? b : p->offs[r] + p->counts[r];
+        v->cnt[r] = hi > lo ? hi - lo : 0;
+    }
+    if (v->n_req == v->cap) return cke_fail(err, CKE_ERR_ARG, "overlap: more buckets than layers");
+    return cke_dist_ireduce_scatter_sum(p->d, v->g + a, v->cnt, &v->reqs[v->n_req++], err);
+}
+
+static void on_layer_grads(void *ud, int l) {
+    overlap *v = ud;
+    if (!v->armed || v->st || l < 0 || l >= v->n_layer) return;
+    v->st = overlap_start(v, v->lay[2 * l], v->lay[2 * l + 1], &v->err);
+    for (int i = 0; i < v->n_req; i++) cke_dist_test(v->p->d, v->reqs[i]); /* progress */
+}
+
+/* after the last micro-batch: the rest started, everything waited for, in start order */
+static cke_status overlap_finish(overlap *v, cke_err *err) {
+    cke_status st = v->st;
+    if (st) cke_fail(err, st, "%s", v->err.msg);
+    for (int i = 0; !st && i < v->n_rest; i++) st = overlap_start(v, v->rest[2 * i], v->rest[2 * i + 1], err);
+    for (int i = 0; !st && i < v->n_req; i++) st = cke_dist_wait(v->p->d, &v->reqs[i], err);
+    if (!st) v->n_req = 0;
+    v->armed = 0;
+    return st;
+}
+
+/* One optimizer step of N ranks after their backward passes, the gradients reduce-scattered
+ * (summed in rank order) already: the global squared norm and loss summed from every rank's
+ * part, then either ZeRO-1 (AdamW on this rank's range, weights all-gathered) or every rank
+ * updating everything from the all-gathered gradient. Bit-identical either way. x[0] loss, x[1]
+ * stop request in; x[0] the summed loss, x[1] > 0 when any rank asked to stop, *norm out;
+ * *t_comm += the seconds spent in communication. */
 static cke_status dp_step(const dpar *p, const ckm_api *api, ckm_model *m, const cke_train_opts *o, double lr,
-                          int64_t step, double x[2], double *norm, cke_err *err) {
+                          int64_t step, double x[2], double *norm, double *t_comm, cke_err *err) {
     float *g = (float *)api->state(m, 1);
-    cke_status st = cke_dist_reduce_scatter_sum(p->d, g, p->counts, err);
-    if (!st && !p->zero) st = cke_dist_allgather(p->d, g, p->counts, err);
+    double t0 = now_s();
+    cke_status st = p->zero ? CKE_OK : cke_dist_allgather(p->d, g, p->counts, err);
     double v[3] = {x[0], st ? 0 : shard_sumsq(p, api, g), x[1]};
+    double t1 = now_s();
     if (!st) st = cke_dist_sum_f64(p->d, v, 3, err);
+    *t_comm += now_s() - t1 + (p->zero ? 0 : t1 - t0);
     if (st) return st;
     x[0] = v[0], x[1] = v[2], *norm = sqrt(v[1]);
     float gscale = (o->clip > 0 && *norm > o->clip) ? (float)(o->clip / *norm) : 1.0f;
@@ -759,7 +863,10 @@ static cke_status dp_step(const dpar *p, const ckm_api *api, ckm_model *m, const
         return CKE_OK;
     }
     shard_adamw(p, api, m, o->threads, (float)lr, o->beta1, o->beta2, o->eps, o->wd, step, gscale);
-    return cke_dist_allgather(p->d, (float *)api->state(m, 0), p->counts, err);
+    t0 = now_s();
+    st = cke_dist_allgather(p->d, (float *)api->state(m, 0), p->counts, err);
+    *t_comm += now_s() - t0;
+    return st;
 }
 
 /* memory_map.txt (rank 0): how the ranks share the work and what ZeRO-1 saves per rank */
@@ -804,6 +911,9 @@ cke_status cke_train(const cke_train_opts *o, cke_train_result *res, cke_err *er
     memset(&x, 0, sizeof x);
     dpar dpp;
     memset(&dpp, 0, sizeof dpp);
+    overlap ov;
+    memset(&ov, 0, sizeof ov);
+    int use_overlap = 0;
     cke_runner *r = NULL;
     int32_t *ids = NULL, *tok = NULL, *tgt = NULL;
     int64_t *perm_t = NULL;
@@ -863,6 +973,11 @@ cke_status cke_train(const cke_train_opts *o, cke_train_result *res, cke_err *er
         goto done;
     }
     if ((st = dpar_open(&dpp, d, !o->no_zero, api, err))) goto done;
+    /* overlap the reduction with the backward where the model has the hook (ABI 7) */
+    if (N > 1 && !o->no_overlap && api->set_grad_hook) {
+        if ((st = overlap_open(&ov, &dpp, api, r->m, err))) goto done;
+        use_overlap = ov.n_layer > 0 && api->set_grad_hook(r->m, on_layer_grads, &ov) == 0;
+    }
     /* ZeRO-1: only this rank's range of the moments; otherwise all of them */
     if (o->resume && (st = load_optimizer(ck_dir, api, r->m, dpp.zero ? dpp.s0 : 0, dpp.zero ? dpp.s1 : dpp.nflat, err)))
         goto done;
@@ -934,9 +1049,10 @@ cke_status cke_train(const cke_train_opts *o, cke_train_result *res, cke_err *er
     }
     for (; dp.step < o->steps; dp.step++) {
         api->zero_grad(r->m);
-        double loss = 0, norm = 0;
+        double loss = 0, norm = 0, t_comm = 0;
         for (int64_t a = 0; a < o->accum; a++) {
             next_batch(&tr, &dp, o->seed, o->batch, o->seq, tok, tgt);
+            ov.armed = use_overlap && a == o->accum - 1;
             loss += api->train_run(r->m, tok + rank * Bl * T, tgt + rank * Bl * T, dscale, 1);
         }
         double lr = lr_at(o, dp.step);
@@ -946,8 +1062,11 @@ cke_status cke_train(const cke_train_opts *o, cke_train_result *res, cke_err *er
             float gscale = (o->clip > 0 && norm > o->clip) ? (float)(o->clip / norm) : 1.0f;
             api->adamw(r->m, (float)lr, o->beta1, o->beta2, o->eps, o->wd, dp.step + 1, gscale);
         } else { /* every rank learns of a SIGINT on any of them in the same step */
-            double xs[2] = {loss, stop_any ? 1.0 : 0.0};
-            if ((st = dp_step(&dpp, api, r->m, o, lr, dp.step + 1, xs, &norm, err))) goto done;
+            double xs[2] = {loss, stop_any ? 1.0 : 0.0}, tw = now_s();
+            st = use_overlap ? overlap_finish(&ov, err)
+                             : cke_dist_reduce_scatter_sum(d, (float *)api->state(r->m, 1), dpp.counts, err);
+            t_comm += now_s() - tw;
+            if (st || (st = dp_step(&dpp, api, r->m, o, lr, dp.step + 1, xs, &norm, &t_comm, err))) goto done;
             loss = xs[0], stop_any = xs[1] > 0;
         }
         loss /= (double)(R * o->accum);
@@ -959,8 +1078,12 @@ cke_status cke_train(const cke_train_opts *o, cke_train_result *res, cke_err *er
         double tps = done_steps > 1 ? (double)((done_steps - 1) * R * o->accum) / (tn - t_warm)
                                     : (double)(R * o->accum) / (tn - t0);
         res->tokens_per_s = tps;
-        LOGF("step %lld loss %.9g lr %.6g norm %.6g ms %.0f\n", (long long)(dp.step + 1), loss, lr, norm,
-             1e3 * (tn - t_prev));
+        if (N == 1)
+            LOGF("step %lld loss %.9g lr %.6g norm %.6g ms %.0f\n", (long long)(dp.step + 1), loss, lr, norm,
+                 1e3 * (tn - t_prev));
+        else /* comm_ms: this rank's time waiting in collectives after its backward (what overlap hides is not in it) */
+            LOGF("step %lld loss %.9g lr %.6g norm %.6g ms %.0f comm_ms %.3f\n", (long long)(dp.step + 1), loss, lr,
+                 norm, 1e3 * (tn - t_prev), 1e3 * t_comm);
         t_prev = tn;
         int last = dp.step + 1 == o->steps;
         if (o->crash_after > 0 && done_steps >= o->crash_after) { /* as if killed: nothing more is written */
@@ -1014,6 +1137,8 @@ done:
     free(perm_t);
     free(gath_m);
     free(gath_v);
+    if (r && use_overlap) r->api->set_grad_hook(r->m, NULL, NULL);
+    overlap_free(&ov);
     free(dpp.counts);
     cke_runner_close(r);
     export_ctx_free(&x);

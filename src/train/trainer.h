@@ -59,6 +59,7 @@ typedef struct {
      * checkpoint resumes with any N that divides the batch (bit for bit with the same N). */
     cke_dist *dist;
     int no_zero;
+    int no_overlap;        /* reduce the gradients after the backward, not per layer during it */
 } cke_train_opts;
 
 typedef struct {

@@ -9,6 +9,7 @@
 #     rows: float rounding, which AdamW's first steps amplify a little; measured 2.4e-7)
 #   - two np=2 runs are bit-identical (gradients summed in rank order, not in MPI's order)
 #   - ZeRO-1 (sharded AdamW state) equals --no-zero (every rank all of it) after 5 steps, bit for bit
+#   - per-layer reduction overlapped with the backward equals reducing after it, bit for bit
 #   - a batch that does not split over the ranks is refused with a message
 #   - a rank that dies (fault point: _exit(137) after step 3) ends the job with an error within
 #     30 s, the checkpoint of step 2 resumes with np=2 to the bytes of an uninterrupted run
@@ -74,6 +75,17 @@ check dist_np2_bit_identical sh -c 'cmp -s "$1/checkpoint/model.safetensors" "$2
 check dist_zero_equals_unsharded sh -c 'cmp -s "$1/checkpoint/optimizer.safetensors" "$2/checkpoint/optimizer.safetensors" &&
     cmp -s "$1/checkpoint/model.safetensors" "$2/checkpoint/model.safetensors"' _ "$T/za" "$T/nz"
 check dist_sanitizer_clean sh -c 'for f in "$@"; do ! grep -q "Sanitizer\|runtime error" "$f" || exit 1; done' _ "$T"/z?.log "$T/nz.log"
+
+# ---- overlap (each layer's gradients reduced during the backward) against reducing after it:
+# the same sums, so the same bytes; 3 layers, 2 micro-batches (the hook starts only in the last)
+OVL=(--init llama --tokenizer "$TOK" --dim 16 --layers 3 --heads 2 --ffn 32 "${RUN[@]}" --batch 4 --steps 4 --accum 2)
+"${MPI[@]}" "$CKE" train "${OVL[@]}" --out "$T/ov" >"$T/ov.log" 2>&1
+"${MPI[@]}" "$CKE" train "${OVL[@]}" --no-overlap --out "$T/nov" >"$T/nov.log" 2>&1
+check dist_overlap_equals_after sh -c '[ -f "$1/checkpoint/trainer.json" ] &&
+    cmp -s "$1/checkpoint/optimizer.safetensors" "$2/checkpoint/optimizer.safetensors" &&
+    cmp -s "$1/checkpoint/model.safetensors" "$2/checkpoint/model.safetensors"' _ "$T/ov" "$T/nov"
+check dist_log_comm_ms grep -q 'comm_ms [0-9]' "$T/ov/log.txt"
+check dist_overlap_sanitizer_clean sh -c '! grep -q "Sanitizer\|runtime error" "$1" "$2"' _ "$T/ov.log" "$T/nov.log"
 
 # ---- refusals
 out=$("${MPI[@]}" "$CKE" train "${TINY[@]}" "${RUN[@]}" --batch 3 --steps 2 --out "$T/b3" 2>&1); rc=$?
