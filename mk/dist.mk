@@ -8,3 +8,8 @@ $(error Open MPI not found: install libopenmpi-dev openmpi-bin (tools/deps.sh))
 endif
 $(BUILD)/src/dist/%.o: CFLAGS += $(MPI_CFLAGS)
 CORE_LIBS += $(MPI_LIBS)
+
+# bench/dist: the all-reduce bandwidth (mpirun -np 2 build/bench_dist_allreduce; bench/dist/run.sh)
+$(BUILD)/bench/dist/%.o: CFLAGS += $(MPI_CFLAGS)
+$(BUILD)/bench_dist_allreduce: $(BUILD)/bench/dist/allreduce_bw.o $(LIBCORE)
+	$(CC) $(LDFLAGS) -o $@ $^ $(CORE_LIBS) $(LDLIBS)
