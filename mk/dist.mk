@@ -13,3 +13,10 @@ CORE_LIBS += $(MPI_LIBS)
 $(BUILD)/bench/dist/%.o: CFLAGS += $(MPI_CFLAGS)
 $(BUILD)/bench_dist_allreduce: $(BUILD)/bench/dist/allreduce_bw.o $(LIBCORE)
 	$(CC) $(LDFLAGS) -o $@ $^ $(CORE_LIBS) $(LDLIBS)
+
+# tests/dist: the MPI layer's collectives, value by value (tests/dist/test_dist.sh runs it under mpirun)
+$(BUILD)/tests/dist/%.o: CFLAGS += $(MPI_CFLAGS)
+$(BUILD)/test_dist_api: $(BUILD)/tests/dist/test_dist_api.o $(LIBCORE)
+	$(CC) $(LDFLAGS) -o $@ $^ $(CORE_LIBS) $(LDLIBS)
+ALL_EXTRA += $(BUILD)/test_dist_api
+-include $(BUILD)/tests/dist/test_dist_api.d $(BUILD)/bench/dist/allreduce_bw.d

@@ -4,6 +4,7 @@
 #   BUILD=build tests/dist/test_dist.sh        (build-san: the sanitized binary; Open MPI's own
 #                                              allocations at MPI_Init are suppressed, lsan.supp)
 # Ends with "N passed, N failed". Cases:
+#   - the collectives of src/dist (build/test_dist_api) in one process, 2 and 3 ranks
 #   - np=2 with global batch 2B gives the losses of one process with batch 2B over 20 steps, within
 #     a relative 1e-5 (the ranks' gradients are summed in another grouping than one process's
 #     rows: float rounding, which AdamW's first steps amplify a little; measured 2.4e-7)
@@ -38,13 +39,24 @@ if [ "$BUILD" = build-san ]; then
     export LSAN_OPTIONS=suppressions=$PWD/tests/dist/lsan.supp:fast_unwind_on_malloc=0:print_suppressions=0
     export OMPI_MCA_mca_base_component_disable_dlclose=1
 fi
-MPI=(timeout 120 mpirun --allow-run-as-root --oversubscribe --mca btl self,tcp -np 2)
+sanitizer_clean() { ! grep -q 'Sanitizer\|runtime error' "$1"; }
+MPIRUN=(timeout 120 mpirun --allow-run-as-root --oversubscribe --mca btl self,tcp)
+MPI=("${MPIRUN[@]}" -np 2)
+
+# ---- the MPI layer's collectives value by value: one process without mpirun, 2 and 3 ranks
+for np in 1 2 3; do
+    if [ $np = 1 ]; then out=$(timeout 60 "$BUILD/test_dist_api" 2>&1); rc=$?
+    else out=$("${MPIRUN[@]}" -np $np "$BUILD/test_dist_api" 2>&1); rc=$?; fi
+    line=$(echo "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed' | tail -1)
+    if [ $rc = 0 ] && [ -n "$line" ] && [ "$(echo "$line" | awk '{print $3}')" = 0 ] && sanitizer_clean <(echo "$out"); then
+        ok_ "dist_api_np$np" "$line"
+    else bad "dist_api_np$np" "exit $rc"; echo "$out" | tail -8; fi
+done
 TOK=$CKE_MODELS/stories260K/tok512.bin
 DATA=$T/data.txt
 head -c 20000 data/stories.txt >"$DATA"
 TINY=(--init llama --tokenizer "$TOK" --dim 16 --layers 1 --heads 2 --ffn 32)
 RUN=(--data "$DATA" --seq 16 --eval-every 0 --eval-batches 1 --threads 1 --warmup 2)
-sanitizer_clean() { ! grep -q 'Sanitizer\|runtime error' "$1"; }
 
 # the losses of log.txt, one per line
 losses() { awk '$1 == "step" && $3 == "loss" { print $4 }' "$1"; }
