@@ -28,12 +28,13 @@ static void usage(FILE *f) {
             "         --val-frac F (0.1, at most 0.5) --eval-every K (50, 0 = only at the start)\n"
             "         --eval-batches N (4) --save-every K (0: at the end) --stop-after N (stop as on SIGINT)\n"
             "         --tokenizer FILE (llama2.c checkpoints) --recompute (activation checkpointing: less memory)\n"
-            "data parallel: mpirun -np N cke train ... (as root: mpirun --allow-run-as-root): each rank runs\n"
-            "         batch/N rows of every global batch with --threads cores; gradients summed over the ranks in\n"
-            "         rank order; AdamW state sharded (ZeRO-1: each rank 1/N; --no-zero: all on every rank);\n"
-            "         each layer's gradients reduced while the backward goes on (--no-overlap: after it);\n"
-            "         rank 0 writes log and checkpoints. --dist-timeout S (60): a collective waiting longer is an\n"
-            "         error that ends the job (a rank died or hangs)\n"
+            "data parallel: mpirun -np N cke train ... (as root: mpirun --allow-run-as-root)\n"
+            "         each rank runs batch/N rows of every global batch with --threads cores (0: this\n"
+            "         machine's cores shared by its ranks); gradients summed over the ranks in rank order,\n"
+            "         each layer's while the backward goes on (--no-overlap: after it); AdamW state sharded\n"
+            "         (ZeRO-1: 1/N per rank; --no-zero: all of it on every rank); rank 0 writes log.txt and\n"
+            "         the checkpoints. --dist-timeout S (60): a collective waiting longer is an error that\n"
+            "         ends the job (a rank died or hangs)\n"
             "DIR gets, for fine-tuning and --init alike:\n"
             "  DIR/checkpoint/  the model in its source's format (model.gguf; config.json + model.safetensors;\n"
             "                   model.bin + tokenizer.bin), optimizer.safetensors and trainer.json; cke run takes it\n"
@@ -172,6 +173,10 @@ int cke_cli_train(int argc, char **argv) {
     }
     if (o.threads <= 0) {
         long nc = sysconf(_SC_NPROCESSORS_ONLN);
+        /* under mpirun the cores are shared by the ranks on this machine */
+        const char *ls = getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+        long local = ls ? strtol(ls, NULL, 10) : 1;
+        if (local > 1 && nc > 0) nc = nc / local > 0 ? nc / local : 1;
         o.threads = nc > 0 ? (nc > CKE_TRAIN_MAX_THREADS ? CKE_TRAIN_MAX_THREADS : (int)nc) : 1;
     }
     if (cke_locate_resources(inc, tpl, libk, sizeof inc, &e)) {

@@ -104,9 +104,11 @@ out=$("${MPI[@]}" "$CKE" train "${TINY[@]}" "${RUN[@]}" --batch 3 --steps 2 --ou
 if [ $rc = 1 ] && echo "$out" | grep -q 'cke train: rank 0 of 2: bad argument: train: --batch 3 does not split over 2 ranks' &&
     [ "$(echo "$out" | grep -c 'does not split')" = 1 ]; then ok_ dist_refuses_odd_batch "$(echo "$out" | grep 'does not split')"
 else bad dist_refuses_odd_batch "exit $rc"; echo "$out" | tail -5; fi
-out=$("$CKE" train "${TINY[@]}" "${RUN[@]}" --dist-timeout 0 --out "$T/dt" 2>&1); rc=$?
-if [ $rc = 2 ] && echo "$out" | grep -q 'cke train: --dist-timeout: 0 is not a time in seconds'; then ok_ dist_timeout_flag "$out"
-else bad dist_timeout_flag "exit $rc: $out"; fi
+for v in 0 -1 nan inf 1e99; do
+    out=$("$CKE" train "${TINY[@]}" "${RUN[@]}" --dist-timeout $v --out "$T/dt" 2>&1); rc=$?
+    if [ $rc = 2 ] && echo "$out" | grep -q "cke train: --dist-timeout: $v is not a time in seconds"; then ok_ "dist_timeout_flag_$v" "$out"
+    else bad "dist_timeout_flag_$v" "exit $rc: $out"; fi
+done
 
 # ---- a rank dies after step 3: the job ends with an error in bounded time, step 2's checkpoint resumes
 "${MPI[@]}" "$CKE" train "${TINY[@]}" "${RUN[@]}" --batch 4 --steps 6 --save-every 2 --out "$T/ref6" >"$T/ref6.log" 2>&1
