@@ -775,20 +775,21 @@ static cke_status overlap_open(overlap *v, const dpar *p, const ckm_api *api, ck
     v->g = (float *)api->state(m, 1);
     for (int i = 0; i < api->n_tensors; i++) {
         int l = -1;
-        if (sscanf(api->tensors[i].name, "l%d.", &l) == 1 && l + 1 > v->n_layer) v->n_layer = l + 1;
+        if (sscanf(api->tensors[i].name, "l%d.", &l) == 1 && l >= 0 && l < (1 << 20) && l + 1 > v->n_layer)
+            v->n_layer = l + 1;
     }
     const int S = p->d->size, L = v->n_layer;
     v->lay = malloc(((size_t)L * 2 + 1) * sizeof(int64_t));
     v->rest = malloc(((size_t)L + 2) * 2 * sizeof(int64_t));
     v->cnt = malloc((size_t)S * sizeof(int64_t));
-    v->cap = L + 2;
+    v->cap = 2 * L + 2; /* L layer buckets and at most L + 1 ranges between and around them */
     v->reqs = calloc((size_t)v->cap, sizeof *v->reqs);
     if (!v->lay || !v->rest || !v->cnt || !v->reqs) return cke_fail(err, CKE_ERR_NOMEM, "out of memory");
     for (int l = 0; l < L; l++) v->lay[2 * l] = INT64_MAX, v->lay[2 * l + 1] = -1;
     for (int i = 0; i < api->n_tensors; i++) {
         const ckm_tensor *t = &api->tensors[i];
         int l = -1;
-        if (sscanf(t->name, "l%d.", &l) != 1 || l < 0) continue;
+        if (sscanf(t->name, "l%d.", &l) != 1 || l < 0 || l >= v->n_layer) continue;
         int64_t a = (int64_t)(t->offset / sizeof(float)), b = a + t->numel;
         if (a < v->lay[2 * l]) v->lay[2 * l] = a;
         if (b > v->lay[2 * l + 1]) v->lay[2 * l + 1] = b;
@@ -818,7 +819,7 @@ static cke_status overlap_start(overlap *v, int64_t a, int64_t b, cke_err *err) 
         int64_t lo = a > p->offs[r] ? a : p->offs[r], hi = b < p->offs[r] + p->counts[r] ? b : p->offs[r] + p->counts[r];
         v->cnt[r] = hi > lo ? hi - lo : 0;
     }
-    if (v->n_req == v->cap) return cke_fail(err, CKE_ERR_ARG, "overlap: more buckets than layers");
+    if (v->n_req == v->cap) return cke_fail(err, CKE_ERR_ARG, "overlap: more gradient buckets than planned (%d)", v->cap);
     return cke_dist_ireduce_scatter_sum(p->d, v->g + a, v->cnt, &v->reqs[v->n_req++], err);
 }
 
