@@ -109,9 +109,14 @@ cke_status cke_dist_init(cke_dist *d, double timeout_s, cke_err *err) {
     if (!(timeout_s > 0 && timeout_s <= 1e6))
         return cke_fail(err, CKE_ERR_ARG, "--dist-timeout: %g is not a time in seconds (0, 1e6]", timeout_s);
     if (!cke_dist_launched()) return CKE_OK;
-    int provided = 0, rc = MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided);
-    if (rc != MPI_SUCCESS) return cke_fail(err, CKE_ERR_IO, "MPI_Init_thread failed (code %d)", rc);
-    d->mpi = 1;
+    int inited = 0, provided = 0, rc = MPI_SUCCESS;
+    MPI_Initialized(&inited);
+    if (inited) /* a second cke_dist in the process (the library and its caller): MPI is shared */
+        MPI_Query_thread(&provided);
+    else if ((rc = MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided)) != MPI_SUCCESS)
+        return cke_fail(err, CKE_ERR_IO, "MPI_Init_thread failed (code %d)", rc);
+    d->mpi = !inited;
+    d->in_mpi = 1;
     /* errors come back as return codes (then cke_status), not as MPI's default job abort */
     if ((rc = MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN)) != MPI_SUCCESS ||
         (rc = MPI_Comm_rank(MPI_COMM_WORLD, &d->rank)) != MPI_SUCCESS ||
@@ -128,7 +133,7 @@ void cke_dist_finalize(cke_dist *d) {
 }
 
 void cke_dist_abort(const cke_dist *d, int code) {
-    if (d->mpi) MPI_Abort(MPI_COMM_WORLD, code);
+    if (d->in_mpi) MPI_Abort(MPI_COMM_WORLD, code);
 }
 
 /* MPI_Test until done or the deadline: spin briefly (a collective of a small buffer is over in

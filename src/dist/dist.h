@@ -30,7 +30,9 @@
 
 typedef struct {
     int rank, size;     /* this process, and the job's process count (1 without mpirun) */
-    int mpi;            /* MPI was initialized here (and is finalized by cke_dist_finalize) */
+    int in_mpi;         /* launched by mpirun: MPI is in use */
+    int mpi;            /* MPI was initialized by this cke_dist (and is finalized by cke_dist_finalize;
+                         * a second cke_dist_init in the process shares it) */
     double timeout_s;   /* longest wait for one collective before it is an error */
     int agreed_failure; /* set by cke_dist_agree when every rank knows of a failure */
     int first_failed;   /* then: the lowest rank that failed (the one to tell what happened) */

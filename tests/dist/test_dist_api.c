@@ -28,7 +28,10 @@ int main(void) {
     rank_ = d.rank;
     const int N = d.size, R = d.rank;
     CHECK("rank in range", R >= 0 && R < N);
-    CHECK("mpi only under mpirun", d.mpi == cke_dist_launched());
+    CHECK("mpi only under mpirun", d.mpi == cke_dist_launched() && d.in_mpi == cke_dist_launched());
+    cke_dist d1; /* a second one in the process shares MPI: the same rank and size, no finalize */
+    CHECK("second init", cke_dist_init(&d1, 30, &e) == CKE_OK && d1.rank == R && d1.size == N && !d1.mpi);
+    cke_dist_finalize(&d1);
 
     /* all-reduce: the sum of every rank's values (exact: small integers) */
     const int64_t n = 100003; /* odd: uneven segments */
