@@ -64,6 +64,8 @@ run train ./build/test_train
 # libFuzzer targets for the GGUF, safetensors and tokenizer loaders, briefly
 # the command line on bad input, odd paths and real models (each case time-limited)
 run cli env BUILD=build ./tests/cli/run.sh
+# data-parallel training over Open MPI (mpirun -np 2 on this machine)
+run dist env BUILD=build ./tests/dist/test_dist.sh
 run fuzz env FUZZ_SECONDS=${FUZZ_SECONDS:-8} ./tests/fuzz/run.sh
 
 # The same suite under ASan+UBSan (smaller sweeps: sanitized code is ~10x slower).
@@ -91,6 +93,8 @@ if make -j"$JOBS" SAN=1 all >"$logdir/build-san.log" 2>&1; then
         run train-san ./build-san/test_train
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
         run cli-san env BUILD=build-san ./tests/cli/run.sh
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+        run dist-san env BUILD=build-san ./tests/dist/test_dist.sh
 else
     tail -40 "$logdir/build-san.log"; echo "sanitizer build failed"; total_fail=$((total_fail + 1))
 fi

@@ -28,7 +28,9 @@ extern "C" {
 #endif
 
 #define CKM_ABI_VERSION 7 /* 3: prefill_all; 4: profiling (prof_ops, set_profile); 5: KV slots, decode_batch;
-                            * 6: f16 KV cache (the kernel table's attn_fwd_f16, f32_to_f16); 7: tensor parallel */
+                            * 6: f16 KV cache (the kernel table's attn_fwd_f16, f32_to_f16);
+                            * 7: tensor parallel (tp_rank, tp_size, set_allreduce), set_grad_hook
+                            * (data-parallel overlap) */
 
 typedef struct ckm_model ckm_model;
 
@@ -171,6 +173,13 @@ typedef struct {
      * last_error says so. Every rank must make the same calls in the same order. */
     int tp_rank, tp_size;
     void (*set_allreduce)(ckm_model *m, ckm_allreduce_fn fn, void *ud);
+
+    /* ---- ABI 7 too: a gradient hook (data-parallel training overlaps its reduction with the backward) ----
+     * With backward, train_run calls fn(ud, l) as soon as layer l's weight gradients (the tensors
+     * named "l<l>.*") are complete: l = last layer down to 0, on the calling thread, between
+     * kernels. The embeddings' and the head's gradients are complete when train_run returns.
+     * NULL fn: off. 0, or -1 before train_init (NULL when compiled without a training mode). */
+    int (*set_grad_hook)(ckm_model *m, void (*fn)(void *ud, int layer), void *ud);
 } ckm_api;
 
 /* The one exported symbol. */

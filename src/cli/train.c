@@ -28,6 +28,13 @@ static void usage(FILE *f) {
             "         --val-frac F (0.1, at most 0.5) --eval-every K (50, 0 = only at the start)\n"
             "         --eval-batches N (4) --save-every K (0: at the end) --stop-after N (stop as on SIGINT)\n"
             "         --tokenizer FILE (llama2.c checkpoints) --recompute (activation checkpointing: less memory)\n"
+            "data parallel: mpirun -np N cke train ... (as root: mpirun --allow-run-as-root)\n"
+            "         each rank runs batch/N rows of every global batch with --threads cores (0: this\n"
+            "         machine's cores shared by its ranks); gradients summed over the ranks in rank order,\n"
+            "         each layer's while the backward goes on (--no-overlap: after it); AdamW state sharded\n"
+            "         (ZeRO-1: 1/N per rank; --no-zero: all of it on every rank); rank 0 writes log.txt and\n"
+            "         the checkpoints. --dist-timeout S (60): a collective waiting longer is an error that\n"
+            "         ends the job (a rank died or hangs)\n"
             "DIR gets, for fine-tuning and --init alike:\n"
             "  DIR/checkpoint/  the model in its source's format (model.gguf; config.json + model.safetensors;\n"
             "                   model.bin + tokenizer.bin), optimizer.safetensors and trainer.json; cke run takes it\n"
@@ -104,6 +111,7 @@ int cke_cli_train(int argc, char **argv) {
     cke_train_opts o = {.val_frac = 0.1, .batch = 8, .seq = 128, .steps = 100, .accum = 1, .warmup = 10,
                         .eval_every = 50, .eval_batches = 4, .lr = 1e-3f, .min_lr = -1, .wd = 0.1f, .clip = 1.0f,
                         .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f, .seed = 1, .threads = 0};
+    double dist_timeout = 60;
     const double MS = (double)CKE_TRAIN_MAX_STEPS;
     num_flag flags[] = {
         {"--batch", I64, &o.batch, 1, CKE_TRAIN_MAX_BATCH, "a batch size (1..65536)", 0},
@@ -127,6 +135,7 @@ int cke_cli_train(int argc, char **argv) {
         {"--heads", I64, &o.init_heads, 1, 4096, "a head count (1..4096)", 0},
         {"--kv-heads", I64, &o.init_kv_heads, 0, 4096, "a head count (0 = --heads, up to 4096)", 0},
         {"--ffn", I64, &o.init_ffn, 1, 1 << 20, "an FFN width (1..1048576)", 0},
+        {"--dist-timeout", F64, &dist_timeout, 1e-3, 1e6, "a time in seconds (0.001..1e6)", 0},
     };
     const size_t nflags = sizeof flags / sizeof flags[0];
     for (int i = 1; i < argc; i++) {
@@ -143,6 +152,8 @@ int cke_cli_train(int argc, char **argv) {
         else if (!strcmp(a, "--tokenizer")) rc = cke_cli_opt_str("train", argc, argv, &i, &o.tokenizer);
         else if (!strcmp(a, "--resume")) o.resume = 1;
         else if (!strcmp(a, "--recompute")) o.recompute = 1;
+        else if (!strcmp(a, "--no-zero")) o.no_zero = 1;
+        else if (!strcmp(a, "--no-overlap")) o.no_overlap = 1;
         else if (a[0] == '-' && a[1]) return cke_cli_unknown("train", a);
         else if (!o.model) o.model = a;
         else return cke_cli_unknown("train", a);
@@ -162,6 +173,10 @@ int cke_cli_train(int argc, char **argv) {
     }
     if (o.threads <= 0) {
         long nc = sysconf(_SC_NPROCESSORS_ONLN);
+        /* under mpirun the cores are shared by the ranks on this machine */
+        const char *ls = getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+        long local = ls ? strtol(ls, NULL, 10) : 1;
+        if (local > 1 && nc > 0) nc = nc / local > 0 ? nc / local : 1;
         o.threads = nc > 0 ? (nc > CKE_TRAIN_MAX_THREADS ? CKE_TRAIN_MAX_THREADS : (int)nc) : 1;
     }
     if (cke_locate_resources(inc, tpl, libk, sizeof inc, &e)) {
@@ -169,14 +184,32 @@ int cke_cli_train(int argc, char **argv) {
         return 1;
     }
     o.templates_dir = tpl, o.include_dir = inc, o.libk = libk;
+    /* under mpirun: one rank of a data-parallel job (MPI only then) */
+    cke_dist dist;
+    if (cke_dist_init(&dist, dist_timeout, &e)) {
+        fprintf(stderr, "cke train: %s\n", e.msg);
+        cke_dist_abort(&dist, 1);
+        return 1;
+    }
+    o.dist = &dist;
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     cke_train_result res;
     cke_status s = cke_train(&o, &res, &e);
+    const int rank = dist.rank;
     if (s) {
-        fprintf(stderr, "cke train: %s: %s\n", cke_status_name(s), e.msg);
+        /* a failure every rank agreed on is told once, by the first rank that had it; any other
+         * leaves peers inside a collective: the job is ended */
+        if (!dist.agreed_failure || dist.first_failed == rank) {
+            if (dist.size > 1) fprintf(stderr, "cke train: rank %d of %d: %s: %s\n", rank, dist.size, cke_status_name(s), e.msg);
+            else fprintf(stderr, "cke train: %s: %s\n", cke_status_name(s), e.msg);
+        }
+        if (dist.size > 1 && !dist.agreed_failure) cke_dist_abort(&dist, 1);
+        cke_dist_finalize(&dist);
         return 1;
     }
+    cke_dist_finalize(&dist);
+    if (rank != 0) return 0;
     if (res.finished) {
         fprintf(stderr, "cke train: %s/checkpoint is finished: step %lld of %lld; nothing to do (give a larger --steps "
                         "to train further)\n", o.out, (long long)res.steps_done, (long long)o.steps);

@@ -1203,6 +1203,7 @@ cke_status cke_codegen_emit(const cke_plan *p, const cke_codegen_opts *o, FILE *
             "    .tp_rank = TP_RANK,\n"
             "    .tp_size = TP_SIZE,\n"
             "    .set_allreduce = model_set_allreduce,\n"
+            "    .set_grad_hook = TRAIN_FN(model_set_grad_hook),\n"
             "};\n\n"
             "const ckm_api *ckm_api_get(void) { return &api; }\n",
             ir->family, o->model_name);

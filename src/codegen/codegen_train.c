@@ -353,6 +353,8 @@ cke_status cke_codegen_emit_train(const cke_train_plan *tp, FILE *f, cke_err *er
                "    char *g, *m, *v;/* [WEIGHTS_BYTES] each: gradients, AdamW moments, in the weights' layout */\n"
                "    int32_t *pos;   /* [TR_B * TR_T] position of each row in its sequence */\n"
                "    float *loss;    /* [TR_B * TR_T] per-row loss */\n"
+               "    void (*hook)(void *, int); /* set_grad_hook: told when a layer's weight gradients are complete */\n"
+               "    void *hook_ud;\n"
                "};\n\n"
                "#define GW(off) ((float *)(t->g + (off)))\n\n");
 
@@ -417,6 +419,7 @@ cke_status cke_codegen_emit_train(const cke_train_plan *tp, FILE *f, cke_err *er
             emit_bwd(&c, i, "        ", 1, zeroed);
             prof_end(&c, "        ", 1);
         }
+    fprintf(f, "        if (t->hook) t->hook(t->hook_ud, l); /* layer l's weight gradients are final */\n");
     fprintf(f, "        (void)S; (void)%s_out;\n    }\n", cx);
     memset(zeroed, 0, (size_t)nbuf + 1);
     zeroed[tp->grad_of[tp->carry_in]] = 1; /* arrives from layer 0 */
@@ -536,6 +539,11 @@ cke_status cke_codegen_emit_train_glue(const cke_plan *p, const cke_train_plan *
           "    if (which == 0) return (char *)m->w;\n"
           "    if (!m->train) return NULL;\n"
           "    return which == 1 ? m->train->g : which == 2 ? m->train->m : which == 3 ? m->train->v : NULL;\n"
+          "}\n\n"
+          "static int model_set_grad_hook(ckm_model *m, void (*fn)(void *ud, int layer), void *ud) {\n"
+          "    if (!m->train) return -1;\n"
+          "    m->train->hook = fn, m->train->hook_ud = ud;\n"
+          "    return 0;\n"
           "}\n\n"
           "#define TRAIN_FN(fn) fn\n#define TRAIN_B TR_B\n#define TRAIN_T TR_T\n\n",
           f);

@@ -1,11 +1,89 @@
-/* The MPI layer (dist.h): non-blocking collectives polled against a deadline, sums in rank order. */
+/* The MPI layer (dist.h): non-blocking collectives polled against a deadline, sums in rank order.
+ * Built with -DCKE_NO_MPI (make MPI=0, or no Open MPI found) it is one process only: every
+ * collective is its size-1 case, and a cke started by mpirun says it was built without MPI. */
 #include "dist/dist.h"
 
-#include <mpi.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+int cke_dist_launched(void) { return getenv("OMPI_COMM_WORLD_SIZE") != NULL; }
+
+void cke_dist_split(const cke_dist *d, int64_t n, int64_t *counts, int64_t *offs) {
+    for (int r = 0; r < d->size; r++) {
+        offs[r] = n * r / d->size;
+        counts[r] = n * (r + 1) / d->size - offs[r];
+    }
+}
+
+#ifdef CKE_NO_MPI
+
+cke_status cke_dist_init(cke_dist *d, double timeout_s, cke_err *err) {
+    memset(d, 0, sizeof *d);
+    d->size = 1;
+    d->timeout_s = timeout_s;
+    if (!(timeout_s > 0 && timeout_s <= 1e6))
+        return cke_fail(err, CKE_ERR_ARG, "--dist-timeout: %g is not a time in seconds (0, 1e6]", timeout_s);
+    if (cke_dist_launched())
+        return cke_fail(err, CKE_ERR_UNSUPPORTED, "this cke was built without MPI (install libopenmpi-dev and rebuild): "
+                                                  "it runs as one process only, not as ranks of mpirun");
+    return CKE_OK;
+}
+void cke_dist_finalize(cke_dist *d) { (void)d; }
+void cke_dist_abort(const cke_dist *d, int code) { (void)d, (void)code; }
+cke_status cke_dist_wait(const cke_dist *d, cke_dist_req **req, cke_err *err) {
+    (void)d, (void)err;
+    *req = NULL;
+    return CKE_OK;
+}
+int cke_dist_test(const cke_dist *d, cke_dist_req *req) { (void)d, (void)req; return 1; }
+cke_status cke_dist_allreduce_sum(const cke_dist *d, float *buf, int64_t n, cke_err *err) {
+    (void)d, (void)buf, (void)n, (void)err;
+    return CKE_OK;
+}
+cke_status cke_dist_ireduce_scatter_sum(const cke_dist *d, float *buf, const int64_t *counts, cke_dist_req **req,
+                                        cke_err *err) {
+    (void)d, (void)buf, (void)counts, (void)err;
+    *req = NULL;
+    return CKE_OK;
+}
+cke_status cke_dist_reduce_scatter_sum(const cke_dist *d, float *buf, const int64_t *counts, cke_err *err) {
+    (void)d, (void)buf, (void)counts, (void)err;
+    return CKE_OK;
+}
+cke_status cke_dist_iallgather(const cke_dist *d, float *buf, const int64_t *counts, cke_dist_req **req, cke_err *err) {
+    (void)d, (void)buf, (void)counts, (void)err;
+    *req = NULL;
+    return CKE_OK;
+}
+cke_status cke_dist_allgather(const cke_dist *d, float *buf, const int64_t *counts, cke_err *err) {
+    (void)d, (void)buf, (void)counts, (void)err;
+    return CKE_OK;
+}
+cke_status cke_dist_gather(const cke_dist *d, const float *seg, float *full, const int64_t *counts, int root,
+                           cke_err *err) {
+    (void)d, (void)root, (void)err;
+    memmove(full, seg, (size_t)counts[0] * sizeof(float));
+    return CKE_OK;
+}
+cke_status cke_dist_bcast(const cke_dist *d, void *buf, size_t n, int root, cke_err *err) {
+    (void)d, (void)buf, (void)n, (void)root, (void)err;
+    return CKE_OK;
+}
+cke_status cke_dist_barrier(const cke_dist *d, cke_err *err) { (void)d, (void)err; return CKE_OK; }
+cke_status cke_dist_sum_f64(const cke_dist *d, double *x, int n, cke_err *err) {
+    (void)d, (void)x, (void)n, (void)err;
+    return CKE_OK;
+}
+cke_status cke_dist_agree(cke_dist *d, cke_status st, cke_err *err) {
+    (void)d, (void)err;
+    return st;
+}
+
+#else
+
+#include <mpi.h>
 
 struct cke_dist_req {
     MPI_Request r;
@@ -16,8 +94,6 @@ struct cke_dist_req {
     int size;
     int *cnt, *dsp;      /* [4][size] count and displacement arrays: MPI reads them until completion */
 };
-
-int cke_dist_launched(void) { return getenv("OMPI_COMM_WORLD_SIZE") != NULL; }
 
 static cke_status mpi_fail(cke_err *err, int rc, const char *what) {
     char msg[MPI_MAX_ERROR_STRING] = "";
@@ -33,11 +109,14 @@ cke_status cke_dist_init(cke_dist *d, double timeout_s, cke_err *err) {
     if (!(timeout_s > 0 && timeout_s <= 1e6))
         return cke_fail(err, CKE_ERR_ARG, "--dist-timeout: %g is not a time in seconds (0, 1e6]", timeout_s);
     if (!cke_dist_launched()) return CKE_OK;
-    /* serialized: one thread at a time, not always the main one (cke serve's executor thread runs the
-     * tensor-parallel model calls and their collectives) */
-    int provided = 0, rc = MPI_Init_thread(NULL, NULL, MPI_THREAD_SERIALIZED, &provided);
-    if (rc != MPI_SUCCESS) return cke_fail(err, CKE_ERR_IO, "MPI_Init_thread failed (code %d)", rc);
-    d->mpi = 1;
+    int inited = 0, provided = 0, rc = MPI_SUCCESS;
+    MPI_Initialized(&inited);
+    if (inited) /* a second cke_dist in the process (the library and its caller): MPI is shared */
+        MPI_Query_thread(&provided);
+    else if ((rc = MPI_Init_thread(NULL, NULL, MPI_THREAD_SERIALIZED, &provided)) != MPI_SUCCESS)
+        return cke_fail(err, CKE_ERR_IO, "MPI_Init_thread failed (code %d)", rc);
+    d->mpi = !inited;
+    d->in_mpi = 1;
     /* errors come back as return codes (then cke_status), not as MPI's default job abort */
     if ((rc = MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN)) != MPI_SUCCESS ||
         (rc = MPI_Comm_rank(MPI_COMM_WORLD, &d->rank)) != MPI_SUCCESS ||
@@ -54,14 +133,7 @@ void cke_dist_finalize(cke_dist *d) {
 }
 
 void cke_dist_abort(const cke_dist *d, int code) {
-    if (d->mpi) MPI_Abort(MPI_COMM_WORLD, code);
-}
-
-void cke_dist_split(const cke_dist *d, int64_t n, int64_t *counts, int64_t *offs) {
-    for (int r = 0; r < d->size; r++) {
-        offs[r] = n * r / d->size;
-        counts[r] = n * (r + 1) / d->size - offs[r];
-    }
+    if (d->in_mpi) MPI_Abort(MPI_COMM_WORLD, code);
 }
 
 /* MPI_Test until done or the deadline: spin briefly (a collective of a small buffer is over in
@@ -273,5 +345,8 @@ cke_status cke_dist_agree(cke_dist *d, cke_status st, cke_err *err) {
     if (cs) return st ? st : cke_fail(err, cs, "%s", e2.msg); /* no agreement: the caller aborts */
     if (bad < 0) return CKE_OK;
     d->agreed_failure = 1;
+    d->first_failed = bad;
     return st ? st : cke_fail(err, CKE_ERR_IO, "rank %d failed (its message is above)", bad);
 }
+
+#endif /* CKE_NO_MPI */

@@ -30,15 +30,19 @@
 
 typedef struct {
     int rank, size;     /* this process, and the job's process count (1 without mpirun) */
-    int mpi;            /* MPI was initialized here (and is finalized by cke_dist_finalize) */
+    int in_mpi;         /* launched by mpirun: MPI is in use */
+    int mpi;            /* MPI was initialized by this cke_dist (and is finalized by cke_dist_finalize;
+                         * a second cke_dist_init in the process shares it) */
     double timeout_s;   /* longest wait for one collective before it is an error */
     int agreed_failure; /* set by cke_dist_agree when every rank knows of a failure */
+    int first_failed;   /* then: the lowest rank that failed (the one to tell what happened) */
 } cke_dist;
 
 /* 1 when this process was started by mpirun (Open MPI's OMPI_COMM_WORLD_SIZE is set) */
 int cke_dist_launched(void);
 
-/* MPI_Init_thread (serialized: one thread at a time talks to MPI) when launched by mpirun,
+/* MPI_Init_thread (serialized: one thread at a time talks to MPI; cke serve's executor thread runs the
+ * tensor-parallel model calls) when launched by mpirun,
  * otherwise a size-1 job. timeout_s in (0, 1e6]. */
 cke_status cke_dist_init(cke_dist *d, double timeout_s, cke_err *err);
 void cke_dist_finalize(cke_dist *d);

@@ -101,6 +101,9 @@ static cke_status parse_obj(const cJSON *j, cke_train_state *s, cke_err *err) {
     if (strcmp(s->isa, "ref") && strcmp(s->isa, "avx2") && strcmp(s->isa, "avx512"))
         return cke_fail(err, CKE_ERR_FORMAT, F "\"isa\": \"%s\" is not ref, avx2 or avx512", s->isa);
     if ((st = get_int(j, "train_windows", 1, CKE_TRAIN_MAX_INT, &s->train_windows, err))) return st;
+    s->ranks = 1; /* optional: written since data-parallel training */
+    if (cJSON_GetObjectItemCaseSensitive(j, "ranks") && (st = get_int(j, "ranks", 1, CKE_TRAIN_MAX_BATCH, &s->ranks, err)))
+        return st;
     if (s->train_windows < s->batch)
         return cke_fail(err, CKE_ERR_RANGE, F "\"train_windows\": %" PRId64 " is fewer than one batch (%" PRId64 ")",
                         s->train_windows, s->batch);
@@ -163,7 +166,7 @@ char *cke_train_state_format(const cke_train_state *s) {
              add_real(j, "val_frac", s->val_frac) && add_int(j, "seed", (int64_t)s->seed) &&
              add_int(j, "data_bytes", s->data_bytes) && cJSON_AddStringToObject(j, "data_fnv64", hex) &&
              cJSON_AddStringToObject(j, "data", s->data) && cJSON_AddStringToObject(j, "isa", s->isa) &&
-             add_int(j, "train_windows", s->train_windows);
+             add_int(j, "train_windows", s->train_windows) && add_int(j, "ranks", s->ranks > 0 ? s->ranks : 1);
     char *txt = ok ? cJSON_Print(j) : NULL;
     cJSON_Delete(j);
     return txt;

@@ -37,6 +37,7 @@ typedef struct {
     uint64_t data_hash;
     int64_t train_windows;  /* windows of seq + 1 tokens in the training split */
     char data[1024];        /* the data file's path as given (a default for --resume, not checked) */
+    int64_t ranks;          /* data-parallel processes (1 when absent: checkpoints before MPI) */
     char isa[16];           /* the kernel table the run used (ref, avx2, avx512): results are
                                bit-identical only on the same one */
 } cke_train_state;

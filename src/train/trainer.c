@@ -16,6 +16,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <math.h>
+#include <omp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -362,7 +363,7 @@ typedef struct {
 /* The save (trainer.h): every point of it where a kill leaves a different directory state is a
  * fault point, so the tests interrupt each one and resume. */
 static cke_status save_checkpoint(const cke_train_opts *o, const export_ctx *x, const ckm_api *api, ckm_model *m,
-                                  cke_train_state *s, cke_err *err) {
+                                  const char *mom_m, const char *mom_v, cke_train_state *s, cke_err *err) {
     char tmp[PATH_MAX], fin[PATH_MAX], old[PATH_MAX], path[PATH_MAX];
     snprintf(tmp, sizeof tmp, "%s/checkpoint.tmp", o->out);
     snprintf(fin, sizeof fin, "%s/checkpoint", o->out);
@@ -378,7 +379,7 @@ static cke_status save_checkpoint(const cke_train_opts *o, const export_ctx *x, 
     if (!st) st = cke_safetensors_writer_new(&sw, err);
     static char names[2][512][80];
     for (int which = 2; !st && which <= 3; which++) {
-        const char *base = api->state(m, which);
+        const char *base = which == 2 ? mom_m : mom_v; /* AdamW m, v in the weights' layout */
         for (int i = 0; !st && i < api->n_tensors; i++) {
             const ckm_tensor *t = &api->tensors[i];
             snprintf(names[which - 2][i], sizeof names[0][0], "%s.%s", which == 2 ? "m" : "v", t->name);
@@ -507,7 +508,20 @@ static cke_status check_resume(const cke_train_opts *o, const cke_train_state *s
     return CKE_OK;
 }
 
-static cke_status load_optimizer(const char *ck_dir, const ckm_api *api, ckm_model *m, cke_err *err) {
+/* the part of tensor t inside the float range [s0, s1) of the flat buffer: its first float index
+ * in *first and its length (0: none) */
+static int64_t tensor_piece(const ckm_tensor *t, int64_t s0, int64_t s1, int64_t *first) {
+    int64_t a = (int64_t)(t->offset / sizeof(float)), b = a + t->numel;
+    if (a < s0) a = s0;
+    if (b > s1) b = s1;
+    *first = a;
+    return b > a ? b - a : 0;
+}
+
+/* the moments of the float range [s0, s1) of the flat buffer (ZeRO-1: this rank's shard; the
+ * rest is never touched, so never resident) */
+static cke_status load_optimizer(const char *ck_dir, const ckm_api *api, ckm_model *m, int64_t s0, int64_t s1,
+                                 cke_err *err) {
     char path[PATH_MAX], name[96];
     snprintf(path, sizeof path, "%s/optimizer.safetensors", ck_dir);
     cke_safetensors *sf = NULL;
@@ -519,7 +533,11 @@ static cke_status load_optimizer(const char *ck_dir, const ckm_api *api, ckm_mod
             const cke_safetensors_tensor *x = cke_safetensors_find(sf, name);
             if (!x || x->dtype != CKE_DT_F32 || x->nbytes != t->numel * 4)
                 st = cke_fail(err, CKE_ERR_MISSING, "%s: no f32 %s of %lld elements", path, name, (long long)t->numel);
-            else memcpy(api->state(m, which) + t->offset, x->data, (size_t)x->nbytes);
+            else {
+                int64_t a = 0, n = tensor_piece(t, s0, s1, &a);
+                const int64_t t0 = (int64_t)(t->offset / sizeof(float));
+                if (n) memcpy((float *)api->state(m, which) + a, (const float *)x->data + (a - t0), (size_t)n * sizeof(float));
+            }
         }
     cke_safetensors_close(sf);
     return st;
@@ -565,21 +583,25 @@ static double lr_at(const cke_train_opts *o, int64_t step) {
     return o->min_lr + 0.5 * (o->lr - o->min_lr) * (1.0 + cos(3.141592653589793 * p));
 }
 
-static double eval_loss(const ckm_api *api, ckm_model *m, const dataset *val, int64_t B, int64_t T, int64_t batches,
-                        int32_t *tok, int32_t *tgt) {
+/* Mean validation loss over `batches` global batches of B windows; this rank runs rows
+ * [b0, b0 + Bl) of each (all of them in one process) and the sums meet in rank order. */
+static cke_status eval_loss(const ckm_api *api, ckm_model *m, const cke_dist *d, const dataset *val, int64_t B,
+                            int64_t Bl, int64_t T, int64_t batches, int32_t *tok, int32_t *tgt, double *out,
+                            cke_err *err) {
     double sum = 0;
-    int64_t n = 0;
-    for (int64_t k = 0; k < batches; k++)
-        for (int64_t b = 0; b < B; b++) {
-            int64_t w = (k * B + b) % val->n_win;
+    int64_t n = 0, b0 = (int64_t)d->rank * Bl;
+    for (int64_t k = 0; k < batches; k++) {
+        for (int64_t b = 0; b < Bl; b++) {
+            int64_t w = (k * B + b0 + b) % val->n_win;
             memcpy(tok + b * T, val->ids + w * T, (size_t)T * sizeof(int32_t));
             memcpy(tgt + b * T, val->ids + w * T + 1, (size_t)T * sizeof(int32_t));
-            if (b == B - 1) {
-                sum += api->train_run(m, tok, tgt, 0.0f, 0);
-                n += B * T;
-            }
         }
-    return n ? sum / (double)n : NAN;
+        sum += api->train_run(m, tok, tgt, 0.0f, 0);
+        n += B * T;
+    }
+    cke_status st = cke_dist_sum_f64(d, &sum, 1, err);
+    *out = n ? sum / (double)n : NAN;
+    return st;
 }
 
 /* ------------------------------------------------------------------ the loop */
@@ -655,11 +677,232 @@ static cke_status tokenize_data(const cke_tok *tk, const char *text, size_t tl, 
     return CKE_OK;
 }
 
+/* ------------------------------------------------------------------ data parallel */
+
+/* The flat parameter buffer (weights, gradients and moments share its layout: tensor offsets are
+ * bytes into it) cut into one contiguous float range per rank: the reduce-scatter's segments and
+ * ZeRO-1's optimizer shards. Element granularity: a tensor may straddle two ranks. */
+typedef struct {
+    cke_dist *d;
+    int zero;               /* ZeRO-1: this rank's moments only */
+    int64_t nflat;          /* floats in the buffer */
+    int64_t *counts, *offs; /* [size] */
+    int64_t s0, s1;         /* this rank's range */
+} dpar;
+
+static cke_status dpar_open(dpar *p, cke_dist *d, int zero, const ckm_api *api, cke_err *err) {
+    memset(p, 0, sizeof *p);
+    p->d = d;
+    p->zero = zero && d->size > 1;
+    for (int i = 0; i < api->n_tensors; i++) {
+        int64_t e = (int64_t)(api->tensors[i].offset / sizeof(float)) + api->tensors[i].numel;
+        if (e > p->nflat) p->nflat = e;
+    }
+    p->counts = malloc((size_t)d->size * 2 * sizeof(int64_t));
+    if (!p->counts) return cke_fail(err, CKE_ERR_NOMEM, "out of memory");
+    p->offs = p->counts + d->size;
+    cke_dist_split(d, p->nflat, p->counts, p->offs);
+    p->s0 = p->offs[d->rank], p->s1 = p->s0 + p->counts[d->rank];
+    return CKE_OK;
+}
+
+/* squared norm of the gradient's range [s0, s1): the pieces of every tensor in it, in tensor
+ * order (the ranks' values are then summed in rank order: the same with or without ZeRO) */
+static double shard_sumsq(const dpar *p, const ckm_api *api, const float *g) {
+    const cke_ktable *kt = cke_k();
+    double s = 0;
+    for (int i = 0; i < api->n_tensors; i++) {
+        int64_t a = 0, n = tensor_piece(&api->tensors[i], p->s0, p->s1, &a);
+        if (n) s += kt->sumsq(g + a, n);
+    }
+    return s;
+}
+
+/* AdamW over the range [s0, s1) only, as the model's adamw does over everything (decay on
+ * matrices; every thread the same slice of every piece). AdamW is element-wise and the kernels
+ * are bitwise equal to the reference, so the result does not depend on where the range cuts. */
+static void shard_adamw(const dpar *p, const ckm_api *api, ckm_model *m, int nth, float lr, float b1, float b2,
+                        float eps, float wd, int64_t step, float gscale) {
+    float *w = (float *)api->state(m, 0), *g = (float *)api->state(m, 1);
+    float *mm = (float *)api->state(m, 2), *vv = (float *)api->state(m, 3);
+    const cke_ktable *kt = cke_k();
+#pragma omp parallel num_threads(nth > 0 ? nth : 1)
+    {
+        const int64_t th = omp_get_thread_num(), nt = omp_get_num_threads();
+        for (int i = 0; i < api->n_tensors; i++) {
+            int64_t a = 0, n = tensor_piece(&api->tensors[i], p->s0, p->s1, &a);
+            const int64_t lo = a + n * th / nt, hi = a + n * (th + 1) / nt;
+            if (hi > lo)
+                kt->adamw(w + lo, mm + lo, vv + lo, g + lo, hi - lo, lr, b1, b2, eps,
+                          api->tensors[i].ndim >= 2 ? wd : 0.0f, step, gscale);
+        }
+    }
+}
+
+/* ---- overlap: the gradients reduced in buckets while the backward runs
+ * Layer l's tensors (named "l<l>.*", contiguous in the flat buffer) form one bucket; the model's
+ * gradient hook (set_grad_hook) says when its backward is done, in the last micro-batch, and the
+ * bucket's reduce-scatter starts then (non-blocking), the hook driving the ones in flight
+ * (MPI_Test) at every later layer. What is left (embeddings, head, final norm) is reduced when
+ * train_run returns. Every element is summed in rank order as by the one reduce-scatter of the
+ * whole buffer, so overlap or not, the result is the same bytes. */
+typedef struct {
+    const dpar *p;
+    float *g;
+    int n_layer;
+    int64_t *lay;            /* [n_layer][2] each layer's float range, [a, b) */
+    int64_t *rest;           /* [n_rest][2] the ranges no layer covers */
+    int n_rest;
+    int64_t *cnt;            /* [size] a bucket's share per rank (copied by each start) */
+    cke_dist_req **reqs;     /* in flight, in start order */
+    int n_req, cap;
+    int armed;               /* this micro-batch is the step's last: start reductions */
+    cke_status st;           /* the first failure inside the hook */
+    cke_err err;
+} overlap;
+
+/* Requests still in flight (after a failure: the job is being aborted) are left alone: MPI may
+ * still write into their buffers, and waiting for them could take the whole timeout. */
+static void overlap_free(overlap *v) {
+    free(v->lay), free(v->rest), free(v->cnt), free(v->reqs);
+    memset(v, 0, sizeof *v);
+}
+
+/* the layer ranges from the tensor names, and their complement; 0 layers: no overlap */
+static cke_status overlap_open(overlap *v, const dpar *p, const ckm_api *api, ckm_model *m, cke_err *err) {
+    memset(v, 0, sizeof *v);
+    v->p = p;
+    v->g = (float *)api->state(m, 1);
+    for (int i = 0; i < api->n_tensors; i++) {
+        int l = -1;
+        if (sscanf(api->tensors[i].name, "l%d.", &l) == 1 && l >= 0 && l < (1 << 20) && l + 1 > v->n_layer)
+            v->n_layer = l + 1;
+    }
+    const int S = p->d->size, L = v->n_layer;
+    v->lay = malloc(((size_t)L * 2 + 1) * sizeof(int64_t));
+    v->rest = malloc(((size_t)L + 2) * 2 * sizeof(int64_t));
+    v->cnt = malloc((size_t)S * sizeof(int64_t));
+    v->cap = 2 * L + 2; /* L layer buckets and at most L + 1 ranges between and around them */
+    v->reqs = calloc((size_t)v->cap, sizeof *v->reqs);
+    if (!v->lay || !v->rest || !v->cnt || !v->reqs) return cke_fail(err, CKE_ERR_NOMEM, "out of memory");
+    for (int l = 0; l < L; l++) v->lay[2 * l] = INT64_MAX, v->lay[2 * l + 1] = -1;
+    for (int i = 0; i < api->n_tensors; i++) {
+        const ckm_tensor *t = &api->tensors[i];
+        int l = -1;
+        if (sscanf(t->name, "l%d.", &l) != 1 || l < 0 || l >= v->n_layer) continue;
+        int64_t a = (int64_t)(t->offset / sizeof(float)), b = a + t->numel;
+        if (a < v->lay[2 * l]) v->lay[2 * l] = a;
+        if (b > v->lay[2 * l + 1]) v->lay[2 * l + 1] = b;
+    }
+    /* the layers must not interleave (each bucket is one range): else no overlap */
+    for (int l = 0; l < L; l++)
+        for (int k = 0; k < L; k++)
+            if (k != l && v->lay[2 * k] < v->lay[2 * l + 1] && v->lay[2 * l] < v->lay[2 * k + 1]) v->n_layer = 0;
+    /* what no layer covers, in order */
+    int64_t at = 0;
+    for (;;) {
+        int64_t next = p->nflat, nb = p->nflat;
+        for (int l = 0; l < v->n_layer; l++)
+            if (v->lay[2 * l] >= at && v->lay[2 * l] < next) next = v->lay[2 * l], nb = v->lay[2 * l + 1];
+        if (next > at) v->rest[2 * v->n_rest] = at, v->rest[2 * v->n_rest + 1] = next, v->n_rest++;
+        if (next >= p->nflat) break;
+        at = nb;
+    }
+    if (v->n_layer == 0) v->n_rest = 1, v->rest[0] = 0, v->rest[1] = p->nflat;
+    return CKE_OK;
+}
+
+static cke_status overlap_start(overlap *v, int64_t a, int64_t b, cke_err *err) {
+    const dpar *p = v->p;
+    if (b <= a) return CKE_OK;
+    for (int r = 0; r < p->d->size; r++) {
+        int64_t lo = a > p->offs[r] ? a : p->offs[r], hi = b < p->offs[r] + p->counts[r] ? b : p->offs[r] + p->counts[r];
+        v->cnt[r] = hi > lo ? hi - lo : 0;
+    }
+    if (v->n_req == v->cap) return cke_fail(err, CKE_ERR_ARG, "overlap: more gradient buckets than planned (%d)", v->cap);
+    return cke_dist_ireduce_scatter_sum(p->d, v->g + a, v->cnt, &v->reqs[v->n_req++], err);
+}
+
+static void on_layer_grads(void *ud, int l) {
+    overlap *v = ud;
+    if (!v->armed || v->st || l < 0 || l >= v->n_layer) return;
+    v->st = overlap_start(v, v->lay[2 * l], v->lay[2 * l + 1], &v->err);
+    for (int i = 0; i < v->n_req; i++) cke_dist_test(v->p->d, v->reqs[i]); /* progress */
+}
+
+/* after the last micro-batch: the rest started, everything waited for, in start order */
+static cke_status overlap_finish(overlap *v, cke_err *err) {
+    cke_status st = v->st;
+    if (st) cke_fail(err, st, "%s", v->err.msg);
+    for (int i = 0; !st && i < v->n_rest; i++) st = overlap_start(v, v->rest[2 * i], v->rest[2 * i + 1], err);
+    for (int i = 0; !st && i < v->n_req; i++) st = cke_dist_wait(v->p->d, &v->reqs[i], err);
+    if (!st) v->n_req = 0;
+    v->armed = 0;
+    return st;
+}
+
+/* One optimizer step of N ranks after their backward passes, the gradients reduce-scattered
+ * (summed in rank order) already: the global squared norm and loss summed from every rank's
+ * part, then either ZeRO-1 (AdamW on this rank's range, weights all-gathered) or every rank
+ * updating everything from the all-gathered gradient. Bit-identical either way. x[0] loss, x[1]
+ * stop request in; x[0] the summed loss, x[1] > 0 when any rank asked to stop, *norm out;
+ * *t_comm += the seconds spent in communication. */
+static cke_status dp_step(const dpar *p, const ckm_api *api, ckm_model *m, const cke_train_opts *o, double lr,
+                          int64_t step, double x[2], double *norm, double *t_comm, cke_err *err) {
+    float *g = (float *)api->state(m, 1);
+    double t0 = now_s();
+    cke_status st = p->zero ? CKE_OK : cke_dist_allgather(p->d, g, p->counts, err);
+    double v[3] = {x[0], st ? 0 : shard_sumsq(p, api, g), x[1]};
+    double t1 = now_s();
+    if (!st) st = cke_dist_sum_f64(p->d, v, 3, err);
+    *t_comm += now_s() - t1 + (p->zero ? 0 : t1 - t0);
+    if (st) return st;
+    x[0] = v[0], x[1] = v[2], *norm = sqrt(v[1]);
+    float gscale = (o->clip > 0 && *norm > o->clip) ? (float)(o->clip / *norm) : 1.0f;
+    if (!p->zero) {
+        api->adamw(m, (float)lr, o->beta1, o->beta2, o->eps, o->wd, step, gscale);
+        return CKE_OK;
+    }
+    shard_adamw(p, api, m, o->threads, (float)lr, o->beta1, o->beta2, o->eps, o->wd, step, gscale);
+    t0 = now_s();
+    st = cke_dist_allgather(p->d, (float *)api->state(m, 0), p->counts, err);
+    *t_comm += now_s() - t0;
+    return st;
+}
+
+/* memory_map.txt (rank 0): how the ranks share the work and what ZeRO-1 saves per rank */
+static void report_dp(const char *build, const dpar *p, const cke_train_opts *o, FILE *progress) {
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/memory_map.txt", build);
+    const int N = p->d->size;
+    const double full = 2.0 * (double)p->nflat * sizeof(float), mine = p->zero ? full * (double)p->counts[0] / (double)p->nflat : full;
+    char line[1024];
+    snprintf(line, sizeof line,
+             "data parallel: %d ranks (mpirun), global batch %lld = %lld rows per rank; gradients reduce-scattered "
+             "in rank order (scratch %lld bytes per rank)\n"
+             "  AdamW m and v per rank: %.0f bytes of %.0f (%s: %.0f bytes saved per rank; the other ranks' ranges "
+             "are never touched, so never resident)\n",
+             N, (long long)o->batch, (long long)(o->batch / N), (long long)((int64_t)N * p->counts[0] * 4), mine, full,
+             p->zero ? "ZeRO-1, 1/N of the parameters each" : "not sharded (--no-zero)", full - mine);
+    FILE *f = fopen(path, "a");
+    if (f) fputs(line, f), fclose(f);
+    if (progress) fputs(line, progress);
+}
+
 cke_status cke_train(const cke_train_opts *o, cke_train_result *res, cke_err *err) {
     memset(res, 0, sizeof *res);
     res->last_val_loss = res->first_val_loss = NAN;
+    /* data parallel: rank 0 compiles, resumes and writes; every rank trains its rows */
+    cke_dist solo = {.rank = 0, .size = 1, .timeout_s = 60};
+    cke_dist *d = o->dist && o->dist->size > 1 ? o->dist : &solo;
+    const int N = d->size, rank = d->rank;
+    int setup = 1; /* until training starts, a failure is agreed on by every rank (no abort needed) */
     cke_status st = check_opts(o, err);
-    if (st || (st = ensure_dir(o->out, err))) return st;
+    if (!st && o->batch % N)
+        st = cke_fail(err, CKE_ERR_ARG, "train: --batch %lld does not split over %d ranks: each rank takes batch/ranks "
+                      "rows of every global batch (give a multiple of %d)", (long long)o->batch, N, N);
+    if (st || (st = ensure_dir(o->out, err))) return cke_dist_agree(d, st, err);
+    const int64_t Bl = o->batch / N; /* this rank's rows of each global batch: [rank*Bl, rank*Bl + Bl) */
 
     char src_path[PATH_MAX], build[PATH_MAX], path[PATH_MAX], ck_dir[PATH_MAX], init_dir[PATH_MAX] = "";
     const char *tok_path = o->tokenizer;
@@ -667,53 +910,79 @@ cke_status cke_train(const cke_train_opts *o, cke_train_result *res, cke_err *er
     memset(&ck, 0, sizeof ck);
     export_ctx x;
     memset(&x, 0, sizeof x);
+    dpar dpp;
+    memset(&dpp, 0, sizeof dpp);
+    overlap ov;
+    memset(&ov, 0, sizeof ov);
+    int use_overlap = 0;
     cke_runner *r = NULL;
     int32_t *ids = NULL, *tok = NULL, *tgt = NULL;
     int64_t *perm_t = NULL;
+    float *gath_m = NULL, *gath_v = NULL;
     FILE *log = NULL;
     /* the data first: a resume checks it against the checkpoint before anything is compiled */
     size_t tl = 0;
     char *text = read_file(o->data, &tl, err);
-    if (!text) return err ? err->code : CKE_ERR_IO;
+    if (!text) return cke_dist_agree(d, err ? err->code : CKE_ERR_IO, err);
     const int64_t data_bytes = (int64_t)tl;
     const uint64_t data_hash = cke_train_fnv64(CKE_FNV64_INIT, text, tl);
     if (o->resume) {
-        if ((st = recover_checkpoint(o->out, ck_dir, sizeof ck_dir, err)) || (st = load_state(ck_dir, &ck, err)) ||
+        snprintf(ck_dir, sizeof ck_dir, "%s/checkpoint", o->out);
+        if (rank == 0) st = recover_checkpoint(o->out, ck_dir, sizeof ck_dir, err);
+        if ((st = cke_dist_agree(d, st, err)) || (st = load_state(ck_dir, &ck, err)) ||
             (st = check_resume(o, &ck, data_bytes, data_hash, res, err)) || res->finished)
             goto done;
+        if (ck.ranks != N && strlen(res->note) < sizeof res->note - 1)
+            snprintf(res->note + strlen(res->note), sizeof res->note - strlen(res->note),
+                     "the checkpoint was trained by %lld rank(s), now %d: the gradient sums group differently, the "
+                     "result is not bit-identical to continuing with %lld; ", (long long)ck.ranks, N, (long long)ck.ranks);
         snprintf(src_path, sizeof src_path, "%s/%s", ck_dir, ck.model_file);
         if (!strcmp(ck.model_file, "model.safetensors")) snprintf(src_path, sizeof src_path, "%s", ck_dir);
         snprintf(path, sizeof path, "%s/tokenizer.bin", ck_dir);
         tok_path = access(path, R_OK) == 0 ? path : NULL;
     } else if (o->init) {
-        if (!o->tokenizer) { st = cke_fail(err, CKE_ERR_ARG, "--init needs --tokenizer (the vocabulary to train with)"); goto done; }
-        cke_tok *tk = NULL;
-        if ((st = cke_tok_load(o->tokenizer, &tk, err))) goto done;
-        int64_t vocab = cke_tok_n_vocab(tk);
-        cke_tok_free(tk);
-        /* a fresh model, compiled and read below, then deleted: the output is what fine-tuning writes */
         snprintf(init_dir, sizeof init_dir, "%s/.init", o->out);
-        if ((st = rm_rf(init_dir, NULL, err)) || (st = write_init_model(o, vocab, init_dir, err))) goto done;
         snprintf(src_path, sizeof src_path, "%s", init_dir);
     } else {
         snprintf(src_path, sizeof src_path, "%s", o->model);
     }
 
-    if ((st = cke_model_open(src_path, &x.src, err)) || (st = snapshot_source(&x, tok_path, err))) goto done;
     snprintf(build, sizeof build, "%s/build", o->out);
-    cke_compile_opts co = {.out_dir = build, .tokenizer = tok_path, .templates_dir = o->templates_dir,
-                           .include_dir = o->include_dir, .libk = o->libk, .ctx = o->seq, .prefill_chunk = o->seq,
-                           .max_threads = o->threads > 0 ? o->threads : 1, .quiet = 1, .train_batch = o->batch,
-                           .train_seq = o->seq, .train_recompute = o->recompute};
-    if ((st = cke_compile(src_path, &co, err)) || (st = cke_runner_open(build, o->threads, &r, err))) goto done;
-    if (init_dir[0] && (st = rm_rf(init_dir, NULL, err))) goto done;
+    if (rank == 0) { /* the other ranks open what rank 0 compiled */
+        if (o->init && !o->resume) {
+            if (!o->tokenizer) { st = cke_fail(err, CKE_ERR_ARG, "--init needs --tokenizer (the vocabulary to train with)"); goto done; }
+            cke_tok *tk = NULL;
+            if ((st = cke_tok_load(o->tokenizer, &tk, err))) goto done;
+            int64_t vocab = cke_tok_n_vocab(tk);
+            cke_tok_free(tk);
+            /* a fresh model, compiled and read below, then deleted: the output is what fine-tuning writes */
+            if ((st = rm_rf(init_dir, NULL, err)) || (st = write_init_model(o, vocab, init_dir, err))) goto done;
+        }
+        if ((st = cke_model_open(src_path, &x.src, err)) || (st = snapshot_source(&x, tok_path, err))) goto done;
+        cke_compile_opts co = {.out_dir = build, .tokenizer = tok_path, .templates_dir = o->templates_dir,
+                               .include_dir = o->include_dir, .libk = o->libk, .ctx = o->seq, .prefill_chunk = o->seq,
+                               .max_threads = o->threads > 0 ? o->threads : 1, .quiet = 1, .train_batch = Bl,
+                               .train_seq = o->seq, .train_recompute = o->recompute};
+        if ((st = cke_compile(src_path, &co, err))) goto done;
+    }
+    if ((st = cke_dist_agree(d, st, err)) || (st = cke_runner_open(build, o->threads, &r, err))) goto done;
+    if (rank == 0 && init_dir[0] && (st = rm_rf(init_dir, NULL, err))) goto done;
     const ckm_api *api = r->api;
     if (!r->tok) { st = cke_fail(err, CKE_ERR_MISSING, "train: the model has no tokenizer (give --tokenizer)"); goto done; }
     if (!api->train_init || api->train_init(r->m) != 0) {
         st = cke_fail(err, CKE_ERR_NOMEM, "train: %s", api->train_init ? api->last_error(r->m) : "no training mode");
         goto done;
     }
-    if (o->resume && (st = load_optimizer(ck_dir, api, r->m, err))) goto done;
+    if ((st = dpar_open(&dpp, d, !o->no_zero, api, err))) goto done;
+    /* overlap the reduction with the backward where the model has the hook (ABI 7) */
+    if (N > 1 && !o->no_overlap && api->set_grad_hook) {
+        if ((st = overlap_open(&ov, &dpp, api, r->m, err))) goto done;
+        use_overlap = ov.n_layer > 0 && api->set_grad_hook(r->m, on_layer_grads, &ov) == 0;
+    }
+    /* ZeRO-1: only this rank's range of the moments; otherwise all of them */
+    if (o->resume && (st = load_optimizer(ck_dir, api, r->m, dpp.zero ? dpp.s0 : 0, dpp.zero ? dpp.s1 : dpp.nflat, err)))
+        goto done;
+    if (rank == 0 && N > 1) report_dp(build, &dpp, o, o->quiet ? NULL : stderr);
 
     /* data: the last val_frac of the tokens is validation */
     size_t n_ids = 0;
@@ -740,44 +1009,68 @@ cke_status cke_train(const cke_train_opts *o, cke_train_result *res, cke_err *er
         goto done;
     }
     perm_t = malloc((size_t)tr.n_win * sizeof(int64_t));
-    tok = malloc((size_t)(o->batch * o->seq) * sizeof(int32_t));
+    tok = malloc((size_t)(o->batch * o->seq) * sizeof(int32_t)); /* the global batch: this rank runs its rows */
     tgt = malloc((size_t)(o->batch * o->seq) * sizeof(int32_t));
     if (!perm_t || !tok || !tgt) { st = cke_fail(err, CKE_ERR_NOMEM, "out of memory"); goto done; }
+    if (dpp.zero && rank == 0) { /* the moments gathered for a checkpoint */
+        gath_m = calloc((size_t)dpp.nflat, sizeof(float));
+        gath_v = calloc((size_t)dpp.nflat, sizeof(float));
+        if (!gath_m || !gath_v) { st = cke_fail(err, CKE_ERR_NOMEM, "out of memory for the gathered AdamW state"); goto done; }
+    }
     tr.perm = perm_t;
     tr.perm_epoch = -1;
     snprintf(path, sizeof path, "%s/log.txt", o->out);
-    log = fopen(path, o->resume ? "a" : "w");
-    if (!log) { st = cke_fail(err, CKE_ERR_IO, "cannot write %s", path); goto done; }
+    if (rank == 0 && !(log = fopen(path, o->resume ? "a" : "w"))) {
+        st = cke_fail(err, CKE_ERR_IO, "cannot write %s", path);
+        goto done;
+    }
+    if ((st = cke_dist_agree(d, st, err))) goto done;
+    setup = 0; /* from here on every rank is in the same collectives: a failure ends the job */
+#define LOGF(...) (log ? (void)fprintf(log, __VA_ARGS__) : (void)0)
 
     /* what every checkpoint of this run records (state.h) */
     cke_train_state s = {.batch = o->batch, .seq = o->seq, .accum = o->accum, .steps = o->steps, .warmup = o->warmup,
                          .threads = o->threads > 0 ? o->threads : 1, .lr = o->lr, .min_lr = o->min_lr, .wd = o->wd,
                          .clip = o->clip, .beta1 = o->beta1, .beta2 = o->beta2, .eps = o->eps, .val_frac = o->val_frac,
-                         .seed = o->seed, .data_bytes = data_bytes, .data_hash = data_hash, .train_windows = tr.n_win};
+                         .seed = o->seed, .data_bytes = data_bytes, .data_hash = data_hash, .train_windows = tr.n_win,
+                         .ranks = N};
     snprintf(s.data, sizeof s.data, "%s", o->data);
     snprintf(s.isa, sizeof s.isa, "%s", cke_isa_name(cke_isa_active()));
     data_pos dp = {ck.step, ck.epoch, ck.index};
-    const int64_t R = o->batch * o->seq;
+    const int64_t R = o->batch * o->seq, T = o->seq; /* rows of the global batch; its mean is the loss */
     const float dscale = 1.0f / (float)(R * o->accum);
     double t0 = now_s(), tstep = t0, t_warm = 0, t_prev = t0;
     int64_t done_steps = 0;
-    if (o->resume) fprintf(log, "resume at step %lld\n", (long long)dp.step);
+    if (o->resume) LOGF("resume at step %lld\n", (long long)dp.step);
     if (va.n_win > 0) { /* where this run starts from, shown until the first evaluation */
-        res->first_val_loss = res->last_val_loss = eval_loss(api, r->m, &va, o->batch, o->seq, o->eval_batches, tok, tgt);
-        fprintf(log, "step %lld val_loss %.9g\n", (long long)dp.step, res->first_val_loss);
+        if ((st = eval_loss(api, r->m, d, &va, o->batch, Bl, T, o->eval_batches, tok, tgt, &res->first_val_loss, err)))
+            goto done;
+        res->last_val_loss = res->first_val_loss;
+        LOGF("step %lld val_loss %.9g\n", (long long)dp.step, res->first_val_loss);
     }
     for (; dp.step < o->steps; dp.step++) {
         api->zero_grad(r->m);
-        double loss = 0;
+        double loss = 0, norm = 0, t_comm = 0;
         for (int64_t a = 0; a < o->accum; a++) {
             next_batch(&tr, &dp, o->seed, o->batch, o->seq, tok, tgt);
-            loss += api->train_run(r->m, tok, tgt, dscale, 1);
+            ov.armed = use_overlap && a == o->accum - 1;
+            loss += api->train_run(r->m, tok + rank * Bl * T, tgt + rank * Bl * T, dscale, 1);
+        }
+        double lr = lr_at(o, dp.step);
+        int stop_any = cke_train_stop_requested;
+        if (N == 1) {
+            norm = sqrt(api->grad_sumsq(r->m));
+            float gscale = (o->clip > 0 && norm > o->clip) ? (float)(o->clip / norm) : 1.0f;
+            api->adamw(r->m, (float)lr, o->beta1, o->beta2, o->eps, o->wd, dp.step + 1, gscale);
+        } else { /* every rank learns of a SIGINT on any of them in the same step */
+            double xs[2] = {loss, stop_any ? 1.0 : 0.0}, tw = now_s();
+            st = use_overlap ? overlap_finish(&ov, err)
+                             : cke_dist_reduce_scatter_sum(d, (float *)api->state(r->m, 1), dpp.counts, err);
+            t_comm += now_s() - tw;
+            if (st || (st = dp_step(&dpp, api, r->m, o, lr, dp.step + 1, xs, &norm, &t_comm, err))) goto done;
+            loss = xs[0], stop_any = xs[1] > 0;
         }
         loss /= (double)(R * o->accum);
-        double norm = sqrt(api->grad_sumsq(r->m));
-        float gscale = (o->clip > 0 && norm > o->clip) ? (float)(o->clip / norm) : 1.0f;
-        double lr = lr_at(o, dp.step);
-        api->adamw(r->m, (float)lr, o->beta1, o->beta2, o->eps, o->wd, dp.step + 1, gscale);
         done_steps++;
         res->last_loss = loss;
         double tn = now_s();
@@ -786,8 +1079,12 @@ cke_status cke_train(const cke_train_opts *o, cke_train_result *res, cke_err *er
         double tps = done_steps > 1 ? (double)((done_steps - 1) * R * o->accum) / (tn - t_warm)
                                     : (double)(R * o->accum) / (tn - t0);
         res->tokens_per_s = tps;
-        fprintf(log, "step %lld loss %.9g lr %.6g norm %.6g ms %.0f\n", (long long)(dp.step + 1), loss, lr, norm,
-                1e3 * (tn - t_prev));
+        if (N == 1)
+            LOGF("step %lld loss %.9g lr %.6g norm %.6g ms %.0f\n", (long long)(dp.step + 1), loss, lr, norm,
+                 1e3 * (tn - t_prev));
+        else /* comm_ms: this rank's time waiting in collectives after its backward (what overlap hides is not in it) */
+            LOGF("step %lld loss %.9g lr %.6g norm %.6g ms %.0f comm_ms %.3f\n", (long long)(dp.step + 1), loss, lr,
+                 norm, 1e3 * (tn - t_prev), 1e3 * t_comm);
         t_prev = tn;
         int last = dp.step + 1 == o->steps;
         if (o->crash_after > 0 && done_steps >= o->crash_after) { /* as if killed: nothing more is written */
@@ -795,14 +1092,15 @@ cke_status cke_train(const cke_train_opts *o, cke_train_result *res, cke_err *er
             dp.step++;
             break;
         }
-        int stop = cke_train_stop_requested || (o->stop_after > 0 && done_steps >= o->stop_after);
+        int stop = stop_any || (o->stop_after > 0 && done_steps >= o->stop_after);
         if (va.n_win > 0 && o->eval_every > 0 && ((dp.step + 1) % o->eval_every == 0 || last)) {
-            res->last_val_loss = eval_loss(api, r->m, &va, o->batch, o->seq, o->eval_batches, tok, tgt);
-            fprintf(log, "step %lld val_loss %.9g\n", (long long)(dp.step + 1), res->last_val_loss);
+            if ((st = eval_loss(api, r->m, d, &va, o->batch, Bl, T, o->eval_batches, tok, tgt, &res->last_val_loss, err)))
+                goto done;
+            LOGF("step %lld val_loss %.9g\n", (long long)(dp.step + 1), res->last_val_loss);
         }
-        fflush(log);
+        if (log) fflush(log);
         fault_point("step");
-        if (!o->quiet && (tn - tstep > 0.25 || last || stop)) {
+        if (!o->quiet && rank == 0 && (tn - tstep > 0.25 || last || stop)) {
             double eta = (double)(o->steps - dp.step - 1) * (tn - t0) / (double)done_steps;
             fprintf(stderr, "\rstep %lld/%lld | loss %.4f | val %.4f | lr %.2e | norm %.2f | %.0f tok/s | ETA %dm%02ds   ",
                     (long long)(dp.step + 1), (long long)o->steps, loss, res->last_val_loss, lr, norm, tps,
@@ -811,7 +1109,15 @@ cke_status cke_train(const cke_train_opts *o, cke_train_result *res, cke_err *er
         }
         if ((o->save_every > 0 && (dp.step + 1) % o->save_every == 0) || last || stop) {
             s.step = dp.step + 1, s.epoch = dp.epoch, s.index = dp.index;
-            if ((st = save_checkpoint(o, &x, api, r->m, &s, err))) goto done;
+            const char *mom_m = api->state(r->m, 2), *mom_v = api->state(r->m, 3);
+            if (dpp.zero) { /* ZeRO-1: rank 0 writes every rank's moments, gathered */
+                const float *sm = (const float *)mom_m + dpp.s0, *sv = (const float *)mom_v + dpp.s0;
+                if ((st = cke_dist_gather(d, sm, gath_m, dpp.counts, 0, err)) ||
+                    (st = cke_dist_gather(d, sv, gath_v, dpp.counts, 0, err)))
+                    goto done;
+                mom_m = (const char *)gath_m, mom_v = (const char *)gath_v;
+            }
+            if (rank == 0 && (st = save_checkpoint(o, &x, api, r->m, mom_m, mom_v, &s, err))) goto done;
         }
         if (stop) {
             res->interrupted = 1;
@@ -819,15 +1125,22 @@ cke_status cke_train(const cke_train_opts *o, cke_train_result *res, cke_err *er
             break;
         }
     }
-    if (!o->quiet) fprintf(stderr, "\n");
+#undef LOGF
+    if (!o->quiet && rank == 0) fprintf(stderr, "\n");
     res->steps_done = dp.step;
 done:
+    if (st && setup && !d->agreed_failure) st = cke_dist_agree(d, st, err); /* the ranks still in setup learn of it */
     if (log) fclose(log);
     free(text);
     free(ids);
     free(tok);
     free(tgt);
     free(perm_t);
+    free(gath_m);
+    free(gath_v);
+    if (r && use_overlap) r->api->set_grad_hook(r->m, NULL, NULL);
+    overlap_free(&ov);
+    free(dpp.counts);
     cke_runner_close(r);
     export_ctx_free(&x);
     return st;

@@ -27,6 +27,7 @@
 #define CKE_TRAINER_H
 
 #include "cke/status.h"
+#include "dist/dist.h"
 #include "train/state.h"
 
 #include <stdint.h>
@@ -49,6 +50,16 @@ typedef struct {
     int64_t stop_after;    /* > 0: stop as on SIGINT (checkpoint, return) after this many steps of this run */
     int64_t crash_after;   /* > 0: return after this many steps without writing anything, as if killed */
     const char *templates_dir, *include_dir, *libk;
+    /* Data parallel (mpirun -np N cke train): NULL or size 1 is one process. Each rank runs
+     * batch / N rows of every global batch (rank r: rows r*B/N ..), gradients are summed over the
+     * ranks in rank order (deterministic for a given N), and with ZeRO-1 (the default; no_zero
+     * turns it off) each rank keeps the AdamW moments of its 1/N of the flat parameter buffer,
+     * updates that range and all-gathers the weights. Rank 0 alone writes log.txt and the
+     * checkpoint (the moments gathered to it: the same files as one process writes), so a
+     * checkpoint resumes with any N that divides the batch (bit for bit with the same N). */
+    cke_dist *dist;
+    int no_zero;
+    int no_overlap;        /* reduce the gradients after the backward, not per layer during it */
 } cke_train_opts;
 
 typedef struct {
