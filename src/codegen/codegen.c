@@ -724,6 +724,33 @@ static void emit_prof_table(const cke_plan *p, const cke_train_plan *tp, FILE *f
                "#else\n#define PROF_N_OPS 0\n#define PROF_OPS NULL\n#define PROF_SET NULL\n#endif\n\n");
 }
 
+/* The embedded model.c after the shared head (hyperparameters, rope tables, KV type, weight
+ * offsets): the instance struct with only what the forward functions read, prefill and decode
+ * from the same emitters, then the embedded shell (codegen_embed.c). */
+static cke_status emit_embedded_rest(const cke_plan *p, const cke_codegen_opts *o, FILE *f, cke_err *err) {
+    fputs("/* The one instance: every pointer into a static array (see the shell below). */\n"
+          "typedef struct ckm_model {\n"
+          "    const cke_ktable *kt;       /* the ref kernels this model calls */\n"
+          "    const char *w;              /* weights payload: the const array, or the caller's blob */\n"
+          "    char *arena;                /* activations: max of prefill's and decode's arenas */\n"
+          "    char *scratch;              /* kernel workspace */\n"
+          "    unsigned char *kv;          /* [2][N_LAYER][CTX] rows of KV_ROW bytes, K then V */\n"
+          "    const float *rope_cs;       /* [ROPE_TABLES][CTX][ROPE_DIM/2][2] cos, sin: computed by the compiler */\n"
+          "    int32_t *posbuf;            /* [PREFILL_T] */\n"
+          "    const float *last_logits;   /* [VOCAB] */\n"
+          "    int64_t pos;                /* tokens in the cache */\n"
+          "    const char *err;            /* the last error, a constant string */\n"
+          "} ckm_model;\n\n", f);
+    emit_ctx e = {.p = p, .m = &p->prefill, .f = f, .pre = 'P'};
+    emit_mode(&e);
+    e.m = &p->decode;
+    e.pre = 'D';
+    emit_mode(&e);
+    cke_status st = cke_codegen_emit_embed_shell(p, o, f, err);
+    if (!st && ferror(f)) st = cke_fail(err, CKE_ERR_IO, "codegen: write error");
+    return st;
+}
+
 cke_status cke_codegen_emit(const cke_plan *p, const cke_codegen_opts *o, FILE *f, cke_err *err) {
     const cke_ir *ir = p->ir;
     double vocab = 0;
@@ -743,6 +770,7 @@ cke_status cke_codegen_emit(const cke_plan *p, const cke_codegen_opts *o, FILE *
         }
     if (rot > 0 && (!ir->rope_freq || ir->n_rope_freq != rot / 2))
         return cke_fail(err, CKE_ERR_UNSUPPORTED, "codegen: the rope nodes' frequency table was not computed");
+    if (o->embedded && p->canaries) return cke_fail(err, CKE_ERR_UNSUPPORTED, "codegen: the embedded build has no canaries");
     cke_status cst = check_layer_attrs(ir, err);
     if (cst) return cst;
 
@@ -750,8 +778,12 @@ cke_status cke_codegen_emit(const cke_plan *p, const cke_codegen_opts *o, FILE *
                " * Do not edit: recompile the model. Every name is an IR value (see ir.json); every offset\n"
                " * is in layout.json and memory_map.txt. */\n",
             o->model_name, o->source_desc, ir->family, ir->template_path);
-    fprintf(f, "#include \"cke/kernels.h\"\n#include \"cke/model_abi.h\"\n\n#include <fcntl.h>\n#include <stdio.h>\n"
-               "#include <omp.h>\n#include <stdlib.h>\n#include <string.h>\n#include <sys/mman.h>\n#include <sys/stat.h>\n#include <unistd.h>\n\n");
+    static const char *const includes[2] = {
+        "#include \"cke/kernels.h\"\n#include \"cke/model_abi.h\"\n\n#include <fcntl.h>\n#include <stdio.h>\n"
+        "#include <omp.h>\n#include <stdlib.h>\n#include <string.h>\n#include <sys/mman.h>\n#include <sys/stat.h>\n#include <unistd.h>\n\n",
+        /* embedded: the kernel sources copied beside it, no libc beyond string.h (and the kernels' math.h) */
+        "#include \"kernels/kdecl.h\"\n#include \"model.h\"\n\n#include <string.h>\n\n"};
+    fputs(includes[o->embedded != 0], f);
     fprintf(f, "/* ---- hyperparameters ---- */\n");
     for (int i = 0; i < ir->n_hp; i++) fprintf(f, "/* %-12s = %.9g */\n", ir->hp[i].name, ir->hp[i].value);
     fprintf(f, "#define N_LAYER %d\n#define VOCAB %lld\n#define CTX %lld\n#define KV_DIM %lld\n#define PREFILL_T %lld\n",
@@ -809,6 +841,12 @@ cke_status cke_codegen_emit(const cke_plan *p, const cke_codegen_opts *o, FILE *
     emit_layer_attrs(ir, f);
     /* a weight tied to another (output -> tok_embd) reads its bytes: no constant of its own */
     fprintf(f, "\n#define WT(off) ((const float *)(m->w + (off)))\n");    fprintf(f, "#define WQ(off) ((const void *)(m->w + (off))) /* raw blocks of a Q_ format */\n");
+    if (o->embedded) {
+        fputs("/* embedded: one thread; no profiling or tracing hooks */\n#define NTH(work) 1\n#define PROF_DECL ((void)0)\n"
+              "#define PROF_BEGIN() ((void)0)\n#define PROF_END(id, layer, rows) ((void)0)\n"
+              "#define TRACE(name, layer, p, rows, cols) ((void)0)\n\n", f);
+        return emit_embedded_rest(p, o, f, err);
+    }
     fprintf(f, "/* Threads for an op doing `work` multiply-adds: below ~64K a parallel region costs more than it saves. */\n"
                "#define NTH(work) ((work) >= 65536 ? m->nth : 1)\n");
     fprintf(f, "/* Slot s's K and V cache of layer l (decode_batch): slot s's region starts s x KV_BYTES in. */\n"
