@@ -64,6 +64,8 @@ run train ./build/test_train
 # libFuzzer targets for the GGUF, safetensors and tokenizer loaders, briefly
 # the command line on bad input, odd paths and real models (each case time-limited)
 run cli env BUILD=build ./tests/cli/run.sh
+# the embedded build of stories260K: host, aarch64 under qemu, quantized, Cortex-M compile-only
+run embed env BUILD=build ./tests/embed/test_embed.sh
 run fuzz env FUZZ_SECONDS=${FUZZ_SECONDS:-8} ./tests/fuzz/run.sh
 
 # The same suite under ASan+UBSan (smaller sweeps: sanitized code is ~10x slower).

@@ -1,0 +1,198 @@
+#!/usr/bin/env bash
+# The embedded build of a model (`cke compile MODEL --embedded -o DIR`, src/codegen/codegen_embed.c):
+#   - stories260K built for this machine with the host cc: its 256 greedy ids from BOS exactly the
+#     published reference's; only the kernels its table names are linked (gc-sections);
+#   - the static RAM: model.o's .bss holds exactly the arena, scratch, KV cache and positions that
+#     model.h and memory_map.txt state, the arena is the plan's (max of prefill's and decode's) and
+#     the KV cache the plan's; the binary sizes are printed;
+#   - built for aarch64 (aarch64-linux-gnu-gcc -static) and run under qemu-aarch64: the same ids;
+#   - --weights blob: the same ids from weights.bin passed in; a truncated or foreign file refused;
+#   - stories260K quantized to Q8_0 and Q4_0 (cke quantize): weights under 1 MiB, greedy text equal
+#     to the regular cke model's on the same kernels (CKE_ISA=ref CKE_REPACK=0: the embedded build's
+#     ref kernels and GGUF block layout);
+#   - Cortex-M7 (arm-none-eabi-gcc -ffreestanding -c, no run): the objects need nothing from libc
+#     but memcpy/memset/memmove and math functions (and libgcc's __aeabi_ helpers);
+#   - bad options refused with a message.
+# Ends with "N passed, N failed". BUILD=build-san runs the sanitized cke.
+set -u
+cd "$(dirname "$0")/../.."
+B=${BUILD:-build}
+CKE=$PWD/$B/cke
+M=${CKE_MODELS:-../shared/models}
+S=$M/stories260K
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+export CKE_CACHE=$T/cache
+pass=0
+fail=0
+ok() { echo "ok   $1"; pass=$((pass + 1)); }
+bad() { echo "FAIL $1"; fail=$((fail + 1)); }
+skip() { echo "SKIP $1"; }
+check() { if [ "$2" = 1 ]; then ok "$1"; else bad "$1${3:+: $3}"; fi; }
+have() { command -v "$1" >/dev/null 2>&1; }
+to() { timeout 300 "$@"; }
+# the value of a #define in DIR/model.h
+hdef() { sed -n "s/^#define $2 \([0-9]*\)u\{0,1\}.*/\1/p" "$1/model.h"; }
+CFLAGS_E=(-std=c11 -O2 -ffunction-sections -fdata-sections -Wl,--gc-sections)
+
+# ---- bad options (no model needed: refused before loading anything)
+refuse() { # NAME EXIT REGEX CMD...
+    local name=$1 want=$2 re=$3
+    shift 3
+    local out rc
+    out=$(to "$@" 2>&1)
+    rc=$?
+    if [ "$rc" = "$want" ] && echo "$out" | grep -Eq "$re"; then ok "$name"; else bad "$name: exit $rc, output: $(echo "$out" | head -3)"; fi
+}
+refuse weights_without_embedded 2 'cke compile: --weights const\|blob is for the embedded build: add --embedded' \
+    "$CKE" compile "$S/stories260K.bin" --weights blob -o "$T/x"
+refuse embedded_debug 2 'cke compile: --embedded has no debug build' "$CKE" compile "$S/stories260K.bin" --embedded --debug -o "$T/x"
+refuse weights_unknown 2 'cke compile: --weights: flash is not const or blob' \
+    "$CKE" compile "$S/stories260K.bin" --embedded --weights flash -o "$T/x"
+refuse weights_missing_value 2 'cke compile: --weights' "$CKE" compile "$S/stories260K.bin" --embedded --weights
+
+if [ ! -f "$S/stories260K.bin" ]; then
+    skip "stories260K (no $S/stories260K.bin)"
+    echo "$pass passed, $fail failed"
+    [ "$fail" = 0 ]
+    exit
+fi
+REF=$(cut -d: -f2 "$S/reference_greedy_t0_256steps.ids.txt" | xargs)
+
+# ---- stories260K, f32 weights compiled in, host cc
+D=$T/s
+if ! to "$CKE" compile "$S/stories260K.bin" --embedded -o "$D" 2>"$T/err"; then
+    bad "compile stories260K --embedded: $(tail -1 "$T/err")"
+else
+    ok compile_embedded
+    for f in model.c model.h main.c Makefile weights.c memory_map.txt kernels/cke/kernels.h kernels/kdecl.h; do
+        [ -f "$D/$f" ] || bad "embedded dir lacks $f"
+    done
+    [ ! -e "$D/weights.bin" ] && [ ! -e "$D/model.so" ] && ok no_weights_bin_or_so || bad "const build left weights.bin or model.so"
+    # model.c itself: no allocation, file, mmap, stdio or OpenMP
+    if grep -En '\b(malloc|calloc|realloc|free|fopen|open|mmap|printf|snprintf|fprintf|omp_[a-z_]+)\s*\(|#include <(stdio|stdlib|omp|unistd|fcntl)\.h>|sys/mman' "$D/model.c" | head -3 | grep -q .; then
+        bad "model.c calls the C library beyond string.h: $(grep -En '\b(malloc|fopen|mmap|printf|snprintf|omp_)' "$D/model.c" | head -2)"
+    else ok model_c_no_libc_calls; fi
+    if (cd "$D" && to cc "${CFLAGS_E[@]}" -o model_main ./*.c kernels/*.c -lm) 2>"$T/err"; then
+        got=$(to "$D/model_main" -n 256 1)
+        check stories260K_embedded_greedy256_exact "$([ "$got" = "$REF" ] && echo 1)" "ids differ: $(echo "$got" | cut -c1-80)"
+        # only the slots the model calls: no backward, no other table, no SIMD driver
+        extra=$(nm "$D/model_main" | grep -E ' [Tt] cke_[a-z0-9_]*(_bwd_ref|_avx2|_avx512)$| cke_gemm_drive$| cke_ktable_avx| cke_softmax_fwd_ref$| cke_layernorm_fwd_ref$' | head -3)
+        check kernels_gc_only_used "$([ -z "$extra" ] && nm "$D/model_main" | grep -q ' cke_rmsnorm_fwd_ref$' && echo 1)" "linked: $extra"
+        echo "   host binary: $(size "$D/model_main" | tail -1 | awk '{print "text " $1 ", data " $2 ", bss " $3 ", total " $4 " bytes"}')"
+    else
+        bad "host build: $(tail -3 "$T/err")"
+    fi
+    # the brief's plain command (no gc): still builds and links alone
+    (cd "$D" && to cc -O2 -o model_plain ./*.c kernels/*.c -lm) 2>"$T/err" && ok plain_cc_command || bad "cc -O2 -o model_plain *.c kernels/*.c -lm: $(tail -2 "$T/err")"
+
+    # ---- static RAM against the plan
+    ram=$(hdef "$D" CKM_RAM_BYTES)
+    arena=$(hdef "$D" CKM_ARENA_BYTES)
+    scratch=$(hdef "$D" CKM_SCRATCH_BYTES)
+    kv=$(hdef "$D" CKM_KV_BYTES)
+    posb=$(hdef "$D" CKM_POS_BYTES)
+    check ram_is_the_sum "$([ -n "$ram" ] && [ "$ram" = $((arena + scratch + kv + posb)) ] && echo 1)" "ram $ram"
+    pa=$(sed -n 's/^prefill (T = [0-9]*): activations \([0-9]*\) bytes.*/\1/p' "$D/memory_map.txt")
+    da=$(sed -n 's/^decode (T = [0-9]*): activations \([0-9]*\) bytes.*/\1/p' "$D/memory_map.txt")
+    pkv=$(sed -n 's/^kv cache *\([0-9]*\) bytes.*/\1/p' "$D/memory_map.txt")
+    want_arena=$((pa > da ? pa : da))
+    check arena_and_kv_are_the_plans "$([ "$arena" = "$want_arena" ] && [ "$kv" = "$pkv" ] && echo 1)" \
+        "model.h arena $arena kv $kv; plan prefill $pa decode $da kv $pkv"
+    grep -q "static RAM  *$ram bytes" "$D/memory_map.txt" && ok memory_map_states_ram || bad "memory_map.txt does not state static RAM $ram"
+    "$D/model_main" --sizes | grep -q "^static RAM $ram bytes: arena $arena, scratch $scratch, KV cache $kv" && ok sizes_printed \
+        || bad "model_main --sizes: $("$D/model_main" --sizes | head -1)"
+    # .bss of model.o: the four arrays plus the instance struct (< 256 bytes) and alignment
+    cc -std=c11 -O2 -c "$D/model.c" -o "$T/model.o" -I"$D"
+    bss=$(size -A "$T/model.o" | awk '$1 == ".bss" {print $2}')
+    check bss_is_arena_plus_kv "$([ -n "$bss" ] && [ "$bss" -ge "$ram" ] && [ "$bss" -lt $((ram + 256)) ] && echo 1)" "bss $bss, stated $ram"
+    echo "   static RAM: model.o .bss $bss bytes = arena $arena + scratch $scratch + KV $kv + positions $posb (+ $((bss - ram)) instance)"
+    syms=$(nm -S -t d "$D/model_main" 2>/dev/null | awk '$4 == "ckm_arena" || $4 == "ckm_kv" || $4 == "ckm_scratch" {printf "%s=%d ", $4, $2}')
+    check symbols_sized_as_stated "$(echo "$syms" | grep -q "ckm_arena=$arena " && echo "$syms" | grep -q "ckm_kv=$kv " && echo 1)" "$syms"
+
+    # ---- aarch64, static, under qemu
+    if have aarch64-linux-gnu-gcc && have qemu-aarch64; then
+        if (cd "$D" && to aarch64-linux-gnu-gcc "${CFLAGS_E[@]}" -static -o model_a64 ./*.c kernels/*.c -lm) 2>"$T/err"; then
+            got=$(to qemu-aarch64 "$D/model_a64" -n 256 1)
+            check stories260K_embedded_aarch64_qemu_exact "$([ "$got" = "$REF" ] && echo 1)" "ids differ: $(echo "$got" | cut -c1-80)"
+            echo "   aarch64 static binary: $(stat -c %s "$D/model_a64") bytes ($(aarch64-linux-gnu-size "$D/model_a64" | tail -1 | awk '{print "text " $1 ", data " $2 ", bss " $3}'))"
+            syms=$(aarch64-linux-gnu-nm -S -t d "$D/model_a64" | awk '$4 == "ckm_arena" || $4 == "ckm_kv" {printf "%s=%d ", $4, $2}')
+            check aarch64_static_ram_as_stated "$(echo "$syms" | grep -q "ckm_arena=$arena " && echo "$syms" | grep -q "ckm_kv=$kv " && echo 1)" "$syms"
+        else
+            bad "aarch64 build: $(tail -3 "$T/err")"
+        fi
+    else
+        skip "aarch64 (no aarch64-linux-gnu-gcc or qemu-aarch64)"
+    fi
+fi
+
+# ---- --weights blob
+D=$T/b
+if to "$CKE" compile "$S/stories260K.bin" --embedded --weights blob -o "$D" 2>"$T/err" && [ -f "$D/weights.bin" ] && [ ! -e "$D/weights.c" ]; then
+    if (cd "$D" && to cc "${CFLAGS_E[@]}" -o model_main ./*.c kernels/*.c -lm) 2>"$T/err"; then
+        got=$(cd "$D" && to ./model_main -n 256 1)
+        check blob_greedy256_exact "$([ "$got" = "$REF" ] && echo 1)" "ids differ"
+        head -c 5000 "$D/weights.bin" >"$T/trunc.bin"
+        refuse blob_truncated 1 'model_main: .*trunc.bin: the weights are not CKM_WEIGHTS_FILE_BYTES long' "$D/model_main" -w "$T/trunc.bin" 1
+        cp "$D/weights.bin" "$T/bad.bin"
+        printf 'XXXXXXXX' | dd of="$T/bad.bin" conv=notrunc status=none
+        refuse blob_bad_magic 1 'not a cke weights file for this model' "$D/model_main" -w "$T/bad.bin" 1
+        refuse blob_missing 1 'model_main: cannot read' "$D/model_main" -w "$T/none.bin" 1
+        refuse main_bad_id 2 'model_main: 600 is not a token id in \[0, 512\)' "$D/model_main" 600
+    else
+        bad "blob build: $(tail -3 "$T/err")"
+    fi
+else
+    bad "compile --weights blob: $(tail -1 "$T/err")"
+fi
+
+# ---- quantized: Q8_0 and Q4_0
+for t in Q8_0 Q4_0; do
+    q=$T/s-$t.gguf
+    D=$T/q-$t
+    if ! to "$CKE" quantize "$S/stories260K.gguf" "$q" $t 2>"$T/err"; then bad "quantize $t: $(tail -1 "$T/err")"; continue; fi
+    if ! to "$CKE" compile "$q" --embedded -o "$D" 2>"$T/err"; then bad "compile $t --embedded: $(tail -1 "$T/err")"; continue; fi
+    w=$(hdef "$D" CKM_WEIGHTS_BYTES)
+    check "quant_${t}_weights_under_1MiB" "$([ -n "$w" ] && [ "$w" -lt 1048576 ] && echo 1)" "$w bytes"
+    echo "   $t: weights $w bytes"
+    if ! (cd "$D" && to cc "${CFLAGS_E[@]}" -o model_main ./*.c kernels/*.c -lm) 2>"$T/err"; then bad "$t build: $(tail -3 "$T/err")"; continue; fi
+    ids=$(to "$D/model_main" -n 200 1)
+    text=$(to "$CKE" tokenize "$q" --decode $ids)
+    want=$(CKE_ISA=ref CKE_REPACK=0 to "$CKE" run "$q" -p "" --temp 0 -n 200 2>/dev/null)
+    check "quant_${t}_greedy200_equals_cke_run" "$([ -n "$want" ] && [ "$text" = "$want" ] && echo 1)" \
+        "embedded: $(echo "$text" | head -c 80) / cke run: $(echo "$want" | head -c 80)"
+    if [ $t = Q4_0 ] && have aarch64-linux-gnu-gcc && have qemu-aarch64; then
+        (cd "$D" && to aarch64-linux-gnu-gcc "${CFLAGS_E[@]}" -static -o model_a64 ./*.c kernels/*.c -lm) 2>"$T/err" &&
+            got=$(to qemu-aarch64 "$D/model_a64" -n 200 1)
+        check "quant_${t}_aarch64_qemu_same_ids" "$([ "${got:-}" = "$ids" ] && echo 1)"
+    fi
+done
+
+# ---- Cortex-M7, bare metal: compile only; what the objects need from outside them
+cortex() { # NAME DIR
+    local name=$1 d=$2 o=$T/cm-$1
+    mkdir -p "$o"
+    for f in "$d"/model.c "$d"/kernels/*.c; do
+        arm-none-eabi-gcc -std=c11 -O2 -mcpu=cortex-m7 -mthumb -mfpu=fpv5-d16 -mfloat-abi=hard -ffreestanding \
+            -ffunction-sections -fdata-sections -I"$d" -c "$f" -o "$o/$(basename "$f" .c).o" 2>>"$T/cm.err" ||
+            { bad "cortex-m7 $name: $f does not compile: $(tail -2 "$T/cm.err")"; return; }
+    done
+    arm-none-eabi-nm -u "$o"/*.o | awk 'NF == 2 {print $2}' | sort -u >"$o/undef"
+    arm-none-eabi-nm --defined-only "$o"/*.o | awk 'NF == 3 {print $3}' | sort -u >"$o/def"
+    local ext
+    ext=$(comm -23 "$o/undef" "$o/def" | grep -v '^ckm_weights$')
+    local allowed='^(memcpy|memset|memmove|__aeabi_[a-z0-9]+|(sqrt|exp|expm1|log|log1p|tanh|erf|erfc|pow|cos|sin|fabs|fmax|fmin|round|floor|ceil|ldexp)f?)$'
+    local other
+    other=$(echo "$ext" | grep -Ev "$allowed" | xargs)
+    check "cortex_m7_${name}_no_libc_beyond_mem_math" "$([ -z "$other" ] && echo 1)" "needs: $other"
+    echo "   cortex-m7 $name needs: $(echo "$ext" | xargs)"
+}
+if have arm-none-eabi-gcc; then
+    [ -d "$T/s" ] && cortex f32 "$T/s"
+    [ -d "$T/q-Q4_0" ] && cortex q4_0 "$T/q-Q4_0"
+else
+    skip "cortex-m7 (no arm-none-eabi-gcc)"
+fi
+
+echo "$pass passed, $fail failed"
+[ "$fail" = 0 ]
