@@ -416,16 +416,17 @@ static cke_status write_main_c(const cke_codegen_opts *o, const char *dir, cke_e
 
 static const char makefile[] =
     "# The embedded build of one model: make (host), or e.g.\n"
-    "#   make CC=aarch64-linux-gnu-gcc LDFLAGS=-static\n"
+    "#   make CC=aarch64-linux-gnu-gcc LDFLAGS=-static OUT=model_a64\n"
     "# Any C11 compiler builds it alone: cc -O2 -o model_main *.c kernels/*.c -lm\n"
     "# -ffunction-sections -Wl,--gc-sections: only the kernels the model's table names are linked.\n"
     "CC ?= cc\n"
     "CFLAGS ?= -std=c11 -O2 -Wall -Wno-unknown-pragmas\n"
     "SECTIONS = -ffunction-sections -fdata-sections\n"
-    "SRC = $(wildcard *.c kernels/*.c)\n\n"
-    "model_main: $(SRC) model.h\n"
+    "SRC = $(wildcard *.c kernels/*.c)\n"
+    "OUT = model_main\n\n"
+    "$(OUT): $(SRC) model.h\n"
     "\t$(CC) $(CFLAGS) $(SECTIONS) -Wl,--gc-sections $(LDFLAGS) -o $@ $(SRC) -lm\n\n"
-    "clean:\n\trm -f model_main\n";
+    "clean:\n\trm -f $(OUT)\n";
 
 /* ---- the kernel sources: copied flat into DIR/kernels (ref/x.c as ref_x.c, its "../" includes
  * made local), so DIR builds with kernels/\*.c ---- */
