@@ -60,10 +60,20 @@ void cke_codegen_embed_sizes(const cke_plan *p, cke_embed_sizes *s);
 
 /* Writes the rest of an embedded DIR next to model.c: model.h, main.c, Makefile, the kernel
  * sources the model calls (copied from kernels_src and include_dir into DIR/kernels), weights.c
- * from DIR/weights.bin (const weights: weights.bin is then removed), the embedded section of
- * memory_map.txt. */
+ * from DIR/weights.bin (const weights: weights.bin is then removed), vocab.c when there is a
+ * vocabulary, the embedded section of memory_map.txt. */
+/* The tokenizer's text of every token for main.c --text (vocab.c): token i's bytes are
+ * text[off[i] .. off[i + 1]), special tokens empty; strip_first_space: SentencePiece's dummy prefix,
+ * dropped from the first piece of a decoded text. */
+typedef struct {
+    int64_t n;
+    const char *text;
+    const uint32_t *off; /* [n + 1] */
+    int strip_first_space;
+} cke_embed_vocab;
+
 cke_status cke_codegen_embed_files(const cke_plan *p, const cke_codegen_opts *o, const char *dir, const char *kernels_src,
-                                   const char *include_dir, cke_err *err);
+                                   const char *include_dir, const cke_embed_vocab *vocab /* or NULL */, cke_err *err);
 
 /* Fetches a weight as f32 into dst (numel floats). */
 typedef cke_status (*cke_weight_fetch)(void *ud, const char *name, float *dst, int64_t numel, cke_err *err);

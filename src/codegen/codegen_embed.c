@@ -261,8 +261,8 @@ static cke_status write_text(const char *dir, const char *name, const char *text
     return fclose(f) == 0 ? CKE_OK : cke_fail(err, CKE_ERR_IO, "error writing %s", path);
 }
 
-static cke_status write_model_h(const cke_plan *p, const cke_codegen_opts *o, const cke_embed_sizes *z, const char *dir,
-                                cke_err *err) {
+static cke_status write_model_h(const cke_plan *p, const cke_codegen_opts *o, const cke_embed_sizes *z,
+                                const cke_embed_vocab *voc, const char *dir, cke_err *err) {
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/model.h", dir);
     FILE *f = fopen(path, "w");
@@ -295,12 +295,20 @@ static cke_status write_model_h(const cke_plan *p, const cke_codegen_opts *o, co
             "const float *ckm_embed_prefill(const int32_t *tok, int n, int pos);\n"
             "const float *ckm_embed_decode(int32_t tok, int pos);\n"
             "int ckm_embed_pos(void); /* tokens in the KV cache */\n"
-            "const char *ckm_embed_error(void);\n\n#endif\n",
+            "const char *ckm_embed_error(void);\n\n%s#endif\n",
             o->model_name, o->source_desc, o->weights_blob ? "weights_bin_bytes, CKM_WEIGHTS_FILE_BYTES" : "NULL, 0",
             (long long)vocab, (long long)p->ctx, (long long)p->prefill.T, o->weights_blob != 0, z->arena, z->scratch, z->kv,
             p->ir->n_layer, (long long)p->ctx, cke_kv_type_name((cke_kv_type)p->kv_type), z->posbuf, z->ram, z->rope,
             z->weights, o->weights_blob ? "the caller's weights.bin" : "const, weights.c", p->weights_header + p->weights_bytes,
-            p->weights_header);
+            p->weights_header,
+            !voc ? "#define CKM_HAS_VOCAB 0 /* compiled without a tokenizer */\n\n"
+            : voc->strip_first_space
+                ? "/* vocab.c: token i's text is ckm_vocab_text[ckm_vocab_off[i] .. ckm_vocab_off[i + 1]) */\n"
+                  "#define CKM_HAS_VOCAB 1\n#define CKM_VOCAB_STRIP_FIRST_SPACE 1 /* SentencePiece: a text's first space is the dummy prefix */\n"
+                  "extern const unsigned char ckm_vocab_text[];\nextern const uint32_t ckm_vocab_off[CKM_VOCAB + 1];\n\n"
+                : "/* vocab.c: token i's text is ckm_vocab_text[ckm_vocab_off[i] .. ckm_vocab_off[i + 1]) */\n"
+                  "#define CKM_HAS_VOCAB 1\n#define CKM_VOCAB_STRIP_FIRST_SPACE 0\n"
+                  "extern const unsigned char ckm_vocab_text[];\nextern const uint32_t ckm_vocab_off[CKM_VOCAB + 1];\n\n");
     return fclose(f) == 0 ? CKE_OK : cke_fail(err, CKE_ERR_IO, "error writing %s", path);
 }
 
@@ -313,7 +321,8 @@ static const char main_c[] =
     "static int usage(FILE *f, int rc) {\n"
     "    fprintf(f, \"usage: model_main [-n STEPS] [--sizes]@@ ID...\\n\"\n"
     "               \"  ID: prompt token ids in [0, %d); prints STEPS (default 16) greedy token ids\\n\"\n"
-    "               \"  --sizes: the static RAM and read-only bytes of the model\\n\", CKM_VOCAB);\n"
+    "               \"  --sizes: the static RAM and read-only bytes of the model\\n\"\n"
+    "               \"  --text: print the tokens' text instead of their ids (when compiled with a vocabulary)\\n\", CKM_VOCAB);\n"
     "    return rc;\n"
     "}\n\n"
     "/* a whole decimal number in [lo, hi], else -1 */\n"
@@ -322,17 +331,31 @@ static const char main_c[] =
     "    long v = strtol(s, &end, 10);\n"
     "    return *s && !*end && v >= lo && v <= hi ? v : -1;\n"
     "}\n\n"
+    "/* token id's text (--text); SentencePiece's dummy-prefix space dropped from a text's first piece */\n"
+    "static void put_text(int32_t id, int *first) {\n"
+    "#if CKM_HAS_VOCAB\n"
+    "    const unsigned char *p = ckm_vocab_text + ckm_vocab_off[id];\n"
+    "    size_t len = ckm_vocab_off[id + 1] - ckm_vocab_off[id];\n"
+    "    if (len && *first && CKM_VOCAB_STRIP_FIRST_SPACE && p[0] == ' ') p++, len--;\n"
+    "    if (len) *first = 0;\n"
+    "    fwrite(p, 1, len, stdout);\n"
+    "#else\n"
+    "    (void)id, (void)first;\n"
+    "#endif\n"
+    "}\n\n"
     "@@"
     "int main(int argc, char **argv) {\n"
     "    static int32_t ids[CKM_CTX];\n"
-    "    int n = 0, sizes = 0;\n"
+    "    int n = 0, sizes = 0, text = 0, first = 1;\n"
     "    long steps = 16;\n"
     "    const char *wpath = \"weights.bin\";\n"
     "    (void)wpath;\n"
     "    for (int i = 1; i < argc; i++) {\n"
     "        if (!strcmp(argv[i], \"-h\") || !strcmp(argv[i], \"--help\")) return usage(stdout, 0);\n"
     "        if (!strcmp(argv[i], \"--sizes\")) sizes = 1;\n"
-    "        else if (!strcmp(argv[i], \"-n\") && i + 1 < argc) {\n"
+    "        else if (!strcmp(argv[i], \"--text\")) text = 1;\n"
+    "        else if (!strcmp(argv[i], \"-n\")) {\n"
+    "            if (i + 1 == argc) { fprintf(stderr, \"model_main: -n needs a value\\n\"); return 2; }\n"
     "            if ((steps = number(argv[++i], 0, CKM_CTX)) < 0) {\n"
     "                fprintf(stderr, \"model_main: -n: %s is not a step count (0 to %d)\\n\", argv[i], CKM_CTX);\n"
     "                return 2;\n"
@@ -359,6 +382,7 @@ static const char main_c[] =
     "        if (!n) return 0;\n"
     "    }\n"
     "    if (!n) { fprintf(stderr, \"model_main: no prompt token ids\\n\"); return usage(stderr, 2); }\n"
+    "    if (text && !CKM_HAS_VOCAB) { fprintf(stderr, \"model_main: --text: compiled without a tokenizer, so no vocabulary\\n\"); return 2; }\n"
     "    if (n + steps > CKM_CTX) { fprintf(stderr, \"model_main: %d prompt ids and %ld steps exceed the context of %d\\n\", n, steps, CKM_CTX); return 2; }\n"
     "@@"
     "    const float *lg = ckm_embed_prefill(ids, n, 0);\n"
@@ -367,7 +391,8 @@ static const char main_c[] =
     "        int32_t next = 0;\n"
     "        for (int32_t v = 1; v < CKM_VOCAB; v++)\n"
     "            if (lg[v] > lg[next]) next = v;\n"
-    "        printf(\"%s%d\", s ? \" \" : \"\", (int)next);\n"
+    "        if (text) put_text(next, &first);\n"
+    "        else printf(\"%s%d\", s ? \" \" : \"\", (int)next);\n"
     "        if (s + 1 < steps) lg = ckm_embed_decode(next, n + (int)s);\n"
     "    }\n"
     "    printf(\"\\n\");\n"
@@ -526,11 +551,35 @@ static cke_status append_map(const cke_plan *p, const cke_codegen_opts *o, const
     return fclose(f) == 0 ? CKE_OK : cke_fail(err, CKE_ERR_IO, "error writing %s", path);
 }
 
+/* vocab.c: every token's text in one array, offsets beside it (pieces may hold NUL bytes) */
+static cke_status write_vocab_c(const cke_embed_vocab *v, int64_t vocab, const char *dir, cke_err *err) {
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/vocab.c", dir);
+    FILE *f = fopen(path, "w");
+    if (!f) return cke_fail(err, CKE_ERR_IO, "cannot write %s", path);
+    const uint32_t total = v->off[v->n];
+    fprintf(f, "/* The tokenizer's text of each of the %lld token ids (special tokens empty), for model_main --text.\n"
+               " * Generated by cke; do not edit. */\n#include \"model.h\"\n\n"
+               "const unsigned char ckm_vocab_text[%u] = {", (long long)vocab, total ? total : 1u);
+    for (uint32_t i = 0; i < total; i++) fprintf(f, "%s%u,", i % 24 ? "" : "\n", (unsigned char)v->text[i]);
+    fprintf(f, "%s\n};\nconst uint32_t ckm_vocab_off[CKM_VOCAB + 1] = {", total ? "" : "0");
+    for (int64_t i = 0; i <= vocab; i++) fprintf(f, "%s%u,", i % 12 ? " " : "\n", i <= v->n ? v->off[i] : total);
+    fputs("\n};\n", f);
+    return fclose(f) == 0 ? CKE_OK : cke_fail(err, CKE_ERR_IO, "error writing %s", path);
+}
+
 cke_status cke_codegen_embed_files(const cke_plan *p, const cke_codegen_opts *o, const char *dir, const char *kernels_src,
-                                   const char *include_dir, cke_err *err) {
+                                   const char *include_dir, const cke_embed_vocab *vocab, cke_err *err) {
     cke_embed_sizes z;
     cke_codegen_embed_sizes(p, &z);
-    cke_status st = write_model_h(p, o, &z, dir, err);
+    int64_t nv = 0;
+    for (int i = 0; i < p->ir->nv; i++)
+        if (!strcmp(p->ir->v[i].name, "logits")) nv = p->ir->v[i].dims[1];
+    if (vocab && vocab->n > nv)
+        return cke_fail(err, CKE_ERR_SHAPE, "embedded build: the vocabulary has %lld tokens, the model %lld", (long long)vocab->n,
+                        (long long)nv);
+    cke_status st = write_model_h(p, o, &z, vocab, dir, err);
+    if (!st && vocab) st = write_vocab_c(vocab, nv, dir, err);
     if (!st) st = write_main_c(o, dir, err);
     if (!st) st = write_text(dir, "Makefile", makefile, err);
     if (!st) st = copy_kernels(p, dir, kernels_src, include_dir, err);

@@ -203,13 +203,60 @@ static cke_status check_embedded(const cke_compile_opts *o, cke_err *err) {
     return CKE_OK;
 }
 
-/* The embedded DIR's own files (codegen_embed.c), the kernel sources from cke's source tree. */
-static cke_status embed_files(const cke_plan *p, const cke_codegen_opts *co, const cke_compile_opts *o, const char *dir,
-                              cke_err *err) {
+/* Every token's text as the tokenizer decodes it alone (special tokens empty, SentencePiece's
+ * dummy-prefix space kept: strip_first_space says whether a text drops it), for vocab.c. */
+static cke_status embed_vocab(const char *path, cke_embed_vocab *v, char **text, uint32_t **off, cke_err *err) {
+    cke_tok *t = NULL;
+    cke_status st = cke_tok_load(path, &t, err);
+    if (st) return st;
+    const int64_t n = cke_tok_n_vocab(t);
+    size_t cap = 4096, used = 0;
+    *text = malloc(cap);
+    *off = malloc(((size_t)n + 1) * sizeof(uint32_t));
+    if (!*text || !*off) st = cke_fail(err, CKE_ERR_NOMEM, "out of memory");
+    int strip = 0;
+    for (int32_t i = 0; !st && i < n; i++) {
+        char *a = NULL, *b = NULL;
+        size_t la = 0, lb = 0;
+        st = cke_tok_decode(t, &i, 1, CKE_TOK_DECODE_SKIP_SPECIAL | CKE_TOK_DECODE_KEEP_PREFIX, &a, &la, err);
+        if (!st) st = cke_tok_decode(t, &i, 1, CKE_TOK_DECODE_SKIP_SPECIAL, &b, &lb, err);
+        if (!st && lb != la) strip = 1; /* decoding alone dropped the leading space */
+        if (!st && used + la > UINT32_MAX) st = cke_fail(err, CKE_ERR_UNSUPPORTED, "the vocabulary's text exceeds 4 GiB");
+        while (!st && used + la > cap) {
+            char *g = realloc(*text, cap * 2);
+            if (!g) st = cke_fail(err, CKE_ERR_NOMEM, "out of memory");
+            else *text = g, cap *= 2;
+        }
+        if (!st) {
+            (*off)[i] = (uint32_t)used;
+            memcpy(*text + used, a, la);
+            used += la;
+        }
+        free(a);
+        free(b);
+    }
+    if (!st) (*off)[n] = (uint32_t)used;
+    cke_tok_free(t);
+    *v = (cke_embed_vocab){.n = n, .text = *text, .off = *off, .strip_first_space = strip};
+    return st;
+}
+
+/* The embedded DIR's own files (codegen_embed.c), the kernel sources from cke's source tree, the
+ * vocabulary when the model has a tokenizer. */
+static cke_status embed_files(const cke_model *m, const cke_plan *p, const cke_codegen_opts *co, const cke_compile_opts *o,
+                              const char *dir, cke_err *err) {
     char ks[PATH_MAX];
     if (o->kernels_dir) snprintf(ks, sizeof ks, "%s", o->kernels_dir);
     else snprintf(ks, sizeof ks, "%s/../kernels", o->templates_dir);
-    return cke_codegen_embed_files(p, co, dir, ks, o->include_dir, err);
+    const char *tok = o->tokenizer ? o->tokenizer : m->tok.source != CKE_TOK_NONE ? m->tok.path : NULL;
+    cke_embed_vocab v;
+    char *text = NULL;
+    uint32_t *off = NULL;
+    cke_status st = tok ? embed_vocab(tok, &v, &text, &off, err) : CKE_OK;
+    if (!st) st = cke_codegen_embed_files(p, co, dir, ks, o->include_dir, tok ? &v : NULL, err);
+    free(text);
+    free(off);
+    return st;
 }
 
 /* ------------------------------------------------------------------ files */
@@ -680,7 +727,7 @@ cke_status cke_compile(const char *model_path, const cke_compile_opts *o, cke_er
     if (CANCELLED(o)) { st = cke_fail(err, CKE_ERR_IO, "interrupted"); goto done; }
 
     if (o->embedded) { /* a program to build elsewhere: no model.so, tokenizer or report */
-        if ((st = embed_files(p, &co, o, dir, err))) goto done;
+        if ((st = embed_files(m, p, &co, o, dir, err))) goto done;
         snprintf(path, sizeof path, "%s/cke-model.txt", dir);
         if (!(f = fopen(path, "w"))) { st = cke_fail(err, CKE_ERR_IO, "cannot write %s", path); goto done; }
         fprintf(f, "family %s\nformat %s\nctx %lld\nkv_type %s\nprefill_chunk %lld\nlayout_hash %016llx\nembedded %s\n", ir->family,

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The embedded build of a model (`cke compile MODEL --embedded -o DIR`, src/codegen/codegen_embed.c):
 #   - stories260K built for this machine with the host cc: its 256 greedy ids from BOS exactly the
-#     published reference's; only the kernels its table names are linked (gc-sections);
+#     published reference's, and its text (vocab.c) the published text; only the kernels its table
+#     names are linked (gc-sections);
 #   - the static RAM: model.o's .bss holds exactly the arena, scratch, KV cache and positions that
 #     model.h and memory_map.txt state, the arena is the plan's (max of prefill's and decode's) and
 #     the KV cache the plan's; the binary sizes are printed;
-#   - built for aarch64 (aarch64-linux-gnu-gcc -static) and run under qemu-aarch64: the same ids;
+#   - built for aarch64 (aarch64-linux-gnu-gcc -static) and run under qemu-aarch64: the same ids and text;
 #   - --weights blob: the same ids from weights.bin passed in; a truncated or foreign file refused;
 #   - stories260K quantized to Q8_0 and Q4_0 (cke quantize): weights under 1 MiB, greedy text equal
 #     to the regular cke model's on the same kernels (CKE_ISA=ref CKE_REPACK=0: the embedded build's
@@ -76,6 +77,10 @@ else
     if (cd "$D" && to cc "${CFLAGS_E[@]}" -o model_main ./*.c kernels/*.c -lm) 2>"$T/err"; then
         got=$(to "$D/model_main" -n 256 1)
         check stories260K_embedded_greedy256_exact "$([ "$got" = "$REF" ] && echo 1)" "ids differ: $(echo "$got" | cut -c1-80)"
+        # the text, from the vocabulary compiled in (vocab.c): the published file byte for byte
+        to "$D/model_main" --text -n 256 1 >"$T/text.txt"
+        cmp -s "$T/text.txt" "$S/reference_greedy_t0_256steps.txt" && ok stories260K_embedded_text_exact \
+            || bad "stories260K_embedded_text_exact: $(head -c 80 "$T/text.txt")"
         # only the slots the model calls: no backward, no other table, no SIMD driver
         extra=$(nm "$D/model_main" | grep -E ' [Tt] cke_[a-z0-9_]*(_bwd_ref|_avx2|_avx512)$| cke_gemm_drive$| cke_ktable_avx| cke_softmax_fwd_ref$| cke_layernorm_fwd_ref$' | head -3)
         check kernels_gc_only_used "$([ -z "$extra" ] && nm "$D/model_main" | grep -q ' cke_rmsnorm_fwd_ref$' && echo 1)" "linked: $extra"
@@ -115,6 +120,9 @@ else
         if (cd "$D" && to aarch64-linux-gnu-gcc "${CFLAGS_E[@]}" -static -o model_a64 ./*.c kernels/*.c -lm) 2>"$T/err"; then
             got=$(to qemu-aarch64 "$D/model_a64" -n 256 1)
             check stories260K_embedded_aarch64_qemu_exact "$([ "$got" = "$REF" ] && echo 1)" "ids differ: $(echo "$got" | cut -c1-80)"
+            to qemu-aarch64 "$D/model_a64" --text -n 256 1 >"$T/text64.txt"
+            cmp -s "$T/text64.txt" "$S/reference_greedy_t0_256steps.txt" && ok stories260K_embedded_aarch64_text_exact \
+                || bad "stories260K_embedded_aarch64_text_exact: $(head -c 80 "$T/text64.txt")"
             echo "   aarch64 static binary: $(stat -c %s "$D/model_a64") bytes ($(aarch64-linux-gnu-size "$D/model_a64" | tail -1 | awk '{print "text " $1 ", data " $2 ", bss " $3}'))"
             syms=$(aarch64-linux-gnu-nm -S -t d "$D/model_a64" | awk '$4 == "ckm_arena" || $4 == "ckm_kv" {printf "%s=%d ", $4, $2}')
             check aarch64_static_ram_as_stated "$(echo "$syms" | grep -q "ckm_arena=$arena " && echo "$syms" | grep -q "ckm_kv=$kv " && echo 1)" "$syms"
@@ -157,7 +165,7 @@ for t in Q8_0 Q4_0; do
     echo "   $t: weights $w bytes"
     if ! (cd "$D" && to cc "${CFLAGS_E[@]}" -o model_main ./*.c kernels/*.c -lm) 2>"$T/err"; then bad "$t build: $(tail -3 "$T/err")"; continue; fi
     ids=$(to "$D/model_main" -n 200 1)
-    text=$(to "$CKE" tokenize "$q" --decode $ids)
+    text=$(to "$D/model_main" --text -n 200 1)
     want=$(CKE_ISA=ref CKE_REPACK=0 to "$CKE" run "$q" -p "" --temp 0 -n 200 2>/dev/null)
     check "quant_${t}_greedy200_equals_cke_run" "$([ -n "$want" ] && [ "$text" = "$want" ] && echo 1)" \
         "embedded: $(echo "$text" | head -c 80) / cke run: $(echo "$want" | head -c 80)"
