@@ -11,6 +11,8 @@
 #   - stories260K quantized to Q8_0 and Q4_0 (cke quantize): weights under 1 MiB, greedy text equal
 #     to the regular cke model's on the same kernels (CKE_ISA=ref CKE_REPACK=0: the embedded build's
 #     ref kernels and GGUF block layout);
+#   - GPT-2 (no tokenizer), tiny Llama, F16 and Q4_K_M stories260K: greedy ids after a 42-token
+#     prompt equal model.so's on the same kernels (examples/minimal_run.c, CKE_ISA=ref);
 #   - Cortex-M7 (arm-none-eabi-gcc -ffreestanding -c, no run): the objects need nothing from libc
 #     but memcpy/memset/memmove and math functions (and libgcc's __aeabi_ helpers);
 #   - bad options refused with a message.
@@ -176,6 +178,39 @@ for t in Q8_0 Q4_0; do
     fi
 done
 
+# ---- other families and formats against model.so on the same kernels: the regular compile
+# (GGUF block layout: CKE_REPACK=0) run by examples/minimal_run.c (the ABI only) with CKE_ISA=ref,
+# greedy ids after a 42-token prompt (two 32-row chunks of the embedded prefill, one of model.so's).
+# GPT-2 (layernorm, GELU, learned positions, biases) without its tokenizer: no vocab.c, --text refused.
+P="1 $(seq -s ' ' 10 50)"
+# (under build-san the model.so links the sanitized kernels: minimal_run gets the same runtime)
+SANF=()
+[ "$(basename "$B")" = build-san ] && SANF=(-fsanitize=address,undefined)
+if cc -O2 "${SANF[@]}" -Iinclude examples/minimal_run.c -ldl -o "$T/minimal_run" 2>"$T/err"; then
+    mkdir -p "$T/gpt2"
+    cp "$M/tiny-random-gpt2/config.json" "$M/tiny-random-gpt2/model.safetensors" "$T/gpt2/" 2>/dev/null
+    to "$CKE" quantize "$S/stories260K.gguf" "$T/s-Q4_K_M.gguf" Q4_K_M 2>/dev/null
+    for mdl in "$T/gpt2" "$M/tiny-random-llama/llama-2-tiny-random.gguf" "$S/stories260K-F16.gguf" "$T/s-Q4_K_M.gguf"; do
+        n=$(basename "$mdl")
+        [ -e "$mdl" ] || { skip "family $n (missing)"; continue; }
+        if ! to "$CKE" compile "$mdl" --embedded -o "$T/x-$n" --ctx 128 2>"$T/err"; then bad "compile $n --embedded: $(tail -1 "$T/err")"; continue; fi
+        if ! CKE_REPACK=0 to "$CKE" compile "$mdl" -o "$T/r-$n" --ctx 128 2>"$T/err"; then bad "compile $n: $(tail -1 "$T/err")"; continue; fi
+        if ! (cd "$T/x-$n" && to cc "${CFLAGS_E[@]}" -o model_main ./*.c kernels/*.c -lm) 2>"$T/err"; then bad "$n build: $(tail -3 "$T/err")"; continue; fi
+        # shellcheck disable=SC2086
+        got=$(to "$T/x-$n/model_main" -n 30 $P)
+        # shellcheck disable=SC2086
+        # (no leak check for it: dlopen of an OpenMP model.so leaves 8 bytes of the loader's behind)
+        want=$(ASAN_OPTIONS="${ASAN_OPTIONS:-}:detect_leaks=0" CKE_ISA=ref to "$T/minimal_run" "$T/r-$n" -n 30 $P)
+        check "family_${n}_equals_model_so" "$([ -n "$want" ] && [ "$got" = "$want" ] && echo 1)" "embedded: $got / model.so: $want"
+    done
+    if [ -d "$T/x-gpt2" ]; then
+        [ ! -e "$T/x-gpt2/vocab.c" ] && grep -q '^#define CKM_HAS_VOCAB 0' "$T/x-gpt2/model.h" && ok no_tokenizer_no_vocab || bad "gpt2 without a tokenizer has a vocab.c"
+        refuse text_without_vocab 2 'model_main: --text: compiled without a tokenizer' "$T/x-gpt2/model_main" --text 1
+    fi
+else
+    bad "cannot build examples/minimal_run.c: $(tail -2 "$T/err")"
+fi
+
 # ---- Cortex-M7, bare metal: compile only; what the objects need from outside them
 cortex() { # NAME DIR
     local name=$1 d=$2 o=$T/cm-$1
@@ -198,6 +233,8 @@ cortex() { # NAME DIR
 if have arm-none-eabi-gcc; then
     [ -d "$T/s" ] && cortex f32 "$T/s"
     [ -d "$T/q-Q4_0" ] && cortex q4_0 "$T/q-Q4_0"
+    [ -d "$T/x-gpt2" ] && cortex gpt2 "$T/x-gpt2"
+    [ -d "$T/x-s-Q4_K_M.gguf" ] && cortex q4_k_m "$T/x-s-Q4_K_M.gguf"
 else
     skip "cortex-m7 (no arm-none-eabi-gcc)"
 fi
