@@ -92,10 +92,55 @@ static int any_qops(const slot_set *s) {
     return 0;
 }
 
+static size_t al64(size_t n) { return (n + 63) / 64 * 64; }
+
+/* The largest workspace the ref kernels take over prefill's and decode's schedules: attention's
+ * (cke_attn_ws_size, every layer's attributes) and the quantized linears' (cke_qlinear_ws_size,
+ * every layer's format), for one thread. model.so's planned scratch also holds the SIMD f32
+ * GEMM's packed panels, which cke_gemm_ref does not use (it takes no ws): static RAM not spent. */
+static size_t ref_scratch(const cke_plan *p) {
+    const cke_ir *ir = p->ir;
+    const cke_mode_plan *ms[2] = {&p->prefill, &p->decode};
+    size_t best = 0;
+    for (int mi = 0; mi < 2; mi++) {
+        const cke_mode_plan *m = ms[mi];
+        for (int si = 0; si < m->n_sched; si++) {
+            const cke_node *n = &m->sched[si];
+            const int64_t rows = m->buf_of[n->out] >= 0 ? m->bufs[m->buf_of[n->out]].rows : 1;
+            size_t ws = 0;
+            for (int i = 0; n->op == CKE_OP_ATTENTION && i < ir->nn; i++) {
+                const cke_node *q = &ir->n[i];
+                if (q->op != CKE_OP_ATTENTION || strcmp(ir->v[q->out].base, ir->v[n->out].base)) continue;
+                const cke_attn_shape as = {.T = rows, .Tk = p->ctx, .n_head = q->a.n_head, .n_kv_head = q->a.n_kv_head,
+                                           .head_dim = q->a.head_dim, .scale = q->a.scale, .window = q->a.window,
+                                           .softcap = q->a.softcap};
+                const size_t w = cke_attn_ws_size(&as, 1);
+                if (w > ws) ws = w;
+            }
+            if (n->op == CKE_OP_LINEAR) {
+                const cke_value *w = &ir->v[n->in[1]];
+                for (int l = w->layer >= 0 ? 0 : -1; l < (w->layer >= 0 ? ir->n_layer : 0); l++) {
+                    int vi = n->in[1];
+                    if (l >= 0) {
+                        char nm[CKE_IR_NAME + 16];
+                        snprintf(nm, sizeof nm, "l%d.%s", l, w->base);
+                        vi = cke_ir_find(ir, nm);
+                    }
+                    const int dt = cke_plan_wdtype(p, vi);
+                    const size_t q = dt ? cke_qlinear_ws_size(dt, rows, w->dims[1], w->dims[0], 1) : 0;
+                    if (q > ws) ws = q;
+                }
+            }
+            if (al64(ws) > best) best = al64(ws);
+        }
+    }
+    return best;
+}
+
 void cke_codegen_embed_sizes(const cke_plan *p, cke_embed_sizes *s) {
 #define MAX2(a, b) ((a) > (b) ? (a) : (b))
     s->arena = MAX2(p->prefill.arena_bytes, p->decode.arena_bytes);
-    s->scratch = MAX2(p->prefill.scratch_bytes, p->decode.scratch_bytes);
+    s->scratch = ref_scratch(p);
     s->kv = p->kv_bytes;
     s->posbuf = (size_t)p->prefill.T * sizeof(int32_t);
     s->ram = s->arena + s->scratch + s->kv + s->posbuf;
@@ -145,9 +190,11 @@ static const char shell_buffers[] =
     "/* ---- embedded runtime: every buffer static, one thread, no allocation, no I/O ---- */\n"
     "#define MAX2(a, b) ((a) > (b) ? (a) : (b))\n"
     "#define ARENA_BYTES MAX2(P_ARENA, D_ARENA)\n"
-    "#define SCRATCH_BYTES MAX2(P_SCRATCH, D_SCRATCH)\n"
+    "/* the ref kernels' largest workspace (attention, quantized linears), one thread: the planned\n"
+    " * P_SCRATCH/D_SCRATCH also hold the SIMD f32 GEMM's packed panels, which cke_gemm_ref does not use */\n"
+    "#define SCRATCH_BYTES CKM_SCRATCH_BYTES\n"
     "#define NONZERO(n) ((n) > 0 ? (n) : 1) /* C has no zero-length arrays */\n"
-    "_Static_assert(ARENA_BYTES == CKM_ARENA_BYTES && SCRATCH_BYTES == CKM_SCRATCH_BYTES && KV_BYTES == CKM_KV_BYTES,\n"
+    "_Static_assert(ARENA_BYTES == CKM_ARENA_BYTES && KV_BYTES == CKM_KV_BYTES,\n"
     "               \"model.h states the sizes model.c uses\");\n"
     "static _Alignas(64) char ckm_arena[NONZERO(ARENA_BYTES)];     /* activations */\n"
     "static _Alignas(64) char ckm_scratch[NONZERO(SCRATCH_BYTES)]; /* kernel workspace */\n"
@@ -283,7 +330,7 @@ static cke_status write_model_h(const cke_plan *p, const cke_codegen_opts *o, co
             "#define CKM_WEIGHTS_BLOB %d /* 1: ckm_embed_init takes the weights.bin bytes; 0: compiled in (weights.c) */\n\n"
             "/* static RAM (.bss of model.c) */\n"
             "#define CKM_ARENA_BYTES %zuu   /* activations: max of prefill's and decode's planned arenas */\n"
-            "#define CKM_SCRATCH_BYTES %zuu /* kernel workspace */\n"
+            "#define CKM_SCRATCH_BYTES %zuu /* kernel workspace: the ref kernels' largest, one thread */\n"
             "#define CKM_KV_BYTES %zuu      /* KV cache: %d layers x %lld positions, %s */\n"
             "#define CKM_POS_BYTES %zuu     /* positions of a prefill chunk */\n"
             "#define CKM_RAM_BYTES %zuu     /* their sum */\n"
@@ -542,8 +589,9 @@ static cke_status append_map(const cke_plan *p, const cke_codegen_opts *o, const
     FILE *f = fopen(path, "a");
     if (!f) return cke_fail(err, CKE_ERR_IO, "cannot append to %s", path);
     fprintf(f, "\nembedded build (model.c, one thread; decode_batch is not built):\n"
-               "  static RAM  %12zu bytes (.bss): arena %zu (max of prefill's and decode's), scratch %zu, KV cache %zu, "
-               "positions %zu\n"
+               "  static RAM  %12zu bytes (.bss): arena %zu (max of prefill's and decode's), scratch %zu (the ref kernels'\n"
+               "              largest workspace, one thread; the planned scratch above also holds the SIMD GEMM's panels),\n"
+               "              KV cache %zu, positions %zu\n"
                "  read-only   %12zu bytes: weights %zu (%s), rope cos/sin table %zu\n",
             z->ram, z->arena, z->scratch, z->kv, z->posbuf, z->weights + z->rope, z->weights,
             o->weights_blob ? "the caller's weights.bin, passed to ckm_embed_init" : "const array in weights.c", z->rope);

@@ -15,6 +15,7 @@
 #     prompt equal model.so's on the same kernels (examples/minimal_run.c, CKE_ISA=ref);
 #   - Cortex-M7 (arm-none-eabi-gcc -ffreestanding -c, no run): the objects need nothing from libc
 #     but memcpy/memset/memmove and math functions (and libgcc's __aeabi_ helpers);
+#   - the f32 and Q4_0 programs built with ASan+UBSan run clean (every buffer is big enough);
 #   - bad options refused with a message.
 # Ends with "N passed, N failed". BUILD=build-san runs the sanitized cke.
 set -u
@@ -37,6 +38,18 @@ to() { timeout 300 "$@"; }
 # the value of a #define in DIR/model.h
 hdef() { sed -n "s/^#define $2 \([0-9]*\)u\{0,1\}.*/\1/p" "$1/model.h"; }
 CFLAGS_E=(-std=c11 -O2 -ffunction-sections -fdata-sections -Wl,--gc-sections)
+# asan_run NAME DIR STEPS: DIR's program built with ASan+UBSan gives the ids of its plain build
+asan_run() {
+    local d=$2 got want rc
+    if ! (cd "$d" && to cc -std=c11 -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -o model_asan ./*.c kernels/*.c -lm) 2>"$T/err"; then
+        bad "$1 ASan build: $(tail -2 "$T/err")"
+        return
+    fi
+    want=$(to "$d/model_main" -n "$3" 1)
+    got=$(ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 to "$d/model_asan" -n "$3" 1 2>"$T/asan")
+    rc=$?
+    check "$1_embedded_asan_ubsan_clean" "$([ "$rc" = 0 ] && [ "$got" = "$want" ] && echo 1)" "exit $rc: $(head -3 "$T/asan")"
+}
 
 # ---- bad options (no model needed: refused before loading anything)
 refuse() { # NAME EXIT REGEX CMD...
@@ -90,7 +103,9 @@ else
     else
         bad "host build: $(tail -3 "$T/err")"
     fi
-    # the brief's plain command (no gc): still builds and links alone
+    # the program itself under ASan+UBSan: the static arena, scratch and KV cache are enough
+    asan_run stories260K "$D" 256
+    # the plain command (no gc): still builds and links alone
     (cd "$D" && to cc -O2 -o model_plain ./*.c kernels/*.c -lm) 2>"$T/err" && ok plain_cc_command || bad "cc -O2 -o model_plain *.c kernels/*.c -lm: $(tail -2 "$T/err")"
 
     # ---- static RAM against the plan
@@ -171,6 +186,7 @@ for t in Q8_0 Q4_0; do
     want=$(CKE_ISA=ref CKE_REPACK=0 to "$CKE" run "$q" -p "" --temp 0 -n 200 2>/dev/null)
     check "quant_${t}_greedy200_equals_cke_run" "$([ -n "$want" ] && [ "$text" = "$want" ] && echo 1)" \
         "embedded: $(echo "$text" | head -c 80) / cke run: $(echo "$want" | head -c 80)"
+    [ $t = Q4_0 ] && asan_run "quant_$t" "$D" 200
     if [ $t = Q4_0 ] && have aarch64-linux-gnu-gcc && have qemu-aarch64; then
         (cd "$D" && to aarch64-linux-gnu-gcc "${CFLAGS_E[@]}" -static -o model_a64 ./*.c kernels/*.c -lm) 2>"$T/err" &&
             got=$(to qemu-aarch64 "$D/model_a64" -n 200 1)
