@@ -16,6 +16,7 @@
 #   - Cortex-M7 (arm-none-eabi-gcc -ffreestanding -c, no run): the objects need nothing from libc
 #     but memcpy/memset/memmove and math functions (and libgcc's __aeabi_ helpers);
 #   - the f32 and Q4_0 programs built with ASan+UBSan run clean (every buffer is big enough);
+#   - the API (api_check.c): errors for bad tokens, positions and context, rewinding exact;
 #   - bad options refused with a message.
 # Ends with "N passed, N failed". BUILD=build-san runs the sanitized cke.
 set -u
@@ -105,6 +106,14 @@ else
     fi
     # the program itself under ASan+UBSan: the static arena, scratch and KV cache are enough
     asan_run stories260K "$D" 256
+    # the API on bad input, a full context, rewinding (tests/embed/api_check.c, under ASan+UBSan)
+    if to cc -std=c11 -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -I"$D" tests/embed/api_check.c "$D/model.c" \
+        "$D/weights.c" "$D"/kernels/*.c -lm -o "$T/api_check" 2>"$T/err"; then
+        ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 to "$T/api_check" >"$T/api.txt" 2>&1 && ok "embedded_api ($(tail -1 "$T/api.txt"))" \
+            || bad "embedded_api: $(grep -E '^FAIL|ERROR' "$T/api.txt" | head -3)"
+    else
+        bad "api_check build: $(tail -2 "$T/err")"
+    fi
     # the plain command (no gc): still builds and links alone
     (cd "$D" && to cc -O2 -o model_plain ./*.c kernels/*.c -lm) 2>"$T/err" && ok plain_cc_command || bad "cc -O2 -o model_plain *.c kernels/*.c -lm: $(tail -2 "$T/err")"
 
