@@ -19,5 +19,13 @@ if have_models; then
     # compiling again into it replaces it (it is a cke directory), as blob this time
     ok embed_recompile_blob "$CKE" compile "$S/stories260K.bin" --embedded --weights blob -o "$T/emb" --ctx 64
     check embed_blob_files sh -c "test -f '$T/emb/weights.bin' -a ! -e '$T/emb/weights.c'"
+    # a cke without its kernel sources (an installed one: make install does not ship src/kernels)
+    mkdir -p "$T/ehome/build" "$T/ehome/src"
+    ln -s "$PWD/include" "$T/ehome/include"
+    cp -r src/templates "$T/ehome/src/templates"
+    ln -s "$(cd "$(dirname "$CKE")" && pwd)/libckekernels.a" "$T/ehome/build/libckekernels.a"
+    CKE_HOME=$T/ehome refuses embed_no_kernel_sources 1 'cke compile: missing: embedded build: kernel source .*/kdecl.h not found' \
+        "$CKE" compile "$S/stories260K.bin" --embedded -o "$T/emb-nokernels"
+    check embed_no_kernel_sources_nothing_left sh -c "! ls -a '$T' | grep -q 'emb-nokernels'"
     refuses embed_run_refused 1 'cke run: .* is an embedded build \(a C program: make in it' "$CKE" run "$T/emb" -n 2
 fi
