@@ -102,7 +102,7 @@ int cke_cli_target(const char *cmd_name, const char *path, cke_target *t) {
     }
     if (is_file(path, "model.h", NULL, 0) && is_file(path, "cke-model.txt", NULL, 0)) { /* cke compile --embedded */
         fprintf(stderr, "cke%s: %s is an embedded build (a C program: make in it, then ./model_main ID...); "
-                        "cke runs a model compiled without --embedded\n", cmd, path);
+                        "cke%s takes a model compiled without --embedded\n", cmd, path, cmd);
         return 1;
     }
     if (is_file(path, "model.c", NULL, 0) || is_file(path, "weights.bin", NULL, 0)) {
