@@ -204,8 +204,10 @@ static const char shell_buffers[] =
     "static int ready;\n\n";
 
 static const char shell_api[] =
-    "const char *ckm_embed_error(void) { return model.err ? model.err : \"\"; }\n"
-    "int ckm_embed_pos(void) { return (int)model.pos; }\n\n"
+    "const char *ckm_embed_last_error(void) { return model.err ? model.err : \"\"; }\n"
+    "int ckm_embed_pos(void) { return (int)model.pos; }\n"
+    "const float *ckm_embed_logits(void) { return model.last_logits; }\n"
+    "void ckm_embed_reset(void) { model.pos = 0, model.last_logits = NULL; }\n\n"
     "static const float *fail(const char *msg) {\n"
     "    model.err = msg;\n"
     "    return NULL;\n"
@@ -324,7 +326,7 @@ static cke_status write_model_h(const cke_plan *p, const cke_codegen_opts *o, co
             " *   ckm_embed_init(%s);\n"
             " *   const float *logits = ckm_embed_prefill(prompt, n, 0);   // [CKM_VOCAB], NULL on error\n"
             " *   logits = ckm_embed_decode(next, n);                      // the token at position n\n"
-            " *   ... ckm_embed_error() says why a call returned NULL or -1 */\n"
+            " *   ... ckm_embed_last_error() says why a call returned NULL or -1 */\n"
             "#ifndef CKM_MODEL_H\n#define CKM_MODEL_H\n\n#include <stddef.h>\n#include <stdint.h>\n\n"
             "#define CKM_VOCAB %lld\n#define CKM_CTX %lld\n#define CKM_PREFILL_T %lld /* rows per prefill forward */\n"
             "#define CKM_WEIGHTS_BLOB %d /* 1: ckm_embed_init takes the weights.bin bytes; 0: compiled in (weights.c) */\n\n"
@@ -338,11 +340,13 @@ static cke_status write_model_h(const cke_plan *p, const cke_codegen_opts *o, co
             "#define CKM_ROPE_BYTES %zuu    /* RoPE cos/sin table */\n"
             "#define CKM_WEIGHTS_BYTES %zuu /* weights payload (%s) */\n"
             "#define CKM_WEIGHTS_FILE_BYTES %zuu /* weights.bin: a %zu-byte header and the payload */\n\n"
-            "int ckm_embed_init(const void *weights, size_t n); /* 0, or -1 (ckm_embed_error) */\n"
+            "int ckm_embed_init(const void *weights, size_t n); /* 0, or -1 (ckm_embed_last_error) */\n"
             "const float *ckm_embed_prefill(const int32_t *tok, int n, int pos);\n"
             "const float *ckm_embed_decode(int32_t tok, int pos);\n"
+            "const float *ckm_embed_logits(void); /* the last call's [CKM_VOCAB], or NULL */\n"
             "int ckm_embed_pos(void); /* tokens in the KV cache */\n"
-            "const char *ckm_embed_error(void);\n\n%s#endif\n",
+            "void ckm_embed_reset(void); /* an empty cache (the same as the next prefill at pos 0) */\n"
+            "const char *ckm_embed_last_error(void);\n\n%s#endif\n",
             o->model_name, o->source_desc, o->weights_blob ? "weights_bin_bytes, CKM_WEIGHTS_FILE_BYTES" : "NULL, 0",
             (long long)vocab, (long long)p->ctx, (long long)p->prefill.T, o->weights_blob != 0, z->arena, z->scratch, z->kv,
             p->ir->n_layer, (long long)p->ctx, cke_kv_type_name((cke_kv_type)p->kv_type), z->posbuf, z->ram, z->rope,
@@ -434,7 +438,7 @@ static const char main_c[] =
     "@@"
     "    const float *lg = ckm_embed_prefill(ids, n, 0);\n"
     "    for (long s = 0; s < steps; s++) {\n"
-    "        if (!lg) { fprintf(stderr, \"model_main: %s\\n\", ckm_embed_error()); return 1; }\n"
+    "        if (!lg) { fprintf(stderr, \"model_main: %s\\n\", ckm_embed_last_error()); return 1; }\n"
     "        int32_t next = 0;\n"
     "        for (int32_t v = 1; v < CKM_VOCAB; v++)\n"
     "            if (lg[v] > lg[next]) next = v;\n"
@@ -463,9 +467,9 @@ static const char main_init_blob[] =
     "    size_t wn = 0;\n"
     "    void *w = load(wpath, &wn);\n"
     "    if (!w) { fprintf(stderr, \"model_main: cannot read %s\\n\", wpath); return 1; }\n"
-    "    if (ckm_embed_init(w, wn)) { fprintf(stderr, \"model_main: %s: %s\\n\", wpath, ckm_embed_error()); free(w); return 1; }\n";
+    "    if (ckm_embed_init(w, wn)) { fprintf(stderr, \"model_main: %s: %s\\n\", wpath, ckm_embed_last_error()); free(w); return 1; }\n";
 static const char main_init_const[] =
-    "    if (ckm_embed_init(NULL, 0)) { fprintf(stderr, \"model_main: %s\\n\", ckm_embed_error()); return 1; }\n";
+    "    if (ckm_embed_init(NULL, 0)) { fprintf(stderr, \"model_main: %s\\n\", ckm_embed_last_error()); return 1; }\n";
 
 static cke_status write_main_c(const cke_codegen_opts *o, const char *dir, cke_err *err) {
     char path[PATH_MAX];
