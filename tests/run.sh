@@ -66,6 +66,8 @@ run train ./build/test_train
 run cli env BUILD=build ./tests/cli/run.sh
 # data-parallel training over Open MPI (mpirun -np 2 on this machine)
 run dist env BUILD=build ./tests/dist/test_dist.sh
+# the embedded build of stories260K: host, aarch64 under qemu, quantized, Cortex-M compile-only
+run embed env BUILD=build ./tests/embed/test_embed.sh
 run fuzz env FUZZ_SECONDS=${FUZZ_SECONDS:-8} ./tests/fuzz/run.sh
 
 # The same suite under ASan+UBSan (smaller sweeps: sanitized code is ~10x slower).

@@ -24,6 +24,8 @@
 /* --keep-f32 (or CKE_KEEP_F32=1): every weight converted to f32, as before quantized kernels;
  * --debug: canaries after every activation, checked after every op */
 static int keep_f32_flag, debug_flag;
+/* --embedded [--weights const|blob]: a standalone C program for one model (codegen_embed.c) */
+static int embedded_flag, weights_blob_flag;
 
 static int64_t tp_rank_opt, tp_size_opt; /* cke compile --tp-rank R --tp-size N */
 
@@ -36,21 +38,32 @@ static int compile_into(const char *model, const char *out, const char *tokenize
     cke_compile_opts o = {.out_dir = out, .tokenizer = tokenizer, .templates_dir = tpl, .include_dir = inc,
                           .libk = libk, .ctx = ctx, .prefill_chunk = chunk, .quiet = quiet,
                           .keep_f32 = keep_f32_flag || (getenv("CKE_KEEP_F32") && atoi(getenv("CKE_KEEP_F32"))),
-                          .canaries = debug_flag, .kv_type = kv_type, .tp_rank = (int)tp_rank_opt, .tp_size = (int)tp_size_opt};
+                          .canaries = debug_flag, .kv_type = kv_type, .embedded = embedded_flag,
+                          .weights_blob = weights_blob_flag, .tp_rank = (int)tp_rank_opt, .tp_size = (int)tp_size_opt};
     return cke_cli_compile_guarded("compile", model, &o, "the output directory was left as it was");
 }
 
 int cke_cli_compile(int argc, char **argv) {
     const char *model = NULL, *out = NULL, *tok = NULL;
     int64_t ctx = 0, chunk = 0;
-    int help = 0, kv = CKE_KV_F16;
+    int help = 0, kv = CKE_KV_F16, weights_blob = -1; /* -1: --weights not given */
     for (int i = 1; i < argc; i++) {
         if (cke_cli_is_help(argv[i])) { help = 1; goto usage; }
         if (!strcmp(argv[i], "-o") && i + 1 < argc) out = argv[++i];
         else if (!strcmp(argv[i], "--tokenizer") && i + 1 < argc) tok = argv[++i];
         else if (!strcmp(argv[i], "--keep-f32")) keep_f32_flag = 1;
         else if (!strcmp(argv[i], "--debug")) debug_flag = 1;
-        else if (!strcmp(argv[i], "--ctx") || !strcmp(argv[i], "-c")) {
+        else if (!strcmp(argv[i], "--embedded")) embedded_flag = 1;
+        else if (!strcmp(argv[i], "--weights")) {
+            const char *w = NULL;
+            int rc = cke_cli_opt_str("compile", argc, argv, &i, &w);
+            if (rc) return rc;
+            if (strcmp(w, "const") && strcmp(w, "blob")) {
+                fprintf(stderr, "cke compile: --weights: %s is not const or blob\n", w);
+                return 2;
+            }
+            weights_blob = !strcmp(w, "blob");
+        } else if (!strcmp(argv[i], "--ctx") || !strcmp(argv[i], "-c")) {
             int rc = cke_cli_opt_i64("compile", argc, argv, &i, 1, INT32_MAX, "a context length (>= 1)", &ctx);
             if (rc) return rc;
         } else if (!strcmp(argv[i], "--kv-type")) {
@@ -77,16 +90,34 @@ int cke_cli_compile(int argc, char **argv) {
         fprintf(stderr, "cke compile: --tp-rank %lld needs --tp-size above it (ranks are 0..N-1)\n", (long long)tp_rank_opt);
         return 2;
     }
+    if (embedded_flag && tp_size_opt > 1) {
+        fprintf(stderr, "cke compile: --embedded is one process on one core: no --tp-size\n");
+        return 2;
+    }
+    if (weights_blob >= 0 && !embedded_flag) {
+        fprintf(stderr, "cke compile: --weights const|blob is for the embedded build: add --embedded\n");
+        return 2;
+    }
+    if (embedded_flag && debug_flag) {
+        fprintf(stderr, "cke compile: --embedded has no debug build: --debug's canaries are for model.so\n");
+        return 2;
+    }
+    weights_blob_flag = weights_blob == 1;
     return compile_into(model, out, tok, ctx, chunk, kv, 0);
 usage:
     fprintf(help ? stdout : stderr, "usage: cke compile MODEL -o DIR [--tokenizer tokenizer.bin] [--ctx N] [--prefill-chunk N] [--keep-f32]\n"
-                    "                   [--kv-type f16|f32|q8_0] [--debug] [--tp-size N --tp-rank R]\n"
+                    "                   [--kv-type f16|f32|q8_0] [--debug] [--embedded [--weights const|blob]] [--tp-size N --tp-rank R]\n"
                     "  --tp-size N --tp-rank R: rank R's block of the model split for N-way tensor parallelism (heads and\n"
                     "  FFN columns divided, an allreduce after attn_o and ffn_down; run with mpirun -np N cke run)\n"
                     "  --kv-type: the KV cache's element type (default f16: half the memory and decode's reads; f32: exact;\n"
                     "  q8_0: about half of f16 again, for a head_dim that is a multiple of 32)\n"
                     "  MODEL: a .gguf file, a Hugging Face model directory, or a llama2.c .bin\n"
-                    "  --debug: a canary after every activation, checked after every op (slow; names the op)\n");
+                    "  --debug: a canary after every activation, checked after every op (slow; names the op)\n"
+                    "  --embedded: DIR gets a standalone C program for this model instead of model.so: model.c with\n"
+                    "  static buffers, one thread, no allocation or I/O, the ref kernels it calls in kernels/, main.c\n"
+                    "  and a Makefile (make; or cc -O2 -o model_main *.c kernels/*.c -lm)\n"
+                    "  --weights const|blob: embedded weights as a const array in weights.c (default) or weights.bin,\n"
+                    "  whose bytes the caller passes to ckm_embed_init\n");
     return help ? 0 : 2;
 }
 

@@ -100,6 +100,11 @@ int cke_cli_target(const char *cmd_name, const char *path, cke_target *t) {
                         "resume the training (cke train --resume --out %s ...)\n", cmd, path, path);
         return 1;
     }
+    if (is_file(path, "model.h", NULL, 0) && is_file(path, "cke-model.txt", NULL, 0)) { /* cke compile --embedded */
+        fprintf(stderr, "cke%s: %s is an embedded build (a C program: make in it, then ./model_main ID...); "
+                        "cke%s takes a model compiled without --embedded\n", cmd, path, cmd);
+        return 1;
+    }
     if (is_file(path, "model.c", NULL, 0) || is_file(path, "weights.bin", NULL, 0)) {
         fprintf(stderr, "cke%s: %s is an unfinished compiled directory (no model.so or cke-model.txt): "
                         "compile again (cke compile MODEL -o %s)\n", cmd, path, path);

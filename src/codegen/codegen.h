@@ -21,6 +21,9 @@ typedef struct {
     const struct cke_train_plan *train; /* NULL: inference only */
     const char *model_name;   /* shown in the ABI and the file comment */
     const char *source_desc;  /* "stories260K.bin (llama2.c v0)" */
+    int embedded;             /* the standalone embedded program's model.c (codegen_embed.c): the same
+                               * forward functions in a shell of static buffers, one thread, no I/O */
+    int weights_blob;         /* embedded: weights passed in by the caller (else a const array) */
 } cke_codegen_opts;
 
 cke_status cke_codegen_emit(const cke_plan *p, const cke_codegen_opts *o, FILE *out, cke_err *err);
@@ -40,6 +43,37 @@ const char *cke_codegen_attn_attr(char *buf, size_t nb, const cke_ir *ir, const 
 
 /* A float as a C literal that round-trips ("1e-05f", "0.0f"); returns buf. */
 const char *cke_codegen_flit(char *buf, size_t n, float x);
+
+/* ---- the embedded build (codegen_embed.c): `cke compile MODEL --embedded -o DIR` ----
+ * model.c's shell around the forward functions: the ref kernel table cut down to the slots the
+ * model calls, the arena, scratch and KV cache as static arrays, ckm_embed_init/prefill/decode. */
+cke_status cke_codegen_emit_embed_shell(const cke_plan *p, const cke_codegen_opts *o, FILE *f, cke_err *err);
+
+/* Static RAM and read-only bytes of an embedded build (model.h, memory_map.txt, main --sizes). */
+typedef struct {
+    size_t arena, scratch, kv, posbuf; /* static RAM: .bss */
+    size_t ram;                        /* their sum */
+    size_t rope;                       /* read-only: the cos/sin table */
+    size_t weights;                    /* read-only: the payload (const) or the caller's blob */
+} cke_embed_sizes;
+void cke_codegen_embed_sizes(const cke_plan *p, cke_embed_sizes *s);
+
+/* Writes the rest of an embedded DIR next to model.c: model.h, main.c, Makefile, the kernel
+ * sources the model calls (copied from kernels_src and include_dir into DIR/kernels), weights.c
+ * from DIR/weights.bin (const weights: weights.bin is then removed), vocab.c when there is a
+ * vocabulary, the embedded section of memory_map.txt. */
+/* The tokenizer's text of every token for main.c --text (vocab.c): token i's bytes are
+ * text[off[i] .. off[i + 1]), special tokens empty; strip_first_space: SentencePiece's dummy prefix,
+ * dropped from the first piece of a decoded text. */
+typedef struct {
+    int64_t n;
+    const char *text;
+    const uint32_t *off; /* [n + 1] */
+    int strip_first_space;
+} cke_embed_vocab;
+
+cke_status cke_codegen_embed_files(const cke_plan *p, const cke_codegen_opts *o, const char *dir, const char *kernels_src,
+                                   const char *include_dir, const cke_embed_vocab *vocab /* or NULL */, cke_err *err);
 
 /* Fetches a weight as f32 into dst (numel floats). */
 typedef cke_status (*cke_weight_fetch)(void *ud, const char *name, float *dst, int64_t numel, cke_err *err);

@@ -252,6 +252,84 @@ static int keep_dtype(void *ud, const char *name) {
     return rp && !strcmp(rp, "0") ? (int)t->dtype : cke_qtype_repacked((int)t->dtype);
 }
 
+/* The embedded build's kernels are the ref ones, which read the GGUF block layout: no repacking. */
+static int keep_dtype_gguf(void *ud, const char *name) {
+    const int dt = keep_dtype(ud, name);
+    const cke_qtype_ops *q = dt > 0 && dt < CKE_QTYPE_COUNT ? cke_ktable_for(CKE_ISA_REF)->qops[dt] : NULL;
+    return q && q->repack_of ? q->repack_of : dt;
+}
+
+/* What an embedded build cannot have, refused before any work. */
+static cke_status check_embedded(const cke_compile_opts *o, cke_err *err) {
+    if (!o->embedded)
+        return o->weights_blob ? cke_fail(err, CKE_ERR_ARG, "weights as a blob are for the embedded build (--embedded)") : CKE_OK;
+    if (o->train_batch > 0)
+        return cke_fail(err, CKE_ERR_UNSUPPORTED, "the embedded build is inference only: it has no training mode");
+    if (o->canaries)
+        return cke_fail(err, CKE_ERR_UNSUPPORTED, "the embedded build has no debug (canary) build: compile without --debug");
+    if (o->reuse_weights)
+        return cke_fail(err, CKE_ERR_UNSUPPORTED, "the embedded build writes its own weights: it does not reuse a cache's");
+    if (o->tp_size > 1)
+        return cke_fail(err, CKE_ERR_UNSUPPORTED, "the embedded build is one process: it has no tensor-parallel ranks");
+    return CKE_OK;
+}
+
+/* Every token's text as the tokenizer decodes it alone (special tokens empty, SentencePiece's
+ * dummy-prefix space kept: strip_first_space says whether a text drops it), for vocab.c. */
+static cke_status embed_vocab(const char *path, cke_embed_vocab *v, char **text, uint32_t **off, cke_err *err) {
+    cke_tok *t = NULL;
+    cke_status st = cke_tok_load(path, &t, err);
+    if (st) return st;
+    const int64_t n = cke_tok_n_vocab(t);
+    size_t cap = 4096, used = 0;
+    *text = malloc(cap);
+    *off = malloc(((size_t)n + 1) * sizeof(uint32_t));
+    if (!*text || !*off) st = cke_fail(err, CKE_ERR_NOMEM, "out of memory");
+    int strip = 0;
+    for (int32_t i = 0; !st && i < n; i++) {
+        char *a = NULL, *b = NULL;
+        size_t la = 0, lb = 0;
+        st = cke_tok_decode(t, &i, 1, CKE_TOK_DECODE_SKIP_SPECIAL | CKE_TOK_DECODE_KEEP_PREFIX, &a, &la, err);
+        if (!st) st = cke_tok_decode(t, &i, 1, CKE_TOK_DECODE_SKIP_SPECIAL, &b, &lb, err);
+        if (!st && lb != la) strip = 1; /* decoding alone dropped the leading space */
+        if (!st && used + la > UINT32_MAX) st = cke_fail(err, CKE_ERR_UNSUPPORTED, "the vocabulary's text exceeds 4 GiB");
+        while (!st && used + la > cap) {
+            char *g = realloc(*text, cap * 2);
+            if (!g) st = cke_fail(err, CKE_ERR_NOMEM, "out of memory");
+            else *text = g, cap *= 2;
+        }
+        if (!st) {
+            (*off)[i] = (uint32_t)used;
+            memcpy(*text + used, a, la);
+            used += la;
+        }
+        free(a);
+        free(b);
+    }
+    if (!st) (*off)[n] = (uint32_t)used;
+    cke_tok_free(t);
+    *v = (cke_embed_vocab){.n = n, .text = *text, .off = *off, .strip_first_space = strip};
+    return st;
+}
+
+/* The embedded DIR's own files (codegen_embed.c), the kernel sources from cke's source tree, the
+ * vocabulary when the model has a tokenizer. */
+static cke_status embed_files(const cke_model *m, const cke_plan *p, const cke_codegen_opts *co, const cke_compile_opts *o,
+                              const char *dir, cke_err *err) {
+    char ks[PATH_MAX];
+    if (o->kernels_dir) snprintf(ks, sizeof ks, "%s", o->kernels_dir);
+    else snprintf(ks, sizeof ks, "%s/../kernels", o->templates_dir);
+    const char *tok = o->tokenizer ? o->tokenizer : m->tok.source != CKE_TOK_NONE ? m->tok.path : NULL;
+    cke_embed_vocab v;
+    char *text = NULL;
+    uint32_t *off = NULL;
+    cke_status st = tok ? embed_vocab(tok, &v, &text, &off, err) : CKE_OK;
+    if (!st) st = cke_codegen_embed_files(p, co, dir, ks, o->include_dir, tok ? &v : NULL, err);
+    free(text);
+    free(off);
+    return st;
+}
+
 /* ------------------------------------------------------------------ files */
 
 static cke_status copy_file(const char *from, const char *to, cke_err *err) {
@@ -635,8 +713,9 @@ cke_status cke_compile(const char *model_path, const cke_compile_opts *o, cke_er
     char path[PATH_MAX + 32], path2[PATH_MAX + 32], final[PATH_MAX], tmp[PATH_MAX];
     tmp[0] = 0;
     /* refuse an output that is not ours before any work */
-    cke_status st = out_paths(o->out_dir, 0, final, tmp, err);
+    cke_status st = check_embedded(o, err);
     if (st) return st;
+    if ((st = out_paths(o->out_dir, 0, final, tmp, err))) return st;
     tmp[0] = 0; /* set by mkdtemp below; "" = nothing to clean up */
     const char *dir = tmp;
     if (o->tp_size > 1 && o->train_batch > 0)
@@ -669,10 +748,14 @@ cke_status cke_compile(const char *model_path, const cke_compile_opts *o, cke_er
     int64_t ctx = o->ctx > 0 ? o->ctx : m->hp.ctx_len > 0 ? m->hp.ctx_len : 2048;
     if (o->ctx <= 0 && ctx > 4096) ctx = 4096;
     if ((st = rope_table(m, ir, ctx, err))) goto done;
-    int64_t chunk = o->prefill_chunk > 0 ? o->prefill_chunk : 512;
-    if ((st = cke_plan_new(&p, ir, ctx, chunk, o->max_threads > 0 ? o->max_threads : 16, o->canaries, o->kv_type, err)))
+    /* embedded: the arena is static RAM and grows with the chunk; 32 rows keep it small */
+    int64_t chunk = o->prefill_chunk > 0 ? o->prefill_chunk : o->embedded ? 32 : 512;
+    const int nth_max = o->embedded ? 1 : o->max_threads > 0 ? o->max_threads : 16; /* embedded: one thread */
+    if ((st = cke_plan_new(&p, ir, ctx, chunk, nth_max, o->canaries, o->kv_type, err)))
         goto done;
-    if (!o->keep_f32 && o->train_batch <= 0 && (st = cke_plan_set_wdtypes(p, keep_dtype, m, err))) goto done;
+    if (!o->keep_f32 && o->train_batch <= 0 &&
+        (st = cke_plan_set_wdtypes(p, o->embedded ? keep_dtype_gguf : keep_dtype, m, err)))
+        goto done;
 
     if (o->train_batch > 0 &&
         (st = cke_train_plan_new(&tp, p, o->train_batch, o->train_seq, o->train_recompute, o->max_threads > 0 ? o->max_threads : 16, err)))
@@ -703,7 +786,8 @@ cke_status cke_compile(const char *model_path, const cke_compile_opts *o, cke_er
     char base[NAME_MAX + 1], desc[NAME_MAX + 64];
     c_safe(base, sizeof base, bname);
     snprintf(desc, sizeof desc, "%s (%s)", base, cke_model_source_name(m->source));
-    cke_codegen_opts co = {.model_name = base, .source_desc = desc, .train = tp};
+    cke_codegen_opts co = {.model_name = base, .source_desc = desc, .train = tp, .embedded = o->embedded,
+                           .weights_blob = o->weights_blob};
     snprintf(path, sizeof path, "%s/model.c", dir);
     FILE *f = fopen(path, "w");
     if (!f) { st = cke_fail(err, CKE_ERR_IO, "cannot write %s", path); goto done; }
@@ -716,6 +800,22 @@ cke_status cke_compile(const char *model_path, const cke_compile_opts *o, cke_er
     if (!link_weights(o->reuse_weights, p, path2) && (st = cke_weights_write(p, path2, fetch_weight_c, fetch_raw_c, &fc, err)))
         goto done;
     if (CANCELLED(o)) { st = cke_fail(err, CKE_ERR_IO, "interrupted"); goto done; }
+
+    if (o->embedded) { /* a program to build elsewhere: no model.so, tokenizer or report */
+        if ((st = embed_files(m, p, &co, o, dir, err))) goto done;
+        snprintf(path, sizeof path, "%s/cke-model.txt", dir);
+        if (!(f = fopen(path, "w"))) { st = cke_fail(err, CKE_ERR_IO, "cannot write %s", path); goto done; }
+        fprintf(f, "family %s\nformat %s\nctx %lld\nkv_type %s\nprefill_chunk %lld\nlayout_hash %016llx\nembedded %s\n", ir->family,
+                cke_model_source_name(m->source), (long long)p->ctx, cke_kv_type_name((cke_kv_type)p->kv_type),
+                (long long)p->prefill.T, (unsigned long long)cke_plan_layout_hash(p), o->weights_blob ? "blob" : "const");
+        if (fclose(f) != 0) { st = cke_fail(err, CKE_ERR_IO, "error writing %s", path); goto done; }
+        if ((st = publish(tmp, final, 0, err))) goto done;
+        tmp[0] = 0;
+        if (!o->quiet)
+            fprintf(stderr, "cke: compiled %s (%s, %d layers) -> %s: embedded program, weights %.2f MiB %s\n", bname, ir->family,
+                    ir->n_layer, final, (double)p->weights_bytes / (1 << 20), o->weights_blob ? "in weights.bin" : "in weights.c");
+        goto done;
+    }
 
     char so[PATH_MAX + 32], logp[PATH_MAX + 32];
     snprintf(so, sizeof so, "%s/model.so", dir);

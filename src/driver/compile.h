@@ -11,7 +11,9 @@
  *
  * The directory holds everything needed to run the model and to read what was built:
  *   model.so  weights.bin  model.c  ir.json  layout.json  memory_map.txt  build.log
- *   tokenizer.{bin,json,gguf}  cke-model.txt (what was compiled from what) */
+ *   tokenizer.{bin,json,gguf}  cke-model.txt (what was compiled from what)
+ * An embedded build (opts.embedded) holds instead: model.c model.h main.c Makefile kernels/
+ *   weights.c (or weights.bin) memory_map.txt ir.json layout.json cke-model.txt */
 #ifndef CKE_DRIVER_COMPILE_H
 #define CKE_DRIVER_COMPILE_H
 
@@ -48,6 +50,11 @@ typedef struct {
                                 * whole model); training is refused */
     const char *reuse_weights; /* a folder whose subfolders may hold a weights.bin of the same source and
                                 * layout (other --ctx of one cache entry): hard-linked, not rewritten */
+    int embedded;              /* 1: a standalone C program for one model instead of model.so (--embedded):
+                                * model.c (static buffers, one thread, no I/O), model.h, main.c, Makefile,
+                                * kernels/ (the ref kernel sources it calls), weights.c or weights.bin */
+    int weights_blob;          /* embedded: the caller passes weights.bin's bytes (else weights.c, const) */
+    const char *kernels_dir;   /* embedded: cke's src/kernels; NULL = beside templates_dir (../kernels) */
 } cke_compile_opts;
 
 cke_status cke_compile(const char *model_path, const cke_compile_opts *o, cke_err *err);

@@ -28,7 +28,7 @@
  * (They differ between the small-M and blocked paths, i.e. depend on M, as any BLAS does.) */
 #include "kdecl.h"
 
-#include <omp.h>
+#include "kthreads.h"
 #include <string.h>
 
 /* Upper limits of every ISA descriptor (checked against kdecl.h's comment); ws sizes use them

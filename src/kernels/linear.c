@@ -4,7 +4,7 @@
  * max(cke_gemm_ws_size(M, K, N, nth), cke_gemm_ws_size(N, K, M, nth)). */
 #include "kdecl.h"
 
-#include <omp.h>
+#include "kthreads.h"
 
 void cke_linear_fwd(const cke_ktable *kt, float *Y /* [M,N] */, const float *X /* [M,K] */,
                     const float *W /* [N,K] */, const float *b /* [N] or NULL */, int64_t M,

@@ -22,7 +22,7 @@
  * Deterministic for a given nth: every output element is one dot or one GEMM element. */
 #include "kdecl.h"
 
-#include <omp.h>
+#include "kthreads.h"
 #include <stdint.h>
 
 #include "quant_blocks.h"

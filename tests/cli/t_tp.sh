@@ -84,6 +84,8 @@ sys.exit(0 if want and got == [want, want] else print(repr(want), got) or 1)"
         "$CKE" compile "$S/stories260K.bin" -o "$T/x" --tp-size 2 --tp-rank 2
     refuses tp_compile_bad_size 2 'cke compile: --tp-size: 0 is not a number of tensor-parallel ranks' \
         "$CKE" compile "$S/stories260K.bin" -o "$T/x" --tp-size 0
+    refuses tp_embedded_refused 2 'cke compile: --embedded is one process on one core: no --tp-size' \
+        "$CKE" compile "$S/stories260K.bin" -o "$T/x" --embedded --tp-size 2 --tp-rank 0
     refuses tp_dist_timeout_bad 2 'cke run: --dist-timeout: -1 is not a time in seconds' \
         "$CKE" run "$S/stories260K.bin" --dist-timeout -1
 fi

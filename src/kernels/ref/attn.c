@@ -7,7 +7,7 @@
 #include "../quant_blocks.h" /* qb_h2f, qb_f2h: the exact half conversions */
 
 #include <math.h>
-#include <omp.h>
+#include "../kthreads.h"
 
 /* Visible key range [lo, hi] (inclusive) of query row t. */
 static inline void vis(const cke_attn_shape *s, int64_t t, int64_t *lo, int64_t *hi) {
