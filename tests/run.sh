@@ -66,6 +66,8 @@ run train ./build/test_train
 run cli env BUILD=build ./tests/cli/run.sh
 # data-parallel training over Open MPI (mpirun -np 2 on this machine)
 run dist env BUILD=build ./tests/dist/test_dist.sh
+# two ranks on two "machines" (network namespaces joined by a veth pair, MPI over TCP between them)
+run hosts env BUILD=build ./tests/dist/test_hosts.sh
 # the embedded build of stories260K: host, aarch64 under qemu, quantized, Cortex-M compile-only
 run embed env BUILD=build ./tests/embed/test_embed.sh
 run fuzz env FUZZ_SECONDS=${FUZZ_SECONDS:-8} ./tests/fuzz/run.sh
@@ -97,6 +99,8 @@ if make -j"$JOBS" SAN=1 all >"$logdir/build-san.log" 2>&1; then
         run cli-san env BUILD=build-san ./tests/cli/run.sh
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
         run dist-san env BUILD=build-san ./tests/dist/test_dist.sh
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+        run hosts-san env BUILD=build-san ./tests/dist/test_hosts.sh
 else
     tail -40 "$logdir/build-san.log"; echo "sanitizer build failed"; total_fail=$((total_fail + 1))
 fi

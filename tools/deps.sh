@@ -15,6 +15,8 @@ NEED="build-essential libcjson-dev libpcre2-dev libutf8proc-dev libedit-dev libm
 [ "${1:-}" = "--test" ] && NEED="$NEED python3-torch python3-numpy python3-yaml python3-pip libopenblas-dev clang libclang-rt-14-dev bc time tmux pkgconf chromium curl"
 # the embedded build's cross checks (tests/embed): aarch64 gcc + qemu-user, bare-metal arm-none-eabi
 [ "${1:-}" = "--test" ] && NEED="$NEED gcc-aarch64-linux-gnu qemu-user gcc-arm-none-eabi libnewlib-arm-none-eabi"
+# two "machines" as network namespaces for MPI over TCP (tests/dist/test_hosts.sh)
+[ "${1:-}" = "--test" ] && NEED="$NEED iproute2"
 missing=""
 for p in $NEED; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 [ -z "$missing" ] && exit 0
