@@ -308,7 +308,7 @@ static int generate(const run_args *a, cke_engine *e, const char *prompt) {
     else if (res.stop == CKE_STOP_CONTEXT_FULL)
         fprintf(stderr, "cke run: the context of %lld tokens is full\n", (long long)cke_engine_info(e)->ctx);
     double tg = res.t_prompt_s + res.t_gen_s;
-    if (!a->quiet_stats)
+    if (!s && !a->quiet_stats)
         fprintf(stderr, "cke: prompt %lld tokens in %.3f s (%.1f tok/s); generated %lld tokens in %.3f s (%.1f tok/s); %lld threads\n",
             (long long)n_ids, t1 - t0, (double)n_ids / (t1 - t0 > 0 ? t1 - t0 : 1e-9), (long long)res.n_generated, tg,
             (double)res.n_generated / (tg > 0 ? tg : 1e-9), (long long)a->threads);

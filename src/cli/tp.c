@@ -1,6 +1,7 @@
 /* `mpirun -np N cke run|chat`: see tp.h. */
 #include "cli/tp.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,9 +9,21 @@
 
 static int failed_inside; /* a collective failed during a model call: the job must be aborted */
 
+/* Fault injection for the tests (like cke train's CKE_FAULT_AT): tp-die:N ends this rank at its
+ * N-th allreduce as kill -9 would (_exit(137)); tp-hang:N stops it there (SIGSTOP: a hung machine). */
+static void fault_point(void) {
+    static long calls;
+    const char *f = getenv("CKE_FAULT_AT");
+    if (!f || (strncmp(f, "tp-die:", 7) && strncmp(f, "tp-hang:", 8))) return;
+    if (++calls != strtol(strchr(f, ':') + 1, NULL, 10)) return;
+    if (f[3] == 'd') _exit(137);
+    raise(SIGSTOP);
+}
+
 /* The model's collective: the sum over ranks in rank order (dist.h), so every rank gets the same bits. */
 static int allreduce_mpi(void *ud, float *out, const float *in, int64_t n) {
     cke_cli_tp *tp = ud;
+    fault_point();
     if (out != in) memcpy(out, in, (size_t)n * sizeof(float));
     cke_err e = {0};
     cke_status s = cke_dist_allreduce_sum(&tp->d, out, n, &e);

@@ -882,9 +882,10 @@ cke_status cke_codegen_emit(const cke_plan *p, const cke_codegen_opts *o, FILE *
                "    do { if (m->trace) m->trace(m->trace_ud, name, layer, pos0 + T - (rows), p, rows, cols); } while (0)\n\n");
 
     fprintf(f, "/* tensor parallel: the partial sums of a row-parallel linear, summed over the ranks by the caller's\n"
-               " * collective (set_allreduce); a failure (or none set) makes the call return -1 */\n"
+               " * collective (set_allreduce); a failure (or none set) makes the call return -1, and the rest of\n"
+               " * the forward skips its collectives (each would wait for the same missing rank) */\n"
                "#define TP_ALLREDUCE(out, in, n) \\\n"
-               "    do { if (!m->tp_fn || m->tp_fn(m->tp_ud, out, in, n)) tp_fail(m); } while (0)\n\n");
+               "    do { if (!m->tp_bad && (!m->tp_fn || m->tp_fn(m->tp_ud, out, in, n))) tp_fail(m); } while (0)\n\n");
     fprintf(f, "typedef struct ckm_train ckm_train;\nstatic void train_free(ckm_model *m);\n\n");
     fprintf(f, "struct ckm_model {\n"
                "    const cke_ktable *kt;  /* kernels of this CPU (or CKE_ISA) */\n"

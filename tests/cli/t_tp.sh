@@ -84,6 +84,13 @@ sys.exit(0 if want and got == [want, want] else print(repr(want), got) or 1)"
         "$CKE" compile "$S/stories260K.bin" -o "$T/x" --tp-size 2 --tp-rank 2
     refuses tp_compile_bad_size 2 'cke compile: --tp-size: 0 is not a number of tensor-parallel ranks' \
         "$CKE" compile "$S/stories260K.bin" -o "$T/x" --tp-size 0
+    # a rank that dies (as kill -9, at its 50th allreduce) ends the job; one that hangs (SIGSTOP) makes
+    # rank 0 fail after --dist-timeout and take the job down (MPI_Abort): no waiting forever
+    FA=(run "$S/stories260K.bin" --tokenizer "$S/tok512.bin" -p "Once upon a time" -n 200 --temp 0 --dist-timeout 2)
+    refuses tp_rank_dies_job_ends 137 'exited with non-zero status|non-zero exit code' \
+        "${MPI[@]}" -np 1 "$CKE" "${FA[@]}" : -np 1 env CKE_FAULT_AT=tp-die:50 "$CKE" "${FA[@]}"
+    refuses tp_rank_hangs_job_ends 1 'no answer from the other ranks in 2 s \(--dist-timeout\)' \
+        "${MPI[@]}" -np 1 "$CKE" "${FA[@]}" : -np 1 env CKE_FAULT_AT=tp-hang:50 "$CKE" "${FA[@]}"
     refuses tp_embedded_refused 2 'cke compile: --embedded is one process on one core: no --tp-size' \
         "$CKE" compile "$S/stories260K.bin" -o "$T/x" --embedded --tp-size 2 --tp-rank 0
     refuses tp_dist_timeout_bad 2 'cke run: --dist-timeout: -1 is not a time in seconds' \
