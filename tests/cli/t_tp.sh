@@ -51,10 +51,12 @@ elif have_models; then
     TPS=$!
     for i in $(seq 600); do grep -q 'listening on' "$T/tps.out" && break; kill -0 $TPS 2>/dev/null || break; sleep 0.1; done
     TU=$(sed -n 's|^cke serve: listening on \(http://127.0.0.1:[0-9]*\) .*|\1|p' "$T/tps.out")
+    CURLS=()
     for i in 1 2; do
         curl -s -m 60 "$TU/v1/completions" -d '{"prompt": "Once upon a time", "max_tokens": 40, "temperature": 0}' >"$T/tpc$i.json" &
+        CURLS+=($!)
     done
-    wait %2 %3 2>/dev/null
+    wait "${CURLS[@]}"
     # SIGTERM to rank 0 (mpirun itself would end the job as killed): it stops serving and announces
     # the close, rank 1's follow loop ends, every rank exits 0
     for p in $(pgrep -f "$CKE serve"); do
