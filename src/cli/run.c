@@ -22,6 +22,7 @@
 /* --keep-f32 (or CKE_KEEP_F32=1): every weight converted to f32, as before quantized kernels;
  * --debug: canaries after every activation, checked after every op */
 static int keep_f32_flag, debug_flag;
+static const char *target_flag; /* compile --target TRIPLE: cross-compile model.so */
 
 static int compile_into(const char *model, const char *out, const char *tokenizer, int64_t ctx, int64_t chunk, int kv_type,
                         int quiet) {
@@ -32,7 +33,7 @@ static int compile_into(const char *model, const char *out, const char *tokenize
     cke_compile_opts o = {.out_dir = out, .tokenizer = tokenizer, .templates_dir = tpl, .include_dir = inc,
                           .libk = libk, .ctx = ctx, .prefill_chunk = chunk, .quiet = quiet,
                           .keep_f32 = keep_f32_flag || (getenv("CKE_KEEP_F32") && atoi(getenv("CKE_KEEP_F32"))),
-                          .canaries = debug_flag, .kv_type = kv_type};
+                          .canaries = debug_flag, .kv_type = kv_type, .target = target_flag};
     return cke_cli_compile_guarded("compile", model, &o, "the output directory was left as it was");
 }
 
@@ -46,7 +47,10 @@ int cke_cli_compile(int argc, char **argv) {
         else if (!strcmp(argv[i], "--tokenizer") && i + 1 < argc) tok = argv[++i];
         else if (!strcmp(argv[i], "--keep-f32")) keep_f32_flag = 1;
         else if (!strcmp(argv[i], "--debug")) debug_flag = 1;
-        else if (!strcmp(argv[i], "--ctx") || !strcmp(argv[i], "-c")) {
+        else if (!strcmp(argv[i], "--target")) {
+            int rc = cke_cli_opt_str("compile", argc, argv, &i, &target_flag);
+            if (rc) return rc;
+        } else if (!strcmp(argv[i], "--ctx") || !strcmp(argv[i], "-c")) {
             int rc = cke_cli_opt_i64("compile", argc, argv, &i, 1, INT32_MAX, "a context length (>= 1)", &ctx);
             if (rc) return rc;
         } else if (!strcmp(argv[i], "--kv-type")) {
@@ -66,11 +70,13 @@ int cke_cli_compile(int argc, char **argv) {
     return compile_into(model, out, tok, ctx, chunk, kv, 0);
 usage:
     fprintf(help ? stdout : stderr, "usage: cke compile MODEL -o DIR [--tokenizer tokenizer.bin] [--ctx N] [--prefill-chunk N] [--keep-f32]\n"
-                    "                   [--kv-type f16|f32|q8_0] [--debug]\n"
+                    "                   [--kv-type f16|f32|q8_0] [--debug] [--target aarch64-linux-gnu]\n"
                     "  --kv-type: the KV cache's element type (default f16: half the memory and decode's reads; f32: exact;\n"
                     "  q8_0: about half of f16 again, for a head_dim that is a multiple of 32)\n"
                     "  MODEL: a .gguf file, a Hugging Face model directory, or a llama2.c .bin\n"
-                    "  --debug: a canary after every activation, checked after every op (slow; names the op)\n");
+                    "  --debug: a canary after every activation, checked after every op (slow; names the op)\n"
+                    "  --target: cross-compile model.so for another machine (its compiler, e.g. aarch64-linux-gnu-gcc, on PATH,\n"
+                    "  and its kernel library: make CC=aarch64-linux-gnu-gcc BUILD=build-aarch64 build-aarch64/libckekernels.a)\n");
     return help ? 0 : 2;
 }
 
