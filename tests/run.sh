@@ -64,6 +64,9 @@ run train ./build/test_train
 # libFuzzer targets for the GGUF, safetensors and tokenizer loaders, briefly
 # the command line on bad input, odd paths and real models (each case time-limited)
 run cli env BUILD=build ./tests/cli/run.sh
+# aarch64 under qemu-user: the neon tables in the op harness, formats/tokenizer suites, and
+# stories260K cross-compiled with cke compile --target and run by the aarch64 cke
+run aarch64 env BUILD=build JOBS="$JOBS" ./tests/cross/test_aarch64.sh
 run fuzz env FUZZ_SECONDS=${FUZZ_SECONDS:-8} ./tests/fuzz/run.sh
 
 # The same suite under ASan+UBSan (smaller sweeps: sanitized code is ~10x slower).

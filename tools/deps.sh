@@ -13,9 +13,17 @@
 set -u
 NEED="build-essential libcjson-dev libpcre2-dev libutf8proc-dev libedit-dev libmicrohttpd-dev"
 [ "${1:-}" = "--test" ] && NEED="$NEED python3-torch python3-numpy python3-yaml python3-pip libopenblas-dev clang libclang-rt-14-dev bc time tmux pkgconf chromium curl"
+# tests/cross/test_aarch64.sh: the aarch64 cross compiler, qemu-user, and the arm64 builds of the
+# libraries the aarch64 cke links (Debian multiarch: dpkg --add-architecture arm64)
+ARM64="libcjson-dev:arm64 libpcre2-dev:arm64 libutf8proc-dev:arm64 libedit-dev:arm64 libmicrohttpd-dev:arm64"
+[ "${1:-}" = "--test" ] && NEED="$NEED gcc-aarch64-linux-gnu qemu-user $ARM64"
 missing=""
-for p in $NEED; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
+# dpkg-query -W, not dpkg -s: with arm64 added, a name installed for both architectures is ambiguous to -s
+for p in $NEED; do dpkg-query -W -f='${db:Status-Abbrev}\n' "$p" 2>/dev/null | grep -q '^ii' || missing="$missing $p"; done
 [ -z "$missing" ] && exit 0
 echo "installing:$missing"
 if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+case "$missing" in *:arm64*)
+    dpkg --print-foreign-architectures | grep -qx arm64 || $SUDO dpkg --add-architecture arm64 ;;
+esac
 $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
