@@ -154,6 +154,14 @@ bench() { # LABEL DIR
         printf 'bench: qemu -cpu max, stories260K %s decode, %-8s %8.1f tok/s\n' "$1" $isa "$best"
     done
 }
+# per kernel: tests/cross/kbench.c against the kernel library, each table's time per call and its
+# ratio to the _ref (same caveat: emulated)
+if aarch64-linux-gnu-gcc -std=c11 -O2 -fopenmp -Wall -Wextra -Werror -Iinclude tests/cross/kbench.c $XB/libckekernels.a -lm \
+    -o "$T/kbench" 2>"$T/kbench.log" && qemu max "$T/kbench" >"$T/kbench.txt" 2>&1; then
+    ok "kbench ran"; sed 's/^bench /bench: qemu -cpu max, /' "$T/kbench.txt"
+else
+    bad "kbench"; cat "$T/kbench.log" "$T/kbench.txt" 2>/dev/null | tail -5
+fi
 bench f32 "$T/f32"
 bench Q4_0 "$T/a_Q4_0"
 bench Q8_0 "$T/a_Q8_0"
