@@ -105,6 +105,10 @@ cmp -s "$T/f32_a72.txt" "$S/reference_greedy_t0_256steps.txt" && ok "stories260K
 [ "$(stat -c %Y "$T/f32/model.so")" = "$(date -d 2000-01-01 +%s)" ] && ok "the aarch64 cke ran the directory without recompiling" ||
     bad "model.so was rewritten"
 
+"$BUILD/cke" run "$T/f32" -p hi -n 2 >"$T/host_run.txt" 2>&1
+[ $? = 1 ] && grep -q 'was compiled for aarch64-linux-gnu (cke compile --target): run it there' "$T/host_run.txt" &&
+    ok "the host cke refuses the aarch64 directory by name" || { bad "host cke on an aarch64 directory"; cat "$T/host_run.txt"; }
+
 ppl() { grep -o 'PPL = [0-9.]*' "$1" | awk '{print $3}'; }
 for q in Q8_0 Q4_0; do
     if ! "$BUILD/cke" quantize "$S/stories260K.gguf" "$T/$q.gguf" $q >"$T/q.log" 2>&1 ||
