@@ -2,7 +2,7 @@
 # aarch64 under emulation (qemu-user): builds build-aarch64/ with the cross compiler, runs the op
 # harness against the neon tables, the formats and tokenizer suites, and stories260K compiled by
 # the x86 cke with --target aarch64-linux-gnu and run by the aarch64 cke:
-#   - -cpu max (has the dot product): the neon_dot table, simd and grad modes;
+#   - -cpu max (has the dot product): the neon_dot table, simd, grad and torch modes;
 #   - -cpu cortex-a72 (armv8.0, no dot product): the plain neon path (dispatch must pick it);
 #   - f32 stories260K: its published greedy text, exactly, for CKE_ISA=neon and neon_dot;
 #   - Q8_0 / Q4_0 stories260K: the x86 cke's tokens where the summation order is the same
@@ -72,6 +72,11 @@ qemu max -E CKE_ISA=avx2 $XB/cke isa >/dev/null 2>&1
 # ---- the op harness against the neon tables
 suite harness_simd_neon_dot max $XB/test_kernels --quick --mode simd --isa neon_dot
 suite harness_grad max $XB/test_kernels --quick --mode grad
+# PyTorch parity of ref, neon and neon_dot: the host suite's fixtures (written by tests/run.sh), or
+# written here by the same generator
+FX="$BUILD/fixtures.bin"
+[ -s "$FX" ] || { FX="$T/fixtures.bin"; /usr/bin/python3 tests/torch/gen_fixtures.py "$FX" >"$T/fx.log" 2>&1 || { bad "fixtures"; tail -5 "$T/fx.log"; }; }
+suite harness_torch max $XB/test_kernels --quick --mode torch --fixtures "$FX"
 for op in quant_dot quant_linear quant_blocks gemm rmsnorm attn_decode; do
     suite "harness_simd_neon_a72_$op" cortex-a72 $XB/test_kernels --quick --mode simd --isa neon --op $op
 done
