@@ -19,14 +19,23 @@ LDFLAGS := $(OPT) -fopenmp
 LDLIBS  := -lm
 
 # Per-ISA flags: only the files of that ISA's folder get them (dispatch picks at run time).
+# The ISA folders are those of the target the compiler builds for ($(CC) -dumpmachine):
+# x86-64 -> avx2/ avx512/; aarch64 -> neon/ (base armv8-a) + neon/dot/ (armv8.2-a dot
+# product); anything else -> the _ref only. Cross build: make CC=aarch64-linux-gnu-gcc BUILD=build-aarch64
+TARGET_ARCH := $(shell $(CC) -dumpmachine)
 AVX2_FLAGS   := -mavx2 -mfma -mf16c
 AVX512_FLAGS := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx2 -mfma -mf16c
+NEON_FLAGS     := -march=armv8-a
+NEON_DOT_FLAGS := -march=armv8.2-a+dotprod
 
 KSRC_GEN    := $(wildcard src/kernels/*.c)
 KSRC_REF    := $(wildcard src/kernels/ref/*.c)
-KSRC_AVX2   := $(wildcard src/kernels/avx2/*.c)
-KSRC_AVX512 := $(wildcard src/kernels/avx512/*.c)
-KSRC        := $(KSRC_GEN) $(KSRC_REF) $(KSRC_AVX2) $(KSRC_AVX512)
+ifneq ($(filter x86_64% i686% i386%,$(TARGET_ARCH)),)
+KSRC_ISA    := $(wildcard src/kernels/avx2/*.c src/kernels/avx512/*.c)
+else ifneq ($(filter aarch64%,$(TARGET_ARCH)),)
+KSRC_ISA    := $(wildcard src/kernels/neon/*.c src/kernels/neon/dot/*.c)
+endif
+KSRC        := $(KSRC_GEN) $(KSRC_REF) $(KSRC_ISA)
 KOBJ        := $(KSRC:%.c=$(BUILD)/%.o)
 
 # Everything of cke that is not a kernel: formats, tokenizer, IR, planner, codegen, runtime.
@@ -53,6 +62,14 @@ $(BUILD)/src/kernels/avx2/%.o: CFLAGS += $(AVX2_FLAGS)
 $(BUILD)/src/kernels/avx512/%.o: CFLAGS += $(AVX512_FLAGS)
 # quantized dot products use VNNI (vpdpbusd); dispatch.c requires it for the avx512 level
 $(BUILD)/src/kernels/avx512/quant.o: CFLAGS += -mavx512vnni
+# neon/dot/%.o matches both patterns: the later -march (the dot product) is the one gcc keeps
+$(BUILD)/src/kernels/neon/%.o: CFLAGS += $(NEON_FLAGS)
+$(BUILD)/src/kernels/neon/dot/%.o: CFLAGS += $(NEON_DOT_FLAGS)
+ifneq ($(filter aarch64%,$(TARGET_ARCH)),)
+# Debian's gcc 12 for aarch64 crashes (ICE in vect_transform_reduction) vectorizing exact_dot's
+# double reductions in this test; the test's own loops need no vectorizing
+$(BUILD)/tests/kernels/t_quant.o: CFLAGS += -fno-tree-vectorize
+endif
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -83,7 +100,7 @@ test:
 	./tests/run.sh
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-aarch64
 
 # Further test programs and tools add themselves here (one .mk per area, e.g. mk/formats.mk):
 # each appends its binaries to ALL_EXTRA.

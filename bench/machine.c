@@ -1,9 +1,12 @@
 /* Machine limits (see machine.h). Compiled without -m flags: the SIMD loops carry target
- * attributes and are chosen by CPUID at run time. */
+ * attributes and are chosen by CPUID at run time. Other architectures (aarch64) get plain C loops
+ * that the compiler vectorizes for the base ISA: indications, not peaks. */
 #define _GNU_SOURCE
 #include "machine.h"
 
+#if defined(__x86_64__)
 #include <immintrin.h>
+#endif
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +28,7 @@ void *cke_hp_alloc(size_t bytes) {
     return p;
 }
 
+#if defined(__x86_64__)
 int cke_machine_avx512(void) {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx512f");
@@ -87,7 +91,9 @@ __attribute__((target("avx512f,avx512bw,avx512bf16"))) static double bf16_loop51
     return (double)_mm512_reduce_add_ps(s) * 1e-30 + (double)iters * 24 * 64; /* flops */
 }
 
-static double peak_of(double (*loop)(int64_t), int nth, int64_t iters, int reps) {
+#endif
+
+__attribute__((unused)) static double peak_of(double (*loop)(int64_t), int nth, int64_t iters, int reps) {
     double best = 0;
     for (int rep = 0; rep < reps; rep++) {
         double fl = 0, t0 = cke_now();
@@ -99,6 +105,8 @@ static double peak_of(double (*loop)(int64_t), int nth, int64_t iters, int reps)
     return best;
 }
 
+#if defined(__x86_64__)
+static double fma_loop(int avx512, int64_t iters) { return avx512 ? fma_loop512(iters) : fma_loop256(iters); }
 double cke_machine_peak_int8(int nth, int64_t iters, int reps) {
     __builtin_cpu_init();
     if (!__builtin_cpu_supports("avx512vnni") || !__builtin_cpu_supports("avx512bw")) return -1;
@@ -110,6 +118,29 @@ double cke_machine_peak_bf16(int nth, int64_t iters, int reps) {
     if (!__builtin_cpu_supports("avx512bf16")) return -1;
     return peak_of(bf16_loop512, nth, iters, reps);
 }
+#else
+int cke_machine_avx512(void) { return 0; }
+/* 16 independent FMA chains in plain C (vectorized by the compiler where it can) */
+static double fma_loop(int avx512, int64_t iters) {
+    (void)avx512;
+    float a[16];
+    for (int i = 0; i < 16; i++) a[i] = (float)i;
+    for (int64_t t = 0; t < iters; t++)
+        for (int i = 0; i < 16; i++) a[i] = __builtin_fmaf(a[i], 0.999999f, 1e-7f);
+    float s = 0;
+    for (int i = 0; i < 16; i++) s += a[i];
+    return (double)s * 1e-30 + (double)iters * 16 * 2;
+}
+static float read_sum(int avx512, const float *p, int64_t n) {
+    (void)avx512;
+    float s[16] = {0};
+    for (int64_t i = 0; i + 16 <= n; i += 16)
+        for (int j = 0; j < 16; j++) s[j] += p[i + j];
+    return s[0] + s[15];
+}
+double cke_machine_peak_int8(int nth, int64_t iters, int reps) { (void)nth, (void)iters, (void)reps; return -1; }
+double cke_machine_peak_bf16(int nth, int64_t iters, int reps) { (void)nth, (void)iters, (void)reps; return -1; }
+#endif
 
 double cke_machine_peak_gflops(int nth, int64_t iters, int reps) {
     int avx512 = cke_machine_avx512();
@@ -117,13 +148,14 @@ double cke_machine_peak_gflops(int nth, int64_t iters, int reps) {
     for (int rep = 0; rep < reps; rep++) {
         double fl = 0, t0 = cke_now();
 #pragma omp parallel num_threads(nth) reduction(+ : fl)
-        fl += avx512 ? fma_loop512(iters) : fma_loop256(iters);
+        fl += fma_loop(avx512, iters);
         double g = fl / (cke_now() - t0) * 1e-9;
         if (g > best) best = g;
     }
     return best;
 }
 
+#if defined(__x86_64__)
 __attribute__((target("avx512f"))) static float read_sum512(const float *p, int64_t n) {
     __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
     for (int64_t i = 0; i + 64 <= n; i += 64) {
@@ -146,6 +178,8 @@ __attribute__((target("avx2"))) static float read_sum256(const float *p, int64_t
     _mm256_storeu_ps(o, _mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
     return o[0];
 }
+static float read_sum(int avx512, const float *p, int64_t n) { return avx512 ? read_sum512(p, n) : read_sum256(p, n); }
+#endif
 
 double cke_machine_read_bw(const float *buf, int64_t n, int nth, int reps) {
     int avx512 = cke_machine_avx512();
@@ -158,7 +192,7 @@ double cke_machine_read_bw(const float *buf, int64_t n, int nth, int reps) {
         {
             int t = omp_get_thread_num();
             int64_t lo = n * t / nth / 64 * 64, hi = n * (t + 1) / nth / 64 * 64;
-            s += avx512 ? read_sum512(buf + lo, hi - lo) : read_sum256(buf + lo, hi - lo);
+            s += read_sum(avx512, buf + lo, hi - lo);
         }
         double gbs = (double)n * 4 / (cke_now() - t0) * 1e-9;
         sink += s;

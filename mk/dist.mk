@@ -2,6 +2,10 @@
 # Open MPI's own pkg-config file (mpicc --showme when it is missing). libcke links libmpi; a
 # process not started by mpirun never calls into it (src/dist/dist.h). `make MPI=0`, or no Open
 # MPI on the machine (a cross build), builds cke without it: one process only (-DCKE_NO_MPI).
+# a cross build links no MPI: this machine's Open MPI is not the target's
+ifneq ($(TARGET_ARCH),$(shell cc -dumpmachine))
+MPI ?= 0
+endif
 MPI ?= 1
 ifeq ($(MPI),1)
 MPI_CFLAGS := $(shell pkg-config --cflags ompi-c 2>/dev/null || mpicc --showme:compile 2>/dev/null)

@@ -70,6 +70,9 @@ run dist env BUILD=build ./tests/dist/test_dist.sh
 run hosts env BUILD=build ./tests/dist/test_hosts.sh
 # the embedded build of stories260K: host, aarch64 under qemu, quantized, Cortex-M compile-only
 run embed env BUILD=build ./tests/embed/test_embed.sh
+# aarch64 under qemu-user: the neon tables in the op harness, formats/tokenizer suites, and
+# stories260K cross-compiled with cke compile --target and run by the aarch64 cke
+run aarch64 env BUILD=build JOBS="$JOBS" ./tests/cross/test_aarch64.sh
 run fuzz env FUZZ_SECONDS=${FUZZ_SECONDS:-8} ./tests/fuzz/run.sh
 
 # The same suite under ASan+UBSan (smaller sweeps: sanitized code is ~10x slower).

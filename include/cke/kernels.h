@@ -14,8 +14,8 @@
  *    Every output element is produced by one thread in a fixed order, so results are
  *    bitwise identical for a given thread count (and, for most kernels, for any count).
  *  - Each kernel exists as a scalar `_ref` (the spec) and as SIMD variants per ISA; the
- *    active variant is picked once from CPUID (cke_kernels_init) through one dispatch table.
- *    CKE_ISA=ref|avx2|avx512 forces a level.
+ *    active variant is picked once from CPUID / AT_HWCAP (cke_kernels_init) through one
+ *    dispatch table. CKE_ISA=ref|avx2|avx512|neon|neon_dot forces a level.
  */
 #ifndef CKE_KERNELS_H
 #define CKE_KERNELS_H
@@ -31,6 +31,8 @@ typedef enum {
     CKE_ISA_REF = 0,   /* portable scalar C: the specification */
     CKE_ISA_AVX2 = 1,  /* AVX2 + FMA */
     CKE_ISA_AVX512 = 2,/* AVX-512 F/BW/VL (+ FMA) */
+    CKE_ISA_NEON = 3,  /* aarch64 Advanced SIMD (armv8-a) */
+    CKE_ISA_NEON_DOT = 4, /* + the dot product (armv8.2-a sdot): quantized dots use vdotq_s32 */
     CKE_ISA_COUNT
 } cke_isa;
 
@@ -237,7 +239,7 @@ cke_isa cke_isa_active(void);
 int cke_isa_supported(cke_isa isa);             /* by this CPU and this build */
 const cke_ktable *cke_ktable_for(cke_isa isa);  /* NULL when unsupported */
 const char *cke_isa_name(cke_isa isa);
-int cke_isa_parse(const char *s, cke_isa *out); /* "ref" | "avx2" | "avx512" -> 0, else -1 */
+int cke_isa_parse(const char *s, cke_isa *out); /* "ref" | "avx2" | "avx512" | "neon" | "neon_dot" -> 0, else -1 */
 /* Whose code a slot of the active table runs (a table may point at a lower level's function or
  * the _ref): slot = offsetof(cke_ktable, rmsnorm_fwd), or for a quantized format's op
  * offsetof(cke_qtype_ops, gemv). For the profiler's kernel names. */

@@ -28,6 +28,7 @@ static int keep_f32_flag, debug_flag;
 static int embedded_flag, weights_blob_flag;
 
 static int64_t tp_rank_opt, tp_size_opt; /* cke compile --tp-rank R --tp-size N */
+static const char *target_flag; /* compile --target TRIPLE: cross-compile model.so */
 
 static int compile_into(const char *model, const char *out, const char *tokenizer, int64_t ctx, int64_t chunk, int kv_type,
                         int quiet) {
@@ -39,7 +40,8 @@ static int compile_into(const char *model, const char *out, const char *tokenize
                           .libk = libk, .ctx = ctx, .prefill_chunk = chunk, .quiet = quiet,
                           .keep_f32 = keep_f32_flag || (getenv("CKE_KEEP_F32") && atoi(getenv("CKE_KEEP_F32"))),
                           .canaries = debug_flag, .kv_type = kv_type, .embedded = embedded_flag,
-                          .weights_blob = weights_blob_flag, .tp_rank = (int)tp_rank_opt, .tp_size = (int)tp_size_opt};
+                          .weights_blob = weights_blob_flag, .tp_rank = (int)tp_rank_opt, .tp_size = (int)tp_size_opt,
+                          .target = target_flag};
     return cke_cli_compile_guarded("compile", model, &o, "the output directory was left as it was");
 }
 
@@ -63,6 +65,9 @@ int cke_cli_compile(int argc, char **argv) {
                 return 2;
             }
             weights_blob = !strcmp(w, "blob");
+        } else if (!strcmp(argv[i], "--target")) {
+            int rc = cke_cli_opt_str("compile", argc, argv, &i, &target_flag);
+            if (rc) return rc;
         } else if (!strcmp(argv[i], "--ctx") || !strcmp(argv[i], "-c")) {
             int rc = cke_cli_opt_i64("compile", argc, argv, &i, 1, INT32_MAX, "a context length (>= 1)", &ctx);
             if (rc) return rc;
@@ -107,6 +112,7 @@ int cke_cli_compile(int argc, char **argv) {
 usage:
     fprintf(help ? stdout : stderr, "usage: cke compile MODEL -o DIR [--tokenizer tokenizer.bin] [--ctx N] [--prefill-chunk N] [--keep-f32]\n"
                     "                   [--kv-type f16|f32|q8_0] [--debug] [--embedded [--weights const|blob]] [--tp-size N --tp-rank R]\n"
+                    "                   [--target aarch64-linux-gnu]\n"
                     "  --tp-size N --tp-rank R: rank R's block of the model split for N-way tensor parallelism (heads and\n"
                     "  FFN columns divided, an allreduce after attn_o and ffn_down; run with mpirun -np N cke run)\n"
                     "  --kv-type: the KV cache's element type (default f16: half the memory and decode's reads; f32: exact;\n"
@@ -117,7 +123,9 @@ usage:
                     "  static buffers, one thread, no allocation or I/O, the ref kernels it calls in kernels/, main.c\n"
                     "  and a Makefile (make; or cc -O2 -o model_main *.c kernels/*.c -lm)\n"
                     "  --weights const|blob: embedded weights as a const array in weights.c (default) or weights.bin,\n"
-                    "  whose bytes the caller passes to ckm_embed_init\n");
+                    "  whose bytes the caller passes to ckm_embed_init\n"
+                    "  --target: cross-compile model.so for another machine (its compiler, e.g. aarch64-linux-gnu-gcc, on PATH,\n"
+                    "  and its kernel library: make CC=aarch64-linux-gnu-gcc BUILD=build-aarch64 build-aarch64/libckekernels.a)\n");
     return help ? 0 : 2;
 }
 

@@ -1371,7 +1371,13 @@ cke_status cke_codegen_compile(const char *c_path, const char *so_path, const ch
 cke_status cke_codegen_compile_defs(const char *c_path, const char *so_path, const char *include_dir, const char *libk,
                                     const char *log_path, const char *define, const volatile sig_atomic_t *cancel,
                                     cke_err *err) {
-    const char *cc_env = getenv("CC");
+    return cke_codegen_compile_cc(NULL, c_path, so_path, include_dir, libk, log_path, define, cancel, err);
+}
+
+cke_status cke_codegen_compile_cc(const char *cc_name, const char *c_path, const char *so_path, const char *include_dir,
+                                  const char *libk, const char *log_path, const char *define,
+                                  const volatile sig_atomic_t *cancel, cke_err *err) {
+    const char *cc_env = cc_name ? cc_name : getenv("CC");
     char cc[1024];
     snprintf(cc, sizeof cc, "%s", cc_env && *cc_env ? cc_env : "cc");
     char *argv[CC_MAX_WORDS + 16];

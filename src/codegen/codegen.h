@@ -99,5 +99,9 @@ cke_status cke_codegen_compile(const char *c_path, const char *so_path, const ch
 cke_status cke_codegen_compile_defs(const char *c_path, const char *so_path, const char *include_dir,
                                     const char *libk, const char *log_path, const char *define,
                                     const volatile sig_atomic_t *cancel, cke_err *err);
+/* The same with the compiler named (a cross compiler: cke compile --target); NULL: $CC or cc. */
+cke_status cke_codegen_compile_cc(const char *cc, const char *c_path, const char *so_path, const char *include_dir,
+                                  const char *libk, const char *log_path, const char *define,
+                                  const volatile sig_atomic_t *cancel, cke_err *err);
 
 #endif

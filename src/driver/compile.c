@@ -239,17 +239,77 @@ static cke_status fetch_raw_c(void *ud, const char *name, int dtype, void *dst, 
     return st;
 }
 
+/* ------------------------------------------------------------------ targets */
+
+/* Where a model.so can be built for, as data (cke compile --target TRIPLE): the C compiler that
+ * builds for it, the folder of its kernel library beside the host's (the build tree's
+ * build-aarch64/, made by `make CC=aarch64-linux-gnu-gcc BUILD=build-aarch64`; installed:
+ * lib/cke/TRIPLE/), and whether its kernels read cke's repacked layouts (built for AVX-512's
+ * vpdpbusd: x86 only; aarch64 reads the GGUF layout with its NEON dots). */
+typedef struct {
+    const char *triple, *cc, *build_dir;
+    int repack;
+} cke_target;
+static const cke_target cke_targets[] = {
+    {.triple = "aarch64-linux-gnu", .cc = "aarch64-linux-gnu-gcc", .build_dir = "build-aarch64", .repack = 0},
+};
+
+/* name is an executable file on PATH */
+static int on_path(const char *name) {
+    const char *path = getenv("PATH");
+    char buf[PATH_MAX];
+    for (const char *p = path && *path ? path : "/usr/bin:/bin"; *p;) {
+        size_t n = strcspn(p, ":");
+        if ((size_t)snprintf(buf, sizeof buf, "%.*s/%s", (int)n, p, name) < sizeof buf && access(buf, X_OK) == 0) return 1;
+        p += n + (p[n] == ':');
+    }
+    return 0;
+}
+
+/* The target named by o->target: its compiler (checked on PATH) and kernel library (libk, n
+ * bytes) found beside the host's kernel library o->libk. */
+static cke_status resolve_target(const cke_compile_opts *o, const cke_target **out, char *libk, size_t n, cke_err *err) {
+    const cke_target *t = NULL;
+    for (size_t i = 0; i < sizeof cke_targets / sizeof cke_targets[0]; i++)
+        if (!strcmp(o->target, cke_targets[i].triple)) t = &cke_targets[i];
+    if (!t) return cke_fail(err, CKE_ERR_ARG, "unknown target '%s' (cke cross-compiles for: aarch64-linux-gnu)", o->target);
+    if (!on_path(t->cc))
+        return cke_fail(err, CKE_ERR_MISSING, "the cross compiler %s for %s is not on PATH (Debian: apt-get install gcc-%s)", t->cc,
+                        t->triple, t->triple);
+    char host[PATH_MAX];
+    snprintf(host, sizeof host, "%s", o->libk);
+    char *slash = strrchr(host, '/');
+    if (slash) *slash = 0;
+    else snprintf(host, sizeof host, ".");
+    /* build tree: build/libckekernels.a -> build-aarch64/libckekernels.a; installed: lib/cke/TRIPLE/ */
+    if ((size_t)snprintf(libk, n, "%s/../%s/libckekernels.a", host, t->build_dir) >= n || access(libk, R_OK) != 0) {
+        char inst[PATH_MAX + 64];
+        snprintf(inst, sizeof inst, "%s/%s/libckekernels.a", host, t->triple);
+        if (access(inst, R_OK) != 0)
+            return cke_fail(err, CKE_ERR_MISSING, "no kernel library for %s: %s is missing (build it: make CC=%s BUILD=%s %s/libckekernels.a)",
+                            t->triple, libk, t->cc, t->build_dir, t->build_dir);
+        snprintf(libk, n, "%s", inst);
+    }
+    *out = t;
+    return CKE_OK;
+}
+
 /* The format a weight keeps in weights.bin: its file format when a kernel reads it (F16, BF16 and
  * the block formats of cke_qtype_ops), repacked for the SIMD kernels where cke has a repacking
- * (Q8_0, Q4_0, Q4_K; CKE_REPACK=0 keeps the GGUF layout, for comparisons); F32 and everything
- * else are stored as f32. */
+ * and the machine that runs the model reads it (x86; CKE_REPACK=0 keeps the GGUF layout, for
+ * comparisons); F32 and everything else are stored as f32. */
+typedef struct {
+    const cke_model *m;
+    int repack;
+} keep_ctx;
 static int keep_dtype(void *ud, const char *name) {
-    const cke_model_tensor *t = cke_model_find(ud, name);
+    const keep_ctx *c = ud;
+    const cke_model_tensor *t = cke_model_find(c->m, name);
     if (!t || t->dtype == CKE_DT_F32 || (int)t->dtype >= CKE_QTYPE_COUNT) return 0;
     const cke_qtype_ops *q = cke_ktable_for(CKE_ISA_REF)->qops[t->dtype];
     if (!q || !q->vec_dot) return 0;
     const char *rp = getenv("CKE_REPACK");
-    return rp && !strcmp(rp, "0") ? (int)t->dtype : cke_qtype_repacked((int)t->dtype);
+    return (rp && !strcmp(rp, "0")) || !c->repack ? (int)t->dtype : cke_qtype_repacked((int)t->dtype);
 }
 
 /* The embedded build's kernels are the ref ones, which read the GGUF block layout: no repacking. */
@@ -271,6 +331,9 @@ static cke_status check_embedded(const cke_compile_opts *o, cke_err *err) {
         return cke_fail(err, CKE_ERR_UNSUPPORTED, "the embedded build writes its own weights: it does not reuse a cache's");
     if (o->tp_size > 1)
         return cke_fail(err, CKE_ERR_UNSUPPORTED, "the embedded build is one process: it has no tensor-parallel ranks");
+    if (o->target)
+        return cke_fail(err, CKE_ERR_UNSUPPORTED, "the embedded build is C source for any compiler: build it for %s with that "
+                        "compiler (make CC=%s-gcc) instead of --target", o->target, o->target);
     return CKE_OK;
 }
 
@@ -716,6 +779,12 @@ cke_status cke_compile(const char *model_path, const cke_compile_opts *o, cke_er
     cke_status st = check_embedded(o, err);
     if (st) return st;
     if ((st = out_paths(o->out_dir, 0, final, tmp, err))) return st;
+    /* a cross target's compiler and kernel library, checked before any work */
+    const cke_target *target = NULL;
+    char target_libk[PATH_MAX];
+    if (o->target && (st = resolve_target(o, &target, target_libk, sizeof target_libk, err))) return st;
+    /* repacked layouts only where the running machine's kernels read them: not on aarch64 */
+    keep_ctx kc = {.m = NULL, .repack = target ? target->repack : !cke_isa_supported(CKE_ISA_NEON)};
     tmp[0] = 0; /* set by mkdtemp below; "" = nothing to clean up */
     const char *dir = tmp;
     if (o->tp_size > 1 && o->train_batch > 0)
@@ -754,7 +823,7 @@ cke_status cke_compile(const char *model_path, const cke_compile_opts *o, cke_er
     if ((st = cke_plan_new(&p, ir, ctx, chunk, nth_max, o->canaries, o->kv_type, err)))
         goto done;
     if (!o->keep_f32 && o->train_batch <= 0 &&
-        (st = cke_plan_set_wdtypes(p, o->embedded ? keep_dtype_gguf : keep_dtype, m, err)))
+        (st = cke_plan_set_wdtypes(p, o->embedded ? keep_dtype_gguf : keep_dtype, (kc.m = m, &kc), err)))
         goto done;
 
     if (o->train_batch > 0 &&
@@ -820,7 +889,9 @@ cke_status cke_compile(const char *model_path, const cke_compile_opts *o, cke_er
     char so[PATH_MAX + 32], logp[PATH_MAX + 32];
     snprintf(so, sizeof so, "%s/model.so", dir);
     snprintf(logp, sizeof logp, "%s/build.log", dir);
-    if ((st = cke_codegen_compile(path, so, o->include_dir, o->libk, logp, o->cancel, err))) goto done;
+    if ((st = cke_codegen_compile_cc(target ? target->cc : NULL, path, so, o->include_dir, target ? target_libk : o->libk, logp,
+                                     NULL, o->cancel, err)))
+        goto done;
 
     char tokname[64];
     if ((st = write_tokenizer(m, o->tokenizer, dir, tokname, sizeof tokname, err))) goto done;
@@ -837,6 +908,7 @@ cke_status cke_compile(const char *model_path, const cke_compile_opts *o, cke_er
             ir->family, srcline, cke_model_source_name(m->source), tokname[0] ? tokname : "-", (long long)p->ctx,
             cke_kv_type_name((cke_kv_type)p->kv_type), (long long)p->prefill.T, (unsigned long long)cke_plan_layout_hash(p));
     if (ir->tp_size > 1) fprintf(f, "tp_rank %d\ntp_size %d\n", ir->tp_rank, ir->tp_size);
+    if (target) fprintf(f, "target %s\n", target->triple); /* model.so runs there, not here */
     if (fclose(f) != 0) { st = cke_fail(err, CKE_ERR_IO, "error writing %s", path); goto done; }
     /* what will run, as a page in the style of cke profile's "what ran" */
     if ((st = cke_report_write(dir, NULL, err))) goto done;

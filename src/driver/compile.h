@@ -31,6 +31,8 @@ typedef struct {
     const char *templates_dir; /* where <family>.json live */
     const char *include_dir;   /* cke headers for compiling model.c */
     const char *libk;          /* libckekernels.a */
+    const char *target;        /* NULL: this machine; a triple ("aarch64-linux-gnu", --target): model.so is
+                                * cross-compiled with that target's compiler and kernel library */
     int64_t ctx;               /* KV cache positions; 0 = the model's context (capped at 4096) */
     int64_t prefill_chunk;     /* 0 = 512 (or ctx if smaller) */
     int max_threads;           /* workspace planned for this many threads; 0 = 16 */

@@ -1,6 +1,7 @@
 /* SIMD attention forward/backward, written once over the vector layer of one ISA.
- * Included by avx2/attn.c and avx512/attn.c after their attn_vec.h (VL, vf, vld, vexp, ISA_FN,
- * tile sizes ...), so each instance compiles with its own folder's -m flags.
+ * Included by avx2/attn.c, avx512/attn.c and neon/attn.c after their attn_vec.h (VL, vf, vld,
+ * vexp, ISA_FN, tile sizes, the f16 / Q8_0 conversions and 8x8 transposes of the K pack ...),
+ * so each instance compiles with its own folder's flags.
  *
  * Structure (see attn_plan.h for the blocking):
  *   scores   S[M, BK]  = Q[M, hd] . Kt[hd, BK]      (ka: K block packed transposed and pre-scaled,
@@ -123,51 +124,13 @@ static void kb(float *const *C /* [rows] [hd] */, const float *P, int64_t prs, i
     }
 }
 
-/* 8x8 transpose of 256-bit rows (AVX; both ISA folders have it), scaled. */
-static inline void tr8x8r(float *dst /* 8 rows, stride ld */, int64_t ld, __m256 r0, __m256 r1, __m256 r2,
-                          __m256 r3, __m256 r4, __m256 r5, __m256 r6, __m256 r7, __m256 sc) {
-    __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
-    __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
-    __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
-    __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
-    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-    __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-    __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-    __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-    _mm256_storeu_ps(dst + 0 * ld, _mm256_mul_ps(sc, _mm256_permute2f128_ps(u0, u4, 0x20)));
-    _mm256_storeu_ps(dst + 1 * ld, _mm256_mul_ps(sc, _mm256_permute2f128_ps(u1, u5, 0x20)));
-    _mm256_storeu_ps(dst + 2 * ld, _mm256_mul_ps(sc, _mm256_permute2f128_ps(u2, u6, 0x20)));
-    _mm256_storeu_ps(dst + 3 * ld, _mm256_mul_ps(sc, _mm256_permute2f128_ps(u3, u7, 0x20)));
-    _mm256_storeu_ps(dst + 4 * ld, _mm256_mul_ps(sc, _mm256_permute2f128_ps(u0, u4, 0x31)));
-    _mm256_storeu_ps(dst + 5 * ld, _mm256_mul_ps(sc, _mm256_permute2f128_ps(u1, u5, 0x31)));
-    _mm256_storeu_ps(dst + 6 * ld, _mm256_mul_ps(sc, _mm256_permute2f128_ps(u2, u6, 0x31)));
-    _mm256_storeu_ps(dst + 7 * ld, _mm256_mul_ps(sc, _mm256_permute2f128_ps(u3, u7, 0x31)));
-}
-
-static inline void tr8x8(float *dst, int64_t ld, const float *const *src, int64_t d0, __m256 sc) {
-    tr8x8r(dst, ld, _mm256_loadu_ps(src[0] + d0), _mm256_loadu_ps(src[1] + d0), _mm256_loadu_ps(src[2] + d0),
-           _mm256_loadu_ps(src[3] + d0), _mm256_loadu_ps(src[4] + d0), _mm256_loadu_ps(src[5] + d0),
-           _mm256_loadu_ps(src[6] + d0), _mm256_loadu_ps(src[7] + d0), sc);
-}
-
-/* 8 halves widened (vcvtph2ps: exact) */
-static inline __m256 ld8h(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
-static inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
-
-/* tr8x8 of f16 rows (the f16 KV cache) */
-static inline void tr8x8h(float *dst, int64_t ld, const uint16_t *const *src, int64_t d0, __m256 sc) {
-    tr8x8r(dst, ld, ld8h(src[0] + d0), ld8h(src[1] + d0), ld8h(src[2] + d0), ld8h(src[3] + d0),
-           ld8h(src[4] + d0), ld8h(src[5] + d0), ld8h(src[6] + d0), ld8h(src[7] + d0), sc);
-}
-
 /* Kt[d, jj] = scale * rows[jj][d] (jj < nk), zero columns up to the next multiple of VL.
  * 8x8 register transposes; scalar edges. The pack is half the work of a decode step. */
 static void pack_t(float *Kt /* [hd, BK] */, const float *const *rows /* [nk] [hd] */, int64_t nk,
                    int64_t hd, float scale) {
     int64_t ncp = (nk + VL - 1) / VL * VL, j8 = nk / 8 * 8, d8 = hd / 8 * 8;
-    __m256 sc = _mm256_set1_ps(scale);
     for (int64_t jj = 0; jj < j8; jj += 8) {
-        for (int64_t d = 0; d < d8; d += 8) tr8x8(Kt + d * ATT_BK + jj, ATT_BK, rows + jj, d, sc);
+        for (int64_t d = 0; d < d8; d += 8) vtr8x8(Kt + d * ATT_BK + jj, ATT_BK, rows + jj, d, scale);
         for (int64_t i = jj; i < jj + 8; i++)
             for (int64_t d = d8; d < hd; d++) Kt[d * ATT_BK + i] = scale * rows[i][d];
     }
@@ -184,14 +147,13 @@ static void pack_t(float *Kt /* [hd, BK] */, const float *const *rows /* [nk] [h
 static void pack_t_h(float *Kt /* [hd, BK] */, const uint16_t *const *rows /* [nk] [hd] */, int64_t nk,
                      int64_t hd, float scale) {
     int64_t ncp = (nk + VL - 1) / VL * VL, j8 = nk / 8 * 8, d8 = hd / 8 * 8;
-    __m256 sc = _mm256_set1_ps(scale);
     for (int64_t jj = 0; jj < j8; jj += 8) {
-        for (int64_t d = 0; d < d8; d += 8) tr8x8h(Kt + d * ATT_BK + jj, ATT_BK, rows + jj, d, sc);
+        for (int64_t d = 0; d < d8; d += 8) vtr8x8h(Kt + d * ATT_BK + jj, ATT_BK, rows + jj, d, scale);
         for (int64_t i = jj; i < jj + 8; i++)
-            for (int64_t d = d8; d < hd; d++) Kt[d * ATT_BK + i] = scale * h2f(rows[i][d]);
+            for (int64_t d = d8; d < hd; d++) Kt[d * ATT_BK + i] = scale * vh2f(rows[i][d]);
     }
     for (int64_t jj = j8; jj < nk; jj++)
-        for (int64_t d = 0; d < hd; d++) Kt[d * ATT_BK + jj] = scale * h2f(rows[jj][d]);
+        for (int64_t d = 0; d < hd; d++) Kt[d * ATT_BK + jj] = scale * vh2f(rows[jj][d]);
     for (int64_t d = 0; d < hd; d++)
         for (int64_t jj = nk; jj < ncp; jj++) Kt[d * ATT_BK + jj] = 0;
 }
@@ -203,8 +165,8 @@ static void widen_rows(float *dst, const uint16_t *const *rows /* [nk] [hd] */, 
     for (int64_t jj = 0; jj < nk; jj++) {
         float *o = dst + jj * hd;
         int64_t d = 0;
-        for (; d < d8; d += 8) _mm256_storeu_ps(o + d, ld8h(rows[jj] + d));
-        for (; d < hd; d++) o[d] = h2f(rows[jj][d]);
+        for (; d < d8; d += 8) vwiden8h(o + d, rows[jj] + d);
+        for (; d < hd; d++) o[d] = vh2f(rows[jj][d]);
     }
 }
 
@@ -217,11 +179,8 @@ static void dequant_rows_q8(float *dst, const unsigned char *const *rows /* [nk]
         for (int64_t b = 0; b < hd / 32; b++, x += 34, o += 32) {
             uint16_t dh;
             memcpy(&dh, x, 2);
-            __m256 d = _mm256_set1_ps(h2f(dh));
-            for (int i = 0; i < 32; i += 8) {
-                __m256i q = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(x + 2 + i)));
-                _mm256_storeu_ps(o + i, _mm256_mul_ps(d, _mm256_cvtepi32_ps(q)));
-            }
+            const float d = vh2f(dh);
+            for (int i = 0; i < 32; i += 8) vdequant8_q8(o + i, (const int8_t *)(x + 2 + i), d);
         }
     }
 }
@@ -461,12 +420,11 @@ void ISA_FN(cke_attn_fwd_q8_0)(float *out /* [T, n_head, hd] */, float *lse /* [
     attn_fwd_run(out, lse, q, k, v, 2, s, ws, nth);
 }
 
-/* The KV cache write, f32 -> f16 round to nearest even (vcvtps2ph; the same bits as the _ref). */
+/* The KV cache write, f32 -> f16 round to nearest even (the same bits as the _ref). */
 void ISA_FN(cke_f32_to_f16)(uint16_t *dst, const float *src, int64_t n) {
     int64_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        _mm_storeu_si128((__m128i *)(dst + i), _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
-    for (; i < n; i++) dst[i] = _cvtss_sh(src[i], _MM_FROUND_TO_NEAREST_INT);
+    for (; i + 8 <= n; i += 8) vnarrow8h(dst + i, src + i);
+    for (; i < n; i++) dst[i] = vf2h(src[i]);
 }
 
 /* Recomputed probabilities and score gradients of rows [M] against key block [j0, j0+nk):

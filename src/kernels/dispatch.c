@@ -1,21 +1,46 @@
-/* Kernel dispatch: one table per ISA, one chosen once at start-up from CPUID.
- * CKE_ISA=ref|avx2|avx512 forces a level so every path runs on one machine. */
+/* Kernel dispatch: one table per ISA, one chosen once at start-up from CPUID (x86) or the
+ * kernel's hardware capabilities (aarch64: getauxval). CKE_ISA=ref|avx2|avx512|neon|neon_dot
+ * forces a level so every path runs on one machine. A build holds the tables of its own
+ * architecture only (the Makefile picks the ISA folders by the target); the others stay NULL
+ * and are reported unsupported. */
 #include "cke/kernels.h"
 #include "kdecl.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+#if defined(__x86_64__) || defined(__i386__)
+#define CKE_ARCH_X86 1
+#elif defined(__aarch64__)
+#define CKE_ARCH_ARM64 1
+#include "neon/ndecl.h"
+#include <sys/auxv.h>
+/* <bits/hwcap.h> names, for older headers */
+#ifndef HWCAP_ASIMD
+#define HWCAP_ASIMD (1UL << 1)
+#endif
+#ifndef HWCAP_ASIMDDP
+#define HWCAP_ASIMDDP (1UL << 20)
+#endif
+#endif
+
 static const cke_ktable *const tables[CKE_ISA_COUNT] = {
     [CKE_ISA_REF] = &cke_ktable_ref,
+#if defined(CKE_ARCH_X86)
     [CKE_ISA_AVX2] = &cke_ktable_avx2,
     [CKE_ISA_AVX512] = &cke_ktable_avx512,
+#elif defined(CKE_ARCH_ARM64)
+    [CKE_ISA_NEON] = &cke_ktable_neon,
+    [CKE_ISA_NEON_DOT] = &cke_ktable_neon_dot,
+#endif
 };
 
 static const char *const isa_names[CKE_ISA_COUNT] = {
     [CKE_ISA_REF] = "ref",
     [CKE_ISA_AVX2] = "avx2",
     [CKE_ISA_AVX512] = "avx512",
+    [CKE_ISA_NEON] = "neon",
+    [CKE_ISA_NEON_DOT] = "neon_dot",
 };
 
 /* The one piece of mutable global state in the kernel library: which table is active.
@@ -23,6 +48,7 @@ static const char *const isa_names[CKE_ISA_COUNT] = {
 static const cke_ktable *active;
 static cke_isa active_isa;
 
+#if defined(CKE_ARCH_X86)
 int cke_isa_supported(cke_isa isa) {
     switch (isa) {
     case CKE_ISA_REF: return 1;
@@ -38,6 +64,23 @@ int cke_isa_supported(cke_isa isa) {
     default: return 0;
     }
 }
+#elif defined(CKE_ARCH_ARM64)
+/* asimd is part of every armv8-a Linux CPU; the dot level needs asimddp (sdot/udot, armv8.2-a
+ * optional, e.g. Cortex-A55/A76, Neoverse; not Cortex-A53/A72). fp16 arithmetic (fphp/asimdhp) is
+ * not needed: F16 data is only converted (fcvtl, base armv8-a). i8mm (smmla, HWCAP2_I8MM) has no
+ * kernel yet: the dot level covers those CPUs. */
+int cke_isa_supported(cke_isa isa) {
+    unsigned long hw = getauxval(AT_HWCAP);
+    switch (isa) {
+    case CKE_ISA_REF: return 1;
+    case CKE_ISA_NEON: return (hw & HWCAP_ASIMD) != 0;
+    case CKE_ISA_NEON_DOT: return (hw & HWCAP_ASIMD) && (hw & HWCAP_ASIMDDP);
+    default: return 0;
+    }
+}
+#else
+int cke_isa_supported(cke_isa isa) { return isa == CKE_ISA_REF; } /* no SIMD tables in this build */
+#endif
 
 const char *cke_isa_name(cke_isa isa) {
     return (isa >= 0 && isa < CKE_ISA_COUNT) ? isa_names[isa] : "?";

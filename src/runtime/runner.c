@@ -1,5 +1,6 @@
 #define _DEFAULT_SOURCE /* realpath */
 #include "runtime/runner.h"
+#include "driver/compile.h" /* cke_compiled_field */
 
 #include <dlfcn.h>
 #include <limits.h>
@@ -13,6 +14,18 @@ cke_status cke_runner_open(const char *dir, int nthreads, cke_runner **out, cke_
     char path[PATH_MAX];
     snprintf(path, sizeof path, "%s/model.so", dir);
     if (access(path, R_OK) != 0) return cke_fail(err, CKE_ERR_MISSING, "%s is not a cke model directory (no model.so)", dir);
+    /* cross-compiled for another machine (cke compile --target): dlopen would only say "cannot
+     * open shared object file" */
+    char target[64];
+    cke_compiled_field(dir, "target", target, sizeof target);
+#if defined(__aarch64__)
+    const char *host = "aarch64-linux-gnu";
+#else
+    const char *host = "";
+#endif
+    if (target[0] && strcmp(target, host))
+        return cke_fail(err, CKE_ERR_UNSUPPORTED, "%s was compiled for %s (cke compile --target): run it there, or compile it again here",
+                        dir, target);
     cke_runner *r = calloc(1, sizeof *r);
     if (!r) return cke_fail(err, CKE_ERR_NOMEM, "out of memory");
     /* dlopen needs a path with a slash, or it searches the library path */

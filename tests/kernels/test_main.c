@@ -1,5 +1,5 @@
 /* test_kernels: runs the op table.
- *   test_kernels [--op NAME] [--mode simd|grad|torch] [--isa ref|avx2|avx512]
+ *   test_kernels [--op NAME] [--mode simd|grad|torch] [--isa ref|avx2|avx512|neon|neon_dot]
  *                [--fixtures FILE] [--quick] [--list]
  * Each (op, mode, isa) is one test: PASS or FAIL on its own line. Ends with "N passed, N failed". */
 #include "harness.h"
@@ -15,6 +15,20 @@ static const test_op *const families[] = {tests_gemm, tests_embed, tests_norm, t
                                           tests_act,  tests_attn,  tests_loss, tests_quant};
 
 static int passed, failed;
+
+/* The SIMD levels of this build's architecture; the others' tables are not compiled in, so they
+ * are neither run nor reported as skipped unless --isa names one (a CPU without a level of its
+ * own architecture is reported). */
+static int isa_of_this_arch(int i) {
+#if defined(__x86_64__)
+    return i == CKE_ISA_AVX2 || i == CKE_ISA_AVX512;
+#elif defined(__aarch64__)
+    return i == CKE_ISA_NEON || i == CKE_ISA_NEON_DOT;
+#else
+    (void)i;
+    return 0;
+#endif
+}
 
 static void report(const char *op, const char *mode, const char *isa, int fails) {
     if (fails == 0) {
@@ -41,7 +55,7 @@ int main(int argc, char **argv) {
             if (cke_isa_parse(argv[++i], &isa)) { fprintf(stderr, "unknown isa %s\n", argv[i]); return 2; }
             only_isa = (int)isa;
         } else {
-            fprintf(stderr, "usage: %s [--op NAME] [--mode simd|grad|torch] [--isa ref|avx2|avx512] "
+            fprintf(stderr, "usage: %s [--op NAME] [--mode simd|grad|torch] [--isa ref|avx2|avx512|neon|neon_dot] "
                             "[--fixtures FILE] [--quick] [--list]\n", argv[0]);
             return 2;
         }
@@ -62,7 +76,7 @@ int main(int argc, char **argv) {
             if (list) { printf("%s%s%s%s\n", t->name, t->simd ? " simd" : "", t->grad ? " grad" : "", t->torch ? " torch" : ""); continue; }
             if (t->simd && (!only_mode || !strcmp(only_mode, "simd"))) {
                 for (int i = 1; i < CKE_ISA_COUNT; i++) {
-                    if (only_isa >= 0 && only_isa != i) continue;
+                    if ((only_isa >= 0 && only_isa != i) || (only_isa < 0 && !isa_of_this_arch(i))) continue;
                     const cke_ktable *kt = cke_ktable_for((cke_isa)i);
                     if (!kt) { printf("SKIP %s simd %s (not supported by this CPU)\n", t->name, cke_isa_name((cke_isa)i)); continue; }
                     report(t->name, "simd", cke_isa_name((cke_isa)i), t->simd(kt, ref));

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "vmath.h"
+#include "../attn_x86.h"
 
 #define VL 16
 typedef __m512 vf;
