@@ -266,6 +266,22 @@ void cke_gemm_batched(const cke_ktable *kt, float *C, const float *A, const floa
                       cke_trans ta, cke_trans tb, float alpha, float beta, void *ws, int nth);
 size_t cke_gemm_batched_ws_size(int64_t M, int64_t N, int64_t K, int nth);
 
+/* Mixture-of-experts FFN (src/kernels/moe.c; the spec is cke_moe_fwd_ref, src/kernels/ref/moe.c).
+ * For each row x_t [D]: router logits r = router . x_t [E]; the k largest (a tie goes to the lower
+ * expert index); weights w = softmax over those k logits (Mixtral: softmax over all E, renormalized
+ * over the k); out_t = sum over the chosen e of w_e * down_e (silu(gate_e x_t) * up_e x_t).
+ * Rows routed to an expert are gathered and run through its three linears as one GEMM (decode:
+ * k GEMVs; unchosen experts' weights are not read), then scattered back weighted, experts in index
+ * order. f32 experts. ws: cke_moe_ws_size (also enough for the _ref). 1 <= k <= E. */
+void cke_moe_fwd(const cke_ktable *kt, float *out /* [T,D] */, const float *x /* [T,D] */,
+                 const float *router /* [E,D] */, const float *gate /* [E,F,D] */, const float *up /* [E,F,D] */,
+                 const float *down /* [E,D,F] */, int64_t T, int64_t D, int64_t F, int64_t E, int64_t k, void *ws,
+                 int nth);
+void cke_moe_fwd_ref(float *out /* [T,D] */, const float *x /* [T,D] */, const float *router /* [E,D] */,
+                     const float *gate /* [E,F,D] */, const float *up /* [E,F,D] */, const float *down /* [E,D,F] */,
+                     int64_t T, int64_t D, int64_t F, int64_t E, int64_t k, void *ws);
+size_t cke_moe_ws_size(int64_t T, int64_t D, int64_t F, int64_t E, int64_t k, int nth);
+
 /* Quantized linear layer (src/kernels/qlinear.c): Y[M,N] = X[M,K] . W[N,K]^T (+ b), W stored as N
  * rows of K/blck blocks of ggml type `qtype` (F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K).
  * M small (decode): X rows are quantized to the type's vec_dot_type once, then every weight row

@@ -411,6 +411,25 @@ static void emit_node(emit_ctx *e, const cke_node *n, const char *ind) {
                 so, in0, ir->tp_size);
         fprintf(f, "%sTP_ALLREDUCE(%s, %s, (int64_t)%s * %lld);\n", ind, on, in0, R, (long long)C);
         break;
+    case CKE_OP_MOE: {
+        const cke_value *g = &ir->v[n->in[2]];
+        const long long E = (long long)g->dims[0], F = (long long)g->dims[1], D = (long long)g->dims[2];
+        char wr[96], wg[96], wu[96], wd[96];
+        wname(wr, sizeof wr, ir, n->in[1], lv);
+        wname(wg, sizeof wg, ir, n->in[2], lv);
+        wname(wu, sizeof wu, ir, n->in[3], lv);
+        wname(wd, sizeof wd, ir, n->in[4], lv);
+        fprintf(f, "%s/* moe: %s%s = sum over the top %lld of %lld experts (%s[%lld,%lld] . %s, softmax over the %lld) of\n"
+                   "%s   w_e * %s[e][%lld,%lld] . (silu(%s[e][%lld,%lld] . %s) * %s[e][%lld,%lld] . %s); f32 experts,\n"
+                   "%s   rows grouped per expert (each chosen expert's weights read once per call) */\n",
+                ind, on, so, (long long)n->a.n_expert_used, E, ir->v[n->in[1]].base, E, D, in0, (long long)n->a.n_expert_used,
+                ind, ir->v[n->in[4]].base, D, F, ir->v[n->in[2]].base, F, D, in0, ir->v[n->in[3]].base, F, D, in0, ind);
+        fprintf(f, "%scke_moe_fwd(kt, %s, %s, WT(%s), WT(%s), WT(%s), WT(%s), %s, %lld, %lld, %lld, %lld, m->scratch,\n"
+                   "%s            NTH((int64_t)%s * %lld));\n",
+                ind, on, in0, wr, wg, wu, wd, R, D, F, E, (long long)n->a.n_expert_used, ind, R,
+                (long long)n->a.n_expert_used * 3 * F * D);
+        break;
+    }
     case CKE_OP_LAST_ROW:
         fprintf(f, "%s/* last_row: %s%s = %s[T-1] (only the last position's logits are needed) */\n", ind, on, so, in0);
         fprintf(f, "%smemmove(%s, %s + (T - 1) * %lld, %lld * sizeof(float));\n", ind, on, in0, (long long)C, (long long)C);

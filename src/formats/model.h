@@ -14,6 +14,9 @@
  *   l<i>.ffn_norm [dim] (+ _b)   l<i>.ffn_gate / l<i>.ffn_up [ffn, dim] (+ _b)
  *   l<i>.ffn_down [dim, ffn] (+ _b)        l<i>.post_ffn_norm [dim] (Gemma2)
  *   output_norm [dim] (+ output_norm_b)    output [vocab, dim] (absent when tied_output)
+ *   mixture of experts (n_expert > 0), in place of ffn_gate/up/down:
+ *   l<i>.ffn_gate_inp [n_expert, dim] (router)   l<i>.ffn_gate_exps / l<i>.ffn_up_exps [n_expert, ffn, dim]
+ *   l<i>.ffn_down_exps [n_expert, dim, ffn]      (HF's per-expert matrices stacked, GGUF's 3-D tensors)
  *   rope_freqs [head_dim/2] (GGUF Llama 3: per-frequency divisors precomputed by llama.cpp)
  * Shapes are row-major, outermost first: a matrix is [out, in] and y = W x.
  *
@@ -48,6 +51,7 @@ typedef enum {
     CKE_ARCH_GPT2,
     CKE_ARCH_PHI3,      /* HF fused qkv_proj / gate_up_proj are split into the canonical tensors */
     CKE_ARCH_GEMMA3,    /* gemma3_text, and the text part of gemma3 */
+    CKE_ARCH_MIXTRAL,   /* llama attention, a top-k mixture of SwiGLU experts (GGUF: llama with expert_count) */
     CKE_ARCH_COUNT
 } cke_arch;
 const char *cke_arch_name(cke_arch a);
@@ -70,6 +74,7 @@ typedef enum {
 #define CKE_ROPE_MAX_FACTORS 256 /* LongRoPE pairs: head_dim <= 512 (real models: 64..256) */
 typedef struct {
     int64_t dim, n_layers, n_heads, n_kv_heads, head_dim, ffn_dim, vocab, ctx_len;
+    int64_t n_expert, n_expert_used; /* mixture of experts: experts per layer, used per token (0: dense) */
     double norm_eps;
     cke_norm_kind norm;
     bool norm_add_one;   /* Gemma HF: RMSNorm weight is (1 + w) */

@@ -33,6 +33,9 @@ static const struct { const char *gguf, *canon; } layer_names[] = {
     {"ffn_up.weight", "ffn_up"},   {"ffn_up.bias", "ffn_up_b"},
     {"ffn_down.weight", "ffn_down"},     {"ffn_down.bias", "ffn_down_b"},
     {"post_ffw_norm.weight", "post_ffn_norm"},
+    /* mixture of experts as llama.cpp writes Mixtral: the router and 3-D expert stacks */
+    {"ffn_gate_inp.weight", "ffn_gate_inp"}, {"ffn_gate_exps.weight", "ffn_gate_exps"},
+    {"ffn_up_exps.weight", "ffn_up_exps"},   {"ffn_down_exps.weight", "ffn_down_exps"},
 };
 static const struct { const char *gguf, *canon; } global_names[] = {
     {"token_embd.weight", "tok_embd"}, {"position_embd.weight", "pos_embd"},
@@ -140,6 +143,12 @@ cke_status cke_model_load_gguf(cke_model *m, cke_err *err) {
     TRY(get_int(m->path, g, arch, "vocab_size", false, 0, CKE_HP_MAX_VOCAB, &h->vocab, err));
     TRY(get_int(m->path, g, arch, "rope.dimension_count", false, 0, CKE_HP_MAX_HEADS, &h->rope.dims, err));
     TRY(get_int(m->path, g, arch, "attention.sliding_window", false, 0, CKE_HP_MAX_CTX, &h->sliding_window, err));
+    TRY(get_int(m->path, g, arch, "expert_count", false, 0, CKE_HP_MAX_EXPERTS, &h->n_expert, err));
+    TRY(get_int(m->path, g, arch, "expert_used_count", h->n_expert > 0, h->n_expert ? 1 : 0, h->n_expert, &h->n_expert_used, err));
+    if (h->n_expert > 0 && m->arch != CKE_ARCH_LLAMA)
+        return cke_fail(err, CKE_ERR_UNSUPPORTED, "%s: GGUF architecture '%s' with experts (%s.expert_count = %lld) is not "
+                        "supported (llama's Mixtral layout is)", m->path, arch, arch, (long long)h->n_expert);
+    if (h->n_expert > 0) m->arch = CKE_ARCH_MIXTRAL; /* llama.cpp writes Mixtral as llama with experts */
     h->rope.theta = 10000;
     TRY(get_float(m->path, g, arch, "rope.freq_base", 0, true, DBL_MAX, &h->rope.theta, err));
     h->norm_eps = 1e-5;

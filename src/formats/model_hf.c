@@ -4,6 +4,7 @@
 #include <cjson/cJSON.h>
 #include <float.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,7 +13,7 @@
 static const struct { const char *type; cke_arch arch; } model_types[] = {
     {"llama", CKE_ARCH_LLAMA}, {"mistral", CKE_ARCH_MISTRAL}, {"qwen2", CKE_ARCH_QWEN2},
     {"qwen3", CKE_ARCH_QWEN3}, {"gemma", CKE_ARCH_GEMMA},     {"gemma2", CKE_ARCH_GEMMA2}, {"gemma3_text", CKE_ARCH_GEMMA3}, {"gemma3", CKE_ARCH_GEMMA3},
-    {"gpt2", CKE_ARCH_GPT2},    {"phi3", CKE_ARCH_PHI3},
+    {"gpt2", CKE_ARCH_GPT2},    {"phi3", CKE_ARCH_PHI3},      {"mixtral", CKE_ARCH_MIXTRAL},
 };
 
 static bool jint(const cJSON *o, const char *k, int64_t *v) {
@@ -209,6 +210,11 @@ static cke_status parse_cfg(const cJSON *c, cke_arch *arch, cke_hparams *h, cke_
     h->attn_o_bias = ab && *arch != CKE_ARCH_QWEN2; /* Qwen2: q/k/v biases only */
     h->ffn_bias = mb;
     h->qk_norm = *arch == CKE_ARCH_QWEN3 || *arch == CKE_ARCH_GEMMA3;
+    if (*arch == CKE_ARCH_MIXTRAL) { /* HF MixtralSparseMoeBlock: softmax router, top-k, renormalized */
+        if (!jint(c, "num_local_experts", &h->n_expert) || !jint(c, "num_experts_per_tok", &h->n_expert_used))
+            return cke_fail(err, CKE_ERR_MISSING, "mixtral config.json needs num_local_experts and num_experts_per_tok");
+        if (h->n_expert < 1) return cke_fail(err, CKE_ERR_FORMAT, "num_local_experts = %lld: expected >= 1", (long long)h->n_expert);
+    }
     if (*arch == CKE_ARCH_GEMMA3) TRY(parse_gemma3(c, h, err));
     if (*arch == CKE_ARCH_GEMMA2 || *arch == CKE_ARCH_GEMMA3) {
         h->post_norms = true;
@@ -274,6 +280,7 @@ static cke_status check_cfg(const cJSON *c, cke_err *err) {
         {"num_attention_heads", 1, CKE_HP_MAX_HEADS}, {"num_key_value_heads", 1, CKE_HP_MAX_HEADS},
         {"head_dim", 1, CKE_HP_MAX_HEADS}, {"intermediate_size", 1, CKE_HP_MAX_FFN},
         {"vocab_size", 1, CKE_HP_MAX_VOCAB}, {"max_position_embeddings", 0, CKE_HP_MAX_CTX},
+        {"num_local_experts", 1, CKE_HP_MAX_EXPERTS}, {"num_experts_per_tok", 1, CKE_HP_MAX_EXPERTS},
     };
     static const struct { const char *key; double lo; bool lo_open; } floats[] = {
         {"layer_norm_epsilon", 0, false}, {"rms_norm_eps", 0, false}, {"rope_theta", 0, true},
@@ -373,6 +380,7 @@ static bool map_name(cke_arch arch, const char *name, char *cn, size_t cap, bool
         {"mlp.gate_proj.weight", "ffn_gate"}, {"mlp.gate_proj.bias", "ffn_gate_b"},
         {"mlp.up_proj.weight", "ffn_up"}, {"mlp.up_proj.bias", "ffn_up_b"},
         {"mlp.down_proj.weight", "ffn_down"}, {"mlp.down_proj.bias", "ffn_down_b"},
+        {"block_sparse_moe.gate.weight", "ffn_gate_inp"}, /* Mixtral's router */
     };
     if (sscanf(name, "model.layers.%lld.%n", &l, &pos) == 1 && pos > 0) {
         const char *suf = name + pos;
@@ -411,6 +419,54 @@ static cke_status transpose(cke_model *m, const cke_safetensors_tensor *t, const
     return cke_model_add(m, cn, t->name, t->dtype, 2, shape, dst, t->nbytes, t->shard, t->file_offset, true, err);
 }
 
+/* Mixtral's experts: model.layers.<l>.block_sparse_moe.experts.<e>.w<1|3|2>.weight (gate, up, down).
+ * Returns 1 with the slot of the table [n_layers][3][n_expert] it fills, 0 for another name. */
+static int expert_slot(const cke_model *m, const char *name, int64_t *slot) {
+    long long l, e;
+    int w = 0, pos = 0;
+    if (m->arch != CKE_ARCH_MIXTRAL ||
+        sscanf(name, "model.layers.%lld.block_sparse_moe.experts.%lld.w%d.weight%n", &l, &e, &w, &pos) != 3 ||
+        name[pos] != 0)
+        return 0;
+    if (l < 0 || l >= m->hp.n_layers || e < 0 || e >= m->hp.n_expert || w < 1 || w > 3) return -1;
+    static const int which[4] = {0, 0, 2, 1}; /* w1 gate, w3 up, w2 down */
+    *slot = ((int64_t)l * 3 + which[w]) * m->hp.n_expert + e;
+    return 1;
+}
+
+/* The per-expert matrices of each layer stacked into one [n_expert, rows, cols] tensor the model
+ * owns (ffn_gate_exps, ffn_up_exps, ffn_down_exps: the layout GGUF stores and the moe kernel reads). */
+static cke_status stack_experts(cke_model *m, const char *dir, const cke_safetensors_tensor **ex, cke_err *err) {
+    static const char *const canon[3] = {"ffn_gate_exps", "ffn_up_exps", "ffn_down_exps"};
+    static const char *const hfw[3] = {"w1", "w3", "w2"};
+    const int64_t E = m->hp.n_expert;
+    for (int64_t l = 0; l < m->hp.n_layers; l++)
+        for (int k = 0; k < 3; k++) {
+            const cke_safetensors_tensor **row = ex + (l * 3 + k) * E;
+            for (int64_t e = 0; e < E; e++) {
+                if (!row[e])
+                    return cke_fail(err, CKE_ERR_MISSING, "%s: tensor 'model.layers.%lld.block_sparse_moe.experts.%lld.%s.weight' "
+                                    "is missing", dir, (long long)l, (long long)e, hfw[k]);
+                if (row[e]->ndim != 2 || row[e]->dtype != row[0]->dtype || row[e]->nbytes != row[0]->nbytes ||
+                    row[e]->shape[0] != row[0]->shape[0] || row[e]->shape[1] != row[0]->shape[1])
+                    return cke_fail(err, CKE_ERR_SHAPE, "%s: expert tensor '%s' is not a matrix of the shape and type of "
+                                    "expert 0's", dir, row[e]->name);
+            }
+            const size_t nb = (size_t)row[0]->nbytes;
+            if (nb && (size_t)E > SIZE_MAX / nb) return cke_fail(err, CKE_ERR_FORMAT, "%s: experts too large", dir);
+            uint8_t *dst = cke_arena_alloc(&m->priv->arena, nb * (size_t)E);
+            if (!dst && nb) return cke_fail(err, CKE_ERR_NOMEM, "out of memory stacking the experts of layer %lld", (long long)l);
+            for (int64_t e = 0; e < E; e++) memcpy(dst + (size_t)e * nb, row[e]->data, nb);
+            char cn[96], src[128];
+            snprintf(cn, sizeof cn, "l%lld.%s", (long long)l, canon[k]);
+            snprintf(src, sizeof src, "model.layers.%lld.block_sparse_moe.experts.*.%s.weight", (long long)l, hfw[k]);
+            const int64_t shape[3] = {E, row[0]->shape[0], row[0]->shape[1]};
+            TRY(cke_model_add(m, cn, src, row[0]->dtype, 3, shape, dst, (int64_t)(nb * (size_t)E), row[0]->shard,
+                              row[0]->file_offset, true, err));
+        }
+    return CKE_OK;
+}
+
 cke_status cke_model_load_hf(cke_model *m, const char *dir, cke_err *err) {
     cke_model_priv *p = m->priv;
     char *cfg = cke_arena_alloc(&p->arena, strlen(dir) + 32);
@@ -435,11 +491,25 @@ cke_status cke_model_load_hf(cke_model *m, const char *dir, cke_err *err) {
     m->files = files;
 
     int64_t n = cke_safetensors_n_tensors(p->st);
+    const cke_safetensors_tensor **ex = NULL; /* Mixtral: [n_layers][3][n_expert], stacked after the loop */
+    if (m->arch == CKE_ARCH_MIXTRAL &&
+        !(ex = cke_arena_calloc(&p->arena, (size_t)(m->hp.n_layers * 3 * m->hp.n_expert), sizeof *ex)))
+        return cke_fail(err, CKE_ERR_NOMEM, "out of memory");
     for (int64_t i = 0; i < n; i++) {
         const cke_safetensors_tensor *t = cke_safetensors_tensor_at(p->st, i);
         char cn[128];
         bool conv, known;
         int fused;
+        int64_t slot;
+        int xs = expert_slot(m, t->name, &slot);
+        if (xs < 0)
+            return cke_fail(err, CKE_ERR_SHAPE, "%s: expert tensor '%s' is beyond num_hidden_layers %lld or num_local_experts %lld",
+                            dir, t->name, (long long)m->hp.n_layers, (long long)m->hp.n_expert);
+        if (xs > 0) {
+            if (ex[slot]) return cke_fail(err, CKE_ERR_FORMAT, "%s: tensor '%s' appears twice", dir, t->name);
+            ex[slot] = t;
+            continue;
+        }
         if (!map_name(m->arch, t->name, cn, sizeof cn, &conv, &fused, &known)) continue;
         if (!known) return cke_fail(err, CKE_ERR_UNSUPPORTED, "%s: tensor '%s' is not supported", dir, t->name);
         if (t->ndim > 4) return cke_fail(err, CKE_ERR_SHAPE, "%s: tensor '%s' has %d dims", dir, t->name, t->ndim);
@@ -477,6 +547,7 @@ cke_status cke_model_load_hf(cke_model *m, const char *dir, cke_err *err) {
             }
         }
     }
+    if (ex) TRY(stack_experts(m, dir, ex, err));
     /* tokenizer.json next to the weights; else a llama2.c tokenizer.bin (models cke trained with
      * a vocabulary from `cke vocab` carry one) */
     char *tj = cke_arena_alloc(&p->arena, strlen(dir) + 32);

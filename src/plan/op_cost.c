@@ -73,6 +73,18 @@ void cke_plan_op_cost(const cke_plan *p, const cke_node *n, cke_op_cost *c) {
         c->flops_row = C;
         c->act_row = 2.0 * 4.0 * C;
         break;
+    case CKE_OP_MOE: {
+        /* per row: the router over all E experts, then k experts' SwiGLU FFNs (3 F x D matrices,
+         * f32). Weight bytes are counted per row, the k experts a decode step streams; a prefill
+         * chunk reads each chosen expert once, which this overcounts when rows share experts. */
+        const cke_value *g = &ir->v[n->in[2]];
+        const double E = (double)g->dims[0], F = (double)g->dims[1], D = (double)g->dims[2], k = (double)n->a.n_expert_used;
+        c->w_extra = 4.0 * E * D;
+        c->w_row = k * 3.0 * 4.0 * F * D;
+        c->flops_row = 2.0 * E * D + k * (3.0 * 2.0 * F * D + 5.0 * F + 2.0 * D);
+        c->act_row = 4.0 * (Cin + C);
+        break;
+    }
     case CKE_OP_LAST_ROW: /* one row copied: the op runs with rows = 1 */
         c->act_row = 2.0 * 4.0 * C;
         break;

@@ -285,6 +285,9 @@ static cke_status lower_mode(cke_plan *p, cke_mode_plan *m, const char *mode, in
         if (n->op == CKE_OP_LINEAR) {
             const cke_value *w = &ir->v[n->in[1]];
             ws = cke_gemm_ws_size(rows[n->out], w->dims[0], w->dims[1], nth);
+        } else if (n->op == CKE_OP_MOE) {
+            const cke_value *g = &ir->v[n->in[2]];
+            ws = cke_moe_ws_size(rows[n->out], g->dims[2], g->dims[1], g->dims[0], n->a.n_expert_used, nth);
         } else if (n->op == CKE_OP_ATTENTION) {
             /* the loop runs every layer's copy, whose attributes may differ (Gemma 2 windows) */
             for (int i = 0; i < ir->nn; i++) {

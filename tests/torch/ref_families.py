@@ -6,11 +6,11 @@ model.safetensors, the checkpoint's real tensor names and layouts: GPT-2 Conv1D 
 fused c_attn, Phi-3 fused qkv_proj / gate_up_proj ...) and the reference logits at every position
 of a fixed token sequence, computed in float64 by an independent forward written from the HF
 modeling code's definitions (modeling_gpt2 / qwen2 / qwen3 / gemma / gemma2 / mistral / phi3 /
-llama with rope_scaling "llama3").
+llama with rope_scaling "llama3" / mixtral).
 
 usage: ref_families.py OUT_DIR FAMILY [drop=HF_NAME | perturb=HF_NAME | ablate=CONFIG_KEY | set=KEY=JSON | train]
        ref_families.py OUT_DIR gpt2 --from HF_DIR     (trace of an existing GPT-2 checkpoint)
-FAMILY: gpt2 | qwen2 | qwen3 | gemma | gemma2 | mistral | phi3 | llama3 | llama_bias | qwen3_bias | gemma_gelu | qwen2_yarn | phi3_longrope | llama_dynamic | gemma3 | gemma3_swa3
+FAMILY: gpt2 | qwen2 | qwen3 | gemma | gemma2 | mistral | phi3 | llama3 | llama_bias | qwen3_bias | gemma_gelu | qwen2_yarn | phi3_longrope | llama_dynamic | gemma3 | gemma3_swa3 | mixtral
 The optional edit breaks the model on purpose: drop/perturb a tensor, or remove a config key (the
 reference still uses the feature), which proves the feature changes the numbers.
 Outputs OUT_DIR/{config.json, model.safetensors, ref.bin, ref.trace} in the formats of
@@ -81,6 +81,8 @@ FAMILIES = {
     # Gemma whose config says exact GELU (HF honours hidden_activation / hidden_act)
     "gemma_gelu": dict(kind="gemma", dim=32, L=2, H=4, KV=1, hd=16, F=64, V=67, tied=True, act="gelu"),
     "qwen3_bias": dict(kind="qwen3", dim=32, L=2, H=4, KV=2, hd=16, F=64, V=59, theta=1e6, tied=True, attn_bias=True),
+    # Mixtral: 4 experts, 2 per token (23 tokens x 2 choices: every expert serves several rows)
+    "mixtral": dict(dim=32, L=2, H=4, KV=2, hd=8, F=48, V=61, theta=1e6, E=4, k=2),
 }
 
 
@@ -177,10 +179,17 @@ def make_weights(fam, c, g):
             W[p + "self_attn.q_proj.weight"] = rnd(H * hd, dim)
             W[p + "self_attn.k_proj.weight"] = rnd(KV * hd, dim)
             W[p + "self_attn.v_proj.weight"] = rnd(KV * hd, dim)
+        if fam == "mixtral":  # MixtralSparseMoeBlock: router "gate", experts w1 (gate), w3 (up), w2 (down)
+            W[p + "block_sparse_moe.gate.weight"] = rnd(c["E"], dim, s=0.3)
+            for e in range(c["E"]):
+                q = f"{p}block_sparse_moe.experts.{e}."
+                W[q + "w1.weight"], W[q + "w3.weight"], W[q + "w2.weight"] = rnd(F, dim), rnd(F, dim), rnd(dim, F)
+        elif fam != "phi3":
             W[p + "mlp.gate_proj.weight"] = rnd(F, dim)
             W[p + "mlp.up_proj.weight"] = rnd(F, dim)
         W[p + "self_attn.o_proj.weight"] = rnd(dim, H * hd)
-        W[p + "mlp.down_proj.weight"] = rnd(dim, F)
+        if fam != "mixtral":
+            W[p + "mlp.down_proj.weight"] = rnd(dim, F)
         if fam == "qwen2" or c.get("attn_bias"):
             W[p + "self_attn.q_proj.bias"] = rnd(H * hd, s=0.1)
             W[p + "self_attn.k_proj.bias"] = rnd(KV * hd, s=0.1)
@@ -209,7 +218,7 @@ def config(fam, c):
     arch = {"qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM", "gemma": "GemmaForCausalLM",
             "gemma3": "Gemma3ForCausalLM",
             "gemma2": "Gemma2ForCausalLM", "mistral": "MistralForCausalLM", "phi3": "Phi3ForCausalLM",
-            "llama3": "LlamaForCausalLM"}[fam]
+            "llama3": "LlamaForCausalLM", "mixtral": "MixtralForCausalLM"}[fam]
     mt = {"llama3": "llama", "gemma3": "gemma3_text"}.get(fam, fam)
     cfg = {"architectures": [arch], "model_type": mt, "hidden_size": dim,
            "intermediate_size": F, "num_attention_heads": H, "num_key_value_heads": KV, "head_dim": hd,
@@ -242,6 +251,9 @@ def config(fam, c):
         cfg["attention_bias"] = c["attn_bias"]
     if "mlp_bias" in c:
         cfg["mlp_bias"] = c["mlp_bias"]
+    if fam == "mixtral":
+        cfg.update(num_local_experts=c["E"], num_experts_per_tok=c["k"], router_aux_loss_coef=0.02,
+                   output_router_logits=False, router_jitter_noise=0.0, sliding_window=None)
     return cfg
 
 
@@ -376,6 +388,20 @@ def forward(fam, c, W, ids, tr):
         x = x + ao
         tr("h", i, x)
         n = rms(x, D[p + ("pre_feedforward_layernorm.weight" if fam in ("gemma2", "gemma3") else "post_attention_layernorm.weight")])
+        if fam == "mixtral":  # modeling_mixtral: softmax over all experts in float, top-k, renormalized
+            probs = torch.softmax(n @ D[p + "block_sparse_moe.gate.weight"].T, dim=-1)
+            w, sel = torch.topk(probs, c["k"], dim=-1)
+            w = w / w.sum(dim=-1, keepdim=True)
+            fo = torch.zeros_like(n)
+            for t in range(T):
+                for j in range(c["k"]):
+                    q = f"{p}block_sparse_moe.experts.{int(sel[t, j])}."
+                    hmid = torch.nn.functional.silu(n[t] @ D[q + "w1.weight"].T) * (n[t] @ D[q + "w3.weight"].T)
+                    fo[t] += w[t, j] * (hmid @ D[q + "w2.weight"].T)
+            tr("ffn_in", i, n), tr("ffn_out", i, fo)
+            x = x + fo
+            tr("x", i, x)
+            continue
         if fam == "phi3":
             gt, up = (n @ D[p + "mlp.gate_up_proj.weight"].T).chunk(2, dim=-1)
         else:
