@@ -17,6 +17,7 @@ static const struct {
     {"gemma", CKE_ARCH_GEMMA, CKE_ROPE_HALVES},       {"gemma2", CKE_ARCH_GEMMA2, CKE_ROPE_HALVES},
     {"gemma3", CKE_ARCH_GEMMA3, CKE_ROPE_HALVES},
     {"gpt2", CKE_ARCH_GPT2, CKE_ROPE_INTERLEAVED},
+    {"llama", CKE_ARCH_MIXTRAL, CKE_ROPE_INTERLEAVED}, /* written only: read as llama with expert_count */
 };
 
 /* blk.N.<gguf suffix> -> l<N>.<canonical> */
@@ -68,7 +69,7 @@ const char *cke_gguf_arch_name(cke_arch a, cke_rope_layout *rope) {
     for (size_t i = 0; i < sizeof archs / sizeof *archs; i++)
         if (archs[i].arch == a) {
             if (rope) *rope = archs[i].rope;
-            return a == CKE_ARCH_MISTRAL ? "llama" : archs[i].gguf; /* llama.cpp writes Mistral as llama */
+            return a == CKE_ARCH_MISTRAL ? "llama" : archs[i].gguf; /* llama.cpp writes Mistral (and Mixtral) as llama */
         }
     return NULL;
 }

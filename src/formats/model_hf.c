@@ -213,7 +213,9 @@ static cke_status parse_cfg(const cJSON *c, cke_arch *arch, cke_hparams *h, cke_
     if (*arch == CKE_ARCH_MIXTRAL) { /* HF MixtralSparseMoeBlock: softmax router, top-k, renormalized */
         if (!jint(c, "num_local_experts", &h->n_expert) || !jint(c, "num_experts_per_tok", &h->n_expert_used))
             return cke_fail(err, CKE_ERR_MISSING, "mixtral config.json needs num_local_experts and num_experts_per_tok");
-        if (h->n_expert < 1) return cke_fail(err, CKE_ERR_FORMAT, "num_local_experts = %lld: expected >= 1", (long long)h->n_expert);
+        if (h->n_expert < 1 || h->n_expert_used < 1 || h->n_expert_used > h->n_expert)
+            return cke_fail(err, CKE_ERR_FORMAT, "num_experts_per_tok = %lld with num_local_experts = %lld: expected 1 <= "
+                            "num_experts_per_tok <= num_local_experts", (long long)h->n_expert_used, (long long)h->n_expert);
     }
     if (*arch == CKE_ARCH_GEMMA3) TRY(parse_gemma3(c, h, err));
     if (*arch == CKE_ARCH_GEMMA2 || *arch == CKE_ARCH_GEMMA3) {

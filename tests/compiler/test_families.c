@@ -1,7 +1,8 @@
 /* Model families as templates, each proven against PyTorch: GPT-2 (also the real
  * tiny-random-gpt2 checkpoint against its REFERENCE.txt), Qwen2, Qwen3, Gemma, Gemma 2, Mistral
  * (sliding window shorter than the sequence), Phi-3 (fused HF tensors, partial rotary, window),
- * Llama 3 rope scaling, and Llama / Qwen3 with biases on every projection (attention_bias, mlp_bias).
+ * Llama 3 rope scaling, Llama / Qwen3 with biases on every projection (attention_bias, mlp_bias), and
+ * Mixtral (a mixture of experts: router, top-k, per-expert SwiGLU).
  *
  *   test_families [--only FAMILY|gpt2_real|ablations|bad]
  * References are written at test time by tests/torch/ref_families.py with Debian's
@@ -300,11 +301,14 @@ static void ablations(void) {
         {"gemma3", "sliding_window", "attn"},
         {"gemma3", "rope_scaling", "q_rope"},          /* the global layer's table */
         {"gemma3_swa3", "rope_local_base_freq", "q_rope"}, /* 10000 instead of 20000 on the local layers */
+        /* one expert per token instead of two: the first moe output differs */
+        {"mixtral", "set=num_experts_per_tok=1", "ffn_out"},
     };
     for (size_t i = 0; i < sizeof ab / sizeof ab[0]; i++) {
         char name[128], hf[PATH_MAX], dir[PATH_MAX], edit[128], ref[PATH_MAX];
         const int set = !strncmp(ab[i].key, "set=", 4);
         snprintf(name, sizeof name, set ? "%s_with_tanh_gelu_diverges" : "%s_without_%s_diverges", ab[i].fam, ab[i].key);
+        if (set && !strcmp(ab[i].fam, "mixtral")) snprintf(name, sizeof name, "mixtral_with_one_expert_per_token_diverges");
         snprintf(hf, sizeof hf, "%s/ablate_%zu", tc_tmp, i);
         snprintf(dir, sizeof dir, "%s/ablate_%zu_model", tc_tmp, i);
         snprintf(edit, sizeof edit, set ? "%s" : "ablate=%s", ab[i].key);
@@ -330,10 +334,15 @@ static void ablations(void) {
         {"llama_bias", "model.layers.0.mlp.gate_proj.bias", "gate", 0},
         {"llama_bias", "model.layers.1.mlp.down_proj.bias", "ffn_out", 1},
         {"qwen3_bias", "model.layers.1.self_attn.o_proj.bias", "attn_out", 1},
+        /* the router, and one expert's down projection (stacked by the loader into ffn_down_exps) */
+        {"mixtral", "model.layers.1.block_sparse_moe.gate.weight", "ffn_out", 1},
+        {"mixtral", "model.layers.0.block_sparse_moe.experts.3.w2.weight", "ffn_out", 0},
     };
     for (size_t i = 0; i < sizeof pt / sizeof pt[0]; i++) {
         char name[128], hf[PATH_MAX], dir[PATH_MAX], edit[160], ref[PATH_MAX];
         snprintf(name, sizeof name, "%s_parity_names_%s", pt[i].fam, pt[i].first);
+        if (!strcmp(pt[i].fam, "mixtral")) /* two cases name ffn_out: the router's (l1), an expert's (l0) */
+            snprintf(name, sizeof name, "mixtral_parity_names_%s_l%d", pt[i].first, pt[i].layer);
         snprintf(hf, sizeof hf, "%s/perturb_%zu", tc_tmp, i);
         snprintf(dir, sizeof dir, "%s/perturb_%zu_model", tc_tmp, i);
         snprintf(edit, sizeof edit, "perturb=%s", pt[i].tensor);
@@ -444,6 +453,37 @@ static void gpt2_real(void) {
 
 /* ---------------------------------------------------------------- bad input */
 
+/* A model with experts is refused by name where the experts cannot go: compiled with a template
+ * that lacks them (a dense llama.json standing in for mixtral.json), and for training (the moe op
+ * has no gradient rule yet). */
+static void moe_refusals(void) {
+    char hf[PATH_MAX], dir[PATH_MAX], tpl[PATH_MAX], from[PATH_MAX + 16], to[PATH_MAX + 16];
+    snprintf(hf, sizeof hf, "%s/hf_mixtral", tc_tmp);
+    if (!tc_have(hf) && run_py(hf, "mixtral", NULL) != 0) { tc_result("mixtral_refusals", 0, "reference script failed"); return; }
+    snprintf(tpl, sizeof tpl, "%s/dense_templates", tc_tmp);
+    mkdir(tpl, 0755);
+    snprintf(from, sizeof from, "%s/llama.json", tc_tpl);
+    snprintf(to, sizeof to, "%s/mixtral.json", tpl);
+    char *text = tc_slurp(from, NULL);
+    FILE *f = text ? fopen(to, "w") : NULL;
+    if (f) fputs(text, f), fclose(f);
+    free(text);
+    snprintf(dir, sizeof dir, "%s/mixtral_dense_tpl", tc_tmp);
+    cke_err e = {0};
+    cke_compile_opts o = {.out_dir = dir, .templates_dir = tpl, .include_dir = tc_inc, .libk = tc_libk, .max_threads = 2,
+                          .quiet = 1, .kv_type = kv_type};
+    cke_status st = f ? cke_compile(hf, &o, &e) : CKE_ERR_IO;
+    tc_result("mixtral_with_a_template_without_experts_refused",
+              st == CKE_ERR_UNSUPPORTED && strstr(e.msg, "the model uses 'n_expert' = 4, which the llama template does not implement"),
+              "status %d: %s", st, e.msg);
+    snprintf(dir, sizeof dir, "%s/mixtral_train", tc_tmp);
+    cke_compile_opts t = {.out_dir = dir, .templates_dir = tc_tpl, .include_dir = tc_inc, .libk = tc_libk, .max_threads = 2,
+                          .quiet = 1, .kv_type = kv_type, .train_batch = 2, .train_seq = 8};
+    st = cke_compile(hf, &t, &e);
+    tc_result("mixtral_training_refused", st == CKE_ERR_UNSUPPORTED && strstr(e.msg, "training through op moe (l0.ffn_out)"),
+              "status %d: %s", st, e.msg);
+}
+
 static void bad_input(void) {
     static const struct { const char *test, *fam, *edit, *expect; int64_t ctx; } bad[] = {
         /* Qwen2's sliding window (with max_window_layers) is not in the qwen2 template: named, not ignored */
@@ -456,6 +496,11 @@ static void bad_input(void) {
          "2 long/short factors for 8 rotated pairs", 0},
         {"phi3_missing_fused_tensor", "phi3", "drop=model.layers.1.self_attn.qkv_proj.weight", "l1.attn_q", 0},
         {"gemma2_missing_post_norm", "gemma2", "drop=model.layers.2.post_feedforward_layernorm.weight", "l2.post_ffn_norm", 0},
+        {"mixtral_missing_expert", "mixtral", "drop=model.layers.1.block_sparse_moe.experts.2.w3.weight",
+         "'model.layers.1.block_sparse_moe.experts.2.w3.weight' is missing", 0},
+        {"mixtral_more_used_than_experts", "mixtral", "set=num_experts_per_tok=5",
+         "num_experts_per_tok = 5 with num_local_experts = 4", 0},
+        {"mixtral_without_expert_count", "mixtral", "ablate=num_local_experts", "num_local_experts", 0},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char hf[PATH_MAX], dir[PATH_MAX], edit[256];
@@ -476,6 +521,8 @@ static void bad_input(void) {
     if (!tc_have(hf)) run_py(hf, "gpt2", NULL);
     cke_status st = compile(hf, dir, 65, &e); /* n_positions is 64 */
     tc_result("gpt2_context_beyond_positions", st != CKE_OK && strstr(e.msg, "pos_embd"), "status %d, message '%s'", st, e.msg);
+
+    moe_refusals();
 }
 
 int main(int argc, char **argv) {
@@ -485,7 +532,7 @@ int main(int argc, char **argv) {
     if (tc_setup("test-families")) return 1;
     static const char *const fams[] = {"gpt2", "qwen2", "qwen3", "gemma", "gemma2", "mistral", "phi3", "llama3",
                                        "llama_bias", "qwen3_bias", "gemma_gelu", "qwen2_yarn", "phi3_longrope",
-                                       "llama_dynamic", "gemma3", "gemma3_swa3"};
+                                       "llama_dynamic", "gemma3", "gemma3_swa3", "mixtral"};
     for (size_t i = 0; i < sizeof fams / sizeof fams[0]; i++)
         if (!only || !strcmp(only, fams[i])) family(fams[i]), family_kvf16(fams[i]);
     if (!only || !strcmp(only, "gpt2_real")) gpt2_real();
