@@ -420,13 +420,25 @@ static void emit_node(emit_ctx *e, const cke_node *n, const char *ind) {
         wname(wu, sizeof wu, ir, n->in[3], lv);
         wname(wd, sizeof wd, ir, n->in[4], lv);
         fprintf(f, "%s/* moe: %s%s = sum over the top %lld of %lld experts (%s[%lld,%lld] . %s, softmax over the %lld) of\n"
-                   "%s   w_e * %s[e][%lld,%lld] . (silu(%s[e][%lld,%lld] . %s) * %s[e][%lld,%lld] . %s); f32 experts,\n"
+                   "%s   w_e * %s[e][%lld,%lld] . (silu(%s[e][%lld,%lld] . %s) * %s[e][%lld,%lld] . %s);\n"
                    "%s   rows grouped per expert (each chosen expert's weights read once per call) */\n",
                 ind, on, so, (long long)n->a.n_expert_used, E, ir->v[n->in[1]].base, E, D, in0, (long long)n->a.n_expert_used,
                 ind, ir->v[n->in[4]].base, D, F, ir->v[n->in[2]].base, F, D, in0, ir->v[n->in[3]].base, F, D, in0, ind);
-        fprintf(f, "%scke_moe_fwd(kt, %s, %s, WT(%s), WT(%s), WT(%s), WT(%s), %s, %lld, %lld, %lld, %lld, m->scratch,\n"
-                   "%s            NTH((int64_t)%s * %lld));\n",
-                ind, on, in0, wr, wg, wu, wd, R, D, F, E, (long long)n->a.n_expert_used, ind, R,
+        char qt[3][CKE_IR_NAME + 16]; /* each stack's stored format: Q_<name>[l] when some layer keeps blocks, else 0 (f32) */
+        int fmt[3];
+        for (int j = 0; j < 3; j++) {
+            int anyq = 0;
+            fmt[j] = wdtype_all(e->p, n->in[2 + j], &anyq);
+            char cb[CKE_IR_NAME];
+            cname(cb, sizeof cb, &ir->v[n->in[2 + j]]);
+            if (anyq) snprintf(qt[j], sizeof qt[j], "Q_%s[l]", cb);
+            else snprintf(qt[j], sizeof qt[j], "0");
+        }
+        fprintf(f, "%s/* experts stored as %s, %s, %s */\n", ind, fmt[0] >= 0 ? qname(fmt[0]) : "per-layer formats",
+                fmt[1] >= 0 ? qname(fmt[1]) : "per-layer formats", fmt[2] >= 0 ? qname(fmt[2]) : "per-layer formats");
+        fprintf(f, "%scke_moe_fwd(kt, %s, %s, WT(%s), WQ(%s), WQ(%s), WQ(%s), %s, %s, %s, %s, %lld, %lld, %lld, %lld,\n"
+                   "%s            m->scratch, NTH((int64_t)%s * %lld));\n",
+                ind, on, in0, wr, wg, wu, wd, qt[0], qt[1], qt[2], R, D, F, E, (long long)n->a.n_expert_used, ind, R,
                 (long long)n->a.n_expert_used * 3 * F * D);
         break;
     }

@@ -152,13 +152,14 @@ static cke_status fetch_raw(const cke_model *ud, const cke_model_tensor *t, cons
                             size_t bytes, cke_err *err) {
     const cke_qtype_ops *q = dtype > 0 && dtype < CKE_QTYPE_COUNT ? cke_ktable_for(CKE_ISA_REF)->qops[dtype] : NULL;
     const int src = q && q->repack_of ? q->repack_of : dtype;
-    if (!t || (int)t->dtype != src || (size_t)t->nbytes != bytes || t->ndim != 2)
+    if (!t || (int)t->dtype != src || (size_t)t->nbytes != bytes || t->ndim < 2 || t->ndim > 3)
         return cke_fail(err, CKE_ERR_SHAPE, "tensor '%s' is not %zu bytes of type %s as planned", name, bytes, cke_dtype_name(src));
     if (src == dtype) {
         memcpy(dst, t->data, bytes);
         return check_finite(ud, t, dtype, dst, cke_model_tensor_numel(t), err); /* F16/BF16; blocks pass */
     }
-    const int64_t N = t->shape[0], K = t->shape[1];
+    /* rows of K: a matrix [N, K], or the experts' stack [E, F, K] as E * F rows */
+    const int64_t K = t->shape[t->ndim - 1], N = cke_model_tensor_numel(t) / K;
     const size_t rs = cke_qtype_row_size(dtype, K);
     if (!rs || rs * (size_t)N != bytes)
         return cke_fail(err, CKE_ERR_SHAPE, "tensor '%s': rows of %lld elements are not whole %s blocks", name, (long long)K, q->name);

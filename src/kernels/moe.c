@@ -1,9 +1,11 @@
-/* Mixture-of-experts FFN on the dispatch table's GEMM (kernels.h, cke_moe_fwd). Prefill groups
+/* Mixture-of-experts FFN on the dispatch table's linears (kernels.h, cke_moe_fwd). Prefill groups
  * the rows routed to each expert so each expert's weights are read once per call: its rows are
  * gathered into a [n_e, D] block, the three linears run over the block, and the result is
  * scattered back with each row's routing weight. Decode (T = 1) is k expert FFNs as GEMVs; the
- * other experts' weights are never touched. Experts are added in index order, rows in order:
- * the result depends only on the routing, not on the thread count. */
+ * other experts' weights are never touched. An expert's matrix is a block of rows of the stacked
+ * tensor, so stored formats (Q8_0, Q4_K ...) run through cke_qlinear_fwd on that block as they
+ * would for a dense linear. Experts are added in index order, rows in order: the result depends
+ * only on the routing, not on the thread count. */
 #include "kdecl.h"
 #include "moe_route.h"
 
@@ -45,18 +47,24 @@ static size_t carve(moe_ws *m, char *base, int64_t T, int64_t D, int64_t F, int6
 
 static size_t max3(size_t a, size_t b, size_t c) { return a > b ? (a > c ? a : c) : (b > c ? b : c); }
 
-size_t cke_moe_ws_size(int64_t T, int64_t D, int64_t F, int64_t E, int64_t k, int nth) {
+size_t cke_moe_ws_size(int64_t T, int64_t D, int64_t F, int64_t E, int64_t k, int qgate, int qup, int qdown, int nth) {
     moe_ws m;
-    size_t fast = carve(&m, NULL, T, D, F, E, k) +
-                  max3(cke_gemm_ws_size(T, E, D, nth), cke_gemm_ws_size(T, F, D, nth), cke_gemm_ws_size(T, D, F, nth));
+    size_t lin = max3(cke_qlinear_ws_size(qgate, T, D, F, nth), cke_qlinear_ws_size(qup, T, D, F, nth),
+                      cke_qlinear_ws_size(qdown, T, F, D, nth));
+    size_t fast = carve(&m, NULL, T, D, F, E, k) + (lin > cke_gemm_ws_size(T, E, D, nth) ? lin : cke_gemm_ws_size(T, E, D, nth));
     size_t ref = align64((size_t)(E + k) * sizeof(float)) + (size_t)F * sizeof(double) + (size_t)k * sizeof(int32_t);
     return 64 + (fast > ref ? fast : ref); /* 64: ws need not be aligned */
 }
 
-void cke_moe_fwd(const cke_ktable *kt, float *out /* [T,D] */, const float *x /* [T,D] */,
-                 const float *router /* [E,D] */, const float *gate /* [E,F,D] */, const float *up /* [E,F,D] */,
-                 const float *down /* [E,D,F] */, int64_t T, int64_t D, int64_t F, int64_t E, int64_t k, void *ws,
-                 int nth) {
+/* Bytes of one row of K elements stored as qtype (0: f32). */
+static size_t row_bytes(int qtype, int64_t K) { return qtype ? cke_qtype_row_size(qtype, K) : (size_t)K * sizeof(float); }
+
+int cke_moe_fwd(const cke_ktable *kt, float *out /* [T,D] */, const float *x /* [T,D] */,
+                const float *router /* [E,D] */, const void *gate /* [E,F,D] */, const void *up /* [E,F,D] */,
+                const void *down /* [E,D,F] */, int qgate, int qup, int qdown, int64_t T, int64_t D, int64_t F,
+                int64_t E, int64_t k, void *ws, int nth) {
+    const size_t sg = (size_t)F * row_bytes(qgate, D), su = (size_t)F * row_bytes(qup, D), sd = (size_t)D * row_bytes(qdown, F);
+    if (!sg || !su || !sd || k < 1 || k > E) return -1; /* a format without kernels, or rows that are not whole blocks */
     moe_ws m;
     carve(&m, (char *)(((uintptr_t)ws + 63) & ~(uintptr_t)63), T, D, F, E, k);
     /* route: logits of every row in one GEMM, then each row's top k */
@@ -83,10 +91,12 @@ void cke_moe_fwd(const cke_ktable *kt, float *out /* [T,D] */, const float *x /*
             for (int64_t i = 0; i < n; i++) memcpy(m.xe + i * D, x + (int64_t)m.rows[s0 + i] * D, (size_t)D * sizeof(float));
             xe = m.xe;
         }
-        cke_linear_fwd(kt, m.g, xe, gate + e * F * D, NULL, n, D, F, m.gemm, nth);
-        cke_linear_fwd(kt, m.u, xe, up + e * F * D, NULL, n, D, F, m.gemm, nth);
+        /* expert e's matrices: rows [e*F, (e+1)*F) of the gate and up stacks, [e*D, (e+1)*D) of down */
+        if (cke_qlinear_fwd(kt, m.g, xe, (const char *)gate + (size_t)e * sg, qgate, NULL, n, D, F, m.gemm, nth) ||
+            cke_qlinear_fwd(kt, m.u, xe, (const char *)up + (size_t)e * su, qup, NULL, n, D, F, m.gemm, nth))
+            return -1;
         kt->swiglu_fwd(m.g, m.g, m.u, n * F);
-        cke_linear_fwd(kt, m.y, m.g, down + e * D * F, NULL, n, F, D, m.gemm, nth);
+        if (cke_qlinear_fwd(kt, m.y, m.g, (const char *)down + (size_t)e * sd, qdown, NULL, n, F, D, m.gemm, nth)) return -1;
         for (int64_t i = 0; i < n; i++) { /* scatter-add with the routing weight */
             float *o = out + (int64_t)m.rows[s0 + i] * D; /* [D] */
             const float *yi = m.y + i * D, a = m.roww[s0 + i];
@@ -94,4 +104,5 @@ void cke_moe_fwd(const cke_ktable *kt, float *out /* [T,D] */, const float *x /*
             else for (int64_t d = 0; d < D; d++) o[d] += a * yi[d];
         }
     }
+    return 0;
 }

@@ -31,15 +31,16 @@ static moe_in moe_alloc(trng *r, moe_shape s) {
 static void moe_free(moe_in *m) { free(m->x), free(m->router), free(m->gate), free(m->up), free(m->down); }
 
 static void run_ref(float *out, const moe_in *m, moe_shape s) {
-    void *ws = talloc(cke_moe_ws_size(s.T, s.D, s.F, s.E, s.k, 1));
+    void *ws = talloc(cke_moe_ws_size(s.T, s.D, s.F, s.E, s.k, 0, 0, 0, 1));
     cke_moe_fwd_ref(out, m->x, m->router, m->gate, m->up, m->down, s.T, s.D, s.F, s.E, s.k, ws);
     free(ws);
 }
 
 static void run_fast(const cke_ktable *kt, float *out, const moe_in *m, moe_shape s, int nth) {
-    void *ws = talloc(cke_moe_ws_size(s.T, s.D, s.F, s.E, s.k, nth));
+    void *ws = talloc(cke_moe_ws_size(s.T, s.D, s.F, s.E, s.k, 0, 0, 0, nth));
     for (int64_t i = 0; i < s.T * s.D; i++) out[i] = NAN; /* every element must be written */
-    cke_moe_fwd(kt, out, m->x, m->router, m->gate, m->up, m->down, s.T, s.D, s.F, s.E, s.k, ws, nth);
+    if (cke_moe_fwd(kt, out, m->x, m->router, m->gate, m->up, m->down, 0, 0, 0, s.T, s.D, s.F, s.E, s.k, ws, nth))
+        printf("    FAIL cke_moe_fwd refused f32 experts\n");
     free(ws);
 }
 
@@ -96,7 +97,78 @@ static int moe_simd(const cke_ktable *kt, const cke_ktable *ref) {
     return fails;
 }
 
+/* Stacks of E experts' [N, K] matrices in a stored format: each row quantized (and repacked, for
+ * cke's ids 40..), and the f32 values the blocks hold, which the _ref then runs on. */
+static void *stack_q(const cke_ktable *ref, int qt, const float *w, float *deq, int64_t rows, int64_t K) {
+    const cke_qtype_ops *q = ref->qops[qt], *src = q->repack_of ? ref->qops[q->repack_of] : q;
+    const size_t rs = cke_qtype_row_size(qt, K);
+    char *out = talloc(rs * (size_t)rows), *tmp = talloc(rs);
+    for (int64_t r = 0; r < rows; r++) {
+        src->quantize_row(tmp, w + r * K, K);
+        src->dequantize_row(deq + r * K, tmp, K);
+        if (q->repack_of) q->repack_row(out + (size_t)r * rs, tmp, K);
+        else memcpy(out + (size_t)r * rs, tmp, rs);
+    }
+    free(tmp);
+    return out;
+}
+
+/* Experts in stored formats (an expert = a block of rows of the stack, through cke_qlinear_fwd):
+ * against the _ref on the values the blocks hold. The activations are quantized to the format's
+ * vec_dot_type (Q8_0 for the _0 formats), twice (x before gate/up, the SwiGLU before down): a
+ * block's largest element sets its step, so the error is ~1% rms (measured nmse 1.1e-4 to 1.7e-4);
+ * nmse 1e-3 and 3e-2 per element, where a wrong expert or weight gives nmse ~1. F16 dots f32
+ * activations: the f32 tolerance. T = 1 (GEMV) and T = 9 (grouped rows). */
+static int moe_quant(const cke_ktable *kt, const cke_ktable *ref) {
+    static const struct { int qt; tol_t tol; } fmts[] = {
+        {1, {1e-10, 2e-5, 1e-4}},  /* f16: the dequantized values exactly, f32 activations */
+        {8, {1e-3, 3e-2, 3e-2}},   /* q8_0 */
+        {2, {1e-3, 3e-2, 3e-2}},   /* q4_0: activation rounding as q8_0 */
+        {40, {1e-3, 3e-2, 3e-2}},  /* q8_0r: repacked in weights.bin */
+        {41, {1e-3, 3e-2, 3e-2}},  /* q4_0r */
+    };
+    int fails = 0;
+    trng r = {9200u};
+    for (size_t fi = 0; fi < sizeof fmts / sizeof fmts[0]; fi++)
+        for (int64_t T = 1; T <= 9; T += 8) {
+            const int qt = fmts[fi].qt;
+            if (!kt->qops[qt] || !ref->qops[qt]) continue;
+            moe_shape s = {T, 64, 96, 5, 2};
+            moe_in m = moe_alloc(&r, s);
+            moe_in dq = {m.x, m.router, tallocf(s.E * s.F * s.D), tallocf(s.E * s.F * s.D), tallocf(s.E * s.D * s.F)};
+            void *g = stack_q(ref, qt, m.gate, dq.gate, s.E * s.F, s.D), *u = stack_q(ref, qt, m.up, dq.up, s.E * s.F, s.D),
+                 *d = stack_q(ref, qt, m.down, dq.down, s.E * s.D, s.F);
+            float *want = tallocf(s.T * s.D), *got = tallocf(s.T * s.D);
+            run_ref(want, &dq, s);
+            void *ws = talloc(cke_moe_ws_size(s.T, s.D, s.F, s.E, s.k, qt, qt, qt, 2));
+            char what[96];
+            snprintf(what, sizeof what, "moe %s experts %s T=%lld", kt->name, ref->qops[qt]->name, (long long)T);
+            if (cke_moe_fwd(kt, got, m.x, m.router, g, u, d, qt, qt, qt, s.T, s.D, s.F, s.E, s.k, ws, 2)) {
+                printf("    FAIL %s: refused\n", what);
+                fails++;
+            } else {
+                fails += tcheck(what, got, want, s.T * s.D, fmts[fi].tol);
+            }
+            free(ws), free(g), free(u), free(d), free(want), free(got);
+            free(dq.gate), free(dq.up), free(dq.down);
+            moe_free(&m);
+        }
+    /* a stack whose rows are not whole blocks is refused, not read past */
+    moe_shape s = {1, 33, 32, 2, 1};
+    moe_in m = moe_alloc(&r, s);
+    void *ws = talloc(cke_moe_ws_size(s.T, s.D, s.F, s.E, s.k, 0, 0, 0, 1));
+    float *got = tallocf(s.T * s.D);
+    if (cke_moe_fwd(kt, got, m.x, m.router, m.gate, m.up, m.down, 8, 8, 0, s.T, s.D, s.F, s.E, s.k, ws, 1) != -1) {
+        printf("    FAIL moe %s: q8_0 rows of 33 accepted\n", kt->name);
+        fails++;
+    }
+    free(ws), free(got);
+    moe_free(&m);
+    return fails;
+}
+
 const test_op tests_moe[] = {
     {"moe", moe_simd, NULL, NULL},
+    {"moe_quant", moe_quant, NULL, NULL},
     {0},
 };
