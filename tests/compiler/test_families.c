@@ -90,6 +90,18 @@ static void profile_build(const char *fam, const char *dir) {
     if (dl) *(void **)&get = dlsym(dl, "ckm_api_get");
     const ckm_api *api = get ? get() : NULL;
     tc_result(name, api && api->set_profile && api->n_prof_ops > 0, "%s", s ? e.msg : "no profile table");
+    if (api && !strcmp(fam, "mixtral")) {
+        /* a decode step's moe reads the router (E x D f32) and the k chosen experts' three F x D
+         * matrices, not all E: ref_families' mixtral is E = 4, k = 2, F = 48, D = 32, f32 */
+        const double router = 4.0 * 4 * 32, expert = 3.0 * 48 * 32 * 4, active = router + 2 * expert;
+        double got = -1;
+        for (int i = 0; i < api->n_prof_ops; i++)
+            if (api->prof_ops[i].mode == 1 && !strcmp(api->prof_ops[i].op, "moe"))
+                got = api->prof_ops[i].w_extra + api->prof_ops[i].w_row * 1;
+        tc_result("mixtral_profile_decode_bytes_are_the_active_experts", got == active,
+                  "decode moe weight bytes per token %.0f, want %.0f (the router + 2 of 4 experts; all 4: %.0f)", got, active,
+                  router + 4 * expert);
+    }
     if (dl) dlclose(dl);
 }
 
