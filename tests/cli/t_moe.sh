@@ -1,0 +1,44 @@
+# Mixture of experts (issue 16, Mixtral): configs refused by name, and (with Debian's python3 and
+# its torch, which tests/torch/ref_families.py needs) a tiny random Mixtral compiled from its HF
+# directory, quantized to a GGUF whose expert stacks keep their blocks, and GGUFs refused by name.
+moe_cfg() { # moe_cfg DIR EXTRA-JSON: a mixtral config.json (no weights: the config is refused first)
+    mkdir -p "$1"
+    printf '{"model_type":"mixtral","hidden_size":32,"num_hidden_layers":2,"num_attention_heads":4,"num_key_value_heads":2,"intermediate_size":48,"vocab_size":61%s}' "$2" >"$1/config.json"
+}
+moe_cfg "$T/moe_k0" ',"num_local_experts":4,"num_experts_per_tok":0'
+refuses moe_hf_k_0 1 "num_experts_per_tok = 0 with num_local_experts = 4: expected 1 <= num_experts_per_tok <= num_local_experts" \
+    "$CKE" inspect "$T/moe_k0"
+moe_cfg "$T/moe_k5" ',"num_local_experts":4,"num_experts_per_tok":5'
+refuses moe_hf_k_above_experts 1 "num_experts_per_tok = 5 with num_local_experts = 4" "$CKE" inspect "$T/moe_k5"
+moe_cfg "$T/moe_e5000" ',"num_local_experts":5000,"num_experts_per_tok":2'
+refuses moe_hf_experts_out_of_range 1 "num_local_experts = 5000 is out of range \[1, 4096\]" "$CKE" inspect "$T/moe_e5000"
+moe_cfg "$T/moe_noe" ''
+refuses moe_hf_no_expert_count 1 "mixtral config.json needs num_local_experts and num_experts_per_tok" "$CKE" inspect "$T/moe_noe"
+
+if /usr/bin/python3 -c "import torch" 2>/dev/null && /usr/bin/python3 tests/torch/ref_families.py "$T/mx" mixtral >"$T/mx.log" 2>&1; then
+    ok moe_compile_hf "$CKE" compile "$T/mx" -o "$T/mx_out"
+    check moe_ir_has_the_moe_op grep -q '"op": "moe"' "$T/mx_out/ir.json"
+    ok moe_parity_hf "$CKE" parity "$T/mx_out" "$T/mx/ref.trace"
+    ok moe_quantize_q4_0 "$CKE" quantize "$T/mx" "$T/mx-q4_0.gguf" Q4_0
+    ok moe_compile_q4_0 "$CKE" compile "$T/mx-q4_0.gguf" -o "$T/mx_q4_0"
+    check moe_q4_0_experts_keep_blocks grep -q '"name": "l1.ffn_up_exps", "layer": 1, "dtype": "q4_0r"' "$T/mx_q4_0/layout.json"
+    check moe_router_stays_f32 grep -q '"name": "l1.ffn_gate_inp", "layer": 1, "dtype": "f32"' "$T/mx_q4_0/layout.json"
+    ok moe_quantize_f32 "$CKE" quantize "$T/mx" "$T/mx-f32.gguf" F32
+    # llama.expert_used_count above llama.expert_count: the u32 value after the key, patched
+    /usr/bin/python3 - "$T/mx-f32.gguf" "$T/mx-k9.gguf" <<'PY'
+import struct, sys
+b = bytearray(open(sys.argv[1], "rb").read())
+key = b"llama.expert_used_count"
+i = b.find(struct.pack("<Q", len(key)) + key) + 8 + len(key)
+assert struct.unpack_from("<I", b, i)[0] == 4, "expected a u32 key"  # GGUF_TYPE_UINT32
+struct.pack_into("<I", b, i + 4, 9)
+open(sys.argv[2], "wb").write(b)
+PY
+    refuses moe_gguf_used_above_count 1 "GGUF key 'llama.expert_used_count' = 9 is out of range \[1, 4\]" "$CKE" inspect "$T/mx-k9.gguf"
+    python3 tests/quant/gguf_rename.py "$T/mx-f32.gguf" "$T/mx-noexp.gguf" blk.1.ffn_down_exps.weight -
+    refuses moe_gguf_missing_expert_stack 1 "tensor 'l1.ffn_down_exps' is missing" "$CKE" inspect "$T/mx-noexp.gguf"
+    python3 tests/quant/gguf_rename.py "$T/mx-f32.gguf" "$T/mx-2d.gguf" blk.0.ffn_up_exps.weight blk.0.ffn_up.weight
+    refuses moe_gguf_dense_ffn_in_moe 1 "tensor 'l0.ffn_up_exps' is missing" "$CKE" inspect "$T/mx-2d.gguf"
+else
+    echo "SKIP t_moe model cases (no /usr/bin/python3 with torch)"
+fi
