@@ -16,6 +16,7 @@ moe_cfg "$T/moe_noe" ''
 refuses moe_hf_no_expert_count 1 "mixtral config.json needs num_local_experts and num_experts_per_tok" "$CKE" inspect "$T/moe_noe"
 
 if /usr/bin/python3 -c "import torch" 2>/dev/null && /usr/bin/python3 tests/torch/ref_families.py "$T/mx" mixtral >"$T/mx.log" 2>&1; then
+    check moe_inspect_names_the_experts sh -c "'$CKE' inspect '$T/mx' | grep -q 'experts:     4 per layer, 2 used per token'"
     ok moe_compile_hf "$CKE" compile "$T/mx" -o "$T/mx_out"
     check moe_ir_has_the_moe_op grep -q '"op": "moe"' "$T/mx_out/ir.json"
     ok moe_parity_hf "$CKE" parity "$T/mx_out" "$T/mx/ref.trace"
