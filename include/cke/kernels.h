@@ -268,8 +268,9 @@ size_t cke_gemm_batched_ws_size(int64_t M, int64_t N, int64_t K, int nth);
 
 /* Mixture-of-experts FFN (src/kernels/moe.c; the spec is cke_moe_fwd_ref, src/kernels/ref/moe.c).
  * For each row x_t [D]: router logits r = router . x_t [E]; the k largest (a tie goes to the lower
- * expert index); weights w = softmax over those k logits (Mixtral: softmax over all E, renormalized
- * over the k); out_t = sum over the chosen e of w_e * down_e (silu(gate_e x_t) * up_e x_t).
+ * expert index); weights w = their softmax probabilities over all E, with renorm renormalized over
+ * the k (= softmax over those k logits: Mixtral); out_t = sum over the chosen e of
+ * w_e * down_e (silu(gate_e x_t) * up_e x_t).
  * Rows routed to an expert are gathered and run through its three linears as one GEMM (decode:
  * k GEMVs; unchosen experts' weights are not read), then scattered back weighted, experts in index
  * order. The expert stacks are f32 (qtype 0) or stored formats as cke_qlinear_fwd takes them, each
@@ -279,10 +280,10 @@ size_t cke_gemm_batched_ws_size(int64_t M, int64_t N, int64_t K, int nth);
 int cke_moe_fwd(const cke_ktable *kt, float *out /* [T,D] */, const float *x /* [T,D] */,
                 const float *router /* [E,D] */, const void *gate /* [E,F,D] */, const void *up /* [E,F,D] */,
                 const void *down /* [E,D,F] */, int qgate, int qup, int qdown, int64_t T, int64_t D, int64_t F,
-                int64_t E, int64_t k, void *ws, int nth);
+                int64_t E, int64_t k, int renorm, void *ws, int nth);
 void cke_moe_fwd_ref(float *out /* [T,D] */, const float *x /* [T,D] */, const float *router /* [E,D] */,
                      const float *gate /* [E,F,D] */, const float *up /* [E,F,D] */, const float *down /* [E,D,F] */,
-                     int64_t T, int64_t D, int64_t F, int64_t E, int64_t k, void *ws);
+                     int64_t T, int64_t D, int64_t F, int64_t E, int64_t k, int renorm, void *ws);
 size_t cke_moe_ws_size(int64_t T, int64_t D, int64_t F, int64_t E, int64_t k, int qgate, int qup, int qdown, int nth);
 
 /* Quantized linear layer (src/kernels/qlinear.c): Y[M,N] = X[M,K] . W[N,K]^T (+ b), W stored as N

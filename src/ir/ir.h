@@ -74,6 +74,7 @@ typedef struct {
     float rope_low_freq, rope_high_freq; /* llama3 low/high_freq_factor */
     int64_t rope_orig_ctx; /* llama3 original_max_position_embeddings */
     int64_t n_expert_used; /* moe: experts each token is routed to (top-k) */
+    int norm_topk;         /* moe: 1 = the k weights renormalized to sum to 1 (Mixtral), 0 = router probabilities as they are */
 } cke_attrs;
 
 typedef struct {

@@ -62,14 +62,14 @@ static size_t row_bytes(int qtype, int64_t K) { return qtype ? cke_qtype_row_siz
 int cke_moe_fwd(const cke_ktable *kt, float *out /* [T,D] */, const float *x /* [T,D] */,
                 const float *router /* [E,D] */, const void *gate /* [E,F,D] */, const void *up /* [E,F,D] */,
                 const void *down /* [E,D,F] */, int qgate, int qup, int qdown, int64_t T, int64_t D, int64_t F,
-                int64_t E, int64_t k, void *ws, int nth) {
+                int64_t E, int64_t k, int renorm, void *ws, int nth) {
     const size_t sg = (size_t)F * row_bytes(qgate, D), su = (size_t)F * row_bytes(qup, D), sd = (size_t)D * row_bytes(qdown, F);
     if (!sg || !su || !sd || k < 1 || k > E) return -1; /* a format without kernels, or rows that are not whole blocks */
     moe_ws m;
     carve(&m, (char *)(((uintptr_t)ws + 63) & ~(uintptr_t)63), T, D, F, E, k);
     /* route: logits of every row in one GEMM, then each row's top k */
     cke_linear_fwd(kt, m.logits, x, router, NULL, T, D, E, m.gemm, nth);
-    for (int64_t t = 0; t < T; t++) cke_moe_route(m.sel + t * k, m.w + t * k, m.logits + t * E, E, k);
+    for (int64_t t = 0; t < T; t++) cke_moe_route(m.sel + t * k, m.w + t * k, m.logits + t * E, E, k, renorm);
     /* group: a counting sort of the (row, expert) pairs by expert, rows ascending within each */
     memset(m.start, 0, (size_t)(E + 1) * sizeof(int64_t));
     for (int64_t i = 0; i < T * k; i++) m.start[m.sel[i] + 1]++;

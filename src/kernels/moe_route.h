@@ -8,10 +8,11 @@
 #include <stdint.h>
 
 /* sel[k] <- the k largest of logits[E], largest first, a tie going to the lower index (a NaN is
- * never chosen over a number); w[k] <- softmax over those k logits, which is Mixtral's softmax
- * over all E renormalized over the chosen k. */
+ * never chosen over a number); w[k] <- their router probabilities, softmax over all E, and with
+ * renorm those renormalized over the k, which is a softmax over the k logits (Mixtral, Qwen3-MoE's
+ * norm_topk_prob; without: OLMoE, Qwen2-MoE). */
 static inline void cke_moe_route(int32_t *sel /* [k] */, float *w /* [k] */, const float *logits /* [E] */, int64_t E,
-                                 int64_t k) {
+                                 int64_t k, int renorm) {
     for (int64_t j = 0; j < k; j++) {
         int64_t best = -1;
         for (int64_t e = 0; e < E; e++) {
@@ -23,7 +24,10 @@ static inline void cke_moe_route(int32_t *sel /* [k] */, float *w /* [k] */, con
         sel[j] = (int32_t)best;
     }
     double sum = 0, m = logits[sel[0]];
-    for (int64_t j = 0; j < k; j++) sum += exp((double)logits[sel[j]] - m);
+    if (renorm)
+        for (int64_t j = 0; j < k; j++) sum += exp((double)logits[sel[j]] - m);
+    else
+        for (int64_t e = 0; e < E; e++) sum += exp((double)logits[e] - m);
     for (int64_t j = 0; j < k; j++) w[j] = (float)(exp((double)logits[sel[j]] - m) / sum);
 }
 

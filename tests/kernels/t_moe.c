@@ -11,7 +11,7 @@
  * ~eps * sqrt(K) relative on outputs of size ~1; a wrong expert or weight is off by ~1e-1 */
 static const tol_t TOL_MOE = {1e-10, 2e-5, 1e-4};
 
-typedef struct { int64_t T, D, F, E, k; } moe_shape;
+typedef struct { int64_t T, D, F, E, k; int renorm; } moe_shape; /* renorm: weights renormalized over the k */
 
 typedef struct {
     float *x, *router, *gate, *up, *down;
@@ -32,14 +32,14 @@ static void moe_free(moe_in *m) { free(m->x), free(m->router), free(m->gate), fr
 
 static void run_ref(float *out, const moe_in *m, moe_shape s) {
     void *ws = talloc(cke_moe_ws_size(s.T, s.D, s.F, s.E, s.k, 0, 0, 0, 1));
-    cke_moe_fwd_ref(out, m->x, m->router, m->gate, m->up, m->down, s.T, s.D, s.F, s.E, s.k, ws);
+    cke_moe_fwd_ref(out, m->x, m->router, m->gate, m->up, m->down, s.T, s.D, s.F, s.E, s.k, s.renorm, ws);
     free(ws);
 }
 
 static void run_fast(const cke_ktable *kt, float *out, const moe_in *m, moe_shape s, int nth) {
     void *ws = talloc(cke_moe_ws_size(s.T, s.D, s.F, s.E, s.k, 0, 0, 0, nth));
     for (int64_t i = 0; i < s.T * s.D; i++) out[i] = NAN; /* every element must be written */
-    if (cke_moe_fwd(kt, out, m->x, m->router, m->gate, m->up, m->down, 0, 0, 0, s.T, s.D, s.F, s.E, s.k, ws, nth))
+    if (cke_moe_fwd(kt, out, m->x, m->router, m->gate, m->up, m->down, 0, 0, 0, s.T, s.D, s.F, s.E, s.k, s.renorm, ws, nth))
         printf("    FAIL cke_moe_fwd refused f32 experts\n");
     free(ws);
 }
@@ -47,8 +47,9 @@ static void run_fast(const cke_ktable *kt, float *out, const moe_in *m, moe_shap
 static int moe_simd(const cke_ktable *kt, const cke_ktable *ref) {
     (void)ref;
     static const moe_shape shapes[] = {
-        {1, 17, 33, 4, 1}, {1, 33, 17, 8, 2}, {5, 17, 33, 4, 2}, {13, 64, 48, 8, 2},
-        {7, 3, 5, 3, 3},   {33, 40, 24, 6, 2}, {2, 1, 1, 1, 1},
+        {1, 17, 33, 4, 1, 1}, {1, 33, 17, 8, 2, 1}, {5, 17, 33, 4, 2, 1}, {13, 64, 48, 8, 2, 1},
+        {7, 3, 5, 3, 3, 1},   {33, 40, 24, 6, 2, 1}, {2, 1, 1, 1, 1, 1},
+        {1, 33, 17, 8, 2, 0}, {13, 64, 48, 8, 3, 0}, {6, 9, 7, 3, 3, 0}, /* probabilities as they are */
     };
     int fails = 0;
     trng r = {9100u};
@@ -60,8 +61,8 @@ static int moe_simd(const cke_ktable *kt, const cke_ktable *ref) {
         run_fast(kt, g1, &m, s, 1);
         run_fast(kt, g2, &m, s, 2);
         char what[128];
-        snprintf(what, sizeof what, "moe %s T=%lld D=%lld F=%lld E=%lld k=%lld", kt->name, (long long)s.T, (long long)s.D,
-                 (long long)s.F, (long long)s.E, (long long)s.k);
+        snprintf(what, sizeof what, "moe %s T=%lld D=%lld F=%lld E=%lld k=%lld renorm=%d", kt->name, (long long)s.T,
+                 (long long)s.D, (long long)s.F, (long long)s.E, (long long)s.k, s.renorm);
         fails += tcheck(what, g1, want, s.T * s.D, TOL_MOE);
         if (memcmp(g1, g2, (size_t)(s.T * s.D) * sizeof(float))) {
             printf("    FAIL %s: nth=1 and nth=2 differ bitwise\n", what);
@@ -70,11 +71,28 @@ static int moe_simd(const cke_ktable *kt, const cke_ktable *ref) {
         free(want), free(g1), free(g2);
         moe_free(&m);
     }
+    /* k = E: the probabilities over all experts already sum to 1, so renorm changes nothing; with
+     * k < E unrenormalized weights sum to less than 1 and the outputs differ */
+    for (int64_t k = 2; k <= 3; k++) {
+        moe_shape a = {5, 11, 13, 3, k, 1}, b = {5, 11, 13, 3, k, 0};
+        moe_in m = moe_alloc(&r, a);
+        float *ya = tallocf(a.T * a.D), *yb = tallocf(a.T * a.D);
+        run_fast(kt, ya, &m, a, 1);
+        run_fast(kt, yb, &m, b, 1);
+        double diff = 0;
+        for (int64_t i = 0; i < a.T * a.D; i++) diff = fmax(diff, fabs((double)ya[i] - yb[i]));
+        if (k == 3 ? diff > 1e-5 : diff < 1e-3) {
+            printf("    FAIL moe %s k=%lld of 3: renorm on/off differ by %g\n", kt->name, (long long)k, diff);
+            fails++;
+        }
+        free(ya), free(yb);
+        moe_free(&m);
+    }
     /* ties: experts 1 and 2 (and 0 for k = 2) have equal router rows, above the rest. k = 1 must
      * pick expert 1; k = 2 over three equal logits picks 0 and 1 at 0.5 each. Checked against the
      * same model with the tie broken by hand (the loser's row lowered). */
     for (int64_t k = 1; k <= 2; k++) {
-        moe_shape s = {6, 9, 7, 4, k};
+        moe_shape s = {6, 9, 7, 4, k, 1};
         moe_in m = moe_alloc(&r, s);
         tfill_uniform(&r, m.x, s.T * s.D, 0.1f, 1.0f); /* positive rows: v . x > 0 > -v . x */
         for (int64_t d = 0; d < s.D; d++) {
@@ -133,7 +151,7 @@ static int moe_quant(const cke_ktable *kt, const cke_ktable *ref) {
         for (int64_t T = 1; T <= 9; T += 8) {
             const int qt = fmts[fi].qt;
             if (!kt->qops[qt] || !ref->qops[qt]) continue;
-            moe_shape s = {T, 64, 96, 5, 2};
+            moe_shape s = {T, 64, 96, 5, 2, 1};
             moe_in m = moe_alloc(&r, s);
             moe_in dq = {m.x, m.router, tallocf(s.E * s.F * s.D), tallocf(s.E * s.F * s.D), tallocf(s.E * s.D * s.F)};
             void *g = stack_q(ref, qt, m.gate, dq.gate, s.E * s.F, s.D), *u = stack_q(ref, qt, m.up, dq.up, s.E * s.F, s.D),
@@ -143,7 +161,7 @@ static int moe_quant(const cke_ktable *kt, const cke_ktable *ref) {
             void *ws = talloc(cke_moe_ws_size(s.T, s.D, s.F, s.E, s.k, qt, qt, qt, 2));
             char what[96];
             snprintf(what, sizeof what, "moe %s experts %s T=%lld", kt->name, ref->qops[qt]->name, (long long)T);
-            if (cke_moe_fwd(kt, got, m.x, m.router, g, u, d, qt, qt, qt, s.T, s.D, s.F, s.E, s.k, ws, 2)) {
+            if (cke_moe_fwd(kt, got, m.x, m.router, g, u, d, qt, qt, qt, s.T, s.D, s.F, s.E, s.k, 1, ws, 2)) {
                 printf("    FAIL %s: refused\n", what);
                 fails++;
             } else {
@@ -154,11 +172,11 @@ static int moe_quant(const cke_ktable *kt, const cke_ktable *ref) {
             moe_free(&m);
         }
     /* a stack whose rows are not whole blocks is refused, not read past */
-    moe_shape s = {1, 33, 32, 2, 1};
+    moe_shape s = {1, 33, 32, 2, 1, 1};
     moe_in m = moe_alloc(&r, s);
     void *ws = talloc(cke_moe_ws_size(s.T, s.D, s.F, s.E, s.k, 0, 0, 0, 1));
     float *got = tallocf(s.T * s.D);
-    if (cke_moe_fwd(kt, got, m.x, m.router, m.gate, m.up, m.down, 8, 8, 0, s.T, s.D, s.F, s.E, s.k, ws, 1) != -1) {
+    if (cke_moe_fwd(kt, got, m.x, m.router, m.gate, m.up, m.down, 8, 8, 0, s.T, s.D, s.F, s.E, s.k, 1, ws, 1) != -1) {
         printf("    FAIL moe %s: q8_0 rows of 33 accepted\n", kt->name);
         fails++;
     }

@@ -8,7 +8,7 @@ static double silu_d(double x) { return x / (1.0 + exp(-x)); }
 
 void cke_moe_fwd_ref(float *out /* [T,D] */, const float *x /* [T,D] */, const float *router /* [E,D] */,
                      const float *gate /* [E,F,D] */, const float *up /* [E,F,D] */, const float *down /* [E,D,F] */,
-                     int64_t T, int64_t D, int64_t F, int64_t E, int64_t k, void *ws) {
+                     int64_t T, int64_t D, int64_t F, int64_t E, int64_t k, int renorm, void *ws) {
     float *logits = ws;              /* [E] */
     float *w = logits + E;           /* [k] */
     double *h = (double *)(((uintptr_t)(w + k) + 63) & ~(uintptr_t)63); /* [F] */
@@ -20,7 +20,7 @@ void cke_moe_fwd_ref(float *out /* [T,D] */, const float *x /* [T,D] */, const f
             for (int64_t d = 0; d < D; d++) s += (double)router[e * D + d] * xt[d];
             logits[e] = (float)s;
         }
-        cke_moe_route(sel, w, logits, E, k);
+        cke_moe_route(sel, w, logits, E, k, renorm);
         float *ot = out + t * D; /* [D] */
         for (int64_t d = 0; d < D; d++) ot[d] = 0;
         for (int64_t j = 0; j < k; j++) {
