@@ -15,7 +15,7 @@ static const char *const arch_names[CKE_ARCH_COUNT] = {
     [CKE_ARCH_LLAMA] = "llama", [CKE_ARCH_MISTRAL] = "mistral", [CKE_ARCH_QWEN2] = "qwen2",
     [CKE_ARCH_QWEN3] = "qwen3", [CKE_ARCH_GEMMA] = "gemma",     [CKE_ARCH_GEMMA2] = "gemma2",
     [CKE_ARCH_GPT2] = "gpt2",   [CKE_ARCH_PHI3] = "phi3",       [CKE_ARCH_GEMMA3] = "gemma3",
-    [CKE_ARCH_MIXTRAL] = "mixtral",
+    [CKE_ARCH_MIXTRAL] = "mixtral", [CKE_ARCH_QWEN3_MOE] = "qwen3_moe",
 };
 
 const char *cke_arch_name(cke_arch a) { return (unsigned)a < CKE_ARCH_COUNT ? arch_names[a] : "?"; }

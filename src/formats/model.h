@@ -52,6 +52,7 @@ typedef enum {
     CKE_ARCH_PHI3,      /* HF fused qkv_proj / gate_up_proj are split into the canonical tensors */
     CKE_ARCH_GEMMA3,    /* gemma3_text, and the text part of gemma3 */
     CKE_ARCH_MIXTRAL,   /* llama attention, a top-k mixture of SwiGLU experts (GGUF: llama with expert_count) */
+    CKE_ARCH_QWEN3_MOE, /* Qwen3's attention (QK-norm), a top-k mixture of SwiGLU experts (GGUF: qwen3moe) */
     CKE_ARCH_COUNT
 } cke_arch;
 const char *cke_arch_name(cke_arch a);
@@ -75,6 +76,7 @@ typedef enum {
 typedef struct {
     int64_t dim, n_layers, n_heads, n_kv_heads, head_dim, ffn_dim, vocab, ctx_len;
     int64_t n_expert, n_expert_used; /* mixture of experts: experts per layer, used per token (0: dense) */
+    bool moe_norm_topk;  /* the k routing weights renormalized to sum to 1 (Mixtral; Qwen3-MoE's norm_topk_prob) */
     double norm_eps;
     cke_norm_kind norm;
     bool norm_add_one;   /* Gemma HF: RMSNorm weight is (1 + w) */

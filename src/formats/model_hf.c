@@ -14,6 +14,7 @@ static const struct { const char *type; cke_arch arch; } model_types[] = {
     {"llama", CKE_ARCH_LLAMA}, {"mistral", CKE_ARCH_MISTRAL}, {"qwen2", CKE_ARCH_QWEN2},
     {"qwen3", CKE_ARCH_QWEN3}, {"gemma", CKE_ARCH_GEMMA},     {"gemma2", CKE_ARCH_GEMMA2}, {"gemma3_text", CKE_ARCH_GEMMA3}, {"gemma3", CKE_ARCH_GEMMA3},
     {"gpt2", CKE_ARCH_GPT2},    {"phi3", CKE_ARCH_PHI3},      {"mixtral", CKE_ARCH_MIXTRAL},
+    {"qwen3_moe", CKE_ARCH_QWEN3_MOE},
 };
 
 static bool jint(const cJSON *o, const char *k, int64_t *v) {
@@ -138,6 +139,31 @@ static cke_status parse_gemma3(const cJSON *c, cke_hparams *h, cke_err *err) {
     return CKE_OK;
 }
 
+/* Mixture of experts: HF MixtralSparseMoeBlock (softmax router, top-k, always renormalized) and
+ * Qwen3MoeSparseMoeBlock (renormalized when norm_topk_prob, HF's default false; experts of
+ * moe_intermediate_size). Layers that mix dense MLPs in (decoder_sparse_step, mlp_only_layers) are
+ * refused: the template has one body. */
+static cke_status parse_moe(const cJSON *c, cke_arch arch, cke_hparams *h, cke_err *err) {
+    const char *ne = arch == CKE_ARCH_MIXTRAL ? "num_local_experts" : "num_experts";
+    if (!jint(c, ne, &h->n_expert) || !jint(c, "num_experts_per_tok", &h->n_expert_used))
+        return cke_fail(err, CKE_ERR_MISSING, "%s config.json needs %s and num_experts_per_tok", cke_arch_name(arch), ne);
+    if (h->n_expert < 1 || h->n_expert_used < 1 || h->n_expert_used > h->n_expert)
+        return cke_fail(err, CKE_ERR_FORMAT, "num_experts_per_tok = %lld with %s = %lld: expected 1 <= num_experts_per_tok <= %s",
+                        (long long)h->n_expert_used, ne, (long long)h->n_expert, ne);
+    h->moe_norm_topk = arch == CKE_ARCH_MIXTRAL;
+    if (arch == CKE_ARCH_QWEN3_MOE) {
+        jbool(c, "norm_topk_prob", &h->moe_norm_topk);
+        if (!jint(c, "moe_intermediate_size", &h->ffn_dim))
+            return cke_fail(err, CKE_ERR_MISSING, "qwen3_moe config.json needs moe_intermediate_size");
+        int64_t step = 1;
+        const cJSON *dense = cJSON_GetObjectItemCaseSensitive(c, "mlp_only_layers");
+        if ((jint(c, "decoder_sparse_step", &step) && step != 1) || (cJSON_IsArray(dense) && cJSON_GetArraySize(dense) > 0))
+            return cke_fail(err, CKE_ERR_UNSUPPORTED, "qwen3_moe with dense MLP layers among the experts' (decoder_sparse_step "
+                            "%lld, mlp_only_layers) is not supported", (long long)step);
+    }
+    return CKE_OK;
+}
+
 static cke_status parse_cfg(const cJSON *c, cke_arch *arch, cke_hparams *h, cke_err *err) {
     const char *mt = jstr(c, "model_type");
     if (!mt) return cke_fail(err, CKE_ERR_MISSING, "config.json has no model_type");
@@ -209,14 +235,8 @@ static cke_status parse_cfg(const cJSON *c, cke_arch *arch, cke_hparams *h, cke_
     h->attn_qkv_bias = ab;
     h->attn_o_bias = ab && *arch != CKE_ARCH_QWEN2; /* Qwen2: q/k/v biases only */
     h->ffn_bias = mb;
-    h->qk_norm = *arch == CKE_ARCH_QWEN3 || *arch == CKE_ARCH_GEMMA3;
-    if (*arch == CKE_ARCH_MIXTRAL) { /* HF MixtralSparseMoeBlock: softmax router, top-k, renormalized */
-        if (!jint(c, "num_local_experts", &h->n_expert) || !jint(c, "num_experts_per_tok", &h->n_expert_used))
-            return cke_fail(err, CKE_ERR_MISSING, "mixtral config.json needs num_local_experts and num_experts_per_tok");
-        if (h->n_expert < 1 || h->n_expert_used < 1 || h->n_expert_used > h->n_expert)
-            return cke_fail(err, CKE_ERR_FORMAT, "num_experts_per_tok = %lld with num_local_experts = %lld: expected 1 <= "
-                            "num_experts_per_tok <= num_local_experts", (long long)h->n_expert_used, (long long)h->n_expert);
-    }
+    h->qk_norm = *arch == CKE_ARCH_QWEN3 || *arch == CKE_ARCH_GEMMA3 || *arch == CKE_ARCH_QWEN3_MOE;
+    if (*arch == CKE_ARCH_MIXTRAL || *arch == CKE_ARCH_QWEN3_MOE) TRY(parse_moe(c, *arch, h, err));
     if (*arch == CKE_ARCH_GEMMA3) TRY(parse_gemma3(c, h, err));
     if (*arch == CKE_ARCH_GEMMA2 || *arch == CKE_ARCH_GEMMA3) {
         h->post_norms = true;
@@ -226,7 +246,7 @@ static cke_status parse_cfg(const cJSON *c, cke_arch *arch, cke_hparams *h, cke_
         if (jnum(c, "query_pre_attn_scalar", &q) && q > 0) h->attn_scale = 1.0 / sqrt(q);
     }
     /* Qwen2/Qwen3 configs carry a sliding_window that is off unless use_sliding_window says so */
-    bool use_sw = *arch != CKE_ARCH_QWEN2 && *arch != CKE_ARCH_QWEN3;
+    bool use_sw = *arch != CKE_ARCH_QWEN2 && *arch != CKE_ARCH_QWEN3 && *arch != CKE_ARCH_QWEN3_MOE;
     jbool(c, "use_sliding_window", &use_sw);
     if (use_sw) jint(c, "sliding_window", &h->sliding_window);
     if (h->sliding_window < 0) h->sliding_window = 0;
@@ -283,6 +303,7 @@ static cke_status check_cfg(const cJSON *c, cke_err *err) {
         {"head_dim", 1, CKE_HP_MAX_HEADS}, {"intermediate_size", 1, CKE_HP_MAX_FFN},
         {"vocab_size", 1, CKE_HP_MAX_VOCAB}, {"max_position_embeddings", 0, CKE_HP_MAX_CTX},
         {"num_local_experts", 1, CKE_HP_MAX_EXPERTS}, {"num_experts_per_tok", 1, CKE_HP_MAX_EXPERTS},
+        {"num_experts", 1, CKE_HP_MAX_EXPERTS}, {"moe_intermediate_size", 1, CKE_HP_MAX_FFN},
     };
     static const struct { const char *key; double lo; bool lo_open; } floats[] = {
         {"layer_norm_epsilon", 0, false}, {"rms_norm_eps", 0, false}, {"rope_theta", 0, true},
@@ -383,6 +404,7 @@ static bool map_name(cke_arch arch, const char *name, char *cn, size_t cap, bool
         {"mlp.up_proj.weight", "ffn_up"}, {"mlp.up_proj.bias", "ffn_up_b"},
         {"mlp.down_proj.weight", "ffn_down"}, {"mlp.down_proj.bias", "ffn_down_b"},
         {"block_sparse_moe.gate.weight", "ffn_gate_inp"}, /* Mixtral's router */
+        {"mlp.gate.weight", "ffn_gate_inp"},              /* Qwen3-MoE's */
     };
     if (sscanf(name, "model.layers.%lld.%n", &l, &pos) == 1 && pos > 0) {
         const char *suf = name + pos;
@@ -421,18 +443,29 @@ static cke_status transpose(cke_model *m, const cke_safetensors_tensor *t, const
     return cke_model_add(m, cn, t->name, t->dtype, 2, shape, dst, t->nbytes, t->shard, t->file_offset, true, err);
 }
 
-/* Mixtral's experts: model.layers.<l>.block_sparse_moe.experts.<e>.w<1|3|2>.weight (gate, up, down).
- * Returns 1 with the slot of the table [n_layers][3][n_expert] it fills, 0 for another name. */
+/* An expert's matrix: model.layers.<l>.block_sparse_moe.experts.<e>.w<1|3|2>.weight (Mixtral: gate,
+ * up, down) or model.layers.<l>.mlp.experts.<e>.<gate|up|down>_proj.weight (Qwen3-MoE). Returns 1
+ * with the slot of the table [n_layers][3][n_expert] it fills, 0 for another name, -1 for an
+ * expert or layer out of range. */
 static int expert_slot(const cke_model *m, const char *name, int64_t *slot) {
     long long l, e;
-    int w = 0, pos = 0;
-    if (m->arch != CKE_ARCH_MIXTRAL ||
-        sscanf(name, "model.layers.%lld.block_sparse_moe.experts.%lld.w%d.weight%n", &l, &e, &w, &pos) != 3 ||
-        name[pos] != 0)
+    int which = -1, pos = 0;
+    char proj[8];
+    if (m->arch == CKE_ARCH_MIXTRAL) {
+        int w = 0;
+        if (sscanf(name, "model.layers.%lld.block_sparse_moe.experts.%lld.w%d.weight%n", &l, &e, &w, &pos) != 3 || name[pos])
+            return 0;
+        which = w == 1 ? 0 : w == 3 ? 1 : w == 2 ? 2 : -1;
+    } else if (m->arch == CKE_ARCH_QWEN3_MOE) {
+        if (sscanf(name, "model.layers.%lld.mlp.experts.%lld.%7[a-z]_proj.weight%n", &l, &e, proj, &pos) != 3 || name[pos])
+            return 0;
+        which = !strcmp(proj, "gate") ? 0 : !strcmp(proj, "up") ? 1 : !strcmp(proj, "down") ? 2 : -1;
+    } else {
         return 0;
-    if (l < 0 || l >= m->hp.n_layers || e < 0 || e >= m->hp.n_expert || w < 1 || w > 3) return -1;
-    static const int which[4] = {0, 0, 2, 1}; /* w1 gate, w3 up, w2 down */
-    *slot = ((int64_t)l * 3 + which[w]) * m->hp.n_expert + e;
+    }
+    if (which < 0) return 0; /* not an expert matrix: reported as an unknown tensor */
+    if (l < 0 || l >= m->hp.n_layers || e < 0 || e >= m->hp.n_expert) return -1;
+    *slot = ((int64_t)l * 3 + which) * m->hp.n_expert + e;
     return 1;
 }
 
@@ -440,15 +473,17 @@ static int expert_slot(const cke_model *m, const char *name, int64_t *slot) {
  * owns (ffn_gate_exps, ffn_up_exps, ffn_down_exps: the layout GGUF stores and the moe kernel reads). */
 static cke_status stack_experts(cke_model *m, const char *dir, const cke_safetensors_tensor **ex, cke_err *err) {
     static const char *const canon[3] = {"ffn_gate_exps", "ffn_up_exps", "ffn_down_exps"};
-    static const char *const hfw[3] = {"w1", "w3", "w2"};
+    const bool mx = m->arch == CKE_ARCH_MIXTRAL;
+    static const char *const mxw[3] = {"w1", "w3", "w2"}, *const qw[3] = {"gate_proj", "up_proj", "down_proj"};
+    const char *const *hfw = mx ? mxw : qw, *block = mx ? "block_sparse_moe" : "mlp";
     const int64_t E = m->hp.n_expert;
     for (int64_t l = 0; l < m->hp.n_layers; l++)
         for (int k = 0; k < 3; k++) {
             const cke_safetensors_tensor **row = ex + (l * 3 + k) * E;
             for (int64_t e = 0; e < E; e++) {
                 if (!row[e])
-                    return cke_fail(err, CKE_ERR_MISSING, "%s: tensor 'model.layers.%lld.block_sparse_moe.experts.%lld.%s.weight' "
-                                    "is missing", dir, (long long)l, (long long)e, hfw[k]);
+                    return cke_fail(err, CKE_ERR_MISSING, "%s: tensor 'model.layers.%lld.%s.experts.%lld.%s.weight' is missing",
+                                    dir, (long long)l, block, (long long)e, hfw[k]);
                 if (row[e]->ndim != 2 || row[e]->dtype != row[0]->dtype || row[e]->nbytes != row[0]->nbytes ||
                     row[e]->shape[0] != row[0]->shape[0] || row[e]->shape[1] != row[0]->shape[1])
                     return cke_fail(err, CKE_ERR_SHAPE, "%s: expert tensor '%s' is not a matrix of the shape and type of "
@@ -461,7 +496,7 @@ static cke_status stack_experts(cke_model *m, const char *dir, const cke_safeten
             for (int64_t e = 0; e < E; e++) memcpy(dst + (size_t)e * nb, row[e]->data, nb);
             char cn[96], src[128];
             snprintf(cn, sizeof cn, "l%lld.%s", (long long)l, canon[k]);
-            snprintf(src, sizeof src, "model.layers.%lld.block_sparse_moe.experts.*.%s.weight", (long long)l, hfw[k]);
+            snprintf(src, sizeof src, "model.layers.%lld.%s.experts.*.%s.weight", (long long)l, block, hfw[k]);
             const int64_t shape[3] = {E, row[0]->shape[0], row[0]->shape[1]};
             TRY(cke_model_add(m, cn, src, row[0]->dtype, 3, shape, dst, (int64_t)(nb * (size_t)E), row[0]->shard,
                               row[0]->file_offset, true, err));
@@ -494,7 +529,7 @@ cke_status cke_model_load_hf(cke_model *m, const char *dir, cke_err *err) {
 
     int64_t n = cke_safetensors_n_tensors(p->st);
     const cke_safetensors_tensor **ex = NULL; /* Mixtral: [n_layers][3][n_expert], stacked after the loop */
-    if (m->arch == CKE_ARCH_MIXTRAL &&
+    if (m->hp.n_expert > 0 &&
         !(ex = cke_arena_calloc(&p->arena, (size_t)(m->hp.n_layers * 3 * m->hp.n_expert), sizeof *ex)))
         return cke_fail(err, CKE_ERR_NOMEM, "out of memory");
     for (int64_t i = 0; i < n; i++) {
@@ -505,7 +540,7 @@ cke_status cke_model_load_hf(cke_model *m, const char *dir, cke_err *err) {
         int64_t slot;
         int xs = expert_slot(m, t->name, &slot);
         if (xs < 0)
-            return cke_fail(err, CKE_ERR_SHAPE, "%s: expert tensor '%s' is beyond num_hidden_layers %lld or num_local_experts %lld",
+            return cke_fail(err, CKE_ERR_SHAPE, "%s: expert tensor '%s' is beyond num_hidden_layers %lld or the %lld experts",
                             dir, t->name, (long long)m->hp.n_layers, (long long)m->hp.n_expert);
         if (xs > 0) {
             if (ex[slot]) return cke_fail(err, CKE_ERR_FORMAT, "%s: tensor '%s' appears twice", dir, t->name);

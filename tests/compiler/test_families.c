@@ -2,7 +2,7 @@
  * tiny-random-gpt2 checkpoint against its REFERENCE.txt), Qwen2, Qwen3, Gemma, Gemma 2, Mistral
  * (sliding window shorter than the sequence), Phi-3 (fused HF tensors, partial rotary, window),
  * Llama 3 rope scaling, Llama / Qwen3 with biases on every projection (attention_bias, mlp_bias), and
- * Mixtral (a mixture of experts: router, top-k, per-expert SwiGLU).
+ * Mixtral and Qwen3-MoE (mixtures of experts: router, top-k, per-expert SwiGLU; renormalized or not).
  *
  *   test_families [--only FAMILY|gpt2_real|ablations|bad]
  * References are written at test time by tests/torch/ref_families.py with Debian's
@@ -200,10 +200,10 @@ static void family(const char *fam) {
         cke_err ge = {0};
         cke_status gs = tc_export_gguf(hf, gg, &ge);
         /* Phi-3 (no GGUF reader in cke), this Gemma 2, whose query_pre_attn_scalar is not head_dim, and Gemma with exact GELU
-         * (GGUF has no key for either) */
+         * (GGUF has no key for either); Qwen3-MoE without norm_topk_prob (llama.cpp's qwen3moe renormalizes) */
         const int refused = !strcmp(fam, "phi3") || !strcmp(fam, "gemma2") || !strcmp(fam, "gemma_gelu") ||
                             !strcmp(fam, "phi3_longrope") || !strcmp(fam, "llama_dynamic") ||
-                            !strcmp(fam, "gemma3_swa3");
+                            !strcmp(fam, "gemma3_swa3") || !strcmp(fam, "qwen3_moe");
         cke_runner *gr = NULL;
         if (refused) {
             tc_result(gname, gs == CKE_ERR_UNSUPPORTED, "expected a named refusal, got status %d: %s", gs, ge.msg);
@@ -371,12 +371,15 @@ static void ablations(void) {
         {"gemma3_swa3", "rope_local_base_freq", "q_rope"}, /* 10000 instead of 20000 on the local layers */
         /* one expert per token instead of two: the first moe output differs */
         {"mixtral", "set=num_experts_per_tok=1", "ffn_out"},
+        /* the k weights renormalized although the reference keeps the probabilities as they are */
+        {"qwen3_moe", "set=norm_topk_prob=true", "ffn_out"},
     };
     for (size_t i = 0; i < sizeof ab / sizeof ab[0]; i++) {
         char name[128], hf[PATH_MAX], dir[PATH_MAX], edit[128], ref[PATH_MAX];
         const int set = !strncmp(ab[i].key, "set=", 4);
         snprintf(name, sizeof name, set ? "%s_with_tanh_gelu_diverges" : "%s_without_%s_diverges", ab[i].fam, ab[i].key);
         if (set && !strcmp(ab[i].fam, "mixtral")) snprintf(name, sizeof name, "mixtral_with_one_expert_per_token_diverges");
+        if (set && !strcmp(ab[i].fam, "qwen3_moe")) snprintf(name, sizeof name, "qwen3_moe_with_norm_topk_prob_diverges");
         snprintf(hf, sizeof hf, "%s/ablate_%zu", tc_tmp, i);
         snprintf(dir, sizeof dir, "%s/ablate_%zu_model", tc_tmp, i);
         snprintf(edit, sizeof edit, set ? "%s" : "ablate=%s", ab[i].key);
@@ -569,6 +572,9 @@ static void bad_input(void) {
         {"mixtral_more_used_than_experts", "mixtral", "set=num_experts_per_tok=5",
          "num_experts_per_tok = 5 with num_local_experts = 4", 0},
         {"mixtral_without_expert_count", "mixtral", "ablate=num_local_experts", "num_local_experts", 0},
+        {"qwen3_moe_dense_layers_refused", "qwen3_moe", "set=mlp_only_layers=[1]", "dense MLP layers", 0},
+        {"qwen3_moe_missing_expert", "qwen3_moe", "drop=model.layers.0.mlp.experts.5.down_proj.weight",
+         "'model.layers.0.mlp.experts.5.down_proj.weight' is missing", 0},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char hf[PATH_MAX], dir[PATH_MAX], edit[256];
@@ -600,7 +606,7 @@ int main(int argc, char **argv) {
     if (tc_setup("test-families")) return 1;
     static const char *const fams[] = {"gpt2", "qwen2", "qwen3", "gemma", "gemma2", "mistral", "phi3", "llama3",
                                        "llama_bias", "qwen3_bias", "gemma_gelu", "qwen2_yarn", "phi3_longrope",
-                                       "llama_dynamic", "gemma3", "gemma3_swa3", "mixtral"};
+                                       "llama_dynamic", "gemma3", "gemma3_swa3", "mixtral", "qwen3_moe", "qwen3_moe_norm"};
     for (size_t i = 0; i < sizeof fams / sizeof fams[0]; i++)
         if (!only || !strcmp(only, fams[i])) family(fams[i]), family_kvf16(fams[i]);
     if (!only || !strcmp(only, "mixtral")) mixtral_quantized();
