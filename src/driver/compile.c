@@ -76,6 +76,7 @@ static void fill_hparams(src_ctx *c) {
     hp_add(c, "gelu_kind", h->act == CKE_ACT_GELU ? CKE_GELU_ERF : CKE_GELU_TANH, none); /* which gelu */
     hp_add(c, "ungated_ffn", h->gated_ffn ? 0 : 1, 0);
     hp_add(c, "qk_norm", h->qk_norm ? 1 : 0, 0);
+    hp_add(c, "qk_norm_full", h->qk_norm_full ? 1 : 0, 0); /* OLMoE: over the whole width, not per head */
     hp_add(c, "post_norms", h->post_norms ? 1 : 0, 0);
     hp_add(c, "learned_pos", h->learned_pos ? 1 : 0, 0);
     hp_add(c, "embd_scale", h->embd_scale, 1);

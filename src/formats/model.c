@@ -16,6 +16,7 @@ static const char *const arch_names[CKE_ARCH_COUNT] = {
     [CKE_ARCH_QWEN3] = "qwen3", [CKE_ARCH_GEMMA] = "gemma",     [CKE_ARCH_GEMMA2] = "gemma2",
     [CKE_ARCH_GPT2] = "gpt2",   [CKE_ARCH_PHI3] = "phi3",       [CKE_ARCH_GEMMA3] = "gemma3",
     [CKE_ARCH_MIXTRAL] = "mixtral", [CKE_ARCH_QWEN3_MOE] = "qwen3_moe",
+    [CKE_ARCH_OLMOE] = "olmoe",
 };
 
 const char *cke_arch_name(cke_arch a) { return (unsigned)a < CKE_ARCH_COUNT ? arch_names[a] : "?"; }
@@ -256,8 +257,8 @@ static cke_status validate(cke_model *m, cke_err *err) {
         TRY(expect(m, NM("attn_k_b"), h->attn_qkv_bias, kv, 0, err));
         TRY(expect(m, NM("attn_v_b"), h->attn_qkv_bias, kv, 0, err));
         TRY(expect(m, NM("attn_o_b"), h->attn_o_bias, d, 0, err));
-        TRY(expect(m, NM("attn_q_norm"), h->qk_norm, h->head_dim, 0, err));
-        TRY(expect(m, NM("attn_k_norm"), h->qk_norm, h->head_dim, 0, err));
+        TRY(expect(m, NM("attn_q_norm"), h->qk_norm, h->qk_norm_full ? q : h->head_dim, 0, err));
+        TRY(expect(m, NM("attn_k_norm"), h->qk_norm, h->qk_norm_full ? kv : h->head_dim, 0, err));
         TRY(expect(m, NM("post_attn_norm"), h->post_norms, d, 0, err));
         TRY(expect(m, NM("post_ffn_norm"), h->post_norms, d, 0, err));
         if (h->n_expert) { /* a router and the stacked experts instead of one FFN */

@@ -9,7 +9,8 @@
  *   l<i>.attn_norm [dim] (+ l<i>.attn_norm_b for LayerNorm)
  *   l<i>.attn_q [n_heads*head_dim, dim]   l<i>.attn_k / l<i>.attn_v [n_kv_heads*head_dim, dim]
  *   l<i>.attn_q_b / _k_b / _v_b           l<i>.attn_o [dim, n_heads*head_dim] (+ l<i>.attn_o_b)
- *   l<i>.attn_q_norm / l<i>.attn_k_norm [head_dim] (Qwen3, Gemma3-style QK-norm)
+ *   l<i>.attn_q_norm / l<i>.attn_k_norm [head_dim] (Qwen3, Gemma3-style QK-norm; OLMoE: the whole
+ *   width, [n_heads*head_dim] / [n_kv_heads*head_dim])
  *   l<i>.post_attn_norm [dim] (Gemma2: norm of the attention output before the residual add)
  *   l<i>.ffn_norm [dim] (+ _b)   l<i>.ffn_gate / l<i>.ffn_up [ffn, dim] (+ _b)
  *   l<i>.ffn_down [dim, ffn] (+ _b)        l<i>.post_ffn_norm [dim] (Gemma2)
@@ -53,6 +54,7 @@ typedef enum {
     CKE_ARCH_GEMMA3,    /* gemma3_text, and the text part of gemma3 */
     CKE_ARCH_MIXTRAL,   /* llama attention, a top-k mixture of SwiGLU experts (GGUF: llama with expert_count) */
     CKE_ARCH_QWEN3_MOE, /* Qwen3's attention (QK-norm), a top-k mixture of SwiGLU experts (GGUF: qwen3moe) */
+    CKE_ARCH_OLMOE,     /* OLMoE: QK-norm over the whole q and k width, experts not renormalized (GGUF: olmoe) */
     CKE_ARCH_COUNT
 } cke_arch;
 const char *cke_arch_name(cke_arch a);
@@ -85,6 +87,7 @@ typedef struct {
     bool tied_output;    /* logits use tok_embd; no "output" tensor */
     bool attn_qkv_bias, attn_o_bias, ffn_bias, norm_bias;
     bool qk_norm;        /* RMSNorm over head_dim of q and k (Qwen3) */
+    bool qk_norm_full;   /* ... over all of q's and k's width instead (OLMoE: attn_q_norm [n_heads*head_dim]) */
     bool post_norms;     /* Gemma2 post_attn_norm / post_ffn_norm */
     bool learned_pos;    /* GPT-2 pos_embd instead of RoPE */
     double embd_scale;   /* multiply embeddings by this (Gemma: sqrt(dim)) */

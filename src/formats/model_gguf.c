@@ -16,6 +16,7 @@ static const struct {
     {"qwen2", CKE_ARCH_QWEN2, CKE_ROPE_HALVES},       {"qwen3", CKE_ARCH_QWEN3, CKE_ROPE_HALVES},
     {"gemma", CKE_ARCH_GEMMA, CKE_ROPE_HALVES},       {"gemma2", CKE_ARCH_GEMMA2, CKE_ROPE_HALVES},
     {"gemma3", CKE_ARCH_GEMMA3, CKE_ROPE_HALVES},     {"qwen3moe", CKE_ARCH_QWEN3_MOE, CKE_ROPE_HALVES},
+    {"olmoe", CKE_ARCH_OLMOE, CKE_ROPE_HALVES},
     {"gpt2", CKE_ARCH_GPT2, CKE_ROPE_INTERLEAVED},
     {"llama", CKE_ARCH_MIXTRAL, CKE_ROPE_INTERLEAVED}, /* written only: read as llama with expert_count */
 };
@@ -146,13 +147,24 @@ cke_status cke_model_load_gguf(cke_model *m, cke_err *err) {
     TRY(get_int(m->path, g, arch, "attention.sliding_window", false, 0, CKE_HP_MAX_CTX, &h->sliding_window, err));
     TRY(get_int(m->path, g, arch, "expert_count", false, 0, CKE_HP_MAX_EXPERTS, &h->n_expert, err));
     TRY(get_int(m->path, g, arch, "expert_used_count", h->n_expert > 0, h->n_expert ? 1 : 0, h->n_expert, &h->n_expert_used, err));
-    if (h->n_expert > 0 && m->arch != CKE_ARCH_LLAMA && m->arch != CKE_ARCH_QWEN3_MOE)
+    const bool moe_arch = m->arch == CKE_ARCH_QWEN3_MOE || m->arch == CKE_ARCH_OLMOE;
+    if (h->n_expert > 0 && m->arch != CKE_ARCH_LLAMA && !moe_arch)
         return cke_fail(err, CKE_ERR_UNSUPPORTED, "%s: GGUF architecture '%s' with experts (%s.expert_count = %lld) is not "
-                        "supported (llama's Mixtral layout and qwen3moe are)", m->path, arch, arch, (long long)h->n_expert);
-    if (m->arch == CKE_ARCH_QWEN3_MOE && !h->n_expert)
-        return cke_fail(err, CKE_ERR_MISSING, "%s: GGUF key 'qwen3moe.expert_count' is missing", m->path);
+                        "supported (llama's Mixtral layout, qwen3moe and olmoe are)", m->path, arch, arch, (long long)h->n_expert);
+    if (moe_arch && !h->n_expert)
+        return cke_fail(err, CKE_ERR_MISSING, "%s: GGUF key '%s.expert_count' is missing", m->path, arch);
     if (h->n_expert > 0 && m->arch == CKE_ARCH_LLAMA) m->arch = CKE_ARCH_MIXTRAL; /* llama.cpp writes Mixtral as llama with experts */
-    h->moe_norm_topk = h->n_expert > 0; /* llama.cpp renormalizes the k weights of both */
+    h->moe_norm_topk = h->n_expert > 0 && m->arch != CKE_ARCH_OLMOE; /* as llama.cpp's graphs do (olmoe does not) */
+    if (h->n_expert > 0) { /* DeepSeek-style routing keys cke's moe does not implement: refused, not ignored */
+        double ws = 1;
+        int64_t gf = 1; /* llama.cpp's 1 = softmax, 2 = sigmoid */
+        TRY(get_float(m->path, g, arch, "expert_weights_scale", 0, false, DBL_MAX, &ws, err));
+        TRY(get_int(m->path, g, arch, "expert_gating_func", false, 0, 1 << 16, &gf, err));
+        if ((ws != 0 && ws != 1) || gf != 1)
+            return cke_fail(err, CKE_ERR_UNSUPPORTED, "%s: expert routing with %s.expert_weights_scale = %g or "
+                            "%s.expert_gating_func = %lld (cke's moe: softmax gating, unscaled) is not supported", m->path, arch,
+                            ws, arch, (long long)gf);
+    }
     if (m->arch == CKE_ARCH_QWEN3_MOE) /* the experts' width (feed_forward_length is the dense one) */
         TRY(get_int(m->path, g, arch, "expert_feed_forward_length", true, 1, CKE_HP_MAX_FFN, &h->ffn_dim, err));
     h->rope.theta = 10000;
@@ -211,7 +223,8 @@ cke_status cke_model_load_gguf(cke_model *m, cke_err *err) {
         h->attn_qkv_bias = m->arch == CKE_ARCH_QWEN2 || cke_gguf_find_tensor(g, "blk.0.attn_q.bias");
         h->attn_o_bias = cke_gguf_find_tensor(g, "blk.0.attn_output.bias") != NULL;
         h->ffn_bias = cke_gguf_find_tensor(g, "blk.0.ffn_up.bias") != NULL;
-        h->qk_norm = m->arch == CKE_ARCH_QWEN3 || m->arch == CKE_ARCH_QWEN3_MOE;
+        h->qk_norm = m->arch == CKE_ARCH_QWEN3 || m->arch == CKE_ARCH_QWEN3_MOE || m->arch == CKE_ARCH_OLMOE;
+        h->qk_norm_full = m->arch == CKE_ARCH_OLMOE; /* over all of q's (k's) width, not per head */
         break;
     }
 

@@ -14,7 +14,7 @@ static const struct { const char *type; cke_arch arch; } model_types[] = {
     {"llama", CKE_ARCH_LLAMA}, {"mistral", CKE_ARCH_MISTRAL}, {"qwen2", CKE_ARCH_QWEN2},
     {"qwen3", CKE_ARCH_QWEN3}, {"gemma", CKE_ARCH_GEMMA},     {"gemma2", CKE_ARCH_GEMMA2}, {"gemma3_text", CKE_ARCH_GEMMA3}, {"gemma3", CKE_ARCH_GEMMA3},
     {"gpt2", CKE_ARCH_GPT2},    {"phi3", CKE_ARCH_PHI3},      {"mixtral", CKE_ARCH_MIXTRAL},
-    {"qwen3_moe", CKE_ARCH_QWEN3_MOE},
+    {"qwen3_moe", CKE_ARCH_QWEN3_MOE}, {"olmoe", CKE_ARCH_OLMOE},
 };
 
 static bool jint(const cJSON *o, const char *k, int64_t *v) {
@@ -139,9 +139,9 @@ static cke_status parse_gemma3(const cJSON *c, cke_hparams *h, cke_err *err) {
     return CKE_OK;
 }
 
-/* Mixture of experts: HF MixtralSparseMoeBlock (softmax router, top-k, always renormalized) and
+/* Mixture of experts: HF MixtralSparseMoeBlock (softmax router, top-k, always renormalized),
  * Qwen3MoeSparseMoeBlock (renormalized when norm_topk_prob, HF's default false; experts of
- * moe_intermediate_size). Layers that mix dense MLPs in (decoder_sparse_step, mlp_only_layers) are
+ * moe_intermediate_size) and OlmoeSparseMoeBlock (likewise; experts of intermediate_size). Layers that mix dense MLPs in (decoder_sparse_step, mlp_only_layers) are
  * refused: the template has one body. */
 static cke_status parse_moe(const cJSON *c, cke_arch arch, cke_hparams *h, cke_err *err) {
     const char *ne = arch == CKE_ARCH_MIXTRAL ? "num_local_experts" : "num_experts";
@@ -151,6 +151,11 @@ static cke_status parse_moe(const cJSON *c, cke_arch arch, cke_hparams *h, cke_e
         return cke_fail(err, CKE_ERR_FORMAT, "num_experts_per_tok = %lld with %s = %lld: expected 1 <= num_experts_per_tok <= %s",
                         (long long)h->n_expert_used, ne, (long long)h->n_expert, ne);
     h->moe_norm_topk = arch == CKE_ARCH_MIXTRAL;
+    if (arch == CKE_ARCH_OLMOE) { /* experts of intermediate_size; OlmoeConfig's norm_topk_prob defaults to false */
+        jbool(c, "norm_topk_prob", &h->moe_norm_topk);
+        const cJSON *clip = cJSON_GetObjectItemCaseSensitive(c, "clip_qkv");
+        if (clip && !cJSON_IsNull(clip)) return cke_fail(err, CKE_ERR_UNSUPPORTED, "olmoe with clip_qkv is not supported");
+    }
     if (arch == CKE_ARCH_QWEN3_MOE) {
         jbool(c, "norm_topk_prob", &h->moe_norm_topk);
         if (!jint(c, "moe_intermediate_size", &h->ffn_dim))
@@ -235,8 +240,9 @@ static cke_status parse_cfg(const cJSON *c, cke_arch *arch, cke_hparams *h, cke_
     h->attn_qkv_bias = ab;
     h->attn_o_bias = ab && *arch != CKE_ARCH_QWEN2; /* Qwen2: q/k/v biases only */
     h->ffn_bias = mb;
-    h->qk_norm = *arch == CKE_ARCH_QWEN3 || *arch == CKE_ARCH_GEMMA3 || *arch == CKE_ARCH_QWEN3_MOE;
-    if (*arch == CKE_ARCH_MIXTRAL || *arch == CKE_ARCH_QWEN3_MOE) TRY(parse_moe(c, *arch, h, err));
+    h->qk_norm = *arch == CKE_ARCH_QWEN3 || *arch == CKE_ARCH_GEMMA3 || *arch == CKE_ARCH_QWEN3_MOE || *arch == CKE_ARCH_OLMOE;
+    h->qk_norm_full = *arch == CKE_ARCH_OLMOE;
+    if (*arch == CKE_ARCH_MIXTRAL || *arch == CKE_ARCH_QWEN3_MOE || *arch == CKE_ARCH_OLMOE) TRY(parse_moe(c, *arch, h, err));
     if (*arch == CKE_ARCH_GEMMA3) TRY(parse_gemma3(c, h, err));
     if (*arch == CKE_ARCH_GEMMA2 || *arch == CKE_ARCH_GEMMA3) {
         h->post_norms = true;
@@ -456,7 +462,7 @@ static int expert_slot(const cke_model *m, const char *name, int64_t *slot) {
         if (sscanf(name, "model.layers.%lld.block_sparse_moe.experts.%lld.w%d.weight%n", &l, &e, &w, &pos) != 3 || name[pos])
             return 0;
         which = w == 1 ? 0 : w == 3 ? 1 : w == 2 ? 2 : -1;
-    } else if (m->arch == CKE_ARCH_QWEN3_MOE) {
+    } else if (m->arch == CKE_ARCH_QWEN3_MOE || m->arch == CKE_ARCH_OLMOE) {
         if (sscanf(name, "model.layers.%lld.mlp.experts.%lld.%7[a-z]_proj.weight%n", &l, &e, proj, &pos) != 3 || name[pos])
             return 0;
         which = !strcmp(proj, "gate") ? 0 : !strcmp(proj, "up") ? 1 : !strcmp(proj, "down") ? 2 : -1;

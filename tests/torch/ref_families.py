@@ -6,11 +6,11 @@ model.safetensors, the checkpoint's real tensor names and layouts: GPT-2 Conv1D 
 fused c_attn, Phi-3 fused qkv_proj / gate_up_proj ...) and the reference logits at every position
 of a fixed token sequence, computed in float64 by an independent forward written from the HF
 modeling code's definitions (modeling_gpt2 / qwen2 / qwen3 / gemma / gemma2 / mistral / phi3 /
-llama with rope_scaling "llama3" / mixtral / qwen3_moe).
+llama with rope_scaling "llama3" / mixtral / qwen3_moe / olmoe).
 
 usage: ref_families.py OUT_DIR FAMILY [drop=HF_NAME | perturb=HF_NAME | ablate=CONFIG_KEY | set=KEY=JSON | train]
        ref_families.py OUT_DIR gpt2 --from HF_DIR     (trace of an existing GPT-2 checkpoint)
-FAMILY: gpt2 | qwen2 | qwen3 | gemma | gemma2 | mistral | phi3 | llama3 | llama_bias | qwen3_bias | gemma_gelu | qwen2_yarn | phi3_longrope | llama_dynamic | gemma3 | gemma3_swa3 | mixtral | qwen3_moe | qwen3_moe_norm
+FAMILY: gpt2 | qwen2 | qwen3 | gemma | gemma2 | mistral | phi3 | llama3 | llama_bias | qwen3_bias | gemma_gelu | qwen2_yarn | phi3_longrope | llama_dynamic | gemma3 | gemma3_swa3 | mixtral | qwen3_moe | qwen3_moe_norm | olmoe
 The optional edit breaks the model on purpose: drop/perturb a tensor, or remove a config key (the
 reference still uses the feature), which proves the feature changes the numbers.
 Outputs OUT_DIR/{config.json, model.safetensors, ref.bin, ref.trace} in the formats of
@@ -87,12 +87,15 @@ FAMILIES = {
     # probabilities as they are (norm_topk_prob false, HF's default) or renormalized (_norm)
     "qwen3_moe": dict(dim=32, L=2, H=4, KV=2, hd=16, F=24, V=59, theta=1e6, E=6, k=2, norm=False),
     "qwen3_moe_norm": dict(kind="qwen3_moe", dim=32, L=2, H=4, KV=2, hd=16, F=24, V=59, theta=1e6, E=6, k=2, norm=True),
+    # OLMoE: RMSNorm over the whole q and k width, 8 experts, 3 per token, not renormalized
+    "olmoe": dict(dim=32, L=2, H=4, KV=2, hd=8, F=24, V=67, E=8, k=3, norm=False),
 }
 
 
 # mixture-of-experts families: the MoE block's name and its experts' gate, up, down tensors
 MOE = {"mixtral": ("block_sparse_moe", ("w1.weight", "w3.weight", "w2.weight")),
-       "qwen3_moe": ("mlp", ("gate_proj.weight", "up_proj.weight", "down_proj.weight"))}
+       "qwen3_moe": ("mlp", ("gate_proj.weight", "up_proj.weight", "down_proj.weight")),
+       "olmoe": ("mlp", ("gate_proj.weight", "up_proj.weight", "down_proj.weight"))}
 
 
 def gelu_tanh(x):
@@ -210,6 +213,8 @@ def make_weights(fam, c, g):
             W[p + "mlp.gate_proj.bias"] = rnd(F, s=0.1)
             W[p + "mlp.up_proj.bias"] = rnd(F, s=0.1)
             W[p + "mlp.down_proj.bias"] = rnd(dim, s=0.1)
+        if fam == "olmoe":  # OlmoeAttention: RMSNorm(hidden_size) of q, of the kv width of k
+            W[p + "self_attn.q_norm.weight"], W[p + "self_attn.k_norm.weight"] = 1 + rnd(H * hd, s=0.1), 1 + rnd(KV * hd, s=0.1)
         if fam in ("qwen3", "gemma3", "qwen3_moe"):
             W[p + "self_attn.q_norm.weight"] = nw(hd) if gem else 1 + rnd(hd, s=0.1)
             W[p + "self_attn.k_norm.weight"] = nw(hd) if gem else 1 + rnd(hd, s=0.1)
@@ -228,7 +233,8 @@ def config(fam, c):
     arch = {"qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM", "gemma": "GemmaForCausalLM",
             "gemma3": "Gemma3ForCausalLM",
             "gemma2": "Gemma2ForCausalLM", "mistral": "MistralForCausalLM", "phi3": "Phi3ForCausalLM",
-            "llama3": "LlamaForCausalLM", "mixtral": "MixtralForCausalLM", "qwen3_moe": "Qwen3MoeForCausalLM"}[fam]
+            "llama3": "LlamaForCausalLM", "mixtral": "MixtralForCausalLM", "qwen3_moe": "Qwen3MoeForCausalLM",
+            "olmoe": "OlmoeForCausalLM"}[fam]
     mt = {"llama3": "llama", "gemma3": "gemma3_text"}.get(fam, fam)
     cfg = {"architectures": [arch], "model_type": mt, "hidden_size": dim,
            "intermediate_size": F, "num_attention_heads": H, "num_key_value_heads": KV, "head_dim": hd,
@@ -264,6 +270,9 @@ def config(fam, c):
     if fam == "mixtral":
         cfg.update(num_local_experts=c["E"], num_experts_per_tok=c["k"], router_aux_loss_coef=0.02,
                    output_router_logits=False, router_jitter_noise=0.0, sliding_window=None)
+    if fam == "olmoe":  # experts of intermediate_size
+        cfg.update(num_experts=c["E"], num_experts_per_tok=c["k"], norm_topk_prob=c["norm"], clip_qkv=None,
+                   router_aux_loss_coef=0.01, output_router_logits=False, attention_bias=False)
     if fam == "qwen3_moe":  # intermediate_size: the dense MLP no layer here has
         cfg.update(num_experts=c["E"], num_experts_per_tok=c["k"], moe_intermediate_size=F, intermediate_size=4 * F,
                    norm_topk_prob=c["norm"], decoder_sparse_step=1, mlp_only_layers=[], router_aux_loss_coef=0.001,
@@ -380,6 +389,9 @@ def forward(fam, c, W, ids, tr):
             q, k, v = (t_ + D[p + f"self_attn.{m}_proj.bias"] for t_, m in zip((q, k, v), "qkv"))
         tr("q", i, q), tr("k", i, k), tr("v", i, v)
         local = fam == "gemma3" and (i + 1) % c["pattern"] != 0
+        if fam == "olmoe":  # RMSNorm over the whole projection, before RoPE
+            q, k = rms(q, D[p + "self_attn.q_norm.weight"]), rms(k, D[p + "self_attn.k_norm.weight"])
+            tr("q_norm", i, q), tr("k_norm", i, k)
         if fam in ("qwen3", "gemma3", "qwen3_moe"):  # RMSNorm over each head's head_dim, before RoPE
             q = rms(q.view(T, H, hd), D[p + "self_attn.q_norm.weight"]).reshape(T, H * hd)
             k = rms(k.view(T, KV, hd), D[p + "self_attn.k_norm.weight"]).reshape(T, KV * hd)
