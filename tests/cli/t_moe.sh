@@ -1,9 +1,10 @@
-# Mixture of experts (issue 16, Mixtral): configs refused by name, and (with Debian's python3 and
+# Mixture of experts (issue 16: Mixtral, Qwen3-MoE, OLMoE): configs refused by name, and (with Debian's python3 and
 # its torch, which tests/torch/ref_families.py needs) a tiny random Mixtral compiled from its HF
 # directory, quantized to a GGUF whose expert stacks keep their blocks, and GGUFs refused by name.
-moe_cfg() { # moe_cfg DIR EXTRA-JSON: a mixtral config.json (no weights: the config is refused first)
+moe_cfg() { # moe_cfg DIR EXTRA-JSON [MODEL_TYPE]: a config.json (no weights: the config is refused first)
     mkdir -p "$1"
-    printf '{"model_type":"mixtral","hidden_size":32,"num_hidden_layers":2,"num_attention_heads":4,"num_key_value_heads":2,"intermediate_size":48,"vocab_size":61%s}' "$2" >"$1/config.json"
+    printf '{"model_type":"%s","hidden_size":32,"num_hidden_layers":2,"num_attention_heads":4,"num_key_value_heads":2,"intermediate_size":48,"vocab_size":61%s}' \
+        "${3:-mixtral}" "$2" >"$1/config.json"
 }
 moe_cfg "$T/moe_k0" ',"num_local_experts":4,"num_experts_per_tok":0'
 refuses moe_hf_k_0 1 "num_experts_per_tok = 0 with num_local_experts = 4: expected 1 <= num_experts_per_tok <= num_local_experts" \
@@ -14,6 +15,12 @@ moe_cfg "$T/moe_e5000" ',"num_local_experts":5000,"num_experts_per_tok":2'
 refuses moe_hf_experts_out_of_range 1 "num_local_experts = 5000 is out of range \[1, 4096\]" "$CKE" inspect "$T/moe_e5000"
 moe_cfg "$T/moe_noe" ''
 refuses moe_hf_no_expert_count 1 "mixtral config.json needs num_local_experts and num_experts_per_tok" "$CKE" inspect "$T/moe_noe"
+moe_cfg "$T/q3m_nof" ',"num_experts":8,"num_experts_per_tok":2' qwen3_moe
+refuses moe_qwen3_no_expert_width 1 "qwen3_moe config.json needs moe_intermediate_size" "$CKE" inspect "$T/q3m_nof"
+moe_cfg "$T/q3m_step" ',"num_experts":8,"num_experts_per_tok":2,"moe_intermediate_size":16,"decoder_sparse_step":2' qwen3_moe
+refuses moe_qwen3_dense_layers 1 "qwen3_moe with dense MLP layers among the experts' \(decoder_sparse_step 2" "$CKE" inspect "$T/q3m_step"
+moe_cfg "$T/olmoe_clip" ',"num_experts":8,"num_experts_per_tok":2,"clip_qkv":8.0' olmoe
+refuses moe_olmoe_clip_qkv 1 "olmoe with clip_qkv is not supported" "$CKE" inspect "$T/olmoe_clip"
 
 if /usr/bin/python3 -c "import torch" 2>/dev/null && /usr/bin/python3 tests/torch/ref_families.py "$T/mx" mixtral >"$T/mx.log" 2>&1; then
     check moe_inspect_names_the_experts sh -c "'$CKE' inspect '$T/mx' | grep -q 'experts:     4 per layer, 2 used per token'"
