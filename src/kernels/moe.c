@@ -87,7 +87,7 @@ int cke_moe_fwd(const cke_ktable *kt, float *out /* [T,D] */, const float *x /* 
         const int64_t s0 = m.start[e], n = m.start[e + 1] - s0;
         if (!n) continue; /* an expert no row chose: its weights are not read */
         const float *xe = x;
-        if (n != T || T > 1) { /* gather (one row that is the whole input needs none) */
+        if (n != T) { /* gather (every row chose e: its rows are 0..T-1 in order, x itself) */
             for (int64_t i = 0; i < n; i++) memcpy(m.xe + i * D, x + (int64_t)m.rows[s0 + i] * D, (size_t)D * sizeof(float));
             xe = m.xe;
         }
