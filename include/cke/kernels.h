@@ -285,6 +285,10 @@ void cke_moe_fwd_ref(float *out /* [T,D] */, const float *x /* [T,D] */, const f
                      const float *gate /* [E,F,D] */, const float *up /* [E,F,D] */, const float *down /* [E,D,F] */,
                      int64_t T, int64_t D, int64_t F, int64_t E, int64_t k, int renorm, void *ws);
 size_t cke_moe_ws_size(int64_t T, int64_t D, int64_t F, int64_t E, int64_t k, int qgate, int qup, int qdown, int nth);
+/* out[t] = sigmoid(g[t]) * x[t] for each row t (Qwen2-MoE's gated shared expert); the sigmoid in
+ * double, rounded once, the product in float: the spec and the only variant (T scalars, T x D
+ * products: memory bound). out may alias x. */
+void cke_sigmoid_mul_fwd(float *out /* [T,D] */, const float *x /* [T,D] */, const float *g /* [T] */, int64_t T, int64_t D);
 
 /* Quantized linear layer (src/kernels/qlinear.c): Y[M,N] = X[M,K] . W[N,K]^T (+ b), W stored as N
  * rows of K/blck blocks of ggml type `qtype` (F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K).

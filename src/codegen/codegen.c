@@ -411,6 +411,11 @@ static void emit_node(emit_ctx *e, const cke_node *n, const char *ind) {
                 so, in0, ir->tp_size);
         fprintf(f, "%sTP_ALLREDUCE(%s, %s, (int64_t)%s * %lld);\n", ind, on, in0, R, (long long)C);
         break;
+    case CKE_OP_SIGMOID_MUL:
+        cname(in1, sizeof in1, &ir->v[n->in[1]]);
+        fprintf(f, "%s/* sigmoid_mul: %s%s = sigmoid(%s[%s,1]) * %s */\n", ind, on, so, in1, R, in0);
+        fprintf(f, "%scke_sigmoid_mul_fwd(%s, %s, %s, %s, %lld);\n", ind, on, in0, in1, R, (long long)C);
+        break;
     case CKE_OP_MOE: {
         const cke_value *g = &ir->v[n->in[2]];
         const long long E = (long long)g->dims[0], F = (long long)g->dims[1], D = (long long)g->dims[2];

@@ -85,6 +85,7 @@ static void fill_hparams(src_ctx *c) {
     hp_add(c, "n_expert", (double)h->n_expert, 0); /* mixture of experts: a template that lists the experts */
     hp_add(c, "n_expert_used", (double)h->n_expert_used, none);
     hp_add(c, "moe_norm_topk", h->moe_norm_topk ? 1 : 0, none); /* read by every template with experts */
+    hp_add(c, "shexp_ffn_dim", (double)h->shexp_ffn_dim, 0);    /* a shared expert (Qwen2-MoE) */
 }
 
 /* A feature the model uses must be one the template knows: checked by the IR builder once the

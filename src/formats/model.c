@@ -16,7 +16,7 @@ static const char *const arch_names[CKE_ARCH_COUNT] = {
     [CKE_ARCH_QWEN3] = "qwen3", [CKE_ARCH_GEMMA] = "gemma",     [CKE_ARCH_GEMMA2] = "gemma2",
     [CKE_ARCH_GPT2] = "gpt2",   [CKE_ARCH_PHI3] = "phi3",       [CKE_ARCH_GEMMA3] = "gemma3",
     [CKE_ARCH_MIXTRAL] = "mixtral", [CKE_ARCH_QWEN3_MOE] = "qwen3_moe",
-    [CKE_ARCH_OLMOE] = "olmoe",
+    [CKE_ARCH_OLMOE] = "olmoe", [CKE_ARCH_QWEN2_MOE] = "qwen2_moe",
 };
 
 const char *cke_arch_name(cke_arch a) { return (unsigned)a < CKE_ARCH_COUNT ? arch_names[a] : "?"; }
@@ -174,7 +174,8 @@ cke_status cke_model_check_hparams(cke_model *m, bool final, cke_err *err) {
         (s = cke_hp_int("sliding_window", h->sliding_window, 0, CKE_HP_MAX_CTX, err)) ||
         (s = cke_hp_int("rope dims", h->rope.dims, 0, CKE_HP_MAX_HEADS, err)) ||
         (s = cke_hp_int("n_expert", h->n_expert, 0, CKE_HP_MAX_EXPERTS, err)) ||
-        (s = cke_hp_int("n_expert_used", h->n_expert_used, h->n_expert ? 1 : 0, h->n_expert, err)))
+        (s = cke_hp_int("n_expert_used", h->n_expert_used, h->n_expert ? 1 : 0, h->n_expert, err)) ||
+        (s = cke_hp_int("shared expert ffn", h->shexp_ffn_dim, 0, CKE_HP_MAX_FFN, err)))
         goto fail;
     if (!h->head_dim) {
         if (h->dim % h->n_heads) {
@@ -267,6 +268,11 @@ static cke_status validate(cke_model *m, cke_err *err) {
             TRY(expect3(m, NM("ffn_up_exps"), h->n_expert, f, d, err));
             TRY(expect3(m, NM("ffn_down_exps"), h->n_expert, d, f, err));
         }
+        const int64_t fs = h->shexp_ffn_dim; /* a shared expert: a gated SwiGLU MLP beside the routed ones */
+        TRY(expect(m, NM("ffn_gate_shexp"), fs > 0, fs, d, err));
+        TRY(expect(m, NM("ffn_up_shexp"), fs > 0, fs, d, err));
+        TRY(expect(m, NM("ffn_down_shexp"), fs > 0, d, fs, err));
+        TRY(expect(m, NM("ffn_gate_inp_shexp"), fs > 0, 1, d, err));
         TRY(expect(m, NM("ffn_gate"), h->gated_ffn && !h->n_expert, f, d, err));
         TRY(expect(m, NM("ffn_up"), !h->n_expert, f, d, err));
         TRY(expect(m, NM("ffn_down"), !h->n_expert, d, f, err));

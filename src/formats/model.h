@@ -18,6 +18,8 @@
  *   mixture of experts (n_expert > 0), in place of ffn_gate/up/down:
  *   l<i>.ffn_gate_inp [n_expert, dim] (router)   l<i>.ffn_gate_exps / l<i>.ffn_up_exps [n_expert, ffn, dim]
  *   l<i>.ffn_down_exps [n_expert, dim, ffn]      (HF's per-expert matrices stacked, GGUF's 3-D tensors)
+ *   and a shared expert (Qwen2-MoE): l<i>.ffn_gate_shexp / l<i>.ffn_up_shexp [shexp_ffn, dim],
+ *   l<i>.ffn_down_shexp [dim, shexp_ffn], its gate l<i>.ffn_gate_inp_shexp [1, dim]
  *   rope_freqs [head_dim/2] (GGUF Llama 3: per-frequency divisors precomputed by llama.cpp)
  * Shapes are row-major, outermost first: a matrix is [out, in] and y = W x.
  *
@@ -55,6 +57,7 @@ typedef enum {
     CKE_ARCH_MIXTRAL,   /* llama attention, a top-k mixture of SwiGLU experts (GGUF: llama with expert_count) */
     CKE_ARCH_QWEN3_MOE, /* Qwen3's attention (QK-norm), a top-k mixture of SwiGLU experts (GGUF: qwen3moe) */
     CKE_ARCH_OLMOE,     /* OLMoE: QK-norm over the whole q and k width, experts not renormalized (GGUF: olmoe) */
+    CKE_ARCH_QWEN2_MOE, /* Qwen2/Qwen1.5-MoE: Qwen2's attention, routed experts plus a sigmoid-gated shared one (GGUF: qwen2moe) */
     CKE_ARCH_COUNT
 } cke_arch;
 const char *cke_arch_name(cke_arch a);
@@ -79,6 +82,7 @@ typedef struct {
     int64_t dim, n_layers, n_heads, n_kv_heads, head_dim, ffn_dim, vocab, ctx_len;
     int64_t n_expert, n_expert_used; /* mixture of experts: experts per layer, used per token (0: dense) */
     bool moe_norm_topk;  /* the k routing weights renormalized to sum to 1 (Mixtral; Qwen3-MoE's norm_topk_prob) */
+    int64_t shexp_ffn_dim; /* a shared expert's width, its output gated by sigmoid(x . ffn_gate_inp_shexp) (0: none) */
     double norm_eps;
     cke_norm_kind norm;
     bool norm_add_one;   /* Gemma HF: RMSNorm weight is (1 + w) */

@@ -14,7 +14,7 @@ static const struct { const char *type; cke_arch arch; } model_types[] = {
     {"llama", CKE_ARCH_LLAMA}, {"mistral", CKE_ARCH_MISTRAL}, {"qwen2", CKE_ARCH_QWEN2},
     {"qwen3", CKE_ARCH_QWEN3}, {"gemma", CKE_ARCH_GEMMA},     {"gemma2", CKE_ARCH_GEMMA2}, {"gemma3_text", CKE_ARCH_GEMMA3}, {"gemma3", CKE_ARCH_GEMMA3},
     {"gpt2", CKE_ARCH_GPT2},    {"phi3", CKE_ARCH_PHI3},      {"mixtral", CKE_ARCH_MIXTRAL},
-    {"qwen3_moe", CKE_ARCH_QWEN3_MOE}, {"olmoe", CKE_ARCH_OLMOE},
+    {"qwen3_moe", CKE_ARCH_QWEN3_MOE}, {"olmoe", CKE_ARCH_OLMOE}, {"qwen2_moe", CKE_ARCH_QWEN2_MOE},
 };
 
 static bool jint(const cJSON *o, const char *k, int64_t *v) {
@@ -156,15 +156,18 @@ static cke_status parse_moe(const cJSON *c, cke_arch arch, cke_hparams *h, cke_e
         const cJSON *clip = cJSON_GetObjectItemCaseSensitive(c, "clip_qkv");
         if (clip && !cJSON_IsNull(clip)) return cke_fail(err, CKE_ERR_UNSUPPORTED, "olmoe with clip_qkv is not supported");
     }
-    if (arch == CKE_ARCH_QWEN3_MOE) {
+    if (arch == CKE_ARCH_QWEN3_MOE || arch == CKE_ARCH_QWEN2_MOE) {
+        const char *an = cke_arch_name(arch);
         jbool(c, "norm_topk_prob", &h->moe_norm_topk);
         if (!jint(c, "moe_intermediate_size", &h->ffn_dim))
-            return cke_fail(err, CKE_ERR_MISSING, "qwen3_moe config.json needs moe_intermediate_size");
+            return cke_fail(err, CKE_ERR_MISSING, "%s config.json needs moe_intermediate_size", an);
+        if (arch == CKE_ARCH_QWEN2_MOE && (!jint(c, "shared_expert_intermediate_size", &h->shexp_ffn_dim) || h->shexp_ffn_dim < 1))
+            return cke_fail(err, CKE_ERR_MISSING, "qwen2_moe config.json needs shared_expert_intermediate_size (>= 1)");
         int64_t step = 1;
         const cJSON *dense = cJSON_GetObjectItemCaseSensitive(c, "mlp_only_layers");
         if ((jint(c, "decoder_sparse_step", &step) && step != 1) || (cJSON_IsArray(dense) && cJSON_GetArraySize(dense) > 0))
-            return cke_fail(err, CKE_ERR_UNSUPPORTED, "qwen3_moe with dense MLP layers among the experts' (decoder_sparse_step "
-                            "%lld, mlp_only_layers) is not supported", (long long)step);
+            return cke_fail(err, CKE_ERR_UNSUPPORTED, "%s with dense MLP layers among the experts' (decoder_sparse_step "
+                            "%lld, mlp_only_layers) is not supported", an, (long long)step);
     }
     return CKE_OK;
 }
@@ -234,15 +237,17 @@ static cke_status parse_cfg(const cJSON *c, cke_arch *arch, cke_hparams *h, cke_
     } else {
         TRY(parse_act(a, &h->act, err));
     }
-    bool ab = *arch == CKE_ARCH_QWEN2, mb = false;
+    const bool qwen2 = *arch == CKE_ARCH_QWEN2 || *arch == CKE_ARCH_QWEN2_MOE;
+    bool ab = qwen2, mb = false;
     jbool(c, "attention_bias", &ab);
     jbool(c, "mlp_bias", &mb);
     h->attn_qkv_bias = ab;
-    h->attn_o_bias = ab && *arch != CKE_ARCH_QWEN2; /* Qwen2: q/k/v biases only */
+    h->attn_o_bias = ab && !qwen2; /* Qwen2: q/k/v biases only */
     h->ffn_bias = mb;
     h->qk_norm = *arch == CKE_ARCH_QWEN3 || *arch == CKE_ARCH_GEMMA3 || *arch == CKE_ARCH_QWEN3_MOE || *arch == CKE_ARCH_OLMOE;
     h->qk_norm_full = *arch == CKE_ARCH_OLMOE;
-    if (*arch == CKE_ARCH_MIXTRAL || *arch == CKE_ARCH_QWEN3_MOE || *arch == CKE_ARCH_OLMOE) TRY(parse_moe(c, *arch, h, err));
+    if (*arch == CKE_ARCH_MIXTRAL || *arch == CKE_ARCH_QWEN3_MOE || *arch == CKE_ARCH_OLMOE || *arch == CKE_ARCH_QWEN2_MOE)
+        TRY(parse_moe(c, *arch, h, err));
     if (*arch == CKE_ARCH_GEMMA3) TRY(parse_gemma3(c, h, err));
     if (*arch == CKE_ARCH_GEMMA2 || *arch == CKE_ARCH_GEMMA3) {
         h->post_norms = true;
@@ -252,7 +257,7 @@ static cke_status parse_cfg(const cJSON *c, cke_arch *arch, cke_hparams *h, cke_
         if (jnum(c, "query_pre_attn_scalar", &q) && q > 0) h->attn_scale = 1.0 / sqrt(q);
     }
     /* Qwen2/Qwen3 configs carry a sliding_window that is off unless use_sliding_window says so */
-    bool use_sw = *arch != CKE_ARCH_QWEN2 && *arch != CKE_ARCH_QWEN3 && *arch != CKE_ARCH_QWEN3_MOE;
+    bool use_sw = !qwen2 && *arch != CKE_ARCH_QWEN3 && *arch != CKE_ARCH_QWEN3_MOE;
     jbool(c, "use_sliding_window", &use_sw);
     if (use_sw) jint(c, "sliding_window", &h->sliding_window);
     if (h->sliding_window < 0) h->sliding_window = 0;
@@ -310,6 +315,7 @@ static cke_status check_cfg(const cJSON *c, cke_err *err) {
         {"vocab_size", 1, CKE_HP_MAX_VOCAB}, {"max_position_embeddings", 0, CKE_HP_MAX_CTX},
         {"num_local_experts", 1, CKE_HP_MAX_EXPERTS}, {"num_experts_per_tok", 1, CKE_HP_MAX_EXPERTS},
         {"num_experts", 1, CKE_HP_MAX_EXPERTS}, {"moe_intermediate_size", 1, CKE_HP_MAX_FFN},
+        {"shared_expert_intermediate_size", 1, CKE_HP_MAX_FFN},
     };
     static const struct { const char *key; double lo; bool lo_open; } floats[] = {
         {"layer_norm_epsilon", 0, false}, {"rms_norm_eps", 0, false}, {"rope_theta", 0, true},
@@ -410,7 +416,9 @@ static bool map_name(cke_arch arch, const char *name, char *cn, size_t cap, bool
         {"mlp.up_proj.weight", "ffn_up"}, {"mlp.up_proj.bias", "ffn_up_b"},
         {"mlp.down_proj.weight", "ffn_down"}, {"mlp.down_proj.bias", "ffn_down_b"},
         {"block_sparse_moe.gate.weight", "ffn_gate_inp"}, /* Mixtral's router */
-        {"mlp.gate.weight", "ffn_gate_inp"},              /* Qwen3-MoE's */
+        {"mlp.gate.weight", "ffn_gate_inp"},              /* Qwen2/3-MoE's, OLMoE's */
+        {"mlp.shared_expert.gate_proj.weight", "ffn_gate_shexp"}, {"mlp.shared_expert.up_proj.weight", "ffn_up_shexp"},
+        {"mlp.shared_expert.down_proj.weight", "ffn_down_shexp"}, {"mlp.shared_expert_gate.weight", "ffn_gate_inp_shexp"},
     };
     if (sscanf(name, "model.layers.%lld.%n", &l, &pos) == 1 && pos > 0) {
         const char *suf = name + pos;
@@ -462,7 +470,7 @@ static int expert_slot(const cke_model *m, const char *name, int64_t *slot) {
         if (sscanf(name, "model.layers.%lld.block_sparse_moe.experts.%lld.w%d.weight%n", &l, &e, &w, &pos) != 3 || name[pos])
             return 0;
         which = w == 1 ? 0 : w == 3 ? 1 : w == 2 ? 2 : -1;
-    } else if (m->arch == CKE_ARCH_QWEN3_MOE || m->arch == CKE_ARCH_OLMOE) {
+    } else if (m->arch == CKE_ARCH_QWEN3_MOE || m->arch == CKE_ARCH_OLMOE || m->arch == CKE_ARCH_QWEN2_MOE) {
         if (sscanf(name, "model.layers.%lld.mlp.experts.%lld.%7[a-z]_proj.weight%n", &l, &e, proj, &pos) != 3 || name[pos])
             return 0;
         which = !strcmp(proj, "gate") ? 0 : !strcmp(proj, "up") ? 1 : !strcmp(proj, "down") ? 2 : -1;

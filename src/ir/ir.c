@@ -418,6 +418,10 @@ static cke_status infer_shape(cke_ir *ir, cke_node *n, cke_err *err) {
     case CKE_OP_LAST_ROW:
         o->ndim = 2, o->dims[0] = 1, o->dims[1] = x->dims[1];
         return CKE_OK;
+    case CKE_OP_SIGMOID_MUL: /* x [T,D], g [T,1] */
+        if (x->ndim != 2 || w->ndim != 2 || w->dims[1] != 1 || w->dims[0] != x->dims[0])
+            SHAPE_FAIL("%s: sigmoid_mul needs x [T,D] and g [T,1], got %s and %s", on, s0, s1);
+        break;
     case CKE_OP_MOE: { /* x [T,D], router [E,D], gate/up [E,F,D], down [E,D,F] */
         const cke_value *g = &ir->v[n->in[2]], *u = &ir->v[n->in[3]], *d = &ir->v[n->in[4]];
         const int64_t E = w->ndim == 2 ? w->dims[0] : 0, F = g->ndim == 3 ? g->dims[1] : 0;

@@ -9,6 +9,7 @@
 #include "kdecl.h"
 #include "moe_route.h"
 
+#include <math.h>
 #include <string.h>
 
 static size_t align64(size_t n) { return (n + 63) / 64 * 64; }
@@ -105,4 +106,11 @@ int cke_moe_fwd(const cke_ktable *kt, float *out /* [T,D] */, const float *x /* 
         }
     }
     return 0;
+}
+
+void cke_sigmoid_mul_fwd(float *out /* [T,D] */, const float *x /* [T,D] */, const float *g /* [T] */, int64_t T, int64_t D) {
+    for (int64_t t = 0; t < T; t++) {
+        const float s = (float)(1.0 / (1.0 + exp(-(double)g[t])));
+        for (int64_t d = 0; d < D; d++) out[t * D + d] = s * x[t * D + d];
+    }
 }

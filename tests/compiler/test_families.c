@@ -2,8 +2,8 @@
  * tiny-random-gpt2 checkpoint against its REFERENCE.txt), Qwen2, Qwen3, Gemma, Gemma 2, Mistral
  * (sliding window shorter than the sequence), Phi-3 (fused HF tensors, partial rotary, window),
  * Llama 3 rope scaling, Llama / Qwen3 with biases on every projection (attention_bias, mlp_bias), and
- * Mixtral, Qwen3-MoE and OLMoE (mixtures of experts: router, top-k, per-expert SwiGLU; renormalized or
- * not; OLMoE's q/k norms over the whole width).
+ * Mixtral, Qwen3-MoE, OLMoE and Qwen2-MoE (mixtures of experts: router, top-k, per-expert SwiGLU;
+ * renormalized or not; OLMoE's q/k norms over the whole width; Qwen2-MoE's sigmoid-gated shared expert).
  *
  *   test_families [--only FAMILY|gpt2_real|ablations|bad]
  * References are written at test time by tests/torch/ref_families.py with Debian's
@@ -418,6 +418,7 @@ static void ablations(void) {
         {"mixtral", "model.layers.1.block_sparse_moe.gate.weight", "ffn_out", 1},
         {"mixtral", "model.layers.0.block_sparse_moe.experts.3.w2.weight", "ffn_out", 0},
         {"olmoe", "model.layers.1.self_attn.k_norm.weight", "k_norm", 1},
+        {"qwen2_moe", "model.layers.0.mlp.shared_expert_gate.weight", "sh_out", 0},
     };
     for (size_t i = 0; i < sizeof pt / sizeof pt[0]; i++) {
         char name[128], hf[PATH_MAX], dir[PATH_MAX], edit[160], ref[PATH_MAX];
@@ -617,7 +618,7 @@ int main(int argc, char **argv) {
     static const char *const fams[] = {"gpt2", "qwen2", "qwen3", "gemma", "gemma2", "mistral", "phi3", "llama3",
                                        "llama_bias", "qwen3_bias", "gemma_gelu", "qwen2_yarn", "phi3_longrope",
                                        "llama_dynamic", "gemma3", "gemma3_swa3", "mixtral", "qwen3_moe", "qwen3_moe_norm",
-                                       "olmoe"};
+                                       "olmoe", "qwen2_moe"};
     for (size_t i = 0; i < sizeof fams / sizeof fams[0]; i++)
         if (!only || !strcmp(only, fams[i])) family(fams[i]), family_kvf16(fams[i]);
     if (!only || !strcmp(only, "mixtral")) mixtral_quantized();

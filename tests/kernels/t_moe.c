@@ -71,6 +71,19 @@ static int moe_simd(const cke_ktable *kt, const cke_ktable *ref) {
         free(want), free(g1), free(g2);
         moe_free(&m);
     }
+    /* the shared expert's gate: sigmoid of one logit per row times the row, in place too */
+    {
+        const int64_t T = 5, D = 17;
+        float *x = tallocf(T * D), *g = tallocf(T), *want = tallocf(T * D), *got = tallocf(T * D);
+        tfill_normal(&r, x, T * D, 1.0f);
+        tfill_normal(&r, g, T, 4.0f);
+        for (int64_t i = 0; i < T * D; i++) want[i] = (float)(1.0 / (1.0 + exp(-(double)g[i / D]))) * x[i];
+        cke_sigmoid_mul_fwd(got, x, g, T, D);
+        fails += tcheck("sigmoid_mul", got, want, T * D, (tol_t){1e-12, 1e-7, 1e-6});
+        cke_sigmoid_mul_fwd(x, x, g, T, D);
+        fails += tcheck("sigmoid_mul in place", x, want, T * D, (tol_t){1e-12, 1e-7, 1e-6});
+        free(x), free(g), free(want), free(got);
+    }
     /* k = E: the probabilities over all experts already sum to 1, so renorm changes nothing; with
      * k < E unrenormalized weights sum to less than 1 and the outputs differ */
     for (int64_t k = 2; k <= 3; k++) {

@@ -6,11 +6,11 @@ model.safetensors, the checkpoint's real tensor names and layouts: GPT-2 Conv1D 
 fused c_attn, Phi-3 fused qkv_proj / gate_up_proj ...) and the reference logits at every position
 of a fixed token sequence, computed in float64 by an independent forward written from the HF
 modeling code's definitions (modeling_gpt2 / qwen2 / qwen3 / gemma / gemma2 / mistral / phi3 /
-llama with rope_scaling "llama3" / mixtral / qwen3_moe / olmoe).
+llama with rope_scaling "llama3" / mixtral / qwen3_moe / olmoe / qwen2_moe).
 
 usage: ref_families.py OUT_DIR FAMILY [drop=HF_NAME | perturb=HF_NAME | ablate=CONFIG_KEY | set=KEY=JSON | train]
        ref_families.py OUT_DIR gpt2 --from HF_DIR     (trace of an existing GPT-2 checkpoint)
-FAMILY: gpt2 | qwen2 | qwen3 | gemma | gemma2 | mistral | phi3 | llama3 | llama_bias | qwen3_bias | gemma_gelu | qwen2_yarn | phi3_longrope | llama_dynamic | gemma3 | gemma3_swa3 | mixtral | qwen3_moe | qwen3_moe_norm | olmoe
+FAMILY: gpt2 | qwen2 | qwen3 | gemma | gemma2 | mistral | phi3 | llama3 | llama_bias | qwen3_bias | gemma_gelu | qwen2_yarn | phi3_longrope | llama_dynamic | gemma3 | gemma3_swa3 | mixtral | qwen3_moe | qwen3_moe_norm | olmoe | qwen2_moe
 The optional edit breaks the model on purpose: drop/perturb a tensor, or remove a config key (the
 reference still uses the feature), which proves the feature changes the numbers.
 Outputs OUT_DIR/{config.json, model.safetensors, ref.bin, ref.trace} in the formats of
@@ -89,13 +89,17 @@ FAMILIES = {
     "qwen3_moe_norm": dict(kind="qwen3_moe", dim=32, L=2, H=4, KV=2, hd=16, F=24, V=59, theta=1e6, E=6, k=2, norm=True),
     # OLMoE: RMSNorm over the whole q and k width, 8 experts, 3 per token, not renormalized
     "olmoe": dict(dim=32, L=2, H=4, KV=2, hd=8, F=24, V=67, E=8, k=3, norm=False),
+    # Qwen2-MoE: Qwen2's biased attention, 6 experts of 16, 2 per token, and a shared expert of 40
+    # gated by sigmoid(x . shared_expert_gate)
+    "qwen2_moe": dict(dim=32, L=2, H=4, KV=2, hd=8, F=16, Fs=40, V=53, theta=1e6, E=6, k=2, norm=False),
 }
 
 
 # mixture-of-experts families: the MoE block's name and its experts' gate, up, down tensors
 MOE = {"mixtral": ("block_sparse_moe", ("w1.weight", "w3.weight", "w2.weight")),
        "qwen3_moe": ("mlp", ("gate_proj.weight", "up_proj.weight", "down_proj.weight")),
-       "olmoe": ("mlp", ("gate_proj.weight", "up_proj.weight", "down_proj.weight"))}
+       "olmoe": ("mlp", ("gate_proj.weight", "up_proj.weight", "down_proj.weight")),
+       "qwen2_moe": ("mlp", ("gate_proj.weight", "up_proj.weight", "down_proj.weight"))}
 
 
 def gelu_tanh(x):
@@ -197,13 +201,17 @@ def make_weights(fam, c, g):
             for e in range(c["E"]):
                 q = f"{p}{blk}.experts.{e}."
                 W[q + names[0]], W[q + names[1]], W[q + names[2]] = rnd(F, dim), rnd(F, dim), rnd(dim, F)
+            if "Fs" in c:  # Qwen2-MoE's shared expert and its gate
+                q, Fs = f"{p}mlp.shared_expert.", c["Fs"]
+                W[q + "gate_proj.weight"], W[q + "up_proj.weight"], W[q + "down_proj.weight"] = rnd(Fs, dim), rnd(Fs, dim), rnd(dim, Fs)
+                W[p + "mlp.shared_expert_gate.weight"] = rnd(1, dim, s=0.5)
         elif fam != "phi3":
             W[p + "mlp.gate_proj.weight"] = rnd(F, dim)
             W[p + "mlp.up_proj.weight"] = rnd(F, dim)
         W[p + "self_attn.o_proj.weight"] = rnd(dim, H * hd)
         if fam not in MOE:
             W[p + "mlp.down_proj.weight"] = rnd(dim, F)
-        if fam == "qwen2" or c.get("attn_bias"):
+        if fam in ("qwen2", "qwen2_moe") or c.get("attn_bias"):
             W[p + "self_attn.q_proj.bias"] = rnd(H * hd, s=0.1)
             W[p + "self_attn.k_proj.bias"] = rnd(KV * hd, s=0.1)
             W[p + "self_attn.v_proj.bias"] = rnd(KV * hd, s=0.1)
@@ -234,7 +242,7 @@ def config(fam, c):
             "gemma3": "Gemma3ForCausalLM",
             "gemma2": "Gemma2ForCausalLM", "mistral": "MistralForCausalLM", "phi3": "Phi3ForCausalLM",
             "llama3": "LlamaForCausalLM", "mixtral": "MixtralForCausalLM", "qwen3_moe": "Qwen3MoeForCausalLM",
-            "olmoe": "OlmoeForCausalLM"}[fam]
+            "olmoe": "OlmoeForCausalLM", "qwen2_moe": "Qwen2MoeForCausalLM"}[fam]
     mt = {"llama3": "llama", "gemma3": "gemma3_text"}.get(fam, fam)
     cfg = {"architectures": [arch], "model_type": mt, "hidden_size": dim,
            "intermediate_size": F, "num_attention_heads": H, "num_key_value_heads": KV, "head_dim": hd,
@@ -243,7 +251,7 @@ def config(fam, c):
            "torch_dtype": "float32"}
     if fam.startswith("gemma"):
         cfg["hidden_act"] = cfg["hidden_activation"] = c.get("act", "gelu_pytorch_tanh")
-    if fam in ("qwen2", "qwen3", "qwen3_moe"):  # as in real Qwen configs: a window that is switched off
+    if fam in ("qwen2", "qwen3", "qwen3_moe", "qwen2_moe"):  # as in real Qwen configs: a window that is switched off
         cfg["sliding_window"], cfg["use_sliding_window"] = 4096, False
     if "window" in c:
         cfg["sliding_window"] = c["window"]
@@ -273,6 +281,10 @@ def config(fam, c):
     if fam == "olmoe":  # experts of intermediate_size
         cfg.update(num_experts=c["E"], num_experts_per_tok=c["k"], norm_topk_prob=c["norm"], clip_qkv=None,
                    router_aux_loss_coef=0.01, output_router_logits=False, attention_bias=False)
+    if fam == "qwen2_moe":
+        cfg.update(num_experts=c["E"], num_experts_per_tok=c["k"], moe_intermediate_size=F, intermediate_size=4 * F,
+                   shared_expert_intermediate_size=c["Fs"], norm_topk_prob=c["norm"], decoder_sparse_step=1,
+                   mlp_only_layers=[], router_aux_loss_coef=0.001, output_router_logits=False)
     if fam == "qwen3_moe":  # intermediate_size: the dense MLP no layer here has
         cfg.update(num_experts=c["E"], num_experts_per_tok=c["k"], moe_intermediate_size=F, intermediate_size=4 * F,
                    norm_topk_prob=c["norm"], decoder_sparse_step=1, mlp_only_layers=[], router_aux_loss_coef=0.001,
@@ -385,7 +397,7 @@ def forward(fam, c, W, ids, tr):
             q, k, v = (n @ D[p + "self_attn.qkv_proj.weight"].T).split([H * hd, KV * hd, KV * hd], dim=-1)
         else:
             q, k, v = (n @ D[p + f"self_attn.{m}_proj.weight"].T for m in "qkv")
-        if fam == "qwen2" or c.get("attn_bias"):
+        if fam in ("qwen2", "qwen2_moe") or c.get("attn_bias"):
             q, k, v = (t_ + D[p + f"self_attn.{m}_proj.bias"] for t_, m in zip((q, k, v), "qkv"))
         tr("q", i, q), tr("k", i, k), tr("v", i, v)
         local = fam == "gemma3" and (i + 1) % c["pattern"] != 0
@@ -426,6 +438,12 @@ def forward(fam, c, W, ids, tr):
                     q = f"{p}{blk}.experts.{int(sel[t, j])}."
                     hmid = torch.nn.functional.silu(n[t] @ D[q + names[0]].T) * (n[t] @ D[q + names[1]].T)
                     fo[t] += w[t, j] * (hmid @ D[q + names[2]].T)
+            if "Fs" in c:  # Qwen2MoeSparseMoeBlock: + sigmoid(shared_expert_gate(x)) * shared_expert(x)
+                q = f"{p}mlp.shared_expert."
+                sh = (torch.nn.functional.silu(n @ D[q + "gate_proj.weight"].T) * (n @ D[q + "up_proj.weight"].T)) @ D[q + "down_proj.weight"].T
+                sh = torch.sigmoid(n @ D[p + "mlp.shared_expert_gate.weight"].T) * sh
+                tr("moe_out", i, fo), tr("sh_out", i, sh)
+                fo = fo + sh
             tr("ffn_in", i, n), tr("ffn_out", i, fo)
             x = x + fo
             tr("x", i, x)
