@@ -64,8 +64,12 @@ int cke_cli_inspect(int argc, char **argv) {
            h->norm == CKE_NORM_RMS ? "rms" : "layer", h->norm_eps, h->norm_add_one ? " (1+w)" : "",
            acts[h->act], h->gated_ffn ? " (gated)" : "", yn(h->tied_output), yn(h->attn_qkv_bias),
            yn(h->attn_o_bias), yn(h->ffn_bias), yn(h->norm_bias));
-    if (h->n_expert)
-        printf("experts:     %lld per layer, %lld used per token\n", (long long)h->n_expert, (long long)h->n_expert_used);
+    if (h->n_expert) {
+        printf("experts:     %lld per layer, %lld used per token (weights %s)", (long long)h->n_expert, (long long)h->n_expert_used,
+               h->moe_norm_topk ? "renormalized over them" : "as the router's softmax gives them");
+        if (h->shexp_ffn_dim) printf(", a shared expert of %lld", (long long)h->shexp_ffn_dim);
+        printf("\n");
+    }
     if (h->learned_pos) printf("positions:   learned (pos_embd)\n");
     else
         printf("rope:        theta %g  dims %lld  layout %s  scaling %s", h->rope.theta, (long long)h->rope.dims,
