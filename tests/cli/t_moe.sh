@@ -47,6 +47,29 @@ PY
     refuses moe_gguf_missing_expert_stack 1 "tensor 'l1.ffn_down_exps' is missing" "$CKE" inspect "$T/mx-noexp.gguf"
     python3 tests/quant/gguf_rename.py "$T/mx-f32.gguf" "$T/mx-2d.gguf" blk.0.ffn_up_exps.weight blk.0.ffn_up.weight
     refuses moe_gguf_dense_ffn_in_moe 1 "tensor 'l0.ffn_up_exps' is missing" "$CKE" inspect "$T/mx-2d.gguf"
+    # the MoE GGUFs cke writes, read by gguf-py (llama.cpp's own Python package, where the suite
+    # installed it): every tensor one llama.cpp's architecture declares, and its expert keys
+    if [ -f "$BUILD/pydeps/gguf/__init__.py" ]; then
+        for f in mixtral qwen3_moe_norm olmoe qwen2_moe; do
+            [ "$f" = mixtral ] || /usr/bin/python3 tests/torch/ref_families.py "$T/gg_$f" $f >"$T/gg_$f.log" 2>&1
+            [ "$f" = mixtral ] && ln -sfn "$T/mx" "$T/gg_$f"
+            "$CKE" quantize "$T/gg_$f" "$T/gg_$f.gguf" F32 >/dev/null 2>&1
+            check moe_gguf_py_reads_$f env PYTHONPATH="$BUILD/pydeps" /usr/bin/python3 - "$T/gg_$f.gguf" <<'PY'
+import sys
+import gguf
+r = gguf.GGUFReader(sys.argv[1])
+arch = bytes(r.fields["general.architecture"].parts[-1]).decode()
+march = {v: k for k, v in gguf.MODEL_ARCH_NAMES.items()}[arch]
+names = {gguf.TENSOR_NAMES[t].format(bid=b) for t in gguf.MODEL_TENSORS[march] for b in range(8)}
+bad = [t.name for t in r.tensors if t.name.rsplit(".", 1)[0] not in names]
+exps = [t for t in r.tensors if t.name.endswith("_exps.weight")]
+keys = [f"{arch}.expert_count", f"{arch}.expert_used_count"]
+ok = not bad and exps and all(len(t.shape) == 3 for t in exps) and all(k in r.fields for k in keys)
+print(arch, "unknown tensors:", bad, "3-D expert stacks:", len(exps))
+sys.exit(0 if ok else 1)
+PY
+        done
+    fi
 else
     echo "SKIP t_moe model cases (no /usr/bin/python3 with torch)"
 fi
