@@ -542,9 +542,12 @@ cke_status cke_model_load_hf(cke_model *m, const char *dir, cke_err *err) {
     m->files = files;
 
     int64_t n = cke_safetensors_n_tensors(p->st);
-    const cke_safetensors_tensor **ex = NULL; /* Mixtral: [n_layers][3][n_expert], stacked after the loop */
-    if (m->hp.n_expert > 0 &&
-        !(ex = cke_arena_calloc(&p->arena, (size_t)(m->hp.n_layers * 3 * m->hp.n_expert), sizeof *ex)))
+    const cke_safetensors_tensor **ex = NULL; /* [n_layers][3][n_expert], stacked after the loop */
+    const int64_t n_ex = m->hp.n_layers * 3 * m->hp.n_expert; /* bounded: < 2^30 */
+    if (n_ex > n) /* before a table sized by the config: a config cannot make cke allocate what the files lack */
+        return cke_fail(err, CKE_ERR_MISSING, "%s: %lld layers x %lld experts need %lld expert matrices; the checkpoint has %lld "
+                        "tensors", dir, (long long)m->hp.n_layers, (long long)m->hp.n_expert, (long long)n_ex, (long long)n);
+    if (n_ex > 0 && !(ex = cke_arena_calloc(&p->arena, (size_t)n_ex, sizeof *ex)))
         return cke_fail(err, CKE_ERR_NOMEM, "out of memory");
     for (int64_t i = 0; i < n; i++) {
         const cke_safetensors_tensor *t = cke_safetensors_tensor_at(p->st, i);

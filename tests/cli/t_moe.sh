@@ -27,6 +27,12 @@ if /usr/bin/python3 -c "import torch" 2>/dev/null && /usr/bin/python3 tests/torc
     ok moe_compile_hf "$CKE" compile "$T/mx" -o "$T/mx_out"
     check moe_ir_has_the_moe_op grep -q '"op": "moe"' "$T/mx_out/ir.json"
     ok moe_parity_hf "$CKE" parity "$T/mx_out" "$T/mx/ref.trace"
+    # a config promising 65536 layers of 4096 experts beside a small checkpoint: refused before any
+    # table is sized by it
+    moe_cfg "$T/mx_huge" ',"num_local_experts":4096,"num_experts_per_tok":2' && ln -s "$T/mx/model.safetensors" "$T/mx_huge/"
+    sed -i 's/"num_hidden_layers":2/"num_hidden_layers":65536/' "$T/mx_huge/config.json"
+    refuses moe_hf_experts_beyond_checkpoint 1 "65536 layers x 4096 experts need 805306368 expert matrices; the checkpoint has" \
+        "$CKE" inspect "$T/mx_huge"
     ok moe_quantize_q4_0 "$CKE" quantize "$T/mx" "$T/mx-q4_0.gguf" Q4_0
     ok moe_compile_q4_0 "$CKE" compile "$T/mx-q4_0.gguf" -o "$T/mx_q4_0"
     check moe_q4_0_experts_keep_blocks grep -q '"name": "l1.ffn_up_exps", "layer": 1, "dtype": "q4_0r"' "$T/mx_q4_0/layout.json"
