@@ -268,6 +268,30 @@ void cke_gemm_batched(const cke_ktable *kt, float *C, const float *A, const floa
                       cke_trans ta, cke_trans tb, float alpha, float beta, void *ws, int nth);
 size_t cke_gemm_batched_ws_size(int64_t M, int64_t N, int64_t K, int nth);
 
+/* Mixture-of-experts FFN (src/kernels/moe.c; the spec is cke_moe_fwd_ref, src/kernels/ref/moe.c).
+ * For each row x_t [D]: router logits r = router . x_t [E]; the k largest (a tie goes to the lower
+ * expert index); weights w = their softmax probabilities over all E, with renorm renormalized over
+ * the k (= softmax over those k logits: Mixtral); out_t = sum over the chosen e of
+ * w_e * down_e (silu(gate_e x_t) * up_e x_t).
+ * Rows routed to an expert are gathered and run through its three linears as one GEMM (decode:
+ * k GEMVs; unchosen experts' weights are not read), then scattered back weighted, experts in index
+ * order. The expert stacks are f32 (qtype 0) or stored formats as cke_qlinear_fwd takes them, each
+ * expert a block of rows (gate/up: F rows of D, down: D rows of F). ws: cke_moe_ws_size (also
+ * enough for the _ref, which is f32). Returns 0, or -1 for a format without kernels, rows that are
+ * not whole blocks, or k outside 1..E. */
+int cke_moe_fwd(const cke_ktable *kt, float *out /* [T,D] */, const float *x /* [T,D] */,
+                const float *router /* [E,D] */, const void *gate /* [E,F,D] */, const void *up /* [E,F,D] */,
+                const void *down /* [E,D,F] */, int qgate, int qup, int qdown, int64_t T, int64_t D, int64_t F,
+                int64_t E, int64_t k, int renorm, void *ws, int nth);
+void cke_moe_fwd_ref(float *out /* [T,D] */, const float *x /* [T,D] */, const float *router /* [E,D] */,
+                     const float *gate /* [E,F,D] */, const float *up /* [E,F,D] */, const float *down /* [E,D,F] */,
+                     int64_t T, int64_t D, int64_t F, int64_t E, int64_t k, int renorm, void *ws);
+size_t cke_moe_ws_size(int64_t T, int64_t D, int64_t F, int64_t E, int64_t k, int qgate, int qup, int qdown, int nth);
+/* out[t] = sigmoid(g[t]) * x[t] for each row t (Qwen2-MoE's gated shared expert); the sigmoid in
+ * double, rounded once, the product in float: the spec and the only variant (T scalars, T x D
+ * products: memory bound). out may alias x. */
+void cke_sigmoid_mul_fwd(float *out /* [T,D] */, const float *x /* [T,D] */, const float *g /* [T] */, int64_t T, int64_t D);
+
 /* Quantized linear layer (src/kernels/qlinear.c): Y[M,N] = X[M,K] . W[N,K]^T (+ b), W stored as N
  * rows of K/blck blocks of ggml type `qtype` (F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K).
  * M small (decode): X rows are quantized to the type's vec_dot_type once, then every weight row

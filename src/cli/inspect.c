@@ -64,6 +64,12 @@ int cke_cli_inspect(int argc, char **argv) {
            h->norm == CKE_NORM_RMS ? "rms" : "layer", h->norm_eps, h->norm_add_one ? " (1+w)" : "",
            acts[h->act], h->gated_ffn ? " (gated)" : "", yn(h->tied_output), yn(h->attn_qkv_bias),
            yn(h->attn_o_bias), yn(h->ffn_bias), yn(h->norm_bias));
+    if (h->n_expert) {
+        printf("experts:     %lld per layer, %lld used per token (weights %s)", (long long)h->n_expert, (long long)h->n_expert_used,
+               h->moe_norm_topk ? "renormalized over them" : "as the router's softmax gives them");
+        if (h->shexp_ffn_dim) printf(", a shared expert of %lld", (long long)h->shexp_ffn_dim);
+        printf("\n");
+    }
     if (h->learned_pos) printf("positions:   learned (pos_embd)\n");
     else
         printf("rope:        theta %g  dims %lld  layout %s  scaling %s", h->rope.theta, (long long)h->rope.dims,
@@ -95,7 +101,7 @@ int cke_cli_inspect(int argc, char **argv) {
             n += snprintf(shape + n, sizeof shape - (size_t)n, "%s%lld", d ? ", " : "", (long long)t->shape[d]);
         snprintf(shape + n, sizeof shape - (size_t)n, "]");
         printf("  %-22s %-5s %-16s off %10llu  %10lld B%s  %s\n", t->name, cke_dtype_name(t->dtype), shape,
-               (unsigned long long)t->file_offset, (long long)t->nbytes, t->owned ? " (transposed copy)" : "",
+               (unsigned long long)t->file_offset, (long long)t->nbytes, t->owned ? (t->ndim == 3 ? " (stacked copy)" : " (transposed copy)") : "",
                t->src_name);
     }
     cke_model_close(m);

@@ -143,6 +143,7 @@ static int64_t layer_of(const char *name, int64_t n_layer) {
  * format but Q8_0; K_M recipes: attn_v and ffn_down of use_more_bits layers in Q6_K. */
 static int recipe_type(const qrecipe *rc, const char *name, int ndim, int64_t layer, int64_t n_layer, bool tied) {
     if (ndim < 2) return 0; /* norms, biases: f32 */
+    if (strstr(name, ".ffn_gate_inp.")) return 0; /* a MoE router stays f32, as llama.cpp keeps it: its top-k is a cliff */
     const cke_dtype_traits *tr = cke_dtype_traits_of((cke_dtype)rc->base);
     bool head = !strcmp(name, "output.weight") || (tied && !strcmp(name, "token_embd.weight"));
     if (head && tr && tr->quantized && rc->base != 8) return 14;

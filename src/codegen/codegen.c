@@ -411,6 +411,45 @@ static void emit_node(emit_ctx *e, const cke_node *n, const char *ind) {
                 so, in0, ir->tp_size);
         fprintf(f, "%sTP_ALLREDUCE(%s, %s, (int64_t)%s * %lld);\n", ind, on, in0, R, (long long)C);
         break;
+    case CKE_OP_SIGMOID_MUL:
+        cname(in1, sizeof in1, &ir->v[n->in[1]]);
+        fprintf(f, "%s/* sigmoid_mul: %s%s = sigmoid(%s[%s,1]) * %s */\n", ind, on, so, in1, R, in0);
+        fprintf(f, "%scke_sigmoid_mul_fwd(%s, %s, %s, %s, %lld);\n", ind, on, in0, in1, R, (long long)C);
+        break;
+    case CKE_OP_MOE: {
+        const cke_value *g = &ir->v[n->in[2]];
+        const long long E = (long long)g->dims[0], F = (long long)g->dims[1], D = (long long)g->dims[2];
+        char wr[96], wg[96], wu[96], wd[96];
+        wname(wr, sizeof wr, ir, n->in[1], lv);
+        wname(wg, sizeof wg, ir, n->in[2], lv);
+        wname(wu, sizeof wu, ir, n->in[3], lv);
+        wname(wd, sizeof wd, ir, n->in[4], lv);
+        char sm[64];
+        snprintf(sm, sizeof sm, n->a.norm_topk ? "softmax over the %lld chosen" : "softmax over all %lld, not renormalized",
+                 n->a.norm_topk ? (long long)n->a.n_expert_used : E);
+        fprintf(f, "%s/* moe: %s%s = sum over the top %lld of %lld experts (%s[%lld,%lld] . %s, %s) of\n"
+                   "%s   w_e * %s[e][%lld,%lld] . (silu(%s[e][%lld,%lld] . %s) * %s[e][%lld,%lld] . %s);\n"
+                   "%s   rows grouped per expert (each chosen expert's weights read once per call) */\n",
+                ind, on, so, (long long)n->a.n_expert_used, E, ir->v[n->in[1]].base, E, D, in0, sm,
+                ind, ir->v[n->in[4]].base, D, F, ir->v[n->in[2]].base, F, D, in0, ir->v[n->in[3]].base, F, D, in0, ind);
+        char qt[3][CKE_IR_NAME + 16]; /* each stack's stored format: Q_<name>[l] when some layer keeps blocks, else 0 (f32) */
+        int fmt[3];
+        for (int j = 0; j < 3; j++) {
+            int anyq = 0;
+            fmt[j] = wdtype_all(e->p, n->in[2 + j], &anyq);
+            char cb[CKE_IR_NAME];
+            cname(cb, sizeof cb, &ir->v[n->in[2 + j]]);
+            if (anyq) snprintf(qt[j], sizeof qt[j], "Q_%s[l]", cb);
+            else snprintf(qt[j], sizeof qt[j], "0");
+        }
+        fprintf(f, "%s/* experts stored as %s, %s, %s */\n", ind, fmt[0] >= 0 ? qname(fmt[0]) : "per-layer formats",
+                fmt[1] >= 0 ? qname(fmt[1]) : "per-layer formats", fmt[2] >= 0 ? qname(fmt[2]) : "per-layer formats");
+        fprintf(f, "%scke_moe_fwd(kt, %s, %s, WT(%s), WQ(%s), WQ(%s), WQ(%s), %s, %s, %s, %s, %lld, %lld, %lld, %lld, %d,\n"
+                   "%s            m->scratch, NTH((int64_t)%s * %lld));\n",
+                ind, on, in0, wr, wg, wu, wd, qt[0], qt[1], qt[2], R, D, F, E, (long long)n->a.n_expert_used, n->a.norm_topk, ind, R,
+                (long long)n->a.n_expert_used * 3 * F * D);
+        break;
+    }
     case CKE_OP_LAST_ROW:
         fprintf(f, "%s/* last_row: %s%s = %s[T-1] (only the last position's logits are needed) */\n", ind, on, so, in0);
         fprintf(f, "%smemmove(%s, %s + (T - 1) * %lld, %lld * sizeof(float));\n", ind, on, in0, (long long)C, (long long)C);

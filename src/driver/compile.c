@@ -76,11 +76,30 @@ static void fill_hparams(src_ctx *c) {
     hp_add(c, "gelu_kind", h->act == CKE_ACT_GELU ? CKE_GELU_ERF : CKE_GELU_TANH, none); /* which gelu */
     hp_add(c, "ungated_ffn", h->gated_ffn ? 0 : 1, 0);
     hp_add(c, "qk_norm", h->qk_norm ? 1 : 0, 0);
+    hp_add(c, "qk_norm_full", h->qk_norm_full ? 1 : 0, 0); /* OLMoE: over the whole width, not per head */
     hp_add(c, "post_norms", h->post_norms ? 1 : 0, 0);
     hp_add(c, "learned_pos", h->learned_pos ? 1 : 0, 0);
     hp_add(c, "embd_scale", h->embd_scale, 1);
     hp_add(c, "attn_softcap", h->attn_softcap, 0);
     hp_add(c, "final_softcap", h->final_softcap, 0);
+    hp_add(c, "n_expert", (double)h->n_expert, 0); /* mixture of experts: a template that lists the experts */
+    hp_add(c, "n_expert_used", (double)h->n_expert_used, none);
+    hp_add(c, "moe_norm_topk", h->moe_norm_topk ? 1 : 0, none); /* read by every template with experts */
+    hp_add(c, "shexp_ffn_dim", (double)h->shexp_ffn_dim, 0);    /* a shared expert (Qwen2-MoE) */
+}
+
+/* A feature the model uses must be one the template knows: checked by the IR builder once the
+ * template's hyperparameters are read, before any tensor (a Mixtral's experts are named as such,
+ * not as the first expert tensor a dense template does not consume). */
+static cke_status src_check(void *ud, const cke_ir *ir, cke_err *err) {
+    const src_ctx *c = ud;
+    for (int i = 0; i < c->n_hp; i++) {
+        double v;
+        if (c->hp[i].neutral != -1e300 && c->hp[i].value != c->hp[i].neutral && cke_ir_hparam(ir, c->hp[i].name, &v) != 0)
+            return cke_fail(err, CKE_ERR_UNSUPPORTED, "the model uses '%s' = %g, which the %s template does not implement",
+                            c->hp[i].name, c->hp[i].value, ir->family);
+    }
+    return CKE_OK;
 }
 
 static int src_hparam(void *ud, const char *name, double *v) {
@@ -136,13 +155,14 @@ static cke_status fetch_raw(const cke_model *ud, const cke_model_tensor *t, cons
                             size_t bytes, cke_err *err) {
     const cke_qtype_ops *q = dtype > 0 && dtype < CKE_QTYPE_COUNT ? cke_ktable_for(CKE_ISA_REF)->qops[dtype] : NULL;
     const int src = q && q->repack_of ? q->repack_of : dtype;
-    if (!t || (int)t->dtype != src || (size_t)t->nbytes != bytes || t->ndim != 2)
+    if (!t || (int)t->dtype != src || (size_t)t->nbytes != bytes || t->ndim < 2 || t->ndim > 3)
         return cke_fail(err, CKE_ERR_SHAPE, "tensor '%s' is not %zu bytes of type %s as planned", name, bytes, cke_dtype_name(src));
     if (src == dtype) {
         memcpy(dst, t->data, bytes);
         return check_finite(ud, t, dtype, dst, cke_model_tensor_numel(t), err); /* F16/BF16; blocks pass */
     }
-    const int64_t N = t->shape[0], K = t->shape[1];
+    /* rows of K: a matrix [N, K], or the experts' stack [E, F, K] as E * F rows */
+    const int64_t K = t->shape[t->ndim - 1], N = cke_model_tensor_numel(t) / K;
     const size_t rs = cke_qtype_row_size(dtype, K);
     if (!rs || rs * (size_t)N != bytes)
         return cke_fail(err, CKE_ERR_SHAPE, "tensor '%s': rows of %lld elements are not whole %s blocks", name, (long long)K, q->name);
@@ -797,22 +817,13 @@ cke_status cke_compile(const char *model_path, const cke_compile_opts *o, cke_er
     src_ctx sc = {.m = m};
     fill_hparams(&sc);
     cke_ir_source src = {.ud = &sc, .hparam = src_hparam, .tensor = src_tensor, .tensor_count = src_count,
-                         .tensor_name = src_name, .tp_rank = o->tp_rank, .tp_size = o->tp_size};
+                         .tensor_name = src_name, .tp_rank = o->tp_rank, .tp_size = o->tp_size, .check = src_check};
     snprintf(path, sizeof path, "%s/%s.json", o->templates_dir, template_of(m->arch));
     if (access(path, R_OK) != 0) {
         st = cke_fail(err, CKE_ERR_UNSUPPORTED, "no template for the %s family (%s is missing)", cke_arch_name(m->arch), path);
         goto done;
     }
-    if ((st = cke_ir_build(&ir, path, &src, err))) goto done;
-    /* a feature the model uses must be one the template knows */
-    for (int i = 0; i < sc.n_hp; i++) {
-        double v;
-        if (sc.hp[i].neutral != -1e300 && sc.hp[i].value != sc.hp[i].neutral && cke_ir_hparam(ir, sc.hp[i].name, &v) != 0) {
-            st = cke_fail(err, CKE_ERR_UNSUPPORTED, "the model uses '%s' = %g, which the %s template does not implement",
-                          sc.hp[i].name, sc.hp[i].value, ir->family);
-            goto done;
-        }
-    }
+    if ((st = cke_ir_build(&ir, path, &src, err))) goto done; /* src_check: the model's features */
 
     int64_t ctx = o->ctx > 0 ? o->ctx : m->hp.ctx_len > 0 ? m->hp.ctx_len : 2048;
     if (o->ctx <= 0 && ctx > 4096) ctx = 4096;

@@ -15,6 +15,8 @@ static const char *const arch_names[CKE_ARCH_COUNT] = {
     [CKE_ARCH_LLAMA] = "llama", [CKE_ARCH_MISTRAL] = "mistral", [CKE_ARCH_QWEN2] = "qwen2",
     [CKE_ARCH_QWEN3] = "qwen3", [CKE_ARCH_GEMMA] = "gemma",     [CKE_ARCH_GEMMA2] = "gemma2",
     [CKE_ARCH_GPT2] = "gpt2",   [CKE_ARCH_PHI3] = "phi3",       [CKE_ARCH_GEMMA3] = "gemma3",
+    [CKE_ARCH_MIXTRAL] = "mixtral", [CKE_ARCH_QWEN3_MOE] = "qwen3_moe",
+    [CKE_ARCH_OLMOE] = "olmoe", [CKE_ARCH_QWEN2_MOE] = "qwen2_moe",
 };
 
 const char *cke_arch_name(cke_arch a) { return (unsigned)a < CKE_ARCH_COUNT ? arch_names[a] : "?"; }
@@ -139,6 +141,17 @@ cke_status cke_hp_float(const char *key, double v, double lo, bool lo_open, doub
                     lo, hi);
 }
 
+/* name must exist with exactly the 3-D shape [d0, d1, d2] (stacked experts). */
+static cke_status expect3(const cke_model *m, const char *name, int64_t d0, int64_t d1, int64_t d2, cke_err *err) {
+    const cke_model_tensor *t = cke_model_find(m, name);
+    if (!t) return cke_fail(err, CKE_ERR_MISSING, "%s: tensor '%s' is missing", m->path, name);
+    if (t->ndim != 3 || t->shape[0] != d0 || t->shape[1] != d1 || t->shape[2] != d2)
+        return cke_fail(err, CKE_ERR_SHAPE, "%s: tensor '%s' (%s) has shape [%lld, %lld, %lld] (%d dims), expected [%lld, %lld, %lld]",
+                        m->path, name, t->src_name, (long long)t->shape[0], (long long)t->shape[1], (long long)t->shape[2],
+                        t->ndim, (long long)d0, (long long)d1, (long long)d2);
+    return CKE_OK;
+}
+
 /* a * b, refusing overflow (bounds make it impossible; the check keeps it so if they change) */
 static cke_status mul(const cke_model *m, const char *what, int64_t a, int64_t b, int64_t *out, cke_err *err) {
     if (__builtin_mul_overflow(a, b, out))
@@ -159,7 +172,10 @@ cke_status cke_model_check_hparams(cke_model *m, bool final, cke_err *err) {
         (s = cke_hp_int("vocab", h->vocab, final ? 1 : 0, CKE_HP_MAX_VOCAB, err)) ||
         (s = cke_hp_int("ctx_len", h->ctx_len, 0, CKE_HP_MAX_CTX, err)) ||
         (s = cke_hp_int("sliding_window", h->sliding_window, 0, CKE_HP_MAX_CTX, err)) ||
-        (s = cke_hp_int("rope dims", h->rope.dims, 0, CKE_HP_MAX_HEADS, err)))
+        (s = cke_hp_int("rope dims", h->rope.dims, 0, CKE_HP_MAX_HEADS, err)) ||
+        (s = cke_hp_int("n_expert", h->n_expert, 0, CKE_HP_MAX_EXPERTS, err)) ||
+        (s = cke_hp_int("n_expert_used", h->n_expert_used, h->n_expert ? 1 : 0, h->n_expert, err)) ||
+        (s = cke_hp_int("shared expert ffn", h->shexp_ffn_dim, 0, CKE_HP_MAX_FFN, err)))
         goto fail;
     if (!h->head_dim) {
         if (h->dim % h->n_heads) {
@@ -242,13 +258,24 @@ static cke_status validate(cke_model *m, cke_err *err) {
         TRY(expect(m, NM("attn_k_b"), h->attn_qkv_bias, kv, 0, err));
         TRY(expect(m, NM("attn_v_b"), h->attn_qkv_bias, kv, 0, err));
         TRY(expect(m, NM("attn_o_b"), h->attn_o_bias, d, 0, err));
-        TRY(expect(m, NM("attn_q_norm"), h->qk_norm, h->head_dim, 0, err));
-        TRY(expect(m, NM("attn_k_norm"), h->qk_norm, h->head_dim, 0, err));
+        TRY(expect(m, NM("attn_q_norm"), h->qk_norm, h->qk_norm_full ? q : h->head_dim, 0, err));
+        TRY(expect(m, NM("attn_k_norm"), h->qk_norm, h->qk_norm_full ? kv : h->head_dim, 0, err));
         TRY(expect(m, NM("post_attn_norm"), h->post_norms, d, 0, err));
         TRY(expect(m, NM("post_ffn_norm"), h->post_norms, d, 0, err));
-        TRY(expect(m, NM("ffn_gate"), h->gated_ffn, f, d, err));
-        TRY(expect(m, NM("ffn_up"), true, f, d, err));
-        TRY(expect(m, NM("ffn_down"), true, d, f, err));
+        if (h->n_expert) { /* a router and the stacked experts instead of one FFN */
+            TRY(expect(m, NM("ffn_gate_inp"), true, h->n_expert, d, err));
+            TRY(expect3(m, NM("ffn_gate_exps"), h->n_expert, f, d, err));
+            TRY(expect3(m, NM("ffn_up_exps"), h->n_expert, f, d, err));
+            TRY(expect3(m, NM("ffn_down_exps"), h->n_expert, d, f, err));
+        }
+        const int64_t fs = h->shexp_ffn_dim; /* a shared expert: a gated SwiGLU MLP beside the routed ones */
+        TRY(expect(m, NM("ffn_gate_shexp"), fs > 0, fs, d, err));
+        TRY(expect(m, NM("ffn_up_shexp"), fs > 0, fs, d, err));
+        TRY(expect(m, NM("ffn_down_shexp"), fs > 0, d, fs, err));
+        TRY(expect(m, NM("ffn_gate_inp_shexp"), fs > 0, 1, d, err));
+        TRY(expect(m, NM("ffn_gate"), h->gated_ffn && !h->n_expert, f, d, err));
+        TRY(expect(m, NM("ffn_up"), !h->n_expert, f, d, err));
+        TRY(expect(m, NM("ffn_down"), !h->n_expert, d, f, err));
         TRY(expect(m, NM("ffn_gate_b"), h->ffn_bias && h->gated_ffn, f, 0, err));
         TRY(expect(m, NM("ffn_up_b"), h->ffn_bias, f, 0, err));
         TRY(expect(m, NM("ffn_down_b"), h->ffn_bias, d, 0, err));

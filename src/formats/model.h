@@ -9,11 +9,17 @@
  *   l<i>.attn_norm [dim] (+ l<i>.attn_norm_b for LayerNorm)
  *   l<i>.attn_q [n_heads*head_dim, dim]   l<i>.attn_k / l<i>.attn_v [n_kv_heads*head_dim, dim]
  *   l<i>.attn_q_b / _k_b / _v_b           l<i>.attn_o [dim, n_heads*head_dim] (+ l<i>.attn_o_b)
- *   l<i>.attn_q_norm / l<i>.attn_k_norm [head_dim] (Qwen3, Gemma3-style QK-norm)
+ *   l<i>.attn_q_norm / l<i>.attn_k_norm [head_dim] (Qwen3, Gemma3-style QK-norm; OLMoE: the whole
+ *   width, [n_heads*head_dim] / [n_kv_heads*head_dim])
  *   l<i>.post_attn_norm [dim] (Gemma2: norm of the attention output before the residual add)
  *   l<i>.ffn_norm [dim] (+ _b)   l<i>.ffn_gate / l<i>.ffn_up [ffn, dim] (+ _b)
  *   l<i>.ffn_down [dim, ffn] (+ _b)        l<i>.post_ffn_norm [dim] (Gemma2)
  *   output_norm [dim] (+ output_norm_b)    output [vocab, dim] (absent when tied_output)
+ *   mixture of experts (n_expert > 0), in place of ffn_gate/up/down:
+ *   l<i>.ffn_gate_inp [n_expert, dim] (router)   l<i>.ffn_gate_exps / l<i>.ffn_up_exps [n_expert, ffn, dim]
+ *   l<i>.ffn_down_exps [n_expert, dim, ffn]      (HF's per-expert matrices stacked, GGUF's 3-D tensors)
+ *   and a shared expert (Qwen2-MoE): l<i>.ffn_gate_shexp / l<i>.ffn_up_shexp [shexp_ffn, dim],
+ *   l<i>.ffn_down_shexp [dim, shexp_ffn], its gate l<i>.ffn_gate_inp_shexp [1, dim]
  *   rope_freqs [head_dim/2] (GGUF Llama 3: per-frequency divisors precomputed by llama.cpp)
  * Shapes are row-major, outermost first: a matrix is [out, in] and y = W x.
  *
@@ -48,6 +54,10 @@ typedef enum {
     CKE_ARCH_GPT2,
     CKE_ARCH_PHI3,      /* HF fused qkv_proj / gate_up_proj are split into the canonical tensors */
     CKE_ARCH_GEMMA3,    /* gemma3_text, and the text part of gemma3 */
+    CKE_ARCH_MIXTRAL,   /* llama attention, a top-k mixture of SwiGLU experts (GGUF: llama with expert_count) */
+    CKE_ARCH_QWEN3_MOE, /* Qwen3's attention (QK-norm), a top-k mixture of SwiGLU experts (GGUF: qwen3moe) */
+    CKE_ARCH_OLMOE,     /* OLMoE: QK-norm over the whole q and k width, experts not renormalized (GGUF: olmoe) */
+    CKE_ARCH_QWEN2_MOE, /* Qwen2/Qwen1.5-MoE: Qwen2's attention, routed experts plus a sigmoid-gated shared one (GGUF: qwen2moe) */
     CKE_ARCH_COUNT
 } cke_arch;
 const char *cke_arch_name(cke_arch a);
@@ -70,6 +80,9 @@ typedef enum {
 #define CKE_ROPE_MAX_FACTORS 256 /* LongRoPE pairs: head_dim <= 512 (real models: 64..256) */
 typedef struct {
     int64_t dim, n_layers, n_heads, n_kv_heads, head_dim, ffn_dim, vocab, ctx_len;
+    int64_t n_expert, n_expert_used; /* mixture of experts: experts per layer, used per token (0: dense) */
+    bool moe_norm_topk;  /* the k routing weights renormalized to sum to 1 (Mixtral; Qwen3-MoE's norm_topk_prob) */
+    int64_t shexp_ffn_dim; /* a shared expert's width, its output gated by sigmoid(x . ffn_gate_inp_shexp) (0: none) */
     double norm_eps;
     cke_norm_kind norm;
     bool norm_add_one;   /* Gemma HF: RMSNorm weight is (1 + w) */
@@ -78,6 +91,7 @@ typedef struct {
     bool tied_output;    /* logits use tok_embd; no "output" tensor */
     bool attn_qkv_bias, attn_o_bias, ffn_bias, norm_bias;
     bool qk_norm;        /* RMSNorm over head_dim of q and k (Qwen3) */
+    bool qk_norm_full;   /* ... over all of q's and k's width instead (OLMoE: attn_q_norm [n_heads*head_dim]) */
     bool post_norms;     /* Gemma2 post_attn_norm / post_ffn_norm */
     bool learned_pos;    /* GPT-2 pos_embd instead of RoPE */
     double embd_scale;   /* multiply embeddings by this (Gemma: sqrt(dim)) */

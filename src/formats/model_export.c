@@ -81,7 +81,7 @@ cke_status cke_model_export_gguf(const cke_model *m, cke_gguf_writer *w, cke_xte
     const char *arch = cke_gguf_arch_name(m->arch, &want);
     if (!arch)
         return cke_fail(err, CKE_ERR_UNSUPPORTED, "%s: architecture %s has no GGUF layout in cke (GGUF export supports "
-                        "llama, mistral, qwen2, qwen3, gemma, gemma2, gemma3, gpt2)", m->path, cke_arch_name(m->arch));
+                        "llama, mistral, mixtral, qwen2, qwen2_moe, qwen3, qwen3_moe, olmoe, gemma, gemma2, gemma3, gpt2)", m->path, cke_arch_name(m->arch));
     if (m->arch == CKE_ARCH_GEMMA3 && (h->swa_pattern != 6 || h->rope_local_theta != 10000))
         return cke_fail(err, CKE_ERR_UNSUPPORTED, "%s: Gemma 3 with a global layer every %lld and local rope base %g: "
                         "llama.cpp's gemma3 fixes 6 and 10000 (no GGUF keys)", m->path, (long long)h->swa_pattern,
@@ -106,6 +106,16 @@ cke_status cke_model_export_gguf(const cke_model *m, cke_gguf_writer *w, cke_xte
         (st = set_u32(w, arch, "vocab_size", h->vocab, err)))
         return st;
     if (h->ctx_len > 0 && (st = set_u32(w, arch, "context_length", h->ctx_len, err))) return st;
+    if (h->n_expert > 0 && h->moe_norm_topk != (m->arch != CKE_ARCH_OLMOE && m->arch != CKE_ARCH_QWEN2_MOE)) /* llama.cpp's graph */
+        return cke_fail(err, CKE_ERR_UNSUPPORTED, "%s: experts whose routing weights are %srenormalized (norm_topk_prob %s): "
+                        "llama.cpp's %s %s them", m->path, h->moe_norm_topk ? "" : "not ", h->moe_norm_topk ? "true" : "false",
+                        arch, h->moe_norm_topk ? "does not renormalize" : "renormalizes");
+    if (h->n_expert > 0 && ((st = set_u32(w, arch, "expert_count", h->n_expert, err)) ||
+                            (st = set_u32(w, arch, "expert_used_count", h->n_expert_used, err)) ||
+                            ((m->arch == CKE_ARCH_QWEN3_MOE || m->arch == CKE_ARCH_QWEN2_MOE) &&
+                             (st = set_u32(w, arch, "expert_feed_forward_length", h->ffn_dim, err))) ||
+                            (h->shexp_ffn_dim > 0 && (st = set_u32(w, arch, "expert_shared_feed_forward_length", h->shexp_ffn_dim, err)))))
+        return st; /* the experts themselves: 3-D blk.N.ffn_*_exps tensors, as llama.cpp writes Mixtral and Qwen3-MoE */
     if (hd != h->dim / h->n_heads &&
         ((st = set_u32(w, arch, "attention.key_length", hd, err)) || (st = set_u32(w, arch, "attention.value_length", hd, err))))
         return st;

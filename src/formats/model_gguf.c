@@ -15,8 +15,10 @@ static const struct {
     {"llama", CKE_ARCH_LLAMA, CKE_ROPE_INTERLEAVED},  {"mistral", CKE_ARCH_MISTRAL, CKE_ROPE_INTERLEAVED},
     {"qwen2", CKE_ARCH_QWEN2, CKE_ROPE_HALVES},       {"qwen3", CKE_ARCH_QWEN3, CKE_ROPE_HALVES},
     {"gemma", CKE_ARCH_GEMMA, CKE_ROPE_HALVES},       {"gemma2", CKE_ARCH_GEMMA2, CKE_ROPE_HALVES},
-    {"gemma3", CKE_ARCH_GEMMA3, CKE_ROPE_HALVES},
+    {"gemma3", CKE_ARCH_GEMMA3, CKE_ROPE_HALVES},     {"qwen3moe", CKE_ARCH_QWEN3_MOE, CKE_ROPE_HALVES},
+    {"olmoe", CKE_ARCH_OLMOE, CKE_ROPE_HALVES},       {"qwen2moe", CKE_ARCH_QWEN2_MOE, CKE_ROPE_HALVES},
     {"gpt2", CKE_ARCH_GPT2, CKE_ROPE_INTERLEAVED},
+    {"llama", CKE_ARCH_MIXTRAL, CKE_ROPE_INTERLEAVED}, /* written only: read as llama with expert_count */
 };
 
 /* blk.N.<gguf suffix> -> l<N>.<canonical> */
@@ -33,6 +35,11 @@ static const struct { const char *gguf, *canon; } layer_names[] = {
     {"ffn_up.weight", "ffn_up"},   {"ffn_up.bias", "ffn_up_b"},
     {"ffn_down.weight", "ffn_down"},     {"ffn_down.bias", "ffn_down_b"},
     {"post_ffw_norm.weight", "post_ffn_norm"},
+    /* mixture of experts as llama.cpp writes Mixtral: the router and 3-D expert stacks */
+    {"ffn_gate_inp.weight", "ffn_gate_inp"}, {"ffn_gate_exps.weight", "ffn_gate_exps"},
+    {"ffn_up_exps.weight", "ffn_up_exps"},   {"ffn_down_exps.weight", "ffn_down_exps"},
+    {"ffn_gate_shexp.weight", "ffn_gate_shexp"}, {"ffn_up_shexp.weight", "ffn_up_shexp"},
+    {"ffn_down_shexp.weight", "ffn_down_shexp"}, {"ffn_gate_inp_shexp.weight", "ffn_gate_inp_shexp"},
 };
 static const struct { const char *gguf, *canon; } global_names[] = {
     {"token_embd.weight", "tok_embd"}, {"position_embd.weight", "pos_embd"},
@@ -65,7 +72,7 @@ const char *cke_gguf_arch_name(cke_arch a, cke_rope_layout *rope) {
     for (size_t i = 0; i < sizeof archs / sizeof *archs; i++)
         if (archs[i].arch == a) {
             if (rope) *rope = archs[i].rope;
-            return a == CKE_ARCH_MISTRAL ? "llama" : archs[i].gguf; /* llama.cpp writes Mistral as llama */
+            return a == CKE_ARCH_MISTRAL ? "llama" : archs[i].gguf; /* llama.cpp writes Mistral (and Mixtral) as llama */
         }
     return NULL;
 }
@@ -107,6 +114,11 @@ static cke_status get_float(const char *path, const cke_gguf *g, const char *arc
 static cke_status add_gguf_tensor(cke_model *m, const char *name, const cke_gguf_tensor *t, cke_err *err) {
     int64_t shape[4];
     for (int i = 0; i < t->ndim; i++) shape[i] = t->ne[t->ndim - 1 - i];
+    const size_t nl = strlen(name);
+    if (t->ndim == 1 && nl > 19 && !strcmp(name + nl - 19, ".ffn_gate_inp_shexp")) { /* llama.cpp's [dim]: one row, [1, dim] */
+        shape[1] = shape[0], shape[0] = 1;
+        return cke_model_add(m, name, t->name, t->type, 2, shape, t->data, t->nbytes, 0, t->file_offset, false, err);
+    }
     return cke_model_add(m, name, t->name, t->type, t->ndim, shape, t->data, t->nbytes, 0, t->file_offset, false, err);
 }
 
@@ -140,6 +152,30 @@ cke_status cke_model_load_gguf(cke_model *m, cke_err *err) {
     TRY(get_int(m->path, g, arch, "vocab_size", false, 0, CKE_HP_MAX_VOCAB, &h->vocab, err));
     TRY(get_int(m->path, g, arch, "rope.dimension_count", false, 0, CKE_HP_MAX_HEADS, &h->rope.dims, err));
     TRY(get_int(m->path, g, arch, "attention.sliding_window", false, 0, CKE_HP_MAX_CTX, &h->sliding_window, err));
+    TRY(get_int(m->path, g, arch, "expert_count", false, 0, CKE_HP_MAX_EXPERTS, &h->n_expert, err));
+    TRY(get_int(m->path, g, arch, "expert_used_count", h->n_expert > 0, h->n_expert ? 1 : 0, h->n_expert, &h->n_expert_used, err));
+    const bool moe_arch = m->arch == CKE_ARCH_QWEN3_MOE || m->arch == CKE_ARCH_OLMOE || m->arch == CKE_ARCH_QWEN2_MOE;
+    if (h->n_expert > 0 && m->arch != CKE_ARCH_LLAMA && !moe_arch)
+        return cke_fail(err, CKE_ERR_UNSUPPORTED, "%s: GGUF architecture '%s' with experts (%s.expert_count = %lld) is not "
+                        "supported (llama's Mixtral layout, qwen2moe, qwen3moe and olmoe are)", m->path, arch, arch, (long long)h->n_expert);
+    if (moe_arch && !h->n_expert)
+        return cke_fail(err, CKE_ERR_MISSING, "%s: GGUF key '%s.expert_count' is missing", m->path, arch);
+    if (h->n_expert > 0 && m->arch == CKE_ARCH_LLAMA) m->arch = CKE_ARCH_MIXTRAL; /* llama.cpp writes Mixtral as llama with experts */
+    h->moe_norm_topk = h->n_expert > 0 && m->arch != CKE_ARCH_OLMOE && m->arch != CKE_ARCH_QWEN2_MOE; /* as llama.cpp's graphs do */
+    if (h->n_expert > 0) { /* DeepSeek-style routing keys cke's moe does not implement: refused, not ignored */
+        double ws = 1;
+        int64_t gf = 1; /* llama.cpp's 1 = softmax, 2 = sigmoid */
+        TRY(get_float(m->path, g, arch, "expert_weights_scale", 0, false, DBL_MAX, &ws, err));
+        TRY(get_int(m->path, g, arch, "expert_gating_func", false, 0, 1 << 16, &gf, err));
+        if ((ws != 0 && ws != 1) || gf != 1)
+            return cke_fail(err, CKE_ERR_UNSUPPORTED, "%s: expert routing with %s.expert_weights_scale = %g or "
+                            "%s.expert_gating_func = %lld (cke's moe: softmax gating, unscaled) is not supported", m->path, arch,
+                            ws, arch, (long long)gf);
+    }
+    if (m->arch == CKE_ARCH_QWEN3_MOE || m->arch == CKE_ARCH_QWEN2_MOE) /* the experts' width (feed_forward_length: the dense one) */
+        TRY(get_int(m->path, g, arch, "expert_feed_forward_length", true, 1, CKE_HP_MAX_FFN, &h->ffn_dim, err));
+    if (m->arch == CKE_ARCH_QWEN2_MOE)
+        TRY(get_int(m->path, g, arch, "expert_shared_feed_forward_length", true, 1, CKE_HP_MAX_FFN, &h->shexp_ffn_dim, err));
     h->rope.theta = 10000;
     TRY(get_float(m->path, g, arch, "rope.freq_base", 0, true, DBL_MAX, &h->rope.theta, err));
     h->norm_eps = 1e-5;
@@ -193,10 +229,11 @@ cke_status cke_model_load_gguf(cke_model *m, cke_err *err) {
     default:
         h->act = CKE_ACT_SILU; h->gated_ffn = true;
         /* biases as the file has them (Llama's attention_bias / mlp_bias, Qwen3's attention_bias) */
-        h->attn_qkv_bias = m->arch == CKE_ARCH_QWEN2 || cke_gguf_find_tensor(g, "blk.0.attn_q.bias");
+        h->attn_qkv_bias = m->arch == CKE_ARCH_QWEN2 || m->arch == CKE_ARCH_QWEN2_MOE || cke_gguf_find_tensor(g, "blk.0.attn_q.bias");
         h->attn_o_bias = cke_gguf_find_tensor(g, "blk.0.attn_output.bias") != NULL;
         h->ffn_bias = cke_gguf_find_tensor(g, "blk.0.ffn_up.bias") != NULL;
-        h->qk_norm = m->arch == CKE_ARCH_QWEN3;
+        h->qk_norm = m->arch == CKE_ARCH_QWEN3 || m->arch == CKE_ARCH_QWEN3_MOE || m->arch == CKE_ARCH_OLMOE;
+        h->qk_norm_full = m->arch == CKE_ARCH_OLMOE; /* over all of q's (k's) width, not per head */
         break;
     }
 

@@ -4,6 +4,7 @@
 #include <cjson/cJSON.h>
 #include <float.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,7 +13,8 @@
 static const struct { const char *type; cke_arch arch; } model_types[] = {
     {"llama", CKE_ARCH_LLAMA}, {"mistral", CKE_ARCH_MISTRAL}, {"qwen2", CKE_ARCH_QWEN2},
     {"qwen3", CKE_ARCH_QWEN3}, {"gemma", CKE_ARCH_GEMMA},     {"gemma2", CKE_ARCH_GEMMA2}, {"gemma3_text", CKE_ARCH_GEMMA3}, {"gemma3", CKE_ARCH_GEMMA3},
-    {"gpt2", CKE_ARCH_GPT2},    {"phi3", CKE_ARCH_PHI3},
+    {"gpt2", CKE_ARCH_GPT2},    {"phi3", CKE_ARCH_PHI3},      {"mixtral", CKE_ARCH_MIXTRAL},
+    {"qwen3_moe", CKE_ARCH_QWEN3_MOE}, {"olmoe", CKE_ARCH_OLMOE}, {"qwen2_moe", CKE_ARCH_QWEN2_MOE},
 };
 
 static bool jint(const cJSON *o, const char *k, int64_t *v) {
@@ -137,6 +139,39 @@ static cke_status parse_gemma3(const cJSON *c, cke_hparams *h, cke_err *err) {
     return CKE_OK;
 }
 
+/* Mixture of experts: HF MixtralSparseMoeBlock (softmax router, top-k, always renormalized),
+ * Qwen3MoeSparseMoeBlock (renormalized when norm_topk_prob, HF's default false; experts of
+ * moe_intermediate_size) and OlmoeSparseMoeBlock (likewise; experts of intermediate_size). Layers that mix dense MLPs in (decoder_sparse_step, mlp_only_layers) are
+ * refused: the template has one body. */
+static cke_status parse_moe(const cJSON *c, cke_arch arch, cke_hparams *h, cke_err *err) {
+    const char *ne = arch == CKE_ARCH_MIXTRAL ? "num_local_experts" : "num_experts";
+    if (!jint(c, ne, &h->n_expert) || !jint(c, "num_experts_per_tok", &h->n_expert_used))
+        return cke_fail(err, CKE_ERR_MISSING, "%s config.json needs %s and num_experts_per_tok", cke_arch_name(arch), ne);
+    if (h->n_expert < 1 || h->n_expert_used < 1 || h->n_expert_used > h->n_expert)
+        return cke_fail(err, CKE_ERR_FORMAT, "num_experts_per_tok = %lld with %s = %lld: expected 1 <= num_experts_per_tok <= %s",
+                        (long long)h->n_expert_used, ne, (long long)h->n_expert, ne);
+    h->moe_norm_topk = arch == CKE_ARCH_MIXTRAL;
+    if (arch == CKE_ARCH_OLMOE) { /* experts of intermediate_size; OlmoeConfig's norm_topk_prob defaults to false */
+        jbool(c, "norm_topk_prob", &h->moe_norm_topk);
+        const cJSON *clip = cJSON_GetObjectItemCaseSensitive(c, "clip_qkv");
+        if (clip && !cJSON_IsNull(clip)) return cke_fail(err, CKE_ERR_UNSUPPORTED, "olmoe with clip_qkv is not supported");
+    }
+    if (arch == CKE_ARCH_QWEN3_MOE || arch == CKE_ARCH_QWEN2_MOE) {
+        const char *an = cke_arch_name(arch);
+        jbool(c, "norm_topk_prob", &h->moe_norm_topk);
+        if (!jint(c, "moe_intermediate_size", &h->ffn_dim))
+            return cke_fail(err, CKE_ERR_MISSING, "%s config.json needs moe_intermediate_size", an);
+        if (arch == CKE_ARCH_QWEN2_MOE && (!jint(c, "shared_expert_intermediate_size", &h->shexp_ffn_dim) || h->shexp_ffn_dim < 1))
+            return cke_fail(err, CKE_ERR_MISSING, "qwen2_moe config.json needs shared_expert_intermediate_size (>= 1)");
+        int64_t step = 1;
+        const cJSON *dense = cJSON_GetObjectItemCaseSensitive(c, "mlp_only_layers");
+        if ((jint(c, "decoder_sparse_step", &step) && step != 1) || (cJSON_IsArray(dense) && cJSON_GetArraySize(dense) > 0))
+            return cke_fail(err, CKE_ERR_UNSUPPORTED, "%s with dense MLP layers among the experts' (decoder_sparse_step "
+                            "%lld, mlp_only_layers) is not supported", an, (long long)step);
+    }
+    return CKE_OK;
+}
+
 static cke_status parse_cfg(const cJSON *c, cke_arch *arch, cke_hparams *h, cke_err *err) {
     const char *mt = jstr(c, "model_type");
     if (!mt) return cke_fail(err, CKE_ERR_MISSING, "config.json has no model_type");
@@ -202,13 +237,17 @@ static cke_status parse_cfg(const cJSON *c, cke_arch *arch, cke_hparams *h, cke_
     } else {
         TRY(parse_act(a, &h->act, err));
     }
-    bool ab = *arch == CKE_ARCH_QWEN2, mb = false;
+    const bool qwen2 = *arch == CKE_ARCH_QWEN2 || *arch == CKE_ARCH_QWEN2_MOE;
+    bool ab = qwen2, mb = false;
     jbool(c, "attention_bias", &ab);
     jbool(c, "mlp_bias", &mb);
     h->attn_qkv_bias = ab;
-    h->attn_o_bias = ab && *arch != CKE_ARCH_QWEN2; /* Qwen2: q/k/v biases only */
+    h->attn_o_bias = ab && !qwen2; /* Qwen2: q/k/v biases only */
     h->ffn_bias = mb;
-    h->qk_norm = *arch == CKE_ARCH_QWEN3 || *arch == CKE_ARCH_GEMMA3;
+    h->qk_norm = *arch == CKE_ARCH_QWEN3 || *arch == CKE_ARCH_GEMMA3 || *arch == CKE_ARCH_QWEN3_MOE || *arch == CKE_ARCH_OLMOE;
+    h->qk_norm_full = *arch == CKE_ARCH_OLMOE;
+    if (*arch == CKE_ARCH_MIXTRAL || *arch == CKE_ARCH_QWEN3_MOE || *arch == CKE_ARCH_OLMOE || *arch == CKE_ARCH_QWEN2_MOE)
+        TRY(parse_moe(c, *arch, h, err));
     if (*arch == CKE_ARCH_GEMMA3) TRY(parse_gemma3(c, h, err));
     if (*arch == CKE_ARCH_GEMMA2 || *arch == CKE_ARCH_GEMMA3) {
         h->post_norms = true;
@@ -218,7 +257,7 @@ static cke_status parse_cfg(const cJSON *c, cke_arch *arch, cke_hparams *h, cke_
         if (jnum(c, "query_pre_attn_scalar", &q) && q > 0) h->attn_scale = 1.0 / sqrt(q);
     }
     /* Qwen2/Qwen3 configs carry a sliding_window that is off unless use_sliding_window says so */
-    bool use_sw = *arch != CKE_ARCH_QWEN2 && *arch != CKE_ARCH_QWEN3;
+    bool use_sw = !qwen2 && *arch != CKE_ARCH_QWEN3 && *arch != CKE_ARCH_QWEN3_MOE;
     jbool(c, "use_sliding_window", &use_sw);
     if (use_sw) jint(c, "sliding_window", &h->sliding_window);
     if (h->sliding_window < 0) h->sliding_window = 0;
@@ -274,6 +313,9 @@ static cke_status check_cfg(const cJSON *c, cke_err *err) {
         {"num_attention_heads", 1, CKE_HP_MAX_HEADS}, {"num_key_value_heads", 1, CKE_HP_MAX_HEADS},
         {"head_dim", 1, CKE_HP_MAX_HEADS}, {"intermediate_size", 1, CKE_HP_MAX_FFN},
         {"vocab_size", 1, CKE_HP_MAX_VOCAB}, {"max_position_embeddings", 0, CKE_HP_MAX_CTX},
+        {"num_local_experts", 1, CKE_HP_MAX_EXPERTS}, {"num_experts_per_tok", 1, CKE_HP_MAX_EXPERTS},
+        {"num_experts", 1, CKE_HP_MAX_EXPERTS}, {"moe_intermediate_size", 1, CKE_HP_MAX_FFN},
+        {"shared_expert_intermediate_size", 1, CKE_HP_MAX_FFN},
     };
     static const struct { const char *key; double lo; bool lo_open; } floats[] = {
         {"layer_norm_epsilon", 0, false}, {"rms_norm_eps", 0, false}, {"rope_theta", 0, true},
@@ -373,6 +415,10 @@ static bool map_name(cke_arch arch, const char *name, char *cn, size_t cap, bool
         {"mlp.gate_proj.weight", "ffn_gate"}, {"mlp.gate_proj.bias", "ffn_gate_b"},
         {"mlp.up_proj.weight", "ffn_up"}, {"mlp.up_proj.bias", "ffn_up_b"},
         {"mlp.down_proj.weight", "ffn_down"}, {"mlp.down_proj.bias", "ffn_down_b"},
+        {"block_sparse_moe.gate.weight", "ffn_gate_inp"}, /* Mixtral's router */
+        {"mlp.gate.weight", "ffn_gate_inp"},              /* Qwen2/3-MoE's, OLMoE's */
+        {"mlp.shared_expert.gate_proj.weight", "ffn_gate_shexp"}, {"mlp.shared_expert.up_proj.weight", "ffn_up_shexp"},
+        {"mlp.shared_expert.down_proj.weight", "ffn_down_shexp"}, {"mlp.shared_expert_gate.weight", "ffn_gate_inp_shexp"},
     };
     if (sscanf(name, "model.layers.%lld.%n", &l, &pos) == 1 && pos > 0) {
         const char *suf = name + pos;
@@ -411,6 +457,67 @@ static cke_status transpose(cke_model *m, const cke_safetensors_tensor *t, const
     return cke_model_add(m, cn, t->name, t->dtype, 2, shape, dst, t->nbytes, t->shard, t->file_offset, true, err);
 }
 
+/* An expert's matrix: model.layers.<l>.block_sparse_moe.experts.<e>.w<1|3|2>.weight (Mixtral: gate,
+ * up, down) or model.layers.<l>.mlp.experts.<e>.<gate|up|down>_proj.weight (Qwen3-MoE). Returns 1
+ * with the slot of the table [n_layers][3][n_expert] it fills, 0 for another name, -1 for an
+ * expert or layer out of range. */
+static int expert_slot(const cke_model *m, const char *name, int64_t *slot) {
+    long long l, e;
+    int which = -1, pos = 0;
+    char proj[8];
+    if (m->arch == CKE_ARCH_MIXTRAL) {
+        int w = 0;
+        if (sscanf(name, "model.layers.%lld.block_sparse_moe.experts.%lld.w%d.weight%n", &l, &e, &w, &pos) != 3 || name[pos])
+            return 0;
+        which = w == 1 ? 0 : w == 3 ? 1 : w == 2 ? 2 : -1;
+    } else if (m->arch == CKE_ARCH_QWEN3_MOE || m->arch == CKE_ARCH_OLMOE || m->arch == CKE_ARCH_QWEN2_MOE) {
+        if (sscanf(name, "model.layers.%lld.mlp.experts.%lld.%7[a-z]_proj.weight%n", &l, &e, proj, &pos) != 3 || name[pos])
+            return 0;
+        which = !strcmp(proj, "gate") ? 0 : !strcmp(proj, "up") ? 1 : !strcmp(proj, "down") ? 2 : -1;
+    } else {
+        return 0;
+    }
+    if (which < 0) return 0; /* not an expert matrix: reported as an unknown tensor */
+    if (l < 0 || l >= m->hp.n_layers || e < 0 || e >= m->hp.n_expert) return -1;
+    *slot = ((int64_t)l * 3 + which) * m->hp.n_expert + e;
+    return 1;
+}
+
+/* The per-expert matrices of each layer stacked into one [n_expert, rows, cols] tensor the model
+ * owns (ffn_gate_exps, ffn_up_exps, ffn_down_exps: the layout GGUF stores and the moe kernel reads). */
+static cke_status stack_experts(cke_model *m, const char *dir, const cke_safetensors_tensor **ex, cke_err *err) {
+    static const char *const canon[3] = {"ffn_gate_exps", "ffn_up_exps", "ffn_down_exps"};
+    const bool mx = m->arch == CKE_ARCH_MIXTRAL;
+    static const char *const mxw[3] = {"w1", "w3", "w2"}, *const qw[3] = {"gate_proj", "up_proj", "down_proj"};
+    const char *const *hfw = mx ? mxw : qw, *block = mx ? "block_sparse_moe" : "mlp";
+    const int64_t E = m->hp.n_expert;
+    for (int64_t l = 0; l < m->hp.n_layers; l++)
+        for (int k = 0; k < 3; k++) {
+            const cke_safetensors_tensor **row = ex + (l * 3 + k) * E;
+            for (int64_t e = 0; e < E; e++) {
+                if (!row[e])
+                    return cke_fail(err, CKE_ERR_MISSING, "%s: tensor 'model.layers.%lld.%s.experts.%lld.%s.weight' is missing",
+                                    dir, (long long)l, block, (long long)e, hfw[k]);
+                if (row[e]->ndim != 2 || row[e]->dtype != row[0]->dtype || row[e]->nbytes != row[0]->nbytes ||
+                    row[e]->shape[0] != row[0]->shape[0] || row[e]->shape[1] != row[0]->shape[1])
+                    return cke_fail(err, CKE_ERR_SHAPE, "%s: expert tensor '%s' is not a matrix of the shape and type of "
+                                    "expert 0's", dir, row[e]->name);
+            }
+            const size_t nb = (size_t)row[0]->nbytes;
+            if (nb && (size_t)E > SIZE_MAX / nb) return cke_fail(err, CKE_ERR_FORMAT, "%s: experts too large", dir);
+            uint8_t *dst = cke_arena_alloc(&m->priv->arena, nb * (size_t)E);
+            if (!dst && nb) return cke_fail(err, CKE_ERR_NOMEM, "out of memory stacking the experts of layer %lld", (long long)l);
+            for (int64_t e = 0; e < E; e++) memcpy(dst + (size_t)e * nb, row[e]->data, nb);
+            char cn[96], src[128];
+            snprintf(cn, sizeof cn, "l%lld.%s", (long long)l, canon[k]);
+            snprintf(src, sizeof src, "model.layers.%lld.%s.experts.*.%s.weight", (long long)l, block, hfw[k]);
+            const int64_t shape[3] = {E, row[0]->shape[0], row[0]->shape[1]};
+            TRY(cke_model_add(m, cn, src, row[0]->dtype, 3, shape, dst, (int64_t)(nb * (size_t)E), row[0]->shard,
+                              row[0]->file_offset, true, err));
+        }
+    return CKE_OK;
+}
+
 cke_status cke_model_load_hf(cke_model *m, const char *dir, cke_err *err) {
     cke_model_priv *p = m->priv;
     char *cfg = cke_arena_alloc(&p->arena, strlen(dir) + 32);
@@ -435,11 +542,28 @@ cke_status cke_model_load_hf(cke_model *m, const char *dir, cke_err *err) {
     m->files = files;
 
     int64_t n = cke_safetensors_n_tensors(p->st);
+    const cke_safetensors_tensor **ex = NULL; /* [n_layers][3][n_expert], stacked after the loop */
+    const int64_t n_ex = m->hp.n_layers * 3 * m->hp.n_expert; /* bounded: < 2^30 */
+    if (n_ex > n) /* before a table sized by the config: a config cannot make cke allocate what the files lack */
+        return cke_fail(err, CKE_ERR_MISSING, "%s: %lld layers x %lld experts need %lld expert matrices; the checkpoint has %lld "
+                        "tensors", dir, (long long)m->hp.n_layers, (long long)m->hp.n_expert, (long long)n_ex, (long long)n);
+    if (n_ex > 0 && !(ex = cke_arena_calloc(&p->arena, (size_t)n_ex, sizeof *ex)))
+        return cke_fail(err, CKE_ERR_NOMEM, "out of memory");
     for (int64_t i = 0; i < n; i++) {
         const cke_safetensors_tensor *t = cke_safetensors_tensor_at(p->st, i);
         char cn[128];
         bool conv, known;
         int fused;
+        int64_t slot;
+        int xs = expert_slot(m, t->name, &slot);
+        if (xs < 0)
+            return cke_fail(err, CKE_ERR_SHAPE, "%s: expert tensor '%s' is beyond num_hidden_layers %lld or the %lld experts",
+                            dir, t->name, (long long)m->hp.n_layers, (long long)m->hp.n_expert);
+        if (xs > 0) {
+            if (ex[slot]) return cke_fail(err, CKE_ERR_FORMAT, "%s: tensor '%s' appears twice", dir, t->name);
+            ex[slot] = t;
+            continue;
+        }
         if (!map_name(m->arch, t->name, cn, sizeof cn, &conv, &fused, &known)) continue;
         if (!known) return cke_fail(err, CKE_ERR_UNSUPPORTED, "%s: tensor '%s' is not supported", dir, t->name);
         if (t->ndim > 4) return cke_fail(err, CKE_ERR_SHAPE, "%s: tensor '%s' has %d dims", dir, t->name, t->ndim);
@@ -477,6 +601,7 @@ cke_status cke_model_load_hf(cke_model *m, const char *dir, cke_err *err) {
             }
         }
     }
+    if (ex) TRY(stack_experts(m, dir, ex, err));
     /* tokenizer.json next to the weights; else a llama2.c tokenizer.bin (models cke trained with
      * a vocabulary from `cke vocab` carry one) */
     char *tj = cke_arena_alloc(&p->arena, strlen(dir) + 32);

@@ -38,6 +38,7 @@ cke_status cke_model_add_rows(cke_model *m, const char *name, const cke_model_te
 #define CKE_HP_MAX_FFN ((int64_t)1 << 24)
 #define CKE_HP_MAX_VOCAB ((int64_t)1 << 24)
 #define CKE_HP_MAX_CTX ((int64_t)1 << 30)   /* context, sliding window, rope original context */
+#define CKE_HP_MAX_EXPERTS ((int64_t)1 << 12) /* experts per layer (real models: 8 to 256) */
 
 /* key (as the file names it) must lie in [lo, hi]; the error names the key and the value. */
 cke_status cke_hp_int(const char *key, int64_t v, int64_t lo, int64_t hi, cke_err *err);

@@ -307,6 +307,7 @@ static const struct {
     {"rope_scaling", offsetof(cke_attrs, rope_scaling), 2}, {"rope_factor", offsetof(cke_attrs, rope_factor), 0},
     {"rope_low_freq", offsetof(cke_attrs, rope_low_freq), 0}, {"rope_high_freq", offsetof(cke_attrs, rope_high_freq), 0},
     {"rope_orig_ctx", offsetof(cke_attrs, rope_orig_ctx), 1},
+    {"n_expert_used", offsetof(cke_attrs, n_expert_used), 1}, {"norm_topk", offsetof(cke_attrs, norm_topk), 2},
 };
 
 static cke_status parse_attrs(cke_ir *ir, const cJSON *obj, int layer, cke_attrs *a, const char *where, cke_err *err) {
@@ -417,6 +418,25 @@ static cke_status infer_shape(cke_ir *ir, cke_node *n, cke_err *err) {
     case CKE_OP_LAST_ROW:
         o->ndim = 2, o->dims[0] = 1, o->dims[1] = x->dims[1];
         return CKE_OK;
+    case CKE_OP_SIGMOID_MUL: /* x [T,D], g [T,1] */
+        if (x->ndim != 2 || w->ndim != 2 || w->dims[1] != 1 || w->dims[0] != x->dims[0])
+            SHAPE_FAIL("%s: sigmoid_mul needs x [T,D] and g [T,1], got %s and %s", on, s0, s1);
+        break;
+    case CKE_OP_MOE: { /* x [T,D], router [E,D], gate/up [E,F,D], down [E,D,F] */
+        const cke_value *g = &ir->v[n->in[2]], *u = &ir->v[n->in[3]], *d = &ir->v[n->in[4]];
+        const int64_t E = w->ndim == 2 ? w->dims[0] : 0, F = g->ndim == 3 ? g->dims[1] : 0;
+        char s2[64], s3[64], s4[64];
+        fmt_shape(s2, sizeof s2, g), fmt_shape(s3, sizeof s3, u), fmt_shape(s4, sizeof s4, d);
+        if (x->ndim != 2 || w->ndim != 2 || w->dims[1] != x->dims[1] || g->ndim != 3 || u->ndim != 3 || d->ndim != 3 ||
+            g->dims[0] != E || g->dims[2] != x->dims[1] || memcmp(u->dims, g->dims, 3 * sizeof(int64_t)) ||
+            d->dims[0] != E || d->dims[1] != x->dims[1] || d->dims[2] != F)
+            SHAPE_FAIL("%s: moe needs x [T,D], router [E,D], gate and up experts [E,F,D], down experts [E,D,F], got %s, %s, "
+                       "%s, %s, %s", on, s0, s1, s2, s3, s4);
+        if (n->a.n_expert_used < 1 || n->a.n_expert_used > E)
+            SHAPE_FAIL("%s: moe routes each token to n_expert_used = %lld of %lld experts (must be 1..%lld)", on,
+                       (long long)n->a.n_expert_used, (long long)E, (long long)E);
+        break;
+    }
     case CKE_OP_COUNT:
         break;
     }
@@ -505,7 +525,7 @@ static cke_status add_nodes(cke_ir *ir, const cJSON *list, cke_section sec, int 
                 return cke_fail(err, CKE_ERR_FORMAT, "template: %s%s%d: input '%s' is not defined before it", where,
                                 layer >= 0 ? " in layer " : "", layer >= 0 ? layer : 0, nm);
             }
-            if (n.n_in >= 4) return cke_fail(err, CKE_ERR_FORMAT, "template: %s: too many inputs", where);
+            if (n.n_in >= (int)(sizeof n.in / sizeof n.in[0])) return cke_fail(err, CKE_ERR_FORMAT, "template: %s: too many inputs", where);
             n.in[n.n_in++] = vi;
         }
         const cke_op_info *oi = &cke_op_table[n.op];
@@ -615,6 +635,7 @@ static cke_status build(cke_ir *ir, const cJSON *root, const cke_ir_source *src,
         snprintf(ir->hp[ir->n_hp].name, sizeof ir->hp[0].name, "%s", h->valuestring);
         ir->hp[ir->n_hp++].value = v;
     }
+    if (src->check && (st0 = src->check(src->ud, ir, err))) return st0;
     if ((st0 = tp_hparams(ir, root, src, err))) return st0;
     double nl;
     if (cke_ir_hparam(ir, "n_layer", &nl) != 0 || nl < 1 || nl > 4096 || nl != floor(nl))

@@ -73,6 +73,8 @@ typedef struct {
     float rope_factor;     /* linear and llama3 */
     float rope_low_freq, rope_high_freq; /* llama3 low/high_freq_factor */
     int64_t rope_orig_ctx; /* llama3 original_max_position_embeddings */
+    int64_t n_expert_used; /* moe: experts each token is routed to (top-k) */
+    int norm_topk;         /* moe: 1 = the k weights renormalized to sum to 1 (Mixtral), 0 = router probabilities as they are */
 } cke_attrs;
 
 typedef struct {
@@ -80,7 +82,7 @@ typedef struct {
     cke_section section;
     int layer;
     int out;   /* value index */
-    int in[4]; /* value indices */
+    int in[6]; /* value indices (moe reads five) */
     int n_in;
     cke_attrs a;
 } cke_node;
@@ -127,6 +129,10 @@ typedef struct {
     int64_t (*tensor_count)(void *ud);
     const char *(*tensor_name)(void *ud, int64_t i);
     int tp_rank, tp_size; /* tensor parallel: build rank tp_rank's graph of tp_size (0 or 1: whole) */
+    /* optional: called once the template's hyperparameters are known, before any tensor is looked
+     * at, so a model feature the template lacks (experts, QK-norm) is refused by its name rather
+     * than by the first tensor it brings */
+    cke_status (*check)(void *ud, const cke_ir *ir, cke_err *err);
 } cke_ir_source;
 
 /* Builds the IR of a model from the template file. Errors name the tensor/key/op at fault:

@@ -32,6 +32,8 @@ const cke_op_info cke_op_table[CKE_OP_COUNT] = {
     [CKE_OP_SOFTCAP]   = {.n_in_min = 1, .n_in_max = 1, .rowwise = 1},
     [CKE_OP_LAST_ROW]  = {.n_in_min = 1, .n_in_max = 1, .rowwise = 0},
     [CKE_OP_ALLREDUCE] = {.n_in_min = 1, .n_in_max = 1, .rowwise = 1},
+    [CKE_OP_MOE]       = {.n_in_min = 5, .n_in_max = 5, .rowwise = 1}, /* x, router, gate_exps, up_exps, down_exps */
+    [CKE_OP_SIGMOID_MUL] = {.n_in_min = 2, .n_in_max = 2, .rowwise = 1}, /* x, g */
 };
 
 /* Inputs count weights too: a rule that reads W lists its index like any other input. */
@@ -52,6 +54,8 @@ const cke_grad_rule cke_grad_rules[CKE_OP_COUNT] = {
     [CKE_OP_SOFTCAP]   = {1, CKE_GRAD_IN(0), 0},                              /* x */
     [CKE_OP_LAST_ROW]  = {0, 0, 0},                                           /* inference only */
     [CKE_OP_ALLREDUCE] = {0, 0, 0},                                           /* tensor parallel: inference only */
+    [CKE_OP_MOE]       = {0, 0, 0},                                           /* no gradient rule yet: inference only */
+    [CKE_OP_SIGMOID_MUL] = {0, 0, 0},                                         /* likewise */
 };
 
 int cke_op_parse(const char *name, cke_op *out) {

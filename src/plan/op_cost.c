@@ -2,6 +2,8 @@
  * The profiler turns these per-row / per-call terms into each call's totals. */
 #include "plan/plan.h"
 
+#include "cke/kernels.h"
+
 #include <string.h>
 
 static int64_t cols_of(const cke_value *v) {
@@ -17,6 +19,7 @@ static const struct { cke_op op; int flops, reads; } elementwise[] = {
     {CKE_OP_ADD, 1, 2},    {CKE_OP_SCALE, 1, 1},  {CKE_OP_SILU, 4, 1},    /* x / (1 + exp(-x)) */
     {CKE_OP_SWIGLU, 5, 2}, {CKE_OP_GELU, 8, 1},   {CKE_OP_GEGLU, 9, 2},
     {CKE_OP_SOFTCAP, 3, 1},                                                /* cap * tanh(x / cap) */
+    {CKE_OP_SIGMOID_MUL, 1, 1},                                            /* one sigmoid per row, a product per element */
 };
 
 void cke_plan_op_cost(const cke_plan *p, const cke_node *n, cke_op_cost *c) {
@@ -73,6 +76,24 @@ void cke_plan_op_cost(const cke_plan *p, const cke_node *n, cke_op_cost *c) {
         c->flops_row = C;
         c->act_row = 2.0 * 4.0 * C;
         break;
+    case CKE_OP_MOE: {
+        /* per row: the router over all E experts, then k experts' SwiGLU FFNs (3 F x D matrices in
+         * their stored formats). Weight bytes are counted per row, the k experts a decode step streams; a prefill
+         * chunk reads each chosen expert once, which this overcounts when rows share experts. */
+        const cke_value *g = &ir->v[n->in[2]];
+        const double E = (double)g->dims[0], F = (double)g->dims[1], D = (double)g->dims[2], k = (double)n->a.n_expert_used;
+        double expert = 0; /* bytes of one expert's three matrices in their stored formats */
+        for (int j = 0; j < 3; j++) {
+            const int qt = cke_plan_wdtype(p, n->in[2 + j]);
+            const int64_t K = ir->v[n->in[2 + j]].dims[2], N = ir->v[n->in[2 + j]].dims[1];
+            expert += (double)N * (double)(qt ? cke_qtype_row_size(qt, K) : (size_t)K * sizeof(float));
+        }
+        c->w_extra = 4.0 * E * D;
+        c->w_row = k * expert;
+        c->flops_row = 2.0 * E * D + k * (3.0 * 2.0 * F * D + 5.0 * F + 2.0 * D);
+        c->act_row = 4.0 * (Cin + C);
+        break;
+    }
     case CKE_OP_LAST_ROW: /* one row copied: the op runs with rows = 1 */
         c->act_row = 2.0 * 4.0 * C;
         break;

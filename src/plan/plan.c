@@ -285,6 +285,9 @@ static cke_status lower_mode(cke_plan *p, cke_mode_plan *m, const char *mode, in
         if (n->op == CKE_OP_LINEAR) {
             const cke_value *w = &ir->v[n->in[1]];
             ws = cke_gemm_ws_size(rows[n->out], w->dims[0], w->dims[1], nth);
+        } else if (n->op == CKE_OP_MOE) {
+            const cke_value *g = &ir->v[n->in[2]];
+            ws = cke_moe_ws_size(rows[n->out], g->dims[2], g->dims[1], g->dims[0], n->a.n_expert_used, 0, 0, 0, nth);
         } else if (n->op == CKE_OP_ATTENTION) {
             /* the loop runs every layer's copy, whose attributes may differ (Gemma 2 windows) */
             for (int i = 0; i < ir->nn; i++) {
@@ -356,18 +359,21 @@ cke_status cke_plan_set_wdtypes(cke_plan *p, int (*dtype_of)(void *ud, const cha
         for (int k = 0; k < ir->n[i].n_in; k++) {
             int vi = ir->n[i].in[k];
             if (ir->v[vi].kind != CKE_V_WEIGHT) continue;
-            const int q_ok = k == 1 && (ir->n[i].op == CKE_OP_LINEAR || ir->n[i].op == CKE_OP_EMBED);
+            const int q_ok = (k == 1 && (ir->n[i].op == CKE_OP_LINEAR || ir->n[i].op == CKE_OP_EMBED)) ||
+                             (k >= 2 && ir->n[i].op == CKE_OP_MOE); /* the expert stacks; the router stays f32 */
             if (!q_ok) f32_only[ir->v[vi].tied_to >= 0 ? ir->v[vi].tied_to : vi] = 1;
         }
     size_t off = 0;
     for (int i = 0; i < p->nw; i++) {
         cke_wslot *s = &p->w[i];
         const cke_value *v = &ir->v[s->value];
-        int dt = f32_only[s->value] || v->ndim != 2 ? 0 : dtype_of(ud, v->name);
-        size_t qs = dt ? cke_qtype_row_size(dt, v->dims[1]) : 0;
+        /* matrices [N, K], and the experts' stacks [E, N, K]: rows of K */
+        const int64_t K = v->dims[v->ndim - 1], rows = cke_value_numel(v, 1) / K;
+        int dt = f32_only[s->value] || v->ndim < 2 ? 0 : dtype_of(ud, v->name);
+        size_t qs = dt ? cke_qtype_row_size(dt, K) : 0;
         if (dt && !qs) dt = 0; /* format without kernels, or a row that is not whole blocks: f32 */
         s->dtype = dt;
-        s->size = dt ? qs * (size_t)v->dims[0] : (size_t)cke_value_numel(v, 1) * sizeof(float);
+        s->size = dt ? qs * (size_t)rows : (size_t)cke_value_numel(v, 1) * sizeof(float);
         s->offset = off;
         off = align_up(off + s->size);
     }
@@ -379,6 +385,21 @@ cke_status cke_plan_set_wdtypes(cke_plan *p, int (*dtype_of)(void *ud, const cha
         cke_mode_plan *m = ms[mi];
         for (int si = 0; si < m->n_sched + m->n_head; si++) { /* the schedule, then the all-rows head */
             const cke_node *n = si < m->n_sched ? &m->sched[si] : &m->head[si - m->n_sched];
+            if (n->op == CKE_OP_MOE && si < m->n_sched && m->buf_of[n->out] >= 0) { /* every layer's expert formats */
+                const cke_value *g = &ir->v[n->in[2]];
+                for (int l = 0; l < ir->n_layer; l++) {
+                    int q[3];
+                    for (int j = 0; j < 3; j++) {
+                        char nm[CKE_IR_NAME + 16];
+                        snprintf(nm, sizeof nm, "l%d.%s", l, ir->v[n->in[2 + j]].base);
+                        q[j] = cke_plan_wdtype(p, cke_ir_find(ir, nm));
+                    }
+                    size_t ws = align_up(cke_moe_ws_size(m->bufs[m->buf_of[n->out]].rows, g->dims[2], g->dims[1], g->dims[0],
+                                                         n->a.n_expert_used, q[0], q[1], q[2], m->nth_planned));
+                    if (ws > m->scratch_bytes) m->scratch_bytes = ws;
+                }
+                continue;
+            }
             if (n->op != CKE_OP_LINEAR || (si < m->n_sched && m->buf_of[n->out] < 0)) continue;
             const cke_value *w = &ir->v[n->in[1]];
             int64_t rows = si < m->n_sched ? m->bufs[m->buf_of[n->out]].rows : head_rows(ir, m, n);

@@ -1,7 +1,9 @@
 /* Model families as templates, each proven against PyTorch: GPT-2 (also the real
  * tiny-random-gpt2 checkpoint against its REFERENCE.txt), Qwen2, Qwen3, Gemma, Gemma 2, Mistral
  * (sliding window shorter than the sequence), Phi-3 (fused HF tensors, partial rotary, window),
- * Llama 3 rope scaling, and Llama / Qwen3 with biases on every projection (attention_bias, mlp_bias).
+ * Llama 3 rope scaling, Llama / Qwen3 with biases on every projection (attention_bias, mlp_bias), and
+ * Mixtral, Qwen3-MoE, OLMoE and Qwen2-MoE (mixtures of experts: router, top-k, per-expert SwiGLU;
+ * renormalized or not; OLMoE's q/k norms over the whole width; Qwen2-MoE's sigmoid-gated shared expert).
  *
  *   test_families [--only FAMILY|gpt2_real|ablations|bad]
  * References are written at test time by tests/torch/ref_families.py with Debian's
@@ -16,6 +18,7 @@
 #include "tp_check.h"
 #include "codegen/codegen.h"
 #include "driver/compile.h"
+#include "formats/model.h"
 #include "runtime/parity.h"
 #include "runtime/runner.h"
 
@@ -88,6 +91,18 @@ static void profile_build(const char *fam, const char *dir) {
     if (dl) *(void **)&get = dlsym(dl, "ckm_api_get");
     const ckm_api *api = get ? get() : NULL;
     tc_result(name, api && api->set_profile && api->n_prof_ops > 0, "%s", s ? e.msg : "no profile table");
+    if (api && !strcmp(fam, "mixtral")) {
+        /* a decode step's moe reads the router (E x D f32) and the k chosen experts' three F x D
+         * matrices, not all E: ref_families' mixtral is E = 4, k = 2, F = 48, D = 32, f32 */
+        const double router = 4.0 * 4 * 32, expert = 3.0 * 48 * 32 * 4, active = router + 2 * expert;
+        double got = -1;
+        for (int i = 0; i < api->n_prof_ops; i++)
+            if (api->prof_ops[i].mode == 1 && !strcmp(api->prof_ops[i].op, "moe"))
+                got = api->prof_ops[i].w_extra + api->prof_ops[i].w_row * 1;
+        tc_result("mixtral_profile_decode_bytes_are_the_active_experts", got == active,
+                  "decode moe weight bytes per token %.0f, want %.0f (the router + 2 of 4 experts; all 4: %.0f)", got, active,
+                  router + 4 * expert);
+    }
     if (dl) dlclose(dl);
 }
 
@@ -100,6 +115,14 @@ static void family_tp(const char *fam, const char *hf, const int32_t *ids, const
     char name[128], dirs[2][PATH_MAX], msg[512] = "";
     const char *dp[2] = {dirs[0], dirs[1]};
     snprintf(name, sizeof name, "%s_tensor_parallel_2", fam);
+    if (!strcmp(fam, "olmoe")) { /* its q/k norms span every head: the template has no split, refused by name */
+        cke_err e = {0};
+        snprintf(dirs[0], sizeof dirs[0], "%s/%s_tp2_r0", tc_tmp, fam);
+        cke_status s = compile_tp(hf, dirs[0], 0, 2, &e);
+        tc_result(name, s == CKE_ERR_UNSUPPORTED && strstr(e.msg, "does not say how to split it across ranks"), "status %d: %s",
+                  s, e.msg);
+        return;
+    }
     for (int r = 0; r < 2; r++) {
         cke_err e = {0};
         snprintf(dirs[r], sizeof dirs[r], "%s/%s_tp2_r%d", tc_tmp, fam, r);
@@ -186,10 +209,10 @@ static void family(const char *fam) {
         cke_err ge = {0};
         cke_status gs = tc_export_gguf(hf, gg, &ge);
         /* Phi-3 (no GGUF reader in cke), this Gemma 2, whose query_pre_attn_scalar is not head_dim, and Gemma with exact GELU
-         * (GGUF has no key for either) */
+         * (GGUF has no key for either); Qwen3-MoE without norm_topk_prob (llama.cpp's qwen3moe renormalizes) */
         const int refused = !strcmp(fam, "phi3") || !strcmp(fam, "gemma2") || !strcmp(fam, "gemma_gelu") ||
                             !strcmp(fam, "phi3_longrope") || !strcmp(fam, "llama_dynamic") ||
-                            !strcmp(fam, "gemma3_swa3");
+                            !strcmp(fam, "gemma3_swa3") || !strcmp(fam, "qwen3_moe");
         cke_runner *gr = NULL;
         if (refused) {
             tc_result(gname, gs == CKE_ERR_UNSUPPORTED, "expected a named refusal, got status %d: %s", gs, ge.msg);
@@ -279,6 +302,61 @@ static void family_kvf16(const char *fam) {
     cke_runner_close(r);
 }
 
+/* A Mixtral quantized by `cke quantize` to Q8_0 (the expert stacks as 3-D q8_0 tensors, f16 where
+ * rows are not whole blocks; the router f32) compiles and runs: prefill 5 then decode, against the
+ * float64 reference. Q8_0 weights and Q8_0-quantized activations in the attention linears move
+ * these logits (std 1.2) by 0.01 to 0.09 at every position (F16 by < 0.01), so 0.25 + 0.1
+ * relative; a wrong expert or weight moves them by ~1. */
+static void mixtral_quantized(void) {
+    char hf[PATH_MAX], gg[PATH_MAX], dir[PATH_MAX], cke[PATH_MAX], ref[PATH_MAX];
+    const char *name = "mixtral_q8_0_gguf_runs";
+    snprintf(hf, sizeof hf, "%s/hf_mixtral", tc_tmp);
+    snprintf(ref, sizeof ref, "%s/ref.bin", hf);
+    if (!tc_have(ref) && run_py(hf, "mixtral", NULL) != 0) { tc_result(name, 0, "reference script failed"); return; }
+    ssize_t n = readlink("/proc/self/exe", cke, sizeof cke - 8);
+    char *slash = n > 0 ? (cke[n] = 0, strrchr(cke, '/')) : NULL;
+    if (!slash) { tc_result(name, 0, "cannot find the cke binary"); return; }
+    snprintf(slash, sizeof cke - (size_t)(slash - cke), "/cke");
+    snprintf(gg, sizeof gg, "%s/mixtral_q8_0.gguf", tc_tmp);
+    snprintf(dir, sizeof dir, "%s/mixtral_q8_0_model", tc_tmp);
+    char log[PATH_MAX + 8];
+    snprintf(log, sizeof log, "%s.log", gg);
+    if (tc_spawn(NULL, log, log, (const char *const[]){cke, "quantize", hf, gg, "Q8_0", NULL}) != 0) {
+        tc_result(name, 0, "cke quantize failed (see %s)", log);
+        return;
+    }
+    cke_err e = {0};
+    cke_model *m = NULL;
+    const cke_model_tensor *t = NULL;
+    int stacked = cke_model_open(gg, &m, &e) == CKE_OK && m->arch == CKE_ARCH_MIXTRAL &&
+                  (t = cke_model_find(m, "l1.ffn_up_exps")) && t->ndim == 3 && t->dtype == CKE_DT_Q8_0;
+    cke_model_close(m);
+    cke_runner *r = NULL;
+    if (!stacked || compile(gg, dir, 0, &e) || cke_runner_open(dir, 1, &r, &e)) {
+        tc_result(name, 0, "stacked q8_0 experts %d; compile/open: %s", stacked, e.msg);
+        return;
+    }
+    int32_t T = 0, V = 0;
+    char *rb = tc_ref_or_fail(name, ref, r, &T, &V);
+    if (!rb) return;
+    const int32_t *ids = (const int32_t *)(rb + 8);
+    const float *want = (const float *)(rb + 8 + (size_t)T * 4);
+    double worst = 0;
+    int bad = 0, ok = r->api->prefill(r->m, ids, 5) == 0;
+    for (int p = 4; ok && p < T; p++) {
+        if (p > 4) ok = r->api->decode(r->m, ids[p]) == 0;
+        for (int64_t i = 0; ok && i < V; i++) {
+            double d = fabs((double)r->api->logits(r->m)[i] - want[(size_t)p * (size_t)V + (size_t)i]);
+            worst = fmax(worst, d);
+            bad += d > 0.25 + 0.1 * fabs((double)want[(size_t)p * (size_t)V + (size_t)i]);
+        }
+    }
+    tc_result(name, ok && !bad, "ok=%d %d logits out of 0.25 + 0.1 relative, max abs diff %.3g", ok, bad, worst);
+    printf("  %s: max |logit - float64 reference| %.3g\n", name, worst);
+    free(rb);
+    cke_runner_close(r);
+}
+
 /* ---------------------------------------------------------------- features must matter */
 
 /* The config loses a feature that the reference keeps: the compiled model must diverge, naming
@@ -300,11 +378,17 @@ static void ablations(void) {
         {"gemma3", "sliding_window", "attn"},
         {"gemma3", "rope_scaling", "q_rope"},          /* the global layer's table */
         {"gemma3_swa3", "rope_local_base_freq", "q_rope"}, /* 10000 instead of 20000 on the local layers */
+        /* one expert per token instead of two: the first moe output differs */
+        {"mixtral", "set=num_experts_per_tok=1", "ffn_out"},
+        /* the k weights renormalized although the reference keeps the probabilities as they are */
+        {"qwen3_moe", "set=norm_topk_prob=true", "ffn_out"},
     };
     for (size_t i = 0; i < sizeof ab / sizeof ab[0]; i++) {
         char name[128], hf[PATH_MAX], dir[PATH_MAX], edit[128], ref[PATH_MAX];
         const int set = !strncmp(ab[i].key, "set=", 4);
         snprintf(name, sizeof name, set ? "%s_with_tanh_gelu_diverges" : "%s_without_%s_diverges", ab[i].fam, ab[i].key);
+        if (set && !strcmp(ab[i].fam, "mixtral")) snprintf(name, sizeof name, "mixtral_with_one_expert_per_token_diverges");
+        if (set && !strcmp(ab[i].fam, "qwen3_moe")) snprintf(name, sizeof name, "qwen3_moe_with_norm_topk_prob_diverges");
         snprintf(hf, sizeof hf, "%s/ablate_%zu", tc_tmp, i);
         snprintf(dir, sizeof dir, "%s/ablate_%zu_model", tc_tmp, i);
         snprintf(edit, sizeof edit, set ? "%s" : "ablate=%s", ab[i].key);
@@ -330,10 +414,17 @@ static void ablations(void) {
         {"llama_bias", "model.layers.0.mlp.gate_proj.bias", "gate", 0},
         {"llama_bias", "model.layers.1.mlp.down_proj.bias", "ffn_out", 1},
         {"qwen3_bias", "model.layers.1.self_attn.o_proj.bias", "attn_out", 1},
+        /* the router, and one expert's down projection (stacked by the loader into ffn_down_exps) */
+        {"mixtral", "model.layers.1.block_sparse_moe.gate.weight", "ffn_out", 1},
+        {"mixtral", "model.layers.0.block_sparse_moe.experts.3.w2.weight", "ffn_out", 0},
+        {"olmoe", "model.layers.1.self_attn.k_norm.weight", "k_norm", 1},
+        {"qwen2_moe", "model.layers.0.mlp.shared_expert_gate.weight", "sh_out", 0},
     };
     for (size_t i = 0; i < sizeof pt / sizeof pt[0]; i++) {
         char name[128], hf[PATH_MAX], dir[PATH_MAX], edit[160], ref[PATH_MAX];
         snprintf(name, sizeof name, "%s_parity_names_%s", pt[i].fam, pt[i].first);
+        if (!strcmp(pt[i].fam, "mixtral")) /* two cases name ffn_out: the router's (l1), an expert's (l0) */
+            snprintf(name, sizeof name, "mixtral_parity_names_%s_l%d", pt[i].first, pt[i].layer);
         snprintf(hf, sizeof hf, "%s/perturb_%zu", tc_tmp, i);
         snprintf(dir, sizeof dir, "%s/perturb_%zu_model", tc_tmp, i);
         snprintf(edit, sizeof edit, "perturb=%s", pt[i].tensor);
@@ -444,6 +535,37 @@ static void gpt2_real(void) {
 
 /* ---------------------------------------------------------------- bad input */
 
+/* A model with experts is refused by name where the experts cannot go: compiled with a template
+ * that lacks them (a dense llama.json standing in for mixtral.json), and for training (the moe op
+ * has no gradient rule yet). */
+static void moe_refusals(void) {
+    char hf[PATH_MAX], dir[PATH_MAX], tpl[PATH_MAX], from[PATH_MAX + 16], to[PATH_MAX + 16];
+    snprintf(hf, sizeof hf, "%s/hf_mixtral", tc_tmp);
+    if (!tc_have(hf) && run_py(hf, "mixtral", NULL) != 0) { tc_result("mixtral_refusals", 0, "reference script failed"); return; }
+    snprintf(tpl, sizeof tpl, "%s/dense_templates", tc_tmp);
+    mkdir(tpl, 0755);
+    snprintf(from, sizeof from, "%s/llama.json", tc_tpl);
+    snprintf(to, sizeof to, "%s/mixtral.json", tpl);
+    char *text = tc_slurp(from, NULL);
+    FILE *f = text ? fopen(to, "w") : NULL;
+    if (f) fputs(text, f), fclose(f);
+    free(text);
+    snprintf(dir, sizeof dir, "%s/mixtral_dense_tpl", tc_tmp);
+    cke_err e = {0};
+    cke_compile_opts o = {.out_dir = dir, .templates_dir = tpl, .include_dir = tc_inc, .libk = tc_libk, .max_threads = 2,
+                          .quiet = 1, .kv_type = kv_type};
+    cke_status st = f ? cke_compile(hf, &o, &e) : CKE_ERR_IO;
+    tc_result("mixtral_with_a_template_without_experts_refused",
+              st == CKE_ERR_UNSUPPORTED && strstr(e.msg, "the model uses 'n_expert' = 4, which the llama template does not implement"),
+              "status %d: %s", st, e.msg);
+    snprintf(dir, sizeof dir, "%s/mixtral_train", tc_tmp);
+    cke_compile_opts t = {.out_dir = dir, .templates_dir = tc_tpl, .include_dir = tc_inc, .libk = tc_libk, .max_threads = 2,
+                          .quiet = 1, .kv_type = kv_type, .train_batch = 2, .train_seq = 8};
+    st = cke_compile(hf, &t, &e);
+    tc_result("mixtral_training_refused", st == CKE_ERR_UNSUPPORTED && strstr(e.msg, "training through op moe (l0.ffn_out)"),
+              "status %d: %s", st, e.msg);
+}
+
 static void bad_input(void) {
     static const struct { const char *test, *fam, *edit, *expect; int64_t ctx; } bad[] = {
         /* Qwen2's sliding window (with max_window_layers) is not in the qwen2 template: named, not ignored */
@@ -456,6 +578,14 @@ static void bad_input(void) {
          "2 long/short factors for 8 rotated pairs", 0},
         {"phi3_missing_fused_tensor", "phi3", "drop=model.layers.1.self_attn.qkv_proj.weight", "l1.attn_q", 0},
         {"gemma2_missing_post_norm", "gemma2", "drop=model.layers.2.post_feedforward_layernorm.weight", "l2.post_ffn_norm", 0},
+        {"mixtral_missing_expert", "mixtral", "drop=model.layers.1.block_sparse_moe.experts.2.w3.weight",
+         "'model.layers.1.block_sparse_moe.experts.2.w3.weight' is missing", 0},
+        {"mixtral_more_used_than_experts", "mixtral", "set=num_experts_per_tok=5",
+         "num_experts_per_tok = 5 with num_local_experts = 4", 0},
+        {"mixtral_without_expert_count", "mixtral", "ablate=num_local_experts", "num_local_experts", 0},
+        {"qwen3_moe_dense_layers_refused", "qwen3_moe", "set=mlp_only_layers=[1]", "dense MLP layers", 0},
+        {"qwen3_moe_missing_expert", "qwen3_moe", "drop=model.layers.0.mlp.experts.5.down_proj.weight",
+         "'model.layers.0.mlp.experts.5.down_proj.weight' is missing", 0},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char hf[PATH_MAX], dir[PATH_MAX], edit[256];
@@ -476,6 +606,8 @@ static void bad_input(void) {
     if (!tc_have(hf)) run_py(hf, "gpt2", NULL);
     cke_status st = compile(hf, dir, 65, &e); /* n_positions is 64 */
     tc_result("gpt2_context_beyond_positions", st != CKE_OK && strstr(e.msg, "pos_embd"), "status %d, message '%s'", st, e.msg);
+
+    moe_refusals();
 }
 
 int main(int argc, char **argv) {
@@ -485,9 +617,11 @@ int main(int argc, char **argv) {
     if (tc_setup("test-families")) return 1;
     static const char *const fams[] = {"gpt2", "qwen2", "qwen3", "gemma", "gemma2", "mistral", "phi3", "llama3",
                                        "llama_bias", "qwen3_bias", "gemma_gelu", "qwen2_yarn", "phi3_longrope",
-                                       "llama_dynamic", "gemma3", "gemma3_swa3"};
+                                       "llama_dynamic", "gemma3", "gemma3_swa3", "mixtral", "qwen3_moe", "qwen3_moe_norm",
+                                       "olmoe", "qwen2_moe"};
     for (size_t i = 0; i < sizeof fams / sizeof fams[0]; i++)
         if (!only || !strcmp(only, fams[i])) family(fams[i]), family_kvf16(fams[i]);
+    if (!only || !strcmp(only, "mixtral")) mixtral_quantized();
     if (!only || !strcmp(only, "gpt2_real")) gpt2_real();
     if (!only || !strcmp(only, "ablations")) ablations();
     if (!only || !strcmp(only, "bad")) bad_input();

@@ -6,11 +6,11 @@ model.safetensors, the checkpoint's real tensor names and layouts: GPT-2 Conv1D 
 fused c_attn, Phi-3 fused qkv_proj / gate_up_proj ...) and the reference logits at every position
 of a fixed token sequence, computed in float64 by an independent forward written from the HF
 modeling code's definitions (modeling_gpt2 / qwen2 / qwen3 / gemma / gemma2 / mistral / phi3 /
-llama with rope_scaling "llama3").
+llama with rope_scaling "llama3" / mixtral / qwen3_moe / olmoe / qwen2_moe).
 
 usage: ref_families.py OUT_DIR FAMILY [drop=HF_NAME | perturb=HF_NAME | ablate=CONFIG_KEY | set=KEY=JSON | train]
        ref_families.py OUT_DIR gpt2 --from HF_DIR     (trace of an existing GPT-2 checkpoint)
-FAMILY: gpt2 | qwen2 | qwen3 | gemma | gemma2 | mistral | phi3 | llama3 | llama_bias | qwen3_bias | gemma_gelu | qwen2_yarn | phi3_longrope | llama_dynamic | gemma3 | gemma3_swa3
+FAMILY: gpt2 | qwen2 | qwen3 | gemma | gemma2 | mistral | phi3 | llama3 | llama_bias | qwen3_bias | gemma_gelu | qwen2_yarn | phi3_longrope | llama_dynamic | gemma3 | gemma3_swa3 | mixtral | qwen3_moe | qwen3_moe_norm | olmoe | qwen2_moe
 The optional edit breaks the model on purpose: drop/perturb a tensor, or remove a config key (the
 reference still uses the feature), which proves the feature changes the numbers.
 Outputs OUT_DIR/{config.json, model.safetensors, ref.bin, ref.trace} in the formats of
@@ -81,7 +81,25 @@ FAMILIES = {
     # Gemma whose config says exact GELU (HF honours hidden_activation / hidden_act)
     "gemma_gelu": dict(kind="gemma", dim=32, L=2, H=4, KV=1, hd=16, F=64, V=67, tied=True, act="gelu"),
     "qwen3_bias": dict(kind="qwen3", dim=32, L=2, H=4, KV=2, hd=16, F=64, V=59, theta=1e6, tied=True, attn_bias=True),
+    # Mixtral: 4 experts, 2 per token (23 tokens x 2 choices: every expert serves several rows)
+    "mixtral": dict(dim=32, L=2, H=4, KV=2, hd=8, F=48, V=61, theta=1e6, E=4, k=2),
+    # Qwen3-MoE: QK-norm attention, 6 experts of moe_intermediate_size 24, 2 per token, the router's
+    # probabilities as they are (norm_topk_prob false, HF's default) or renormalized (_norm)
+    "qwen3_moe": dict(dim=32, L=2, H=4, KV=2, hd=16, F=24, V=59, theta=1e6, E=6, k=2, norm=False),
+    "qwen3_moe_norm": dict(kind="qwen3_moe", dim=32, L=2, H=4, KV=2, hd=16, F=24, V=59, theta=1e6, E=6, k=2, norm=True),
+    # OLMoE: RMSNorm over the whole q and k width, 8 experts, 3 per token, not renormalized
+    "olmoe": dict(dim=32, L=2, H=4, KV=2, hd=8, F=24, V=67, E=8, k=3, norm=False),
+    # Qwen2-MoE: Qwen2's biased attention, 6 experts of 16, 2 per token, and a shared expert of 40
+    # gated by sigmoid(x . shared_expert_gate)
+    "qwen2_moe": dict(dim=32, L=2, H=4, KV=2, hd=8, F=16, Fs=40, V=53, theta=1e6, E=6, k=2, norm=False),
 }
+
+
+# mixture-of-experts families: the MoE block's name and its experts' gate, up, down tensors
+MOE = {"mixtral": ("block_sparse_moe", ("w1.weight", "w3.weight", "w2.weight")),
+       "qwen3_moe": ("mlp", ("gate_proj.weight", "up_proj.weight", "down_proj.weight")),
+       "olmoe": ("mlp", ("gate_proj.weight", "up_proj.weight", "down_proj.weight")),
+       "qwen2_moe": ("mlp", ("gate_proj.weight", "up_proj.weight", "down_proj.weight"))}
 
 
 def gelu_tanh(x):
@@ -177,11 +195,23 @@ def make_weights(fam, c, g):
             W[p + "self_attn.q_proj.weight"] = rnd(H * hd, dim)
             W[p + "self_attn.k_proj.weight"] = rnd(KV * hd, dim)
             W[p + "self_attn.v_proj.weight"] = rnd(KV * hd, dim)
+        if fam in MOE:  # the router, then each expert's gate, up, down (Mixtral: w1, w3, w2)
+            blk, names = MOE[fam]
+            W[f"{p}{blk}.gate.weight"] = rnd(c["E"], dim, s=0.3)
+            for e in range(c["E"]):
+                q = f"{p}{blk}.experts.{e}."
+                W[q + names[0]], W[q + names[1]], W[q + names[2]] = rnd(F, dim), rnd(F, dim), rnd(dim, F)
+            if "Fs" in c:  # Qwen2-MoE's shared expert and its gate
+                q, Fs = f"{p}mlp.shared_expert.", c["Fs"]
+                W[q + "gate_proj.weight"], W[q + "up_proj.weight"], W[q + "down_proj.weight"] = rnd(Fs, dim), rnd(Fs, dim), rnd(dim, Fs)
+                W[p + "mlp.shared_expert_gate.weight"] = rnd(1, dim, s=0.5)
+        elif fam != "phi3":
             W[p + "mlp.gate_proj.weight"] = rnd(F, dim)
             W[p + "mlp.up_proj.weight"] = rnd(F, dim)
         W[p + "self_attn.o_proj.weight"] = rnd(dim, H * hd)
-        W[p + "mlp.down_proj.weight"] = rnd(dim, F)
-        if fam == "qwen2" or c.get("attn_bias"):
+        if fam not in MOE:
+            W[p + "mlp.down_proj.weight"] = rnd(dim, F)
+        if fam in ("qwen2", "qwen2_moe") or c.get("attn_bias"):
             W[p + "self_attn.q_proj.bias"] = rnd(H * hd, s=0.1)
             W[p + "self_attn.k_proj.bias"] = rnd(KV * hd, s=0.1)
             W[p + "self_attn.v_proj.bias"] = rnd(KV * hd, s=0.1)
@@ -191,7 +221,9 @@ def make_weights(fam, c, g):
             W[p + "mlp.gate_proj.bias"] = rnd(F, s=0.1)
             W[p + "mlp.up_proj.bias"] = rnd(F, s=0.1)
             W[p + "mlp.down_proj.bias"] = rnd(dim, s=0.1)
-        if fam in ("qwen3", "gemma3"):
+        if fam == "olmoe":  # OlmoeAttention: RMSNorm(hidden_size) of q, of the kv width of k
+            W[p + "self_attn.q_norm.weight"], W[p + "self_attn.k_norm.weight"] = 1 + rnd(H * hd, s=0.1), 1 + rnd(KV * hd, s=0.1)
+        if fam in ("qwen3", "gemma3", "qwen3_moe"):
             W[p + "self_attn.q_norm.weight"] = nw(hd) if gem else 1 + rnd(hd, s=0.1)
             W[p + "self_attn.k_norm.weight"] = nw(hd) if gem else 1 + rnd(hd, s=0.1)
     if not c.get("tied"):
@@ -209,7 +241,8 @@ def config(fam, c):
     arch = {"qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM", "gemma": "GemmaForCausalLM",
             "gemma3": "Gemma3ForCausalLM",
             "gemma2": "Gemma2ForCausalLM", "mistral": "MistralForCausalLM", "phi3": "Phi3ForCausalLM",
-            "llama3": "LlamaForCausalLM"}[fam]
+            "llama3": "LlamaForCausalLM", "mixtral": "MixtralForCausalLM", "qwen3_moe": "Qwen3MoeForCausalLM",
+            "olmoe": "OlmoeForCausalLM", "qwen2_moe": "Qwen2MoeForCausalLM"}[fam]
     mt = {"llama3": "llama", "gemma3": "gemma3_text"}.get(fam, fam)
     cfg = {"architectures": [arch], "model_type": mt, "hidden_size": dim,
            "intermediate_size": F, "num_attention_heads": H, "num_key_value_heads": KV, "head_dim": hd,
@@ -218,7 +251,7 @@ def config(fam, c):
            "torch_dtype": "float32"}
     if fam.startswith("gemma"):
         cfg["hidden_act"] = cfg["hidden_activation"] = c.get("act", "gelu_pytorch_tanh")
-    if fam in ("qwen2", "qwen3"):  # as in real Qwen configs: a window that is switched off
+    if fam in ("qwen2", "qwen3", "qwen3_moe", "qwen2_moe"):  # as in real Qwen configs: a window that is switched off
         cfg["sliding_window"], cfg["use_sliding_window"] = 4096, False
     if "window" in c:
         cfg["sliding_window"] = c["window"]
@@ -242,6 +275,20 @@ def config(fam, c):
         cfg["attention_bias"] = c["attn_bias"]
     if "mlp_bias" in c:
         cfg["mlp_bias"] = c["mlp_bias"]
+    if fam == "mixtral":
+        cfg.update(num_local_experts=c["E"], num_experts_per_tok=c["k"], router_aux_loss_coef=0.02,
+                   output_router_logits=False, router_jitter_noise=0.0, sliding_window=None)
+    if fam == "olmoe":  # experts of intermediate_size
+        cfg.update(num_experts=c["E"], num_experts_per_tok=c["k"], norm_topk_prob=c["norm"], clip_qkv=None,
+                   router_aux_loss_coef=0.01, output_router_logits=False, attention_bias=False)
+    if fam == "qwen2_moe":
+        cfg.update(num_experts=c["E"], num_experts_per_tok=c["k"], moe_intermediate_size=F, intermediate_size=4 * F,
+                   shared_expert_intermediate_size=c["Fs"], norm_topk_prob=c["norm"], decoder_sparse_step=1,
+                   mlp_only_layers=[], router_aux_loss_coef=0.001, output_router_logits=False)
+    if fam == "qwen3_moe":  # intermediate_size: the dense MLP no layer here has
+        cfg.update(num_experts=c["E"], num_experts_per_tok=c["k"], moe_intermediate_size=F, intermediate_size=4 * F,
+                   norm_topk_prob=c["norm"], decoder_sparse_step=1, mlp_only_layers=[], router_aux_loss_coef=0.001,
+                   output_router_logits=False, attention_bias=False)
     return cfg
 
 
@@ -350,11 +397,14 @@ def forward(fam, c, W, ids, tr):
             q, k, v = (n @ D[p + "self_attn.qkv_proj.weight"].T).split([H * hd, KV * hd, KV * hd], dim=-1)
         else:
             q, k, v = (n @ D[p + f"self_attn.{m}_proj.weight"].T for m in "qkv")
-        if fam == "qwen2" or c.get("attn_bias"):
+        if fam in ("qwen2", "qwen2_moe") or c.get("attn_bias"):
             q, k, v = (t_ + D[p + f"self_attn.{m}_proj.bias"] for t_, m in zip((q, k, v), "qkv"))
         tr("q", i, q), tr("k", i, k), tr("v", i, v)
         local = fam == "gemma3" and (i + 1) % c["pattern"] != 0
-        if fam in ("qwen3", "gemma3"):  # RMSNorm over each head's head_dim, before RoPE
+        if fam == "olmoe":  # RMSNorm over the whole projection, before RoPE
+            q, k = rms(q, D[p + "self_attn.q_norm.weight"]), rms(k, D[p + "self_attn.k_norm.weight"])
+            tr("q_norm", i, q), tr("k_norm", i, k)
+        if fam in ("qwen3", "gemma3", "qwen3_moe"):  # RMSNorm over each head's head_dim, before RoPE
             q = rms(q.view(T, H, hd), D[p + "self_attn.q_norm.weight"]).reshape(T, H * hd)
             k = rms(k.view(T, KV, hd), D[p + "self_attn.k_norm.weight"]).reshape(T, KV * hd)
             tr("q_norm", i, q), tr("k_norm", i, k)
@@ -376,6 +426,28 @@ def forward(fam, c, W, ids, tr):
         x = x + ao
         tr("h", i, x)
         n = rms(x, D[p + ("pre_feedforward_layernorm.weight" if fam in ("gemma2", "gemma3") else "post_attention_layernorm.weight")])
+        if fam in MOE:  # modeling_mixtral / qwen3_moe: softmax over all experts, top-k, renormalized (Mixtral, norm_topk_prob)
+            blk, names = MOE[fam]
+            probs = torch.softmax(n @ D[f"{p}{blk}.gate.weight"].T, dim=-1)
+            w, sel = torch.topk(probs, c["k"], dim=-1)
+            if fam == "mixtral" or c["norm"]:
+                w = w / w.sum(dim=-1, keepdim=True)
+            fo = torch.zeros_like(n)
+            for t in range(T):
+                for j in range(c["k"]):
+                    q = f"{p}{blk}.experts.{int(sel[t, j])}."
+                    hmid = torch.nn.functional.silu(n[t] @ D[q + names[0]].T) * (n[t] @ D[q + names[1]].T)
+                    fo[t] += w[t, j] * (hmid @ D[q + names[2]].T)
+            if "Fs" in c:  # Qwen2MoeSparseMoeBlock: + sigmoid(shared_expert_gate(x)) * shared_expert(x)
+                q = f"{p}mlp.shared_expert."
+                sh = (torch.nn.functional.silu(n @ D[q + "gate_proj.weight"].T) * (n @ D[q + "up_proj.weight"].T)) @ D[q + "down_proj.weight"].T
+                sh = torch.sigmoid(n @ D[p + "mlp.shared_expert_gate.weight"].T) * sh
+                tr("moe_out", i, fo), tr("sh_out", i, sh)
+                fo = fo + sh
+            tr("ffn_in", i, n), tr("ffn_out", i, fo)
+            x = x + fo
+            tr("x", i, x)
+            continue
         if fam == "phi3":
             gt, up = (n @ D[p + "mlp.gate_up_proj.weight"].T).chunk(2, dim=-1)
         else:

@@ -1,0 +1,197 @@
+/* Mixture-of-experts FFN on the dispatch table's linears (kernels.h, cke_moe_fwd). Prefill groups
+ * the rows routed to each expert so each expert's weights are read once per call: its rows are
+ * gathered into a [n_e, D] block, the three linears run over the block, and the result is
+ * scattered back with each row's routing weight. Decode (T = 1) is k expert FFNs as GEMVs; the
+ * other experts' weights are never touched. An expert's matrix is a block of rows of the stacked
+ * tensor, so stored formats (Q8_0, Q4_K ...) run through cke_qlinear_fwd on that block as they
+ * would for a dense linear.
+ *
+ * Threads: with few rows (decode, decode_batch) and at least as many chosen experts as threads,
+ * the experts are divided among the threads, each running whole experts on one thread, all in
+ * one parallel region: a decode step of 8 small experts would otherwise open 24 regions, and
+ * waking the team for each (OMP_WAIT_POLICY=PASSIVE) cost more than the experts' work. Otherwise
+ * each expert's linears use all threads. Either way every expert's rows are computed the same
+ * way, and they are added in expert order, rows in order: the result depends on the routing, not
+ * on the thread count. */
+#include "kdecl.h"
+#include "moe_route.h"
+
+#include <math.h>
+#include <omp.h>
+#include <string.h>
+
+#define MOE_SMALL_T 8 /* rows up to which the experts may be divided among the threads */
+
+static size_t align64(size_t n) { return (n + 63) / 64 * 64; }
+
+/* One expert's scratch (one per thread on the expert-parallel path). */
+typedef struct {
+    float *xe;   /* [T,D] the expert's gathered rows */
+    float *g, *u;/* [T,F] gate, up; g then holds silu(g) * u */
+    void *lin;   /* the linears' own workspace */
+} expert_ws;
+
+/* The workspace, carved in this order (each piece 64-byte aligned). */
+typedef struct {
+    float *logits;  /* [T,E] router logits */
+    int32_t *sel;   /* [T,k] chosen experts per row */
+    float *w;       /* [T,k] their weights */
+    int64_t *start; /* [E+1] first slot of each expert in rows/roww */
+    int32_t *rows;  /* [T*k] rows grouped by expert, in row order */
+    float *roww;    /* [T*k] their weights */
+    int32_t *act;   /* [E] the experts some row chose, in order */
+    float *y;       /* [T*k,D] each slot's expert output (the serial path: [T,D], one expert at a time) */
+    char *per;      /* nth (expert-parallel) or 1 expert_ws areas of per_bytes */
+    size_t per_bytes;
+} moe_ws;
+
+static size_t lin_ws(int64_t T, int64_t D, int64_t F, int64_t E, int qg, int qu, int qd, int nth) {
+    size_t a = cke_qlinear_ws_size(qg, T, D, F, nth), b = cke_qlinear_ws_size(qu, T, D, F, nth);
+    size_t c = cke_qlinear_ws_size(qd, T, F, D, nth), r = cke_gemm_ws_size(T, E, D, nth);
+    a = a > b ? a : b;
+    a = a > c ? a : c;
+    return a > r ? a : r;
+}
+
+static int expert_parallel(int64_t T, int nth) { return nth > 1 && T <= MOE_SMALL_T; }
+
+/* base NULL: sizes only */
+static size_t carve(moe_ws *m, char *base, int64_t T, int64_t D, int64_t F, int64_t E, int64_t k, int qg, int qu, int qd,
+                    int nth) {
+    const int par = expert_parallel(T, nth);
+    size_t o = 0;
+#define TAKE(field, type, n) (m->field = base ? (type *)(base + o) : NULL, o += align64((size_t)(n) * sizeof(type)))
+    TAKE(logits, float, T * E);
+    TAKE(sel, int32_t, T * k);
+    TAKE(w, float, T * k);
+    TAKE(start, int64_t, E + 1);
+    TAKE(rows, int32_t, T * k);
+    TAKE(roww, float, T * k);
+    TAKE(act, int32_t, E);
+    TAKE(y, float, (par ? T * k : T) * D);
+#undef TAKE
+    /* a thread's expert: one-thread linears; the serial path's: all threads (and the router's GEMM) */
+    m->per_bytes = align64((size_t)(T * D) * sizeof(float)) + 2 * align64((size_t)(T * F) * sizeof(float)) +
+                   align64(lin_ws(T, D, F, E, qg, qu, qd, par ? 1 : nth));
+    m->per = base ? base + o : NULL;
+    o += m->per_bytes * (size_t)(par ? nth : 1);
+    return o + align64(cke_gemm_ws_size(T, E, D, nth)); /* the router's GEMM, after the experts' areas */
+}
+
+static expert_ws expert_area(const moe_ws *m, int i, int64_t T, int64_t D, int64_t F) {
+    char *p = m->per + (size_t)i * m->per_bytes;
+    expert_ws x = {.xe = (float *)p};
+    p += align64((size_t)(T * D) * sizeof(float));
+    x.g = (float *)p, p += align64((size_t)(T * F) * sizeof(float));
+    x.u = (float *)p, p += align64((size_t)(T * F) * sizeof(float));
+    x.lin = p;
+    return x;
+}
+
+size_t cke_moe_ws_size(int64_t T, int64_t D, int64_t F, int64_t E, int64_t k, int qgate, int qup, int qdown, int nth) {
+    if (nth < 1) nth = 1;
+    moe_ws m;
+    size_t fast = carve(&m, NULL, T, D, F, E, k, qgate, qup, qdown, nth);
+    size_t ref = align64((size_t)(E + k) * sizeof(float)) + (size_t)F * sizeof(double) + (size_t)k * sizeof(int32_t);
+    return 64 + (fast > ref ? fast : ref); /* 64: ws need not be aligned */
+}
+
+/* Bytes of one row of K elements stored as qtype (0: f32). */
+static size_t row_bytes(int qtype, int64_t K) { return qtype ? cke_qtype_row_size(qtype, K) : (size_t)K * sizeof(float); }
+
+typedef struct {
+    const cke_ktable *kt;
+    const void *gate, *up, *down;
+    int qg, qu, qd;
+    size_t sg, su, sd; /* bytes of one expert's matrix in each stack */
+    int64_t D, F;
+} experts;
+
+/* y[n,D] = expert e's FFN of the n rows of x listed in rows (all T rows, in order, when n == T). */
+static int run_expert(const experts *X, const expert_ws *s, float *y, const float *x, const int32_t *rows, int64_t n,
+                      int64_t T, int64_t e, int nth) {
+    const int64_t D = X->D, F = X->F;
+    const float *xe = x;
+    if (n != T) { /* gather (every row chose e: its rows are 0..T-1 in order, x itself) */
+        for (int64_t i = 0; i < n; i++) memcpy(s->xe + i * D, x + (int64_t)rows[i] * D, (size_t)D * sizeof(float));
+        xe = s->xe;
+    }
+    /* expert e's matrices: rows [e*F, (e+1)*F) of the gate and up stacks, [e*D, (e+1)*D) of down */
+    if (cke_qlinear_fwd(X->kt, s->g, xe, (const char *)X->gate + (size_t)e * X->sg, X->qg, NULL, n, D, F, s->lin, nth) ||
+        cke_qlinear_fwd(X->kt, s->u, xe, (const char *)X->up + (size_t)e * X->su, X->qu, NULL, n, D, F, s->lin, nth))
+        return -1;
+    X->kt->swiglu_fwd(s->g, s->g, s->u, n * F);
+    return cke_qlinear_fwd(X->kt, y, s->g, (const char *)X->down + (size_t)e * X->sd, X->qd, NULL, n, F, D, s->lin, nth);
+}
+
+/* out rows += each slot's weight * its expert output, slots in expert order */
+static void scatter(const cke_ktable *kt, float *out, const float *y, const int32_t *rows, const float *roww, int64_t n,
+                    int64_t D) {
+    for (int64_t i = 0; i < n; i++) {
+        float *o = out + (int64_t)rows[i] * D; /* [D] */
+        const float *yi = y + i * D, a = roww[i];
+        if (kt->axpy) kt->axpy(o, a, yi, D);
+        else for (int64_t d = 0; d < D; d++) o[d] += a * yi[d];
+    }
+}
+
+int cke_moe_fwd(const cke_ktable *kt, float *out /* [T,D] */, const float *x /* [T,D] */,
+                const float *router /* [E,D] */, const void *gate /* [E,F,D] */, const void *up /* [E,F,D] */,
+                const void *down /* [E,D,F] */, int qgate, int qup, int qdown, int64_t T, int64_t D, int64_t F,
+                int64_t E, int64_t k, int renorm, void *ws, int nth) {
+    if (nth < 1) nth = 1;
+    const experts X = {kt, gate, up, down, qgate, qup, qdown, (size_t)F * row_bytes(qgate, D), (size_t)F * row_bytes(qup, D),
+                       (size_t)D * row_bytes(qdown, F), D, F};
+    if (!X.sg || !X.su || !X.sd || k < 1 || k > E) return -1; /* a format without kernels, or rows that are not whole blocks */
+    moe_ws m;
+    char *base = (char *)(((uintptr_t)ws + 63) & ~(uintptr_t)63);
+    const size_t router_ws = carve(&m, base, T, D, F, E, k, qgate, qup, qdown, nth) - align64(cke_gemm_ws_size(T, E, D, nth));
+    /* route: logits of every row in one GEMM, then each row's top k */
+    cke_linear_fwd(kt, m.logits, x, router, NULL, T, D, E, base + router_ws, nth);
+    for (int64_t t = 0; t < T; t++) cke_moe_route(m.sel + t * k, m.w + t * k, m.logits + t * E, E, k, renorm);
+    /* group: a counting sort of the (row, expert) pairs by expert, rows ascending within each */
+    memset(m.start, 0, (size_t)(E + 1) * sizeof(int64_t));
+    for (int64_t i = 0; i < T * k; i++) m.start[m.sel[i] + 1]++;
+    for (int64_t e = 0; e < E; e++) m.start[e + 1] += m.start[e];
+    for (int64_t t = 0; t < T; t++)
+        for (int64_t j = 0; j < k; j++) {
+            const int64_t e = m.sel[t * k + j], slot = m.start[e]++;
+            m.rows[slot] = (int32_t)t;
+            m.roww[slot] = m.w[t * k + j];
+        }
+    for (int64_t e = E; e > 0; e--) m.start[e] = m.start[e - 1]; /* the increments moved each start to the next */
+    m.start[0] = 0;
+    int64_t n_act = 0; /* experts no row chose: their weights are not read */
+    for (int64_t e = 0; e < E; e++)
+        if (m.start[e + 1] > m.start[e]) m.act[n_act++] = (int32_t)e;
+    memset(out, 0, (size_t)(T * D) * sizeof(float));
+    if (expert_parallel(T, nth) && n_act >= nth) {
+        int bad = 0;
+#pragma omp parallel num_threads(nth) reduction(| : bad)
+        {
+            const int t = omp_get_thread_num();
+            const expert_ws s = expert_area(&m, t, T, D, F);
+            for (int64_t i = n_act * t / nth; i < n_act * (t + 1) / nth; i++) {
+                const int64_t e = m.act[i], s0 = m.start[e];
+                bad |= run_expert(&X, &s, m.y + s0 * D, x, m.rows + s0, m.start[e + 1] - s0, T, e, 1) != 0;
+            }
+        }
+        if (bad) return -1;
+        scatter(kt, out, m.y, m.rows, m.roww, T * k, D);
+        return 0;
+    }
+    const expert_ws s = expert_area(&m, 0, T, D, F);
+    for (int64_t i = 0; i < n_act; i++) {
+        const int64_t e = m.act[i], s0 = m.start[e], n = m.start[e + 1] - s0;
+        if (run_expert(&X, &s, m.y, x, m.rows + s0, n, T, e, nth)) return -1;
+        scatter(kt, out, m.y, m.rows + s0, m.roww + s0, n, D);
+    }
+    return 0;
+}
+
+void cke_sigmoid_mul_fwd(float *out /* [T,D] */, const float *x /* [T,D] */, const float *g /* [T] */, int64_t T, int64_t D) {
+    for (int64_t t = 0; t < T; t++) {
+        const float s = (float)(1.0 / (1.0 + exp(-(double)g[t])));
+        for (int64_t d = 0; d < D; d++) out[t * D + d] = s * x[t * D + d];
+    }
+}

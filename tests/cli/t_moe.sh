@@ -1,0 +1,81 @@
+# Mixture of experts (issue 16: Mixtral, Qwen3-MoE, OLMoE): configs refused by name, and (with Debian's python3 and
+# its torch, which tests/torch/ref_families.py needs) a tiny random Mixtral compiled from its HF
+# directory, quantized to a GGUF whose expert stacks keep their blocks, and GGUFs refused by name.
+moe_cfg() { # moe_cfg DIR EXTRA-JSON [MODEL_TYPE]: a config.json (no weights: the config is refused first)
+    mkdir -p "$1"
+    printf '{"model_type":"%s","hidden_size":32,"num_hidden_layers":2,"num_attention_heads":4,"num_key_value_heads":2,"intermediate_size":48,"vocab_size":61%s}' \
+        "${3:-mixtral}" "$2" >"$1/config.json"
+}
+moe_cfg "$T/moe_k0" ',"num_local_experts":4,"num_experts_per_tok":0'
+refuses moe_hf_k_0 1 "num_experts_per_tok = 0 with num_local_experts = 4: expected 1 <= num_experts_per_tok <= num_local_experts" \
+    "$CKE" inspect "$T/moe_k0"
+moe_cfg "$T/moe_k5" ',"num_local_experts":4,"num_experts_per_tok":5'
+refuses moe_hf_k_above_experts 1 "num_experts_per_tok = 5 with num_local_experts = 4" "$CKE" inspect "$T/moe_k5"
+moe_cfg "$T/moe_e5000" ',"num_local_experts":5000,"num_experts_per_tok":2'
+refuses moe_hf_experts_out_of_range 1 "num_local_experts = 5000 is out of range \[1, 4096\]" "$CKE" inspect "$T/moe_e5000"
+moe_cfg "$T/moe_noe" ''
+refuses moe_hf_no_expert_count 1 "mixtral config.json needs num_local_experts and num_experts_per_tok" "$CKE" inspect "$T/moe_noe"
+moe_cfg "$T/q3m_nof" ',"num_experts":8,"num_experts_per_tok":2' qwen3_moe
+refuses moe_qwen3_no_expert_width 1 "qwen3_moe config.json needs moe_intermediate_size" "$CKE" inspect "$T/q3m_nof"
+moe_cfg "$T/q3m_step" ',"num_experts":8,"num_experts_per_tok":2,"moe_intermediate_size":16,"decoder_sparse_step":2' qwen3_moe
+refuses moe_qwen3_dense_layers 1 "qwen3_moe with dense MLP layers among the experts' \(decoder_sparse_step 2" "$CKE" inspect "$T/q3m_step"
+moe_cfg "$T/olmoe_clip" ',"num_experts":8,"num_experts_per_tok":2,"clip_qkv":8.0' olmoe
+refuses moe_olmoe_clip_qkv 1 "olmoe with clip_qkv is not supported" "$CKE" inspect "$T/olmoe_clip"
+
+if /usr/bin/python3 -c "import torch" 2>/dev/null && /usr/bin/python3 tests/torch/ref_families.py "$T/mx" mixtral >"$T/mx.log" 2>&1; then
+    check moe_inspect_names_the_experts sh -c "'$CKE' inspect '$T/mx' | grep -q 'experts:     4 per layer, 2 used per token'"
+    ok moe_compile_hf "$CKE" compile "$T/mx" -o "$T/mx_out"
+    check moe_ir_has_the_moe_op grep -q '"op": "moe"' "$T/mx_out/ir.json"
+    ok moe_parity_hf "$CKE" parity "$T/mx_out" "$T/mx/ref.trace"
+    # a config promising 65536 layers of 4096 experts beside a small checkpoint: refused before any
+    # table is sized by it
+    moe_cfg "$T/mx_huge" ',"num_local_experts":4096,"num_experts_per_tok":2' && ln -s "$T/mx/model.safetensors" "$T/mx_huge/"
+    sed -i 's/"num_hidden_layers":2/"num_hidden_layers":65536/' "$T/mx_huge/config.json"
+    refuses moe_hf_experts_beyond_checkpoint 1 "65536 layers x 4096 experts need 805306368 expert matrices; the checkpoint has" \
+        "$CKE" inspect "$T/mx_huge"
+    ok moe_quantize_q4_0 "$CKE" quantize "$T/mx" "$T/mx-q4_0.gguf" Q4_0
+    ok moe_compile_q4_0 "$CKE" compile "$T/mx-q4_0.gguf" -o "$T/mx_q4_0"
+    check moe_q4_0_experts_keep_blocks grep -q '"name": "l1.ffn_up_exps", "layer": 1, "dtype": "q4_0r"' "$T/mx_q4_0/layout.json"
+    check moe_router_stays_f32 grep -q '"name": "l1.ffn_gate_inp", "layer": 1, "dtype": "f32"' "$T/mx_q4_0/layout.json"
+    ok moe_quantize_f32 "$CKE" quantize "$T/mx" "$T/mx-f32.gguf" F32
+    # llama.expert_used_count above llama.expert_count: the u32 value after the key, patched
+    /usr/bin/python3 - "$T/mx-f32.gguf" "$T/mx-k9.gguf" <<'PY'
+import struct, sys
+b = bytearray(open(sys.argv[1], "rb").read())
+key = b"llama.expert_used_count"
+i = b.find(struct.pack("<Q", len(key)) + key) + 8 + len(key)
+assert struct.unpack_from("<I", b, i)[0] == 4, "expected a u32 key"  # GGUF_TYPE_UINT32
+struct.pack_into("<I", b, i + 4, 9)
+open(sys.argv[2], "wb").write(b)
+PY
+    refuses moe_gguf_used_above_count 1 "GGUF key 'llama.expert_used_count' = 9 is out of range \[1, 4\]" "$CKE" inspect "$T/mx-k9.gguf"
+    python3 tests/quant/gguf_rename.py "$T/mx-f32.gguf" "$T/mx-noexp.gguf" blk.1.ffn_down_exps.weight -
+    refuses moe_gguf_missing_expert_stack 1 "tensor 'l1.ffn_down_exps' is missing" "$CKE" inspect "$T/mx-noexp.gguf"
+    python3 tests/quant/gguf_rename.py "$T/mx-f32.gguf" "$T/mx-2d.gguf" blk.0.ffn_up_exps.weight blk.0.ffn_up.weight
+    refuses moe_gguf_dense_ffn_in_moe 1 "tensor 'l0.ffn_up_exps' is missing" "$CKE" inspect "$T/mx-2d.gguf"
+    # the MoE GGUFs cke writes, read by gguf-py (llama.cpp's own Python package, where the suite
+    # installed it): every tensor one llama.cpp's architecture declares, and its expert keys
+    if [ -f "$BUILD/pydeps/gguf/__init__.py" ]; then
+        for f in mixtral qwen3_moe_norm olmoe qwen2_moe; do
+            [ "$f" = mixtral ] || /usr/bin/python3 tests/torch/ref_families.py "$T/gg_$f" $f >"$T/gg_$f.log" 2>&1
+            [ "$f" = mixtral ] && ln -sfn "$T/mx" "$T/gg_$f"
+            "$CKE" quantize "$T/gg_$f" "$T/gg_$f.gguf" F32 >/dev/null 2>&1
+            check moe_gguf_py_reads_$f env PYTHONPATH="$BUILD/pydeps" /usr/bin/python3 - "$T/gg_$f.gguf" <<'PY'
+import sys
+import gguf
+r = gguf.GGUFReader(sys.argv[1])
+arch = bytes(r.fields["general.architecture"].parts[-1]).decode()
+march = {v: k for k, v in gguf.MODEL_ARCH_NAMES.items()}[arch]
+names = {gguf.TENSOR_NAMES[t].format(bid=b) for t in gguf.MODEL_TENSORS[march] for b in range(8)}
+bad = [t.name for t in r.tensors if t.name.rsplit(".", 1)[0] not in names]
+exps = [t for t in r.tensors if t.name.endswith("_exps.weight")]
+keys = [f"{arch}.expert_count", f"{arch}.expert_used_count"]
+ok = not bad and exps and all(len(t.shape) == 3 for t in exps) and all(k in r.fields for k in keys)
+print(arch, "unknown tensors:", bad, "3-D expert stacks:", len(exps))
+sys.exit(0 if ok else 1)
+PY
+        done
+    fi
+else
+    echo "SKIP t_moe model cases (no /usr/bin/python3 with torch)"
+fi
