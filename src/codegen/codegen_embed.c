@@ -67,6 +67,9 @@ static cke_status used_slots(const cke_plan *p, slot_set *s, cke_err *err) {
     memset(s, 0, sizeof *s);
     for (int i = 0; i < ir->nn; i++) {
         const cke_node *n = &ir->n[i];
+        if (n->op == CKE_OP_MOE || n->op == CKE_OP_SIGMOID_MUL) /* not among the copied sources (kfiles) yet */
+            return cke_fail(err, CKE_ERR_UNSUPPORTED, "embedded build: %s (%s) has no embedded kernels yet: mixture-of-experts "
+                            "models build as model.so only", ir->v[n->out].name, cke_op_names[n->op]);
         slot_add(s, op_slots[n->op][0]);
         slot_add(s, op_slots[n->op][1]);
         if (n->op == CKE_OP_LINEAR && n->n_in > 2) slot_add(s, "axpy"); /* the bias (linear.c) */
