@@ -62,14 +62,19 @@ mkdir -p "$WORK"
 WORK=$(cd "$WORK" && pwd)
 LLAMA_BIN=$WORK/llama.cpp-build/bin
 
-# shape -> bench_quant make-model's DIM FFN LAYERS HEADS KV_HEADS VOCAB
+# shape -> bench_quant make-model's DIM FFN LAYERS HEADS KV_HEADS VOCAB; moe: OLMoE-1B-7B's
+# routing (64 experts, 8 per token) at half its width and layers (dim 1024, experts of 512, 8
+# layers: 0.8B parameters, 0.13B active per token), in llama.cpp's Mixtral layout
 shape_args() {
     case $1 in
         110m) echo 768 2048 12 12 12 32000 ;;
         1.1b) echo 2048 5632 22 32 4 32000 ;;
-        *) echo "llama_bench.sh: unknown shape '$1' (110m, 1.1b)" >&2; return 1 ;;
+        moe) echo 1024 512 8 16 16 32000 ;;
+        *) echo "llama_bench.sh: unknown shape '$1' (110m, 1.1b, moe)" >&2; return 1 ;;
     esac
 }
+# make-model's arguments after the tokenizer: SEED EXPERTS USED
+shape_extra() { case $1 in moe) echo 1234 64 8 ;; esac; }
 
 for shape in $SHAPES; do shape_args "$shape" >/dev/null; done
 
@@ -129,8 +134,8 @@ model_file() {
     if [ ! -f "$d/F32.gguf" ]; then
         local args
         args=$(shape_args "$shape")
-        # shellcheck disable=SC2086 # six numbers
-        "$BUILD/bench_quant" make-model "$d/F32.gguf.tmp" $args "$TOK" >&2
+        # shellcheck disable=SC2086,SC2046 # six numbers, and the MoE shape's three more
+        "$BUILD/bench_quant" make-model "$d/F32.gguf.tmp" $args "$TOK" $(shape_extra "$shape") >&2
         mv "$d/F32.gguf.tmp" "$d/F32.gguf"
     fi
     if [ "$fmt" != F32 ] && [ ! -f "$d/$fmt.gguf" ]; then

@@ -1,5 +1,5 @@
 /* Quantized-model tools for the benchmark and the tests:
- *   bench_quant make-model OUT.gguf DIM FFN LAYERS HEADS KV_HEADS VOCAB TOKSRC.gguf [SEED]
+ *   bench_quant make-model OUT.gguf DIM FFN LAYERS HEADS KV_HEADS VOCAB TOKSRC.gguf [SEED [EXPERTS USED]]
  *       a llama-architecture GGUF with random F32 weights (N(0, 1/sqrt(fan_in)) matrices, unit
  *       norms) and TOKSRC's tokenizer metadata (its vocabulary size must be VOCAB)
  *   bench_quant speed DIR THREADS [DECODE_TOKENS] [PREFILL_TOKENS]
@@ -37,10 +37,19 @@ static float *rand_mat(int64_t rows, int64_t cols, float scale) {
 }
 
 static int make_model(int argc, char **argv) {
-    if (argc < 10) { fprintf(stderr, "usage: bench_quant make-model OUT DIM FFN LAYERS HEADS KV VOCAB TOKSRC [SEED]\n"); return 2; }
+    if (argc < 10) {
+        fprintf(stderr, "usage: bench_quant make-model OUT DIM FFN LAYERS HEADS KV VOCAB TOKSRC [SEED [EXPERTS USED]]\n");
+        return 2;
+    }
     int64_t dim = atoll(argv[3]), ffn = atoll(argv[4]), nl = atoll(argv[5]), nh = atoll(argv[6]), nkv = atoll(argv[7]),
             vocab = atoll(argv[8]);
     rng_s = argc > 10 ? strtoull(argv[10], NULL, 10) : 1234;
+    /* a mixture of experts (llama.cpp's Mixtral layout): FFN is each expert's width */
+    const int64_t n_exp = argc > 12 ? atoll(argv[11]) : 0, n_used = argc > 12 ? atoll(argv[12]) : 0;
+    if (n_exp < 0 || n_exp > 256 || (n_exp && (n_used < 1 || n_used > n_exp))) {
+        fprintf(stderr, "make-model: EXPERTS %lld USED %lld: 1 <= USED <= EXPERTS <= 256\n", (long long)n_exp, (long long)n_used);
+        return 2;
+    }
     cke_err e = {0};
     cke_gguf *tg = NULL;
     cke_gguf_writer *w = NULL;
@@ -58,6 +67,10 @@ static int make_model(int argc, char **argv) {
     cke_gguf_writer_set_f32(w, "llama.attention.layer_norm_rms_epsilon", 1e-5f, &e);
     cke_gguf_writer_set_f32(w, "llama.rope.freq_base", 10000.f, &e);
     cke_gguf_writer_set_u32(w, "general.file_type", 0, &e);
+    if (n_exp) {
+        cke_gguf_writer_set_u32(w, "llama.expert_count", (uint32_t)n_exp, &e);
+        cke_gguf_writer_set_u32(w, "llama.expert_used_count", (uint32_t)n_used, &e);
+    }
     for (int64_t i = 0; i < cke_gguf_n_kv(tg); i++) {
         const cke_gguf_kv *kv = cke_gguf_kv_at(tg, i);
         if (!strncmp(kv->key, "tokenizer.", 10) && cke_gguf_writer_copy_kv(w, tg, kv, &e)) { fprintf(stderr, "%s\n", e.msg); return 1; }
@@ -90,6 +103,24 @@ static int make_model(int argc, char **argv) {
             if (k == 4) {
                 snprintf(nm, sizeof nm, "blk.%lld.ffn_norm.weight", (long long)l);
                 ADD(names[nnames++] = strdup(nm), 1, dim, 1, ones_d);
+            }
+            if (k >= 4 && n_exp) { /* the router, then [E] stacks of each expert's matrix */
+                if (k == 4) {
+                    float *r = rand_mat(n_exp, dim, s_in);
+                    bufs[nbuf++] = r;
+                    snprintf(nm, sizeof nm, "blk.%lld.ffn_gate_inp.weight", (long long)l);
+                    ADD(names[nnames++] = strdup(nm), 2, dim, n_exp, r);
+                }
+                static const char *const exps[3] = {"ffn_gate_exps", "ffn_up_exps", "ffn_down_exps"};
+                float *m = rand_mat(n_exp * mats[k].rows, mats[k].cols, mats[k].sc);
+                bufs[nbuf++] = m;
+                snprintf(nm, sizeof nm, "blk.%lld.%s.weight", (long long)l, exps[k - 4]);
+                int64_t ne3[3] = {mats[k].cols, mats[k].rows, n_exp};
+                if (cke_gguf_writer_add_tensor(w, names[nnames++] = strdup(nm), CKE_DT_F32, 3, ne3, m, &e)) {
+                    fprintf(stderr, "%s\n", e.msg);
+                    return 1;
+                }
+                continue;
             }
             float *m = rand_mat(mats[k].rows, mats[k].cols, mats[k].sc);
             bufs[nbuf++] = m;
