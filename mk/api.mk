@@ -28,13 +28,16 @@ CKE_VERSION_STR = $(shell sed -n 's/^\#define CKE_VERSION "\(.*\)"/\1/p' include
 
 install: $(BUILD)/cke $(LIBSO) $(LIBCORE) $(LIBK)
 	install -d $(INSTALL_ROOT)/bin $(INSTALL_ROOT)/lib/cke $(INSTALL_ROOT)/lib/pkgconfig \
-	    $(INSTALL_ROOT)/include/cke $(INSTALL_ROOT)/share/cke/templates
+	    $(INSTALL_ROOT)/include/cke $(INSTALL_ROOT)/share/cke/templates $(INSTALL_ROOT)/share/cke/kernels/ref
 	install -m 755 $(BUILD)/cke $(INSTALL_ROOT)/bin/cke
 	install -m 755 $(LIBSO) $(INSTALL_ROOT)/lib/libcke.so
 	install -m 644 $(LIBCORE) $(INSTALL_ROOT)/lib/libcke.a
 	install -m 644 $(LIBK) $(INSTALL_ROOT)/lib/cke/libckekernels.a
 	install -m 644 include/cke/*.h $(INSTALL_ROOT)/include/cke/
 	install -m 644 src/templates/*.json $(INSTALL_ROOT)/share/cke/templates/
+	# the kernel sources `cke compile --embedded` copies into a program (next to templates/)
+	install -m 644 src/kernels/*.c src/kernels/*.h $(INSTALL_ROOT)/share/cke/kernels/
+	install -m 644 src/kernels/ref/*.c $(INSTALL_ROOT)/share/cke/kernels/ref/
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(CKE_VERSION_STR)|' cke.pc.in >$(INSTALL_ROOT)/lib/pkgconfig/cke.pc
 
 .PHONY: install

@@ -19,7 +19,7 @@ if have_models; then
     # compiling again into it replaces it (it is a cke directory), as blob this time
     ok embed_recompile_blob "$CKE" compile "$S/stories260K.bin" --embedded --weights blob -o "$T/emb" --ctx 64
     check embed_blob_files sh -c "test -f '$T/emb/weights.bin' -a ! -e '$T/emb/weights.c'"
-    # a cke without its kernel sources (an installed one: make install does not ship src/kernels)
+    # a cke whose tree lacks its kernel sources (make install ships them: tests/cli/t_lib.sh)
     mkdir -p "$T/ehome/build" "$T/ehome/src"
     ln -s "$PWD/include" "$T/ehome/include"
     cp -r src/templates "$T/ehome/src/templates"

@@ -12,7 +12,8 @@ ok lib_make_install make -s install SAN=$san BUILD="$BUILD" PREFIX="$P"
 installed() {
     [ -x "$P/bin/cke" ] && [ -f "$P/lib/libcke.so" ] && [ -f "$P/lib/libcke.a" ] && [ -f "$P/lib/cke/libckekernels.a" ] \
         && [ -f "$P/include/cke/cke.h" ] && [ -f "$P/include/cke/model_abi.h" ] \
-        && [ -f "$P/share/cke/templates/llama.json" ] && [ -f "$P/lib/pkgconfig/cke.pc" ]
+        && [ -f "$P/share/cke/templates/llama.json" ] && [ -f "$P/lib/pkgconfig/cke.pc" ] \
+        && [ -f "$P/share/cke/kernels/kdecl.h" ] && [ -f "$P/share/cke/kernels/ref/gemm.c" ]
 }
 check lib_installed_files installed
 refuses lib_installed_help 0 '^usage: cke run' "$P/bin/cke" run --help
@@ -26,6 +27,16 @@ if have_models; then
     got=$(cd "$T/elsewhere" && CKE_CACHE="$T/lib-cache1" "$P/bin/cke" run "$G" -p "Once upon a time" -n 40 --temp 0 -t 1 2>"$T/lib1.err")
     check lib_installed_cke_runs sh -c '[ -n "$1" ] && [ "$1" = "$2" ] && grep -q compiling "$3"' _ "$want" "$got" "$T/lib1.err"
     [ "$got" = "$want" ] || { echo "    want: $want"; echo "    got:  $got"; tail -5 "$T/lib1.err" | sed 's/^/    /'; }
+    # the installed cke writes embedded builds too (its kernel sources are in share/cke/kernels):
+    # the program builds with the plain compiler and decodes what the build tree's does
+    S2=$CKE_MODELS/stories260K/stories260K.bin
+    case $S2 in /*) ;; *) S2=$PWD/$S2 ;; esac
+    (cd "$T/elsewhere" && "$P/bin/cke" compile "$S2" --embedded -o "$T/emb-inst" --ctx 64 >/dev/null 2>"$T/emb-inst.err")
+    "$CKE" compile "$S2" --embedded -o "$T/emb-tree" --ctx 64 >/dev/null 2>&1
+    ok lib_installed_embedded_builds make -s -C "$T/emb-inst"
+    make -s -C "$T/emb-tree" >/dev/null 2>&1
+    check lib_installed_embedded_same_ids sh -c '[ -n "$1" ] && [ "$1" = "$2" ]' _ \
+        "$("$T/emb-inst/model_main" -n 16 1 2>/dev/null)" "$("$T/emb-tree/model_main" -n 16 1 2>/dev/null)"
     refuses lib_cke_home_overrides 1 'kernel library /nonexistent/build/libckekernels.a not found' \
         env CKE_HOME=/nonexistent CKE_CACHE="$T/lib-cache0" "$P/bin/cke" run "$G" -p Once -n 2
     # the example, built as a user would (pkg-config), against the installed shared library
