@@ -287,10 +287,42 @@ void cke_moe_fwd_ref(float *out /* [T,D] */, const float *x /* [T,D] */, const f
                      const float *gate /* [E,F,D] */, const float *up /* [E,F,D] */, const float *down /* [E,D,F] */,
                      int64_t T, int64_t D, int64_t F, int64_t E, int64_t k, int renorm, void *ws);
 size_t cke_moe_ws_size(int64_t T, int64_t D, int64_t F, int64_t E, int64_t k, int qgate, int qup, int qdown, int nth);
+/* Backward of cke_moe_fwd on f32 experts (training). The routing and each chosen expert's gate,
+ * up, SwiGLU and output are recomputed from x (nothing is saved by the forward: the backward
+ * reads only x and the weights), then, rows grouped per expert as in the forward:
+ *   dw_tj    = dout_t . y_e(x_t)                 (each chosen expert's output, its routing weight's gradient)
+ *   ddown_e += (w dout)^T h,  dh = (w dout) down_e, dgate/dup via SwiGLU,
+ *   dgate_e += dg^T x, dup_e += du^T x, dx += dg gate_e + du up_e,
+ *   dlogits  = the softmax's backward of dw (over the k with renorm, over all E without),
+ *              plus, with aux_g [E] (the load-balancing loss's gradient with respect to each
+ *              expert's router probability, identical for every row), p (aux_g - p . aux_g),
+ *   drouter += dlogits^T x, dx += dlogits router.
+ * Every output accumulates (+=). Deterministic: experts in index order, rows in order, for any
+ * nth. ws: cke_moe_bwd_ws_size. */
+void cke_moe_bwd(const cke_ktable *kt, float *dx /* [T,D] += */, float *drouter /* [E,D] += */,
+                 float *dgate /* [E,F,D] += */, float *dup /* [E,F,D] += */, float *ddown /* [E,D,F] += */,
+                 const float *dout /* [T,D] */, const float *x /* [T,D] */, const float *router /* [E,D] */,
+                 const float *gate /* [E,F,D] */, const float *up /* [E,F,D] */, const float *down /* [E,D,F] */,
+                 const float *aux_g /* [E] or NULL */, int64_t T, int64_t D, int64_t F, int64_t E, int64_t k, int renorm,
+                 void *ws, int nth);
+/* The spec: one row and one chosen expert at a time, sums in double. Single-threaded. */
+void cke_moe_bwd_ref(float *dx, float *drouter, float *dgate, float *dup, float *ddown, const float *dout, const float *x,
+                     const float *router, const float *gate, const float *up, const float *down, const float *aux_g,
+                     int64_t T, int64_t D, int64_t F, int64_t E, int64_t k, int renorm, void *ws);
+size_t cke_moe_bwd_ws_size(int64_t T, int64_t D, int64_t F, int64_t E, int64_t k, int nth); /* also cke_moe_router_stats' */
+/* The router statistics HF's load-balancing loss (load_balancing_loss_func: Switch Transformer
+ * eq. 4-6) is made of, summed over calls (layers, sequences): stats[e] += the number of rows
+ * that chose expert e among their top k, stats[E + e] += the sum over rows of e's router
+ * probability (softmax over all E). The loss over N rows is E / N^2 * sum_e stats[e] * stats[E+e]. */
+void cke_moe_router_stats(const cke_ktable *kt, double *stats /* [2E] += */, const float *x /* [T,D] */,
+                          const float *router /* [E,D] */, int64_t T, int64_t D, int64_t E, int64_t k, void *ws, int nth);
 /* out[t] = sigmoid(g[t]) * x[t] for each row t (Qwen2-MoE's gated shared expert); the sigmoid in
  * double, rounded once, the product in float: the spec and the only variant (T scalars, T x D
  * products: memory bound). out may alias x. */
 void cke_sigmoid_mul_fwd(float *out /* [T,D] */, const float *x /* [T,D] */, const float *g /* [T] */, int64_t T, int64_t D);
+/* Its backward: dx += sigmoid(g) dout, dg[t] += sigmoid'(g[t]) (dout_t . x_t), the dot in double. */
+void cke_sigmoid_mul_bwd(float *dx /* [T,D] += */, float *dg /* [T] += */, const float *dout /* [T,D] */,
+                         const float *x /* [T,D] */, const float *g /* [T] */, int64_t T, int64_t D);
 
 /* Quantized linear layer (src/kernels/qlinear.c): Y[M,N] = X[M,K] . W[N,K]^T (+ b), W stored as N
  * rows of K/blck blocks of ggml type `qtype` (F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K).

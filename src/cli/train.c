@@ -28,6 +28,8 @@ static void usage(FILE *f) {
             "         --val-frac F (0.1, at most 0.5) --eval-every K (50, 0 = only at the start)\n"
             "         --eval-batches N (4) --save-every K (0: at the end) --stop-after N (stop as on SIGINT)\n"
             "         --tokenizer FILE (llama2.c checkpoints) --recompute (activation checkpointing: less memory)\n"
+            "         --router-aux-coef C  mixture of experts: add C x HF's load-balancing loss (default: the\n"
+            "         model's router_aux_loss_coef when its config sets output_router_logits, else none)\n"
             "data parallel: mpirun -np N cke train ... (as root: mpirun --allow-run-as-root)\n"
             "         each rank runs batch/N rows of every global batch with --threads cores (0: this\n"
             "         machine's cores shared by its ranks); gradients summed over the ranks in rank order,\n"
@@ -100,6 +102,8 @@ static int from_checkpoint(cke_train_opts *o, num_flag *t, size_t n, const char 
     TAKE("--clip", clip, (float)s.clip);
     TAKE("--seed", seed, s.seed);
     TAKE("--val-frac", val_frac, s.val_frac);
+    if (!find_flag(t, n, "--router-aux-coef")->given && s.router_aux_coef >= 0)
+        o->router_aux_set = 1, o->router_aux_coef = (float)s.router_aux_coef;
 #undef TAKE
     o->beta1 = (float)s.beta1, o->beta2 = (float)s.beta2, o->eps = (float)s.eps;
     return 0;
@@ -136,6 +140,7 @@ int cke_cli_train(int argc, char **argv) {
         {"--kv-heads", I64, &o.init_kv_heads, 0, 4096, "a head count (0 = --heads, up to 4096)", 0},
         {"--ffn", I64, &o.init_ffn, 1, 1 << 20, "an FFN width (1..1048576)", 0},
         {"--dist-timeout", F64, &dist_timeout, 1e-3, 1e6, "a time in seconds (0.001..1e6)", 0},
+        {"--router-aux-coef", F32, &o.router_aux_coef, 0, 1000, "a loss weight (0..1000)", 0},
     };
     const size_t nflags = sizeof flags / sizeof flags[0];
     for (int i = 1; i < argc; i++) {
@@ -165,6 +170,7 @@ int cke_cli_train(int argc, char **argv) {
         usage(stderr);
         return 2;
     }
+    o.router_aux_set = find_flag(flags, nflags, "--router-aux-coef")->given;
     if (o.resume && from_checkpoint(&o, flags, nflags, &o.data)) return 1;
     if (o.min_lr < 0) o.min_lr = o.lr / 10;
     if (o.min_lr > o.lr) {

@@ -14,7 +14,22 @@ typedef struct {
     FILE *f;
     int logits;
     int *prof_id; /* the next op's index in prof_ops (the profile build's table: see codegen.c) */
+    int recomputing; /* emitting a layer's forward again inside the backward (activation checkpointing) */
+    int moe_aux;     /* the load-balancing loss is on: router statistics kept in t->moe_stats */
 } tctx;
+
+/* The mixture-of-experts load-balancing loss (HF load_balancing_loss_func, added to the loss times
+ * router_aux_loss_coef): on when some moe node has aux_coef != 0; its experts per layer, the
+ * number of moe layers and the coefficient (every layer's template node carries the same). */
+static int moe_aux(const cke_ir *ir, int64_t *E, int *layers, double *coef) {
+    *E = 0, *layers = 0, *coef = 0;
+    for (int i = 0; i < ir->nn; i++)
+        if (ir->n[i].op == CKE_OP_MOE && ir->n[i].a.aux_coef != 0) {
+            *E = ir->v[ir->n[i].in[2]].dims[0], *coef = ir->n[i].a.aux_coef;
+            (*layers)++;
+        }
+    return *layers > 0;
+}
 
 /* An op of train_run timed in the profile build (PROF_* of codegen.c); the table's entries come
  * in the same order (cke_codegen_train_prof_ops). */
@@ -179,6 +194,21 @@ static void emit_fwd(const tctx *c, int ni, const char *ind, int in_loop) {
         fprintf(f, "%skt->gelu_fwd(%s, %s, R * %lld, %s);\n", ind, o, a, (long long)C, n->a.gelu ? "CKE_GELU_TANH" : "CKE_GELU_ERF");
         break;
     case CKE_OP_SILU: fprintf(f, "%skt->silu_fwd(%s, %s, R * %lld);\n", ind, o, a, (long long)C); break;
+    case CKE_OP_SIGMOID_MUL: fprintf(f, "%scke_sigmoid_mul_fwd(%s, %s, %s, R, %lld);\n", ind, o, a, b, (long long)C); break;
+    case CKE_OP_MOE: {
+        const cke_value *g = &ir->v[n->in[2]]; /* [E, F, D] */
+        char wu[80], wd[80];
+        iexpr(wu, sizeof wu, c, n->in[3], in_loop);
+        iexpr(wd, sizeof wd, c, n->in[4], in_loop);
+        fprintf(f, "%s(void)cke_moe_fwd(kt, %s, %s, %s, %s, %s, %s, 0, 0, 0, R, %lld, %lld, %lld, %lld, %d, t->scratch, m->nth);\n",
+                ind, o, a, b, d, wu, wd, (long long)g->dims[2], (long long)g->dims[1], (long long)g->dims[0],
+                (long long)n->a.n_expert_used, n->a.norm_topk);
+        if (c->moe_aux && n->a.aux_coef != 0 && !c->recomputing)
+            fprintf(f, "%scke_moe_router_stats(kt, t->moe_stats, %s, %s, R, %lld, %lld, %lld, t->scratch, m->nth); /* for the "
+                       "load-balancing loss */\n",
+                    ind, a, b, (long long)g->dims[2], (long long)g->dims[0], (long long)n->a.n_expert_used);
+        break;
+    }
     case CKE_OP_POSEMB:
         fprintf(f, "%sif (%s != %s) memcpy(%s, %s, sizeof(float) * R * %lld);\n", ind, o, a, o, a, (long long)C);
         fprintf(f, "%sfor (int64_t b = 0; b < TR_B; b++) kt->posemb_fwd(%s + b * TR_T * %lld, %s, 0, TR_T, %lld);\n", ind, o,
@@ -277,6 +307,24 @@ static void emit_bwd(const tctx *c, int ni, const char *ind, int in_loop, char *
                 n->a.gelu ? "CKE_GELU_TANH" : "CKE_GELU_ERF");
         break;
     case CKE_OP_SILU: fprintf(f, "%skt->silu_bwd(%s, %s, %s, R * %lld);\n", ind, ga, go, a, (long long)C); break;
+    case CKE_OP_SIGMOID_MUL:
+        fprintf(f, "%scke_sigmoid_mul_bwd(%s, %s, %s, %s, %s, R, %lld);\n", ind, ga, gb, go, a, b, (long long)C);
+        break;
+    case CKE_OP_MOE: {
+        const cke_value *g = &ir->v[n->in[2]]; /* [E, F, D] */
+        char wg[80], wu[80], wd[80], gu[96], gd[96];
+        iexpr(wg, sizeof wg, c, n->in[2], in_loop);
+        iexpr(wu, sizeof wu, c, n->in[3], in_loop);
+        iexpr(wd, sizeof wd, c, n->in[4], in_loop);
+        gname(gu, sizeof gu, c, n->in[3], in_loop);
+        gname(gd, sizeof gd, c, n->in[4], in_loop);
+        fprintf(f, "%scke_moe_bwd(kt, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,\n"
+                   "%s            %s, R, %lld, %lld, %lld, %lld, %d, t->scratch, m->nth);\n",
+                ind, ga, gb, gc, gu, gd, go, a, b, wg, wu, wd, ind,
+                c->moe_aux && n->a.aux_coef != 0 ? "t->moe_auxg" : "NULL", (long long)g->dims[2], (long long)g->dims[1],
+                (long long)g->dims[0], (long long)n->a.n_expert_used, n->a.norm_topk);
+        break;
+    }
     case CKE_OP_POSEMB:
         fprintf(f, "%skt->axpy(%s, 1.0f, %s, R * %lld);\n", ind, ga, go, (long long)C);
         fprintf(f, "%sfor (int64_t b = 0; b < TR_B; b++) kt->posemb_bwd(%s, %s + b * TR_T * %lld, 0, TR_T, %lld);\n", ind, gb,
@@ -324,6 +372,11 @@ cke_status cke_codegen_emit_train(const cke_train_plan *tp, FILE *f, cke_err *er
         return cke_fail(err, CKE_ERR_UNSUPPORTED, "training a model whose layers use two RoPE tables (local and global)");
     int prof_id = cke_codegen_train_prof_base(tp->p);
     tctx c = {.tp = tp, .ir = ir, .f = f, .logits = ir->n[ir->nn - 1].out, .prof_id = &prof_id};
+    int64_t moe_e;
+    int moe_layers;
+    double moe_coef;
+    char coef_lit[32];
+    c.moe_aux = moe_aux(ir, &moe_e, &moe_layers, &moe_coef);
     const cke_value *lg = &ir->v[c.logits];
     char cx[80];
     tsan(cx, sizeof cx, ir->v[tp->carry_out].base);
@@ -346,6 +399,12 @@ cke_status cke_codegen_emit_train(const cke_train_plan *tp, FILE *f, cke_err *er
                    "#define SLAB(l) (t->saved + TR_SAVED_GLOBAL + (size_t)(l) * TR_SLAB)\n"
                    "#define LAYER_OUT(l) ((float *)(SLAB(l) + %zuu))\n\n",
                 tp->b[tp->fwd_of[tp->carry_out]].offset);
+    if (c.moe_aux)
+        fprintf(f, "/* mixture of experts: HF's load-balancing loss (load_balancing_loss_func) over the router outputs\n"
+                   " * of all %d moe layers, N = %d x R rows: aux = E / N^2 * sum_e (rows choosing e) * (sum of e's\n"
+                   " * probability); the loss adds MOE_AUX_COEF * aux per target (as HF adds it to the mean) */\n"
+                   "#define MOE_E %lld\n#define MOE_LAYERS %d\n#define MOE_AUX_COEF ((double)%s)\n\n",
+                moe_layers, moe_layers, (long long)moe_e, moe_layers, cke_codegen_flit(coef_lit, sizeof coef_lit, (float)moe_coef));
     fprintf(f, "struct ckm_train {\n"
                "    char *saved;    /* [TR_SAVED_BYTES] what the backward reads */\n"
                "    char *tmp;      /* [TR_TEMP] forward temps, then activation gradients */\n"
@@ -355,8 +414,11 @@ cke_status cke_codegen_emit_train(const cke_train_plan *tp, FILE *f, cke_err *er
                "    float *loss;    /* [TR_B * TR_T] per-row loss */\n"
                "    void (*hook)(void *, int); /* set_grad_hook: told when a layer's weight gradients are complete */\n"
                "    void *hook_ud;\n"
+               "%s"
                "};\n\n"
-               "#define GW(off) ((float *)(t->g + (off)))\n\n");
+               "#define GW(off) ((float *)(t->g + (off)))\n\n",
+            c.moe_aux ? "    double moe_stats[2 * MOE_E]; /* per expert: rows that chose it, sum of its router probability */\n"
+                        "    float moe_auxg[MOE_E];       /* the load-balancing loss's gradient per expert probability */\n" : "");
 
     fprintf(f, "/* One forward (and, when backward != 0, backward) pass over TR_B x TR_T tokens. Returns the summed\n"
                " * loss over targets >= 0; gradients accumulate into t->g scaled by dscale. */\n"
@@ -371,6 +433,7 @@ cke_status cke_codegen_emit_train(const cke_train_plan *tp, FILE *f, cke_err *er
     fprintf(f, "    float *d_%s = (float *)(TP + %zuu); /* the residual stream's gradient, carried between layers */\n\n",
             cx, tp->b[tp->grad_of[tp->carry_out]].offset);
     fprintf(f, "    /* ---- forward ---- */\n");
+    if (c.moe_aux) fprintf(f, "    memset(t->moe_stats, 0, sizeof t->moe_stats);\n");
     for (int i = 0; i < ir->nn; i++)
         if (ir->n[i].section == CKE_SEC_PROLOGUE) { prof_begin(&c, "    "); emit_fwd(&c, i, "    ", 0); prof_end(&c, "    ", 0); }
     fprintf(f, "    for (int l = 0; l < N_LAYER; l++) {\n        char *S = SLAB(l);\n");
@@ -391,9 +454,19 @@ cke_status cke_codegen_emit_train(const cke_train_plan *tp, FILE *f, cke_err *er
                "    PROF_BEGIN();\n"
                "    kt->xent_fwd_bwd(t->loss, backward ? %s : NULL, %s, tgt, R, TR_VOCAB, -1, dscale, m->nth);\n"
                "    PROF_END(%d, -1, R);\n"
-               "    double loss = 0;\n    for (int64_t r = 0; r < R; r++) if (tgt[r] >= 0) loss += t->loss[r];\n"
-               "    if (!backward) return loss;\n\n    /* ---- backward ---- */\n",
+               "    double loss = 0;\n    for (int64_t r = 0; r < R; r++) if (tgt[r] >= 0) loss += t->loss[r];\n",
             lname, lname, prof_id++);
+    if (c.moe_aux)
+        fprintf(f, "    { /* the load-balancing loss and its gradient per expert probability (for each moe backward) */\n"
+                   "        int64_t nv = 0;\n"
+                   "        for (int64_t r = 0; r < R; r++) nv += tgt[r] >= 0;\n"
+                   "        const double n_rows = (double)R * MOE_LAYERS, f = MOE_E / (n_rows * n_rows);\n"
+                   "        double aux = 0;\n"
+                   "        for (int e = 0; e < MOE_E; e++) aux += t->moe_stats[e] * t->moe_stats[MOE_E + e];\n"
+                   "        loss += MOE_AUX_COEF * f * aux * (double)nv;\n"
+                   "        for (int e = 0; e < MOE_E; e++) t->moe_auxg[e] = (float)(MOE_AUX_COEF * f * t->moe_stats[e] * (double)nv * dscale);\n"
+                   "    }\n");
+    fprintf(f, "    if (!backward) return loss;\n\n    /* ---- backward ---- */\n");
     int nbuf = tp->nb;
     char *zeroed = calloc((size_t)nbuf + 1, 1);
     if (!zeroed) return cke_fail(err, CKE_ERR_NOMEM, "out of memory");
@@ -408,8 +481,10 @@ cke_status cke_codegen_emit_train(const cke_train_plan *tp, FILE *f, cke_err *er
     emit_decls(&c, CKE_SEC_LAYER, "        ", 1);
     if (tp->recompute) {
         fprintf(f, "        /* recompute this layer's forward from its saved input (activation checkpointing) */\n");
+        c.recomputing = 1;
         for (int i = 0; i < ir->nn; i++)
             if (ir->n[i].section == CKE_SEC_LAYER && ir->n[i].layer == 0) emit_fwd(&c, i, "        ", 1);
+        c.recomputing = 0;
     }
     /* body gradients are zeroed per layer at their first contribution; the carried one too */
     memset(zeroed, 0, (size_t)nbuf + 1);

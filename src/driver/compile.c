@@ -86,6 +86,7 @@ static void fill_hparams(src_ctx *c) {
     hp_add(c, "n_expert_used", (double)h->n_expert_used, none);
     hp_add(c, "moe_norm_topk", h->moe_norm_topk ? 1 : 0, none); /* read by every template with experts */
     hp_add(c, "shexp_ffn_dim", (double)h->shexp_ffn_dim, 0);    /* a shared expert (Qwen2-MoE) */
+    hp_add(c, "moe_aux_coef", h->moe_aux_coef, 0);              /* training's load-balancing loss */
 }
 
 /* A feature the model uses must be one the template knows: checked by the IR builder once the
@@ -813,6 +814,15 @@ cke_status cke_compile(const char *model_path, const cke_compile_opts *o, cke_er
         return cke_fail(err, CKE_ERR_ARG, "tensor parallel: rank %d of %d ranks", o->tp_rank, o->tp_size);
     if ((st = cke_model_open(model_path, &m, err))) return st;
     if ((st = check_tok_vocab(m, o->tokenizer, err))) goto done;
+    if (o->moe_aux_set) {
+        if (m->hp.n_expert == 0 || !(o->moe_aux_coef >= 0 && o->moe_aux_coef <= 1e3)) {
+            st = cke_fail(err, CKE_ERR_ARG, m->hp.n_expert ? "router aux loss weight %g is not in [0, 1000]"
+                                                           : "a router aux loss weight (%g) for %s, which has no experts",
+                          o->moe_aux_coef, model_path);
+            goto done;
+        }
+        m->hp.moe_aux_coef = o->moe_aux_coef;
+    }
 
     src_ctx sc = {.m = m};
     fill_hparams(&sc);

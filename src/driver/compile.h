@@ -57,6 +57,9 @@ typedef struct {
                                 * kernels/ (the ref kernel sources it calls), weights.c or weights.bin */
     int weights_blob;          /* embedded: the caller passes weights.bin's bytes (else weights.c, const) */
     const char *kernels_dir;   /* embedded: cke's src/kernels; NULL = beside templates_dir (../kernels) */
+    int moe_aux_set;           /* 1: training's load-balancing loss weighs moe_aux_coef instead of the model's
+                                * (HF: router_aux_loss_coef with output_router_logits; GGUF: none) */
+    double moe_aux_coef;
 } cke_compile_opts;
 
 cke_status cke_compile(const char *model_path, const cke_compile_opts *o, cke_err *err);

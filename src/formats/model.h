@@ -82,6 +82,7 @@ typedef struct {
     int64_t dim, n_layers, n_heads, n_kv_heads, head_dim, ffn_dim, vocab, ctx_len;
     int64_t n_expert, n_expert_used; /* mixture of experts: experts per layer, used per token (0: dense) */
     bool moe_norm_topk;  /* the k routing weights renormalized to sum to 1 (Mixtral; Qwen3-MoE's norm_topk_prob) */
+    double moe_aux_coef; /* training: weight of the load-balancing loss (HF router_aux_loss_coef with output_router_logits; 0: none) */
     int64_t shexp_ffn_dim; /* a shared expert's width, its output gated by sigmoid(x . ffn_gate_inp_shexp) (0: none) */
     double norm_eps;
     cke_norm_kind norm;

@@ -151,6 +151,15 @@ static cke_status parse_moe(const cJSON *c, cke_arch arch, cke_hparams *h, cke_e
         return cke_fail(err, CKE_ERR_FORMAT, "num_experts_per_tok = %lld with %s = %lld: expected 1 <= num_experts_per_tok <= %s",
                         (long long)h->n_expert_used, ne, (long long)h->n_expert, ne);
     h->moe_norm_topk = arch == CKE_ARCH_MIXTRAL;
+    /* training: HF adds router_aux_loss_coef x the load-balancing loss when output_router_logits
+     * (the configs' defaults: 0.01 for OLMoE, 0.001 for the others) */
+    bool aux = false;
+    double coef = arch == CKE_ARCH_OLMOE ? 0.01 : 0.001;
+    jbool(c, "output_router_logits", &aux);
+    jnum(c, "router_aux_loss_coef", &coef);
+    if (!(coef >= 0 && coef <= 1e3))
+        return cke_fail(err, CKE_ERR_FORMAT, "router_aux_loss_coef = %g: expected a number in [0, 1000]", coef);
+    h->moe_aux_coef = aux ? coef : 0;
     if (arch == CKE_ARCH_OLMOE) { /* experts of intermediate_size; OlmoeConfig's norm_topk_prob defaults to false */
         jbool(c, "norm_topk_prob", &h->moe_norm_topk);
         const cJSON *clip = cJSON_GetObjectItemCaseSensitive(c, "clip_qkv");

@@ -308,6 +308,7 @@ static const struct {
     {"rope_low_freq", offsetof(cke_attrs, rope_low_freq), 0}, {"rope_high_freq", offsetof(cke_attrs, rope_high_freq), 0},
     {"rope_orig_ctx", offsetof(cke_attrs, rope_orig_ctx), 1},
     {"n_expert_used", offsetof(cke_attrs, n_expert_used), 1}, {"norm_topk", offsetof(cke_attrs, norm_topk), 2},
+    {"aux_coef", offsetof(cke_attrs, aux_coef), 0},
 };
 
 static cke_status parse_attrs(cke_ir *ir, const cJSON *obj, int layer, cke_attrs *a, const char *where, cke_err *err) {

@@ -75,6 +75,7 @@ typedef struct {
     int64_t rope_orig_ctx; /* llama3 original_max_position_embeddings */
     int64_t n_expert_used; /* moe: experts each token is routed to (top-k) */
     int norm_topk;         /* moe: 1 = the k weights renormalized to sum to 1 (Mixtral), 0 = router probabilities as they are */
+    float aux_coef;        /* moe, training: weight of HF's load-balancing loss (router_aux_loss_coef; 0 = none) */
 } cke_attrs;
 
 typedef struct {

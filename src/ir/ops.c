@@ -54,8 +54,9 @@ const cke_grad_rule cke_grad_rules[CKE_OP_COUNT] = {
     [CKE_OP_SOFTCAP]   = {1, CKE_GRAD_IN(0), 0},                              /* x */
     [CKE_OP_LAST_ROW]  = {0, 0, 0},                                           /* inference only */
     [CKE_OP_ALLREDUCE] = {0, 0, 0},                                           /* tensor parallel: inference only */
-    [CKE_OP_MOE]       = {0, 0, 0},                                           /* no gradient rule yet: inference only */
-    [CKE_OP_SIGMOID_MUL] = {0, 0, 0},                                         /* likewise */
+    /* moe: the routing and the chosen experts are recomputed from x (nothing saved but x) */
+    [CKE_OP_MOE]       = {1, CKE_GRAD_IN(0) | CKE_GRAD_IN(1) | CKE_GRAD_IN(2) | CKE_GRAD_IN(3) | CKE_GRAD_IN(4), 0},
+    [CKE_OP_SIGMOID_MUL] = {1, CKE_GRAD_IN(0) | CKE_GRAD_IN(1), 0},             /* x, g */
 };
 
 int cke_op_parse(const char *name, cke_op *out) {

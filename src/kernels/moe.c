@@ -195,3 +195,189 @@ void cke_sigmoid_mul_fwd(float *out /* [T,D] */, const float *x /* [T,D] */, con
         for (int64_t d = 0; d < D; d++) out[t * D + d] = s * x[t * D + d];
     }
 }
+
+void cke_sigmoid_mul_bwd(float *dx /* [T,D] += */, float *dg /* [T] += */, const float *dout /* [T,D] */,
+                         const float *x /* [T,D] */, const float *g /* [T] */, int64_t T, int64_t D) {
+    for (int64_t t = 0; t < T; t++) {
+        const double s = 1.0 / (1.0 + exp(-(double)g[t]));
+        double dot = 0;
+        for (int64_t d = 0; d < D; d++) {
+            dot += (double)dout[t * D + d] * x[t * D + d];
+            dx[t * D + d] += (float)s * dout[t * D + d];
+        }
+        dg[t] += (float)(s * (1.0 - s) * dot);
+    }
+}
+
+/* ---- training: the backward (cke_moe_bwd) and the load-balancing statistics ---- */
+
+/* The backward's workspace, carved in this order (64-byte aligned pieces). */
+typedef struct {
+    float *logits;  /* [T,E] router logits */
+    float *dl;      /* [T,E] their gradient */
+    int32_t *sel;   /* [T,k] */
+    float *w, *dw;  /* [T,k] routing weights and their gradients */
+    int64_t *start; /* [E+1] */
+    int32_t *rows;  /* [T*k] rows grouped by expert */
+    int32_t *pair;  /* [T*k] each slot's t*k + j */
+    float *xe, *y, *dy, *dxe;         /* [T,D] an expert's rows, output, output gradient, input gradient */
+    float *g, *u, *h, *dh, *dg, *du;  /* [T,F] */
+    void *gemm;
+} moe_bwd_ws;
+
+static size_t gemm_ws_max(int64_t T, int64_t D, int64_t F, int64_t E, int nth) {
+    const size_t s[] = {cke_gemm_ws_size(T, F, D, nth), cke_gemm_ws_size(T, D, F, nth), cke_gemm_ws_size(D, F, T, nth),
+                        cke_gemm_ws_size(F, D, T, nth), cke_gemm_ws_size(T, E, D, nth), cke_gemm_ws_size(T, D, E, nth),
+                        cke_gemm_ws_size(E, D, T, nth)};
+    size_t m = 0;
+    for (size_t i = 0; i < sizeof s / sizeof s[0]; i++) m = s[i] > m ? s[i] : m;
+    return m;
+}
+
+static size_t carve_bwd(moe_bwd_ws *m, char *base, int64_t T, int64_t D, int64_t F, int64_t E, int64_t k, int nth) {
+    size_t o = 0;
+#define TAKE(field, type, n) (m->field = base ? (type *)(base + o) : NULL, o += align64((size_t)(n) * sizeof(type)))
+    TAKE(logits, float, T * E);
+    TAKE(dl, float, T * E);
+    TAKE(sel, int32_t, T * k);
+    TAKE(w, float, T * k);
+    TAKE(dw, float, T * k);
+    TAKE(start, int64_t, E + 1);
+    TAKE(rows, int32_t, T * k);
+    TAKE(pair, int32_t, T * k);
+    TAKE(xe, float, T * D);
+    TAKE(y, float, T * D);
+    TAKE(dy, float, T * D);
+    TAKE(dxe, float, T * D);
+    TAKE(g, float, T * F);
+    TAKE(u, float, T * F);
+    TAKE(h, float, T * F);
+    TAKE(dh, float, T * F);
+    TAKE(dg, float, T * F);
+    TAKE(du, float, T * F);
+#undef TAKE
+    m->gemm = base ? base + o : NULL;
+    return o + align64(gemm_ws_max(T, D, F, E, nth));
+}
+
+size_t cke_moe_bwd_ws_size(int64_t T, int64_t D, int64_t F, int64_t E, int64_t k, int nth) {
+    if (nth < 1) nth = 1;
+    moe_bwd_ws m;
+    size_t fast = carve_bwd(&m, NULL, T, D, F, E, k, nth);
+    /* the _ref: [E] p, dl; [k] dw; [F] g, u, h; [F] dh; [D] dy; [E] logits; [k] w, sel (+ alignment) */
+    size_t ref = (size_t)(2 * E + k + F + D) * sizeof(double) + (size_t)(3 * F + E + k) * sizeof(float) +
+                 (size_t)k * sizeof(int32_t) + 256;
+    return 64 + (fast > ref ? fast : ref);
+}
+
+/* route every row (as the forward does) into m->sel, m->w from m->logits */
+static void route_rows(moe_bwd_ws *m, const cke_ktable *kt, const float *x, const float *router, int64_t T, int64_t D,
+                       int64_t E, int64_t k, int renorm, int nth) {
+    cke_linear_fwd(kt, m->logits, x, router, NULL, T, D, E, m->gemm, nth);
+    for (int64_t t = 0; t < T; t++) cke_moe_route(m->sel + t * k, m->w + t * k, m->logits + t * E, E, k, renorm);
+}
+
+void cke_moe_router_stats(const cke_ktable *kt, double *stats /* [2E] += */, const float *x /* [T,D] */,
+                          const float *router /* [E,D] */, int64_t T, int64_t D, int64_t E, int64_t k, void *ws, int nth) {
+    if (nth < 1) nth = 1;
+    moe_bwd_ws m;
+    carve_bwd(&m, (char *)(((uintptr_t)ws + 63) & ~(uintptr_t)63), T, D, 0, E, k, nth);
+    route_rows(&m, kt, x, router, T, D, E, k, 1, nth);
+    for (int64_t t = 0; t < T; t++) {
+        double mx = m.logits[t * E], s = 0;
+        for (int64_t e = 1; e < E; e++) mx = m.logits[t * E + e] > mx ? m.logits[t * E + e] : mx;
+        for (int64_t e = 0; e < E; e++) s += exp((double)m.logits[t * E + e] - mx);
+        for (int64_t e = 0; e < E; e++) stats[E + e] += exp((double)m.logits[t * E + e] - mx) / s;
+        for (int64_t j = 0; j < k; j++) stats[m.sel[t * k + j]] += 1.0;
+    }
+}
+
+/* One expert's part of the backward: its n rows (slots s0..s0+n of the grouping) recomputed and
+ * differentiated; dw of each slot, the expert's weight gradients, dx of its rows. */
+static void expert_bwd(const cke_ktable *kt, const moe_bwd_ws *m, float *dx, float *dG, float *dU, float *dDn,
+                       const float *dout, const float *x, const float *G, const float *U, const float *Dn, int64_t s0,
+                       int64_t n, int64_t D, int64_t F, int64_t k, int nth) {
+    for (int64_t i = 0; i < n; i++) {
+        const int64_t t = m->rows[s0 + i], j = m->pair[s0 + i] % k;
+        memcpy(m->xe + i * D, x + t * D, (size_t)D * sizeof(float));
+        const float a = m->w[t * k + j];
+        for (int64_t d = 0; d < D; d++) m->dy[i * D + d] = a * dout[t * D + d];
+    }
+    cke_linear_fwd(kt, m->g, m->xe, G, NULL, n, D, F, m->gemm, nth);
+    cke_linear_fwd(kt, m->u, m->xe, U, NULL, n, D, F, m->gemm, nth);
+    kt->swiglu_fwd(m->h, m->g, m->u, n * F);
+    cke_linear_fwd(kt, m->y, m->h, Dn, NULL, n, F, D, m->gemm, nth);
+    for (int64_t i = 0; i < n; i++) { /* dw = dout_t . y: the routing weight's gradient */
+        const int64_t t = m->rows[s0 + i];
+        double s = 0;
+        for (int64_t d = 0; d < D; d++) s += (double)dout[t * D + d] * m->y[i * D + d];
+        m->dw[m->pair[s0 + i]] = (float)s;
+    }
+    memset(m->dh, 0, (size_t)(n * F) * sizeof(float));
+    memset(m->dg, 0, (size_t)(n * F) * sizeof(float));
+    memset(m->du, 0, (size_t)(n * F) * sizeof(float));
+    memset(m->dxe, 0, (size_t)(n * D) * sizeof(float));
+    cke_linear_bwd(kt, m->dh, dDn, NULL, m->dy, m->h, Dn, n, F, D, m->gemm, nth);
+    kt->swiglu_bwd(m->dg, m->du, m->dh, m->g, m->u, n * F);
+    cke_linear_bwd(kt, m->dxe, dG, NULL, m->dg, m->xe, G, n, D, F, m->gemm, nth);
+    cke_linear_bwd(kt, m->dxe, dU, NULL, m->du, m->xe, U, n, D, F, m->gemm, nth);
+    for (int64_t i = 0; i < n; i++) { /* rows in order within the expert, experts in order */
+        float *o = dx + (int64_t)m->rows[s0 + i] * D;
+        if (kt->axpy) kt->axpy(o, 1.0f, m->dxe + i * D, D);
+        else for (int64_t d = 0; d < D; d++) o[d] += m->dxe[i * D + d];
+    }
+}
+
+/* dl[E] <- one row's router-logit gradient: the routing softmax's backward of dw (over the k
+ * chosen with renorm, over all E without), plus the load-balancing term p (aux_g - p . aux_g). */
+static void router_grad_row(float *dl /* [E] */, const float *l /* [E] */, const int32_t *sel /* [k] */,
+                            const float *w /* [k] */, const float *dw /* [k] */, const float *aux_g /* [E] or NULL */,
+                            int64_t E, int64_t k, int renorm) {
+    double mx = l[0], sum = 0, s = 0, sa = 0;
+    for (int64_t e = 1; e < E; e++) mx = l[e] > mx ? l[e] : mx;
+    for (int64_t e = 0; e < E; e++) sum += exp((double)l[e] - mx);
+#define P(e) (exp((double)l[e] - mx) / sum)
+    if (renorm) for (int64_t j = 0; j < k; j++) s += (double)w[j] * dw[j];
+    else for (int64_t j = 0; j < k; j++) s += P(sel[j]) * dw[j];
+    if (aux_g) for (int64_t e = 0; e < E; e++) sa += P(e) * aux_g[e];
+    for (int64_t e = 0; e < E; e++) {
+        double v = renorm ? 0 : -P(e) * s;
+        if (aux_g) v += P(e) * ((double)aux_g[e] - sa);
+        dl[e] = (float)v;
+    }
+    for (int64_t j = 0; j < k; j++)
+        dl[sel[j]] += renorm ? (float)((double)w[j] * (dw[j] - s)) : (float)(P(sel[j]) * dw[j]);
+#undef P
+}
+
+void cke_moe_bwd(const cke_ktable *kt, float *dx /* [T,D] += */, float *drouter /* [E,D] += */,
+                 float *dgate /* [E,F,D] += */, float *dup /* [E,F,D] += */, float *ddown /* [E,D,F] += */,
+                 const float *dout /* [T,D] */, const float *x /* [T,D] */, const float *router /* [E,D] */,
+                 const float *gate /* [E,F,D] */, const float *up /* [E,F,D] */, const float *down /* [E,D,F] */,
+                 const float *aux_g /* [E] or NULL */, int64_t T, int64_t D, int64_t F, int64_t E, int64_t k, int renorm,
+                 void *ws, int nth) {
+    if (nth < 1) nth = 1;
+    moe_bwd_ws m;
+    carve_bwd(&m, (char *)(((uintptr_t)ws + 63) & ~(uintptr_t)63), T, D, F, E, k, nth);
+    route_rows(&m, kt, x, router, T, D, E, k, renorm, nth);
+    /* group the (row, choice) pairs by expert, rows ascending (as the forward) */
+    memset(m.start, 0, (size_t)(E + 1) * sizeof(int64_t));
+    for (int64_t i = 0; i < T * k; i++) m.start[m.sel[i] + 1]++;
+    for (int64_t e = 0; e < E; e++) m.start[e + 1] += m.start[e];
+    for (int64_t t = 0; t < T; t++)
+        for (int64_t j = 0; j < k; j++) {
+            const int64_t slot = m.start[m.sel[t * k + j]]++;
+            m.rows[slot] = (int32_t)t, m.pair[slot] = (int32_t)(t * k + j);
+        }
+    for (int64_t e = E; e > 0; e--) m.start[e] = m.start[e - 1];
+    m.start[0] = 0;
+    for (int64_t e = 0; e < E; e++) {
+        const int64_t s0 = m.start[e], n = m.start[e + 1] - s0;
+        if (n > 0)
+            expert_bwd(kt, &m, dx, dgate + e * F * D, dup + e * F * D, ddown + e * D * F, dout, x, gate + e * F * D,
+                       up + e * F * D, down + e * D * F, s0, n, D, F, k, nth);
+    }
+    for (int64_t t = 0; t < T; t++)
+        router_grad_row(m.dl + t * E, m.logits + t * E, m.sel + t * k, m.w + t * k, m.dw + t * k, aux_g, E, k, renorm);
+    cke_linear_bwd(kt, dx, drouter, NULL, m.dl, x, router, T, D, E, m.gemm, nth);
+}

@@ -259,6 +259,11 @@ cke_status cke_train_plan_new(cke_train_plan **out, const cke_plan *p, int64_t B
                                  .softcap = n->a.softcap};
             size_t a = cke_attn_ws_size(&as, nth), b = cke_attn_bwd_ws_size(&as, nth);
             ws = a > b ? a : b;
+        } else if (n->op == CKE_OP_MOE) { /* gate experts [E, F, D] */
+            const cke_value *g = &ir->v[n->in[2]];
+            size_t a = cke_moe_ws_size(rows, g->dims[2], g->dims[1], g->dims[0], n->a.n_expert_used, 0, 0, 0, nth),
+                   b = cke_moe_bwd_ws_size(rows, g->dims[2], g->dims[1], g->dims[0], n->a.n_expert_used, nth);
+            ws = a > b ? a : b;
         }
         if (align_up(ws) > tp->scratch_bytes) tp->scratch_bytes = align_up(ws);
     }

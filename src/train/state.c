@@ -104,6 +104,12 @@ static cke_status parse_obj(const cJSON *j, cke_train_state *s, cke_err *err) {
     s->ranks = 1; /* optional: written since data-parallel training */
     if (cJSON_GetObjectItemCaseSensitive(j, "ranks") && (st = get_int(j, "ranks", 1, CKE_TRAIN_MAX_BATCH, &s->ranks, err)))
         return st;
+    s->router_aux_coef = -1; /* optional: written since MoE training; -1 = the model's own weight */
+    if (cJSON_GetObjectItemCaseSensitive(j, "router_aux_coef")) {
+        if ((st = get_real(j, "router_aux_coef", -1, 0, 1000, &s->router_aux_coef, err))) return st;
+        if (s->router_aux_coef < 0 && s->router_aux_coef != -1)
+            return cke_fail(err, CKE_ERR_RANGE, F "\"router_aux_coef\": %g is neither -1 nor in [0, 1000]", s->router_aux_coef);
+    }
     if (s->train_windows < s->batch)
         return cke_fail(err, CKE_ERR_RANGE, F "\"train_windows\": %" PRId64 " is fewer than one batch (%" PRId64 ")",
                         s->train_windows, s->batch);
@@ -166,7 +172,8 @@ char *cke_train_state_format(const cke_train_state *s) {
              add_real(j, "val_frac", s->val_frac) && add_int(j, "seed", (int64_t)s->seed) &&
              add_int(j, "data_bytes", s->data_bytes) && cJSON_AddStringToObject(j, "data_fnv64", hex) &&
              cJSON_AddStringToObject(j, "data", s->data) && cJSON_AddStringToObject(j, "isa", s->isa) &&
-             add_int(j, "train_windows", s->train_windows) && add_int(j, "ranks", s->ranks > 0 ? s->ranks : 1);
+             add_int(j, "train_windows", s->train_windows) && add_int(j, "ranks", s->ranks > 0 ? s->ranks : 1) &&
+             add_real(j, "router_aux_coef", s->router_aux_coef);
     char *txt = ok ? cJSON_Print(j) : NULL;
     cJSON_Delete(j);
     return txt;

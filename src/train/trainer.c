@@ -478,6 +478,7 @@ static cke_status check_resume(const cke_train_opts *o, const cke_train_state *s
     SAME("beta1", o->beta1, (float)s->beta1);
     SAME("beta2", o->beta2, (float)s->beta2);
     SAME("eps", o->eps, (float)s->eps);
+    SAME("--router-aux-coef", o->router_aux_set ? o->router_aux_coef : -1.0f, (float)s->router_aux_coef);
     SAME("--val-frac", o->val_frac, s->val_frac);
 #undef SAME
     if (bad)
@@ -637,6 +638,7 @@ static cke_status check_opts(const cke_train_opts *o, cke_err *err) {
     REAL_IN("beta2", o->beta2, 0, 0.999999999)
     REAL_IN("eps", o->eps, 1e-30, 1)
     REAL_IN("--val-frac", o->val_frac, 0, 0.5)
+    if (o->router_aux_set) REAL_IN("--router-aux-coef", o->router_aux_coef, 0, 1000)
 #undef INT_IN
 #undef REAL_IN
     return CKE_OK;
@@ -962,7 +964,8 @@ cke_status cke_train(const cke_train_opts *o, cke_train_result *res, cke_err *er
         cke_compile_opts co = {.out_dir = build, .tokenizer = tok_path, .templates_dir = o->templates_dir,
                                .include_dir = o->include_dir, .libk = o->libk, .ctx = o->seq, .prefill_chunk = o->seq,
                                .max_threads = o->threads > 0 ? o->threads : 1, .quiet = 1, .train_batch = Bl,
-                               .train_seq = o->seq, .train_recompute = o->recompute};
+                               .train_seq = o->seq, .train_recompute = o->recompute,
+                               .moe_aux_set = o->router_aux_set, .moe_aux_coef = o->router_aux_coef};
         if ((st = cke_compile(src_path, &co, err))) goto done;
     }
     if ((st = cke_dist_agree(d, st, err)) || (st = cke_runner_open(build, o->threads, &r, err))) goto done;
@@ -1033,7 +1036,7 @@ cke_status cke_train(const cke_train_opts *o, cke_train_result *res, cke_err *er
                          .threads = o->threads > 0 ? o->threads : 1, .lr = o->lr, .min_lr = o->min_lr, .wd = o->wd,
                          .clip = o->clip, .beta1 = o->beta1, .beta2 = o->beta2, .eps = o->eps, .val_frac = o->val_frac,
                          .seed = o->seed, .data_bytes = data_bytes, .data_hash = data_hash, .train_windows = tr.n_win,
-                         .ranks = N};
+                         .ranks = N, .router_aux_coef = o->router_aux_set ? o->router_aux_coef : -1};
     snprintf(s.data, sizeof s.data, "%s", o->data);
     snprintf(s.isa, sizeof s.isa, "%s", cke_isa_name(cke_isa_active()));
     data_pos dp = {ck.step, ck.epoch, ck.index};

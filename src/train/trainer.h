@@ -60,6 +60,8 @@ typedef struct {
     cke_dist *dist;
     int no_zero;
     int no_overlap;        /* reduce the gradients after the backward, not per layer during it */
+    int router_aux_set;    /* mixture of experts: weigh the load-balancing loss by router_aux_coef instead of the */
+    float router_aux_coef; /* model's own (HF router_aux_loss_coef when output_router_logits; else 0) */
 } cke_train_opts;
 
 typedef struct {

@@ -82,3 +82,26 @@ PY
 else
     echo "SKIP t_moe model cases (no /usr/bin/python3 with torch)"
 fi
+
+# Training a mixture of experts from a GGUF (random Mixtral-layout weights, stories260K's
+# vocabulary): the load-balancing loss switched on by --router-aux-coef, recorded in the
+# checkpoint and held to on resume; a weight for a dense model is refused.
+if have_models; then
+    BQ=$PWD/$BUILD/bench_quant
+    "$BQ" make-model "$T/moe_tr.gguf" 64 96 2 4 2 512 "$CKE_MODELS/stories260K/stories260K.gguf" 7 4 2 >/dev/null 2>&1
+    out=$("$CKE" train "$T/moe_tr.gguf" --data README.md --out "$T/moe_run" --steps 12 --batch 4 --seq 32 --eval-every 12 \
+        --router-aux-coef 0.02 --threads 2 2>&1); rc=$?
+    check moe_train_gguf_runs [ "$rc" = 0 ]
+    # validation loss at the end below the start (random weights: a real descent, ~6.83 -> ~6.44)
+    check moe_train_val_loss_falls sh -c 'echo "$1" | sed -n "s/.*validation \([0-9.]*\) (at start \([0-9.]*\)).*/\1 \2/p" |
+        awk "{ exit !(\$1 < \$2 - 0.1) }"' _ "$out"
+    check moe_train_model_c_has_aux grep -q 'cke_moe_router_stats(kt, t->moe_stats' "$T/moe_run/build/model.c"
+    check moe_train_state_records_aux grep -q '"router_aux_coef":.*0.0199' "$T/moe_run/checkpoint/trainer.json"
+    refuses moe_train_resume_other_aux 1 "--router-aux-coef 0.5 differs from the checkpoint's 0.02" \
+        "$CKE" train --resume --out "$T/moe_run" --steps 14 --router-aux-coef 0.5
+    ok moe_train_resume_keeps_aux "$CKE" train --resume --out "$T/moe_run" --steps 14 --threads 2
+    refuses moe_train_aux_on_dense 1 "a router aux loss weight \(0.1\) for .*stories260K.gguf, which has no experts" \
+        "$CKE" train "$CKE_MODELS/stories260K/stories260K.gguf" --data README.md --out "$T/moe_dense" --steps 2 --router-aux-coef 0.1
+    refuses moe_train_aux_range 2 "cke train: --router-aux-coef: -1 is not a loss weight" \
+        "$CKE" train "$T/moe_tr.gguf" --data README.md --out "$T/moe_neg" --router-aux-coef -1
+fi

@@ -2,6 +2,7 @@
  * against the _ref spec over odd shapes, T = 1 (decode) and T > 1 (prefill, experts with several
  * rows and experts with none), k = 1, 2 and k = E; ties in the router go to the lower index. */
 #include "harness.h"
+#include "kernels/moe_route.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -198,8 +199,197 @@ static int moe_quant(const cke_ktable *kt, const cke_ktable *ref) {
     return fails;
 }
 
+
+/* ---- backward (training) ---- */
+
+typedef struct {
+    float *dx, *dr, *dg, *du, *dd; /* gradients of x, router, gate, up, down */
+} moe_grads;
+
+static moe_grads grads_alloc(moe_shape s) {
+    moe_grads g = {tallocf(s.T * s.D), tallocf(s.E * s.D), tallocf(s.E * s.F * s.D), tallocf(s.E * s.F * s.D),
+                   tallocf(s.E * s.D * s.F)};
+    return g;
+}
+static void grads_free(moe_grads *g) { free(g->dx), free(g->dr), free(g->dg), free(g->du), free(g->dd); }
+
+static void bwd_ref(moe_grads *g, const float *dout, const float *aux, const moe_in *m, moe_shape s) {
+    void *ws = talloc(cke_moe_bwd_ws_size(s.T, s.D, s.F, s.E, s.k, 1));
+    cke_moe_bwd_ref(g->dx, g->dr, g->dg, g->du, g->dd, dout, m->x, m->router, m->gate, m->up, m->down, aux, s.T, s.D, s.F,
+                    s.E, s.k, s.renorm, ws);
+    free(ws);
+}
+
+static void bwd_fast(const cke_ktable *kt, moe_grads *g, const float *dout, const float *aux, const moe_in *m, moe_shape s,
+                     int nth) {
+    void *ws = talloc(cke_moe_bwd_ws_size(s.T, s.D, s.F, s.E, s.k, nth));
+    cke_moe_bwd(kt, g->dx, g->dr, g->dg, g->du, g->dd, dout, m->x, m->router, m->gate, m->up, m->down, aux, s.T, s.D, s.F,
+                s.E, s.k, s.renorm, ws, nth);
+    free(ws);
+}
+
+/* The fast backward (each table's GEMMs, rows grouped per expert) against the _ref over odd
+ * shapes, renormalized or not, with and without the load-balancing term; gradients accumulate
+ * (both start from the same nonzero values); nth = 1 and 2 give the same bits. */
+static int moe_bwd_simd(const cke_ktable *kt, const cke_ktable *ref) {
+    (void)ref;
+    static const moe_shape shapes[] = {
+        {1, 17, 33, 4, 1, 1}, {5, 17, 33, 4, 2, 1}, {13, 64, 48, 8, 2, 1}, {7, 3, 5, 3, 3, 1}, {33, 40, 24, 6, 2, 0},
+        {13, 64, 48, 8, 3, 0}, {6, 9, 7, 3, 3, 0}, {9, 5, 3, 70, 4, 1},
+    };
+    int fails = 0;
+    trng r = {9300u};
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+        for (int with_aux = 0; with_aux < 2; with_aux++) {
+            moe_shape s = shapes[i];
+            moe_in m = moe_alloc(&r, s);
+            float *dout = tallocf(s.T * s.D), *aux = tallocf(s.E);
+            tfill_normal(&r, dout, s.T * s.D, 1.0f);
+            tfill_normal(&r, aux, s.E, 0.5f);
+            moe_grads want = grads_alloc(s), g1 = grads_alloc(s), g2 = grads_alloc(s);
+            float *const wv[] = {want.dx, want.dr, want.dg, want.du, want.dd}, *const v1[] = {g1.dx, g1.dr, g1.dg, g1.du, g1.dd},
+                        *const v2[] = {g2.dx, g2.dr, g2.dg, g2.du, g2.dd};
+            const int64_t n[] = {s.T * s.D, s.E * s.D, s.E * s.F * s.D, s.E * s.F * s.D, s.E * s.D * s.F};
+            for (int j = 0; j < 5; j++) { /* += : a common nonzero start */
+                tfill_normal(&r, wv[j], n[j], 0.1f);
+                memcpy(v1[j], wv[j], (size_t)n[j] * sizeof(float));
+                memcpy(v2[j], wv[j], (size_t)n[j] * sizeof(float));
+            }
+            bwd_ref(&want, dout, with_aux ? aux : NULL, &m, s);
+            bwd_fast(kt, &g1, dout, with_aux ? aux : NULL, &m, s, 1);
+            bwd_fast(kt, &g2, dout, with_aux ? aux : NULL, &m, s, 2);
+            static const char *nm[] = {"dx", "drouter", "dgate", "dup", "ddown"};
+            for (int j = 0; j < 5; j++) {
+                char what[160];
+                snprintf(what, sizeof what, "moe_bwd %s %s T=%lld D=%lld F=%lld E=%lld k=%lld renorm=%d aux=%d", kt->name, nm[j],
+                         (long long)s.T, (long long)s.D, (long long)s.F, (long long)s.E, (long long)s.k, s.renorm, with_aux);
+                fails += tcheck(what, v1[j], wv[j], n[j], TOL_MOE);
+                if (memcmp(v1[j], v2[j], (size_t)n[j] * sizeof(float))) {
+                    printf("    FAIL %s: nth=1 and nth=2 differ bitwise\n", what);
+                    fails++;
+                }
+            }
+            grads_free(&want), grads_free(&g1), grads_free(&g2);
+            free(dout), free(aux);
+            moe_free(&m);
+        }
+    /* the shared expert's gate backward against the product rule in double */
+    {
+        const int64_t T = 5, D = 17;
+        float *x = tallocf(T * D), *g = tallocf(T), *dy = tallocf(T * D), *dx = tallocf(T * D), *dg = tallocf(T);
+        float *wx = tallocf(T * D), *wg = tallocf(T);
+        tfill_normal(&r, x, T * D, 1.0f);
+        tfill_normal(&r, g, T, 2.0f);
+        tfill_normal(&r, dy, T * D, 1.0f);
+        for (int64_t t = 0; t < T; t++) {
+            const double sg = 1.0 / (1.0 + exp(-(double)g[t]));
+            double dot = 0;
+            for (int64_t d = 0; d < D; d++) dot += (double)dy[t * D + d] * x[t * D + d], wx[t * D + d] = (float)(sg * dy[t * D + d]);
+            wg[t] = (float)(sg * (1 - sg) * dot);
+        }
+        cke_sigmoid_mul_bwd(dx, dg, dy, x, g, T, D);
+        fails += tcheck("sigmoid_mul_bwd dx", dx, wx, T * D, (tol_t){1e-12, 1e-7, 1e-6});
+        fails += tcheck("sigmoid_mul_bwd dg", dg, wg, T, (tol_t){1e-12, 1e-7, 1e-6});
+        free(x), free(g), free(dy), free(dx), free(dg), free(wx), free(wg);
+    }
+    return fails;
+}
+
+/* loss = sum(dout * moe(x)) + sum_t aux . softmax(router x_t): the objective whose gradients
+ * cke_moe_bwd_ref returns, in double where the kernel is (the forward's f32 roundings aside) */
+static double moe_objective(const moe_in *m, moe_shape s, const float *dout, const float *aux, float *out, void *ws) {
+    cke_moe_fwd_ref(out, m->x, m->router, m->gate, m->up, m->down, s.T, s.D, s.F, s.E, s.k, s.renorm, ws);
+    double L = 0;
+    for (int64_t i = 0; i < s.T * s.D; i++) L += (double)dout[i] * out[i];
+    for (int64_t t = 0; t < s.T; t++) {
+        double l[16], mx = -1e300, sum = 0, a = 0;
+        for (int64_t e = 0; e < s.E; e++) {
+            l[e] = 0;
+            for (int64_t d = 0; d < s.D; d++) l[e] += (double)m->router[e * s.D + d] * m->x[t * s.D + d];
+            mx = l[e] > mx ? l[e] : mx;
+        }
+        for (int64_t e = 0; e < s.E; e++) sum += exp(l[e] - mx);
+        for (int64_t e = 0; e < s.E; e++) a += aux[e] * exp(l[e] - mx) / sum;
+        L += a;
+    }
+    return L;
+}
+
+/* the top-k sets of every row, as a bitmask per row (E <= 16 here) */
+static void topk_sets(uint32_t *sets, const moe_in *m, moe_shape s) {
+    for (int64_t t = 0; t < s.T; t++) {
+        float l[16];
+        int32_t sel[16] = {0};
+        float w[16] = {0};
+        for (int64_t e = 0; e < s.E; e++) {
+            double a = 0;
+            for (int64_t d = 0; d < s.D; d++) a += (double)m->router[e * s.D + d] * m->x[t * s.D + d];
+            l[e] = (float)a;
+        }
+        cke_moe_route(sel, w, l, s.E, s.k, s.renorm);
+        sets[t] = 0;
+        for (int64_t j = 0; j < s.k; j++) sets[t] |= 1u << sel[j];
+    }
+}
+
+/* The _ref backward against central differences of moe_objective on elements of every input;
+ * a perturbation that changes some row's chosen experts (the routing is piecewise) is skipped.
+ * eps 1e-2 keeps the f32 rounding of the forward's outputs (~1e-7 x the objective's ~30 terms,
+ * over 2 eps) near 2e-4: 2e-3 absolute + 2% relative as the model-level tests. */
+static int moe_bwd_grad(const cke_ktable *ref) {
+    (void)ref;
+    static const moe_shape shapes[] = {{4, 6, 5, 4, 2, 1}, {5, 7, 4, 5, 2, 0}, {3, 5, 3, 3, 1, 1}};
+    int fails = 0;
+    trng r = {9400u};
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        moe_shape s = shapes[i];
+        moe_in m = moe_alloc(&r, s);
+        float *dout = tallocf(s.T * s.D), *aux = tallocf(s.E), *out = tallocf(s.T * s.D);
+        tfill_normal(&r, dout, s.T * s.D, 1.0f);
+        tfill_normal(&r, aux, s.E, 1.0f);
+        moe_grads g = grads_alloc(s);
+        bwd_ref(&g, dout, aux, &m, s);
+        void *ws = talloc(cke_moe_ws_size(s.T, s.D, s.F, s.E, s.k, 0, 0, 0, 1));
+        uint32_t base[16], plus[16], minus[16];
+        topk_sets(base, &m, s);
+        float *const pv[] = {m.x, m.router, m.gate, m.up, m.down}, *const gv[] = {g.dx, g.dr, g.dg, g.du, g.dd};
+        const int64_t n[] = {s.T * s.D, s.E * s.D, s.E * s.F * s.D, s.E * s.F * s.D, s.E * s.D * s.F};
+        static const char *nm[] = {"x", "router", "gate", "up", "down"};
+        int checked = 0, skipped = 0;
+        for (int j = 0; j < 5; j++)
+            for (int64_t idx = 0; idx < n[j]; idx += 1 + n[j] / 11) {
+                float *p = pv[j] + idx, keep = *p;
+                const float eps = 1e-2f;
+                *p = keep + eps;
+                topk_sets(plus, &m, s);
+                double lp = moe_objective(&m, s, dout, aux, out, ws);
+                *p = keep - eps;
+                topk_sets(minus, &m, s);
+                double lm = moe_objective(&m, s, dout, aux, out, ws);
+                *p = keep;
+                if (memcmp(plus, base, (size_t)s.T * 4) || memcmp(minus, base, (size_t)s.T * 4)) { skipped++; continue; }
+                double fd = (lp - lm) / (2.0 * eps), an = gv[j][idx];
+                checked++;
+                if (fabs(fd - an) > 2e-3 + 0.02 * fabs(fd)) {
+                    printf("    FAIL moe_bwd_ref d%s[%lld] T=%lld E=%lld k=%lld renorm=%d: backward %.6g, central difference %.6g\n",
+                           nm[j], (long long)idx, (long long)s.T, (long long)s.E, (long long)s.k, s.renorm, an, fd);
+                    fails++;
+                }
+            }
+        if (checked < 40) {
+            printf("    FAIL moe_bwd_ref: only %d elements checked (%d skipped for a routing change)\n", checked, skipped);
+            fails++;
+        }
+        free(ws), free(dout), free(aux), free(out);
+        grads_free(&g);
+        moe_free(&m);
+    }
+    return fails;
+}
+
 const test_op tests_moe[] = {
     {"moe", moe_simd, NULL, NULL},
     {"moe_quant", moe_quant, NULL, NULL},
+    {"moe_bwd", moe_bwd_simd, moe_bwd_grad, NULL},
     {0},
 };

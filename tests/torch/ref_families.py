@@ -292,8 +292,9 @@ def config(fam, c):
     return cfg
 
 
-def forward(fam, c, W, ids, tr):
-    """float64 forward after the HF modeling code; tr(name, layer, value) records the IR values."""
+def forward(fam, c, W, ids, tr, router=None):
+    """float64 forward after the HF modeling code; tr(name, layer, value) records the IR values;
+    router(logits) receives each MoE layer's router logits (for the load-balancing loss)."""
     fam = c.get("kind", fam)
     dim, L, H, KV, hd, V = c["dim"], c["L"], c["H"], c["KV"], c["hd"], c["V"]
     D = {k: v.to(torch.float64) for k, v in W.items()}
@@ -428,7 +429,10 @@ def forward(fam, c, W, ids, tr):
         n = rms(x, D[p + ("pre_feedforward_layernorm.weight" if fam in ("gemma2", "gemma3") else "post_attention_layernorm.weight")])
         if fam in MOE:  # modeling_mixtral / qwen3_moe: softmax over all experts, top-k, renormalized (Mixtral, norm_topk_prob)
             blk, names = MOE[fam]
-            probs = torch.softmax(n @ D[f"{p}{blk}.gate.weight"].T, dim=-1)
+            rl = n @ D[f"{p}{blk}.gate.weight"].T
+            if router:
+                router(rl)
+            probs = torch.softmax(rl, dim=-1)
             w, sel = torch.topk(probs, c["k"], dim=-1)
             if fam == "mixtral" or c["norm"]:
                 w = w / w.sum(dim=-1, keepdim=True)
@@ -497,14 +501,64 @@ def gpt2_canonical(hf, t, D):
     return [(f"l{l}.{conv[rest]}", t.T)]
 
 
+def load_balancing_loss(logits, E, k):
+    """HF load_balancing_loss_func (modeling_mixtral, shared by qwen2_moe / qwen3_moe / olmoe) without an
+    attention mask: every layer's router logits concatenated, E * sum_e (fraction of the (row, choice)
+    pairs that chose e, per choice) * (mean router probability of e)."""
+    p = torch.softmax(torch.cat(logits), dim=-1)
+    _, sel = torch.topk(p, k, dim=-1)
+    mask = torch.nn.functional.one_hot(sel, E).to(p.dtype)  # [N, k, E]
+    return torch.sum(mask.mean(dim=0) * p.mean(dim=0).unsqueeze(0)) * E
+
+
+MOE_TRAIN_COEF = 0.05  # the router_aux_loss_coef the MoE train references run with (output_router_logits on)
+
+
+HF_LAYER = {"input_layernorm.weight": "attn_norm", "post_attention_layernorm.weight": "ffn_norm",
+            "self_attn.q_proj.weight": "attn_q", "self_attn.q_proj.bias": "attn_q_b", "self_attn.k_proj.weight": "attn_k",
+            "self_attn.k_proj.bias": "attn_k_b", "self_attn.v_proj.weight": "attn_v", "self_attn.v_proj.bias": "attn_v_b",
+            "self_attn.o_proj.weight": "attn_o", "self_attn.q_norm.weight": "attn_q_norm",
+            "self_attn.k_norm.weight": "attn_k_norm", "block_sparse_moe.gate.weight": "ffn_gate_inp",
+            "mlp.gate.weight": "ffn_gate_inp", "mlp.shared_expert.gate_proj.weight": "ffn_gate_shexp",
+            "mlp.shared_expert.up_proj.weight": "ffn_up_shexp", "mlp.shared_expert.down_proj.weight": "ffn_down_shexp",
+            "mlp.shared_expert_gate.weight": "ffn_gate_inp_shexp"}
+EXPERT = {"w1": "gate", "w3": "up", "w2": "down", "gate_proj": "gate", "up_proj": "up", "down_proj": "down"}
+
+
+def moe_canonical(k, t):
+    """cke's canonical name of a MoE checkpoint's HF tensor (as src/formats/model_hf.c maps them);
+    each expert's matrix is a slice of the stacked l<i>.ffn_<x>_exps, in expert order (the
+    reference's writer concatenates the slices)."""
+    top = {"model.embed_tokens.weight": "tok_embd", "model.norm.weight": "output_norm", "lm_head.weight": "output"}
+    if k in top:
+        return [(top[k], t)]
+    parts = k.split(".")
+    l, rest = parts[2], ".".join(parts[3:])
+    if ".experts." in rest:
+        return [(f"l{l}.ffn_{EXPERT[parts[-2]]}_exps", t)]
+    return [(f"l{l}.{HF_LAYER[rest]}", t)]
+
+
 def write_train_ref(out, fam, c, W):
-    """GPT-style training reference (ref_llama.train_reference) with GPT-2's tensors mapped to
-    cke's canonical ones."""
-    assert fam == "gpt2", "the train reference maps gpt2's tensors"
+    """Training reference (ref_llama.train_reference): GPT-2 with its tensors mapped to cke's canonical
+    ones; MoE families in HF names (cke's test maps them), with the load-balancing loss."""
     B, T, V = 2, 16, c["V"]
     seq = torch.tensor([(5 * i * i + 3 * i + 1) % V for i in range(B * T + 1)])
-    train_reference(os.path.join(out, "ref_train.bin"), W, lambda P, ids: forward(fam, c, P, ids, lambda *a: None),
-                    seq[:-1].view(B, T), seq[1:].view(B, T), V, to_canonical=lambda k, t: gpt2_canonical(k, t, c["dim"]))
+    if fam == "gpt2":
+        train_reference(os.path.join(out, "ref_train.bin"), W, lambda P, ids: forward(fam, c, P, ids, lambda *a: None),
+                        seq[:-1].view(B, T), seq[1:].view(B, T), V, to_canonical=lambda k, t: gpt2_canonical(k, t, c["dim"]))
+        return
+    assert c.get("kind", fam) in MOE, "the train reference covers gpt2 and the MoE families"
+    routers = []
+
+    def aux():
+        loss = MOE_TRAIN_COEF * load_balancing_loss(routers, c["E"], c["k"])
+        routers.clear()
+        return loss
+
+    train_reference(os.path.join(out, "ref_train.bin"), W,
+                    lambda P, ids: forward(fam, c, P, ids, lambda *a: None, routers.append),
+                    seq[:-1].view(B, T), seq[1:].view(B, T), V, to_canonical=moe_canonical, extra_loss=aux)
 
 
 def main():
@@ -546,6 +600,8 @@ def main():
     elif edit.startswith("set="):  # set=KEY=JSON: a config the loader or a template must refuse
         k, v = edit[4:].split("=", 1)
         cfg[k] = json.loads(v)
+    if edit == "train" and fam != "gpt2":  # the load-balancing loss on, as a training run would set it
+        cfg.update(output_router_logits=True, router_aux_loss_coef=MOE_TRAIN_COEF)
     with open(os.path.join(out, "config.json"), "w") as f:
         json.dump(cfg, f, indent=1)
     if edit == "train":

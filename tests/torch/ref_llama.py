@@ -157,23 +157,25 @@ def forward(D, ids, variant, tr=None):
     return logits
 
 
-def train_reference(path, W, forward_seq, toks, tgts, V, steps=5, to_canonical=None):
+def train_reference(path, W, forward_seq, toks, tgts, V, steps=5, to_canonical=None, extra_loss=None):
     """The training reference shared by every family: mean cross-entropy over the batch, every
     parameter's gradient (autograd, float64) and every parameter after `steps` torch.optim.AdamW
     steps (lr 1e-3, betas 0.9/0.95, eps 1e-8, weight decay 0.1 on matrices only), written as
     ref_train.bin: i32 B, T, V, n, steps; i32 tok[B*T], tgt[B*T]; f64 loss; per tensor i32 name
     length, name, i64 numel, f32 grad[numel], f32 after[numel]. to_canonical(name, tensor) maps
-    a file tensor to [(cke name, tensor)] (default: the name as is)."""
+    a file tensor to [(cke name, tensor)] (default: the name as is). extra_loss(), called after the
+    batch's forward, returns a term added to the loss (a MoE's load-balancing loss)."""
     B, T = toks.shape
     P = {k: v.to(torch.float64).clone().requires_grad_(True) for k, v in W.items()}
 
     def loss_fn():
         logits = torch.cat([forward_seq(P, toks[b]) for b in range(B)])
-        return torch.nn.functional.cross_entropy(logits, tgts.reshape(-1))
+        loss = torch.nn.functional.cross_entropy(logits, tgts.reshape(-1))
+        return loss + extra_loss() if extra_loss else loss
 
     loss = loss_fn()
     loss.backward()
-    grads = {k: p.grad.detach().clone() for k, p in P.items()}
+    grads = {k: p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p) for k, p in P.items()}  # an unchosen expert: none
     opt = torch.optim.AdamW([{"params": [p for p in P.values() if p.dim() >= 2], "weight_decay": 0.1},
                              {"params": [p for p in P.values() if p.dim() < 2], "weight_decay": 0.0}],
                             lr=1e-3, betas=(0.9, 0.95), eps=1e-8)
@@ -182,11 +184,22 @@ def train_reference(path, W, forward_seq, toks, tgts, V, steps=5, to_canonical=N
     for _ in range(steps):
         opt.zero_grad()
         loss_fn().backward()
+        for p in P.values():  # an expert no token chose has no grad, and torch's AdamW would skip it (no decay,
+            if p.grad is None:  # no step count); cke's flat gradient buffer holds zeros: the same as a zero grad
+                p.grad = torch.zeros_like(p)
         opt.step()
     mapf = to_canonical or (lambda k, t: [(k, t)])
     recs = []
     for k in P:
         recs += [(n, g, a) for (n, g), (_, a) in zip(mapf(k, grads[k]), mapf(k, P[k].detach()))]
+    merged = {}  # tensors mapped to one name (a MoE's experts) are its slices, in order
+    for name, g, a in recs:
+        if name in merged:
+            g0, a0 = merged[name]
+            merged[name] = (torch.cat([g0.reshape(-1), g.reshape(-1)]), torch.cat([a0.reshape(-1), a.reshape(-1)]))
+        else:
+            merged[name] = (g, a)
+    recs = [(n, g, a) for n, (g, a) in merged.items()]
     with open(path, "wb") as f:
         f.write(struct.pack("<iiiii", B, T, V, len(recs), steps))
         f.write(toks.reshape(-1).to(torch.int32).numpy().tobytes())
