@@ -170,7 +170,7 @@ static void emit_fwd(const tctx *c, int ni, const char *ind, int in_loop) {
         break;
     }
     case CKE_OP_ROPE:
-        fprintf(f, "%skt->rope_fwd(%s, %s, m->rope_cs, t->pos, R, %lld, %lld, %lld, %s);\n", ind, o, a,
+        fprintf(f, "%skt->rope_fwd(%s, %s, ROPE_CS(l), t->pos, R, %lld, %lld, %lld, %s);\n", ind, o, a,
                 (long long)n->a.n_head, (long long)n->a.head_dim, (long long)n->a.rot,
                 n->a.rope_layout ? "CKE_ROPE_HALVES" : "CKE_ROPE_INTERLEAVED");
         break;
@@ -277,7 +277,7 @@ static void emit_bwd(const tctx *c, int ni, const char *ind, int in_loop, char *
         break;
     }
     case CKE_OP_ROPE:
-        fprintf(f, "%skt->rope_bwd(%s, %s, m->rope_cs, t->pos, R, %lld, %lld, %lld, %s);\n", ind, ga, go,
+        fprintf(f, "%skt->rope_bwd(%s, %s, ROPE_CS(l), t->pos, R, %lld, %lld, %lld, %s);\n", ind, ga, go,
                 (long long)n->a.n_head, (long long)n->a.head_dim, (long long)n->a.rot,
                 n->a.rope_layout ? "CKE_ROPE_HALVES" : "CKE_ROPE_INTERLEAVED");
         break;
@@ -368,8 +368,6 @@ static void emit_decls(const tctx *c, cke_section sec, const char *ind, int with
 
 cke_status cke_codegen_emit_train(const cke_train_plan *tp, FILE *f, cke_err *err) {
     const cke_ir *ir = tp->p->ir;
-    if (ir->n_rope_tables > 1) /* the train kernels read one cos/sin table */
-        return cke_fail(err, CKE_ERR_UNSUPPORTED, "training a model whose layers use two RoPE tables (local and global)");
     int prof_id = cke_codegen_train_prof_base(tp->p);
     tctx c = {.tp = tp, .ir = ir, .f = f, .logits = ir->n[ir->nn - 1].out, .prof_id = &prof_id};
     int64_t moe_e;

@@ -591,7 +591,7 @@ int main(int argc, char **argv) {
     if (!only || !strcmp(only, "fd")) finite_differences();
     if (!only || !strcmp(only, "state")) state_checks();
     if (!only || !strcmp(only, "trainer")) trainer_runs();
-    static const char *const fams[] = {"gpt2", "qwen2", "qwen3", "gemma", "gemma2", "mistral", "phi3", "llama3",
+    static const char *const fams[] = {"gpt2", "qwen2", "qwen3", "gemma", "gemma2", "mistral", "phi3", "llama3", "gemma3", "gemma3_swa3",
                                        "mixtral", "qwen3_moe", "qwen3_moe_norm", "olmoe", "qwen2_moe"};
     for (size_t i = 0; i < sizeof fams / sizeof fams[0]; i++)
         if (!only || !strcmp(only, "families") || !strcmp(only, fams[i])) family_train_step(fams[i]);
