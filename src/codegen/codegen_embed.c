@@ -30,7 +30,7 @@ static const char *const op_slots[CKE_OP_COUNT][2] = {
     [CKE_OP_LINEAR] = {"gemm"},             [CKE_OP_ROPE] = {"rope_fwd"},       [CKE_OP_ADD] = {"add_fwd"},
     [CKE_OP_SCALE] = {"scale_fwd"},         [CKE_OP_SWIGLU] = {"swiglu_fwd"},   [CKE_OP_GEGLU] = {"geglu_fwd"},
     [CKE_OP_GELU] = {"gelu_fwd"},           [CKE_OP_SILU] = {"silu_fwd"},       [CKE_OP_SOFTCAP] = {"softcap_fwd"},
-    [CKE_OP_POSEMB] = {"posemb_fwd"},
+    [CKE_OP_POSEMB] = {"posemb_fwd"},       [CKE_OP_MOE] = {"gemm", "swiglu_fwd"}, /* + axpy: see used_slots */
 };
 
 /* What attention calls per KV cache type: the write conversion and the attention forward. */
@@ -45,6 +45,7 @@ typedef struct {
     const char *slot[MAX_SLOTS];
     int n;
     unsigned char qops[CKE_QTYPE_COUNT]; /* block formats the model reads (qops entries) */
+    int moe;                             /* mixture of experts: moe.c, which runs experts through qlinear.c */
 } slot_set;
 
 static void slot_add(slot_set *s, const char *name) {
@@ -67,12 +68,10 @@ static cke_status used_slots(const cke_plan *p, slot_set *s, cke_err *err) {
     memset(s, 0, sizeof *s);
     for (int i = 0; i < ir->nn; i++) {
         const cke_node *n = &ir->n[i];
-        if (n->op == CKE_OP_MOE || n->op == CKE_OP_SIGMOID_MUL) /* not among the copied sources (kfiles) yet */
-            return cke_fail(err, CKE_ERR_UNSUPPORTED, "embedded build: %s (%s) has no embedded kernels yet: mixture-of-experts "
-                            "models build as model.so only", ir->v[n->out].name, cke_op_names[n->op]);
         slot_add(s, op_slots[n->op][0]);
         slot_add(s, op_slots[n->op][1]);
         if (n->op == CKE_OP_LINEAR && n->n_in > 2) slot_add(s, "axpy"); /* the bias (linear.c) */
+        if (n->op == CKE_OP_MOE) slot_add(s, "axpy"), s->moe = 1; /* experts' outputs added weighted; moe.c */
         if (n->op == CKE_OP_ATTENTION) {
             slot_add(s, kv_slots[p->kv_type][0]);
             slot_add(s, kv_slots[p->kv_type][1]);
@@ -119,6 +118,21 @@ static size_t ref_scratch(const cke_plan *p) {
                                            .softcap = q->a.softcap};
                 const size_t w = cke_attn_ws_size(&as, 1);
                 if (w > ws) ws = w;
+            }
+            if (n->op == CKE_OP_MOE) { /* every layer's formats of the three stacks [E,F,D], [E,F,D], [E,D,F] */
+                const cke_value *g = &ir->v[n->in[2]];
+                for (int l = 0; l < ir->n_layer; l++) {
+                    int dt[3];
+                    for (int j = 0; j < 3; j++) {
+                        char nm[CKE_IR_NAME + 16];
+                        snprintf(nm, sizeof nm, "l%d.%s", l, ir->v[n->in[2 + j]].base);
+                        const int vi = cke_ir_find(ir, nm);
+                        dt[j] = vi >= 0 ? cke_plan_wdtype(p, vi) : 0;
+                    }
+                    const size_t w = cke_moe_ws_size(rows, g->dims[2], g->dims[1], g->dims[0], n->a.n_expert_used, dt[0], dt[1],
+                                                     dt[2], 1);
+                    if (w > ws) ws = w;
+                }
             }
             if (n->op == CKE_OP_LINEAR) {
                 const cke_value *w = &ir->v[n->in[1]];
@@ -512,14 +526,15 @@ static const char makefile[] =
 typedef struct {
     const char *src; /* under src/kernels (or include/ for cke/kernels.h) */
     const char *dst; /* under DIR/kernels */
-    int quant;       /* needed only when the model reads block formats */
+    int quant;       /* needed only when the model reads block formats (1) or has experts (2: moe.c's; 1 too) */
 } kfile;
 static const kfile kfiles[] = {
     {"kdecl.h", "kdecl.h", 0},         {"kthreads.h", "kthreads.h", 0},   {"quant_blocks.h", "quant_blocks.h", 0},
     {"ref/act.c", "ref_act.c", 0},     {"ref/attn.c", "ref_attn.c", 0},   {"ref/embed.c", "ref_embed.c", 0},
     {"ref/gemm.c", "ref_gemm.c", 0},   {"ref/norm.c", "ref_norm.c", 0},   {"ref/rope.c", "ref_rope.c", 0},
     {"linear.c", "linear.c", 0},       {"gemm.c", "gemm.c", 0},           {"ref/quant.c", "ref_quant.c", 1},
-    {"qlinear.c", "qlinear.c", 1},     {"qembed.c", "qembed.c", 1},
+    {"qlinear.c", "qlinear.c", 1},     {"qembed.c", "qembed.c", 1},     {"moe.c", "moe.c", 2},
+    {"moe_route.h", "moe_route.h", 2},
 };
 
 static cke_status copy_source(const char *from, const char *to, cke_err *err) {
@@ -550,7 +565,7 @@ static cke_status copy_kernels(const cke_plan *p, const char *dir, const char *k
     snprintf(to, sizeof to, "%s/kernels.h", d);
     if ((st = copy_source(from, to, err))) return st;
     for (size_t i = 0; i < sizeof kfiles / sizeof kfiles[0]; i++) {
-        if (kfiles[i].quant && !any_qops(&s)) continue;
+        if ((kfiles[i].quant == 1 && !any_qops(&s) && !s.moe) || (kfiles[i].quant == 2 && !s.moe)) continue;
         snprintf(from, sizeof from, "%s/%s", ksrc, kfiles[i].src);
         snprintf(to, sizeof to, "%s/kernels/%s", dir, kfiles[i].dst);
         if ((st = copy_source(from, to, err))) return st;

@@ -14,10 +14,10 @@
  * way, and they are added in expert order, rows in order: the result depends on the routing, not
  * on the thread count. */
 #include "kdecl.h"
+#include "kthreads.h"
 #include "moe_route.h"
 
 #include <math.h>
-#include <omp.h>
 #include <string.h>
 
 #define MOE_SMALL_T 8 /* rows up to which the experts may be divided among the threads */

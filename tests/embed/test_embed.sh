@@ -11,7 +11,8 @@
 #   - stories260K quantized to Q8_0 and Q4_0 (cke quantize): weights under 1 MiB, greedy text equal
 #     to the regular cke model's on the same kernels (CKE_ISA=ref CKE_REPACK=0: the embedded build's
 #     ref kernels and GGUF block layout);
-#   - GPT-2 (no tokenizer), tiny Llama, F16 and Q4_K_M stories260K: greedy ids after a 42-token
+#   - GPT-2 (no tokenizer), tiny Llama, F16 and Q4_K_M stories260K, a mixture of experts (f32 and
+#     Q4_0 experts): greedy ids after a 42-token
 #     prompt equal model.so's on the same kernels (examples/minimal_run.c, CKE_ISA=ref);
 #   - Cortex-M7 (arm-none-eabi-gcc -ffreestanding -c, no run): the objects need nothing from libc
 #     but memcpy/memset/memmove and math functions (and libgcc's __aeabi_ helpers);
@@ -215,7 +216,11 @@ if cc -O2 "${SANF[@]}" -Iinclude examples/minimal_run.c -ldl -o "$T/minimal_run"
     mkdir -p "$T/gpt2"
     cp "$M/tiny-random-gpt2/config.json" "$M/tiny-random-gpt2/model.safetensors" "$T/gpt2/" 2>/dev/null
     to "$CKE" quantize "$S/stories260K.gguf" "$T/s-Q4_K_M.gguf" Q4_K_M 2>/dev/null
-    for mdl in "$T/gpt2" "$M/tiny-random-llama/llama-2-tiny-random.gguf" "$S/stories260K-F16.gguf" "$T/s-Q4_K_M.gguf"; do
+    # a mixture of experts (random Mixtral layout, 6 experts, 2 per token; stories260K's vocabulary), f32 and Q4_0
+    to "$PWD/$B/bench_quant" make-model "$T/moe.gguf" 64 96 2 4 2 512 "$S/stories260K.gguf" 5 6 2 >/dev/null 2>&1
+    to "$CKE" quantize "$T/moe.gguf" "$T/moe-Q4_0.gguf" Q4_0 2>/dev/null
+    for mdl in "$T/gpt2" "$M/tiny-random-llama/llama-2-tiny-random.gguf" "$S/stories260K-F16.gguf" "$T/s-Q4_K_M.gguf" \
+        "$T/moe.gguf" "$T/moe-Q4_0.gguf"; do
         n=$(basename "$mdl")
         [ -e "$mdl" ] || { skip "family $n (missing)"; continue; }
         if ! to "$CKE" compile "$mdl" --embedded -o "$T/x-$n" --ctx 128 2>"$T/err"; then bad "compile $n --embedded: $(tail -1 "$T/err")"; continue; fi
