@@ -73,6 +73,28 @@ static cke_status set_f32(cke_gguf_writer *w, const char *arch, const char *key,
 
 #define XTRY(x) do { st = (x); if (st) goto fail; } while (0)
 
+/* One tensor of the row blocks p[0..n) stacked (fused attn_qkv, Phi-3's gate | up ffn_up), as f32. */
+static cke_status push_fused(xlist *xl, const char *gname, const cke_model_tensor *const *p, int n, int64_t cols, int ndim,
+                             cke_err *err) {
+    int64_t rows = 0;
+    for (int k = 0; k < n; k++) {
+        if ((p[k]->ndim == 2 ? p[k]->shape[1] : 1) != cols)
+            return cke_fail(err, CKE_ERR_SHAPE, "%s: the fused parts differ in width", gname);
+        rows += p[k]->shape[0];
+    }
+    float *f = malloc((size_t)(rows * cols) * sizeof(float));
+    if (!f) return cke_fail(err, CKE_ERR_NOMEM, "out of memory");
+    cke_status st = CKE_OK;
+    int64_t at = 0;
+    for (int k = 0; k < n && !st; k++) {
+        st = cke_model_tensor_to_f32(p[k], f + at * cols, err);
+        at += p[k]->shape[0];
+    }
+    if (st) { free(f); return st; }
+    int64_t shape[2] = {rows, cols};
+    return xl_push(xl, gname, ndim, shape, f, err);
+}
+
 cke_status cke_model_export_gguf(const cke_model *m, cke_gguf_writer *w, cke_xtensor **out, int64_t *n_out, cke_err *err) {
     *out = NULL;
     *n_out = 0;
@@ -81,7 +103,7 @@ cke_status cke_model_export_gguf(const cke_model *m, cke_gguf_writer *w, cke_xte
     const char *arch = cke_gguf_arch_name(m->arch, &want);
     if (!arch)
         return cke_fail(err, CKE_ERR_UNSUPPORTED, "%s: architecture %s has no GGUF layout in cke (GGUF export supports "
-                        "llama, mistral, mixtral, qwen2, qwen2_moe, qwen3, qwen3_moe, olmoe, gemma, gemma2, gemma3, gpt2)", m->path, cke_arch_name(m->arch));
+                        "llama, mistral, mixtral, qwen2, qwen2_moe, qwen3, qwen3_moe, olmoe, gemma, gemma2, gemma3, gpt2, phi3)", m->path, cke_arch_name(m->arch));
     if (m->arch == CKE_ARCH_GEMMA3 && (h->swa_pattern != 6 || h->rope_local_theta != 10000))
         return cke_fail(err, CKE_ERR_UNSUPPORTED, "%s: Gemma 3 with a global layer every %lld and local rope base %g: "
                         "llama.cpp's gemma3 fixes 6 and 10000 (no GGUF keys)", m->path, (long long)h->swa_pattern,
@@ -147,9 +169,20 @@ cke_status cke_model_export_gguf(const cke_model *m, cke_gguf_writer *w, cke_xte
         if (h->rope.no_truncate)
             return cke_fail(err, CKE_ERR_UNSUPPORTED, "%s: YaRN with truncate=false: GGUF has no key for it", m->path);
     }
-    if (h->rope.scaling == CKE_ROPE_SCALING_LONGROPE || h->rope.scaling == CKE_ROPE_SCALING_DYNAMIC)
-        return cke_fail(err, CKE_ERR_UNSUPPORTED, "%s: %s rope scaling: GGUF export is not implemented", m->path,
-                        h->rope.scaling == CKE_ROPE_SCALING_DYNAMIC ? "dynamic NTK" : "LongRoPE");
+    if (h->rope.scaling == CKE_ROPE_SCALING_DYNAMIC)
+        return cke_fail(err, CKE_ERR_UNSUPPORTED, "%s: dynamic NTK rope scaling: GGUF has no form for it (llama.cpp's rope "
+                        "tables are static)", m->path);
+    double longrope_af = 0;
+    if (h->rope.scaling == CKE_ROPE_SCALING_LONGROPE) { /* as convert_hf_to_gguf writes Phi-3: keys here, factors below */
+        if (m->arch != CKE_ARCH_PHI3)
+            return cke_fail(err, CKE_ERR_UNSUPPORTED, "%s: LongRoPE on %s: llama.cpp reads rope_factors_long/short for "
+                            "phi3 only", m->path, arch);
+        const double orig = (double)h->rope.orig_ctx, factor = h->rope.factor > 0 ? h->rope.factor : (double)h->ctx_len / orig;
+        longrope_af = h->rope.attn_factor > 0 ? h->rope.attn_factor : factor <= 1 ? 1.0 : sqrt(1 + log(factor) / log(orig));
+        if ((st = set_u32(w, arch, "rope.scaling.original_context_length", h->rope.orig_ctx, err)) ||
+            (st = set_f32(w, arch, "rope.scaling.attn_factor", longrope_af, err)))
+            return st;
+    }
 
     xlist xl = {0};
     const int64_t rot = h->learned_pos ? 0 : (h->rope.dims ? h->rope.dims : hd);
@@ -160,28 +193,23 @@ cke_status cke_model_export_gguf(const cke_model *m, cke_gguf_writer *w, cke_xte
         long long l;
         int pos = 0;
         const char *what = sscanf(t->name, "l%lld.%n", &l, &pos) == 1 && pos > 0 ? t->name + pos : NULL;
-        if (m->arch == CKE_ARCH_GPT2 && what && (!strcmp(what, "attn_k") || !strcmp(what, "attn_v") ||
-                                                 !strcmp(what, "attn_k_b") || !strcmp(what, "attn_v_b")))
-            continue; /* fused with attn_q below */
-        if (m->arch == CKE_ARCH_GPT2 && what && (!strcmp(what, "attn_q") || !strcmp(what, "attn_q_b"))) {
-            /* llama.cpp's GPT-2: one attn_qkv tensor, rows Q | K | V */
-            const bool bias = !strcmp(what, "attn_q_b");
-            const cke_model_tensor *p[3] = {t, cke_model_layer(m, l, bias ? "attn_k_b" : "attn_k"),
-                                            cke_model_layer(m, l, bias ? "attn_v_b" : "attn_v")};
-            if (!p[1] || !p[2]) { st = cke_fail(err, CKE_ERR_MISSING, "%s: layer %lld lacks k or v", m->path, l); goto fail; }
-            int64_t rows = 0, cols = t->ndim == 2 ? t->shape[1] : 1;
-            for (int k = 0; k < 3; k++) rows += p[k]->shape[0];
-            float *f = malloc((size_t)(rows * cols) * sizeof(float));
-            if (!f) { st = cke_fail(err, CKE_ERR_NOMEM, "out of memory"); goto fail; }
-            int64_t at = 0;
-            for (int k = 0; k < 3 && !st; k++) {
-                st = cke_model_tensor_to_f32(p[k], f + at * cols, err);
-                at += p[k]->shape[0];
+        /* llama.cpp's GPT-2 and Phi-3: one attn_qkv tensor, rows Q | K | V; Phi-3's ffn_up: rows gate | up */
+        const bool fuse_qkv = m->arch == CKE_ARCH_GPT2 || m->arch == CKE_ARCH_PHI3, fuse_ffn = m->arch == CKE_ARCH_PHI3;
+        if (what && ((fuse_qkv && (!strcmp(what, "attn_k") || !strcmp(what, "attn_v") || !strcmp(what, "attn_k_b") ||
+                                   !strcmp(what, "attn_v_b"))) ||
+                     (fuse_ffn && !strcmp(what, "ffn_gate"))))
+            continue; /* fused with attn_q / ffn_up below */
+        if (what && ((fuse_qkv && (!strcmp(what, "attn_q") || !strcmp(what, "attn_q_b"))) || (fuse_ffn && !strcmp(what, "ffn_up")))) {
+            const bool ffn = what[0] == 'f', bias = !strcmp(what, "attn_q_b");
+            const cke_model_tensor *p[3] = {ffn ? cke_model_layer(m, l, "ffn_gate") : t,
+                                            ffn ? t : cke_model_layer(m, l, bias ? "attn_k_b" : "attn_k"),
+                                            ffn ? NULL : cke_model_layer(m, l, bias ? "attn_v_b" : "attn_v")};
+            if (!p[0] || !p[1] || (!ffn && !p[2])) {
+                st = cke_fail(err, CKE_ERR_MISSING, "%s: layer %lld lacks %s", m->path, l, ffn ? "ffn_gate" : "k or v");
+                goto fail;
             }
-            if (st) { free(f); goto fail; }
-            snprintf(gname, sizeof gname, "blk.%lld.attn_qkv.%s", l, bias ? "bias" : "weight");
-            int64_t shape[2] = {rows, cols};
-            XTRY(xl_push(&xl, gname, t->ndim, shape, f, err));
+            snprintf(gname, sizeof gname, "blk.%lld.%s.%s", l, ffn ? "ffn_up" : "attn_qkv", bias ? "bias" : "weight");
+            XTRY(push_fused(&xl, gname, p, ffn ? 2 : 3, t->ndim == 2 ? t->shape[1] : 1, t->ndim, err));
             continue;
         }
         if (!cke_gguf_tensor_name(t->name, gname, sizeof gname)) {
@@ -224,6 +252,17 @@ cke_status cke_model_export_gguf(const cke_model *m, cke_gguf_writer *w, cke_xte
         free(sc);
         int64_t shape[1] = {rot / 2};
         XTRY(xl_push(&xl, "rope_freqs.weight", 1, shape, d, err));
+    }
+    if (h->rope.scaling == CKE_ROPE_SCALING_LONGROPE) {
+        const int64_t nf = h->rope.n_factor;
+        float *lf = malloc((size_t)nf * sizeof(float)), *sf = malloc((size_t)nf * sizeof(float));
+        if (!lf || !sf) { free(lf); free(sf); st = cke_fail(err, CKE_ERR_NOMEM, "out of memory"); goto fail; }
+        memcpy(lf, h->rope.long_factor, (size_t)nf * sizeof(float));
+        memcpy(sf, h->rope.short_factor, (size_t)nf * sizeof(float));
+        int64_t shape[1] = {nf};
+        st = xl_push(&xl, "rope_factors_long.weight", 1, shape, lf, err);
+        if (st) { free(sf); goto fail; }
+        XTRY(xl_push(&xl, "rope_factors_short.weight", 1, shape, sf, err));
     }
     *out = xl.v;
     *n_out = xl.n;

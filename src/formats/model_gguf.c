@@ -17,7 +17,7 @@ static const struct {
     {"gemma", CKE_ARCH_GEMMA, CKE_ROPE_HALVES},       {"gemma2", CKE_ARCH_GEMMA2, CKE_ROPE_HALVES},
     {"gemma3", CKE_ARCH_GEMMA3, CKE_ROPE_HALVES},     {"qwen3moe", CKE_ARCH_QWEN3_MOE, CKE_ROPE_HALVES},
     {"olmoe", CKE_ARCH_OLMOE, CKE_ROPE_HALVES},       {"qwen2moe", CKE_ARCH_QWEN2_MOE, CKE_ROPE_HALVES},
-    {"gpt2", CKE_ARCH_GPT2, CKE_ROPE_INTERLEAVED},
+    {"gpt2", CKE_ARCH_GPT2, CKE_ROPE_INTERLEAVED},    {"phi3", CKE_ARCH_PHI3, CKE_ROPE_HALVES},
     {"llama", CKE_ARCH_MIXTRAL, CKE_ROPE_INTERLEAVED}, /* written only: read as llama with expert_count */
 };
 
@@ -122,6 +122,40 @@ static cke_status add_gguf_tensor(cke_model *m, const char *name, const cke_gguf
     return cke_model_add(m, name, t->name, t->type, t->ndim, shape, t->data, t->nbytes, 0, t->file_offset, false, err);
 }
 
+/* LongRoPE as llama.cpp writes Phi-3 (convert_hf_to_gguf): rope_factors_long / rope_factors_short,
+ * f32 [rot/2] each, global tensors; rope.scaling.original_context_length and rope.scaling.attn_factor
+ * keys. llama.cpp takes the long factors when the context exceeds the original one, as cke does. */
+static cke_status read_rope_factors(cke_model *m, const cke_gguf_tensor *t, cke_err *err) {
+    cke_hparams *h = &m->hp;
+    const bool lng = strstr(t->name, "long") != NULL;
+    if (t->type != 0 || t->ndim != 1 || t->ne[0] < 1 || t->ne[0] > CKE_ROPE_MAX_FACTORS || (uint64_t)t->nbytes != (uint64_t)t->ne[0] * 4)
+        return cke_fail(err, CKE_ERR_FORMAT, "%s: '%s' must be f32 [1..%d] (type %d, %d dims)", m->path, t->name,
+                        CKE_ROPE_MAX_FACTORS, (int)t->type, t->ndim);
+    if (h->rope.n_factor && h->rope.n_factor != t->ne[0])
+        return cke_fail(err, CKE_ERR_SHAPE, "%s: rope_factors_long and rope_factors_short differ in length", m->path);
+    h->rope.n_factor = t->ne[0];
+    float *dst = lng ? h->rope.long_factor : h->rope.short_factor;
+    memcpy(dst, t->data, t->nbytes);
+    for (int64_t i = 0; i < t->ne[0]; i++)
+        if (!(dst[i] > 0) || !isfinite(dst[i]))
+            return cke_fail(err, CKE_ERR_FORMAT, "%s: %s[%lld] = %g is not a positive factor", m->path, t->name, (long long)i,
+                            (double)dst[i]);
+    h->rope.scaling = CKE_ROPE_SCALING_LONGROPE;
+    return CKE_OK;
+}
+
+static cke_status finish_longrope(cke_model *m, const cke_gguf *g, const char *arch, cke_err *err) {
+    cke_hparams *h = &m->hp;
+    if (h->rope.scaling != CKE_ROPE_SCALING_LONGROPE) return CKE_OK;
+    if (!cke_gguf_find_tensor(g, "rope_factors_long.weight") || !cke_gguf_find_tensor(g, "rope_factors_short.weight"))
+        return cke_fail(err, CKE_ERR_MISSING, "%s: LongRoPE needs both rope_factors_long and rope_factors_short", m->path);
+    TRY(get_int(m->path, g, arch, "rope.scaling.original_context_length", true, 1, CKE_HP_MAX_CTX, &h->rope.orig_ctx, err));
+    double af = 0;
+    TRY(get_float(m->path, g, arch, "rope.scaling.attn_factor", 0, true, 1e3, &af, err));
+    h->rope.attn_factor = af;
+    return CKE_OK;
+}
+
 cke_status cke_model_load_gguf(cke_model *m, cke_err *err) {
     cke_gguf *g = m->priv->gguf;
     const char *an;
@@ -202,6 +236,8 @@ cke_status cke_model_load_gguf(cke_model *m, cke_err *err) {
             TRY(get_float(m->path, g, arch, "rope.scaling.yarn_beta_slow", 0, true, 1e6, &h->rope.beta_slow, err));
             TRY(get_float(m->path, g, arch, "rope.scaling.attn_factor", 0, true, 1e3, &af, err));
             if (af != 1) h->rope.attn_factor = (double)(float)(af * (h->rope.factor > 1 ? 0.1 * log(h->rope.factor) + 1 : 1));
+        } else if (sl == 8 && !memcmp(st, "longrope", 8)) {
+            h->rope.scaling = CKE_ROPE_SCALING_LONGROPE; /* the factors are tensors: read with them below */
         } else {
             return cke_fail(err, CKE_ERR_UNSUPPORTED, "%s: rope scaling type '%.*s' is not supported", m->path,
                             (int)(sl < 64 ? sl : 64), st);
@@ -269,12 +305,32 @@ cke_status cke_model_load_gguf(cke_model *m, cke_err *err) {
                 }
                 continue;
             }
+            if (m->arch == CKE_ARCH_PHI3 && !strcmp(suf, "ffn_up.weight")) {
+                /* llama.cpp's phi3: one ffn_up of 2 x feed_forward_length rows, gate | up (HF gate_up_proj) */
+                int64_t shape[4];
+                for (int d = 0; d < t->ndim; d++) shape[d] = t->ne[t->ndim - 1 - d];
+                TRY(cke_model_add(m, "tmp.gate_up", t->name, t->type, t->ndim, shape, t->data, t->nbytes, 0, t->file_offset,
+                                  false, err));
+                cke_model_tensor src = m->tensors[--m->n_tensors];
+                if (src.shape[0] != 2 * h->ffn_dim)
+                    return cke_fail(err, CKE_ERR_SHAPE, "%s: '%s' has %lld rows, expected 2 x %lld (gate | up)", m->path, t->name,
+                                    (long long)src.shape[0], (long long)h->ffn_dim);
+                snprintf(canon, sizeof canon, "l%lld.ffn_gate", l);
+                TRY(cke_model_add_rows(m, canon, &src, 0, h->ffn_dim, err));
+                snprintf(canon, sizeof canon, "l%lld.ffn_up", l);
+                TRY(cke_model_add_rows(m, canon, &src, h->ffn_dim, h->ffn_dim, err));
+                continue;
+            }
             for (size_t k = 0; k < sizeof layer_names / sizeof *layer_names; k++)
                 if (!strcmp(suf, layer_names[k].gguf)) {
                     snprintf(canon, sizeof canon, "l%lld.%s", l, layer_names[k].canon);
                     cn = canon;
                 }
         } else {
+            if (!strcmp(t->name, "rope_factors_long.weight") || !strcmp(t->name, "rope_factors_short.weight")) {
+                TRY(read_rope_factors(m, t, err)); /* LongRoPE: hyperparameters, not weights */
+                continue;
+            }
             for (size_t k = 0; k < sizeof global_names / sizeof *global_names; k++)
                 if (!strcmp(t->name, global_names[k].gguf)) cn = global_names[k].canon;
         }
@@ -282,6 +338,7 @@ cke_status cke_model_load_gguf(cke_model *m, cke_err *err) {
         TRY(add_gguf_tensor(m, cn, t, err));
         if (!strcmp(cn, "rope_freqs")) h->rope.scaling = CKE_ROPE_SCALING_FREQS;
     }
+    TRY(finish_longrope(m, g, arch, err));
     const cke_gguf_tensor *emb = cke_gguf_find_tensor(g, "token_embd.weight");
     if (!h->vocab && emb && emb->ndim == 2) h->vocab = emb->ne[1];
     h->tied_output = cke_gguf_find_tensor(g, "output.weight") == NULL;

@@ -87,3 +87,35 @@ if have_models; then
     check rope_freqs_table grep -q '1.0f, 0.0500000007f, 0.00249999994f, 0.000125000006f' "$T/rf-div/model.c"
     refuses rope_freqs_zero 1 'rope_freqs\[0\] = 0 is not a positive divisor' "$CKE" compile "$T/rf-zero.gguf" -o "$T/rf-zero"
 fi
+
+# Phi-3 to GGUF in llama.cpp's layout (fused attn_qkv, ffn_up of gate | up rows; LongRoPE as
+# rope_factors_long / rope_factors_short and the original-context and attn_factor keys), read by
+# gguf-py (llama.cpp's Python package, where the suite installed it) against its phi3 tensor list;
+# a LongRoPE GGUF missing its short factors is refused by name.
+if /usr/bin/python3 -c "import torch" 2>/dev/null; then
+    for f in phi3 phi3_longrope; do
+        /usr/bin/python3 tests/torch/ref_families.py "$T/$f" $f >"$T/$f.log" 2>&1
+        ok "phi3_export_$f" "$CKE" quantize "$T/$f" "$T/$f.gguf" F32
+        if [ -f "$BUILD/pydeps/gguf/__init__.py" ]; then
+            check "phi3_gguf_py_reads_$f" env PYTHONPATH="$BUILD/pydeps" /usr/bin/python3 - "$T/$f.gguf" "$f" <<'PY'
+import sys
+import gguf
+r = gguf.GGUFReader(sys.argv[1])
+names = {gguf.TENSOR_NAMES[t].format(bid=b) for t in gguf.MODEL_TENSORS[gguf.MODEL_ARCH.PHI3] for b in range(4)}
+got = {t.name.rsplit(".", 1)[0]: t for t in r.tensors}
+bad = [n for n in got if n not in names]
+fused = "blk.0.attn_qkv" in got and "blk.0.attn_q" not in got and "blk.0.ffn_gate" not in got
+F = int(r.fields["phi3.feed_forward_length"].parts[-1][0])
+up2 = int(got["blk.0.ffn_up"].shape[1]) == 2 * F  # gguf-py shapes: fastest first
+long = sys.argv[2] != "phi3_longrope" or ("rope_factors_long" in got and "rope_factors_short" in got and
+                                          "phi3.rope.scaling.attn_factor" in r.fields and
+                                          "phi3.rope.scaling.original_context_length" in r.fields)
+print("unknown tensors:", bad, "fused:", fused, "ffn_up 2F:", up2, "longrope:", long)
+sys.exit(0 if not bad and fused and up2 and long else 1)
+PY
+        fi
+    done
+    python3 tests/quant/gguf_rename.py "$T/phi3_longrope.gguf" "$T/lr-noshort.gguf" rope_factors_short.weight -
+    refuses longrope_gguf_needs_both 1 "LongRoPE needs both rope_factors_long and rope_factors_short" \
+        "$CKE" inspect "$T/lr-noshort.gguf"
+fi

@@ -208,10 +208,11 @@ static void family(const char *fam) {
         snprintf(gname, sizeof gname, "%s_via_gguf_export", fam);
         cke_err ge = {0};
         cke_status gs = tc_export_gguf(hf, gg, &ge);
-        /* Phi-3 (no GGUF reader in cke), this Gemma 2, whose query_pre_attn_scalar is not head_dim, and Gemma with exact GELU
-         * (GGUF has no key for either); Qwen3-MoE without norm_topk_prob (llama.cpp's qwen3moe renormalizes) */
-        const int refused = !strcmp(fam, "phi3") || !strcmp(fam, "gemma2") || !strcmp(fam, "gemma_gelu") ||
-                            !strcmp(fam, "phi3_longrope") || !strcmp(fam, "llama_dynamic") ||
+        /* this Gemma 2, whose query_pre_attn_scalar is not head_dim, and Gemma with exact GELU (GGUF has no key for
+         * either); dynamic NTK (llama.cpp's rope tables are static); Qwen3-MoE without norm_topk_prob (llama.cpp's
+         * qwen3moe renormalizes). Phi-3 goes through llama.cpp's fused attn_qkv and gate | up ffn_up, LongRoPE
+         * through its rope_factors_long / rope_factors_short tensors. */
+        const int refused = !strcmp(fam, "gemma2") || !strcmp(fam, "gemma_gelu") || !strcmp(fam, "llama_dynamic") ||
                             !strcmp(fam, "gemma3_swa3") || !strcmp(fam, "qwen3_moe");
         cke_runner *gr = NULL;
         if (refused) {
