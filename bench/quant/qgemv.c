@@ -3,7 +3,8 @@
  * thread count). Weights are replicated over > 512 MB so every call streams from DRAM, like a
  * model's layers do. Not part of the build: compile by hand, e.g.
  *   gcc -O2 -fopenmp -Iinclude -Isrc bench/quant/qgemv.c bench/machine.c build-qp/libckekernels.a -lm -o /tmp/qgemv
- *   /tmp/qgemv [THREADS] [FORMATS...]   (formats by ggml id or name; default q8_0 q4_0 q4_K) */
+ *   /tmp/qgemv [THREADS] [FORMATS...]   (formats by ggml id or name; default q8_0 q4_0 q4_K)
+ * QG_SHAPES="NxK,NxK,NxK" replaces the three TinyLlama shapes; QG_HOT=N: N rows, in cache (compute speed). */
 #include "../machine.h"
 #include "cke/kernels.h"
 
@@ -18,7 +19,7 @@ static float frand(void) {
 }
 
 static const struct { const char *n; int id; } FMT[] = {
-    {"q8_0", 8}, {"q4_0", 2}, {"q4_1", 3}, {"q5_0", 6}, {"q5_1", 7}, {"q4_K", 12}, {"q5_K", 13}, {"q6_K", 14}, {"f16", 1}, {"q8_0r", 40}, {"q4_0r", 41}, {"q4_Kr", 42}, {"q6_Kr", 45}, {"q5_Kr", 47}, {"q4_1r", 48}, {"q5_0r", 49}, {"q5_1r", 50}};
+    {"q8_0", 8}, {"q4_0", 2}, {"q4_1", 3}, {"q5_0", 6}, {"q5_1", 7}, {"q4_K", 12}, {"q5_K", 13}, {"q6_K", 14}, {"f16", 1}, {"bf16", 30}, {"q8_0r", 40}, {"q4_0r", 41}, {"q4_Kr", 42}, {"q6_Kr", 45}, {"q5_Kr", 47}, {"q4_1r", 48}, {"q5_0r", 49}, {"q5_1r", 50}};
 
 int main(int argc, char **argv) {
     int nth = argc > 1 ? atoi(argv[1]) : 1;
@@ -33,6 +34,9 @@ int main(int argc, char **argv) {
     double bw = cke_machine_read_bw(bwbuf, nbw, nth, 3);
     int64_t shapes[][2] = {{2048, 2048}, {5632, 2048}, {2048, 5632}}; /* N, K */
     if (getenv("QG_HOT")) shapes[0][0] = shapes[1][0] = shapes[2][0] = atoi(getenv("QG_HOT")) > 1 ? atoi(getenv("QG_HOT")) : 128; /* in L2: compute speed */
+    if (getenv("QG_SHAPES")) /* "NxK,NxK,NxK": other shapes (the 110M shape: 768x768,2048x768,768x2048) */
+        sscanf(getenv("QG_SHAPES"), "%ldx%ld,%ldx%ld,%ldx%ld", &shapes[0][0], &shapes[0][1], &shapes[1][0], &shapes[1][1],
+               &shapes[2][0], &shapes[2][1]);
     printf("isa %s threads %d  read bw %.1f GB/s\n", kt->name, nth, bw);
     for (int f = 0; f < nf; f++) {
         int qt = ids[f];

@@ -68,15 +68,23 @@ static inline __m512 qs_f16x16(const uint16_t *h) { return _mm512_cvtph_ps(_mm25
 static inline __m512 qs_bf16x16(const uint16_t *h) {
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)h)), 16));
 }
+/* Decode streams 16-bit rows from DRAM at 2 bytes a weight, and one stream's hardware prefetch
+ * does not run far enough ahead: every loop asks for the line QS_PF16 bytes ahead of its loads
+ * (measured on the 110M and 1.1B shapes, 1 thread: 9.9 -> 13.4 GB/s against 16.5 measured; 2 KiB
+ * to 16 KiB ahead all within 3%; a prefetch past the matrix end is harmless). */
+#define QS_PF16 4096
 #define QS_DOT16(NAME, CVT, SCALAR)                                                                \
     void QS_FN(NAME)(float *s, const void *w, const void *a, int64_t k) {                          \
         const uint16_t *h = w;                                                                     \
         const float *x = a;                                                                        \
         __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()}; \
         int64_t i = 0;                                                                             \
-        for (; i + 64 <= k; i += 64)                                                               \
+        for (; i + 64 <= k; i += 64) {                                                             \
+            _mm_prefetch((const char *)(h + i) + QS_PF16, _MM_HINT_T0);                            \
+            _mm_prefetch((const char *)(h + i) + QS_PF16 + 64, _MM_HINT_T0);                       \
             _Pragma("GCC unroll 4") for (int j = 0; j < 4; j++)                                    \
                 acc[j] = _mm512_fmadd_ps(CVT(h + i + 16 * j), _mm512_loadu_ps(x + i + 16 * j), acc[j]); \
+        }                                                                                          \
         for (; i + 16 <= k; i += 16) acc[0] = _mm512_fmadd_ps(CVT(h + i), _mm512_loadu_ps(x + i), acc[0]); \
         float r = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]))); \
         for (; i < k; i++) r += SCALAR(h[i]) * x[i];                                              \
@@ -85,26 +93,33 @@ static inline __m512 qs_bf16x16(const uint16_t *h) {
 QS_DOT16(cke_vec_dot_f16, qs_f16x16, qb_h2f)
 QS_DOT16(cke_vec_dot_bf16, qs_bf16x16, qb_bf2f)
 
-/* F16 decode GEMV: rows up to 4 KiB walked one after another; longer rows in tiles of 8 that
- * share each activation load (as the f32 GEMV: for long rows, 8 streams beat one) */
-static void QS_FN(qs_gemv_f16)(float *y, const void *w, size_t rs, int64_t nw, const void *a, int64_t k) {
-    const float *x = a;
-    int64_t n = 0;
-    if (k > 2048 && k % 16 == 0)
-        for (; n + 8 <= nw; n += 8) {
-            const uint16_t *h = (const uint16_t *)((const char *)w + (size_t)n * rs);
-            const size_t ld = rs / 2;
-            __m512 acc[8];
-            for (int j = 0; j < 8; j++) acc[j] = _mm512_setzero_ps();
-            for (int64_t i = 0; i < k; i += 16) {
-                const __m512 xv = _mm512_loadu_ps(x + i);
-                _Pragma("GCC unroll 8") for (int j = 0; j < 8; j++)
-                    acc[j] = _mm512_fmadd_ps(qs_f16x16(h + j * ld + i), xv, acc[j]);
-            }
-            for (int j = 0; j < 8; j++) y[n + j] = _mm512_reduce_add_ps(acc[j]);
-        }
-    for (; n < nw; n++) QS_FN(cke_vec_dot_f16)(y + n, (const char *)w + (size_t)n * rs, a, k);
-}
+/* F16 / BF16 decode GEMV: rows up to 4 KiB walked one after another (the dot above); longer rows
+ * in tiles of 8 that share each activation load (as the f32 GEMV: for long rows, 8 streams beat
+ * one), each stream prefetched 1 KiB ahead (8 streams: 14.9 GB/s on the 1.1B shapes, 12.9 without) */
+#define QS_GEMV16(NAME, CVT, DOT)                                                                  \
+    static void QS_FN(NAME)(float *y, const void *w, size_t rs, int64_t nw, const void *a, int64_t k) { \
+        const float *x = a;                                                                        \
+        int64_t n = 0;                                                                             \
+        if (k > 2048 && k % 32 == 0)                                                               \
+            for (; n + 8 <= nw; n += 8) {                                                          \
+                const uint16_t *h = (const uint16_t *)((const char *)w + (size_t)n * rs);          \
+                const size_t ld = rs / 2;                                                          \
+                __m512 acc[8];                                                                     \
+                for (int j = 0; j < 8; j++) acc[j] = _mm512_setzero_ps();                          \
+                for (int64_t i = 0; i < k; i += 32) {                                              \
+                    const __m512 x0 = _mm512_loadu_ps(x + i), x1 = _mm512_loadu_ps(x + i + 16);    \
+                    _Pragma("GCC unroll 8") for (int j = 0; j < 8; j++) {                          \
+                        _mm_prefetch((const char *)(h + j * ld + i) + 1024, _MM_HINT_T0);          \
+                        acc[j] = _mm512_fmadd_ps(CVT(h + j * ld + i), x0, acc[j]);                 \
+                        acc[j] = _mm512_fmadd_ps(CVT(h + j * ld + i + 16), x1, acc[j]);            \
+                    }                                                                              \
+                }                                                                                  \
+                for (int j = 0; j < 8; j++) y[n + j] = _mm512_reduce_add_ps(acc[j]);               \
+            }                                                                                      \
+        for (; n < nw; n++) QS_FN(DOT)(y + n, (const char *)w + (size_t)n * rs, a, k);             \
+    }
+QS_GEMV16(qs_gemv_f16, qs_f16x16, cke_vec_dot_f16)
+QS_GEMV16(qs_gemv_bf16, qs_bf16x16, cke_vec_dot_bf16)
 #else
 void QS_FN(cke_vec_dot_f16)(float *s, const void *w, const void *a, int64_t k) {
     const uint16_t *h = w;
@@ -503,7 +518,13 @@ const cke_qtype_ops QS_CAT(cke_qops_f16, QS_SFX) = {
 #else
 QS_OPS(f16, "f16", 1, 2, QT_F32, QS_FN(cke_vec_dot_f16));
 #endif
+#if QS_VNNI
+const cke_qtype_ops QS_CAT(cke_qops_bf16, QS_SFX) = {
+    .name = "bf16", .blck = 1, .type_size = 2, .vec_dot_type = QT_F32, .quantize_row = cke_quantize_row_bf16_ref,
+    .dequantize_row = cke_dequantize_row_bf16_ref, .vec_dot = QS_FN(cke_vec_dot_bf16), .gemv = QS_FN(qs_gemv_bf16)};
+#else
 QS_OPS(bf16, "bf16", 1, 2, QT_F32, QS_FN(cke_vec_dot_bf16));
+#endif
 const cke_qtype_ops QS_CAT(cke_qops_q8_0, QS_SFX) = {
     .name = "q8_0", .blck = QK, .type_size = 34, .vec_dot_type = QT_Q8_0,
     .quantize_row = QS_FN(qs_quantize_row_q8_0), .dequantize_row = cke_dequantize_row_q8_0_ref,
