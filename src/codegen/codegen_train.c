@@ -115,6 +115,7 @@ static void iexpr(char *out, size_t n, const tctx *c, int vi, int in_loop) {
 
 #define FL(x) cke_codegen_flit(fl1, sizeof fl1, (x))
 #define FL2(x) cke_codegen_flit(fl2, sizeof fl2, (x))
+#define RC(x) x, (long long)C /* a pointer and the row width: "p + r0 * C" of a PAR_ROWS slice */
 /* per-layer attention attributes (Gemma 2's interleaved windows) come from the L_ arrays */
 #define AT(name, buf) cke_codegen_attn_attr(buf, sizeof buf, c->ir, n, name)
 
@@ -151,8 +152,11 @@ static void emit_fwd(const tctx *c, int ni, const char *ind, int in_loop) {
     case CKE_OP_EMBED: fprintf(f, "%skt->embed_fwd(%s, tok, %s, R, %lld);\n", ind, o, b, (long long)C); break;
     case CKE_OP_RMSNORM: {
         int64_t hd = n->a.head_dim > 0 ? n->a.head_dim : C; /* per head: rows of head_dim (Qwen3 QK-norm) */
-        fprintf(f, "%skt->rmsnorm_fwd(%s, %s, %s, %s, R * %lld, %lld, %s, %s);\n", ind, o, st, a, b, (long long)(C / hd),
-                (long long)hd, FL(n->a.eps), FL2(n->a.w_offset));
+        char sp[96];
+        if (strcmp(st, "NULL")) snprintf(sp, sizeof sp, "%s + r0 * %lld", st, (long long)(C / hd));
+        else snprintf(sp, sizeof sp, "NULL");
+        fprintf(f, "%sPAR_ROWS(R, kt->rmsnorm_fwd(%s + r0 * %lld, %s, %s + r0 * %lld, %s, nr * %lld, %lld, %s, %s));\n", ind, o,
+                (long long)C, sp, a, (long long)C, b, (long long)(C / hd), (long long)hd, FL(n->a.eps), FL2(n->a.w_offset));
         break;
     }
     case CKE_OP_SOFTCAP:
@@ -170,8 +174,8 @@ static void emit_fwd(const tctx *c, int ni, const char *ind, int in_loop) {
         break;
     }
     case CKE_OP_ROPE:
-        fprintf(f, "%skt->rope_fwd(%s, %s, ROPE_CS(l), t->pos, R, %lld, %lld, %lld, %s);\n", ind, o, a,
-                (long long)n->a.n_head, (long long)n->a.head_dim, (long long)n->a.rot,
+        fprintf(f, "%sPAR_ROWS(R, kt->rope_fwd(%s + r0 * %lld, %s + r0 * %lld, ROPE_CS(l), t->pos + r0, nr, %lld, %lld, %lld, %s));\n",
+                ind, o, (long long)C, a, (long long)C, (long long)n->a.n_head, (long long)n->a.head_dim, (long long)n->a.rot,
                 n->a.rope_layout ? "CKE_ROPE_HALVES" : "CKE_ROPE_INTERLEAVED");
         break;
     case CKE_OP_ATTENTION: {
@@ -183,17 +187,22 @@ static void emit_fwd(const tctx *c, int ni, const char *ind, int in_loop) {
                 ind, o, st, (long long)n->a.n_head, a, k, v, ind);
         break;
     }
-    case CKE_OP_ADD: fprintf(f, "%skt->add_fwd(%s, %s, %s, R * %lld);\n", ind, o, a, b, (long long)C); break;
+    /* elementwise: each thread its rows (PAR_ROWS), every element computed as on one thread */
+    case CKE_OP_ADD: fprintf(f, "%sPAR_ROWS(R, kt->add_fwd(%s + r0 * %lld, %s + r0 * %lld, %s + r0 * %lld, nr * %lld));\n", ind, RC(o), RC(a), RC(b), (long long)C); break;
     case CKE_OP_SCALE: fprintf(f, "%skt->scale_fwd(%s, %s, %s, R * %lld);\n", ind, o, a, FL(n->a.scale), (long long)C); break;
-    case CKE_OP_SWIGLU: fprintf(f, "%skt->swiglu_fwd(%s, %s, %s, R * %lld);\n", ind, o, a, b, (long long)C); break;
+    case CKE_OP_SWIGLU:
+        fprintf(f, "%sPAR_ROWS(R, kt->swiglu_fwd(%s + r0 * %lld, %s + r0 * %lld, %s + r0 * %lld, nr * %lld));\n", ind, RC(o), RC(a), RC(b),
+                (long long)C);
+        break;
     case CKE_OP_GEGLU:
-        fprintf(f, "%skt->geglu_fwd(%s, %s, %s, R * %lld, %s);\n", ind, o, a, b, (long long)C,
-                n->a.gelu ? "CKE_GELU_TANH" : "CKE_GELU_ERF");
+        fprintf(f, "%sPAR_ROWS(R, kt->geglu_fwd(%s + r0 * %lld, %s + r0 * %lld, %s + r0 * %lld, nr * %lld, %s));\n", ind, RC(o), RC(a),
+                RC(b), (long long)C, n->a.gelu ? "CKE_GELU_TANH" : "CKE_GELU_ERF");
         break;
     case CKE_OP_GELU:
-        fprintf(f, "%skt->gelu_fwd(%s, %s, R * %lld, %s);\n", ind, o, a, (long long)C, n->a.gelu ? "CKE_GELU_TANH" : "CKE_GELU_ERF");
+        fprintf(f, "%sPAR_ROWS(R, kt->gelu_fwd(%s + r0 * %lld, %s + r0 * %lld, nr * %lld, %s));\n", ind, RC(o), RC(a), (long long)C,
+                n->a.gelu ? "CKE_GELU_TANH" : "CKE_GELU_ERF");
         break;
-    case CKE_OP_SILU: fprintf(f, "%skt->silu_fwd(%s, %s, R * %lld);\n", ind, o, a, (long long)C); break;
+    case CKE_OP_SILU: fprintf(f, "%sPAR_ROWS(R, kt->silu_fwd(%s + r0 * %lld, %s + r0 * %lld, nr * %lld));\n", ind, RC(o), RC(a), (long long)C); break;
     case CKE_OP_SIGMOID_MUL: fprintf(f, "%scke_sigmoid_mul_fwd(%s, %s, %s, R, %lld);\n", ind, o, a, b, (long long)C); break;
     case CKE_OP_MOE: {
         const cke_value *g = &ir->v[n->in[2]]; /* [E, F, D] */
@@ -277,8 +286,8 @@ static void emit_bwd(const tctx *c, int ni, const char *ind, int in_loop, char *
         break;
     }
     case CKE_OP_ROPE:
-        fprintf(f, "%skt->rope_bwd(%s, %s, ROPE_CS(l), t->pos, R, %lld, %lld, %lld, %s);\n", ind, ga, go,
-                (long long)n->a.n_head, (long long)n->a.head_dim, (long long)n->a.rot,
+        fprintf(f, "%sPAR_ROWS(R, kt->rope_bwd(%s + r0 * %lld, %s + r0 * %lld, ROPE_CS(l), t->pos + r0, nr, %lld, %lld, %lld, %s));\n",
+                ind, RC(ga), RC(go), (long long)n->a.n_head, (long long)n->a.head_dim, (long long)n->a.rot,
                 n->a.rope_layout ? "CKE_ROPE_HALVES" : "CKE_ROPE_INTERLEAVED");
         break;
     case CKE_OP_ATTENTION: {
@@ -293,20 +302,27 @@ static void emit_bwd(const tctx *c, int ni, const char *ind, int in_loop, char *
         break;
     }
     case CKE_OP_ADD:
-        fprintf(f, "%skt->axpy(%s, 1.0f, %s, R * %lld);\n", ind, ga, go, (long long)C);
-        fprintf(f, "%skt->axpy(%s, 1.0f, %s, R * %lld);\n", ind, gb, go, (long long)C);
+        fprintf(f, "%sPAR_ROWS(R, kt->axpy(%s + r0 * %lld, 1.0f, %s + r0 * %lld, nr * %lld);\n"
+                   "%s              kt->axpy(%s + r0 * %lld, 1.0f, %s + r0 * %lld, nr * %lld));\n",
+                ind, RC(ga), RC(go), (long long)C, ind, RC(gb), RC(go), (long long)C);
         break;
     case CKE_OP_SCALE: fprintf(f, "%skt->axpy(%s, %s, %s, R * %lld);\n", ind, ga, FL(n->a.scale), go, (long long)C); break;
-    case CKE_OP_SWIGLU: fprintf(f, "%skt->swiglu_bwd(%s, %s, %s, %s, %s, R * %lld);\n", ind, ga, gb, go, a, b, (long long)C); break;
+    case CKE_OP_SWIGLU:
+        fprintf(f, "%sPAR_ROWS(R, kt->swiglu_bwd(%s + r0 * %lld, %s + r0 * %lld, %s + r0 * %lld, %s + r0 * %lld, %s + r0 * %lld, nr * %lld));\n",
+                ind, RC(ga), RC(gb), RC(go), RC(a), RC(b), (long long)C);
+        break;
     case CKE_OP_GEGLU:
-        fprintf(f, "%skt->geglu_bwd(%s, %s, %s, %s, %s, R * %lld, %s);\n", ind, ga, gb, go, a, b, (long long)C,
-                n->a.gelu ? "CKE_GELU_TANH" : "CKE_GELU_ERF");
+        fprintf(f, "%sPAR_ROWS(R, kt->geglu_bwd(%s + r0 * %lld, %s + r0 * %lld, %s + r0 * %lld, %s + r0 * %lld, %s + r0 * %lld, nr * %lld, %s));\n",
+                ind, RC(ga), RC(gb), RC(go), RC(a), RC(b), (long long)C, n->a.gelu ? "CKE_GELU_TANH" : "CKE_GELU_ERF");
         break;
     case CKE_OP_GELU:
-        fprintf(f, "%skt->gelu_bwd(%s, %s, %s, R * %lld, %s);\n", ind, ga, go, a, (long long)C,
-                n->a.gelu ? "CKE_GELU_TANH" : "CKE_GELU_ERF");
+        fprintf(f, "%sPAR_ROWS(R, kt->gelu_bwd(%s + r0 * %lld, %s + r0 * %lld, %s + r0 * %lld, nr * %lld, %s));\n", ind, RC(ga), RC(go),
+                RC(a), (long long)C, n->a.gelu ? "CKE_GELU_TANH" : "CKE_GELU_ERF");
         break;
-    case CKE_OP_SILU: fprintf(f, "%skt->silu_bwd(%s, %s, %s, R * %lld);\n", ind, ga, go, a, (long long)C); break;
+    case CKE_OP_SILU:
+        fprintf(f, "%sPAR_ROWS(R, kt->silu_bwd(%s + r0 * %lld, %s + r0 * %lld, %s + r0 * %lld, nr * %lld));\n", ind, RC(ga), RC(go), RC(a),
+                (long long)C);
+        break;
     case CKE_OP_SIGMOID_MUL:
         fprintf(f, "%scke_sigmoid_mul_bwd(%s, %s, %s, %s, %s, R, %lld);\n", ind, ga, gb, go, a, b, (long long)C);
         break;
@@ -414,7 +430,18 @@ cke_status cke_codegen_emit_train(const cke_train_plan *tp, FILE *f, cke_err *er
                "    void *hook_ud;\n"
                "%s"
                "};\n\n"
-               "#define GW(off) ((float *)(t->g + (off)))\n\n",
+               "#define GW(off) ((float *)(t->g + (off)))\n\n"
+               "/* Row-wise elementwise ops split over the threads: thread th takes rows [r0, r0 + nr) of R; each\n"
+               " * element is computed exactly as on one thread, so results do not depend on the thread count */\n"
+               "#define PAR_ROWS(R_, ...) do { \\\n"
+               "    if (m->nth > 1 && (R_) >= 2 * (int64_t)m->nth) { \\\n"
+               "        _Pragma(\"omp parallel num_threads(m->nth)\") { \\\n"
+               "            const int64_t th_ = omp_get_thread_num(), nt_ = omp_get_num_threads(); \\\n"
+               "            const int64_t r0 = (R_) * th_ / nt_, nr = (R_) * (th_ + 1) / nt_ - r0; \\\n"
+               "            __VA_ARGS__; \\\n"
+               "        } \\\n"
+               "    } else { const int64_t r0 = 0, nr = (R_); __VA_ARGS__; } \\\n"
+               "} while (0)\n\n",
             c.moe_aux ? "    double moe_stats[2 * MOE_E]; /* per expert: rows that chose it, sum of its router probability */\n"
                         "    float moe_auxg[MOE_E];       /* the load-balancing loss's gradient per expert probability */\n" : "");
 
