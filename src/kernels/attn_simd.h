@@ -105,21 +105,32 @@ AI void kb_tile(float *const *C /* [rows] [hd] */, const float *P, int64_t prs, 
         }
 }
 
+/* The full vectors of rows [r, r + mr) in tiles as wide as possible: a head_dim of 3 vectors (48
+ * f32 on AVX-512) runs as one 3-wide tile, not three 1-wide passes that each reload P (measured,
+ * head_dim 48, T 256, 1 thread: backward 1.67 -> 1.42 ms, forward 0.95 -> 0.87 ms) */
+AI void kb_row(float *const *C, const float *P, int64_t prs, int64_t pcs, const float *const *B, int64_t r,
+               const int mr, int64_t nfull, vmk mt, int64_t nk) {
+    int64_t v = 0;
+    for (; v + KB_NV <= nfull; v += KB_NV) kb_tile(C, P, prs, pcs, B, r, v, mr, KB_NV, 0, mt, nk);
+    switch (nfull - v) {
+    case 3: if (KB_NV > 3) kb_tile(C, P, prs, pcs, B, r, v, mr, 3, 0, mt, nk); break;
+    case 2: if (KB_NV > 2) kb_tile(C, P, prs, pcs, B, r, v, mr, 2, 0, mt, nk); break;
+    case 1: kb_tile(C, P, prs, pcs, B, r, v, mr, 1, 0, mt, nk); break;
+    default: break;
+    }
+}
+
 static void kb(float *const *C /* [rows] [hd] */, const float *P, int64_t prs, int64_t pcs,
                const float *const *B /* [nk] [hd] */, int64_t rows, int64_t nk, int64_t hd) {
     int64_t nfull = hd / VL, tail = hd - nfull * VL;
     vmk mt = vmk_n(tail);
     int64_t r = 0;
     for (; r + KB_MR <= rows; r += KB_MR) {
-        int64_t v = 0;
-        for (; v + KB_NV <= nfull; v += KB_NV) kb_tile(C, P, prs, pcs, B, r, v, KB_MR, KB_NV, 0, mt, nk);
-        for (; v < nfull; v++) kb_tile(C, P, prs, pcs, B, r, v, KB_MR, 1, 0, mt, nk);
+        kb_row(C, P, prs, pcs, B, r, KB_MR, nfull, mt, nk);
         if (tail) kb_tile(C, P, prs, pcs, B, r, nfull, KB_MR, 1, 1, mt, nk);
     }
     for (; r < rows; r++) {
-        int64_t v = 0;
-        for (; v + KB_NV <= nfull; v += KB_NV) kb_tile(C, P, prs, pcs, B, r, v, 1, KB_NV, 0, mt, nk);
-        for (; v < nfull; v++) kb_tile(C, P, prs, pcs, B, r, v, 1, 1, 0, mt, nk);
+        kb_row(C, P, prs, pcs, B, r, 1, nfull, mt, nk);
         if (tail) kb_tile(C, P, prs, pcs, B, r, nfull, 1, 1, 1, mt, nk);
     }
 }

@@ -114,6 +114,8 @@ static int check_case(const cke_ktable *kt, const cke_ktable *ref, const acase *
 
 static const int64_t Ts[] = {1, 3, 17, 33, 127};
 static const int64_t hds[] = {1, 3, 8, 17, 64, 128};
+/* 2, 3, 4 + 2 and 4 + 3 full AVX-512 vectors: the output tiles narrower than 4 (seeds of their own) */
+static const int64_t hds_narrow[] = {40, 48, 96, 112};
 
 /* plain causal MHA, T == Tk */
 static int simd_attn(const cke_ktable *kt, const cke_ktable *ref) {
@@ -123,6 +125,12 @@ static int simd_attn(const cke_ktable *kt, const cke_ktable *ref) {
             if (tquick && (Ts[a] > 33 || hds[b] > 64)) continue;
             acase c = {Ts[a], Ts[a], 2, 2, hds[b], 0, 0, 1};
             fails += check_case(kt, ref, &c, 100 + (uint64_t)(a * 10 + b));
+        }
+    for (int a = 1; a < 5; a++) /* T >= 3: several rows per output tile */
+        for (int b = 0; b < 4; b++) {
+            if (tquick && (Ts[a] > 33 || hds_narrow[b] > 64)) continue;
+            acase c = {Ts[a], Ts[a], 2, 2, hds_narrow[b], 0, 0, 1};
+            fails += check_case(kt, ref, &c, 700 + (uint64_t)(a * 10 + b));
         }
     return fails;
 }
