@@ -119,20 +119,9 @@ static size_t ref_scratch(const cke_plan *p) {
                 const size_t w = cke_attn_ws_size(&as, 1);
                 if (w > ws) ws = w;
             }
-            if (n->op == CKE_OP_MOE) { /* every layer's formats of the three stacks [E,F,D], [E,F,D], [E,D,F] */
-                const cke_value *g = &ir->v[n->in[2]];
-                for (int l = 0; l < ir->n_layer; l++) {
-                    int dt[3];
-                    for (int j = 0; j < 3; j++) {
-                        char nm[CKE_IR_NAME + 16];
-                        snprintf(nm, sizeof nm, "l%d.%s", l, ir->v[n->in[2 + j]].base);
-                        const int vi = cke_ir_find(ir, nm);
-                        dt[j] = vi >= 0 ? cke_plan_wdtype(p, vi) : 0;
-                    }
-                    const size_t w = cke_moe_ws_size(rows, g->dims[2], g->dims[1], g->dims[0], n->a.n_expert_used, dt[0], dt[1],
-                                                     dt[2], 1);
-                    if (w > ws) ws = w;
-                }
+            if (n->op == CKE_OP_MOE) { /* every layer's formats of the three expert stacks */
+                const size_t w = cke_plan_moe_ws(p, n, rows, 1);
+                if (w > ws) ws = w;
             }
             if (n->op == CKE_OP_LINEAR) {
                 const cke_value *w = &ir->v[n->in[1]];

@@ -124,6 +124,26 @@ static int run_expert(const experts *X, const expert_ws *s, float *y, const floa
     return cke_qlinear_fwd(X->kt, y, s->g, (const char *)X->down + (size_t)e * X->sd, X->qd, NULL, n, F, D, s->lin, nth);
 }
 
+/* A counting sort of the (row, choice) pairs by expert, rows ascending within each: expert e's
+ * slots are [start[e], start[e + 1]); each slot's row, and its pair index t * k + j (pair) or
+ * routing weight (roww) where asked for. The forward and the backward group alike. */
+static void group_by_expert(int64_t *start /* [E+1] */, int32_t *rows /* [T*k] */, int32_t *pair /* [T*k] or NULL */,
+                            float *roww /* [T*k] or NULL */, const int32_t *sel /* [T,k] */, const float *w /* [T,k] */,
+                            int64_t T, int64_t k, int64_t E) {
+    memset(start, 0, (size_t)(E + 1) * sizeof(int64_t));
+    for (int64_t i = 0; i < T * k; i++) start[sel[i] + 1]++;
+    for (int64_t e = 0; e < E; e++) start[e + 1] += start[e];
+    for (int64_t t = 0; t < T; t++)
+        for (int64_t j = 0; j < k; j++) {
+            const int64_t slot = start[sel[t * k + j]]++;
+            rows[slot] = (int32_t)t;
+            if (pair) pair[slot] = (int32_t)(t * k + j);
+            if (roww) roww[slot] = w[t * k + j];
+        }
+    for (int64_t e = E; e > 0; e--) start[e] = start[e - 1]; /* the increments moved each start to the next */
+    start[0] = 0;
+}
+
 /* out rows += each slot's weight * its expert output, slots in expert order */
 static void scatter(const cke_ktable *kt, float *out, const float *y, const int32_t *rows, const float *roww, int64_t n,
                     int64_t D) {
@@ -149,18 +169,7 @@ int cke_moe_fwd(const cke_ktable *kt, float *out /* [T,D] */, const float *x /* 
     /* route: logits of every row in one GEMM, then each row's top k */
     cke_linear_fwd(kt, m.logits, x, router, NULL, T, D, E, base + router_ws, nth);
     for (int64_t t = 0; t < T; t++) cke_moe_route(m.sel + t * k, m.w + t * k, m.logits + t * E, E, k, renorm);
-    /* group: a counting sort of the (row, expert) pairs by expert, rows ascending within each */
-    memset(m.start, 0, (size_t)(E + 1) * sizeof(int64_t));
-    for (int64_t i = 0; i < T * k; i++) m.start[m.sel[i] + 1]++;
-    for (int64_t e = 0; e < E; e++) m.start[e + 1] += m.start[e];
-    for (int64_t t = 0; t < T; t++)
-        for (int64_t j = 0; j < k; j++) {
-            const int64_t e = m.sel[t * k + j], slot = m.start[e]++;
-            m.rows[slot] = (int32_t)t;
-            m.roww[slot] = m.w[t * k + j];
-        }
-    for (int64_t e = E; e > 0; e--) m.start[e] = m.start[e - 1]; /* the increments moved each start to the next */
-    m.start[0] = 0;
+    group_by_expert(m.start, m.rows, NULL, m.roww, m.sel, m.w, T, k, E);
     int64_t n_act = 0; /* experts no row chose: their weights are not read */
     for (int64_t e = 0; e < E; e++)
         if (m.start[e + 1] > m.start[e]) m.act[n_act++] = (int32_t)e;
@@ -360,17 +369,7 @@ void cke_moe_bwd(const cke_ktable *kt, float *dx /* [T,D] += */, float *drouter 
     moe_bwd_ws m;
     carve_bwd(&m, (char *)(((uintptr_t)ws + 63) & ~(uintptr_t)63), T, D, F, E, k, nth);
     route_rows(&m, kt, x, router, T, D, E, k, renorm, nth);
-    /* group the (row, choice) pairs by expert, rows ascending (as the forward) */
-    memset(m.start, 0, (size_t)(E + 1) * sizeof(int64_t));
-    for (int64_t i = 0; i < T * k; i++) m.start[m.sel[i] + 1]++;
-    for (int64_t e = 0; e < E; e++) m.start[e + 1] += m.start[e];
-    for (int64_t t = 0; t < T; t++)
-        for (int64_t j = 0; j < k; j++) {
-            const int64_t slot = m.start[m.sel[t * k + j]]++;
-            m.rows[slot] = (int32_t)t, m.pair[slot] = (int32_t)(t * k + j);
-        }
-    for (int64_t e = E; e > 0; e--) m.start[e] = m.start[e - 1];
-    m.start[0] = 0;
+    group_by_expert(m.start, m.rows, m.pair, NULL, m.sel, m.w, T, k, E);
     for (int64_t e = 0; e < E; e++) {
         const int64_t s0 = m.start[e], n = m.start[e + 1] - s0;
         if (n > 0)

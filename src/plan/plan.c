@@ -341,6 +341,24 @@ static cke_status plan_weights(cke_plan *p, cke_err *err) {
     return CKE_OK;
 }
 
+size_t cke_plan_moe_ws(const cke_plan *p, const cke_node *n, int64_t rows, int nth) {
+    const cke_ir *ir = p->ir;
+    const cke_value *g = &ir->v[n->in[2]]; /* [E, F, D] */
+    size_t best = 0;
+    for (int l = 0; l < ir->n_layer; l++) {
+        int q[3];
+        for (int j = 0; j < 3; j++) {
+            char nm[CKE_IR_NAME + 16];
+            snprintf(nm, sizeof nm, "l%d.%s", l, ir->v[n->in[2 + j]].base);
+            const int vi = cke_ir_find(ir, nm);
+            q[j] = vi >= 0 ? cke_plan_wdtype(p, vi) : 0;
+        }
+        const size_t ws = cke_moe_ws_size(rows, g->dims[2], g->dims[1], g->dims[0], n->a.n_expert_used, q[0], q[1], q[2], nth);
+        if (ws > best) best = ws;
+    }
+    return best;
+}
+
 int cke_plan_wdtype(const cke_plan *p, int value) {
     if (value < 0) return 0;
     if (p->ir->v[value].tied_to >= 0) value = p->ir->v[value].tied_to;
@@ -386,18 +404,8 @@ cke_status cke_plan_set_wdtypes(cke_plan *p, int (*dtype_of)(void *ud, const cha
         for (int si = 0; si < m->n_sched + m->n_head; si++) { /* the schedule, then the all-rows head */
             const cke_node *n = si < m->n_sched ? &m->sched[si] : &m->head[si - m->n_sched];
             if (n->op == CKE_OP_MOE && si < m->n_sched && m->buf_of[n->out] >= 0) { /* every layer's expert formats */
-                const cke_value *g = &ir->v[n->in[2]];
-                for (int l = 0; l < ir->n_layer; l++) {
-                    int q[3];
-                    for (int j = 0; j < 3; j++) {
-                        char nm[CKE_IR_NAME + 16];
-                        snprintf(nm, sizeof nm, "l%d.%s", l, ir->v[n->in[2 + j]].base);
-                        q[j] = cke_plan_wdtype(p, cke_ir_find(ir, nm));
-                    }
-                    size_t ws = align_up(cke_moe_ws_size(m->bufs[m->buf_of[n->out]].rows, g->dims[2], g->dims[1], g->dims[0],
-                                                         n->a.n_expert_used, q[0], q[1], q[2], m->nth_planned));
-                    if (ws > m->scratch_bytes) m->scratch_bytes = ws;
-                }
+                size_t ws = align_up(cke_plan_moe_ws(p, n, m->bufs[m->buf_of[n->out]].rows, m->nth_planned));
+                if (ws > m->scratch_bytes) m->scratch_bytes = ws;
                 continue;
             }
             if (n->op != CKE_OP_LINEAR || (si < m->n_sched && m->buf_of[n->out] < 0)) continue;

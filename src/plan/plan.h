@@ -109,6 +109,9 @@ void cke_plan_free(cke_plan *p);
 cke_status cke_plan_set_wdtypes(cke_plan *p, int (*dtype_of)(void *ud, const char *name), void *ud, cke_err *err);
 /* The stored format of a weight value (follows ties): 0 = f32. */
 int cke_plan_wdtype(const cke_plan *p, int value);
+/* The largest cke_moe_ws_size of a moe node over every layer's formats of its three expert stacks,
+ * at `rows` rows and nth threads (the plan's scratch; the embedded build's, at one thread). */
+size_t cke_plan_moe_ws(const cke_plan *p, const cke_node *n, int64_t rows, int nth);
 
 /* layout.json: every buffer with region, offset, size, shape, lifetime. */
 cke_status cke_plan_write_layout(const cke_plan *p, const char *path, cke_err *err);
