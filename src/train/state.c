@@ -1,6 +1,8 @@
 /* trainer.json parsing and writing: see state.h. */
 #include "train/state.h"
 
+#include "cke/kernels.h"
+
 #include <cjson/cJSON.h>
 #include <inttypes.h>
 #include <math.h>
@@ -98,8 +100,9 @@ static cke_status parse_obj(const cJSON *j, cke_train_state *s, cke_err *err) {
     s->data_hash = strtoull(hex, &end, 16);
     if ((st = get_str(j, "data", s->data, sizeof s->data, err))) return st;
     if ((st = get_str(j, "isa", s->isa, sizeof s->isa, err))) return st;
-    if (strcmp(s->isa, "ref") && strcmp(s->isa, "avx2") && strcmp(s->isa, "avx512"))
-        return cke_fail(err, CKE_ERR_FORMAT, F "\"isa\": \"%s\" is not ref, avx2 or avx512", s->isa);
+    cke_isa isa;
+    if (cke_isa_parse(s->isa, &isa)) /* any table cke has: a checkpoint from an aarch64 cke says neon */
+        return cke_fail(err, CKE_ERR_FORMAT, F "\"isa\": \"%s\" is not ref, avx2, avx512, neon or neon_dot", s->isa);
     if ((st = get_int(j, "train_windows", 1, CKE_TRAIN_MAX_INT, &s->train_windows, err))) return st;
     s->ranks = 1; /* optional: written since data-parallel training */
     if (cJSON_GetObjectItemCaseSensitive(j, "ranks") && (st = get_int(j, "ranks", 1, CKE_TRAIN_MAX_BATCH, &s->ranks, err)))

@@ -118,5 +118,10 @@ if have_models; then
     cp -r "$W/ref" "$W/isa"
     refuses train_resume_other_isa_noted 0 'note: .*the kernels are ref here, the run so far used' \
         env CKE_ISA=ref "$CKE" train --resume --out "$W/isa" --steps 7
-    bad_state isa_unknown 's/"isa":\t"[a-z0-9]*"/"isa":\t"sse9"/' '"isa": "sse9" is not ref, avx2 or avx512'
+    bad_state isa_unknown 's/"isa":\t"[a-z0-9]*"/"isa":\t"sse9"/' '"isa": "sse9" is not ref, avx2, avx512, neon or neon_dot'
+    # a checkpoint an aarch64 cke wrote (isa neon) resumes here, with the same note
+    cp -r "$W/ref" "$W/isa_neon"
+    sed -i 's/"isa":\t"[a-z0-9]*"/"isa":\t"neon"/' "$W/isa_neon/checkpoint/trainer.json"
+    refuses train_resume_from_neon_noted 0 'note: .*the run so far used neon' \
+        "$CKE" train --resume --out "$W/isa_neon" --steps 7
 fi
