@@ -53,6 +53,10 @@ static size_t lin_ws(int64_t T, int64_t D, int64_t F, int64_t E, int qg, int qu,
     return a > r ? a : r;
 }
 
+/* carving a workspace: field `field` of *m gets n items of type at offset o of base (NULL base:
+ * sizes only), o moves on 64-byte aligned; both carves below (forward, backward) use it */
+#define TAKE(field, type, n) (m->field = base ? (type *)(base + o) : NULL, o += align64((size_t)(n) * sizeof(type)))
+
 static int expert_parallel(int64_t T, int nth) { return nth > 1 && T <= MOE_SMALL_T; }
 
 /* base NULL: sizes only */
@@ -60,7 +64,6 @@ static size_t carve(moe_ws *m, char *base, int64_t T, int64_t D, int64_t F, int6
                     int nth) {
     const int par = expert_parallel(T, nth);
     size_t o = 0;
-#define TAKE(field, type, n) (m->field = base ? (type *)(base + o) : NULL, o += align64((size_t)(n) * sizeof(type)))
     TAKE(logits, float, T * E);
     TAKE(sel, int32_t, T * k);
     TAKE(w, float, T * k);
@@ -69,7 +72,6 @@ static size_t carve(moe_ws *m, char *base, int64_t T, int64_t D, int64_t F, int6
     TAKE(roww, float, T * k);
     TAKE(act, int32_t, E);
     TAKE(y, float, (par ? T * k : T) * D);
-#undef TAKE
     /* a thread's expert: one-thread linears; the serial path's: all threads (and the router's GEMM) */
     m->per_bytes = align64((size_t)(T * D) * sizeof(float)) + 2 * align64((size_t)(T * F) * sizeof(float)) +
                    align64(lin_ws(T, D, F, E, qg, qu, qd, par ? 1 : nth));
@@ -245,7 +247,6 @@ static size_t gemm_ws_max(int64_t T, int64_t D, int64_t F, int64_t E, int nth) {
 
 static size_t carve_bwd(moe_bwd_ws *m, char *base, int64_t T, int64_t D, int64_t F, int64_t E, int64_t k, int nth) {
     size_t o = 0;
-#define TAKE(field, type, n) (m->field = base ? (type *)(base + o) : NULL, o += align64((size_t)(n) * sizeof(type)))
     TAKE(logits, float, T * E);
     TAKE(dl, float, T * E);
     TAKE(sel, int32_t, T * k);
@@ -264,7 +265,6 @@ static size_t carve_bwd(moe_bwd_ws *m, char *base, int64_t T, int64_t D, int64_t
     TAKE(dh, float, T * F);
     TAKE(dg, float, T * F);
     TAKE(du, float, T * F);
-#undef TAKE
     m->gemm = base ? base + o : NULL;
     return o + align64(gemm_ws_max(T, D, F, E, nth));
 }
@@ -273,8 +273,8 @@ size_t cke_moe_bwd_ws_size(int64_t T, int64_t D, int64_t F, int64_t E, int64_t k
     if (nth < 1) nth = 1;
     moe_bwd_ws m;
     size_t fast = carve_bwd(&m, NULL, T, D, F, E, k, nth);
-    /* the _ref: [E] p, dl; [k] dw; [F] g, u, h; [F] dh; [D] dy; [E] logits; [k] w, sel (+ alignment) */
-    size_t ref = (size_t)(2 * E + k + F + D) * sizeof(double) + (size_t)(3 * F + E + k) * sizeof(float) +
+    /* the _ref: [E] p, dl; [k] dw; [F] g, u, h; [F] dh; [D] dy; [F] du; [E] logits; [k] w, sel (+ alignment) */
+    size_t ref = (size_t)(2 * E + k + 2 * F + D) * sizeof(double) + (size_t)(3 * F + E + k) * sizeof(float) +
                  (size_t)k * sizeof(int32_t) + 256;
     return 64 + (fast > ref ? fast : ref);
 }

@@ -53,7 +53,8 @@ void cke_moe_bwd_ref(float *dx /* [T,D] += */, float *drouter /* [E,D] += */, fl
     float *g = (float *)(dw + k), *u = g + F, *h = u + F; /* [F] each */
     double *dh = (double *)(((uintptr_t)(h + F) + 63) & ~(uintptr_t)63); /* [F] */
     double *dy = dh + F;       /* [D] */
-    float *logits = (float *)(dy + D); /* [E] */
+    double *du = dy + D;       /* [F]; dh then holds the gate's gradient */
+    float *logits = (float *)(du + F); /* [E] */
     float *w = logits + E;     /* [k] */
     int32_t *sel = (int32_t *)(w + k); /* [k] */
     for (int64_t t = 0; t < T; t++) {
@@ -96,6 +97,7 @@ void cke_moe_bwd_ref(float *dx /* [T,D] += */, float *drouter /* [E,D] += */, fl
             for (int64_t f = 0; f < F; f++) {
                 const double sg = 1.0 / (1.0 + exp(-(double)g[f])), silu = g[f] * sg;
                 const double dgf = dh[f] * u[f] * sg * (1.0 + g[f] * (1.0 - sg)), duf = dh[f] * silu;
+                dh[f] = dgf, du[f] = duf; /* for dx below: the SwiGLU derivative once per f, not per (d, f) */
                 for (int64_t d = 0; d < D; d++) {
                     dG[f * D + d] += (float)(dgf * xt[d]);
                     dU[f * D + d] += (float)(duf * xt[d]);
@@ -103,10 +105,7 @@ void cke_moe_bwd_ref(float *dx /* [T,D] += */, float *drouter /* [E,D] += */, fl
             }
             for (int64_t d = 0; d < D; d++) {
                 double s = 0;
-                for (int64_t f = 0; f < F; f++) {
-                    const double sg = 1.0 / (1.0 + exp(-(double)g[f])), silu = g[f] * sg;
-                    s += dh[f] * u[f] * sg * (1.0 + g[f] * (1.0 - sg)) * G[f * D + d] + dh[f] * silu * U[f * D + d];
-                }
+                for (int64_t f = 0; f < F; f++) s += dh[f] * G[f * D + d] + du[f] * U[f * D + d];
                 dx[t * D + d] += (float)s;
             }
         }
