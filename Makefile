@@ -62,6 +62,8 @@ $(BUILD)/src/kernels/avx2/%.o: CFLAGS += $(AVX2_FLAGS)
 $(BUILD)/src/kernels/avx512/%.o: CFLAGS += $(AVX512_FLAGS)
 # quantized dot products use VNNI (vpdpbusd); dispatch.c requires it for the avx512 level
 $(BUILD)/src/kernels/avx512/quant.o: CFLAGS += -mavx512vnni
+# the mixed-precision GEMM's vdpbf16ps; it checks the CPU itself and falls back to gemm_bf16.c
+$(BUILD)/src/kernels/avx512/gemm_bf16.o: CFLAGS += -mavx512bf16
 # neon/dot/%.o matches both patterns: the later -march (the dot product) is the one gcc keeps
 $(BUILD)/src/kernels/neon/%.o: CFLAGS += $(NEON_FLAGS)
 $(BUILD)/src/kernels/neon/dot/%.o: CFLAGS += $(NEON_DOT_FLAGS)

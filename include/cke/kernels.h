@@ -121,6 +121,12 @@ typedef struct cke_ktable {
     void (*gemm)(float *C /* [M, ldc] */, const float *A, const float *B,
                  int64_t M, int64_t N, int64_t K, int64_t lda, int64_t ldb, int64_t ldc,
                  cke_trans ta, cke_trans tb, float alpha, float beta, void *ws, int nth);
+    /* the same with op(A) and op(B) rounded to bf16 and fp32 accumulation (vdpbf16ps): the
+     * linear layers of mixed-precision training; workspace cke_gemm_ws_size as gemm's
+     * (ref/gemm_bf16.c is the spec; avx512/gemm_bf16.c; gemm_bf16.c elsewhere, same bits) */
+    void (*gemm_bf16)(float *C /* [M, ldc] */, const float *A, const float *B,
+                      int64_t M, int64_t N, int64_t K, int64_t lda, int64_t ldb, int64_t ldc,
+                      cke_trans ta, cke_trans tb, float alpha, float beta, void *ws, int nth);
 
     /* ---- embedding (ref/embed.c) ---- */
     void (*embed_fwd)(float *out /* [T,D] */, const int32_t *tok /* [T] */,

@@ -19,6 +19,26 @@ void cke_gemm_avx512(float *C, const float *A, const float *B, int64_t M, int64_
                      int64_t lda, int64_t ldb, int64_t ldc, cke_trans ta, cke_trans tb,
                      float alpha, float beta, void *ws, int nth);
 
+/* BF16 GEMM (mixed-precision training): same contract as gemm, operands rounded to bf16 */
+void cke_gemm_bf16_ref(float *C, const float *A, const float *B, int64_t M, int64_t N, int64_t K,
+                       int64_t lda, int64_t ldb, int64_t ldc, cke_trans ta, cke_trans tb, float alpha,
+                       float beta, void *ws, int nth);
+void cke_gemm_bf16_generic(float *C, const float *A, const float *B, int64_t M, int64_t N, int64_t K,
+                           int64_t lda, int64_t ldb, int64_t ldc, cke_trans ta, cke_trans tb, float alpha,
+                           float beta, void *ws, int nth);
+void cke_gemm_bf16_avx512(float *C, const float *A, const float *B, int64_t M, int64_t N, int64_t K,
+                          int64_t lda, int64_t ldb, int64_t ldc, cke_trans ta, cke_trans tb, float alpha,
+                          float beta, void *ws, int nth);
+/* the two AVX-512 forms cke_gemm_bf16_avx512 chooses between (cke_gemm_bf16_uses_dp: 1 = vdpbf16ps;
+ * the _dp one needs AVX512_BF16); the same bits */
+void cke_gemm_bf16_dp_avx512(float *C, const float *A, const float *B, int64_t M, int64_t N, int64_t K,
+                             int64_t lda, int64_t ldb, int64_t ldc, cke_trans ta, cke_trans tb, float alpha,
+                             float beta, void *ws, int nth);
+void cke_gemm_bf16_fma_avx512(float *C, const float *A, const float *B, int64_t M, int64_t N, int64_t K,
+                              int64_t lda, int64_t ldb, int64_t ldc, cke_trans ta, cke_trans tb, float alpha,
+                              float beta, void *ws, int nth);
+int cke_gemm_bf16_uses_dp(void);
+
 /* Per-ISA pieces of the blocked GEMM; the ISA-independent driver (src/kernels/gemm.c) runs the
  * loops, threads and workspace. Limits the driver's ws size relies on: MR <= 16, NR <= 64,
  * KC <= 384, MC <= 16 * 16, NC <= 1024. */

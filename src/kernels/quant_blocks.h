@@ -79,6 +79,15 @@ static inline uint16_t qb_f2bf(float f) {
     return (uint16_t)(u >> 16);
 }
 
+/* The rounding of AVX512_BF16's vcvtneps2bf16: nearest even, NaN made quiet, and (unlike
+ * qb_f2bf) denormal inputs flushed to signed zero, as the instruction does. The BF16 GEMM packs
+ * (ref, generic and AVX-512) all round with it, so they feed the same bf16 values. */
+static inline uint16_t qb_f2bf_daz(float f) {
+    uint32_t u = qb_f2u(f);
+    if ((u & 0x7f800000u) == 0) return (uint16_t)((u >> 16) & 0x8000u);
+    return qb_f2bf(f);
+}
+
 /* ggml's nearest_int: round half to even through the float adder (|x| < 2^22). */
 static inline int qb_nearest_int(float x) {
     float v = x + 12582912.f;

@@ -1,5 +1,6 @@
 /* Tests of the gemm family: simd vs _ref sweeps, finite-difference gradients, PyTorch parity. */
 #include "harness.h"
+#include "kernels/kdecl.h" /* cke_gemm_bf16_generic: the portable BF16 kernel every table must match */
 
 #include <math.h>
 #include <stdlib.h>
@@ -17,9 +18,14 @@ static tol_t gemm_tol(int64_t K, float alpha, float beta) {
 
 typedef struct { int64_t M, N, K; } mnk;
 
-/* Runs one (M,N,K,trans,alpha,beta) case on kt (nth 1 and 2) against ref; 0 = pass. */
-static int gemm_case(const cke_ktable *kt, const cke_ktable *ref, trng *r, int64_t M, int64_t N,
-                     int64_t K, cke_trans ta, cke_trans tb, float alpha, float beta, int pad) {
+typedef __typeof__(((cke_ktable *)0)->gemm) gemm_fn;
+
+/* Runs one (M,N,K,trans,alpha,beta) case on kt (nth 1 and 2) against ref; 0 = pass.
+ * bf16: the tables' gemm_bf16 (both round operands the same way, so the fp32 tolerance holds),
+ * and the portable BF16 kernel must give kt's bits (same pairs, same order, normal values). */
+static int gemm_case_p(const cke_ktable *kt, const cke_ktable *ref, trng *r, int64_t M, int64_t N,
+                       int64_t K, cke_trans ta, cke_trans tb, float alpha, float beta, int pad, int bf16) {
+    const gemm_fn kg = bf16 ? kt->gemm_bf16 : kt->gemm, rg = bf16 ? ref->gemm_bf16 : ref->gemm;
     int64_t lda = (ta ? M : K) + pad, ldb = (tb ? K : N) + pad, ldc = N + pad;
     int64_t na = (ta ? K : M) * lda, nb = (tb ? N : K) * ldb, nc = M * ldc;
     float *A = tallocf(na), *B = tallocf(nb), *C0 = tallocf(nc);
@@ -29,11 +35,11 @@ static int gemm_case(const cke_ktable *kt, const cke_ktable *ref, trng *r, int64
     else tfill_normal(r, C0, nc, 1.0f);
     float *want = tcopyf(C0, nc), *g1 = tcopyf(C0, nc), *g2 = tcopyf(C0, nc);
     void *ws = talloc(cke_gemm_ws_size(M, N, K, 2));
-    ref->gemm(want, A, B, M, N, K, lda, ldb, ldc, ta, tb, alpha, beta, NULL, 1);
-    kt->gemm(g1, A, B, M, N, K, lda, ldb, ldc, ta, tb, alpha, beta, ws, 1);
-    kt->gemm(g2, A, B, M, N, K, lda, ldb, ldc, ta, tb, alpha, beta, ws, 2);
+    rg(want, A, B, M, N, K, lda, ldb, ldc, ta, tb, alpha, beta, NULL, 1);
+    kg(g1, A, B, M, N, K, lda, ldb, ldc, ta, tb, alpha, beta, ws, 1);
+    kg(g2, A, B, M, N, K, lda, ldb, ldc, ta, tb, alpha, beta, ws, 2);
     char what[160];
-    snprintf(what, sizeof what, "gemm %s M=%lld N=%lld K=%lld t%c%c a=%g b=%g pad=%d", kt->name,
+    snprintf(what, sizeof what, "gemm%s %s M=%lld N=%lld K=%lld t%c%c a=%g b=%g pad=%d", bf16 ? "_bf16" : "", kt->name,
              (long long)M, (long long)N, (long long)K, ta ? 'T' : 'N', tb ? 'T' : 'N', alpha, beta,
              pad);
     int fails = 0;
@@ -52,6 +58,26 @@ static int gemm_case(const cke_ktable *kt, const cke_ktable *ref, trng *r, int64
         printf("    FAIL %s: nth=1 and nth=2 differ bitwise\n", what);
         fails++;
     }
+    if (bf16 && kg != cke_gemm_bf16_ref) { /* every fast BF16 form this CPU runs: the same bits */
+        gemm_fn forms[3] = {cke_gemm_bf16_generic, NULL, NULL};
+#if defined(__x86_64__)
+        if (kg == cke_gemm_bf16_avx512) {
+            forms[1] = cke_gemm_bf16_fma_avx512;
+            __builtin_cpu_init();
+            if (__builtin_cpu_supports("avx512bf16")) forms[2] = cke_gemm_bf16_dp_avx512;
+        }
+#endif
+        for (int f = 0; f < 3; f++) {
+            if (!forms[f]) continue;
+            float *g3 = tcopyf(C0, nc);
+            forms[f](g3, A, B, M, N, K, lda, ldb, ldc, ta, tb, alpha, beta, ws, 2 - f % 2);
+            if (memcmp(g1, g3, (size_t)nc * sizeof(float)) != 0) {
+                printf("    FAIL %s: BF16 form %d (0 portable, 1 FMA, 2 vdpbf16ps) differs bitwise\n", what, f);
+                fails++;
+            }
+            free(g3);
+        }
+    }
     for (int64_t i = 0; i < M && pad; i++)
         for (int64_t j = N; j < ldc; j++)
             if (memcmp(&g1[i * ldc + j], &C0[i * ldc + j], 4)) {
@@ -61,6 +87,33 @@ static int gemm_case(const cke_ktable *kt, const cke_ktable *ref, trng *r, int64
                 break;
             }
     free(A); free(B); free(C0); free(want); free(g1); free(g2); free(ws);
+    return fails;
+}
+
+static int gemm_case(const cke_ktable *kt, const cke_ktable *ref, trng *r, int64_t M, int64_t N,
+                     int64_t K, cke_trans ta, cke_trans tb, float alpha, float beta, int pad) {
+    return gemm_case_p(kt, ref, r, M, N, K, ta, tb, alpha, beta, pad, 0);
+}
+
+/* The mixed-precision GEMM: every trans combo over odd sizes (odd K: a half-empty last pair),
+ * sizes past the tiles and KC blocks, alpha/beta as the backward's accumulation uses them. */
+static int gemm_bf16_simd(const cke_ktable *kt, const cke_ktable *ref) {
+    trng r = {43};
+    int fails = 0;
+    static const int64_t small[] = {1, 2, 3, 17, 33};
+    for (int t = 0; t < 4; t++)
+        for (int a = 0; a < 5; a++)
+            for (int b = 0; b < 5; b++)
+                for (int c = 0; c < 5; c++)
+                    fails += gemm_case_p(kt, ref, &r, small[a], small[b], small[c], (cke_trans)(t >> 1), (cke_trans)(t & 1),
+                                         1.0f, 0.0f, (a + b + c) % 3 == 0 ? 5 : 0, 1);
+    static const mnk big[] = {{1, 65, 1025}, {15, 33, 17}, {29, 70, 513}, {300, 129, 257}, {33, 1025, 300}};
+    static const float ab[][2] = {{1.0f, 0.0f}, {1.0f, 1.0f}, {0.5f, 1.5f}};
+    for (int i = 0; i < (tquick ? 3 : 5); i++)
+        for (int t = 0; t < 4; t++)
+            for (int v = 0; v < 3; v++)
+                fails += gemm_case_p(kt, ref, &r, big[i].M, big[i].N, big[i].K, (cke_trans)(t >> 1), (cke_trans)(t & 1),
+                                     ab[v][0], ab[v][1], (i + t + v) % 2 ? 3 : 0, 1);
     return fails;
 }
 
@@ -276,6 +329,7 @@ static int linear_torch(const cke_ktable *kt, const fx_file *fx) {
 
 const test_op tests_gemm[] = {
     {"gemm", gemm_simd, NULL, NULL},
+    {"gemm_bf16", gemm_bf16_simd, NULL, NULL},
     {"linear", linear_simd, linear_grad, linear_torch},
     {0},
 };

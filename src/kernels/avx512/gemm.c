@@ -169,6 +169,64 @@ static const cke_gemm_isa gemm_avx512 = {
     .pack_a = pack_a, .pack_b = pack_b, .ukr = ukr, .small_t = small_t,
 };
 
+/* ---- the BF16 GEMM on FMAs (cke_gemm_bf16_avx512 picks it where the FMA rate is the higher) ----
+ * The fp32 panels, each element rounded to bf16 as qb_f2bf_daz does (nearest even, denormals to
+ * signed zero, NaN quiet) and each k pair stored odd row first: the FMA microkernel then adds
+ * a1*b1, then a0*b0 into each accumulator, the sequence of one vdpbf16ps, and the products of
+ * bf16 values are exact, so this gives the vdpbf16ps kernel's bits (as gemm_bf16.c does). */
+static inline __m512 bf16_round(__m512 x) {
+    const __m512i u = _mm512_castps_si512(x), hi = _mm512_set1_epi32((int)0xffff0000u);
+    __m512i r = _mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7fff),
+                                                     _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1))));
+    r = _mm512_and_si512(r, hi);
+    const __m512i a = _mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff));
+    __mmask16 nan = _mm512_cmpgt_epu32_mask(a, _mm512_set1_epi32(0x7f800000));
+    __mmask16 den = _mm512_testn_epi32_mask(u, _mm512_set1_epi32(0x7f800000));
+    r = _mm512_mask_and_epi32(r, nan, _mm512_or_si512(u, _mm512_set1_epi32(0x00400000)), hi);
+    r = _mm512_mask_and_epi32(r, den, u, _mm512_set1_epi32((int)0x80000000u));
+    return _mm512_castsi512_ps(r);
+}
+
+/* panels [ceil(n/P)][kc][P] in place: round, and swap the rows of each whole k pair */
+static void bf16_panels(float *dst, int P, int64_t n, int64_t kc) {
+    for (int64_t j = 0; j < n; j += P) {
+        float *d = dst + j * kc;
+        for (int64_t k = 0; k < kc; k += 2) {
+            for (int c = 0; c < P; c += 16) {
+                __mmask16 m = (__mmask16)(P - c >= 16 ? 0xffff : (1u << (P - c)) - 1);
+                __m512 r0 = bf16_round(_mm512_maskz_loadu_ps(m, d + k * P + c));
+                if (k + 1 < kc) {
+                    __m512 r1 = bf16_round(_mm512_maskz_loadu_ps(m, d + (k + 1) * P + c));
+                    _mm512_mask_storeu_ps(d + k * P + c, m, r1);
+                    _mm512_mask_storeu_ps(d + (k + 1) * P + c, m, r0);
+                } else {
+                    _mm512_mask_storeu_ps(d + k * P + c, m, r0);
+                }
+            }
+        }
+    }
+}
+static void pack_a_bf16(float *dst, const float *A, int64_t lda, cke_trans ta, int64_t mc, int64_t kc) {
+    pack_a(dst, A, lda, ta, mc, kc);
+    bf16_panels(dst, MR, mc, kc);
+}
+static void pack_b_bf16(float *dst, const float *B, int64_t ldb, cke_trans tb, int64_t kc, int64_t nc) {
+    pack_b(dst, B, ldb, tb, kc, nc);
+    bf16_panels(dst, NR, nc, kc);
+}
+
+/* KC as the other BF16 kernels': the K blocks, and so the pairs within them, are the same */
+static const cke_gemm_isa gemm_bf16_fma = {
+    .MR = MR, .NR = NR, .KC = 256, .MC = MR * 16, .NC = 512, .SMALL_M = 0,
+    .pack_a = pack_a_bf16, .pack_b = pack_b_bf16, .ukr = ukr, .small_t = NULL,
+};
+
+void cke_gemm_bf16_fma_avx512(float *C /* [M, ldc] */, const float *A, const float *B, int64_t M, int64_t N,
+                              int64_t K, int64_t lda, int64_t ldb, int64_t ldc, cke_trans ta, cke_trans tb,
+                              float alpha, float beta, void *ws, int nth) {
+    cke_gemm_drive(&gemm_bf16_fma, C, A, B, M, N, K, lda, ldb, ldc, ta, tb, alpha, beta, ws, nth);
+}
+
 void cke_gemm_avx512(float *C /* [M, ldc] */, const float *A, const float *B, int64_t M, int64_t N,
                      int64_t K, int64_t lda, int64_t ldb, int64_t ldc, cke_trans ta, cke_trans tb,
                      float alpha, float beta, void *ws, int nth) {

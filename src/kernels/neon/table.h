@@ -8,6 +8,7 @@
     {                                                                                              \
         .name = NAME,                                                                              \
         .gemm = cke_gemm_neon,                                                                     \
+        .gemm_bf16 = cke_gemm_bf16_generic,                                                        \
         /* embed: row memcpy / add loops already run at memory speed; no SIMD variant */          \
         .embed_fwd = cke_embed_fwd_ref, .embed_bwd = cke_embed_bwd_ref,                            \
         .posemb_fwd = cke_posemb_fwd_ref, .posemb_bwd = cke_posemb_bwd_ref,                        \

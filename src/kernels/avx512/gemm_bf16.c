@@ -1,0 +1,157 @@
+/* AVX512_BF16 GEMM for the driver in src/kernels/gemm.c: the mixed-precision training's linear
+ * layers (cke train --precision bf16). Operands are rounded to bf16 while they are packed
+ * (vcvtneps2bf16: nearest even, denormals to zero), into 32-bit k pairs (gemm_bf16.h); the
+ * microkernel is the fp32 one's 14 x 32 tile with one vdpbf16ps (two k steps, fp32 accumulate)
+ * in place of each FMA. Built with -mavx512bf16 (Makefile). Where the FMAs are faster (or the
+ * CPU lacks the instruction) cke_gemm_bf16_avx512 runs avx512/gemm.c's FMA form instead, which
+ * gives the same bits (so does the portable gemm_bf16.c). */
+#include "../gemm_bf16.h"
+#include "../gemm_pack.h"
+#include "../kdecl.h"
+
+#include <immintrin.h>
+
+enum { MR = 14, NR = 32 };
+
+/* 16 fp32 of row k and 16 of row k + 1 -> 16 pairs */
+static inline __m512i pairs16(__m512 lo, __m512 hi) {
+    __m512i l = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(lo));
+    __m512i h = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(hi));
+    return _mm512_or_si512(l, _mm512_slli_epi32(h, 16));
+}
+
+/* rows of op(X) along the panel (X stored [k][ldx]): 16 columns per step, masked at the edge */
+static void pack_cols(uint32_t *dst /* [kp][P] */, int P, const float *src, int64_t lds, int cols, int64_t kc) {
+    for (int64_t q = 0; q < (kc + 1) / 2; q++) {
+        const float *s0 = src + 2 * q * lds, *s1 = s0 + lds;
+        const int odd = 2 * q + 1 >= kc; /* the last pair of an odd kc: its high half is zero */
+        for (int c = 0; c < P; c += 16) {
+            int n = cols - c < 16 ? (cols - c > 0 ? cols - c : 0) : 16;
+            __mmask16 m = (__mmask16)((1u << n) - 1);
+            __m512 lo = _mm512_maskz_loadu_ps(m, s0 + c), hi = odd ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(m, s1 + c);
+            __mmask16 ms = (__mmask16)(P - c >= 16 ? 0xffff : (1u << (P - c)) - 1); /* P = 14: the panel's edge */
+            _mm512_mask_storeu_epi32((void *)(dst + q * P + c), ms, pairs16(lo, hi));
+        }
+    }
+}
+
+/* rows of op(X) along k (X stored [rows][ldx]): 8 rows x 16 k at a time, converted to 8 pairs
+ * per row and transposed 8 x 8 as 32-bit lanes; ragged rows and the k tail go scalar */
+static void pack_rows(uint32_t *dst /* [kp][P] */, int P, const float *src, int64_t lds, int rows, int64_t kc) {
+    const int64_t kv = kc / 16 * 16; /* k covered by whole vectors: pairs [0, kv / 2) */
+    int r = 0;
+    for (; r + 8 <= rows; r += 8) {
+        for (int64_t k = 0; k < kv; k += 16) {
+            __m256 t[8];
+            for (int i = 0; i < 8; i++) {
+                const float *s = src + (r + i) * lds + k;
+                t[i] = (__m256)_mm256_cvtne2ps_pbh(_mm256_loadu_ps(s + 8), _mm256_loadu_ps(s));
+            }
+            gemm_tr8x8(t);
+            for (int i = 0; i < 8; i++) _mm256_storeu_ps((float *)(dst + (k / 2 + i) * P + r), t[i]);
+        }
+    }
+    gbf_pack_rows(dst, P, src, lds, r, rows, kv, 0); /* ragged rows of [0, kv), zero rows */
+    if (kv < kc) gbf_pack_rows(dst, P, src, lds, 0, rows, kc, kv / 2); /* the k tail */
+}
+
+static void pack_a(float *dst, const float *A, int64_t lda, cke_trans ta, int64_t mc, int64_t kc) {
+    for (int64_t i = 0; i < mc; i += MR) {
+        int w = (int)(mc - i < MR ? mc - i : MR);
+        uint32_t *d = (uint32_t *)(dst + i * kc);
+        if (ta == CKE_NOTRANS) pack_rows(d, MR, A + i * lda, lda, w, kc);
+        else pack_cols(d, MR, A + i, lda, w, kc);
+    }
+}
+static void pack_b(float *dst, const float *B, int64_t ldb, cke_trans tb, int64_t kc, int64_t nc) {
+    for (int64_t j = 0; j < nc; j += NR) {
+        int w = (int)(nc - j < NR ? nc - j : NR);
+        uint32_t *d = (uint32_t *)(dst + j * kc);
+        if (tb == CKE_TRANS) pack_rows(d, NR, B + j * ldb, ldb, w, kc);
+        else pack_cols(d, NR, B + j, ldb, w, kc);
+    }
+}
+
+/* mr is a literal at every call site: the row loops unroll and acc stays in registers. */
+static inline __attribute__((always_inline)) void ukr_rows(const int mr, float *C, int64_t ldc,
+                                                           const uint32_t *a, const uint32_t *b,
+                                                           int64_t kp, int nr, float alpha, float beta) {
+    __m512 c0[MR], c1[MR];
+#pragma GCC unroll 14
+    for (int i = 0; i < MR; i++) { c0[i] = _mm512_setzero_ps(); c1[i] = _mm512_setzero_ps(); }
+#pragma GCC unroll 14
+    for (int i = 0; i < MR; i++)
+        if (i < mr) _mm_prefetch((const char *)(C + i * ldc), _MM_HINT_T0);
+    for (int64_t q = 0; q < kp; q++) {
+        __m512bh b0 = (__m512bh)_mm512_loadu_si512((const void *)b), b1 = (__m512bh)_mm512_loadu_si512((const void *)(b + 16));
+#pragma GCC unroll 14
+        for (int i = 0; i < MR; i++) {
+            if (i < mr) {
+                __m512bh ai = (__m512bh)_mm512_set1_epi32((int)a[i]);
+                c0[i] = _mm512_dpbf16_ps(c0[i], ai, b0);
+                c1[i] = _mm512_dpbf16_ps(c1[i], ai, b1);
+            }
+        }
+        a += MR;
+        b += NR;
+    }
+    __mmask16 m0 = nr >= 16 ? 0xffff : (__mmask16)((1u << nr) - 1);
+    __mmask16 m1 = nr >= 32 ? 0xffff : nr > 16 ? (__mmask16)((1u << (nr - 16)) - 1) : 0;
+    __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+#pragma GCC unroll 14
+    for (int i = 0; i < MR; i++) {
+        if (i < mr) {
+            float *cr = C + i * ldc;
+            __m512 x0, x1;
+            if (beta == 0.0f) { /* overwrite: C is not read */
+                x0 = _mm512_mul_ps(va, c0[i]);
+                x1 = _mm512_mul_ps(va, c1[i]);
+            } else {
+                x0 = _mm512_add_ps(_mm512_mul_ps(va, c0[i]), _mm512_mul_ps(vb, _mm512_maskz_loadu_ps(m0, cr)));
+                x1 = _mm512_add_ps(_mm512_mul_ps(va, c1[i]), _mm512_mul_ps(vb, _mm512_maskz_loadu_ps(m1, cr + 16)));
+            }
+            _mm512_mask_storeu_ps(cr, m0, x0);
+            _mm512_mask_storeu_ps(cr + 16, m1, x1);
+        }
+    }
+}
+
+static void ukr(float *C /* [mr, ldc] */, int64_t ldc, const float *a /* [kp][MR] pairs */,
+                const float *b /* [kp][NR] pairs */, int64_t kc, int mr, int nr, float alpha, float beta) {
+    const uint32_t *pa = (const uint32_t *)a, *pb = (const uint32_t *)b;
+    const int64_t kp = (kc + 1) / 2;
+    switch (mr) {
+#define UK(r) case r: ukr_rows(r, C, ldc, pa, pb, kp, nr, alpha, beta); break;
+        UK(14) UK(13) UK(12) UK(11) UK(10) UK(9) UK(8) UK(7) UK(6) UK(5) UK(4) UK(3) UK(2) UK(1)
+#undef UK
+    default: break;
+    }
+}
+
+/* KC as the portable kernel's: the K blocking fixes the summation order */
+static const cke_gemm_isa gemm_bf16_avx512 = {
+    .MR = MR, .NR = NR, .KC = 256, .MC = MR * 16, .NC = 512, .SMALL_M = 0,
+    .pack_a = pack_a, .pack_b = pack_b, .ukr = ukr, .small_t = NULL,
+};
+
+void cke_gemm_bf16_dp_avx512(float *C /* [M, ldc] */, const float *A, const float *B, int64_t M, int64_t N,
+                             int64_t K, int64_t lda, int64_t ldb, int64_t ldc, cke_trans ta, cke_trans tb,
+                             float alpha, float beta, void *ws, int nth) {
+    cke_gemm_drive(&gemm_bf16_avx512, C, A, B, M, N, K, lda, ldb, ldc, ta, tb, alpha, beta, ws, nth);
+}
+
+/* Which instruction: all three kernels give the same bits, so this is speed only. Measured
+ * (bench/quant/... gemm_bf16 rows of docs/PERFORMANCE.md): Intel's Sapphire/Emerald Rapids run
+ * one vdpbf16ps per two cycles, against two FMAs a cycle, so rounded operands on FMAs are twice
+ * as fast there (145 vs 77 GFLOPS a core); AMD's Zen 4 runs vdpbf16ps at twice its FMA rate. */
+int cke_gemm_bf16_uses_dp(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512bf16") && __builtin_cpu_is("amd");
+}
+
+void cke_gemm_bf16_avx512(float *C /* [M, ldc] */, const float *A, const float *B, int64_t M, int64_t N,
+                          int64_t K, int64_t lda, int64_t ldb, int64_t ldc, cke_trans ta, cke_trans tb,
+                          float alpha, float beta, void *ws, int nth) {
+    if (cke_gemm_bf16_uses_dp()) cke_gemm_bf16_dp_avx512(C, A, B, M, N, K, lda, ldb, ldc, ta, tb, alpha, beta, ws, nth);
+    else cke_gemm_bf16_fma_avx512(C, A, B, M, N, K, lda, ldb, ldc, ta, tb, alpha, beta, ws, nth);
+}
