@@ -28,6 +28,9 @@ static void usage(FILE *f) {
             "         --val-frac F (0.1, at most 0.5) --eval-every K (50, 0 = only at the start)\n"
             "         --eval-batches N (4) --save-every K (0: at the end) --stop-after N (stop as on SIGINT)\n"
             "         --tokenizer FILE (llama2.c checkpoints) --recompute (activation checkpointing: less memory)\n"
+            "         --precision fp32|bf16 (fp32): bf16 = mixed precision: the linear layers multiply bf16-rounded\n"
+            "         weights, activations and gradients with fp32 sums; master weights, norms, softmax, loss,\n"
+            "         gradient sums and AdamW stay fp32 (as torch.autocast(\"cpu\", torch.bfloat16) does)\n"
             "         --router-aux-coef C  mixture of experts: add C x HF's load-balancing loss (default: the\n"
             "         model's router_aux_loss_coef when its config sets output_router_logits, else none)\n"
             "data parallel: mpirun -np N cke train ... (as root: mpirun --allow-run-as-root)\n"
@@ -80,7 +83,7 @@ static num_flag *find_flag(num_flag *t, size_t n, const char *name) {
 }
 
 /* --resume: the settings not given on the command line are the checkpoint's */
-static int from_checkpoint(cke_train_opts *o, num_flag *t, size_t n, const char **data) {
+static int from_checkpoint(cke_train_opts *o, num_flag *t, size_t n, const char **data, int precision_given) {
     cke_train_state s;
     cke_err e = {0};
     cke_status st = cke_train_read_state(o->out, &s, &e);
@@ -102,6 +105,7 @@ static int from_checkpoint(cke_train_opts *o, num_flag *t, size_t n, const char 
     TAKE("--clip", clip, (float)s.clip);
     TAKE("--seed", seed, s.seed);
     TAKE("--val-frac", val_frac, s.val_frac);
+    if (!precision_given) o->bf16 = s.bf16;
     if (!find_flag(t, n, "--router-aux-coef")->given && s.router_aux_coef >= 0)
         o->router_aux_set = 1, o->router_aux_coef = (float)s.router_aux_coef;
 #undef TAKE
@@ -116,6 +120,7 @@ int cke_cli_train(int argc, char **argv) {
                         .eval_every = 50, .eval_batches = 4, .lr = 1e-3f, .min_lr = -1, .wd = 0.1f, .clip = 1.0f,
                         .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f, .seed = 1, .threads = 0};
     double dist_timeout = 60;
+    int precision_given = 0;
     const double MS = (double)CKE_TRAIN_MAX_STEPS;
     num_flag flags[] = {
         {"--batch", I64, &o.batch, 1, CKE_TRAIN_MAX_BATCH, "a batch size (1..65536)", 0},
@@ -157,6 +162,16 @@ int cke_cli_train(int argc, char **argv) {
         else if (!strcmp(a, "--tokenizer")) rc = cke_cli_opt_str("train", argc, argv, &i, &o.tokenizer);
         else if (!strcmp(a, "--resume")) o.resume = 1;
         else if (!strcmp(a, "--recompute")) o.recompute = 1;
+        else if (!strcmp(a, "--precision")) {
+            const char *pv = NULL;
+            if ((rc = cke_cli_opt_str("train", argc, argv, &i, &pv))) return rc;
+            if (strcmp(pv, "fp32") && strcmp(pv, "bf16")) {
+                fprintf(stderr, "cke train: --precision %s: expected fp32 or bf16\n", pv);
+                return 2;
+            }
+            o.bf16 = !strcmp(pv, "bf16");
+            precision_given = 1;
+        }
         else if (!strcmp(a, "--no-zero")) o.no_zero = 1;
         else if (!strcmp(a, "--no-overlap")) o.no_overlap = 1;
         else if (a[0] == '-' && a[1]) return cke_cli_unknown("train", a);
@@ -171,7 +186,7 @@ int cke_cli_train(int argc, char **argv) {
         return 2;
     }
     o.router_aux_set = find_flag(flags, nflags, "--router-aux-coef")->given;
-    if (o.resume && from_checkpoint(&o, flags, nflags, &o.data)) return 1;
+    if (o.resume && from_checkpoint(&o, flags, nflags, &o.data, precision_given)) return 1;
     if (o.min_lr < 0) o.min_lr = o.lr / 10;
     if (o.min_lr > o.lr) {
         fprintf(stderr, "cke train: --min-lr %g is above --lr %g\n", o.min_lr, o.lr);

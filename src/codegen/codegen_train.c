@@ -169,7 +169,7 @@ static void emit_fwd(const tctx *c, int ni, const char *ind, int in_loop) {
         break;
     case CKE_OP_LINEAR: {
         const cke_value *w = &ir->v[n->in[1]];
-        fprintf(f, "%scke_linear_fwd(kt, %s, %s, %s, %s, R, %lld, %lld, t->scratch, m->nth);\n", ind, o, a, b,
+        fprintf(f, "%scke_linear_fwd(kl, %s, %s, %s, %s, R, %lld, %lld, t->scratch, m->nth);\n", ind, o, a, b,
                 n->n_in > 2 ? d : "NULL", (long long)w->dims[1], (long long)w->dims[0]);
         break;
     }
@@ -209,7 +209,7 @@ static void emit_fwd(const tctx *c, int ni, const char *ind, int in_loop) {
         char wu[80], wd[80];
         iexpr(wu, sizeof wu, c, n->in[3], in_loop);
         iexpr(wd, sizeof wd, c, n->in[4], in_loop);
-        fprintf(f, "%s(void)cke_moe_fwd(kt, %s, %s, %s, %s, %s, %s, 0, 0, 0, R, %lld, %lld, %lld, %lld, %d, t->scratch, m->nth);\n",
+        fprintf(f, "%s(void)cke_moe_fwd(kl, %s, %s, %s, %s, %s, %s, 0, 0, 0, R, %lld, %lld, %lld, %lld, %d, t->scratch, m->nth);\n",
                 ind, o, a, b, d, wu, wd, (long long)g->dims[2], (long long)g->dims[1], (long long)g->dims[0],
                 (long long)n->a.n_expert_used, n->a.norm_topk);
         if (c->moe_aux && n->a.aux_coef != 0 && !c->recomputing)
@@ -281,7 +281,7 @@ static void emit_bwd(const tctx *c, int ni, const char *ind, int in_loop, char *
         break;
     case CKE_OP_LINEAR: {
         const cke_value *w = &ir->v[n->in[1]];
-        fprintf(f, "%scke_linear_bwd(kt, %s, %s, %s, %s, %s, %s, R, %lld, %lld, t->scratch, m->nth);\n", ind, ga, gb,
+        fprintf(f, "%scke_linear_bwd(kl, %s, %s, %s, %s, %s, %s, R, %lld, %lld, t->scratch, m->nth);\n", ind, ga, gb,
                 n->n_in > 2 ? gc : "NULL", go, a, b, (long long)w->dims[1], (long long)w->dims[0]);
         break;
     }
@@ -334,7 +334,7 @@ static void emit_bwd(const tctx *c, int ni, const char *ind, int in_loop, char *
         iexpr(wd, sizeof wd, c, n->in[4], in_loop);
         gname(gu, sizeof gu, c, n->in[3], in_loop);
         gname(gd, sizeof gd, c, n->in[4], in_loop);
-        fprintf(f, "%scke_moe_bwd(kt, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,\n"
+        fprintf(f, "%scke_moe_bwd(kl, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,\n"
                    "%s            %s, R, %lld, %lld, %lld, %lld, %d, t->scratch, m->nth);\n",
                 ind, ga, gb, gc, gu, gd, go, a, b, wg, wu, wd, ind,
                 c->moe_aux && n->a.aux_coef != 0 ? "t->moe_auxg" : "NULL", (long long)g->dims[2], (long long)g->dims[1],
@@ -450,8 +450,14 @@ cke_status cke_codegen_emit_train(const cke_train_plan *tp, FILE *f, cke_err *er
                "static double train_run(ckm_model *m, const int32_t *tok /* [R] */, const int32_t *tgt /* [R] */,\n"
                "                        float dscale, int backward) {\n"
                "    ckm_train *t = m->train;\n    const cke_ktable *kt = m->kt;\n    const int64_t R = TR_B * TR_T;\n"
+               "%s"
                "    char *SG = t->saved, *TP = t->tmp;\n    (void)SG; (void)TP;\n"
-               "    const int64_t pos0 = 0; /* PROF_END: rows are positions 0.. of their sequences */\n    (void)pos0;\n    PROF_DECL;\n");
+               "    const int64_t pos0 = 0; /* PROF_END: rows are positions 0.. of their sequences */\n    (void)pos0;\n    PROF_DECL;\n",
+            tp->bf16 ? "    /* mixed precision (--precision bf16): the linear layers' GEMMs (and the experts') multiply\n"
+                       "     * bf16-rounded operands with fp32 sums, as torch.autocast(\"cpu\", torch.bfloat16) does; weights,\n"
+                       "     * activations, gradients and AdamW stay fp32 */\n"
+                       "    cke_ktable kl_ = *kt;\n    kl_.gemm = kt->gemm_bf16;\n    const cke_ktable *kl = &kl_;\n"
+                     : "    const cke_ktable *kl = kt; /* the linear layers' table: fp32 */\n");
     emit_decls(&c, CKE_SEC_PROLOGUE, "    ", 1);
     emit_decls(&c, CKE_SEC_EPILOGUE, "    ", 1);
     fprintf(f, "    float *%s_final = LAYER_OUT(N_LAYER - 1); /* the last layer's output */\n", cx);

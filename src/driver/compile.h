@@ -39,6 +39,7 @@ typedef struct {
     int64_t train_batch;       /* > 0: add a training mode for train_batch x train_seq tokens */
     int64_t train_seq;
     int train_recompute;
+    int train_bf16;            /* training's linear layers in mixed precision (kt->gemm_bf16) */
     int canaries;              /* debug build: canaries between activations, checked after every op */
     int kv_type;               /* cke_kv_type of the KV cache: 0 = CKE_KV_F16 (default), CKE_KV_F32 */       /* recompute each layer's activations in the backward (checkpointing) */
     int quiet;

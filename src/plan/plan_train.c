@@ -285,7 +285,10 @@ void cke_train_plan_write_map(const cke_train_plan *tp, FILE *f) {
     const cke_ir *ir = tp->p->ir;
     size_t w = tp->p->weights_bytes;
     fprintf(f, "\ntrain (B = %lld sequences x T = %lld tokens):\n", (long long)tp->B, (long long)tp->T);
-    fprintf(f, "  weights, gradients, AdamW m and v: 4 x %zu bytes\n", w);
+    fprintf(f, "  weights, gradients, AdamW m and v: 4 x %zu bytes (fp32)\n", w);
+    fprintf(f, "  precision: %s\n", tp->bf16 ? "bf16 mixed: each linear GEMM rounds its operands (weights, activations, output\n"
+                                                "    gradients) to bf16 while packing them, sums in fp32; nothing is stored in bf16"
+                                              : "fp32");
     if (tp->recompute)
         fprintf(f, "  saved activations (recomputing each layer in the backward): one %zu-byte slab + %d x %zu layer "
                    "outputs + %zu global = %zu; saving every layer would take %zu (%.1f%% saved)\n",

@@ -41,6 +41,7 @@ typedef struct cke_train_plan {
     const cke_plan *p;   /* the inference plan: weights layout, IR */
     int64_t B, T, rows;
     int recompute;       /* activation checkpointing per layer */
+    int bf16;            /* mixed precision: the linear layers' GEMMs on bf16-rounded operands */
     cke_tbuf *b;
     int nb;
     int *fwd_of;         /* IR value -> buffer holding it in training (layer-0 and global values) */

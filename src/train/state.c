@@ -114,6 +114,14 @@ static cke_status parse_obj(const cJSON *j, cke_train_state *s, cke_err *err) {
         if (s->router_aux_coef < 0 && s->router_aux_coef != -1)
             return cke_fail(err, CKE_ERR_RANGE, F "\"router_aux_coef\": %g is neither -1 nor in [0, 1000]", s->router_aux_coef);
     }
+    s->bf16 = 0; /* optional: written since mixed precision; absent = fp32 */
+    if (cJSON_GetObjectItemCaseSensitive(j, "precision")) {
+        char prec[8];
+        if ((st = get_str(j, "precision", prec, sizeof prec, err))) return st;
+        if (strcmp(prec, "fp32") && strcmp(prec, "bf16"))
+            return cke_fail(err, CKE_ERR_FORMAT, F "\"precision\": \"%s\" is not fp32 or bf16", prec);
+        s->bf16 = !strcmp(prec, "bf16");
+    }
     if (s->train_windows < s->batch)
         return cke_fail(err, CKE_ERR_RANGE, F "\"train_windows\": %" PRId64 " is fewer than one batch (%" PRId64 ")",
                         s->train_windows, s->batch);
@@ -177,7 +185,8 @@ char *cke_train_state_format(const cke_train_state *s) {
              add_int(j, "data_bytes", s->data_bytes) && cJSON_AddStringToObject(j, "data_fnv64", hex) &&
              cJSON_AddStringToObject(j, "data", s->data) && cJSON_AddStringToObject(j, "isa", s->isa) &&
              add_int(j, "train_windows", s->train_windows) && add_int(j, "ranks", s->ranks > 0 ? s->ranks : 1) &&
-             add_real(j, "router_aux_coef", s->router_aux_coef);
+             add_real(j, "router_aux_coef", s->router_aux_coef) &&
+             cJSON_AddStringToObject(j, "precision", s->bf16 ? "bf16" : "fp32");
     char *txt = ok ? cJSON_Print(j) : NULL;
     cJSON_Delete(j);
     return txt;

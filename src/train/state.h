@@ -39,6 +39,7 @@ typedef struct {
     char data[1024];        /* the data file's path as given (a default for --resume, not checked) */
     int64_t ranks;          /* data-parallel processes (1 when absent: checkpoints before MPI) */
     double router_aux_coef; /* --router-aux-coef, -1: the model's own (and when absent: checkpoints before it) */
+    int bf16;               /* --precision bf16: the linear layers' products in bf16 (0 when absent: fp32) */
     char isa[16];           /* the kernel table the run used (ref, avx2, avx512): results are
                                bit-identical only on the same one */
 } cke_train_state;

@@ -484,6 +484,9 @@ static cke_status check_resume(const cke_train_opts *o, const cke_train_state *s
     if (bad)
         return cke_fail(err, CKE_ERR_ARG, "--resume: %s %.7g differs from the checkpoint's %.7g (resume with the same "
                         "settings, or train into a new --out)", bad, now, was);
+    if (o->bf16 != s->bf16)
+        return cke_fail(err, CKE_ERR_ARG, "--resume: --precision %s differs from the checkpoint's %s (resume with the "
+                        "same settings, or train into a new --out)", o->bf16 ? "bf16" : "fp32", s->bf16 ? "bf16" : "fp32");
     if (data_bytes != s->data_bytes || data_hash != s->data_hash)
         return cke_fail(err, CKE_ERR_ARG, "--resume: --data %s is not the data the checkpoint was trained on (%s: %" PRId64
                         " bytes, FNV-1a %016" PRIx64 "; now %" PRId64 " bytes, %016" PRIx64 ")", o->data, s->data,
@@ -964,7 +967,7 @@ cke_status cke_train(const cke_train_opts *o, cke_train_result *res, cke_err *er
         cke_compile_opts co = {.out_dir = build, .tokenizer = tok_path, .templates_dir = o->templates_dir,
                                .include_dir = o->include_dir, .libk = o->libk, .ctx = o->seq, .prefill_chunk = o->seq,
                                .max_threads = o->threads > 0 ? o->threads : 1, .quiet = 1, .train_batch = Bl,
-                               .train_seq = o->seq, .train_recompute = o->recompute,
+                               .train_seq = o->seq, .train_recompute = o->recompute, .train_bf16 = o->bf16,
                                .moe_aux_set = o->router_aux_set, .moe_aux_coef = o->router_aux_coef};
         if ((st = cke_compile(src_path, &co, err))) goto done;
     }
@@ -1036,7 +1039,7 @@ cke_status cke_train(const cke_train_opts *o, cke_train_result *res, cke_err *er
                          .threads = o->threads > 0 ? o->threads : 1, .lr = o->lr, .min_lr = o->min_lr, .wd = o->wd,
                          .clip = o->clip, .beta1 = o->beta1, .beta2 = o->beta2, .eps = o->eps, .val_frac = o->val_frac,
                          .seed = o->seed, .data_bytes = data_bytes, .data_hash = data_hash, .train_windows = tr.n_win,
-                         .ranks = N, .router_aux_coef = o->router_aux_set ? o->router_aux_coef : -1};
+                         .ranks = N, .router_aux_coef = o->router_aux_set ? o->router_aux_coef : -1, .bf16 = o->bf16};
     snprintf(s.data, sizeof s.data, "%s", o->data);
     snprintf(s.isa, sizeof s.isa, "%s", cke_isa_name(cke_isa_active()));
     data_pos dp = {ck.step, ck.epoch, ck.index};

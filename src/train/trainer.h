@@ -46,6 +46,8 @@ typedef struct {
     int threads;
     int resume;            /* continue from out/checkpoint */
     int recompute;         /* activation checkpointing: recompute each layer in the backward */
+    int bf16;              /* --precision bf16: linear layers multiply bf16-rounded operands (fp32 sums,
+                            * fp32 master weights, gradients and AdamW) */
     int quiet;             /* no progress line (tests) */
     int64_t stop_after;    /* > 0: stop as on SIGINT (checkpoint, return) after this many steps of this run */
     int64_t crash_after;   /* > 0: return after this many steps without writing anything, as if killed */

@@ -15,6 +15,7 @@ for f in --batch --seq --steps --accum --warmup --eval-every --eval-batches --sa
 done
 refuses train_flag_missing_value 2 'cke train: --lr needs a value' "$CKE" train --data x --out y --lr
 refuses train_needs_out 2 'cke train: --out DIR is needed' "$CKE" train m --data x
+refuses train_precision_bad 2 'cke train: --precision fp16: expected fp32 or bf16' "$CKE" train --precision fp16 --data x --out y
 
 if have_models; then
     TOK=$CKE_MODELS/stories260K/tok512.bin
@@ -80,6 +81,18 @@ if have_models; then
     refuses train_resume_no_checkpoint 1 '--resume: no checkpoint in' "$CKE" train --resume --out "$W/nothing"
     cp -r "$W/ref" "$W/extend"
     refuses train_resume_extend 0 'after step 8' "$CKE" train --resume --out "$W/extend" --steps 8
+
+    # --precision bf16: recorded in trainer.json and model.c; a resume keeps it, another is refused
+    "$CKE" train "${TINY[@]}" "${RUN[@]}" --steps 2 --precision bf16 --out "$W/bf16" >/dev/null 2>&1
+    check train_bf16_recorded sh -c 'grep -q "\"precision\":.*\"bf16\"" "$1/checkpoint/trainer.json" && grep -q "kl_.gemm = kt->gemm_bf16" "$1/build/model.c"' _ "$W/bf16"
+    check train_fp32_recorded sh -c 'grep -q "\"precision\":.*\"fp32\"" "$1/checkpoint/trainer.json" && ! grep -q gemm_bf16 "$1/build/model.c"' _ "$W/ref"
+    refuses train_resume_other_precision 1 '--resume: --precision fp32 differs from the checkpoint.s bf16' \
+        "$CKE" train --resume --out "$W/bf16" --steps 4 --precision fp32
+    refuses train_resume_keeps_bf16 0 'after step 4' "$CKE" train --resume --out "$W/bf16" --steps 4
+    check train_resume_kept_bf16 grep -q "kl_.gemm = kt->gemm_bf16" "$W/bf16/build/model.c"
+    bad_prec=$W/bad_precision; rm -rf "$bad_prec"; cp -r "$W/bf16" "$bad_prec"
+    sed -i 's/"bf16"/"fp16"/' "$bad_prec/checkpoint/trainer.json"
+    refuses train_state_precision 1 '"precision": "fp16" is not fp32 or bf16' "$CKE" train --resume --out "$bad_prec" --steps 6
 
     # trainer.json: every field validated, the message names it (index -7 overflowed next_batch's
     # window table; step -1e18 trained forever)

@@ -52,7 +52,7 @@ def load(path):
 def rope(x, pos, hd):  # x [T, heads, hd]; llama2.c pairs (2i, 2i+1)
     j = torch.arange(0, hd, 2, dtype=torch.float32)
     freq = 1.0 / torch.pow(torch.tensor(10000.0), j / hd)  # float32, as llama2.c
-    ang = (pos.to(torch.float32)[:, None] * freq[None, :]).to(torch.float64)
+    ang = (pos.to(torch.float32)[:, None] * freq[None, :]).to(torch.float64 if x.dtype == torch.float64 else torch.float32)
     c, s = ang.cos()[:, None, :], ang.sin()[:, None, :]
     x0, x1 = x[..., 0::2], x[..., 1::2]
     return torch.stack((x0 * c - x1 * s, x0 * s + x1 * c), dim=-1).flatten(-2)
@@ -63,7 +63,7 @@ def forward(P, c, ids):
     rms = lambda x, w: x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-5) * w
     pos = torch.arange(T)
     x = P["tok_embd"][ids]
-    mask = torch.full((T, T), float("-inf"), dtype=torch.float64).triu(1)
+    mask = torch.full((T, T), float("-inf"), dtype=x.dtype).triu(1)  # x: float64 (parity) or float32 (mixed)
     for l in range(c["L"]):
         n = rms(x, P[f"l{l}.attn_norm"])
         q = rope((n @ P[f"l{l}.attn_q"].T).view(T, H, hd), pos, hd).transpose(0, 1)
