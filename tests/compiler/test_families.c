@@ -566,7 +566,7 @@ static void moe_refusals(void) {
     char mc[PATH_MAX + 16];
     snprintf(mc, sizeof mc, "%s/model.c", dir);
     char *code = st ? NULL : tc_slurp(mc, NULL);
-    tc_result("mixtral_training_compiles", !st && code && strstr(code, "cke_moe_bwd(kt, "), "status %d: %s", st, e.msg);
+    tc_result("mixtral_training_compiles", !st && code && strstr(code, "cke_moe_bwd(kl, "), "status %d: %s", st, e.msg);
     free(code);
 }
 
