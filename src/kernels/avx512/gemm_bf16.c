@@ -141,7 +141,7 @@ void cke_gemm_bf16_dp_avx512(float *C /* [M, ldc] */, const float *A, const floa
 }
 
 /* Which instruction: all three kernels give the same bits, so this is speed only. Measured
- * (bench/quant/... gemm_bf16 rows of docs/PERFORMANCE.md): Intel's Sapphire/Emerald Rapids run
+ * (docs/PERFORMANCE.md, Training): Intel's Sapphire/Emerald Rapids run
  * one vdpbf16ps per two cycles, against two FMAs a cycle, so rounded operands on FMAs are twice
  * as fast there (145 vs 77 GFLOPS a core); AMD's Zen 4 runs vdpbf16ps at twice its FMA rate. */
 int cke_gemm_bf16_uses_dp(void) {
