@@ -3,9 +3,12 @@
  * accumulated as vdpbf16ps does, odd element first: acc += a1 * b1; acc += a0 * b0. A product of
  * two bf16 values is exact in fp32, so each step rounds once, like the instruction's, and this
  * kernel gives the AVX-512 one's bits, except where a product or a partial sum falls below
- * FLT_MIN (the instruction flushes those to zero). */
+ * FLT_MIN (the instruction flushes those to zero). The tile's store, alpha * acc + beta * C, is
+ * one fmaf over beta * C, as the AVX-512 tiles' FMA. */
 #include "gemm_bf16.h"
 #include "kdecl.h"
+
+#include <math.h>
 
 enum { MR = 4, NR = 16 };
 
@@ -44,7 +47,7 @@ static void ukr(float *C /* [mr, ldc] */, int64_t ldc, const float *a_ /* [kp][M
     for (int i = 0; i < mr; i++)
         for (int j = 0; j < nr; j++) {
             float *c = C + i * ldc + j;
-            *c = beta == 0.0f ? alpha * acc[i][j] : alpha * acc[i][j] + beta * *c;
+            *c = beta == 0.0f ? alpha * acc[i][j] : fmaf(alpha, acc[i][j], beta * *c); /* as the AVX-512 tile's store */
         }
 }
 

@@ -9,34 +9,24 @@ extern const cke_ktable cke_ktable_avx2;
 extern const cke_ktable cke_ktable_avx512;
 
 /* ==== gemm ==== */
-void cke_gemm_ref(float *C /* [M, ldc] */, const float *A, const float *B, int64_t M, int64_t N,
-                  int64_t K, int64_t lda, int64_t ldb, int64_t ldc, cke_trans ta, cke_trans tb,
-                  float alpha, float beta, void *ws, int nth);
-void cke_gemm_avx2(float *C, const float *A, const float *B, int64_t M, int64_t N, int64_t K,
-                   int64_t lda, int64_t ldb, int64_t ldc, cke_trans ta, cke_trans tb, float alpha,
-                   float beta, void *ws, int nth);
-void cke_gemm_avx512(float *C, const float *A, const float *B, int64_t M, int64_t N, int64_t K,
-                     int64_t lda, int64_t ldb, int64_t ldc, cke_trans ta, cke_trans tb,
-                     float alpha, float beta, void *ws, int nth);
+/* Every GEMM entry has the table's gemm signature (cke/kernels.h): C [M, ldc], op(A) [M, K],
+ * op(B) [K, N], C = alpha * op(A) . op(B) + beta * C */
+#define CKE_GEMM_DECL(name)                                                                         \
+    void name(float *C, const float *A, const float *B, int64_t M, int64_t N, int64_t K,            \
+              int64_t lda, int64_t ldb, int64_t ldc, cke_trans ta, cke_trans tb, float alpha,       \
+              float beta, void *ws, int nth)
+CKE_GEMM_DECL(cke_gemm_ref);
+CKE_GEMM_DECL(cke_gemm_avx2);
+CKE_GEMM_DECL(cke_gemm_avx512);
 
 /* BF16 GEMM (mixed-precision training): same contract as gemm, operands rounded to bf16 */
-void cke_gemm_bf16_ref(float *C, const float *A, const float *B, int64_t M, int64_t N, int64_t K,
-                       int64_t lda, int64_t ldb, int64_t ldc, cke_trans ta, cke_trans tb, float alpha,
-                       float beta, void *ws, int nth);
-void cke_gemm_bf16_generic(float *C, const float *A, const float *B, int64_t M, int64_t N, int64_t K,
-                           int64_t lda, int64_t ldb, int64_t ldc, cke_trans ta, cke_trans tb, float alpha,
-                           float beta, void *ws, int nth);
-void cke_gemm_bf16_avx512(float *C, const float *A, const float *B, int64_t M, int64_t N, int64_t K,
-                          int64_t lda, int64_t ldb, int64_t ldc, cke_trans ta, cke_trans tb, float alpha,
-                          float beta, void *ws, int nth);
+CKE_GEMM_DECL(cke_gemm_bf16_ref);
+CKE_GEMM_DECL(cke_gemm_bf16_generic);
+CKE_GEMM_DECL(cke_gemm_bf16_avx512);
 /* the two AVX-512 forms cke_gemm_bf16_avx512 chooses between (cke_gemm_bf16_uses_dp: 1 = vdpbf16ps;
  * the _dp one needs AVX512_BF16); the same bits */
-void cke_gemm_bf16_dp_avx512(float *C, const float *A, const float *B, int64_t M, int64_t N, int64_t K,
-                             int64_t lda, int64_t ldb, int64_t ldc, cke_trans ta, cke_trans tb, float alpha,
-                             float beta, void *ws, int nth);
-void cke_gemm_bf16_fma_avx512(float *C, const float *A, const float *B, int64_t M, int64_t N, int64_t K,
-                              int64_t lda, int64_t ldb, int64_t ldc, cke_trans ta, cke_trans tb, float alpha,
-                              float beta, void *ws, int nth);
+CKE_GEMM_DECL(cke_gemm_bf16_dp_avx512);
+CKE_GEMM_DECL(cke_gemm_bf16_fma_avx512);
 int cke_gemm_bf16_uses_dp(void);
 
 /* Per-ISA pieces of the blocked GEMM; the ISA-independent driver (src/kernels/gemm.c) runs the

@@ -4,10 +4,11 @@
  * limit, not the load ports. 14 rows also keep the KC x 14 A sliver (14 KiB at KC = 256) in L1. */
 #include "../gemm_pack.h"
 #include "../kdecl.h"
+#include "gemm_tile.h"
 
 #include <immintrin.h>
 
-enum { MR = 14, NR = 32 };
+enum { MR = G512_MR, NR = G512_NR };
 
 static void pack_a(float *dst, const float *A, int64_t lda, cke_trans ta, int64_t mc, int64_t kc) {
     gemm_pack_panels(dst, MR, A, lda, ta == CKE_NOTRANS, mc, kc);
@@ -22,11 +23,7 @@ static inline __attribute__((always_inline)) void ukr_rows(const int mr, float *
                                                            int64_t kc, int nr, float alpha,
                                                            float beta) {
     __m512 c0[MR], c1[MR];
-#pragma GCC unroll 14
-    for (int i = 0; i < MR; i++) { c0[i] = _mm512_setzero_ps(); c1[i] = _mm512_setzero_ps(); }
-#pragma GCC unroll 14
-    for (int i = 0; i < MR; i++)
-        if (i < mr) _mm_prefetch((const char *)(C + i * ldc), _MM_HINT_T0);
+    g512_tile_begin(mr, C, ldc, c0, c1);
     for (int64_t k = 0; k < kc; k++) {
         __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
 #pragma GCC unroll 14
@@ -40,25 +37,7 @@ static inline __attribute__((always_inline)) void ukr_rows(const int mr, float *
         a += MR;
         b += NR;
     }
-    __mmask16 m0 = nr >= 16 ? 0xffff : (__mmask16)((1u << nr) - 1);
-    __mmask16 m1 = nr >= 32 ? 0xffff : nr > 16 ? (__mmask16)((1u << (nr - 16)) - 1) : 0;
-    __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
-#pragma GCC unroll 14
-    for (int i = 0; i < MR; i++) {
-        if (i < mr) {
-            float *cr = C + i * ldc;
-            __m512 x0, x1;
-            if (beta == 0.0f) { /* overwrite: C is not read */
-                x0 = _mm512_mul_ps(va, c0[i]);
-                x1 = _mm512_mul_ps(va, c1[i]);
-            } else {
-                x0 = _mm512_fmadd_ps(va, c0[i], _mm512_mul_ps(vb, _mm512_maskz_loadu_ps(m0, cr)));
-                x1 = _mm512_fmadd_ps(va, c1[i], _mm512_mul_ps(vb, _mm512_maskz_loadu_ps(m1, cr + 16)));
-            }
-            _mm512_mask_storeu_ps(cr, m0, x0);
-            _mm512_mask_storeu_ps(cr + 16, m1, x1);
-        }
-    }
+    g512_tile_store(mr, C, ldc, c0, c1, nr, alpha, beta);
 }
 
 static void ukr(float *C /* [mr, ldc] */, int64_t ldc, const float *a /* [kc][MR] */,
