@@ -409,7 +409,7 @@ static int profile_train(const prof_args *a, const cke_target *t, cke_prof_info 
     }
     if (!(text = read_file(a->data, &tl))) { fprintf(stderr, "cke profile: cannot read %s\n", a->data); goto done; }
     cke_tok_encode_opts eo = CKE_TOK_ENCODE_DEFAULTS;
-    eo.add_bos = 1;
+    eo.add_bos = cke_tok_bos(tk) >= 0; /* a vocabulary may have none (Qwen's) */
     if ((s = cke_tok_encode(tk, text, tl, &eo, &ids, &n_ids, &e))) { rc = cke_cli_fail(C, s, &e); goto done; }
     if ((int64_t)n_ids < R + 1) {
         fprintf(stderr, "cke profile: %s gives %zu tokens: fewer than one batch of %lld x %lld + 1\n", a->data, n_ids,

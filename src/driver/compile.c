@@ -611,6 +611,13 @@ static cke_status write_tokenizer(const cke_model *m, const char *explicit_tok, 
         const char *ext = strrchr(explicit_tok, '.');
         snprintf(out_name, n, "tokenizer%s", ext && !strcmp(ext, ".json") ? ".json" : ext && !strcmp(ext, ".gguf") ? ".gguf" : ".bin");
         snprintf(to, sizeof to, "%s/%s", dir, out_name);
+        if (!strcmp(out_name, "tokenizer.gguf")) { /* its vocabulary only: the file may be a whole model */
+            cke_gguf *g = NULL;
+            cke_status st = cke_gguf_open(explicit_tok, &g, err);
+            if (!st) st = cke_gguf_write_vocab(g, to, err);
+            cke_gguf_close(g);
+            return st;
+        }
         cke_status st = copy_file(explicit_tok, to, err);
         return st || strcmp(out_name, "tokenizer.json") ? st : copy_tokenizer_config(explicit_tok, dir, err);
     }
@@ -619,17 +626,9 @@ static cke_status write_tokenizer(const cke_model *m, const char *explicit_tok, 
         cke_gguf *g = NULL;
         cke_status st = cke_gguf_open(m->tok.path, &g, err);
         if (st) return st;
-        cke_gguf_writer *w = NULL;
-        st = cke_gguf_writer_new(&w, err);
-        for (int64_t i = 0; !st && i < cke_gguf_n_kv(g); i++) {
-            const cke_gguf_kv *kv = cke_gguf_kv_at(g, i);
-            if (!strncmp(kv->key, "tokenizer.", 10) || !strcmp(kv->key, "general.architecture"))
-                st = cke_gguf_writer_copy_kv(w, g, kv, err);
-        }
         snprintf(out_name, n, "tokenizer.gguf");
         snprintf(to, sizeof to, "%s/%s", dir, out_name);
-        if (!st) st = cke_gguf_writer_write(w, to, err);
-        cke_gguf_writer_free(w);
+        st = cke_gguf_write_vocab(g, to, err);
         cke_gguf_close(g);
         return st;
     }

@@ -156,5 +156,7 @@ cke_status cke_gguf_writer_copy_kv(cke_gguf_writer *w, const cke_gguf *src, cons
 cke_status cke_gguf_writer_add_tensor(cke_gguf_writer *w, const char *name, cke_dtype type, int ndim,
                                       const int64_t *ne, const void *data, cke_err *err);
 cke_status cke_gguf_writer_write(cke_gguf_writer *w, const char *path, cke_err *err);
+/* A vocab-only GGUF at path: g's tokenizer.* keys and general.architecture, no tensors. */
+cke_status cke_gguf_write_vocab(const cke_gguf *g, const char *path, cke_err *err);
 
 #endif

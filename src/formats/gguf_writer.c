@@ -266,3 +266,16 @@ cke_status cke_gguf_writer_write(cke_gguf_writer *w, const char *path, cke_err *
     }
     return CKE_OK;
 }
+
+cke_status cke_gguf_write_vocab(const cke_gguf *g, const char *path, cke_err *err) {
+    cke_gguf_writer *w = NULL;
+    cke_status st = cke_gguf_writer_new(&w, err);
+    for (int64_t i = 0; !st && i < cke_gguf_n_kv(g); i++) {
+        const cke_gguf_kv *kv = cke_gguf_kv_at(g, i);
+        if (!strncmp(kv->key, "tokenizer.", 10) || !strcmp(kv->key, "general.architecture"))
+            st = cke_gguf_writer_copy_kv(w, g, kv, err);
+    }
+    if (!st) st = cke_gguf_writer_write(w, path, err);
+    cke_gguf_writer_free(w);
+    return st;
+}

@@ -611,8 +611,8 @@ cke_status cke_model_load_hf(cke_model *m, const char *dir, cke_err *err) {
         }
     }
     if (ex) TRY(stack_experts(m, dir, ex, err));
-    /* tokenizer.json next to the weights; else a llama2.c tokenizer.bin (models cke trained with
-     * a vocabulary from `cke vocab` carry one) */
+    /* tokenizer.json next to the weights; else a GGUF vocabulary or a llama2.c tokenizer.bin
+     * (models cke trained with a vocabulary from `cke vocab` carry one) */
     char *tj = cke_arena_alloc(&p->arena, strlen(dir) + 32);
     if (!tj) return cke_fail(err, CKE_ERR_NOMEM, "out of memory");
     sprintf(tj, "%s/tokenizer.json", dir);
@@ -620,6 +620,14 @@ cke_status cke_model_load_hf(cke_model *m, const char *dir, cke_err *err) {
     if (stat(tj, &sb) == 0) {
         if (!S_ISREG(sb.st_mode)) return cke_fail(err, CKE_ERR_IO, "%s: not a regular file", tj);
         m->tok.source = CKE_TOK_HF_JSON;
+        m->tok.path = tj;
+        m->tok.file_bytes = sb.st_size;
+        return CKE_OK;
+    }
+    sprintf(tj, "%s/tokenizer.gguf", dir); /* a GGUF vocabulary (checkpoints of `cke train --tokenizer V.gguf`) */
+    if (stat(tj, &sb) == 0) {
+        if (!S_ISREG(sb.st_mode)) return cke_fail(err, CKE_ERR_IO, "%s: not a regular file", tj);
+        m->tok.source = CKE_TOK_GGUF;
         m->tok.path = tj;
         m->tok.file_bytes = sb.st_size;
         return CKE_OK;

@@ -215,6 +215,7 @@ typedef struct {
 typedef struct {
     cke_model *src;       /* the model trained (names, format, hyperparameters) */
     cke_gguf *gguf;       /* GGUF source: its key-values, kept open */
+    cke_gguf *tok_gguf;   /* a GGUF tokenizer given with the model (--tokenizer), kept open */
     export_file files[4]; /* HF: config.json and tokenizer files; any source: a tokenizer.bin */
     int n_files;
 } export_ctx;
@@ -233,25 +234,38 @@ static cke_status snapshot_source(export_ctx *x, const char *tok, cke_err *err) 
     const cke_model *src = x->src;
     char path[PATH_MAX];
     cke_status st = CKE_OK;
-    if (src->source == CKE_SRC_HF) {
+    const char *ext = tok ? strrchr(tok, '.') : NULL;
+    const int tok_json = ext && !strcmp(ext, ".json"), tok_gguf = ext && !strcmp(ext, ".gguf");
+    if (src->source == CKE_SRC_HF) { /* a tokenizer given (--tokenizer) replaces the directory's */
         static const char *const names[] = {"config.json", "tokenizer.json", "tokenizer_config.json"};
-        for (int k = 0; !st && k < 3; k++) {
+        for (int k = 0; !st && k < (tok ? 1 : 3); k++) {
             snprintf(path, sizeof path, "%s/%s", src->path, names[k]);
             st = snapshot_file(x, path, names[k], k > 0, err);
         }
     } else if (src->source == CKE_SRC_GGUF) {
         st = cke_gguf_open(src->path, &x->gguf, err);
     }
+    /* the tokenizer the model was compiled with travels with the checkpoint, so that it runs as
+     * it is: a tokenizer.json (+ the tokenizer_config.json beside it) or a GGUF's vocabulary for
+     * HF checkpoints (the HF reader looks for both), a tokenizer.bin for every source */
+    if (!st && tok && src->source == CKE_SRC_HF && tok_json) {
+        char cfg[PATH_MAX];
+        const char *slash = strrchr(tok, '/');
+        snprintf(cfg, sizeof cfg, "%.*stokenizer_config.json", slash ? (int)(slash - tok + 1) : 0, tok);
+        st = snapshot_file(x, tok, "tokenizer.json", 0, err);
+        if (!st) st = snapshot_file(x, cfg, "tokenizer_config.json", 1, err);
+    } else if (!st && src->source == CKE_SRC_HF && (tok_gguf || (!tok && src->tok.source == CKE_TOK_GGUF))) {
+        st = cke_gguf_open(tok ? tok : src->tok.path, &x->tok_gguf, err); /* given, or the checkpoint's own (--resume) */
+    }
     if (!tok && src->tok.path && src->tok.source == CKE_TOK_LLAMA2C_BIN) tok = src->tok.path;
-    const char *ext = tok ? strrchr(tok, '.') : NULL;
-    if (!st && tok && !(ext && (!strcmp(ext, ".json") || !strcmp(ext, ".gguf"))))
-        st = snapshot_file(x, tok, "tokenizer.bin", 0, err);
+    if (!st && tok && !tok_json && !tok_gguf) st = snapshot_file(x, tok, "tokenizer.bin", 0, err);
     return st;
 }
 
 static void export_ctx_free(export_ctx *x) {
     for (int i = 0; i < x->n_files; i++) free(x->files[i].data);
     cke_gguf_close(x->gguf);
+    cke_gguf_close(x->tok_gguf);
     cke_model_close(x->src);
     memset(x, 0, sizeof *x);
 }
@@ -350,6 +364,8 @@ static cke_status export_model(const export_ctx *x, const ckm_api *api, ckm_mode
         snprintf(path, sizeof path, "%s/%s", dir, x->files[i].name);
         st = write_file(path, x->files[i].data, x->files[i].n, err);
     }
+    snprintf(path, sizeof path, "%s/tokenizer.gguf", dir);
+    if (!st && x->tok_gguf) st = cke_gguf_write_vocab(x->tok_gguf, path, err);
     /* the writers do not sync: the rename that publishes this directory must come after */
     snprintf(path, sizeof path, "%s/%s", dir, model_file);
     if (!st) st = fsync_path(path, err);
@@ -648,13 +664,15 @@ static cke_status check_opts(const cke_train_opts *o, cke_err *err) {
 }
 
 /* documents are separated by blank lines (a story, an article); each is encoded on its own after
- * a BOS, as a prompt is at inference */
+ * a BOS, as a prompt is at inference; a vocabulary without BOS (Qwen's, GPT-2's) ends each with
+ * its EOS instead, the separator those models were trained with */
 static cke_status tokenize_data(const cke_tok *tk, const char *text, size_t tl, int32_t **ids_out, size_t *n_out,
                                 cke_err *err) {
     int32_t *ids = NULL;
     size_t n_ids = 0, cap_ids = 0;
     cke_tok_encode_opts eo = CKE_TOK_ENCODE_DEFAULTS;
-    eo.add_bos = 1;
+    eo.add_bos = cke_tok_bos(tk) >= 0;
+    const int32_t eos = eo.add_bos ? -1 : cke_tok_eos(tk);
     cke_status st = CKE_OK;
     for (size_t a = 0; !st && a < tl;) {
         while (a < tl && (text[a] == '\n' || text[a] == '\r')) a++;
@@ -665,14 +683,15 @@ static cke_status tokenize_data(const cke_tok *tk, const char *text, size_t tl, 
         if (e > a) {
             int32_t *doc = NULL;
             size_t nd = 0;
-            if (!(st = cke_tok_encode(tk, text + a, e - a, &eo, &doc, &nd, err)) && n_ids + nd > cap_ids) {
+            if (!(st = cke_tok_encode(tk, text + a, e - a, &eo, &doc, &nd, err)) && n_ids + nd + 1 > cap_ids) {
                 size_t nc = cap_ids ? cap_ids * 2 : 4096;
-                while (nc < n_ids + nd) nc *= 2;
+                while (nc < n_ids + nd + 1) nc *= 2;
                 int32_t *grown = realloc(ids, nc * sizeof(int32_t));
                 if (!grown) st = cke_fail(err, CKE_ERR_NOMEM, "out of memory");
                 else ids = grown, cap_ids = nc;
             }
             if (!st) memcpy(ids + n_ids, doc, nd * sizeof(int32_t)), n_ids += nd;
+            if (!st && eos >= 0) ids[n_ids++] = eos;
             free(doc);
         }
         a = b;

@@ -90,6 +90,20 @@ if have_models; then
         "$CKE" train --resume --out "$W/bf16" --steps 4 --precision fp32
     refuses train_resume_keeps_bf16 0 'after step 4' "$CKE" train --resume --out "$W/bf16" --steps 4
     check train_resume_kept_bf16 grep -q "kl_.gemm = kt->gemm_bf16" "$W/bf16/build/model.c"
+
+    # a vocabulary given as a GGUF or a tokenizer.json travels with the checkpoint (vocab-only
+    # GGUF / the json and its config): the trained model runs as it is, after --resume too
+    SMALL=(--dim 16 --layers 1 --heads 2 --ffn 32 --data "$DATA" --steps 2 --batch 2 --seq 16 --eval-every 0 --threads 2)
+    "$CKE" train --init llama --tokenizer "$CKE_MODELS/tokenizers/ggml-vocab-llama-spm.gguf" "${SMALL[@]}" --out "$W/tokg" >/dev/null 2>&1
+    check train_ckpt_has_gguf_vocab sh -c '[ -f "$1/checkpoint/tokenizer.gguf" ] && [ "$(stat -c %s "$1/checkpoint/tokenizer.gguf")" -lt 2000000 ]' _ "$W/tokg"
+    refuses train_ckpt_gguf_vocab_runs 0 'generated 3 tokens' "$CKE" run "$W/tokg" -p "Once upon a time" -n 3
+    "$CKE" train --resume --out "$W/tokg" --steps 3 >/dev/null 2>&1
+    check train_resume_keeps_gguf_vocab sh -c 'grep -q "\"step\":[[:space:]]*3," "$1/checkpoint/trainer.json" && [ -f "$1/checkpoint/tokenizer.gguf" ]' _ "$W/tokg"
+    refuses train_ckpt_gguf_vocab_runs_resumed 0 'generated 3 tokens' "$CKE" run "$W/tokg" -p "Once upon a time" -n 3
+    "$CKE" train --init llama --tokenizer "$CKE_MODELS/tokenizers/qwen3-hf/tokenizer.json" "${SMALL[@]}" --out "$W/tokj" >/dev/null 2>&1
+    check train_ckpt_has_tokenizer_json sh -c 'cmp -s "$1/checkpoint/tokenizer.json" "$2/tokenizer.json" && cmp -s "$1/checkpoint/tokenizer_config.json" "$2/tokenizer_config.json"' \
+        _ "$W/tokj" "$CKE_MODELS/tokenizers/qwen3-hf"
+    refuses train_ckpt_tokenizer_json_runs 0 'generated 3 tokens' "$CKE" run "$W/tokj" -p "Once upon a time" -n 3
     bad_prec=$W/bad_precision; rm -rf "$bad_prec"; cp -r "$W/bf16" "$bad_prec"
     sed -i 's/"bf16"/"fp16"/' "$bad_prec/checkpoint/trainer.json"
     refuses train_state_precision 1 '"precision": "fp16" is not fp32 or bf16' "$CKE" train --resume --out "$bad_prec" --steps 6
