@@ -144,7 +144,7 @@ static void small_t(float *C /* [M, ldc] */, int64_t ldc, const float *X /* [M, 
 }
 
 static const cke_gemm_isa gemm_avx512 = {
-    .MR = MR, .NR = NR, .KC = 256, .MC = MR * 16, .NC = 512, .SMALL_M = 8,
+    .MR = MR, .NR = NR, .KC = 256, .MC = MR * 16, .NC = 1024, .SMALL_M = 8, /* NC: see the driver's block_nc */
     .pack_a = pack_a, .pack_b = pack_b, .ukr = ukr, .small_t = small_t,
 };
 
