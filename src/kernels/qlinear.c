@@ -16,7 +16,7 @@
  * thread streams its weight rows once (gemv). M >= 2 (decode_batch, prefill): each thread takes
  * its weight rows in blocks that stay in L2 and sweeps each block with tiles of activation rows
  * (in L1), in the format's register tiles (gemm_tile: every AVX-512 repacked format, 2
- * weight rows x 4 activation rows) or dot_rows' 1 x 4 (the other formats, and AVX2). A tile
+ * weight rows x 8 activation rows) or dot_rows' 1 x 4 (the other formats, and AVX2). A tile
  * gives every element exactly the float operations of gemv / dot_rows, so a row's result does not
  * depend on M (decode == decode_batch == prefill, bit for bit).
  * Deterministic for a given nth: every output element is one dot or one GEMM element. */

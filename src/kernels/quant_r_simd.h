@@ -99,7 +99,7 @@ static inline __m512i qr_ix8(int h) {
  * stored u8 codes (offset 128); else q4_0r's nibbles (offset 8). */
 #ifndef QR_TNW /* the AVX-512 tile (-D to measure others: bench/quant/qgemm.c) */
 #define QR_TNW 2 /* weight rows */
-#define QR_TNA 4 /* activation rows */
+#define QR_TNA 8 /* activation rows (2 x 8: +8-30% over 2 x 4 once the scales became float multiplies, bench/quant/qgemm.c) */
 #endif
 #define QR_ANA (QR_TNA > 4 ? QR_TNA : 4) /* array bound: dot_rows takes up to 4 rows */
 /* the formats of the tiles (compile-time F) */
@@ -287,8 +287,9 @@ static void QS_FN(qr_quantize_row_q8_K16)(void *vy, const float *x, int64_t k) {
 
 /* q4_Kr, two super-blocks per step: their scale fields unpacked together in one 512-bit vector,
  * each one's codes decoded like a q4_0r group (2 loads, 6 ops), 4 vpdpbusd leave sub-block j's
- * sum in lanes 2j, 2j + 1, one vpmulld applies the 6-bit scales in integers, one FMA the
- * super-block scale, and one 16-lane FMA both super-blocks' mins against the activation's sa */
+ * sum in lanes 2j, 2j + 1, one multiply (d * sc per lane, made once per weight row, times the
+ * activation's d) and one FMA apply all the scales, and one 16-lane FMA takes off both
+ * super-blocks' mins against the activation's sa (into the same accumulator) */
 QR_INLINE __m512i qr_k4_codes(const uint8_t *qs, __m512i V[4]) {
     const __m512i m4 = _mm512_set1_epi8(0x0F);
     const __m512i v0 = _mm512_loadu_si512(qs), v1 = _mm512_loadu_si512(qs + 64);
@@ -312,12 +313,12 @@ QR_INLINE void qr_q4_Kr_tile(float *y, int64_t ldy, const void *vw, size_t rs, c
     const uint8_t *ddp[QR_TNW], *scp[QR_TNW], *qsp[QR_TNW];
     const int8_t *q[QR_ANA];
     const float *da[QR_ANA], *sa[QR_ANA];
-    __m512 acc[QR_TNW][QR_ANA], accm[QR_TNW][QR_ANA];
+    __m512 acc[QR_TNW][QR_ANA];
     QR_UNROLL for (int j = 0; j < NW; j++) {
         ddp[j] = (const uint8_t *)vw + (size_t)j * rs;
         scp[j] = ddp[j] + 4 * nsb;
         qsp[j] = ddp[j] + 16 * nsb;
-        QR_UNROLL for (int r = 0; r < NA; r++) acc[j][r] = accm[j][r] = _mm512_setzero_ps();
+        QR_UNROLL for (int r = 0; r < NA; r++) acc[j][r] = _mm512_setzero_ps();
     }
     QR_UNROLL for (int r = 0; r < NA; r++) {
         q[r] = (const int8_t *)((const char *)va + (size_t)r * as);
@@ -343,9 +344,13 @@ QR_INLINE void qr_q4_Kr_tile(float *y, int64_t ldy, const void *vw, size_t rs, c
             __m512i f = _mm512_inserti64x4(_mm512_castsi256_si512(x0), x1, 1);
             f = _mm512_and_si512(_mm512_srli_epi16(_mm512_mullo_epi16(_mm512_shuffle_epi8(f, idx), mul), 8), _mm512_set1_epi16(63));
             const __m512i t = _mm512_permutexvar_epi16(dup2, f);
-            const __m512i scv0 = _mm512_cvtepu16_epi32(_mm512_castsi512_si256(t));
-            const __m512i scv1 = _mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(t, 1));
             const __m128 dd = _mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)(ddp[j] + 4 * i))); /* d, dmin, d', dmin' */
+            /* d * sc per lane, exact (11 x 6 significant bits): one multiply per row of the tile
+             * (by the activation's scale) stands for the integer scale multiply and d * da */
+            const __m512 sd0 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepu16_epi32(_mm512_castsi512_si256(t))),
+                                             _mm512_broadcastss_ps(dd));
+            const __m512 sd1 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepu16_epi32(_mm512_extracti64x4_epi64(t, 1))),
+                                             _mm512_broadcastss_ps(_mm_movehl_ps(dd, dd)));
             const __m512 mw = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepu16_epi32(_mm512_castsi512_si256(_mm512_permutexvar_epi16(mix, f)))),
                                             _mm512_permutexvar_ps(dmi, _mm512_castps128_ps512(dd)));
             __m512i V[4], W[4];
@@ -353,12 +358,10 @@ QR_INLINE void qr_q4_Kr_tile(float *y, int64_t ldy, const void *vw, size_t rs, c
             qr_k4_codes(qsp[j] + 128 * i, V);
             qr_k4_codes(qsp[j] + 128 * i + 128, W);
             QR_UNROLL for (int r = 0; r < NA; r++) {
-                const __m128 s2 = _mm_mul_ps(dd, _mm_setr_ps(da[r][i], 0.0f, da[r][i + 1], 0.0f)); /* d*da, -, d'*da', - */
-                const __m512i p0 = _mm512_mullo_epi32(qr_k4_dot(V, q[r] + 256 * i), scv0);
-                const __m512i p1 = _mm512_mullo_epi32(qr_k4_dot(W, q[r] + 256 * i + 256), scv1);
-                acc[j][r] = _mm512_fmadd_ps(_mm512_broadcastss_ps(s2), _mm512_cvtepi32_ps(p0), acc[j][r]);
-                acc[j][r] = _mm512_fmadd_ps(_mm512_broadcastss_ps(_mm_movehl_ps(s2, s2)), _mm512_cvtepi32_ps(p1), acc[j][r]);
-                accm[j][r] = _mm512_fmadd_ps(mw, _mm512_loadu_ps(sa[r] + 8 * i), accm[j][r]);
+                const __m512i p0 = qr_k4_dot(V, q[r] + 256 * i), p1 = qr_k4_dot(W, q[r] + 256 * i + 256);
+                acc[j][r] = _mm512_fmadd_ps(_mm512_mul_ps(sd0, _mm512_set1_ps(da[r][i])), _mm512_cvtepi32_ps(p0), acc[j][r]);
+                acc[j][r] = _mm512_fmadd_ps(_mm512_mul_ps(sd1, _mm512_set1_ps(da[r][i + 1])), _mm512_cvtepi32_ps(p1), acc[j][r]);
+                acc[j][r] = _mm512_fnmadd_ps(mw, _mm512_loadu_ps(sa[r] + 8 * i), acc[j][r]);
             }
         }
     }
@@ -370,16 +373,17 @@ QR_INLINE void qr_q4_Kr_tile(float *y, int64_t ldy, const void *vw, size_t rs, c
             memcpy(&dh, ddp[j] + 4 * i, 2);
             memcpy(&mh, ddp[j] + 4 * i + 2, 2);
             const __m256 mw = qr_k6_mins(scm, qb_h2f(mh));
+            const __m512 sd = _mm512_mul_ps(_mm512_cvtepi32_ps(scv), _mm512_set1_ps(qb_h2f(dh)));
             __m512i V[4];
             qr_k4_codes(qsp[j] + 128 * i, V);
             QR_UNROLL for (int r = 0; r < NA; r++) {
-                const __m512i p = _mm512_mullo_epi32(qr_k4_dot(V, q[r] + 256 * i), scv);
-                acc[j][r] = _mm512_fmadd_ps(_mm512_set1_ps(qb_h2f(dh) * da[r][i]), _mm512_cvtepi32_ps(p), acc[j][r]);
-                accm[j][r] = _mm512_add_ps(accm[j][r], _mm512_castps256_ps512(_mm256_mul_ps(mw, _mm256_loadu_ps(sa[r] + 8 * i))));
+                const __m512i p = qr_k4_dot(V, q[r] + 256 * i);
+                acc[j][r] = _mm512_fmadd_ps(_mm512_mul_ps(sd, _mm512_set1_ps(da[r][i])), _mm512_cvtepi32_ps(p), acc[j][r]);
+                acc[j][r] = _mm512_sub_ps(acc[j][r], _mm512_zextps256_ps512(_mm256_mul_ps(mw, _mm256_loadu_ps(sa[r] + 8 * i))));
             }
         }
     QR_UNROLL for (int j = 0; j < NW; j++)
-        QR_UNROLL for (int r = 0; r < NA; r++) y[(int64_t)r * ldy + j] = qr_hsum512(_mm512_sub_ps(acc[j][r], accm[j][r]));
+        QR_UNROLL for (int r = 0; r < NA; r++) y[(int64_t)r * ldy + j] = qr_hsum512(acc[j][r]);
 }
 QR_INLINE void qr_q4_Kr(float *y, int64_t ldy, const void *vw, const void *va, size_t as, int64_t k, const int NR) {
     qr_q4_Kr_tile(y, ldy, vw, 0, va, as, k, 1, NR);
@@ -387,8 +391,9 @@ QR_INLINE void qr_q4_Kr(float *y, int64_t ldy, const void *vw, const void *va, s
 
 /* q6_Kr: per super-block 3 loads (low nibbles x2, high bits), 11 ops rebuild the four 64-byte
  * code vectors, 4 vpdpbusd leave sub-block b's sum in lane b, the -32 offset through the
- * activation's sums, one vpmulld the int8 scales, one FMA the super-block scale; as a tile of NW
- * weight rows x NA activation rows like q4_Kr's */
+ * activation's sums, one multiply (d * sc per lane, made once per weight row, times the
+ * activation's d) and one FMA all the scales; as a tile of NW weight rows x NA activation rows
+ * like q4_Kr's */
 QR_INLINE void qr_q6_Kr_tile(float *y, int64_t ldy, const void *vw, size_t rs, const void *va, size_t as, int64_t k,
                              const int NW, const int NA) {
     const int64_t nsb = k / QK_K;
@@ -410,8 +415,9 @@ QR_INLINE void qr_q6_Kr_tile(float *y, int64_t ldy, const void *vw, size_t rs, c
             if (NA == 1) qr_pf(ql, 4);
             uint16_t dh;
             memcpy(&dh, ql + 208, 2);
-            const float d = qb_h2f(dh);
-            const __m512i sc = _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(ql + 192)));
+            /* d * sc per lane, exact (11 x 8 significant bits) */
+            const __m512 sd = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(ql + 192)))),
+                                            _mm512_set1_ps(qb_h2f(dh)));
             const __m512i l0 = _mm512_loadu_si512(ql), l1 = _mm512_loadu_si512(ql + 64);
             const __m512i h = _mm512_loadu_si512(ql + 128);
             const __m512i V0 = _mm512_or_si512(_mm512_and_si512(l0, m4), _mm512_slli_epi16(_mm512_and_si512(h, m03), 4));
@@ -425,8 +431,7 @@ QR_INLINE void qr_q6_Kr_tile(float *y, int64_t ldy, const void *vw, size_t rs, c
                 p = _mm512_dpbusd_epi32(p, V2, _mm512_loadu_si512(A + 128));
                 p = _mm512_dpbusd_epi32(p, V3, _mm512_loadu_si512(A + 192));
                 p = _mm512_sub_epi32(p, _mm512_slli_epi32(_mm512_loadu_si512(bs[r] + 16 * i), 5));
-                p = _mm512_mullo_epi32(p, sc);
-                acc[j][r] = _mm512_fmadd_ps(_mm512_set1_ps(d * da[r][i]), _mm512_cvtepi32_ps(p), acc[j][r]);
+                acc[j][r] = _mm512_fmadd_ps(_mm512_mul_ps(sd, _mm512_set1_ps(da[r][i])), _mm512_cvtepi32_ps(p), acc[j][r]);
             }
         }
     QR_UNROLL for (int j = 0; j < NW; j++)
@@ -466,7 +471,7 @@ QR_INLINE void qr_q5_Kr_tile(float *y, int64_t ldy, const void *vw, size_t rs, c
             uint16_t dh, mh;
             memcpy(&dh, sb + 172, 2);
             memcpy(&mh, sb + 174, 2);
-            const float d = qb_h2f(dh);
+            const __m512 sd = _mm512_mul_ps(_mm512_cvtepi32_ps(scv), _mm512_set1_ps(qb_h2f(dh))); /* exact: see q4_Kr */
             const __m256 mw = qr_k6_mins(scm, qb_h2f(mh));
             __m512i V[4];
             qr_k4_codes(sb, V);
@@ -476,14 +481,15 @@ QR_INLINE void qr_q5_Kr_tile(float *y, int64_t ldy, const void *vw, size_t rs, c
                 V[t] = _mm512_mask_or_epi32(V[t], 0xFFFF, V[t], _mm512_maskz_mov_epi8(_cvtu64_mask64(hb), b16));
             }
             QR_UNROLL for (int r = 0; r < NA; r++) {
-                const __m512i p = _mm512_mullo_epi32(qr_k4_dot(V, q[r] + 256 * i), scv);
-                acc[j][r] = _mm512_fmadd_ps(_mm512_set1_ps(d * da[r][i]), _mm512_cvtepi32_ps(p), acc[j][r]);
+                const __m512i p = qr_k4_dot(V, q[r] + 256 * i);
+                acc[j][r] = _mm512_fmadd_ps(_mm512_mul_ps(sd, _mm512_set1_ps(da[r][i])), _mm512_cvtepi32_ps(p), acc[j][r]);
                 accm[j][r] = _mm256_fmadd_ps(mw, _mm256_loadu_ps(sa[r] + 8 * i), accm[j][r]);
             }
         }
     QR_UNROLL for (int j = 0; j < NW; j++)
-        QR_UNROLL for (int r = 0; r < NA; r++)
-            y[(int64_t)r * ldy + j] = qr_hsum512(_mm512_sub_ps(acc[j][r], _mm512_castps256_ps512(accm[j][r])));
+        QR_UNROLL for (int r = 0; r < NA; r++) acc[j][r] = _mm512_sub_ps(acc[j][r], _mm512_zextps256_ps512(accm[j][r]));
+    QR_UNROLL for (int j = 0; j < NW; j++)
+        QR_UNROLL for (int r = 0; r < NA; r++) y[(int64_t)r * ldy + j] = qr_hsum512(acc[j][r]);
 }
 QR_INLINE void qr_q5_Kr(float *y, int64_t ldy, const void *vw, const void *va, size_t as, int64_t k, const int NR) {
     qr_q5_Kr_tile(y, ldy, vw, 0, va, as, k, 1, NR);
