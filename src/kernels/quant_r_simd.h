@@ -353,14 +353,16 @@ QR_INLINE void qr_q4_Kr_tile(float *y, int64_t ldy, const void *vw, size_t rs, c
                                              _mm512_broadcastss_ps(_mm_movehl_ps(dd, dd)));
             const __m512 mw = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepu16_epi32(_mm512_castsi512_si256(_mm512_permutexvar_epi16(mix, f)))),
                                             _mm512_permutexvar_ps(dmi, _mm512_castps128_ps512(dd)));
-            __m512i V[4], W[4];
+            __m512i V[4];
             if (NA == 1) qr_pf(qsp[j] + 128 * i, 4);
+            /* one super-block's codes live at a time: 16 accumulators + 4 code vectors fit the
+             * 32 registers of a 2 x 8 tile (both super-blocks' 8 vectors spilled them) */
             qr_k4_codes(qsp[j] + 128 * i, V);
-            qr_k4_codes(qsp[j] + 128 * i + 128, W);
+            QR_UNROLL for (int r = 0; r < NA; r++)
+                acc[j][r] = _mm512_fmadd_ps(_mm512_mul_ps(sd0, _mm512_set1_ps(da[r][i])), _mm512_cvtepi32_ps(qr_k4_dot(V, q[r] + 256 * i)), acc[j][r]);
+            qr_k4_codes(qsp[j] + 128 * i + 128, V);
             QR_UNROLL for (int r = 0; r < NA; r++) {
-                const __m512i p0 = qr_k4_dot(V, q[r] + 256 * i), p1 = qr_k4_dot(W, q[r] + 256 * i + 256);
-                acc[j][r] = _mm512_fmadd_ps(_mm512_mul_ps(sd0, _mm512_set1_ps(da[r][i])), _mm512_cvtepi32_ps(p0), acc[j][r]);
-                acc[j][r] = _mm512_fmadd_ps(_mm512_mul_ps(sd1, _mm512_set1_ps(da[r][i + 1])), _mm512_cvtepi32_ps(p1), acc[j][r]);
+                acc[j][r] = _mm512_fmadd_ps(_mm512_mul_ps(sd1, _mm512_set1_ps(da[r][i + 1])), _mm512_cvtepi32_ps(qr_k4_dot(V, q[r] + 256 * i + 256)), acc[j][r]);
                 acc[j][r] = _mm512_fnmadd_ps(mw, _mm512_loadu_ps(sa[r] + 8 * i), acc[j][r]);
             }
         }
