@@ -14,7 +14,7 @@ typedef __m512 vf;
 typedef __mmask16 vmk;
 #define KA_MR 4 /* S = A . Bt tile: rows x vectors (16 accumulators of 32 zmm) */
 #define KA_NV 4
-#define KB_MR 4 /* C += P . B tile */
+#define KB_MR 6 /* C += P . B tile (24 accumulators; 4-row tiles for narrow heads: kb) */
 #define KB_NV 4
 #define ISA_FN(x) x##_avx512
 
