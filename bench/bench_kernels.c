@@ -4,7 +4,11 @@
  *    memory read bandwidth (1 GiB huge-page-advised buffer, SIMD reads), at 1 and 2 threads.
  * 2. Linear-layer GEMM Y[M,N] = X[M,K] . W[N,K]^T: cke (active ISA) vs OpenBLAS cblas_sgemm
  *    (RowMajor, NoTrans, Trans) at the same thread count; GEMV (M = 1) also as GB/s of W read.
+ *    Rows marked NN / TN are the training backward's forms at the 110M model's shapes (1024
+ *    tokens): dX = dY . W (NN) and dW = dY^T . X (TN).
  * 3. Memory-bound table kernels (when their slot is non-NULL) as GB/s vs 1-thread bandwidth.
+ * 4. Causal attention, forward and backward (T 512, 12 heads x 64: the 110M prefill / training
+ *    shape), GFLOPS and % of peak (no peer: OpenBLAS has none).
  * Timing: warmup, then best of N (the box is shared and noisy). CKE_ISA picks the table. */
 #define _GNU_SOURCE
 #include "cke/kernels.h"
@@ -76,7 +80,7 @@ typedef struct {
     float *Y, *X, *W;
     int64_t M, N, K;
     void *ws;
-    int nth, ncopy, cur;
+    int nth, ncopy, cur, ta, tb;
 } gemm_ctx;
 
 static const float *next_w(gemm_ctx *c) {
@@ -85,14 +89,28 @@ static const float *next_w(gemm_ctx *c) {
     return w;
 }
 static void run_cke(void *p) {
-    gemm_ctx *c = p;
-    c->kt->gemm(c->Y, c->X, next_w(c), c->M, c->N, c->K, c->K, c->K, c->N, CKE_NOTRANS, CKE_TRANS,
-                1.0f, 0.0f, c->ws, c->nth);
+    gemm_ctx *c = p; /* X [M, K] or (ta) [K, M]; W [N, K] or (!tb) [K, N] */
+    c->kt->gemm(c->Y, c->X, next_w(c), c->M, c->N, c->K, c->ta ? c->M : c->K, c->tb ? c->K : c->N, c->N,
+                c->ta ? CKE_TRANS : CKE_NOTRANS, c->tb ? CKE_TRANS : CKE_NOTRANS, 1.0f, 0.0f, c->ws, c->nth);
 }
 static void run_blas(void *p) {
     gemm_ctx *c = p;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)c->M, (int)c->N, (int)c->K, 1.0f,
-                c->X, (int)c->K, next_w(c), (int)c->K, 0.0f, c->Y, (int)c->N);
+    cblas_sgemm(CblasRowMajor, c->ta ? CblasTrans : CblasNoTrans, c->tb ? CblasTrans : CblasNoTrans, (int)c->M, (int)c->N,
+                (int)c->K, 1.0f, c->X, (int)(c->ta ? c->M : c->K), next_w(c), (int)(c->tb ? c->K : c->N), 0.0f, c->Y, (int)c->N);
+}
+
+/* ---- attention ---- */
+typedef struct {
+    const cke_ktable *kt;
+    float *q, *k, *v, *o, *lse, *dq, *dk, *dv;
+    cke_attn_shape s;
+    void *ws;
+    int nth, bwd;
+} attn_ctx;
+static void run_attn(void *p) {
+    attn_ctx *c = p;
+    if (c->bwd) c->kt->attn_bwd(c->dq, c->dk, c->dv, c->o, c->q, c->k, c->v, c->o, c->lse, &c->s, c->ws, c->nth);
+    else c->kt->attn_fwd(c->o, c->lse, c->q, c->k, c->v, &c->s, c->ws, c->nth);
 }
 
 /* ---- memory-bound table kernels ---- */
@@ -140,17 +158,18 @@ int main(int argc, char **argv) {
     fflush(stdout);
 
     /* 2. GEMV and GEMM */
-    static const struct { int64_t M, K, N; } cases[] = {
-        {1, 4096, 4096}, {1, 2048, 5632}, {1, 768, 2048}, {1, 288, 32000}, {128, 2048, 2048}, {128, 2048, 5632}, {128, 768, 768},
-        {512, 2048, 2048}, {512, 2048, 5632}, {512, 768, 768},
+    static const struct { int64_t M, K, N; int ta, tb; } cases[] = {
+        {1, 4096, 4096, 0, 1}, {1, 2048, 5632, 0, 1}, {1, 768, 2048, 0, 1}, {1, 288, 32000, 0, 1}, {128, 2048, 2048, 0, 1},
+        {128, 2048, 5632, 0, 1}, {128, 768, 768, 0, 1}, {512, 2048, 2048, 0, 1}, {512, 2048, 5632, 0, 1}, {512, 768, 768, 0, 1},
+        {1024, 768, 2048, 0, 1}, {1024, 2048, 768, 0, 0}, {2048, 1024, 768, 1, 0}, {1024, 768, 32000, 0, 1},
     };
     struct { char name[40]; int t, gemv; double gc, gb, gbs, md; } rows[64];
     int nrows = 0;
     for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
         int64_t M = cases[ci].M, K = cases[ci].K, N = cases[ci].N;
         char name[40];
-        snprintf(name, sizeof name, "%s %lldx%lld->%lld", M == 1 ? "gemv" : "gemm", (long long)M,
-                 (long long)K, (long long)N);
+        snprintf(name, sizeof name, "%s %lldx%lld->%lld%s", M == 1 ? "gemv" : "gemm", (long long)M,
+                 (long long)K, (long long)N, cases[ci].tb ? "" : cases[ci].ta ? " TN" : " NN");
         if (only && !strstr(name, only)) continue;
         int ncopy = M == 1 ? (int)((nbw + N * K - 1) / (N * K)) : 1;
         float *X = hp_alloc((size_t)(M * K) * 4), *W = hp_alloc((size_t)(N * K) * 4 * (size_t)ncopy);
@@ -160,7 +179,7 @@ int main(int argc, char **argv) {
         for (int cp = 1; cp < ncopy; cp++) memcpy(W + cp * N * K, W, (size_t)(N * K) * 4);
         void *ws = hp_alloc(cke_gemm_ws_size(M, N, K, NTH));
         for (int t = 1; t <= NTH; t++) {
-            gemm_ctx c = {kt, Y, X, W, M, N, K, ws, t, ncopy, 0}, cb = c;
+            gemm_ctx c = {kt, Y, X, W, M, N, K, ws, t, ncopy, 0, cases[ci].ta, cases[ci].tb}, cb = c;
             cb.Y = Yb;
             openblas_set_num_threads(t);
             double tc, tb;
@@ -219,6 +238,32 @@ int main(int argc, char **argv) {
     free(m.out); free(m.a); free(m.b); free(m.w); free(m.rstd); free(m.cs); free(m.pos);
     }
 
+    /* 4. attention */
+    struct { int bwd, t; double gf; } arows[4];
+    int na = 0;
+    if (!only || strstr("attention", only)) {
+        attn_ctx a = {.kt = kt, .s = {512, 512, 12, 12, 64, 0.125f, 0, 0.0f}};
+        const int64_t n = a.s.T * a.s.n_head * a.s.head_dim;
+        float **bufs[] = {&a.q, &a.k, &a.v, &a.o, &a.dq, &a.dk, &a.dv};
+        for (int i = 0; i < 7; i++) { *bufs[i] = hp_alloc((size_t)n * 4); fill(*bufs[i], n, 10 + (unsigned)i); }
+        a.lse = hp_alloc((size_t)(a.s.n_head * a.s.T) * 4);
+        size_t wsz = cke_attn_ws_size(&a.s, NTH), wb = cke_attn_bwd_ws_size(&a.s, NTH);
+        a.ws = hp_alloc(wsz > wb ? wsz : wb);
+        /* causal: T (T + 1) / 2 (query, key) pairs, 2 hd FLOPs each for q.k and for p.v;
+         * the backward's 5 products (dv, dp, ds.k, ds^T.q and the recomputed q.k) count 2.5x */
+        const double fl = 4.0 * (double)a.s.n_head * (double)a.s.head_dim * (double)a.s.T * (double)(a.s.T + 1) / 2;
+        for (int bwd = 0; bwd <= 1; bwd++)
+            for (int t = 1; t <= NTH; t++) {
+                a.nth = t;
+                a.bwd = bwd;
+                run_attn(&a); /* the forward's out and lse feed the backward */
+                arows[na].bwd = bwd, arows[na].t = t;
+                arows[na++].gf = (bwd ? 2.5 : 1.0) * fl / best_time(run_attn, &a, 1.0) * 1e-9;
+            }
+        for (int i = 0; i < 7; i++) free(*bufs[i]);
+        free(a.lse); free(a.ws);
+    }
+
     cke_machine_measure(peak, bw, NTH, bwbuf, nbw, quick);
     free(bwbuf);
     for (int t = 1; t <= NTH; t++)
@@ -251,5 +296,8 @@ int main(int argc, char **argv) {
         if (mrows[i].skip) printf("%-14s %10s\n", mrows[i].name, "(NULL slot, skipped)");
         else printf("%-14s %10.1f %7.1f%% %10.1f\n", mrows[i].name, mrows[i].gbs, 100 * mrows[i].gbs / bw[1], mrows[i].us);
     }
+    if (na) printf("\ncausal attention, T 512, 12 heads x 64 (f32)\n%-14s %3s %10s %8s\n", "kernel", "thr", "GF/s", "%peak");
+    for (int i = 0; i < na; i++)
+        printf("%-14s %3d %10.1f %7.1f%%\n", arows[i].bwd ? "attn_bwd" : "attn_fwd", arows[i].t, arows[i].gf, 100 * arows[i].gf / peak[arows[i].t]);
     return 0;
 }
