@@ -365,7 +365,7 @@ static cke_status export_model(const export_ctx *x, const ckm_api *api, ckm_mode
         st = write_file(path, x->files[i].data, x->files[i].n, err);
     }
     snprintf(path, sizeof path, "%s/tokenizer.gguf", dir);
-    if (!st && x->tok_gguf) st = cke_gguf_write_vocab(x->tok_gguf, path, err);
+    if (!st && x->tok_gguf && !(st = cke_gguf_write_vocab(x->tok_gguf, path, err))) st = fsync_path(path, err);
     /* the writers do not sync: the rename that publishes this directory must come after */
     snprintf(path, sizeof path, "%s/%s", dir, model_file);
     if (!st) st = fsync_path(path, err);
