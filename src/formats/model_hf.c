@@ -611,33 +611,22 @@ cke_status cke_model_load_hf(cke_model *m, const char *dir, cke_err *err) {
         }
     }
     if (ex) TRY(stack_experts(m, dir, ex, err));
-    /* tokenizer.json next to the weights; else a GGUF vocabulary or a llama2.c tokenizer.bin
-     * (models cke trained with a vocabulary from `cke vocab` carry one) */
+    /* tokenizer.json next to the weights; else a GGUF vocabulary (checkpoints of `cke train
+     * --tokenizer V.gguf`) or a llama2.c tokenizer.bin (models cke trained with a vocabulary from
+     * `cke vocab` carry one) */
+    static const struct { const char *name; cke_tok_source source; } toks[] = {
+        {"tokenizer.json", CKE_TOK_HF_JSON}, {"tokenizer.gguf", CKE_TOK_GGUF}, {"tokenizer.bin", CKE_TOK_LLAMA2C_BIN}};
     char *tj = cke_arena_alloc(&p->arena, strlen(dir) + 32);
     if (!tj) return cke_fail(err, CKE_ERR_NOMEM, "out of memory");
-    sprintf(tj, "%s/tokenizer.json", dir);
-    struct stat sb;
-    if (stat(tj, &sb) == 0) {
+    for (size_t k = 0; k < sizeof toks / sizeof toks[0]; k++) {
+        struct stat sb;
+        sprintf(tj, "%s/%s", dir, toks[k].name);
+        if (stat(tj, &sb) != 0) continue;
         if (!S_ISREG(sb.st_mode)) return cke_fail(err, CKE_ERR_IO, "%s: not a regular file", tj);
-        m->tok.source = CKE_TOK_HF_JSON;
+        m->tok.source = toks[k].source;
         m->tok.path = tj;
         m->tok.file_bytes = sb.st_size;
         return CKE_OK;
-    }
-    sprintf(tj, "%s/tokenizer.gguf", dir); /* a GGUF vocabulary (checkpoints of `cke train --tokenizer V.gguf`) */
-    if (stat(tj, &sb) == 0) {
-        if (!S_ISREG(sb.st_mode)) return cke_fail(err, CKE_ERR_IO, "%s: not a regular file", tj);
-        m->tok.source = CKE_TOK_GGUF;
-        m->tok.path = tj;
-        m->tok.file_bytes = sb.st_size;
-        return CKE_OK;
-    }
-    sprintf(tj, "%s/tokenizer.bin", dir);
-    if (stat(tj, &sb) == 0) {
-        if (!S_ISREG(sb.st_mode)) return cke_fail(err, CKE_ERR_IO, "%s: not a regular file", tj);
-        m->tok.source = CKE_TOK_LLAMA2C_BIN;
-        m->tok.path = tj;
-        m->tok.file_bytes = sb.st_size;
     }
     return CKE_OK;
 }
