@@ -40,18 +40,21 @@ static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 static int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 static int64_t rup(int64_t a, int64_t b) { return cdiv(a, b) * b; }
 
-/* One core's L2 bytes as the C library reports them (0: unknown), read once; a benign race. */
+/* One core's L2 bytes as the C library reports them (0: unknown), asked once; threads that race
+ * on the first call store the same value (relaxed atomics: no data race). */
 static long l2_bytes(void) {
-    static long l2 = -1;
 #if defined(__linux__) && defined(_SC_LEVEL2_CACHE_SIZE)
-    if (l2 < 0) {
-        long v = sysconf(_SC_LEVEL2_CACHE_SIZE);
-        l2 = v > 0 ? v : 0;
+    static long l2 = -1;
+    long v = __atomic_load_n(&l2, __ATOMIC_RELAXED);
+    if (v < 0) {
+        v = sysconf(_SC_LEVEL2_CACHE_SIZE);
+        if (v < 0) v = 0;
+        __atomic_store_n(&l2, v, __ATOMIC_RELAXED);
     }
+    return v;
 #else
-    l2 = 0;
+    return 0;
 #endif
-    return l2;
 }
 
 /* The packed B block's width: the ISA's NC, halved (down to 512 columns) while KC x NC floats
