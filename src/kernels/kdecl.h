@@ -54,6 +54,9 @@ typedef struct {
 void cke_gemm_drive(const cke_gemm_isa *g, float *C, const float *A, const float *B, int64_t M,
                     int64_t N, int64_t K, int64_t lda, int64_t ldb, int64_t ldc, cke_trans ta,
                     cke_trans tb, float alpha, float beta, void *ws, int nth);
+/* A table's GEMM entry: the driver over one ISA descriptor (C [M, ldc]; A, B as gemm's) */
+#define CKE_GEMM_ENTRY(name, desc)                                                                  \
+    CKE_GEMM_DECL(name) { cke_gemm_drive(&(desc), C, A, B, M, N, K, lda, ldb, ldc, ta, tb, alpha, beta, ws, nth); }
 
 
 /* ==== embed ==== */

@@ -173,8 +173,4 @@ static const cke_gemm_isa gemm_avx2 = {
     .pack_a = pack_a, .pack_b = pack_b, .ukr = ukr, .small_t = small_t,
 };
 
-void cke_gemm_avx2(float *C /* [M, ldc] */, const float *A, const float *B, int64_t M, int64_t N,
-                   int64_t K, int64_t lda, int64_t ldb, int64_t ldc, cke_trans ta, cke_trans tb,
-                   float alpha, float beta, void *ws, int nth) {
-    cke_gemm_drive(&gemm_avx2, C, A, B, M, N, K, lda, ldb, ldc, ta, tb, alpha, beta, ws, nth);
-}
+CKE_GEMM_ENTRY(cke_gemm_avx2, gemm_avx2)

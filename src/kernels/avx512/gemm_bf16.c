@@ -113,11 +113,7 @@ static const cke_gemm_isa gemm_bf16_avx512 = {
     .pack_a = pack_a, .pack_b = pack_b, .ukr = ukr, .small_t = NULL,
 };
 
-void cke_gemm_bf16_dp_avx512(float *C /* [M, ldc] */, const float *A, const float *B, int64_t M, int64_t N,
-                             int64_t K, int64_t lda, int64_t ldb, int64_t ldc, cke_trans ta, cke_trans tb,
-                             float alpha, float beta, void *ws, int nth) {
-    cke_gemm_drive(&gemm_bf16_avx512, C, A, B, M, N, K, lda, ldb, ldc, ta, tb, alpha, beta, ws, nth);
-}
+CKE_GEMM_ENTRY(cke_gemm_bf16_dp_avx512, gemm_bf16_avx512)
 
 /* Which instruction: all three kernels give the same bits, so this is speed only. Measured
  * (docs/PERFORMANCE.md, Training): Intel's Sapphire/Emerald Rapids run
