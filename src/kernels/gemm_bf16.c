@@ -12,21 +12,20 @@
 
 enum { MR = 4, NR = 16 };
 
-static void pack_a(float *dst, const float *A, int64_t lda, cke_trans ta, int64_t mc, int64_t kc) {
-    for (int64_t i = 0; i < mc; i += MR) {
-        int w = (int)(mc - i < MR ? mc - i : MR);
+/* panels of P rows of op(X) (src rows along k when rows_k, else columns), n rows, kc deep */
+static void panels(float *dst, int P, const float *src, int64_t ld, int rows_k, int64_t n, int64_t kc) {
+    for (int64_t i = 0; i < n; i += P) {
+        int w = (int)(n - i < P ? n - i : P);
         uint32_t *d = (uint32_t *)(dst + i * kc);
-        if (ta == CKE_NOTRANS) gbf_pack_rows(d, MR, A + i * lda, lda, 0, w, kc, 0);
-        else gbf_pack_cols(d, MR, A + i, lda, w, kc, 0);
+        if (rows_k) gbf_pack_rows(d, P, src + i * ld, ld, 0, w, kc, 0);
+        else gbf_pack_cols(d, P, src + i, ld, w, kc, 0);
     }
 }
+static void pack_a(float *dst, const float *A, int64_t lda, cke_trans ta, int64_t mc, int64_t kc) {
+    panels(dst, MR, A, lda, ta == CKE_NOTRANS, mc, kc);
+}
 static void pack_b(float *dst, const float *B, int64_t ldb, cke_trans tb, int64_t kc, int64_t nc) {
-    for (int64_t j = 0; j < nc; j += NR) {
-        int w = (int)(nc - j < NR ? nc - j : NR);
-        uint32_t *d = (uint32_t *)(dst + j * kc);
-        if (tb == CKE_TRANS) gbf_pack_rows(d, NR, B + j * ldb, ldb, 0, w, kc, 0);
-        else gbf_pack_cols(d, NR, B + j, ldb, w, kc, 0);
-    }
+    panels(dst, NR, B, ldb, tb == CKE_TRANS, nc, kc);
 }
 
 static void ukr(float *C /* [mr, ldc] */, int64_t ldc, const float *a_ /* [kp][MR] pairs */,
