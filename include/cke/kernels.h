@@ -274,24 +274,48 @@ void cke_gemm_batched(const cke_ktable *kt, float *C, const float *A, const floa
                       cke_trans ta, cke_trans tb, float alpha, float beta, void *ws, int nth);
 size_t cke_gemm_batched_ws_size(int64_t M, int64_t N, int64_t K, int nth);
 
+/* How a MoE router turns one row's router logits r [E] into k experts and their weights. */
+typedef struct {
+    int sigmoid;        /* 0: scores softmax(r) over all E (Mixtral, Qwen-MoE, OLMoE); 1: scores sigmoid(r) (DeepSeek-V3, GLM-4.5) */
+    int renorm;         /* the k weights divided by their sum (softmax: = a softmax over the k logits, as today; sigmoid: sum + 1e-20, as HF) */
+    const float *bias;  /* [E] or NULL: added to the scores for the choice only, never to the weights (e_score_correction_bias) */
+    int64_t n_group;    /* group-limited routing: the E experts in n_group equal consecutive groups, each group ranked by the
+                         * sum of its two largest choice scores (score + bias), only the topk_group best groups' experts may
+                         * be chosen; n_group <= 1: no groups */
+    int64_t topk_group;
+    float scale;        /* every weight multiplied by it (routed_scaling_factor); 1: none */
+} cke_moe_gate;
+
+/* 0 if gate routes E experts k at a time, else -1: gate NULL, k outside 1..E, scale not a finite number > 0
+ * (a zeroed struct is refused, not silently all-zero), or with n_group > 1: E not a multiple of
+ * n_group, topk_group outside 1..n_group, or k > topk_group * (E / n_group) (fewer experts allowed
+ * than chosen). */
+int cke_moe_gate_check(const cke_moe_gate *gate, int64_t E, int64_t k);
+
 /* Mixture-of-experts FFN (src/kernels/moe.c; the spec is cke_moe_fwd_ref, src/kernels/ref/moe.c).
- * For each row x_t [D]: router logits r = router . x_t [E]; the k largest (a tie goes to the lower
- * expert index); weights w = their softmax probabilities over all E, with renorm renormalized over
- * the k (= softmax over those k logits: Mixtral); out_t = sum over the chosen e of
- * w_e * down_e (silu(gate_e x_t) * up_e x_t).
+ * For each row x_t [D]: router logits r = router . x_t [E]; scores s = softmax(r) over all E or
+ * sigmoid(r) (route->sigmoid); choice scores c = s + bias (the softmax without bias or groups ranks
+ * r itself: the same order, and today's bits); with groups (HF's DeepseekV3TopkRouter /
+ * Glm4MoeTopkRouter), each group's score is the sum of its two largest c (its one c when a group is
+ * a single expert), the topk_group best groups are kept and the others' experts are never chosen;
+ * the k largest c among those left are chosen (a tie goes to the lower index, for groups too; a
+ * NaN never wins over a number); weights w = s of the chosen (never the bias), with renorm divided
+ * by their sum (softmax: = a softmax over those k logits, Mixtral; sigmoid: sum + 1e-20), times
+ * route->scale; out_t = sum over the chosen e of w_e * down_e (silu(gate_e x_t) * up_e x_t).
  * Rows routed to an expert are gathered and run through its three linears as one GEMM (decode:
  * k GEMVs; unchosen experts' weights are not read), then scattered back weighted, experts in index
  * order. The expert stacks are f32 (qtype 0) or stored formats as cke_qlinear_fwd takes them, each
  * expert a block of rows (gate/up: F rows of D, down: D rows of F). ws: cke_moe_ws_size (also
  * enough for the _ref, which is f32). Returns 0, or -1 for a format without kernels, rows that are
- * not whole blocks, or k outside 1..E. */
+ * not whole blocks, or a gate cke_moe_gate_check refuses (out untouched). The _ref, returning
+ * nothing, leaves out untouched for a refused gate. */
 int cke_moe_fwd(const cke_ktable *kt, float *out /* [T,D] */, const float *x /* [T,D] */,
                 const float *router /* [E,D] */, const void *gate /* [E,F,D] */, const void *up /* [E,F,D] */,
                 const void *down /* [E,D,F] */, int qgate, int qup, int qdown, int64_t T, int64_t D, int64_t F,
-                int64_t E, int64_t k, int renorm, void *ws, int nth);
+                int64_t E, int64_t k, const cke_moe_gate *route, void *ws, int nth);
 void cke_moe_fwd_ref(float *out /* [T,D] */, const float *x /* [T,D] */, const float *router /* [E,D] */,
                      const float *gate /* [E,F,D] */, const float *up /* [E,F,D] */, const float *down /* [E,D,F] */,
-                     int64_t T, int64_t D, int64_t F, int64_t E, int64_t k, int renorm, void *ws);
+                     int64_t T, int64_t D, int64_t F, int64_t E, int64_t k, const cke_moe_gate *route, void *ws);
 size_t cke_moe_ws_size(int64_t T, int64_t D, int64_t F, int64_t E, int64_t k, int qgate, int qup, int qdown, int nth);
 /* Backward of cke_moe_fwd on f32 experts (training). The routing and each chosen expert's gate,
  * up, SwiGLU and output are recomputed from x (nothing is saved by the forward: the backward
@@ -299,27 +323,33 @@ size_t cke_moe_ws_size(int64_t T, int64_t D, int64_t F, int64_t E, int64_t k, in
  *   dw_tj    = dout_t . y_e(x_t)                 (each chosen expert's output, its routing weight's gradient)
  *   ddown_e += (w dout)^T h,  dh = (w dout) down_e, dgate/dup via SwiGLU,
  *   dgate_e += dg^T x, dup_e += du^T x, dx += dg gate_e + du up_e,
- *   dlogits  = the softmax's backward of dw (over the k with renorm, over all E without),
- *              plus, with aux_g [E] (the load-balancing loss's gradient with respect to each
- *              expert's router probability, identical for every row), p (aux_g - p . aux_g),
+ *   dlogits  = softmax scoring: the softmax's backward of scale * dw (over the k with renorm, over
+ *              all E without), plus, with aux_g [E] (the load-balancing loss's gradient with respect
+ *              to each expert's router probability, identical for every row), p (aux_g - p . aux_g);
+ *              sigmoid scoring: with S = sum of the chosen s (+ 1e-20) and ds_j = scale (dw_j / S -
+ *              (sum_i dw_i s_i) / S^2) with renorm, ds_j = scale dw_j without, dlogit_j = ds_j s_j (1 - s_j)
+ *              for the chosen, 0 for the others; aux_g is ignored (the load-balancing loss is the
+ *              softmax routers'; DeepSeek-V3 balances through the bias instead),
  *   drouter += dlogits^T x, dx += dlogits router.
- * Every output accumulates (+=). Deterministic: experts in index order, rows in order, for any
- * nth. ws: cke_moe_bwd_ws_size. */
+ * The bias and the group choice get no gradient (the choice is piecewise constant). Every output
+ * accumulates (+=). Deterministic: experts in index order, rows in order, for any nth. A gate
+ * cke_moe_gate_check refuses leaves every output untouched. ws: cke_moe_bwd_ws_size. */
 void cke_moe_bwd(const cke_ktable *kt, float *dx /* [T,D] += */, float *drouter /* [E,D] += */,
                  float *dgate /* [E,F,D] += */, float *dup /* [E,F,D] += */, float *ddown /* [E,D,F] += */,
                  const float *dout /* [T,D] */, const float *x /* [T,D] */, const float *router /* [E,D] */,
                  const float *gate /* [E,F,D] */, const float *up /* [E,F,D] */, const float *down /* [E,D,F] */,
-                 const float *aux_g /* [E] or NULL */, int64_t T, int64_t D, int64_t F, int64_t E, int64_t k, int renorm,
-                 void *ws, int nth);
+                 const float *aux_g /* [E] or NULL */, int64_t T, int64_t D, int64_t F, int64_t E, int64_t k,
+                 const cke_moe_gate *route, void *ws, int nth);
 /* The spec: one row and one chosen expert at a time, sums in double. Single-threaded. */
 void cke_moe_bwd_ref(float *dx, float *drouter, float *dgate, float *dup, float *ddown, const float *dout, const float *x,
                      const float *router, const float *gate, const float *up, const float *down, const float *aux_g,
-                     int64_t T, int64_t D, int64_t F, int64_t E, int64_t k, int renorm, void *ws);
+                     int64_t T, int64_t D, int64_t F, int64_t E, int64_t k, const cke_moe_gate *route, void *ws);
 size_t cke_moe_bwd_ws_size(int64_t T, int64_t D, int64_t F, int64_t E, int64_t k, int nth); /* also cke_moe_router_stats' */
 /* The router statistics HF's load-balancing loss (load_balancing_loss_func: Switch Transformer
  * eq. 4-6) is made of, summed over calls (layers, sequences): stats[e] += the number of rows
  * that chose expert e among their top k, stats[E + e] += the sum over rows of e's router
- * probability (softmax over all E). The loss over N rows is E / N^2 * sum_e stats[e] * stats[E+e]. */
+ * probability (softmax over all E). The loss over N rows is E / N^2 * sum_e stats[e] * stats[E+e].
+ * Softmax routing only: the top k of the logits, no bias, no groups (a sigmoid router has no such loss). */
 void cke_moe_router_stats(const cke_ktable *kt, double *stats /* [2E] += */, const float *x /* [T,D] */,
                           const float *router /* [E,D] */, int64_t T, int64_t D, int64_t E, int64_t k, void *ws, int nth);
 /* out[t] = sigmoid(g[t]) * x[t] for each row t (Qwen2-MoE's gated shared expert); the sigmoid in

@@ -48,12 +48,23 @@ static int wdtype_all(const cke_plan *p, int vi, int *any) {
     for (int l = 0; v->layer >= 0 && l < ir->n_layer; l++) {
         char nm[CKE_IR_NAME + 16];
         snprintf(nm, sizeof nm, "l%d.%s", l, v->base);
-        int dt = cke_plan_wdtype(p, cke_ir_find(ir, nm));
+        const int li = cke_ir_find(ir, nm);
+        if (li >= 0 && ir->v[li].absent) continue; /* not this layer's kind */
+        int dt = cke_plan_wdtype(p, li);
         if (dt) *any = 1;
         if (dt != first) same = 0;
     }
     return same ? first : -1;
 }
+const char *cke_codegen_moe_gate(char *buf, size_t nb, const cke_node *n, const char *bias) {
+    char sc[32];
+    snprintf(buf, nb, "&(const cke_moe_gate){.sigmoid = %d, .renorm = %d, .bias = %s, .n_group = %lld, .topk_group = %lld, .scale = %s}",
+             n->a.moe_sigmoid, n->a.norm_topk, bias, (long long)(n->a.n_group > 1 ? n->a.n_group : 1),
+             (long long)(n->a.n_group > 1 ? n->a.topk_group : 1),
+             cke_codegen_flit(sc, sizeof sc, n->a.routed_scale > 0 ? n->a.routed_scale : 1.0f));
+    return buf;
+}
+
 static const char *qname(int dt) {
     const cke_qtype_ops *q = dt > 0 && dt < CKE_QTYPE_COUNT ? cke_ktable_for(CKE_ISA_REF)->qops[dt] : NULL;
     return q ? q->name : "f32";
@@ -86,10 +97,13 @@ static int64_t cols_of(const cke_value *v) {
 
 /* The copy of layer-0 node n in layer l (templates are uniform: same value names per layer). */
 static const cke_node *node_in_layer(const cke_ir *ir, const cke_node *n, int l) {
-    char name[CKE_IR_NAME];
-    snprintf(name, sizeof name, "l%d.%s", l, ir->v[n->out].base);
-    int vi = cke_ir_find(ir, name);
-    return vi >= 0 && ir->v[vi].producer >= 0 ? &ir->n[ir->v[vi].producer] : n;
+    for (int i = 0; i < ir->nn; i++) { /* op and kind too: two layer kinds may define one value */
+        const cke_node *q = &ir->n[i];
+        if (q->section == CKE_SEC_LAYER && q->layer == l && q->op == n->op && q->kind == n->kind &&
+            !strcmp(ir->v[q->out].base, ir->v[n->out].base))
+            return q;
+    }
+    return n;
 }
 
 /* Attributes that may differ between layers (a template attribute using `layer`, e.g. Gemma 2's
@@ -150,6 +164,16 @@ static const char *la_expr(char *buf, size_t nb, const cke_ir *ir, const cke_nod
 
 static void emit_layer_attrs(const cke_ir *ir, FILE *f) {
     char c[CKE_IR_NAME], lit[32];
+    for (int k = 0; k < ir->n_kinds; k++) { /* the template's layer kinds: which layers run which nodes */
+        int used = 0; /* only kinds some node runs in (a kind of no layer leaves its nodes out) */
+        for (int i = 0; i < ir->nn && !used; i++) used = ir->n[i].kind == k + 1 && cke_ir_node_ever(ir, &ir->n[i]);
+        if (!used) continue;
+        fprintf(f, "static const unsigned char L_is_%s[N_LAYER] = { /* 1: a %s layer */\n   ", ir->kind_name[k], ir->kind_name[k]);
+        for (int l = 0; l < ir->n_layer; l++)
+            fprintf(f, " %d%s%s", ir->kind_on[(size_t)k * (size_t)ir->n_layer + (size_t)l], l + 1 < ir->n_layer ? "," : "",
+                    l % 16 == 15 && l + 1 < ir->n_layer ? "\n   " : "");
+        fprintf(f, "};\n");
+    }
     for (int i = 0; i < ir->nn; i++) {
         const cke_node *n = &ir->n[i];
         if (n->section != CKE_SEC_LAYER || n->layer != 0) continue;
@@ -424,9 +448,19 @@ static void emit_node(emit_ctx *e, const cke_node *n, const char *ind) {
         wname(wg, sizeof wg, ir, n->in[2], lv);
         wname(wu, sizeof wu, ir, n->in[3], lv);
         wname(wd, sizeof wd, ir, n->in[4], lv);
-        char sm[64];
-        snprintf(sm, sizeof sm, n->a.norm_topk ? "softmax over the %lld chosen" : "softmax over all %lld, not renormalized",
-                 n->a.norm_topk ? (long long)n->a.n_expert_used : E);
+        char sm[96], bias[128] = "NULL", gate[320];
+        if (n->a.moe_sigmoid)
+            snprintf(sm, sizeof sm, "sigmoid scores%s%s%s", n->n_in > 5 ? ", chosen with a bias" : "",
+                     n->a.n_group > 1 ? " among the best groups" : "", n->a.norm_topk ? ", renormalized" : "");
+        else
+            snprintf(sm, sizeof sm, n->a.norm_topk ? "softmax over the %lld chosen" : "softmax over all %lld, not renormalized",
+                     n->a.norm_topk ? (long long)n->a.n_expert_used : E);
+        if (n->n_in > 5) {
+            char wbias[96];
+            wname(wbias, sizeof wbias, ir, n->in[5], lv);
+            snprintf(bias, sizeof bias, "WT(%s)", wbias);
+        }
+        cke_codegen_moe_gate(gate, sizeof gate, n, bias);
         fprintf(f, "%s/* moe: %s%s = sum over the top %lld of %lld experts (%s[%lld,%lld] . %s, %s) of\n"
                    "%s   w_e * %s[e][%lld,%lld] . (silu(%s[e][%lld,%lld] . %s) * %s[e][%lld,%lld] . %s);\n"
                    "%s   rows grouped per expert (each chosen expert's weights read once per call) */\n",
@@ -444,9 +478,9 @@ static void emit_node(emit_ctx *e, const cke_node *n, const char *ind) {
         }
         fprintf(f, "%s/* experts stored as %s, %s, %s */\n", ind, fmt[0] >= 0 ? qname(fmt[0]) : "per-layer formats",
                 fmt[1] >= 0 ? qname(fmt[1]) : "per-layer formats", fmt[2] >= 0 ? qname(fmt[2]) : "per-layer formats");
-        fprintf(f, "%scke_moe_fwd(kt, %s, %s, WT(%s), WQ(%s), WQ(%s), WQ(%s), %s, %s, %s, %s, %lld, %lld, %lld, %lld, %d,\n"
-                   "%s            m->scratch, NTH((int64_t)%s * %lld));\n",
-                ind, on, in0, wr, wg, wu, wd, qt[0], qt[1], qt[2], R, D, F, E, (long long)n->a.n_expert_used, n->a.norm_topk, ind, R,
+        fprintf(f, "%scke_moe_fwd(kt, %s, %s, WT(%s), WQ(%s), WQ(%s), WQ(%s), %s, %s, %s, %s, %lld, %lld, %lld, %lld,\n"
+                   "%s            %s,\n%s            m->scratch, NTH((int64_t)%s * %lld));\n",
+                ind, on, in0, wr, wg, wu, wd, qt[0], qt[1], qt[2], R, D, F, E, (long long)n->a.n_expert_used, ind, gate, ind, R,
                 (long long)n->a.n_expert_used * 3 * F * D);
         break;
     }
@@ -559,9 +593,10 @@ static void emit_mode(emit_ctx *e) {
         fprintf(f, "    float *%s = (float *)(A + %c_%s); /* %s */\n", c, e->pre, c, s);
     }
     fprintf(f, "\n");
-    int in_loop = 0, head_done = 0;
+    int in_loop = 0, head_done = 0, open_kind = 0;
     for (int i = 0; i < m->n_sched; i++) {
         const cke_node *n = &m->sched[i];
+        if (open_kind && n->section != CKE_SEC_LAYER) fprintf(f, "        }\n"), open_kind = 0;
         if (n->section == CKE_SEC_EPILOGUE && m->n_head && !head_done) {
             if (in_loop) fprintf(f, "    }\n");
             in_loop = 0;
@@ -581,7 +616,13 @@ static void emit_mode(emit_ctx *e) {
             fprintf(f, "    }\n");
             in_loop = 0;
         }
-        const char *ind = in_loop ? "        " : "    ";
+        /* nodes of a layer kind run in that kind's layers only: one if-block per run of them */
+        const int kind = in_loop ? n->kind : 0;
+        if (kind != open_kind && open_kind) fprintf(f, "        }\n");
+        if (kind != open_kind && kind)
+            fprintf(f, "        if (L_is_%s[l]) { /* %s layers only */\n", ir->kind_name[kind - 1], ir->kind_name[kind - 1]);
+        open_kind = kind;
+        const char *ind = kind ? "            " : in_loop ? "        " : "    ";
         if (e->p->canaries) {
             const cke_buf *ob = &m->bufs[m->buf_of[n->out]];
             if (ob->alias_of >= 0) ob = &m->bufs[ob->alias_of];
@@ -595,6 +636,7 @@ static void emit_mode(emit_ctx *e) {
             fprintf(f, "%scanary_check(m, %c_canary, (int)(sizeof %c_canary / sizeof %c_canary[0]), T, %d, \"%s\", %s);\n", ind,
                     e->pre, e->pre, e->pre, i, cke_op_names[n->op], in_loop ? "l" : "-1");
     }
+    if (open_kind) fprintf(f, "        }\n");
     if (in_loop) fprintf(f, "    }\n");
     const cke_value *lg = &ir->v[m->sched[m->n_sched - 1].out];
     cname(c, sizeof c, lg);
@@ -728,7 +770,7 @@ static void train_prof_entries(FILE *f, const cke_train_plan *tp) {
     static const cke_section fwd[3] = {CKE_SEC_PROLOGUE, CKE_SEC_LAYER, CKE_SEC_EPILOGUE};
     for (int k = 0; k < 3; k++)
         for (int i = 0; i < ir->nn; i++)
-            if (ir->n[i].section == fwd[k] && (fwd[k] != CKE_SEC_LAYER || ir->n[i].layer == 0)) train_entry(f, tp, &ir->n[i], 2, step++);
+            if (ir->n[i].section == fwd[k] && (fwd[k] != CKE_SEC_LAYER || (ir->n[i].layer == 0 && cke_ir_node_ever(ir, &ir->n[i])))) train_entry(f, tp, &ir->n[i], 2, step++);
     double V = (double)ir->v[ir->n[ir->nn - 1].out].dims[1];
     fprintf(f, "    {.mode = 2, .step = %d, .name = \"loss\", .per_layer = 0, .op = \"xent\",\n"
                "     .shape = \"[R,%.0f] logits, targets[R] -> loss[R], dlogits[R,%.0f]\", .qtype = -1,\n"
@@ -736,7 +778,7 @@ static void train_prof_entries(FILE *f, const cke_train_plan *tp) {
             step++, V, V, 5 * V, 8 * V);
     for (int k = 2; k >= 0; k--)
         for (int i = ir->nn - 1; i >= 0; i--)
-            if (ir->n[i].section == fwd[k] && (fwd[k] != CKE_SEC_LAYER || ir->n[i].layer == 0)) train_entry(f, tp, &ir->n[i], 3, step++);
+            if (ir->n[i].section == fwd[k] && (fwd[k] != CKE_SEC_LAYER || (ir->n[i].layer == 0 && cke_ir_node_ever(ir, &ir->n[i])))) train_entry(f, tp, &ir->n[i], 3, step++);
     double params = 0;
     for (int i = 0; i < tp->p->nw; i++) params += (double)cke_value_numel(&ir->v[tp->p->w[i].value], 1);
     fprintf(f, "    {.mode = 4, .step = %d, .name = \"adamw\", .per_layer = 0, .op = \"adamw\",\n"
@@ -858,7 +900,10 @@ cke_status cke_codegen_emit(const cke_plan *p, const cke_codegen_opts *o, FILE *
     }
     for (int i = 0; i < p->nw; i++) {
         const cke_value *v = &ir->v[p->w[i].value];
-        if (v->layer != 0) continue;
+        if (v->layer < 0) continue;
+        int dup = 0; /* one array per layer weight, at its first layer holding bytes (a layer kind may skip layer 0) */
+        for (int j = 0; j < i && !dup; j++) dup = ir->v[p->w[j].value].layer >= 0 && !strcmp(ir->v[p->w[j].value].base, v->base);
+        if (dup) continue;
         cname(c, sizeof c, v);
         shape_c(s, sizeof s, v, "");
         int anyq = 0, dt = wdtype_all(p, p->w[i].value, &anyq);
@@ -877,7 +922,7 @@ cke_status cke_codegen_emit(const cke_plan *p, const cke_codegen_opts *o, FILE *
             char nm[CKE_IR_NAME];
             snprintf(nm, sizeof nm, "l%d.%s", l, v->base);
             int vi = cke_ir_find(ir, nm);
-            size_t off = 0;
+            size_t off = 0; /* 0 also for a layer whose kind has no such tensor (never read there) */
             for (int k = 0; k < p->nw; k++)
                 if (p->w[k].value == vi) off = p->w[k].offset;
             fprintf(f, " %zu%s", off, l + 1 < ir->n_layer ? "," : "");

@@ -41,6 +41,10 @@ int cke_codegen_train_prof_base(const cke_plan *p);
  * array element L_<value>_<attr>[l] when it differs between layers, else the literal. */
 const char *cke_codegen_attn_attr(char *buf, size_t nb, const cke_ir *ir, const cke_node *n, const char *attr);
 
+/* A moe node's routing as a C compound literal of cke_moe_gate (kernels.h), bias the C expression of
+ * its choice bias ("NULL" when it has none); returns buf. */
+const char *cke_codegen_moe_gate(char *buf, size_t nb, const cke_node *n, const char *bias);
+
 /* A float as a C literal that round-trips ("1e-05f", "0.0f"); returns buf. */
 const char *cke_codegen_flit(char *buf, size_t n, float x);
 

@@ -24,7 +24,7 @@ typedef struct {
 static int moe_aux(const cke_ir *ir, int64_t *E, int *layers, double *coef) {
     *E = 0, *layers = 0, *coef = 0;
     for (int i = 0; i < ir->nn; i++)
-        if (ir->n[i].op == CKE_OP_MOE && ir->n[i].a.aux_coef != 0) {
+        if (ir->n[i].op == CKE_OP_MOE && ir->n[i].a.aux_coef != 0 && cke_ir_node_on(ir, &ir->n[i], ir->n[i].layer)) {
             *E = ir->v[ir->n[i].in[2]].dims[0], *coef = ir->n[i].a.aux_coef;
             (*layers)++;
         }
@@ -209,9 +209,11 @@ static void emit_fwd(const tctx *c, int ni, const char *ind, int in_loop) {
         char wu[80], wd[80];
         iexpr(wu, sizeof wu, c, n->in[3], in_loop);
         iexpr(wd, sizeof wd, c, n->in[4], in_loop);
-        fprintf(f, "%s(void)cke_moe_fwd(kl, %s, %s, %s, %s, %s, %s, 0, 0, 0, R, %lld, %lld, %lld, %lld, %d, t->scratch, m->nth);\n",
+        char bias[96] = "NULL", gate[320];
+        if (n->n_in > 5) iexpr(bias, sizeof bias, c, n->in[5], in_loop);
+        fprintf(f, "%s(void)cke_moe_fwd(kl, %s, %s, %s, %s, %s, %s, 0, 0, 0, R, %lld, %lld, %lld, %lld,\n%s                  %s, t->scratch, m->nth);\n",
                 ind, o, a, b, d, wu, wd, (long long)g->dims[2], (long long)g->dims[1], (long long)g->dims[0],
-                (long long)n->a.n_expert_used, n->a.norm_topk);
+                (long long)n->a.n_expert_used, ind, cke_codegen_moe_gate(gate, sizeof gate, n, bias));
         if (c->moe_aux && n->a.aux_coef != 0 && !c->recomputing)
             fprintf(f, "%scke_moe_router_stats(kt, t->moe_stats, %s, %s, R, %lld, %lld, %lld, t->scratch, m->nth); /* for the "
                        "load-balancing loss */\n",
@@ -261,6 +263,15 @@ static void emit_bwd(const tctx *c, int ni, const char *ind, int in_loop, char *
     if (n->n_in > 2) gname(gc, sizeof gc, c, n->in[2], in_loop);
     if (c->tp->aux_of[ni] >= 0) snprintf(st, sizeof st, "%s_stats", o);
     for (int k = 0; k < n->n_in; k++) emit_zero(c, n->in[k], ind, in_loop, zeroed);
+    /* a node of a layer kind: its gradients are zeroed in every layer (another node may add to them),
+     * its backward runs in that kind's layers only */
+    char kind_ind[64];
+    const int kinded = in_loop && n->kind > 0;
+    if (kinded) {
+        fprintf(f, "%sif (L_is_%s[l]) { /* %s layers only */\n", ind, ir->kind_name[n->kind - 1], ir->kind_name[n->kind - 1]);
+        snprintf(kind_ind, sizeof kind_ind, "%s    ", ind);
+        ind = kind_ind;
+    }
     int64_t C = tcols(&ir->v[n->out]);
     fprintf(f, "%s/* backward of %s %s */\n", ind, cke_op_names[n->op], o);
     switch (n->op) {
@@ -334,11 +345,13 @@ static void emit_bwd(const tctx *c, int ni, const char *ind, int in_loop, char *
         iexpr(wd, sizeof wd, c, n->in[4], in_loop);
         gname(gu, sizeof gu, c, n->in[3], in_loop);
         gname(gd, sizeof gd, c, n->in[4], in_loop);
+        char bias[96] = "NULL", gate[320];
+        if (n->n_in > 5) iexpr(bias, sizeof bias, c, n->in[5], in_loop);
         fprintf(f, "%scke_moe_bwd(kl, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,\n"
-                   "%s            %s, R, %lld, %lld, %lld, %lld, %d, t->scratch, m->nth);\n",
+                   "%s            %s, R, %lld, %lld, %lld, %lld,\n%s            %s, t->scratch, m->nth);\n",
                 ind, ga, gb, gc, gu, gd, go, a, b, wg, wu, wd, ind,
                 c->moe_aux && n->a.aux_coef != 0 ? "t->moe_auxg" : "NULL", (long long)g->dims[2], (long long)g->dims[1],
-                (long long)g->dims[0], (long long)n->a.n_expert_used, n->a.norm_topk);
+                (long long)g->dims[0], (long long)n->a.n_expert_used, ind, cke_codegen_moe_gate(gate, sizeof gate, n, bias));
         break;
     }
     case CKE_OP_POSEMB:
@@ -348,6 +361,19 @@ static void emit_bwd(const tctx *c, int ni, const char *ind, int in_loop, char *
         break;
     default: fprintf(f, "%s#error op %s has no backward emission\n", ind, cke_op_names[n->op]); break;
     }
+    if (kinded) fprintf(f, "%.*s}\n", (int)strlen(ind) - 4, ind);
+}
+
+/* The forward of body node i, in its kind's layers only when it has a layer kind. */
+static void emit_fwd_kind(const tctx *c, int i, int prof) {
+    const cke_node *n = &c->ir->n[i];
+    const char *ind = n->kind > 0 ? "            " : "        ";
+    if (n->kind > 0)
+        fprintf(c->f, "        if (L_is_%s[l]) { /* %s layers only */\n", c->ir->kind_name[n->kind - 1], c->ir->kind_name[n->kind - 1]);
+    if (prof) prof_begin(c, ind);
+    emit_fwd(c, i, ind, 1);
+    if (prof) prof_end(c, ind, 1);
+    if (n->kind > 0) fprintf(c->f, "        }\n");
 }
 
 /* pointer declarations of one section's values (and their stats and gradients) */
@@ -356,11 +382,22 @@ static void emit_decls(const tctx *c, cke_section sec, const char *ind, int with
     const cke_train_plan *tp = c->tp;
     FILE *f = c->f;
     int in_loop = sec == CKE_SEC_LAYER;
+    int stats_of = -1; /* a value two layer kinds define is declared once; at most one of them keeps statistics */
     for (int i = 0; i < ir->nn; i++) {
         const cke_node *n = &ir->n[i];
-        if (n->section != sec || (in_loop && n->layer != 0)) continue;
+        if (n->section != sec || (in_loop && (n->layer != 0 || !cke_ir_node_ever(ir, n)))) continue;
+        int again = 0;
+        for (int j = 0; j < i && !again; j++)
+            again = ir->n[j].out == n->out && ir->n[j].section == sec && cke_ir_node_ever(ir, &ir->n[j]);
         char o[80];
         fname(o, sizeof o, c, n->out, in_loop);
+        if (again) {
+            if (tp->aux_of[i] >= 0 && stats_of != n->out)
+                fprintf(f, "%sfloat *%s_stats = (float *)(%s + %zuu); /* saved statistics */\n", ind, o, in_loop ? "S" : "SG",
+                        tp->b[tp->aux_of[i]].offset);
+            continue;
+        }
+        if (tp->aux_of[i] >= 0) stats_of = n->out;
         int bi = tp->fwd_of[n->out];
         const cke_tbuf *b = &tp->b[bi];
         const char *base = b->kind == CKE_TB_TEMP ? "TP" : in_loop ? "S" : "SG";
@@ -471,11 +508,7 @@ cke_status cke_codegen_emit_train(const cke_train_plan *tp, FILE *f, cke_err *er
     fprintf(f, "        const float *%s_in = l == 0 ? %s : LAYER_OUT(l - 1);\n", cx, ir->v[tp->carry_in].name);
     emit_decls(&c, CKE_SEC_LAYER, "        ", 0);
     for (int i = 0; i < ir->nn; i++)
-        if (ir->n[i].section == CKE_SEC_LAYER && ir->n[i].layer == 0) {
-            prof_begin(&c, "        ");
-            emit_fwd(&c, i, "        ", 1);
-            prof_end(&c, "        ", 1);
-        }
+        if (ir->n[i].section == CKE_SEC_LAYER && ir->n[i].layer == 0 && cke_ir_node_ever(ir, &ir->n[i])) emit_fwd_kind(&c, i, 1);
     fprintf(f, "        (void)S;\n    }\n");
     for (int i = 0; i < ir->nn; i++)
         if (ir->n[i].section == CKE_SEC_EPILOGUE) { prof_begin(&c, "    "); emit_fwd(&c, i, "    ", 0); prof_end(&c, "    ", 0); }
@@ -514,13 +547,13 @@ cke_status cke_codegen_emit_train(const cke_train_plan *tp, FILE *f, cke_err *er
         fprintf(f, "        /* recompute this layer's forward from its saved input (activation checkpointing) */\n");
         c.recomputing = 1;
         for (int i = 0; i < ir->nn; i++)
-            if (ir->n[i].section == CKE_SEC_LAYER && ir->n[i].layer == 0) emit_fwd(&c, i, "        ", 1);
+            if (ir->n[i].section == CKE_SEC_LAYER && ir->n[i].layer == 0 && cke_ir_node_ever(ir, &ir->n[i])) emit_fwd_kind(&c, i, 0);
         c.recomputing = 0;
     }
     /* body gradients are zeroed per layer at their first contribution; the carried one too */
     memset(zeroed, 0, (size_t)nbuf + 1);
     for (int i = ir->nn - 1; i >= 0; i--)
-        if (ir->n[i].section == CKE_SEC_LAYER && ir->n[i].layer == 0) {
+        if (ir->n[i].section == CKE_SEC_LAYER && ir->n[i].layer == 0 && cke_ir_node_ever(ir, &ir->n[i])) {
             prof_begin(&c, "        ");
             emit_bwd(&c, i, "        ", 1, zeroed);
             prof_end(&c, "        ", 1);

@@ -35,7 +35,7 @@ typedef struct {
 
 typedef struct {
     const cke_model *m;
-    feature hp[40];
+    feature hp[64];
     int n_hp;
 } src_ctx;
 
@@ -87,6 +87,14 @@ static void fill_hparams(src_ctx *c) {
     hp_add(c, "moe_norm_topk", h->moe_norm_topk ? 1 : 0, none); /* read by every template with experts */
     hp_add(c, "shexp_ffn_dim", (double)h->shexp_ffn_dim, 0);    /* a shared expert (Qwen2-MoE) */
     hp_add(c, "moe_aux_coef", h->moe_aux_coef, 0);              /* training's load-balancing loss */
+    /* DeepSeek-style MoE (GLM-4.5): leading dense layers, sigmoid router with a choice bias, groups, scale */
+    hp_add(c, "first_k_dense", (double)h->n_dense_lead, 0);
+    hp_add(c, "expert_ffn_dim", (double)(h->expert_ffn_dim ? h->expert_ffn_dim : h->ffn_dim), none);
+    hp_add(c, "shexp_ungated", h->shexp_ungated ? 1 : 0, 0);
+    hp_add(c, "moe_sigmoid", h->moe_sigmoid ? 1 : 0, 0);
+    hp_add(c, "moe_n_group", (double)(h->moe_n_group > 1 ? h->moe_n_group : 1), 1);
+    hp_add(c, "moe_topk_group", (double)(h->moe_n_group > 1 ? h->moe_topk_group : 1), none);
+    hp_add(c, "moe_routed_scale", h->moe_routed_scale > 0 ? h->moe_routed_scale : 1, 1);
 }
 
 /* A feature the model uses must be one the template knows: checked by the IR builder once the

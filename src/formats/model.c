@@ -16,7 +16,7 @@ static const char *const arch_names[CKE_ARCH_COUNT] = {
     [CKE_ARCH_QWEN3] = "qwen3", [CKE_ARCH_GEMMA] = "gemma",     [CKE_ARCH_GEMMA2] = "gemma2",
     [CKE_ARCH_GPT2] = "gpt2",   [CKE_ARCH_PHI3] = "phi3",       [CKE_ARCH_GEMMA3] = "gemma3",
     [CKE_ARCH_MIXTRAL] = "mixtral", [CKE_ARCH_QWEN3_MOE] = "qwen3_moe",
-    [CKE_ARCH_OLMOE] = "olmoe", [CKE_ARCH_QWEN2_MOE] = "qwen2_moe",
+    [CKE_ARCH_OLMOE] = "olmoe", [CKE_ARCH_QWEN2_MOE] = "qwen2_moe", [CKE_ARCH_GLM4_MOE] = "glm4_moe",
 };
 
 const char *cke_arch_name(cke_arch a) { return (unsigned)a < CKE_ARCH_COUNT ? arch_names[a] : "?"; }
@@ -175,8 +175,19 @@ cke_status cke_model_check_hparams(cke_model *m, bool final, cke_err *err) {
         (s = cke_hp_int("rope dims", h->rope.dims, 0, CKE_HP_MAX_HEADS, err)) ||
         (s = cke_hp_int("n_expert", h->n_expert, 0, CKE_HP_MAX_EXPERTS, err)) ||
         (s = cke_hp_int("n_expert_used", h->n_expert_used, h->n_expert ? 1 : 0, h->n_expert, err)) ||
-        (s = cke_hp_int("shared expert ffn", h->shexp_ffn_dim, 0, CKE_HP_MAX_FFN, err)))
+        (s = cke_hp_int("shared expert ffn", h->shexp_ffn_dim, 0, CKE_HP_MAX_FFN, err)) ||
+        (s = cke_hp_int("expert ffn", h->expert_ffn_dim, 0, CKE_HP_MAX_FFN, err)) ||
+        (s = cke_hp_int("leading dense layers", h->n_dense_lead, 0, h->n_layers, err)) ||
+        (s = cke_hp_int("expert groups", h->moe_n_group, 0, h->n_expert > 0 ? h->n_expert : 1, err)) ||
+        (s = cke_hp_int("expert groups used", h->moe_topk_group, 0, h->moe_n_group > 1 ? h->moe_n_group : 1, err)))
         goto fail;
+    if (h->moe_n_group > 1 && (h->n_expert % h->moe_n_group || h->moe_topk_group < 1 ||
+                               h->n_expert_used > h->moe_topk_group * (h->n_expert / h->moe_n_group))) {
+        s = cke_fail(err, CKE_ERR_FORMAT, "%lld experts in %lld groups, %lld groups used, %lld experts used: the groups must "
+                     "be equal and the used groups must hold the used experts", (long long)h->n_expert,
+                     (long long)h->moe_n_group, (long long)h->moe_topk_group, (long long)h->n_expert_used);
+        goto fail;
+    }
     if (!h->head_dim) {
         if (h->dim % h->n_heads) {
             s = cke_fail(err, CKE_ERR_FORMAT, "dim %lld is not a multiple of n_heads %lld (and no head_dim is given)",
@@ -205,7 +216,8 @@ cke_status cke_model_check_hparams(cke_model *m, bool final, cke_err *err) {
         (s = cke_hp_float("embd_scale", h->embd_scale, 0, true, DBL_MAX, err)) ||
         (s = cke_hp_float("attn_scale", h->attn_scale, 0, true, DBL_MAX, err)) ||
         (s = cke_hp_float("attn_softcap", h->attn_softcap, 0, false, DBL_MAX, err)) ||
-        (s = cke_hp_float("final_softcap", h->final_softcap, 0, false, DBL_MAX, err)))
+        (s = cke_hp_float("final_softcap", h->final_softcap, 0, false, DBL_MAX, err)) ||
+        (s = cke_hp_float("routed_scaling_factor", h->moe_routed_scale, 0, false, 1e6, err)))
         goto fail;
     if (h->rope.scaling == CKE_ROPE_SCALING_LINEAR || h->rope.scaling == CKE_ROPE_SCALING_LLAMA3 ||
         h->rope.scaling == CKE_ROPE_SCALING_YARN || h->rope.scaling == CKE_ROPE_SCALING_DYNAMIC)
@@ -262,20 +274,23 @@ static cke_status validate(cke_model *m, cke_err *err) {
         TRY(expect(m, NM("attn_k_norm"), h->qk_norm, h->qk_norm_full ? kv : h->head_dim, 0, err));
         TRY(expect(m, NM("post_attn_norm"), h->post_norms, d, 0, err));
         TRY(expect(m, NM("post_ffn_norm"), h->post_norms, d, 0, err));
-        if (h->n_expert) { /* a router and the stacked experts instead of one FFN */
+        const bool moe = h->n_expert && l >= h->n_dense_lead; /* DeepSeek-style: dense FFNs in the first layers */
+        const int64_t fe = h->expert_ffn_dim ? h->expert_ffn_dim : f;
+        if (moe) { /* a router and the stacked experts instead of one FFN */
             TRY(expect(m, NM("ffn_gate_inp"), true, h->n_expert, d, err));
-            TRY(expect3(m, NM("ffn_gate_exps"), h->n_expert, f, d, err));
-            TRY(expect3(m, NM("ffn_up_exps"), h->n_expert, f, d, err));
-            TRY(expect3(m, NM("ffn_down_exps"), h->n_expert, d, f, err));
+            TRY(expect3(m, NM("ffn_gate_exps"), h->n_expert, fe, d, err));
+            TRY(expect3(m, NM("ffn_up_exps"), h->n_expert, fe, d, err));
+            TRY(expect3(m, NM("ffn_down_exps"), h->n_expert, d, fe, err));
         }
-        const int64_t fs = h->shexp_ffn_dim; /* a shared expert: a gated SwiGLU MLP beside the routed ones */
+        TRY(expect(m, NM("exp_probs_b"), moe && h->moe_sigmoid, h->n_expert, 0, err));
+        const int64_t fs = moe ? h->shexp_ffn_dim : 0; /* a shared expert: a (gated) SwiGLU MLP beside the routed ones */
         TRY(expect(m, NM("ffn_gate_shexp"), fs > 0, fs, d, err));
         TRY(expect(m, NM("ffn_up_shexp"), fs > 0, fs, d, err));
         TRY(expect(m, NM("ffn_down_shexp"), fs > 0, d, fs, err));
-        TRY(expect(m, NM("ffn_gate_inp_shexp"), fs > 0, 1, d, err));
-        TRY(expect(m, NM("ffn_gate"), h->gated_ffn && !h->n_expert, f, d, err));
-        TRY(expect(m, NM("ffn_up"), !h->n_expert, f, d, err));
-        TRY(expect(m, NM("ffn_down"), !h->n_expert, d, f, err));
+        TRY(expect(m, NM("ffn_gate_inp_shexp"), fs > 0 && !h->shexp_ungated, 1, d, err));
+        TRY(expect(m, NM("ffn_gate"), h->gated_ffn && !moe, f, d, err));
+        TRY(expect(m, NM("ffn_up"), !moe, f, d, err));
+        TRY(expect(m, NM("ffn_down"), !moe, d, f, err));
         TRY(expect(m, NM("ffn_gate_b"), h->ffn_bias && h->gated_ffn, f, 0, err));
         TRY(expect(m, NM("ffn_up_b"), h->ffn_bias, f, 0, err));
         TRY(expect(m, NM("ffn_down_b"), h->ffn_bias, d, 0, err));

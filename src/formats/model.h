@@ -58,6 +58,8 @@ typedef enum {
     CKE_ARCH_QWEN3_MOE, /* Qwen3's attention (QK-norm), a top-k mixture of SwiGLU experts (GGUF: qwen3moe) */
     CKE_ARCH_OLMOE,     /* OLMoE: QK-norm over the whole q and k width, experts not renormalized (GGUF: olmoe) */
     CKE_ARCH_QWEN2_MOE, /* Qwen2/Qwen1.5-MoE: Qwen2's attention, routed experts plus a sigmoid-gated shared one (GGUF: qwen2moe) */
+    CKE_ARCH_GLM4_MOE,  /* GLM-4.5: biased GQA attention, partial rotary, optional QK-norm; dense FFNs in the first layers, then
+                         * DeepSeek-V3-style experts (sigmoid router with a choice bias, groups, scaled weights) and a shared one (GGUF: glm4moe) */
     CKE_ARCH_COUNT
 } cke_arch;
 const char *cke_arch_name(cke_arch a);
@@ -84,6 +86,16 @@ typedef struct {
     bool moe_norm_topk;  /* the k routing weights renormalized to sum to 1 (Mixtral; Qwen3-MoE's norm_topk_prob) */
     double moe_aux_coef; /* training: weight of the load-balancing loss (HF router_aux_loss_coef with output_router_logits; 0: none) */
     int64_t shexp_ffn_dim; /* a shared expert's width, its output gated by sigmoid(x . ffn_gate_inp_shexp) (0: none) */
+    bool shexp_ungated;    /* ... added as it is instead (DeepSeek, GLM-4.5: no ffn_gate_inp_shexp) */
+    /* DeepSeek-style MoE (DeepSeek-V3, GLM-4.5): the first n_dense_lead layers have a dense FFN of ffn_dim, the
+     * others experts of expert_ffn_dim; sigmoid router scores, the experts chosen by score + exp_probs_b (HF's
+     * e_score_correction_bias) among the best moe_topk_group of moe_n_group groups, their weights scaled */
+    int64_t n_dense_lead;
+    int64_t expert_ffn_dim;   /* 0: ffn_dim */
+    bool moe_sigmoid;
+    int64_t moe_n_group, moe_topk_group; /* 0 or 1: no groups */
+    double moe_routed_scale;  /* routed_scaling_factor; 0 is read as 1 */
+    int64_t n_mtp_layers;     /* GLM-4.5: multi-token-prediction layers stored after the last one; HF's forward skips them, as cke does */
     double norm_eps;
     cke_norm_kind norm;
     bool norm_add_one;   /* Gemma HF: RMSNorm weight is (1 + w) */

@@ -95,6 +95,25 @@ static cke_status push_fused(xlist *xl, const char *gname, const cke_model_tenso
     return xl_push(xl, gname, ndim, shape, f, err);
 }
 
+/* glm4moe's keys as llama.cpp's converter writes GLM-4.5 (the expert counts follow in the common part).
+ * The group keys are llama.cpp's deepseek2 ones, written only for more than one group: llama.cpp's glm4moe
+ * graph does not read them (GLM-4.5 itself has one group); cke reads them back. */
+static cke_status glm4_moe_keys(cke_gguf_writer *w, const char *arch, const cke_hparams *h, cke_err *err) {
+    char k[128];
+    cke_status st;
+    snprintf(k, sizeof k, "%s.expert_weights_norm", arch);
+    if ((st = set_u32(w, arch, "leading_dense_block_count", h->n_dense_lead, err)) ||
+        (st = set_u32(w, arch, "expert_feed_forward_length", h->expert_ffn_dim, err)) ||
+        (st = set_u32(w, arch, "expert_shared_count", h->shexp_ffn_dim / h->expert_ffn_dim, err)) ||
+        (st = set_u32(w, arch, "expert_gating_func", 2, err)) || /* llama.cpp's sigmoid */
+        (st = set_f32(w, arch, "expert_weights_scale", h->moe_routed_scale > 0 ? h->moe_routed_scale : 1, err)) ||
+        (st = cke_gguf_writer_set_bool(w, k, h->moe_norm_topk, err)) ||
+        (h->moe_n_group > 1 && ((st = set_u32(w, arch, "expert_group_count", h->moe_n_group, err)) ||
+                                (st = set_u32(w, arch, "expert_group_used_count", h->moe_topk_group, err)))))
+        return st;
+    return CKE_OK;
+}
+
 cke_status cke_model_export_gguf(const cke_model *m, cke_gguf_writer *w, cke_xtensor **out, int64_t *n_out, cke_err *err) {
     *out = NULL;
     *n_out = 0;
@@ -103,7 +122,7 @@ cke_status cke_model_export_gguf(const cke_model *m, cke_gguf_writer *w, cke_xte
     const char *arch = cke_gguf_arch_name(m->arch, &want);
     if (!arch)
         return cke_fail(err, CKE_ERR_UNSUPPORTED, "%s: architecture %s has no GGUF layout in cke (GGUF export supports "
-                        "llama, mistral, mixtral, qwen2, qwen2_moe, qwen3, qwen3_moe, olmoe, gemma, gemma2, gemma3, gpt2, phi3)", m->path, cke_arch_name(m->arch));
+                        "llama, mistral, mixtral, qwen2, qwen2_moe, qwen3, qwen3_moe, olmoe, glm4_moe, gemma, gemma2, gemma3, gpt2, phi3)", m->path, cke_arch_name(m->arch));
     if (m->arch == CKE_ARCH_GEMMA3 && (h->swa_pattern != 6 || h->rope_local_theta != 10000))
         return cke_fail(err, CKE_ERR_UNSUPPORTED, "%s: Gemma 3 with a global layer every %lld and local rope base %g: "
                         "llama.cpp's gemma3 fixes 6 and 10000 (no GGUF keys)", m->path, (long long)h->swa_pattern,
@@ -128,7 +147,9 @@ cke_status cke_model_export_gguf(const cke_model *m, cke_gguf_writer *w, cke_xte
         (st = set_u32(w, arch, "vocab_size", h->vocab, err)))
         return st;
     if (h->ctx_len > 0 && (st = set_u32(w, arch, "context_length", h->ctx_len, err))) return st;
-    if (h->n_expert > 0 && h->moe_norm_topk != (m->arch != CKE_ARCH_OLMOE && m->arch != CKE_ARCH_QWEN2_MOE)) /* llama.cpp's graph */
+    if (m->arch == CKE_ARCH_GLM4_MOE && (st = glm4_moe_keys(w, arch, h, err))) return st;
+    if (h->n_expert > 0 && m->arch != CKE_ARCH_GLM4_MOE &&
+        h->moe_norm_topk != (m->arch != CKE_ARCH_OLMOE && m->arch != CKE_ARCH_QWEN2_MOE)) /* llama.cpp's graph */
         return cke_fail(err, CKE_ERR_UNSUPPORTED, "%s: experts whose routing weights are %srenormalized (norm_topk_prob %s): "
                         "llama.cpp's %s %s them", m->path, h->moe_norm_topk ? "" : "not ", h->moe_norm_topk ? "true" : "false",
                         arch, h->moe_norm_topk ? "does not renormalize" : "renormalizes");
@@ -136,7 +157,8 @@ cke_status cke_model_export_gguf(const cke_model *m, cke_gguf_writer *w, cke_xte
                             (st = set_u32(w, arch, "expert_used_count", h->n_expert_used, err)) ||
                             ((m->arch == CKE_ARCH_QWEN3_MOE || m->arch == CKE_ARCH_QWEN2_MOE) &&
                              (st = set_u32(w, arch, "expert_feed_forward_length", h->ffn_dim, err))) ||
-                            (h->shexp_ffn_dim > 0 && (st = set_u32(w, arch, "expert_shared_feed_forward_length", h->shexp_ffn_dim, err)))))
+                            (h->shexp_ffn_dim > 0 && m->arch != CKE_ARCH_GLM4_MOE &&
+                             (st = set_u32(w, arch, "expert_shared_feed_forward_length", h->shexp_ffn_dim, err)))))
         return st; /* the experts themselves: 3-D blk.N.ffn_*_exps tensors, as llama.cpp writes Mixtral and Qwen3-MoE */
     if (hd != h->dim / h->n_heads &&
         ((st = set_u32(w, arch, "attention.key_length", hd, err)) || (st = set_u32(w, arch, "attention.value_length", hd, err))))
@@ -212,7 +234,9 @@ cke_status cke_model_export_gguf(const cke_model *m, cke_gguf_writer *w, cke_xte
             XTRY(push_fused(&xl, gname, p, ffn ? 2 : 3, t->ndim == 2 ? t->shape[1] : 1, t->ndim, err));
             continue;
         }
-        if (!cke_gguf_tensor_name(t->name, gname, sizeof gname)) {
+        if (m->arch == CKE_ARCH_GLM4_MOE && what && !strcmp(what, "ffn_norm")) /* glm4moe names the pre-FFN norm so */
+            snprintf(gname, sizeof gname, "blk.%lld.post_attention_norm.weight", l);
+        else if (!cke_gguf_tensor_name(t->name, gname, sizeof gname)) {
             st = cke_fail(err, CKE_ERR_UNSUPPORTED, "%s: tensor %s has no GGUF name in cke", m->path, t->name);
             goto fail;
         }

@@ -17,6 +17,7 @@ static const struct {
     {"gemma", CKE_ARCH_GEMMA, CKE_ROPE_HALVES},       {"gemma2", CKE_ARCH_GEMMA2, CKE_ROPE_HALVES},
     {"gemma3", CKE_ARCH_GEMMA3, CKE_ROPE_HALVES},     {"qwen3moe", CKE_ARCH_QWEN3_MOE, CKE_ROPE_HALVES},
     {"olmoe", CKE_ARCH_OLMOE, CKE_ROPE_HALVES},       {"qwen2moe", CKE_ARCH_QWEN2_MOE, CKE_ROPE_HALVES},
+    {"glm4moe", CKE_ARCH_GLM4_MOE, CKE_ROPE_HALVES},
     {"gpt2", CKE_ARCH_GPT2, CKE_ROPE_INTERLEAVED},    {"phi3", CKE_ARCH_PHI3, CKE_ROPE_HALVES},
     {"llama", CKE_ARCH_MIXTRAL, CKE_ROPE_INTERLEAVED}, /* written only: read as llama with expert_count */
 };
@@ -40,6 +41,7 @@ static const struct { const char *gguf, *canon; } layer_names[] = {
     {"ffn_up_exps.weight", "ffn_up_exps"},   {"ffn_down_exps.weight", "ffn_down_exps"},
     {"ffn_gate_shexp.weight", "ffn_gate_shexp"}, {"ffn_up_shexp.weight", "ffn_up_shexp"},
     {"ffn_down_shexp.weight", "ffn_down_shexp"}, {"ffn_gate_inp_shexp.weight", "ffn_gate_inp_shexp"},
+    {"exp_probs_b.bias", "exp_probs_b"}, /* DeepSeek-V3 / GLM-4.5: the router's choice bias */
 };
 static const struct { const char *gguf, *canon; } global_names[] = {
     {"token_embd.weight", "tok_embd"}, {"position_embd.weight", "pos_embd"},
@@ -156,6 +158,44 @@ static cke_status finish_longrope(cke_model *m, const cke_gguf *g, const char *a
     return CKE_OK;
 }
 
+/* glm4moe as llama.cpp writes GLM-4.5: leading_dense_block_count dense layers (feed_forward_length), then
+ * experts of expert_feed_forward_length, expert_shared_count shared ones (one MLP), sigmoid gating
+ * (expert_gating_func 2, llama.cpp's default for glm4moe) with exp_probs_b, expert_weights_norm and
+ * expert_weights_scale; expert_group_count / expert_group_used_count when given (llama.cpp's deepseek2
+ * keys; GLM-4.5 uses one group). nextn_predict_layers multi-token-prediction layers follow the model's
+ * in block_count: left out, as llama.cpp's forward does. */
+static cke_status read_glm4_moe(cke_model *m, const cke_gguf *g, const char *arch, cke_err *err) {
+    cke_hparams *h = &m->hp;
+    int64_t shared = 1, gf = 2;
+    double ws = 1;
+    TRY(get_int(m->path, g, arch, "nextn_predict_layers", false, 0, 16, &h->n_mtp_layers, err));
+    if (h->n_mtp_layers >= h->n_layers)
+        return cke_fail(err, CKE_ERR_FORMAT, "%s: %s.nextn_predict_layers = %lld of %lld blocks", m->path, arch,
+                        (long long)h->n_mtp_layers, (long long)h->n_layers);
+    h->n_layers -= h->n_mtp_layers;
+    TRY(get_int(m->path, g, arch, "leading_dense_block_count", false, 0, h->n_layers, &h->n_dense_lead, err));
+    TRY(get_int(m->path, g, arch, "expert_feed_forward_length", true, 1, CKE_HP_MAX_FFN, &h->expert_ffn_dim, err));
+    TRY(get_int(m->path, g, arch, "expert_shared_count", true, 1, CKE_HP_MAX_FFN / h->expert_ffn_dim, &shared, err));
+    TRY(get_int(m->path, g, arch, "expert_gating_func", false, 0, 1 << 16, &gf, err));
+    TRY(get_float(m->path, g, arch, "expert_weights_scale", 0, false, 1e6, &ws, err));
+    h->moe_n_group = h->moe_topk_group = 1;
+    TRY(get_int(m->path, g, arch, "expert_group_count", false, 1, h->n_expert, &h->moe_n_group, err));
+    TRY(get_int(m->path, g, arch, "expert_group_used_count", false, 1, h->moe_n_group, &h->moe_topk_group, err));
+    char k[128];
+    bool norm = false;
+    snprintf(k, sizeof k, "%s.expert_weights_norm", arch);
+    if (cke_gguf_find_kv(g, k) && cke_gguf_get_bool(g, k, &norm) != CKE_OK)
+        return cke_fail(err, CKE_ERR_FORMAT, "%s: GGUF key '%s' is not a bool", m->path, k);
+    if (gf != 2 && gf != 0)
+        return cke_fail(err, CKE_ERR_UNSUPPORTED, "%s: %s.expert_gating_func = %lld: glm4moe's experts are sigmoid-gated (2)",
+                        m->path, arch, (long long)gf);
+    h->moe_sigmoid = h->shexp_ungated = true;
+    h->moe_norm_topk = norm;
+    h->moe_routed_scale = ws > 0 ? ws : 1;
+    h->shexp_ffn_dim = shared * h->expert_ffn_dim;
+    return CKE_OK;
+}
+
 cke_status cke_model_load_gguf(cke_model *m, cke_err *err) {
     cke_gguf *g = m->priv->gguf;
     const char *an;
@@ -188,7 +228,8 @@ cke_status cke_model_load_gguf(cke_model *m, cke_err *err) {
     TRY(get_int(m->path, g, arch, "attention.sliding_window", false, 0, CKE_HP_MAX_CTX, &h->sliding_window, err));
     TRY(get_int(m->path, g, arch, "expert_count", false, 0, CKE_HP_MAX_EXPERTS, &h->n_expert, err));
     TRY(get_int(m->path, g, arch, "expert_used_count", h->n_expert > 0, h->n_expert ? 1 : 0, h->n_expert, &h->n_expert_used, err));
-    const bool moe_arch = m->arch == CKE_ARCH_QWEN3_MOE || m->arch == CKE_ARCH_OLMOE || m->arch == CKE_ARCH_QWEN2_MOE;
+    const bool moe_arch = m->arch == CKE_ARCH_QWEN3_MOE || m->arch == CKE_ARCH_OLMOE || m->arch == CKE_ARCH_QWEN2_MOE ||
+                          m->arch == CKE_ARCH_GLM4_MOE;
     if (h->n_expert > 0 && m->arch != CKE_ARCH_LLAMA && !moe_arch)
         return cke_fail(err, CKE_ERR_UNSUPPORTED, "%s: GGUF architecture '%s' with experts (%s.expert_count = %lld) is not "
                         "supported (llama's Mixtral layout, qwen2moe, qwen3moe and olmoe are)", m->path, arch, arch, (long long)h->n_expert);
@@ -196,7 +237,8 @@ cke_status cke_model_load_gguf(cke_model *m, cke_err *err) {
         return cke_fail(err, CKE_ERR_MISSING, "%s: GGUF key '%s.expert_count' is missing", m->path, arch);
     if (h->n_expert > 0 && m->arch == CKE_ARCH_LLAMA) m->arch = CKE_ARCH_MIXTRAL; /* llama.cpp writes Mixtral as llama with experts */
     h->moe_norm_topk = h->n_expert > 0 && m->arch != CKE_ARCH_OLMOE && m->arch != CKE_ARCH_QWEN2_MOE; /* as llama.cpp's graphs do */
-    if (h->n_expert > 0) { /* DeepSeek-style routing keys cke's moe does not implement: refused, not ignored */
+    if (m->arch == CKE_ARCH_GLM4_MOE) TRY(read_glm4_moe(m, g, arch, err));
+    else if (h->n_expert > 0) { /* DeepSeek-style routing keys on another architecture: refused, not ignored */
         double ws = 1;
         int64_t gf = 1; /* llama.cpp's 1 = softmax, 2 = sigmoid */
         TRY(get_float(m->path, g, arch, "expert_weights_scale", 0, false, DBL_MAX, &ws, err));
@@ -268,7 +310,8 @@ cke_status cke_model_load_gguf(cke_model *m, cke_err *err) {
         h->attn_qkv_bias = m->arch == CKE_ARCH_QWEN2 || m->arch == CKE_ARCH_QWEN2_MOE || cke_gguf_find_tensor(g, "blk.0.attn_q.bias");
         h->attn_o_bias = cke_gguf_find_tensor(g, "blk.0.attn_output.bias") != NULL;
         h->ffn_bias = cke_gguf_find_tensor(g, "blk.0.ffn_up.bias") != NULL;
-        h->qk_norm = m->arch == CKE_ARCH_QWEN3 || m->arch == CKE_ARCH_QWEN3_MOE || m->arch == CKE_ARCH_OLMOE;
+        h->qk_norm = m->arch == CKE_ARCH_QWEN3 || m->arch == CKE_ARCH_QWEN3_MOE || m->arch == CKE_ARCH_OLMOE ||
+                     (m->arch == CKE_ARCH_GLM4_MOE && cke_gguf_find_tensor(g, "blk.0.attn_q_norm.weight"));
         h->qk_norm_full = m->arch == CKE_ARCH_OLMOE; /* over all of q's (k's) width, not per head */
         break;
     }
@@ -285,6 +328,13 @@ cke_status cke_model_load_gguf(cke_model *m, cke_err *err) {
         int pos = 0;
         if (sscanf(t->name, "blk.%lld.%n", &l, &pos) == 1 && pos > 0) {
             const char *suf = t->name + pos;
+            if (h->n_mtp_layers > 0 && l >= h->n_layers && l < h->n_layers + h->n_mtp_layers)
+                continue; /* GLM-4.5's multi-token-prediction block: not in the model's forward */
+            if (m->arch == CKE_ARCH_GLM4_MOE && !strcmp(suf, "post_attention_norm.weight")) { /* glm4moe's pre-FFN norm */
+                snprintf(canon, sizeof canon, "l%lld.ffn_norm", l);
+                TRY(add_gguf_tensor(m, canon, t, err));
+                continue;
+            }
             if (!strcmp(suf, "attn_qkv.weight") || !strcmp(suf, "attn_qkv.bias")) {
                 /* fused Q|K|V rows (GPT-2): split into row slices, zero copy */
                 int64_t shape[4];

@@ -15,6 +15,7 @@ static const struct { const char *type; cke_arch arch; } model_types[] = {
     {"qwen3", CKE_ARCH_QWEN3}, {"gemma", CKE_ARCH_GEMMA},     {"gemma2", CKE_ARCH_GEMMA2}, {"gemma3_text", CKE_ARCH_GEMMA3}, {"gemma3", CKE_ARCH_GEMMA3},
     {"gpt2", CKE_ARCH_GPT2},    {"phi3", CKE_ARCH_PHI3},      {"mixtral", CKE_ARCH_MIXTRAL},
     {"qwen3_moe", CKE_ARCH_QWEN3_MOE}, {"olmoe", CKE_ARCH_OLMOE}, {"qwen2_moe", CKE_ARCH_QWEN2_MOE},
+    {"glm4_moe", CKE_ARCH_GLM4_MOE},
 };
 
 static bool jint(const cJSON *o, const char *k, int64_t *v) {
@@ -143,7 +144,46 @@ static cke_status parse_gemma3(const cJSON *c, cke_hparams *h, cke_err *err) {
  * Qwen3MoeSparseMoeBlock (renormalized when norm_topk_prob, HF's default false; experts of
  * moe_intermediate_size) and OlmoeSparseMoeBlock (likewise; experts of intermediate_size). Layers that mix dense MLPs in (decoder_sparse_step, mlp_only_layers) are
  * refused: the template has one body. */
+/* GLM-4.5 (Glm4MoeConfig): the first first_k_dense_replace layers a dense MLP of intermediate_size, the
+ * others DeepSeek-V3's MoE (Glm4MoeTopkRouter: sigmoid scores, chosen by score + e_score_correction_bias
+ * among the topk_group best of n_group groups, renormalized when norm_topk_prob, times
+ * routed_scaling_factor) plus n_shared_experts shared experts as one ungated MLP. No load-balancing
+ * loss (HF computes none for it). */
+static cke_status parse_glm4_moe(const cJSON *c, cke_hparams *h, cke_err *err) {
+    int64_t shared = 1;
+    if (!jint(c, "n_routed_experts", &h->n_expert) || !jint(c, "num_experts_per_tok", &h->n_expert_used) ||
+        !jint(c, "moe_intermediate_size", &h->expert_ffn_dim))
+        return cke_fail(err, CKE_ERR_MISSING, "glm4_moe config.json needs n_routed_experts, num_experts_per_tok and "
+                        "moe_intermediate_size");
+    if (h->n_expert < 1 || h->n_expert_used < 1 || h->n_expert_used > h->n_expert || h->expert_ffn_dim < 1)
+        return cke_fail(err, CKE_ERR_FORMAT, "glm4_moe: num_experts_per_tok = %lld of n_routed_experts = %lld (moe_intermediate_size "
+                        "%lld): expected 1 <= num_experts_per_tok <= n_routed_experts", (long long)h->n_expert_used,
+                        (long long)h->n_expert, (long long)h->expert_ffn_dim);
+    jint(c, "n_shared_experts", &shared);
+    if (shared < 1 || shared > CKE_HP_MAX_FFN / h->expert_ffn_dim)
+        return cke_fail(err, shared < 1 ? CKE_ERR_UNSUPPORTED : CKE_ERR_FORMAT,
+                        "glm4_moe with n_shared_experts = %lld (the template has one shared MLP of n x moe_intermediate_size; "
+                        "1 or more, within bounds)", (long long)shared);
+    h->shexp_ffn_dim = shared * h->expert_ffn_dim;
+    h->shexp_ungated = h->moe_sigmoid = true;
+    h->moe_norm_topk = true, h->moe_n_group = h->moe_topk_group = 1, h->moe_routed_scale = 1, h->n_dense_lead = 1;
+    jbool(c, "norm_topk_prob", &h->moe_norm_topk);
+    jint(c, "n_group", &h->moe_n_group);
+    jint(c, "topk_group", &h->moe_topk_group);
+    jnum(c, "routed_scaling_factor", &h->moe_routed_scale);
+    jint(c, "first_k_dense_replace", &h->n_dense_lead);
+    jbool(c, "use_qk_norm", &h->qk_norm);
+    jint(c, "num_nextn_predict_layers", &h->n_mtp_layers);
+    if (h->n_mtp_layers < 0 || h->n_mtp_layers > 16)
+        return cke_fail(err, CKE_ERR_FORMAT, "glm4_moe: num_nextn_predict_layers = %lld", (long long)h->n_mtp_layers);
+    if (h->n_dense_lead < 0 || h->n_dense_lead > h->n_layers)
+        return cke_fail(err, CKE_ERR_FORMAT, "glm4_moe: first_k_dense_replace = %lld with %lld layers", (long long)h->n_dense_lead,
+                        (long long)h->n_layers);
+    return CKE_OK;
+}
+
 static cke_status parse_moe(const cJSON *c, cke_arch arch, cke_hparams *h, cke_err *err) {
+    if (arch == CKE_ARCH_GLM4_MOE) return parse_glm4_moe(c, h, err);
     const char *ne = arch == CKE_ARCH_MIXTRAL ? "num_local_experts" : "num_experts";
     if (!jint(c, ne, &h->n_expert) || !jint(c, "num_experts_per_tok", &h->n_expert_used))
         return cke_fail(err, CKE_ERR_MISSING, "%s config.json needs %s and num_experts_per_tok", cke_arch_name(arch), ne);
@@ -228,6 +268,9 @@ static cke_status parse_cfg(const cJSON *c, cke_arch *arch, cke_hparams *h, cke_
     jnum(c, "rms_norm_eps", &h->norm_eps);
     h->rope.theta = 10000;
     jnum(c, "rope_theta", &h->rope.theta);
+    /* transformers 5 writes rope_theta (and partial_rotary_factor) inside rope_parameters */
+    const cJSON *rp = cJSON_GetObjectItemCaseSensitive(c, "rope_parameters");
+    if (cJSON_IsObject(rp)) jnum(rp, "rope_theta", &h->rope.theta);
     h->norm = CKE_NORM_RMS;
     h->gated_ffn = true;
     h->tied_output = *arch == CKE_ARCH_GEMMA || *arch == CKE_ARCH_GEMMA2 || *arch == CKE_ARCH_GEMMA3; /* HF defaults */
@@ -251,11 +294,12 @@ static cke_status parse_cfg(const cJSON *c, cke_arch *arch, cke_hparams *h, cke_
     jbool(c, "attention_bias", &ab);
     jbool(c, "mlp_bias", &mb);
     h->attn_qkv_bias = ab;
-    h->attn_o_bias = ab && !qwen2; /* Qwen2: q/k/v biases only */
+    h->attn_o_bias = ab && !qwen2 && *arch != CKE_ARCH_GLM4_MOE; /* Qwen2, GLM-4.5: q/k/v biases only */
     h->ffn_bias = mb;
     h->qk_norm = *arch == CKE_ARCH_QWEN3 || *arch == CKE_ARCH_GEMMA3 || *arch == CKE_ARCH_QWEN3_MOE || *arch == CKE_ARCH_OLMOE;
     h->qk_norm_full = *arch == CKE_ARCH_OLMOE;
-    if (*arch == CKE_ARCH_MIXTRAL || *arch == CKE_ARCH_QWEN3_MOE || *arch == CKE_ARCH_OLMOE || *arch == CKE_ARCH_QWEN2_MOE)
+    if (*arch == CKE_ARCH_MIXTRAL || *arch == CKE_ARCH_QWEN3_MOE || *arch == CKE_ARCH_OLMOE || *arch == CKE_ARCH_QWEN2_MOE ||
+        *arch == CKE_ARCH_GLM4_MOE)
         TRY(parse_moe(c, *arch, h, err));
     if (*arch == CKE_ARCH_GEMMA3) TRY(parse_gemma3(c, h, err));
     if (*arch == CKE_ARCH_GEMMA2 || *arch == CKE_ARCH_GEMMA3) {
@@ -272,10 +316,12 @@ static cke_status parse_cfg(const cJSON *c, cke_arch *arch, cke_hparams *h, cke_
     if (h->sliding_window < 0) h->sliding_window = 0;
 
     double prf;
-    if (jnum(c, "partial_rotary_factor", &prf) && prf > 0 && prf < 1) /* Phi-3.5/4-mini: rotate a prefix */
+    if ((jnum(c, "partial_rotary_factor", &prf) || (cJSON_IsObject(rp) && jnum(rp, "partial_rotary_factor", &prf))) &&
+        prf > 0 && prf < 1) /* Phi-3.5/4-mini, GLM-4.5: rotate a prefix */
         h->rope.dims = (int64_t)((double)h->head_dim * prf);
 
     const cJSON *rs = cJSON_GetObjectItemCaseSensitive(c, "rope_scaling");
+    if ((!rs || cJSON_IsNull(rs)) && cJSON_IsObject(rp) && (jstr(rp, "rope_type") || jstr(rp, "type"))) rs = rp;
     if (rs && !cJSON_IsNull(rs)) {
         const char *t = jstr(rs, "rope_type");
         if (!t) t = jstr(rs, "type");
@@ -428,6 +474,10 @@ static bool map_name(cke_arch arch, const char *name, char *cn, size_t cap, bool
         {"mlp.gate.weight", "ffn_gate_inp"},              /* Qwen2/3-MoE's, OLMoE's */
         {"mlp.shared_expert.gate_proj.weight", "ffn_gate_shexp"}, {"mlp.shared_expert.up_proj.weight", "ffn_up_shexp"},
         {"mlp.shared_expert.down_proj.weight", "ffn_down_shexp"}, {"mlp.shared_expert_gate.weight", "ffn_gate_inp_shexp"},
+        /* DeepSeek-V3 / GLM-4.5: the router's choice bias and the shared experts (plural) */
+        {"mlp.gate.e_score_correction_bias", "exp_probs_b"},
+        {"mlp.shared_experts.gate_proj.weight", "ffn_gate_shexp"}, {"mlp.shared_experts.up_proj.weight", "ffn_up_shexp"},
+        {"mlp.shared_experts.down_proj.weight", "ffn_down_shexp"},
     };
     if (sscanf(name, "model.layers.%lld.%n", &l, &pos) == 1 && pos > 0) {
         const char *suf = name + pos;
@@ -479,7 +529,8 @@ static int expert_slot(const cke_model *m, const char *name, int64_t *slot) {
         if (sscanf(name, "model.layers.%lld.block_sparse_moe.experts.%lld.w%d.weight%n", &l, &e, &w, &pos) != 3 || name[pos])
             return 0;
         which = w == 1 ? 0 : w == 3 ? 1 : w == 2 ? 2 : -1;
-    } else if (m->arch == CKE_ARCH_QWEN3_MOE || m->arch == CKE_ARCH_OLMOE || m->arch == CKE_ARCH_QWEN2_MOE) {
+    } else if (m->arch == CKE_ARCH_QWEN3_MOE || m->arch == CKE_ARCH_OLMOE || m->arch == CKE_ARCH_QWEN2_MOE ||
+               m->arch == CKE_ARCH_GLM4_MOE) {
         if (sscanf(name, "model.layers.%lld.mlp.experts.%lld.%7[a-z]_proj.weight%n", &l, &e, proj, &pos) != 3 || name[pos])
             return 0;
         which = !strcmp(proj, "gate") ? 0 : !strcmp(proj, "up") ? 1 : !strcmp(proj, "down") ? 2 : -1;
@@ -487,7 +538,7 @@ static int expert_slot(const cke_model *m, const char *name, int64_t *slot) {
         return 0;
     }
     if (which < 0) return 0; /* not an expert matrix: reported as an unknown tensor */
-    if (l < 0 || l >= m->hp.n_layers || e < 0 || e >= m->hp.n_expert) return -1;
+    if (l < m->hp.n_dense_lead || l >= m->hp.n_layers || e < 0 || e >= m->hp.n_expert) return -1;
     *slot = ((int64_t)l * 3 + which) * m->hp.n_expert + e;
     return 1;
 }
@@ -500,7 +551,7 @@ static cke_status stack_experts(cke_model *m, const char *dir, const cke_safeten
     static const char *const mxw[3] = {"w1", "w3", "w2"}, *const qw[3] = {"gate_proj", "up_proj", "down_proj"};
     const char *const *hfw = mx ? mxw : qw, *block = mx ? "block_sparse_moe" : "mlp";
     const int64_t E = m->hp.n_expert;
-    for (int64_t l = 0; l < m->hp.n_layers; l++)
+    for (int64_t l = m->hp.n_dense_lead; l < m->hp.n_layers; l++) /* the leading dense layers have none */
         for (int k = 0; k < 3; k++) {
             const cke_safetensors_tensor **row = ex + (l * 3 + k) * E;
             for (int64_t e = 0; e < E; e++) {
@@ -553,9 +604,10 @@ cke_status cke_model_load_hf(cke_model *m, const char *dir, cke_err *err) {
     int64_t n = cke_safetensors_n_tensors(p->st);
     const cke_safetensors_tensor **ex = NULL; /* [n_layers][3][n_expert], stacked after the loop */
     const int64_t n_ex = m->hp.n_layers * 3 * m->hp.n_expert; /* bounded: < 2^30 */
-    if (n_ex > n) /* before a table sized by the config: a config cannot make cke allocate what the files lack */
+    const int64_t n_ex_need = (m->hp.n_layers - m->hp.n_dense_lead) * 3 * m->hp.n_expert;
+    if (n_ex_need > n) /* before a table sized by the config: a config cannot make cke allocate what the files lack */
         return cke_fail(err, CKE_ERR_MISSING, "%s: %lld layers x %lld experts need %lld expert matrices; the checkpoint has %lld "
-                        "tensors", dir, (long long)m->hp.n_layers, (long long)m->hp.n_expert, (long long)n_ex, (long long)n);
+                        "tensors", dir, (long long)m->hp.n_layers, (long long)m->hp.n_expert, (long long)n_ex_need, (long long)n);
     if (n_ex > 0 && !(ex = cke_arena_calloc(&p->arena, (size_t)n_ex, sizeof *ex)))
         return cke_fail(err, CKE_ERR_NOMEM, "out of memory");
     for (int64_t i = 0; i < n; i++) {
@@ -564,10 +616,15 @@ cke_status cke_model_load_hf(cke_model *m, const char *dir, cke_err *err) {
         bool conv, known;
         int fused;
         int64_t slot;
+        long long tl;
+        if (m->hp.n_mtp_layers > 0 && sscanf(t->name, "model.layers.%lld.", &tl) == 1 && tl >= m->hp.n_layers &&
+            tl < m->hp.n_layers + m->hp.n_mtp_layers)
+            continue; /* a multi-token-prediction layer (GLM-4.5): not part of the model's forward, as in HF */
         int xs = expert_slot(m, t->name, &slot);
         if (xs < 0)
-            return cke_fail(err, CKE_ERR_SHAPE, "%s: expert tensor '%s' is beyond num_hidden_layers %lld or the %lld experts",
-                            dir, t->name, (long long)m->hp.n_layers, (long long)m->hp.n_expert);
+            return cke_fail(err, CKE_ERR_SHAPE, "%s: expert tensor '%s' is in a leading dense layer (first %lld), beyond "
+                            "num_hidden_layers %lld or beyond the %lld experts", dir, t->name, (long long)m->hp.n_dense_lead,
+                            (long long)m->hp.n_layers, (long long)m->hp.n_expert);
         if (xs > 0) {
             if (ex[slot]) return cke_fail(err, CKE_ERR_FORMAT, "%s: tensor '%s' appears twice", dir, t->name);
             ex[slot] = t;

@@ -8,6 +8,9 @@
  *   "weights":       global tensors: name -> shape, or {"shape": [...], "tied_to": "other",
  *                    "optional": true}
  *   "layer_weights": per-layer tensors (model names "l<i>.<name>"), same forms
+ *   "layer_kinds":   optional {"dense": "layer < first_k_dense", "moe": "layer >= first_k_dense"}: named
+ *                    predicates over `layer`; a layer weight {"shape": ..., "kind": "moe"} holds bytes, and a
+ *                    body node with {"kind": "moe"} runs, only in the layers of that kind (cke_ir.kind_on)
  *   "prologue", "layer", "epilogue": lists of nodes ["out", "op", "in"..., {attrs}]
  *   "tensor_parallel": {"split": [hyperparameters], "replicate": [...]}: what tensor parallelism
  *                    divides among the ranks (heads, FFN width; "replicate": kv heads, held by several
@@ -17,7 +20,7 @@
  * prologue's), so ["x", "add", "h", "ffn_out"] continues the residual stream. An input written
  * "name?" is optional: dropped when the model lacks that weight (biases). Shapes and attributes
  * are numbers or expressions over hyperparameters: "n_head*head_dim" (+ - * / %, parentheses,
- * sqrt, sign). Inside "layer", attributes may also use the layer index `layer`, so one body describes
+ * sqrt, sign; one comparison < <= > >= == != giving 1 or 0). Inside "layer", attributes may also use the layer index `layer`, so one body describes
  * layers that differ in an attribute: "window": "window * (1 - layer % 2)" (Gemma 2: sliding
  * window on even layers, global attention on odd ones); the code generator turns such an
  * attribute into a per-layer array. */
@@ -122,6 +125,29 @@ static double expr_sum(expr_ctx *c) {
     }
 }
 
+/* A comparison (<, <=, >, >=, ==, !=) of two sums is 1 or 0, for layer kinds: "layer < first_k_dense". */
+static double expr_cmp(expr_ctx *c) {
+    double a = expr_sum(c);
+    expr_ws(c);
+    const char *s = c->s;
+    int op = 0; /* 1 <, 2 <=, 3 >, 4 >=, 5 ==, 6 != */
+    if (s[0] == '<') op = s[1] == '=' ? 2 : 1;
+    else if (s[0] == '>') op = s[1] == '=' ? 4 : 3;
+    else if (s[0] == '=' && s[1] == '=') op = 5;
+    else if (s[0] == '!' && s[1] == '=') op = 6;
+    if (!op) return a;
+    c->s += (op == 1 || op == 3) ? 1 : 2;
+    double b = expr_sum(c);
+    switch (op) {
+    case 1: return a < b;
+    case 2: return a <= b;
+    case 3: return a > b;
+    case 4: return a >= b;
+    case 5: return a == b;
+    default: return a != b;
+    }
+}
+
 /* A JSON number or an expression string -> value; layer >= 0 defines the variable `layer`. */
 static cke_status eval_json_at(const cke_ir *ir, const cJSON *j, int layer, double *out, const char *ctx,
                                cke_err *err) {
@@ -130,7 +156,7 @@ static cke_status eval_json_at(const cke_ir *ir, const cJSON *j, int layer, doub
     if (!cJSON_IsString(j))
         return cke_fail(err, CKE_ERR_FORMAT, "template: %s: expected a number or an expression", ctx);
     expr_ctx c = {.s = j->valuestring, .ir = ir, .layer = layer};
-    double v = expr_sum(&c);
+    double v = expr_cmp(&c);
     expr_ws(&c);
     if (!c.bad && *c.s) { c.bad = 1; snprintf(c.what, sizeof c.what, "trailing '%s'", c.s); }
     if (c.bad)
@@ -197,6 +223,43 @@ static void fmt_shape(char *buf, size_t n, const cke_value *v) {
     if (o < n) snprintf(buf + o, n - o, "]");
 }
 
+/* The layer kind a "kind" item names: 1-based index into ir->kind_name, 0 when it names none. */
+static int find_kind(const cke_ir *ir, const cJSON *j) {
+    if (!cJSON_IsString(j)) return 0;
+    for (int k = 0; k < ir->n_kinds; k++)
+        if (!strcmp(ir->kind_name[k], j->valuestring)) return k + 1;
+    return 0;
+}
+
+/* "layer_kinds": {"name": predicate over `layer` and hyperparameters, ...}: which layers are of
+ * each kind (a predicate is true when nonzero). */
+static cke_status parse_kinds(cke_ir *ir, const cJSON *obj, cke_err *err) {
+    if (!obj) return CKE_OK;
+    if (!cJSON_IsObject(obj) || cJSON_GetArraySize(obj) > CKE_IR_MAX_KINDS)
+        return cke_fail(err, CKE_ERR_FORMAT, "template: \"layer_kinds\" must be an object of at most %d predicates",
+                        CKE_IR_MAX_KINDS);
+    ir->kind_on = calloc((size_t)CKE_IR_MAX_KINDS * (size_t)ir->n_layer, 1);
+    if (!ir->kind_on) return cke_fail(err, CKE_ERR_NOMEM, "out of memory");
+    const cJSON *k;
+    cJSON_ArrayForEach(k, obj) {
+        size_t L = strlen(k->string);
+        if (L == 0 || L >= sizeof ir->kind_name[0] || strspn(k->string, "abcdefghijklmnopqrstuvwxyz0123456789_") != L)
+            return cke_fail(err, CKE_ERR_FORMAT, "template: layer kind '%.40s': a name of [a-z0-9_], under 32 characters",
+                            k->string);
+        snprintf(ir->kind_name[ir->n_kinds], sizeof ir->kind_name[0], "%s", k->string);
+        for (int l = 0; l < ir->n_layer; l++) {
+            double x;
+            char ctx[96];
+            snprintf(ctx, sizeof ctx, "layer kind '%s'", k->string);
+            cke_status st = eval_json_at(ir, k, l, &x, ctx, err);
+            if (st) return st;
+            ir->kind_on[(size_t)ir->n_kinds * (size_t)ir->n_layer + (size_t)l] = x != 0;
+        }
+        ir->n_kinds++;
+    }
+    return CKE_OK;
+}
+
 /* Declares the weights of one "weights" object (layer < 0: globals). */
 static cke_status declare_weights(cke_ir *ir, const cJSON *obj, int layer, const cke_ir_source *src,
                                   cke_err *err) {
@@ -204,11 +267,19 @@ static cke_status declare_weights(cke_ir *ir, const cJSON *obj, int layer, const
     cJSON_ArrayForEach(w, obj) {
         const char *base = w->string;
         const cJSON *shape = w, *tied = NULL;
-        int optional = 0;
+        int optional = 0, absent = 0;
         if (cJSON_IsObject(w)) {
             shape = cJSON_GetObjectItemCaseSensitive(w, "shape");
             tied = cJSON_GetObjectItemCaseSensitive(w, "tied_to");
             optional = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(w, "optional"));
+            const cJSON *jk = cJSON_GetObjectItemCaseSensitive(w, "kind");
+            if (jk) {
+                int k = find_kind(ir, jk);
+                if (k <= 0 || layer < 0)
+                    return cke_fail(err, CKE_ERR_FORMAT, "template: weight '%s': \"kind\" must name one of \"layer_kinds\" "
+                                    "(layer weights only)", base);
+                absent = !ir->kind_on[(size_t)(k - 1) * (size_t)ir->n_layer + (size_t)layer];
+            }
         }
         if (!cJSON_IsArray(shape) || cJSON_GetArraySize(shape) < 1 || cJSON_GetArraySize(shape) > 4)
             return cke_fail(err, CKE_ERR_FORMAT, "template: weight '%s': shape must be a list of 1..4 dims", base);
@@ -230,9 +301,11 @@ static cke_status declare_weights(cke_ir *ir, const cJSON *obj, int layer, const
         }
         int have_nd = 0;
         int64_t have[4] = {0};
-        int present = src->tensor(src->ud, name, &have_nd, have) == 0;
+        int present = !absent && src->tensor(src->ud, name, &have_nd, have) == 0;
         int vi = -1, split = CKE_SPLIT_NONE, parts = 1;
-        if (present) {
+        if (absent) { /* not this layer's kind: a placeholder of the template's shape, without bytes */
+            if ((vi = add_value(ir, name, base, layer, CKE_V_WEIGHT)) >= 0) ir->v[vi].absent = 1;
+        } else if (present) {
             int same = have_nd == nd;
             for (int i = 0; same && i < nd; i++) {
                 if (have[i] == want[i]) continue;
@@ -309,11 +382,14 @@ static const struct {
     {"rope_orig_ctx", offsetof(cke_attrs, rope_orig_ctx), 1},
     {"n_expert_used", offsetof(cke_attrs, n_expert_used), 1}, {"norm_topk", offsetof(cke_attrs, norm_topk), 2},
     {"aux_coef", offsetof(cke_attrs, aux_coef), 0},
+    {"moe_sigmoid", offsetof(cke_attrs, moe_sigmoid), 2}, {"n_group", offsetof(cke_attrs, n_group), 1},
+    {"topk_group", offsetof(cke_attrs, topk_group), 1},   {"routed_scale", offsetof(cke_attrs, routed_scale), 0},
 };
 
 static cke_status parse_attrs(cke_ir *ir, const cJSON *obj, int layer, cke_attrs *a, const char *where, cke_err *err) {
     const cJSON *it;
     cJSON_ArrayForEach(it, obj) {
+        if (!strcmp(it->string, "kind")) continue; /* the node's layer kind (add_nodes) */
         size_t k = 0;
         for (; k < sizeof attr_fields / sizeof attr_fields[0]; k++)
             if (!strcmp(attr_fields[k].key, it->string)) break;
@@ -436,6 +512,15 @@ static cke_status infer_shape(cke_ir *ir, cke_node *n, cke_err *err) {
         if (n->a.n_expert_used < 1 || n->a.n_expert_used > E)
             SHAPE_FAIL("%s: moe routes each token to n_expert_used = %lld of %lld experts (must be 1..%lld)", on,
                        (long long)n->a.n_expert_used, (long long)E, (long long)E);
+        if (n->n_in > 5 && (ir->v[n->in[5]].ndim != 1 || ir->v[n->in[5]].dims[0] != E || !n->a.moe_sigmoid))
+            SHAPE_FAIL("%s: moe's 6th input, the choice bias, must be [%lld] and needs sigmoid scores", on, (long long)E);
+        const int64_t G = n->a.n_group, TG = n->a.topk_group;
+        if (G > 1 && (E % G || TG < 1 || TG > G || n->a.n_expert_used > TG * (E / G)))
+            SHAPE_FAIL("%s: moe group-limited routing: %lld experts in n_group %lld groups, topk_group %lld, top %lld: "
+                       "the groups must be equal and the chosen groups must hold the top k", on, (long long)E, (long long)G,
+                       (long long)TG, (long long)n->a.n_expert_used);
+        if (!(n->a.routed_scale >= 0) || !isfinite(n->a.routed_scale))
+            SHAPE_FAIL("%s: moe routed_scale must be a finite number >= 0", on);
         break;
     }
     case CKE_OP_COUNT:
@@ -452,9 +537,29 @@ static cke_status add_node(cke_ir *ir, cke_node *n, const char *out, const char 
     snprintf(base, sizeof base, "%s%s", out, suffix);
     if (layer >= 0) snprintf(name, sizeof name, "l%d.%s", layer, base);
     else snprintf(name, sizeof name, "%s", base);
-    if (cke_ir_find(ir, name) >= 0)
-        return cke_fail(err, CKE_ERR_FORMAT, "template: value '%s' is defined twice (values are SSA)", name);
-    int ov = add_value(ir, name, base, layer, CKE_V_ACT);
+    int ov = cke_ir_find(ir, name);
+    if (ov >= 0) {
+        /* two nodes of layer kinds no layer shares may define one value: one of them runs per layer */
+        const cke_value *pv = &ir->v[ov];
+        int disjoint = pv->kind == CKE_V_ACT && pv->producer >= 0 && n->kind > 0 && ir->n[pv->producer].kind > 0;
+        for (int l = 0; disjoint && l < ir->n_layer; l++)
+            disjoint = !(cke_ir_node_on(ir, n, l) && cke_ir_node_on(ir, &ir->n[pv->producer], l));
+        if (!disjoint)
+            return cke_fail(err, CKE_ERR_FORMAT, "template: value '%s' is defined twice (values are SSA; only nodes of "
+                            "layer kinds no layer shares may define one value)", name);
+        cke_value keep = *pv;
+        if (grow((void **)&ir->n, &ir->cap_n, ir->nn + 1, sizeof(cke_node))) return cke_fail(err, CKE_ERR_NOMEM, "out of memory");
+        n->out = ov;
+        for (int i = 0; i < n->n_in; i++) ir->v[n->in[i]].used++;
+        cke_status st = infer_shape(ir, n, err);
+        if (st) return st;
+        if (ir->v[ov].ndim != keep.ndim || memcmp(ir->v[ov].dims, keep.dims, sizeof keep.dims))
+            return cke_fail(err, CKE_ERR_SHAPE, "template: the two definitions of '%s' differ in shape", name);
+        ir->v[ov].producer = keep.producer; /* the first definition; the schedule holds both */
+        ir->n[ir->nn++] = *n;
+        return CKE_OK;
+    }
+    ov = add_value(ir, name, base, layer, CKE_V_ACT);
     if (ov < 0 || grow((void **)&ir->n, &ir->cap_n, ir->nn + 1, sizeof(cke_node)))
         return cke_fail(err, CKE_ERR_NOMEM, "out of memory");
     n->out = ov;
@@ -512,6 +617,10 @@ static cke_status add_nodes(cke_ir *ir, const cJSON *list, cke_section sec, int 
             if (cJSON_IsObject(a)) {
                 cke_status st = parse_attrs(ir, a, layer, &n.a, where, err);
                 if (st) return st;
+                const cJSON *jk = cJSON_GetObjectItemCaseSensitive(a, "kind");
+                if (jk && ((n.kind = find_kind(ir, jk)) == 0 || sec != CKE_SEC_LAYER))
+                    return cke_fail(err, CKE_ERR_FORMAT, "template: %s: \"kind\" must name one of \"layer_kinds\" "
+                                    "(layer body nodes only)", where);
                 continue;
             }
             if (!cJSON_IsString(a)) return cke_fail(err, CKE_ERR_FORMAT, "template: %s: inputs are names", where);
@@ -541,8 +650,31 @@ static cke_status add_nodes(cke_ir *ir, const cJSON *list, cke_section sec, int 
         cke_status st = add_node(ir, &n, jo->valuestring, reduce ? "_part" : "", layer, err);
         if (st) return st;
         if (reduce) {
-            cke_node r = {.op = CKE_OP_ALLREDUCE, .section = sec, .layer = layer, .n_in = 1, .in = {n.out}};
+            cke_node r = {.op = CKE_OP_ALLREDUCE, .section = sec, .layer = layer, .kind = n.kind, .n_in = 1, .in = {n.out}};
             if ((st = add_node(ir, &r, jo->valuestring, "", layer, err))) return st;
+        }
+    }
+    return CKE_OK;
+}
+
+/* With layer kinds, a node that runs must read only values some node computed before it in that layer
+ * (or outside the layers): a layer whose kinds skip every definition of a value would read garbage. */
+static cke_status check_kinds(const cke_ir *ir, cke_err *err) {
+    for (int i = 0; i < ir->nn; i++) {
+        const cke_node *n = &ir->n[i];
+        if (n->section == CKE_SEC_LAYER && !cke_ir_node_on(ir, n, n->layer)) continue;
+        for (int k = 0; k < n->n_in; k++) {
+            const cke_value *v = &ir->v[n->in[k]];
+            if (v->kind == CKE_V_WEIGHT && v->absent)
+                return cke_fail(err, CKE_ERR_FORMAT, "template: '%s' (%s) reads weight '%s', which layer %d's kinds leave out",
+                                ir->v[n->out].name, cke_op_names[n->op], v->name, v->layer);
+            if (v->kind != CKE_V_ACT || v->layer < 0) continue;
+            int def = 0;
+            for (int j = 0; j < i && !def; j++)
+                def = ir->n[j].out == n->in[k] && cke_ir_node_on(ir, &ir->n[j], ir->n[j].layer);
+            if (!def)
+                return cke_fail(err, CKE_ERR_FORMAT, "template: '%s' (%s) reads '%s', which no node of layer %d's kinds computes",
+                                ir->v[n->out].name, cke_op_names[n->op], v->name, v->layer);
         }
     }
     return CKE_OK;
@@ -642,6 +774,7 @@ static cke_status build(cke_ir *ir, const cJSON *root, const cke_ir_source *src,
     if (cke_ir_hparam(ir, "n_layer", &nl) != 0 || nl < 1 || nl > 4096 || nl != floor(nl))
         return cke_fail(err, CKE_ERR_FORMAT, "template/model: n_layer must be given and in 1..4096");
     ir->n_layer = (int)nl;
+    if ((st0 = parse_kinds(ir, cJSON_GetObjectItemCaseSensitive(root, "layer_kinds"), err))) return st0;
 
     /* inputs */
     const cJSON *in;
@@ -668,10 +801,11 @@ static cke_status build(cke_ir *ir, const cJSON *root, const cke_ir_source *src,
         return st;
     if (ir->nn == 0 || ir->v[ir->n[ir->nn - 1].out].ndim != 2)
         return cke_fail(err, CKE_ERR_FORMAT, "template: the graph must end in logits [T, vocab]");
+    if (ir->n_kinds && (st = check_kinds(ir, err))) return st;
 
     /* every tensor the model has must be consumed by the graph */
     for (int i = 0; i < ir->nv; i++)
-        if (ir->v[i].kind == CKE_V_WEIGHT && ir->v[i].tied_to < 0 && ir->v[i].used == 0) {
+        if (ir->v[i].kind == CKE_V_WEIGHT && ir->v[i].tied_to < 0 && ir->v[i].used == 0 && !ir->v[i].absent) {
             /* a weight another one is tied to counts as used through it */
             int via = 0;
             for (int j = 0; j < ir->nv; j++) via |= ir->v[j].tied_to == i && ir->v[j].used;
@@ -684,6 +818,9 @@ static cke_status build(cke_ir *ir, const cJSON *root, const cke_ir_source *src,
         const char *tn = src->tensor_name(src->ud, i);
         if (!strcmp(tn, "rope_freqs")) continue; /* read by the compiler into the rope table */
         int vi = cke_ir_find(ir, tn);
+        if (vi >= 0 && ir->v[vi].absent)
+            return cke_fail(err, CKE_ERR_FORMAT, "model tensor '%s' belongs to a layer the %s template's layer kinds say "
+                            "has no such tensor", tn, ir->family);
         if (vi < 0 || ir->v[vi].kind != CKE_V_WEIGHT)
             return cke_fail(err, CKE_ERR_UNSUPPORTED, "model tensor '%s' is not used by the %s template (unsupported)", tn,
                             ir->family);
@@ -714,6 +851,7 @@ void cke_ir_free(cke_ir *ir) {
     free(ir->hp);
     free(ir->rope_freq);
     free(ir->rope_table_of);
+    free(ir->kind_on);
     free(ir->v);
     free(ir->n);
     free(ir);
@@ -736,7 +874,18 @@ cke_status cke_ir_write_json(const cke_ir *ir, const char *path, cke_err *err) {
     fprintf(f, "  \"hparams\": {");
     for (int i = 0; i < ir->n_hp; i++)
         fprintf(f, "%s\n    \"%s\": %.9g", i ? "," : "", ir->hp[i].name, ir->hp[i].value);
-    fprintf(f, "\n  },\n  \"values\": [");
+    fprintf(f, "\n  },\n");
+    if (ir->n_kinds) {
+        fprintf(f, "  \"layer_kinds\": {");
+        for (int k = 0; k < ir->n_kinds; k++) {
+            fprintf(f, "%s\"%s\": [", k ? ", " : "", ir->kind_name[k]);
+            for (int l = 0, c = 0; l < ir->n_layer; l++)
+                if (ir->kind_on[(size_t)k * (size_t)ir->n_layer + (size_t)l]) fprintf(f, "%s%d", c++ ? ", " : "", l);
+            fprintf(f, "]");
+        }
+        fprintf(f, "},\n");
+    }
+    fprintf(f, "  \"values\": [");
     for (int i = 0; i < ir->nv; i++) {
         const cke_value *v = &ir->v[i];
         char s[64];
@@ -746,6 +895,7 @@ cke_status cke_ir_write_json(const cke_ir *ir, const char *path, cke_err *err) {
         if (v->tied_to >= 0) fprintf(f, ", \"tied_to\": \"%s\"", ir->v[v->tied_to].name);
         static const char *const split_names[] = {"", "rows", "cols", "rank0"};
         if (v->split > 0 && v->split < 4) fprintf(f, ", \"split\": \"%s\"", split_names[v->split]);
+        if (v->absent) fprintf(f, ", \"absent\": true");
         fprintf(f, "}");
     }
     fprintf(f, "\n  ],\n  \"nodes\": [");
@@ -754,7 +904,11 @@ cke_status cke_ir_write_json(const cke_ir *ir, const char *path, cke_err *err) {
         fprintf(f, "%s\n    {\"op\": \"%s\", \"section\": \"%s\", \"layer\": %d, \"out\": \"%s\", \"in\": [", i ? "," : "",
                 cke_op_names[n->op], sec_name(n->section), n->layer, ir->v[n->out].name);
         for (int j = 0; j < n->n_in; j++) fprintf(f, "%s\"%s\"", j ? ", " : "", ir->v[n->in[j]].name);
-        fprintf(f, "]}");
+        fprintf(f, "]");
+        if (n->kind > 0)
+            fprintf(f, ", \"layer_kind\": \"%s\", \"runs\": %s", ir->kind_name[n->kind - 1],
+                    cke_ir_node_on(ir, n, n->layer) ? "true" : "false");
+        fprintf(f, "}");
     }
     fprintf(f, "\n  ]\n}\n");
     if (fclose(f) != 0) return cke_fail(err, CKE_ERR_IO, "error writing %s", path);

@@ -8,16 +8,20 @@
  *
  * The graph is stored unrolled, node by node, with each node tagged by section: prologue,
  * layer body (one copy per layer, tagged with its layer) and epilogue. Layers are uniform by
- * construction (one template body), which the code generator turns back into a loop. */
+ * construction (one template body), which the code generator turns back into a loop; layers that
+ * differ in structure do so through layer kinds (below): every layer's copy holds every node, each
+ * running only in the layers of its kind. */
 #ifndef CKE_IR_H
 #define CKE_IR_H
 
 #include "cke/status.h"
 #include "ir/ops.h"
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define CKE_IR_NAME 64
+#define CKE_IR_MAX_KINDS 8
 #define CKE_DIM_T (-1) /* the token dimension: fixed by each lowered mode */
 
 typedef enum {
@@ -52,6 +56,7 @@ typedef struct {
     int split;       /* weights: cke_split (tensor parallel); dims are this rank's block */
     int split_parts; /* the model's tensor is cut in this many blocks; rank r holds block r * parts /
                       * tp_size (tp_size, or fewer when kv heads are replicated: parts = n_kv_head) */
+    int absent;      /* weights: a tensor of a layer kind this layer is not (no bytes; never read) */
 } cke_value;
 
 /* Op attributes: one bag with named fields; each op documents which it reads (ops.h). */
@@ -76,12 +81,16 @@ typedef struct {
     int64_t n_expert_used; /* moe: experts each token is routed to (top-k) */
     int norm_topk;         /* moe: 1 = the k weights renormalized to sum to 1 (Mixtral), 0 = router probabilities as they are */
     float aux_coef;        /* moe, training: weight of HF's load-balancing loss (router_aux_loss_coef; 0 = none) */
+    int moe_sigmoid;       /* moe: 1 = sigmoid scores (DeepSeek-V3, GLM-4.5; an optional 6th input [E] biases the choice), 0 = softmax */
+    int64_t n_group, topk_group; /* moe: group-limited routing (experts in n_group groups, topk_group groups eligible); 0 = none */
+    float routed_scale;    /* moe: the routing weights' factor (routed_scaling_factor); 0 is read as 1 */
 } cke_attrs;
 
 typedef struct {
     cke_op op;
     cke_section section;
     int layer;
+    int kind;  /* layer body: 0 runs in every layer; k > 0 only in the layers of kind k - 1 (cke_ir.kind_name) */
     int out;   /* value index */
     int in[6]; /* value indices (moe reads five) */
     int n_in;
@@ -116,7 +125,28 @@ typedef struct {
      * shape then differs from the model's is this rank's block of it (cke_value.split), and an
      * allreduce follows every linear whose weight is split by input features. */
     int tp_rank, tp_size;
+    /* Layer kinds: a template may name kinds of layer by a predicate over `layer` ("dense": "layer <
+     * first_k_dense"); a body node or a layer weight of a kind exists in every layer's copy (the
+     * body stays one loop body) but runs, or holds bytes, only in the layers of that kind, so one
+     * body describes layers that differ in structure (DeepSeek's dense first layers, then MoE).
+     * Two nodes of kinds no layer shares may define the same value (one of them runs per layer). */
+    int n_kinds;
+    char kind_name[CKE_IR_MAX_KINDS][32];
+    unsigned char *kind_on; /* [n_kinds][n_layer]: 1 where layer l is of kind k */
 } cke_ir;
+
+/* Whether body node n runs in some layer: a node of a kind no layer is (GLM-4.5 without QK-norm: the
+ * norms' kind) is left out of every schedule. */
+static inline int cke_ir_node_ever(const cke_ir *ir, const cke_node *n) {
+    for (int l = 0; n->kind > 0 && l < ir->n_layer; l++)
+        if (ir->kind_on[(size_t)(n->kind - 1) * (size_t)ir->n_layer + (size_t)l]) return 1;
+    return n->kind == 0;
+}
+
+/* Whether body node n runs in layer l (always, outside layer kinds). */
+static inline int cke_ir_node_on(const cke_ir *ir, const cke_node *n, int l) {
+    return n->kind == 0 || l < 0 || ir->kind_on[(size_t)(n->kind - 1) * (size_t)ir->n_layer + (size_t)l];
+}
 
 /* Where the IR builder gets a model's facts. Tensor names are canonical (see src/formats):
  * globals by their template name ("tok_embd"), per-layer ones as "l<i>.<name>" ("l3.attn_q"). */

@@ -32,7 +32,7 @@ const cke_op_info cke_op_table[CKE_OP_COUNT] = {
     [CKE_OP_SOFTCAP]   = {.n_in_min = 1, .n_in_max = 1, .rowwise = 1},
     [CKE_OP_LAST_ROW]  = {.n_in_min = 1, .n_in_max = 1, .rowwise = 0},
     [CKE_OP_ALLREDUCE] = {.n_in_min = 1, .n_in_max = 1, .rowwise = 1},
-    [CKE_OP_MOE]       = {.n_in_min = 5, .n_in_max = 5, .rowwise = 1}, /* x, router, gate_exps, up_exps, down_exps */
+    [CKE_OP_MOE]       = {.n_in_min = 5, .n_in_max = 6, .rowwise = 1}, /* x, router, gate_exps, up_exps, down_exps, choice bias? */
     [CKE_OP_SIGMOID_MUL] = {.n_in_min = 2, .n_in_max = 2, .rowwise = 1}, /* x, g */
 };
 
@@ -54,7 +54,8 @@ const cke_grad_rule cke_grad_rules[CKE_OP_COUNT] = {
     [CKE_OP_SOFTCAP]   = {1, CKE_GRAD_IN(0), 0},                              /* x */
     [CKE_OP_LAST_ROW]  = {0, 0, 0},                                           /* inference only */
     [CKE_OP_ALLREDUCE] = {0, 0, 0},                                           /* tensor parallel: inference only */
-    /* moe: the routing and the chosen experts are recomputed from x (nothing saved but x) */
+    /* moe: the routing and the chosen experts are recomputed from x (nothing saved but x); the choice
+     * bias (6th input) only picks experts: no gradient, as HF's e_score_correction_bias buffer */
     [CKE_OP_MOE]       = {1, CKE_GRAD_IN(0) | CKE_GRAD_IN(1) | CKE_GRAD_IN(2) | CKE_GRAD_IN(3) | CKE_GRAD_IN(4), 0},
     [CKE_OP_SIGMOID_MUL] = {1, CKE_GRAD_IN(0) | CKE_GRAD_IN(1), 0},             /* x, g */
 };

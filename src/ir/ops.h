@@ -23,7 +23,7 @@
     X(LAST_ROW,  "last_row",  "out[1,D] = x[T-1,D] (inference: only the last position's logits)")     \
     X(ALLREDUCE, "allreduce", "out = x summed over the tensor-parallel ranks (each holds a partial sum)")\
     X(SIGMOID_MUL, "sigmoid_mul", "out[T,D] = sigmoid(g[T,1]) * x[T,D] (a gated shared expert: Qwen2-MoE)")\
-    X(MOE,       "moe",       "out[T,D] = sum over the top-k experts of softmax(-renormalized) router weight * down_e(silu(gate_e x) * up_e x)")
+    X(MOE,       "moe",       "out[T,D] = sum over the top-k experts (softmax or sigmoid router scores; optional choice bias, groups, renorm, scale) of weight * down_e(silu(gate_e x) * up_e x)")
 
 typedef enum {
 #define CKE_OP_ENUM(e, n, d) CKE_OP_##e,

@@ -40,6 +40,7 @@ typedef struct {
     int32_t *rows;  /* [T*k] rows grouped by expert, in row order */
     float *roww;    /* [T*k] their weights */
     int32_t *act;   /* [E] the experts some row chose, in order */
+    float *rsc;     /* [CKE_MOE_ROUTE_SCRATCH(E)] the routing's scratch */
     float *y;       /* [T*k,D] each slot's expert output (the serial path: [T,D], one expert at a time) */
     char *per;      /* nth (expert-parallel) or 1 expert_ws areas of per_bytes */
     size_t per_bytes;
@@ -71,6 +72,7 @@ static size_t carve(moe_ws *m, char *base, int64_t T, int64_t D, int64_t F, int6
     TAKE(rows, int32_t, T * k);
     TAKE(roww, float, T * k);
     TAKE(act, int32_t, E);
+    TAKE(rsc, float, CKE_MOE_ROUTE_SCRATCH(E));
     TAKE(y, float, (par ? T * k : T) * D);
     /* a thread's expert: one-thread linears; the serial path's: all threads (and the router's GEMM) */
     m->per_bytes = align64((size_t)(T * D) * sizeof(float)) + 2 * align64((size_t)(T * F) * sizeof(float)) +
@@ -94,7 +96,9 @@ size_t cke_moe_ws_size(int64_t T, int64_t D, int64_t F, int64_t E, int64_t k, in
     if (nth < 1) nth = 1;
     moe_ws m;
     size_t fast = carve(&m, NULL, T, D, F, E, k, qgate, qup, qdown, nth);
-    size_t ref = align64((size_t)(E + k) * sizeof(float)) + (size_t)F * sizeof(double) + (size_t)k * sizeof(int32_t);
+    /* the _ref: [E] logits, [k] w, [F] h, [k] sel, the routing's scratch */
+    size_t ref = align64((size_t)(E + k) * sizeof(float)) + (size_t)F * sizeof(double) + align64((size_t)k * sizeof(int32_t)) +
+                 (size_t)CKE_MOE_ROUTE_SCRATCH(E) * sizeof(float);
     return 64 + (fast > ref ? fast : ref); /* 64: ws need not be aligned */
 }
 
@@ -157,20 +161,23 @@ static void scatter(const cke_ktable *kt, float *out, const float *y, const int3
     }
 }
 
+int cke_moe_gate_check(const cke_moe_gate *gate, int64_t E, int64_t k) { return cke_moe_gate_ok(gate, E, k) ? 0 : -1; }
+
 int cke_moe_fwd(const cke_ktable *kt, float *out /* [T,D] */, const float *x /* [T,D] */,
                 const float *router /* [E,D] */, const void *gate /* [E,F,D] */, const void *up /* [E,F,D] */,
                 const void *down /* [E,D,F] */, int qgate, int qup, int qdown, int64_t T, int64_t D, int64_t F,
-                int64_t E, int64_t k, int renorm, void *ws, int nth) {
+                int64_t E, int64_t k, const cke_moe_gate *route, void *ws, int nth) {
     if (nth < 1) nth = 1;
+    if (!cke_moe_gate_ok(route, E, k)) return -1;
     const experts X = {kt, gate, up, down, qgate, qup, qdown, (size_t)F * row_bytes(qgate, D), (size_t)F * row_bytes(qup, D),
                        (size_t)D * row_bytes(qdown, F), D, F};
-    if (!X.sg || !X.su || !X.sd || k < 1 || k > E) return -1; /* a format without kernels, or rows that are not whole blocks */
+    if (!X.sg || !X.su || !X.sd) return -1; /* a format without kernels, or rows that are not whole blocks */
     moe_ws m;
     char *base = (char *)(((uintptr_t)ws + 63) & ~(uintptr_t)63);
     const size_t router_ws = carve(&m, base, T, D, F, E, k, qgate, qup, qdown, nth) - align64(cke_gemm_ws_size(T, E, D, nth));
     /* route: logits of every row in one GEMM, then each row's top k */
     cke_linear_fwd(kt, m.logits, x, router, NULL, T, D, E, base + router_ws, nth);
-    for (int64_t t = 0; t < T; t++) cke_moe_route(m.sel + t * k, m.w + t * k, m.logits + t * E, E, k, renorm);
+    for (int64_t t = 0; t < T; t++) cke_moe_route(m.sel + t * k, m.w + t * k, m.logits + t * E, E, k, route, m.rsc);
     group_by_expert(m.start, m.rows, NULL, m.roww, m.sel, m.w, T, k, E);
     int64_t n_act = 0; /* experts no row chose: their weights are not read */
     for (int64_t e = 0; e < E; e++)
@@ -231,6 +238,7 @@ typedef struct {
     int64_t *start; /* [E+1] */
     int32_t *rows;  /* [T*k] rows grouped by expert */
     int32_t *pair;  /* [T*k] each slot's t*k + j */
+    float *rsc;     /* [CKE_MOE_ROUTE_SCRATCH(E)] the routing's scratch */
     float *xe, *y, *dy, *dxe;         /* [T,D] an expert's rows, output, output gradient, input gradient */
     float *g, *u, *h, *dh, *dg, *du;  /* [T,F] */
     void *gemm;
@@ -255,6 +263,7 @@ static size_t carve_bwd(moe_bwd_ws *m, char *base, int64_t T, int64_t D, int64_t
     TAKE(start, int64_t, E + 1);
     TAKE(rows, int32_t, T * k);
     TAKE(pair, int32_t, T * k);
+    TAKE(rsc, float, CKE_MOE_ROUTE_SCRATCH(E));
     TAKE(xe, float, T * D);
     TAKE(y, float, T * D);
     TAKE(dy, float, T * D);
@@ -273,25 +282,28 @@ size_t cke_moe_bwd_ws_size(int64_t T, int64_t D, int64_t F, int64_t E, int64_t k
     if (nth < 1) nth = 1;
     moe_bwd_ws m;
     size_t fast = carve_bwd(&m, NULL, T, D, F, E, k, nth);
-    /* the _ref: [E] p, dl; [k] dw; [F] g, u, h; [F] dh; [D] dy; [F] du; [E] logits; [k] w, sel (+ alignment) */
+    /* the _ref: [E] p, dl; [k] dw; [F] g, u, h; [F] dh; [D] dy; [F] du; [E] logits; [k] w, sel; the routing's
+     * scratch (+ alignment) */
     size_t ref = (size_t)(2 * E + k + 2 * F + D) * sizeof(double) + (size_t)(3 * F + E + k) * sizeof(float) +
-                 (size_t)k * sizeof(int32_t) + 256;
+                 (size_t)k * sizeof(int32_t) + (size_t)CKE_MOE_ROUTE_SCRATCH(E) * sizeof(float) + 256;
     return 64 + (fast > ref ? fast : ref);
 }
 
 /* route every row (as the forward does) into m->sel, m->w from m->logits */
 static void route_rows(moe_bwd_ws *m, const cke_ktable *kt, const float *x, const float *router, int64_t T, int64_t D,
-                       int64_t E, int64_t k, int renorm, int nth) {
+                       int64_t E, int64_t k, const cke_moe_gate *route, int nth) {
     cke_linear_fwd(kt, m->logits, x, router, NULL, T, D, E, m->gemm, nth);
-    for (int64_t t = 0; t < T; t++) cke_moe_route(m->sel + t * k, m->w + t * k, m->logits + t * E, E, k, renorm);
+    for (int64_t t = 0; t < T; t++) cke_moe_route(m->sel + t * k, m->w + t * k, m->logits + t * E, E, k, route, m->rsc);
 }
 
 void cke_moe_router_stats(const cke_ktable *kt, double *stats /* [2E] += */, const float *x /* [T,D] */,
                           const float *router /* [E,D] */, int64_t T, int64_t D, int64_t E, int64_t k, void *ws, int nth) {
     if (nth < 1) nth = 1;
+    if (k < 1 || k > E) return;
     moe_bwd_ws m;
     carve_bwd(&m, (char *)(((uintptr_t)ws + 63) & ~(uintptr_t)63), T, D, 0, E, k, nth);
-    route_rows(&m, kt, x, router, T, D, E, k, 1, nth);
+    const cke_moe_gate softmax = {.renorm = 1, .scale = 1}; /* only the choice is used: the top k of the logits */
+    route_rows(&m, kt, x, router, T, D, E, k, &softmax, nth);
     for (int64_t t = 0; t < T; t++) {
         double mx = m.logits[t * E], s = 0;
         for (int64_t e = 1; e < E; e++) mx = m.logits[t * E + e] > mx ? m.logits[t * E + e] : mx;
@@ -337,38 +349,62 @@ static void expert_bwd(const cke_ktable *kt, const moe_bwd_ws *m, float *dx, flo
     }
 }
 
-/* dl[E] <- one row's router-logit gradient: the routing softmax's backward of dw (over the k
- * chosen with renorm, over all E without), plus the load-balancing term p (aux_g - p . aux_g). */
+/* dl[E] <- one row's router-logit gradient (kernels.h, cke_moe_bwd). Softmax scoring: the
+ * softmax's backward of scale * dw (over the k chosen with renorm, over all E without), plus the
+ * load-balancing term p (aux_g - p . aux_g); with scale 1 the bits of before the scale existed.
+ * Sigmoid scoring: the renormalization's quotient rule, then the sigmoid's s (1 - s), on the
+ * chosen only. */
 static void router_grad_row(float *dl /* [E] */, const float *l /* [E] */, const int32_t *sel /* [k] */,
                             const float *w /* [k] */, const float *dw /* [k] */, const float *aux_g /* [E] or NULL */,
-                            int64_t E, int64_t k, int renorm) {
+                            int64_t E, int64_t k, const cke_moe_gate *g) {
+    const double scale = g->scale;
+    if (g->sigmoid) {
+        double S = 0, sd = 0;
+        for (int64_t j = 0; j < k; j++) {
+            const double sj = cke_moe_sigmoid(l[sel[j]]);
+            S += sj, sd += (double)dw[j] * sj;
+        }
+        if (g->renorm) S += 1e-20;
+        memset(dl, 0, (size_t)E * sizeof(float));
+        for (int64_t j = 0; j < k; j++) {
+            const double ds = g->renorm ? scale * ((double)dw[j] / S - sd / (S * S)) : scale * dw[j];
+            const double sg = 1.0 / (1.0 + exp(-(double)l[sel[j]]));
+            dl[sel[j]] = (float)(ds * sg * (1.0 - sg));
+        }
+        return;
+    }
     double mx = l[0], sum = 0, s = 0, sa = 0;
     for (int64_t e = 1; e < E; e++) mx = l[e] > mx ? l[e] : mx;
     for (int64_t e = 0; e < E; e++) sum += exp((double)l[e] - mx);
 #define P(e) (exp((double)l[e] - mx) / sum)
-    if (renorm) for (int64_t j = 0; j < k; j++) s += (double)w[j] * dw[j];
-    else for (int64_t j = 0; j < k; j++) s += P(sel[j]) * dw[j];
+#define Q(j) ((double)w[j] / scale)  /* the weight before the scale: the softmax over the k */
+#define DW(j) ((double)dw[j] * scale) /* the gradient of the probability */
+    if (g->renorm) for (int64_t j = 0; j < k; j++) s += Q(j) * DW(j);
+    else for (int64_t j = 0; j < k; j++) s += P(sel[j]) * DW(j);
     if (aux_g) for (int64_t e = 0; e < E; e++) sa += P(e) * aux_g[e];
     for (int64_t e = 0; e < E; e++) {
-        double v = renorm ? 0 : -P(e) * s;
+        double v = g->renorm ? 0 : -P(e) * s;
         if (aux_g) v += P(e) * ((double)aux_g[e] - sa);
         dl[e] = (float)v;
     }
     for (int64_t j = 0; j < k; j++)
-        dl[sel[j]] += renorm ? (float)((double)w[j] * (dw[j] - s)) : (float)(P(sel[j]) * dw[j]);
+        dl[sel[j]] += g->renorm ? (float)(Q(j) * (DW(j) - s)) : (float)(P(sel[j]) * DW(j));
 #undef P
+#undef Q
+#undef DW
 }
 
 void cke_moe_bwd(const cke_ktable *kt, float *dx /* [T,D] += */, float *drouter /* [E,D] += */,
                  float *dgate /* [E,F,D] += */, float *dup /* [E,F,D] += */, float *ddown /* [E,D,F] += */,
                  const float *dout /* [T,D] */, const float *x /* [T,D] */, const float *router /* [E,D] */,
                  const float *gate /* [E,F,D] */, const float *up /* [E,F,D] */, const float *down /* [E,D,F] */,
-                 const float *aux_g /* [E] or NULL */, int64_t T, int64_t D, int64_t F, int64_t E, int64_t k, int renorm,
-                 void *ws, int nth) {
+                 const float *aux_g /* [E] or NULL */, int64_t T, int64_t D, int64_t F, int64_t E, int64_t k,
+                 const cke_moe_gate *route, void *ws, int nth) {
     if (nth < 1) nth = 1;
+    if (!cke_moe_gate_ok(route, E, k)) return;
     moe_bwd_ws m;
     carve_bwd(&m, (char *)(((uintptr_t)ws + 63) & ~(uintptr_t)63), T, D, F, E, k, nth);
-    route_rows(&m, kt, x, router, T, D, E, k, renorm, nth);
+    route_rows(&m, kt, x, router, T, D, E, k, route, nth);
     group_by_expert(m.start, m.rows, m.pair, NULL, m.sel, m.w, T, k, E);
     for (int64_t e = 0; e < E; e++) {
         const int64_t s0 = m.start[e], n = m.start[e + 1] - s0;
@@ -377,6 +413,6 @@ void cke_moe_bwd(const cke_ktable *kt, float *dx /* [T,D] += */, float *drouter 
                        up + e * F * D, down + e * D * F, s0, n, D, F, k, nth);
     }
     for (int64_t t = 0; t < T; t++)
-        router_grad_row(m.dl + t * E, m.logits + t * E, m.sel + t * k, m.w + t * k, m.dw + t * k, aux_g, E, k, renorm);
+        router_grad_row(m.dl + t * E, m.logits + t * E, m.sel + t * k, m.w + t * k, m.dw + t * k, aux_g, E, k, route);
     cke_linear_bwd(kt, dx, drouter, NULL, m.dl, x, router, T, D, E, m.gemm, nth);
 }

@@ -124,7 +124,7 @@ static cke_status lower_mode(cke_plan *p, cke_mode_plan *m, const char *mode, in
      * row needs its logits) */
     for (int i = 0; i < ir->nn; i++) {
         const cke_node *n = &ir->n[i];
-        if (n->section == CKE_SEC_LAYER && n->layer != 0) continue;
+        if (n->section == CKE_SEC_LAYER && (n->layer != 0 || !cke_ir_node_ever(ir, n))) continue;
         cke_node c = *n;
         if (n->section == CKE_SEC_EPILOGUE) {
             for (int k = 0; k < c.n_in; k++) {
@@ -175,6 +175,7 @@ static cke_status lower_mode(cke_plan *p, cke_mode_plan *m, const char *mode, in
     /* 3. buffers and lifetimes; carries pinned and shared */
     for (int s = 0; s < m->n_sched; s++) {
         const cke_node *n = &m->sched[s];
+        if (m->buf_of[n->out] >= 0) continue; /* a value two layer kinds define: one buffer, from the first */
         cke_buf *b = &m->bufs[m->n_bufs];
         const cke_value *o = &ir->v[n->out];
         b->value = n->out;
@@ -326,7 +327,7 @@ static cke_status plan_weights(cke_plan *p, cke_err *err) {
         for (int k = 0; k < ir->n[i].n_in; k++) {
             int vi = ir->n[i].in[k];
             const cke_value *v = &ir->v[vi];
-            if (v->kind != CKE_V_WEIGHT) continue;
+            if (v->kind != CKE_V_WEIGHT || v->absent) continue; /* absent: not this layer's kind, no bytes */
             if (v->tied_to >= 0) vi = v->tied_to;
             if (seen[vi]) continue;
             seen[vi] = 1;

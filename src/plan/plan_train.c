@@ -174,12 +174,14 @@ cke_status cke_train_plan_new(cke_train_plan **out, const cke_plan *p, int64_t B
         return cke_fail(err, CKE_ERR_NOMEM, "out of memory");
     }
     for (int i = 0; i < ir->nn; i++)
-        if (ir->n[i].section == CKE_SEC_LAYER && ir->n[i].layer == 0) body[nbody++] = i;
+        if (ir->n[i].section == CKE_SEC_LAYER && ir->n[i].layer == 0 && cke_ir_node_ever(ir, &ir->n[i])) body[nbody++] = i;
     int nids = 0;
     for (int s = 0; s < nbody; s++) {
         const cke_node *n = &ir->n[body[s]];
         int bo = tp->fwd_of[n->out];
-        if (bo >= 0 && tp->b[bo].kind == CKE_TB_TEMP) { tp->b[bo].first = s; tp->b[bo].last = s; ids[nids++] = bo; }
+        int again = 0; /* a value two layer kinds define: its life starts at the first definition */
+        for (int j = 0; j < nids && !again; j++) again = ids[j] == bo;
+        if (bo >= 0 && tp->b[bo].kind == CKE_TB_TEMP && !again) { tp->b[bo].first = s; tp->b[bo].last = s; ids[nids++] = bo; }
         for (int k = 0; k < n->n_in; k++) {
             int bi = tp->fwd_of[n->in[k]];
             if (bi >= 0 && tp->b[bi].kind == CKE_TB_TEMP && tp->b[bi].last < s) tp->b[bi].last = s;
@@ -193,6 +195,7 @@ cke_status cke_train_plan_new(cke_train_plan **out, const cke_plan *p, int64_t B
     for (int s = 0; s < nbody; s++) {
         const cke_node *n = &ir->n[body[s]];
         if (!needs_grad[n->out] || n->out == tp->carry_out) continue;
+        if (tp->grad_of[n->out] >= 0) continue; /* defined by two layer kinds: read by the first one's backward, last */
         const cke_value *v = &ir->v[n->out];
         int g = add_buf(tp, n->out, -1, CKE_TB_GRAD, 1, (size_t)rows * (size_t)cols_of(v) * sizeof(float));
         tp->grad_of[n->out] = g;

@@ -58,7 +58,7 @@ PY
     # the MoE GGUFs cke writes, read by gguf-py (llama.cpp's own Python package, where the suite
     # installed it): every tensor one llama.cpp's architecture declares, and its expert keys
     if [ -f "$BUILD/pydeps/gguf/__init__.py" ]; then
-        for f in mixtral qwen3_moe_norm olmoe qwen2_moe; do
+        for f in mixtral qwen3_moe_norm olmoe qwen2_moe glm4_moe; do
             [ "$f" = mixtral ] || /usr/bin/python3 tests/torch/ref_families.py "$T/gg_$f" $f >"$T/gg_$f.log" 2>&1
             [ "$f" = mixtral ] && ln -sfn "$T/mx" "$T/gg_$f"
             "$CKE" quantize "$T/gg_$f" "$T/gg_$f.gguf" F32 >/dev/null 2>&1
@@ -72,11 +72,46 @@ names = {gguf.TENSOR_NAMES[t].format(bid=b) for t in gguf.MODEL_TENSORS[march] f
 bad = [t.name for t in r.tensors if t.name.rsplit(".", 1)[0] not in names]
 exps = [t for t in r.tensors if t.name.endswith("_exps.weight")]
 keys = [f"{arch}.expert_count", f"{arch}.expert_used_count"]
+if arch == "glm4moe":  # GLM-4.5: leading dense layers, shared experts, sigmoid gating
+    keys += [f"{arch}.{k}" for k in ("leading_dense_block_count", "expert_shared_count", "expert_gating_func",
+                                     "expert_weights_scale", "expert_weights_norm", "expert_feed_forward_length")]
 ok = not bad and exps and all(len(t.shape) == 3 for t in exps) and all(k in r.fields for k in keys)
 print(arch, "unknown tensors:", bad, "3-D expert stacks:", len(exps))
 sys.exit(0 if ok else 1)
 PY
         done
+    fi
+    # GLM-4.5 (DeepSeek-style experts after a dense first layer): quantized by cke, its experts keep
+    # their blocks in the MoE layers, the dense layer's MLP its own, and the model runs
+    if /usr/bin/python3 tests/torch/ref_families.py "$T/glm" glm4_moe >"$T/glm.log" 2>&1; then
+        ok moe_glm4_quantize_q8_0 "$CKE" quantize "$T/glm" "$T/glm-q8_0.gguf" Q8_0
+        ok moe_glm4_compile_q8_0 "$CKE" compile "$T/glm-q8_0.gguf" -o "$T/glm_q8"
+        check moe_glm4_experts_keep_blocks grep -q '"name": "l2.ffn_up_exps", "layer": 2, "dtype": "q8_0' "$T/glm_q8/layout.json"
+        check moe_glm4_dense_mlp_keeps_blocks grep -q '"name": "l0.ffn_up", "layer": 0, "dtype": "q8_0' "$T/glm_q8/layout.json"
+        check moe_glm4_no_expert_bytes_in_dense_layer sh -c "! grep -q '\"name\": \"l0.ffn_up_exps\"' '$T/glm_q8/layout.json'"
+        check moe_glm4_model_c_has_layer_kinds grep -q 'if (L_is_moe\[l\])' "$T/glm_q8/model.c"
+        ok moe_glm4_runs "$CKE" profile "$T/glm_q8" --prompt-tokens 12 -n 4 -t 1 -o "$T/glm_prof"
+        # per layer, as the layer kinds say: the dense MLP ran in layer 0 only, the experts in layers 1 and 2
+        check moe_glm4_profile_per_layer_kind /usr/bin/python3 -c '
+import json, sys
+ops = [(o["name"], o["op"]) for m in json.load(open(sys.argv[1]))["modes"] for o in m["ops"]]
+want = {("l0.ffn_out", "linear"), ("l1.moe_out", "moe"), ("l2.moe_out", "moe")}
+wrong = {("l0.moe_out", "moe"), ("l1.ffn_out", "linear"), ("l2.ffn_out", "linear"), ("l1.gate", "linear")}
+sys.exit(0 if want <= set(ops) and not wrong & set(ops) else 1)' "$T/glm_prof/profile.json"
+        # expert_gating_func softmax on glm4moe: refused by name
+        /usr/bin/python3 - "$T/glm-q8_0.gguf" "$T/glm-gf1.gguf" <<'PY'
+import struct, sys
+b = bytearray(open(sys.argv[1], "rb").read())
+key = b"glm4moe.expert_gating_func"
+i = b.find(struct.pack("<Q", len(key)) + key) + 8 + len(key)
+assert struct.unpack_from("<I", b, i)[0] == 4 and struct.unpack_from("<I", b, i + 4)[0] == 2
+struct.pack_into("<I", b, i + 4, 1)
+open(sys.argv[2], "wb").write(b)
+PY
+        refuses moe_glm4_softmax_gating_refused 1 "glm4moe.expert_gating_func = 1: glm4moe's experts are sigmoid-gated" \
+            "$CKE" inspect "$T/glm-gf1.gguf"
+    else
+        check moe_glm4_reference_script false
     fi
 else
     echo "SKIP t_moe model cases (no /usr/bin/python3 with torch)"

@@ -383,6 +383,10 @@ static void ablations(void) {
         {"mixtral", "set=num_experts_per_tok=1", "ffn_out"},
         /* the k weights renormalized although the reference keeps the probabilities as they are */
         {"qwen3_moe", "set=norm_topk_prob=true", "ffn_out"},
+        /* DeepSeek-style routing (GLM-4.5): each of the gate's options changes the first moe output */
+        {"glm4_moe", "set=routed_scaling_factor=1.0", "moe_out"},
+        {"glm4_moe", "set=topk_group=4", "moe_out"}, /* every group eligible */
+        {"glm4_moe", "set=norm_topk_prob=false", "moe_out"},
     };
     for (size_t i = 0; i < sizeof ab / sizeof ab[0]; i++) {
         char name[128], hf[PATH_MAX], dir[PATH_MAX], edit[128], ref[PATH_MAX];
@@ -390,6 +394,8 @@ static void ablations(void) {
         snprintf(name, sizeof name, set ? "%s_with_tanh_gelu_diverges" : "%s_without_%s_diverges", ab[i].fam, ab[i].key);
         if (set && !strcmp(ab[i].fam, "mixtral")) snprintf(name, sizeof name, "mixtral_with_one_expert_per_token_diverges");
         if (set && !strcmp(ab[i].fam, "qwen3_moe")) snprintf(name, sizeof name, "qwen3_moe_with_norm_topk_prob_diverges");
+        if (set && !strncmp(ab[i].fam, "glm4_moe", 8))
+            snprintf(name, sizeof name, "%s_with_%.*s_diverges", ab[i].fam, (int)strcspn(ab[i].key + 4, "="), ab[i].key + 4);
         snprintf(hf, sizeof hf, "%s/ablate_%zu", tc_tmp, i);
         snprintf(dir, sizeof dir, "%s/ablate_%zu_model", tc_tmp, i);
         snprintf(edit, sizeof edit, set ? "%s" : "ablate=%s", ab[i].key);
@@ -420,6 +426,9 @@ static void ablations(void) {
         {"mixtral", "model.layers.0.block_sparse_moe.experts.3.w2.weight", "ffn_out", 0},
         {"olmoe", "model.layers.1.self_attn.k_norm.weight", "k_norm", 1},
         {"qwen2_moe", "model.layers.0.mlp.shared_expert_gate.weight", "sh_out", 0},
+        /* GLM-4.5's leading dense layer and a later layer's shared experts */
+        {"glm4_moe", "model.layers.0.mlp.down_proj.weight", "ffn_out", 0},
+        {"glm4_moe", "model.layers.2.mlp.shared_experts.up_proj.weight", "sh_out", 2},
     };
     for (size_t i = 0; i < sizeof pt / sizeof pt[0]; i++) {
         char name[128], hf[PATH_MAX], dir[PATH_MAX], edit[160], ref[PATH_MAX];
@@ -590,6 +599,12 @@ static void bad_input(void) {
         {"qwen3_moe_dense_layers_refused", "qwen3_moe", "set=mlp_only_layers=[1]", "dense MLP layers", 0},
         {"qwen3_moe_missing_expert", "qwen3_moe", "drop=model.layers.0.mlp.experts.5.down_proj.weight",
          "'model.layers.0.mlp.experts.5.down_proj.weight' is missing", 0},
+        /* GLM-4.5: experts in a layer the config calls dense, a missing choice bias, groups that do not divide */
+        {"glm4_moe_experts_in_dense_layer", "glm4_moe", "set=first_k_dense_replace=2", "is in a leading dense layer (first 2)", 0},
+        {"glm4_moe_missing_choice_bias", "glm4_moe", "drop=model.layers.1.mlp.gate.e_score_correction_bias", "l1.exp_probs_b", 0},
+        {"glm4_moe_unequal_groups", "glm4_moe", "set=n_group=3", "8 experts in 3 groups", 0},
+        {"glm4_moe_no_shared_expert", "glm4_moe", "set=n_shared_experts=0", "n_shared_experts = 0", 0},
+        {"glm4_moe_dense_beyond_layers", "glm4_moe", "set=first_k_dense_replace=9", "first_k_dense_replace = 9", 0},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char hf[PATH_MAX], dir[PATH_MAX], edit[256];
@@ -614,6 +629,49 @@ static void bad_input(void) {
     moe_refusals();
 }
 
+/* Layer kinds in a template (src/ir/ir.c): GLM-4.5's template edited in ways that must be refused by
+ * name, never compiled into a model that reads a value or a weight its layer's kinds leave out. */
+static void layer_kind_templates(void) {
+    char hf[PATH_MAX], tpl[PATH_MAX], from[PATH_MAX + 16], to[PATH_MAX + 32], dir[PATH_MAX];
+    snprintf(hf, sizeof hf, "%s/hf_glm4_moe", tc_tmp);
+    if (!tc_have(hf) && run_py(hf, "glm4_moe", NULL) != 0) { tc_result("layer_kind_templates", 0, "reference script failed"); return; }
+    snprintf(from, sizeof from, "%s/glm4_moe.json", tc_tpl);
+    char *orig = tc_slurp(from, NULL);
+    static const struct { const char *test, *find, *repl, *expect; } ed[] = {
+        {"layer_kind_unknown_refused", "\"kind\": \"dense\"}],\n    [\"up\"", "\"kind\": \"desne\"}],\n    [\"up\"",
+         "node 'gate': \"kind\" must name one of \"layer_kinds\""},
+        /* both definitions of q_norm would run in every layer */
+        {"layer_kind_overlapping_definitions_refused", "\"no_qk_norm\": \"qk_norm == 0\"", "\"no_qk_norm\": \"1\"",
+         "value 'l0.q_norm' is defined twice"},
+        /* layer 1 of no kind: its experts' tensors belong to no node, and x reads an ffn_out nothing computed */
+        {"layer_kind_layer_of_no_kind_refused", "\"moe\": \"layer >= first_k_dense\"", "\"moe\": \"layer >= first_k_dense + 1\"",
+         "reads 'l1.ffn_out', which no node of layer 1's kinds computes"},
+        /* a node of every layer reading a weight only dense layers have */
+        {"layer_kind_absent_weight_read_refused", "[\"up\", \"linear\", \"ffn_in\", \"ffn_up\", {\"kind\": \"dense\"}]",
+         "[\"up\", \"linear\", \"ffn_in\", \"ffn_up\"]", "reads weight 'l1.ffn_up', which layer 1's kinds leave out"},
+        {"layer_kind_on_global_weight_refused", "\"output_norm\": [\"dim\"]", "\"output_norm\": {\"shape\": [\"dim\"], \"kind\": \"moe\"}",
+         "weight 'output_norm': \"kind\" must name one of \"layer_kinds\" (layer weights only)"},
+        {"layer_kind_bad_name_refused", "\"qk_norm\": \"qk_norm != 0\"", "\"qk norm\": \"qk_norm != 0\"", "layer kind 'qk norm'"},
+    };
+    for (size_t i = 0; i < sizeof ed / sizeof ed[0]; i++) {
+        snprintf(tpl, sizeof tpl, "%s/kind_tpl_%zu", tc_tmp, i);
+        mkdir(tpl, 0755);
+        snprintf(to, sizeof to, "%s/glm4_moe.json", tpl);
+        const char *at = orig ? strstr(orig, ed[i].find) : NULL;
+        FILE *f = at ? fopen(to, "w") : NULL;
+        if (!f) { tc_result(ed[i].test, 0, "cannot edit the template (pattern %s)", ed[i].find); continue; }
+        fprintf(f, "%.*s%s%s", (int)(at - orig), orig, ed[i].repl, at + strlen(ed[i].find));
+        fclose(f);
+        snprintf(dir, sizeof dir, "%s/kind_model_%zu", tc_tmp, i);
+        cke_err e = {0};
+        cke_compile_opts o = {.out_dir = dir, .templates_dir = tpl, .include_dir = tc_inc, .libk = tc_libk, .max_threads = 2,
+                              .quiet = 1, .kv_type = kv_type};
+        cke_status st = cke_compile(hf, &o, &e);
+        tc_result(ed[i].test, st != CKE_OK && strstr(e.msg, ed[i].expect), "status %d: '%s' should say %s", st, e.msg, ed[i].expect);
+    }
+    free(orig);
+}
+
 int main(int argc, char **argv) {
     const char *only = NULL;
     for (int i = 1; i < argc; i++)
@@ -622,12 +680,13 @@ int main(int argc, char **argv) {
     static const char *const fams[] = {"gpt2", "qwen2", "qwen3", "gemma", "gemma2", "mistral", "phi3", "llama3",
                                        "llama_bias", "qwen3_bias", "gemma_gelu", "qwen2_yarn", "phi3_longrope",
                                        "llama_dynamic", "gemma3", "gemma3_swa3", "mixtral", "qwen3_moe", "qwen3_moe_norm",
-                                       "olmoe", "qwen2_moe"};
+                                       "olmoe", "qwen2_moe", "glm4_moe", "glm4_moe_plain"};
     for (size_t i = 0; i < sizeof fams / sizeof fams[0]; i++)
         if (!only || !strcmp(only, fams[i])) family(fams[i]), family_kvf16(fams[i]);
     if (!only || !strcmp(only, "mixtral")) mixtral_quantized();
     if (!only || !strcmp(only, "gpt2_real")) gpt2_real();
     if (!only || !strcmp(only, "ablations")) ablations();
     if (!only || !strcmp(only, "bad")) bad_input();
+    if (!only || !strcmp(only, "kinds")) layer_kind_templates();
     return tc_finish();
 }

@@ -6,11 +6,11 @@ model.safetensors, the checkpoint's real tensor names and layouts: GPT-2 Conv1D 
 fused c_attn, Phi-3 fused qkv_proj / gate_up_proj ...) and the reference logits at every position
 of a fixed token sequence, computed in float64 by an independent forward written from the HF
 modeling code's definitions (modeling_gpt2 / qwen2 / qwen3 / gemma / gemma2 / mistral / phi3 /
-llama with rope_scaling "llama3" / mixtral / qwen3_moe / olmoe / qwen2_moe).
+llama with rope_scaling "llama3" / mixtral / qwen3_moe / olmoe / qwen2_moe / glm4_moe).
 
 usage: ref_families.py OUT_DIR FAMILY [drop=HF_NAME | perturb=HF_NAME | ablate=CONFIG_KEY | set=KEY=JSON | train]
        ref_families.py OUT_DIR gpt2 --from HF_DIR     (trace of an existing GPT-2 checkpoint)
-FAMILY: gpt2 | qwen2 | qwen3 | gemma | gemma2 | mistral | phi3 | llama3 | llama_bias | qwen3_bias | gemma_gelu | qwen2_yarn | phi3_longrope | llama_dynamic | gemma3 | gemma3_swa3 | mixtral | qwen3_moe | qwen3_moe_norm | olmoe | qwen2_moe
+FAMILY: gpt2 | qwen2 | qwen3 | gemma | gemma2 | mistral | phi3 | llama3 | llama_bias | qwen3_bias | gemma_gelu | qwen2_yarn | phi3_longrope | llama_dynamic | gemma3 | gemma3_swa3 | mixtral | qwen3_moe | qwen3_moe_norm | olmoe | qwen2_moe | glm4_moe | glm4_moe_plain
 The optional edit breaks the model on purpose: drop/perturb a tensor, or remove a config key (the
 reference still uses the feature), which proves the feature changes the numbers.
 Outputs OUT_DIR/{config.json, model.safetensors, ref.bin, ref.trace} in the formats of
@@ -92,6 +92,14 @@ FAMILIES = {
     # Qwen2-MoE: Qwen2's biased attention, 6 experts of 16, 2 per token, and a shared expert of 40
     # gated by sigmoid(x . shared_expert_gate)
     "qwen2_moe": dict(dim=32, L=2, H=4, KV=2, hd=8, F=16, Fs=40, V=53, theta=1e6, E=6, k=2, norm=False),
+    # GLM-4.5 (DeepSeek-V3-style MoE): layer 0 a dense MLP of 48, layers 1-2 8 experts of 16 (2 per token,
+    # chosen by sigmoid score + a choice bias among the 2 best of 4 groups, renormalized, x 2.5) and a
+    # shared expert of 16; q/k/v biases, per-head QK-norm, half the head rotated
+    "glm4_moe": dict(dim=32, L=3, H=4, KV=2, hd=16, F=48, Fe=16, V=59, theta=1e6, E=8, k=2, norm=True, partial=0.5,
+                     qk=True, groups=(4, 2), scale=2.5, dense=1, shared=1),
+    # ... without QK-norm, groups or renormalization, two dense layers, two shared experts
+    "glm4_moe_plain": dict(kind="glm4_moe", dim=32, L=3, H=4, KV=2, hd=8, F=40, Fe=12, V=53, theta=1e4, E=6, k=3, norm=False,
+                           partial=0.5, qk=False, groups=(1, 1), scale=1.0, dense=2, shared=2),
 }
 
 
@@ -177,6 +185,8 @@ def make_weights(fam, c, g):
             W[p + "mlp.c_proj.weight"], W[p + "mlp.c_proj.bias"] = rnd(F, dim), rnd(dim, s=0.1)
         W[t + "ln_f.weight"], W[t + "ln_f.bias"] = 1 + rnd(dim, s=0.1), rnd(dim, s=0.1)
         return W
+    if fam == "glm4_moe":
+        return glm4_weights(c, rnd)
     gem = fam.startswith("gemma")
     nw = (lambda n: rnd(n, s=0.1)) if gem else (lambda n: 1 + rnd(n, s=0.1))  # Gemma stores w of (1 + w)
     W["model.embed_tokens.weight"] = rnd(V, dim, s=0.3 if gem else 1.0)
@@ -231,6 +241,54 @@ def make_weights(fam, c, g):
     return W
 
 
+def glm4_weights(c, rnd):
+    """Glm4MoeForCausalLM's checkpoint: dense MLPs in the first c["dense"] layers, then the router (with its
+    e_score_correction_bias), per-expert matrices and the shared experts' MLP."""
+    dim, L, H, KV, hd, F, Fe, V, E = c["dim"], c["L"], c["H"], c["KV"], c["hd"], c["F"], c["Fe"], c["V"], c["E"]
+    W = {"model.embed_tokens.weight": rnd(V, dim, s=1.0), "model.norm.weight": 1 + rnd(dim, s=0.1)}
+    for i in range(L):
+        p = f"model.layers.{i}."
+        W[p + "input_layernorm.weight"] = 1 + rnd(dim, s=0.1)
+        W[p + "post_attention_layernorm.weight"] = 1 + rnd(dim, s=0.1)
+        W[p + "self_attn.q_proj.weight"], W[p + "self_attn.q_proj.bias"] = rnd(H * hd, dim), rnd(H * hd, s=0.1)
+        W[p + "self_attn.k_proj.weight"], W[p + "self_attn.k_proj.bias"] = rnd(KV * hd, dim), rnd(KV * hd, s=0.1)
+        W[p + "self_attn.v_proj.weight"], W[p + "self_attn.v_proj.bias"] = rnd(KV * hd, dim), rnd(KV * hd, s=0.1)
+        W[p + "self_attn.o_proj.weight"] = rnd(dim, H * hd)
+        if c["qk"]:
+            W[p + "self_attn.q_norm.weight"], W[p + "self_attn.k_norm.weight"] = 1 + rnd(hd, s=0.1), 1 + rnd(hd, s=0.1)
+        if i < c["dense"]:
+            W[p + "mlp.gate_proj.weight"], W[p + "mlp.up_proj.weight"], W[p + "mlp.down_proj.weight"] = rnd(F, dim), rnd(F, dim), rnd(dim, F)
+            continue
+        W[p + "mlp.gate.weight"] = rnd(E, dim, s=0.3)
+        W[p + "mlp.gate.e_score_correction_bias"] = rnd(E, s=0.1)
+        for e in range(E):
+            q = f"{p}mlp.experts.{e}."
+            W[q + "gate_proj.weight"], W[q + "up_proj.weight"], W[q + "down_proj.weight"] = rnd(Fe, dim), rnd(Fe, dim), rnd(dim, Fe)
+        q, Fs = f"{p}mlp.shared_experts.", Fe * c["shared"]
+        W[q + "gate_proj.weight"], W[q + "up_proj.weight"], W[q + "down_proj.weight"] = rnd(Fs, dim), rnd(Fs, dim), rnd(dim, Fs)
+    W["lm_head.weight"] = rnd(V, dim)
+    return W
+
+
+def glm4_route(rl, bias, c):
+    """Glm4MoeTopkRouter (= DeepseekV3TopkRouter): sigmoid scores; the choice adds the bias and keeps the
+    topk_group groups with the largest sum of their two best; weights are the unbiased scores of the chosen,
+    renormalized (+1e-20) when norm_topk_prob, times routed_scaling_factor."""
+    E, k, (G, TG) = c["E"], c["k"], c["groups"]
+    scores = rl.sigmoid()
+    choice = scores + bias
+    gs = choice.view(-1, G, E // G).topk(min(2, E // G), dim=-1)[0].sum(dim=-1)
+    gidx = torch.topk(gs, k=TG, dim=-1)[1]
+    gmask = torch.zeros_like(gs).scatter_(1, gidx, 1)
+    smask = gmask.unsqueeze(-1).expand(-1, G, E // G).reshape(-1, E)
+    choice = choice.masked_fill(~smask.bool(), float("-inf"))
+    sel = torch.topk(choice, k=k, dim=-1)[1]
+    w = scores.gather(1, sel)
+    if c["norm"]:
+        w = w / (w.sum(dim=-1, keepdim=True) + 1e-20)
+    return w * c["scale"], sel
+
+
 def config(fam, c):
     fam = c.get("kind", fam)
     dim, L, H, KV, hd, F, V = c["dim"], c["L"], c["H"], c["KV"], c["hd"], c["F"], c["V"]
@@ -242,7 +300,7 @@ def config(fam, c):
             "gemma3": "Gemma3ForCausalLM",
             "gemma2": "Gemma2ForCausalLM", "mistral": "MistralForCausalLM", "phi3": "Phi3ForCausalLM",
             "llama3": "LlamaForCausalLM", "mixtral": "MixtralForCausalLM", "qwen3_moe": "Qwen3MoeForCausalLM",
-            "olmoe": "OlmoeForCausalLM", "qwen2_moe": "Qwen2MoeForCausalLM"}[fam]
+            "olmoe": "OlmoeForCausalLM", "qwen2_moe": "Qwen2MoeForCausalLM", "glm4_moe": "Glm4MoeForCausalLM"}[fam]
     mt = {"llama3": "llama", "gemma3": "gemma3_text"}.get(fam, fam)
     cfg = {"architectures": [arch], "model_type": mt, "hidden_size": dim,
            "intermediate_size": F, "num_attention_heads": H, "num_key_value_heads": KV, "head_dim": hd,
@@ -285,6 +343,12 @@ def config(fam, c):
         cfg.update(num_experts=c["E"], num_experts_per_tok=c["k"], moe_intermediate_size=F, intermediate_size=4 * F,
                    shared_expert_intermediate_size=c["Fs"], norm_topk_prob=c["norm"], decoder_sparse_step=1,
                    mlp_only_layers=[], router_aux_loss_coef=0.001, output_router_logits=False)
+    if fam == "glm4_moe":  # as transformers 5 writes it: theta and the partial rotary factor in rope_parameters
+        del cfg["rope_theta"]
+        cfg.update(n_routed_experts=c["E"], num_experts_per_tok=c["k"], moe_intermediate_size=c["Fe"], n_shared_experts=c["shared"],
+                   n_group=c["groups"][0], topk_group=c["groups"][1], routed_scaling_factor=c["scale"], norm_topk_prob=c["norm"],
+                   first_k_dense_replace=c["dense"], use_qk_norm=c["qk"], attention_bias=True, num_nextn_predict_layers=0,
+                   rope_parameters={"rope_theta": c["theta"], "partial_rotary_factor": c["partial"], "rope_type": "default"})
     if fam == "qwen3_moe":  # intermediate_size: the dense MLP no layer here has
         cfg.update(num_experts=c["E"], num_experts_per_tok=c["k"], moe_intermediate_size=F, intermediate_size=4 * F,
                    norm_topk_prob=c["norm"], decoder_sparse_step=1, mlp_only_layers=[], router_aux_loss_coef=0.001,
@@ -398,14 +462,14 @@ def forward(fam, c, W, ids, tr, router=None):
             q, k, v = (n @ D[p + "self_attn.qkv_proj.weight"].T).split([H * hd, KV * hd, KV * hd], dim=-1)
         else:
             q, k, v = (n @ D[p + f"self_attn.{m}_proj.weight"].T for m in "qkv")
-        if fam in ("qwen2", "qwen2_moe") or c.get("attn_bias"):
+        if fam in ("qwen2", "qwen2_moe", "glm4_moe") or c.get("attn_bias"):
             q, k, v = (t_ + D[p + f"self_attn.{m}_proj.bias"] for t_, m in zip((q, k, v), "qkv"))
         tr("q", i, q), tr("k", i, k), tr("v", i, v)
         local = fam == "gemma3" and (i + 1) % c["pattern"] != 0
         if fam == "olmoe":  # RMSNorm over the whole projection, before RoPE
             q, k = rms(q, D[p + "self_attn.q_norm.weight"]), rms(k, D[p + "self_attn.k_norm.weight"])
             tr("q_norm", i, q), tr("k_norm", i, k)
-        if fam in ("qwen3", "gemma3", "qwen3_moe"):  # RMSNorm over each head's head_dim, before RoPE
+        if fam in ("qwen3", "gemma3", "qwen3_moe") or c.get("qk"):  # RMSNorm over each head's head_dim, before RoPE
             q = rms(q.view(T, H, hd), D[p + "self_attn.q_norm.weight"]).reshape(T, H * hd)
             k = rms(k.view(T, KV, hd), D[p + "self_attn.k_norm.weight"]).reshape(T, KV * hd)
             tr("q_norm", i, q), tr("k_norm", i, k)
@@ -427,6 +491,22 @@ def forward(fam, c, W, ids, tr, router=None):
         x = x + ao
         tr("h", i, x)
         n = rms(x, D[p + ("pre_feedforward_layernorm.weight" if fam in ("gemma2", "gemma3") else "post_attention_layernorm.weight")])
+        if fam == "glm4_moe" and i >= c["dense"]:  # Glm4MoeMoE: routed experts + the shared experts' MLP
+            rl = n @ D[p + "mlp.gate.weight"].T
+            w, sel = glm4_route(rl, D[p + "mlp.gate.e_score_correction_bias"], c)
+            mo = torch.zeros_like(n)
+            for t in range(T):
+                for j in range(c["k"]):
+                    q = f"{p}mlp.experts.{int(sel[t, j])}."
+                    hmid = torch.nn.functional.silu(n[t] @ D[q + "gate_proj.weight"].T) * (n[t] @ D[q + "up_proj.weight"].T)
+                    mo[t] += w[t, j] * (hmid @ D[q + "down_proj.weight"].T)
+            q = f"{p}mlp.shared_experts."
+            sh = (torch.nn.functional.silu(n @ D[q + "gate_proj.weight"].T) * (n @ D[q + "up_proj.weight"].T)) @ D[q + "down_proj.weight"].T
+            fo = mo + sh
+            tr("ffn_in", i, n), tr("moe_out", i, mo), tr("sh_out", i, sh), tr("ffn_out", i, fo)
+            x = x + fo
+            tr("x", i, x)
+            continue
         if fam in MOE:  # modeling_mixtral / qwen3_moe: softmax over all experts, top-k, renormalized (Mixtral, norm_topk_prob)
             blk, names = MOE[fam]
             rl = n @ D[f"{p}{blk}.gate.weight"].T
@@ -521,7 +601,10 @@ HF_LAYER = {"input_layernorm.weight": "attn_norm", "post_attention_layernorm.wei
             "self_attn.k_norm.weight": "attn_k_norm", "block_sparse_moe.gate.weight": "ffn_gate_inp",
             "mlp.gate.weight": "ffn_gate_inp", "mlp.shared_expert.gate_proj.weight": "ffn_gate_shexp",
             "mlp.shared_expert.up_proj.weight": "ffn_up_shexp", "mlp.shared_expert.down_proj.weight": "ffn_down_shexp",
-            "mlp.shared_expert_gate.weight": "ffn_gate_inp_shexp"}
+            "mlp.shared_expert_gate.weight": "ffn_gate_inp_shexp", "mlp.gate.e_score_correction_bias": "exp_probs_b",
+            "mlp.shared_experts.gate_proj.weight": "ffn_gate_shexp", "mlp.shared_experts.up_proj.weight": "ffn_up_shexp",
+            "mlp.shared_experts.down_proj.weight": "ffn_down_shexp", "mlp.gate_proj.weight": "ffn_gate",
+            "mlp.up_proj.weight": "ffn_up", "mlp.down_proj.weight": "ffn_down"}
 EXPERT = {"w1": "gate", "w3": "up", "w2": "down", "gate_proj": "gate", "up_proj": "up", "down_proj": "down"}
 
 
@@ -547,6 +630,10 @@ def write_train_ref(out, fam, c, W):
     if fam == "gpt2":
         train_reference(os.path.join(out, "ref_train.bin"), W, lambda P, ids: forward(fam, c, P, ids, lambda *a: None),
                         seq[:-1].view(B, T), seq[1:].view(B, T), V, to_canonical=lambda k, t: gpt2_canonical(k, t, c["dim"]))
+        return
+    if c.get("kind", fam) == "glm4_moe":  # no load-balancing loss (HF computes none for it)
+        train_reference(os.path.join(out, "ref_train.bin"), W, lambda P, ids: forward(fam, c, P, ids, lambda *a: None),
+                        seq[:-1].view(B, T), seq[1:].view(B, T), V, to_canonical=moe_canonical)
         return
     assert c.get("kind", fam) in MOE, "the train reference covers gpt2 and the MoE families"
     routers = []
@@ -600,7 +687,7 @@ def main():
     elif edit.startswith("set="):  # set=KEY=JSON: a config the loader or a template must refuse
         k, v = edit[4:].split("=", 1)
         cfg[k] = json.loads(v)
-    if edit == "train" and fam != "gpt2":  # the load-balancing loss on, as a training run would set it
+    if edit == "train" and fam != "gpt2" and c.get("kind", fam) != "glm4_moe":  # the load-balancing loss on, as a training run would set it
         cfg.update(output_router_logits=True, router_aux_loss_coef=MOE_TRAIN_COEF)
     with open(os.path.join(out, "config.json"), "w") as f:
         json.dump(cfg, f, indent=1)

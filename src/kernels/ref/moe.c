@@ -8,11 +8,13 @@ static double silu_d(double x) { return x / (1.0 + exp(-x)); }
 
 void cke_moe_fwd_ref(float *out /* [T,D] */, const float *x /* [T,D] */, const float *router /* [E,D] */,
                      const float *gate /* [E,F,D] */, const float *up /* [E,F,D] */, const float *down /* [E,D,F] */,
-                     int64_t T, int64_t D, int64_t F, int64_t E, int64_t k, int renorm, void *ws) {
+                     int64_t T, int64_t D, int64_t F, int64_t E, int64_t k, const cke_moe_gate *route, void *ws) {
+    if (!cke_moe_gate_ok(route, E, k)) return;
     float *logits = ws;              /* [E] */
     float *w = logits + E;           /* [k] */
     double *h = (double *)(((uintptr_t)(w + k) + 63) & ~(uintptr_t)63); /* [F] */
     int32_t *sel = (int32_t *)(h + F); /* [k] */
+    float *rsc = (float *)(sel + k);   /* [CKE_MOE_ROUTE_SCRATCH(E)] */
     for (int64_t t = 0; t < T; t++) {
         const float *xt = x + t * D; /* [D] */
         for (int64_t e = 0; e < E; e++) {
@@ -20,7 +22,7 @@ void cke_moe_fwd_ref(float *out /* [T,D] */, const float *x /* [T,D] */, const f
             for (int64_t d = 0; d < D; d++) s += (double)router[e * D + d] * xt[d];
             logits[e] = (float)s;
         }
-        cke_moe_route(sel, w, logits, E, k, renorm);
+        cke_moe_route(sel, w, logits, E, k, route, rsc);
         float *ot = out + t * D; /* [D] */
         for (int64_t d = 0; d < D; d++) ot[d] = 0;
         for (int64_t j = 0; j < k; j++) {
@@ -46,7 +48,9 @@ void cke_moe_bwd_ref(float *dx /* [T,D] += */, float *drouter /* [E,D] += */, fl
                      float *dup /* [E,F,D] += */, float *ddown /* [E,D,F] += */, const float *dout /* [T,D] */,
                      const float *x /* [T,D] */, const float *router /* [E,D] */, const float *gate /* [E,F,D] */,
                      const float *up /* [E,F,D] */, const float *down /* [E,D,F] */, const float *aux_g /* [E] or NULL */,
-                     int64_t T, int64_t D, int64_t F, int64_t E, int64_t k, int renorm, void *ws) {
+                     int64_t T, int64_t D, int64_t F, int64_t E, int64_t k, const cke_moe_gate *route, void *ws) {
+    if (!cke_moe_gate_ok(route, E, k)) return;
+    const double scale = route->scale;
     double *p = (double *)(((uintptr_t)ws + 63) & ~(uintptr_t)63); /* [E] router probabilities */
     double *dl = p + E;        /* [E] router logits' gradient */
     double *dw = dl + E;       /* [k] */
@@ -57,6 +61,7 @@ void cke_moe_bwd_ref(float *dx /* [T,D] += */, float *drouter /* [E,D] += */, fl
     float *logits = (float *)(du + F); /* [E] */
     float *w = logits + E;     /* [k] */
     int32_t *sel = (int32_t *)(w + k); /* [k] */
+    float *rsc = (float *)(sel + k);   /* [CKE_MOE_ROUTE_SCRATCH(E)] */
     for (int64_t t = 0; t < T; t++) {
         const float *xt = x + t * D, *gt = dout + t * D; /* [D] */
         for (int64_t e = 0; e < E; e++) {
@@ -64,7 +69,7 @@ void cke_moe_bwd_ref(float *dx /* [T,D] += */, float *drouter /* [E,D] += */, fl
             for (int64_t d = 0; d < D; d++) s += (double)router[e * D + d] * xt[d];
             logits[e] = (float)s;
         }
-        cke_moe_route(sel, w, logits, E, k, renorm);
+        cke_moe_route(sel, w, logits, E, k, route, rsc);
         double mx = logits[0], sum = 0;
         for (int64_t e = 1; e < E; e++) mx = logits[e] > mx ? logits[e] : mx;
         for (int64_t e = 0; e < E; e++) sum += p[e] = exp((double)logits[e] - mx);
@@ -109,21 +114,38 @@ void cke_moe_bwd_ref(float *dx /* [T,D] += */, float *drouter /* [E,D] += */, fl
                 dx[t * D + d] += (float)s;
             }
         }
-        /* the routing weights' softmax: over the k chosen logits (renorm) or over all E */
         for (int64_t e = 0; e < E; e++) dl[e] = 0;
-        double s = 0;
-        if (renorm) {
-            for (int64_t j = 0; j < k; j++) s += (double)w[j] * dw[j];
-            for (int64_t j = 0; j < k; j++) dl[sel[j]] = (double)w[j] * (dw[j] - s);
+        if (route->sigmoid) {
+            /* w_j = scale s_j / S (renorm, S = sum of the chosen s + 1e-20) or scale s_j; s = sigmoid(logit).
+             * No load-balancing term: aux_g is the softmax routers'. */
+            double S = 0, sd = 0;
+            for (int64_t j = 0; j < k; j++) {
+                const double sj = cke_moe_sigmoid(logits[sel[j]]);
+                S += sj, sd += dw[j] * sj;
+            }
+            if (route->renorm) S += 1e-20;
+            for (int64_t j = 0; j < k; j++) {
+                const double ds = route->renorm ? scale * (dw[j] / S - sd / (S * S)) : scale * dw[j];
+                const double sg = 1.0 / (1.0 + exp(-(double)logits[sel[j]]));
+                dl[sel[j]] = ds * sg * (1.0 - sg);
+            }
         } else {
-            for (int64_t j = 0; j < k; j++) s += p[sel[j]] * dw[j];
-            for (int64_t e = 0; e < E; e++) dl[e] = -p[e] * s;
-            for (int64_t j = 0; j < k; j++) dl[sel[j]] += p[sel[j]] * dw[j];
-        }
-        if (aux_g) {
-            double sa = 0;
-            for (int64_t e = 0; e < E; e++) sa += p[e] * aux_g[e];
-            for (int64_t e = 0; e < E; e++) dl[e] += p[e] * (aux_g[e] - sa);
+            /* the routing weights' softmax (times scale): over the k chosen logits (renorm) or over all E */
+            for (int64_t j = 0; j < k; j++) dw[j] *= scale;
+            double s = 0;
+            if (route->renorm) {
+                for (int64_t j = 0; j < k; j++) s += (double)w[j] / scale * dw[j];
+                for (int64_t j = 0; j < k; j++) dl[sel[j]] = (double)w[j] / scale * (dw[j] - s);
+            } else {
+                for (int64_t j = 0; j < k; j++) s += p[sel[j]] * dw[j];
+                for (int64_t e = 0; e < E; e++) dl[e] = -p[e] * s;
+                for (int64_t j = 0; j < k; j++) dl[sel[j]] += p[sel[j]] * dw[j];
+            }
+            if (aux_g) {
+                double sa = 0;
+                for (int64_t e = 0; e < E; e++) sa += p[e] * aux_g[e];
+                for (int64_t e = 0; e < E; e++) dl[e] += p[e] * (aux_g[e] - sa);
+            }
         }
         for (int64_t e = 0; e < E; e++)
             for (int64_t d = 0; d < D; d++) drouter[e * D + d] += (float)(dl[e] * xt[d]);
