@@ -360,6 +360,22 @@ void cke_sigmoid_mul_fwd(float *out /* [T,D] */, const float *x /* [T,D] */, con
 void cke_sigmoid_mul_bwd(float *dx /* [T,D] += */, float *dg /* [T] += */, const float *dout /* [T,D] */,
                          const float *x /* [T,D] */, const float *g /* [T] */, int64_t T, int64_t D);
 
+/* Per-head column windows and concatenations (src/kernels/heads.c; multi-head latent attention:
+ * DeepSeek-V2/V3). Pure copies: the spec and the only variant. The window of each of the T*H heads'
+ * d columns: out[r][j] = x[r][lo + j] where lo + j < d, else 0 (j < w: past the head, zero padding). */
+void cke_head_window_fwd(float *out /* [T,H*w] */, const float *x /* [T,H*d] */, int64_t T, int64_t H, int64_t d,
+                         int64_t lo, int64_t w);
+/* Its backward: dx[r][lo + j] += dout[r][j] where lo + j < d. */
+void cke_head_window_bwd(float *dx /* [T,H*d] += */, const float *dout /* [T,H*w] */, int64_t T, int64_t H, int64_t d,
+                         int64_t lo, int64_t w);
+/* Each head's da columns of a, then db columns of b's head h (Hb = H), or of b's one head for every h
+ * (Hb = 1: a key head shared by all heads). */
+void cke_head_cat_fwd(float *out /* [T,H*(da+db)] */, const float *a /* [T,H*da] */, const float *b /* [T,Hb*db] */,
+                      int64_t T, int64_t H, int64_t da, int64_t Hb, int64_t db);
+/* Its backward: da_ += each head's first da columns; db_ += the rest (with Hb = 1 summed over the heads in order). */
+void cke_head_cat_bwd(float *da_ /* [T,H*da] += */, float *db_ /* [T,Hb*db] += */, const float *dout /* [T,H*(da+db)] */,
+                      int64_t T, int64_t H, int64_t da, int64_t Hb, int64_t db);
+
 /* Quantized linear layer (src/kernels/qlinear.c): Y[M,N] = X[M,K] . W[N,K]^T (+ b), W stored as N
  * rows of K/blck blocks of ggml type `qtype` (F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K).
  * M small (decode): X rows are quantized to the type's vec_dot_type once, then every weight row

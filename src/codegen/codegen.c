@@ -435,6 +435,23 @@ static void emit_node(emit_ctx *e, const cke_node *n, const char *ind) {
                 so, in0, ir->tp_size);
         fprintf(f, "%sTP_ALLREDUCE(%s, %s, (int64_t)%s * %lld);\n", ind, on, in0, R, (long long)C);
         break;
+    case CKE_OP_HEAD_WINDOW:
+        fprintf(f, "%s/* head_window: %s%s = columns %lld..%lld of each of %s's %lld heads of %lld%s */\n", ind, on, so,
+                (long long)n->a.lo, (long long)(n->a.lo + n->a.width), in0, (long long)n->a.n_head, (long long)n->a.head_dim,
+                n->a.lo + n->a.width > n->a.head_dim ? " (zeros past the head)" : "");
+        fprintf(f, "%scke_head_window_fwd(%s, %s, %s, %lld, %lld, %lld, %lld);\n", ind, on, in0, R, (long long)n->a.n_head,
+                (long long)n->a.head_dim, (long long)n->a.lo, (long long)n->a.width);
+        break;
+    case CKE_OP_HEAD_CAT: {
+        cname(in1, sizeof in1, &ir->v[n->in[1]]);
+        const long long H = (long long)n->a.n_head, Hb = (long long)n->a.n_kv_head;
+        const long long da = (long long)(cols_of(&ir->v[n->in[0]]) / H), db = (long long)(cols_of(&ir->v[n->in[1]]) / Hb);
+        fprintf(f, "%s/* head_cat: %s%s = each of %lld heads: %s's %lld columns, then %s %lld */\n", ind, on, so, H, in0, da,
+                Hb == 1 ? "the one shared head of" : "the head's", db);
+        fprintf(f, "%scke_head_cat_fwd(%s, %s, %s, %s, %lld, %lld, %lld, %lld);\n", ind, on, in0, in1, R, H, da, Hb, db);
+        (void)in1;
+        break;
+    }
     case CKE_OP_SIGMOID_MUL:
         cname(in1, sizeof in1, &ir->v[n->in[1]]);
         fprintf(f, "%s/* sigmoid_mul: %s%s = sigmoid(%s[%s,1]) * %s */\n", ind, on, so, in1, R, in0);

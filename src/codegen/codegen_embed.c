@@ -523,7 +523,7 @@ static const kfile kfiles[] = {
     {"ref/gemm.c", "ref_gemm.c", 0},   {"ref/norm.c", "ref_norm.c", 0},   {"ref/rope.c", "ref_rope.c", 0},
     {"linear.c", "linear.c", 0},       {"gemm.c", "gemm.c", 0},           {"ref/quant.c", "ref_quant.c", 1},
     {"qlinear.c", "qlinear.c", 1},     {"qembed.c", "qembed.c", 1},     {"moe.c", "moe.c", 2},
-    {"moe_route.h", "moe_route.h", 2},
+    {"moe_route.h", "moe_route.h", 2}, {"heads.c", "heads.c", 0}, /* per-head windows (MLA): plain copies */
 };
 
 static cke_status copy_source(const char *from, const char *to, cke_err *err) {

@@ -204,6 +204,15 @@ static void emit_fwd(const tctx *c, int ni, const char *ind, int in_loop) {
         break;
     case CKE_OP_SILU: fprintf(f, "%sPAR_ROWS(R, kt->silu_fwd(%s + r0 * %lld, %s + r0 * %lld, nr * %lld));\n", ind, RC(o), RC(a), (long long)C); break;
     case CKE_OP_SIGMOID_MUL: fprintf(f, "%scke_sigmoid_mul_fwd(%s, %s, %s, R, %lld);\n", ind, o, a, b, (long long)C); break;
+    case CKE_OP_HEAD_WINDOW:
+        fprintf(f, "%scke_head_window_fwd(%s, %s, R, %lld, %lld, %lld, %lld);\n", ind, o, a, (long long)n->a.n_head,
+                (long long)n->a.head_dim, (long long)n->a.lo, (long long)n->a.width);
+        break;
+    case CKE_OP_HEAD_CAT:
+        fprintf(f, "%scke_head_cat_fwd(%s, %s, %s, R, %lld, %lld, %lld, %lld);\n", ind, o, a, b, (long long)n->a.n_head,
+                (long long)(tcols(&ir->v[n->in[0]]) / n->a.n_head), (long long)n->a.n_kv_head,
+                (long long)(tcols(&ir->v[n->in[1]]) / n->a.n_kv_head));
+        break;
     case CKE_OP_MOE: {
         const cke_value *g = &ir->v[n->in[2]]; /* [E, F, D] */
         char wu[80], wd[80];
@@ -333,6 +342,15 @@ static void emit_bwd(const tctx *c, int ni, const char *ind, int in_loop, char *
     case CKE_OP_SILU:
         fprintf(f, "%sPAR_ROWS(R, kt->silu_bwd(%s + r0 * %lld, %s + r0 * %lld, %s + r0 * %lld, nr * %lld));\n", ind, RC(ga), RC(go), RC(a),
                 (long long)C);
+        break;
+    case CKE_OP_HEAD_WINDOW:
+        fprintf(f, "%scke_head_window_bwd(%s, %s, R, %lld, %lld, %lld, %lld);\n", ind, ga, go, (long long)n->a.n_head,
+                (long long)n->a.head_dim, (long long)n->a.lo, (long long)n->a.width);
+        break;
+    case CKE_OP_HEAD_CAT:
+        fprintf(f, "%scke_head_cat_bwd(%s, %s, %s, R, %lld, %lld, %lld, %lld);\n", ind, ga, gb, go, (long long)n->a.n_head,
+                (long long)(tcols(&ir->v[n->in[0]]) / n->a.n_head), (long long)n->a.n_kv_head,
+                (long long)(tcols(&ir->v[n->in[1]]) / n->a.n_kv_head));
         break;
     case CKE_OP_SIGMOID_MUL:
         fprintf(f, "%scke_sigmoid_mul_bwd(%s, %s, %s, %s, %s, R, %lld);\n", ind, ga, gb, go, a, b, (long long)C);

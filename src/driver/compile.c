@@ -95,6 +95,11 @@ static void fill_hparams(src_ctx *c) {
     hp_add(c, "moe_n_group", (double)(h->moe_n_group > 1 ? h->moe_n_group : 1), 1);
     hp_add(c, "moe_topk_group", (double)(h->moe_n_group > 1 ? h->moe_topk_group : 1), none);
     hp_add(c, "moe_routed_scale", h->moe_routed_scale > 0 ? h->moe_routed_scale : 1, 1);
+    /* multi-head latent attention (DeepSeek): a template that lists kv_lora_rank implements it */
+    hp_add(c, "kv_lora_rank", (double)h->kv_lora_rank, 0);
+    hp_add(c, "q_lora_rank", (double)h->q_lora_rank, none);
+    hp_add(c, "qk_nope_dim", (double)h->qk_nope_dim, none);
+    hp_add(c, "v_head_dim", (double)h->v_head_dim, none);
 }
 
 /* A feature the model uses must be one the template knows: checked by the IR builder once the

@@ -16,7 +16,7 @@ static const char *const arch_names[CKE_ARCH_COUNT] = {
     [CKE_ARCH_QWEN3] = "qwen3", [CKE_ARCH_GEMMA] = "gemma",     [CKE_ARCH_GEMMA2] = "gemma2",
     [CKE_ARCH_GPT2] = "gpt2",   [CKE_ARCH_PHI3] = "phi3",       [CKE_ARCH_GEMMA3] = "gemma3",
     [CKE_ARCH_MIXTRAL] = "mixtral", [CKE_ARCH_QWEN3_MOE] = "qwen3_moe",
-    [CKE_ARCH_OLMOE] = "olmoe", [CKE_ARCH_QWEN2_MOE] = "qwen2_moe", [CKE_ARCH_GLM4_MOE] = "glm4_moe",
+    [CKE_ARCH_OLMOE] = "olmoe", [CKE_ARCH_QWEN2_MOE] = "qwen2_moe", [CKE_ARCH_GLM4_MOE] = "glm4_moe", [CKE_ARCH_DEEPSEEK_V3] = "deepseek_v3",
 };
 
 const char *cke_arch_name(cke_arch a) { return (unsigned)a < CKE_ARCH_COUNT ? arch_names[a] : "?"; }
@@ -179,8 +179,21 @@ cke_status cke_model_check_hparams(cke_model *m, bool final, cke_err *err) {
         (s = cke_hp_int("expert ffn", h->expert_ffn_dim, 0, CKE_HP_MAX_FFN, err)) ||
         (s = cke_hp_int("leading dense layers", h->n_dense_lead, 0, h->n_layers, err)) ||
         (s = cke_hp_int("expert groups", h->moe_n_group, 0, h->n_expert > 0 ? h->n_expert : 1, err)) ||
-        (s = cke_hp_int("expert groups used", h->moe_topk_group, 0, h->moe_n_group > 1 ? h->moe_n_group : 1, err)))
+        (s = cke_hp_int("expert groups used", h->moe_topk_group, 0, h->moe_n_group > 1 ? h->moe_n_group : 1, err)) ||
+        (s = cke_hp_int("q_lora_rank", h->q_lora_rank, 0, CKE_HP_MAX_FFN, err)) ||
+        (s = cke_hp_int("kv_lora_rank", h->kv_lora_rank, 0, CKE_HP_MAX_FFN, err)) ||
+        (s = cke_hp_int("qk_nope_head_dim", h->qk_nope_dim, 0, CKE_HP_MAX_HEADS, err)) ||
+        (s = cke_hp_int("v_head_dim", h->v_head_dim, 0, CKE_HP_MAX_HEADS, err)))
         goto fail;
+    if (h->kv_lora_rank > 0 && (h->rope.dims < 2 || h->qk_nope_dim < 1 || h->v_head_dim < 1 ||
+                                h->head_dim != h->qk_nope_dim + h->rope.dims || h->v_head_dim > h->head_dim)) {
+        /* cke pads each value head to the query/key head's width (zeros the output drops): v_head_dim <= head_dim */
+        s = cke_fail(err, h->v_head_dim > h->head_dim ? CKE_ERR_UNSUPPORTED : CKE_ERR_FORMAT,
+                     "multi-head latent attention with qk_nope_head_dim %lld + qk_rope_head_dim %lld (head %lld) and v_head_dim "
+                     "%lld: expected both parts >= 1 (rope even) and v_head_dim <= their sum", (long long)h->qk_nope_dim,
+                     (long long)h->rope.dims, (long long)h->head_dim, (long long)h->v_head_dim);
+        goto fail;
+    }
     if (h->moe_n_group > 1 && (h->n_expert % h->moe_n_group || h->moe_topk_group < 1 ||
                                h->n_expert_used > h->moe_topk_group * (h->n_expert / h->moe_n_group))) {
         s = cke_fail(err, CKE_ERR_FORMAT, "%lld experts in %lld groups, %lld groups used, %lld experts used: the groups must "
@@ -262,13 +275,27 @@ static cke_status validate(cke_model *m, cke_err *err) {
             snprintf(b, sizeof b, "%s_b", vec_d[i]);
             TRY(expect(m, NM(b), ln, d, 0, err));
         }
-        TRY(expect(m, NM("attn_q"), true, q, d, err));
-        TRY(expect(m, NM("attn_k"), true, kv, d, err));
-        TRY(expect(m, NM("attn_v"), true, kv, d, err));
-        TRY(expect(m, NM("attn_o"), true, d, q, err));
-        TRY(expect(m, NM("attn_q_b"), h->attn_qkv_bias, q, 0, err));
-        TRY(expect(m, NM("attn_k_b"), h->attn_qkv_bias, kv, 0, err));
-        TRY(expect(m, NM("attn_v_b"), h->attn_qkv_bias, kv, 0, err));
+        if (h->kv_lora_rank > 0) { /* multi-head latent attention */
+            const int64_t ql = h->q_lora_rank, kl = h->kv_lora_rank, H = h->n_heads;
+            TRY(expect(m, NM("attn_q"), ql == 0, q, d, err));
+            TRY(expect(m, NM("attn_q_down"), ql > 0, ql, d, err));
+            TRY(expect(m, NM("attn_q_down_b"), ql > 0 && h->attn_qkv_bias, ql, 0, err));
+            TRY(expect(m, NM("attn_q_down_norm"), ql > 0, ql, 0, err));
+            TRY(expect(m, NM("attn_q_up"), ql > 0, q, ql > 0 ? ql : 1, err));
+            TRY(expect(m, NM("attn_kv_down"), true, kl + h->rope.dims, d, err));
+            TRY(expect(m, NM("attn_kv_down_b"), h->attn_qkv_bias, kl + h->rope.dims, 0, err));
+            TRY(expect(m, NM("attn_kv_down_norm"), true, kl, 0, err));
+            TRY(expect(m, NM("attn_kv_up"), true, H * (h->qk_nope_dim + h->v_head_dim), kl, err));
+            TRY(expect(m, NM("attn_o"), true, d, H * h->v_head_dim, err));
+        } else {
+            TRY(expect(m, NM("attn_q"), true, q, d, err));
+            TRY(expect(m, NM("attn_k"), true, kv, d, err));
+            TRY(expect(m, NM("attn_v"), true, kv, d, err));
+            TRY(expect(m, NM("attn_o"), true, d, q, err));
+        }
+        TRY(expect(m, NM("attn_q_b"), h->attn_qkv_bias && !h->kv_lora_rank, q, 0, err));
+        TRY(expect(m, NM("attn_k_b"), h->attn_qkv_bias && !h->kv_lora_rank, kv, 0, err));
+        TRY(expect(m, NM("attn_v_b"), h->attn_qkv_bias && !h->kv_lora_rank, kv, 0, err));
         TRY(expect(m, NM("attn_o_b"), h->attn_o_bias, d, 0, err));
         TRY(expect(m, NM("attn_q_norm"), h->qk_norm, h->qk_norm_full ? q : h->head_dim, 0, err));
         TRY(expect(m, NM("attn_k_norm"), h->qk_norm, h->qk_norm_full ? kv : h->head_dim, 0, err));

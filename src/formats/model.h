@@ -58,6 +58,8 @@ typedef enum {
     CKE_ARCH_QWEN3_MOE, /* Qwen3's attention (QK-norm), a top-k mixture of SwiGLU experts (GGUF: qwen3moe) */
     CKE_ARCH_OLMOE,     /* OLMoE: QK-norm over the whole q and k width, experts not renormalized (GGUF: olmoe) */
     CKE_ARCH_QWEN2_MOE, /* Qwen2/Qwen1.5-MoE: Qwen2's attention, routed experts plus a sigmoid-gated shared one (GGUF: qwen2moe) */
+    CKE_ARCH_DEEPSEEK_V3, /* DeepSeek-V3: multi-head latent attention (low-rank q and kv, a shared rotated key head), dense
+                           * first layers, then the same experts as GLM-4.5's (GGUF: deepseek2, llama.cpp's split attn_k_b / attn_v_b) */
     CKE_ARCH_GLM4_MOE,  /* GLM-4.5: biased GQA attention, partial rotary, optional QK-norm; dense FFNs in the first layers, then
                          * DeepSeek-V3-style experts (sigmoid router with a choice bias, groups, scaled weights) and a shared one (GGUF: glm4moe) */
     CKE_ARCH_COUNT
@@ -95,6 +97,11 @@ typedef struct {
     bool moe_sigmoid;
     int64_t moe_n_group, moe_topk_group; /* 0 or 1: no groups */
     double moe_routed_scale;  /* routed_scaling_factor; 0 is read as 1 */
+    /* multi-head latent attention (DeepSeek-V2/V3; kv_lora_rank > 0): q = q_b(norm(q_a x)) (q_lora_rank > 0) or q x,
+     * each head qk_nope_dim unrotated + rope.dims rotated columns (head_dim = their sum); kv_a x = a kv latent of
+     * kv_lora_rank + one rotated key head shared by all heads; kv_b(norm(latent)) = each head's qk_nope_dim key and
+     * v_head_dim value columns */
+    int64_t q_lora_rank, kv_lora_rank, qk_nope_dim, v_head_dim;
     int64_t n_mtp_layers;     /* GLM-4.5: multi-token-prediction layers stored after the last one; HF's forward skips them, as cke does */
     double norm_eps;
     cke_norm_kind norm;

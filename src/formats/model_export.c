@@ -13,19 +13,22 @@ void cke_xtensors_free(cke_xtensor *x, int64_t n) {
 
 /* rows of q or k, head by head, from one rope layout to the other (the first rot of each head's
  * hd rows rotate; llama.cpp's permute for HF llama is HALVES -> INTERLEAVED) */
-static void permute_rope_rows(float *dst, const float *src, int64_t heads, int64_t hd, int64_t rot, int64_t cols,
+static void permute_rope_rows(float *dst, const float *src, int64_t heads, int64_t hd, int64_t r0, int64_t rot, int64_t cols,
                               cke_rope_layout to) {
     for (int64_t h = 0; h < heads; h++)
         for (int64_t r = 0; r < hd; r++) {
             int64_t from = r;
-            if (r < rot) {
+            if (r >= r0 && r < r0 + rot) { /* each head's rotated rows: r0 .. r0 + rot (MLA: after the unrotated ones) */
+                const int64_t q = r - r0;
                 /* interleaved row 2i + j <-> halves row j * rot/2 + i */
-                if (to == CKE_ROPE_INTERLEAVED) from = (r % 2) * (rot / 2) + r / 2;
-                else from = 2 * (r % (rot / 2)) + r / (rot / 2);
+                if (to == CKE_ROPE_INTERLEAVED) from = r0 + (q % 2) * (rot / 2) + q / 2;
+                else from = r0 + 2 * (q % (rot / 2)) + q / (rot / 2);
             }
             memcpy(dst + (h * hd + r) * cols, src + (h * hd + from) * cols, (size_t)cols * sizeof(float));
         }
 }
+
+
 
 typedef struct {
     cke_xtensor *v;
@@ -71,6 +74,36 @@ static cke_status set_f32(cke_gguf_writer *w, const char *arch, const char *key,
     return cke_gguf_writer_set_f32(w, k, (float)v, err);
 }
 
+/* deepseek2's multi-head latent attention keys as llama.cpp's converter writes DeepSeek-V2/V3 (the
+ * experts' keys are GLM-4.5's, glm4_moe_keys). The YaRN softmax factor goes back to HF's mscale_all_dim
+ * (yarn_log_multiplier = 0.1 x it); cos/sin must be unscaled (HF's mscale = mscale_all_dim). */
+static cke_status mla_keys(cke_gguf_writer *w, const char *arch, const cke_hparams *h, cke_err *err) {
+    cke_status st;
+    if (h->attn_qkv_bias || h->attn_o_bias)
+        return cke_fail(err, CKE_ERR_UNSUPPORTED, "deepseek2 GGUF: attention biases (attention_bias): llama.cpp's deepseek2 has "
+                        "no tensors for them");
+    if ((h->q_lora_rank > 0 && (st = set_u32(w, arch, "attention.q_lora_rank", h->q_lora_rank, err))) ||
+        (st = set_u32(w, arch, "attention.kv_lora_rank", h->kv_lora_rank, err)) ||
+        (st = set_u32(w, arch, "attention.key_length", h->kv_lora_rank + h->rope.dims, err)) || /* llama.cpp's latent view */
+        (st = set_u32(w, arch, "attention.value_length", h->kv_lora_rank, err)) ||
+        (st = set_u32(w, arch, "attention.key_length_mla", h->head_dim, err)) ||
+        (st = set_u32(w, arch, "attention.value_length_mla", h->v_head_dim, err)))
+        return st;
+    if (h->rope.scaling == CKE_ROPE_SCALING_YARN) {
+        if (h->rope.attn_factor > 0 && fabs(h->rope.attn_factor - 1.0) > 1e-6)
+            return cke_fail(err, CKE_ERR_UNSUPPORTED, "deepseek2 GGUF: YaRN with cos/sin scaled by %g (HF mscale != mscale_all_dim) "
+                            "has no key", h->rope.attn_factor);
+        const double m = sqrt(h->attn_scale * sqrt((double)h->head_dim)); /* mscale(factor, mscale_all_dim) */
+        const double msa = h->rope.factor > 1 ? (m - 1.0) / (0.1 * log(h->rope.factor)) : 0;
+        if ((st = set_f32(w, arch, "rope.scaling.yarn_log_multiplier", 0.1 * msa, err))) return st;
+    }
+    return CKE_OK;
+}
+
+/* attn_kv_up [H * (nope + v), kv_lora] as llama.cpp's deepseek2 wants it: attn_k_b [H, kv_lora, nope] (each
+ * head's key rows transposed) and attn_v_b [H, v, kv_lora]. */
+static cke_status push_kv_b(xlist *l, int64_t layer, const float *kv, const cke_hparams *h, cke_err *err);
+
 #define XTRY(x) do { st = (x); if (st) goto fail; } while (0)
 
 /* One tensor of the row blocks p[0..n) stacked (fused attn_qkv, Phi-3's gate | up ffn_up), as f32. */
@@ -114,6 +147,24 @@ static cke_status glm4_moe_keys(cke_gguf_writer *w, const char *arch, const cke_
     return CKE_OK;
 }
 
+static cke_status push_kv_b(xlist *l, int64_t layer, const float *kv, const cke_hparams *h, cke_err *err) {
+    const int64_t H = h->n_heads, nope = h->qk_nope_dim, vd = h->v_head_dim, kl = h->kv_lora_rank;
+    float *kb = malloc((size_t)(H * kl * nope) * sizeof(float)), *vb = malloc((size_t)(H * vd * kl) * sizeof(float));
+    if (!kb || !vb) { free(kb); free(vb); return cke_fail(err, CKE_ERR_NOMEM, "out of memory"); }
+    for (int64_t hh = 0; hh < H; hh++) {
+        for (int64_t j = 0; j < nope; j++)
+            for (int64_t c = 0; c < kl; c++) kb[(hh * kl + c) * nope + j] = kv[(hh * (nope + vd) + j) * kl + c];
+        memcpy(vb + hh * vd * kl, kv + (hh * (nope + vd) + nope) * kl, (size_t)(vd * kl) * sizeof(float));
+    }
+    char kn[64], vn[64];
+    snprintf(kn, sizeof kn, "blk.%lld.attn_k_b.weight", (long long)layer);
+    snprintf(vn, sizeof vn, "blk.%lld.attn_v_b.weight", (long long)layer);
+    const int64_t ks[3] = {H, kl, nope}, vs[3] = {H, vd, kl};
+    cke_status st = xl_push(l, kn, 3, ks, kb, err);
+    if (st) { free(vb); return st; }
+    return xl_push(l, vn, 3, vs, vb, err);
+}
+
 cke_status cke_model_export_gguf(const cke_model *m, cke_gguf_writer *w, cke_xtensor **out, int64_t *n_out, cke_err *err) {
     *out = NULL;
     *n_out = 0;
@@ -122,7 +173,7 @@ cke_status cke_model_export_gguf(const cke_model *m, cke_gguf_writer *w, cke_xte
     const char *arch = cke_gguf_arch_name(m->arch, &want);
     if (!arch)
         return cke_fail(err, CKE_ERR_UNSUPPORTED, "%s: architecture %s has no GGUF layout in cke (GGUF export supports "
-                        "llama, mistral, mixtral, qwen2, qwen2_moe, qwen3, qwen3_moe, olmoe, glm4_moe, gemma, gemma2, gemma3, gpt2, phi3)", m->path, cke_arch_name(m->arch));
+                        "llama, mistral, mixtral, qwen2, qwen2_moe, qwen3, qwen3_moe, olmoe, glm4_moe, deepseek_v3, gemma, gemma2, gemma3, gpt2, phi3)", m->path, cke_arch_name(m->arch));
     if (m->arch == CKE_ARCH_GEMMA3 && (h->swa_pattern != 6 || h->rope_local_theta != 10000))
         return cke_fail(err, CKE_ERR_UNSUPPORTED, "%s: Gemma 3 with a global layer every %lld and local rope base %g: "
                         "llama.cpp's gemma3 fixes 6 and 10000 (no GGUF keys)", m->path, (long long)h->swa_pattern,
@@ -131,7 +182,8 @@ cke_status cke_model_export_gguf(const cke_model *m, cke_gguf_writer *w, cke_xte
         return cke_fail(err, CKE_ERR_UNSUPPORTED, "%s: Gemma with exact (erf) GELU: GGUF's gemma runs tanh-gelu and has no "
                         "key for it", m->path);
     const int64_t hd = h->head_dim ? h->head_dim : h->dim / h->n_heads;
-    if (h->attn_scale > 0 && fabs(h->attn_scale * sqrt((double)hd) - 1.0) > 1e-6)
+    if (h->attn_scale > 0 && fabs(h->attn_scale * sqrt((double)hd) - 1.0) > 1e-6 &&
+        !(h->kv_lora_rank > 0 && h->rope.scaling == CKE_ROPE_SCALING_YARN)) /* MLA under YaRN: yarn_log_multiplier */
         return cke_fail(err, CKE_ERR_UNSUPPORTED, "%s: attention scale %g is not 1/sqrt(head_dim); GGUF has no key for it",
                         m->path, h->attn_scale);
 
@@ -147,8 +199,9 @@ cke_status cke_model_export_gguf(const cke_model *m, cke_gguf_writer *w, cke_xte
         (st = set_u32(w, arch, "vocab_size", h->vocab, err)))
         return st;
     if (h->ctx_len > 0 && (st = set_u32(w, arch, "context_length", h->ctx_len, err))) return st;
-    if (m->arch == CKE_ARCH_GLM4_MOE && (st = glm4_moe_keys(w, arch, h, err))) return st;
-    if (h->n_expert > 0 && m->arch != CKE_ARCH_GLM4_MOE &&
+    const bool mla = h->kv_lora_rank > 0, ds = m->arch == CKE_ARCH_GLM4_MOE || m->arch == CKE_ARCH_DEEPSEEK_V3;
+    if (ds && (st = glm4_moe_keys(w, arch, h, err))) return st;
+    if (h->n_expert > 0 && !ds &&
         h->moe_norm_topk != (m->arch != CKE_ARCH_OLMOE && m->arch != CKE_ARCH_QWEN2_MOE)) /* llama.cpp's graph */
         return cke_fail(err, CKE_ERR_UNSUPPORTED, "%s: experts whose routing weights are %srenormalized (norm_topk_prob %s): "
                         "llama.cpp's %s %s them", m->path, h->moe_norm_topk ? "" : "not ", h->moe_norm_topk ? "true" : "false",
@@ -157,10 +210,10 @@ cke_status cke_model_export_gguf(const cke_model *m, cke_gguf_writer *w, cke_xte
                             (st = set_u32(w, arch, "expert_used_count", h->n_expert_used, err)) ||
                             ((m->arch == CKE_ARCH_QWEN3_MOE || m->arch == CKE_ARCH_QWEN2_MOE) &&
                              (st = set_u32(w, arch, "expert_feed_forward_length", h->ffn_dim, err))) ||
-                            (h->shexp_ffn_dim > 0 && m->arch != CKE_ARCH_GLM4_MOE &&
+                            (h->shexp_ffn_dim > 0 && !ds &&
                              (st = set_u32(w, arch, "expert_shared_feed_forward_length", h->shexp_ffn_dim, err)))))
         return st; /* the experts themselves: 3-D blk.N.ffn_*_exps tensors, as llama.cpp writes Mixtral and Qwen3-MoE */
-    if (hd != h->dim / h->n_heads &&
+    if (!mla && hd != h->dim / h->n_heads &&
         ((st = set_u32(w, arch, "attention.key_length", hd, err)) || (st = set_u32(w, arch, "attention.value_length", hd, err))))
         return st;
     if (!h->learned_pos && ((st = set_u32(w, arch, "rope.dimension_count", h->rope.dims ? h->rope.dims : hd, err)) ||
@@ -186,11 +239,12 @@ cke_status cke_model_export_gguf(const cke_model *m, cke_gguf_writer *w, cke_xte
             (st = set_u32(w, arch, "rope.scaling.original_context_length", h->rope.orig_ctx, err)) ||
             (h->rope.beta_fast > 0 && (st = set_f32(w, arch, "rope.scaling.yarn_beta_fast", h->rope.beta_fast, err))) ||
             (h->rope.beta_slow > 0 && (st = set_f32(w, arch, "rope.scaling.yarn_beta_slow", h->rope.beta_slow, err))) ||
-            (h->rope.attn_factor > 0 && (st = set_f32(w, arch, "rope.scaling.attn_factor", h->rope.attn_factor / def, err))))
+            (!mla && h->rope.attn_factor > 0 && (st = set_f32(w, arch, "rope.scaling.attn_factor", h->rope.attn_factor / def, err))))
             return st;
         if (h->rope.no_truncate)
             return cke_fail(err, CKE_ERR_UNSUPPORTED, "%s: YaRN with truncate=false: GGUF has no key for it", m->path);
     }
+    if (mla && (st = mla_keys(w, arch, h, err))) return st;
     if (h->rope.scaling == CKE_ROPE_SCALING_DYNAMIC)
         return cke_fail(err, CKE_ERR_UNSUPPORTED, "%s: dynamic NTK rope scaling: GGUF has no form for it (llama.cpp's rope "
                         "tables are static)", m->path);
@@ -243,7 +297,23 @@ cke_status cke_model_export_gguf(const cke_model *m, cke_gguf_writer *w, cke_xte
         float *f;
         XTRY(to_f32(t, &f, err));
         const int64_t n = cke_model_tensor_numel(t);
-        if (permute && what && (!strncmp(what, "attn_q", 6) || !strncmp(what, "attn_k", 6)) && strstr(what, "norm") == NULL) {
+        if (mla && what && !strcmp(what, "attn_kv_up")) { /* llama.cpp's split, transposed key half */
+            st = push_kv_b(&xl, l, f, h, err);
+            free(f);
+            if (st) goto fail;
+            continue;
+        }
+        if (mla && what && permute && (!strcmp(what, "attn_q") || !strcmp(what, "attn_q_up") || !strcmp(what, "attn_kv_down"))) {
+            /* llama.cpp rotates adjacent pairs: each head's rotated rows (after its unrotated ones) reordered */
+            const bool kv = what[5] == 'k';
+            const int64_t heads = kv ? 1 : h->n_heads, hrows = kv ? h->kv_lora_rank + rot : hd, cols = n / (heads * hrows);
+            float *g = malloc((size_t)n * sizeof(float));
+            if (!g) { free(f); st = cke_fail(err, CKE_ERR_NOMEM, "out of memory"); goto fail; }
+            permute_rope_rows(g, f, heads, hrows, hrows - rot, rot, cols, want);
+            free(f);
+            f = g;
+        } else if (permute && !mla && what && (!strncmp(what, "attn_q", 6) || !strncmp(what, "attn_k", 6)) &&
+                   strstr(what, "norm") == NULL) {
             const bool isq = what[5] == 'q';
             const int64_t heads = isq ? h->n_heads : (h->n_kv_heads ? h->n_kv_heads : h->n_heads);
             const int64_t cols = n / (heads * hd);
@@ -254,7 +324,7 @@ cke_status cke_model_export_gguf(const cke_model *m, cke_gguf_writer *w, cke_xte
                               t->name, (long long)heads, (long long)hd);
                 goto fail;
             }
-            permute_rope_rows(g, f, heads, hd, rot, cols, want);
+            permute_rope_rows(g, f, heads, hd, 0, rot, cols, want);
             free(f);
             f = g;
         }

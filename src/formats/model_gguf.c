@@ -17,7 +17,7 @@ static const struct {
     {"gemma", CKE_ARCH_GEMMA, CKE_ROPE_HALVES},       {"gemma2", CKE_ARCH_GEMMA2, CKE_ROPE_HALVES},
     {"gemma3", CKE_ARCH_GEMMA3, CKE_ROPE_HALVES},     {"qwen3moe", CKE_ARCH_QWEN3_MOE, CKE_ROPE_HALVES},
     {"olmoe", CKE_ARCH_OLMOE, CKE_ROPE_HALVES},       {"qwen2moe", CKE_ARCH_QWEN2_MOE, CKE_ROPE_HALVES},
-    {"glm4moe", CKE_ARCH_GLM4_MOE, CKE_ROPE_HALVES},
+    {"glm4moe", CKE_ARCH_GLM4_MOE, CKE_ROPE_HALVES},    {"deepseek2", CKE_ARCH_DEEPSEEK_V3, CKE_ROPE_INTERLEAVED},
     {"gpt2", CKE_ARCH_GPT2, CKE_ROPE_INTERLEAVED},    {"phi3", CKE_ARCH_PHI3, CKE_ROPE_HALVES},
     {"llama", CKE_ARCH_MIXTRAL, CKE_ROPE_INTERLEAVED}, /* written only: read as llama with expert_count */
 };
@@ -42,6 +42,9 @@ static const struct { const char *gguf, *canon; } layer_names[] = {
     {"ffn_gate_shexp.weight", "ffn_gate_shexp"}, {"ffn_up_shexp.weight", "ffn_up_shexp"},
     {"ffn_down_shexp.weight", "ffn_down_shexp"}, {"ffn_gate_inp_shexp.weight", "ffn_gate_inp_shexp"},
     {"exp_probs_b.bias", "exp_probs_b"}, /* DeepSeek-V3 / GLM-4.5: the router's choice bias */
+    /* multi-head latent attention (deepseek2); its attn_k_b / attn_v_b are joined into attn_kv_up on reading */
+    {"attn_q_a.weight", "attn_q_down"},  {"attn_q_a_norm.weight", "attn_q_down_norm"}, {"attn_q_b.weight", "attn_q_up"},
+    {"attn_kv_a_mqa.weight", "attn_kv_down"}, {"attn_kv_a_norm.weight", "attn_kv_down_norm"}, {"attn_kv_b.weight", "attn_kv_up"},
 };
 static const struct { const char *gguf, *canon; } global_names[] = {
     {"token_embd.weight", "tok_embd"}, {"position_embd.weight", "pos_embd"},
@@ -166,7 +169,7 @@ static cke_status finish_longrope(cke_model *m, const cke_gguf *g, const char *a
  * in block_count: left out, as llama.cpp's forward does. */
 static cke_status read_glm4_moe(cke_model *m, const cke_gguf *g, const char *arch, cke_err *err) {
     cke_hparams *h = &m->hp;
-    int64_t shared = 1, gf = 2;
+    int64_t shared = 1, gf = m->arch == CKE_ARCH_GLM4_MOE ? 2 : 1; /* llama.cpp's defaults: glm4moe sigmoid, deepseek2 softmax (V2) */
     double ws = 1;
     TRY(get_int(m->path, g, arch, "nextn_predict_layers", false, 0, 16, &h->n_mtp_layers, err));
     if (h->n_mtp_layers >= h->n_layers)
@@ -187,13 +190,86 @@ static cke_status read_glm4_moe(cke_model *m, const cke_gguf *g, const char *arc
     if (cke_gguf_find_kv(g, k) && cke_gguf_get_bool(g, k, &norm) != CKE_OK)
         return cke_fail(err, CKE_ERR_FORMAT, "%s: GGUF key '%s' is not a bool", m->path, k);
     if (gf != 2 && gf != 0)
-        return cke_fail(err, CKE_ERR_UNSUPPORTED, "%s: %s.expert_gating_func = %lld: glm4moe's experts are sigmoid-gated (2)",
-                        m->path, arch, (long long)gf);
+        return cke_fail(err, CKE_ERR_UNSUPPORTED, "%s: %s.expert_gating_func = %lld: cke's %s experts are sigmoid-gated (2; "
+                        "DeepSeek-V2's softmax routing is not supported)", m->path, arch, (long long)gf, arch);
     h->moe_sigmoid = h->shexp_ungated = true;
     h->moe_norm_topk = norm;
     h->moe_routed_scale = ws > 0 ? ws : 1;
     h->shexp_ffn_dim = shared * h->expert_ffn_dim;
     return CKE_OK;
+}
+
+/* deepseek2's multi-head latent attention as llama.cpp's converter writes it: attention.q_lora_rank (absent:
+ * one attn_q), kv_lora_rank, key_length_mla / value_length_mla (each head's query/key and value width;
+ * attention.key_length / value_length describe the latent MQA view llama.cpp computes in) and the rotated
+ * part rope.dimension_count. Its YaRN: rope.scaling.yarn_log_multiplier is 0.1 x HF's mscale_all_dim,
+ * which scales the softmax by mscale(factor, mscale_all_dim)^2; cos/sin unscaled (HF: mscale /
+ * mscale_all_dim, 1 for DeepSeek's configs). */
+static cke_status read_mla(cke_model *m, const cke_gguf *g, const char *arch, cke_err *err) {
+    cke_hparams *h = &m->hp;
+    TRY(get_int(m->path, g, arch, "attention.q_lora_rank", false, 0, CKE_HP_MAX_FFN, &h->q_lora_rank, err));
+    TRY(get_int(m->path, g, arch, "attention.kv_lora_rank", true, 1, CKE_HP_MAX_FFN, &h->kv_lora_rank, err));
+    TRY(get_int(m->path, g, arch, "attention.key_length_mla", true, 1, CKE_HP_MAX_HEADS, &h->head_dim, err));
+    TRY(get_int(m->path, g, arch, "attention.value_length_mla", true, 1, CKE_HP_MAX_HEADS, &h->v_head_dim, err));
+    if (h->rope.dims < 2 || h->rope.dims >= h->head_dim)
+        return cke_fail(err, CKE_ERR_FORMAT, "%s: %s.rope.dimension_count = %lld with key_length_mla %lld", m->path, arch,
+                        (long long)h->rope.dims, (long long)h->head_dim);
+    h->qk_nope_dim = h->head_dim - h->rope.dims;
+    h->n_kv_heads = h->n_heads; /* the key/value heads expanded from the latent: one per query head */
+    h->attn_scale = 1.0 / sqrt((double)h->head_dim);
+    if (h->rope.scaling == CKE_ROPE_SCALING_YARN) {
+        double lm = 0, af = 1;
+        TRY(get_float(m->path, g, arch, "rope.scaling.yarn_log_multiplier", 0, false, 1e3, &lm, err));
+        TRY(get_float(m->path, g, arch, "rope.scaling.attn_factor", 0, true, 1e3, &af, err));
+        if (af != 1)
+            return cke_fail(err, CKE_ERR_UNSUPPORTED, "%s: deepseek2 with YaRN and %s.rope.scaling.attn_factor = %g (HF's mscale "
+                            "differing from mscale_all_dim)", m->path, arch, af);
+        const double ms = h->rope.factor > 1 ? 0.1 * (lm / 0.1) * log(h->rope.factor) + 1.0 : 1.0;
+        h->attn_scale *= ms * ms;
+        h->rope.attn_factor = 1.0;
+    }
+    return CKE_OK;
+}
+
+/* attn_k_b [H, kv_lora, nope] (each head's key rows, transposed) and attn_v_b [H, v, kv_lora] of llama.cpp's
+ * deepseek2, joined back into HF's kv_b_proj: [H * (nope + v), kv_lora], each head's key rows then value
+ * rows. 16/32-bit floats only: a block format cannot be transposed without dequantizing. */
+static cke_status join_kv_b(cke_model *m, const cke_gguf *g, int64_t l, cke_err *err) {
+    const cke_hparams *h = &m->hp;
+    char kn[64], vn[64];
+    snprintf(kn, sizeof kn, "blk.%lld.attn_k_b.weight", (long long)l);
+    snprintf(vn, sizeof vn, "blk.%lld.attn_v_b.weight", (long long)l);
+    const cke_gguf_tensor *tk = cke_gguf_find_tensor(g, kn), *tv = cke_gguf_find_tensor(g, vn);
+    if (!tk || !tv) return cke_fail(err, CKE_ERR_MISSING, "%s: layer %lld has %s but not %s", m->path, (long long)l,
+                                    tk ? kn : vn, tk ? vn : kn);
+    const int64_t H = h->n_heads, nope = h->qk_nope_dim, vd = h->v_head_dim, kl = h->kv_lora_rank;
+    if (tk->ndim != 3 || tk->ne[0] != nope || tk->ne[1] != kl || tk->ne[2] != H || tv->ndim != 3 || tv->ne[0] != kl ||
+        tv->ne[1] != vd || tv->ne[2] != H)
+        return cke_fail(err, CKE_ERR_SHAPE, "%s: %s / %s must be [%lld, %lld, %lld] and [%lld, %lld, %lld] (heads outermost)",
+                        m->path, kn, vn, (long long)H, (long long)kl, (long long)nope, (long long)H, (long long)vd, (long long)kl);
+    cke_model_tensor src[2] = {0};
+    const cke_gguf_tensor *t2[2] = {tk, tv};
+    float *f[2] = {NULL, NULL};
+    for (int i = 0; i < 2; i++) {
+        src[i].dtype = t2[i]->type, src[i].ndim = 3, src[i].data = t2[i]->data, src[i].nbytes = t2[i]->nbytes;
+        src[i].name = src[i].src_name = t2[i]->name;
+        for (int d = 0; d < 3; d++) src[i].shape[d] = t2[i]->ne[2 - d];
+        f[i] = cke_arena_alloc(&m->priv->arena, (size_t)(H * kl * (i ? vd : nope)) * sizeof(float));
+        if (!f[i]) return cke_fail(err, CKE_ERR_NOMEM, "out of memory");
+        TRY(cke_model_tensor_to_f32(&src[i], f[i], err));
+    }
+    const int64_t rows = H * (nope + vd);
+    float *kv = cke_arena_alloc(&m->priv->arena, (size_t)(rows * kl) * sizeof(float));
+    if (!kv) return cke_fail(err, CKE_ERR_NOMEM, "out of memory");
+    for (int64_t hh = 0; hh < H; hh++) {
+        for (int64_t j = 0; j < nope; j++)
+            for (int64_t c = 0; c < kl; c++) kv[(hh * (nope + vd) + j) * kl + c] = f[0][(hh * kl + c) * nope + j];
+        memcpy(kv + (hh * (nope + vd) + nope) * kl, f[1] + hh * vd * kl, (size_t)(vd * kl) * sizeof(float));
+    }
+    char cn[64];
+    snprintf(cn, sizeof cn, "l%lld.attn_kv_up", (long long)l);
+    const int64_t shape[2] = {rows, kl};
+    return cke_model_add(m, cn, kn, CKE_DT_F32, 2, shape, kv, rows * kl * 4, 0, tk->file_offset, true, err);
 }
 
 cke_status cke_model_load_gguf(cke_model *m, cke_err *err) {
@@ -229,15 +305,15 @@ cke_status cke_model_load_gguf(cke_model *m, cke_err *err) {
     TRY(get_int(m->path, g, arch, "expert_count", false, 0, CKE_HP_MAX_EXPERTS, &h->n_expert, err));
     TRY(get_int(m->path, g, arch, "expert_used_count", h->n_expert > 0, h->n_expert ? 1 : 0, h->n_expert, &h->n_expert_used, err));
     const bool moe_arch = m->arch == CKE_ARCH_QWEN3_MOE || m->arch == CKE_ARCH_OLMOE || m->arch == CKE_ARCH_QWEN2_MOE ||
-                          m->arch == CKE_ARCH_GLM4_MOE;
+                          m->arch == CKE_ARCH_GLM4_MOE || m->arch == CKE_ARCH_DEEPSEEK_V3;
     if (h->n_expert > 0 && m->arch != CKE_ARCH_LLAMA && !moe_arch)
         return cke_fail(err, CKE_ERR_UNSUPPORTED, "%s: GGUF architecture '%s' with experts (%s.expert_count = %lld) is not "
-                        "supported (llama's Mixtral layout, qwen2moe, qwen3moe and olmoe are)", m->path, arch, arch, (long long)h->n_expert);
+                        "supported (llama's Mixtral layout, qwen2moe, qwen3moe, olmoe, glm4moe and deepseek2 are)", m->path, arch, arch, (long long)h->n_expert);
     if (moe_arch && !h->n_expert)
         return cke_fail(err, CKE_ERR_MISSING, "%s: GGUF key '%s.expert_count' is missing", m->path, arch);
     if (h->n_expert > 0 && m->arch == CKE_ARCH_LLAMA) m->arch = CKE_ARCH_MIXTRAL; /* llama.cpp writes Mixtral as llama with experts */
     h->moe_norm_topk = h->n_expert > 0 && m->arch != CKE_ARCH_OLMOE && m->arch != CKE_ARCH_QWEN2_MOE; /* as llama.cpp's graphs do */
-    if (m->arch == CKE_ARCH_GLM4_MOE) TRY(read_glm4_moe(m, g, arch, err));
+    if (m->arch == CKE_ARCH_GLM4_MOE || m->arch == CKE_ARCH_DEEPSEEK_V3) TRY(read_glm4_moe(m, g, arch, err));
     else if (h->n_expert > 0) { /* DeepSeek-style routing keys on another architecture: refused, not ignored */
         double ws = 1;
         int64_t gf = 1; /* llama.cpp's 1 = softmax, 2 = sigmoid */
@@ -286,6 +362,8 @@ cke_status cke_model_load_gguf(cke_model *m, cke_err *err) {
         }
     }
 
+    if (m->arch == CKE_ARCH_DEEPSEEK_V3) TRY(read_mla(m, g, arch, err)); /* after the rope scaling: YaRN scales its softmax */
+
     switch (m->arch) {
     case CKE_ARCH_GPT2:
         h->norm = CKE_NORM_LAYER; h->act = CKE_ACT_GELU_TANH; h->learned_pos = true;
@@ -330,6 +408,10 @@ cke_status cke_model_load_gguf(cke_model *m, cke_err *err) {
             const char *suf = t->name + pos;
             if (h->n_mtp_layers > 0 && l >= h->n_layers && l < h->n_layers + h->n_mtp_layers)
                 continue; /* GLM-4.5's multi-token-prediction block: not in the model's forward */
+            if (m->arch == CKE_ARCH_DEEPSEEK_V3 && (!strcmp(suf, "attn_k_b.weight") || !strcmp(suf, "attn_v_b.weight"))) {
+                if (suf[5] == 'k') TRY(join_kv_b(m, g, l, err)); /* once per layer, from its key half */
+                continue;
+            }
             if (m->arch == CKE_ARCH_GLM4_MOE && !strcmp(suf, "post_attention_norm.weight")) { /* glm4moe's pre-FFN norm */
                 snprintf(canon, sizeof canon, "l%lld.ffn_norm", l);
                 TRY(add_gguf_tensor(m, canon, t, err));

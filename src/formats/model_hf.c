@@ -15,7 +15,7 @@ static const struct { const char *type; cke_arch arch; } model_types[] = {
     {"qwen3", CKE_ARCH_QWEN3}, {"gemma", CKE_ARCH_GEMMA},     {"gemma2", CKE_ARCH_GEMMA2}, {"gemma3_text", CKE_ARCH_GEMMA3}, {"gemma3", CKE_ARCH_GEMMA3},
     {"gpt2", CKE_ARCH_GPT2},    {"phi3", CKE_ARCH_PHI3},      {"mixtral", CKE_ARCH_MIXTRAL},
     {"qwen3_moe", CKE_ARCH_QWEN3_MOE}, {"olmoe", CKE_ARCH_OLMOE}, {"qwen2_moe", CKE_ARCH_QWEN2_MOE},
-    {"glm4_moe", CKE_ARCH_GLM4_MOE},
+    {"glm4_moe", CKE_ARCH_GLM4_MOE},   {"deepseek_v3", CKE_ARCH_DEEPSEEK_V3},
 };
 
 static bool jint(const cJSON *o, const char *k, int64_t *v) {
@@ -149,21 +149,25 @@ static cke_status parse_gemma3(const cJSON *c, cke_hparams *h, cke_err *err) {
  * among the topk_group best of n_group groups, renormalized when norm_topk_prob, times
  * routed_scaling_factor) plus n_shared_experts shared experts as one ungated MLP. No load-balancing
  * loss (HF computes none for it). */
-static cke_status parse_glm4_moe(const cJSON *c, cke_hparams *h, cke_err *err) {
+static cke_status parse_ds_moe(const cJSON *c, const char *an, cke_hparams *h, cke_err *err) {
     int64_t shared = 1;
     if (!jint(c, "n_routed_experts", &h->n_expert) || !jint(c, "num_experts_per_tok", &h->n_expert_used) ||
         !jint(c, "moe_intermediate_size", &h->expert_ffn_dim))
-        return cke_fail(err, CKE_ERR_MISSING, "glm4_moe config.json needs n_routed_experts, num_experts_per_tok and "
-                        "moe_intermediate_size");
+        return cke_fail(err, CKE_ERR_MISSING, "%s config.json needs n_routed_experts, num_experts_per_tok and "
+                        "moe_intermediate_size", an);
     if (h->n_expert < 1 || h->n_expert_used < 1 || h->n_expert_used > h->n_expert || h->expert_ffn_dim < 1)
-        return cke_fail(err, CKE_ERR_FORMAT, "glm4_moe: num_experts_per_tok = %lld of n_routed_experts = %lld (moe_intermediate_size "
-                        "%lld): expected 1 <= num_experts_per_tok <= n_routed_experts", (long long)h->n_expert_used,
+        return cke_fail(err, CKE_ERR_FORMAT, "%s: num_experts_per_tok = %lld of n_routed_experts = %lld (moe_intermediate_size "
+                        "%lld): expected 1 <= num_experts_per_tok <= n_routed_experts", an, (long long)h->n_expert_used,
                         (long long)h->n_expert, (long long)h->expert_ffn_dim);
     jint(c, "n_shared_experts", &shared);
     if (shared < 1 || shared > CKE_HP_MAX_FFN / h->expert_ffn_dim)
         return cke_fail(err, shared < 1 ? CKE_ERR_UNSUPPORTED : CKE_ERR_FORMAT,
-                        "glm4_moe with n_shared_experts = %lld (the template has one shared MLP of n x moe_intermediate_size; "
-                        "1 or more, within bounds)", (long long)shared);
+                        "%s with n_shared_experts = %lld (the template has one shared MLP of n x moe_intermediate_size; "
+                        "1 or more, within bounds)", an, (long long)shared);
+    const char *sf = jstr(c, "scoring_func"), *tm = jstr(c, "topk_method");
+    if ((sf && strcmp(sf, "sigmoid")) || (tm && strcmp(tm, "noaux_tc")))
+        return cke_fail(err, CKE_ERR_UNSUPPORTED, "%s with scoring_func '%s', topk_method '%s' (DeepSeek-V3's router: "
+                        "sigmoid, noaux_tc)", an, sf ? sf : "sigmoid", tm ? tm : "noaux_tc");
     h->shexp_ffn_dim = shared * h->expert_ffn_dim;
     h->shexp_ungated = h->moe_sigmoid = true;
     h->moe_norm_topk = true, h->moe_n_group = h->moe_topk_group = 1, h->moe_routed_scale = 1, h->n_dense_lead = 1;
@@ -172,18 +176,49 @@ static cke_status parse_glm4_moe(const cJSON *c, cke_hparams *h, cke_err *err) {
     jint(c, "topk_group", &h->moe_topk_group);
     jnum(c, "routed_scaling_factor", &h->moe_routed_scale);
     jint(c, "first_k_dense_replace", &h->n_dense_lead);
-    jbool(c, "use_qk_norm", &h->qk_norm);
     jint(c, "num_nextn_predict_layers", &h->n_mtp_layers);
     if (h->n_mtp_layers < 0 || h->n_mtp_layers > 16)
-        return cke_fail(err, CKE_ERR_FORMAT, "glm4_moe: num_nextn_predict_layers = %lld", (long long)h->n_mtp_layers);
+        return cke_fail(err, CKE_ERR_FORMAT, "%s: num_nextn_predict_layers = %lld", an, (long long)h->n_mtp_layers);
     if (h->n_dense_lead < 0 || h->n_dense_lead > h->n_layers)
-        return cke_fail(err, CKE_ERR_FORMAT, "glm4_moe: first_k_dense_replace = %lld with %lld layers", (long long)h->n_dense_lead,
+        return cke_fail(err, CKE_ERR_FORMAT, "%s: first_k_dense_replace = %lld with %lld layers", an, (long long)h->n_dense_lead,
                         (long long)h->n_layers);
     return CKE_OK;
 }
 
+static cke_status parse_glm4_moe(const cJSON *c, cke_hparams *h, cke_err *err) {
+    jbool(c, "use_qk_norm", &h->qk_norm);
+    return parse_ds_moe(c, "glm4_moe", h, err);
+}
+
+/* DeepSeek-V3 (DeepseekV3Config): GLM-4.5's experts and dense first layers with multi-head latent
+ * attention; rope_interleave (default true) rotates adjacent pairs. The attention scale is
+ * (qk_nope + qk_rope)^-0.5, times YaRN's mscale(factor, mscale_all_dim)^2 under YaRN (HF
+ * yarn_apply_mscale). */
+static cke_status parse_deepseek_v3(const cJSON *c, cke_hparams *h, cke_err *err) {
+    int64_t rope = 0;
+    const cJSON *ql = cJSON_GetObjectItemCaseSensitive(c, "q_lora_rank");
+    if (!jint(c, "kv_lora_rank", &h->kv_lora_rank) || !jint(c, "qk_nope_head_dim", &h->qk_nope_dim) ||
+        !jint(c, "qk_rope_head_dim", &rope) || !jint(c, "v_head_dim", &h->v_head_dim) ||
+        (ql && !cJSON_IsNull(ql) && !jint(c, "q_lora_rank", &h->q_lora_rank)))
+        return cke_fail(err, CKE_ERR_MISSING, "deepseek_v3 config.json needs kv_lora_rank, qk_nope_head_dim, qk_rope_head_dim, "
+                        "v_head_dim (integers) and q_lora_rank (an integer or null)");
+    if (h->kv_lora_rank < 1 || h->q_lora_rank < 0 || rope < 2 || rope > CKE_HP_MAX_HEADS || h->qk_nope_dim < 1 ||
+        h->qk_nope_dim > CKE_HP_MAX_HEADS)
+        return cke_fail(err, CKE_ERR_FORMAT, "deepseek_v3: kv_lora_rank %lld, q_lora_rank %lld, qk_rope_head_dim %lld, "
+                        "qk_nope_head_dim %lld out of range", (long long)h->kv_lora_rank, (long long)h->q_lora_rank,
+                        (long long)rope, (long long)h->qk_nope_dim);
+    h->rope.dims = rope;
+    h->head_dim = h->qk_nope_dim + rope;
+    h->n_kv_heads = h->n_heads; /* every head has its own key and value, expanded from the latent */
+    bool il = true;
+    jbool(c, "rope_interleave", &il);
+    h->rope.layout = il ? CKE_ROPE_INTERLEAVED : CKE_ROPE_HALVES;
+    return parse_ds_moe(c, "deepseek_v3", h, err);
+}
+
 static cke_status parse_moe(const cJSON *c, cke_arch arch, cke_hparams *h, cke_err *err) {
     if (arch == CKE_ARCH_GLM4_MOE) return parse_glm4_moe(c, h, err);
+    if (arch == CKE_ARCH_DEEPSEEK_V3) return parse_deepseek_v3(c, h, err);
     const char *ne = arch == CKE_ARCH_MIXTRAL ? "num_local_experts" : "num_experts";
     if (!jint(c, ne, &h->n_expert) || !jint(c, "num_experts_per_tok", &h->n_expert_used))
         return cke_fail(err, CKE_ERR_MISSING, "%s config.json needs %s and num_experts_per_tok", cke_arch_name(arch), ne);
@@ -299,7 +334,7 @@ static cke_status parse_cfg(const cJSON *c, cke_arch *arch, cke_hparams *h, cke_
     h->qk_norm = *arch == CKE_ARCH_QWEN3 || *arch == CKE_ARCH_GEMMA3 || *arch == CKE_ARCH_QWEN3_MOE || *arch == CKE_ARCH_OLMOE;
     h->qk_norm_full = *arch == CKE_ARCH_OLMOE;
     if (*arch == CKE_ARCH_MIXTRAL || *arch == CKE_ARCH_QWEN3_MOE || *arch == CKE_ARCH_OLMOE || *arch == CKE_ARCH_QWEN2_MOE ||
-        *arch == CKE_ARCH_GLM4_MOE)
+        *arch == CKE_ARCH_GLM4_MOE || *arch == CKE_ARCH_DEEPSEEK_V3)
         TRY(parse_moe(c, *arch, h, err));
     if (*arch == CKE_ARCH_GEMMA3) TRY(parse_gemma3(c, h, err));
     if (*arch == CKE_ARCH_GEMMA2 || *arch == CKE_ARCH_GEMMA3) {
@@ -354,6 +389,12 @@ static cke_status parse_cfg(const cJSON *c, cke_arch *arch, cke_hparams *h, cke_
             h->rope.orig_ctx < 0 || h->rope.orig_ctx > CKE_HP_MAX_CTX)
             return cke_fail(err, CKE_ERR_FORMAT, "rope_scaling: factor %g, attention factor %g or original context %lld "
                             "out of range", h->rope.factor, h->rope.attn_factor, (long long)h->rope.orig_ctx);
+    }
+    double msa = 0; /* MLA under YaRN: the softmax scale times mscale(factor, mscale_all_dim)^2 (HF yarn_apply_mscale) */
+    if (*arch == CKE_ARCH_DEEPSEEK_V3 && rs && !cJSON_IsNull(rs) && h->rope.scaling == CKE_ROPE_SCALING_YARN &&
+        jnum(rs, "mscale_all_dim", &msa) && msa != 0) {
+        const double ms = mscale_of(h->rope.factor, msa);
+        h->attn_scale = 1.0 / sqrt((double)h->head_dim) * ms * ms;
     }
     return CKE_OK;
 }
@@ -478,6 +519,11 @@ static bool map_name(cke_arch arch, const char *name, char *cn, size_t cap, bool
         {"mlp.gate.e_score_correction_bias", "exp_probs_b"},
         {"mlp.shared_experts.gate_proj.weight", "ffn_gate_shexp"}, {"mlp.shared_experts.up_proj.weight", "ffn_up_shexp"},
         {"mlp.shared_experts.down_proj.weight", "ffn_down_shexp"},
+        /* multi-head latent attention (DeepSeek-V2/V3): the low-rank q and kv projections */
+        {"self_attn.q_a_proj.weight", "attn_q_down"}, {"self_attn.q_a_proj.bias", "attn_q_down_b"},
+        {"self_attn.q_a_layernorm.weight", "attn_q_down_norm"}, {"self_attn.q_b_proj.weight", "attn_q_up"},
+        {"self_attn.kv_a_proj_with_mqa.weight", "attn_kv_down"}, {"self_attn.kv_a_proj_with_mqa.bias", "attn_kv_down_b"},
+        {"self_attn.kv_a_layernorm.weight", "attn_kv_down_norm"}, {"self_attn.kv_b_proj.weight", "attn_kv_up"},
     };
     if (sscanf(name, "model.layers.%lld.%n", &l, &pos) == 1 && pos > 0) {
         const char *suf = name + pos;
@@ -530,7 +576,7 @@ static int expert_slot(const cke_model *m, const char *name, int64_t *slot) {
             return 0;
         which = w == 1 ? 0 : w == 3 ? 1 : w == 2 ? 2 : -1;
     } else if (m->arch == CKE_ARCH_QWEN3_MOE || m->arch == CKE_ARCH_OLMOE || m->arch == CKE_ARCH_QWEN2_MOE ||
-               m->arch == CKE_ARCH_GLM4_MOE) {
+               m->arch == CKE_ARCH_GLM4_MOE || m->arch == CKE_ARCH_DEEPSEEK_V3) {
         if (sscanf(name, "model.layers.%lld.mlp.experts.%lld.%7[a-z]_proj.weight%n", &l, &e, proj, &pos) != 3 || name[pos])
             return 0;
         which = !strcmp(proj, "gate") ? 0 : !strcmp(proj, "up") ? 1 : !strcmp(proj, "down") ? 2 : -1;

@@ -44,6 +44,7 @@ typedef struct {
 } expr_ctx;
 
 static double expr_sum(expr_ctx *c);
+static double expr_cmp(expr_ctx *c);
 
 static void expr_ws(expr_ctx *c) {
     while (isspace((unsigned char)*c->s)) c->s++;
@@ -53,7 +54,7 @@ static double expr_atom(expr_ctx *c) {
     expr_ws(c);
     if (*c->s == '(') {
         c->s++;
-        double v = expr_sum(c);
+        double v = expr_cmp(c); /* a comparison inside parentheses: "q_lora_rank + (q_lora_rank == 0)" */
         expr_ws(c);
         if (*c->s != ')') { c->bad = 1; snprintf(c->what, sizeof c->what, "missing ')'"); return 0; }
         c->s++;
@@ -384,6 +385,7 @@ static const struct {
     {"aux_coef", offsetof(cke_attrs, aux_coef), 0},
     {"moe_sigmoid", offsetof(cke_attrs, moe_sigmoid), 2}, {"n_group", offsetof(cke_attrs, n_group), 1},
     {"topk_group", offsetof(cke_attrs, topk_group), 1},   {"routed_scale", offsetof(cke_attrs, routed_scale), 0},
+    {"lo", offsetof(cke_attrs, lo), 1},                   {"width", offsetof(cke_attrs, width), 1},
 };
 
 static cke_status parse_attrs(cke_ir *ir, const cJSON *obj, int layer, cke_attrs *a, const char *where, cke_err *err) {
@@ -495,6 +497,23 @@ static cke_status infer_shape(cke_ir *ir, cke_node *n, cke_err *err) {
     case CKE_OP_LAST_ROW:
         o->ndim = 2, o->dims[0] = 1, o->dims[1] = x->dims[1];
         return CKE_OK;
+    case CKE_OP_HEAD_WINDOW: { /* x [T, n_head*head_dim] -> [T, n_head*width] */
+        const int64_t H = n->a.n_head, d = n->a.head_dim, lo = n->a.lo, wd = n->a.width;
+        if (x->ndim != 2 || H < 1 || d < 1 || x->dims[1] != H * d || lo < 0 || lo >= d || wd < 1 || wd > (1 << 20))
+            SHAPE_FAIL("%s: head_window needs x [T, n_head*head_dim] (%lld heads of %lld) and 0 <= lo < head_dim, width >= 1; "
+                       "got %s, lo %lld, width %lld", on, (long long)H, (long long)d, s0, (long long)lo, (long long)wd);
+        o->ndim = 2, o->dims[0] = x->dims[0], o->dims[1] = H * wd;
+        return CKE_OK;
+    }
+    case CKE_OP_HEAD_CAT: { /* a [T, n_head*da], b [T, n_kv_head*db] (n_kv_head 1 or n_head) */
+        const int64_t H = n->a.n_head, Hb = n->a.n_kv_head;
+        if (x->ndim != 2 || w->ndim != 2 || H < 1 || (Hb != 1 && Hb != H) || x->dims[1] % H || w->dims[1] % Hb ||
+            w->dims[0] != x->dims[0])
+            SHAPE_FAIL("%s: head_cat needs a [T, n_head*da] and b [T, n_kv_head*db], n_kv_head 1 or n_head (%lld, %lld); got %s, %s",
+                       on, (long long)H, (long long)Hb, s0, s1);
+        o->ndim = 2, o->dims[0] = x->dims[0], o->dims[1] = x->dims[1] + H * (w->dims[1] / Hb);
+        return CKE_OK;
+    }
     case CKE_OP_SIGMOID_MUL: /* x [T,D], g [T,1] */
         if (x->ndim != 2 || w->ndim != 2 || w->dims[1] != 1 || w->dims[0] != x->dims[0])
             SHAPE_FAIL("%s: sigmoid_mul needs x [T,D] and g [T,1], got %s and %s", on, s0, s1);

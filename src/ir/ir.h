@@ -84,6 +84,7 @@ typedef struct {
     int moe_sigmoid;       /* moe: 1 = sigmoid scores (DeepSeek-V3, GLM-4.5; an optional 6th input [E] biases the choice), 0 = softmax */
     int64_t n_group, topk_group; /* moe: group-limited routing (experts in n_group groups, topk_group groups eligible); 0 = none */
     float routed_scale;    /* moe: the routing weights' factor (routed_scaling_factor); 0 is read as 1 */
+    int64_t lo, width;     /* head_window: each head's columns lo..lo+width of head_dim (zeros past it) */
 } cke_attrs;
 
 typedef struct {

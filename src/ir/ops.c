@@ -34,6 +34,8 @@ const cke_op_info cke_op_table[CKE_OP_COUNT] = {
     [CKE_OP_ALLREDUCE] = {.n_in_min = 1, .n_in_max = 1, .rowwise = 1},
     [CKE_OP_MOE]       = {.n_in_min = 5, .n_in_max = 6, .rowwise = 1}, /* x, router, gate_exps, up_exps, down_exps, choice bias? */
     [CKE_OP_SIGMOID_MUL] = {.n_in_min = 2, .n_in_max = 2, .rowwise = 1}, /* x, g */
+    [CKE_OP_HEAD_WINDOW] = {.n_in_min = 1, .n_in_max = 1, .rowwise = 1},
+    [CKE_OP_HEAD_CAT]  = {.n_in_min = 2, .n_in_max = 2, .rowwise = 1},    /* a, b */
 };
 
 /* Inputs count weights too: a rule that reads W lists its index like any other input. */
@@ -58,6 +60,8 @@ const cke_grad_rule cke_grad_rules[CKE_OP_COUNT] = {
      * bias (6th input) only picks experts: no gradient, as HF's e_score_correction_bias buffer */
     [CKE_OP_MOE]       = {1, CKE_GRAD_IN(0) | CKE_GRAD_IN(1) | CKE_GRAD_IN(2) | CKE_GRAD_IN(3) | CKE_GRAD_IN(4), 0},
     [CKE_OP_SIGMOID_MUL] = {1, CKE_GRAD_IN(0) | CKE_GRAD_IN(1), 0},             /* x, g */
+    [CKE_OP_HEAD_WINDOW] = {1, 0, 0},                                         /* dx += dout, placed back */
+    [CKE_OP_HEAD_CAT]  = {1, 0, 0},                                           /* da, db += their columns of dout */
 };
 
 int cke_op_parse(const char *name, cke_op *out) {

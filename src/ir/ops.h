@@ -23,6 +23,8 @@
     X(LAST_ROW,  "last_row",  "out[1,D] = x[T-1,D] (inference: only the last position's logits)")     \
     X(ALLREDUCE, "allreduce", "out = x summed over the tensor-parallel ranks (each holds a partial sum)")\
     X(SIGMOID_MUL, "sigmoid_mul", "out[T,D] = sigmoid(g[T,1]) * x[T,D] (a gated shared expert: Qwen2-MoE)")\
+    X(HEAD_WINDOW, "head_window", "out[T,H*w] = columns lo..lo+w of each of x's H heads of head_dim, zeros past the head (MLA: DeepSeek)")\
+    X(HEAD_CAT,  "head_cat",  "out[T,H*(da+db)] = each head of a, then b's head (b of n_kv_head 1: one head shared by all)")\
     X(MOE,       "moe",       "out[T,D] = sum over the top-k experts (softmax or sigmoid router scores; optional choice bias, groups, renorm, scale) of weight * down_e(silu(gate_e x) * up_e x)")
 
 typedef enum {

@@ -20,6 +20,7 @@ static const struct { cke_op op; int flops, reads; } elementwise[] = {
     {CKE_OP_SWIGLU, 5, 2}, {CKE_OP_GELU, 8, 1},   {CKE_OP_GEGLU, 9, 2},
     {CKE_OP_SOFTCAP, 3, 1},                                                /* cap * tanh(x / cap) */
     {CKE_OP_SIGMOID_MUL, 1, 1},                                            /* one sigmoid per row, a product per element */
+    {CKE_OP_HEAD_WINDOW, 0, 1}, {CKE_OP_HEAD_CAT, 0, 1},                  /* copies */
 };
 
 void cke_plan_op_cost(const cke_plan *p, const cke_node *n, cke_op_cost *c) {

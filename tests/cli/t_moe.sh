@@ -58,7 +58,7 @@ PY
     # the MoE GGUFs cke writes, read by gguf-py (llama.cpp's own Python package, where the suite
     # installed it): every tensor one llama.cpp's architecture declares, and its expert keys
     if [ -f "$BUILD/pydeps/gguf/__init__.py" ]; then
-        for f in mixtral qwen3_moe_norm olmoe qwen2_moe glm4_moe; do
+        for f in mixtral qwen3_moe_norm olmoe qwen2_moe glm4_moe deepseek_v3; do
             [ "$f" = mixtral ] || /usr/bin/python3 tests/torch/ref_families.py "$T/gg_$f" $f >"$T/gg_$f.log" 2>&1
             [ "$f" = mixtral ] && ln -sfn "$T/mx" "$T/gg_$f"
             "$CKE" quantize "$T/gg_$f" "$T/gg_$f.gguf" F32 >/dev/null 2>&1
@@ -72,9 +72,13 @@ names = {gguf.TENSOR_NAMES[t].format(bid=b) for t in gguf.MODEL_TENSORS[march] f
 bad = [t.name for t in r.tensors if t.name.rsplit(".", 1)[0] not in names]
 exps = [t for t in r.tensors if t.name.endswith("_exps.weight")]
 keys = [f"{arch}.expert_count", f"{arch}.expert_used_count"]
-if arch == "glm4moe":  # GLM-4.5: leading dense layers, shared experts, sigmoid gating
+if arch in ("glm4moe", "deepseek2"):  # GLM-4.5, DeepSeek-V3: leading dense layers, shared experts, sigmoid gating
     keys += [f"{arch}.{k}" for k in ("leading_dense_block_count", "expert_shared_count", "expert_gating_func",
                                      "expert_weights_scale", "expert_weights_norm", "expert_feed_forward_length")]
+if arch == "deepseek2":  # multi-head latent attention, with the key/value up-projection split as llama.cpp's loader wants
+    keys += [f"{arch}.attention.{k}" for k in ("q_lora_rank", "kv_lora_rank", "key_length_mla", "value_length_mla")]
+    if not any(t.name == "blk.1.attn_k_b.weight" and len(t.shape) == 3 for t in r.tensors):
+        keys.append("blk.1.attn_k_b.weight (3-D)")
 ok = not bad and exps and all(len(t.shape) == 3 for t in exps) and all(k in r.fields for k in keys)
 print(arch, "unknown tensors:", bad, "3-D expert stacks:", len(exps))
 sys.exit(0 if ok else 1)
@@ -108,7 +112,7 @@ assert struct.unpack_from("<I", b, i)[0] == 4 and struct.unpack_from("<I", b, i 
 struct.pack_into("<I", b, i + 4, 1)
 open(sys.argv[2], "wb").write(b)
 PY
-        refuses moe_glm4_softmax_gating_refused 1 "glm4moe.expert_gating_func = 1: glm4moe's experts are sigmoid-gated" \
+        refuses moe_glm4_softmax_gating_refused 1 "glm4moe.expert_gating_func = 1: cke's glm4moe experts are sigmoid-gated" \
             "$CKE" inspect "$T/glm-gf1.gguf"
     else
         check moe_glm4_reference_script false

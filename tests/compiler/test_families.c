@@ -210,10 +210,10 @@ static void family(const char *fam) {
         cke_status gs = tc_export_gguf(hf, gg, &ge);
         /* this Gemma 2, whose query_pre_attn_scalar is not head_dim, and Gemma with exact GELU (GGUF has no key for
          * either); dynamic NTK (llama.cpp's rope tables are static); Qwen3-MoE without norm_topk_prob (llama.cpp's
-         * qwen3moe renormalizes). Phi-3 goes through llama.cpp's fused attn_qkv and gate | up ffn_up, LongRoPE
+         * qwen3moe renormalizes); DeepSeek with attention biases (llama.cpp's deepseek2 has none). Phi-3 goes through llama.cpp's fused attn_qkv and gate | up ffn_up, LongRoPE
          * through its rope_factors_long / rope_factors_short tensors. */
         const int refused = !strcmp(fam, "gemma2") || !strcmp(fam, "gemma_gelu") || !strcmp(fam, "llama_dynamic") ||
-                            !strcmp(fam, "gemma3_swa3") || !strcmp(fam, "qwen3_moe");
+                            !strcmp(fam, "gemma3_swa3") || !strcmp(fam, "qwen3_moe") || !strcmp(fam, "deepseek_v3_bias");
         cke_runner *gr = NULL;
         if (refused) {
             tc_result(gname, gs == CKE_ERR_UNSUPPORTED, "expected a named refusal, got status %d: %s", gs, ge.msg);
@@ -387,6 +387,8 @@ static void ablations(void) {
         {"glm4_moe", "set=routed_scaling_factor=1.0", "moe_out"},
         {"glm4_moe", "set=topk_group=4", "moe_out"}, /* every group eligible */
         {"glm4_moe", "set=norm_topk_prob=false", "moe_out"},
+        /* DeepSeek-V3: adjacent pairs rotated, not halves (the scores, so the attention output, differ) */
+        {"deepseek_v3", "set=rope_interleave=false", "attn"},
     };
     for (size_t i = 0; i < sizeof ab / sizeof ab[0]; i++) {
         char name[128], hf[PATH_MAX], dir[PATH_MAX], edit[128], ref[PATH_MAX];
@@ -394,7 +396,7 @@ static void ablations(void) {
         snprintf(name, sizeof name, set ? "%s_with_tanh_gelu_diverges" : "%s_without_%s_diverges", ab[i].fam, ab[i].key);
         if (set && !strcmp(ab[i].fam, "mixtral")) snprintf(name, sizeof name, "mixtral_with_one_expert_per_token_diverges");
         if (set && !strcmp(ab[i].fam, "qwen3_moe")) snprintf(name, sizeof name, "qwen3_moe_with_norm_topk_prob_diverges");
-        if (set && !strncmp(ab[i].fam, "glm4_moe", 8))
+        if (set && (!strncmp(ab[i].fam, "glm4_moe", 8) || !strncmp(ab[i].fam, "deepseek_v3", 11)))
             snprintf(name, sizeof name, "%s_with_%.*s_diverges", ab[i].fam, (int)strcspn(ab[i].key + 4, "="), ab[i].key + 4);
         snprintf(hf, sizeof hf, "%s/ablate_%zu", tc_tmp, i);
         snprintf(dir, sizeof dir, "%s/ablate_%zu_model", tc_tmp, i);
@@ -605,6 +607,10 @@ static void bad_input(void) {
         {"glm4_moe_unequal_groups", "glm4_moe", "set=n_group=3", "8 experts in 3 groups", 0},
         {"glm4_moe_no_shared_expert", "glm4_moe", "set=n_shared_experts=0", "n_shared_experts = 0", 0},
         {"glm4_moe_dense_beyond_layers", "glm4_moe", "set=first_k_dense_replace=9", "first_k_dense_replace = 9", 0},
+        /* DeepSeek: V2's softmax router, value heads wider than the query/key heads, no latent rank */
+        {"deepseek_v3_softmax_router_refused", "deepseek_v3", "set=scoring_func=\"softmax\"", "scoring_func 'softmax'", 0},
+        {"deepseek_v3_wide_values_refused", "deepseek_v3", "set=v_head_dim=16", "v_head_dim 16: expected", 0},
+        {"deepseek_v3_without_kv_lora_rank", "deepseek_v3", "ablate=kv_lora_rank", "needs kv_lora_rank", 0},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char hf[PATH_MAX], dir[PATH_MAX], edit[256];
@@ -680,7 +686,8 @@ int main(int argc, char **argv) {
     static const char *const fams[] = {"gpt2", "qwen2", "qwen3", "gemma", "gemma2", "mistral", "phi3", "llama3",
                                        "llama_bias", "qwen3_bias", "gemma_gelu", "qwen2_yarn", "phi3_longrope",
                                        "llama_dynamic", "gemma3", "gemma3_swa3", "mixtral", "qwen3_moe", "qwen3_moe_norm",
-                                       "olmoe", "qwen2_moe", "glm4_moe", "glm4_moe_plain"};
+                                       "olmoe", "qwen2_moe", "glm4_moe", "glm4_moe_plain",
+                                       "deepseek_v3", "deepseek_v3_plain", "deepseek_v3_bias"};
     for (size_t i = 0; i < sizeof fams / sizeof fams[0]; i++)
         if (!only || !strcmp(only, fams[i])) family(fams[i]), family_kvf16(fams[i]);
     if (!only || !strcmp(only, "mixtral")) mixtral_quantized();

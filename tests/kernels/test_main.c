@@ -10,9 +10,9 @@
 
 /* One array per op family (t_<family>.c), each terminated by an entry with name == NULL. */
 extern const test_op tests_gemm[], tests_embed[], tests_norm[], tests_rope[], tests_act[],
-    tests_attn[], tests_loss[], tests_quant[], tests_moe[];
+    tests_attn[], tests_loss[], tests_quant[], tests_moe[], tests_heads[];
 static const test_op *const families[] = {tests_gemm, tests_embed, tests_norm, tests_rope,
-                                          tests_act,  tests_attn,  tests_loss, tests_quant, tests_moe};
+                                          tests_act,  tests_attn,  tests_loss, tests_quant, tests_moe, tests_heads};
 
 static int passed, failed;
 

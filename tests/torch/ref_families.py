@@ -6,11 +6,11 @@ model.safetensors, the checkpoint's real tensor names and layouts: GPT-2 Conv1D 
 fused c_attn, Phi-3 fused qkv_proj / gate_up_proj ...) and the reference logits at every position
 of a fixed token sequence, computed in float64 by an independent forward written from the HF
 modeling code's definitions (modeling_gpt2 / qwen2 / qwen3 / gemma / gemma2 / mistral / phi3 /
-llama with rope_scaling "llama3" / mixtral / qwen3_moe / olmoe / qwen2_moe / glm4_moe).
+llama with rope_scaling "llama3" / mixtral / qwen3_moe / olmoe / qwen2_moe / glm4_moe / deepseek_v3).
 
 usage: ref_families.py OUT_DIR FAMILY [drop=HF_NAME | perturb=HF_NAME | ablate=CONFIG_KEY | set=KEY=JSON | train]
        ref_families.py OUT_DIR gpt2 --from HF_DIR     (trace of an existing GPT-2 checkpoint)
-FAMILY: gpt2 | qwen2 | qwen3 | gemma | gemma2 | mistral | phi3 | llama3 | llama_bias | qwen3_bias | gemma_gelu | qwen2_yarn | phi3_longrope | llama_dynamic | gemma3 | gemma3_swa3 | mixtral | qwen3_moe | qwen3_moe_norm | olmoe | qwen2_moe | glm4_moe | glm4_moe_plain
+FAMILY: gpt2 | qwen2 | qwen3 | gemma | gemma2 | mistral | phi3 | llama3 | llama_bias | qwen3_bias | gemma_gelu | qwen2_yarn | phi3_longrope | llama_dynamic | gemma3 | gemma3_swa3 | mixtral | qwen3_moe | qwen3_moe_norm | olmoe | qwen2_moe | glm4_moe | glm4_moe_plain | deepseek_v3 | deepseek_v3_plain | deepseek_v3_bias
 The optional edit breaks the model on purpose: drop/perturb a tensor, or remove a config key (the
 reference still uses the feature), which proves the feature changes the numbers.
 Outputs OUT_DIR/{config.json, model.safetensors, ref.bin, ref.trace} in the formats of
@@ -95,8 +95,21 @@ FAMILIES = {
     # GLM-4.5 (DeepSeek-V3-style MoE): layer 0 a dense MLP of 48, layers 1-2 8 experts of 16 (2 per token,
     # chosen by sigmoid score + a choice bias among the 2 best of 4 groups, renormalized, x 2.5) and a
     # shared expert of 16; q/k/v biases, per-head QK-norm, half the head rotated
-    "glm4_moe": dict(dim=32, L=3, H=4, KV=2, hd=16, F=48, Fe=16, V=59, theta=1e6, E=8, k=2, norm=True, partial=0.5,
+    "glm4_moe": dict(dim=32, L=3, H=4, KV=2, hd=16, F=48, Fe=16, V=73, theta=1e6, E=8, k=2, norm=True, partial=0.5,
                      qk=True, groups=(4, 2), scale=2.5, dense=1, shared=1),
+    # DeepSeek-V3: multi-head latent attention (q through a rank-16 bottleneck, a kv latent of 12 and one
+    # shared rotated key head of 4; keys 8 + 4 wide, values 6) with GLM-4.5's experts after one dense layer
+    "deepseek_v3": dict(dim=32, L=3, H=4, KV=4, hd=12, F=48, Fe=16, V=59, theta=1e4, E=8, k=2, norm=True, groups=(4, 2),
+                        scale=2.5, dense=1, shared=1, ql=16, kvl=12, nope=8, rope=4, vd=6, interleave=True),
+    # ... with q projected directly, the rotated halves layout, biased projections, YaRN (mscale_all_dim scales
+    # the softmax too) and no groups
+    "deepseek_v3_plain": dict(kind="deepseek_v3", dim=32, L=2, H=2, KV=2, hd=14, F=40, Fe=12, V=61, theta=1e4, E=6, k=2, norm=False,
+                              groups=(1, 1), scale=1.5, dense=1, shared=1, ql=None, kvl=10, nope=8, rope=6, vd=8, interleave=False,
+                              scaling=dict(rope_type="yarn", factor=4.0, original_max_position_embeddings=32,
+                                                      mscale=0.8, mscale_all_dim=0.8, beta_fast=32.0, beta_slow=1.0)),
+    # ... with attention_bias (q_a, kv_a and o biased)
+    "deepseek_v3_bias": dict(kind="deepseek_v3", dim=32, L=2, H=2, KV=2, hd=12, F=40, Fe=12, V=67, theta=1e4, E=4, k=2, norm=True,
+                             groups=(1, 1), scale=1.0, dense=1, shared=1, ql=8, kvl=8, nope=8, rope=4, vd=8, interleave=True, bias=True),
     # ... without QK-norm, groups or renormalization, two dense layers, two shared experts
     "glm4_moe_plain": dict(kind="glm4_moe", dim=32, L=3, H=4, KV=2, hd=8, F=40, Fe=12, V=53, theta=1e4, E=6, k=3, norm=False,
                            partial=0.5, qk=False, groups=(1, 1), scale=1.0, dense=2, shared=2),
@@ -124,6 +137,8 @@ def yarn_freqs(rot, theta, sc, max_pos):
     factor, orig = sc["factor"], sc.get("original_max_position_embeddings", max_pos)
     mscale = lambda s, m=1.0: 1.0 if s <= 1 else 0.1 * m * math.log(s) + 1.0  # noqa: E731
     af = sc.get("attention_factor", mscale(factor))
+    if sc.get("mscale") and sc.get("mscale_all_dim"):  # DeepSeek's form
+        af = mscale(factor, sc["mscale"]) / mscale(factor, sc["mscale_all_dim"])
     bf, bs = sc.get("beta_fast", 32), sc.get("beta_slow", 1)
     corr = lambda r: (rot * math.log(orig / (r * 2 * math.pi))) / (2 * math.log(theta))  # noqa: E731
     lo, hi = max(math.floor(corr(bf)), 0), min(math.ceil(corr(bs)), rot - 1)
@@ -185,7 +200,7 @@ def make_weights(fam, c, g):
             W[p + "mlp.c_proj.weight"], W[p + "mlp.c_proj.bias"] = rnd(F, dim), rnd(dim, s=0.1)
         W[t + "ln_f.weight"], W[t + "ln_f.bias"] = 1 + rnd(dim, s=0.1), rnd(dim, s=0.1)
         return W
-    if fam == "glm4_moe":
+    if fam in ("glm4_moe", "deepseek_v3"):
         return glm4_weights(c, rnd)
     gem = fam.startswith("gemma")
     nw = (lambda n: rnd(n, s=0.1)) if gem else (lambda n: 1 + rnd(n, s=0.1))  # Gemma stores w of (1 + w)
@@ -250,11 +265,25 @@ def glm4_weights(c, rnd):
         p = f"model.layers.{i}."
         W[p + "input_layernorm.weight"] = 1 + rnd(dim, s=0.1)
         W[p + "post_attention_layernorm.weight"] = 1 + rnd(dim, s=0.1)
-        W[p + "self_attn.q_proj.weight"], W[p + "self_attn.q_proj.bias"] = rnd(H * hd, dim), rnd(H * hd, s=0.1)
-        W[p + "self_attn.k_proj.weight"], W[p + "self_attn.k_proj.bias"] = rnd(KV * hd, dim), rnd(KV * hd, s=0.1)
-        W[p + "self_attn.v_proj.weight"], W[p + "self_attn.v_proj.bias"] = rnd(KV * hd, dim), rnd(KV * hd, s=0.1)
-        W[p + "self_attn.o_proj.weight"] = rnd(dim, H * hd)
-        if c["qk"]:
+        if "kvl" in c:  # DeepseekV3Attention: multi-head latent attention
+            a, kvl, rp, nope, vd = p + "self_attn.", c["kvl"], c["rope"], c["nope"], c["vd"]
+            if c["ql"]:
+                W[a + "q_a_proj.weight"], W[a + "q_a_layernorm.weight"] = rnd(c["ql"], dim), 1 + rnd(c["ql"], s=0.1)
+                W[a + "q_b_proj.weight"] = rnd(H * hd, c["ql"], s=0.3)
+            else:
+                W[a + "q_proj.weight"] = rnd(H * hd, dim)
+            W[a + "kv_a_proj_with_mqa.weight"], W[a + "kv_a_layernorm.weight"] = rnd(kvl + rp, dim), 1 + rnd(kvl, s=0.1)
+            W[a + "kv_b_proj.weight"], W[a + "o_proj.weight"] = rnd(H * (nope + vd), kvl, s=0.3), rnd(dim, H * vd)
+            if c.get("bias"):  # attention_bias: q_a (when it exists), kv_a and o
+                if c["ql"]:
+                    W[a + "q_a_proj.bias"] = rnd(c["ql"], s=0.1)
+                W[a + "kv_a_proj_with_mqa.bias"], W[a + "o_proj.bias"] = rnd(kvl + rp, s=0.1), rnd(dim, s=0.1)
+        else:
+            W[p + "self_attn.q_proj.weight"], W[p + "self_attn.q_proj.bias"] = rnd(H * hd, dim), rnd(H * hd, s=0.1)
+            W[p + "self_attn.k_proj.weight"], W[p + "self_attn.k_proj.bias"] = rnd(KV * hd, dim), rnd(KV * hd, s=0.1)
+            W[p + "self_attn.v_proj.weight"], W[p + "self_attn.v_proj.bias"] = rnd(KV * hd, dim), rnd(KV * hd, s=0.1)
+            W[p + "self_attn.o_proj.weight"] = rnd(dim, H * hd)
+        if c.get("qk"):
             W[p + "self_attn.q_norm.weight"], W[p + "self_attn.k_norm.weight"] = 1 + rnd(hd, s=0.1), 1 + rnd(hd, s=0.1)
         if i < c["dense"]:
             W[p + "mlp.gate_proj.weight"], W[p + "mlp.up_proj.weight"], W[p + "mlp.down_proj.weight"] = rnd(F, dim), rnd(F, dim), rnd(dim, F)
@@ -300,7 +329,8 @@ def config(fam, c):
             "gemma3": "Gemma3ForCausalLM",
             "gemma2": "Gemma2ForCausalLM", "mistral": "MistralForCausalLM", "phi3": "Phi3ForCausalLM",
             "llama3": "LlamaForCausalLM", "mixtral": "MixtralForCausalLM", "qwen3_moe": "Qwen3MoeForCausalLM",
-            "olmoe": "OlmoeForCausalLM", "qwen2_moe": "Qwen2MoeForCausalLM", "glm4_moe": "Glm4MoeForCausalLM"}[fam]
+            "olmoe": "OlmoeForCausalLM", "qwen2_moe": "Qwen2MoeForCausalLM", "glm4_moe": "Glm4MoeForCausalLM",
+            "deepseek_v3": "DeepseekV3ForCausalLM"}[fam]
     mt = {"llama3": "llama", "gemma3": "gemma3_text"}.get(fam, fam)
     cfg = {"architectures": [arch], "model_type": mt, "hidden_size": dim,
            "intermediate_size": F, "num_attention_heads": H, "num_key_value_heads": KV, "head_dim": hd,
@@ -349,6 +379,12 @@ def config(fam, c):
                    n_group=c["groups"][0], topk_group=c["groups"][1], routed_scaling_factor=c["scale"], norm_topk_prob=c["norm"],
                    first_k_dense_replace=c["dense"], use_qk_norm=c["qk"], attention_bias=True, num_nextn_predict_layers=0,
                    rope_parameters={"rope_theta": c["theta"], "partial_rotary_factor": c["partial"], "rope_type": "default"})
+    if fam == "deepseek_v3":  # DeepseekV3Config as its checkpoints have it (rope_theta, rope_scaling at the top)
+        cfg.update(n_routed_experts=c["E"], num_experts_per_tok=c["k"], moe_intermediate_size=c["Fe"], n_shared_experts=c["shared"],
+                   n_group=c["groups"][0], topk_group=c["groups"][1], routed_scaling_factor=c["scale"], norm_topk_prob=c["norm"],
+                   first_k_dense_replace=c["dense"], q_lora_rank=c["ql"], kv_lora_rank=c["kvl"], qk_rope_head_dim=c["rope"],
+                   qk_nope_head_dim=c["nope"], v_head_dim=c["vd"], rope_interleave=c["interleave"], head_dim=c["rope"],
+                   attention_bias=bool(c.get("bias")), num_nextn_predict_layers=0, topk_method="noaux_tc", scoring_func="sigmoid")
     if fam == "qwen3_moe":  # intermediate_size: the dense MLP no layer here has
         cfg.update(num_experts=c["E"], num_experts_per_tok=c["k"], moe_intermediate_size=F, intermediate_size=4 * F,
                    norm_topk_prob=c["norm"], decoder_sparse_step=1, mlp_only_layers=[], router_aux_loss_coef=0.001,
@@ -420,7 +456,12 @@ def forward(fam, c, W, ids, tr, router=None):
         tr("out_norm", -1, x), tr("logits", -1, logits)
         return logits
 
-    rot = int(hd * c.get("partial", 1.0))
+    rot = c["rope"] if "kvl" in c else int(hd * c.get("partial", 1.0))
+    if "kvl" in c:  # MLA: hd^-0.5, times mscale(factor, mscale_all_dim)^2 under YaRN (HF yarn_apply_mscale)
+        ys, m = c.get("scaling") or {}, 1.0
+        if ys.get("mscale_all_dim"):
+            m = 0.1 * ys["mscale_all_dim"] * math.log(ys["factor"]) + 1.0 if ys["factor"] > 1 else 1.0
+        c = dict(c, attn_scale=hd ** -0.5 * m * m)
     sc, af = c.get("scaling"), 1.0
     if sc and sc.get("rope_type") == "yarn":
         inv, af = yarn_freqs(rot, c.get("theta", 10000.0), sc, 128)
@@ -454,10 +495,69 @@ def forward(fam, c, W, ids, tr, router=None):
         x = x * torch.tensor(dim ** 0.5, dtype=torch.float32).item()  # HF: normalizer in the model dtype
     tr("x", -1, x)
     scale = 1.0 / math.sqrt(c["qpas"] if "qpas" in c else hd)
+
+    def glm4_ffn(p, i, x, n):
+        """Glm4MoeMLP (first c["dense"] layers) or Glm4MoeMoE (= DeepseekV3MoE): routed experts + shared MLP"""
+        mlp = lambda q, v: (torch.nn.functional.silu(v @ D[q + "gate_proj.weight"].T) * (v @ D[q + "up_proj.weight"].T)) @ D[q + "down_proj.weight"].T  # noqa: E731
+        if i < c["dense"]:
+            fo = mlp(p + "mlp.", n)
+            tr("ffn_in", i, n), tr("ffn_out", i, fo)
+        else:
+            w, sel = glm4_route(n @ D[p + "mlp.gate.weight"].T, D[p + "mlp.gate.e_score_correction_bias"], c)
+            mo = torch.zeros_like(n)
+            for t in range(T):
+                for j in range(c["k"]):
+                    mo[t] += w[t, j] * mlp(f"{p}mlp.experts.{int(sel[t, j])}.", n[t])
+            sh = mlp(p + "mlp.shared_experts.", n)
+            fo = mo + sh
+            tr("ffn_in", i, n), tr("moe_out", i, mo), tr("sh_out", i, sh), tr("ffn_out", i, fo)
+        x = x + fo
+        tr("x", i, x)
+        return x
+
+    def mla(p, i, n):
+        """DeepseekV3Attention: q (through q_a/q_b or q_proj) split into unrotated and rotated parts per head; the
+        kv latent and the one shared rotated key head from kv_a; keys and values per head from kv_b(norm(latent)).
+        rope_interleave: HF rotates adjacent pairs and lays the result out as halves, in q and k alike (the
+        scores do not change), so the rotated parts are not traced."""
+        a, nope, rp, vd, kvl = p + "self_attn.", c["nope"], c["rope"], c["vd"], c["kvl"]
+        lin = lambda v, nm: v @ D[a + nm + ".weight"].T + (D[a + nm + ".bias"] if a + nm + ".bias" in D else 0)  # noqa: E731
+        r6 = lambda v, w: v * torch.rsqrt(v.pow(2).mean(-1, keepdim=True) + 1e-6) * w  # DeepseekV3RMSNorm's default eps  # noqa: E731
+        q = lin(r6(lin(n, "q_a_proj"), D[a + "q_a_layernorm.weight"]), "q_b_proj") if c["ql"] else lin(n, "q_proj")
+        ckv = lin(n, "kv_a_proj_with_mqa")
+        lat = r6(ckv[:, :kvl], D[a + "kv_a_layernorm.weight"])
+        kv = lin(lat, "kv_b_proj")
+        tr("q", i, q), tr("kv_down", i, ckv), tr("kv_latent_n", i, lat), tr("kv", i, kv)
+        qh = q.view(T, H, hd)
+        kvh = kv.view(T, H, nope + vd)
+        cos, sin = cos_sin_global  # [T, rot] (cat(freqs, freqs))
+        cos, sin = cos[:, None, :], sin[:, None, :]
+
+        def rot(v):  # v [T, h, rp]
+            if c["interleave"]:  # apply_rotary_pos_emb_interleave
+                v1, v2, ch, sh = v[..., 0::2], v[..., 1::2], cos[..., : rp // 2], sin[..., : rp // 2]
+                return torch.cat([v1 * ch - v2 * sh, v2 * ch + v1 * sh], dim=-1)
+            return v * cos + rotate_half(v) * sin
+        qf = torch.cat([qh[..., :nope], rot(qh[..., nope:])], dim=-1)
+        kf = torch.cat([kvh[..., :nope], rot(ckv[:, None, kvl:]).expand(T, H, rp)], dim=-1)
+        sc = torch.einsum("thd,shd->hts", qf, kf) * c["attn_scale"]
+        sc = sc.masked_fill(torch.ones(T, T, dtype=torch.bool).triu(1), float("-inf"))
+        att = torch.einsum("hts,shd->thd", torch.softmax(sc, dim=-1), kvh[..., nope:]).reshape(T, H * vd)
+        tr("q_nope", i, qh[..., :nope].reshape(T, H * nope)), tr("k_nope", i, kvh[..., :nope].reshape(T, H * nope))
+        tr("attn", i, att)
+        return lin(att, "o_proj")
+
     for i in range(L):
         p = f"model.layers.{i}."
         n = rms(x, D[p + "input_layernorm.weight"])
         tr("attn_in", i, n)
+        if fam == "deepseek_v3":  # DeepseekV3Attention (eager): multi-head latent attention
+            ao = mla(p, i, n)
+            tr("attn_out", i, ao)
+            x = x + ao
+            tr("h", i, x)
+            x = glm4_ffn(p, i, x, rms(x, D[p + "post_attention_layernorm.weight"]))
+            continue
         if fam == "phi3":
             q, k, v = (n @ D[p + "self_attn.qkv_proj.weight"].T).split([H * hd, KV * hd, KV * hd], dim=-1)
         else:
@@ -491,21 +591,8 @@ def forward(fam, c, W, ids, tr, router=None):
         x = x + ao
         tr("h", i, x)
         n = rms(x, D[p + ("pre_feedforward_layernorm.weight" if fam in ("gemma2", "gemma3") else "post_attention_layernorm.weight")])
-        if fam == "glm4_moe" and i >= c["dense"]:  # Glm4MoeMoE: routed experts + the shared experts' MLP
-            rl = n @ D[p + "mlp.gate.weight"].T
-            w, sel = glm4_route(rl, D[p + "mlp.gate.e_score_correction_bias"], c)
-            mo = torch.zeros_like(n)
-            for t in range(T):
-                for j in range(c["k"]):
-                    q = f"{p}mlp.experts.{int(sel[t, j])}."
-                    hmid = torch.nn.functional.silu(n[t] @ D[q + "gate_proj.weight"].T) * (n[t] @ D[q + "up_proj.weight"].T)
-                    mo[t] += w[t, j] * (hmid @ D[q + "down_proj.weight"].T)
-            q = f"{p}mlp.shared_experts."
-            sh = (torch.nn.functional.silu(n @ D[q + "gate_proj.weight"].T) * (n @ D[q + "up_proj.weight"].T)) @ D[q + "down_proj.weight"].T
-            fo = mo + sh
-            tr("ffn_in", i, n), tr("moe_out", i, mo), tr("sh_out", i, sh), tr("ffn_out", i, fo)
-            x = x + fo
-            tr("x", i, x)
+        if fam == "glm4_moe":
+            x = glm4_ffn(p, i, x, n)
             continue
         if fam in MOE:  # modeling_mixtral / qwen3_moe: softmax over all experts, top-k, renormalized (Mixtral, norm_topk_prob)
             blk, names = MOE[fam]
@@ -604,7 +691,12 @@ HF_LAYER = {"input_layernorm.weight": "attn_norm", "post_attention_layernorm.wei
             "mlp.shared_expert_gate.weight": "ffn_gate_inp_shexp", "mlp.gate.e_score_correction_bias": "exp_probs_b",
             "mlp.shared_experts.gate_proj.weight": "ffn_gate_shexp", "mlp.shared_experts.up_proj.weight": "ffn_up_shexp",
             "mlp.shared_experts.down_proj.weight": "ffn_down_shexp", "mlp.gate_proj.weight": "ffn_gate",
-            "mlp.up_proj.weight": "ffn_up", "mlp.down_proj.weight": "ffn_down"}
+            "mlp.up_proj.weight": "ffn_up", "mlp.down_proj.weight": "ffn_down",
+            "self_attn.q_a_proj.weight": "attn_q_down", "self_attn.q_a_proj.bias": "attn_q_down_b",
+            "self_attn.q_a_layernorm.weight": "attn_q_down_norm", "self_attn.q_b_proj.weight": "attn_q_up",
+            "self_attn.kv_a_proj_with_mqa.weight": "attn_kv_down", "self_attn.kv_a_proj_with_mqa.bias": "attn_kv_down_b",
+            "self_attn.kv_a_layernorm.weight": "attn_kv_down_norm", "self_attn.kv_b_proj.weight": "attn_kv_up",
+            "self_attn.o_proj.bias": "attn_o_b"}
 EXPERT = {"w1": "gate", "w3": "up", "w2": "down", "gate_proj": "gate", "up_proj": "up", "down_proj": "down"}
 
 
@@ -631,7 +723,7 @@ def write_train_ref(out, fam, c, W):
         train_reference(os.path.join(out, "ref_train.bin"), W, lambda P, ids: forward(fam, c, P, ids, lambda *a: None),
                         seq[:-1].view(B, T), seq[1:].view(B, T), V, to_canonical=lambda k, t: gpt2_canonical(k, t, c["dim"]))
         return
-    if c.get("kind", fam) == "glm4_moe":  # no load-balancing loss (HF computes none for it)
+    if c.get("kind", fam) in ("glm4_moe", "deepseek_v3"):  # no load-balancing loss (HF computes none for them)
         train_reference(os.path.join(out, "ref_train.bin"), W, lambda P, ids: forward(fam, c, P, ids, lambda *a: None),
                         seq[:-1].view(B, T), seq[1:].view(B, T), V, to_canonical=moe_canonical)
         return
@@ -687,7 +779,7 @@ def main():
     elif edit.startswith("set="):  # set=KEY=JSON: a config the loader or a template must refuse
         k, v = edit[4:].split("=", 1)
         cfg[k] = json.loads(v)
-    if edit == "train" and fam != "gpt2" and c.get("kind", fam) != "glm4_moe":  # the load-balancing loss on, as a training run would set it
+    if edit == "train" and fam != "gpt2" and c.get("kind", fam) not in ("glm4_moe", "deepseek_v3"):  # the load-balancing loss on, as a training run would set it
         cfg.update(output_router_logits=True, router_aux_loss_coef=MOE_TRAIN_COEF)
     with open(os.path.join(out, "config.json"), "w") as f:
         json.dump(cfg, f, indent=1)

@@ -719,7 +719,7 @@ int main(int argc, char **argv) {
     if (!only || !strcmp(only, "gpt2")) gpt2_parity();
     if (!only || !strcmp(only, "moe")) {
         static const char *const moe[] = {"mixtral", "qwen2_moe", "olmoe", "qwen3_moe", "qwen3_moe_norm", "glm4_moe",
-                                          "glm4_moe_plain"};
+                                          "glm4_moe_plain", "deepseek_v3", "deepseek_v3_plain"};
         for (size_t i = 0; i < sizeof moe / sizeof moe[0]; i++) moe_parity(moe[i]);
     }
     if (!only || !strcmp(only, "bf16")) mixed_precision();
@@ -728,7 +728,7 @@ int main(int argc, char **argv) {
     if (!only || !strcmp(only, "trainer")) trainer_runs();
     static const char *const fams[] = {"gpt2", "qwen2", "qwen3", "gemma", "gemma2", "mistral", "phi3", "llama3", "gemma3", "gemma3_swa3",
                                        "mixtral", "qwen3_moe", "qwen3_moe_norm", "olmoe", "qwen2_moe", "glm4_moe",
-                                       "glm4_moe_plain"};
+                                       "glm4_moe_plain", "deepseek_v3", "deepseek_v3_plain"};
     for (size_t i = 0; i < sizeof fams / sizeof fams[0]; i++)
         if (!only || !strcmp(only, "families") || !strcmp(only, fams[i])) family_train_step(fams[i]);
     return tc_finish();
