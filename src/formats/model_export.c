@@ -195,7 +195,9 @@ cke_status cke_model_export_gguf(const cke_model *m, cke_gguf_writer *w, cke_xte
     if ((st = set_u32(w, arch, "embedding_length", h->dim, err)) || (st = set_u32(w, arch, "block_count", h->n_layers, err)) ||
         (st = set_u32(w, arch, "feed_forward_length", h->ffn_dim, err)) ||
         (st = set_u32(w, arch, "attention.head_count", h->n_heads, err)) ||
-        (st = set_u32(w, arch, "attention.head_count_kv", h->n_kv_heads ? h->n_kv_heads : h->n_heads, err)) ||
+        /* deepseek2: llama.cpp computes MLA as multi-query attention over the latent (one kv head) */
+        (st = set_u32(w, arch, "attention.head_count_kv", h->kv_lora_rank > 0 ? 1 : h->n_kv_heads ? h->n_kv_heads : h->n_heads,
+                      err)) ||
         (st = set_u32(w, arch, "vocab_size", h->vocab, err)))
         return st;
     if (h->ctx_len > 0 && (st = set_u32(w, arch, "context_length", h->ctx_len, err))) return st;
