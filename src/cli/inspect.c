@@ -66,10 +66,22 @@ int cke_cli_inspect(int argc, char **argv) {
            yn(h->attn_o_bias), yn(h->ffn_bias), yn(h->norm_bias));
     if (h->n_expert) {
         printf("experts:     %lld per layer, %lld used per token (weights %s)", (long long)h->n_expert, (long long)h->n_expert_used,
-               h->moe_norm_topk ? "renormalized over them" : "as the router's softmax gives them");
+               h->moe_norm_topk ? "renormalized over them" : h->moe_sigmoid ? "the router's sigmoid scores" : "as the router's softmax gives them");
         if (h->shexp_ffn_dim) printf(", a shared expert of %lld", (long long)h->shexp_ffn_dim);
         printf("\n");
+        if (h->moe_sigmoid) /* DeepSeek-V3 / GLM-4.5 routing and layout */
+            printf("routing:     sigmoid scores, chosen with a bias (exp_probs_b)%s%.0lld%s%.0lld%s, weights x %g; experts of %lld; "
+                   "dense MLP in the first %lld layers\n", h->moe_n_group > 1 ? " among the best " : "",
+                   (long long)(h->moe_n_group > 1 ? h->moe_topk_group : 0), h->moe_n_group > 1 ? " of " : "",
+                   (long long)(h->moe_n_group > 1 ? h->moe_n_group : 0), h->moe_n_group > 1 ? " groups" : "",
+                   h->moe_routed_scale > 0 ? h->moe_routed_scale : 1.0,
+                   (long long)(h->expert_ffn_dim ? h->expert_ffn_dim : h->ffn_dim), (long long)h->n_dense_lead);
     }
+    if (h->kv_lora_rank)
+        printf("attention:   latent (MLA): q %s%.0lld, kv latent %lld + a shared rotated key head; per head %lld + %lld rotated, "
+               "values %lld; softmax scale %g\n", h->q_lora_rank ? "through rank " : "projected directly",
+               (long long)h->q_lora_rank, (long long)h->kv_lora_rank, (long long)h->qk_nope_dim, (long long)h->rope.dims,
+               (long long)h->v_head_dim, h->attn_scale);
     if (h->learned_pos) printf("positions:   learned (pos_embd)\n");
     else
         printf("rope:        theta %g  dims %lld  layout %s  scaling %s", h->rope.theta, (long long)h->rope.dims,

@@ -271,15 +271,17 @@ static void emit_bwd(const tctx *c, int ni, const char *ind, int in_loop, char *
     if (n->n_in > 1) gname(gb, sizeof gb, c, n->in[1], in_loop);
     if (n->n_in > 2) gname(gc, sizeof gc, c, n->in[2], in_loop);
     if (c->tp->aux_of[ni] >= 0) snprintf(st, sizeof st, "%s_stats", o);
-    for (int k = 0; k < n->n_in; k++) emit_zero(c, n->in[k], ind, in_loop, zeroed);
     /* a node of a layer kind: its gradients are zeroed in every layer (another node may add to them),
-     * its backward runs in that kind's layers only */
+     * its backward runs, and is timed, in that kind's layers only */
     char kind_ind[64];
     const int kinded = in_loop && n->kind > 0;
+    if (!kinded) prof_begin(c, ind);
+    for (int k = 0; k < n->n_in; k++) emit_zero(c, n->in[k], ind, in_loop, zeroed);
     if (kinded) {
         fprintf(f, "%sif (L_is_%s[l]) { /* %s layers only */\n", ind, ir->kind_name[n->kind - 1], ir->kind_name[n->kind - 1]);
         snprintf(kind_ind, sizeof kind_ind, "%s    ", ind);
         ind = kind_ind;
+        prof_begin(c, ind);
     }
     int64_t C = tcols(&ir->v[n->out]);
     fprintf(f, "%s/* backward of %s %s */\n", ind, cke_op_names[n->op], o);
@@ -379,6 +381,7 @@ static void emit_bwd(const tctx *c, int ni, const char *ind, int in_loop, char *
         break;
     default: fprintf(f, "%s#error op %s has no backward emission\n", ind, cke_op_names[n->op]); break;
     }
+    prof_end(c, ind, in_loop);
     if (kinded) fprintf(f, "%.*s}\n", (int)strlen(ind) - 4, ind);
 }
 
@@ -554,9 +557,7 @@ cke_status cke_codegen_emit_train(const cke_train_plan *tp, FILE *f, cke_err *er
     if (!zeroed) return cke_fail(err, CKE_ERR_NOMEM, "out of memory");
     for (int i = ir->nn - 1; i >= 0; i--)
         if (ir->n[i].section == CKE_SEC_EPILOGUE) {
-            prof_begin(&c, "    ");
             emit_bwd(&c, i, "    ", 0, zeroed);
-            prof_end(&c, "    ", 0);
         }
     fprintf(f, "    for (int l = N_LAYER - 1; l >= 0; l--) {\n        char *S = SLAB(l);\n");
     fprintf(f, "        const float *%s_in = l == 0 ? %s : LAYER_OUT(l - 1);\n", cx, ir->v[tp->carry_in].name);
@@ -572,9 +573,7 @@ cke_status cke_codegen_emit_train(const cke_train_plan *tp, FILE *f, cke_err *er
     memset(zeroed, 0, (size_t)nbuf + 1);
     for (int i = ir->nn - 1; i >= 0; i--)
         if (ir->n[i].section == CKE_SEC_LAYER && ir->n[i].layer == 0 && cke_ir_node_ever(ir, &ir->n[i])) {
-            prof_begin(&c, "        ");
             emit_bwd(&c, i, "        ", 1, zeroed);
-            prof_end(&c, "        ", 1);
         }
     fprintf(f, "        if (t->hook) t->hook(t->hook_ud, l); /* layer l's weight gradients are final */\n");
     fprintf(f, "        (void)S; (void)%s_out;\n    }\n", cx);
@@ -582,9 +581,7 @@ cke_status cke_codegen_emit_train(const cke_train_plan *tp, FILE *f, cke_err *er
     zeroed[tp->grad_of[tp->carry_in]] = 1; /* arrives from layer 0 */
     for (int i = ir->nn - 1; i >= 0; i--)
         if (ir->n[i].section == CKE_SEC_PROLOGUE) {
-            prof_begin(&c, "    ");
             emit_bwd(&c, i, "    ", 0, zeroed);
-            prof_end(&c, "    ", 0);
         }
     fprintf(f, "    return loss;\n}\n\n");
     free(zeroed);

@@ -88,6 +88,7 @@ PY
     # GLM-4.5 (DeepSeek-style experts after a dense first layer): quantized by cke, its experts keep
     # their blocks in the MoE layers, the dense layer's MLP its own, and the model runs
     if /usr/bin/python3 tests/torch/ref_families.py "$T/glm" glm4_moe >"$T/glm.log" 2>&1; then
+        check moe_glm4_inspect_names_the_routing sh -c "'$CKE' inspect '$T/glm' | grep -q 'routing:     sigmoid scores, chosen with a bias (exp_probs_b) among the best 2 of 4 groups, weights x 2.5'"
         ok moe_glm4_quantize_q8_0 "$CKE" quantize "$T/glm" "$T/glm-q8_0.gguf" Q8_0
         ok moe_glm4_compile_q8_0 "$CKE" compile "$T/glm-q8_0.gguf" -o "$T/glm_q8"
         check moe_glm4_experts_keep_blocks grep -q '"name": "l2.ffn_up_exps", "layer": 2, "dtype": "q8_0' "$T/glm_q8/layout.json"
