@@ -133,12 +133,24 @@ static void emit_seq_loop(const tctx *c, const cke_node *n, const char *ind) {
             AT("window", wa), AT("softcap", ca), ind, (long long)qd, (long long)kd);
 }
 
+/* The per-head ops' dimension arguments (heads.c), forward and backward alike: "R, H, d, lo, w" for a
+ * window, "R, H, da, Hb, db" for a concatenation. */
+static const char *head_dims(char *buf, size_t n, const cke_ir *ir, const cke_node *nd) {
+    if (nd->op == CKE_OP_HEAD_WINDOW)
+        snprintf(buf, n, "R, %lld, %lld, %lld, %lld", (long long)nd->a.n_head, (long long)nd->a.head_dim, (long long)nd->a.lo,
+                 (long long)nd->a.width);
+    else
+        snprintf(buf, n, "R, %lld, %lld, %lld, %lld", (long long)nd->a.n_head, (long long)(tcols(&ir->v[nd->in[0]]) / nd->a.n_head),
+                 (long long)nd->a.n_kv_head, (long long)(tcols(&ir->v[nd->in[1]]) / nd->a.n_kv_head));
+    return buf;
+}
+
 static void emit_fwd(const tctx *c, int ni, const char *ind, int in_loop) {
     char fl1[32], fl2[32];
     const cke_ir *ir = c->ir;
     const cke_node *n = &ir->n[ni];
     FILE *f = c->f;
-    char o[80], a[80], b[80], d[80], st[80] = "NULL";
+    char o[80], a[80], b[80], d[80], st[80] = "NULL", hdims[96];
     fname(o, sizeof o, c, n->out, in_loop);
     iexpr(a, sizeof a, c, n->in[0], in_loop);
     if (n->n_in > 1) iexpr(b, sizeof b, c, n->in[1], in_loop);
@@ -204,15 +216,8 @@ static void emit_fwd(const tctx *c, int ni, const char *ind, int in_loop) {
         break;
     case CKE_OP_SILU: fprintf(f, "%sPAR_ROWS(R, kt->silu_fwd(%s + r0 * %lld, %s + r0 * %lld, nr * %lld));\n", ind, RC(o), RC(a), (long long)C); break;
     case CKE_OP_SIGMOID_MUL: fprintf(f, "%scke_sigmoid_mul_fwd(%s, %s, %s, R, %lld);\n", ind, o, a, b, (long long)C); break;
-    case CKE_OP_HEAD_WINDOW:
-        fprintf(f, "%scke_head_window_fwd(%s, %s, R, %lld, %lld, %lld, %lld);\n", ind, o, a, (long long)n->a.n_head,
-                (long long)n->a.head_dim, (long long)n->a.lo, (long long)n->a.width);
-        break;
-    case CKE_OP_HEAD_CAT:
-        fprintf(f, "%scke_head_cat_fwd(%s, %s, %s, R, %lld, %lld, %lld, %lld);\n", ind, o, a, b, (long long)n->a.n_head,
-                (long long)(tcols(&ir->v[n->in[0]]) / n->a.n_head), (long long)n->a.n_kv_head,
-                (long long)(tcols(&ir->v[n->in[1]]) / n->a.n_kv_head));
-        break;
+    case CKE_OP_HEAD_WINDOW: fprintf(f, "%scke_head_window_fwd(%s, %s, %s);\n", ind, o, a, head_dims(hdims, sizeof hdims, ir, n)); break;
+    case CKE_OP_HEAD_CAT: fprintf(f, "%scke_head_cat_fwd(%s, %s, %s, %s);\n", ind, o, a, b, head_dims(hdims, sizeof hdims, ir, n)); break;
     case CKE_OP_MOE: {
         const cke_value *g = &ir->v[n->in[2]]; /* [E, F, D] */
         char wu[80], wd[80];
@@ -262,7 +267,7 @@ static void emit_bwd(const tctx *c, int ni, const char *ind, int in_loop, char *
     const cke_ir *ir = c->ir;
     const cke_node *n = &ir->n[ni];
     FILE *f = c->f;
-    char o[80], a[80], b[80], go[96], ga[96], gb[96], gc[96], st[96] = "NULL";
+    char o[80], a[80], b[80], go[96], ga[96], gb[96], gc[96], st[96] = "NULL", hdims[96];
     fname(o, sizeof o, c, n->out, in_loop);
     iexpr(a, sizeof a, c, n->in[0], in_loop);
     if (n->n_in > 1) iexpr(b, sizeof b, c, n->in[1], in_loop);
@@ -345,15 +350,8 @@ static void emit_bwd(const tctx *c, int ni, const char *ind, int in_loop, char *
         fprintf(f, "%sPAR_ROWS(R, kt->silu_bwd(%s + r0 * %lld, %s + r0 * %lld, %s + r0 * %lld, nr * %lld));\n", ind, RC(ga), RC(go), RC(a),
                 (long long)C);
         break;
-    case CKE_OP_HEAD_WINDOW:
-        fprintf(f, "%scke_head_window_bwd(%s, %s, R, %lld, %lld, %lld, %lld);\n", ind, ga, go, (long long)n->a.n_head,
-                (long long)n->a.head_dim, (long long)n->a.lo, (long long)n->a.width);
-        break;
-    case CKE_OP_HEAD_CAT:
-        fprintf(f, "%scke_head_cat_bwd(%s, %s, %s, R, %lld, %lld, %lld, %lld);\n", ind, ga, gb, go, (long long)n->a.n_head,
-                (long long)(tcols(&ir->v[n->in[0]]) / n->a.n_head), (long long)n->a.n_kv_head,
-                (long long)(tcols(&ir->v[n->in[1]]) / n->a.n_kv_head));
-        break;
+    case CKE_OP_HEAD_WINDOW: fprintf(f, "%scke_head_window_bwd(%s, %s, %s);\n", ind, ga, go, head_dims(hdims, sizeof hdims, ir, n)); break;
+    case CKE_OP_HEAD_CAT: fprintf(f, "%scke_head_cat_bwd(%s, %s, %s, %s);\n", ind, ga, gb, go, head_dims(hdims, sizeof hdims, ir, n)); break;
     case CKE_OP_SIGMOID_MUL:
         fprintf(f, "%scke_sigmoid_mul_bwd(%s, %s, %s, %s, %s, R, %lld);\n", ind, ga, gb, go, a, b, (long long)C);
         break;
