@@ -16,6 +16,7 @@
 # Picks (environment):
 #   SHAPES   "110m 1.1b"                      110m: dim 768, ffn 2048, 12 layers, 12 heads, 12 kv
 #                                             1.1b: TinyLlama (2048/5632, 22 layers, 32 heads, 4 kv)
+#                                             moe, dsv3: mixtures of experts (below)
 #   FORMATS  "F32 F16 BF16 Q8_0 Q4_0 Q4_K_M"
 #   THREADS  "1 2"
 #   REPS     3                                repetitions per measurement; both sides report
@@ -64,13 +65,18 @@ LLAMA_BIN=$WORK/llama.cpp-build/bin
 
 # shape -> bench_quant make-model's DIM FFN LAYERS HEADS KV_HEADS VOCAB; moe: OLMoE-1B-7B's
 # routing (64 experts, 8 per token) at half its width and layers (dim 1024, experts of 512, 8
-# layers: 0.8B parameters, 0.13B active per token), in llama.cpp's Mixtral layout
+# layers: 0.8B parameters, 0.13B active per token), in llama.cpp's Mixtral layout; dsv3:
+# DeepSeek-V2-Lite's attention at half width (16 heads of 64 + 32 rotated, kv latent 256, values 64)
+# with DeepSeek-V3's routing (64 experts of 512, 6 per token + 2 shared, sigmoid), a dense first
+# layer, 8 layers (make_hf_deepseek.py: DIM LAYERS HEADS KV_LORA NOPE ROPE V EXPERTS USED SHARED
+# EXPERT_FFN DENSE_FFN VOCAB SEED)
 shape_args() {
     case $1 in
         110m) echo 768 2048 12 12 12 32000 ;;
         1.1b) echo 2048 5632 22 32 4 32000 ;;
         moe) echo 1024 512 8 16 16 32000 ;;
-        *) echo "llama_bench.sh: unknown shape '$1' (110m, 1.1b, moe)" >&2; return 1 ;;
+        dsv3) echo 1024 8 16 256 64 32 64 64 6 2 512 2816 32000 1234 ;; # make_hf_deepseek.py's numbers
+        *) echo "llama_bench.sh: unknown shape '$1' (110m, 1.1b, moe, dsv3)" >&2; return 1 ;;
     esac
 }
 # make-model's arguments after the tokenizer: SEED EXPERTS USED
@@ -131,6 +137,16 @@ esac
 model_file() {
     local shape=$1 fmt=$2 d=$WORK/models/$1
     mkdir -p "$d"
+    if [ ! -f "$d/F32.gguf" ] && [ "$shape" = dsv3 ]; then
+        # DeepSeek-V3's layout (multi-head latent attention, a dense first layer, sigmoid-routed experts
+        # with 2 shared ones): an HF checkpoint cke exports to GGUF deepseek2, the vocabulary beside it
+        # shellcheck disable=SC2046
+        /usr/bin/python3 bench/llama/make_hf_deepseek.py "$d/hf" $(shape_args dsv3) >&2 # numpy: with python3-torch
+        ln -sfn "$(cd "$(dirname "$TOK")" && pwd)/$(basename "$TOK")" "$d/hf/tokenizer.gguf"
+        "$BUILD/cke" quantize "$d/hf" "$d/F32.gguf.tmp" F32 >&2
+        mv "$d/F32.gguf.tmp" "$d/F32.gguf"
+        rm -rf "$d/hf"
+    fi
     if [ ! -f "$d/F32.gguf" ]; then
         local args
         args=$(shape_args "$shape")
@@ -139,7 +155,9 @@ model_file() {
         mv "$d/F32.gguf.tmp" "$d/F32.gguf"
     fi
     if [ "$fmt" != F32 ] && [ ! -f "$d/$fmt.gguf" ]; then
-        "$LLAMA_BIN/llama-quantize" "$d/F32.gguf" "$d/$fmt.gguf.tmp" "$fmt" >"$d/$fmt.quantize.log" 2>&1 ||
+        local keep=() # dsv3: MLA's per-head key/value up-projections stay F16 (cke reads them as floats)
+        [ "$shape" = dsv3 ] && keep=(--tensor-type attn_k_b=f16 --tensor-type attn_v_b=f16)
+        "$LLAMA_BIN/llama-quantize" "${keep[@]}" "$d/F32.gguf" "$d/$fmt.gguf.tmp" "$fmt" >"$d/$fmt.quantize.log" 2>&1 ||
             { echo "llama-quantize $fmt failed: see $d/$fmt.quantize.log" >&2; return 1; }
         mv "$d/$fmt.gguf.tmp" "$d/$fmt.gguf"
     fi

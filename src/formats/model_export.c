@@ -82,7 +82,8 @@ static cke_status mla_keys(cke_gguf_writer *w, const char *arch, const cke_hpara
     if (h->attn_qkv_bias || h->attn_o_bias)
         return cke_fail(err, CKE_ERR_UNSUPPORTED, "deepseek2 GGUF: attention biases (attention_bias): llama.cpp's deepseek2 has "
                         "no tensors for them");
-    if ((h->q_lora_rank > 0 && (st = set_u32(w, arch, "attention.q_lora_rank", h->q_lora_rank, err))) ||
+    /* q_lora_rank 0 (q projected directly) written too: llama.cpp requires the key unless it takes the layer count for a Lite model */
+    if ((st = set_u32(w, arch, "attention.q_lora_rank", h->q_lora_rank, err)) ||
         (st = set_u32(w, arch, "attention.kv_lora_rank", h->kv_lora_rank, err)) ||
         (st = set_u32(w, arch, "attention.key_length", h->kv_lora_rank + h->rope.dims, err)) || /* llama.cpp's latent view */
         (st = set_u32(w, arch, "attention.value_length", h->kv_lora_rank, err)) ||

@@ -247,29 +247,45 @@ static cke_status join_kv_b(cke_model *m, const cke_gguf *g, int64_t l, cke_err 
         tv->ne[1] != vd || tv->ne[2] != H)
         return cke_fail(err, CKE_ERR_SHAPE, "%s: %s / %s must be [%lld, %lld, %lld] and [%lld, %lld, %lld] (heads outermost)",
                         m->path, kn, vn, (long long)H, (long long)kl, (long long)nope, (long long)H, (long long)vd, (long long)kl);
-    cke_model_tensor src[2] = {0};
     const cke_gguf_tensor *t2[2] = {tk, tv};
-    float *f[2] = {NULL, NULL};
     for (int i = 0; i < 2; i++) {
-        src[i].dtype = t2[i]->type, src[i].ndim = 3, src[i].data = t2[i]->data, src[i].nbytes = t2[i]->nbytes;
-        src[i].name = src[i].src_name = t2[i]->name;
-        for (int d = 0; d < 3; d++) src[i].shape[d] = t2[i]->ne[2 - d];
-        f[i] = cke_arena_alloc(&m->priv->arena, (size_t)(H * kl * (i ? vd : nope)) * sizeof(float));
-        if (!f[i]) return cke_fail(err, CKE_ERR_NOMEM, "out of memory");
-        TRY(cke_model_tensor_to_f32(&src[i], f[i], err));
+        const cke_dtype_traits *tr = cke_dtype_traits_of(t2[i]->type);
+        if (!tr || tr->quantized || tr->blck != 1) /* the loader has no block decoders (those are the kernels') */
+            return cke_fail(err, CKE_ERR_UNSUPPORTED, "%s: %s is %s: cke joins attn_k_b and attn_v_b back into kv_b and reads "
+                            "them as F32, F16 or BF16 only (llama-quantize --tensor-type attn_k_b=f16 --tensor-type "
+                            "attn_v_b=f16 keeps them so; caching the latent as llama.cpp does is not built)", m->path,
+                            t2[i]->name, cke_dtype_name(t2[i]->type));
     }
+    /* one element type for both: theirs when they agree (F16 stays F16: half the bytes decode reads), else f32 */
+    const void *p[2] = {tk->data, tv->data};
+    cke_dtype dt = tk->type;
+    if (tk->type != tv->type) {
+        dt = CKE_DT_F32;
+        for (int i = 0; i < 2; i++) {
+            const int64_t n = H * kl * (i ? vd : nope);
+            cke_model_tensor src = {.dtype = t2[i]->type, .ndim = 1, .shape = {n}, .data = t2[i]->data, .nbytes = t2[i]->nbytes,
+                                    .name = t2[i]->name, .src_name = t2[i]->name};
+            float *f = cke_arena_alloc(&m->priv->arena, (size_t)n * sizeof(float));
+            if (!f) return cke_fail(err, CKE_ERR_NOMEM, "out of memory");
+            TRY(cke_model_tensor_to_f32(&src, f, err));
+            p[i] = f;
+        }
+    }
+    const size_t es = (size_t)cke_dtype_traits_of(dt)->type_size;
     const int64_t rows = H * (nope + vd);
-    float *kv = cke_arena_alloc(&m->priv->arena, (size_t)(rows * kl) * sizeof(float));
+    unsigned char *kv = cke_arena_alloc(&m->priv->arena, (size_t)(rows * kl) * es);
     if (!kv) return cke_fail(err, CKE_ERR_NOMEM, "out of memory");
+    const unsigned char *kb = p[0], *vb = p[1];
     for (int64_t hh = 0; hh < H; hh++) {
-        for (int64_t j = 0; j < nope; j++)
-            for (int64_t c = 0; c < kl; c++) kv[(hh * (nope + vd) + j) * kl + c] = f[0][(hh * kl + c) * nope + j];
-        memcpy(kv + (hh * (nope + vd) + nope) * kl, f[1] + hh * vd * kl, (size_t)(vd * kl) * sizeof(float));
+        for (int64_t j = 0; j < nope; j++) /* key rows: attn_k_b's head transposed */
+            for (int64_t c = 0; c < kl; c++)
+                memcpy(kv + (size_t)((hh * (nope + vd) + j) * kl + c) * es, kb + (size_t)((hh * kl + c) * nope + j) * es, es);
+        memcpy(kv + (size_t)((hh * (nope + vd) + nope) * kl) * es, vb + (size_t)(hh * vd * kl) * es, (size_t)(vd * kl) * es);
     }
     char cn[64];
     snprintf(cn, sizeof cn, "l%lld.attn_kv_up", (long long)l);
     const int64_t shape[2] = {rows, kl};
-    return cke_model_add(m, cn, kn, CKE_DT_F32, 2, shape, kv, rows * kl * 4, 0, tk->file_offset, true, err);
+    return cke_model_add(m, cn, kn, dt, 2, shape, kv, rows * kl * (int64_t)es, 0, tk->file_offset, true, err);
 }
 
 cke_status cke_model_load_gguf(cke_model *m, cke_err *err) {

@@ -362,6 +362,16 @@ size_t cke_plan_moe_ws(const cke_plan *p, const cke_node *n, int64_t rows, int n
 
 int cke_plan_wdtype(const cke_plan *p, int value) {
     if (value < 0) return 0;
+    if (p->ir->v[value].absent) { /* a layer kind's tensor in a layer without it (the schedule's layer 0): the first
+                                   * layer holding it stands for its format (per-op costs, shapes in profiles) */
+        char nm[CKE_IR_NAME + 16];
+        for (int l = 0; l < p->ir->n_layer; l++) {
+            snprintf(nm, sizeof nm, "l%d.%s", l, p->ir->v[value].base);
+            const int j = cke_ir_find(p->ir, nm);
+            if (j >= 0 && !p->ir->v[j].absent) return cke_plan_wdtype(p, j);
+        }
+        return 0;
+    }
     if (p->ir->v[value].tied_to >= 0) value = p->ir->v[value].tied_to;
     for (int i = 0; i < p->nw; i++)
         if (p->w[i].value == value) return p->w[i].dtype;
