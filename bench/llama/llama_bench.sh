@@ -155,9 +155,7 @@ model_file() {
         mv "$d/F32.gguf.tmp" "$d/F32.gguf"
     fi
     if [ "$fmt" != F32 ] && [ ! -f "$d/$fmt.gguf" ]; then
-        local keep=() # dsv3: MLA's per-head key/value up-projections stay F16 (cke reads them as floats)
-        [ "$shape" = dsv3 ] && keep=(--tensor-type attn_k_b=f16 --tensor-type attn_v_b=f16)
-        "$LLAMA_BIN/llama-quantize" "${keep[@]}" "$d/F32.gguf" "$d/$fmt.gguf.tmp" "$fmt" >"$d/$fmt.quantize.log" 2>&1 ||
+        "$LLAMA_BIN/llama-quantize" "$d/F32.gguf" "$d/$fmt.gguf.tmp" "$fmt" >"$d/$fmt.quantize.log" 2>&1 ||
             { echo "llama-quantize $fmt failed: see $d/$fmt.quantize.log" >&2; return 1; }
         mv "$d/$fmt.gguf.tmp" "$d/$fmt.gguf"
     fi

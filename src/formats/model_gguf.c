@@ -1,6 +1,7 @@
 /* GGUF -> normalized model: llama.cpp metadata keys and tensor names. */
 #include "formats/model_export.h"
 #include "formats/model_priv.h"
+#include "kernels/kdecl.h" /* the block formats' reference decoders */
 
 #include <float.h>
 #include <math.h>
@@ -234,6 +235,22 @@ static cke_status read_mla(cke_model *m, const cke_gguf *g, const char *arch, ck
 /* attn_k_b [H, kv_lora, nope] (each head's key rows, transposed) and attn_v_b [H, v, kv_lora] of llama.cpp's
  * deepseek2, joined back into HF's kv_b_proj: [H * (nope + v), kv_lora], each head's key rows then value
  * rows. 16/32-bit floats only: a block format cannot be transposed without dequantizing. */
+/* The reference decoder of a block format (src/kernels/ref/quant.c, the spec), for the one place the loader
+ * must see values: the transpose below. */
+static const cke_qtype_ops *block_decoder(int t) {
+    switch (t) {
+    case CKE_DT_Q8_0: return &cke_qops_q8_0_ref;
+    case CKE_DT_Q4_0: return &cke_qops_q4_0_ref;
+    case CKE_DT_Q4_1: return &cke_qops_q4_1_ref;
+    case CKE_DT_Q5_0: return &cke_qops_q5_0_ref;
+    case CKE_DT_Q5_1: return &cke_qops_q5_1_ref;
+    case CKE_DT_Q4_K: return &cke_qops_q4_K_ref;
+    case CKE_DT_Q5_K: return &cke_qops_q5_K_ref;
+    case CKE_DT_Q6_K: return &cke_qops_q6_K_ref;
+    default: return NULL;
+    }
+}
+
 static cke_status join_kv_b(cke_model *m, const cke_gguf *g, int64_t l, cke_err *err) {
     const cke_hparams *h = &m->hp;
     char kn[64], vn[64];
@@ -248,26 +265,30 @@ static cke_status join_kv_b(cke_model *m, const cke_gguf *g, int64_t l, cke_err 
         return cke_fail(err, CKE_ERR_SHAPE, "%s: %s / %s must be [%lld, %lld, %lld] and [%lld, %lld, %lld] (heads outermost)",
                         m->path, kn, vn, (long long)H, (long long)kl, (long long)nope, (long long)H, (long long)vd, (long long)kl);
     const cke_gguf_tensor *t2[2] = {tk, tv};
-    for (int i = 0; i < 2; i++) {
-        const cke_dtype_traits *tr = cke_dtype_traits_of(t2[i]->type);
-        if (!tr || tr->quantized || tr->blck != 1) /* the loader has no block decoders (those are the kernels') */
-            return cke_fail(err, CKE_ERR_UNSUPPORTED, "%s: %s is %s: cke joins attn_k_b and attn_v_b back into kv_b and reads "
-                            "them as F32, F16 or BF16 only (llama-quantize --tensor-type attn_k_b=f16 --tensor-type "
-                            "attn_v_b=f16 keeps them so; caching the latent as llama.cpp does is not built)", m->path,
-                            t2[i]->name, cke_dtype_name(t2[i]->type));
-    }
-    /* one element type for both: theirs when they agree (F16 stays F16: half the bytes decode reads), else f32 */
+    /* one element type for both: theirs when they agree on a float type (F16 stays F16: half the bytes
+     * decode reads), else f32; block formats (llama-quantize quantizes these too) decoded exactly by the
+     * kernels' reference decoders, the spec */
     const void *p[2] = {tk->data, tv->data};
+    const cke_dtype_traits *trk = cke_dtype_traits_of(tk->type);
     cke_dtype dt = tk->type;
-    if (tk->type != tv->type) {
+    if (tk->type != tv->type || !trk || trk->quantized) {
         dt = CKE_DT_F32;
         for (int i = 0; i < 2; i++) {
             const int64_t n = H * kl * (i ? vd : nope);
-            cke_model_tensor src = {.dtype = t2[i]->type, .ndim = 1, .shape = {n}, .data = t2[i]->data, .nbytes = t2[i]->nbytes,
-                                    .name = t2[i]->name, .src_name = t2[i]->name};
+            const cke_dtype_traits *tr = cke_dtype_traits_of(t2[i]->type);
             float *f = cke_arena_alloc(&m->priv->arena, (size_t)n * sizeof(float));
             if (!f) return cke_fail(err, CKE_ERR_NOMEM, "out of memory");
-            TRY(cke_model_tensor_to_f32(&src, f, err));
+            if (tr && tr->quantized) {
+                const cke_qtype_ops *q = block_decoder(t2[i]->type);
+                if (!q || n % tr->blck || (uint64_t)t2[i]->nbytes != (uint64_t)(n / tr->blck) * (uint64_t)tr->type_size)
+                    return cke_fail(err, CKE_ERR_UNSUPPORTED, "%s: %s is %s, which cke cannot decode here", m->path, t2[i]->name,
+                                    cke_dtype_name(t2[i]->type));
+                q->dequantize_row(f, t2[i]->data, n);
+            } else {
+                cke_model_tensor src = {.dtype = t2[i]->type, .ndim = 1, .shape = {n}, .data = t2[i]->data,
+                                        .nbytes = t2[i]->nbytes, .name = t2[i]->name, .src_name = t2[i]->name};
+                TRY(cke_model_tensor_to_f32(&src, f, err));
+            }
             p[i] = f;
         }
     }

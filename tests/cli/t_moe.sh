@@ -118,6 +118,46 @@ PY
     else
         check moe_glm4_reference_script false
     fi
+    # DeepSeek-V3 through GGUFs: llama.cpp's split attn_k_b / attn_v_b in q8_0 blocks, decoded exactly by
+    # the loader to join kv_b (f32); with only those two in blocks (the file rewritten by gguf-py) every
+    # value before kv_b's product matches the reference and the first divergence is that product, at
+    # Q8_0's size (a wrong join would be off by the values themselves)
+    if /usr/bin/python3 tests/torch/ref_families.py "$T/dsw" deepseek_v3_wide >"$T/dsw.log" 2>&1; then
+        ok moe_deepseek_quantize_q8_0 "$CKE" quantize "$T/dsw" "$T/dsw-q8_0.gguf" Q8_0
+        ok moe_deepseek_compile_q8_0 "$CKE" compile "$T/dsw-q8_0.gguf" -o "$T/dsw_q8"
+        check moe_deepseek_joined_kv_b_f32 grep -q '"name": "l1.attn_kv_up", "layer": 1, "dtype": "f32"' "$T/dsw_q8/layout.json"
+        check moe_deepseek_experts_keep_blocks grep -q '"name": "l1.ffn_up_exps", "layer": 1, "dtype": "q8_0' "$T/dsw_q8/layout.json"
+        if [ -f "$BUILD/pydeps/gguf/__init__.py" ]; then
+            "$CKE" quantize "$T/dsw" "$T/dsw-f32.gguf" F32 >/dev/null 2>&1
+            PYTHONPATH="$BUILD/pydeps" /usr/bin/python3 - "$T/dsw-f32.gguf" "$T/dsw-kb8.gguf" <<'PY'
+import sys
+import numpy as np
+import gguf
+r = gguf.GGUFReader(sys.argv[1])
+w = gguf.GGUFWriter(sys.argv[2], bytes(r.fields["general.architecture"].parts[-1]).decode())
+for name, f in r.fields.items():
+    if name.startswith("GGUF.") or name == "general.architecture":
+        continue
+    if f.types[0] == gguf.GGUFValueType.STRING:
+        w.add_string(name, bytes(f.parts[-1]).decode())
+    elif f.types[0] != gguf.GGUFValueType.ARRAY:
+        w.add_key_value(name, f.parts[-1].tolist()[0], f.types[0])
+for t in r.tensors:
+    if t.name.endswith(("attn_k_b.weight", "attn_v_b.weight")):
+        w.add_tensor(t.name, gguf.quants.quantize(np.asarray(t.data, np.float32), gguf.GGMLQuantizationType.Q8_0),
+                     raw_dtype=gguf.GGMLQuantizationType.Q8_0)
+    else:
+        w.add_tensor(t.name, np.asarray(t.data), raw_dtype=t.tensor_type)
+w.write_header_to_file(); w.write_kv_data_to_file(); w.write_tensors_to_file(); w.close()
+PY
+            "$CKE" compile "$T/dsw-kb8.gguf" -o "$T/dsw_kb8" --kv-type f32 >/dev/null 2>&1
+            out=$("$CKE" parity "$T/dsw_kb8" "$T/dsw/ref.trace" --tol 3e-3 2>&1)
+            check moe_deepseek_q8_0_kv_b_join_exact sh -c 'echo "$1" | grep -q "first divergence: kv (layer 0) at position" &&
+                echo "$1" | sed -n "s/.*relative \([0-9.e+-]*\) (tolerance.*/\1/p" | awk "{ exit !(\$1 < 0.01) }"' _ "$out"
+        fi
+    else
+        check moe_deepseek_reference_script false
+    fi
 else
     echo "SKIP t_moe model cases (no /usr/bin/python3 with torch)"
 fi

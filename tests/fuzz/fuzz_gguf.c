@@ -1,4 +1,4 @@
-/* fuzz-src: src/formats/*.c src/tokenizer/*.c src/kernels/rope_table.c */
+/* fuzz-src: src/formats/*.c src/tokenizer/*.c src/kernels/rope_table.c src/kernels/ref/quant.c */
 /* libFuzzer target: the GGUF reader must reject or accept any bytes without reading out of bounds. */
 #include "formats/gguf.h"
 

@@ -1,4 +1,4 @@
-/* fuzz-src: src/chat/*.c src/util/*.c src/formats/*.c src/tokenizer/*.c src/kernels/rope_table.c */
+/* fuzz-src: src/chat/*.c src/util/*.c src/formats/*.c src/tokenizer/*.c src/kernels/rope_table.c src/kernels/ref/quant.c */
 /* libFuzzer target: chat templates (tokenizer.chat_template, tokenizer_config.json) are text
  * from anyone's model file. Each input is parsed as a Jinja template and, when it parses,
  * rendered against a fixed conversation (system, user, assistant with reasoning, tool, user).

@@ -1,4 +1,4 @@
-/* fuzz-src: src/formats/*.c src/tokenizer/*.c src/kernels/rope_table.c */
+/* fuzz-src: src/formats/*.c src/tokenizer/*.c src/kernels/rope_table.c src/kernels/ref/quant.c */
 /* libFuzzer target: bytes -> cke_model_open -> normalized model, the path `cke inspect/compile`
  * take. The input is the model file (a GGUF, or anything else, which goes to the llama2.c
  * loader). It is written to a memfd and opened by its /proc/self/fd path, so the real

@@ -1,4 +1,4 @@
-/* fuzz-src: src/formats/*.c src/tokenizer/*.c src/kernels/rope_table.c */
+/* fuzz-src: src/formats/*.c src/tokenizer/*.c src/kernels/rope_table.c src/kernels/ref/quant.c */
 /* libFuzzer target: a Hugging Face directory -> cke_model_open -> normalized model. The input is
  * config.json text, a NUL, then the bytes of model.safetensors; both are written into a
  * private temporary directory that is opened like `cke inspect DIR`. Covers the config parser,

@@ -1,4 +1,4 @@
-/* fuzz-src: src/formats/*.c src/tokenizer/*.c src/kernels/rope_table.c */
+/* fuzz-src: src/formats/*.c src/tokenizer/*.c src/kernels/rope_table.c src/kernels/ref/quant.c */
 /* libFuzzer target: tokenizer loaders + encode/decode on arbitrary bytes.
  * The first input byte picks the loader (llama2.c tokenizer.bin, tokenizer.json, GGUF metadata,
  * encoder.json + merges split at the first NUL); the rest is the file. Whatever loads is used

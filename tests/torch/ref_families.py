@@ -10,7 +10,7 @@ llama with rope_scaling "llama3" / mixtral / qwen3_moe / olmoe / qwen2_moe / glm
 
 usage: ref_families.py OUT_DIR FAMILY [drop=HF_NAME | perturb=HF_NAME | ablate=CONFIG_KEY | set=KEY=JSON | train]
        ref_families.py OUT_DIR gpt2 --from HF_DIR     (trace of an existing GPT-2 checkpoint)
-FAMILY: gpt2 | qwen2 | qwen3 | gemma | gemma2 | mistral | phi3 | llama3 | llama_bias | qwen3_bias | gemma_gelu | qwen2_yarn | phi3_longrope | llama_dynamic | gemma3 | gemma3_swa3 | mixtral | qwen3_moe | qwen3_moe_norm | olmoe | qwen2_moe | glm4_moe | glm4_moe_plain | deepseek_v3 | deepseek_v3_plain | deepseek_v3_bias
+FAMILY: gpt2 | qwen2 | qwen3 | gemma | gemma2 | mistral | phi3 | llama3 | llama_bias | qwen3_bias | gemma_gelu | qwen2_yarn | phi3_longrope | llama_dynamic | gemma3 | gemma3_swa3 | mixtral | qwen3_moe | qwen3_moe_norm | olmoe | qwen2_moe | glm4_moe | glm4_moe_plain | deepseek_v3 | deepseek_v3_plain | deepseek_v3_bias | deepseek_v3_wide
 The optional edit breaks the model on purpose: drop/perturb a tensor, or remove a config key (the
 reference still uses the feature), which proves the feature changes the numbers.
 Outputs OUT_DIR/{config.json, model.safetensors, ref.bin, ref.trace} in the formats of
@@ -110,6 +110,10 @@ FAMILIES = {
     # ... with attention_bias (q_a, kv_a and o biased)
     "deepseek_v3_bias": dict(kind="deepseek_v3", dim=32, L=2, H=2, KV=2, hd=12, F=40, Fe=12, V=67, theta=1e4, E=4, k=2, norm=True,
                              groups=(1, 1), scale=1.0, dense=1, shared=1, ql=8, kvl=8, nope=8, rope=4, vd=8, interleave=True, bias=True),
+    # ... wide enough for block formats in every matrix (heads of 32 + 8, latent 32): cke quantize's Q8_0
+    # gives the GGUF's attn_k_b / attn_v_b q8_0 blocks, which the loader decodes to join kv_b (t_moe.sh)
+    "deepseek_v3_wide": dict(kind="deepseek_v3", dim=64, L=2, H=2, KV=2, hd=40, F=64, Fe=32, V=67, theta=1e4, E=4, k=2, norm=True,
+                             groups=(1, 1), scale=1.0, dense=1, shared=1, ql=32, kvl=32, nope=32, rope=8, vd=32, interleave=True),
     # ... without QK-norm, groups or renormalization, two dense layers, two shared experts
     "glm4_moe_plain": dict(kind="glm4_moe", dim=32, L=3, H=4, KV=2, hd=8, F=40, Fe=12, V=53, theta=1e4, E=6, k=3, norm=False,
                            partial=0.5, qk=False, groups=(1, 1), scale=1.0, dense=2, shared=2),
