@@ -234,7 +234,8 @@ static cke_status read_mla(cke_model *m, const cke_gguf *g, const char *arch, ck
 
 /* attn_k_b [H, kv_lora, nope] (each head's key rows, transposed) and attn_v_b [H, v, kv_lora] of llama.cpp's
  * deepseek2, joined back into HF's kv_b_proj: [H * (nope + v), kv_lora], each head's key rows then value
- * rows. 16/32-bit floats only: a block format cannot be transposed without dequantizing. */
+ * rows. Floats are moved as they are; block formats (llama-quantize quantizes these two) are decoded
+ * exactly first, the joined tensor then f32. */
 /* The reference decoder of a block format (src/kernels/ref/quant.c, the spec), for the one place the loader
  * must see values: the transpose below. */
 static const cke_qtype_ops *block_decoder(int t) {
