@@ -130,8 +130,8 @@ static cke_status push_fused(xlist *xl, const char *gname, const cke_model_tenso
 }
 
 /* glm4moe's keys as llama.cpp's converter writes GLM-4.5 (the expert counts follow in the common part).
- * The group keys are llama.cpp's deepseek2 ones, written only for more than one group: llama.cpp's glm4moe
- * graph does not read them (GLM-4.5 itself has one group); cke reads them back. */
+ * The group keys (expert_group_count / expert_group_used_count, which llama.cpp reads for every
+ * architecture) are written only for more than one group: GLM-4.5 itself has one. */
 static cke_status glm4_moe_keys(cke_gguf_writer *w, const char *arch, const cke_hparams *h, cke_err *err) {
     char k[128];
     cke_status st;

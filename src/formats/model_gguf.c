@@ -165,7 +165,7 @@ static cke_status finish_longrope(cke_model *m, const cke_gguf *g, const char *a
 /* glm4moe as llama.cpp writes GLM-4.5: leading_dense_block_count dense layers (feed_forward_length), then
  * experts of expert_feed_forward_length, expert_shared_count shared ones (one MLP), sigmoid gating
  * (expert_gating_func 2, llama.cpp's default for glm4moe) with exp_probs_b, expert_weights_norm and
- * expert_weights_scale; expert_group_count / expert_group_used_count when given (llama.cpp's deepseek2
+ * expert_weights_scale; expert_group_count / expert_group_used_count when given (llama.cpp's common
  * keys; GLM-4.5 uses one group). nextn_predict_layers multi-token-prediction layers follow the model's
  * in block_count: left out, as llama.cpp's forward does. */
 static cke_status read_glm4_moe(cke_model *m, const cke_gguf *g, const char *arch, cke_err *err) {
