@@ -139,6 +139,9 @@ typedef struct {
  * functions compute them (src/formats/rope.c): freq[rot/2] and the cos/sin multiplier. rope_freqs
  * (GGUF's per-pair divisors) is passed when the model has it. Refuses what a static table cannot
  * reproduce (dynamic NTK past its original context), naming it. */
+/* YaRN's magnitude correction (HF get_mscale): 0.1 m ln(scale) + 1, 1 for scale <= 1. */
+double cke_yarn_mscale(double scale, double mscale);
+
 cke_status cke_rope_freq_table(const cke_hparams *h, int64_t rot, int64_t ctx, const float *rope_freqs, float *freq,
                                float *attn_factor, cke_err *err);
 

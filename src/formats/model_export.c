@@ -237,7 +237,7 @@ cke_status cke_model_export_gguf(const cke_model *m, cke_gguf_writer *w, cke_xte
     if (h->rope.scaling == CKE_ROPE_SCALING_YARN) { /* llama.cpp's keys (attn_factor: relative to YaRN's default) */
         char k[128];
         snprintf(k, sizeof k, "%s.rope.scaling.type", arch);
-        const double def = h->rope.factor > 1 ? 0.1 * log(h->rope.factor) + 1 : 1;
+        const double def = cke_yarn_mscale(h->rope.factor, 1);
         if ((st = cke_gguf_writer_set_str(w, k, "yarn", 4, err)) || (st = set_f32(w, arch, "rope.scaling.factor", h->rope.factor, err)) ||
             (st = set_u32(w, arch, "rope.scaling.original_context_length", h->rope.orig_ctx, err)) ||
             (h->rope.beta_fast > 0 && (st = set_f32(w, arch, "rope.scaling.yarn_beta_fast", h->rope.beta_fast, err))) ||

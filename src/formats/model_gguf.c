@@ -225,7 +225,7 @@ static cke_status read_mla(cke_model *m, const cke_gguf *g, const char *arch, ck
         if (af != 1)
             return cke_fail(err, CKE_ERR_UNSUPPORTED, "%s: deepseek2 with YaRN and %s.rope.scaling.attn_factor = %g (HF's mscale "
                             "differing from mscale_all_dim)", m->path, arch, af);
-        const double ms = h->rope.factor > 1 ? 0.1 * (lm / 0.1) * log(h->rope.factor) + 1.0 : 1.0;
+        const double ms = cke_yarn_mscale(h->rope.factor, lm / 0.1); /* HF's mscale_all_dim = lm / 0.1 */
         h->attn_scale *= ms * ms;
         h->rope.attn_factor = 1.0;
     }
@@ -391,7 +391,7 @@ cke_status cke_model_load_gguf(cke_model *m, cke_err *err) {
             TRY(get_float(m->path, g, arch, "rope.scaling.yarn_beta_fast", 0, true, 1e6, &h->rope.beta_fast, err));
             TRY(get_float(m->path, g, arch, "rope.scaling.yarn_beta_slow", 0, true, 1e6, &h->rope.beta_slow, err));
             TRY(get_float(m->path, g, arch, "rope.scaling.attn_factor", 0, true, 1e3, &af, err));
-            if (af != 1) h->rope.attn_factor = (double)(float)(af * (h->rope.factor > 1 ? 0.1 * log(h->rope.factor) + 1 : 1));
+            if (af != 1) h->rope.attn_factor = (double)(float)(af * cke_yarn_mscale(h->rope.factor, 1));
         } else if (sl == 8 && !memcmp(st, "longrope", 8)) {
             h->rope.scaling = CKE_ROPE_SCALING_LONGROPE; /* the factors are tensors: read with them below */
         } else {

@@ -57,8 +57,6 @@ static int64_t orig_ctx_of(const cJSON *c, const cJSON *rs, const cke_hparams *h
     return h->ctx_len;
 }
 
-/* HF get_mscale */
-static double mscale_of(double scale, double m) { return scale <= 1 ? 1.0 : 0.1 * m * log(scale) + 1.0; }
 
 static cke_status parse_yarn(const cJSON *c, const cJSON *rs, cke_hparams *h, cke_err *err) {
     h->rope.scaling = CKE_ROPE_SCALING_YARN;
@@ -75,7 +73,7 @@ static cke_status parse_yarn(const cJSON *c, const cJSON *rs, cke_hparams *h, ck
     double af, ms, msa;
     if (jnum(rs, "attention_factor", &af)) h->rope.attn_factor = af;
     else if (jnum(rs, "mscale", &ms) && jnum(rs, "mscale_all_dim", &msa) && ms != 0 && msa != 0)
-        h->rope.attn_factor = (double)(float)(mscale_of(h->rope.factor, ms) / mscale_of(h->rope.factor, msa));
+        h->rope.attn_factor = (double)(float)(cke_yarn_mscale(h->rope.factor, ms) / cke_yarn_mscale(h->rope.factor, msa));
     if (h->rope.orig_ctx <= 0) return cke_fail(err, CKE_ERR_MISSING, "yarn rope_scaling needs original_max_position_embeddings");
     return CKE_OK;
 }
@@ -393,7 +391,7 @@ static cke_status parse_cfg(const cJSON *c, cke_arch *arch, cke_hparams *h, cke_
     double msa = 0; /* MLA under YaRN: the softmax scale times mscale(factor, mscale_all_dim)^2 (HF yarn_apply_mscale) */
     if (*arch == CKE_ARCH_DEEPSEEK_V3 && rs && !cJSON_IsNull(rs) && h->rope.scaling == CKE_ROPE_SCALING_YARN &&
         jnum(rs, "mscale_all_dim", &msa) && msa != 0) {
-        const double ms = mscale_of(h->rope.factor, msa);
+        const double ms = cke_yarn_mscale(h->rope.factor, msa);
         h->attn_scale = 1.0 / sqrt((double)h->head_dim) * ms * ms;
     }
     return CKE_OK;

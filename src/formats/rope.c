@@ -12,9 +12,7 @@
 
 #include <math.h>
 
-static float yarn_mscale(double scale, double mscale) {
-    return scale <= 1 ? 1.0f : (float)(0.1 * mscale * log(scale) + 1.0);
-}
+double cke_yarn_mscale(double scale, double mscale) { return scale <= 1 ? 1.0 : 0.1 * mscale * log(scale) + 1.0; }
 
 /* HF find_correction_dim: the pair index where num_rotations turns fit the original context */
 static double yarn_corr_dim(double num_rot, int64_t rot, double base, double orig) {
@@ -43,7 +41,7 @@ static void yarn(const cke_hparams *h, int64_t rot, float *freq, float *af) {
         const float ef = 1.0f - ramp; /* inv_freq_extrapolation_factor */
         freq[i] = itp * (1.0f - ef) + ext * ef;
     }
-    *af = h->rope.attn_factor > 0 ? (float)h->rope.attn_factor : yarn_mscale(factor, 1);
+    *af = h->rope.attn_factor > 0 ? (float)h->rope.attn_factor : (float)cke_yarn_mscale(factor, 1);
 }
 
 static cke_status longrope(const cke_hparams *h, int64_t rot, int64_t ctx, float *freq, float *af, cke_err *err) {
