@@ -646,9 +646,9 @@ static void layer_kind_templates(void) {
     static const struct { const char *test, *find, *repl, *expect; } ed[] = {
         {"layer_kind_unknown_refused", "\"kind\": \"dense\"}],\n    [\"up\"", "\"kind\": \"desne\"}],\n    [\"up\"",
          "node 'gate': \"kind\" must name one of \"layer_kinds\""},
-        /* both definitions of q_norm would run in every layer */
+        /* both definitions of q_rope would run in every layer */
         {"layer_kind_overlapping_definitions_refused", "\"no_qk_norm\": \"qk_norm == 0\"", "\"no_qk_norm\": \"1\"",
-         "value 'l0.q_norm' is defined twice"},
+         "value 'l0.q_rope' is defined twice"},
         /* layer 1 of no kind: its experts' tensors belong to no node, and x reads an ffn_out nothing computed */
         {"layer_kind_layer_of_no_kind_refused", "\"moe\": \"layer >= first_k_dense\"", "\"moe\": \"layer >= first_k_dense + 1\"",
          "reads 'l1.ffn_out', which no node of layer 1's kinds computes"},
