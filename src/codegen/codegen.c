@@ -48,9 +48,7 @@ static int wdtype_all(const cke_plan *p, int vi, int *any) {
     for (int l = 0; v->layer >= 0 && l < ir->n_layer; l++) {
         char nm[CKE_IR_NAME + 16];
         snprintf(nm, sizeof nm, "l%d.%s", l, v->base);
-        const int li = cke_ir_find(ir, nm);
-        if (li >= 0 && ir->v[li].absent) continue; /* not this layer's kind */
-        int dt = cke_plan_wdtype(p, li);
+        int dt = cke_plan_wdtype(p, cke_ir_find(ir, nm)); /* a layer without the tensor: the format of one with it */
         if (dt) *any = 1;
         if (dt != first) same = 0;
     }
