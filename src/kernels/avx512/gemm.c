@@ -50,6 +50,9 @@ static void ukr(float *C /* [mr, ldc] */, int64_t ldc, const float *a /* [kc][MR
     }
 }
 
+#ifndef G512_PF
+#define G512_PF 4096
+#endif
 /* Small-M dot products: MM rows of X against NW rows of W at a time, vectorized along K with a
  * masked tail; MM * NW accumulators + NW W vectors fit the 32 registers. Every output is one
  * zmm accumulator reduced the same way, whatever MM, NW or thread, so it is deterministic. */
@@ -69,7 +72,10 @@ static inline __attribute__((always_inline)) void dot_tile(const int MM, const i
         __m512 wv[8];
 #pragma GCC unroll 8
         for (int j = 0; j < 8; j++)
-            if (j < NW) wv[j] = _mm512_loadu_ps(w0 + j * ldw + k);
+            if (j < NW) {
+                if (MM == 1) _mm_prefetch((const char *)(w0 + j * ldw + k) + G512_PF, _MM_HINT_T0);
+                wv[j] = _mm512_loadu_ps(w0 + j * ldw + k);
+            }
 #pragma GCC unroll 8
         for (int m = 0; m < 8; m++) {
             if (m < MM) {
