@@ -108,7 +108,18 @@ typedef struct cke_qtype_ops {
      * Every element gets exactly dot_rows' float operations: results equal dot_rows' bit for bit */
     void (*gemm_tile)(float *y, int64_t ldy, const void *w, size_t rs, int nw, const void *a, size_t as, int na, int64_t k);
     int tile_nw, tile_na;
+    /* repacked K formats, prefill (M >= CKE_QPANEL_MIN_M), NULL = gemm_tile: panel_pack rearranges
+     * nw (1..32) weight rows w + j * rs into a column panel P (CKE_QPANEL_SB_BYTES per super-block,
+     * layout in quant_r_simd.h); panel_gemm sets y[r * ldy + j] for r < na (1..4), j < nw, from
+     * super-blocks [i0, i1) of the rows (i0 > 0: added to y's values, the earlier super-blocks').
+     * Each element in a fixed order (the same for every M, thread and chunking), not dot_rows'. */
+    void (*panel_pack)(void *P, const void *w, size_t rs, int nw, int64_t k);
+    void (*panel_gemm)(float *y, int64_t ldy, int nw, const void *P, const void *a, size_t as, int na, int64_t k,
+                       int64_t i0, int64_t i1);
 } cke_qtype_ops;
+#define CKE_QPANEL_SB_BYTES 10240 /* a column panel's bytes per super-block (32 columns x 256) */
+#define CKE_QPANEL_MIN_M 24       /* rows from which the K formats' prefill packs panels (packing a
+                                   * panel costs ~18 rows of the row tiles, bench/quant/qgemm.c) */
 
 /* the repacked id of a GGUF type (itself when it has none) and back */
 int cke_qtype_repacked(int qtype);

@@ -46,11 +46,19 @@ static size_t act_row_size(const cke_qtype_ops *q, int64_t K) {
     return (size_t)(K / a->blck) * (size_t)a->type_size;
 }
 
+/* The K formats' column panels (M >= CKE_QPANEL_MIN_M): one per thread. Sized from the format
+ * alone, whatever this machine's table has, so that a plan made here fits any ISA's kernels. */
+static size_t ql_panel_ws(const cke_qtype_ops *q, int64_t M, int64_t K, int nth) {
+    if (M < CKE_QPANEL_MIN_M || q->blck != QK_K || !q->repack_of) return 0;
+    return (size_t)(nth < 1 ? 1 : nth) * align64((size_t)(K / QK_K) * CKE_QPANEL_SB_BYTES);
+}
+
 size_t cke_qlinear_ws_size(int qtype, int64_t M, int64_t K, int64_t N, int nth) {
     if (qtype == 0) return cke_gemm_ws_size(M, N, K, nth); /* f32 layer of a mixed-format weight */
     const cke_qtype_ops *q = qtype > 0 && qtype < CKE_QTYPE_COUNT ? cke_ktable_ref.qops[qtype] : NULL;
     if (!q || !q->vec_dot || K % q->blck) return 0;
-    if (M < QL_GEMM_MIN_M || q->dot_rows) return align64((size_t)M * act_row_size(q, K)) + 64;
+    if (q->dot_rows) return align64((size_t)M * act_row_size(q, K)) + 64 + ql_panel_ws(q, M, K, nth);
+    if (M < QL_GEMM_MIN_M) return align64((size_t)M * act_row_size(q, K)) + 64;
     int64_t nb = N < QL_NB ? N : QL_NB;
     size_t sz = align64((size_t)nb * (size_t)K * sizeof(float)) + align64(cke_gemm_ws_size(M, nb, K, nth)) + 64;
     if (q->vec_dot_type == QT_Q8_0) { /* the tiled path, where the table has it (vec_dot_4) */
@@ -64,6 +72,24 @@ size_t cke_qlinear_ws_size(int qtype, int64_t M, int64_t K, int64_t N, int nth) 
 /* Repacked formats, M >= 2: Y[m, n] (row stride ldy) for nn weight rows W. Blocks of weight rows
  * that stay in L2 (QL_WBLK bytes) are swept by tiles of the quantized activation rows (a tile's
  * rows stay in L1), in the format's register tiles (gemm_tile) or dot_rows' 1 x 4 */
+/* The K formats, M >= CKE_QPANEL_MIN_M: the thread's weight rows [n0, n1) 32 at a time packed
+ * into a column panel P, which tiles of 4 activation rows sweep in chunks of super-blocks that
+ * keep the panel's chunk in L1 */
+#define QL_PANEL_L1 (32 * 1024)
+static void ql_panels(const cke_qtype_ops *q, float *Y, int64_t ldy, const char *W, size_t rs, int64_t n0, int64_t n1,
+                      void *P, const char *A, size_t as, int64_t M, int64_t K) {
+    const int64_t nsb = K / QK_K, kc = QL_PANEL_L1 / CKE_QPANEL_SB_BYTES > 0 ? QL_PANEL_L1 / CKE_QPANEL_SB_BYTES : 1;
+    for (int64_t n = n0; n < n1; n += 32) {
+        const int nw = n1 - n < 32 ? (int)(n1 - n) : 32;
+        q->panel_pack(P, W + (size_t)n * rs, rs, nw, K);
+        for (int64_t i0 = 0; i0 < nsb; i0 += kc) {
+            const int64_t i1 = nsb - i0 < kc ? nsb : i0 + kc;
+            for (int64_t m = 0; m < M; m += 4)
+                q->panel_gemm(Y + m * ldy + n, ldy, nw, P, A + (size_t)m * as, as, M - m < 4 ? (int)(M - m) : 4, K, i0, i1);
+        }
+    }
+}
+
 static void ql_tiles(const cke_qtype_ops *q, float *Y, int64_t ldy, const char *W, size_t rs, int64_t nn,
                      const char *A, size_t as, int64_t M, int64_t K) {
     const int tnw = q->gemm_tile ? q->tile_nw : 1, tna = q->gemm_tile ? q->tile_na : 4;
@@ -102,11 +128,20 @@ int cke_qlinear_fwd(const cke_ktable *kt, float *Y /* [M,N] */, const float *X /
         const cke_qtype_ops *aq = kt->qops[q->vec_dot_type];
         const size_t as = act_row_size(q, K);
         if (M == 1) aq->quantize_row(base, X, K);
-        if (nth > N) nth = (int)N;
+        /* the K formats' column panels: threads split whole panels of 32 rows */
+        const int panel = M >= CKE_QPANEL_MIN_M && q->panel_gemm && ql_panel_ws(q, M, K, 1);
+        char *pbase = base + align64((size_t)M * as);
+        const size_t pstride = ql_panel_ws(q, M, K, 1);
+        if (nth > (panel ? (N + 31) / 32 : N)) nth = (int)(panel ? (N + 31) / 32 : N);
 #pragma omp parallel num_threads(nth) if (nth > 1)
         {
             int t = omp_get_thread_num(), nt = omp_get_num_threads();
             int64_t n0 = N * t / nt, n1 = N * (t + 1) / nt;
+            if (panel) {
+                const int64_t np = (N + 31) / 32;
+                n0 = np * t / nt * 32;
+                n1 = np * (t + 1) / nt * 32 < N ? np * (t + 1) / nt * 32 : N;
+            }
             if (M > 1) { /* the rows' quantization split over the threads (prefill: ~4% of the layer) */
                 for (int64_t m = M * t / nt; m < M * (t + 1) / nt; m++) aq->quantize_row(base + (size_t)m * as, X + m * K, K);
 #pragma omp barrier
@@ -115,6 +150,11 @@ int cke_qlinear_fwd(const cke_ktable *kt, float *Y /* [M,N] */, const float *X /
                 q->gemv(Y + n0, Wb + (size_t)n0 * rs, rs, n1 - n0, base, K);
                 if (b)
                     for (int64_t n = n0; n < n1; n++) Y[n] += b[n];
+            } else if (panel) {
+                ql_panels(q, Y, N, Wb, rs, n0, n1, pbase + (size_t)t * pstride, base, as, M, K);
+                if (b)
+                    for (int64_t m = 0; m < M; m++)
+                        for (int64_t n = n0; n < n1; n++) Y[m * N + n] += b[n];
             } else {
                 ql_tiles(q, Y + n0, N, Wb + (size_t)n0 * rs, rs, n1 - n0, base, as, M, K);
                 if (b)

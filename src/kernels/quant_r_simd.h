@@ -586,6 +586,180 @@ QR_INLINE void qr_leg(float *y, int64_t ldy, const void *w, const void *a, size_
     qr_0r_tile(y, ldy, w, 0, a, as, k, 1, NR, HAS_MIN ? (HAS_HIGH ? QR_F_Q5_1R : QR_F_Q4_1R) : QR_F_Q5_0R);
 }
 
+
+/* ---- column panels: prefill of the K formats (M >= CKE_QPANEL_MIN_M rows) ----
+ * The row tiles above give each output one 16-lane accumulator and a horizontal sum, and pay per
+ * row of the tile for the weight row's scales: at K 768 they reach 37% of the vpdpbusd peak.
+ * Here 32 weight rows are first rearranged (panel_pack, once per call, into the thread's
+ * workspace) so that a 64-byte vector holds 4 consecutive codes of 16 weight rows: vpdpbusd
+ * against one activation dword broadcast then leaves one output column per int32 lane, and the
+ * sub-block scales of 16 columns are one vector. A tile of up to 4 activation rows x 32 columns
+ * keeps 8 integer sums, 8 super-block and 8 output accumulators in registers; no horizontal sums.
+ * Panel of super-block i at P + i * CKE_QPANEL_SB_BYTES, per sub-block:
+ *   q4_Kr: 8 sub-blocks of 32 x 1280 bytes: codes [8 dword groups][32 columns][4] (group 2t + h
+ *          holds stream bytes 64t + 8b + 4h.. of sub-block b, the activation's q8_Ki order),
+ *          d * sc [32] f32, dmin * m [32] f32
+ *   q6_Kr: 16 sub-blocks of 16 x 640 bytes: codes [4 groups t][32][4] (stream bytes 64t + 4b..),
+ *          d * sc [32] f32; the -32 offset through the activation's sub-block sums
+ * Columns past nw are packed as zeros. Per output: for each super-block, acc2 = sum over its
+ * sub-blocks of int_dot * (d * sc) (in order), acc += acc2 * da, the q4_K mins subtracted as
+ * dmin * m * sa per sub-block: a fixed order for every M, thread and K chunk (the accumulators
+ * pass through y between chunks, exactly), but not dot_rows' order: prefill's rows differ from
+ * decode's in the last bits (the tests bound the difference). */
+#define QP4_SUB 1280
+#define QP6_SUB 640
+/* a 12-byte field array of q4_Kr: value t (sc 0..7, m 8..15) */
+static inline int qp_k6(const uint8_t *f, int t) {
+    const int bit = 6 * t;
+    const unsigned w = (unsigned)f[bit / 8] | (bit / 8 + 1 < 12 ? (unsigned)f[bit / 8 + 1] << 8 : 0u);
+    return (int)((w >> (bit % 8)) & 63);
+}
+static void QS_FN(qp_pack_q4_Kr)(void *vp, const void *w, size_t rs, int nw, int64_t k) {
+    const int64_t nsb = k / QK_K;
+    uint8_t *P = vp;
+    /* dword lane L = 2b + h of code vector t -> sub-block b, group 2t + h (dword units) */
+    __m512i ix[4];
+    for (int t = 0; t < 4; t++) {
+        int32_t v[16];
+        for (int L = 0; L < 16; L++) v[L] = (L / 2) * (QP4_SUB / 4) + (2 * t + L % 2) * 32;
+        ix[t] = _mm512_loadu_si512(v);
+    }
+    for (int64_t i = 0; i < nsb; i++) {
+        uint8_t *ps = P + i * CKE_QPANEL_SB_BYTES;
+        for (int c = 0; c < 32; c++) {
+            float *sd = (float *)(ps + 1024) + c, *mn = sd + 32;
+            if (c >= nw) {
+                for (int t = 0; t < 4; t++) _mm512_i32scatter_epi32(ps + 4 * c, ix[t], _mm512_setzero_si512(), 4);
+                for (int b = 0; b < 8; b++) sd[b * QP4_SUB / 4] = mn[b * QP4_SUB / 4] = 0.0f;
+                continue;
+            }
+            const uint8_t *row = (const uint8_t *)w + (size_t)c * rs;
+            const uint8_t *dd = row + 4 * i, *f = row + 4 * nsb + 12 * i;
+            uint16_t dh, mh;
+            memcpy(&dh, dd, 2);
+            memcpy(&mh, dd + 2, 2);
+            const float d = qb_h2f(dh), dmin = qb_h2f(mh);
+            __m512i V[4];
+            qr_k4_codes(row + 16 * nsb + 128 * i, V);
+            for (int t = 0; t < 4; t++) _mm512_i32scatter_epi32(ps + 4 * c, ix[t], V[t], 4);
+            for (int b = 0; b < 8; b++) {
+                sd[b * QP4_SUB / 4] = d * (float)qp_k6(f, b); /* exact, as the tiles' */
+                mn[b * QP4_SUB / 4] = dmin * (float)qp_k6(f, 8 + b);
+            }
+        }
+    }
+}
+static void QS_FN(qp_pack_q6_Kr)(void *vp, const void *w, size_t rs, int nw, int64_t k) {
+    const int64_t nsb = k / QK_K;
+    uint8_t *P = vp;
+    const __m512i ix = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                          _mm512_set1_epi32(QP6_SUB / 4));
+    const __m512i m4 = _mm512_set1_epi8(0x0F), m03 = _mm512_set1_epi8(0x03), m0c = _mm512_set1_epi8(0x0C);
+    const __m512i m30 = _mm512_set1_epi8(0x30), mc0 = _mm512_set1_epi8((char)0xC0);
+    for (int64_t i = 0; i < nsb; i++) {
+        uint8_t *ps = P + i * CKE_QPANEL_SB_BYTES;
+        for (int c = 0; c < 32; c++) {
+            float *sd = (float *)(ps + 512) + c;
+            __m512i V[4];
+            if (c >= nw) {
+                V[0] = V[1] = V[2] = V[3] = _mm512_setzero_si512();
+                for (int b = 0; b < 16; b++) sd[b * QP6_SUB / 4] = 0.0f;
+            } else {
+                const uint8_t *ql = (const uint8_t *)w + (size_t)c * rs + 210 * i;
+                uint16_t dh;
+                memcpy(&dh, ql + 208, 2);
+                const float d = qb_h2f(dh);
+                for (int b = 0; b < 16; b++) sd[b * QP6_SUB / 4] = d * (float)(int8_t)ql[192 + b];
+                const __m512i l0 = _mm512_loadu_si512(ql), l1 = _mm512_loadu_si512(ql + 64), h = _mm512_loadu_si512(ql + 128);
+                V[0] = _mm512_or_si512(_mm512_and_si512(l0, m4), _mm512_slli_epi16(_mm512_and_si512(h, m03), 4));
+                V[1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l0, 4), m4), _mm512_slli_epi16(_mm512_and_si512(h, m0c), 2));
+                V[2] = _mm512_or_si512(_mm512_and_si512(l1, m4), _mm512_and_si512(h, m30));
+                V[3] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l1, 4), m4), _mm512_srli_epi16(_mm512_and_si512(h, mc0), 2));
+            }
+            for (int t = 0; t < 4; t++) _mm512_i32scatter_epi32(ps + 128 * t + 4 * c, ix, V[t], 4);
+        }
+    }
+}
+/* one broadcast activation dword */
+QR_INLINE __m512i qp_bcast(const int8_t *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm512_set1_epi32(v);
+}
+/* NR (1..4) activation rows x the panel's 32 columns (nw valid), super-blocks [i0, i1) */
+QR_INLINE void qp_gemm(float *y, int64_t ldy, int nw, const uint8_t *P, const void *va, size_t as, int64_t k,
+                       int64_t i0, int64_t i1, const int NR, const int Q6) {
+    const int64_t nsb = k / QK_K;
+    const __mmask16 mk[2] = {(__mmask16)(nw >= 16 ? 0xFFFF : (1u << nw) - 1),
+                             (__mmask16)(nw >= 32 ? 0xFFFF : nw > 16 ? (1u << (nw - 16)) - 1 : 0)};
+    const int8_t *q[4];
+    const float *da[4], *sa[4];
+    const int32_t *bs[4];
+    __m512 acc[4][2];
+    QR_UNROLL for (int r = 0; r < NR; r++) {
+        q[r] = (const int8_t *)((const char *)va + (size_t)r * as);
+        da[r] = (const float *)(q[r] + k);
+        sa[r] = da[r] + nsb;
+        bs[r] = (const int32_t *)(da[r] + nsb);
+        QR_UNROLL for (int c = 0; c < 2; c++)
+            acc[r][c] = i0 ? _mm512_maskz_loadu_ps(mk[c], y + r * ldy + 16 * c) : _mm512_setzero_ps();
+    }
+    const int NS = Q6 ? 16 : 8, NG = Q6 ? 4 : 8, SUB = Q6 ? QP6_SUB : QP4_SUB;
+    for (int64_t i = i0; i < i1; i++) {
+        const uint8_t *ps = P + i * CKE_QPANEL_SB_BYTES;
+        __m512 acc2[4][2];
+        for (int b = 0; b < NS; b++) {
+            const uint8_t *pb = ps + b * SUB;
+            __m512i p[4][2];
+            QR_UNROLL for (int r = 0; r < NR; r++) {
+                /* q6_K: the sums start at -32 * the sub-block's activation sum (the code offset) */
+                const __m512i z = Q6 ? _mm512_set1_epi32(-32 * bs[r][16 * i + b]) : _mm512_setzero_si512();
+                p[r][0] = p[r][1] = z;
+            }
+            QR_UNROLL for (int g = 0; g < NG; g++) {
+                const __m512i W0 = _mm512_loadu_si512(pb + 128 * g), W1 = _mm512_loadu_si512(pb + 128 * g + 64);
+                const int off = Q6 ? 64 * g + 4 * b : 64 * (g / 2) + 8 * b + 4 * (g % 2);
+                QR_UNROLL for (int r = 0; r < NR; r++) {
+                    const __m512i A = qp_bcast(q[r] + 256 * i + off);
+                    p[r][0] = _mm512_dpbusd_epi32(p[r][0], W0, A);
+                    p[r][1] = _mm512_dpbusd_epi32(p[r][1], W1, A);
+                }
+            }
+            const float *sd = (const float *)(pb + 128 * NG);
+            QR_UNROLL for (int c = 0; c < 2; c++) {
+                const __m512 sdv = _mm512_loadu_ps(sd + 16 * c);
+                QR_UNROLL for (int r = 0; r < NR; r++) {
+                    const __m512 fp = _mm512_cvtepi32_ps(p[r][c]);
+                    acc2[r][c] = b ? _mm512_fmadd_ps(fp, sdv, acc2[r][c]) : _mm512_mul_ps(fp, sdv);
+                }
+                if (!Q6) {
+                    const __m512 mnv = _mm512_loadu_ps(sd + 32 + 16 * c);
+                    QR_UNROLL for (int r = 0; r < NR; r++)
+                        acc[r][c] = _mm512_fnmadd_ps(mnv, _mm512_set1_ps(sa[r][8 * i + b]), acc[r][c]);
+                }
+            }
+        }
+        QR_UNROLL for (int r = 0; r < NR; r++) {
+            const __m512 d = _mm512_set1_ps(da[r][i]);
+            QR_UNROLL for (int c = 0; c < 2; c++) acc[r][c] = _mm512_fmadd_ps(acc2[r][c], d, acc[r][c]);
+        }
+    }
+    QR_UNROLL for (int r = 0; r < NR; r++)
+        QR_UNROLL for (int c = 0; c < 2; c++) _mm512_mask_storeu_ps(y + r * ldy + 16 * c, mk[c], acc[r][c]);
+}
+#define QP_GEMM_FN(t, Q6)                                                                           \
+    static void QS_FN(qp_gemm_##t)(float *y, int64_t ldy, int nw, const void *P, const void *a, size_t as, int na, \
+                                   int64_t k, int64_t i0, int64_t i1) {                            \
+        switch (na) {                                                                              \
+        case 1: qp_gemm(y, ldy, nw, P, a, as, k, i0, i1, 1, Q6); break;                            \
+        case 2: qp_gemm(y, ldy, nw, P, a, as, k, i0, i1, 2, Q6); break;                            \
+        case 3: qp_gemm(y, ldy, nw, P, a, as, k, i0, i1, 3, Q6); break;                            \
+        default: qp_gemm(y, ldy, nw, P, a, as, k, i0, i1, 4, Q6); break;                           \
+        }                                                                                          \
+    }
+QP_GEMM_FN(q4_Kr, 0)
+QP_GEMM_FN(q6_Kr, 1)
+
 #else
 /* ---------------------------------------------------------------- AVX2 */
 
@@ -931,13 +1105,15 @@ QR_ENTRY(q5_1r)
         .dot_rows = QS_FN(qr_dot_rows_##t), .gemv = QS_FN(qr_gemv_##t), __VA_ARGS__}
 #if QS_VNNI
 #define QR_TILE(t) .gemm_tile = QS_FN(qr_tile_##t), .tile_nw = QR_TNW, .tile_na = QR_TNA
+#define QR_PANEL(t) .panel_pack = QS_FN(qp_pack_##t), .panel_gemm = QS_FN(qp_gemm_##t)
 #else /* AVX2: M >= 2 runs dot_rows (1 x 4 tiles) */
 #define QR_TILE(t) QR_NOTILE
+#define QR_PANEL(t) .panel_pack = NULL
 #endif
 QR_OPS(q8_0r, "q8_0r", QK, 34, QT_Q8_0S, QT_Q8_0, QR_TILE(q8_0r));
 QR_OPS(q4_0r, "q4_0r", QK, 18, QT_Q8_0S, QT_Q4_0, QR_TILE(q4_0r));
-QR_OPS(q4_Kr, "q4_Kr", QK_K, 144, QT_Q8_KI, QT_Q4_K, QR_TILE(q4_Kr));
-QR_OPS(q6_Kr, "q6_Kr", QK_K, 210, QT_Q8_K16, QT_Q6_K, QR_TILE(q6_Kr));
+QR_OPS(q4_Kr, "q4_Kr", QK_K, 144, QT_Q8_KI, QT_Q4_K, QR_TILE(q4_Kr), QR_PANEL(q4_Kr));
+QR_OPS(q6_Kr, "q6_Kr", QK_K, 210, QT_Q8_K16, QT_Q6_K, QR_TILE(q6_Kr), QR_PANEL(q6_Kr));
 QR_OPS(q5_Kr, "q5_Kr", QK_K, 176, QT_Q8_KI, QT_Q5_K, QR_TILE(q5_Kr));
 QR_OPS(q4_1r, "q4_1r", QK, 20, QT_Q8_0S, QT_Q4_1, QR_TILE(q4_1r));
 QR_OPS(q5_0r, "q5_0r", QK, 22, QT_Q8_0S, QT_Q5_0, QR_TILE(q5_0r));

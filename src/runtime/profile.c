@@ -218,7 +218,10 @@ static void qlinear_name(int qtype, int64_t rows, char *out, size_t n) {
     if (!q) { snprintf(out, n, "%s qtype %d (unsupported)", cke_isa_name(cke_isa_active()), qtype); return; }
     size_t slot;
     char path[40];
-    if (q->gemm_tile && rows > 1) {
+    if (q->panel_gemm && rows >= CKE_QPANEL_MIN_M) {
+        slot = offsetof(cke_qtype_ops, panel_gemm);
+        snprintf(path, sizeof path, "column panels 4x32");
+    } else if (q->gemm_tile && rows > 1) {
         slot = offsetof(cke_qtype_ops, gemm_tile);
         snprintf(path, sizeof path, "gemm_tile %dx%d", q->tile_nw, q->tile_na);
     } else if (q->dot_rows && !(rows == 1 && q->gemv)) {

@@ -492,30 +492,58 @@ static int quant_tile(const cke_ktable *kt, const cke_ktable *ref) {
                 }
             free(W); free(A); free(x); free(e);
         }
-        /* qlinear: M rows at once == each row alone */
-        const int64_t K = 2304, N = 37;
+        /* qlinear: M rows at once == each row alone; from CKE_QPANEL_MIN_M rows the K formats'
+         * column panels (where the table has them) sum in their own order: there each row is
+         * within reordering error of M = 1 (1e-5 of sum |w a|: one wrong code or scale moves a
+         * row by ~1/K of it, 4e-4 here), the same bits at 1 and 2 threads and for every M */
+        const int64_t K = 2304, N = 37, MX = 37; /* N: a panel of 32 and one of 5 */
         const size_t rs = rowbytes(q, K);
         char *W = talloc(rs * N);
-        float *x = tallocf(17 * K), *b = tallocf(N), *Y = tallocf(17 * N), *Y1 = tallocf(N);
+        float *x = tallocf(MX * K), *b = tallocf(N), *Y = tallocf(MX * N), *Y1 = tallocf(N), *Yp = tallocf(MX * N);
+        float *S = tallocf(MX * N), *wd = tallocf(K);
         for (int64_t n = 0; n < N; n++) {
             tfill_normal(&r, x, K, 0.05f);
             q->quantize_row(W + (size_t)n * rs, x, K);
         }
-        tfill_normal(&r, x, 17 * K, 1.0f);
+        tfill_normal(&r, x, MX * K, 1.0f);
         tfill_normal(&r, b, N, 1.0f);
-        void *ws = talloc(cke_qlinear_ws_size(t, 17, K, N, 2));
-        static const int64_t Ms[] = {2, 3, 4, 5, 7, 8, 9, 11, 13, 16, 17, 0};
+        for (int64_t n = 0; n < N; n++) { /* sum_k |w a| per output */
+            q->dequantize_row(wd, W + (size_t)n * rs, K);
+            for (int64_t m = 0; m < MX; m++) {
+                double s = 0;
+                for (int64_t k = 0; k < K; k++) s += fabs((double)wd[k] * x[m * K + k]);
+                S[m * N + n] = (float)s;
+            }
+        }
+        void *ws = talloc(cke_qlinear_ws_size(t, MX, K, N, 2));
+        static const int64_t Ms[] = {2, 3, 4, 5, 7, 8, 9, 11, 13, 16, 17, 23, 24, 31, 37, 0};
         for (const int64_t *mp = Ms; *mp; mp++)
             for (int nth = 1; nth <= 2; nth++) {
                 const int64_t M = *mp;
+                const int panel = M >= CKE_QPANEL_MIN_M && q->panel_gemm;
                 int bad = cke_qlinear_fwd(kt, Y, x, W, t, nth == 2 ? b : NULL, M, K, N, ws, nth) != 0;
                 for (int64_t m = 0; m < M && !bad; m++) {
                     bad |= cke_qlinear_fwd(kt, Y1, x + m * K, W, t, nth == 2 ? b : NULL, 1, K, N, ws, nth) != 0;
-                    bad |= memcmp(Y1, Y + m * N, (size_t)N * sizeof(float)) != 0;
+                    for (int64_t n = 0; n < N; n++)
+                        bad |= panel ? !(fabsf(Y1[n] - Y[m * N + n]) <= 1e-5f * S[m * N + n])
+                                     : memcmp(&Y1[n], &Y[m * N + n], sizeof(float)) != 0;
                 }
                 if (bad) { printf("  FAIL %s qlinear M=%lld nth=%d: rows differ from M = 1\n", q->name, (long long)M, nth); fails++; }
+                if (panel && nth == 1 && M == 31) memcpy(Yp, Y, (size_t)(31 * N) * sizeof(float));
+                if (panel && nth == 1 && M == 37) { /* the panels' bits: the same for M = 31 and 37 */
+                    if (memcmp(Yp, Y, (size_t)(31 * N) * sizeof(float))) {
+                        printf("  FAIL %s qlinear panels: M=37's first 31 rows differ from M=31's\n", q->name);
+                        fails++;
+                    }
+                    memcpy(Yp, Y, (size_t)(M * N) * sizeof(float));
+                }
+                if (panel && nth == 2 && M == 37) { /* ... and at 1 and 2 threads (nth 2 adds the bias) */
+                    int d = 0;
+                    for (int64_t i = 0; i < M * N; i++) d += Yp[i] + b[i % N] != Y[i];
+                    if (d) { printf("  FAIL %s qlinear panels: nth 2 differs from nth 1 on %d elements\n", q->name, d); fails++; }
+                }
             }
-        free(W); free(x); free(b); free(Y); free(Y1); free(ws);
+        free(W); free(x); free(b); free(Y); free(Y1); free(Yp); free(S); free(wd); free(ws);
     }
     return fails;
 }
