@@ -108,7 +108,8 @@ typedef struct cke_qtype_ops {
      * Every element gets exactly dot_rows' float operations: results equal dot_rows' bit for bit */
     void (*gemm_tile)(float *y, int64_t ldy, const void *w, size_t rs, int nw, const void *a, size_t as, int na, int64_t k);
     int tile_nw, tile_na;
-    /* repacked K formats, prefill (M >= CKE_QPANEL_MIN_M), NULL = gemm_tile: panel_pack rearranges
+    /* repacked formats (q4_Kr, q6_Kr; q4_0r, q8_0r with k a multiple of 256), prefill (M >=
+     * CKE_QPANEL_MIN_M), NULL = gemm_tile: panel_pack rearranges
      * nw (1..32) weight rows w + j * rs into a column panel P (CKE_QPANEL_SB_BYTES per super-block,
      * layout in quant_r_simd.h); panel_gemm sets y[r * ldy + j] for r < na (1..4), j < nw, from
      * super-blocks [i0, i1) of the rows (i0 > 0: added to y's values, the earlier super-blocks').
@@ -394,7 +395,8 @@ void cke_head_cat_bwd(float *da_ /* [T,H*da] += */, float *db_ /* [T,Hb*db] += *
  * to f32 in panels of N and multiplied with the f32 GEMM (compute bound; X stays f32), except
  * Q8_0/Q4_0/Q5_0 on tables with vec_dot_4: X quantized to Q8_0, integer tiles of 4 rows.
  * Repacked formats (ids 40..50) quantize X for every M: M = 1 runs gemv, M >= 2 gemm_tile (or
- * dot_rows) over L2-sized blocks of weight rows, every row's result independent of M.
+ * dot_rows) over L2-sized blocks of weight rows, every row's result independent of M; from
+ * CKE_QPANEL_MIN_M rows, panel_gemm where the format has it (its own sum order).
  * qtype 0 (f32) runs cke_linear_fwd. Returns 0, or -1 when the table has no ops for qtype or K
  * is not a multiple of its block. */
 int cke_qlinear_fwd(const cke_ktable *kt, float *Y /* [M,N] */, const float *X /* [M,K] */,

@@ -19,6 +19,12 @@
  * weight rows x 8 activation rows) or dot_rows' 1 x 4 (the other formats, and AVX2). A tile
  * gives every element exactly the float operations of gemv / dot_rows, so a row's result does not
  * depend on M (decode == decode_batch == prefill, bit for bit).
+ * Exception: q4_Kr, q6_Kr, q4_0r, q8_0r (K a multiple of 256) from CKE_QPANEL_MIN_M rows on
+ * AVX-512 VNNI: each
+ * thread packs its weight rows 32 at a time into column panels (one int32 lane per output
+ * column, quant_r_simd.h) and sweeps them with tiles of 4 activation rows: 1.7-2.7x the row
+ * tiles' rate at M 512, a sum order of its own (same bits for every M >= CKE_QPANEL_MIN_M and thread
+ * count; within float reordering of decode's).
  * Deterministic for a given nth: every output element is one dot or one GEMM element. */
 #include "kdecl.h"
 
@@ -46,10 +52,10 @@ static size_t act_row_size(const cke_qtype_ops *q, int64_t K) {
     return (size_t)(K / a->blck) * (size_t)a->type_size;
 }
 
-/* The K formats' column panels (M >= CKE_QPANEL_MIN_M): one per thread. Sized from the format
- * alone, whatever this machine's table has, so that a plan made here fits any ISA's kernels. */
+/* The column panels (M >= CKE_QPANEL_MIN_M, K a multiple of 256): one per thread. Sized from
+ * the format alone, whatever this machine's table has, so that a plan made here fits any ISA's kernels. */
 static size_t ql_panel_ws(const cke_qtype_ops *q, int64_t M, int64_t K, int nth) {
-    if (M < CKE_QPANEL_MIN_M || q->blck != QK_K || !q->repack_of) return 0;
+    if (M < CKE_QPANEL_MIN_M || !q->repack_of || K % QK_K) return 0;
     return (size_t)(nth < 1 ? 1 : nth) * align64((size_t)(K / QK_K) * CKE_QPANEL_SB_BYTES);
 }
 
@@ -72,7 +78,7 @@ size_t cke_qlinear_ws_size(int qtype, int64_t M, int64_t K, int64_t N, int nth) 
 /* Repacked formats, M >= 2: Y[m, n] (row stride ldy) for nn weight rows W. Blocks of weight rows
  * that stay in L2 (QL_WBLK bytes) are swept by tiles of the quantized activation rows (a tile's
  * rows stay in L1), in the format's register tiles (gemm_tile) or dot_rows' 1 x 4 */
-/* The K formats, M >= CKE_QPANEL_MIN_M: the thread's weight rows [n0, n1) 32 at a time packed
+/* Column panels, M >= CKE_QPANEL_MIN_M: the thread's weight rows [n0, n1) 32 at a time packed
  * into a column panel P, which tiles of 4 activation rows sweep in chunks of super-blocks that
  * keep the panel's chunk in L1 */
 #define QL_PANEL_L1 (32 * 1024)
@@ -128,7 +134,7 @@ int cke_qlinear_fwd(const cke_ktable *kt, float *Y /* [M,N] */, const float *X /
         const cke_qtype_ops *aq = kt->qops[q->vec_dot_type];
         const size_t as = act_row_size(q, K);
         if (M == 1) aq->quantize_row(base, X, K);
-        /* the K formats' column panels: threads split whole panels of 32 rows */
+        /* column panels: threads split whole panels of 32 rows */
         const int panel = M >= CKE_QPANEL_MIN_M && q->panel_gemm && ql_panel_ws(q, M, K, 1);
         char *pbase = base + align64((size_t)M * as);
         const size_t pstride = ql_panel_ws(q, M, K, 1);

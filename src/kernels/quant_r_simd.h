@@ -587,7 +587,7 @@ QR_INLINE void qr_leg(float *y, int64_t ldy, const void *w, const void *a, size_
 }
 
 
-/* ---- column panels: prefill of the K formats (M >= CKE_QPANEL_MIN_M rows) ----
+/* ---- column panels: prefill of q4_Kr, q6_Kr, q4_0r, q8_0r (M >= CKE_QPANEL_MIN_M rows) ----
  * The row tiles above give each output one 16-lane accumulator and a horizontal sum, and pay per
  * row of the tile for the weight row's scales: at K 768 they reach 37% of the vpdpbusd peak.
  * Here 32 weight rows are first rearranged (panel_pack, once per call, into the thread's
@@ -601,6 +601,8 @@ QR_INLINE void qr_leg(float *y, int64_t ldy, const void *w, const void *a, size_
  *          d * sc [32] f32, dmin * m [32] f32
  *   q6_Kr: 16 sub-blocks of 16 x 640 bytes: codes [4 groups t][32][4] (stream bytes 64t + 4b..),
  *          d * sc [32] f32; the -32 offset through the activation's sub-block sums
+ *   q4_0r, q8_0r (K a multiple of 256): a group of 8 blocks as q4_Kr's super-block, d and
+ *          off * d (off 8 or 128) as d * sc and dmin * m; the activation's scale per block
  * Columns past nw are packed as zeros. Per output: for each super-block, acc2 = sum over its
  * sub-blocks of int_dot * (d * sc) (in order), acc += acc2 * da, the q4_K mins subtracted as
  * dmin * m * sa per sub-block: a fixed order for every M, thread and K chunk (the accumulators
@@ -649,6 +651,46 @@ static void QS_FN(qp_pack_q4_Kr)(void *vp, const void *w, size_t rs, int nw, int
         }
     }
 }
+/* q4_0r / q8_0r (K a multiple of 256): a group of 8 blocks is packed as a q4_Kr super-block,
+ * block b as sub-block b with d in place of d * sc and off * d (8 or 128: the codes' offset) in
+ * place of dmin * m */
+QR_INLINE void qp_pack_0r(void *vp, const void *w, size_t rs, int nw, int64_t k, const int Q8) {
+    const int64_t nb = k / QK, ng = nb / 8;
+    uint8_t *P = vp;
+    __m512i ix[4];
+    for (int t = 0; t < 4; t++) {
+        int32_t v[16];
+        for (int L = 0; L < 16; L++) v[L] = (L / 2) * (QP4_SUB / 4) + (2 * t + L % 2) * 32;
+        ix[t] = _mm512_loadu_si512(v);
+    }
+    const float off = Q8 ? 128.0f : 8.0f;
+    for (int64_t i = 0; i < ng; i++) {
+        uint8_t *ps = P + i * CKE_QPANEL_SB_BYTES;
+        for (int c = 0; c < 32; c++) {
+            float *sd = (float *)(ps + 1024) + c, *mn = sd + 32;
+            __m512i V[4];
+            if (c >= nw) {
+                V[0] = V[1] = V[2] = V[3] = _mm512_setzero_si512();
+                for (int b = 0; b < 8; b++) sd[b * QP4_SUB / 4] = mn[b * QP4_SUB / 4] = 0.0f;
+            } else {
+                const uint16_t *dw = (const uint16_t *)((const uint8_t *)w + (size_t)c * rs);
+                const uint8_t *cs = (const uint8_t *)(dw + nb) + i * (Q8 ? 256 : 128);
+                if (Q8)
+                    for (int t = 0; t < 4; t++) V[t] = _mm512_loadu_si512(cs + 64 * t);
+                else
+                    qr_k4_codes(cs, V);
+                for (int b = 0; b < 8; b++) {
+                    const float d = qb_h2f(dw[8 * i + b]);
+                    sd[b * QP4_SUB / 4] = d;
+                    mn[b * QP4_SUB / 4] = off * d; /* exact: a power of two times d */
+                }
+            }
+            for (int t = 0; t < 4; t++) _mm512_i32scatter_epi32(ps + 4 * c, ix[t], V[t], 4);
+        }
+    }
+}
+static void QS_FN(qp_pack_q4_0r)(void *vp, const void *w, size_t rs, int nw, int64_t k) { qp_pack_0r(vp, w, rs, nw, k, 0); }
+static void QS_FN(qp_pack_q8_0r)(void *vp, const void *w, size_t rs, int nw, int64_t k) { qp_pack_0r(vp, w, rs, nw, k, 1); }
 static void QS_FN(qp_pack_q6_Kr)(void *vp, const void *w, size_t rs, int nw, int64_t k) {
     const int64_t nsb = k / QK_K;
     uint8_t *P = vp;
@@ -688,7 +730,10 @@ QR_INLINE __m512i qp_bcast(const int8_t *p) {
 }
 /* NR (1..4) activation rows x the panel's 32 columns (nw valid), super-blocks [i0, i1) */
 QR_INLINE void qp_gemm(float *y, int64_t ldy, int nw, const uint8_t *P, const void *va, size_t as, int64_t k,
-                       int64_t i0, int64_t i1, const int NR, const int Q6) {
+                       int64_t i0, int64_t i1, const int NR, const int F) {
+    /* F: 0 q4_Kr, 1 q6_Kr, 2 the _0 formats (activations q8_0s: a scale and a scaled sum per
+     * block of 32, so each block's sum goes to acc directly: acc += p * (d * da) - off d * sd) */
+    const int Q6 = F == 1, Q0 = F == 2;
     const int64_t nsb = k / QK_K;
     const __mmask16 mk[2] = {(__mmask16)(nw >= 16 ? 0xFFFF : (1u << nw) - 1),
                              (__mmask16)(nw >= 32 ? 0xFFFF : nw > 16 ? (1u << (nw - 16)) - 1 : 0)};
@@ -699,7 +744,7 @@ QR_INLINE void qp_gemm(float *y, int64_t ldy, int nw, const uint8_t *P, const vo
     QR_UNROLL for (int r = 0; r < NR; r++) {
         q[r] = (const int8_t *)((const char *)va + (size_t)r * as);
         da[r] = (const float *)(q[r] + k);
-        sa[r] = da[r] + nsb;
+        sa[r] = da[r] + (Q0 ? k / QK : nsb);
         bs[r] = (const int32_t *)(da[r] + nsb);
         QR_UNROLL for (int c = 0; c < 2; c++)
             acc[r][c] = i0 ? _mm512_maskz_loadu_ps(mk[c], y + r * ldy + 16 * c) : _mm512_setzero_ps();
@@ -730,7 +775,8 @@ QR_INLINE void qp_gemm(float *y, int64_t ldy, int nw, const uint8_t *P, const vo
                 const __m512 sdv = _mm512_loadu_ps(sd + 16 * c);
                 QR_UNROLL for (int r = 0; r < NR; r++) {
                     const __m512 fp = _mm512_cvtepi32_ps(p[r][c]);
-                    acc2[r][c] = b ? _mm512_fmadd_ps(fp, sdv, acc2[r][c]) : _mm512_mul_ps(fp, sdv);
+                    if (Q0) acc[r][c] = _mm512_fmadd_ps(fp, _mm512_mul_ps(sdv, _mm512_set1_ps(da[r][8 * i + b])), acc[r][c]);
+                    else acc2[r][c] = b ? _mm512_fmadd_ps(fp, sdv, acc2[r][c]) : _mm512_mul_ps(fp, sdv);
                 }
                 if (!Q6) {
                     const __m512 mnv = _mm512_loadu_ps(sd + 32 + 16 * c);
@@ -739,26 +785,29 @@ QR_INLINE void qp_gemm(float *y, int64_t ldy, int nw, const uint8_t *P, const vo
                 }
             }
         }
-        QR_UNROLL for (int r = 0; r < NR; r++) {
-            const __m512 d = _mm512_set1_ps(da[r][i]);
-            QR_UNROLL for (int c = 0; c < 2; c++) acc[r][c] = _mm512_fmadd_ps(acc2[r][c], d, acc[r][c]);
-        }
+        if (!Q0)
+            QR_UNROLL for (int r = 0; r < NR; r++) {
+                const __m512 d = _mm512_set1_ps(da[r][i]);
+                QR_UNROLL for (int c = 0; c < 2; c++) acc[r][c] = _mm512_fmadd_ps(acc2[r][c], d, acc[r][c]);
+            }
     }
     QR_UNROLL for (int r = 0; r < NR; r++)
         QR_UNROLL for (int c = 0; c < 2; c++) _mm512_mask_storeu_ps(y + r * ldy + 16 * c, mk[c], acc[r][c]);
 }
-#define QP_GEMM_FN(t, Q6)                                                                           \
+#define QP_GEMM_FN(t, F)                                                                           \
     static void QS_FN(qp_gemm_##t)(float *y, int64_t ldy, int nw, const void *P, const void *a, size_t as, int na, \
                                    int64_t k, int64_t i0, int64_t i1) {                            \
         switch (na) {                                                                              \
-        case 1: qp_gemm(y, ldy, nw, P, a, as, k, i0, i1, 1, Q6); break;                            \
-        case 2: qp_gemm(y, ldy, nw, P, a, as, k, i0, i1, 2, Q6); break;                            \
-        case 3: qp_gemm(y, ldy, nw, P, a, as, k, i0, i1, 3, Q6); break;                            \
-        default: qp_gemm(y, ldy, nw, P, a, as, k, i0, i1, 4, Q6); break;                           \
+        case 1: qp_gemm(y, ldy, nw, P, a, as, k, i0, i1, 1, F); break;                            \
+        case 2: qp_gemm(y, ldy, nw, P, a, as, k, i0, i1, 2, F); break;                            \
+        case 3: qp_gemm(y, ldy, nw, P, a, as, k, i0, i1, 3, F); break;                            \
+        default: qp_gemm(y, ldy, nw, P, a, as, k, i0, i1, 4, F); break;                           \
         }                                                                                          \
     }
 QP_GEMM_FN(q4_Kr, 0)
 QP_GEMM_FN(q6_Kr, 1)
+QP_GEMM_FN(q4_0r, 2)
+QP_GEMM_FN(q8_0r, 2)
 
 #else
 /* ---------------------------------------------------------------- AVX2 */
@@ -1110,8 +1159,8 @@ QR_ENTRY(q5_1r)
 #define QR_TILE(t) QR_NOTILE
 #define QR_PANEL(t) .panel_pack = NULL
 #endif
-QR_OPS(q8_0r, "q8_0r", QK, 34, QT_Q8_0S, QT_Q8_0, QR_TILE(q8_0r));
-QR_OPS(q4_0r, "q4_0r", QK, 18, QT_Q8_0S, QT_Q4_0, QR_TILE(q4_0r));
+QR_OPS(q8_0r, "q8_0r", QK, 34, QT_Q8_0S, QT_Q8_0, QR_TILE(q8_0r), QR_PANEL(q8_0r));
+QR_OPS(q4_0r, "q4_0r", QK, 18, QT_Q8_0S, QT_Q4_0, QR_TILE(q4_0r), QR_PANEL(q4_0r));
 QR_OPS(q4_Kr, "q4_Kr", QK_K, 144, QT_Q8_KI, QT_Q4_K, QR_TILE(q4_Kr), QR_PANEL(q4_Kr));
 QR_OPS(q6_Kr, "q6_Kr", QK_K, 210, QT_Q8_K16, QT_Q6_K, QR_TILE(q6_Kr), QR_PANEL(q6_Kr));
 QR_OPS(q5_Kr, "q5_Kr", QK_K, 176, QT_Q8_KI, QT_Q5_K, QR_TILE(q5_Kr));

@@ -544,6 +544,25 @@ static int quant_tile(const cke_ktable *kt, const cke_ktable *ref) {
                 }
             }
         free(W); free(x); free(b); free(Y); free(Y1); free(Yp); free(S); free(wd); free(ws);
+        if (q->blck == QK) { /* K 480 (tail blocks): no panels, the tiles' bits at M = 24 */
+            const int64_t K2 = 480, M2 = 24, N2 = 33;
+            const size_t rs2 = rowbytes(q, K2);
+            char *W2 = talloc(rs2 * N2);
+            float *x2 = tallocf(M2 * K2), *Y2 = tallocf(M2 * N2), *Y21 = tallocf(N2);
+            for (int64_t n = 0; n < N2; n++) {
+                tfill_normal(&r, x2, K2, 0.05f);
+                q->quantize_row(W2 + (size_t)n * rs2, x2, K2);
+            }
+            tfill_normal(&r, x2, M2 * K2, 1.0f);
+            void *ws2 = talloc(cke_qlinear_ws_size(t, M2, K2, N2, 2));
+            int bad = cke_qlinear_fwd(kt, Y2, x2, W2, t, NULL, M2, K2, N2, ws2, 2) != 0;
+            for (int64_t m = 0; m < M2 && !bad; m++) {
+                bad |= cke_qlinear_fwd(kt, Y21, x2 + m * K2, W2, t, NULL, 1, K2, N2, ws2, 2) != 0;
+                bad |= memcmp(Y21, Y2 + m * N2, (size_t)N2 * sizeof(float)) != 0;
+            }
+            if (bad) { printf("  FAIL %s qlinear K=480 M=24: rows differ from M = 1\n", q->name); fails++; }
+            free(W2); free(x2); free(Y2); free(Y21); free(ws2);
+        }
     }
     return fails;
 }
