@@ -616,16 +616,20 @@ static inline int qp_k6(const uint8_t *f, int t) {
     const unsigned w = (unsigned)f[bit / 8] | (bit / 8 + 1 < 12 ? (unsigned)f[bit / 8 + 1] << 8 : 0u);
     return (int)((w >> (bit % 8)) & 63);
 }
-static void QS_FN(qp_pack_q4_Kr)(void *vp, const void *w, size_t rs, int nw, int64_t k) {
-    const int64_t nsb = k / QK_K;
-    uint8_t *P = vp;
-    /* dword lane L = 2b + h of code vector t -> sub-block b, group 2t + h (dword units) */
-    __m512i ix[4];
+/* the scatter indices of q4_Kr's code layout: dword lane L = 2b + h of code vector t -> sub-block
+ * b, group 2t + h (dword units within a super-block's panel, column 0) */
+static inline void qp_k4_index(__m512i ix[4]) {
     for (int t = 0; t < 4; t++) {
         int32_t v[16];
         for (int L = 0; L < 16; L++) v[L] = (L / 2) * (QP4_SUB / 4) + (2 * t + L % 2) * 32;
         ix[t] = _mm512_loadu_si512(v);
     }
+}
+static void QS_FN(qp_pack_q4_Kr)(void *vp, const void *w, size_t rs, int nw, int64_t k) {
+    const int64_t nsb = k / QK_K;
+    uint8_t *P = vp;
+    __m512i ix[4];
+    qp_k4_index(ix);
     for (int64_t i = 0; i < nsb; i++) {
         uint8_t *ps = P + i * CKE_QPANEL_SB_BYTES;
         for (int c = 0; c < 32; c++) {
@@ -658,11 +662,7 @@ QR_INLINE void qp_pack_0r(void *vp, const void *w, size_t rs, int nw, int64_t k,
     const int64_t nb = k / QK, ng = nb / 8;
     uint8_t *P = vp;
     __m512i ix[4];
-    for (int t = 0; t < 4; t++) {
-        int32_t v[16];
-        for (int L = 0; L < 16; L++) v[L] = (L / 2) * (QP4_SUB / 4) + (2 * t + L % 2) * 32;
-        ix[t] = _mm512_loadu_si512(v);
-    }
+    qp_k4_index(ix);
     const float off = Q8 ? 128.0f : 8.0f;
     for (int64_t i = 0; i < ng; i++) {
         uint8_t *ps = P + i * CKE_QPANEL_SB_BYTES;
