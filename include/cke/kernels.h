@@ -403,6 +403,8 @@ int cke_qlinear_fwd(const cke_ktable *kt, float *Y /* [M,N] */, const float *X /
                     const void *W /* [N, K/blck blocks] */, int qtype, const float *b /* [N] or NULL */,
                     int64_t M, int64_t K, int64_t N, void *ws, int nth);
 size_t cke_qlinear_ws_size(int qtype, int64_t M, int64_t K, int64_t N, int nth);
+/* 1 when cke_qlinear_fwd runs M x K rows of qtype in the table's column panels (panel_gemm) */
+int cke_qlinear_panels(const cke_ktable *kt, int qtype, int64_t M, int64_t K);
 /* Row bytes of K elements of qtype (0 when unsupported or K is not a multiple of the block). */
 size_t cke_qtype_row_size(int qtype, int64_t K);
 /* Embedding lookup out[t] = dequantize(table row tok[t]) (src/kernels/qembed.c), table in qtype's

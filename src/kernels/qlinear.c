@@ -78,6 +78,11 @@ size_t cke_qlinear_ws_size(int qtype, int64_t M, int64_t K, int64_t N, int nth) 
 /* Repacked formats, M >= 2: Y[m, n] (row stride ldy) for nn weight rows W. Blocks of weight rows
  * that stay in L2 (QL_WBLK bytes) are swept by tiles of the quantized activation rows (a tile's
  * rows stay in L1), in the format's register tiles (gemm_tile) or dot_rows' 1 x 4 */
+int cke_qlinear_panels(const cke_ktable *kt, int qtype, int64_t M, int64_t K) {
+    const cke_qtype_ops *q = qtype > 0 && qtype < CKE_QTYPE_COUNT ? kt->qops[qtype] : NULL;
+    return q && q->panel_gemm && ql_panel_ws(q, M, K, 1) > 0;
+}
+
 /* Column panels, M >= CKE_QPANEL_MIN_M: the thread's weight rows [n0, n1) 32 at a time packed
  * into a column panel P, which tiles of 4 activation rows sweep in chunks of super-blocks that
  * keep the panel's chunk in L1 */
@@ -134,39 +139,29 @@ int cke_qlinear_fwd(const cke_ktable *kt, float *Y /* [M,N] */, const float *X /
         const cke_qtype_ops *aq = kt->qops[q->vec_dot_type];
         const size_t as = act_row_size(q, K);
         if (M == 1) aq->quantize_row(base, X, K);
-        /* column panels: threads split whole panels of 32 rows */
-        const int panel = M >= CKE_QPANEL_MIN_M && q->panel_gemm && ql_panel_ws(q, M, K, 1);
+        /* column panels: threads split whole panels of 32 rows (else single rows) */
+        const int panel = cke_qlinear_panels(kt, qtype, M, K);
         char *pbase = base + align64((size_t)M * as);
         const size_t pstride = ql_panel_ws(q, M, K, 1);
-        if (nth > (panel ? (N + 31) / 32 : N)) nth = (int)(panel ? (N + 31) / 32 : N);
+        const int64_t unit = panel ? 32 : 1, nu = (N + unit - 1) / unit;
+        if (nth > nu) nth = (int)nu;
 #pragma omp parallel num_threads(nth) if (nth > 1)
         {
             int t = omp_get_thread_num(), nt = omp_get_num_threads();
-            int64_t n0 = N * t / nt, n1 = N * (t + 1) / nt;
-            if (panel) {
-                const int64_t np = (N + 31) / 32;
-                n0 = np * t / nt * 32;
-                n1 = np * (t + 1) / nt * 32 < N ? np * (t + 1) / nt * 32 : N;
-            }
+            const int64_t n0 = nu * t / nt * unit, n1 = nu * (t + 1) / nt * unit < N ? nu * (t + 1) / nt * unit : N;
             if (M > 1) { /* the rows' quantization split over the threads (prefill: ~4% of the layer) */
                 for (int64_t m = M * t / nt; m < M * (t + 1) / nt; m++) aq->quantize_row(base + (size_t)m * as, X + m * K, K);
 #pragma omp barrier
             }
-            if (M == 1 && q->gemv) { /* decode: the thread's rows in one call */
+            if (M == 1 && q->gemv) /* decode: the thread's rows in one call */
                 q->gemv(Y + n0, Wb + (size_t)n0 * rs, rs, n1 - n0, base, K);
-                if (b)
-                    for (int64_t n = n0; n < n1; n++) Y[n] += b[n];
-            } else if (panel) {
+            else if (panel)
                 ql_panels(q, Y, N, Wb, rs, n0, n1, pbase + (size_t)t * pstride, base, as, M, K);
-                if (b)
-                    for (int64_t m = 0; m < M; m++)
-                        for (int64_t n = n0; n < n1; n++) Y[m * N + n] += b[n];
-            } else {
+            else
                 ql_tiles(q, Y + n0, N, Wb + (size_t)n0 * rs, rs, n1 - n0, base, as, M, K);
-                if (b)
-                    for (int64_t m = 0; m < M; m++)
-                        for (int64_t n = n0; n < n1; n++) Y[m * N + n] += b[n];
-            }
+            if (b)
+                for (int64_t m = 0; m < M; m++)
+                    for (int64_t n = n0; n < n1; n++) Y[m * N + n] += b[n];
         }
         return 0;
     }

@@ -625,8 +625,11 @@ static inline void qp_k4_index(__m512i ix[4]) {
         ix[t] = _mm512_loadu_si512(v);
     }
 }
-static void QS_FN(qp_pack_q4_Kr)(void *vp, const void *w, size_t rs, int nw, int64_t k) {
-    const int64_t nsb = k / QK_K;
+/* q4_Kr, q4_0r, q8_0r (F 0, 1, 2; the _0 formats with K a multiple of 256) share one panel
+ * layout: a q4_Kr super-block, or a group of 8 blocks with block b as sub-block b, d in place of
+ * d * sc and off * d (off 8 or 128: the codes' offset) in place of dmin * m */
+QR_INLINE void qp_pack_k4(void *vp, const void *w, size_t rs, int nw, int64_t k, const int F) {
+    const int64_t nsb = k / QK_K, nb = k / QK;
     uint8_t *P = vp;
     __m512i ix[4];
     qp_k4_index(ix);
@@ -634,63 +637,42 @@ static void QS_FN(qp_pack_q4_Kr)(void *vp, const void *w, size_t rs, int nw, int
         uint8_t *ps = P + i * CKE_QPANEL_SB_BYTES;
         for (int c = 0; c < 32; c++) {
             float *sd = (float *)(ps + 1024) + c, *mn = sd + 32;
-            if (c >= nw) {
-                for (int t = 0; t < 4; t++) _mm512_i32scatter_epi32(ps + 4 * c, ix[t], _mm512_setzero_si512(), 4);
-                for (int b = 0; b < 8; b++) sd[b * QP4_SUB / 4] = mn[b * QP4_SUB / 4] = 0.0f;
-                continue;
-            }
+            float sdv[8] = {0}, mnv[8] = {0};
+            __m512i V[4] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512()};
             const uint8_t *row = (const uint8_t *)w + (size_t)c * rs;
-            const uint8_t *dd = row + 4 * i, *f = row + 4 * nsb + 12 * i;
-            uint16_t dh, mh;
-            memcpy(&dh, dd, 2);
-            memcpy(&mh, dd + 2, 2);
-            const float d = qb_h2f(dh), dmin = qb_h2f(mh);
-            __m512i V[4];
-            qr_k4_codes(row + 16 * nsb + 128 * i, V);
-            for (int t = 0; t < 4; t++) _mm512_i32scatter_epi32(ps + 4 * c, ix[t], V[t], 4);
-            for (int b = 0; b < 8; b++) {
-                sd[b * QP4_SUB / 4] = d * (float)qp_k6(f, b); /* exact, as the tiles' */
-                mn[b * QP4_SUB / 4] = dmin * (float)qp_k6(f, 8 + b);
-            }
-        }
-    }
-}
-/* q4_0r / q8_0r (K a multiple of 256): a group of 8 blocks is packed as a q4_Kr super-block,
- * block b as sub-block b with d in place of d * sc and off * d (8 or 128: the codes' offset) in
- * place of dmin * m */
-QR_INLINE void qp_pack_0r(void *vp, const void *w, size_t rs, int nw, int64_t k, const int Q8) {
-    const int64_t nb = k / QK, ng = nb / 8;
-    uint8_t *P = vp;
-    __m512i ix[4];
-    qp_k4_index(ix);
-    const float off = Q8 ? 128.0f : 8.0f;
-    for (int64_t i = 0; i < ng; i++) {
-        uint8_t *ps = P + i * CKE_QPANEL_SB_BYTES;
-        for (int c = 0; c < 32; c++) {
-            float *sd = (float *)(ps + 1024) + c, *mn = sd + 32;
-            __m512i V[4];
-            if (c >= nw) {
-                V[0] = V[1] = V[2] = V[3] = _mm512_setzero_si512();
-                for (int b = 0; b < 8; b++) sd[b * QP4_SUB / 4] = mn[b * QP4_SUB / 4] = 0.0f;
-            } else {
-                const uint16_t *dw = (const uint16_t *)((const uint8_t *)w + (size_t)c * rs);
-                const uint8_t *cs = (const uint8_t *)(dw + nb) + i * (Q8 ? 256 : 128);
-                if (Q8)
+            if (c < nw && F == 0) {
+                const uint8_t *f = row + 4 * nsb + 12 * i;
+                uint16_t dh, mh;
+                memcpy(&dh, row + 4 * i, 2);
+                memcpy(&mh, row + 4 * i + 2, 2);
+                qr_k4_codes(row + 16 * nsb + 128 * i, V);
+                for (int j = 0; j < 8; j++) {
+                    sdv[j] = qb_h2f(dh) * (float)qp_k6(f, j); /* exact, as the tiles' */
+                    mnv[j] = qb_h2f(mh) * (float)qp_k6(f, 8 + j);
+                }
+            } else if (c < nw) {
+                const uint16_t *dw = (const uint16_t *)row;
+                const uint8_t *cs = (const uint8_t *)(dw + nb) + i * (F == 2 ? 256 : 128);
+                if (F == 2)
                     for (int t = 0; t < 4; t++) V[t] = _mm512_loadu_si512(cs + 64 * t);
                 else
                     qr_k4_codes(cs, V);
-                for (int b = 0; b < 8; b++) {
-                    const float d = qb_h2f(dw[8 * i + b]);
-                    sd[b * QP4_SUB / 4] = d;
-                    mn[b * QP4_SUB / 4] = off * d; /* exact: a power of two times d */
+                for (int j = 0; j < 8; j++) {
+                    sdv[j] = qb_h2f(dw[8 * i + j]);
+                    mnv[j] = (F == 2 ? 128.0f : 8.0f) * sdv[j]; /* exact: a power of two times d */
                 }
             }
             for (int t = 0; t < 4; t++) _mm512_i32scatter_epi32(ps + 4 * c, ix[t], V[t], 4);
+            for (int j = 0; j < 8; j++) {
+                sd[j * QP4_SUB / 4] = sdv[j];
+                mn[j * QP4_SUB / 4] = mnv[j];
+            }
         }
     }
 }
-static void QS_FN(qp_pack_q4_0r)(void *vp, const void *w, size_t rs, int nw, int64_t k) { qp_pack_0r(vp, w, rs, nw, k, 0); }
-static void QS_FN(qp_pack_q8_0r)(void *vp, const void *w, size_t rs, int nw, int64_t k) { qp_pack_0r(vp, w, rs, nw, k, 1); }
+static void QS_FN(qp_pack_q4_Kr)(void *vp, const void *w, size_t rs, int nw, int64_t k) { qp_pack_k4(vp, w, rs, nw, k, 0); }
+static void QS_FN(qp_pack_q4_0r)(void *vp, const void *w, size_t rs, int nw, int64_t k) { qp_pack_k4(vp, w, rs, nw, k, 1); }
+static void QS_FN(qp_pack_q8_0r)(void *vp, const void *w, size_t rs, int nw, int64_t k) { qp_pack_k4(vp, w, rs, nw, k, 2); }
 static void QS_FN(qp_pack_q6_Kr)(void *vp, const void *w, size_t rs, int nw, int64_t k) {
     const int64_t nsb = k / QK_K;
     uint8_t *P = vp;

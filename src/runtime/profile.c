@@ -212,13 +212,13 @@ static const struct { const char *op; size_t slot; const char *fn; } bwd_slots[]
 #define QT_Q8_0 8
 
 /* The path cke_qlinear_fwd takes (src/kernels/qlinear.c) for `rows` rows. */
-static void qlinear_name(int qtype, int64_t rows, char *out, size_t n) {
+static void qlinear_name(int qtype, int64_t rows, int64_t K, char *out, size_t n) {
     const cke_ktable *kt = cke_k();
     const cke_qtype_ops *q = qtype > 0 && qtype < CKE_QTYPE_COUNT ? kt->qops[qtype] : NULL;
     if (!q) { snprintf(out, n, "%s qtype %d (unsupported)", cke_isa_name(cke_isa_active()), qtype); return; }
     size_t slot;
     char path[40];
-    if (q->panel_gemm && rows >= CKE_QPANEL_MIN_M) {
+    if (cke_qlinear_panels(kt, qtype, rows, K)) {
         slot = offsetof(cke_qtype_ops, panel_gemm);
         snprintf(path, sizeof path, "column panels 4x32");
     } else if (q->gemm_tile && rows > 1) {
@@ -255,7 +255,7 @@ void cke_prof_kernel_name(const ckm_prof_op *o, int qtype, int64_t rows, char *o
         return;
     }
     if (!strcmp(o->op, "linear")) {
-        if (qtype > 0) { qlinear_name(qtype, rows, out, n); return; }
+        if (qtype > 0) { qlinear_name(qtype, rows, o->w_cols, out, n); return; }
         snprintf(out, n, "%s f32 gemm%s", cke_isa_name(cke_kernel_slot_isa(offsetof(cke_ktable, gemm))),
                  rows == 1 ? " (1 row: gemv)" : "");
         return;
