@@ -101,10 +101,6 @@ static cke_status mla_keys(cke_gguf_writer *w, const char *arch, const cke_hpara
     return CKE_OK;
 }
 
-/* attn_kv_up [H * (nope + v), kv_lora] as llama.cpp's deepseek2 wants it: attn_k_b [H, kv_lora, nope] (each
- * head's key rows transposed) and attn_v_b [H, v, kv_lora]. */
-static cke_status push_kv_b(xlist *l, int64_t layer, const float *kv, const cke_hparams *h, cke_err *err);
-
 #define XTRY(x) do { st = (x); if (st) goto fail; } while (0)
 
 /* One tensor of the row blocks p[0..n) stacked (fused attn_qkv, Phi-3's gate | up ffn_up), as f32. */
@@ -148,6 +144,8 @@ static cke_status glm4_moe_keys(cke_gguf_writer *w, const char *arch, const cke_
     return CKE_OK;
 }
 
+/* attn_kv_up [H * (nope + v), kv_lora] as llama.cpp's deepseek2 wants it: attn_k_b [H, kv_lora, nope] (each
+ * head's key rows transposed) and attn_v_b [H, v, kv_lora]. */
 static cke_status push_kv_b(xlist *l, int64_t layer, const float *kv, const cke_hparams *h, cke_err *err) {
     const int64_t H = h->n_heads, nope = h->qk_nope_dim, vd = h->v_head_dim, kl = h->kv_lora_rank;
     float *kb = malloc((size_t)(H * kl * nope) * sizeof(float)), *vb = malloc((size_t)(H * vd * kl) * sizeof(float));
