@@ -447,7 +447,6 @@ static void emit_node(emit_ctx *e, const cke_node *n, const char *ind) {
         fprintf(f, "%s/* head_cat: %s%s = each of %lld heads: %s's %lld columns, then %s %lld */\n", ind, on, so, H, in0, da,
                 Hb == 1 ? "the one shared head of" : "the head's", db);
         fprintf(f, "%scke_head_cat_fwd(%s, %s, %s, %s, %lld, %lld, %lld, %lld);\n", ind, on, in0, in1, R, H, da, Hb, db);
-        (void)in1;
         break;
     }
     case CKE_OP_SIGMOID_MUL:
