@@ -20,7 +20,7 @@ static void on_signal(int sig) {
 static void usage(FILE *f) {
     fprintf(f,
             "usage: cke train MODEL --data FILE.txt --out DIR [options]       fine-tune a GGUF, HF dir or llama2.c .bin\n"
-            "       cke train --init llama --tokenizer TOK --dim D --layers L --heads H [--kv-heads K] --ffn F\n"
+            "       cke train --init llama|gpt2 --tokenizer TOK --dim D --layers L --heads H [--kv-heads K] --ffn F\n"
             "                 --data FILE.txt --out DIR [options]              train a fresh model\n"
             "       cke train --resume --out DIR [options]                     continue from DIR/checkpoint\n"
             "options: --batch B (8) --seq T (128) --steps N (100) --lr LR (1e-3) --min-lr (lr/10) --warmup W (10)\n"
@@ -181,7 +181,7 @@ int cke_cli_train(int argc, char **argv) {
     }
     if (!o.out || (!o.resume && (!o.data || (!o.model && !o.init)))) {
         fprintf(stderr, "cke train: %s\n", !o.out ? "--out DIR is needed" : !o.data ? "--data FILE is needed"
-                                                                                    : "a MODEL (or --init llama) is needed");
+                                                                                    : "a MODEL (or --init llama|gpt2) is needed");
         usage(stderr);
         return 2;
     }

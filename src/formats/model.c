@@ -73,8 +73,10 @@ cke_status cke_model_add_rows(cke_model *m, const char *name, const cke_model_te
     shape[0] = nr;
     /* copy src fields first: src may move when m->tensors grows */
     cke_model_tensor s = *src;
-    return cke_model_add(m, name, s.src_name, s.dtype, s.ndim, shape, (const uint8_t *)s.data + r0 * row,
-                         nr * row, s.file, s.owned ? s.file_offset : s.file_offset + (uint64_t)(r0 * row), s.owned, err);
+    cke_status st = cke_model_add(m, name, s.src_name, s.dtype, s.ndim, shape, (const uint8_t *)s.data + r0 * row,
+                                  nr * row, s.file, s.owned ? s.file_offset : s.file_offset + (uint64_t)(r0 * row), s.owned, err);
+    if (!st) m->tensors[m->n_tensors - 1].transposed = s.transposed;
+    return st;
 }
 
 static int cmp_t(const void *a, const void *b) {

@@ -172,6 +172,7 @@ typedef struct {
     int file;              /* index into cke_model.files; -1 when owned */
     uint64_t file_offset;  /* byte offset in that file (of the source tensor when owned) */
     bool owned;
+    bool transposed;       /* the file holds it [cols, rows] (HF Conv1D): an export transposes back */
 } cke_model_tensor;
 
 typedef struct cke_model_priv cke_model_priv;

@@ -557,7 +557,9 @@ static cke_status transpose(cke_model *m, const cke_safetensors_tensor *t, const
     for (int64_t i = 0; i < r; i++)
         for (int64_t j = 0; j < c; j++) memcpy(dst + (j * r + i) * es, src + (i * c + j) * es, (size_t)es);
     int64_t shape[2] = {c, r};
-    return cke_model_add(m, cn, t->name, t->dtype, 2, shape, dst, t->nbytes, t->shard, t->file_offset, true, err);
+    TRY(cke_model_add(m, cn, t->name, t->dtype, 2, shape, dst, t->nbytes, t->shard, t->file_offset, true, err));
+    m->tensors[m->n_tensors - 1].transposed = true;
+    return CKE_OK;
 }
 
 /* An expert's matrix: model.layers.<l>.block_sparse_moe.experts.<e>.w<1|3|2>.weight (Mixtral: gate,

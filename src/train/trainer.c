@@ -130,75 +130,138 @@ static double normal(uint64_t *s) {
 
 /* ------------------------------------------------------------------ fresh initialization */
 
-/* A llama-family model in HF layout: N(0, 0.02) matrices (residual projections scaled by
- * 1/sqrt(2 L), GPT-2 style), unit norms, tied output. */
-static cke_status write_init_model(const cke_train_opts *o, int64_t vocab, const char *dir, cke_err *err) {
-    if (strcmp(o->init, "llama") != 0)
-        return cke_fail(err, CKE_ERR_UNSUPPORTED, "--init %s: only the llama family can be initialized so far", o->init);
-    int64_t D = o->init_dim, L = o->init_layers, H = o->init_heads, KV = o->init_kv_heads ? o->init_kv_heads : H,
-            F = o->init_ffn;
-    if (D < 2 || D > 65536 || L < 1 || L > 1024 || H < 1 || H > 4096 || KV < 1 || KV > 4096 || F < 1 || F > (1 << 20) ||
-        vocab < 1 || vocab > (1 << 24) || D % H || H % KV || (D / H) % 2)
-        return cke_fail(err, CKE_ERR_ARG, "--init llama: need dim divisible by heads, even head size, heads divisible by "
-                                          "kv-heads, dim <= 65536, layers <= 1024, ffn <= 2^20 (dim %lld, heads %lld, kv-heads %lld)",
-                        (long long)D, (long long)H, (long long)KV);
-    int64_t hd = D / H;
-    cke_status st = ensure_dir(dir, err);
-    if (st) return st;
-    uint64_t rng = o->seed * 0x2545F4914F6CDD1Dull + 1;
-    cke_safetensors_writer *w = NULL;
-    if ((st = cke_safetensors_writer_new(&w, err))) return st;
-    float **bufs = calloc((size_t)(2 + 9 * L), sizeof(float *));
-    int nb = 0;
-    if (!bufs) st = cke_fail(err, CKE_ERR_NOMEM, "out of memory");
+/* The tensors of a fresh model, written as the family's HF checkpoint: one buffer per tensor, kept
+ * until the file is written. */
+typedef struct {
+    cke_safetensors_writer *w;
+    float **bufs;
+    int nb, cap;
+    uint64_t rng;
+    cke_status st;
+    cke_err *err;
+} init_writer;
+
+/* a [rows] (cols 0) or [rows, cols] tensor: N(0, stdv) when stdv > 0, else every entry = fill */
+static void init_put(init_writer *iw, const char *name, int64_t rows, int64_t cols, double stdv, float fill) {
+    if (iw->st) return;
+    if (iw->nb == iw->cap) { iw->st = cke_fail(iw->err, CKE_ERR_RANGE, "init: more tensors than planned"); return; }
+    int64_t shp[2] = {rows, cols}, n = rows * (cols > 0 ? cols : 1);
+    float *b = malloc((size_t)n * sizeof(float));
+    if (!b) { iw->st = cke_fail(iw->err, CKE_ERR_NOMEM, "out of memory"); return; }
+    iw->bufs[iw->nb++] = b;
+    for (int64_t i = 0; i < n; i++) b[i] = stdv > 0 ? (float)(stdv * normal(&iw->rng)) : fill;
+    iw->st = cke_safetensors_writer_add(iw->w, name, CKE_DT_F32, cols > 0 ? 2 : 1, shp, b, iw->err);
+}
+
+/* PREFIX l . SUFFIX: layer l's tensor */
+static void init_layer_put(init_writer *iw, int64_t l, const char *prefix, const char *suffix, int64_t rows, int64_t cols,
+                           double stdv, float fill) {
     char name[128];
-#define TENSOR(nm, rows_, cols_, stdv, one)                                                                   \
-    do {                                                                                                      \
-        int64_t shp[2] = {(rows_), (cols_)};                                                                  \
-        int nd = (cols_) > 0 ? 2 : 1;                                                                         \
-        int64_t n = (rows_) * ((cols_) > 0 ? (cols_) : 1);                                                    \
-        float *b = malloc((size_t)n * sizeof(float));                                                         \
-        if (!b) { st = cke_fail(err, CKE_ERR_NOMEM, "out of memory"); break; }                                \
-        bufs[nb++] = b;                                                                                       \
-        for (int64_t i_ = 0; i_ < n; i_++) b[i_] = (one) ? 1.0f : (float)((stdv) * normal(&rng));            \
-        st = cke_safetensors_writer_add(w, nm, CKE_DT_F32, nd, shp, b, err);                               \
-    } while (0)
-    if (!st) TENSOR("model.embed_tokens.weight", vocab, D, 0.02, 0);
-    double rs = 0.02 / sqrt(2.0 * (double)L);
-    for (int64_t l = 0; !st && l < L; l++) {
-#define LT(suffix, r_, c_, s_, one_) \
-    if (!st) { snprintf(name, sizeof name, "model.layers.%lld.%s", (long long)l, suffix); TENSOR(name, r_, c_, s_, one_); }
-        LT("input_layernorm.weight", D, 0, 0, 1);
-        LT("self_attn.q_proj.weight", H * hd, D, 0.02, 0);
-        LT("self_attn.k_proj.weight", KV * hd, D, 0.02, 0);
-        LT("self_attn.v_proj.weight", KV * hd, D, 0.02, 0);
-        LT("self_attn.o_proj.weight", D, H * hd, rs, 0);
-        LT("post_attention_layernorm.weight", D, 0, 0, 1);
-        LT("mlp.gate_proj.weight", F, D, 0.02, 0);
-        LT("mlp.up_proj.weight", F, D, 0.02, 0);
-        LT("mlp.down_proj.weight", D, F, rs, 0);
-#undef LT
+    snprintf(name, sizeof name, "%s%lld.%s", prefix, (long long)l, suffix);
+    init_put(iw, name, rows, cols, stdv, fill);
+}
+
+/* Llama in HF layout: N(0, 0.02) matrices (the residual projections scaled by 1/sqrt(2 L), GPT-2
+ * style), unit norms, tied output. */
+static void init_llama(init_writer *iw, int64_t D, int64_t L, int64_t H, int64_t KV, int64_t F, int64_t V) {
+    const int64_t hd = D / H;
+    const double rs = 0.02 / sqrt(2.0 * (double)L);
+    const char *lf = "model.layers.";
+    init_put(iw, "model.embed_tokens.weight", V, D, 0.02, 0);
+    for (int64_t l = 0; l < L; l++) {
+        init_layer_put(iw, l, lf, "input_layernorm.weight", D, 0, 0, 1);
+        init_layer_put(iw, l, lf, "self_attn.q_proj.weight", H * hd, D, 0.02, 0);
+        init_layer_put(iw, l, lf, "self_attn.k_proj.weight", KV * hd, D, 0.02, 0);
+        init_layer_put(iw, l, lf, "self_attn.v_proj.weight", KV * hd, D, 0.02, 0);
+        init_layer_put(iw, l, lf, "self_attn.o_proj.weight", D, H * hd, rs, 0);
+        init_layer_put(iw, l, lf, "post_attention_layernorm.weight", D, 0, 0, 1);
+        init_layer_put(iw, l, lf, "mlp.gate_proj.weight", F, D, 0.02, 0);
+        init_layer_put(iw, l, lf, "mlp.up_proj.weight", F, D, 0.02, 0);
+        init_layer_put(iw, l, lf, "mlp.down_proj.weight", D, F, rs, 0);
     }
-    if (!st) TENSOR("model.norm.weight", D, 0, 0, 1);
-#undef TENSOR
+    init_put(iw, "model.norm.weight", D, 0, 0, 1);
+}
+
+/* GPT-2 as HF's GPT2LMHeadModel saves it (Conv1D weights [in, out], q|k|v packed in c_attn):
+ * its _init_weights: N(0, 0.02) embeddings and matrices, the residual projections (c_proj) at
+ * 0.02/sqrt(2 L), zero biases, unit LayerNorms, tied output. */
+static void init_gpt2(init_writer *iw, int64_t D, int64_t L, int64_t F, int64_t V, int64_t ctx) {
+    const double rs = 0.02 / sqrt(2.0 * (double)L);
+    const char *lf = "h.";
+    init_put(iw, "wte.weight", V, D, 0.02, 0);
+    init_put(iw, "wpe.weight", ctx, D, 0.02, 0);
+    for (int64_t l = 0; l < L; l++) {
+        init_layer_put(iw, l, lf, "ln_1.weight", D, 0, 0, 1);
+        init_layer_put(iw, l, lf, "ln_1.bias", D, 0, 0, 0);
+        init_layer_put(iw, l, lf, "attn.c_attn.weight", D, 3 * D, 0.02, 0);
+        init_layer_put(iw, l, lf, "attn.c_attn.bias", 3 * D, 0, 0, 0);
+        init_layer_put(iw, l, lf, "attn.c_proj.weight", D, D, rs, 0);
+        init_layer_put(iw, l, lf, "attn.c_proj.bias", D, 0, 0, 0);
+        init_layer_put(iw, l, lf, "ln_2.weight", D, 0, 0, 1);
+        init_layer_put(iw, l, lf, "ln_2.bias", D, 0, 0, 0);
+        init_layer_put(iw, l, lf, "mlp.c_fc.weight", D, F, 0.02, 0);
+        init_layer_put(iw, l, lf, "mlp.c_fc.bias", F, 0, 0, 0);
+        init_layer_put(iw, l, lf, "mlp.c_proj.weight", F, D, rs, 0);
+        init_layer_put(iw, l, lf, "mlp.c_proj.bias", D, 0, 0, 0);
+    }
+    init_put(iw, "ln_f.weight", D, 0, 0, 1);
+    init_put(iw, "ln_f.bias", D, 0, 0, 0);
+}
+
+static cke_status write_init_config(const cke_train_opts *o, int gpt2, int64_t D, int64_t L, int64_t H, int64_t KV,
+                                    int64_t F, int64_t V, const char *dir, cke_err *err) {
     char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    if (!st) st = cke_safetensors_writer_write(w, path, err);
-    cke_safetensors_writer_free(w);
-    for (int i = 0; i < nb; i++) free(bufs[i]);
-    free(bufs);
-    if (st) return st;
     snprintf(path, sizeof path, "%s/config.json", dir);
     FILE *f = fopen(path, "w");
     if (!f) return cke_fail(err, CKE_ERR_IO, "cannot write %s", path);
-    fprintf(f,
-            "{\n  \"architectures\": [\"LlamaForCausalLM\"],\n  \"model_type\": \"llama\",\n  \"hidden_size\": %lld,\n"
-            "  \"intermediate_size\": %lld,\n  \"num_attention_heads\": %lld,\n  \"num_key_value_heads\": %lld,\n"
-            "  \"num_hidden_layers\": %lld,\n  \"rms_norm_eps\": 1e-05,\n  \"rope_theta\": 10000.0,\n  \"vocab_size\": %lld,\n"
-            "  \"max_position_embeddings\": %lld,\n  \"tie_word_embeddings\": true,\n  \"hidden_act\": \"silu\",\n"
-            "  \"torch_dtype\": \"float32\"\n}\n",
-            (long long)D, (long long)F, (long long)H, (long long)KV, (long long)L, (long long)vocab, (long long)o->seq);
+    if (gpt2)
+        fprintf(f,
+                "{\n  \"architectures\": [\"GPT2LMHeadModel\"],\n  \"model_type\": \"gpt2\",\n  \"n_embd\": %lld,\n"
+                "  \"n_layer\": %lld,\n  \"n_head\": %lld,\n  \"n_inner\": %lld,\n  \"n_positions\": %lld,\n"
+                "  \"vocab_size\": %lld,\n  \"activation_function\": \"gelu_new\",\n  \"layer_norm_epsilon\": 1e-05,\n"
+                "  \"tie_word_embeddings\": true,\n  \"torch_dtype\": \"float32\"\n}\n",
+                (long long)D, (long long)L, (long long)H, (long long)F, (long long)o->seq, (long long)V);
+    else
+        fprintf(f,
+                "{\n  \"architectures\": [\"LlamaForCausalLM\"],\n  \"model_type\": \"llama\",\n  \"hidden_size\": %lld,\n"
+                "  \"intermediate_size\": %lld,\n  \"num_attention_heads\": %lld,\n  \"num_key_value_heads\": %lld,\n"
+                "  \"num_hidden_layers\": %lld,\n  \"rms_norm_eps\": 1e-05,\n  \"rope_theta\": 10000.0,\n  \"vocab_size\": %lld,\n"
+                "  \"max_position_embeddings\": %lld,\n  \"tie_word_embeddings\": true,\n  \"hidden_act\": \"silu\",\n"
+                "  \"torch_dtype\": \"float32\"\n}\n",
+                (long long)D, (long long)F, (long long)H, (long long)KV, (long long)L, (long long)V, (long long)o->seq);
     return fclose(f) == 0 ? CKE_OK : cke_fail(err, CKE_ERR_IO, "cannot write %s", path);
+}
+
+/* A fresh model of the family --init names (llama or gpt2), written as its HF checkpoint. */
+static cke_status write_init_model(const cke_train_opts *o, int64_t vocab, const char *dir, cke_err *err) {
+    const int gpt2 = !strcmp(o->init, "gpt2");
+    if (!gpt2 && strcmp(o->init, "llama") != 0)
+        return cke_fail(err, CKE_ERR_UNSUPPORTED, "--init %s: the families that can be initialized are llama and gpt2", o->init);
+    int64_t D = o->init_dim, L = o->init_layers, H = o->init_heads, KV = o->init_kv_heads ? o->init_kv_heads : H,
+            F = o->init_ffn;
+    if (D < 2 || D > 65536 || L < 1 || L > 1024 || H < 1 || H > 4096 || KV < 1 || KV > 4096 || F < 1 || F > (1 << 20) ||
+        vocab < 1 || vocab > (1 << 24) || D % H || H % KV || (!gpt2 && (D / H) % 2))
+        return cke_fail(err, CKE_ERR_ARG, "--init %s: need dim divisible by heads, even head size (llama), heads divisible by "
+                                          "kv-heads, dim <= 65536, layers <= 1024, ffn <= 2^20 (dim %lld, heads %lld, kv-heads %lld)",
+                        o->init, (long long)D, (long long)H, (long long)KV);
+    if (gpt2 && KV != H)
+        return cke_fail(err, CKE_ERR_ARG, "--init gpt2: GPT-2 has no grouped-query attention (--kv-heads %lld, --heads %lld)",
+                        (long long)KV, (long long)H);
+    cke_status st = ensure_dir(dir, err);
+    if (st) return st;
+    init_writer iw = {.rng = o->seed * 0x2545F4914F6CDD1Dull + 1, .cap = (int)(4 + 12 * L), .err = err};
+    if ((st = cke_safetensors_writer_new(&iw.w, err))) return st;
+    iw.bufs = calloc((size_t)iw.cap, sizeof(float *));
+    if (!iw.bufs) iw.st = cke_fail(err, CKE_ERR_NOMEM, "out of memory");
+    if (gpt2) init_gpt2(&iw, D, L, F, vocab, o->seq);
+    else init_llama(&iw, D, L, H, KV, F, vocab);
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    if (!iw.st) iw.st = cke_safetensors_writer_write(iw.w, path, err);
+    cke_safetensors_writer_free(iw.w);
+    for (int i = 0; i < iw.nb; i++) free(iw.bufs[i]);
+    free(iw.bufs);
+    return iw.st ? iw.st : write_init_config(o, gpt2, D, L, H, KV, F, vocab, dir, err);
 }
 
 /* ------------------------------------------------------------------ checkpoints */
@@ -275,31 +338,121 @@ static void to_ne(const ckm_tensor *t, int64_t ne[4]) {
     for (int i = 0; i < t->ndim; i++) ne[i] = t->dims[t->ndim - 1 - i];
 }
 
+/* HF sources: a file tensor that loading split into several (Phi-3's qkv_proj and gate_up_proj,
+ * GPT-2's c_attn: rows of q, k, v) or transposed (GPT-2's Conv1D [in, out]) is written back as
+ * the file held it: the trained slices joined at the rows they came from, transposed back. */
+
+/* The members of tensor i's file entry (the tensors with its src_name): their count; *first = 0
+ * when an earlier tensor has the entry. r0/nr (capacity 4, or NULL): each member's rows of the
+ * joined [rows, cols] matrix, from where its data sat in the loaded one. */
+static int hf_group(const cke_model *src, const ckm_api *api, int i, int *first, int64_t *r0, int64_t *nr) {
+    const cke_model_tensor *ti = cke_model_find(src, api->tensors[i].name);
+    const char *base = NULL;
+    int n = 0;
+    *first = 1;
+    for (int k = 0; k < api->n_tensors; k++) {
+        const cke_model_tensor *tk = cke_model_find(src, api->tensors[k].name);
+        if (strcmp(tk->src_name, ti->src_name)) continue;
+        if (k < i) *first = 0;
+        if (!base || (const char *)tk->data < base) base = tk->data;
+    }
+    for (int k = 0; k < api->n_tensors; k++) {
+        const cke_model_tensor *tk = cke_model_find(src, api->tensors[k].name);
+        if (strcmp(tk->src_name, ti->src_name)) continue;
+        if (r0 && n < 4) {
+            int64_t row = tk->shape[0] ? tk->nbytes / tk->shape[0] : 1;
+            r0[n] = row ? (int64_t)((const char *)tk->data - base) / row : 0;
+            nr[n] = tk->shape[0];
+        }
+        n++;
+    }
+    return n;
+}
+
+/* Every tensor can be written back: the rows of a split entry tile it exactly (else the join
+ * would leave holes). Checked before training, so a run never ends unable to save. */
+static cke_status export_check(const cke_model *src, const ckm_api *api, cke_err *err) {
+    for (int i = 0; i < api->n_tensors; i++) {
+        const cke_model_tensor *t = cke_model_find(src, api->tensors[i].name);
+        if (!t) return cke_fail(err, CKE_ERR_MISSING, "export: tensor %s is not in the source model", api->tensors[i].name);
+        if (src->source != CKE_SRC_HF) continue;
+        if (strchr(t->src_name, '*'))
+            return cke_fail(err, CKE_ERR_UNSUPPORTED, "export: %s stacks the per-expert tensors %s (%s); writing them back "
+                            "is not supported yet", t->name, t->src_name, cke_arch_name(src->arch));
+        int64_t r0[4], nr[4], total = 0;
+        int first, n = hf_group(src, api, i, &first, r0, nr);
+        if (n > 4) return cke_fail(err, CKE_ERR_UNSUPPORTED, "export: %s is split into %d tensors", t->src_name, n);
+        for (int a = 0; a < n; a++) total += nr[a];
+        for (int a = 0; a < n; a++) {
+            int ok = r0[a] >= 0 && r0[a] + nr[a] <= total;
+            for (int b = 0; ok && b < a; b++) ok = r0[a] + nr[a] <= r0[b] || r0[b] + nr[b] <= r0[a];
+            if (!ok) return cke_fail(err, CKE_ERR_UNSUPPORTED, "export: the tensors loaded from %s do not tile it", t->src_name);
+        }
+    }
+    return CKE_OK;
+}
+
+/* Tensor i's file entry from the trained weights W: a new [rows, cols] buffer (shape in SHP), or
+ * [cols, rows] when the file holds it transposed. */
+static float *hf_join(const cke_model *src, const ckm_api *api, int i, const char *w, int64_t shp[2], cke_err *err) {
+    const cke_model_tensor *ti = cke_model_find(src, api->tensors[i].name);
+    int64_t r0[4], nr[4], rows = 0;
+    int first, n = hf_group(src, api, i, &first, r0, nr);
+    for (int a = 0; a < n; a++) rows += nr[a];
+    const ckm_tensor *t = &api->tensors[i];
+    int64_t cols = 1;
+    for (int d = 1; d < t->ndim; d++) cols *= t->dims[d];
+    float *j = malloc((size_t)(rows * cols) * sizeof(float)), *o = ti->transposed ? malloc((size_t)(rows * cols) * sizeof(float)) : j;
+    if (!j || !o) {
+        free(j), free(ti->transposed ? o : NULL);
+        cke_fail(err, CKE_ERR_NOMEM, "out of memory writing %s", ti->src_name);
+        return NULL;
+    }
+    for (int k = 0, a = 0; k < api->n_tensors; k++) /* hf_group's member order */
+        if (!strcmp(cke_model_find(src, api->tensors[k].name)->src_name, ti->src_name))
+            memcpy(j + r0[a] * cols, w + api->tensors[k].offset, (size_t)(nr[a] * cols) * sizeof(float)), a++;
+    shp[0] = rows, shp[1] = cols;
+    if (ti->transposed) {
+        for (int64_t r = 0; r < rows; r++)
+            for (int64_t c = 0; c < cols; c++) o[c * rows + r] = j[r * cols + c];
+        free(j);
+        shp[0] = cols, shp[1] = rows;
+    }
+    return o;
+}
+
 static cke_status export_model(const export_ctx *x, const ckm_api *api, ckm_model *m, const char *dir, char *model_file,
                                size_t mfn, cke_err *err) {
     const char *w = api->state(m, 0);
     cke_status st = CKE_OK;
     char path[PATH_MAX];
     const cke_model *src = x->src;
-    for (int i = 0; i < api->n_tensors; i++) {
-        const cke_model_tensor *t = cke_model_find(src, api->tensors[i].name);
-        if (!t) return cke_fail(err, CKE_ERR_MISSING, "export: tensor %s is not in the source model", api->tensors[i].name);
-        if (t->owned && src->source == CKE_SRC_HF)
-            return cke_fail(err, CKE_ERR_UNSUPPORTED, "export: %s was converted on load (%s); writing it back is not "
-                                                      "supported yet", t->name, cke_arch_name(src->arch));
-    }
+    if ((st = export_check(src, api, err))) return st;
     if (src->source == CKE_SRC_HF) {
         cke_safetensors_writer *sw = NULL;
         if ((st = cke_safetensors_writer_new(&sw, err))) return st;
+        float **bufs = calloc((size_t)api->n_tensors, sizeof(float *));
+        if (!bufs) st = cke_fail(err, CKE_ERR_NOMEM, "out of memory");
         for (int i = 0; !st && i < api->n_tensors; i++) {
             const ckm_tensor *t = &api->tensors[i];
-            st = cke_safetensors_writer_add(sw, cke_model_find(src, t->name)->src_name, CKE_DT_F32, t->ndim, t->dims,
-                                            w + t->offset, err);
+            const cke_model_tensor *mt = cke_model_find(src, t->name);
+            int64_t shp[2];
+            int first = 1, n = hf_group(src, api, i, &first, NULL, NULL);
+            if (!first) continue; /* joined into an earlier tensor's file entry */
+            if (n == 1 && !mt->transposed) {
+                st = cke_safetensors_writer_add(sw, mt->src_name, CKE_DT_F32, t->ndim, t->dims, w + t->offset, err);
+            } else if (!(bufs[i] = hf_join(src, api, i, w, shp, err))) {
+                st = err ? err->code : CKE_ERR_NOMEM;
+            } else {
+                st = cke_safetensors_writer_add(sw, mt->src_name, CKE_DT_F32, t->ndim, shp, bufs[i], err);
+            }
         }
         snprintf(model_file, mfn, "model.safetensors");
         snprintf(path, sizeof path, "%s/model.safetensors", dir);
         if (!st) st = cke_safetensors_writer_write(sw, path, err);
         cke_safetensors_writer_free(sw);
+        for (int i = 0; bufs && i < api->n_tensors; i++) free(bufs[i]);
+        free(bufs);
     } else if (src->source == CKE_SRC_GGUF) {
         const cke_gguf *g = x->gguf;
         cke_gguf_writer *gw = NULL;
@@ -993,6 +1146,8 @@ cke_status cke_train(const cke_train_opts *o, cke_train_result *res, cke_err *er
     if ((st = cke_dist_agree(d, st, err)) || (st = cke_runner_open(build, o->threads, &r, err))) goto done;
     if (rank == 0 && init_dir[0] && (st = rm_rf(init_dir, NULL, err))) goto done;
     const ckm_api *api = r->api;
+    if (rank == 0) st = export_check(x.src, api, err); /* a run that could not save is refused before it starts */
+    if ((st = cke_dist_agree(d, st, err))) goto done;
     if (!r->tok) { st = cke_fail(err, CKE_ERR_MISSING, "train: the model has no tokenizer (give --tokenizer)"); goto done; }
     if (!api->train_init || api->train_init(r->m) != 0) {
         st = cke_fail(err, CKE_ERR_NOMEM, "train: %s", api->train_init ? api->last_error(r->m) : "no training mode");

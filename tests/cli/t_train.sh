@@ -108,6 +108,31 @@ if have_models; then
     sed -i 's/"bf16"/"fp16"/' "$bad_prec/checkpoint/trainer.json"
     refuses train_state_precision 1 '"precision": "fp16" is not fp32 or bf16' "$CKE" train --resume --out "$bad_prec" --steps 6
 
+    # --init gpt2: GPT-2 written as HF saves it (Conv1D [in, out], q|k|v joined in c_attn) -- the
+    # loader splits and transposes, the checkpoint joins and transposes back; a kill and a resume
+    # (which reloads that checkpoint) end on the same bytes as an uninterrupted run
+    G2=(--init gpt2 --tokenizer "$TOK" --dim 16 --layers 1 --heads 2 --ffn 64)
+    refuses train_init_gpt2_no_gqa 1 '--init gpt2: GPT-2 has no grouped-query attention' \
+        "$CKE" train "${G2[@]}" --kv-heads 1 "${RUN[@]}" --out "$W/g2bad"
+    refuses train_init_unknown_family 1 '--init mamba: the families that can be initialized are llama and gpt2' \
+        "$CKE" train --init mamba --tokenizer "$TOK" --dim 16 --layers 1 --heads 2 --ffn 64 "${RUN[@]}" --out "$W/g2bad"
+    ok train_init_gpt2_runs "$CKE" train "${G2[@]}" "${RUN[@]}" --out "$W/g2ref"
+    check train_init_gpt2_hf_layout python3 -c '
+import json, struct, sys
+f = open(sys.argv[1] + "/checkpoint/model.safetensors", "rb"); h = json.loads(f.read(struct.unpack("<Q", f.read(8))[0]))
+c = json.load(open(sys.argv[1] + "/checkpoint/config.json"))
+want = {"h.0.attn.c_attn.weight": [16, 48], "h.0.attn.c_attn.bias": [48], "h.0.mlp.c_fc.weight": [16, 64],
+        "h.0.mlp.c_proj.weight": [64, 16], "wpe.weight": [16, 16], "wte.weight": [512, 16]}
+bad = [k for k in want if h.get(k, {}).get("shape") != want[k]]
+n = len([k for k in h if k != "__metadata__"])
+assert not bad and c["model_type"] == "gpt2" and c["n_inner"] == 64 and n == 4 + 12, (bad, n)' "$W/g2ref"
+    refuses train_init_gpt2_checkpoint_runs 0 'generated 3 tokens' "$CKE" run "$W/g2ref/checkpoint" -p "Once upon a time" -n 3
+    d=$W/g2kill
+    CKE_FAULT_AT=step:3 "$CKE" train "${G2[@]}" "${RUN[@]}" --out "$d" >/dev/null 2>&1; rc=$?
+    "$CKE" train --resume --out "$d" --threads 2 >"$d.log" 2>&1; rc2=$?
+    check train_init_gpt2_resume_same_bytes sh -c '[ "$1" = 137 ] && [ "$2" = 0 ] && cmp -s "$3" "$4/checkpoint/model.safetensors" || { tail -3 "$4.log"; false; }' \
+        _ "$rc" "$rc2" "$W/g2ref/checkpoint/model.safetensors" "$d"
+
     # trainer.json: every field validated, the message names it (index -7 overflowed next_batch's
     # window table; step -1e18 trained forever)
     bad_state() { # NAME SED-EXPR REGEX
