@@ -35,6 +35,10 @@
 /* Upper limits of every ISA descriptor (checked against kdecl.h's comment); ws sizes use them
  * so one size fits every ISA. */
 enum { WS_MR = 16, WS_NR = 64, WS_KC = 384, WS_MC = 256, WS_NC = 1024, WS_SMALL_M = 16 };
+/* Up to WS_MA rows, A is packed whole once per K block (the loops run K block outside, N block
+ * inside) instead of once per N block: the 1024-2048-row GEMMs of training pack A up to N/NC
+ * times less (the logits' A 32 times less at 32000 columns). */
+enum { WS_MA = 2048 };
 
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 static int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
@@ -85,7 +89,7 @@ size_t cke_gemm_ws_size(int64_t M, int64_t N, int64_t K, int nth) {
     if (K < 1) K = 1;
     int64_t kc = min64(K, WS_KC);
     /* rup(min(M, MC), MR) <= min(M, WS_MC) + WS_MR for any MR <= WS_MR, likewise for N */
-    int64_t per = rup((min64(M, WS_MC) + WS_MR) * kc, 16) + rup((min64(N, WS_NC) + WS_NR) * kc, 16);
+    int64_t per = rup(((M <= WS_MA ? M : WS_MC) + WS_MR) * kc, 16) + rup((min64(N, WS_NC) + WS_NR) * kc, 16);
     int64_t small = rup(min64(M, WS_SMALL_M) * K, 16); /* op(A) copy for the small-M path */
     int64_t fl = (int64_t)nth * per > small ? (int64_t)nth * per : small;
     return (size_t)fl * sizeof(float) + 64;
@@ -95,6 +99,31 @@ size_t cke_gemm_ws_size(int64_t M, int64_t N, int64_t K, int nth) {
 static void scale_c(float *C, int64_t M, int64_t N, int64_t ldc, float beta) {
     for (int64_t i = 0; i < M; i++)
         for (int64_t j = 0; j < N; j++) C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
+}
+
+/* One thread's rectangle C[m0:m1, n0:n1] with its rows' A panels packed once per K block into pa
+ * (m1 - m0 rows): the N blocks reuse them. */
+static void gemm_rect_whole_a(const cke_gemm_isa *g, float *C /* [M, ldc] */, const float *A, const float *B,
+                              int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, int64_t kcb, int64_t lda,
+                              int64_t ldb, int64_t ldc, cke_trans ta, cke_trans tb, float alpha, float beta,
+                              float *pa /* [m1-m0 rounded to MR][kc] */, float *pb /* B block */, int64_t NC) {
+    const int64_t MR = g->MR, NR = g->NR, MC = g->MC;
+    for (int64_t pc = 0; pc < K; pc += kcb) {
+        int64_t kc = min64(kcb, K - pc);
+        for (int64_t ic = m0; ic < m1; ic += MC) /* MC is a multiple of MR: the chunks' panels abut */
+            g->pack_a(pa + (ic - m0) * kc, ta ? A + pc * lda + ic : A + ic * lda + pc, lda, ta, min64(MC, m1 - ic), kc);
+        float bet = pc == 0 ? beta : 1.0f;
+        for (int64_t jc = n0; jc < n1; jc += NC) {
+            int64_t nc = min64(NC, n1 - jc);
+            g->pack_b(pb, tb ? B + jc * ldb + pc : B + pc * ldb + jc, ldb, tb, kc, nc);
+            for (int64_t ir = 0; ir < m1 - m0; ir += MR) {
+                int mr = (int)min64(MR, m1 - m0 - ir);
+                for (int64_t jr = 0; jr < nc; jr += NR)
+                    g->ukr(C + (m0 + ir) * ldc + jc + jr, ldc, pa + ir * kc, pb + jr * kc, kc, mr,
+                           (int)min64(NR, nc - jr), alpha, bet);
+            }
+        }
+    }
 }
 
 /* One thread's rectangle C[m0:m1, n0:n1]: the full blocked loop nest. */
@@ -182,10 +211,14 @@ void cke_gemm_drive(const cke_gemm_isa *g, float *C /* [M, ldc] */,
             if (best < 0 || cost <= best) { best = cost; tm = a; tn = b; }
         }
     }
-    int64_t wa = ws_floats_a(M, kcb, g->MC, g->MR), wb = ws_floats_b(N, kcb, NC, g->NR);
+    const int whole = M <= WS_MA && N > NC; /* with one N block, packing A per block is packing it once */
+    int64_t wa = ws_floats_a(M, kcb, whole ? M : g->MC, g->MR), wb = ws_floats_b(N, kcb, NC, g->NR);
+    void (*rect)(const cke_gemm_isa *, float *, const float *, const float *, int64_t, int64_t, int64_t, int64_t,
+                 int64_t, int64_t, int64_t, int64_t, int64_t, cke_trans, cke_trans, float, float, float *, float *,
+                 int64_t) = whole ? gemm_rect_whole_a : gemm_rect;
     int nt = tm * tn;
     if (nt <= 1) {
-        gemm_rect(g, C, A, B, 0, M, 0, N, K, kcb, lda, ldb, ldc, ta, tb, alpha, beta, w, w + wa, NC);
+        rect(g, C, A, B, 0, M, 0, N, K, kcb, lda, ldb, ldc, ta, tb, alpha, beta, w, w + wa, NC);
         return;
     }
 #pragma omp parallel num_threads(nt)
@@ -196,7 +229,6 @@ void cke_gemm_drive(const cke_gemm_isa *g, float *C /* [M, ldc] */,
         split(npn, g->NR, N, tn, t % tn, &n0, &n1);
         float *pa = w + (int64_t)t * (wa + wb);
         if (m1 > m0 && n1 > n0)
-            gemm_rect(g, C, A, B, m0, m1, n0, n1, K, kcb, lda, ldb, ldc, ta, tb, alpha, beta, pa,
-                      pa + wa, NC);
+            rect(g, C, A, B, m0, m1, n0, n1, K, kcb, lda, ldb, ldc, ta, tb, alpha, beta, pa, pa + wa, NC);
     }
 }

@@ -107,10 +107,11 @@ static int gemm_bf16_simd(const cke_ktable *kt, const cke_ktable *ref) {
                 for (int c = 0; c < 5; c++)
                     fails += gemm_case_p(kt, ref, &r, small[a], small[b], small[c], (cke_trans)(t >> 1), (cke_trans)(t & 1),
                                          1.0f, 0.0f, (a + b + c) % 3 == 0 ? 5 : 0, 1);
-    static const mnk big[] = {{1, 65, 1025}, {15, 33, 17}, {29, 70, 513}, {300, 129, 257}, {33, 1025, 300}};
+    static const mnk big[] = {{1, 65, 1025}, {15, 33, 17}, {29, 70, 513}, {300, 129, 257}, {33, 1025, 300},
+                              {230, 600, 300}};
     /* -0.7: alpha * acc is rounded, so every form must round the store the same way (one FMA) */
     static const float ab[][2] = {{1.0f, 0.0f}, {1.0f, 1.0f}, {-0.7f, 1.3f}};
-    for (int i = 0; i < (tquick ? 3 : 5); i++)
+    for (int i = 0; i < (tquick ? 3 : 6); i++)
         for (int t = 0; t < 4; t++)
             for (int v = 0; v < 3; v++)
                 fails += gemm_case_p(kt, ref, &r, big[i].M, big[i].N, big[i].K, (cke_trans)(t >> 1), (cke_trans)(t & 1),
@@ -130,9 +131,10 @@ static int gemm_simd(const cke_ktable *kt, const cke_ktable *ref) {
                 for (int c = 0; c < ns; c++)
                     fails += gemm_case(kt, ref, &r, small[a], small[b], small[c], (cke_trans)(t >> 1),
                                        (cke_trans)(t & 1), 1.0f, 0.0f, (a + b + c) % 3 == 0 ? 5 : 0);
-    /* 1025 combos, small-M paths (M <= 8), several KC/MC/NC blocks, alpha/beta variants */
+    /* 1025 combos, small-M paths (M <= 8), several KC/MC/NC blocks, alpha/beta variants; 230 x 1030
+     * x 300: A packed whole (2 MC chunks) for 2 N blocks and 2 K blocks */
     static const mnk big[] = {{1, 1025, 1025}, {1, 4096, 300}, {2, 1025, 33}, {5, 127, 1025},
-                              {8, 1025, 17},   {6, 33, 1025},  {7, 17, 3},    {1025, 3, 17},
+                              {8, 1025, 17},   {6, 33, 1025},  {230, 1030, 300}, {7, 17, 3},    {1025, 3, 17},
                               {17, 1025, 33},  {33, 127, 1025}, {300, 600, 700}, {127, 1025, 127}};
     static const float ab[][2] = {{1.0f, 0.0f}, {0.5f, 1.5f}, {-2.0f, 1.0f}};
     int nbig = tquick ? 7 : (int)(sizeof big / sizeof big[0]);
