@@ -6,33 +6,38 @@
 # TORCH2=PYTHON (a venv's python with PyPI's torch 2.x: python3 -m venv V && V/bin/pip install
 # torch), torch 2.x eager fp32, torch.compile fp32, eager autocast bf16 and torch.compile bf16.
 # Every PyTorch runs with OMP_WAIT_POLICY=PASSIVE (its best on 2 threads here).
-# cke trains through `cke train --init llama` on data/stories.txt tokenized with a 32000-token
-# vocabulary (tokens are what matters for speed); PyTorch on random tokens of the same vocabulary.
+# cke trains through `cke train --init llama` (15M, 110M: a 32000-token vocabulary) or `--init
+# gpt2` (124M: GPT-2 small, the 50257-token GPT-2 vocabulary) on data/stories.txt (tokens are what
+# matters for speed); PyTorch the same family on random tokens of the same vocabulary.
 # "% peak": model FLOPs per token (6 x matrix parameters + 6 x layers x seq x dim for causal
 # attention) x tok/s over THREADS x PEAK_GFLOPS (the measured one-core FP32 FMA peak; 176 on
 # this machine kind's Emerald Rapids, docs/PERFORMANCE.md).
 set -eu
 cd "$(dirname "$0")/.."
 MODELS=${CKE_MODELS:-../shared/models}
-VOCAB_FILE=$MODELS/tokenizers/ggml-vocab-llama-spm.gguf
+VOCAB_LLAMA=$MODELS/tokenizers/ggml-vocab-llama-spm.gguf
+VOCAB_GPT2=$MODELS/tokenizers/ggml-vocab-gpt-2.gguf
 THREADS=${THREADS:-2}
 STEPS=${STEPS:-6}
 PEAK_GFLOPS=${PEAK_GFLOPS:-176}
 TORCH2=${TORCH2:-}
-SHAPES=${SHAPES:-15M 110M}
+SHAPES=${SHAPES:-15M 110M 124M}
 [ "${1:-}" = "--quick" ] && STEPS=3
 CKE=${CKE:-build/cke}
 [ -x "$CKE" ] || make -s -j2 build/cke >/dev/null
-[ -f "$VOCAB_FILE" ] || { echo "need $VOCAB_FILE (a 32000-token vocabulary)"; exit 1; }
+for v in "$VOCAB_LLAMA" "$VOCAB_GPT2"; do [ -f "$v" ] || { echo "need $v"; exit 1; }; done
 DATA=$(mktemp -d)/text.txt
 for i in 1 2 3 4 5 6 7 8; do cat data/stories.txt; done > "$DATA"
 
-# name dim layers heads ffn batch seq
-declare -A CFG=([15M]=288:6:6:768:8:256 [110M]=768:12:12:2048:4:256)
+# name: family dim layers heads ffn vocab batch seq
+declare -A CFG=([15M]=llama:288:6:6:768:32000:8:256 [110M]=llama:768:12:12:2048:32000:4:256
+                [124M]=gpt2:768:12:12:3072:50257:4:256)
 printf '%-5s %-22s | %10s %9s %9s %7s\n' model config "tok/s" "vs cke" "peak MiB" "% peak"
 for name in $SHAPES; do
-    IFS=: read -r dim layers heads ffn batch seq <<<"${CFG[$name]}"
-    flops=$(echo "6 * ($layers * (4 * $dim * $dim + 3 * $dim * $ffn) + 32000 * $dim) + 6 * $layers * $seq * $dim" | bc)
+    IFS=: read -r fam dim layers heads ffn vocab batch seq <<<"${CFG[$name]}"
+    nmat=3 vocab_file=$VOCAB_LLAMA  # SwiGLU: gate, up, down
+    [ "$fam" = gpt2 ] && nmat=2 vocab_file=$VOCAB_GPT2
+    flops=$(echo "6 * ($layers * (4 * $dim * $dim + $nmat * $dim * $ffn) + $vocab * $dim) + 6 * $layers * $seq * $dim" | bc)
     base=""
     row() { # CONFIG TOK/S RSS_MIB
         [ -n "$base" ] || base=$2
@@ -41,7 +46,7 @@ for name in $SHAPES; do
     }
     for prec in fp32 bf16; do
         out=$(mktemp -d)
-        cke_line=$( { /usr/bin/time -f "rss_kib %M" "$CKE" train --init llama --tokenizer "$VOCAB_FILE" \
+        cke_line=$( { /usr/bin/time -f "rss_kib %M" "$CKE" train --init "$fam" --tokenizer "$vocab_file" \
             --dim "$dim" --layers "$layers" --heads "$heads" --ffn "$ffn" --data "$DATA" --out "$out" \
             --batch "$batch" --seq "$seq" --steps $((STEPS + 1)) --warmup 1 --eval-every 0 --val-frac 0.01 \
             --threads "$THREADS" --lr 1e-4 --precision "$prec" ; } 2>&1 | tr '\r' '\n' )
@@ -55,8 +60,8 @@ for name in $SHAPES; do
     done
     torch_row() { # LABEL PYTHON MODE PREC
         local l
-        l=$(OMP_WAIT_POLICY=PASSIVE "$2" bench/bench_train_torch.py "$dim" "$layers" "$heads" "$ffn" 32000 \
-            "$batch" "$seq" "$STEPS" "$THREADS" "$3" "$4" 2>/dev/null) || { printf '%-5s %-22s | failed\n' "$name" "$1"; return 0; }
+        l=$(OMP_WAIT_POLICY=PASSIVE "$2" bench/bench_train_torch.py "$dim" "$layers" "$heads" "$ffn" "$vocab" \
+            "$batch" "$seq" "$STEPS" "$THREADS" "$3" "$4" "$fam" 2>/dev/null) || { printf '%-5s %-22s | failed\n' "$name" "$1"; return 0; }
         row "$1" "$(echo "$l" | awk '{print $3}')" "$(echo "$l" | awk '{print $5}')"
     }
     torch_row "torch $(/usr/bin/python3 -c 'import torch; print(torch.__version__)') eager fp32" /usr/bin/python3 eager fp32

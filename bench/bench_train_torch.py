@@ -5,10 +5,12 @@ OMP_WAIT_POLICY=PASSIVE (else ~1.5x slower on 2 threads). Throughput is from the
 after the warm-up steps (the same rule as for cke; torch.compile's first step compiles).
 Each PyTorch at its best: torch 2.x's fused scaled_dot_product_attention where it exists.
 MODE eager (default) or compile (torch.compile of the model, torch 2.x); PREC fp32 (default) or
-bf16 (torch.autocast("cpu", dtype=torch.bfloat16) around the forward and loss).
+bf16 (torch.autocast("cpu", dtype=torch.bfloat16) around the forward and loss); FAMILY llama
+(default) or gpt2 (GPT-2 as cke's --init gpt2: LayerNorm, fused q|k|v with biases, learned
+positions, tanh GELU, tied output).
 Prints one line:
   torch tok/s <float> peak_rss_mib <float> loss <float>
-usage: bench_train_torch.py DIM LAYERS HEADS FFN VOCAB BATCH SEQ STEPS THREADS [MODE [PREC]]
+usage: bench_train_torch.py DIM LAYERS HEADS FFN VOCAB BATCH SEQ STEPS THREADS [MODE [PREC [FAMILY]]]
 """
 import math
 import resource
@@ -40,13 +42,44 @@ class Block(torch.nn.Module):
         v = self.v(n).view(B, T, self.h, self.hd).transpose(1, 2)
         rot = lambda t: torch.cat((-t[..., self.hd // 2:], t[..., : self.hd // 2]), -1)
         q, k = q * cos + rot(q) * sin, k * cos + rot(k) * sin
-        if hasattr(F, "scaled_dot_product_attention"):  # torch 2.x: the fused kernel
-            a = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        else:
-            a = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(self.hd) + mask, -1) @ v
-        x = x + self.o(a.transpose(1, 2).reshape(B, T, D))
+        x = x + self.o(attend(q, k, v, mask, self.hd).transpose(1, 2).reshape(B, T, D))
         n = self.rms(x, self.n2)
         return x + self.dn(F.silu(self.g(n)) * self.u(n))
+
+
+def attend(q, k, v, mask, hd):
+    if hasattr(F, "scaled_dot_product_attention"):  # torch 2.x: the fused kernel
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    return torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(hd) + mask, -1) @ v
+
+
+class Gpt2Block(torch.nn.Module):
+    def __init__(self, d, h, f):
+        super().__init__()
+        self.h, self.hd = h, d // h
+        self.n1, self.n2 = torch.nn.LayerNorm(d, eps=1e-5), torch.nn.LayerNorm(d, eps=1e-5)
+        self.qkv, self.o = torch.nn.Linear(d, 3 * d), torch.nn.Linear(d, d)
+        self.fc, self.proj = torch.nn.Linear(d, f), torch.nn.Linear(f, d)
+
+    def forward(self, x, mask):
+        B, T, D = x.shape
+        q, k, v = (t.view(B, T, self.h, self.hd).transpose(1, 2) for t in self.qkv(self.n1(x)).split(D, -1))
+        x = x + self.o(attend(q, k, v, mask, self.hd).transpose(1, 2).reshape(B, T, D))
+        return x + self.proj(F.gelu(self.fc(self.n2(x)), approximate="tanh"))
+
+
+class Gpt2(torch.nn.Module):
+    def __init__(self, d, L, h, f, V, T):
+        super().__init__()
+        self.emb, self.pos = torch.nn.Embedding(V, d), torch.nn.Embedding(T, d)
+        self.blocks = torch.nn.ModuleList(Gpt2Block(d, h, f) for _ in range(L))
+        self.norm = torch.nn.LayerNorm(d, eps=1e-5)
+
+    def forward(self, tok, cos, sin, mask):
+        x = self.emb(tok) + self.pos.weight[: tok.shape[1]]
+        for b in self.blocks:
+            x = b(x, mask)
+        return self.norm(x) @ self.emb.weight.T  # tied output, as cke's --init gpt2
 
 
 class Model(torch.nn.Module):
@@ -67,9 +100,10 @@ def main():
     d, L, h, f, V, B, T, steps, th = map(int, sys.argv[1:10])
     mode = sys.argv[10] if len(sys.argv) > 10 else "eager"
     bf16 = len(sys.argv) > 11 and sys.argv[11] == "bf16"
+    gpt2 = len(sys.argv) > 12 and sys.argv[12] == "gpt2"
     torch.set_num_threads(th)
     torch.manual_seed(0)
-    m = Model(d, L, h, f, V)
+    m = Gpt2(d, L, h, f, V, T) if gpt2 else Model(d, L, h, f, V)
     fwd = torch.compile(m) if mode == "compile" else m
     opt = torch.optim.AdamW(m.parameters(), lr=1e-4, betas=(0.9, 0.95), weight_decay=0.1)
     hd = d // h
