@@ -101,64 +101,78 @@ static void scale_c(float *C, int64_t M, int64_t N, int64_t ldc, float beta) {
         for (int64_t j = 0; j < N; j++) C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
 }
 
-/* One thread's rectangle C[m0:m1, n0:n1] with its rows' A panels packed once per K block into pa
- * (m1 - m0 rows): the N blocks reuse them. */
-static void gemm_rect_whole_a(const cke_gemm_isa *g, float *C /* [M, ldc] */, const float *A, const float *B,
-                              int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, int64_t kcb, int64_t lda,
-                              int64_t ldb, int64_t ldc, cke_trans ta, cke_trans tb, float alpha, float beta,
-                              float *pa /* [m1-m0 rounded to MR][kc] */, float *pb /* B block */, int64_t NC) {
-    const int64_t MR = g->MR, NR = g->NR, MC = g->MC;
-    for (int64_t pc = 0; pc < K; pc += kcb) {
-        int64_t kc = min64(kcb, K - pc);
-        for (int64_t ic = m0; ic < m1; ic += MC) /* MC is a multiple of MR: the chunks' panels abut */
-            g->pack_a(pa + (ic - m0) * kc, ta ? A + pc * lda + ic : A + ic * lda + pc, lda, ta, min64(MC, m1 - ic), kc);
-        float bet = pc == 0 ? beta : 1.0f;
-        for (int64_t jc = n0; jc < n1; jc += NC) {
-            int64_t nc = min64(NC, n1 - jc);
-            g->pack_b(pb, tb ? B + jc * ldb + pc : B + pc * ldb + jc, ldb, tb, kc, nc);
-            for (int64_t ir = 0; ir < m1 - m0; ir += MR) {
-                int mr = (int)min64(MR, m1 - m0 - ir);
-                for (int64_t jr = 0; jr < nc; jr += NR)
-                    g->ukr(C + (m0 + ir) * ldc + jc + jr, ldc, pa + ir * kc, pb + jr * kc, kc, mr,
-                           (int)min64(NR, nc - jr), alpha, bet);
-            }
-        }
-    }
-}
-
-/* One thread's rectangle C[m0:m1, n0:n1]: the full blocked loop nest. */
-static void gemm_rect(const cke_gemm_isa *g, float *C /* [M, ldc] */, const float *A,
-                      const float *B, int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K,
-                      int64_t kcb, int64_t lda, int64_t ldb, int64_t ldc, cke_trans ta,
-                      cke_trans tb, float alpha, float beta, float *pa /* A block */,
-                      float *pb /* B block */, int64_t NC) {
-    const int64_t MR = g->MR, NR = g->NR, MC = g->MC;
-    for (int64_t jc = n0; jc < n1; jc += NC) {
-        int64_t nc = min64(NC, n1 - jc);
-        for (int64_t pc = 0; pc < K; pc += kcb) {
-            int64_t kc = min64(kcb, K - pc);
-            g->pack_b(pb, tb ? B + jc * ldb + pc : B + pc * ldb + jc, ldb, tb, kc, nc);
-            float bet = pc == 0 ? beta : 1.0f;
-            for (int64_t ic = m0; ic < m1; ic += MC) {
-                int64_t mc = min64(MC, m1 - ic);
-                g->pack_a(pa, ta ? A + pc * lda + ic : A + ic * lda + pc, lda, ta, mc, kc);
-                for (int64_t ir = 0; ir < mc; ir += MR) {
-                    int mr = (int)min64(MR, mc - ir);
-                    for (int64_t jr = 0; jr < nc; jr += NR) {
-                        int nr = (int)min64(NR, nc - jr);
-                        g->ukr(C + (ic + ir) * ldc + jc + jr, ldc, pa + ir * kc, pb + jr * kc, kc,
-                               mr, nr, alpha, bet);
-                    }
-                }
-            }
-        }
-    }
-}
-
 /* Part p of `parts` of np panels of width w, clipped to n: [*lo, *hi). */
 static void split(int64_t np, int64_t w, int64_t n, int parts, int p, int64_t *lo, int64_t *hi) {
     *lo = min64(np * p / parts * w, n);
     *hi = min64(np * (p + 1) / parts * w, n);
+}
+
+/* One blocked GEMM's operands and blocking, shared by its threads. */
+typedef struct {
+    const cke_gemm_isa *g;
+    float *C;                       /* [M, ldc] */
+    const float *A, *B;             /* op(A) [M, K], op(B) [K, N] */
+    int64_t K, kcb, NC, lda, ldb, ldc;
+    cke_trans ta, tb;
+    float alpha, beta;
+} gemm_job;
+
+static const float *a_at(const gemm_job *j, int64_t i, int64_t pc) {
+    return j->ta ? j->A + pc * j->lda + i : j->A + i * j->lda + pc;
+}
+static const float *b_at(const gemm_job *j, int64_t pc, int64_t jc) {
+    return j->tb ? j->B + jc * j->ldb + pc : j->B + pc * j->ldb + jc;
+}
+
+/* A[m0:m1, pc:+kc] -> pa in MC chunks (MC is a multiple of MR: the chunks' panels abut) */
+static void pack_a_rows(const gemm_job *j, float *pa, int64_t m0, int64_t m1, int64_t pc, int64_t kc) {
+    for (int64_t ic = m0; ic < m1; ic += j->g->MC)
+        j->g->pack_a(pa + (ic - m0) * kc, a_at(j, ic, pc), j->lda, j->ta, min64(j->g->MC, m1 - ic), kc);
+}
+
+/* C[m0:m1, jc:+nc] += the packed A rows pa (from m0) . the packed B block pb */
+static void tiles(const gemm_job *j, const float *pa, const float *pb, int64_t m0, int64_t m1, int64_t jc, int64_t nc,
+                  int64_t kc, float bet) {
+    const int64_t MR = j->g->MR, NR = j->g->NR;
+    for (int64_t ir = 0; ir < m1 - m0; ir += MR) {
+        int mr = (int)min64(MR, m1 - m0 - ir);
+        for (int64_t jr = 0; jr < nc; jr += NR)
+            j->g->ukr(j->C + (m0 + ir) * j->ldc + jc + jr, j->ldc, pa + ir * kc, pb + jr * kc, kc, mr,
+                      (int)min64(NR, nc - jr), j->alpha, bet);
+    }
+}
+
+/* A thread's rectangle C[m0:m1, n0:n1], A packed whole: K blocks outside, N blocks inside, so the
+ * rows' A panels (pa, m1 - m0 rows) are packed once per K block and every N block reuses them.
+ * (Threads that split the rows could pack each B block together, and those that split the
+ * columns A: tried at 2 threads, no gain measured, so each thread packs what it reads.) */
+static void rect_whole_a(const gemm_job *j, int64_t m0, int64_t m1, int64_t n0, int64_t n1, float *pa, float *pb) {
+    for (int64_t pc = 0; pc < j->K; pc += j->kcb) {
+        int64_t kc = min64(j->kcb, j->K - pc);
+        pack_a_rows(j, pa, m0, m1, pc, kc);
+        for (int64_t jc = n0; jc < n1; jc += j->NC) {
+            int64_t nc = min64(j->NC, n1 - jc);
+            j->g->pack_b(pb, b_at(j, pc, jc), j->ldb, j->tb, kc, nc);
+            tiles(j, pa, pb, m0, m1, jc, nc, kc, pc == 0 ? j->beta : 1.0f);
+        }
+    }
+}
+
+/* A thread's rectangle, BLIS order: N blocks, K blocks, then A in MC-row blocks (pa) against the
+ * B block (pb) that stays in L2. */
+static void rect_blocked(const gemm_job *j, int64_t m0, int64_t m1, int64_t n0, int64_t n1, float *pa, float *pb) {
+    for (int64_t jc = n0; jc < n1; jc += j->NC) {
+        int64_t nc = min64(j->NC, n1 - jc);
+        for (int64_t pc = 0; pc < j->K; pc += j->kcb) {
+            int64_t kc = min64(j->kcb, j->K - pc);
+            j->g->pack_b(pb, b_at(j, pc, jc), j->ldb, j->tb, kc, nc);
+            for (int64_t ic = m0; ic < m1; ic += j->g->MC) {
+                int64_t mc = min64(j->g->MC, m1 - ic);
+                j->g->pack_a(pa, a_at(j, ic, pc), j->lda, j->ta, mc, kc);
+                tiles(j, pa, pb, ic, ic + mc, jc, nc, kc, pc == 0 ? j->beta : 1.0f);
+            }
+        }
+    }
 }
 
 void cke_gemm_drive(const cke_gemm_isa *g, float *C /* [M, ldc] */,
@@ -197,7 +211,8 @@ void cke_gemm_drive(const cke_gemm_isa *g, float *C /* [M, ldc] */,
     /* balanced K blocks: a function of K only, so the summation order is fixed */
     int64_t kcb = cdiv(K, cdiv(K, g->KC));
     const int64_t NC = block_nc(g, kcb);
-    int64_t npm = cdiv(M, g->MR), npn = cdiv(N, g->NR);
+    const int64_t npm = cdiv(M, g->MR), npn = cdiv(N, g->NR);
+    const int whole = M <= WS_MA && N > NC; /* with one N block, packing A per block is packing it once */
     /* thread grid: minimise per-thread tile work (MACs / 16) + packing (elements per k) */
     int tm = 1, tn = 1;
     if (nth > 1 && (double)M * N * K >= 262144.0) {
@@ -207,18 +222,18 @@ void cke_gemm_drive(const cke_gemm_isa *g, float *C /* [M, ldc] */,
             int a = nth / d, b = d; /* a row parts x b column parts */
             if (a > npm || b > npn) continue;
             double mt = (double)cdiv(npm, a) * g->MR, ntc = (double)cdiv(npn, b) * g->NR;
-            double cost = mt * ntc / 16.0 + (mt * cdiv(N, NC) + ntc) * 2.0;
+            double cost = mt * ntc / 16.0 + (mt * (whole ? 1.0 : (double)cdiv(N, NC)) + ntc) * 2.0;
             if (best < 0 || cost <= best) { best = cost; tm = a; tn = b; }
         }
     }
-    const int whole = M <= WS_MA && N > NC; /* with one N block, packing A per block is packing it once */
-    int64_t wa = ws_floats_a(M, kcb, whole ? M : g->MC, g->MR), wb = ws_floats_b(N, kcb, NC, g->NR);
-    void (*rect)(const cke_gemm_isa *, float *, const float *, const float *, int64_t, int64_t, int64_t, int64_t,
-                 int64_t, int64_t, int64_t, int64_t, int64_t, cke_trans, cke_trans, float, float, float *, float *,
-                 int64_t) = whole ? gemm_rect_whole_a : gemm_rect;
-    int nt = tm * tn;
+    const int64_t wa = ws_floats_a(M, kcb, whole ? M : g->MC, g->MR), wb = ws_floats_b(N, kcb, NC, g->NR);
+    const gemm_job j = {.g = g, .C = C, .A = A, .B = B, .K = K, .kcb = kcb, .NC = NC, .lda = lda, .ldb = ldb,
+                        .ldc = ldc, .ta = ta, .tb = tb, .alpha = alpha, .beta = beta};
+    void (*rect)(const gemm_job *, int64_t, int64_t, int64_t, int64_t, float *, float *) =
+        whole ? rect_whole_a : rect_blocked;
+    const int nt = tm * tn;
     if (nt <= 1) {
-        rect(g, C, A, B, 0, M, 0, N, K, kcb, lda, ldb, ldc, ta, tb, alpha, beta, w, w + wa, NC);
+        rect(&j, 0, M, 0, N, w, w + wa);
         return;
     }
 #pragma omp parallel num_threads(nt)
@@ -228,7 +243,6 @@ void cke_gemm_drive(const cke_gemm_isa *g, float *C /* [M, ldc] */,
         split(npm, g->MR, M, tm, t / tn, &m0, &m1);
         split(npn, g->NR, N, tn, t % tn, &n0, &n1);
         float *pa = w + (int64_t)t * (wa + wb);
-        if (m1 > m0 && n1 > n0)
-            rect(g, C, A, B, m0, m1, n0, n1, K, kcb, lda, ldb, ldc, ta, tb, alpha, beta, pa, pa + wa, NC);
+        if (m1 > m0 && n1 > n0) rect(&j, m0, m1, n0, n1, pa, pa + wa);
     }
 }
