@@ -340,7 +340,8 @@ static void to_ne(const ckm_tensor *t, int64_t ne[4]) {
 
 /* HF sources: a file tensor that loading split into several (Phi-3's qkv_proj and gate_up_proj,
  * GPT-2's c_attn: rows of q, k, v) or transposed (GPT-2's Conv1D [in, out]) is written back as
- * the file held it: the trained slices joined at the rows they came from, transposed back. */
+ * the file held it: the trained slices joined at the rows they came from, transposed back; the
+ * experts' matrices, stacked on load into one [E, rows, cols] per layer and kind, one by one. */
 
 /* The members of tensor i's file entry (the tensors with its src_name): their count; *first = 0
  * when an earlier tensor has the entry. r0/nr (capacity 4, or NULL): each member's rows of the
@@ -376,9 +377,12 @@ static cke_status export_check(const cke_model *src, const ckm_api *api, cke_err
         const cke_model_tensor *t = cke_model_find(src, api->tensors[i].name);
         if (!t) return cke_fail(err, CKE_ERR_MISSING, "export: tensor %s is not in the source model", api->tensors[i].name);
         if (src->source != CKE_SRC_HF) continue;
-        if (strchr(t->src_name, '*'))
-            return cke_fail(err, CKE_ERR_UNSUPPORTED, "export: %s stacks the per-expert tensors %s (%s); writing them back "
-                            "is not supported yet", t->name, t->src_name, cke_arch_name(src->arch));
+        if (strchr(t->src_name, '*')) { /* experts stacked on load: written back one tensor each */
+            if (api->tensors[i].ndim != 3 || strchr(strchr(t->src_name, '*') + 1, '*'))
+                return cke_fail(err, CKE_ERR_UNSUPPORTED, "export: %s (%s) is not a stack of expert matrices", t->name,
+                                t->src_name);
+            continue;
+        }
         int64_t r0[4], nr[4], total = 0;
         int first, n = hf_group(src, api, i, &first, r0, nr);
         if (n > 4) return cke_fail(err, CKE_ERR_UNSUPPORTED, "export: %s is split into %d tensors", t->src_name, n);
@@ -439,7 +443,16 @@ static cke_status export_model(const export_ctx *x, const ckm_api *api, ckm_mode
             int64_t shp[2];
             int first = 1, n = hf_group(src, api, i, &first, NULL, NULL);
             if (!first) continue; /* joined into an earlier tensor's file entry */
-            if (n == 1 && !mt->transposed) {
+            const char *star = strchr(mt->src_name, '*');
+            if (star) { /* [E, rows, cols] stacked from the experts' own tensors: one each again */
+                const int64_t slice = t->dims[1] * t->dims[2];
+                for (int64_t e = 0; !st && e < t->dims[0]; e++) {
+                    char nm[256];
+                    snprintf(nm, sizeof nm, "%.*s%lld%s", (int)(star - mt->src_name), mt->src_name, (long long)e, star + 1);
+                    st = cke_safetensors_writer_add(sw, nm, CKE_DT_F32, 2, t->dims + 1,
+                                                    (const float *)(w + t->offset) + e * slice, err);
+                }
+            } else if (n == 1 && !mt->transposed) {
                 st = cke_safetensors_writer_add(sw, mt->src_name, CKE_DT_F32, t->ndim, t->dims, w + t->offset, err);
             } else if (!(bufs[i] = hf_join(src, api, i, w, shp, err))) {
                 st = err ? err->code : CKE_ERR_NOMEM;

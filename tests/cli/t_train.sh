@@ -133,6 +133,28 @@ assert not bad and c["model_type"] == "gpt2" and c["n_inner"] == 64 and n == 4 +
     check train_init_gpt2_resume_same_bytes sh -c '[ "$1" = 137 ] && [ "$2" = 0 ] && cmp -s "$3" "$4/checkpoint/model.safetensors" || { tail -3 "$4.log"; false; }' \
         _ "$rc" "$rc2" "$W/g2ref/checkpoint/model.safetensors" "$d"
 
+    # HF checkpoints whose tensors load split or stacked: Phi-3's fused qkv_proj / gate_up_proj
+    # and Mixtral's per-expert matrices (stacked into one tensor per layer and kind) are written
+    # back under their own names and shapes; a kill and a resume end on the uninterrupted bytes
+    if /usr/bin/python3 -c "import torch" 2>/dev/null; then
+        for fam in phi3 mixtral; do
+            /usr/bin/python3 tests/torch/ref_families.py "$W/hf_$fam" "$fam" vocab=512 >"$W/hf_$fam.log" 2>&1
+            ok "train_hf_${fam}_runs" "$CKE" train "$W/hf_$fam" --tokenizer "$TOK" "${RUN[@]}" --lr 1e-3 --out "$W/${fam}_ref"
+            check "train_hf_${fam}_same_tensors" /usr/bin/python3 -c '
+import json, struct, sys
+def hdr(p):
+    f = open(p, "rb"); h = json.loads(f.read(struct.unpack("<Q", f.read(8))[0])); h.pop("__metadata__", None)
+    return {k: v["shape"] for k, v in h.items()}
+a, b = hdr(sys.argv[1] + "/model.safetensors"), hdr(sys.argv[2] + "/checkpoint/model.safetensors")
+assert a == b, (sorted(set(a) ^ set(b)), [k for k in a if k in b and a[k] != b[k]])' "$W/hf_$fam" "$W/${fam}_ref"
+            d=$W/${fam}_kill
+            CKE_FAULT_AT=step:3 "$CKE" train "$W/hf_$fam" --tokenizer "$TOK" "${RUN[@]}" --lr 1e-3 --out "$d" >/dev/null 2>&1; rc=$?
+            "$CKE" train --resume --out "$d" --threads 2 >"$d.log" 2>&1; rc2=$?
+            check "train_hf_${fam}_resume_same_bytes" sh -c '[ "$1" = 137 ] && [ "$2" = 0 ] && cmp -s "$3" "$4/checkpoint/model.safetensors" || { tail -3 "$4.log"; false; }' \
+                _ "$rc" "$rc2" "$W/${fam}_ref/checkpoint/model.safetensors" "$d"
+        done
+    fi
+
     # trainer.json: every field validated, the message names it (index -7 overflowed next_batch's
     # window table; step -1e18 trained forever)
     bad_state() { # NAME SED-EXPR REGEX

@@ -8,7 +8,7 @@ of a fixed token sequence, computed in float64 by an independent forward written
 modeling code's definitions (modeling_gpt2 / qwen2 / qwen3 / gemma / gemma2 / mistral / phi3 /
 llama with rope_scaling "llama3" / mixtral / qwen3_moe / olmoe / qwen2_moe / glm4_moe / deepseek_v3).
 
-usage: ref_families.py OUT_DIR FAMILY [drop=HF_NAME | perturb=HF_NAME | ablate=CONFIG_KEY | set=KEY=JSON | train]
+usage: ref_families.py OUT_DIR FAMILY [drop=HF_NAME | perturb=HF_NAME | ablate=CONFIG_KEY | set=KEY=JSON | train | vocab=N]
        ref_families.py OUT_DIR gpt2 --from HF_DIR     (trace of an existing GPT-2 checkpoint)
 FAMILY: gpt2 | qwen2 | qwen3 | gemma | gemma2 | mistral | phi3 | llama3 | llama_bias | qwen3_bias | gemma_gelu | qwen2_yarn | phi3_longrope | llama_dynamic | gemma3 | gemma3_swa3 | mixtral | qwen3_moe | qwen3_moe_norm | olmoe | qwen2_moe | glm4_moe | glm4_moe_plain | deepseek_v3 | deepseek_v3_plain | deepseek_v3_bias | deepseek_v3_wide
 The optional edit breaks the model on purpose: drop/perturb a tensor, or remove a config key (the
@@ -768,10 +768,12 @@ def main():
         return
 
     c = FAMILIES[fam]
+    edit = extra[0] if extra else ""
+    if edit.startswith("vocab="):  # a vocabulary of another size (a tokenizer's, for cke train)
+        c = dict(c, V=int(edit[6:]))
     g = torch.Generator().manual_seed(11)
     W = make_weights(fam, c, g)
     saved = dict(W)
-    edit = extra[0] if extra else ""
     if edit.startswith("drop="):
         del saved[edit[5:]]
     elif edit.startswith("perturb="):  # the file's tensor differs from the one the reference uses
