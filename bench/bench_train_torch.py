@@ -103,7 +103,17 @@ def main():
     gpt2 = len(sys.argv) > 12 and sys.argv[12] == "gpt2"
     torch.set_num_threads(th)
     torch.manual_seed(0)
-    m = Gpt2(d, L, h, f, V, T) if gpt2 else Model(d, L, h, f, V)
+    # GPT-2's 50257 rows padded to a multiple of 64 (50304), as nanoGPT does: PyTorch's CPU
+    # matmuls run several times slower at that odd width; the labels stay below V
+    m = Gpt2(d, L, h, f, (V + 63) // 64 * 64, T) if gpt2 else Model(d, L, h, f, V)
+    # initialized as cke's --init (N(0, 0.02) matrices and embeddings, zero biases, unit norms):
+    # PyTorch's default N(0, 1) tied embedding makes logits of ~27 and a loss of ~200 whose
+    # training steps ran 2x slower and varied (denormals), not PyTorch's best
+    for name, p in m.named_parameters():
+        if p.dim() >= 2:
+            torch.nn.init.normal_(p, 0.0, 0.02)
+        elif name.endswith("bias"):
+            torch.nn.init.zeros_(p)
     fwd = torch.compile(m) if mode == "compile" else m
     opt = torch.optim.AdamW(m.parameters(), lr=1e-4, betas=(0.9, 0.95), weight_decay=0.1)
     hd = d // h
@@ -120,7 +130,8 @@ def main():
         t0 = time.perf_counter()
         x, y = data[s, :, :-1], data[s, :, 1:]
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            loss = F.cross_entropy(fwd(x, cos, sin, mask).reshape(-1, V).float(), y.reshape(-1))
+            logits = fwd(x, cos, sin, mask)
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), y.reshape(-1))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0)
