@@ -13,6 +13,9 @@
  *             microkernel: MR x NR tile, kc rank-1 updates in registers, then
  *             C = alpha * acc + beta' * C with beta' = beta on the first K block, else 1.
  *   Edges: A/B panels are zero-padded; the microkernel stores only mr x nr (masked).
+ * Up to WS_MA rows with more than one N block (the training GEMMs), K blocks go outside instead
+ * (rect_whole_a): all of the rectangle's rows of A are packed once per K block and every N block
+ * reuses them. Either order sums each C element over the same K blocks in the same order.
  *
  * Small M (M <= SMALL_M, tb == CKE_TRANS: decode / GEMV, Y = X . W^T): nothing is packed. W rows
  * stream from memory once, each dotted with all M rows of X (vectorized along K), so the path
