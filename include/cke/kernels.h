@@ -139,6 +139,15 @@ typedef struct cke_ktable {
     void (*gemm_bf16)(float *C /* [M, ldc] */, const float *A, const float *B,
                       int64_t M, int64_t N, int64_t K, int64_t lda, int64_t ldb, int64_t ldc,
                       cke_trans ta, cke_trans tb, float alpha, float beta, void *ws, int nth);
+    /* gemm_bf16 with B stored as bf16 (the high halves of fp32 values: an activation mixed precision
+     * saved for the weight gradient, dW = dY^T X): the bits of gemm_bf16 on B's exact widening to
+     * fp32, without that copy */
+    void (*gemm_bf16_b16)(float *C /* [M, ldc] */, const float *A, const uint16_t *B,
+                          int64_t M, int64_t N, int64_t K, int64_t lda, int64_t ldb, int64_t ldc,
+                          cke_trans ta, cke_trans tb, float alpha, float beta, void *ws, int nth);
+    /* y[i] = x[i] rounded to bf16 as the GEMMs' packing rounds (vcvtneps2bf16: nearest even,
+     * denormals to zero, NaN quiet) (ref/gemm_bf16.c) */
+    void (*round_bf16)(uint16_t *y /* [n] */, const float *x /* [n] */, int64_t n);
 
     /* ---- embedding (ref/embed.c) ---- */
     void (*embed_fwd)(float *out /* [T,D] */, const int32_t *tok /* [T] */,

@@ -115,6 +115,7 @@ typedef struct {
     const cke_gemm_isa *g;
     float *C;                       /* [M, ldc] */
     const float *A, *B;             /* op(A) [M, K], op(B) [K, N] */
+    const uint16_t *B16;            /* op(B) stored as bf16 (cke_gemm_drive_b16), else NULL */
     int64_t K, kcb, NC, lda, ldb, ldc;
     cke_trans ta, tb;
     float alpha, beta;
@@ -123,8 +124,11 @@ typedef struct {
 static const float *a_at(const gemm_job *j, int64_t i, int64_t pc) {
     return j->ta ? j->A + pc * j->lda + i : j->A + i * j->lda + pc;
 }
-static const float *b_at(const gemm_job *j, int64_t pc, int64_t jc) {
-    return j->tb ? j->B + jc * j->ldb + pc : j->B + pc * j->ldb + jc;
+/* op(B)[pc:+kc, jc:+nc] -> pb */
+static void pack_b_block(const gemm_job *j, float *pb, int64_t pc, int64_t jc, int64_t kc, int64_t nc) {
+    const int64_t off = j->tb ? jc * j->ldb + pc : pc * j->ldb + jc;
+    if (j->B16) j->g->pack_b16(pb, j->B16 + off, j->ldb, j->tb, kc, nc);
+    else j->g->pack_b(pb, j->B + off, j->ldb, j->tb, kc, nc);
 }
 
 /* A[m0:m1, pc:+kc] -> pa in MC chunks (MC is a multiple of MR: the chunks' panels abut) */
@@ -155,7 +159,7 @@ static void rect_whole_a(const gemm_job *j, int64_t m0, int64_t m1, int64_t n0, 
         pack_a_rows(j, pa, m0, m1, pc, kc);
         for (int64_t jc = n0; jc < n1; jc += j->NC) {
             int64_t nc = min64(j->NC, n1 - jc);
-            j->g->pack_b(pb, b_at(j, pc, jc), j->ldb, j->tb, kc, nc);
+            pack_b_block(j, pb, pc, jc, kc, nc);
             tiles(j, pa, pb, m0, m1, jc, nc, kc, pc == 0 ? j->beta : 1.0f);
         }
     }
@@ -168,7 +172,7 @@ static void rect_blocked(const gemm_job *j, int64_t m0, int64_t m1, int64_t n0, 
         int64_t nc = min64(j->NC, n1 - jc);
         for (int64_t pc = 0; pc < j->K; pc += j->kcb) {
             int64_t kc = min64(j->kcb, j->K - pc);
-            j->g->pack_b(pb, b_at(j, pc, jc), j->ldb, j->tb, kc, nc);
+            pack_b_block(j, pb, pc, jc, kc, nc);
             for (int64_t ic = m0; ic < m1; ic += j->g->MC) {
                 int64_t mc = min64(j->g->MC, m1 - ic);
                 j->g->pack_a(pa, a_at(j, ic, pc), j->lda, j->ta, mc, kc);
@@ -178,17 +182,17 @@ static void rect_blocked(const gemm_job *j, int64_t m0, int64_t m1, int64_t n0, 
     }
 }
 
-void cke_gemm_drive(const cke_gemm_isa *g, float *C /* [M, ldc] */,
-                    const float *A /* [M, lda] or [K, lda] (ta) */,
-                    const float *B /* [K, ldb] or [N, ldb] (tb) */, int64_t M, int64_t N,
-                    int64_t K, int64_t lda, int64_t ldb, int64_t ldc, cke_trans ta, cke_trans tb,
-                    float alpha, float beta, void *ws, int nth) {
+/* B16 != NULL: op(B) is stored as bf16 there (B unused) */
+static void drive(const cke_gemm_isa *g, float *C /* [M, ldc] */, const float *A /* [M, lda] or [K, lda] (ta) */,
+                  const float *B /* [K, ldb] or [N, ldb] (tb) */, const uint16_t *B16 /* as B */, int64_t M,
+                  int64_t N, int64_t K, int64_t lda, int64_t ldb, int64_t ldc, cke_trans ta, cke_trans tb,
+                  float alpha, float beta, void *ws, int nth) {
     if (M <= 0 || N <= 0) return;
     if (nth < 1) nth = 1;
     if (K <= 0) { scale_c(C, M, N, ldc, beta); return; }
     float *w = (float *)(((uintptr_t)ws + 63) & ~(uintptr_t)63);
 
-    if (tb == CKE_TRANS && M <= g->SMALL_M && g->small_t) {
+    if (!B16 && tb == CKE_TRANS && M <= g->SMALL_M && g->small_t) {
         const float *X = A; /* [M, ldx] */
         int64_t ldx = lda;
         if (ta == CKE_TRANS) { /* rows of op(A) must be contiguous along K */
@@ -230,7 +234,7 @@ void cke_gemm_drive(const cke_gemm_isa *g, float *C /* [M, ldc] */,
         }
     }
     const int64_t wa = ws_floats_a(M, kcb, whole ? M : g->MC, g->MR), wb = ws_floats_b(N, kcb, NC, g->NR);
-    const gemm_job j = {.g = g, .C = C, .A = A, .B = B, .K = K, .kcb = kcb, .NC = NC, .lda = lda, .ldb = ldb,
+    const gemm_job j = {.g = g, .C = C, .A = A, .B = B, .B16 = B16, .K = K, .kcb = kcb, .NC = NC, .lda = lda, .ldb = ldb,
                         .ldc = ldc, .ta = ta, .tb = tb, .alpha = alpha, .beta = beta};
     void (*rect)(const gemm_job *, int64_t, int64_t, int64_t, int64_t, float *, float *) =
         whole ? rect_whole_a : rect_blocked;
@@ -248,4 +252,16 @@ void cke_gemm_drive(const cke_gemm_isa *g, float *C /* [M, ldc] */,
         float *pa = w + (int64_t)t * (wa + wb);
         if (m1 > m0 && n1 > n0) rect(&j, m0, m1, n0, n1, pa, pa + wa);
     }
+}
+
+void cke_gemm_drive(const cke_gemm_isa *g, float *C, const float *A, const float *B, int64_t M, int64_t N, int64_t K,
+                    int64_t lda, int64_t ldb, int64_t ldc, cke_trans ta, cke_trans tb, float alpha, float beta, void *ws,
+                    int nth) {
+    drive(g, C, A, B, NULL, M, N, K, lda, ldb, ldc, ta, tb, alpha, beta, ws, nth);
+}
+
+void cke_gemm_drive_b16(const cke_gemm_isa *g, float *C, const float *A, const uint16_t *B, int64_t M, int64_t N,
+                        int64_t K, int64_t lda, int64_t ldb, int64_t ldc, cke_trans ta, cke_trans tb, float alpha,
+                        float beta, void *ws, int nth) {
+    drive(g, C, A, NULL, B, M, N, K, lda, ldb, ldc, ta, tb, alpha, beta, ws, nth);
 }

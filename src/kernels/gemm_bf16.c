@@ -28,6 +28,10 @@ static void pack_b(float *dst, const float *B, int64_t ldb, cke_trans tb, int64_
     panels(dst, NR, B, ldb, tb == CKE_TRANS, nc, kc);
 }
 
+static void pack_b16(float *dst, const uint16_t *B, int64_t ldb, cke_trans tb, int64_t kc, int64_t nc) {
+    gbf16_panels(dst, NR, B, ldb, tb == CKE_TRANS, nc, kc);
+}
+
 static void ukr(float *C /* [mr, ldc] */, int64_t ldc, const float *a_ /* [kp][MR] pairs */,
                 const float *b_ /* [kp][NR] pairs */, int64_t kc, int mr, int nr, float alpha, float beta) {
     const uint32_t *a = (const uint32_t *)a_, *b = (const uint32_t *)b_;
@@ -53,7 +57,8 @@ static void ukr(float *C /* [mr, ldc] */, int64_t ldc, const float *a_ /* [kp][M
 /* KC as the AVX-512 kernel's: the K blocking decides the summation order, and so the bits */
 static const cke_gemm_isa gemm_bf16_generic = {
     .MR = MR, .NR = NR, .KC = 256, .MC = MR * 32, .NC = 512, .SMALL_M = 0,
-    .pack_a = pack_a, .pack_b = pack_b, .ukr = ukr, .small_t = NULL,
+    .pack_a = pack_a, .pack_b = pack_b, .pack_b16 = pack_b16, .ukr = ukr, .small_t = NULL,
 };
 
 CKE_GEMM_ENTRY(cke_gemm_bf16_generic, gemm_bf16_generic)
+CKE_GEMM_B16_ENTRY(cke_gemm_bf16_b16_generic, gemm_bf16_generic)

@@ -22,12 +22,27 @@ CKE_GEMM_DECL(cke_gemm_avx512);
 /* BF16 GEMM (mixed-precision training): same contract as gemm, operands rounded to bf16 */
 CKE_GEMM_DECL(cke_gemm_bf16_ref);
 CKE_GEMM_DECL(cke_gemm_bf16_generic);
+CKE_GEMM_DECL(cke_gemm_bf16_avx2); /* the FMA form: operands rounded while packed */
 CKE_GEMM_DECL(cke_gemm_bf16_avx512);
 /* the two AVX-512 forms cke_gemm_bf16_avx512 chooses between (cke_gemm_bf16_uses_dp: 1 = vdpbf16ps;
  * the _dp one needs AVX512_BF16); the same bits */
 CKE_GEMM_DECL(cke_gemm_bf16_dp_avx512);
 CKE_GEMM_DECL(cke_gemm_bf16_fma_avx512);
 int cke_gemm_bf16_uses_dp(void);
+/* gemm_bf16 with op(B) stored as bf16 (the table's gemm_bf16_b16) */
+#define CKE_GEMM_B16_DECL(name)                                                                     \
+    void name(float *C, const float *A, const uint16_t *B, int64_t M, int64_t N, int64_t K,         \
+              int64_t lda, int64_t ldb, int64_t ldc, cke_trans ta, cke_trans tb, float alpha,       \
+              float beta, void *ws, int nth)
+CKE_GEMM_B16_DECL(cke_gemm_bf16_b16_ref);
+CKE_GEMM_B16_DECL(cke_gemm_bf16_b16_generic);
+CKE_GEMM_B16_DECL(cke_gemm_bf16_b16_avx2);
+CKE_GEMM_B16_DECL(cke_gemm_bf16_b16_avx512);
+CKE_GEMM_B16_DECL(cke_gemm_bf16_b16_dp_avx512);
+CKE_GEMM_B16_DECL(cke_gemm_bf16_b16_fma_avx512);
+void cke_round_bf16_ref(uint16_t *y, const float *x, int64_t n);
+void cke_round_bf16_avx2(uint16_t *y, const float *x, int64_t n);
+void cke_round_bf16_avx512(uint16_t *y, const float *x, int64_t n);
 
 /* Per-ISA pieces of the blocked GEMM; the ISA-independent driver (src/kernels/gemm.c) runs the
  * loops, threads and workspace. Limits the driver's ws size relies on: MR <= 16, NR <= 64,
@@ -41,6 +56,8 @@ typedef struct {
     void (*pack_a)(float *dst, const float *A, int64_t lda, cke_trans ta, int64_t mc, int64_t kc);
     /* dst[ceil(nc/NR)][kc][NR] <- op(B)[k0 .. k0+kc, j0 .. j0+nc]; columns past nc are zero. */
     void (*pack_b)(float *dst, const float *B, int64_t ldb, cke_trans tb, int64_t kc, int64_t nc);
+    /* the same from B stored as bf16 (BF16 descriptors only; NULL elsewhere) */
+    void (*pack_b16)(float *dst, const uint16_t *B, int64_t ldb, cke_trans tb, int64_t kc, int64_t nc);
     /* C[mr, nr] = alpha * a.b + beta * C (beta == 0: C not read); a [kc][MR], b [kc][NR];
      * every element sums its kc products in k order whatever mr, nr are. */
     void (*ukr)(float *C, int64_t ldc, const float *a, const float *b, int64_t kc, int mr, int nr,
@@ -54,6 +71,12 @@ typedef struct {
 void cke_gemm_drive(const cke_gemm_isa *g, float *C, const float *A, const float *B, int64_t M,
                     int64_t N, int64_t K, int64_t lda, int64_t ldb, int64_t ldc, cke_trans ta,
                     cke_trans tb, float alpha, float beta, void *ws, int nth);
+/* the same with op(B) stored as bf16: g->pack_b16 packs it (g has no small_t path) */
+void cke_gemm_drive_b16(const cke_gemm_isa *g, float *C, const float *A, const uint16_t *B, int64_t M,
+                        int64_t N, int64_t K, int64_t lda, int64_t ldb, int64_t ldc, cke_trans ta,
+                        cke_trans tb, float alpha, float beta, void *ws, int nth);
+#define CKE_GEMM_B16_ENTRY(name, desc)                                                              \
+    CKE_GEMM_B16_DECL(name) { cke_gemm_drive_b16(&(desc), C, A, B, M, N, K, lda, ldb, ldc, ta, tb, alpha, beta, ws, nth); }
 /* A table's GEMM entry: the driver over one ISA descriptor (C [M, ldc]; A, B as gemm's) */
 #define CKE_GEMM_ENTRY(name, desc)                                                                  \
     CKE_GEMM_DECL(name) { cke_gemm_drive(&(desc), C, A, B, M, N, K, lda, ldb, ldc, ta, tb, alpha, beta, ws, nth); }

@@ -1,6 +1,7 @@
 /* Tests of the gemm family: simd vs _ref sweeps, finite-difference gradients, PyTorch parity. */
 #include "harness.h"
 #include "kernels/kdecl.h" /* cke_gemm_bf16_generic: the portable BF16 kernel every table must match */
+#include "kernels/quant_blocks.h" /* qb_f2bf_daz: the rounding round_bf16 must give */
 
 #include <math.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@ static tol_t gemm_tol(int64_t K, float alpha, float beta) {
 typedef struct { int64_t M, N, K; } mnk;
 
 typedef __typeof__(((cke_ktable *)0)->gemm) gemm_fn;
+typedef __typeof__(((cke_ktable *)0)->gemm_bf16_b16) b16_fn;
 
 /* Runs one (M,N,K,trans,alpha,beta) case on kt (nth 1 and 2) against ref; 0 = pass.
  * bf16: the tables' gemm_bf16 (both round operands the same way, so the fp32 tolerance holds),
@@ -78,6 +80,31 @@ static int gemm_case_p(const cke_ktable *kt, const cke_ktable *ref, trng *r, int
             free(g3);
         }
     }
+    if (bf16) { /* B stored as bf16 (rounded by the spec's round_bf16): gemm_bf16's bits, every form */
+        uint16_t *B16 = talloc((size_t)nb * sizeof(uint16_t));
+        ref->round_bf16(B16, B, nb);
+        b16_fn forms[5] = {kt->gemm_bf16_b16, ref->gemm_bf16_b16, cke_gemm_bf16_b16_generic, NULL, NULL};
+        const float *same[5] = {g1, want, g1, g1, g1};
+#if defined(__x86_64__)
+        if (kt->gemm_bf16_b16 == cke_gemm_bf16_b16_avx512) {
+            forms[3] = cke_gemm_bf16_b16_fma_avx512;
+            __builtin_cpu_init();
+            if (__builtin_cpu_supports("avx512bf16")) forms[4] = cke_gemm_bf16_b16_dp_avx512;
+        }
+#endif
+        for (int f = 0; f < 5; f++) {
+            if (!forms[f] || (f == 2 && kg == cke_gemm_bf16_ref)) continue;
+            float *g3 = tcopyf(C0, nc);
+            forms[f](g3, A, B16, M, N, K, lda, ldb, ldc, ta, tb, alpha, beta, ws, 1 + f % 2);
+            if (memcmp(same[f], g3, (size_t)nc * sizeof(float)) != 0) {
+                printf("    FAIL %s: B stored as bf16, form %d (0 table, 1 ref, 2 portable, 3 FMA, 4 vdpbf16ps) differs "
+                       "bitwise from gemm_bf16\n", what, f);
+                fails++;
+            }
+            free(g3);
+        }
+        free(B16);
+    }
     for (int64_t i = 0; i < M && pad; i++)
         for (int64_t j = N; j < ldc; j++)
             if (memcmp(&g1[i * ldc + j], &C0[i * ldc + j], 4)) {
@@ -116,6 +143,37 @@ static int gemm_bf16_simd(const cke_ktable *kt, const cke_ktable *ref) {
             for (int v = 0; v < 3; v++)
                 fails += gemm_case_p(kt, ref, &r, big[i].M, big[i].N, big[i].K, (cke_trans)(t >> 1), (cke_trans)(t & 1),
                                      ab[v][0], ab[v][1], (i + t + v) % 2 ? 3 : 0, 1);
+    return fails;
+}
+
+/* round_bf16 against the spec's rounding, bit for bit: ties both ways, denormals, infinities,
+ * NaNs, values that round up to infinity, and odd lengths (the vector tail) */
+static int round_bf16_simd(const cke_ktable *kt, const cke_ktable *ref) {
+    static const uint32_t special[] = {0x00000000u, 0x80000000u, 0x3f808000u, 0x3f818000u, 0x3f80c000u, 0x3f807fffu,
+                                       0x00000001u, 0x807fffffu, 0x00800000u, 0x7f800000u, 0xff800000u, 0x7fc00000u,
+                                       0x7f800001u, 0xffbfffffu, 0x7f7fffffu, 0xff7f8000u, 0x3effffffu, 0x40490fdbu};
+    const int ns = (int)(sizeof special / sizeof special[0]);
+    trng r = {44};
+    int fails = 0;
+    for (int64_t n = 1; n <= 67; n += (n < 20 ? 1 : 23)) {
+        float *x = tallocf(n);
+        tfill_normal(&r, x, n, 100.0f);
+        for (int64_t i = 0; i < n; i++)
+            if (i % 3 == 0) memcpy(&x[i], &special[(i / 3) % ns], 4);
+        uint16_t *y = talloc((size_t)n * 2), *w = talloc((size_t)n * 2);
+        kt->round_bf16(y, x, n);
+        ref->round_bf16(w, x, n);
+        for (int64_t i = 0; i < n && kt == ref; i++) w[i] = qb_f2bf_daz(x[i]); /* the ref itself: against the rounding it names */
+        for (int64_t i = 0; i < n; i++)
+            if (y[i] != w[i]) {
+                uint32_t u;
+                memcpy(&u, &x[i], 4);
+                printf("    FAIL round_bf16 %s n=%lld: x=0x%08x -> 0x%04x, want 0x%04x\n", kt->name, (long long)n, u, y[i], w[i]);
+                fails++;
+                break;
+            }
+        free(x), free(y), free(w);
+    }
     return fails;
 }
 
@@ -333,6 +391,7 @@ static int linear_torch(const cke_ktable *kt, const fx_file *fx) {
 const test_op tests_gemm[] = {
     {"gemm", gemm_simd, NULL, NULL},
     {"gemm_bf16", gemm_bf16_simd, NULL, NULL},
+    {"round_bf16", round_bf16_simd, NULL, NULL},
     {"linear", linear_simd, linear_grad, linear_torch},
     {0},
 };

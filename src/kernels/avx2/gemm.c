@@ -4,6 +4,8 @@
 #include "../gemm_pack.h"
 #include "../kdecl.h"
 
+#include <string.h>
+
 #include <immintrin.h>
 
 enum { MR = 6, NR = 16 };
@@ -174,3 +176,100 @@ static const cke_gemm_isa gemm_avx2 = {
 };
 
 CKE_GEMM_ENTRY(cke_gemm_avx2, gemm_avx2)
+
+/* ---- the BF16 GEMM on FMAs (mixed-precision training; AVX2 has no bf16 dot product) ----
+ * As avx512/gemm.c's FMA form: the fp32 panels with each element rounded as qb_f2bf_daz rounds
+ * (nearest even, denormals to signed zero, NaN quiet) and the two rows of each k pair swapped, so
+ * the microkernel's FMAs add a1*b1 and then a0*b0, the sequence of one vdpbf16ps; products of bf16
+ * values are exact, so this gives the portable gemm_bf16.c's bits (and the AVX-512 kernels'). */
+static inline __m256 bf16_round(__m256 x) {
+    const __m256i u = _mm256_castps_si256(x), hi = _mm256_set1_epi32((int)0xffff0000u);
+    __m256i r = _mm256_add_epi32(u, _mm256_add_epi32(_mm256_set1_epi32(0x7fff),
+                                                     _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1))));
+    r = _mm256_and_si256(r, hi);
+    const __m256i a = _mm256_and_si256(u, _mm256_set1_epi32(0x7fffffff));
+    const __m256i nan = _mm256_cmpgt_epi32(a, _mm256_set1_epi32(0x7f800000));
+    const __m256i den = _mm256_cmpeq_epi32(_mm256_and_si256(u, _mm256_set1_epi32(0x7f800000)), _mm256_setzero_si256());
+    r = _mm256_blendv_epi8(r, _mm256_and_si256(_mm256_or_si256(u, _mm256_set1_epi32(0x00400000)), hi), nan);
+    r = _mm256_blendv_epi8(r, _mm256_and_si256(u, _mm256_set1_epi32((int)0x80000000u)), den);
+    return _mm256_castsi256_ps(r);
+}
+
+/* panels [ceil(n/P)][kc][P] in place: round, and swap the rows of each whole k pair */
+static void bf16_panels(float *dst, int P, int64_t n, int64_t kc) {
+    for (int64_t j = 0; j < n; j += P) {
+        float *d = dst + j * kc;
+        for (int64_t k = 0; k < kc; k += 2) {
+            for (int c = 0; c < P; c += 8) {
+                const __m256i m = lanes(P - c >= 8 ? 8 : P - c);
+                __m256 r0 = bf16_round(_mm256_maskload_ps(d + k * P + c, m));
+                if (k + 1 < kc) {
+                    __m256 r1 = bf16_round(_mm256_maskload_ps(d + (k + 1) * P + c, m));
+                    _mm256_maskstore_ps(d + k * P + c, m, r1);
+                    _mm256_maskstore_ps(d + (k + 1) * P + c, m, r0);
+                } else {
+                    _mm256_maskstore_ps(d + k * P + c, m, r0);
+                }
+            }
+        }
+    }
+}
+static void pack_a_bf16(float *dst, const float *A, int64_t lda, cke_trans ta, int64_t mc, int64_t kc) {
+    pack_a(dst, A, lda, ta, mc, kc);
+    bf16_panels(dst, MR, mc, kc);
+}
+static void pack_b_bf16(float *dst, const float *B, int64_t ldb, cke_trans tb, int64_t kc, int64_t nc) {
+    pack_b(dst, B, ldb, tb, kc, nc);
+    bf16_panels(dst, NR, nc, kc);
+}
+/* from bf16 storage (gemm_bf16_b16's B): the values widened (exact; rounding them again changes
+ * nothing), then the pairs swapped as above */
+static void pack_b16_bf16(float *dst, const uint16_t *B, int64_t ldb, cke_trans tb, int64_t kc, int64_t nc) {
+    for (int64_t j = 0; j < nc; j += NR) {
+        const int w = (int)(nc - j < NR ? nc - j : NR);
+        float *d = dst + j * kc;
+        for (int64_t k = 0; k < kc; k++) {
+            float *dk = d + k * NR;
+            if (tb == CKE_NOTRANS && w == NR) { /* op(B)[k][j + c] = B[k * ldb + j + c] */
+                const uint16_t *s = B + k * ldb + j;
+                for (int c = 0; c < NR; c += 8) {
+                    __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(const void *)(s + c)));
+                    _mm256_storeu_ps(dk + c, _mm256_castsi256_ps(_mm256_slli_epi32(v, 16)));
+                }
+                continue;
+            }
+            for (int c = 0; c < NR; c++) { /* the ragged last panel, and op(B) stored transposed */
+                uint32_t u = c < w ? (uint32_t)(tb ? B[(j + c) * ldb + k] : B[k * ldb + j + c]) << 16 : 0;
+                memcpy(&dk[c], &u, 4);
+            }
+        }
+    }
+    bf16_panels(dst, NR, nc, kc);
+}
+
+/* KC as every BF16 kernel's: the K blocks, and so the pairs within them, are the same */
+static const cke_gemm_isa gemm_bf16_avx2 = {
+    .MR = MR, .NR = NR, .KC = 256, .MC = MR * 32, .NC = 512, .SMALL_M = 0,
+    .pack_a = pack_a_bf16, .pack_b = pack_b_bf16, .pack_b16 = pack_b16_bf16, .ukr = ukr, .small_t = NULL,
+};
+
+CKE_GEMM_ENTRY(cke_gemm_bf16_avx2, gemm_bf16_avx2)
+CKE_GEMM_B16_ENTRY(cke_gemm_bf16_b16_avx2, gemm_bf16_avx2)
+
+/* y = bf16(x) as bf16_round (qb_f2bf_daz), 8 at a time: the saved activations of mixed precision */
+void cke_round_bf16_avx2(uint16_t *y /* [n] */, const float *x /* [n] */, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256i v = _mm256_srli_epi32(_mm256_castps_si256(bf16_round(_mm256_loadu_ps(x + i))), 16);
+        __m128i p = _mm_packus_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+        _mm_storeu_si128((__m128i *)(void *)(y + i), p);
+    }
+    if (i < n) {
+        float t[8] = {0};
+        uint16_t o[8];
+        memcpy(t, x + i, (size_t)(n - i) * sizeof(float));
+        __m256i v = _mm256_srli_epi32(_mm256_castps_si256(bf16_round(_mm256_loadu_ps(t))), 16);
+        _mm_storeu_si128((__m128i *)(void *)o, _mm_packus_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1)));
+        memcpy(y + i, o, (size_t)(n - i) * sizeof(uint16_t));
+    }
+}

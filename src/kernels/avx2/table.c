@@ -6,7 +6,9 @@ const cke_ktable cke_ktable_avx2 = {
     .name = "avx2",
     /* ==== gemm ==== */
     .gemm = cke_gemm_avx2,
-    .gemm_bf16 = cke_gemm_bf16_generic,
+    .gemm_bf16 = cke_gemm_bf16_avx2,
+    .gemm_bf16_b16 = cke_gemm_bf16_b16_avx2,
+    .round_bf16 = cke_round_bf16_avx2,
     /* ==== embed ==== */
     /* embed: row memcpy / add loops already run at memory speed; no SIMD variant */
     .embed_fwd = cke_embed_fwd_ref,

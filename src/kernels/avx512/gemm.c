@@ -4,6 +4,7 @@
  * limit, not the load ports. 14 rows also keep the KC x 14 A sliver (14 KiB at KC = 256) in L1. */
 #include "../gemm_pack.h"
 #include "../kdecl.h"
+#include "../quant_blocks.h"
 #include "gemm_tile.h"
 
 #include <immintrin.h>
@@ -200,12 +201,45 @@ static void pack_b_bf16(float *dst, const float *B, int64_t ldb, cke_trans tb, i
     bf16_panels(dst, NR, nc, kc);
 }
 
+/* from bf16 storage: the values widened (exact; rounding them again changes nothing), then
+ * each k pair swapped as above */
+static void pack_b16_bf16(float *dst, const uint16_t *B, int64_t ldb, cke_trans tb, int64_t kc, int64_t nc) {
+    for (int64_t j = 0; j < nc; j += NR) {
+        const int w = (int)(nc - j < NR ? nc - j : NR);
+        float *d = dst + j * kc;
+        for (int64_t k = 0; k < kc; k++) {
+            if (tb == CKE_TRANS) { /* op(B)[k][j + c] = B[(j + c) * ldb + k]: not a training shape, scalar */
+                for (int c = 0; c < NR; c++)
+                    d[k * NR + c] = c < w ? qb_bf2f(B[(j + c) * ldb + k]) : 0.0f;
+                continue;
+            }
+            for (int c = 0; c < NR; c += 16) {
+                int n = w - c < 16 ? (w - c > 0 ? w - c : 0) : 16;
+                __m512i v = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16((__mmask16)((1u << n) - 1), B + k * ldb + j + c));
+                _mm512_storeu_si512((void *)(d + k * NR + c), _mm512_slli_epi32(v, 16));
+            }
+        }
+    }
+    bf16_panels(dst, NR, nc, kc);
+}
+
 /* KC as the other BF16 kernels': the K blocks, and so the pairs within them, are the same */
 static const cke_gemm_isa gemm_bf16_fma = {
     .MR = MR, .NR = NR, .KC = 256, .MC = MR * 16, .NC = 512, .SMALL_M = 0,
-    .pack_a = pack_a_bf16, .pack_b = pack_b_bf16, .ukr = ukr, .small_t = NULL,
+    .pack_a = pack_a_bf16, .pack_b = pack_b_bf16, .pack_b16 = pack_b16_bf16, .ukr = ukr, .small_t = NULL,
 };
 
 CKE_GEMM_ENTRY(cke_gemm_bf16_fma_avx512, gemm_bf16_fma)
+CKE_GEMM_B16_ENTRY(cke_gemm_bf16_b16_fma_avx512, gemm_bf16_fma)
+
+/* y = bf16(x) as bf16_round (qb_f2bf_daz), 16 at a time: the saved activations of mixed precision */
+void cke_round_bf16_avx512(uint16_t *y /* [n] */, const float *x /* [n] */, int64_t n) {
+    for (int64_t i = 0; i < n; i += 16) {
+        const int64_t r = n - i < 16 ? n - i : 16;
+        const __mmask16 m = (__mmask16)((1u << r) - 1);
+        __m512i v = _mm512_srli_epi32(_mm512_castps_si512(bf16_round(_mm512_maskz_loadu_ps(m, x + i))), 16);
+        _mm256_mask_storeu_epi16(y + i, m, _mm512_cvtepi32_epi16(v));
+    }
+}
 
 CKE_GEMM_ENTRY(cke_gemm_avx512, gemm_avx512)

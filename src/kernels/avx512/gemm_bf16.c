@@ -72,6 +72,27 @@ static void pack_b(float *dst, const float *B, int64_t ldb, cke_trans tb, int64_
     panels(dst, NR, B, ldb, tb == CKE_TRANS, nc, kc);
 }
 
+/* from bf16 storage (gemm_bf16_b16's B): rows along the panel 16 columns at a time, two k rows
+ * interleaved into pairs; rows along k (not a training shape) scalar */
+static void pack_b16(float *dst, const uint16_t *B, int64_t ldb, cke_trans tb, int64_t kc, int64_t nc) {
+    if (tb == CKE_TRANS) { gbf16_panels(dst, NR, B, ldb, 1, nc, kc); return; }
+    for (int64_t i = 0; i < nc; i += NR) {
+        const int w = (int)(nc - i < NR ? nc - i : NR);
+        uint32_t *d = (uint32_t *)(dst + i * kc);
+        for (int64_t q = 0; q < (kc + 1) / 2; q++) {
+            const uint16_t *s0 = B + 2 * q * ldb + i, *s1 = s0 + ldb;
+            const int odd = 2 * q + 1 >= kc;
+            for (int c = 0; c < NR; c += 16) {
+                int n = w - c < 16 ? (w - c > 0 ? w - c : 0) : 16;
+                __mmask16 m = (__mmask16)((1u << n) - 1);
+                __m512i lo = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, s0 + c));
+                __m512i hi = odd ? _mm512_setzero_si512() : _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, s1 + c));
+                _mm512_storeu_si512((void *)(d + q * NR + c), _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+            }
+        }
+    }
+}
+
 /* mr is a literal at every call site: the row loops unroll and acc stays in registers. */
 static inline __attribute__((always_inline)) void ukr_rows(const int mr, float *C, int64_t ldc,
                                                            const uint32_t *a, const uint32_t *b,
@@ -109,10 +130,11 @@ static void ukr(float *C /* [mr, ldc] */, int64_t ldc, const float *a /* [kp][MR
 /* KC as the portable kernel's: the K blocking fixes the summation order */
 static const cke_gemm_isa gemm_bf16_avx512 = {
     .MR = MR, .NR = NR, .KC = 256, .MC = MR * 16, .NC = 512, .SMALL_M = 0,
-    .pack_a = pack_a, .pack_b = pack_b, .ukr = ukr, .small_t = NULL,
+    .pack_a = pack_a, .pack_b = pack_b, .pack_b16 = pack_b16, .ukr = ukr, .small_t = NULL,
 };
 
 CKE_GEMM_ENTRY(cke_gemm_bf16_dp_avx512, gemm_bf16_avx512)
+CKE_GEMM_B16_ENTRY(cke_gemm_bf16_b16_dp_avx512, gemm_bf16_avx512)
 
 /* Which instruction: all three kernels give the same bits, so this is speed only. Measured
  * (docs/PERFORMANCE.md, Training): Intel's Sapphire/Emerald Rapids run
@@ -128,4 +150,11 @@ void cke_gemm_bf16_avx512(float *C /* [M, ldc] */, const float *A, const float *
                           float alpha, float beta, void *ws, int nth) {
     if (cke_gemm_bf16_uses_dp()) cke_gemm_bf16_dp_avx512(C, A, B, M, N, K, lda, ldb, ldc, ta, tb, alpha, beta, ws, nth);
     else cke_gemm_bf16_fma_avx512(C, A, B, M, N, K, lda, ldb, ldc, ta, tb, alpha, beta, ws, nth);
+}
+
+void cke_gemm_bf16_b16_avx512(float *C /* [M, ldc] */, const float *A, const uint16_t *B, int64_t M, int64_t N,
+                              int64_t K, int64_t lda, int64_t ldb, int64_t ldc, cke_trans ta, cke_trans tb,
+                              float alpha, float beta, void *ws, int nth) {
+    if (cke_gemm_bf16_uses_dp()) cke_gemm_bf16_b16_dp_avx512(C, A, B, M, N, K, lda, ldb, ldc, ta, tb, alpha, beta, ws, nth);
+    else cke_gemm_bf16_b16_fma_avx512(C, A, B, M, N, K, lda, ldb, ldc, ta, tb, alpha, beta, ws, nth);
 }

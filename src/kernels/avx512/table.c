@@ -7,6 +7,8 @@ const cke_ktable cke_ktable_avx512 = {
     /* ==== gemm ==== */
     .gemm = cke_gemm_avx512,
     .gemm_bf16 = cke_gemm_bf16_avx512,
+    .gemm_bf16_b16 = cke_gemm_bf16_b16_avx512,
+    .round_bf16 = cke_round_bf16_avx512,
     /* ==== embed ==== */
     /* embed: row memcpy / add loops already run at memory speed; no SIMD variant */
     .embed_fwd = cke_embed_fwd_ref,

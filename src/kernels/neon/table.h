@@ -9,6 +9,7 @@
         .name = NAME,                                                                              \
         .gemm = cke_gemm_neon,                                                                     \
         .gemm_bf16 = cke_gemm_bf16_generic,                                                        \
+        .gemm_bf16_b16 = cke_gemm_bf16_b16_generic, .round_bf16 = cke_round_bf16_ref,              \
         /* embed: row memcpy / add loops already run at memory speed; no SIMD variant */          \
         .embed_fwd = cke_embed_fwd_ref, .embed_bwd = cke_embed_bwd_ref,                            \
         .posemb_fwd = cke_posemb_fwd_ref, .posemb_bwd = cke_posemb_bwd_ref,                        \

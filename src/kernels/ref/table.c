@@ -7,6 +7,8 @@ const cke_ktable cke_ktable_ref = {
     /* ==== gemm ==== */
     .gemm = cke_gemm_ref,
     .gemm_bf16 = cke_gemm_bf16_ref,
+    .gemm_bf16_b16 = cke_gemm_bf16_b16_ref,
+    .round_bf16 = cke_round_bf16_ref,
     /* ==== embed ==== */
     .embed_fwd = cke_embed_fwd_ref,
     .embed_bwd = cke_embed_bwd_ref,
