@@ -287,6 +287,11 @@ void cke_linear_fwd(const cke_ktable *kt, float *Y /* [M,N] */, const float *X /
 void cke_linear_bwd(const cke_ktable *kt, float *dX /* [M,K] += */, float *dW /* [N,K] += */,
                     float *db /* [N] += */, const float *dY /* [M,N] */, const float *X /* [M,K] */,
                     const float *W /* [N,K] */, int64_t M, int64_t K, int64_t N, void *ws, int nth);
+/* The same with X saved as bf16 (mixed precision): dX on kt->gemm, dW on kt->gemm_bf16_b16, the
+ * bits cke_linear_bwd gives with kt->gemm = gemm_bf16 and X's fp32 values. */
+void cke_linear_bwd_b16(const cke_ktable *kt, float *dX /* [M,K] += */, float *dW /* [N,K] += */,
+                        float *db /* [N] += */, const float *dY /* [M,N] */, const uint16_t *X /* [M,K] bf16 */,
+                        const float *W /* [N,K] */, int64_t M, int64_t K, int64_t N, void *ws, int nth);
 /* Batched GEMM for attention-style products: for each b < batch,
  * C + b*sc = alpha op(A + b*sa) op(B + b*sb) + beta C; batches split across threads. */
 void cke_gemm_batched(const cke_ktable *kt, float *C, const float *A, const float *B,

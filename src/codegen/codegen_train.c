@@ -105,6 +105,25 @@ static void wexpr(char *out, size_t n, const cke_ir *ir, int vi) {
     else snprintf(out, n, "WT(W_%s)", b);
 }
 
+/* the bf16 copy of a value saved in bf16 (mixed precision): its buffer, or -1; *name its pointer */
+static int save16(char *name, size_t n, const tctx *c, int vi, int in_loop) {
+    const cke_ir *ir = c->ir;
+    int l0 = vi;
+    if (ir->v[vi].layer > 0) {
+        char nm[CKE_IR_NAME];
+        snprintf(nm, sizeof nm, "l0.%s", ir->v[vi].base);
+        l0 = cke_ir_find(ir, nm);
+        if (l0 < 0) return -1;
+    }
+    int b = c->tp->save16_of[l0];
+    if (b >= 0 && name) {
+        char f[CKE_IR_NAME + 8];
+        fname(f, sizeof f, c, vi, in_loop);
+        snprintf(name, n, "%s_bf", f);
+    }
+    return b;
+}
+
 /* an input's forward pointer: weights through WT, activations by name, tokens as tok */
 static void iexpr(char *out, size_t n, const tctx *c, int vi, int in_loop) {
     const cke_value *v = &c->ir->v[vi];
@@ -241,6 +260,9 @@ static void emit_fwd(const tctx *c, int ni, const char *ind, int in_loop) {
         break;
     default: fprintf(f, "%s#error op %s has no training emission\n", ind, cke_op_names[n->op]); break;
     }
+    char o16[96];
+    if (save16(o16, sizeof o16, c, n->out, in_loop) >= 0) /* the copy the weight gradient reads */
+        fprintf(f, "%sPAR_ROWS(R, kt->round_bf16(%s + r0 * %lld, %s + r0 * %lld, nr * %lld));\n", ind, RC(o16), RC(o), (long long)C);
 }
 
 /* zero a gradient buffer right before its first contribution */
@@ -308,8 +330,10 @@ static void emit_bwd(const tctx *c, int ni, const char *ind, int in_loop, char *
         break;
     case CKE_OP_LINEAR: {
         const cke_value *w = &ir->v[n->in[1]];
-        fprintf(f, "%scke_linear_bwd(kl, %s, %s, %s, %s, %s, %s, R, %lld, %lld, t->scratch, m->nth);\n", ind, ga, gb,
-                n->n_in > 2 ? gc : "NULL", go, a, b, (long long)w->dims[1], (long long)w->dims[0]);
+        char a16[96];
+        int x16 = save16(a16, sizeof a16, c, n->in[0], in_loop) >= 0; /* its input saved in bf16 */
+        fprintf(f, "%scke_linear_bwd%s(kl, %s, %s, %s, %s, %s, %s, R, %lld, %lld, t->scratch, m->nth);\n", ind, x16 ? "_b16" : "",
+                ga, gb, n->n_in > 2 ? gc : "NULL", go, x16 ? a16 : a, b, (long long)w->dims[1], (long long)w->dims[0]);
         break;
     }
     case CKE_OP_ROPE:
@@ -428,6 +452,11 @@ static void emit_decls(const tctx *c, cke_section sec, const char *ind, int with
         if (tp->aux_of[i] >= 0)
             fprintf(f, "%sfloat *%s_stats = (float *)(%s + %zuu); /* saved statistics */\n", ind, o, in_loop ? "S" : "SG",
                     tp->b[tp->aux_of[i]].offset);
+        char o16[96];
+        int b16 = save16(o16, sizeof o16, c, n->out, in_loop);
+        if (b16 >= 0)
+            fprintf(f, "%suint16_t *%s = (uint16_t *)(S + %zuu); /* saved bf16 [R,%lld]: for the weight gradient */\n%s(void)%s;\n",
+                    ind, o16, tp->b[b16].offset, (long long)tcols(&ir->v[n->out]), ind, o16);
         int g = tp->grad_of[n->out];
         if (with_grads && g >= 0 && n->out != tp->carry_out && n->out != tp->carry_in) {
             char gn[96];

@@ -860,9 +860,9 @@ cke_status cke_compile(const char *model_path, const cke_compile_opts *o, cke_er
         goto done;
 
     if (o->train_batch > 0 &&
-        (st = cke_train_plan_new(&tp, p, o->train_batch, o->train_seq, o->train_recompute, o->max_threads > 0 ? o->max_threads : 16, err)))
+        (st = cke_train_plan_new(&tp, p, o->train_batch, o->train_seq, o->train_recompute, o->train_bf16,
+                                 o->max_threads > 0 ? o->max_threads : 16, err)))
         goto done;
-    if (tp) tp->bf16 = o->train_bf16;
     if (CANCELLED(o)) { st = cke_fail(err, CKE_ERR_IO, "interrupted"); goto done; }
     if ((st = out_paths(o->out_dir, 1, final, tmp, err))) { tmp[0] = 0; goto done; }
     if (!mkdtemp(tmp)) {

@@ -34,6 +34,14 @@ void cke_linear_bwd(const cke_ktable *kt, float *dX /* [M,K] += */, float *dW /*
         }
 }
 
+void cke_linear_bwd_b16(const cke_ktable *kt, float *dX /* [M,K] += */, float *dW /* [N,K] += */,
+                        float *db /* [N] += */, const float *dY /* [M,N] */, const uint16_t *X /* [M,K] bf16 */,
+                        const float *W /* [N,K] */, int64_t M, int64_t K, int64_t N, void *ws, int nth) {
+    cke_linear_bwd(kt, dX, NULL, db, dY, NULL, W, M, K, N, ws, nth);
+    if (dW) /* dW[N,K] += dY^T[N,M] . X[M,K] */
+        kt->gemm_bf16_b16(dW, dY, X, N, K, M, N, K, K, CKE_TRANS, CKE_NOTRANS, 1.0f, 1.0f, ws, nth);
+}
+
 static size_t align64(size_t n) { return (n + 63) / 64 * 64; }
 
 size_t cke_gemm_batched_ws_size(int64_t M, int64_t N, int64_t K, int nth) {

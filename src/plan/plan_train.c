@@ -37,8 +37,9 @@ static int add_buf(cke_train_plan *tp, int value, int node, int kind, int body, 
 }
 
 /* Greedy placement, biggest first at the lowest offset free over the buffer's lifetime; the
- * same rule as the inference planner. Buffers with first < 0 are not in this phase. */
-static size_t place(cke_tbuf *b, const int *ids, int n) {
+ * same rule as the inference planner. Buffers with first < 0 are not in this phase. fixed >= 0:
+ * a buffer already placed that every one of these must avoid, whatever its lifetime. */
+static size_t place(cke_tbuf *b, const int *ids, int n, int fixed) {
     int *ord = malloc((size_t)n * sizeof(int));
     if (!ord) return (size_t)-1;
     memcpy(ord, ids, (size_t)n * sizeof(int));
@@ -47,12 +48,16 @@ static size_t place(cke_tbuf *b, const int *ids, int n) {
         while (j >= 0 && b[ord[j]].size < b[x].size) { ord[j + 1] = ord[j]; j--; }
         ord[j + 1] = x;
     }
-    size_t top = 0;
+    size_t top = fixed >= 0 ? b[fixed].offset + b[fixed].size : 0;
     for (int i = 0; i < n; i++) {
         cke_tbuf *x = &b[ord[i]];
         size_t off = 0;
         for (int again = 1; again;) {
             again = 0;
+            if (fixed >= 0 && off < b[fixed].offset + b[fixed].size && b[fixed].offset < off + x->size) {
+                off = b[fixed].offset + b[fixed].size;
+                again = 1;
+            }
             for (int j = 0; j < i; j++) {
                 const cke_tbuf *c = &b[ord[j]];
                 int live = !(c->last < x->first || x->last < c->first);
@@ -66,8 +71,8 @@ static size_t place(cke_tbuf *b, const int *ids, int n) {
     return top;
 }
 
-cke_status cke_train_plan_new(cke_train_plan **out, const cke_plan *p, int64_t B, int64_t T, int recompute, int nth,
-                              cke_err *err) {
+cke_status cke_train_plan_new(cke_train_plan **out, const cke_plan *p, int64_t B, int64_t T, int recompute, int bf16,
+                              int nth, cke_err *err) {
     *out = NULL;
     const cke_ir *ir = p->ir;
     if (B < 1 || T < 1 || T > p->ctx)
@@ -87,17 +92,22 @@ cke_status cke_train_plan_new(cke_train_plan **out, const cke_plan *p, int64_t B
     tp->p = p;
     tp->B = B, tp->T = T, tp->rows = B * T;
     tp->recompute = recompute;
+    tp->bf16 = bf16;
+    /* per value at most a forward buffer, a bf16 copy and a gradient; statistics per node */
     tp->b = calloc((size_t)ir->nv * 3 + (size_t)ir->nn + 8, sizeof(cke_tbuf));
     tp->fwd_of = malloc((size_t)ir->nv * sizeof(int));
     tp->grad_of = malloc((size_t)ir->nv * sizeof(int));
+    tp->save16_of = malloc((size_t)ir->nv * sizeof(int));
     tp->aux_of = malloc((size_t)ir->nn * sizeof(int));
-    char *needed = calloc((size_t)ir->nv, 1), *needs_grad = calloc((size_t)ir->nv, 1);
-    if (!tp->b || !tp->fwd_of || !tp->grad_of || !tp->aux_of || !needed || !needs_grad) {
-        free(needed), free(needs_grad);
+    /* needed: some gradient rule reads the value; needed_other: one other than a linear layer's
+     * weight gradient reading its input (that one rounds it to bf16 under mixed precision) */
+    char *needed = calloc((size_t)ir->nv, 1), *needs_grad = calloc((size_t)ir->nv, 1), *needed_other = calloc((size_t)ir->nv, 1);
+    if (!tp->b || !tp->fwd_of || !tp->grad_of || !tp->save16_of || !tp->aux_of || !needed || !needs_grad || !needed_other) {
+        free(needed), free(needs_grad), free(needed_other);
         cke_train_plan_free(tp);
         return cke_fail(err, CKE_ERR_NOMEM, "out of memory");
     }
-    for (int i = 0; i < ir->nv; i++) tp->fwd_of[i] = tp->grad_of[i] = -1;
+    for (int i = 0; i < ir->nv; i++) tp->fwd_of[i] = tp->grad_of[i] = tp->save16_of[i] = -1;
     for (int i = 0; i < ir->nn; i++) tp->aux_of[i] = -1;
     const int64_t rows = tp->rows;
 
@@ -106,8 +116,11 @@ cke_status cke_train_plan_new(cke_train_plan **out, const cke_plan *p, int64_t B
         const cke_node *n = &ir->n[i];
         const cke_grad_rule *g = &cke_grad_rules[n->op];
         for (int k = 0; k < n->n_in; k++)
-            if (g->needs & CKE_GRAD_IN(k)) needed[to_layer0(ir, n->in[k])] = 1;
-        if (g->needs & CKE_GRAD_OUT) needed[to_layer0(ir, n->out)] = 1;
+            if (g->needs & CKE_GRAD_IN(k)) {
+                needed[to_layer0(ir, n->in[k])] = 1;
+                if (!(n->op == CKE_OP_LINEAR && k == 0)) needed_other[to_layer0(ir, n->in[k])] = 1;
+            }
+        if (g->needs & CKE_GRAD_OUT) needed[to_layer0(ir, n->out)] = needed_other[to_layer0(ir, n->out)] = 1;
         for (int k = 0; k < n->n_in; k++)
             if (ir->v[n->in[k]].kind == CKE_V_ACT) needs_grad[to_layer0(ir, n->in[k])] = 1;
     }
@@ -132,19 +145,27 @@ cke_status cke_train_plan_new(cke_train_plan **out, const cke_plan *p, int64_t B
         }
     }
     if (tp->carry_in < 0) {
-        free(needed), free(needs_grad);
+        free(needed), free(needs_grad), free(needed_other);
         cke_train_plan_free(tp);
         return cke_fail(err, CKE_ERR_UNSUPPORTED, "%s: no residual stream carried across layers", ir->family);
     }
     needed[tp->carry_in] = needed[tp->carry_out] = 1; /* each layer's input is the previous layer's output */
 
-    /* 3. forward buffers: globals are saved; body values saved when needed, else temps */
+    /* 3. forward buffers: globals are saved; body values saved when needed, else temps; under
+     * mixed precision a body value only a weight gradient reads: a temp plus its bf16 copy */
+    size_t f32_extra = 0;
     for (int i = 0; i < ir->nv; i++) {
         const cke_value *v = &ir->v[i];
         if (v->kind != CKE_V_ACT || v->layer > 0 || v->producer < 0) continue;
-        size_t sz = (size_t)(v->dims[0] == CKE_DIM_T ? rows : v->dims[0]) * (size_t)cols_of(v) * sizeof(float);
+        size_t n = (size_t)(v->dims[0] == CKE_DIM_T ? rows : v->dims[0]) * (size_t)cols_of(v);
         int body = v->layer == 0;
-        tp->fwd_of[i] = add_buf(tp, i, -1, (needed[i] || !body) ? CKE_TB_SAVED : CKE_TB_TEMP, body, sz);
+        int b16 = bf16 && body && needed[i] && !needed_other[i] && i != tp->carry_in && i != tp->carry_out;
+        tp->fwd_of[i] = add_buf(tp, i, -1, (needed[i] && !b16) || !body ? CKE_TB_SAVED : CKE_TB_TEMP, body, n * sizeof(float));
+        if (b16) {
+            tp->save16_of[i] = add_buf(tp, i, -1, CKE_TB_SAVED, 1, n * sizeof(uint16_t));
+            tp->b[tp->save16_of[i]].bf16 = 1;
+            f32_extra += align_up(n * sizeof(float)) - tp->b[tp->save16_of[i]].size;
+        }
     }
     for (int i = 0; i < ir->nn; i++) {
         const cke_node *n = &ir->n[i];
@@ -163,13 +184,14 @@ cke_status cke_train_plan_new(cke_train_plan **out, const cke_plan *p, int64_t B
         b->offset = *top;
         *top += b->size;
     }
+    tp->slab_bytes_f32 = tp->slab_bytes + f32_extra;
 
     /* 4. body schedule: forward positions for temps, reverse positions for gradients */
     int nbody = 0;
     int *body = malloc((size_t)ir->nn * sizeof(int));
     int *ids = malloc((size_t)(tp->nb + ir->nv + 8) * sizeof(int));
     if (!body || !ids) {
-        free(body), free(ids), free(needed), free(needs_grad);
+        free(body), free(ids), free(needed), free(needs_grad), free(needed_other);
         cke_train_plan_free(tp);
         return cke_fail(err, CKE_ERR_NOMEM, "out of memory");
     }
@@ -187,7 +209,14 @@ cke_status cke_train_plan_new(cke_train_plan **out, const cke_plan *p, int64_t B
             if (bi >= 0 && tp->b[bi].kind == CKE_TB_TEMP && tp->b[bi].last < s) tp->b[bi].last = s;
         }
     }
-    size_t temp_top = place(tp->b, ids, nids);
+    int *temp_ids = malloc((size_t)(nids > 0 ? nids : 1) * sizeof(int));
+    if (!temp_ids) {
+        free(body), free(ids), free(needed), free(needs_grad), free(needed_other);
+        cke_train_plan_free(tp);
+        return cke_fail(err, CKE_ERR_NOMEM, "out of memory");
+    }
+    memcpy(temp_ids, ids, (size_t)nids * sizeof(int));
+    const int ntemp = nids;
 
     /* gradients of body values: backward position of node s is nbody-1-s. A value's gradient
      * is first written by the backward of its last consumer and read by its producer's. */
@@ -220,7 +249,11 @@ cke_status cke_train_plan_new(cke_train_plan **out, const cke_plan *p, int64_t B
             if (g >= 0 && n->in[k] != tp->carry_in && tp->b[g].first > nbody - 1 - s) tp->b[g].first = nbody - 1 - s;
         }
     }
-    size_t grad_top = place(tp->b, ids, nids);
+    size_t grad_top = place(tp->b, ids, nids, -1);
+    /* with recompute a layer's forward runs again in the backward, while the carried gradient
+     * holds the layers above's result: its temps keep out of that buffer */
+    size_t temp_top = place(tp->b, temp_ids, ntemp, recompute ? tp->grad_of[tp->carry_out] : -1);
+    free(temp_ids);
     tp->temp_bytes = temp_top > grad_top ? temp_top : grad_top;
 
     /* global gradients (epilogue values): own region after the temps; dlogits lives in logits */
@@ -270,7 +303,7 @@ cke_status cke_train_plan_new(cke_train_plan **out, const cke_plan *p, int64_t B
         }
         if (align_up(ws) > tp->scratch_bytes) tp->scratch_bytes = align_up(ws);
     }
-    free(body), free(ids), free(needed), free(needs_grad);
+    free(body), free(ids), free(needed), free(needs_grad), free(needed_other);
     *out = tp;
     return CKE_OK;
 }
@@ -281,6 +314,7 @@ void cke_train_plan_free(cke_train_plan *tp) {
     free(tp->fwd_of);
     free(tp->grad_of);
     free(tp->aux_of);
+    free(tp->save16_of);
     free(tp);
 }
 
@@ -289,9 +323,17 @@ void cke_train_plan_write_map(const cke_train_plan *tp, FILE *f) {
     size_t w = tp->p->weights_bytes;
     fprintf(f, "\ntrain (B = %lld sequences x T = %lld tokens):\n", (long long)tp->B, (long long)tp->T);
     fprintf(f, "  weights, gradients, AdamW m and v: 4 x %zu bytes (fp32)\n", w);
-    fprintf(f, "  precision: %s\n", tp->bf16 ? "bf16 mixed: each linear GEMM rounds its operands (weights, activations, output\n"
-                                                "    gradients) to bf16 while packing them, sums in fp32; nothing is stored in bf16"
-                                              : "fp32");
+    if (!tp->bf16) fprintf(f, "  precision: fp32\n");
+    else {
+        int n16 = 0;
+        for (int i = 0; i < tp->nb; i++) n16 += tp->b[i].bf16;
+        fprintf(f, "  precision: bf16 mixed: each linear GEMM rounds its operands (weights, activations, output gradients)\n"
+                   "    to bf16 while packing them and sums in fp32; the %d layer values only a weight gradient reads are\n"
+                   "    saved in bf16 (dtype bf16 below; their fp32 forward copy is a temp): the slab is %zu bytes, %zu\n"
+                   "    with them in fp32 (%.1f%% less)\n",
+                n16, tp->slab_bytes, tp->slab_bytes_f32,
+                tp->slab_bytes_f32 ? 100.0 * (1.0 - (double)tp->slab_bytes / (double)tp->slab_bytes_f32) : 0.0);
+    }
     if (tp->recompute)
         fprintf(f, "  saved activations (recomputing each layer in the backward): one %zu-byte slab + %d x %zu layer "
                    "outputs + %zu global = %zu; saving every layer would take %zu (%.1f%% saved)\n",
@@ -303,15 +345,16 @@ void cke_train_plan_write_map(const cke_train_plan *tp, FILE *f) {
                 tp->saved_global, tp->saved_bytes);
     fprintf(f, "  temps and activation gradients (shared, by liveness): %zu; scratch %zu\n", tp->temp_bytes,
             tp->scratch_bytes);
-    fprintf(f, "  %-18s %-6s %10s %10s %s\n", "value", "kind", "offset", "size", "lifetime");
+    fprintf(f, "  %-18s %-6s %-5s %10s %10s %s\n", "value", "kind", "dtype", "offset", "size", "lifetime");
     for (int i = 0; i < tp->nb; i++) {
         const cke_tbuf *b = &tp->b[i];
         char name[CKE_IR_NAME + 8];
         if (b->value >= 0) snprintf(name, sizeof name, "%s%s", b->kind == CKE_TB_GRAD ? "d " : "", b->body ? ir->v[b->value].base : ir->v[b->value].name);
         else snprintf(name, sizeof name, "%s.stats", ir->v[ir->n[b->node].out].base);
         const char *kind = b->kind == CKE_TB_SAVED ? (b->body ? "slab" : "saved") : b->kind == CKE_TB_TEMP ? "temp" : "grad";
-        if (b->alias_of >= 0) fprintf(f, "  %-18s %-6s %10s %10zu shares %s\n", name, kind, "-", b->size, "its forward buffer");
-        else if (b->first >= 0) fprintf(f, "  %-18s %-6s %10zu %10zu %d..%d\n", name, kind, b->offset, b->size, b->first, b->last);
-        else fprintf(f, "  %-18s %-6s %10zu %10zu\n", name, kind, b->offset, b->size);
+        const char *dt = b->bf16 ? "bf16" : "f32";
+        if (b->alias_of >= 0) fprintf(f, "  %-18s %-6s %-5s %10s %10zu shares %s\n", name, kind, dt, "-", b->size, "its forward buffer");
+        else if (b->first >= 0) fprintf(f, "  %-18s %-6s %-5s %10zu %10zu %d..%d\n", name, kind, dt, b->offset, b->size, b->first, b->last);
+        else fprintf(f, "  %-18s %-6s %-5s %10zu %10zu\n", name, kind, dt, b->offset, b->size);
     }
 }

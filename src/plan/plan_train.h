@@ -15,9 +15,17 @@
  *            stream's gradient is carried from layer to layer in one pinned buffer;
  *  - weight gradients, AdamW m and v: the weights' own layout, three more copies;
  *  - scratch: the largest kernel workspace of any forward or backward step.
- * Temps and grads never live at the same time (forward, then backward), so they share a region.
+ * Temps and grads never live at the same time (forward, then backward), so they share a region
+ * (with recompute the temps of a layer's second forward avoid the carried gradient, the one
+ * gradient live then).
  * With recompute (activation checkpointing), a layer keeps only its input and recomputes its
- * forward during the backward; the memory saved is reported. */
+ * forward during the backward; the memory saved is reported.
+ *
+ * Precision per value: fp32, except under bf16 mixed precision a layer value the backward reads
+ * only as a linear layer's input (for dW = dY^T X, a GEMM that rounds X to bf16 anyway) is saved
+ * as bf16: the forward keeps it fp32 as a temp for its own consumers and writes a bf16 copy to
+ * the slab, which the weight gradient's GEMM reads directly (gemm_bf16_b16): the same bits as
+ * saving it fp32, half the bytes. */
 #ifndef CKE_PLAN_TRAIN_H
 #define CKE_PLAN_TRAIN_H
 
@@ -35,6 +43,7 @@ typedef struct {
     size_t size, offset;
     int first, last; /* positions in the phase's schedule (temps, grads) */
     int alias_of;    /* grads: shares that buffer (carried gradient, dlogits in logits) */
+    int bf16;        /* saved as bf16 (2 bytes an element), else fp32 */
 } cke_tbuf;
 
 typedef struct cke_train_plan {
@@ -47,6 +56,8 @@ typedef struct cke_train_plan {
     int *fwd_of;         /* IR value -> buffer holding it in training (layer-0 and global values) */
     int *grad_of;        /* IR value -> its gradient buffer, -1 when it needs none */
     int *aux_of;         /* IR node -> its statistics buffer, -1 when none */
+    int *save16_of;      /* IR value -> its bf16 saved copy (fwd_of is then its fp32 temp), -1 when none */
+    size_t slab_bytes_f32; /* what the slab would take with every value saved fp32, for the report */
     size_t slab_bytes;   /* saved values of one layer */
     size_t saved_global; /* saved values outside the layers */
     size_t temp_bytes;   /* forward temps and activation grads (shared region) */
@@ -58,7 +69,7 @@ typedef struct cke_train_plan {
 } cke_train_plan;
 
 cke_status cke_train_plan_new(cke_train_plan **out, const cke_plan *p, int64_t B, int64_t T, int recompute,
-                              int nth, cke_err *err);
+                              int bf16, int nth, cke_err *err);
 void cke_train_plan_free(cke_train_plan *tp);
 /* Appends the training section to memory_map.txt's text. */
 void cke_train_plan_write_map(const cke_train_plan *tp, FILE *f);

@@ -580,6 +580,108 @@ static int same_file(const char *a, const char *b) {
 /* A real run: fine-tuning stories260K on a story text lowers the validation loss; then the
  * same run interrupted (SIGINT-style stop, and a kill with no final checkpoint) and resumed
  * gives the same losses and bit-identical weights. */
+/* One line of memory_map.txt's training table: "  NAME KIND DTYPE OFFSET SIZE [LIFETIME]" (NAME may
+ * be "d NAME"); 1 when found. */
+static int map_buf(const char *map, const char *name, const char *kind, char dtype[8], size_t *off, size_t *size) {
+    const char *t = strstr(map, "\ntrain (");
+    for (const char *l = t; l && *l; l = strchr(l + 1, '\n')) {
+        char nm[64] = "", k[16] = "", d[8] = "", o[32] = "";
+        const char *p = l + 1;
+        int dn = !strncmp(p, "  d ", 4); /* a gradient: "d NAME" */
+        if (sscanf(p + (dn ? 4 : 0), "%63s %15s %7s %31s %zu", nm, k, d, o, size) != 5) continue;
+        char full[72];
+        snprintf(full, sizeof full, "%s%s", dn ? "d " : "", nm);
+        if (strcmp(full, name) || strcmp(k, kind)) continue;
+        snprintf(dtype, 8, "%s", d);
+        *off = strcmp(o, "-") ? (size_t)strtoull(o, NULL, 10) : 0;
+        return 1;
+    }
+    return 0;
+}
+
+/* Activation checkpointing (--recompute) gives the loss and gradients of saving every layer, bit
+ * for bit, in fp32 and in bf16 mixed precision (whose linear inputs are saved as bf16); its plan
+ * keeps the recomputed forward's temps off the carried gradient; the bf16 plan saves in bf16
+ * exactly the values only a weight gradient reads. */
+static void recompute_and_bf16_saves(void) {
+    char model[PATH_MAX];
+    snprintf(model, sizeof model, "%s/stories260K/stories260K.bin", tc_models);
+    if (!tc_have(model)) { printf("SKIP train_recompute (no %s)\n", model); return; }
+    const int B = 3, T = 64, R = B * T;
+    int32_t *tok = malloc(sizeof(int32_t) * R), *tgt = malloc(sizeof(int32_t) * R);
+    for (int i = 0; i < R; i++) tok[i] = (int32_t)((i * 37 + 11) % 512), tgt[i] = i % 17 == 5 ? -1 : (int32_t)((i * 53 + 7) % 512);
+    for (int bf16 = 0; bf16 < 2; bf16++) {
+        char dirs[2][PATH_MAX], nm[64];
+        cke_runner *r[2] = {NULL, NULL};
+        double loss[2] = {0, 0};
+        cke_err e = {0};
+        int ok = 1;
+        for (int rc = 0; rc < 2 && ok; rc++) {
+            snprintf(dirs[rc], sizeof dirs[rc], "%s/recompute_%d_%d", tc_tmp, bf16, rc);
+            cke_compile_opts o = {.out_dir = dirs[rc], .templates_dir = tc_tpl, .include_dir = tc_inc, .libk = tc_libk, .ctx = 64,
+                                  .max_threads = 2, .quiet = 1, .train_batch = B, .train_seq = T, .train_bf16 = bf16,
+                                  .train_recompute = rc};
+            ok = !cke_compile(model, &o, &e) && !cke_runner_open(dirs[rc], 2, &r[rc], &e) && !r[rc]->api->train_init(r[rc]->m);
+            if (!ok) break;
+            r[rc]->api->zero_grad(r[rc]->m);
+            loss[rc] = r[rc]->api->train_run(r[rc]->m, tok, tgt, 1.0f / (float)R, 1);
+        }
+        int same = ok && loss[0] == loss[1], bad = -1;
+        for (int i = 0; ok && i < r[0]->api->n_tensors; i++) {
+            const ckm_tensor *t = &r[0]->api->tensors[i];
+            if (memcmp(r[0]->api->state(r[0]->m, 1) + t->offset, r[1]->api->state(r[1]->m, 1) + t->offset, (size_t)t->numel * 4)) {
+                same = 0, bad = i;
+                break;
+            }
+        }
+        snprintf(nm, sizeof nm, "train_recompute_same_%s", bf16 ? "bf16" : "fp32");
+        tc_result(nm, same, "%s: loss %.9g vs %.9g with recompute; first gradient that differs: %s", ok ? "ran" : e.msg, loss[0],
+                  loss[1], bad >= 0 ? r[0]->api->tensors[bad].name : "none");
+        cke_runner_close(r[0]);
+        cke_runner_close(r[1]);
+
+        /* the recompute plan: no temp overlaps the carried gradient ("d x": live while a layer's
+         * forward runs again) */
+        char path[PATH_MAX + 32], dt[8];
+        snprintf(path, sizeof path, "%s/memory_map.txt", dirs[1]);
+        char *map = tc_slurp(path, NULL);
+        size_t co = 0, cs = 0, clash = 0, ntemp = 0;
+        int have = map && map_buf(map, "d x", "grad", dt, &co, &cs);
+        for (const char *l = map ? strstr(map, "\ntrain (") : NULL; l && *l; l = strchr(l + 1, '\n')) {
+            char n1[64], k[16], d[8];
+            size_t o, sz;
+            if (sscanf(l + 1, "%63s %15s %7s %zu %zu", n1, k, d, &o, &sz) == 5 && !strcmp(k, "temp")) {
+                ntemp++;
+                if (o < co + cs && co < o + sz) clash++;
+            }
+        }
+        snprintf(nm, sizeof nm, "train_recompute_temps_clear_%s", bf16 ? "bf16" : "fp32");
+        tc_result(nm, have && ntemp > 0 && !clash, "carried gradient at %zu+%zu, %zu temps, %zu overlap it", co, cs, ntemp, clash);
+        if (bf16) { /* linear inputs only a weight gradient reads: bf16 copies in the slab, fp32 temps */
+            static const char *b16[] = {"attn_in", "ffn_in", "act"};
+            size_t o, sz, sz32;
+            int good = 1;
+            char why[160] = "";
+            for (int i = 0; i < 3 && good; i++) {
+                good = map_buf(map, b16[i], "slab", dt, &o, &sz) && !strcmp(dt, "bf16") && map_buf(map, b16[i], "temp", dt, &o, &sz32) &&
+                       !strcmp(dt, "f32") && sz * 2 == sz32;
+                if (!good) snprintf(why, sizeof why, "%s: not a bf16 slab copy of half its fp32 temp's size", b16[i]);
+            }
+            /* the attention output: its own backward reads it (D = rowsum(dO * O)), so fp32 */
+            if (good && !(map_buf(map, "attn", "slab", dt, &o, &sz) && !strcmp(dt, "f32")))
+                good = 0, snprintf(why, sizeof why, "attn is not saved fp32");
+            snprintf(path, sizeof path, "%s/model.c", dirs[1]);
+            char *code = tc_slurp(path, NULL);
+            if (good && !(code && strstr(code, "cke_linear_bwd_b16(") && strstr(code, "kt->round_bf16(")))
+                good = 0, snprintf(why, sizeof why, "model.c does not read the bf16 copies");
+            free(code);
+            tc_result("train_bf16_saves_linear_inputs", good, "%s", good ? "attn_in, ffn_in, act bf16; attn fp32" : why);
+        }
+        free(map);
+    }
+    free(tok), free(tgt);
+}
+
 static void trainer_runs(void) {
     char data[PATH_MAX], a[PATH_MAX], b[PATH_MAX], c[PATH_MAX], pa[PATH_MAX];
     /* the repository's own story corpus (data/README.md) */
@@ -723,6 +825,7 @@ int main(int argc, char **argv) {
         for (size_t i = 0; i < sizeof moe / sizeof moe[0]; i++) moe_parity(moe[i]);
     }
     if (!only || !strcmp(only, "bf16")) mixed_precision();
+    if (!only || !strcmp(only, "recompute")) recompute_and_bf16_saves();
     if (!only || !strcmp(only, "fd")) finite_differences();
     if (!only || !strcmp(only, "state")) state_checks();
     if (!only || !strcmp(only, "trainer")) trainer_runs();
