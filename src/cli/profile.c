@@ -38,6 +38,7 @@ typedef struct {
     const char *target, *prompt, *out, *data;
     int64_t n_gen, threads, steps, max_events, prompt_tokens, batch, seq;
     int train, overhead, quick;
+    int bf16; /* --precision bf16 (training) */
     int kv_type; /* --kv-type, -1: not given */
 } prof_args;
 
@@ -52,7 +53,8 @@ static int usage(int help) {
             "  -t, --threads N      threads (default: all cores)\n"
             "  --kv-type T          KV cache type to compile MODEL with: f16 (default), f32 or q8_0\n"
             "  --max-events N       trace.json holds the first N op calls (default 20000); all are summed\n"
-            "  --train              training: --data FILE.txt, --steps K (default 4), --batch B (4), --seq T (64)\n"
+            "  --train              training: --data FILE.txt, --steps K (default 4), --batch B (4), --seq T (64),\n"
+            "                       --precision fp32|bf16 (fp32; bf16: cke train's mixed precision)\n"
             "  --overhead           also time the same decode with the unprofiled model.so and print the cost\n"
             "  --quick              shorter machine measurement (tests)\n"
             "Every op is timed on the main thread around the call (its kernels' threads run inside it).\n");
@@ -79,6 +81,15 @@ static int parse(int argc, char **argv, prof_args *a) {
         else if (!strcmp(f, "--seq")) rc = cke_cli_opt_i64(C, argc, argv, &i, 2, 1 << 16, "a sequence length (2-65536)", &a->seq);
         else if (!strcmp(f, "--kv-type")) rc = cke_cli_opt_kv(C, argc, argv, &i, &a->kv_type);
         else if (!strcmp(f, "--train")) a->train = 1;
+        else if (!strcmp(f, "--precision")) {
+            const char *v = NULL;
+            rc = cke_cli_opt_str(C, argc, argv, &i, &v);
+            if (!rc && strcmp(v, "fp32") && strcmp(v, "bf16")) {
+                fprintf(stderr, "cke profile: --precision %s: fp32 or bf16\n", v);
+                return 2;
+            }
+            if (!rc) a->bf16 = !strcmp(v, "bf16");
+        }
         else if (!strcmp(f, "--overhead")) a->overhead = 1;
         else if (!strcmp(f, "--quick")) a->quick = 1;
         else if (f[0] == '-' && f[1]) return cke_cli_unknown(C, f);
@@ -89,6 +100,10 @@ static int parse(int argc, char **argv, prof_args *a) {
     if (!a->target) {
         fprintf(stderr, "cke profile: no model given\n");
         return usage(0);
+    }
+    if (a->bf16 && !a->train) {
+        fprintf(stderr, "cke profile: --precision is for --train\n");
+        return 2;
     }
     if (a->train && !a->data) {
         fprintf(stderr, "cke profile: --train needs --data FILE.txt\n");
@@ -388,7 +403,8 @@ static int profile_train(const prof_args *a, const cke_target *t, cke_prof_info 
     snprintf(build, sizeof build, "%s/train-build", a->out);
     cke_compile_opts co = {.out_dir = build, .tokenizer = t->tokenizer[0] ? t->tokenizer : NULL, .templates_dir = tpl,
                            .include_dir = inc, .libk = libk, .ctx = a->seq, .prefill_chunk = a->seq,
-                           .max_threads = (int)a->threads, .quiet = 1, .train_batch = a->batch, .train_seq = a->seq};
+                           .max_threads = (int)a->threads, .quiet = 1, .train_batch = a->batch, .train_seq = a->seq,
+                           .train_bf16 = a->bf16};
     fprintf(stderr, "cke profile: compiling %s with a training mode (%lld x %lld) into %s ...\n", src, (long long)a->batch,
             (long long)a->seq, build);
     if ((s = cke_compile(src, &co, &e))) return cke_cli_fail(C, s, &e);
@@ -438,6 +454,7 @@ static int profile_train(const prof_args *a, const cke_target *t, cke_prof_info 
         rc = cke_cli_fail(C, s, &e);
         goto done;
     }
+    cke_prof_set_train_bf16(pr, a->bf16);
     const float dscale = 1.0f / (float)R;
     double w0 = omp_get_wtime();
     for (int64_t step = 0; step <= a->steps; step++) { /* step 0: warm-up, not profiled */
@@ -465,9 +482,9 @@ static int profile_train(const prof_args *a, const cke_target *t, cke_prof_info 
     snprintf(tj, sizeof tj, "%s/trace.json", a->out);
     if ((s = cke_prof_write_json(pr, in, pj, &e)) || (s = cke_prof_write_trace(pr, tj, &e)) ||
         (s = cke_report_write(a->out, NULL, &e))) { rc = cke_cli_fail(C, s, &e); goto done; }
-    printf("cke profile: training %s (%s, %lld layers), %s, %d threads; %lld steps of %lld x %lld tokens\n", in->name,
-           in->family, (long long)in->n_layers, in->isa, in->threads, (long long)a->steps, (long long)a->batch,
-           (long long)a->seq);
+    printf("cke profile: training %s (%s, %lld layers), %s, %s, %d threads; %lld steps of %lld x %lld tokens\n", in->name,
+           in->family, (long long)in->n_layers, a->bf16 ? "bf16 mixed precision" : "fp32", in->isa, in->threads,
+           (long long)a->steps, (long long)a->batch, (long long)a->seq);
     static const char *const names[] = {"forward", "backward", "optimizer"};
     for (int ph = CKE_PROF_TRAIN_FORWARD; ph <= CKE_PROF_OPTIMIZER; ph++) {
         double wall, ops;

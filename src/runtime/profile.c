@@ -48,7 +48,10 @@ struct cke_prof {
     double fwd_end;  /* training: end of the current train_run's last forward op */
     thread_row thr[16]; /* ops with per-thread intervals (parallel regions of model.c) */
     int n_thr;
+    int train_bf16; /* the training mode's linear layers run gemm_bf16 */
 };
+
+void cke_prof_set_train_bf16(cke_prof *p, int on) { p->train_bf16 = on; }
 
 static int qtype_at(const ckm_prof_op *o, int layer) { return o->qtype_l && layer >= 0 ? o->qtype_l[layer] : o->qtype; }
 
@@ -244,7 +247,22 @@ static void qlinear_name(int qtype, int64_t rows, int64_t K, char *out, size_t n
     snprintf(out, n, "%s %s %s%s", cke_isa_name(isa), q->name, path, vnni ? " vnni" : "");
 }
 
-void cke_prof_kernel_name(const ckm_prof_op *o, int qtype, int64_t rows, char *out, size_t n) {
+/* Which form of gemm_bf16 the table runs (kernels/kdecl.h: cke_gemm_bf16_uses_dp on AVX-512) */
+int cke_gemm_bf16_uses_dp(void);
+static const char *bf16_form(cke_isa isa) {
+#if defined(__x86_64__)
+    if (isa == CKE_ISA_AVX512) return cke_gemm_bf16_uses_dp() ? "vdpbf16ps" : "FMAs";
+    if (isa == CKE_ISA_AVX2) return "FMAs";
+#endif
+    return isa == CKE_ISA_REF ? "double sums" : "portable";
+}
+
+void cke_prof_kernel_name(const ckm_prof_op *o, int qtype, int64_t rows, int train_bf16, char *out, size_t n) {
+    if (train_bf16 && !strcmp(o->op, "linear") && (o->mode == CKE_PROF_TRAIN_FORWARD || o->mode == CKE_PROF_TRAIN_BACKWARD)) {
+        cke_isa isa = cke_kernel_slot_isa(offsetof(cke_ktable, gemm_bf16));
+        snprintf(out, n, "%s bf16 gemm (%s%s)", cke_isa_name(isa), bf16_form(isa), o->mode == CKE_PROF_TRAIN_BACKWARD ? "; dX, dW" : "");
+        return;
+    }
     if (o->mode == CKE_PROF_TRAIN_BACKWARD) {
         for (size_t i = 0; i < sizeof bwd_slots / sizeof bwd_slots[0]; i++)
             if (!strcmp(o->op, bwd_slots[i].op)) {
@@ -303,7 +321,7 @@ static int phase_rows(const cke_prof *p, int ph, row *out, int cap) {
                 const ckm_prof_op *o = &p->ops[k];
                 if (o->per_layer) snprintf(r->name, sizeof r->name, "l%d.%s", l, o->name);
                 else snprintf(r->name, sizeof r->name, "%s", o->name);
-                cke_prof_kernel_name(o, qtype_at(o, l), c->rows, r->kernel, sizeof r->kernel);
+                cke_prof_kernel_name(o, qtype_at(o, l), c->rows, p->train_bf16, r->kernel, sizeof r->kernel);
                 r->kind = o->op;
                 r->shape = o->shape;
                 r->time = c->time;
@@ -327,10 +345,11 @@ typedef struct {
 } roofline;
 
 /* The compute ceiling of the kernel that ran: int8 dot products (vpdpbusd) for the quantized
- * paths that use them, BF16 (vdpbf16ps) for BF16 kernels, else the f32 FMA peak; each measured in
- * this run (an unmeasured one falls back to f32). */
+ * paths that use them, BF16 (vdpbf16ps) for BF16 kernels, else the f32 FMA peak (also for the
+ * BF16 GEMM's FMA form); each measured in this run (an unmeasured one falls back to f32). */
 static double peak_for(const char *kernel, const cke_prof_info *in) {
     if (strstr(kernel, "vnni") && in->peak_int8 > 0) return in->peak_int8;
+    if (strstr(kernel, "(FMAs")) return in->peak_f32;
     if (strstr(kernel, "bf16") && in->peak_bf16 > 0) return in->peak_bf16;
     return in->peak_f32;
 }
@@ -430,6 +449,7 @@ cke_status cke_prof_write_json(const cke_prof *p, const cke_prof_info *in, const
     jstr(f, in->command);
     fputs(", \"kind\": ", f);
     jstr(f, in->kind);
+    if (in->kind && !strcmp(in->kind, "train")) fprintf(f, ", \"precision\": \"%s\"", p->train_bf16 ? "bf16" : "fp32");
     fprintf(f, ", \"prompt_tokens\": %lld, \"generated_tokens\": %lld, \"steps\": %lld, \"wall_s\": ", (long long)in->prompt_tokens,
             (long long)in->generated_tokens, (long long)in->steps);
     jnum(f, in->wall_s);
@@ -517,7 +537,7 @@ cke_status cke_prof_write_trace(const cke_prof *p, const char *path, cke_err *er
             if (o->per_layer) snprintf(nm, sizeof nm, "l%d.%s", e->layer, o->name);
             else snprintf(nm, sizeof nm, "%s", o->name);
             const cell *c = &p->cells[((size_t)e->phase * (size_t)p->n_ops + (size_t)e->op) * (size_t)p->L1 + (size_t)(e->layer + 1)];
-            cke_prof_kernel_name(o, qtype_at(o, e->layer), c->rows, kern, sizeof kern);
+            cke_prof_kernel_name(o, qtype_at(o, e->layer), c->rows, p->train_bf16, kern, sizeof kern);
             fprintf(f, ",\n{\"name\": ");
             jstr(f, nm);
             fprintf(f, ", \"cat\": \"%s\", \"ph\": \"X\", \"ts\": %.3f, \"dur\": %.3f, \"pid\": 1, \"tid\": 0, \"args\": {\"layer\": %d, \"kernel\": ",

@@ -62,7 +62,10 @@ void cke_prof_print_top(const cke_prof *p, const cke_prof_info *info, int n, FIL
 void cke_prof_phase_times(const cke_prof *p, cke_prof_phase ph, double *wall_s, double *ops_s);
 
 /* The kernel an op of ckm_prof_op ran with `rows` rows on the active table: "avx512 q4_0r gemv",
- * "avx2 f32 gemm", "ref rmsnorm_fwd". */
-void cke_prof_kernel_name(const ckm_prof_op *op, int qtype, int64_t rows, char *out, size_t n);
+ * "avx2 f32 gemm", "ref rmsnorm_fwd"; train_bf16: the training mode is mixed precision (its linear
+ * layers run gemm_bf16: "avx2 bf16 gemm (FMAs)"). */
+void cke_prof_kernel_name(const ckm_prof_op *op, int qtype, int64_t rows, int train_bf16, char *out, size_t n);
+/* The training mode being profiled runs --precision bf16 (names its linear layers' kernels so). */
+void cke_prof_set_train_bf16(cke_prof *p, int on);
 
 #endif

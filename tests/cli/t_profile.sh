@@ -139,5 +139,19 @@ assert [r["name"] for r in m["train_backward"]["ops"]][:2] == ["logits", "out_no
 a = m["optimizer"]["ops"][0]
 assert a["name"] == "adamw" and len(a["thread_time_s"]) == 2 and all(t > 0 for t in a["thread_time_s"]), a
 ' "$T/prof-train"
+    # mixed precision: the linear layers name the BF16 GEMM and its form, the run says bf16
+    refuses prof_train_bf16 0 'bf16 mixed precision' "$CKE" profile "$S" --train --precision bf16 --data tests/data/tinystories_ppl.txt --steps 1 --batch 2 --seq 32 -o "$T/prof-train16" --quick -t 2
+    check prof_train_bf16_json python3 -c '
+import json, sys
+p = json.load(open(sys.argv[1] + "/profile.json"))
+assert p["run"]["kind"] == "train" and p["run"]["precision"] == "bf16", p["run"]
+m = {x["mode"]: x for x in p["modes"]}
+for mode in ("train_forward", "train_backward"):
+    k = [r["kernel"] for r in m[mode]["ops"] if r["op"] == "linear"]
+    assert k and all(" bf16 gemm (" in x for x in k), (mode, k)
+    assert all(x.startswith(("ref bf16 gemm (double sums", "avx2 bf16 gemm (FMAs", "avx512 bf16 gemm (FMAs", "avx512 bf16 gemm (vdpbf16ps")) for x in k), k
+' "$T/prof-train16"
+    refuses prof_train_precision 2 'precision fp16: fp32 or bf16' "$CKE" profile "$S" --train --precision fp16 --data tests/data/tinystories_ppl.txt
+    refuses prof_precision_infer 2 'precision is for --train' "$CKE" profile "$S" -p "Once" --precision bf16
     refuses prof_ctx_overflow 1 'exceed the context' "$CKE" profile "$S" -p "Once" -n 100000 -o "$T/prof-big" --quick
 fi
