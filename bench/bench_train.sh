@@ -4,14 +4,15 @@
 #   bench/bench_train.sh [--quick]          SHAPES="15M 110M" THREADS=2 STEPS=6
 # Rows per shape: cke fp32 and --precision bf16; Debian's torch (1.13) eager fp32; and, with
 # TORCH2=PYTHON (a venv's python with PyPI's torch 2.x: python3 -m venv V && V/bin/pip install
-# torch), torch 2.x eager fp32, torch.compile fp32, eager autocast bf16 and torch.compile bf16.
+# torch), torch 2.x eager fp32, torch.compile fp32, eager autocast bf16 and torch.compile bf16
+# (the bf16 ones on the first shape only where the CPU has no bf16 multiply: TORCH_BF16 below).
 # Every PyTorch runs with OMP_WAIT_POLICY=PASSIVE (its best on 2 threads here).
 # cke trains through `cke train --init llama` (15M, 110M: a 32000-token vocabulary) or `--init
 # gpt2` (124M: GPT-2 small, the 50257-token GPT-2 vocabulary) on data/stories.txt (tokens are what
 # matters for speed); PyTorch the same family on random tokens of the same vocabulary.
 # "% peak": model FLOPs per token (6 x matrix parameters + 6 x layers x seq x dim for causal
 # attention) x tok/s over THREADS x PEAK_GFLOPS (the measured one-core FP32 FMA peak; 176 on
-# this machine kind's Emerald Rapids, docs/PERFORMANCE.md).
+# an Emerald Rapids, 101 on a Zen 3 EPYC: docs/PERFORMANCE.md).
 set -eu
 cd "$(dirname "$0")/.."
 MODELS=${CKE_MODELS:-../shared/models}
@@ -23,6 +24,10 @@ PEAK_GFLOPS=${PEAK_GFLOPS:-176}
 TORCH2=${TORCH2:-}
 SHAPES=${SHAPES:-15M 110M 124M}
 [ "${1:-}" = "--quick" ] && STEPS=3
+# PyTorch's bf16 rows on every shape where the CPU multiplies bf16 (AVX512_BF16 or AMX), else on
+# the first shape only: without them PyTorch emulates bf16 matmuls (40x slower than its fp32 at
+# 15M on a Zen 3) and a 110M row would take hours. TORCH_BF16=all forces every shape.
+TORCH_BF16=${TORCH_BF16:-$(grep -qE 'avx512_bf16|amx_bf16' /proc/cpuinfo && echo all || echo first)}
 CKE=${CKE:-build/cke}
 [ -x "$CKE" ] || make -s -j2 build/cke >/dev/null
 for v in "$VOCAB_LLAMA" "$VOCAB_GPT2"; do [ -f "$v" ] || { echo "need $v"; exit 1; }; done
@@ -69,7 +74,11 @@ for name in $SHAPES; do
         v=$("$TORCH2" -c 'import torch; print(torch.__version__.split("+")[0])')
         torch_row "torch $v eager fp32" "$TORCH2" eager fp32
         torch_row "torch $v compile fp32" "$TORCH2" compile fp32
-        torch_row "torch $v eager bf16" "$TORCH2" eager bf16
-        torch_row "torch $v compile bf16" "$TORCH2" compile bf16
+        if [ "$TORCH_BF16" = all ] || [ "$name" = "${SHAPES%% *}" ]; then
+            torch_row "torch $v eager bf16" "$TORCH2" eager bf16
+            torch_row "torch $v compile bf16" "$TORCH2" compile bf16
+        else
+            printf '%-5s %-22s | skipped: no AVX512_BF16/AMX, PyTorch bf16 emulated (see the first shape)\n' "$name" "torch $v bf16"
+        fi
     fi
 done
