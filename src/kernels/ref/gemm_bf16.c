@@ -8,18 +8,17 @@
 #include "../kdecl.h"
 #include "../quant_blocks.h"
 
-void cke_gemm_bf16_ref(float *C /* [M, ldc] */, const float *A /* op(A) [M, K] */,
-                       const float *B /* op(B) [K, N] */, int64_t M, int64_t N, int64_t K, int64_t lda,
-                       int64_t ldb, int64_t ldc, cke_trans ta, cke_trans tb, float alpha, float beta,
-                       void *ws, int nth) {
-    (void)ws;
-    (void)nth;
+/* both entries: B16 != NULL holds op(B) as bf16 (its values widened exactly), else B is rounded */
+static void bf16_ref(float *C /* [M, ldc] */, const float *A /* op(A) [M, K] */, const float *B /* op(B) [K, N] */,
+                     const uint16_t *B16 /* as B, or NULL */, int64_t M, int64_t N, int64_t K, int64_t lda, int64_t ldb,
+                     int64_t ldc, cke_trans ta, cke_trans tb, float alpha, float beta) {
     for (int64_t i = 0; i < M; i++) {
         for (int64_t j = 0; j < N; j++) {
             double s = 0;
             for (int64_t k = 0; k < K; k++) {
+                const int64_t bi = tb ? j * ldb + k : k * ldb + j;
                 float a = qb_bf2f(qb_f2bf_daz(ta ? A[k * lda + i] : A[i * lda + k]));
-                float b = qb_bf2f(qb_f2bf_daz(tb ? B[j * ldb + k] : B[k * ldb + j]));
+                float b = qb_bf2f(B16 ? B16[bi] : qb_f2bf_daz(B[bi]));
                 s += (double)a * (double)b;
             }
             float *c = &C[i * ldc + j];
@@ -28,25 +27,23 @@ void cke_gemm_bf16_ref(float *C /* [M, ldc] */, const float *A /* op(A) [M, K] *
     }
 }
 
-/* gemm_bf16 with op(B) stored as bf16: its values widened exactly, the rest as above */
+void cke_gemm_bf16_ref(float *C /* [M, ldc] */, const float *A /* op(A) [M, K] */,
+                       const float *B /* op(B) [K, N] */, int64_t M, int64_t N, int64_t K, int64_t lda,
+                       int64_t ldb, int64_t ldc, cke_trans ta, cke_trans tb, float alpha, float beta,
+                       void *ws, int nth) {
+    (void)ws;
+    (void)nth;
+    bf16_ref(C, A, B, NULL, M, N, K, lda, ldb, ldc, ta, tb, alpha, beta);
+}
+
+/* gemm_bf16 with op(B) stored as bf16 */
 void cke_gemm_bf16_b16_ref(float *C /* [M, ldc] */, const float *A /* op(A) [M, K] */,
                            const uint16_t *B /* op(B) [K, N] */, int64_t M, int64_t N, int64_t K, int64_t lda,
                            int64_t ldb, int64_t ldc, cke_trans ta, cke_trans tb, float alpha, float beta,
                            void *ws, int nth) {
     (void)ws;
     (void)nth;
-    for (int64_t i = 0; i < M; i++) {
-        for (int64_t j = 0; j < N; j++) {
-            double s = 0;
-            for (int64_t k = 0; k < K; k++) {
-                float a = qb_bf2f(qb_f2bf_daz(ta ? A[k * lda + i] : A[i * lda + k]));
-                float b = qb_bf2f(tb ? B[j * ldb + k] : B[k * ldb + j]);
-                s += (double)a * (double)b;
-            }
-            float *c = &C[i * ldc + j];
-            *c = beta == 0.0f ? (float)(alpha * s) : (float)(alpha * s + (double)beta * *c);
-        }
-    }
+    bf16_ref(C, A, NULL, B, M, N, K, lda, ldb, ldc, ta, tb, alpha, beta);
 }
 
 /* y = bf16(x), the rounding every BF16 GEMM's packing applies (qb_f2bf_daz) */
