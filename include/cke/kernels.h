@@ -272,6 +272,9 @@ int cke_isa_parse(const char *s, cke_isa *out); /* "ref" | "avx2" | "avx512" | "
  * offsetof(cke_qtype_ops, gemv). For the profiler's kernel names. */
 cke_isa cke_kernel_slot_isa(size_t slot);
 cke_isa cke_kernel_qslot_isa(int qtype, size_t slot);
+/* How the active table's gemm_bf16 multiplies (its forms give the same bits): "vdpbf16ps",
+ * "FMAs" (on bf16-rounded panels), "portable" (C), "double sums" (the ref). */
+const char *cke_gemm_bf16_form(void);
 
 /* ---- workspace sizes (bytes) for kernels that take ws; same for every ISA ---- */
 size_t cke_gemm_ws_size(int64_t M, int64_t N, int64_t K, int nth);

@@ -150,3 +150,13 @@ cke_isa cke_kernel_qslot_isa(int qtype, size_t slot) {
     qslot_arg a = {qtype, slot};
     return owner_isa(qslot, &a);
 }
+
+const char *cke_gemm_bf16_form(void) {
+    const __typeof__(cke_k()->gemm_bf16) g = cke_k()->gemm_bf16;
+    if (g == cke_gemm_bf16_ref) return "double sums";
+#if defined(CKE_ARCH_X86)
+    if (g == cke_gemm_bf16_avx512) return cke_gemm_bf16_uses_dp() ? "vdpbf16ps" : "FMAs";
+    if (g == cke_gemm_bf16_avx2) return "FMAs";
+#endif
+    return "portable";
+}

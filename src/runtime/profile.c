@@ -247,20 +247,10 @@ static void qlinear_name(int qtype, int64_t rows, int64_t K, char *out, size_t n
     snprintf(out, n, "%s %s %s%s", cke_isa_name(isa), q->name, path, vnni ? " vnni" : "");
 }
 
-/* Which form of gemm_bf16 the table runs (kernels/kdecl.h: cke_gemm_bf16_uses_dp on AVX-512) */
-int cke_gemm_bf16_uses_dp(void);
-static const char *bf16_form(cke_isa isa) {
-#if defined(__x86_64__)
-    if (isa == CKE_ISA_AVX512) return cke_gemm_bf16_uses_dp() ? "vdpbf16ps" : "FMAs";
-    if (isa == CKE_ISA_AVX2) return "FMAs";
-#endif
-    return isa == CKE_ISA_REF ? "double sums" : "portable";
-}
-
 void cke_prof_kernel_name(const ckm_prof_op *o, int qtype, int64_t rows, int train_bf16, char *out, size_t n) {
     if (train_bf16 && !strcmp(o->op, "linear") && (o->mode == CKE_PROF_TRAIN_FORWARD || o->mode == CKE_PROF_TRAIN_BACKWARD)) {
         cke_isa isa = cke_kernel_slot_isa(offsetof(cke_ktable, gemm_bf16));
-        snprintf(out, n, "%s bf16 gemm (%s%s)", cke_isa_name(isa), bf16_form(isa), o->mode == CKE_PROF_TRAIN_BACKWARD ? "; dX, dW" : "");
+        snprintf(out, n, "%s bf16 gemm (%s%s)", cke_isa_name(isa), cke_gemm_bf16_form(), o->mode == CKE_PROF_TRAIN_BACKWARD ? "; dX, dW" : "");
         return;
     }
     if (o->mode == CKE_PROF_TRAIN_BACKWARD) {
