@@ -189,7 +189,7 @@ cke_status cke_train_plan_new(cke_train_plan **out, const cke_plan *p, int64_t B
     /* 4. body schedule: forward positions for temps, reverse positions for gradients */
     int nbody = 0;
     int *body = malloc((size_t)ir->nn * sizeof(int));
-    int *ids = malloc((size_t)(tp->nb + ir->nv + 8) * sizeof(int));
+    int *ids = malloc((size_t)(tp->nb + ir->nv + 8) * sizeof(int)); /* temps (<= nb), then gradients (<= nv + 1) */
     if (!body || !ids) {
         free(body), free(ids), free(needed), free(needs_grad), free(needed_other);
         cke_train_plan_free(tp);
@@ -209,14 +209,8 @@ cke_status cke_train_plan_new(cke_train_plan **out, const cke_plan *p, int64_t B
             if (bi >= 0 && tp->b[bi].kind == CKE_TB_TEMP && tp->b[bi].last < s) tp->b[bi].last = s;
         }
     }
-    int *temp_ids = malloc((size_t)(nids > 0 ? nids : 1) * sizeof(int));
-    if (!temp_ids) {
-        free(body), free(ids), free(needed), free(needs_grad), free(needed_other);
-        cke_train_plan_free(tp);
-        return cke_fail(err, CKE_ERR_NOMEM, "out of memory");
-    }
-    memcpy(temp_ids, ids, (size_t)nids * sizeof(int));
-    const int ntemp = nids;
+    const int ntemp = nids; /* ids[0, ntemp): the temps; the gradients' ids follow */
+    int *gids = ids + ntemp;
 
     /* gradients of body values: backward position of node s is nbody-1-s. A value's gradient
      * is first written by the backward of its last consumer and read by its producer's. */
@@ -230,7 +224,7 @@ cke_status cke_train_plan_new(cke_train_plan **out, const cke_plan *p, int64_t B
         tp->grad_of[n->out] = g;
         tp->b[g].last = nbody - 1 - s;
         tp->b[g].first = nbody; /* lowered below */
-        ids[nids++] = g;
+        gids[nids++] = g;
     }
     /* the carried gradient: d(carry_out) enters the body, d(carry_in) leaves it, one buffer */
     {
@@ -240,7 +234,7 @@ cke_status cke_train_plan_new(cke_train_plan **out, const cke_plan *p, int64_t B
         tp->grad_of[tp->carry_in] = g;
         tp->b[g].first = 0;
         tp->b[g].last = nbody;
-        ids[nids++] = g;
+        gids[nids++] = g;
     }
     for (int s = 0; s < nbody; s++) {
         const cke_node *n = &ir->n[body[s]];
@@ -249,11 +243,10 @@ cke_status cke_train_plan_new(cke_train_plan **out, const cke_plan *p, int64_t B
             if (g >= 0 && n->in[k] != tp->carry_in && tp->b[g].first > nbody - 1 - s) tp->b[g].first = nbody - 1 - s;
         }
     }
-    size_t grad_top = place(tp->b, ids, nids, -1);
+    size_t grad_top = place(tp->b, gids, nids, -1);
     /* with recompute a layer's forward runs again in the backward, while the carried gradient
      * holds the layers above's result: its temps keep out of that buffer */
-    size_t temp_top = place(tp->b, temp_ids, ntemp, recompute ? tp->grad_of[tp->carry_out] : -1);
-    free(temp_ids);
+    size_t temp_top = place(tp->b, ids, ntemp, recompute ? tp->grad_of[tp->carry_out] : -1);
     tp->temp_bytes = temp_top > grad_top ? temp_top : grad_top;
 
     /* global gradients (epilogue values): own region after the temps; dlogits lives in logits */
