@@ -64,16 +64,17 @@ static long l2_bytes(void) {
 #endif
 }
 
-/* The packed B block's width: the ISA's NC, halved (down to 512 columns) while KC x NC floats
+/* The packed B block's width: the ISA's NC, halved (down to 256 columns) while KC x NC floats
  * take more than half of the L2, so that block and the A block stay there: a 2 MiB L2 (Sapphire
- * and Emerald Rapids) takes 1024 columns at KC 256, 1 MiB (Zen 4) 512. A wider block packs A
+ * and Emerald Rapids) takes 1024 columns at KC 256, 1 MiB (Zen 4) 512, 512 KiB (Zen 3) 256
+ * (+2-4% on the 110M training shapes there over 512, which filled its whole L2). A wider block packs A
  * fewer times (once per block) and touches C fewer times per K block: +3-9% on one core at the
  * 110M model's training shapes (docs/PERFORMANCE.md). NC only tiles N: the order in which
  * each C element is summed, and so its bits, do not depend on it. */
 static int64_t block_nc(const cke_gemm_isa *g, int64_t kc) {
     int64_t nc = g->NC;
     const long l2 = l2_bytes();
-    while (nc > 512 && nc % (2 * g->NR) == 0 && (l2 == 0 || (int64_t)kc * nc * (int64_t)sizeof(float) > l2 / 2)) nc /= 2;
+    while (nc > 256 && nc % (2 * g->NR) == 0 && (l2 == 0 || (int64_t)kc * nc * (int64_t)sizeof(float) > l2 / 2)) nc /= 2;
     return nc;
 }
 

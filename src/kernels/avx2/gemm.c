@@ -52,6 +52,18 @@ static inline __attribute__((always_inline)) void ukr_rows(const int mr, float *
         if (i < mr) {
             float *cr = C + i * ldc;
             __m256 x0, x1;
+            if (nr == NR) { /* a whole tile: plain loads and stores (masked ones are slow on AMD) */
+                if (beta == 0.0f) {
+                    x0 = _mm256_mul_ps(va, c0[i]);
+                    x1 = _mm256_mul_ps(va, c1[i]);
+                } else {
+                    x0 = _mm256_fmadd_ps(va, c0[i], _mm256_mul_ps(vb, _mm256_loadu_ps(cr)));
+                    x1 = _mm256_fmadd_ps(va, c1[i], _mm256_mul_ps(vb, _mm256_loadu_ps(cr + 8)));
+                }
+                _mm256_storeu_ps(cr, x0);
+                _mm256_storeu_ps(cr + 8, x1);
+                continue;
+            }
             if (beta == 0.0f) { /* overwrite: C is not read */
                 x0 = _mm256_mul_ps(va, c0[i]);
                 x1 = _mm256_mul_ps(va, c1[i]);
