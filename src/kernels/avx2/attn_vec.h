@@ -12,9 +12,9 @@
 #define VL 8
 typedef __m256 vf;
 typedef __m256 vmk; /* all-ones / all-zeros lanes */
-#define KA_MR 4     /* 4 x 2 tiles: 8 accumulators + 2 loads + broadcasts in 16 ymm */
+#define KA_MR 6     /* 6 x 2 tiles: 12 accumulators + 2 loads + a broadcast in 16 ymm */
 #define KA_NV 2
-#define KB_MR 4
+#define KB_MR 6
 #define KB_NV 2
 #define ISA_FN(x) x##_avx2
 
