@@ -17,12 +17,23 @@
 #define ATT_BK 64      /* keys per block: 4 zmm / 8 ymm columns of scores */
 #define ATT_MROWS 64   /* target rows per block (BQ * rep) */
 #define ATT_KSPLIT 512 /* keys per split in the single-query-block (decode) case */
+/* The backward keeps pass 1's score gradients for pass 2 when they take at most this many bytes
+ * (T 256, 12 heads: 3 MiB; about T 1100 at 12 heads reaches it); past it pass 2 recomputes them */
+#define ATT_DS_MAX ((size_t)64 << 20)
 
 typedef struct {
     int64_t rep, bq, m, nqb, nsplit, hdp; /* hdp: head_dim rounded up to 16 */
+    int64_t nkb;                            /* key blocks of ATT_BK */
+    int ds_keep;                            /* backward: dS tiles kept in shared[ds_off ..] */
+    size_t ds_off;
     size_t per_thread;                      /* bytes of private scratch per thread */
     size_t shared;                          /* bytes shared by all threads, placed first */
 } attn_plan;
+
+/* The kept dS tile [m, ATT_BK] of kv head g, query block qb, key block kb (plan.ds_keep) */
+static inline size_t attn_ds_tile(const attn_plan *p, int64_t g, int64_t qb, int64_t kb) {
+    return (size_t)(((g * p->nqb + qb) * p->nkb + kb) * p->m * ATT_BK);
+}
 
 static inline size_t attn_al64(size_t b) { return (b + 63) & ~(size_t)63; }
 
@@ -41,9 +52,20 @@ static inline attn_plan attn_make_plan(const cke_attn_shape *s, int bwd) {
     p.per_thread = 2 * attn_al64(hd * ATT_BK * f) + 2 * attn_al64(m * ATT_BK * f) +
                    attn_al64(m * (size_t)p.hdp * f) + 2 * attn_al64(m * f) +
                    attn_al64((3 * m + 4 * ATT_BK) * sizeof(void *));
-    if (bwd) /* D [n_head, T] = rowsum(dout * out) */
+    p.nkb = (s->Tk + ATT_BK - 1) / ATT_BK;
+    p.ds_keep = 0;
+    p.ds_off = 0;
+    if (bwd) { /* D [n_head, T] = rowsum(dout * out); then the kept dS tiles (no sliding window:
+                * pass 2's key blocks are then pass 1's) */
         p.shared = attn_al64((size_t)s->n_head * (size_t)s->T * f);
-    else if (p.nsplit > 1) /* partials per (kv head, split): acc [M, hdp], max [M], sum [M] */
+        size_t ds = 0;
+        int big = __builtin_mul_overflow((size_t)s->n_kv_head * (size_t)p.nqb, (size_t)p.nkb * m * ATT_BK * f, &ds);
+        if (s->window <= 0 && !big && ds <= ATT_DS_MAX) {
+            p.ds_keep = 1;
+            p.ds_off = p.shared;
+            p.shared += attn_al64(ds);
+        }
+    } else if (p.nsplit > 1) /* partials per (kv head, split): acc [M, hdp], max [M], sum [M] */
         p.shared = attn_al64((size_t)s->n_kv_head * (size_t)p.nsplit * m * ((size_t)p.hdp + 2) * f);
     else
         p.shared = 0;

@@ -521,6 +521,7 @@ void ISA_FN(cke_attn_bwd)(float *dq /* [T, n_head, hd] += */, float *dk /* [Tk, 
     const attn_plan pl = attn_make_plan(s, 1);
     unsigned char *base = ws_base(ws);
     float *D = (float *)base; /* [n_head, T] */
+    float *dsk = (float *)(base + pl.ds_off); /* kept dS tiles (pl.ds_keep) */
     const int64_t T = s->T, Tk = s->Tk, H = s->n_head, KV = s->n_kv_head, hd = s->head_dim;
     const int64_t rep = pl.rep, off = Tk - T, nkb = (Tk + ATT_BK - 1) / ATT_BK;
     const int64_t nfull = hd / VL * VL;
@@ -552,6 +553,9 @@ void ISA_FN(cke_attn_bwd)(float *dq /* [T, n_head, hd] += */, float *dk /* [Tk, 
             /* query rows that see some key of the block: p >= j0, p < j0 + nk - 1 + window */
             int64_t tlo = j0 - off > 0 ? j0 - off : 0, thi = T;
             if (s->window > 0 && j0 + nk - 1 + s->window - off < thi) thi = j0 + nk - 1 + s->window - off;
+            /* keeping dS: the rows go in pass 2's query blocks (rows before tlo see nothing and
+             * add exact zeros) */
+            if (pl.ds_keep) tlo = tlo / pl.bq * pl.bq;
             for (int64_t tb = tlo; tb < thi; tb += pl.bq) {
                 int64_t nt = thi - tb < pl.bq ? thi - tb : pl.bq, M = nt * rep;
                 bwd_rows(&c, q, dout, lse, D, s, rep, g, tb, nt);
@@ -560,6 +564,8 @@ void ISA_FN(cke_attn_bwd)(float *dq /* [T, n_head, hd] += */, float *dk /* [Tk, 
                 bwd_scores(&c, s, M, rep, off + tb, j0, nk);
                 kb(c.erow, c.S, 1, ATT_BK, c.brow, nk, M, hd);  /* dv += P^T dout */
                 kb(c.drow, c.S2, 1, ATT_BK, c.arow, nk, M, hd); /* dk += dS^T q */
+                if (pl.ds_keep)
+                    memcpy(dsk + attn_ds_tile(&pl, g, tb / pl.bq, j0 / ATT_BK), c.S2, (size_t)(M * ATT_BK) * sizeof(float));
             }
         }
         /* pass 2: dq of query block qb, heads of kv head g */
@@ -576,6 +582,10 @@ void ISA_FN(cke_attn_bwd)(float *dq /* [T, n_head, hd] += */, float *dk /* [Tk, 
                 for (int64_t jj = 0; jj < nk; jj++) {
                     c.krow[jj] = k + ((j0 + jj) * KV + g) * hd;
                     c.vrow[jj] = v + ((j0 + jj) * KV + g) * hd;
+                }
+                if (pl.ds_keep) { /* pass 1's dS of these rows and keys: the same values */
+                    kb(c.crow, dsk + attn_ds_tile(&pl, g, tb / pl.bq, j0 / ATT_BK), ATT_BK, 1, c.krow, M, nk, hd);
+                    continue;
                 }
                 pack_t(c.Kt, c.krow, nk, hd, s->scale);
                 pack_t(c.Vt, c.vrow, nk, hd, 1.0f);
