@@ -13,10 +13,10 @@
  *           the block (all query heads of the group), recomputes P and dS, dv += P^T dO,
  *           dk += dS^T Q.
  *   pass 2, items (kv head, query block): owns its dq rows; loops over its key blocks,
- *           recomputes P and dS, dq += dS K.
- * This costs one extra Q.K^T and dO.V^T product (7 instead of 5 matmuls) but needs no atomics and
- * no per-thread dq partials, and every output element is summed by one thread in a fixed order,
- * independent of nth: results are bitwise identical for any thread count. */
+ *           dq += dS K, with the dS tiles pass 1 kept (plan.ds_keep: up to ATT_DS_MAX bytes,
+ *           no sliding window), else recomputing P and dS (7 matmuls instead of 5).
+ * No atomics and no per-thread dq partials: every output element is summed by one thread in a
+ * fixed order, independent of nth: results are bitwise identical for any thread count. */
 #include "attn_plan.h"
 
 #include <math.h>
