@@ -523,7 +523,7 @@ void ISA_FN(cke_attn_bwd)(float *dq /* [T, n_head, hd] += */, float *dk /* [Tk, 
     float *D = (float *)base; /* [n_head, T] */
     float *dsk = (float *)(base + pl.ds_off); /* kept dS tiles (pl.ds_keep) */
     const int64_t T = s->T, Tk = s->Tk, H = s->n_head, KV = s->n_kv_head, hd = s->head_dim;
-    const int64_t rep = pl.rep, off = Tk - T, nkb = (Tk + ATT_BK - 1) / ATT_BK;
+    const int64_t rep = pl.rep, off = Tk - T, nkb = pl.nkb;
     const int64_t nfull = hd / VL * VL;
 #pragma omp parallel num_threads(nth) if (nth > 1)
     {
