@@ -51,28 +51,22 @@ static inline __attribute__((always_inline)) void ukr_rows(const int mr, float *
     for (int i = 0; i < MR; i++) {
         if (i < mr) {
             float *cr = C + i * ldc;
-            __m256 x0, x1;
-            if (nr == NR) { /* a whole tile: plain loads and stores (masked ones are slow on AMD) */
-                if (beta == 0.0f) {
-                    x0 = _mm256_mul_ps(va, c0[i]);
-                    x1 = _mm256_mul_ps(va, c1[i]);
-                } else {
-                    x0 = _mm256_fmadd_ps(va, c0[i], _mm256_mul_ps(vb, _mm256_loadu_ps(cr)));
-                    x1 = _mm256_fmadd_ps(va, c1[i], _mm256_mul_ps(vb, _mm256_loadu_ps(cr + 8)));
-                }
+            /* a whole tile loads and stores plainly, an edge tile under masks (slow on AMD) */
+            const int whole = nr == NR;
+            __m256 x0 = _mm256_mul_ps(va, c0[i]), x1 = _mm256_mul_ps(va, c1[i]);
+            if (beta != 0.0f) { /* beta == 0 overwrites: C is not read */
+                __m256 p0 = whole ? _mm256_loadu_ps(cr) : _mm256_maskload_ps(cr, m0);
+                __m256 p1 = whole ? _mm256_loadu_ps(cr + 8) : _mm256_maskload_ps(cr + 8, m1);
+                x0 = _mm256_fmadd_ps(va, c0[i], _mm256_mul_ps(vb, p0));
+                x1 = _mm256_fmadd_ps(va, c1[i], _mm256_mul_ps(vb, p1));
+            }
+            if (whole) {
                 _mm256_storeu_ps(cr, x0);
                 _mm256_storeu_ps(cr + 8, x1);
-                continue;
-            }
-            if (beta == 0.0f) { /* overwrite: C is not read */
-                x0 = _mm256_mul_ps(va, c0[i]);
-                x1 = _mm256_mul_ps(va, c1[i]);
             } else {
-                x0 = _mm256_fmadd_ps(va, c0[i], _mm256_mul_ps(vb, _mm256_maskload_ps(cr, m0)));
-                x1 = _mm256_fmadd_ps(va, c1[i], _mm256_mul_ps(vb, _mm256_maskload_ps(cr + 8, m1)));
+                _mm256_maskstore_ps(cr, m0, x0);
+                _mm256_maskstore_ps(cr + 8, m1, x1);
             }
-            _mm256_maskstore_ps(cr, m0, x0);
-            _mm256_maskstore_ps(cr + 8, m1, x1);
         }
     }
 }
