@@ -58,8 +58,9 @@ static inline attn_plan attn_make_plan(const cke_attn_shape *s, int bwd) {
     if (bwd) { /* D [n_head, T] = rowsum(dout * out); then the kept dS tiles (no sliding window:
                 * pass 2's key blocks are then pass 1's) */
         p.shared = attn_al64((size_t)s->n_head * (size_t)s->T * f);
-        size_t ds = 0;
-        int big = __builtin_mul_overflow((size_t)s->n_kv_head * (size_t)p.nqb, (size_t)p.nkb * m * ATT_BK * f, &ds);
+        size_t ds = m * ATT_BK * f; /* one tile */
+        int big = __builtin_mul_overflow(ds, (size_t)p.nkb, &ds) | __builtin_mul_overflow(ds, (size_t)p.nqb, &ds) |
+                  __builtin_mul_overflow(ds, (size_t)s->n_kv_head, &ds);
         if (s->window <= 0 && !big && ds <= ATT_DS_MAX) {
             p.ds_keep = 1;
             p.ds_off = p.shared;
